@@ -1,0 +1,165 @@
+"""`python manage.py studio`: migrate, seed the demo and run the whole studio on this machine.
+
+Starts, as child processes, the web server (gunicorn, static files by whitenoise), a Celery
+worker for the studio's own tasks and the periodic scheduler (Celery beat). Ctrl-C stops them all.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from studio.demo import demo_seed
+from studio.services import worker_check_request
+
+# scikit-learn's OpenMP/BLAS threads in several processes on a few cores slow everything down.
+SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
+
+
+class Command(BaseCommand):
+    help = "Run Studio: web server, worker and scheduler, on embedded defaults unless configured."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", "8000")))
+        parser.add_argument("--web-workers", type=int, default=int(os.environ.get("STUDIO_WEB_WORKERS", "2")))
+        parser.add_argument("--no-worker", action="store_true", help="Start no Celery worker (workers run elsewhere).")
+        parser.add_argument("--no-beat", action="store_true", help="Start no scheduler (it runs elsewhere).")
+
+    def handle(self, *args, **options):
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        seed = demo_seed()
+
+        env = {**os.environ, **SINGLE_THREAD_ENV, "DJANGO_SETTINGS_MODULE": "studio.settings"}
+        bin_dir = os.path.dirname(sys.executable)
+        address = f"{options['host']}:{options['port']}"
+        self._start(
+            "web",
+            [
+                os.path.join(bin_dir, "gunicorn"),
+                "studio.wsgi:application",
+                "--bind",
+                address,
+                "--workers",
+                str(options["web_workers"]),
+                "--threads",
+                "4",
+                "--timeout",
+                "120",
+                "--access-logfile",
+                "-",
+                "--log-level",
+                "warning",
+            ],
+            env,
+        )
+        if not options["no_worker"]:
+            self._start(
+                "worker",
+                [
+                    os.path.join(bin_dir, "celery"),
+                    "-A",
+                    "studio",
+                    "worker",
+                    "--queues",
+                    settings.CELERY_TASK_DEFAULT_QUEUE,
+                    "--concurrency",
+                    "2",
+                    "--hostname",
+                    "system@%h",
+                    "--loglevel",
+                    "INFO",
+                ],
+                env,
+            )
+        if not options["no_beat"]:
+            self._start(
+                "scheduler",
+                [
+                    os.path.join(bin_dir, "celery"),
+                    "-A",
+                    "studio",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    settings.CELERY_BEAT_SCHEDULE_FILENAME,
+                ],
+                env,
+            )
+
+        worker_check_request()  # a first canary, so Home shows worker health right away
+        host = "localhost" if options["host"] in ("127.0.0.1", "0.0.0.0") else options["host"]  # noqa: S104
+        self._banner(f"http://{host}:{options['port']}/", seed)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            while True:
+                for name, proc in self.children:
+                    if proc.poll() is not None:
+                        self.stderr.write(f"The {name} process exited with code {proc.returncode}; stopping Studio.")
+                        self._stop_all()
+                        sys.exit(1)
+                time.sleep(0.5)
+        except _Stop:
+            self._stop_all()
+            self.stdout.write("Studio stopped.")
+
+    def _start(self, name, argv, env):
+        # A session of its own, so we decide when it stops (and a Ctrl-C reaches it once, from us).
+        proc = subprocess.Popen(argv, env=env, start_new_session=True)
+        self.children.append((name, proc))
+
+    def _banner(self, url, seed):
+        lines = [
+            "",
+            "Studio is running.",
+            f"  Open:     {url}",
+            f"  Login:    {seed.username}",
+        ]
+        if seed.password:
+            lines.append(f"  Password: {seed.password}    (shown once: keep it, or change it after signing in)")
+        else:
+            lines.append("  Password: the one printed on the first run (reset: python manage.py changepassword admin)")
+        broker = "embedded (filesystem)" if settings.EMBEDDED_BROKER else settings.CELERY_BROKER_URL.split("@")[-1]
+        lines += [
+            f"  Data:     {settings.DATA_DIR}",
+            f"  Broker:   {broker}",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()
+
+    def _on_signal(self, signum, frame):
+        raise _Stop()
+
+    def _stop_all(self):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for _, proc in self.children:
+            if proc.poll() is None:
+                proc.terminate()  # each parent (gunicorn, celery) shuts its own children down
+        deadline = time.monotonic() + 15
+        for _, proc in self.children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+class _Stop(Exception):
+    pass

@@ -1,0 +1,58 @@
+"""Personal API tokens and worker health checks."""
+
+from django.conf import settings
+from django.db import models
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only a prefix (to find it) and a SHA-256 of the secret are kept (R5)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class WorkerCheck(models.Model):
+    """A canary task's round trip: requested by a user or the scheduler, completed by a worker.
+
+    Its freshness tells whether workers are consuming, not merely connected.
+    """
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    worker = models.CharField(max_length=200, blank=True)
+    broker = models.CharField(max_length=50, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"worker check #{self.pk}"
+
+    @property
+    def is_overdue(self) -> bool:
+        """Still waiting after 30 s: no worker is consuming this broker's queue."""
+        from django.utils import timezone
+
+        return self.completed_at is None and (timezone.now() - self.requested_at).total_seconds() > 30
+
+    @property
+    def round_trip_ms(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.requested_at).total_seconds() * 1000

@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from . import views
+
+admin.site.site_header = "Studio administration"
+admin.site.site_title = "Studio admin"
+
+api_v1 = [
+    path("", include("studio.api.urls")),
+    path("", include("workspaces.api.urls")),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("health/", views.health, name="health"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("account/tokens/", views.token_list, name="token-list"),
+    path("account/tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path("worker-checks/", views.worker_check_create, name="worker-check-create"),
+    path("worker-checks/<int:check_id>/", views.worker_check_detail, name="worker-check-detail"),
+    path("w/", include("workspaces.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    # The schema is an API (401 without credentials); the docs page is a page (login redirect).
+    # The split Swagger view serves its start-up script as a file, so the CSP needs no inline script.
+    path("api/schema/", login_not_required(SpectacularAPIView.as_view()), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,80 @@
+"""Pages of the shell: Home, account (API tokens), worker check; and the anonymous health probe."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from workspaces.selectors import activity_recent_for_user, workspace_list_for_user
+
+from . import selectors, services
+from .forms import TokenForm
+
+
+@require_GET
+def home(request):
+    return render(
+        request,
+        "studio/home.html",
+        {
+            "workspaces": workspace_list_for_user(user=request.user),
+            "activities": activity_recent_for_user(user=request.user),
+            "health": selectors.health_get(),
+        },
+    )
+
+
+@login_not_required
+@require_GET
+def health(request):
+    """Anonymous probe for load balancers: database up and workers consuming (canary fresh)."""
+    state = selectors.health_get()
+    last = state.last_canary.completed_at.isoformat() if state.last_canary else None
+    body = {
+        "ok": state.ok,
+        "database": state.database,
+        "workers_consuming": state.workers_consuming,
+        "last_canary_at": last,
+    }
+    return JsonResponse(body, status=200 if state.database else 503)
+
+
+@require_POST
+def worker_check_create(request):
+    check = services.worker_check_request(user=request.user)
+    return render(request, "studio/_worker_check.html", {"check": check})
+
+
+@require_GET
+def worker_check_detail(request, check_id):
+    check = selectors.worker_check_get(user=request.user, check_id=check_id)
+    return render(request, "studio/_worker_check.html", {"check": check})
+
+
+@require_http_methods(["GET", "POST"])
+def token_list(request):
+    form = TokenForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = services.token_create(user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Token “{issued.token.name}” created. Copy it now: it will not be shown again.")
+            form = TokenForm()
+    return render(
+        request,
+        "studio/tokens.html",
+        {"form": form, "issued": issued, "tokens": selectors.token_list(user=request.user)},
+    )
+
+
+@require_POST
+def token_revoke(request, token_id):
+    token = services.token_revoke(user=request.user, token=selectors.token_get(user=request.user, token_id=token_id))
+    messages.success(request, f"Token “{token.name}” revoked. Programs using it are now refused.")
+    return redirect("token-list")

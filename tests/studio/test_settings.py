@@ -1,0 +1,69 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+
+from studio.settings import ImproperlyConfiguredEnv, env_bool, env_int
+from tests.conftest import REPO
+
+
+def test_env_helpers_fail_loudly(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfiguredEnv, match="X_FLAG"):
+        env_bool("X_FLAG")
+    monkeypatch.setenv("X_NUM", "ten")
+    with pytest.raises(ImproperlyConfiguredEnv, match="X_NUM"):
+        env_int("X_NUM", 1)
+    monkeypatch.setenv("X_FLAG", "TRUE")
+    assert env_bool("X_FLAG") is True
+
+
+@pytest.mark.django_db
+def test_sqlite_runs_in_wal_mode():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+
+
+def _manage(args, env_overrides, tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DEBUG", "SECRET_KEY", "STUDIO_HTTPS", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
+    env.update({"STUDIO_DATA_DIR": str(tmp_path), **env_overrides})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_profile_passes_check_deploy(tmp_path):
+    result = _manage(
+        ["check", "--deploy", "--fail-level", "WARNING"],
+        {
+            "SECRET_KEY": "x" * 30 + "-production-secret-key-with-enough-entropy-0123456789",
+            "STUDIO_HTTPS": "true",
+            "ALLOWED_HOSTS": "studio.example.com",
+            "DEBUG": "false",
+        },
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    first = _manage(["shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)"], {}, tmp_path)
+    second = _manage(["shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)"], {}, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and len(first.stdout.strip()) >= 50
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_bad_setting_stops_start_up_with_its_name(tmp_path):
+    result = _manage(["check"], {"DEBUG": "perhaps"}, tmp_path)
+    assert result.returncode != 0 and "DEBUG='perhaps'" in result.stderr

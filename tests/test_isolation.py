@@ -1,0 +1,55 @@
+"""Every workspace-scoped API route: a non-member gets 404 and a Reader gets 403 on writes.
+
+Routes are found by walking the URLconf, so a route added later is covered (or this test fails
+until `sample_ids` knows how to fill its parameters).
+"""
+
+import pytest
+
+from tests.routes import all_routes
+from workspaces.models import Membership
+
+pytestmark = pytest.mark.django_db
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def sample_ids(workspace) -> dict:
+    """Real ids of objects inside `workspace`, one per URL parameter name."""
+    return {
+        "workspace_id": workspace.pk,
+        "member_id": Membership.objects.get(workspace=workspace, user__username="alice").pk,
+    }
+
+
+def workspace_routes():
+    return [r for r in all_routes() if r.pattern.startswith("api/") and "workspace_id" in r.params]
+
+
+def test_the_api_has_workspace_scoped_routes():
+    assert len(workspace_routes()) >= 4
+
+
+def test_every_workspace_route_hides_the_workspace_from_non_members(api, outsider, reader, workspace):
+    client = api(outsider)
+    ids = sample_ids(workspace)
+    checked = 0
+    for route in workspace_routes():
+        missing = set(route.params) - set(ids)
+        assert not missing, f"sample_ids() cannot fill {missing} for {route.pattern}"
+        for method in route.methods():
+            response = client.generic(method, route.url(ids), "{}", content_type="application/json")
+            assert response.status_code == 404, (method, route.pattern, response.status_code)
+            assert response.json()["error"]["code"] == "not_found"
+            checked += 1
+    assert checked >= 8
+
+
+def test_every_workspace_route_refuses_writes_to_a_reader(api, reader, workspace):
+    client = api(reader)
+    ids = sample_ids(workspace)
+    for route in workspace_routes():
+        for method in set(route.methods()) & WRITE_METHODS:
+            response = client.generic(method, route.url(ids), "{}", content_type="application/json")
+            assert response.status_code == 403, (method, route.pattern, response.status_code)
+    assert Membership.objects.filter(workspace=workspace).count() == 3

@@ -1,0 +1,55 @@
+"""The one policy table: role x action x workspace object, enforced by services."""
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from workspaces.models import Role
+from workspaces.policy import ALLOWED_ACTIONS, Action, require, role_allows
+
+EXPECTED = {
+    (Role.OWNER, Action.VIEW): True,
+    (Role.OWNER, Action.WRITE): True,
+    (Role.OWNER, Action.ADMINISTER): True,
+    (Role.CONTRIBUTOR, Action.VIEW): True,
+    (Role.CONTRIBUTOR, Action.WRITE): True,
+    (Role.CONTRIBUTOR, Action.ADMINISTER): False,
+    (Role.READER, Action.VIEW): True,
+    (Role.READER, Action.WRITE): False,
+    (Role.READER, Action.ADMINISTER): False,
+}
+
+
+def test_policy_table_is_exactly_the_documented_one():
+    assert set(ALLOWED_ACTIONS) == set(Role.values)
+    for (role, action), allowed in EXPECTED.items():
+        assert role_allows(role, action) is allowed, (role, action)
+
+
+def test_no_role_allows_nothing():
+    assert not any(role_allows(None, action) for action in Action.ALL)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("who", "action", "outcome"),
+    [
+        ("owner", Action.ADMINISTER, "ok"),
+        ("contributor", Action.WRITE, "ok"),
+        ("contributor", Action.ADMINISTER, "forbidden"),
+        ("reader", Action.VIEW, "ok"),
+        ("reader", Action.WRITE, "forbidden"),
+        ("outsider", Action.VIEW, "not_found"),
+        ("outsider", Action.ADMINISTER, "not_found"),
+    ],
+)
+def test_require_gives_404_to_outsiders_and_403_to_roles_without_the_action(persona, workspace, who, action, outcome):
+    user = persona[who]
+    if outcome == "ok":
+        assert require(user, workspace, action) in Role.values
+    elif outcome == "forbidden":
+        with pytest.raises(PermissionDenied):
+            require(user, workspace, action)
+    else:
+        with pytest.raises(Http404):
+            require(user, workspace, action)

@@ -1,0 +1,75 @@
+"""Read queries for workspaces, always scoped to the workspaces the user is a member of."""
+
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.http import Http404
+
+from .models import Activity, Membership, Workspace
+from .policy import Action, require
+
+
+def _role_subquery(user):
+    return Subquery(Membership.objects.filter(workspace=OuterRef("pk"), user=user).values("role")[:1])
+
+
+def _count_subquery(model, field: str = "workspace"):
+    return Subquery(
+        model.objects.filter(**{field: OuterRef("pk")}).order_by().values(field).annotate(n=Count("pk")).values("n")[:1]
+    )
+
+
+def workspace_list_for_user(*, user) -> QuerySet[Workspace]:
+    """The user's workspaces with their role and member count (one query)."""
+    if not user.is_authenticated:
+        return Workspace.objects.none()
+    return (
+        Workspace.objects.filter(memberships__user=user)
+        .annotate(role=_role_subquery(user), member_count=_count_subquery(Membership))
+        .order_by("name", "id")
+    )
+
+
+def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW) -> Workspace:
+    """Fetch-and-authorise: the workspace if the user may do `action` in it.
+
+    A non-member gets Http404 whether or not the workspace exists; a member whose role lacks
+    the action gets PermissionDenied.
+    """
+    try:
+        workspace_id = int(workspace_id)
+    except (TypeError, ValueError):
+        raise Http404("Workspace not found.") from None
+    workspace = (
+        Workspace.objects.filter(pk=workspace_id)
+        .annotate(role=_role_subquery(user), member_count=_count_subquery(Membership))
+        .first()
+        if user.is_authenticated
+        else None
+    )
+    if workspace is None or workspace.role is None:
+        raise Http404("Workspace not found.")
+    workspace._role_cache = (user.pk, workspace.role)
+    require(user, workspace, action)
+    return workspace
+
+
+def member_list(*, workspace: Workspace) -> QuerySet[Membership]:
+    return Membership.objects.filter(workspace=workspace).select_related("user", "added_by").order_by("user__username")
+
+
+def member_get(*, workspace: Workspace, member_id) -> Membership:
+    try:
+        return member_list(workspace=workspace).get(pk=int(member_id))
+    except (Membership.DoesNotExist, TypeError, ValueError):
+        raise Http404("Member not found.") from None
+
+
+def activity_list_for_workspace(*, workspace: Workspace) -> QuerySet[Activity]:
+    return Activity.objects.filter(workspace=workspace).select_related("actor", "workspace")
+
+
+def activity_recent_for_user(*, user, limit: int = 15) -> QuerySet[Activity]:
+    return (
+        Activity.objects.filter(workspace__memberships__user=user)
+        .select_related("actor", "workspace")
+        .order_by("-created_at", "-id")[:limit]
+    )

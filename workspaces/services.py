@@ -1,0 +1,171 @@
+"""State changes for workspaces and members. Each service checks the actor's role itself (R4)."""
+
+import shutil
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import Activity, Membership, Role, Workspace
+from .policy import Action, require
+
+
+def activity_record(*, workspace: Workspace, actor, verb: str, summary: str) -> Activity:
+    """Append one line to the workspace's history (shown on Home and the workspace page)."""
+    return Activity.objects.create(
+        workspace=workspace,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        verb=verb,
+        summary=summary[:300],
+    )
+
+
+def _clean_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError({"name": ["A workspace needs a name."]})
+    name = name.strip()
+    if len(name) > 100:
+        raise ValidationError({"name": ["Use at most 100 characters."]})
+    return name
+
+
+def _clean_description(description) -> str:
+    description = description or ""
+    if not isinstance(description, str):
+        raise ValidationError({"description": ["The description must be text."]})
+    if len(description) > 2000:
+        raise ValidationError({"description": ["Use at most 2,000 characters."]})
+    return description
+
+
+def workspace_create(*, actor, name: str, description: str = "") -> Workspace:
+    """Create a workspace owned by `actor`."""
+    if actor is None or not actor.is_authenticated:
+        raise ValidationError("Sign in to create a workspace.")
+    with transaction.atomic():
+        workspace = Workspace(name=_clean_name(name), description=_clean_description(description), created_by=actor)
+        workspace.full_clean()
+        workspace.save()
+        Membership.objects.create(workspace=workspace, user=actor, role=Role.OWNER, added_by=actor)
+        activity_record(
+            workspace=workspace, actor=actor, verb="created", summary=f"{actor} created the workspace {workspace.name}"
+        )
+    return workspace
+
+
+def workspace_update(
+    *, actor, workspace: Workspace, name: str | None = None, description: str | None = None
+) -> Workspace:
+    """Rename or describe a workspace (Owners)."""
+    require(actor, workspace, Action.ADMINISTER)
+    changes = []
+    if name is not None:
+        name = _clean_name(name)
+        if name != workspace.name:
+            changes.append(f"renamed it from {workspace.name} to {name}")
+            workspace.name = name
+    if description is not None:
+        description = _clean_description(description)
+        if description != workspace.description:
+            changes.append("changed its description")
+            workspace.description = description
+    if changes:
+        with transaction.atomic():
+            workspace.full_clean()
+            workspace.save(update_fields=["name", "description", "updated_at"])
+            activity_record(
+                workspace=workspace, actor=actor, verb="updated", summary=f"{actor} " + " and ".join(changes)
+            )
+    return workspace
+
+
+def workspace_artifact_dir(workspace_id: int):
+    """The directory that holds every file of a workspace, under the one artifact root (R1)."""
+    return settings.ARTIFACT_ROOT / "workspaces" / str(int(workspace_id))
+
+
+def workspace_delete(*, actor, workspace: Workspace) -> None:
+    """Delete a workspace with everything in it (Owners). Its files go once the rows are gone."""
+    require(actor, workspace, Action.ADMINISTER)
+    folder = workspace_artifact_dir(workspace.pk)
+    with transaction.atomic():
+        workspace.delete()
+        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def _owner_count(workspace: Workspace) -> int:
+    return Membership.objects.filter(workspace=workspace, role=Role.OWNER).count()
+
+
+def _clean_role(role) -> str:
+    if role not in Role.values:
+        raise ValidationError({"role": [f"Choose one of: {', '.join(Role.values)}."]})
+    return role
+
+
+def member_add(*, actor, workspace: Workspace, username: str, role: str) -> Membership:
+    """Add an existing user to the workspace with a role (Owners)."""
+    require(actor, workspace, Action.ADMINISTER)
+    role = _clean_role(role)
+    if not isinstance(username, str) or not username.strip():
+        raise ValidationError({"username": ["Give the username of the person to add."]})
+    User = get_user_model()
+    user = User.objects.filter(username=username.strip(), is_active=True).first()
+    if user is None:
+        raise ValidationError({"username": [f"No active user is called {username.strip()!r}."]})
+    with transaction.atomic():
+        if Membership.objects.filter(workspace=workspace, user=user).exists():
+            raise ValidationError({"username": [f"{user.username} is already a member; change their role instead."]})
+        membership = Membership.objects.create(workspace=workspace, user=user, role=role, added_by=actor)
+        activity_record(
+            workspace=workspace,
+            actor=actor,
+            verb="member_added",
+            summary=f"{actor} added {user.username} as {Role(role).label}",
+        )
+    return membership
+
+
+def member_change_role(*, actor, workspace: Workspace, membership: Membership, role: str) -> Membership:
+    """Change a member's role (Owners). The last Owner cannot be demoted."""
+    require(actor, workspace, Action.ADMINISTER)
+    role = _clean_role(role)
+    if membership.workspace_id != workspace.pk:
+        raise ValidationError("That member belongs to another workspace.")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        if membership.role == role:
+            return membership
+        if membership.role == Role.OWNER and _owner_count(workspace) <= 1:
+            raise ValidationError({"role": ["The last Owner cannot be demoted; make someone else an Owner first."]})
+        membership.role = role
+        membership.save(update_fields=["role"])
+        activity_record(
+            workspace=workspace,
+            actor=actor,
+            verb="member_role_changed",
+            summary=f"{actor} made {membership.user.username} {Role(role).label}",
+        )
+    return membership
+
+
+def member_remove(*, actor, workspace: Workspace, membership: Membership) -> None:
+    """Remove a member (Owners), or leave (any member removing themselves).
+
+    The last Owner can neither be removed nor leave.
+    """
+    leaving = membership.user_id == actor.pk
+    require(actor, workspace, Action.VIEW if leaving else Action.ADMINISTER)
+    if membership.workspace_id != workspace.pk:
+        raise ValidationError("That member belongs to another workspace.")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+        if membership.role == Role.OWNER and _owner_count(workspace) <= 1:
+            raise ValidationError(
+                "The last Owner cannot leave or be removed; make someone else an Owner first, or delete the workspace."
+            )
+        membership.delete()
+        username = membership.user.username
+        summary = f"{username} left the workspace" if leaving else f"{actor} removed {username}"
+        activity_record(workspace=workspace, actor=actor, verb="member_removed", summary=summary)
