@@ -1,8 +1,5 @@
 """Services for accounts (API tokens) and worker health."""
 
-import hashlib
-import hmac
-import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,12 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import ApiToken, WorkerCheck
+from .secrets import secret_matches, secret_new, secret_split
 
 TOKEN_PREFIX = "stu"  # noqa: S105 - a label that makes leaked tokens easy to spot, not a secret
-
-
-def _hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -35,12 +29,11 @@ def token_create(*, user, name: str, expires_at: datetime | None = None) -> Issu
         raise ValidationError({"name": ["Use at most 100 characters."]})
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": ["The expiry must be in the future."]})
-    prefix = secrets.token_hex(6)
-    secret = secrets.token_urlsafe(32)
+    secret = secret_new(TOKEN_PREFIX)
     token = ApiToken.objects.create(
-        user=user, name=name.strip(), prefix=prefix, secret_hash=_hash_secret(secret), expires_at=expires_at
+        user=user, name=name.strip(), prefix=secret.prefix, secret_hash=secret.hash, expires_at=expires_at
     )
-    return IssuedToken(token=token, plaintext=f"{TOKEN_PREFIX}_{prefix}_{secret}")
+    return IssuedToken(token=token, plaintext=secret.plaintext)
 
 
 def token_revoke(*, user, token: ApiToken) -> ApiToken:
@@ -54,12 +47,12 @@ def token_revoke(*, user, token: ApiToken) -> ApiToken:
 
 def token_authenticate(plaintext: str) -> ApiToken | None:
     """The live token matching `plaintext`, or None. The secret is compared in constant time."""
-    parts = plaintext.split("_", 2)
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+    parts = secret_split(plaintext, TOKEN_PREFIX)
+    if parts is None:
         return None
-    _, prefix, secret = parts
+    prefix, random_part = parts
     token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
-    if token is None or not hmac.compare_digest(token.secret_hash, _hash_secret(secret)):
+    if token is None or not secret_matches(token.secret_hash, random_part):
         return None
     now = timezone.now()
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):

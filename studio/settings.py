@@ -305,7 +305,19 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-canary": {"task": "studio.tasks.worker_canary_task", "schedule": 30.0},
+    "jobs-reconcile": {"task": "training.tasks.reconcile_task", "schedule": 5.0},
 }
+
+# --- Compute and jobs -----------------------------------------------------------------------------
+# A node and a running job heartbeat this often; past the timeout the reconciler declares them lost.
+STUDIO_HEARTBEAT_SECONDS = env_float("STUDIO_HEARTBEAT_SECONDS", 2.0)
+STUDIO_HEARTBEAT_TIMEOUT = env_float("STUDIO_HEARTBEAT_TIMEOUT", 20.0)
+# A queued job whose message may have been lost is sent again after this long.
+STUDIO_REPUBLISH_AFTER = env_float("STUDIO_REPUBLISH_AFTER", 10.0)
+# How often the local agent scales clusters and starts or stops node processes.
+STUDIO_AGENT_INTERVAL = env_float("STUDIO_AGENT_INTERVAL", 0.25)
+STUDIO_JOB_MAX_ATTEMPTS = env_int("STUDIO_JOB_MAX_ATTEMPTS", 3)
+STUDIO_JOB_DEFAULT_TIME_LIMIT = env_int("STUDIO_JOB_DEFAULT_TIME_LIMIT", 3600)
 
 # --- Limits -------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

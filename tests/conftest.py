@@ -346,3 +346,81 @@ def login(page, username: str, password: str = PASSWORD):
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+# --- Compute: the local agent and the reconciler, running as they do in production ------------
+class BackgroundLoop:
+    """Runs `tick()` every `interval` seconds in a thread until stopped."""
+
+    def __init__(self, tick, interval: float):
+        import threading
+
+        self.tick, self.interval = tick, interval
+        self.stop_event = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        from django.db import connection as thread_connection
+
+        while not self.stop_event.wait(self.interval):
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - reported by the fixture
+                self.errors.append(exc)
+        thread_connection.close()
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def node_env(broker, studio_data_dir):
+    """Environment of node processes: the test database, data directory and broker."""
+    return {
+        "DATABASE_URL": _database_url(),
+        "STUDIO_DATA_DIR": str(studio_data_dir),
+        "CELERY_BROKER_URL": broker.url,
+        "STUDIO_HEARTBEAT_SECONDS": "0.5",
+        "STUDIO_HEARTBEAT_TIMEOUT": "4",
+    }
+
+
+@pytest.fixture
+def agent(node_env, studio_data_dir, settings, transactional_db):
+    """The local provisioner in a thread: it autoscales and starts real node worker processes."""
+    from compute.agent import LocalAgent
+
+    settings.STUDIO_HEARTBEAT_TIMEOUT = 4
+    log_dir = studio_data_dir / "node-logs"
+    log_dir.mkdir(exist_ok=True)
+    local = LocalAgent(log_dir=str(log_dir), extra_env=node_env)
+    loop = BackgroundLoop(local.tick, 0.1).start()
+    local.loop = loop
+    yield local
+    loop.stop()
+    local.stop_all(timeout=15)
+    assert not loop.errors, loop.errors
+
+
+@pytest.fixture
+def reconciler(settings, agent):
+    """The reconciler that Celery beat runs every few seconds in production, here every 0.5 s."""
+    from training.services import jobs_reconcile
+
+    settings.STUDIO_HEARTBEAT_TIMEOUT = 4
+    settings.STUDIO_REPUBLISH_AFTER = 2
+    loop = BackgroundLoop(jobs_reconcile, 0.5).start()
+    yield loop
+    loop.stop()
+    assert not loop.errors, loop.errors
+
+
+def node_log(studio_data_dir, node) -> str:
+    path = studio_data_dir / "node-logs" / f"node-{node.pk}.log"
+    return path.read_text(errors="replace") if path.exists() else ""

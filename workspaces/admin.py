@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Activity, Membership, Workspace
+from .models import Activity, DataAsset, DataVersion, Ingest, Membership, Workspace
 
 
 class MembershipInline(admin.TabularInline):
@@ -37,3 +37,30 @@ class ActivityAdmin(admin.ModelAdmin):
     list_select_related = ["workspace", "actor"]
     date_hierarchy = "created_at"
     raw_id_fields = ["workspace", "actor"]
+
+
+@admin.register(DataAsset)
+class DataAssetAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "created_by", "created_at", "updated_at"]
+    search_fields = ["name", "description", "workspace__name"]
+    list_select_related = ["workspace", "created_by"]
+    raw_id_fields = ["workspace", "created_by"]
+
+
+@admin.register(DataVersion)
+class DataVersionAdmin(admin.ModelAdmin):
+    list_display = ["asset", "version", "rows", "columns", "parquet_size", "source_format", "created_by", "created_at"]
+    list_filter = ["source_format", "created_at"]
+    search_fields = ["asset__name", "source_name", "description"]
+    list_select_related = ["asset", "created_by"]
+    raw_id_fields = ["asset", "derived_from", "created_by"]
+    readonly_fields = ["parquet_sha256"]
+
+
+@admin.register(Ingest)
+class IngestAdmin(admin.ModelAdmin):
+    list_display = ["id", "asset_name", "workspace", "status", "source_name", "source_size", "created_by", "created_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["asset_name", "source_name", "workspace__name"]
+    list_select_related = ["workspace", "created_by"]
+    raw_id_fields = ["workspace", "base_version", "job", "version", "created_by"]

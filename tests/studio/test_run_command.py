@@ -100,7 +100,7 @@ def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path
         assert status == 200 and "Sign in to Studio" in html
         assert sign_in(base, "admin", password)
         children = child_pids(proc.pid)
-        assert len(children) == 3  # web server, worker, scheduler
+        assert len(children) == 4  # web server, worker, scheduler, compute agent
     finally:
         stop(proc)
     assert proc.returncode == 0

@@ -1,7 +1,8 @@
 """`python manage.py studio`: migrate, seed the demo and run the whole studio on this machine.
 
 Starts, as child processes, the web server (gunicorn, static files by whitenoise), a Celery
-worker for the studio's own tasks and the periodic scheduler (Celery beat). Ctrl-C stops them all.
+worker for the studio's own tasks, the periodic scheduler (Celery beat) and the local compute
+agent, which starts and stops the compute clusters' node processes. Ctrl-C stops them all.
 """
 
 import os
@@ -36,6 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("STUDIO_WEB_WORKERS", "2")))
         parser.add_argument("--no-worker", action="store_true", help="Start no Celery worker (workers run elsewhere).")
         parser.add_argument("--no-beat", action="store_true", help="Start no scheduler (it runs elsewhere).")
+        parser.add_argument("--no-agent", action="store_true", help="Start no local provisioner (no local nodes).")
 
     def handle(self, *args, **options):
         self.children: list[tuple[str, subprocess.Popen]] = []
@@ -85,6 +87,19 @@ class Command(BaseCommand):
                 ],
                 env,
             )
+        if not options["no_agent"]:
+            (settings.DATA_DIR / "logs").mkdir(exist_ok=True)
+            self._start(
+                "agent",
+                [
+                    sys.executable,
+                    "manage.py",
+                    "compute_agent",
+                    "--log-dir",
+                    str(settings.DATA_DIR / "logs"),
+                ],
+                env,
+            )
         if not options["no_beat"]:
             self._start(
                 "scheduler",
@@ -120,7 +135,7 @@ class Command(BaseCommand):
 
     def _start(self, name, argv, env):
         # A session of its own, so we decide when it stops (and a Ctrl-C reaches it once, from us).
-        proc = subprocess.Popen(argv, env=env, start_new_session=True)
+        proc = subprocess.Popen(argv, env=env, start_new_session=True, cwd=settings.BASE_DIR)
         self.children.append((name, proc))
 
     def _banner(self, url, seed):
@@ -152,7 +167,7 @@ class Command(BaseCommand):
         for _, proc in self.children:
             if proc.poll() is None:
                 proc.terminate()  # each parent (gunicorn, celery) shuts its own children down
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         for _, proc in self.children:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -1,0 +1,181 @@
+"""The local provisioner: makes the autoscaler's decisions real on this machine.
+
+Each tick it runs the autoscaler, starts a Celery worker process for every node in REQUESTED
+state, stops the processes of nodes asked to leave (or deleted), and reports processes that died
+on their own as lost (their jobs are re-queued at once). Node processes are children of the
+agent: when the agent stops, they stop.
+"""
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from . import services
+from .models import Node, NodeStatus
+
+log = logging.getLogger("studio.agent")
+
+# scikit-learn's OpenMP/BLAS threads in several processes on a few cores slow everything down.
+SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
+
+
+def node_worker_argv(*, queue: str, node_name: str) -> list[str]:
+    """The command that makes this machine a node: one Celery worker, one job at a time."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "studio",
+        "worker",
+        "--queues",
+        queue,
+        "--hostname",
+        f"{node_name}@%h",
+        "--concurrency",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "--pool",
+        "prefork",
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "INFO",
+    ]
+
+
+@dataclass
+class LocalAgent:
+    log_dir: str | None = None
+    extra_env: dict = field(default_factory=dict)
+    children: dict[int, subprocess.Popen] = field(default_factory=dict)
+    stopping: dict[int, float] = field(default_factory=dict)  # node id -> when we sent SIGTERM
+
+    def tick(self) -> None:
+        services.autoscale()
+        self._start_requested()
+        self._stop_leaving()
+        self._reap_exited()
+
+    def run_forever(self, should_stop=lambda: False) -> None:
+        while not should_stop():
+            close_old_connections()
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the agent must outlive a failed tick (e.g. DB busy)
+                log.exception("agent tick failed")
+            time.sleep(settings.STUDIO_AGENT_INTERVAL)
+
+    def _start_requested(self) -> None:
+        requested = Node.objects.filter(status=NodeStatus.REQUESTED, provisioner="local").select_related(
+            "target", "target__workspace"
+        )
+        for node in requested:
+            env = {
+                **os.environ,
+                **SINGLE_THREAD_ENV,
+                **self.extra_env,
+                "STUDIO_NODE_ID": str(node.pk),
+                "DJANGO_SETTINGS_MODULE": "studio.settings",
+            }
+            env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            out = subprocess.DEVNULL
+            if self.log_dir:
+                out = open(os.path.join(self.log_dir, f"node-{node.pk}.log"), "ab")  # noqa: SIM115
+            proc = subprocess.Popen(
+                node_worker_argv(queue=node.target.queue, node_name=node.name),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=settings.BASE_DIR,
+            )
+            self.children[node.pk] = proc
+            services.node_mark_started(node=node, pid=proc.pid, hostname=socket.gethostname())
+            log.info("started %s for %s (pid %s)", node.name, node.target.name, proc.pid)
+
+    def _stop_leaving(self) -> None:
+        if not self.children:
+            return
+        wanted = dict(Node.objects.filter(pk__in=list(self.children)).values_list("pk", "status"))
+        now = time.monotonic()
+        for node_id, proc in list(self.children.items()):
+            status = wanted.get(node_id)  # None: the node (or its target) was deleted
+            if status in (NodeStatus.STARTING, NodeStatus.IDLE, NodeStatus.BUSY):
+                continue
+            if proc.poll() is not None:
+                continue
+            sent = self.stopping.get(node_id)
+            if sent is None:
+                proc.terminate()  # Celery's warm shutdown
+                self.stopping[node_id] = now
+            elif now - sent > 20:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def _reap_exited(self) -> None:
+        for node_id, proc in list(self.children.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self.children[node_id]
+            asked = self.stopping.pop(node_id, None) is not None
+            if asked:
+                services.node_mark_stopped(node_id=node_id, reason="stopped by the autoscaler")
+            else:
+                services.node_mark_stopped(node_id=node_id, reason=f"worker process exited (code {code})", lost=True)
+                log.warning("node-%s exited unexpectedly with code %s", node_id, code)
+
+    def stop_all(self, timeout: float = 10) -> None:
+        """Stop every node process this agent started (on Ctrl-C of the run command)."""
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + timeout
+        for node_id, proc in list(self.children.items()):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            services.node_mark_stopped(node_id=node_id, reason="the studio was stopped")
+        self.children.clear()
+
+
+def recover_after_restart() -> int:
+    """At start-up, nodes this machine's previous agent left behind have no process any more."""
+    count = 0
+    for node in Node.objects.filter(provisioner="local", status__in=NodeStatus.live() + [NodeStatus.LEAVING]):
+        if node.status == NodeStatus.REQUESTED:
+            continue
+        if node.pid and node.hostname == socket.gethostname() and _is_node_process(node.pid, node.name):
+            try:
+                os.killpg(node.pid, signal.SIGTERM)
+            except OSError:
+                pass
+        services.node_mark_stopped(node_id=node.pk, reason="the studio restarted", lost=True)
+        count += 1
+    return count
+
+
+def _is_node_process(pid: int, node_name: str) -> bool:
+    """Is `pid` still that node's worker (and not a process that reused the number)?"""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return f"{node_name}@".encode() in fh.read()
+    except OSError:
+        return False

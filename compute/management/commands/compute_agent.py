@@ -1,0 +1,31 @@
+"""`python manage.py compute_agent`: the local provisioner (the run command starts one)."""
+
+import signal
+
+from django.core.management.base import BaseCommand
+
+from compute.agent import LocalAgent, recover_after_restart
+
+
+class Command(BaseCommand):
+    help = "Scale clusters and start/stop their node processes on this machine until stopped."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--log-dir", default=None, help="Write each node's worker log to this folder.")
+
+    def handle(self, *args, log_dir=None, **options):
+        stop = {"now": False}
+
+        def on_signal(signum, frame):
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        recovered = recover_after_restart()
+        if recovered:
+            self.stdout.write(f"Marked {recovered} node(s) of a previous run as lost.")
+        agent = LocalAgent(log_dir=log_dir)
+        try:
+            agent.run_forever(should_stop=lambda: stop["now"])
+        finally:
+            agent.stop_all()

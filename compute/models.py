@@ -1,0 +1,169 @@
+"""Compute targets, their nodes (real Celery worker processes) and metered node time."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+
+@dataclass(frozen=True)
+class NodeSize:
+    key: str
+    label: str
+    cores: int
+    memory_gib: int
+    price_per_hour: Decimal  # dedicated price; low priority costs LOW_PRIORITY_DISCOUNT of it
+
+
+NODE_SIZES = {
+    size.key: size
+    for size in (
+        NodeSize("small", "Small — 1 core, 2 GiB", 1, 2, Decimal("0.05")),
+        NodeSize("medium", "Medium — 2 cores, 8 GiB", 2, 8, Decimal("0.19")),
+        NodeSize("large", "Large — 4 cores, 16 GiB", 4, 16, Decimal("0.38")),
+        NodeSize("xlarge", "X-Large — 8 cores, 32 GiB", 8, 32, Decimal("0.76")),
+    )
+}
+LOW_PRIORITY_DISCOUNT = Decimal("0.2")
+
+
+class TargetKind(models.TextChoices):
+    INSTANCE = "instance", "Compute instance"
+    CLUSTER = "cluster", "Compute cluster"
+    INFERENCE = "inference", "Inference cluster"
+    ATTACHED = "attached", "Attached compute"
+
+
+class Priority(models.TextChoices):
+    DEDICATED = "dedicated", "Dedicated"
+    LOW = "low", "Low priority"
+
+
+class ComputeTarget(models.Model):
+    """Where work runs. Clusters and instances get nodes from the local provisioner; attached
+    compute brings its own nodes (machines that join with a token); inference clusters hold the
+    serving replicas of deployments."""
+
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="compute_targets")
+    name = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20, choices=TargetKind.choices)
+    description = models.CharField(max_length=500, blank=True)
+    size = models.CharField(max_length=20, default="small")
+    priority = models.CharField(max_length=20, choices=Priority.choices, default=Priority.DEDICATED)
+    min_nodes = models.PositiveIntegerField(default=0)
+    max_nodes = models.PositiveIntegerField(default=1)
+    idle_seconds_before_scaledown = models.PositiveIntegerField(default=120)
+    # Compute instances: one user's workstation, started and stopped by hand or by the idle timer.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    instance_running = models.BooleanField(default=False)
+    idle_shutdown_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # Attached compute: machines join with this token (only its hash is kept, R5).
+    join_token_prefix = models.CharField(max_length=16, blank=True)
+    join_token_hash = models.CharField(max_length=64, blank=True)
+    is_default = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="compute_target_unique_name"),
+            models.CheckConstraint(condition=models.Q(max_nodes__gte=models.F("min_nodes")), name="compute_max_ge_min"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue this target's nodes consume."""
+        return f"compute.{self.pk}"
+
+    @property
+    def node_size(self) -> NodeSize:
+        return NODE_SIZES.get(self.size, NODE_SIZES["small"])
+
+    @property
+    def price_per_node_hour(self) -> Decimal:
+        price = self.node_size.price_per_hour
+        return price * LOW_PRIORITY_DISCOUNT if self.priority == Priority.LOW else price
+
+    @property
+    def runs_jobs(self) -> bool:
+        return self.kind in (TargetKind.CLUSTER, TargetKind.INSTANCE, TargetKind.ATTACHED)
+
+    @property
+    def is_provisioned_here(self) -> bool:
+        """Nodes of this target are started and stopped by the studio's local provisioner."""
+        return self.kind in (TargetKind.CLUSTER, TargetKind.INSTANCE, TargetKind.INFERENCE)
+
+
+class NodeStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"  # the autoscaler wants it; no process yet
+    STARTING = "starting", "Starting"  # process started, not consuming yet
+    IDLE = "idle", "Idle"
+    BUSY = "busy", "Busy"
+    LEAVING = "leaving", "Leaving"  # asked to stop
+    STOPPED = "stopped", "Stopped"
+    LOST = "lost", "Lost"  # stopped heartbeating or died
+
+    @classmethod
+    def live(cls) -> list[str]:
+        return [cls.REQUESTED, cls.STARTING, cls.IDLE, cls.BUSY]
+
+
+class Node(models.Model):
+    """One Celery worker process (concurrency 1) consuming its target's queue."""
+
+    target = models.ForeignKey(ComputeTarget, on_delete=models.CASCADE, related_name="nodes")
+    status = models.CharField(max_length=20, choices=NodeStatus.choices, default=NodeStatus.REQUESTED)
+    reason = models.CharField(max_length=300, blank=True)
+    provisioner = models.CharField(max_length=20, default="local")  # local | attached
+    hostname = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    idle_since = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    jobs_run = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["target", "status"]), models.Index(fields=["status", "provisioner"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return f"node-{self.pk}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in NodeStatus.live()
+
+
+class NodeSession(models.Model):
+    """Metered node time: a node's life from start to stop. Cost = hours × price per node-hour."""
+
+    node = models.OneToOneField(Node, on_delete=models.CASCADE, related_name="session")
+    target = models.ForeignKey(ComputeTarget, on_delete=models.CASCADE, related_name="sessions")
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    price_per_hour = models.DecimalField(max_digits=8, decimal_places=4)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["workspace", "started_at"]), models.Index(fields=["target", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.node} {self.started_at:%Y-%m-%d %H:%M}–{self.ended_at or '…'}"

@@ -1,0 +1,54 @@
+"""A built-in job that checks its node and reports, training nothing."""
+
+import os
+import platform
+import socket
+import sys
+import time
+
+from django.conf import settings
+from django.db import connection
+
+from ..jobkinds import CleanSpec, JobHandler
+
+
+class DiagnosticJob(JobHandler):
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError({"spec": ["The spec must be a JSON object."]})
+        sleep = spec.get("sleep_seconds", 0)
+        if not isinstance(sleep, (int, float)) or isinstance(sleep, bool) or not 0 <= sleep <= 3600:
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError({"sleep_seconds": ["Give 0 to 3,600 seconds."]})
+        return CleanSpec(spec={"sleep_seconds": sleep})
+
+    def run(self, ctx) -> dict:
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        writable = os.access(settings.ARTIFACT_ROOT, os.W_OK) or not settings.ARTIFACT_ROOT.exists()
+        report = {
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "database": connection.vendor,
+            "artifacts_writable": writable,
+        }
+        ctx.log(
+            f"Node check on {report['hostname']} (pid {report['pid']}): Python {report['python']}, "
+            f"{report['cpus']} CPUs, database {report['database']}, artifacts writable: {writable}"
+        )
+        remaining = float(ctx.spec.get("sleep_seconds", 0))
+        while remaining > 0:  # a stand-in for work that checks for cancellation between steps
+            ctx.check_canceled()
+            step = min(remaining, 0.2)
+            time.sleep(step)
+            remaining -= step
+        report["seconds"] = round(time.perf_counter() - started, 4)
+        return report

@@ -1,0 +1,184 @@
+"""Runs a job inside a node's worker process: claim, heartbeat, stream logs and metrics, finish.
+
+A watchdog thread heartbeats the job, stops it when a user cancels it or its time limit passes,
+and exits the process at once if the job was taken away from this attempt (a "zombie" that woke
+up). The prefork pool then starts a fresh process, so the node takes the next job.
+"""
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from compute.worker import current_node_id
+
+from . import services
+from .jobkinds import handler_for
+from .models import Artifact, Job, JobLogLine, Metric
+
+log = logging.getLogger("studio.runner")
+ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# How long a canceled job's code gets to notice (at its next step) before the process exits.
+CANCEL_GRACE_SECONDS = 1.5
+
+
+class JobCanceled(Exception):
+    pass
+
+
+class JobError(Exception):
+    """An expected failure with a message for the user (bad data, a bad parameter)."""
+
+
+class JobContext:
+    """What a job's code sees: its job, and ways to log, record metrics and save artifacts."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self._lock = threading.Lock()
+        self._lines: list[JobLogLine] = []
+        self._metrics: list[Metric] = []
+        self._seq = job.log_lines
+        self.cancel_requested = threading.Event()
+        self.started = time.monotonic()
+
+    @property
+    def spec(self) -> dict:
+        return self.job.spec
+
+    def log(self, text: str) -> None:
+        now = timezone.now()
+        with self._lock:
+            for line in str(text).splitlines() or [""]:
+                self._seq += 1
+                self._lines.append(
+                    JobLogLine(job_id=self.job.pk, seq=self._seq, at=now, attempt=self.job.attempt, text=line[:10_000])
+                )
+
+    def metric(self, name: str, value: float, step: int = 0) -> None:
+        with self._lock:
+            self._metrics.append(Metric(job_id=self.job.pk, name=name[:100], step=int(step), value=float(value)))
+
+    def check_canceled(self) -> None:
+        """Call between steps: raises JobCanceled once a user asked to cancel."""
+        if self.cancel_requested.is_set():
+            raise JobCanceled()
+
+    def artifact_path(self, name: str) -> Path:
+        """Where to write the artifact `name` (a server-chosen file name, never a user's path)."""
+        if not ARTIFACT_NAME_RE.match(name) or ".." in name:
+            raise ValueError(f"bad artifact name {name!r}")
+        folder = services.job_artifact_dir(self.job)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    def artifact_saved(self, name: str, kind: str = "") -> Artifact:
+        """Record a file written at artifact_path(name), with its size and SHA-256."""
+        path = self.artifact_path(name)
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        artifact, _ = Artifact.objects.update_or_create(
+            job_id=self.job.pk,
+            name=name,
+            defaults={"kind": kind, "size": path.stat().st_size, "sha256": digest.hexdigest()},
+        )
+        return artifact
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+            metrics, self._metrics = self._metrics, []
+        if not lines and not metrics:
+            return
+        with transaction.atomic():
+            if lines:
+                JobLogLine.objects.bulk_create(lines)
+                Job.objects.filter(pk=self.job.pk).update(log_lines=F("log_lines") + len(lines))
+            if metrics:
+                Metric.objects.bulk_create(metrics)
+
+
+class Watchdog(threading.Thread):
+    def __init__(self, ctx: JobContext):
+        super().__init__(name=f"job-{ctx.job.pk}-watchdog", daemon=True)
+        self.ctx = ctx
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        job = self.ctx.job
+        last_beat = 0.0
+        cancel_seen_at = None
+        while not self.done.wait(0.25):
+            try:
+                self.ctx.flush()
+                now = time.monotonic()
+                if now - last_beat >= min(settings.STUDIO_HEARTBEAT_SECONDS, 1.0):
+                    last_beat = now
+                    mine, cancel = services.job_heartbeat(job=job)
+                    if not mine:
+                        log.warning("job %s attempt %s is no longer ours: exiting", job.pk, job.attempt)
+                        os._exit(3)
+                    if cancel and not self.ctx.cancel_requested.is_set():
+                        self.ctx.cancel_requested.set()
+                        cancel_seen_at = now
+                if cancel_seen_at is not None and now - cancel_seen_at > CANCEL_GRACE_SECONDS:
+                    self.ctx.log("Canceled: stopping the job's process.")
+                    self.ctx.flush()
+                    services.job_finish_canceled(job=job)
+                    os._exit(0)
+                if now - self.ctx.started > job.time_limit_seconds:
+                    self.ctx.log(f"Time limit of {job.time_limit_seconds} s exceeded: stopping the job.")
+                    self.ctx.flush()
+                    services.job_fail(
+                        job=job,
+                        error=f"The job ran past its time limit of {job.time_limit_seconds} s.",
+                        reason=f"time limit of {job.time_limit_seconds} s exceeded",
+                    )
+                    os._exit(0)
+            except Exception:  # noqa: BLE001 - keep watching; the reconciler covers a dead database
+                log.exception("watchdog of job %s", job.pk)
+
+
+def run_job(job_id: int) -> None:
+    close_old_connections()
+    job = services.job_claim(job_id=job_id, node_id=current_node_id())
+    if job is None:
+        return  # a duplicate or stale message: the database says there is nothing to do
+    ctx = JobContext(job)
+    watchdog = Watchdog(ctx)
+    watchdog.start()
+    try:
+        handler = handler_for(job.kind)
+        services.job_mark_running(job=job)
+        result = handler.run(ctx)
+        ctx.flush()
+        services.job_complete(job=job, result=result or {})
+    except JobCanceled:
+        ctx.log("Canceled.")
+        ctx.flush()
+        services.job_finish_canceled(job=job)
+    except JobError as exc:
+        ctx.log(f"Error: {exc}")
+        ctx.flush()
+        services.job_fail(job=job, error=str(exc))
+    except MemoryError:
+        ctx.log("Out of memory.")
+        ctx.flush()
+        services.job_fail(job=job, error="The job ran out of memory. Try a larger node size or less data.")
+    except Exception as exc:  # noqa: BLE001 - any failure of the job's code fails the job, not the node
+        ctx.log(traceback.format_exc())
+        ctx.flush()
+        services.job_fail(job=job, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        watchdog.done.set()
