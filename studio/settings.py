@@ -265,6 +265,13 @@ SPECTACULAR_SETTINGS = {
     ],
     "SECURITY": [{"bearerAuth": []}],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "training.models.JobStatus",
+        "JobKindEnum": "training.models.JobKind",
+        "NodeStatusEnum": "compute.models.NodeStatus",
+        "TargetKindEnum": "compute.models.TargetKind",
+        "IngestStatusEnum": "workspaces.models.IngestStatus",
+    },
 }
 
 # --- Celery (policy lives here; studio/celery.py only builds the app) --------------------------

@@ -12,6 +12,8 @@ admin.site.site_title = "Studio admin"
 api_v1 = [
     path("", include("studio.api.urls")),
     path("", include("workspaces.api.urls")),
+    path("", include("compute.api.urls")),
+    path("", include("training.api.urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +28,8 @@ urlpatterns = [
     path("worker-checks/", views.worker_check_create, name="worker-check-create"),
     path("worker-checks/<int:check_id>/", views.worker_check_detail, name="worker-check-detail"),
     path("w/", include("workspaces.urls")),
+    path("w/<int:workspace_id>/compute/", include("compute.urls")),
+    path("w/<int:workspace_id>/jobs/", include("training.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # The schema is an API (401 without credentials); the docs page is a page (login redirect).

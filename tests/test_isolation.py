@@ -16,9 +16,21 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 def sample_ids(workspace) -> dict:
     """Real ids of objects inside `workspace`, one per URL parameter name."""
+    from compute.models import TargetKind
+    from compute.services import target_create
+    from training.models import Artifact, JobKind
+    from training.services import job_submit
+
+    owner = workspace.memberships.get(user__username="alice").user
+    target = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="mine").target
+    job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    artifact = Artifact.objects.create(job=job, name="report.json", size=2, sha256="0" * 64)
     return {
         "workspace_id": workspace.pk,
         "member_id": Membership.objects.get(workspace=workspace, user__username="alice").pk,
+        "target_id": target.pk,
+        "job_id": job.pk,
+        "artifact_id": artifact.pk,
     }
 
 
@@ -53,3 +65,8 @@ def test_every_workspace_route_refuses_writes_to_a_reader(api, reader, workspace
             response = client.generic(method, route.url(ids), "{}", content_type="application/json")
             assert response.status_code == 403, (method, route.pattern, response.status_code)
     assert Membership.objects.filter(workspace=workspace).count() == 3
+    from compute.models import ComputeTarget
+    from training.models import Job, JobStatus
+
+    assert ComputeTarget.objects.filter(workspace=workspace).count() == 1
+    assert Job.objects.get(workspace=workspace).status == JobStatus.QUEUED

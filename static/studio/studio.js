@@ -29,6 +29,19 @@
     }
   });
 
+  // <div data-chart="id"> is drawn by plotly.js from the JSON in <script id="id" type="application/json">.
+  function drawCharts(root) {
+    if (!window.Plotly) return;
+    root.querySelectorAll("[data-chart]").forEach(function (el) {
+      var source = document.getElementById(el.getAttribute("data-chart"));
+      if (!source) return;
+      var figure = JSON.parse(source.textContent);
+      window.Plotly.react(el, figure.data, figure.layout, { displaylogo: false, responsive: true });
+    });
+  }
+  window.addEventListener("load", function () { drawCharts(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); });
+
   // Close an open <details class="menu"> when clicking elsewhere.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {

@@ -1,0 +1,114 @@
+from rest_framework import serializers
+
+from ..models import NODE_SIZES, ComputeTarget, Node, Priority, TargetKind
+
+
+class TargetIn(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TargetKind.choices)
+    name = serializers.CharField(max_length=64)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    size = serializers.ChoiceField(choices=list(NODE_SIZES), required=False)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+    min_nodes = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    max_nodes = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, required=False)
+    idle_shutdown_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class TargetUpdateIn(serializers.Serializer):
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+    min_nodes = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    max_nodes = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, required=False)
+    idle_shutdown_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class NodeCountsOut(serializers.Serializer):
+    starting = serializers.IntegerField(source="nodes_starting")
+    idle = serializers.IntegerField(source="nodes_idle")
+    busy = serializers.IntegerField(source="nodes_busy")
+    leaving = serializers.IntegerField(source="nodes_leaving")
+
+
+class TargetOut(serializers.ModelSerializer):
+    nodes = NodeCountsOut(source="*")
+    jobs_queued = serializers.IntegerField()
+    jobs_running = serializers.IntegerField()
+    queue = serializers.CharField()
+    price_per_node_hour = serializers.DecimalField(max_digits=8, decimal_places=4)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ComputeTarget
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "description",
+            "size",
+            "priority",
+            "min_nodes",
+            "max_nodes",
+            "idle_seconds_before_scaledown",
+            "owner",
+            "instance_running",
+            "idle_shutdown_minutes",
+            "is_default",
+            "queue",
+            "price_per_node_hour",
+            "nodes",
+            "jobs_queued",
+            "jobs_running",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class TargetCreatedOut(TargetOut):
+    join_token = serializers.CharField(allow_null=True, help_text="Attached compute only; shown once.")
+
+    class Meta(TargetOut.Meta):
+        fields = TargetOut.Meta.fields + ["join_token"]
+
+
+class JoinTokenOut(serializers.Serializer):
+    join_token = serializers.CharField(help_text="Shown once.")
+
+
+class NodeOut(serializers.ModelSerializer):
+    name = serializers.CharField()
+
+    class Meta:
+        model = Node
+        fields = [
+            "id",
+            "name",
+            "status",
+            "reason",
+            "provisioner",
+            "hostname",
+            "pid",
+            "requested_at",
+            "started_at",
+            "ready_at",
+            "last_heartbeat_at",
+            "idle_since",
+            "stopped_at",
+            "jobs_run",
+        ]
+
+
+class UsageRowOut(serializers.Serializer):
+    target = serializers.CharField()
+    days = serializers.ListField(child=serializers.DateField())
+    node_hours = serializers.ListField(child=serializers.FloatField())
+    cost = serializers.ListField(child=serializers.FloatField())
+    month_node_hours = serializers.FloatField()
+    month_cost = serializers.DecimalField(max_digits=12, decimal_places=4)
+
+
+class UsageOut(serializers.Serializer):
+    month_node_hours = serializers.FloatField()
+    month_cost = serializers.DecimalField(max_digits=12, decimal_places=4)
+    targets = UsageRowOut(many=True)

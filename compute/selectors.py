@@ -1,0 +1,144 @@
+"""Read queries for compute pages and the API, scoped to one workspace."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404
+from django.utils import timezone
+
+from workspaces.models import Workspace
+
+from .models import ComputeTarget, Node, NodeSession, NodeStatus
+
+
+def _count(model, status_field: str, statuses, fk: str = "target"):
+    return Coalesce(
+        Subquery(
+            model.objects.filter(**{fk: OuterRef("pk"), f"{status_field}__in": statuses})
+            .order_by()
+            .values(fk)
+            .annotate(n=Count("pk"))
+            .values("n")[:1],
+            output_field=IntegerField(),
+        ),
+        0,
+    )
+
+
+def target_list(*, workspace: Workspace) -> QuerySet[ComputeTarget]:
+    """Targets with their live state: nodes by status, queued and running jobs (one query)."""
+    from training.models import Job, JobStatus
+
+    return (
+        ComputeTarget.objects.filter(workspace=workspace)
+        .select_related("owner")
+        .annotate(
+            nodes_starting=_count(Node, "status", [NodeStatus.REQUESTED, NodeStatus.STARTING]),
+            nodes_idle=_count(Node, "status", [NodeStatus.IDLE]),
+            nodes_busy=_count(Node, "status", [NodeStatus.BUSY]),
+            nodes_leaving=_count(Node, "status", [NodeStatus.LEAVING]),
+            jobs_queued=_count(Job, "status", [JobStatus.QUEUED]),
+            jobs_running=_count(Job, "status", JobStatus.on_node()),
+        )
+        .order_by("kind", "name")
+    )
+
+
+def target_get(*, workspace: Workspace, target_id) -> ComputeTarget:
+    try:
+        return target_list(workspace=workspace).get(pk=int(target_id))
+    except (ComputeTarget.DoesNotExist, TypeError, ValueError):
+        raise Http404("Compute target not found.") from None
+
+
+def node_list(*, target: ComputeTarget, include_stopped: int = 10) -> list[Node]:
+    """Live nodes, then the most recently stopped ones."""
+    live = list(target.nodes.filter(status__in=NodeStatus.live() + [NodeStatus.LEAVING]).order_by("requested_at"))
+    gone = list(
+        target.nodes.exclude(status__in=NodeStatus.live() + [NodeStatus.LEAVING]).order_by("-stopped_at")[
+            :include_stopped
+        ]
+    )
+    return live + gone
+
+
+def job_targets(*, workspace: Workspace, user) -> QuerySet[ComputeTarget]:
+    """Targets a user may submit jobs to: clusters, attached compute and their own instances."""
+    from .models import TargetKind
+
+    return (
+        ComputeTarget.objects.filter(workspace=workspace)
+        .filter(Q(kind__in=[TargetKind.CLUSTER, TargetKind.ATTACHED]) | Q(kind=TargetKind.INSTANCE, owner=user))
+        .order_by("-is_default", "name")
+    )
+
+
+@dataclass
+class Usage:
+    """Node-hours and cost per target per day over a period, and this month's totals."""
+
+    days: list[date]
+    targets: list[str]
+    hours: dict[str, list[float]]  # target name -> hours per day
+    cost: dict[str, list[float]]
+    month_hours: dict[str, float] = field(default_factory=dict)
+    month_cost: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def month_total_hours(self) -> float:
+        return sum(self.month_hours.values())
+
+    @property
+    def month_total_cost(self) -> Decimal:
+        return sum(self.month_cost.values(), Decimal("0"))
+
+
+def _overlap_hours(start: datetime, end: datetime, day_start: datetime, day_end: datetime) -> float:
+    lo, hi = max(start, day_start), min(end, day_end)
+    return max(0.0, (hi - lo).total_seconds() / 3600)
+
+
+def usage(*, workspace: Workspace, days: int = 30, now: datetime | None = None) -> Usage:
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    first_day = today - timedelta(days=days - 1)
+    month_start = today.replace(day=1)
+    period_start = min(first_day, month_start)
+    tz = timezone.get_current_timezone()
+    period_start_dt = datetime.combine(period_start, datetime.min.time(), tzinfo=tz)
+    sessions = (
+        NodeSession.objects.filter(workspace=workspace)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=period_start_dt))
+        .select_related("target")
+    )
+    day_list = [first_day + timedelta(days=i) for i in range(days)]
+    hours: dict[str, list[float]] = defaultdict(lambda: [0.0] * days)
+    cost: dict[str, list[float]] = defaultdict(lambda: [0.0] * days)
+    month_hours: dict[str, float] = defaultdict(float)
+    month_cost: dict[str, Decimal] = defaultdict(lambda: Decimal("0"))
+    month_start_dt = datetime.combine(month_start, datetime.min.time(), tzinfo=tz)
+    for session in sessions:
+        name = session.target.name
+        end = session.ended_at or now
+        for i, day in enumerate(day_list):
+            day_start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+            h = _overlap_hours(session.started_at, end, day_start, day_start + timedelta(days=1))
+            if h:
+                hours[name][i] += h
+                cost[name][i] += h * float(session.price_per_hour)
+        h_month = _overlap_hours(session.started_at, end, month_start_dt, now)
+        month_hours[name] += h_month
+        month_cost[name] += Decimal(str(h_month)) * session.price_per_hour
+    names = sorted(set(hours) | set(month_hours))
+    return Usage(
+        days=day_list,
+        targets=names,
+        hours=dict(hours),
+        cost=dict(cost),
+        month_hours=dict(month_hours),
+        month_cost={k: v.quantize(Decimal("0.0001")) for k, v in month_cost.items()},
+    )

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.target_list, name="compute-list"),
+    path("new/", views.target_create, name="compute-create"),
+    path("usage/", views.usage, name="compute-usage"),
+    path("<int:target_id>/", views.target_detail, name="compute-detail"),
+    path("<int:target_id>/edit/", views.target_edit, name="compute-edit"),
+    path("<int:target_id>/delete/", views.target_delete, name="compute-delete"),
+    path("<int:target_id>/<slug:action>/", views.target_action, name="compute-action"),
+]

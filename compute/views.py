@@ -1,0 +1,158 @@
+"""Compute pages: thin views over compute.services and compute.selectors."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from studio.charts import bar_chart
+from studio.forms_errors import add_service_errors
+from workspaces.policy import Action, role_allows
+from workspaces.selectors import workspace_get_for_user
+
+from . import selectors, services
+from .forms import TargetCreateForm, TargetEditForm
+from .models import TargetKind
+
+
+def _workspace(request, workspace_id, write=False):
+    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
+    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
+
+
+def _page(request, template, workspace, **context):
+    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
+    return render(request, template, context)
+
+
+def target_list(request, workspace_id):
+    workspace = _workspace(request, workspace_id)
+    targets = selectors.target_list(workspace=workspace)
+    template = "compute/_target_table.html" if request.htmx else "compute/list.html"
+    return _page(request, template, workspace, targets=targets, kinds=TargetKind.choices)
+
+
+@require_http_methods(["GET", "POST"])
+def target_create(request, workspace_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    kind = request.POST.get("kind") or request.GET.get("kind")
+    if kind not in TargetKind.values:
+        return _page(request, "compute/choose_kind.html", workspace, kinds=TargetKind.choices)
+    form = TargetCreateForm(request.POST or None, kind=kind)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = services.target_create(actor=request.user, workspace=workspace, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            if created.join_token:
+                request.session[f"join-token-{created.target.pk}"] = created.join_token
+            messages.success(request, f"{created.target.get_kind_display()} {created.target.name} created.")
+            return redirect("compute-detail", workspace_id=workspace.pk, target_id=created.target.pk)
+    return _page(request, "compute/create.html", workspace, form=form, kind=TargetKind(kind))
+
+
+def target_detail(request, workspace_id, target_id):
+    workspace = _workspace(request, workspace_id)
+    target = selectors.target_get(workspace=workspace, target_id=target_id)
+    from training.selectors import job_list
+
+    context = {
+        "target": target,
+        "nodes": selectors.node_list(target=target),
+        "queued": job_list(workspace=workspace, filters={"target": target.pk, "status": "queued"})[:20],
+        "recent": job_list(workspace=workspace, filters={"target": target.pk})[:10],
+    }
+    if request.htmx:
+        return _page(request, "compute/_target_live.html", workspace, **context)
+    # A join token is shown once, right after it was made.
+    context["join_token"] = request.session.pop(f"join-token-{target.pk}", None)
+    context["join_command"] = _join_command(target, context["join_token"])
+    return _page(request, "compute/detail.html", workspace, **context)
+
+
+def _join_command(target, token):
+    shown = token or "<the join token>"
+    database = "$DATABASE_URL"
+    return (
+        f"cd studio && STUDIO_JOIN_TOKEN={shown} DATABASE_URL={database} CELERY_BROKER_URL=$CELERY_BROKER_URL "
+        f"STUDIO_DATA_DIR=/shared/studio-data .venv/bin/python manage.py compute_node --target {target.pk}"
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def target_edit(request, workspace_id, target_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    target = selectors.target_get(workspace=workspace, target_id=target_id)
+    initial = {f: getattr(target, f) for f in TargetEditForm.FIELDS[target.kind]}
+    form = TargetEditForm(request.POST or None, initial=initial, kind=target.kind)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.target_update(actor=request.user, target=target, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{target.name} updated.")
+            return redirect("compute-detail", workspace_id=workspace.pk, target_id=target.pk)
+    return _page(request, "compute/edit.html", workspace, form=form, target=target)
+
+
+@require_http_methods(["GET", "POST"])
+def target_delete(request, workspace_id, target_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    target = selectors.target_get(workspace=workspace, target_id=target_id)
+    if request.method == "POST":
+        try:
+            services.target_delete(actor=request.user, target=target)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("compute-detail", workspace_id=workspace.pk, target_id=target.pk)
+        messages.success(request, f"{target.name} deleted; its nodes are stopping.")
+        return redirect("compute-list", workspace_id=workspace.pk)
+    return _page(request, "compute/delete.html", workspace, target=target)
+
+
+@require_POST
+def target_action(request, workspace_id, target_id, action):
+    workspace = _workspace(request, workspace_id, write=True)
+    target = selectors.target_get(workspace=workspace, target_id=target_id)
+    actions = {
+        "start": (services.instance_start, "starting"),
+        "stop": (services.instance_stop, "stopping"),
+        "restart": (services.instance_restart, "restarting"),
+    }
+    if action == "join-token":
+        request.session[f"join-token-{target.pk}"] = services.join_token_regenerate(actor=request.user, target=target)
+        messages.success(request, "A new join token was made; the old one no longer works.")
+        return redirect("compute-detail", workspace_id=workspace.pk, target_id=target.pk)
+    if action not in actions:
+        raise Http404()
+    service, verb = actions[action]
+    try:
+        service(actor=request.user, target=target)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{target.name} is {verb}.")
+    return redirect("compute-detail", workspace_id=workspace.pk, target_id=target.pk)
+
+
+def usage(request, workspace_id):
+    workspace = _workspace(request, workspace_id)
+    data = selectors.usage(workspace=workspace, days=30)
+    x = [d.isoformat() for d in data.days]
+    hours_chart = bar_chart(x=x, series=data.hours, y_title="node-hours") if data.targets else None
+    cost_chart = bar_chart(x=x, series=data.cost, y_title="cost ($)") if data.targets else None
+    rows = [(name, data.month_hours.get(name, 0.0), data.month_cost.get(name)) for name in data.targets]
+    return _page(
+        request,
+        "compute/usage.html",
+        workspace,
+        usage=data,
+        rows=rows,
+        hours_chart=hours_chart,
+        cost_chart=cost_chart,
+        currency=getattr(settings, "STUDIO_CURRENCY", "$"),
+    )

@@ -1,0 +1,98 @@
+from rest_framework import serializers
+
+from ..models import Artifact, Experiment, Job, JobEvent, JobKind, JobLogLine
+
+
+class JobIn(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[JobKind.DIAGNOSTIC, JobKind.TRAIN])
+    target = serializers.IntegerField(help_text="Id of a compute target of this workspace.")
+    spec = serializers.DictField(required=False, default=dict, help_text="The job's parameters (see each kind).")
+    experiment = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    time_limit_seconds = serializers.IntegerField(min_value=1, required=False)
+
+
+class JobOut(serializers.ModelSerializer):
+    target = serializers.SerializerMethodField()
+    node = serializers.CharField(source="node.name", default=None)
+    experiment = serializers.CharField(source="experiment.name", default=None)
+    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    duration_seconds = serializers.FloatField(allow_null=True)
+    data_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "display_name",
+            "kind",
+            "status",
+            "status_reason",
+            "target",
+            "node",
+            "experiment",
+            "parent",
+            "spec",
+            "data_version",
+            "attempt",
+            "max_attempts",
+            "time_limit_seconds",
+            "submitted_by",
+            "created_at",
+            "started_at",
+            "running_at",
+            "finished_at",
+            "duration_seconds",
+            "result",
+            "error",
+        ]
+
+    def get_target(self, job) -> dict | None:
+        return {"id": job.target_id, "name": job.target.name} if job.target_id else None
+
+    def get_data_version(self, job) -> dict | None:
+        if not job.data_version_id:
+            return None
+        return {"id": job.data_version_id, "asset": job.data_version.asset.name, "version": job.data_version.version}
+
+
+class JobEventOut(serializers.ModelSerializer):
+    node = serializers.CharField(source="node.name", default=None)
+
+    class Meta:
+        model = JobEvent
+        fields = ["at", "status", "reason", "attempt", "node"]
+
+
+class LogLineOut(serializers.ModelSerializer):
+    class Meta:
+        model = JobLogLine
+        fields = ["seq", "at", "attempt", "text"]
+
+
+class LogOut(serializers.Serializer):
+    lines = LogLineOut(many=True)
+    last = serializers.IntegerField(help_text="Pass as `after` to get the next lines.")
+    active = serializers.BooleanField(help_text="The job may still write more lines.")
+
+
+class MetricPointOut(serializers.Serializer):
+    step = serializers.IntegerField()
+    value = serializers.FloatField()
+
+
+class MetricSeriesOut(serializers.Serializer):
+    name = serializers.CharField()
+    points = MetricPointOut(many=True)
+
+
+class ArtifactOut(serializers.ModelSerializer):
+    class Meta:
+        model = Artifact
+        fields = ["id", "name", "kind", "size", "sha256", "created_at"]
+
+
+class ExperimentOut(serializers.ModelSerializer):
+    class Meta:
+        model = Experiment
+        fields = ["id", "name", "description", "created_at"]

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from . import views
+
+prefix = "workspaces/<int:workspace_id>/"
+job = prefix + "jobs/<int:job_id>/"
+urlpatterns = [
+    path(prefix + "jobs/", views.JobListApi.as_view(), name="api-job-list"),
+    path(prefix + "experiments/", views.ExperimentListApi.as_view(), name="api-experiment-list"),
+    path(job, views.JobDetailApi.as_view(), name="api-job-detail"),
+    path(job + "cancel/", views.JobCancelApi.as_view(), name="api-job-cancel"),
+    path(job + "retry/", views.JobRetryApi.as_view(), name="api-job-retry"),
+    path(job + "events/", views.JobEventsApi.as_view(), name="api-job-events"),
+    path(job + "log/", views.JobLogApi.as_view(), name="api-job-log"),
+    path(job + "metrics/", views.JobMetricsApi.as_view(), name="api-job-metrics"),
+    path(job + "artifacts/", views.JobArtifactsApi.as_view(), name="api-job-artifacts"),
+    path(
+        job + "artifacts/<int:artifact_id>/download/",
+        views.JobArtifactDownloadApi.as_view(),
+        name="api-job-artifact-download",
+    ),
+]

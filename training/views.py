@@ -1,0 +1,220 @@
+"""Job pages: list, submit, detail with live status and log, cancel/retry/clone/delete, compare."""
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from compute.selectors import job_targets
+from studio.charts import line_chart
+from studio.forms_errors import add_service_errors
+from workspaces.policy import Action, role_allows
+from workspaces.selectors import workspace_get_for_user
+
+from . import selectors, services
+from .forms import SUBMIT_FORMS
+from .models import JobKind, JobStatus
+
+
+def _workspace(request, workspace_id, write=False):
+    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
+    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
+
+
+def _page(request, template, workspace, **context):
+    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
+    return render(request, template, context)
+
+
+def job_list(request, workspace_id):
+    workspace = _workspace(request, workspace_id)
+    filters = {key: request.GET.get(key, "") for key in selectors.JOB_FILTERS}
+    filters.setdefault("parent", "")
+    if not filters["parent"]:
+        filters["parent"] = "none"  # trials are listed under their Automated ML run
+    page = Paginator(selectors.job_list(workspace=workspace, filters=filters), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    template = "training/_job_table.html" if request.htmx else "training/job_list.html"
+    return _page(
+        request,
+        template,
+        workspace,
+        page=page,
+        filters=filters,
+        query=query.urlencode(),
+        statuses=JobStatus.choices,
+        kinds=JobKind.choices,
+        experiments=selectors.experiment_list(workspace=workspace),
+        any_active=any(job.is_active for job in page.object_list),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def job_submit(request, workspace_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    clone_of = request.GET.get("clone")
+    source = selectors.job_get(workspace=workspace, job_id=clone_of) if clone_of else None
+    kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else JobKind.DIAGNOSTIC)
+    form_class = SUBMIT_FORMS.get(kind)
+    if form_class is None:
+        raise Http404("Unknown job kind.")
+    targets = list(job_targets(workspace=workspace, user=request.user))
+    initial = form_class.initial_from_job(source) if source and source.kind == kind else {}
+    form = form_class(request.POST or None, targets=targets, workspace=workspace, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = services.job_submit(
+                actor=request.user,
+                workspace=workspace,
+                kind=form.kind,
+                target=form.targets.get(data["target"]),
+                spec=form.spec(),
+                experiment_name=data.get("experiment_name"),
+                display_name=data.get("display_name"),
+                time_limit_seconds=data.get("time_limit_seconds"),
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{job.name} submitted to {job.target.name}.")
+            return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
+    return _page(
+        request,
+        "training/job_submit.html",
+        workspace,
+        form=form,
+        kind=JobKind(kind),
+        kinds=[(k, JobKind(k).label) for k in SUBMIT_FORMS],
+        no_targets=not targets,
+    )
+
+
+def _metric_charts(job) -> list[tuple[str, dict]]:
+    series = selectors.job_metrics(jobs=[job]).get(job.pk, {})
+    charts = []
+    for name, points in series.items():
+        if len(points) > 1:
+            steps, values = zip(*points, strict=True)
+            charts.append((name, line_chart(series={name: (list(steps), list(values))}, x_title="step", y_title=name)))
+    return charts
+
+
+def job_detail(request, workspace_id, job_id):
+    workspace = _workspace(request, workspace_id)
+    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    context = {
+        "job": job,
+        "events": selectors.job_events(job=job),
+        "artifacts": selectors.job_artifacts(job=job),
+        "metric_charts": _metric_charts(job),
+        "last_values": {
+            name: points[-1][1] for name, points in selectors.job_metrics(jobs=[job]).get(job.pk, {}).items()
+        },
+        "spec_json": json.dumps(job.spec, indent=2, sort_keys=True),
+        "result_json": json.dumps(job.result, indent=2, sort_keys=True),
+    }
+    if request.htmx and request.GET.get("part") == "live":
+        return _page(request, "training/_job_live.html", workspace, **context)
+    return _page(request, "training/job_detail.html", workspace, **context)
+
+
+def job_log(request, workspace_id, job_id):
+    """New log lines after `after`, and a poller for more while the job is active (htmx)."""
+    workspace = _workspace(request, workspace_id)
+    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    try:
+        after = max(0, int(request.GET.get("after", 0)))
+    except ValueError:
+        after = 0
+    lines = selectors.job_log(job=job, after=after)
+    last = lines[-1].seq if lines else after
+    return _page(request, "training/_job_log.html", workspace, job=job, lines=lines, last=last)
+
+
+@require_POST
+def job_action(request, workspace_id, job_id, action):
+    workspace = _workspace(request, workspace_id, write=True)
+    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    actions = {"cancel": (services.job_cancel, "Cancel requested for"), "retry": (services.job_retry, "Retrying")}
+    if action not in actions:
+        raise Http404()
+    service, verb = actions[action]
+    try:
+        service(actor=request.user, job=job)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{verb} {job.name}.")
+    return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def job_delete(request, workspace_id, job_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    if request.method == "POST":
+        try:
+            freed = services.job_delete(actor=request.user, job=job)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
+        messages.success(request, f"{job.name} deleted; {freed:,} bytes of artifacts freed.")
+        return redirect("job-list", workspace_id=workspace.pk)
+    return _page(request, "training/job_delete.html", workspace, job=job)
+
+
+def artifact_download(request, workspace_id, job_id, artifact_id):
+    """Files leave only through this permission-checked view; the path comes from the rows (R1)."""
+    workspace = _workspace(request, workspace_id)
+    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    artifact = selectors.artifact_get(job=job, artifact_id=artifact_id)
+    path = services.job_artifact_dir(job) / artifact.name
+    root = Path(settings.ARTIFACT_ROOT).resolve()
+    if not path.resolve().is_relative_to(root) or not path.is_file():
+        raise Http404("The artifact's file is missing.")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=artifact.name)  # noqa: SIM115
+
+
+def job_compare(request, workspace_id):
+    workspace = _workspace(request, workspace_id)
+    ids = request.GET.getlist("ids")
+    if len(ids) < 2:
+        messages.error(request, "Pick at least two jobs to compare.")
+        return redirect("job-list", workspace_id=workspace.pk)
+    jobs = selectors.jobs_for_compare(workspace=workspace, ids=ids)
+    param_keys = sorted({key for job in jobs for key in _flat(job.spec)})
+    params = [(key, [_flat(job.spec).get(key, "") for job in jobs]) for key in param_keys]
+    metric_keys = sorted({key for job in jobs for key, value in job.result.items() if isinstance(value, (int, float))})
+    results = [(key, [job.result.get(key, "") for job in jobs]) for key in metric_keys]
+    series = selectors.job_metrics(jobs=jobs)
+    names = sorted({name for per_job in series.values() for name in per_job})
+    charts = []
+    for name in names:
+        lines = {}
+        for job in jobs:
+            points = series.get(job.pk, {}).get(name)
+            if points:
+                steps, values = zip(*points, strict=True)
+                lines[job.name] = (list(steps), list(values))
+        charts.append((name, line_chart(series=lines, x_title="step", y_title=name)))
+    return _page(
+        request, "training/job_compare.html", workspace, jobs=jobs, params=params, results=results, charts=charts
+    )
+
+
+def _flat(spec: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in spec.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value if not isinstance(value, list) else ", ".join(map(str, value))
+    return out
