@@ -1,6 +1,8 @@
-"""The demo the run command seeds on a fresh machine: an admin and a "Demo" workspace."""
+"""The demo the run command seeds on a fresh machine: an admin, a "Demo" workspace and a sample
+data asset (the Palmer penguins, shipped inside the palmerpenguins package), ingested by a job."""
 
 import secrets
+import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -11,6 +13,7 @@ from workspaces.services import workspace_create
 
 ADMIN_USERNAME = "admin"
 DEMO_WORKSPACE = "Demo"
+DEMO_ASSET = "penguins"
 
 
 @dataclass(frozen=True)
@@ -39,4 +42,31 @@ def demo_seed() -> DemoSeed:
                 name=DEMO_WORKSPACE,
                 description="A demo workspace with a sample data set. Explore it, then create your own.",
             )
+    demo_data_seed(actor=admin, workspace=workspace)
     return DemoSeed(username=admin.username, password=password, workspace=workspace)
+
+
+def demo_data_seed(*, actor, workspace: Workspace) -> None:
+    """Upload the penguins as a data asset once; the ingest job runs when the studio's agent starts."""
+    from workspaces.data_services import data_upload
+    from workspaces.models import DataAsset, Ingest
+    from workspaces.uploads import StagedUpload, staging_dir
+
+    if (
+        DataAsset.objects.filter(workspace=workspace, name=DEMO_ASSET).exists()
+        or Ingest.objects.filter(workspace=workspace, asset_name=DEMO_ASSET).exists()
+    ):
+        return
+    import palmerpenguins
+
+    path = staging_dir() / f"{uuid.uuid4().hex}.part"
+    palmerpenguins.load_penguins().to_csv(path, index=False)
+    upload = StagedUpload(path, "penguins.csv", path.stat().st_size, "text/csv")
+    data_upload(
+        actor=actor,
+        workspace=workspace,
+        upload=upload,
+        name=DEMO_ASSET,
+        description="Palmer penguins: 344 penguins of 3 species, with bill, flipper and body measurements.",
+        tags=["sample"],
+    )

@@ -150,6 +150,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "studio.context_processors.shell",
             ],
+            "builtins": ["studio.templatetags.studio_tags"],
         },
     },
 ]
@@ -245,6 +246,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "URL_FORMAT_OVERRIDE": None,  # `?format=` belongs to the views that use it (downloads)
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Studio API",
@@ -326,8 +328,28 @@ STUDIO_AGENT_INTERVAL = env_float("STUDIO_AGENT_INTERVAL", 0.25)
 STUDIO_JOB_MAX_ATTEMPTS = env_int("STUDIO_JOB_MAX_ATTEMPTS", 3)
 STUDIO_JOB_DEFAULT_TIME_LIMIT = env_int("STUDIO_JOB_DEFAULT_TIME_LIMIT", 3600)
 
+# --- Serving ------------------------------------------------------------------------------------------
+STUDIO_SCORING_MAX_ROWS = env_int("STUDIO_SCORING_MAX_ROWS", 10_000)
+STUDIO_SCORING_MAX_BODY_BYTES = env_int("STUDIO_SCORING_MAX_BODY_BYTES", 20 * 1024 * 1024)
+STUDIO_MONITOR_FLUSH_SECONDS = env_float("STUDIO_MONITOR_FLUSH_SECONDS", 5.0)
+# The shared cache holds per-key throttling counters: Redis in production (STUDIO_CACHE_URL),
+# files in the data directory by default (shared by every process of this machine).
+STUDIO_CACHE_URL = env_str("STUDIO_CACHE_URL")
+if STUDIO_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": STUDIO_CACHE_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        }
+    }
+
 # --- Limits -------------------------------------------------------------------------------------
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 25 * 1024 * 1024  # request bodies read into memory (scoring has its own cap)
+# Uploads of data files: the cap is enforced while streaming (default 2 GiB).
+STUDIO_UPLOAD_MAX_BYTES = env_int("STUDIO_UPLOAD_MAX_BYTES", 2 * 1024**3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temporary file
 
 LOGGING = {

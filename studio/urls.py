@@ -4,6 +4,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from endpoints.views_scoring import score
+
 from . import views
 
 admin.site.site_header = "Studio administration"
@@ -14,11 +16,13 @@ api_v1 = [
     path("", include("workspaces.api.urls")),
     path("", include("compute.api.urls")),
     path("", include("training.api.urls")),
+    path("", include("endpoints.api.urls")),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
+    path("score/<slug:endpoint_name>/", score, name="score"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
@@ -28,8 +32,11 @@ urlpatterns = [
     path("worker-checks/", views.worker_check_create, name="worker-check-create"),
     path("worker-checks/<int:check_id>/", views.worker_check_detail, name="worker-check-detail"),
     path("w/", include("workspaces.urls")),
+    path("w/<int:workspace_id>/data/", include("workspaces.data_urls")),
     path("w/<int:workspace_id>/compute/", include("compute.urls")),
     path("w/<int:workspace_id>/jobs/", include("training.urls")),
+    path("w/<int:workspace_id>/models/", include("training.registry_urls")),
+    path("w/<int:workspace_id>/endpoints/", include("endpoints.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # The schema is an API (401 without credentials); the docs page is a page (login redirect).

@@ -47,23 +47,24 @@ def redis_available() -> bool:
 
 
 # --- Files --------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def studio_data_dir(tmp_path_factory) -> Path:
-    """One data directory for the test process and the worker processes it starts."""
-    path = tmp_path_factory.mktemp("studio-data")
-    (path / "artifacts").mkdir()
+@pytest.fixture
+def studio_data_dir(tmp_path) -> Path:
+    """A fresh data directory per test, shared by the test process and the workers it starts."""
+    path = tmp_path / "studio-data"
+    (path / "artifacts").mkdir(parents=True)
     return path
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _embedded_broker_by_default(studio_data_dir):
+def _embedded_broker_by_default(tmp_path_factory):
     """Messages published by tests that start no worker go to a throwaway embedded broker."""
-    _use_broker(_embedded_broker(studio_data_dir))
+    _use_broker(_embedded_broker(tmp_path_factory.mktemp("default-broker")))
 
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings, studio_data_dir):
     settings.ARTIFACT_ROOT = studio_data_dir / "artifacts"
+    settings.STUDIO_MONITOR_FLUSH_SECONDS = 0  # tests flush the monitoring buffer themselves
     # Tests render templates without a collectstatic manifest.
     settings.STORAGES = {
         **settings.STORAGES,
@@ -191,7 +192,7 @@ def broker(request, studio_data_dir, settings):
     settings.EMBEDDED_BROKER = chosen.kind == "embedded"
     _use_broker(chosen)
     yield chosen
-    _use_broker(_embedded_broker(studio_data_dir))
+    _use_broker(_embedded_broker(studio_data_dir / "after"))
 
 
 class WorkerProcess:

@@ -25,12 +25,32 @@ def sample_ids(workspace) -> dict:
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="mine").target
     job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
     artifact = Artifact.objects.create(job=job, name="report.json", size=2, sha256="0" * 64)
+    from workspaces.models import DataAsset, DataVersion, Ingest
+
+    asset = DataAsset.objects.create(workspace=workspace, name="table")
+    version = DataVersion.objects.create(asset=asset, version=1, schema={"version": 1, "columns": []})
+    ingest = Ingest.objects.create(workspace=workspace, asset_name="table")
+    from endpoints.models import Deployment, Endpoint
+    from training.models import ModelVersion, RegisteredModel
+
+    model = RegisteredModel.objects.create(workspace=workspace, name="churn")
+    model_version = ModelVersion.objects.create(model=model, version=1, sha256="0" * 64)
+    inference = target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving").target
+    endpoint = Endpoint.objects.create(workspace=workspace, name=f"iso-{workspace.pk}")
+    deployment = Deployment.objects.create(endpoint=endpoint, name="blue", model_version=model_version,
+                                           target=inference)
     return {
         "workspace_id": workspace.pk,
         "member_id": Membership.objects.get(workspace=workspace, user__username="alice").pk,
         "target_id": target.pk,
         "job_id": job.pk,
         "artifact_id": artifact.pk,
+        "asset_id": asset.pk,
+        "version": version.version,
+        "ingest_id": ingest.pk,
+        "model_id": model.pk,
+        "endpoint_id": endpoint.pk,
+        "deployment_id": deployment.pk,
     }
 
 
@@ -68,5 +88,5 @@ def test_every_workspace_route_refuses_writes_to_a_reader(api, reader, workspace
     from compute.models import ComputeTarget
     from training.models import Job, JobStatus
 
-    assert ComputeTarget.objects.filter(workspace=workspace).count() == 1
+    assert ComputeTarget.objects.filter(workspace=workspace).count() == 2
     assert Job.objects.get(workspace=workspace).status == JobStatus.QUEUED

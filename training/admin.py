@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Artifact, Experiment, Job, JobEvent, JobLogLine, Metric
+from .models import Artifact, Experiment, Job, JobEvent, JobLogLine, Metric, ModelAlias, ModelVersion, RegisteredModel
 
 
 @admin.register(Experiment)
@@ -69,3 +69,38 @@ class ArtifactAdmin(admin.ModelAdmin):
     list_filter = ["kind"]
     search_fields = ["name", "sha256"]
     raw_id_fields = ["job"]
+
+
+class ModelVersionInline(admin.TabularInline):
+    model = ModelVersion
+    extra = 0
+    fields = ["version", "algorithm", "job", "data_version", "sha256", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "created_by", "created_at", "updated_at"]
+    search_fields = ["name", "description", "workspace__name"]
+    list_select_related = ["workspace", "created_by"]
+    raw_id_fields = ["workspace", "created_by"]
+    inlines = [ModelVersionInline]
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "algorithm", "target_column", "job", "data_version", "file_size", "created_at"]
+    list_filter = ["algorithm", "created_at"]
+    search_fields = ["model__name", "algorithm", "target_column", "sha256"]
+    list_select_related = ["model", "job", "data_version"]
+    raw_id_fields = ["model", "job", "data_version", "created_by"]
+    readonly_fields = ["sha256", "onnx_sha256"]
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "model", "name", "version"]
+    search_fields = ["model__name", "name"]
+    raw_id_fields = ["model", "version"]

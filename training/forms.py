@@ -53,4 +53,65 @@ class DiagnosticJobForm(JobSubmitForm):
         return {"sleep_seconds": self.cleaned_data.get("sleep_seconds") or 0}
 
 
-SUBMIT_FORMS = {JobKind.DIAGNOSTIC: DiagnosticJobForm}
+class TrainJobForm(JobSubmitForm):
+    kind = JobKind.TRAIN
+    data_version_id = forms.TypedChoiceField(coerce=int, label="Data")
+    target_column = forms.CharField(max_length=200, label="Target column", help_text="The column to predict.")
+    algorithm = forms.ChoiceField(choices=[])
+    hyperparameters = forms.JSONField(
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Optional JSON, e.g. {"n_estimators": 300, "max_depth": 8}. '
+        "Checked against the estimator's own parameters.",
+    )
+    validation_method = forms.ChoiceField(
+        choices=[("holdout", "Holdout"), ("cv", "k-fold cross-validation")], initial="holdout", label="Validation"
+    )
+    holdout_fraction = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2, required=False)
+    n_folds = forms.IntegerField(min_value=2, max_value=20, initial=5, required=False, label="Folds")
+    seed = forms.IntegerField(initial=0)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from workspaces.data_selectors import data_versions_ready
+
+        from .kinds.train import TRAIN_ALGORITHMS
+
+        versions = list(data_versions_ready(workspace=self.workspace)[:200])
+        self.fields["data_version_id"].choices = [
+            (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)") for v in versions
+        ]
+        self.fields["algorithm"].choices = list(TRAIN_ALGORITHMS.items())
+        self.column_names = sorted({c["name"] for v in versions for c in v.schema.get("columns", [])})
+        self.fields["target_column"].widget.attrs["list"] = "column-names"
+
+    @classmethod
+    def initial_from_job(cls, job) -> dict:
+        initial = super().initial_from_job(job)
+        validation = job.spec.get("validation", {})
+        initial.update(
+            validation_method=validation.get("method", "holdout"),
+            holdout_fraction=validation.get("holdout_fraction", 0.2),
+            n_folds=validation.get("n_folds", 5),
+        )
+        return initial
+
+    def spec(self) -> dict:
+        data = self.cleaned_data
+        validation = {"method": data["validation_method"]}
+        if data["validation_method"] == "holdout":
+            validation["holdout_fraction"] = data.get("holdout_fraction") or 0.2
+        else:
+            validation["n_folds"] = data.get("n_folds") or 5
+        return {
+            "data_version_id": data["data_version_id"],
+            "target_column": data["target_column"],
+            "algorithm": data["algorithm"],
+            "hyperparameters": data.get("hyperparameters") or {},
+            "validation": validation,
+            "seed": data["seed"],
+        }
+
+
+SUBMIT_FORMS = {JobKind.TRAIN: TrainJobForm, JobKind.DIAGNOSTIC: DiagnosticJobForm}

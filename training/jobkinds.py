@@ -14,6 +14,12 @@ from .models import JobKind
 
 HANDLERS = {
     JobKind.DIAGNOSTIC: "training.kinds.diagnostic.DiagnosticJob",
+    JobKind.INGEST: "workspaces.ingest_job.IngestJob",
+    JobKind.TRAIN: "training.kinds.train.TrainJob",
+    JobKind.BATCH_SCORE: "endpoints.batch_job.BatchScoreJob",
+    JobKind.AUTOML: "training.kinds.automl.AutoMLJob",
+    JobKind.AUTOML_TRIAL: "training.kinds.automl.AutoMLTrialJob",
+    JobKind.AUTOML_FINAL: "training.kinds.automl.AutoMLFinalJob",
 }
 
 
@@ -33,6 +39,9 @@ class JobHandler:
     def run(self, ctx) -> dict:
         """Do the work on a node; return the job's result summary (JSON)."""
         raise NotImplementedError
+
+    def on_detached(self, *, job_id: int) -> None:
+        """Called after run() returned Detach and the node was freed."""
 
     def on_finished(self, *, job_id: int, status: str) -> None:
         """Called once the job reached COMPLETED, FAILED or CANCELED (after commit)."""

@@ -87,6 +87,8 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # RUNNING without a node: an Automated ML run whose trials (its children) do the work.
+    detached = models.BooleanField(default=False)
     result = models.JSONField(default=dict, blank=True)  # summary metrics and outputs, for lists and compare
     error = models.TextField(blank=True)
     log_lines = models.PositiveIntegerField(default=0)
@@ -186,3 +188,73 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RegisteredModel(models.Model):
+    """A named model in a workspace's registry; its versions are immutable."""
+
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=100)
+    description = models.TextField(max_length=2000, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="registered_model_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """One registered version: the skops file (and an ONNX twin where it converts), its input
+    signature, class labels, metrics and lineage (job, data version, library versions)."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    description = models.TextField(max_length=2000, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions")
+    data_version = models.ForeignKey(
+        "workspaces.DataVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
+    )
+    algorithm = models.CharField(max_length=100, blank=True)
+    target_column = models.CharField(max_length=200, blank=True)
+    signature = models.JSONField(default=dict)  # {"columns": [{"name", "type", "categories"?}], ...}
+    classes = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict)
+    lineage = models.JSONField(default=dict)  # library versions, code, search settings
+    file_size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    onnx_sha256 = models.CharField(max_length=64, blank=True)
+    onnx_max_abs_diff = models.FloatField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_id", "-version"]
+        constraints = [models.UniqueConstraint(fields=["model", "version"], name="model_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}:{self.version}"
+
+
+class ModelAlias(models.Model):
+    """A movable name for one version of a model, e.g. `champion`."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=50)
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="model_alias_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.name}"

@@ -5,7 +5,6 @@ and exits the process at once if the job was taken away from this attempt (a "zo
 up). The prefork pool then starts a fresh process, so the node takes the next job.
 """
 
-import hashlib
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from compute.worker import current_node_id
+from studio.hashing import sha256_file
 
 from . import services
 from .jobkinds import handler_for
@@ -37,6 +37,14 @@ class JobCanceled(Exception):
 
 class JobError(Exception):
     """An expected failure with a message for the user (bad data, a bad parameter)."""
+
+
+class Detach:
+    """Returned by a job's code whose work goes on in child jobs: the node is freed and the job
+    stays RUNNING (e.g. an Automated ML run after its set-up, while its trials run)."""
+
+    def __init__(self, result: dict, reason: str):
+        self.result, self.reason = result, reason
 
 
 class JobContext:
@@ -84,14 +92,10 @@ class JobContext:
     def artifact_saved(self, name: str, kind: str = "") -> Artifact:
         """Record a file written at artifact_path(name), with its size and SHA-256."""
         path = self.artifact_path(name)
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
         artifact, _ = Artifact.objects.update_or_create(
             job_id=self.job.pk,
             name=name,
-            defaults={"kind": kind, "size": path.stat().st_size, "sha256": digest.hexdigest()},
+            defaults={"kind": kind, "size": path.stat().st_size, "sha256": sha256_file(path)},
         )
         return artifact
 
@@ -158,27 +162,34 @@ def run_job(job_id: int) -> None:
     ctx = JobContext(job)
     watchdog = Watchdog(ctx)
     watchdog.start()
+    handler = handler_for(job.kind)
     try:
-        handler = handler_for(job.kind)
         services.job_mark_running(job=job)
-        result = handler.run(ctx)
-        ctx.flush()
-        services.job_complete(job=job, result=result or {})
+        outcome, detail = "completed", handler.run(ctx)
     except JobCanceled:
-        ctx.log("Canceled.")
-        ctx.flush()
-        services.job_finish_canceled(job=job)
+        outcome, detail = "canceled", "Canceled."
     except JobError as exc:
-        ctx.log(f"Error: {exc}")
-        ctx.flush()
-        services.job_fail(job=job, error=str(exc))
+        outcome, detail = "failed", str(exc)
     except MemoryError:
-        ctx.log("Out of memory.")
-        ctx.flush()
-        services.job_fail(job=job, error="The job ran out of memory. Try a larger node size or less data.")
+        outcome, detail = "failed", "The job ran out of memory. Try a larger node size or less data."
     except Exception as exc:  # noqa: BLE001 - any failure of the job's code fails the job, not the node
         ctx.log(traceback.format_exc())
+        outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
+    # Stop the watchdog before the job's status changes: it would take the change for a zombie's.
+    watchdog.done.set()
+    watchdog.join()
+    if outcome == "completed":
         ctx.flush()
-        services.job_fail(job=job, error=f"{type(exc).__name__}: {exc}")
-    finally:
-        watchdog.done.set()
+        if isinstance(detail, Detach):
+            services.job_detach(job=job, result=detail.result, reason=detail.reason)
+            handler.on_detached(job_id=job.pk)
+        else:
+            services.job_complete(job=job, result=detail or {})
+    elif outcome == "canceled":
+        ctx.log(detail)
+        ctx.flush()
+        services.job_finish_canceled(job=job)
+    else:
+        ctx.log(f"Error: {detail}")
+        ctx.flush()
+        services.job_fail(job=job, error=detail)

@@ -66,11 +66,55 @@ def job_submit(
     max_attempts: int | None = None,
 ) -> Job:
     """Queue a job on a compute target. The message is sent when the transaction commits."""
+    require(actor, workspace, Action.WRITE)
+    _check_target(actor=actor, workspace=workspace, target=target)
+    return _job_create(
+        actor=actor,
+        workspace=workspace,
+        kind=kind,
+        target=target,
+        spec=spec,
+        experiment_name=experiment_name,
+        display_name=display_name,
+        parent=parent,
+        time_limit_seconds=time_limit_seconds,
+        max_attempts=max_attempts,
+    )
+
+
+def child_job_submit(
+    *,
+    parent: Job,
+    kind: str,
+    spec: dict,
+    display_name: str = "",
+    time_limit_seconds: int | None = None,
+    max_attempts: int = 2,
+) -> Job:
+    """Queue a job that a running parent makes (an Automated ML trial), on the parent's target.
+    The parent's submission was authorised; its children are not checked again."""
+    if parent.target is None:
+        raise ValidationError("The run's compute target was deleted.")
+    return _job_create(
+        actor=parent.submitted_by,
+        workspace=parent.workspace,
+        kind=kind,
+        target=parent.target,
+        spec=spec,
+        experiment_name=None,
+        display_name=display_name,
+        parent=parent,
+        time_limit_seconds=time_limit_seconds,
+        max_attempts=max_attempts,
+    )
+
+
+def _job_create(
+    *, actor, workspace, kind, target, spec, experiment_name, display_name, parent, time_limit_seconds, max_attempts
+) -> Job:
     from .jobkinds import handler_for
 
-    require(actor, workspace, Action.WRITE)
     handler = handler_for(kind)
-    _check_target(actor=actor, workspace=workspace, target=target)
     clean = handler.validate(workspace=workspace, spec=spec)
     if time_limit_seconds is not None and not 1 <= time_limit_seconds <= settings.JOB_TIME_LIMIT_SECONDS:
         raise ValidationError({"time_limit_seconds": [f"Give 1 to {settings.JOB_TIME_LIMIT_SECONDS} seconds."]})
@@ -167,7 +211,7 @@ def job_claim(*, job_id: int, node_id: int | None) -> Job | None:
 
 
 def _fenced(job: Job):
-    return Job.objects.filter(pk=job.pk, attempt=job.attempt, status__in=JobStatus.on_node())
+    return Job.objects.filter(pk=job.pk, attempt=job.attempt, status__in=JobStatus.on_node(), detached=False)
 
 
 def job_mark_running(*, job: Job, reason: str = "running") -> bool:
@@ -223,6 +267,43 @@ def job_finish_canceled(*, job: Job) -> bool:
     return _finish(job, JobStatus.CANCELED, "canceled while running; its node was freed")
 
 
+def job_detach(*, job: Job, result: dict, reason: str) -> bool:
+    """The job's node work is done but the job goes on (its children run): free the node, keep
+    RUNNING without one. The reconciler leaves detached jobs alone; their children drive them."""
+    with transaction.atomic():
+        if not _fenced(job).update(
+            detached=True,
+            node=None,
+            heartbeat_at=None,
+            result=result,
+            status=JobStatus.RUNNING,
+            status_reason=reason[:500],
+        ):
+            return False
+        _event(job, JobStatus.RUNNING, reason, job.node_id)
+        if job.node_id:
+            from compute.services import node_mark_idle
+
+            node_mark_idle(node_id=job.node_id)
+    return True
+
+
+def job_detached_finish(*, job_id: int, status: str, reason: str, result: dict | None = None, error: str = "") -> bool:
+    """Finish a detached job (called when its children are done)."""
+    now = timezone.now()
+    fields = {"status": status, "finished_at": now, "status_reason": reason[:500], "detached": False}
+    if result is not None:
+        fields["result"] = result
+    if error:
+        fields["error"] = error
+    with transaction.atomic():
+        if not Job.objects.filter(pk=job_id, detached=True, status=JobStatus.RUNNING).update(**fields):
+            return False
+        job = Job.objects.get(pk=job_id)
+        _event(job, status, reason)
+    return True
+
+
 # --- User actions ----------------------------------------------------------------------------------
 def job_cancel(*, actor, job: Job) -> Job:
     """Cancel: a queued job never starts; a running one is stopped by its node within seconds."""
@@ -234,6 +315,15 @@ def job_cancel(*, actor, job: Job) -> Job:
             cancel_requested_at=now,
             finished_at=now,
             status_reason=f"canceled by {actor} before it started",
+        ):
+            job.refresh_from_db()
+            _event(job, JobStatus.CANCELED, job.status_reason)
+        elif Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, detached=True).update(
+            status=JobStatus.CANCELED,
+            cancel_requested_at=now,
+            finished_at=now,
+            detached=False,
+            status_reason=f"canceled by {actor}; finished trials are kept",
         ):
             job.refresh_from_db()
             _event(job, JobStatus.CANCELED, job.status_reason)
@@ -284,8 +374,12 @@ def job_delete(*, actor, job: Job) -> int:
     if job.is_active:
         raise ValidationError(f"{job.name} is {job.get_status_display().lower()}: cancel it before deleting it.")
     from .jobkinds import job_references
+    from .models import ModelVersion
 
     refs = job_references(job)
+    models = list(ModelVersion.objects.filter(Q(job=job) | Q(job__parent=job)).select_related("model")[:5])
+    if models:
+        refs.append("the registered model" + ("s " if len(models) > 1 else " ") + ", ".join(map(str, models)))
     if refs:
         raise ValidationError(f"{job.name} cannot be deleted: {'; '.join(refs)} refer to it.")
     folders = [job_artifact_dir(job)] + [job_artifact_dir(child) for child in job.children.all()]
@@ -359,7 +453,7 @@ def jobs_reconcile(*, now=None) -> dict:
     now = now or timezone.now()
     stale_cutoff = now - heartbeat_timeout()
     stale = Job.objects.annotate(last_sign=Coalesce("heartbeat_at", "started_at")).filter(
-        status__in=JobStatus.on_node(), last_sign__lt=stale_cutoff
+        status__in=JobStatus.on_node(), last_sign__lt=stale_cutoff, detached=False
     )
     requeued = 0
     for job in stale:

@@ -1,14 +1,17 @@
 from django.urls import path
 
-from . import views
+from . import automl_views, registry_views, views
 
 urlpatterns = [
     path("", views.job_list, name="job-list"),
     path("new/", views.job_submit, name="job-submit"),
+    path("automl/new/", automl_views.automl_new, name="automl-new"),
+    path("automl/columns/", automl_views.automl_columns, name="automl-columns"),
     path("compare/", views.job_compare, name="job-compare"),
     path("<int:job_id>/", views.job_detail, name="job-detail"),
     path("<int:job_id>/log/", views.job_log, name="job-log"),
     path("<int:job_id>/delete/", views.job_delete, name="job-delete"),
+    path("<int:job_id>/register/", registry_views.job_register, name="job-register"),
     path("<int:job_id>/artifacts/<int:artifact_id>/", views.artifact_download, name="job-artifact"),
     path("<int:job_id>/<slug:action>/", views.job_action, name="job-action"),
 ]

@@ -61,7 +61,7 @@ def job_submit(request, workspace_id):
     workspace = _workspace(request, workspace_id, write=True)
     clone_of = request.GET.get("clone")
     source = selectors.job_get(workspace=workspace, job_id=clone_of) if clone_of else None
-    kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else JobKind.DIAGNOSTIC)
+    kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else JobKind.TRAIN)
     form_class = SUBMIT_FORMS.get(kind)
     if form_class is None:
         raise Http404("Unknown job kind.")
@@ -107,10 +107,26 @@ def _metric_charts(job) -> list[tuple[str, dict]]:
     return charts
 
 
+def _result_charts(job) -> list:
+    """The confusion matrix and ROC curve a train job saved (charts.json)."""
+    artifact = selectors.job_artifacts(job=job).filter(name="charts.json").first()
+    if artifact is None:
+        return []
+    path = services.job_artifact_dir(job) / artifact.name
+    try:
+        chart = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    from .charts import classification_figures
+
+    return classification_figures(chart)
+
+
 def job_detail(request, workspace_id, job_id):
     workspace = _workspace(request, workspace_id)
     job = selectors.job_get(workspace=workspace, job_id=job_id)
     context = {
+        "result_charts": _result_charts(job) if job.status == JobStatus.COMPLETED else [],
         "job": job,
         "events": selectors.job_events(job=job),
         "artifacts": selectors.job_artifacts(job=job),
@@ -121,6 +137,10 @@ def job_detail(request, workspace_id, job_id):
         "spec_json": json.dumps(job.spec, indent=2, sort_keys=True),
         "result_json": json.dumps(job.result, indent=2, sort_keys=True),
     }
+    if job.kind == JobKind.AUTOML:
+        from .automl_views import automl_context
+
+        context.update(automl_context(job))
     if request.htmx and request.GET.get("part") == "live":
         return _page(request, "training/_job_live.html", workspace, **context)
     return _page(request, "training/job_detail.html", workspace, **context)

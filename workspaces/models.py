@@ -113,8 +113,8 @@ class DataVersion(models.Model):
     source_size = models.BigIntegerField(default=0)
     rows = models.BigIntegerField(default=0)
     columns = models.PositiveIntegerField(default=0)
-    schema = models.JSONField(default=list)
-    profile = models.JSONField(default=dict)
+    schema = models.JSONField(default=dict)  # dataio.Schema.to_json()
+    profile = models.JSONField(default=dict)  # dataio.profile()
     parquet_size = models.BigIntegerField(default=0)
     parquet_sha256 = models.CharField(max_length=64, blank=True)
     derived_from = models.ForeignKey(

@@ -1,6 +1,7 @@
 """Read queries for workspaces, always scoped to the workspaces the user is a member of."""
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from .models import Activity, Membership, Workspace
@@ -12,20 +13,40 @@ def _role_subquery(user):
 
 
 def _count_subquery(model, field: str = "workspace"):
-    return Subquery(
-        model.objects.filter(**{field: OuterRef("pk")}).order_by().values(field).annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(
+        Subquery(
+            model.objects.filter(**{field: OuterRef("pk")})
+            .order_by()
+            .values(field)
+            .annotate(n=Count("pk"))
+            .values("n")[:1],
+            output_field=IntegerField(),
+        ),
+        0,
+    )
+
+
+def _with_counts(workspaces: QuerySet[Workspace], user) -> QuerySet[Workspace]:
+    """The user's role and how much the workspace holds, as subqueries (still one query)."""
+    from compute.models import ComputeTarget
+    from training.models import Job
+
+    from .models import DataAsset
+
+    return workspaces.annotate(
+        role=_role_subquery(user),
+        member_count=_count_subquery(Membership),
+        data_asset_count=_count_subquery(DataAsset),
+        job_count=_count_subquery(Job),
+        compute_count=_count_subquery(ComputeTarget),
     )
 
 
 def workspace_list_for_user(*, user) -> QuerySet[Workspace]:
-    """The user's workspaces with their role and member count (one query)."""
+    """The user's workspaces with their role and counts (one query)."""
     if not user.is_authenticated:
         return Workspace.objects.none()
-    return (
-        Workspace.objects.filter(memberships__user=user)
-        .annotate(role=_role_subquery(user), member_count=_count_subquery(Membership))
-        .order_by("name", "id")
-    )
+    return _with_counts(Workspace.objects.filter(memberships__user=user), user).order_by("name", "id")
 
 
 def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW) -> Workspace:
@@ -38,13 +59,7 @@ def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW) -> 
         workspace_id = int(workspace_id)
     except (TypeError, ValueError):
         raise Http404("Workspace not found.") from None
-    workspace = (
-        Workspace.objects.filter(pk=workspace_id)
-        .annotate(role=_role_subquery(user), member_count=_count_subquery(Membership))
-        .first()
-        if user.is_authenticated
-        else None
-    )
+    workspace = _with_counts(Workspace.objects.filter(pk=workspace_id), user).first() if user.is_authenticated else None
     if workspace is None or workspace.role is None:
         raise Http404("Workspace not found.")
     workspace._role_cache = (user.pk, workspace.role)

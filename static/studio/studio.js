@@ -42,6 +42,95 @@
   window.addEventListener("load", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawCharts(event.target); });
 
+  // <form data-upload>: drag-and-drop onto [data-dropzone], and an upload with a real progress
+  // bar (XMLHttpRequest's upload progress), then on to the page the server names.
+  function setupUpload(form) {
+    var input = form.querySelector("input[type=file]");
+    var zone = form.querySelector("[data-dropzone]");
+    var fileName = form.querySelector("[data-file-name]");
+    var nameInput = form.querySelector("input[name=name]");
+    function chosen() {
+      if (!input.files.length) return;
+      fileName.textContent = input.files[0].name + " (" + Math.round(input.files[0].size / 1024).toLocaleString() + " KiB)";
+      if (nameInput && !nameInput.value) {
+        nameInput.value = input.files[0].name.replace(/\.(csv|tsv|txt|parquet|pq)(\.gz)?$/i, "");
+      }
+    }
+    input.addEventListener("change", chosen);
+    ["dragenter", "dragover"].forEach(function (type) {
+      zone.addEventListener(type, function (event) { event.preventDefault(); zone.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      zone.addEventListener(type, function () { zone.classList.remove("over"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      if (event.dataTransfer.files.length) { input.files = event.dataTransfer.files; chosen(); }
+    });
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var box = form.querySelector("[data-progress]");
+      var bar = box.querySelector("progress");
+      var text = box.querySelector("[data-progress-text]");
+      var error = form.querySelector("[data-upload-error]");
+      var button = form.querySelector("button[type=submit]");
+      error.hidden = true;
+      if (!input.files.length) { error.textContent = "Choose a file to upload."; error.hidden = false; return; }
+      box.hidden = false;
+      button.disabled = true;
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action || window.location.href);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", function (e) {
+        if (!e.lengthComputable) return;
+        var pct = Math.round(100 * e.loaded / e.total);
+        bar.value = pct;
+        text.textContent = pct + "% of " + Math.round(e.total / 1024).toLocaleString() + " KiB";
+      });
+      xhr.addEventListener("load", function () {
+        var body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (e) { body = {}; }
+        if (xhr.status === 202 && body.url) { text.textContent = "Uploaded. Ingesting…"; window.location = body.url; return; }
+        var messages = [];
+        Object.keys(body.errors || {}).forEach(function (k) { messages = messages.concat(body.errors[k]); });
+        error.textContent = messages.join(" ") || ("The upload failed (HTTP " + xhr.status + ").");
+        error.hidden = false; box.hidden = true; button.disabled = false;
+      });
+      xhr.addEventListener("error", function () {
+        error.textContent = "The upload was interrupted (is the file over the upload limit?).";
+        error.hidden = false; box.hidden = true; button.disabled = false;
+      });
+      xhr.send(new FormData(form));
+    });
+  }
+  document.querySelectorAll("form[data-upload]").forEach(setupUpload);
+
+  // <form data-score-test>: build one record from the inputs (typed by data-type) and show the
+  // endpoint's answer.
+  document.querySelectorAll("form[data-score-test]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var record = {};
+      form.querySelectorAll("[data-column]").forEach(function (input) {
+        var raw = input.value.trim(), type = input.getAttribute("data-type"), value = raw;
+        if (raw === "") value = null;
+        else if (type === "numeric") value = Number(raw);
+        else if (type === "integer") value = parseInt(raw, 10);
+        else if (type === "boolean") value = ["true", "yes", "1"].indexOf(raw.toLowerCase()) >= 0;
+        record[input.getAttribute("data-column")] = value;
+      });
+      var body = new FormData();
+      body.append("payload", JSON.stringify([record]));
+      body.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+      var out = document.querySelector("[data-test-response]");
+      out.textContent = "Scoring…";
+      fetch(form.action, { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (json) { out.textContent = JSON.stringify(json, null, 2); })
+        .catch(function (e) { out.textContent = "Failed: " + e; });
+    });
+  });
+
   // Close an open <details class="menu"> when clicking elsewhere.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {

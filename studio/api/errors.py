@@ -69,7 +69,7 @@ def exception_handler(exc, context):
         if non_field:
             message = " ".join(non_field)
         else:
-            message = "Some fields are invalid: " + ", ".join(sorted(fields)) + "."
+            message = " ".join(f"{name}: {messages[0]}" for name, messages in sorted(fields.items()) if messages)
         response.data = error_body("invalid", message, fields)
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)

@@ -15,12 +15,15 @@ pytestmark = pytest.mark.django_db
 
 def cluster(owner, workspace, **kwargs):
     options = {"min_nodes": 0, "max_nodes": 2, "idle_seconds_before_scaledown": 120} | kwargs
-    return services.target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", **options).target
+    return services.target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", **options
+    ).target
 
 
 def submit(owner, workspace, target, n=1):
-    return [job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
-            for _ in range(n)]
+    return [
+        job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={}) for _ in range(n)
+    ]
 
 
 def live(target):
@@ -39,10 +42,17 @@ def test_contributor_creates_a_cluster(contributor, workspace):
     assert target.queue == f"compute.{target.pk}" and target.price_per_node_hour > 0
 
 
-@pytest.mark.parametrize(("fields", "bad"), [
-    ({"name": "1bad"}, "name"), ({"name": "has space"}, "name"), ({"min_nodes": 3, "max_nodes": 2}, "min_nodes"),
-    ({"max_nodes": 0}, "max_nodes"), ({"size": "huge"}, "size"), ({"min_nodes": -1}, "min_nodes"),
-])
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        ({"name": "1bad"}, "name"),
+        ({"name": "has space"}, "name"),
+        ({"min_nodes": 3, "max_nodes": 2}, "min_nodes"),
+        ({"max_nodes": 0}, "max_nodes"),
+        ({"size": "huge"}, "size"),
+        ({"min_nodes": -1}, "min_nodes"),
+    ],
+)
 def test_bad_settings_name_the_field(owner, workspace, fields, bad):
     options = {"name": "ok-name", "min_nodes": 0, "max_nodes": 2} | fields
     with pytest.raises(ValidationError) as exc:
@@ -85,8 +95,9 @@ def test_idle_nodes_past_the_timeout_leave_down_to_min(owner, workspace):
 
 
 def test_a_compute_instance_runs_one_node_while_started_and_stops_itself_when_idle(owner, workspace):
-    created = services.target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="ws",
-                                     idle_shutdown_minutes=10)
+    created = services.target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="ws", idle_shutdown_minutes=10
+    )
     target = created.target
     services.autoscale()
     assert live(target) == 1
@@ -98,8 +109,9 @@ def test_a_compute_instance_runs_one_node_while_started_and_stops_itself_when_id
 
 
 def test_only_its_owner_or_a_workspace_owner_starts_an_instance(owner, contributor, workspace):
-    target = services.target_create(actor=contributor, workspace=workspace, kind=TargetKind.INSTANCE,
-                                    name="bobs").target
+    target = services.target_create(
+        actor=contributor, workspace=workspace, kind=TargetKind.INSTANCE, name="bobs"
+    ).target
     services.instance_stop(actor=contributor, target=target)
     services.instance_start(actor=owner, target=target)  # a workspace Owner may
     other = services.target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="alices").target
@@ -116,8 +128,9 @@ def test_delete_is_refused_while_jobs_are_queued(owner, workspace):
 
 
 def test_attached_compute_joins_only_with_its_token(owner, workspace):
-    created = services.target_create(actor=owner, workspace=workspace, kind=TargetKind.ATTACHED, name="gpu-box",
-                                     max_nodes=1)
+    created = services.target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.ATTACHED, name="gpu-box", max_nodes=1
+    )
     target = created.target
     assert created.join_token.startswith("join_") and created.join_token not in target.join_token_hash
     with pytest.raises(PermissionDenied):
@@ -145,8 +158,14 @@ def test_usage_sums_node_hours_and_cost_per_day(owner, workspace):
     target = cluster(owner, workspace)
     now = timezone.now()
     node = Node.objects.create(target=target, status=NodeStatus.STOPPED)
-    NodeSession.objects.create(node=node, target=target, workspace=workspace, started_at=now - timedelta(hours=2),
-                               ended_at=now - timedelta(hours=1), price_per_hour=target.price_per_node_hour)
+    NodeSession.objects.create(
+        node=node,
+        target=target,
+        workspace=workspace,
+        started_at=now - timedelta(hours=2),
+        ended_at=now - timedelta(hours=1),
+        price_per_hour=target.price_per_node_hour,
+    )
     data = usage(workspace=workspace, days=3, now=now)
     assert abs(sum(data.hours["cpu"]) - 1.0) < 1e-6
     assert abs(sum(data.cost["cpu"]) - float(target.price_per_node_hour)) < 1e-6

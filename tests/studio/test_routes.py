@@ -12,6 +12,7 @@ ANONYMOUS = {
     "login": "the sign-in page",
     "health": "the load balancer's probe",
     "admin:login": "the admin console's own sign-in page",
+    "score": "the scoring route, authenticated by the endpoint's key",
 }
 
 

@@ -17,8 +17,11 @@ def test_create_cluster_and_submit_a_job_through_the_api(api, contributor, works
     assert created.status_code == 201, created.content
     target = created.json()
     assert target["nodes"] == {"starting": 0, "idle": 0, "busy": 0, "leaving": 0} and target["join_token"] is None
-    job = client.post(f"/api/v1/workspaces/{workspace.pk}/jobs/",
-                      {"kind": "diagnostic", "target": target["id"], "spec": {"sleep_seconds": 1}}, format="json")
+    job = client.post(
+        f"/api/v1/workspaces/{workspace.pk}/jobs/",
+        {"kind": "diagnostic", "target": target["id"], "spec": {"sleep_seconds": 1}},
+        format="json",
+    )
     assert job.status_code == 201, job.content
     body = job.json()
     assert body["status"] == "queued" and body["target"]["name"] == "cpu" and body["attempt"] == 0
@@ -40,14 +43,17 @@ def test_attached_compute_returns_its_join_token_once(api, owner, workspace):
     assert "join_token" not in again and token[-10:] not in str(again)
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({"kind": "diagnostic", "target": 999999}, "target"),
-    ({"kind": "shell", "target": 1}, "kind"),
-    ({"kind": "diagnostic"}, "target"),
-    ({"kind": "diagnostic", "target": "abc"}, "target"),
-    ({"kind": "diagnostic", "target": 1, "spec": "not an object"}, "spec"),
-    ({"kind": "diagnostic", "target": 1, "spec": {"sleep_seconds": -5}}, "sleep_seconds"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"kind": "diagnostic", "target": 999999}, "target"),
+        ({"kind": "shell", "target": 1}, "kind"),
+        ({"kind": "diagnostic"}, "target"),
+        ({"kind": "diagnostic", "target": "abc"}, "target"),
+        ({"kind": "diagnostic", "target": 1, "spec": "not an object"}, "spec"),
+        ({"kind": "diagnostic", "target": 1, "spec": {"sleep_seconds": -5}}, "sleep_seconds"),
+    ],
+)
 def test_bad_job_submissions_name_the_field(api, owner, workspace, payload, field):
     client = api(owner)
     target = make_cluster(client, workspace).json()
@@ -61,16 +67,18 @@ def test_bad_job_submissions_name_the_field(api, owner, workspace, payload, fiel
 
 def test_a_job_cannot_target_another_workspaces_compute(api, owner, outsider, workspace, other_workspace):
     theirs = make_cluster(api(outsider), other_workspace).json()
-    response = api(owner).post(f"/api/v1/workspaces/{workspace.pk}/jobs/",
-                               {"kind": "diagnostic", "target": theirs["id"]}, format="json")
+    response = api(owner).post(
+        f"/api/v1/workspaces/{workspace.pk}/jobs/", {"kind": "diagnostic", "target": theirs["id"]}, format="json"
+    )
     assert response.status_code == 400 and "target" in response.json()["error"]["fields"]
 
 
 def test_scale_settings_are_validated(api, owner, workspace):
     client = api(owner)
     target = make_cluster(client, workspace).json()
-    response = client.patch(f"/api/v1/workspaces/{workspace.pk}/compute/{target['id']}/",
-                            {"min_nodes": 5, "max_nodes": 2}, format="json")
+    response = client.patch(
+        f"/api/v1/workspaces/{workspace.pk}/compute/{target['id']}/", {"min_nodes": 5, "max_nodes": 2}, format="json"
+    )
     assert response.status_code == 400 and "min_nodes" in response.json()["error"]["fields"]
     ok = client.patch(f"/api/v1/workspaces/{workspace.pk}/compute/{target['id']}/", {"max_nodes": 4}, format="json")
     assert ok.json()["max_nodes"] == 4
@@ -80,8 +88,9 @@ def test_scale_settings_are_validated(api, owner, workspace):
 def test_delete_a_finished_job_reports_bytes_freed(api, owner, workspace):
     client = api(owner)
     target = make_cluster(client, workspace).json()
-    job = client.post(f"/api/v1/workspaces/{workspace.pk}/jobs/", {"kind": "diagnostic", "target": target["id"]},
-                      format="json").json()
+    job = client.post(
+        f"/api/v1/workspaces/{workspace.pk}/jobs/", {"kind": "diagnostic", "target": target["id"]}, format="json"
+    ).json()
     client.post(f"/api/v1/workspaces/{workspace.pk}/jobs/{job['id']}/cancel/")
     response = client.delete(f"/api/v1/workspaces/{workspace.pk}/jobs/{job['id']}/")
     assert response.json() == {"deleted": True, "bytes_freed": 0}

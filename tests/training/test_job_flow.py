@@ -13,8 +13,15 @@ pytestmark = [pytest.mark.worker]
 
 @pytest.fixture
 def cluster(owner, workspace):
-    return target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=0,
-                         max_nodes=2, idle_seconds_before_scaledown=1).target
+    return target_create(
+        actor=owner,
+        workspace=workspace,
+        kind=TargetKind.CLUSTER,
+        name="cpu",
+        min_nodes=0,
+        max_nodes=2,
+        idle_seconds_before_scaledown=1,
+    ).target
 
 
 def diagnostic(owner, workspace, cluster, **spec):
@@ -22,8 +29,11 @@ def diagnostic(owner, workspace, cluster, **spec):
 
 
 def finished(job, timeout=60):
-    return wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=JobStatus.finished()).first(), timeout=timeout,
-                    message=f"job {job.pk} to finish (now {Job.objects.get(pk=job.pk).status})")
+    return wait_for(
+        lambda: Job.objects.filter(pk=job.pk, status__in=JobStatus.finished()).first(),
+        timeout=timeout,
+        message=f"job {job.pk} to finish (now {Job.objects.get(pk=job.pk).status})",
+    )
 
 
 def test_a_job_scales_a_cluster_from_zero_runs_and_the_cluster_scales_back_to_zero(
@@ -40,8 +50,11 @@ def test_a_job_scales_a_cluster_from_zero_runs_and_the_cluster_scales_back_to_ze
     assert all(JobEvent.objects.filter(job=job).values_list("reason", flat=True))
     assert done.log.filter(text__contains="Node check").exists()
     # idle past its timeout: back to zero nodes, node time metered
-    wait_for(lambda: Node.objects.filter(pk=node.pk, status=NodeStatus.STOPPED).exists(), timeout=30,
-             message="the idle node to stop")
+    wait_for(
+        lambda: Node.objects.filter(pk=node.pk, status=NodeStatus.STOPPED).exists(),
+        timeout=30,
+        message="the idle node to stop",
+    )
     session = NodeSession.objects.get(node=node)
     assert session.ended_at is not None and session.ended_at > session.started_at
 
@@ -79,8 +92,14 @@ def test_a_message_delivered_twice_runs_its_job_once(owner, workspace, cluster, 
 
 
 def test_a_job_over_its_time_limit_fails_and_the_node_takes_the_next(owner, workspace, cluster, agent, broker):
-    job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster,
-                     spec={"sleep_seconds": 60}, time_limit_seconds=2)
+    job = job_submit(
+        actor=owner,
+        workspace=workspace,
+        kind=JobKind.DIAGNOSTIC,
+        target=cluster,
+        spec={"sleep_seconds": 60},
+        time_limit_seconds=2,
+    )
     done = finished(job, timeout=60)
     assert done.status == JobStatus.FAILED
     assert "time limit" in done.status_reason and "time limit" in done.error

@@ -17,15 +17,28 @@ def target(owner, workspace):
 def many_jobs(workspace, target, owner, n):
     now = timezone.now()
     Job.objects.bulk_create(
-        [Job(workspace=workspace, target=target, kind=JobKind.DIAGNOSTIC, status=JobStatus.COMPLETED,
-             display_name=f"job {i}", submitted_by=owner, spec={}, result={"accuracy": i / n}, running_at=now,
-             finished_at=now) for i in range(n)],
+        [
+            Job(
+                workspace=workspace,
+                target=target,
+                kind=JobKind.DIAGNOSTIC,
+                status=JobStatus.COMPLETED,
+                display_name=f"job {i}",
+                submitted_by=owner,
+                spec={},
+                result={"accuracy": i / n},
+                running_at=now,
+                finished_at=now,
+            )
+            for i in range(n)
+        ],
         batch_size=2000,
     )
 
 
-def test_job_list_at_10000_jobs_uses_a_fixed_number_of_queries(client, owner, workspace, target,
-                                                                django_assert_max_num_queries):
+def test_job_list_at_10000_jobs_uses_a_fixed_number_of_queries(
+    client, owner, workspace, target, django_assert_max_num_queries
+):
     many_jobs(workspace, target, owner, 10_000)
     client.force_login(owner)
     with django_assert_max_num_queries(12):
@@ -36,8 +49,9 @@ def test_job_list_at_10000_jobs_uses_a_fixed_number_of_queries(client, owner, wo
     assert "10000 jobs" in first.content.decode() and "Page 200 of 200" in last.content.decode()
 
 
-def test_job_api_list_at_10000_jobs_uses_a_fixed_number_of_queries(api, owner, workspace, target,
-                                                                   django_assert_max_num_queries):
+def test_job_api_list_at_10000_jobs_uses_a_fixed_number_of_queries(
+    api, owner, workspace, target, django_assert_max_num_queries
+):
     many_jobs(workspace, target, owner, 10_000)
     client = api(owner)
     with django_assert_max_num_queries(10):
@@ -47,8 +61,9 @@ def test_job_api_list_at_10000_jobs_uses_a_fixed_number_of_queries(api, owner, w
 
 def test_job_list_filters_and_search(client, owner, workspace, target):
     many_jobs(workspace, target, owner, 30)
-    failed = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={},
-                        display_name="the odd one")
+    failed = job_submit(
+        actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={}, display_name="the odd one"
+    )
     Job.objects.filter(pk=failed.pk).update(status=JobStatus.FAILED)
     client.force_login(owner)
     html = client.get(f"/w/{workspace.pk}/jobs/?status=failed").content.decode()
@@ -59,9 +74,16 @@ def test_job_list_filters_and_search(client, owner, workspace, target):
 
 def test_submit_from_the_form_and_clone(client, owner, workspace, target):
     client.force_login(owner)
-    response = client.post(f"/w/{workspace.pk}/jobs/new/", {"kind": "diagnostic", "target": target.pk,
-                                                          "experiment_name": "smoke", "sleep_seconds": "2",
-                                                          "display_name": "check"})
+    response = client.post(
+        f"/w/{workspace.pk}/jobs/new/",
+        {
+            "kind": "diagnostic",
+            "target": target.pk,
+            "experiment_name": "smoke",
+            "sleep_seconds": "2",
+            "display_name": "check",
+        },
+    )
     job = Job.objects.get()
     assert response.status_code == 302 and job.spec == {"sleep_seconds": 2.0} and job.experiment.name == "smoke"
     clone = client.get(f"/w/{workspace.pk}/jobs/new/?clone={job.pk}").content.decode()
@@ -89,8 +111,10 @@ def test_artifacts_of_another_workspace_are_404(client, outsider, owner, workspa
 
 
 def test_compare_puts_parameters_and_metrics_side_by_side(client, owner, workspace, target):
-    jobs = [job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target,
-                       spec={"sleep_seconds": s}) for s in (1, 2)]
+    jobs = [
+        job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={"sleep_seconds": s})
+        for s in (1, 2)
+    ]
     for job, acc in zip(jobs, (0.8, 0.9), strict=True):
         Job.objects.filter(pk=job.pk).update(result={"accuracy": acc})
     client.force_login(owner)
@@ -100,8 +124,15 @@ def test_compare_puts_parameters_and_metrics_side_by_side(client, owner, workspa
 
 def test_compute_pages_render(client, owner, workspace, target):
     client.force_login(owner)
-    for path in ("", "new/", "new/?kind=cluster", "usage/", f"{target.pk}/", f"{target.pk}/edit/",
-                 f"{target.pk}/delete/"):
+    for path in (
+        "",
+        "new/",
+        "new/?kind=cluster",
+        "usage/",
+        f"{target.pk}/",
+        f"{target.pk}/edit/",
+        f"{target.pk}/delete/",
+    ):
         assert client.get(f"/w/{workspace.pk}/compute/{path}").status_code == 200, path
 
 

@@ -38,8 +38,9 @@ def test_a_job_on_another_workspaces_target_is_refused(owner, workspace, other_w
 
 def test_bad_specs_are_refused_at_submit(owner, workspace, target):
     with pytest.raises(ValidationError):
-        services.job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target,
-                            spec={"sleep_seconds": "soon"})
+        services.job_submit(
+            actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={"sleep_seconds": "soon"}
+        )
     with pytest.raises(ValidationError):
         services.job_submit(actor=owner, workspace=workspace, kind="shell", target=target, spec={})
 
@@ -86,7 +87,9 @@ def test_reconciler_fails_a_job_past_its_attempts(job, settings):
     assert job.status == JobStatus.FAILED and "Worker lost" in job.error
 
 
-def test_reconciler_republishes_a_queued_job_when_an_idle_node_waits(job, target, settings, django_capture_on_commit_callbacks):
+def test_reconciler_republishes_a_queued_job_when_an_idle_node_waits(
+    job, target, settings, django_capture_on_commit_callbacks
+):
     settings.STUDIO_REPUBLISH_AFTER = 5
     Job.objects.filter(pk=job.pk).update(published_at=timezone.now() - timedelta(seconds=30))
     Node.objects.create(target=target, status=NodeStatus.IDLE, last_heartbeat_at=timezone.now())

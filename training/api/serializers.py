@@ -4,9 +4,17 @@ from ..models import Artifact, Experiment, Job, JobEvent, JobKind, JobLogLine
 
 
 class JobIn(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=[JobKind.DIAGNOSTIC, JobKind.TRAIN])
+    kind = serializers.ChoiceField(choices=[JobKind.TRAIN, JobKind.DIAGNOSTIC])
     target = serializers.IntegerField(help_text="Id of a compute target of this workspace.")
-    spec = serializers.DictField(required=False, default=dict, help_text="The job's parameters (see each kind).")
+    spec = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text=(
+            "The job's parameters. train: {data_version_id, target_column, algorithm, hyperparameters, "
+            "validation: {method: holdout, holdout_fraction} or {method: cv, n_folds}, seed}. "
+            "diagnostic: {sleep_seconds}."
+        ),
+    )
     experiment = serializers.CharField(max_length=100, required=False, allow_blank=True)
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     time_limit_seconds = serializers.IntegerField(min_value=1, required=False)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import registry, views
 
 prefix = "workspaces/<int:workspace_id>/"
 job = prefix + "jobs/<int:job_id>/"
@@ -18,5 +18,23 @@ urlpatterns = [
         job + "artifacts/<int:artifact_id>/download/",
         views.JobArtifactDownloadApi.as_view(),
         name="api-job-artifact-download",
+    ),
+    path(job + "register/", registry.JobRegisterApi.as_view(), name="api-job-register"),
+    path(prefix + "models/", registry.ModelListApi.as_view(), name="api-model-list"),
+    path(prefix + "models/<int:model_id>/versions/", registry.ModelVersionListApi.as_view(), name="api-model-versions"),
+    path(
+        prefix + "models/<int:model_id>/versions/<int:version>/",
+        registry.ModelVersionDetailApi.as_view(),
+        name="api-model-version",
+    ),
+    path(
+        prefix + "models/<int:model_id>/versions/<int:version>/alias/",
+        registry.ModelVersionAliasApi.as_view(),
+        name="api-model-alias",
+    ),
+    path(
+        prefix + "models/<int:model_id>/versions/<int:version>/download/",
+        registry.ModelVersionDownloadApi.as_view(),
+        name="api-model-download",
     ),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import data_views, views
 
 urlpatterns = [
     path("workspaces/", views.WorkspaceListApi.as_view(), name="api-workspace-list"),
@@ -12,4 +12,41 @@ urlpatterns = [
         name="api-member-detail",
     ),
     path("workspaces/<int:workspace_id>/activity/", views.ActivityListApi.as_view(), name="api-activity-list"),
+    path("workspaces/<int:workspace_id>/data-assets/", data_views.AssetListApi.as_view(), name="api-data-list"),
+    path(
+        "workspaces/<int:workspace_id>/data-assets/<int:asset_id>/",
+        data_views.AssetDetailApi.as_view(),
+        name="api-data-detail",
+    ),
+    path(
+        "workspaces/<int:workspace_id>/data-assets/<int:asset_id>/versions/",
+        data_views.VersionListApi.as_view(),
+        name="api-data-versions",
+    ),
+    path(
+        "workspaces/<int:workspace_id>/data-assets/<int:asset_id>/versions/<int:version>/",
+        data_views.VersionDetailApi.as_view(),
+        name="api-data-version",
+    ),
+    path(
+        "workspaces/<int:workspace_id>/data-assets/<int:asset_id>/versions/<int:version>/preview/",
+        data_views.VersionPreviewApi.as_view(),
+        name="api-data-preview",
+    ),
+    path(
+        "workspaces/<int:workspace_id>/data-assets/<int:asset_id>/versions/<int:version>/schema/",
+        data_views.VersionSchemaApi.as_view(),
+        name="api-data-schema",
+    ),
+    path(
+        "workspaces/<int:workspace_id>/data-assets/<int:asset_id>/versions/<int:version>/download/",
+        data_views.VersionDownloadApi.as_view(),
+        name="api-data-download",
+    ),
+    path("workspaces/<int:workspace_id>/ingests/", data_views.IngestListApi.as_view(), name="api-ingest-list"),
+    path(
+        "workspaces/<int:workspace_id>/ingests/<int:ingest_id>/",
+        data_views.IngestDetailApi.as_view(),
+        name="api-ingest-detail",
+    ),
 ]

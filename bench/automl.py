@@ -1,0 +1,228 @@
+"""Quality benchmark of the studio's Automated ML engine against FLAML and two simple baselines.
+
+For every data set of ``automl_public_suite`` (fixed 75/25 split; the test part is only used to
+score the finished models) and every system:
+
+* ``studio``  - training/ml through its local driver: trials 2 at a time in 2 worker processes
+                (like a 2-node cluster), ensembles, refit; everything within the budget.
+* ``flaml``   - FLAML AutoML, roc_auc / roc_auc_ovr, the same budget, n_jobs=2.
+* ``logreg``  - impute + scale + one-hot + LogisticRegression.
+* ``hgb``     - default HistGradientBoostingClassifier with native categorical support.
+
+Prints one table per data set (test ROC AUC weighted one-vs-rest, balanced accuracy, log loss,
+wall time), every system's mean rank by AUC, and a final line::
+
+    BENCH automl mean_rank_studio=<a> mean_rank_flaml=<b> worst_gap_vs_best_baseline=<c> goals=met|missed
+
+Goals: the studio's mean rank is lower than FLAML's, and on no data set is its AUC more than
+0.005 below the better simple baseline. Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/automl.py [--datasets penguins,titanic] [--budget 60]
+        [--systems studio,flaml,logreg,hgb] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from automl_public_suite import DATASETS, train_test  # noqa: E402
+from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score  # noqa: E402
+
+SYSTEMS = ("studio", "flaml", "logreg", "hgb")
+BASELINES = ("logreg", "hgb")
+MAX_GAP = 0.005
+
+
+def fit_studio(X, y, budget: float, seed: int, verbose: bool):
+    from training.ml.runner import run_automl
+    from training.ml.search import AutoMLSpec
+
+    spec = AutoMLSpec.from_dict(
+        {
+            "primary_metric": "auc_weighted",
+            "max_trials": 10_000,
+            "max_concurrent_trials": 2,
+            "timeout_s": budget,
+            "trial_timeout_s": max(budget / 3, 10.0),
+        }
+    )
+    log = (lambda msg: print("   ", msg, flush=True)) if verbose else None
+    run = run_automl(spec, X, y, seed=seed, n_workers=2, log=log)
+    n_ok = sum(1 for r in run.search.results.values() if r.status == "succeeded")
+    members = ",".join(f"{run.search.trial(m['trial_id']).algorithm}" for m in run.final["members"])
+    note = (
+        f"{len(run.search.trials)} trials ({n_ok} ok), {run.final['kind']} [{members}], "
+        f"validation {run.setup['validation']['method']}, first trial {run.timings.get('first_trial_s')}s"
+    )
+    return run.model, note
+
+
+def fit_flaml(X, y, budget: float, seed: int, verbose: bool):
+    from flaml import AutoML
+
+    automl = AutoML()
+    metric = "roc_auc" if y.nunique() == 2 else "roc_auc_ovr"
+    automl.fit(X, y, task="classification", time_budget=budget, metric=metric, seed=seed, n_jobs=2, verbose=0)
+    return automl, f"best {automl.best_estimator}"
+
+
+def fit_logreg(X, y, budget: float, seed: int, verbose: bool):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cats = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    nums = [c for c in X.columns if c not in cats]
+    features = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), nums),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                cats,
+            ),
+        ]
+    )
+    model = Pipeline([("features", features), ("model", LogisticRegression(max_iter=2000))])
+    return model.fit(X, y), ""
+
+
+def fit_hgb(X, y, budget: float, seed: int, verbose: bool):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
+    return model.fit(X, y), ""
+
+
+FITTERS = {"studio": fit_studio, "flaml": fit_flaml, "logreg": fit_logreg, "hgb": fit_hgb}
+
+
+def test_scores(model, X_test, y_test) -> dict:
+    classes = sorted(pd.unique(y_test))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proba = np.asarray(model.predict_proba(X_test), dtype=float)
+    order = [list(model.classes_).index(c) for c in classes]
+    proba = proba[:, order]
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    y = np.asarray(y_test)
+    if len(classes) == 2:
+        auc = roc_auc_score(y == classes[1], proba[:, 1])
+    else:
+        auc = roc_auc_score(y, proba, multi_class="ovr", average="weighted", labels=classes)
+    pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    return {
+        "auc": float(auc),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "log_loss": float(log_loss(y, np.clip(proba, 1e-15, 1), labels=classes)),
+    }
+
+
+def ranks(values: dict[str, float]) -> dict[str, float]:
+    """Rank 1 = highest AUC; ties share the average rank."""
+    names = list(values)
+    series = pd.Series([values[n] for n in names], index=names)
+    return series.rank(ascending=False, method="average").to_dict()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true", help="print every studio trial")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    datasets = [d for d in args.datasets.split(",") if d]
+    systems = [s for s in args.systems.split(",") if s]
+    for name in datasets:
+        if name not in DATASETS:
+            parser.error(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    for name in systems:
+        if name not in FITTERS:
+            parser.error(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
+
+    print(f"budget={args.budget:g}s seed={args.seed} load={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}", flush=True)
+    results: dict[str, dict[str, dict]] = {}
+    for name in datasets:
+        X_train, X_test, y_train, y_test = train_test(name)
+        print(f"\n== {name}: {len(X_train)} train / {len(X_test)} test rows, {y_train.nunique()} classes", flush=True)
+        results[name] = {}
+        for system in systems:
+            started = time.monotonic()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model, note = FITTERS[system](X_train, y_train, args.budget, args.seed, args.verbose)
+            wall = time.monotonic() - started
+            scores = test_scores(model, X_test, y_test)
+            results[name][system] = {**scores, "wall_s": round(wall, 1), "note": note}
+            print(
+                f"  {system:7s} auc={scores['auc']:.4f} bal_acc={scores['balanced_accuracy']:.4f} "
+                f"log_loss={scores['log_loss']:.4f} wall={wall:6.1f}s  {note}",
+                flush=True,
+            )
+
+    # --- summary
+    print("\n" + "=" * 100)
+    header = f"{'data set':14s}" + "".join(f"{s:>22s}" for s in systems)
+    print("test ROC AUC (weighted OvR) / balanced accuracy / log loss; wall seconds")
+    print(header)
+    rank_rows = []
+    for name in datasets:
+        row = results[name]
+        cells = "".join(
+            f"{row[s]['auc']:.4f}/{row[s]['balanced_accuracy']:.3f}/{row[s]['log_loss']:.3f}".rjust(22) for s in systems
+        )
+        print(f"{name:14s}{cells}")
+        print(f"{'':14s}" + "".join(f"{row[s]['wall_s']:>21.1f}s" for s in systems))
+        rank_rows.append(ranks({s: row[s]["auc"] for s in systems}))
+    mean_rank = {s: float(np.mean([r[s] for r in rank_rows])) for s in systems}
+    print("mean rank by AUC: " + ", ".join(f"{s}={mean_rank[s]:.2f}" for s in systems))
+
+    gaps = {}
+    if "studio" in systems and any(b in systems for b in BASELINES):
+        for name in datasets:
+            best_baseline = max(results[name][b]["auc"] for b in BASELINES if b in systems)
+            gaps[name] = best_baseline - results[name]["studio"]["auc"]
+        print("studio AUC below the better baseline: " + ", ".join(f"{k}={v:+.4f}" for k, v in gaps.items()))
+    worst_gap = max(gaps.values()) if gaps else float("nan")
+    rank_studio = mean_rank.get("studio", float("nan"))
+    rank_flaml = mean_rank.get("flaml", float("nan"))
+    met = rank_studio < rank_flaml and worst_gap <= MAX_GAP
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"budget": args.budget, "results": results, "mean_rank": mean_rank, "gaps": gaps}, indent=2)
+        )
+    print(
+        f"BENCH automl mean_rank_studio={rank_studio:.2f} mean_rank_flaml={rank_flaml:.2f} "
+        f"worst_gap_vs_best_baseline={worst_gap:.4f} goals={'met' if met else 'missed'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

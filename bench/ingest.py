@@ -1,0 +1,241 @@
+"""Data ingest benchmark: upload → profiled and ready, through the HTTP API, against pandas.
+
+    .venv/bin/python bench/ingest.py                 # 1,000,000 rows × 20 columns
+    .venv/bin/python bench/ingest.py --rows 200000   # quicker
+
+It generates a CSV (numeric, integer, categorical, boolean, datetime and text columns, 5 %
+missing), then in the same run measures:
+  * the baseline: `pandas.read_csv(path).describe(include="all")` in a fresh process;
+  * the studio: a real web server (gunicorn) and a real node (a Celery worker started by the
+    local agent, warm), uploading the file with the API (multipart, streamed) and polling the
+    ingest until the version is ready (parsed, typed, written as Parquet and profiled);
+  * the worker's peak memory (VmHWM of the node's job process) as a multiple of the CSV size.
+Goals: studio time ≤ 1.0× the baseline, worker peak memory ≤ 3× the CSV size.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+SINGLE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    chunk = 250_000
+    with open(path, "w") as fh:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            frame = pd.DataFrame({
+                "id": np.arange(start, start + n),
+                **{f"x{i}": rng.normal(i, 1 + i, n).round(4) for i in range(8)},
+                **{f"count{i}": rng.integers(0, 1000, n) for i in range(3)},
+                "city": rng.choice(["Oslo", "Lima", "Pune", "Kyiv", "Quito", "Hanoi"], n),
+                "segment": rng.choice([f"s{i}" for i in range(40)], n),
+                "plan": rng.choice(["free", "pro", "team"], n),
+                "active": rng.choice(["yes", "no"], n),
+                "signup": (pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500 * 86400, n), unit="s"))
+                .strftime("%Y-%m-%d %H:%M:%S"),
+                "last_seen": (pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D"))
+                .strftime("%Y-%m-%d"),
+                "note": rng.choice(["called twice", "asked for a refund", "happy customer", "no answer", "moved"], n),
+            })
+            for col in frame.columns[1:]:
+                mask = rng.random(n) < 0.05
+                frame[col] = frame[col].astype(object).where(~mask, None)
+            frame.to_csv(fh, index=False, header=start == 0)
+
+
+def baseline_seconds(path: Path) -> float:
+    code = (
+        "import time, pandas as pd\n"
+        f"t = time.perf_counter(); pd.read_csv({str(path)!r}).describe(include='all'); "
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, **SINGLE})
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def upload(port: int, workspace_id: int, token: str, path: Path) -> dict:
+    """POST the file as multipart/form-data, streamed in 1 MiB chunks (the API streams it to disk)."""
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nbench\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            "Content-Type: text/csv\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    size = len(head) + path.stat().st_size + len(tail)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.putrequest("POST", f"/api/v1/workspaces/{workspace_id}/data-assets/")
+    conn.putheader("Authorization", f"Bearer {token}")
+    conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+    conn.putheader("Content-Length", str(size))
+    conn.endheaders()
+    conn.send(head)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            conn.send(chunk)
+    conn.send(tail)
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    if response.status != 202:
+        raise RuntimeError(f"upload refused: {response.status} {body}")
+    return body
+
+
+def get(port: int, url: str, token: str) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", url, headers={"Authorization": f"Bearer {token}"})
+    return json.loads(conn.getresponse().read())
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The highest VmHWM among the node's processes (its job runs in a prefork child)."""
+    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                    text=True).stdout.split()]
+    peak = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except OSError:
+            pass
+    return peak
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.update(SINGLE)
+    work = Path(tempfile.mkdtemp(prefix="studio-bench-ingest-"))
+    csv = work / "bench.csv"
+    t = time.perf_counter()
+    generate_csv(csv, args.rows)
+    csv_bytes = csv.stat().st_size
+    print(f"generated {args.rows:,} rows × 20 columns, {csv_bytes / 1e6:.0f} MB in {time.perf_counter() - t:.0f} s")
+
+    data_dir = work / "data"
+    os.environ["STUDIO_DATA_DIR"] = str(data_dir)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    from django.contrib.auth import get_user_model
+
+    from compute.agent import LocalAgent
+    from compute.models import Node, NodeStatus
+    from compute.services import default_cluster_for, target_update
+    from studio.services import token_create
+    from workspaces.services import workspace_create
+
+    user = get_user_model().objects.create_user("bench")
+    workspace = workspace_create(actor=user, name="bench")
+    token = token_create(user=user, name="bench").plaintext
+    cluster = default_cluster_for(workspace)
+    target_update(actor=user, target=cluster, min_nodes=1)  # a warm node, as a busy studio has
+
+    port = free_port()
+    web = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "studio.wsgi:application", "--bind",
+                            f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--log-level", "warning"],
+                           cwd=REPO, env={**os.environ}, start_new_session=True)
+    agent = LocalAgent(log_dir=str(work))
+    stop = threading.Event()
+
+    def loop():
+        from django.db import close_old_connections
+
+        while not stop.wait(0.1):
+            close_old_connections()
+            agent.tick()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not Node.objects.filter(target=cluster, status=NodeStatus.IDLE).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("no node became ready")
+            time.sleep(0.1)
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/health/")
+                break
+            except OSError:
+                time.sleep(0.1)
+        # Warm up: a small upload, so imports and the first request are not measured.
+        small = work / "small.csv"
+        small.write_text("\n".join(csv.read_text(errors="ignore")[:200_000].splitlines()[:1000]) + "\n")
+        body = upload(port, workspace.pk, token, small)
+        while get(port, f"/api/v1/workspaces/{workspace.pk}/ingests/{body['id']}/", token)["status"] not in (
+            "ready", "failed"):
+            time.sleep(0.05)
+
+        studio_times, baselines = [], []
+        for round_number in range(args.rounds):
+            baselines.append(baseline_seconds(csv))
+            started = time.perf_counter()
+            body = upload(port, workspace.pk, token, csv)
+            uploaded = time.perf_counter() - started
+            while True:
+                state = get(port, f"/api/v1/workspaces/{workspace.pk}/ingests/{body['id']}/", token)
+                if state["status"] in ("ready", "failed"):
+                    break
+                time.sleep(0.02)
+            total = time.perf_counter() - started
+            if state["status"] != "ready":
+                raise RuntimeError(f"ingest failed: {state['error']}")
+            studio_times.append(total)
+            print(f"round {round_number + 1}: baseline {baselines[-1]:.2f} s; studio {total:.2f} s "
+                  f"(upload {uploaded:.2f} s, ingest {total - uploaded:.2f} s)")
+        node = Node.objects.filter(target=cluster, status__in=NodeStatus.live()).first()
+        peak = peak_rss_bytes(node.pid)
+    finally:
+        stop.set()
+        thread.join()
+        agent.stop_all()
+        web.terminate()
+        web.wait()
+
+    studio_s = float(np.median(studio_times))
+    baseline_s = float(np.median(baselines))
+    ratio = studio_s / baseline_s
+    memory = peak / csv_bytes
+    print(f"\nCSV: {csv_bytes / 1e6:.0f} MB, {args.rows:,} rows; load average {os.getloadavg()[0]:.1f}")
+    print(f"baseline pandas read_csv + describe(include='all'): {baseline_s:.2f} s (median of {args.rounds})")
+    print(f"studio upload → profiled and ready:                 {studio_s:.2f} s (median) = {ratio:.2f}× the baseline")
+    print(f"worker peak memory: {peak / 1e6:.0f} MB = {memory:.2f}× the CSV")
+    met = ratio <= 1.0 and memory <= 3.0
+    print(f"BENCH ingest studio_s={studio_s:.2f} baseline_s={baseline_s:.2f} ratio={ratio:.2f} "
+          f"peak_rss_x_csv={memory:.2f} goals={'met' if met else 'missed'}")
+
+
+if __name__ == "__main__":
+    main()

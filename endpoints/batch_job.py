@@ -1,0 +1,128 @@
+"""The batch scoring job: score a whole data version with a registered model on a compute cluster;
+the predictions (beside the input columns) become a new version of a data asset."""
+
+import secrets
+import time
+
+from django.core.exceptions import ValidationError
+
+from endpoints.scoring.predictor import load_predictor
+from endpoints.scoring.signature import PayloadError
+from studio.hashing import sha256_file
+from training.jobkinds import CleanSpec, JobHandler
+from training.models import ModelVersion
+from training.registry_services import model_version_dir
+from training.runner import JobError
+from workspaces import data_services
+from workspaces.dataio import DataError, ingest, sniff
+from workspaces.models import DataVersion, Ingest, IngestStatus
+
+
+class BatchScoreJob(JobHandler):
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        if not isinstance(spec, dict):
+            raise ValidationError({"spec": ["The spec must be a JSON object."]})
+        model_version = (
+            ModelVersion.objects.filter(pk=spec.get("model_version_id"), model__workspace=workspace)
+            .select_related("model")
+            .first()
+            if isinstance(spec.get("model_version_id"), int)
+            else None
+        )
+        if model_version is None:
+            raise ValidationError({"model_version_id": ["Choose a registered model version of this workspace."]})
+        data_version = (
+            DataVersion.objects.filter(pk=spec.get("data_version_id"), asset__workspace=workspace)
+            .select_related("asset")
+            .first()
+            if isinstance(spec.get("data_version_id"), int)
+            else None
+        )
+        if data_version is None:
+            raise ValidationError({"data_version_id": ["Choose a data version of this workspace."]})
+        columns = {c["name"] for c in data_version.schema.get("columns", []) if not c.get("excluded")}
+        missing = [
+            c["name"]
+            for c in model_version.signature.get("columns", [])
+            if c.get("required", True) and c["name"] not in columns
+        ]
+        if missing:
+            raise ValidationError(
+                {"data_version_id": [f"{data_version} lacks column(s) the model needs: {', '.join(missing[:10])}."]}
+            )
+        output = spec.get("output_asset") or f"{data_version.asset.name}-scored"
+        if not isinstance(output, str) or not data_services.ASSET_NAME_RE.match(output):
+            raise ValidationError(
+                {"output_asset": ["Use 1–100 letters, digits, spaces, dots, hyphens or underscores."]}
+            )
+        return CleanSpec(
+            spec={"model_version_id": model_version.pk, "data_version_id": data_version.pk, "output_asset": output},
+            data_version=data_version,
+        )
+
+    def run(self, ctx) -> dict:
+        spec = ctx.spec
+        model_version = ModelVersion.objects.select_related("model").get(pk=spec["model_version_id"])
+        data_version = DataVersion.objects.select_related("asset").get(pk=spec["data_version_id"])
+        folder = model_version_dir(model_version)
+        predictor = load_predictor(
+            model_path=folder / "model.skops",
+            model_sha256=model_version.sha256,
+            signature=model_version.signature,
+            onnx_path=(folder / "model.onnx") if model_version.onnx_sha256 else None,
+            onnx_sha256=model_version.onnx_sha256 or None,
+        )
+        ctx.log(f"Scoring {data_version} ({data_version.rows:,} rows) with {model_version} ({predictor.backend})")
+        staging_dir = data_services.workspace_artifact_dir(ctx.job.workspace_id) / "data"
+        staging_dir.mkdir(parents=True, exist_ok=True)
+        scored = staging_dir / f".scored-{ctx.job.pk}-{secrets.token_hex(4)}.parquet"
+        final = staging_dir / f".scored-{ctx.job.pk}-{secrets.token_hex(4)}.final.parquet"
+        started = time.perf_counter()
+        row = Ingest.objects.create(
+            workspace_id=ctx.job.workspace_id,
+            asset_name=spec["output_asset"],
+            status=IngestStatus.RUNNING,
+            description=f"Predictions of {model_version} on {data_version}",
+            tags=["predictions"],
+            source_name=f"batch scoring job #{ctx.job.pk}",
+            source_size=data_version.parquet_size,
+            job=ctx.job,
+            created_by=ctx.job.submitted_by,
+        )
+        try:
+            summary = _score(predictor, data_services.data_version_path(data_version), scored)
+            ctx.log(f"Scored {summary['rows_scored']:,} rows in {time.perf_counter() - started:.1f} s")
+            ctx.check_canceled()
+            result = ingest(scored, sniff(scored, scored.name), final, limits=data_services.ingest_limits())
+            version = data_services.ingest_complete(
+                ingest=row,
+                parquet=final,
+                schema=result.schema,
+                rows=result.rows,
+                profile=result.profile,
+                sha256=sha256_file(final),
+                source_format="parquet",
+                warnings=list(result.warnings),
+            )
+        except (PayloadError, DataError) as exc:
+            message = str(exc)
+            data_services.ingest_fail(
+                ingest=row, error={"code": "batch_score", "message": message, "row": None, "column": None}
+            )
+            raise JobError(message) from None
+        finally:
+            scored.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+        ctx.log(f"Wrote {version} with the predictions")
+        return {
+            "output_data_version_id": version.pk,
+            "output": str(version),
+            "rows": summary["rows_scored"],
+            "backend": predictor.backend,
+        }
+
+
+def _score(predictor, source, out):
+    from endpoints.scoring.batch import score_table
+
+    return score_table(predictor, source, out)

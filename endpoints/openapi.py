@@ -1,0 +1,154 @@
+"""An OpenAPI document per endpoint, generated from its model's input signature."""
+
+JSON_TYPES = {
+    "numeric": ("number", None),
+    "integer": ("integer", None),
+    "boolean": ("boolean", None),
+    "datetime": ("string", "date-time"),
+    "categorical": ("string", None),
+    "text": ("string", None),
+    "identifier": ("string", None),
+}
+
+
+def _column_schema(column: dict) -> dict:
+    kind, fmt = JSON_TYPES.get(column["type"], ("string", None))
+    schema: dict = {"type": kind}
+    if fmt:
+        schema["format"] = fmt
+    if column.get("categories") and not column.get("categories_truncated"):
+        schema["description"] = "Seen in training: " + ", ".join(map(str, column["categories"][:50]))
+    if column.get("nullable", True):
+        schema["nullable"] = True
+    return schema
+
+
+def endpoint_openapi(endpoint, url: str) -> dict:
+    deployment = next((d for d in endpoint.deployments.all() if endpoint.traffic.get(d.name)), None)
+    deployment = deployment or next(iter(endpoint.deployments.all()), None)
+    columns = deployment.model_version.signature.get("columns", []) if deployment else []
+    classes = deployment.model_version.classes if deployment else []
+    record = {
+        "type": "object",
+        "properties": {c["name"]: _column_schema(c) for c in columns},
+        "required": [c["name"] for c in columns if c.get("required", True)],
+    }
+    error = {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "fields": {
+                        "type": "object",
+                        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "row": {"type": "integer", "description": "1-based row of the payload at fault"},
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": f"{endpoint.name} scoring API",
+            "version": str(endpoint.config_version),
+            "description": endpoint.description or "A predictive service of Studio.",
+        },
+        "servers": [{"url": url.rsplit("/score/", 1)[0]}],
+        "paths": {
+            f"/score/{endpoint.name}/": {
+                "post": {
+                    "summary": "Score one or more rows",
+                    "security": [{"endpointKey": []}],
+                    "parameters": [
+                        {
+                            "name": "X-Studio-Deployment",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "Pin one deployment (else the traffic split)",
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Record"},
+                                            "maxItems": 10000,
+                                        },
+                                        {
+                                            "type": "object",
+                                            "properties": {
+                                                "inputs": {
+                                                    "type": "array",
+                                                    "items": {"$ref": "#/components/schemas/Record"},
+                                                }
+                                            },
+                                        },
+                                        {"$ref": "#/components/schemas/Record"},
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Predictions and class probabilities",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "predictions": {
+                                                "type": "array",
+                                                "items": {"type": "string", "enum": [str(c) for c in classes]},
+                                            },
+                                            "probabilities": {
+                                                "type": "array",
+                                                "items": {"type": "object", "additionalProperties": {"type": "number"}},
+                                            },
+                                            "deployment": {"type": "string"},
+                                            "model": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": {
+                            "description": "Invalid payload (the column and row at fault)",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                        "401": {
+                            "description": "Missing or invalid key",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                        "413": {
+                            "description": "Body or row count over the limit",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                        "429": {
+                            "description": "Throttled (see Retry-After)",
+                            "content": {"application/json": {"schema": error}},
+                        },
+                    },
+                }
+            }
+        },
+        "components": {
+            "schemas": {"Record": record},
+            "securitySchemes": {
+                "endpointKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The endpoint's primary or secondary key",
+                }
+            },
+        },
+    }

@@ -1,0 +1,262 @@
+"""Score with one model version: the verified ONNX twin when there is one, else the skops pipeline.
+
+A ``Predictor`` is built once per process per model version and kept in a ``PredictorCache`` keyed
+by (model version id, model SHA-256), so that a request never loads a file. Everything that can be
+worked out once is (the compiled signature, ONNX input names and kinds, the output name, JSON class
+labels). The ONNX session runs on one thread, sequentially: a web server has one process per core.
+
+Output of ``predict`` / ``predict_batch`` / ``score`` (JSON)::
+
+    {"predictions": ["yes", "no"],
+     "probabilities": [{"no": 0.12, "yes": 0.88}, {"no": 0.7, "yes": 0.3}]}
+
+The prediction is the most probable class (for every model: one ``predict_proba`` call gives both,
+and the label always agrees with the probabilities shown). Probability keys are the class labels as
+strings (JSON object keys); predictions keep the labels' own JSON type. Probabilities are rounded
+to ``PROBABILITY_DECIMALS`` decimals.
+
+Model files are read only through ``training.ml.modelio.load_model`` (skops with the reviewed
+allow-list, SHA-256 checked). An ONNX file is data too: its SHA-256 is checked before it is parsed,
+and a model that refers to external files is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .onnx_export import make_session, onnx_feed, session_io
+from .signature import MAX_ROWS, Signature, ValidatedBatch, json_labels
+
+logger = logging.getLogger(__name__)
+
+PROBABILITY_DECIMALS = 6
+
+
+class PredictorError(Exception):
+    """A model version that cannot be served (bad file, classes that do not match the signature)."""
+
+
+class Predictor:
+    """Scores one model version. Build with ``load_predictor`` (files) or directly (objects)."""
+
+    def __init__(
+        self,
+        *,
+        signature: Signature | Mapping,
+        model=None,
+        onnx_bytes: bytes | None = None,
+        model_loader: Callable[[], object] | None = None,
+    ):
+        self.signature = signature if isinstance(signature, Signature) else Signature(signature)
+        self._model = model
+        self._model_loader = model_loader
+        self._lock = threading.Lock()
+        self.session = None
+        self.onnx_error: str | None = None
+        if model is not None and hasattr(model, "classes_"):
+            classes = json_labels(model.classes_)
+            if self.signature.classes is not None and classes != self.signature.classes:
+                raise PredictorError(
+                    f"the model's classes {classes} differ from the signature's {self.signature.classes}"
+                )
+        elif self.signature.classes is not None:
+            classes = list(self.signature.classes)
+        elif model is None and model_loader is not None:
+            classes = json_labels(self.model.classes_)
+        else:
+            raise PredictorError("the classes are unknown: give a fitted model or a signature with classes")
+        self.classes = classes
+        self._keys = [str(c) for c in classes]
+        self._class_array = np.array(classes, dtype=object)
+        if onnx_bytes is not None:
+            self.session = make_session(onnx_bytes)
+            self._inputs, self._output = session_io(self.session, self.signature)
+            self._output_names = [self._output]
+        if self.session is None and model is None and model_loader is None:
+            raise PredictorError("a Predictor needs a model, a model loader or ONNX bytes")
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if self.session is not None else "skops"
+
+    @property
+    def model(self):
+        """The scikit-learn model (loaded on first use when the predictor was built from ONNX)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    if self._model_loader is None:
+                        raise PredictorError("no skops model to fall back on")
+                    self._model = self._model_loader()
+        return self._model
+
+    # -- scoring
+    def score(self, payload, *, max_rows: int = MAX_ROWS, unknown_columns: str = "ignore") -> dict:
+        """Validate a JSON payload and score it (raises ``PayloadError`` for bad input)."""
+        batch = self.signature.validate_columns(payload, max_rows=max_rows, unknown_columns=unknown_columns)
+        return self.predict_batch(batch)
+
+    def predict(self, frame: pd.DataFrame) -> dict:
+        """Score a DataFrame (cast with the signature's rules first)."""
+        return self.predict_batch(self.signature.validate_frame(frame))
+
+    def predict_batch(self, batch: ValidatedBatch) -> dict:
+        return self.format(self.predict_proba_batch(batch))
+
+    def predict_proba_batch(self, batch: ValidatedBatch) -> np.ndarray:
+        """Probabilities (rows × classes, in ``self.classes`` order) for validated columns."""
+        if self.session is not None:
+            try:
+                return self.session.run(self._output_names, onnx_feed(batch.columns, self._inputs))[0]
+            except Exception as exc:  # noqa: BLE001 - an onnxruntime failure falls back to the pipeline
+                if self._model is None and self._model_loader is None:
+                    raise
+                logger.warning("ONNX scoring failed (%s: %s); using the skops model", type(exc).__name__, exc)
+                self.onnx_error = f"{type(exc).__name__}: {exc}"
+        return np.asarray(self.model.predict_proba(batch.to_frame(self.signature)))
+
+    def format(self, proba: np.ndarray) -> dict:
+        rounded = np.round(proba.astype(np.float64), PROBABILITY_DECIMALS)
+        labels = self._class_array[np.asarray(proba).argmax(axis=1)].tolist()
+        keys = self._keys
+        return {
+            "predictions": labels,
+            "probabilities": [dict(zip(keys, row, strict=True)) for row in rounded.tolist()],
+        }
+
+
+def _read_checked(path: str | Path, expected_sha256: str) -> bytes:
+    data = Path(path).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if not expected_sha256 or not hmac.compare_digest(actual, expected_sha256.lower()):
+        raise PredictorError(f"ONNX file SHA-256 mismatch: expected {expected_sha256}, got {actual}")
+    return data
+
+
+def load_predictor(
+    *,
+    model_path: str | Path,
+    model_sha256: str,
+    signature: Signature | Mapping,
+    onnx_path: str | Path | None = None,
+    onnx_sha256: str | None = None,
+) -> Predictor:
+    """A Predictor for a model version's files (paths computed by the server, never by a client).
+
+    With a verified ONNX twin, the skops file is loaded only if onnxruntime ever fails (lazily);
+    an ONNX file that does not load is logged and the skops pipeline is served instead.
+    """
+    from training.ml.modelio import load_model
+
+    def load_skops():
+        return load_model(model_path, model_sha256)
+
+    if onnx_path is not None:
+        try:
+            onnx_bytes = _read_checked(onnx_path, onnx_sha256 or "")
+            return Predictor(signature=signature, onnx_bytes=onnx_bytes, model_loader=load_skops)
+        except Exception as exc:  # noqa: BLE001 - serve the skops model rather than nothing
+            logger.warning("ONNX twin not loaded (%s: %s); serving the skops model", type(exc).__name__, exc)
+    return Predictor(signature=signature, model=load_skops())
+
+
+class PredictorCache:
+    """An in-process LRU of Predictors keyed by (model version id, model SHA-256).
+
+    ``get`` loads on a miss (once, even with concurrent requests for the same key); ``invalidate``
+    drops one version (every SHA-256 of it) or everything. Counters are for tests and metrics.
+    """
+
+    def __init__(self, maxsize: int = 16):
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple, Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}
+        self.hits = 0
+        self.loads = 0
+
+    def get(self, version_id, sha256: str, load: Callable[[], Predictor]) -> Predictor:
+        key = (version_id, sha256)
+        with self._lock:
+            predictor = self._items.get(key)
+            if predictor is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return predictor
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                predictor = self._items.get(key)
+                if predictor is not None:
+                    self.hits += 1
+                    return predictor
+            try:
+                predictor = load()
+            except BaseException:
+                with self._lock:
+                    self._loading.pop(key, None)
+                raise
+            with self._lock:  # stored and unlocked at once: a late request finds it, never reloads
+                self.loads += 1
+                self._items[key] = predictor
+                self._items.move_to_end(key)
+                while len(self._items) > self.maxsize:
+                    self._items.popitem(last=False)
+                self._loading.pop(key, None)
+        return predictor
+
+    def invalidate(self, version_id=None) -> int:
+        """Forget one model version (or all, with None); returns how many entries were dropped."""
+        with self._lock:
+            keys = [k for k in self._items if version_id is None or k[0] == version_id]
+            for key in keys:
+                del self._items[key]
+            return len(keys)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, version_id) -> bool:
+        return any(k[0] == version_id for k in self._items)
+
+
+predictor_cache = PredictorCache()
+
+
+def get_predictor(
+    version_id,
+    *,
+    model_path: str | Path,
+    model_sha256: str,
+    signature: Signature | Mapping,
+    onnx_path: str | Path | None = None,
+    onnx_sha256: str | None = None,
+    cache: PredictorCache | None = None,
+) -> Predictor:
+    """The process-wide Predictor of a model version, loaded on first use."""
+    cache = cache if cache is not None else predictor_cache
+    return cache.get(
+        version_id,
+        model_sha256,
+        lambda: load_predictor(
+            model_path=model_path,
+            model_sha256=model_sha256,
+            signature=signature,
+            onnx_path=onnx_path,
+            onnx_sha256=onnx_sha256,
+        ),
+    )
+
+
+def invalidate(version_id=None) -> int:
+    """Drop a model version's Predictor from this process's cache (call when a deployment changes)."""
+    return predictor_cache.invalidate(version_id)

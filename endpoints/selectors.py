@@ -1,0 +1,235 @@
+"""Read queries for endpoints and their monitoring, scoped to one workspace (or one user's)."""
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from endpoints.scoring.drift import drift_report, merge_counts
+
+from .models import Deployment, Endpoint, MonitoringBucket
+from .serving import LATENCY_BUCKETS_MS
+
+RANGES = {
+    "hour": (timedelta(hours=1), timedelta(minutes=1)),
+    "day": (timedelta(days=1), timedelta(minutes=15)),
+    "week": (timedelta(days=7), timedelta(hours=2)),
+}
+ERROR_RATE_ALERT = 0.05
+
+
+def endpoint_list(*, workspace) -> QuerySet[Endpoint]:
+    deployments = Deployment.objects.select_related("model_version", "model_version__model", "target")
+    return (
+        Endpoint.objects.filter(workspace=workspace)
+        .prefetch_related(Prefetch("deployments", queryset=deployments))
+        .order_by("name")
+    )
+
+
+def endpoint_get(*, workspace, endpoint_id) -> Endpoint:
+    try:
+        return endpoint_list(workspace=workspace).get(pk=int(endpoint_id))
+    except (Endpoint.DoesNotExist, TypeError, ValueError):
+        raise Http404("Endpoint not found.") from None
+
+
+def deployment_get(*, endpoint: Endpoint, deployment_id) -> Deployment:
+    try:
+        return endpoint.deployments.select_related("model_version", "target").get(pk=int(deployment_id))
+    except (Deployment.DoesNotExist, TypeError, ValueError):
+        raise Http404("Deployment not found.") from None
+
+
+def percentile_from_histogram(histogram: list, q: float) -> float | None:
+    """The upper edge of the latency bucket holding the q-th quantile (ms)."""
+    total = sum(histogram)
+    if not total:
+        return None
+    need, running = q * total, 0
+    for index, count in enumerate(histogram):
+        running += count
+        if running >= need:
+            return LATENCY_BUCKETS_MS[index] if index < len(LATENCY_BUCKETS_MS) else LATENCY_BUCKETS_MS[-1] * 2
+    return None
+
+
+def _add_histograms(a: list, b: list) -> list:
+    if not a:
+        return list(b)
+    return [x + y for x, y in zip(a, b, strict=False)]
+
+
+@dataclass
+class DeploymentStats:
+    name: str
+    requests: int = 0
+    errors_4xx: int = 0
+    errors_5xx: int = 0
+    throttled: int = 0
+    rows: int = 0
+    latency_ms_sum: float = 0.0
+    histogram: list = field(default_factory=list)
+    predicted: Counter = field(default_factory=Counter)
+    quality: dict = field(default_factory=dict)
+    mirrored: bool = False
+    drift: dict | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return (self.errors_4xx + self.errors_5xx) / self.requests if self.requests else 0.0
+
+    def p(self, q: float) -> float | None:
+        return percentile_from_histogram(self.histogram, q)
+
+
+@dataclass
+class Monitoring:
+    since: datetime
+    step: timedelta
+    times: list
+    series: dict  # deployment -> {"ok": [...], "4xx": [...], "5xx": [...], "p50": [...], "p95": [...], ...}
+    deployments: dict  # deployment -> DeploymentStats over the whole range
+    total_requests: int = 0
+
+
+def monitoring(*, endpoint: Endpoint, range_name: str = "hour", now=None) -> Monitoring:
+    """Traffic, latency, errors, predictions and drift per deployment over a time range."""
+    span, step = RANGES.get(range_name, RANGES["hour"])
+    now = now or timezone.now()
+    since = now - span
+    buckets = MonitoringBucket.objects.filter(endpoint=endpoint, minute__gte=since).order_by("minute")
+    slots = int(span / step)
+    times = [since + step * (i + 1) for i in range(slots)]
+    series: dict[str, dict] = {}
+    histograms: dict[str, list[list]] = {}
+    stats: dict[str, DeploymentStats] = {}
+    for bucket in buckets.iterator():
+        name = bucket.deployment_name or "(no deployment)"
+        key = f"{name} (mirror)" if bucket.mirrored else name
+        index = min(slots - 1, max(0, int((bucket.minute - since) / step)))
+        s = series.setdefault(key, {"ok": [0] * slots, "4xx": [0] * slots, "5xx": [0] * slots, "rows": [0] * slots})
+        ok = bucket.requests - bucket.errors_4xx - bucket.errors_5xx - bucket.throttled
+        s["ok"][index] += ok
+        s["4xx"][index] += bucket.errors_4xx + bucket.throttled
+        s["5xx"][index] += bucket.errors_5xx
+        s["rows"][index] += bucket.rows
+        per_slot = histograms.setdefault(key, [[] for _ in range(slots)])
+        per_slot[index] = _add_histograms(per_slot[index], bucket.latency_histogram)
+        st = stats.setdefault(key, DeploymentStats(name=key, mirrored=bucket.mirrored))
+        st.requests += bucket.requests
+        st.errors_4xx += bucket.errors_4xx
+        st.errors_5xx += bucket.errors_5xx
+        st.throttled += bucket.throttled
+        st.rows += bucket.rows
+        st.latency_ms_sum += bucket.latency_ms_sum
+        st.histogram = _add_histograms(st.histogram, bucket.latency_histogram)
+        st.predicted.update(bucket.predicted)
+        if bucket.quality:
+            st.quality = merge_counts(st.quality, bucket.quality) if st.quality else bucket.quality
+    for key, per_slot in histograms.items():
+        for q, label in ((0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99")):
+            series[key][label] = [percentile_from_histogram(h, q) for h in per_slot]
+    references = _references(endpoint)
+    for key, st in stats.items():
+        reference = references.get(key.replace(" (mirror)", ""))
+        if reference and st.quality:
+            st.drift = drift_report(reference, st.quality)
+    return Monitoring(
+        since=since,
+        step=step,
+        times=times,
+        series=series,
+        deployments=stats,
+        total_requests=sum(s.requests for s in stats.values()),
+    )
+
+
+def _references(endpoint: Endpoint) -> dict:
+    from training.registry_services import model_version_dir
+
+    out = {}
+    for deployment in endpoint.deployments.all():
+        path = model_version_dir(deployment.model_version) / "reference_profile.json"
+        try:
+            out[deployment.name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+@dataclass
+class Health:
+    endpoint: Endpoint
+    requests: int
+    error_rate: float
+    p95_ms: float | None
+    drift_status: str
+    alerts: list
+
+    @property
+    def status(self) -> str:
+        if self.alerts:
+            return "alerted"
+        return "ok" if self.requests else "idle"
+
+
+def endpoint_health(*, endpoint: Endpoint, now=None) -> Health:
+    """The last hour at a glance (Home, lists), with the drift of the last day."""
+    hour = monitoring(endpoint=endpoint, range_name="hour", now=now)
+    day = monitoring(endpoint=endpoint, range_name="day", now=now)
+    requests = sum(s.requests for s in hour.deployments.values() if not s.mirrored)
+    errors = sum(s.errors_4xx + s.errors_5xx for s in hour.deployments.values() if not s.mirrored)
+    histogram: list = []
+    for s in hour.deployments.values():
+        if not s.mirrored:
+            histogram = _add_histograms(histogram, s.histogram)
+    alerts = []
+    error_rate = errors / requests if requests else 0.0
+    if requests >= 20 and error_rate > ERROR_RATE_ALERT:
+        alerts.append(
+            {"kind": "errors", "message": f"{error_rate:.0%} of {requests:,} requests failed in the last hour"}
+        )
+    worst = "Passed"
+    for name, s in day.deployments.items():
+        if s.drift:
+            for column, result in s.drift["columns"].items():
+                if result["status"] == "Alerted":
+                    alerts.append({"kind": "drift", "message": f"{name}: {column} drifted (PSI {result['psi']:.2f})"})
+            if s.drift["status"] in ("Alerted", "Warning") and worst != "Alerted":
+                worst = s.drift["status"]
+    return Health(
+        endpoint=endpoint,
+        requests=requests,
+        error_rate=error_rate,
+        p95_ms=percentile_from_histogram(histogram, 0.95),
+        drift_status=worst,
+        alerts=alerts,
+    )
+
+
+def endpoints_health_for_user(*, user, limit: int = 20) -> list[Health]:
+    endpoints = (
+        Endpoint.objects.filter(workspace__memberships__user=user)
+        .select_related("workspace")
+        .prefetch_related(Prefetch("deployments", queryset=Deployment.objects.select_related("model_version")))[:limit]
+    )
+    since = timezone.now() - timedelta(days=1)
+    active = set(
+        MonitoringBucket.objects.filter(endpoint__in=endpoints, minute__gte=since)
+        .values_list("endpoint_id", flat=True)
+        .distinct()
+    )
+    return [endpoint_health(endpoint=e) if e.pk in active else Health(e, 0, 0.0, None, "Passed", []) for e in endpoints]
+
+
+def alerts_for_workspace(*, workspace) -> list[dict]:
+    out = []
+    for endpoint in endpoint_list(workspace=workspace):
+        for alert in endpoint_health(endpoint=endpoint).alerts:
+            out.append({**alert, "endpoint": endpoint})
+    return out

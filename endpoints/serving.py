@@ -1,0 +1,366 @@
+"""The scoring hot path: key check, throttle, routing, validation, prediction, monitoring.
+
+No database query per request: each process keeps its endpoints' configuration (keys, traffic
+split, deployments and their compiled signatures) and checks the endpoint's config version at
+most once a second; models load once per process per version (scoring.predictor's cache).
+Monitoring goes to an in-memory buffer that a background thread flushes in batches — never one
+row per request.
+"""
+
+import atexit
+import bisect
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections
+
+from endpoints.scoring.drift import count_batch, count_refusal, merge_counts
+from endpoints.scoring.predictor import Predictor, get_predictor
+from endpoints.scoring.signature import PayloadError, Signature
+
+from .models import Endpoint, MonitoringBucket
+
+log = logging.getLogger("studio.serving")
+
+CONFIG_TTL_SECONDS = 1.0
+LATENCY_BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000)
+QUALITY_ROWS_PER_MINUTE = 5_000  # inputs sampled for drift and quality per deployment-minute
+
+
+# --- Configuration, cached per process ---------------------------------------------------------------
+@dataclass(frozen=True)
+class DeploymentRuntime:
+    id: int
+    name: str
+    model_version_id: int
+    model_label: str
+    sha256: str
+    onnx_sha256: str
+    folder: str
+    signature: Signature
+    reference: dict | None
+
+    def predictor(self) -> Predictor:
+        onnx = os.path.join(self.folder, "model.onnx") if self.onnx_sha256 else None
+        return get_predictor(
+            self.model_version_id,
+            model_path=os.path.join(self.folder, "model.skops"),
+            model_sha256=self.sha256,
+            signature=self.signature,
+            onnx_path=onnx,
+            onnx_sha256=self.onnx_sha256 or None,
+        )
+
+
+@dataclass(frozen=True)
+class EndpointRuntime:
+    id: int
+    name: str
+    config_version: int
+    key1: tuple[str, str]
+    key2: tuple[str, str]
+    requests_per_minute: int
+    deployments: dict[str, DeploymentRuntime]
+    cumulative: tuple[int, ...]  # traffic split as cumulative percents, for bisect
+    routes: tuple[str, ...]
+    mirror: tuple[str, int] | None
+
+    def route(self, pinned: str | None) -> DeploymentRuntime | None:
+        if pinned:
+            return self.deployments.get(pinned)
+        if not self.routes:
+            return None
+        return self.deployments[self.routes[bisect.bisect_right(self.cumulative, random.random() * 100)]]
+
+
+def _load_runtime(name: str) -> EndpointRuntime | None:
+    from training.registry_services import model_version_dir
+
+    endpoint = Endpoint.objects.filter(name=name).first()
+    if endpoint is None:
+        return None
+    deployments = {}
+    for deployment in endpoint.deployments.select_related("model_version", "model_version__model"):
+        version = deployment.model_version
+        folder = model_version_dir(version)
+        reference = None
+        profile_path = folder / "reference_profile.json"
+        if profile_path.exists():
+            reference = json.loads(profile_path.read_text())
+        deployments[deployment.name] = DeploymentRuntime(
+            id=deployment.pk,
+            name=deployment.name,
+            model_version_id=version.pk,
+            model_label=str(version),
+            sha256=version.sha256,
+            onnx_sha256=version.onnx_sha256,
+            folder=str(folder),
+            signature=Signature(version.signature),
+            reference=reference,
+        )
+    routes, cumulative, total = [], [], 0
+    for deployment_name, share in sorted(endpoint.traffic.items()):
+        if share > 0 and deployment_name in deployments:
+            total += share
+            routes.append(deployment_name)
+            cumulative.append(total)
+    mirror = None
+    if endpoint.mirror_deployment in deployments and endpoint.mirror_percent:
+        mirror = (endpoint.mirror_deployment, endpoint.mirror_percent)
+    return EndpointRuntime(
+        id=endpoint.pk,
+        name=endpoint.name,
+        config_version=endpoint.config_version,
+        key1=(endpoint.key1_prefix, endpoint.key1_hash),
+        key2=(endpoint.key2_prefix, endpoint.key2_hash),
+        requests_per_minute=endpoint.requests_per_minute,
+        deployments=deployments,
+        cumulative=tuple(cumulative),
+        routes=tuple(routes),
+        mirror=mirror,
+    )
+
+
+class ConfigCache:
+    """Endpoint runtimes by name, re-checked against the database at most once a second."""
+
+    def __init__(self, ttl: float = CONFIG_TTL_SECONDS):
+        self.ttl = ttl
+        self._entries: dict[str, tuple[EndpointRuntime | None, float]] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, name: str) -> EndpointRuntime | None:
+        entry = self._entries.get(name)
+        now = time.monotonic()
+        if entry is not None and now - entry[1] < self.ttl:
+            return entry[0]
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None and time.monotonic() - entry[1] < self.ttl:
+                return entry[0]
+            runtime = entry[0] if entry else None
+            current = Endpoint.objects.filter(name=name).values_list("config_version", flat=True).first()
+            if current is None:
+                runtime = None
+            elif runtime is None or runtime.config_version != current:
+                runtime = _load_runtime(name)
+                self.loads += 1
+            self._entries[name] = (runtime, time.monotonic())
+            return runtime
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+configs = ConfigCache()
+
+
+# --- Throttling, per key, in the shared cache -----------------------------------------------------
+def throttle(prefix: str, limit: int) -> int | None:
+    """None if allowed; else the seconds until the next minute (for Retry-After)."""
+    now = time.time()
+    window = int(now // 60)
+    key = f"studio:throttle:{prefix}:{window}"
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        if cache.add(key, 1, timeout=120):
+            count = 1
+        else:
+            count = cache.incr(key)
+    if count > limit:
+        return max(1, int(60 - now % 60))
+    return None
+
+
+# --- Monitoring buffer ----------------------------------------------------------------------------
+@dataclass
+class _Counts:
+    requests: int = 0
+    errors_4xx: int = 0
+    errors_5xx: int = 0
+    throttled: int = 0
+    rows: int = 0
+    latency_ms_sum: float = 0.0
+    histogram: list = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    predicted: Counter = field(default_factory=Counter)
+    quality: dict = field(default_factory=dict)
+    quality_rows: int = 0
+
+
+class MonitorBuffer:
+    """Counts per (endpoint, deployment, minute) in memory; `flush` writes them as rows."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._data: dict[tuple, _Counts] = {}
+        self._thread: threading.Thread | None = None
+        self.source = f"{socket.gethostname()}:{os.getpid()}"[:100]
+
+    def record(
+        self,
+        *,
+        endpoint_id: int,
+        deployment: DeploymentRuntime | None,
+        status: int,
+        latency_ms: float,
+        rows: int = 0,
+        predictions=None,
+        batch=None,
+        refusal: PayloadError | None = None,
+        mirrored: bool = False,
+    ) -> None:
+        minute = int(time.time() // 60)
+        key = (
+            endpoint_id,
+            deployment.id if deployment else None,
+            deployment.name if deployment else "",
+            minute,
+            mirrored,
+        )
+        with self._lock:
+            counts = self._data.get(key)
+            if counts is None:
+                counts = self._data[key] = _Counts()
+            counts.requests += 1
+            if status == 429:
+                counts.throttled += 1
+            elif 400 <= status < 500:
+                counts.errors_4xx += 1
+            elif status >= 500:
+                counts.errors_5xx += 1
+            counts.rows += rows
+            counts.latency_ms_sum += latency_ms
+            counts.histogram[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
+            if predictions:
+                counts.predicted.update(map(str, predictions))
+            reference = deployment.reference if deployment else None
+            if reference is not None and refusal is not None:
+                counts.quality = merge_counts(counts.quality, count_refusal(refusal))
+            sample = batch is not None and reference is not None and counts.quality_rows < QUALITY_ROWS_PER_MINUTE
+        if sample:
+            more = count_batch(reference, batch.columns, deployment.signature)
+            with self._lock:
+                counts.quality = merge_counts(counts.quality, more)
+                counts.quality_rows += rows
+        self._ensure_flusher()
+
+    def _ensure_flusher(self) -> None:
+        if settings.STUDIO_MONITOR_FLUSH_SECONDS <= 0:
+            return  # flushed by hand (tests)
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="monitor-flush", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(settings.STUDIO_MONITOR_FLUSH_SECONDS)
+            try:
+                close_old_connections()
+                self.flush()
+            except Exception:  # noqa: BLE001 - monitoring must never take serving down
+                log.exception("monitoring flush failed")
+
+    def flush(self) -> int:
+        with self._lock:
+            data, self._data = self._data, {}
+        if not data:
+            return 0
+        rows = [
+            MonitoringBucket(
+                endpoint_id=endpoint_id,
+                deployment_id=deployment_id,
+                deployment_name=name,
+                minute=datetime.fromtimestamp(minute * 60, tz=UTC),
+                source=self.source,
+                mirrored=mirrored,
+                requests=c.requests,
+                errors_4xx=c.errors_4xx,
+                errors_5xx=c.errors_5xx,
+                throttled=c.throttled,
+                rows=c.rows,
+                latency_ms_sum=c.latency_ms_sum,
+                latency_histogram=c.histogram,
+                predicted=dict(c.predicted),
+                quality=c.quality,
+            )
+            for (endpoint_id, deployment_id, name, minute, mirrored), c in data.items()
+        ]
+        existing = set(Endpoint.objects.filter(pk__in={r.endpoint_id for r in rows}).values_list("pk", flat=True))
+        MonitoringBucket.objects.bulk_create([r for r in rows if r.endpoint_id in existing])
+        return len(rows)
+
+
+monitor = MonitorBuffer()
+atexit.register(lambda: monitor.flush() if monitor._data else None)
+
+
+# --- Warm-up at deploy time -------------------------------------------------------------------------
+def sample_row(signature: dict, reference: dict | None) -> dict:
+    """A plausible input row: training medians and most common labels (for the Test tab too)."""
+    columns = (reference or {}).get("columns", {})
+    row = {}
+    for column in signature.get("columns", []):
+        name, kind = column["name"], column["type"]
+        profile = columns.get(name, {})
+        if profile.get("kind") == "numeric" and profile.get("edges"):
+            edges = profile["edges"]
+            value = edges[len(edges) // 2]
+            if kind == "datetime":
+                value = datetime.fromtimestamp(value, tz=UTC).isoformat()
+            elif kind in ("integer",):
+                value = round(value)
+            elif kind == "boolean":
+                value = bool(round(value))
+            row[name] = value
+        elif profile.get("categories"):
+            row[name] = profile["categories"][0]
+        elif column.get("categories"):
+            row[name] = column["categories"][0]
+        elif kind in ("numeric", "integer"):
+            row[name] = 0
+        elif kind == "boolean":
+            row[name] = False
+        elif kind == "datetime":
+            row[name] = "2024-01-01T00:00:00"
+        else:
+            row[name] = "text"
+    return row
+
+
+def warm_up(model_version) -> tuple[str, str | None]:
+    """Load a model version in this process and score one sample row: (backend, error or None)."""
+    from training.registry_services import model_version_dir
+
+    folder = model_version_dir(model_version)
+    try:
+        reference = None
+        if (folder / "reference_profile.json").exists():
+            reference = json.loads((folder / "reference_profile.json").read_text())
+        signature = Signature(model_version.signature)
+        predictor = get_predictor(
+            model_version.pk,
+            model_path=folder / "model.skops",
+            model_sha256=model_version.sha256,
+            signature=signature,
+            onnx_path=(folder / "model.onnx") if model_version.onnx_sha256 else None,
+            onnx_sha256=model_version.onnx_sha256 or None,
+        )
+        predictor.score([sample_row(model_version.signature, reference)])
+        return predictor.backend, None
+    except Exception as exc:  # noqa: BLE001 - any failure means the version must not take traffic
+        return "", f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,306 @@
+"""Endpoint pages: list, create, details (deployments, traffic, keys), Test, Consume, Monitoring,
+the per-endpoint OpenAPI document."""
+
+import json
+import time
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from compute.models import ComputeTarget, TargetKind
+from endpoints.scoring.signature import PayloadError
+from studio.charts import figure_data
+from studio.forms_errors import add_service_errors
+from training.registry_selectors import model_version_get_by_id, model_versions_in_workspace
+from workspaces.policy import Action, role_allows
+from workspaces.selectors import workspace_get_for_user
+
+from . import selectors, services, serving
+from .forms import DeploymentForm, EndpointForm
+from .openapi import endpoint_openapi
+
+
+def _workspace(request, workspace_id, write=False):
+    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
+    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
+
+
+def _page(request, template, workspace, **context):
+    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
+    return render(request, template, context)
+
+
+def _inference_targets(workspace):
+    return ComputeTarget.objects.filter(workspace=workspace, kind=TargetKind.INFERENCE).order_by("name")
+
+
+@require_http_methods(["GET", "POST"])
+def endpoint_list(request, workspace_id):
+    workspace = _workspace(request, workspace_id)
+    form = EndpointForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = services.endpoint_create(actor=request.user, workspace=workspace, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            request.session[f"endpoint-keys-{created.endpoint.pk}"] = [created.primary, created.secondary]
+            deploy = request.POST.get("deploy")
+            url = reverse("endpoint-detail", args=[workspace.pk, created.endpoint.pk])
+            return redirect(url + (f"?deploy={deploy}" if deploy else ""))
+    endpoints = list(selectors.endpoint_list(workspace=workspace))
+    health = {h.endpoint.pk: h for h in (selectors.endpoint_health(endpoint=e) for e in endpoints)}
+    return _page(
+        request,
+        "endpoints/list.html",
+        workspace,
+        form=form,
+        endpoints=endpoints,
+        health=health,
+        deploy=request.GET.get("deploy", ""),
+    )
+
+
+def endpoint_detail(request, workspace_id, endpoint_id):
+    workspace = _workspace(request, workspace_id)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    tab = request.GET.get("tab", "details")
+    deployments = list(endpoint.deployments.all())
+    scoring_url = request.build_absolute_uri(reverse("score", args=[endpoint.name]))
+    context = {
+        "endpoint": endpoint,
+        "deployments": deployments,
+        "tab": tab,
+        "scoring_url": scoring_url,
+        "keys": request.session.pop(f"endpoint-keys-{endpoint.pk}", None),
+    }
+    if tab == "details":
+        initial_version = request.GET.get("deploy")
+        form = DeploymentForm(
+            versions=model_versions_in_workspace(workspace=workspace),
+            targets=_inference_targets(workspace),
+            initial={
+                "model_version": int(initial_version) if (initial_version or "").isdigit() else None,
+                "name": "blue" if not deployments else "green",
+            },
+        )
+        context.update(
+            deploy_form=form,
+            has_inference=_inference_targets(workspace).exists(),
+            traffic=[(d, endpoint.traffic.get(d.name, 0)) for d in deployments],
+        )
+    elif tab in ("test", "consume") and deployments:
+        deployment = next((d for d in deployments if endpoint.traffic.get(d.name)), deployments[0])
+        from training.registry_services import model_version_dir
+
+        folder = model_version_dir(deployment.model_version)
+        reference = None
+        if (folder / "reference_profile.json").exists():
+            reference = json.loads((folder / "reference_profile.json").read_text())
+        sample = serving.sample_row(deployment.model_version.signature, reference)
+        context.update(
+            sample=sample,
+            sample_json=json.dumps([sample], indent=2, default=str),
+            signature_columns=deployment.model_version.signature.get("columns", []),
+            test_deployment=deployment,
+        )
+    elif tab == "monitoring":
+        range_name = request.GET.get("range", "hour")
+        data = selectors.monitoring(endpoint=endpoint, range_name=range_name)
+        context.update(
+            range_name=range_name,
+            monitoring=data,
+            charts=_monitoring_charts(data),
+            health=selectors.endpoint_health(endpoint=endpoint),
+        )
+    if request.htmx and tab == "monitoring":
+        return _page(request, "endpoints/_monitoring.html", workspace, **context)
+    return _page(request, "endpoints/detail.html", workspace, **context)
+
+
+def _monitoring_charts(data) -> dict:
+    import plotly.graph_objects as go
+
+    charts = {}
+    if not data.series:
+        return charts
+    x = [t.isoformat() for t in data.times]
+    fig = go.Figure()
+    for name, s in data.series.items():
+        fig.add_trace(go.Bar(x=x, y=s["ok"], name=f"{name} 2xx"))
+        if any(s["4xx"]):
+            fig.add_trace(go.Bar(x=x, y=s["4xx"], name=f"{name} 4xx"))
+        if any(s["5xx"]):
+            fig.add_trace(go.Bar(x=x, y=s["5xx"], name=f"{name} 5xx"))
+    fig.update_layout(barmode="stack", yaxis_title="requests")
+    charts["requests"] = figure_data(fig)
+    fig = go.Figure()
+    for name, s in data.series.items():
+        for label in ("p50", "p90", "p95", "p99"):
+            fig.add_trace(go.Scatter(x=x, y=s[label], mode="lines", name=f"{name} {label}", connectgaps=False))
+    fig.update_layout(yaxis_title="latency (ms, bucket upper edge)", yaxis_type="log")
+    charts["latency"] = figure_data(fig)
+    fig = go.Figure([go.Bar(x=x, y=s["rows"], name=name) for name, s in data.series.items()])
+    fig.update_layout(barmode="stack", yaxis_title="rows scored")
+    charts["rows"] = figure_data(fig)
+    predicted = [(name, st.predicted) for name, st in data.deployments.items() if st.predicted]
+    if predicted:
+        fig = go.Figure([go.Bar(x=list(p.keys()), y=list(p.values()), name=name) for name, p in predicted])
+        fig.update_layout(barmode="group", yaxis_title="rows predicted")
+        charts["predicted"] = figure_data(fig)
+    return charts
+
+
+@require_POST
+def endpoint_test(request, workspace_id, endpoint_id):
+    """Score a payload from the Test tab as the signed-in user (no key; nothing is recorded)."""
+    # Testing changes nothing, so a Reader may test too.
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.VIEW)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    runtime = serving.configs.get(endpoint.name)
+    deployment = runtime.route(request.POST.get("deployment") or None) if runtime else None
+    if deployment is None:
+        return JsonResponse(
+            {"error": {"code": "no_deployment", "message": "No deployment takes traffic yet.", "fields": {}}},
+            status=503,
+        )
+    started = time.perf_counter()
+    try:
+        payload = json.loads(request.POST.get("payload") or "null")
+        result = deployment.predictor().score(payload)
+    except ValueError as exc:
+        if isinstance(exc, PayloadError):
+            return JsonResponse(
+                {
+                    "error": {
+                        "code": exc.code,
+                        "message": str(exc),
+                        "fields": {exc.field: [str(exc)]} if exc.field else {},
+                        "row": exc.row,
+                    }
+                },
+                status=exc.status,
+            )
+        return JsonResponse(
+            {"error": {"code": "parse_error", "message": f"Not valid JSON: {exc}", "fields": {}}}, status=400
+        )
+    return JsonResponse(
+        {
+            **result,
+            "deployment": deployment.name,
+            "model": deployment.model_label,
+            "milliseconds": round((time.perf_counter() - started) * 1000, 2),
+        }
+    )
+
+
+def endpoint_openapi_view(request, workspace_id, endpoint_id):
+    workspace = _workspace(request, workspace_id)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    url = request.build_absolute_uri(reverse("score", args=[endpoint.name]))
+    return JsonResponse(endpoint_openapi(endpoint, url), json_dumps_params={"indent": 2})
+
+
+@require_POST
+def deployment_create(request, workspace_id, endpoint_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    form = DeploymentForm(
+        request.POST, versions=model_versions_in_workspace(workspace=workspace), targets=_inference_targets(workspace)
+    )
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    else:
+        data = form.cleaned_data
+        try:
+            deployment = services.deployment_create(
+                actor=request.user,
+                endpoint=endpoint,
+                name=data["name"],
+                model_version=model_version_get_by_id(workspace=workspace, version_id=data["model_version"]),
+                target=ComputeTarget.objects.get(pk=data["target"], workspace=workspace),
+                replicas=data["replicas"],
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(
+                request, f"Deployed {deployment.model_version} as {deployment.name}: {deployment.status_reason}."
+            )
+    return redirect("endpoint-detail", workspace_id=workspace.pk, endpoint_id=endpoint.pk)
+
+
+@require_POST
+def deployment_delete(request, workspace_id, endpoint_id, deployment_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    deployment = selectors.deployment_get(endpoint=endpoint, deployment_id=deployment_id)
+    try:
+        services.deployment_delete(actor=request.user, deployment=deployment)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Deployment {deployment.name} removed.")
+    return redirect("endpoint-detail", workspace_id=workspace.pk, endpoint_id=endpoint.pk)
+
+
+@require_POST
+def traffic_update(request, workspace_id, endpoint_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    try:
+        traffic = {d.name: int(request.POST.get(f"traffic_{d.pk}") or 0) for d in endpoint.deployments.all()}
+        mirror_percent = int(request.POST.get("mirror_percent") or 0)
+    except ValueError:
+        messages.error(request, "Give whole percents.")
+        return redirect(reverse("endpoint-detail", args=[workspace.pk, endpoint.pk]))
+    try:
+        services.traffic_set(
+            actor=request.user,
+            endpoint=endpoint,
+            traffic=traffic,
+            mirror_deployment=request.POST.get("mirror_deployment", ""),
+            mirror_percent=mirror_percent,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Traffic updated; it applies within a second.")
+    return redirect("endpoint-detail", workspace_id=workspace.pk, endpoint_id=endpoint.pk)
+
+
+@require_POST
+def key_regenerate(request, workspace_id, endpoint_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    which = request.POST.get("which", "")
+    try:
+        keys = services.key_regenerate(actor=request.user, endpoint=endpoint, which=which)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        request.session[f"endpoint-keys-{endpoint.pk}"] = [keys.primary, keys.secondary]
+        messages.success(request, f"New {which} key made; the old one stops working within a second.")
+    return redirect("endpoint-detail", workspace_id=workspace.pk, endpoint_id=endpoint.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def endpoint_delete(request, workspace_id, endpoint_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    if request.method == "POST":
+        services.endpoint_delete(actor=request.user, endpoint=endpoint)
+        messages.success(request, f"Endpoint {endpoint.name} deleted; its URL no longer answers.")
+        return redirect("endpoint-list", workspace_id=workspace.pk)
+    return _page(request, "endpoints/delete.html", workspace, endpoint=endpoint)
+
+
+def alerts(request, workspace_id):
+    workspace = _workspace(request, workspace_id)
+    return _page(
+        request, "endpoints/alerts.html", workspace, alerts=selectors.alerts_for_workspace(workspace=workspace)
+    )

@@ -1,0 +1,117 @@
+"""The engine's parts on their own: limits, error wording, the atomic Parquet sink, the gzip reader."""
+
+import gzip
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from workspaces.dataio import DataError, Limits
+from workspaces.dataio._streams import GzipReader
+from workspaces.dataio.errors import fmt_bytes, fmt_count
+from workspaces.dataio.sink import ParquetSink
+
+
+def test_limits_defaults():
+    limits = Limits()
+    assert limits.max_columns == 2_000
+    assert limits.max_row_bytes == 10_000_000
+    assert limits.max_gzip_ratio == 100
+    assert limits.max_rows == 100_000_000
+    assert limits.max_file_bytes == 20_000_000_000
+
+
+def test_limits_refuse_nonsense():
+    with pytest.raises(ValueError):
+        Limits(max_columns=0)
+    with pytest.raises(ValueError):
+        Limits(max_cell_bytes=20_000_000)
+
+
+def test_wording_helpers():
+    assert fmt_count(1204) == "1,204"
+    assert fmt_bytes(2_000_000_000) == "2.0 GB"
+    assert fmt_bytes(512) == "512 bytes"
+
+
+def test_data_error_as_json():
+    error = DataError("Row 3 has 2 fields; the header has 3.", code="ragged_row", row=3)
+    assert error.to_json() == {
+        "code": "ragged_row",
+        "message": "Row 3 has 2 fields; the header has 3.",
+        "row": 3,
+        "column": None,
+    }
+    assert str(error) == error.message
+
+
+@pytest.fixture
+def folder(tmp_path):
+    path = tmp_path / "assets"
+    path.mkdir()
+    return path
+
+
+def test_sink_publishes_only_on_commit(folder):
+    dest = folder / "v.parquet"
+    schema = pa.schema([("a", pa.int64())])
+    with ParquetSink(dest, schema, Limits(row_group_rows=10)) as sink:
+        for start in range(0, 95, 7):
+            sink.write(pa.record_batch([pa.array(range(start, min(start + 7, 95)))], schema=schema))
+        assert not dest.exists()
+        sink.commit()
+    metadata = pq.ParquetFile(dest).metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [10] * 9 + [5]
+    assert pq.read_table(dest).column("a").to_pylist() == list(range(95))
+    assert sorted(p.name for p in folder.iterdir()) == ["v.parquet"]
+
+
+def test_sink_removes_its_temporary_file_on_error(folder):
+    dest = folder / "v.parquet"
+    schema = pa.schema([("a", pa.int64())])
+    with pytest.raises(RuntimeError), ParquetSink(dest, schema, Limits()) as sink:
+        sink.write(pa.record_batch([pa.array([1, 2])], schema=schema))
+        raise RuntimeError("boom")
+    assert list(folder.iterdir()) == []
+
+
+def test_sink_reports_a_failure_of_its_writer_thread(folder, monkeypatch):
+    monkeypatch.setattr(pa, "cpu_count", lambda: 2)
+    dest = folder / "v.parquet"
+    schema = pa.schema([("a", pa.int64())])
+    sink = ParquetSink(dest, schema, Limits(row_group_rows=2))
+    assert sink._thread is not None
+    sink.write(pa.record_batch([pa.array([1])], schema=schema))  # opens the writer
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sink._writer, "write_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        for _ in range(20):
+            sink.write(pa.record_batch([pa.array([1, 2])], schema=schema))
+        sink.commit()
+    sink.abort()
+    assert list(folder.iterdir()) == []
+    assert not any(t.name == "parquet-sink" for t in threading.enumerate())
+
+
+def test_gzip_reader_returns_full_reads_across_members(tmp_path):
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(b"a" * 100_000) + gzip.compress(b"b" * 100_000) + b"\0" * 16)
+    reader = GzipReader(path, Limits())
+    pieces = []
+    while piece := reader.read(30_000):
+        pieces.append(piece)
+    reader.close()
+    assert b"".join(pieces) == b"a" * 100_000 + b"b" * 100_000
+    assert [len(p) for p in pieces[:-1]] == [30_000] * (len(pieces) - 1)
+
+
+def test_gzip_reader_refuses_trailing_garbage(tmp_path):
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(b"a,b\n1,2\n") + b"garbage")
+    reader = GzipReader(path, Limits())
+    with pytest.raises(DataError, match="unexpected data after its end"):
+        reader.read(1 << 20)

@@ -1,0 +1,125 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from compute.models import TargetKind
+from compute.services import target_create
+from endpoints.scoring.drift import reference_profile
+from endpoints.scoring.onnx_export import try_convert
+from endpoints.scoring.signature import build_signature
+from training.ml.modelio import save_model
+from training.models import ModelVersion, RegisteredModel
+from training.registry_services import model_version_dir
+
+
+def churn_frame(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, n).astype(float),
+            "charges": rng.normal(70, 20, n).round(2),
+            "plan": rng.choice(["basic", "pro", "team"], n),
+            "region": rng.choice(["north", "south"], n),
+        }
+    )
+    y = np.where((X["tenure"] < 12) & (X["plan"] == "basic") | (rng.random(n) < 0.1), "yes", "no")
+    return X, pd.Series(y, name="churn")
+
+
+def train_pipeline(X, y, max_iter=50):
+    features = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), ["tenure", "charges"]),
+            (
+                "cat",
+                make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                ["plan", "region"],
+            ),
+        ]
+    )
+    return Pipeline(
+        [("features", features), ("model", HistGradientBoostingClassifier(max_iter=max_iter, random_state=0))]
+    ).fit(X, y)
+
+
+_BUILT: dict = {}
+
+
+def _built(max_iter: int, with_onnx: bool, tmp_dir):
+    """Train, save and convert once per test session (the files are copied for each test)."""
+    key = (max_iter, with_onnx)
+    if key not in _BUILT:
+        X, y = churn_frame()
+        model = train_pipeline(X, y, max_iter=max_iter)
+        types = {"tenure": "numeric", "charges": "numeric", "plan": "categorical", "region": "categorical"}
+        signature = build_signature(X, column_types=types, target="churn", classes=sorted(y.unique()))
+        path = tmp_dir / f"model-{max_iter}.skops"
+        sha = save_model(model, path)
+        onnx = try_convert(model, signature, X.head(200)) if with_onnx else (None, {})
+        if with_onnx:
+            assert onnx[0], onnx[1]
+        _BUILT[key] = (path.read_bytes(), sha, onnx, signature, reference_profile(X, signature))
+    return _BUILT[key]
+
+
+def register(workspace, owner, name="churn", max_iter=50, with_onnx=True):
+    """A registered model version with the files the studio serves (no training job needed)."""
+    import tempfile
+    from pathlib import Path
+
+    skops_bytes, sha, (onnx_bytes, report), signature, reference = _built(
+        max_iter, with_onnx, Path(tempfile.gettempdir())
+    )
+    registered, _ = RegisteredModel.objects.get_or_create(workspace=workspace, name=name)
+    number = registered.versions.count() + 1
+    version = ModelVersion.objects.create(
+        model=registered,
+        version=number,
+        algorithm="hist_gradient_boosting",
+        target_column="churn",
+        signature=signature,
+        classes=signature["classes"],
+        metrics={"accuracy": 0.9},
+        sha256="pending",
+        created_by=owner,
+    )
+    folder = model_version_dir(version)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.skops").write_bytes(skops_bytes)
+    version.sha256 = sha
+    if onnx_bytes:
+        (folder / "model.onnx").write_bytes(onnx_bytes)
+        version.onnx_sha256 = report["sha256"]
+    (folder / "reference_profile.json").write_text(json.dumps(reference))
+    version.save()
+    return version
+
+
+@pytest.fixture
+def model_version(workspace, owner):
+    return register(workspace, owner)
+
+
+@pytest.fixture
+def inference(workspace, owner):
+    return target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving").target
+
+
+@pytest.fixture(autouse=True)
+def _fresh_serving_caches():
+    from endpoints import serving
+    from endpoints.scoring.predictor import invalidate
+
+    serving.configs.clear()
+    invalidate()
+    serving.monitor._data.clear()
+    yield
+    serving.configs.clear()
+    serving.monitor._data.clear()

@@ -1,0 +1,288 @@
+"""The input signature and the check of scoring payloads against it."""
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from endpoints.scoring.signature import (
+    PayloadError,
+    Signature,
+    build_signature,
+    unused_columns,
+    validate_payload,
+)
+
+from .conftest import record
+
+
+def refusal(signature, payload, **kwargs) -> PayloadError:
+    with pytest.raises(PayloadError) as caught:
+        validate_payload(signature, payload, **kwargs)
+    return caught.value
+
+
+# --- building ------------------------------------------------------------------------------------
+def test_signature_lists_columns_with_types_dtypes_and_training_categories(signature_json):
+    columns = {c["name"]: c for c in signature_json["columns"]}
+    assert [c["name"] for c in signature_json["columns"]] == ["age", "income", "balance", "tenure", "plan", "region"]
+    assert columns["age"]["type"] == "integer" and columns["age"]["dtype"] == "float64"
+    assert columns["income"]["type"] == "numeric" and columns["income"]["nullable"] is True
+    assert columns["balance"]["nullable"] is False
+    assert columns["plan"]["type"] == "categorical"
+    assert columns["plan"]["categories"] == ["basic", "plus", "pro"]
+    assert columns["region"]["nullable"] is True
+    assert signature_json["target"] == "churned"
+    assert signature_json["classes"] == ["churn", "stay"]
+    assert json.loads(json.dumps(signature_json)) == signature_json
+
+
+def test_categories_are_capped_and_the_cap_is_recorded():
+    X = pd.DataFrame({"city": [f"c{i % 50}" for i in range(500)]})
+    column = build_signature(X, column_types={"city": "categorical"}, max_categories=10)["columns"][0]
+    assert len(column["categories"]) == 10
+    assert column["categories_truncated"] is True
+
+
+def test_signature_keeps_boolean_and_datetime_columns():
+    X = pd.DataFrame({"vip": [True, False] * 60, "joined": pd.date_range("2024-01-01", periods=120, freq="D")})
+    columns = {c["name"]: c for c in build_signature(X)["columns"]}
+    assert columns["vip"]["type"] == "boolean" and columns["vip"]["dtype"] == "bool"
+    assert columns["joined"]["type"] == "datetime" and columns["joined"]["dtype"].startswith("datetime64")
+
+
+def test_columns_the_model_does_not_read_are_optional(table, hgb_pipeline):
+    X_train = table[0].assign(customer_id=np.arange(len(table[0])))
+    unused = unused_columns(hgb_pipeline, X_train.columns)
+    assert unused == {"customer_id"}
+    sig = build_signature(X_train, optional=unused)
+    frame = validate_payload(sig, record())
+    assert np.isnan(frame.loc[0, "customer_id"])
+
+
+def test_a_malformed_signature_is_refused():
+    with pytest.raises(ValueError):
+        Signature({"columns": []})
+    with pytest.raises(ValueError):
+        Signature({"columns": [{"name": "a", "type": "numeric", "dtype": "complex128"}]})
+
+
+# --- payload shapes ------------------------------------------------------------------------------
+def _shapes():
+    rows = [record(), record(age=30, plan="basic")]
+    columns = list(rows[0])
+    split = {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}
+    columnar = {c: [r[c] for r in rows] for c in columns}
+    return {
+        "records": rows,
+        "inputs": {"inputs": rows},
+        "data": {"data": rows},
+        "dataframe_records (MLflow)": {"dataframe_records": rows},
+        "split": split,
+        "split with index": {**split, "index": [0, 1]},
+        "dataframe_split (MLflow)": {"dataframe_split": split},
+        "input_data (Azure ML)": {"input_data": split},
+        "columnar": columnar,
+        "inputs columnar": {"inputs": columnar},
+    }
+
+
+@pytest.mark.parametrize("shape", list(_shapes()))
+def test_every_payload_shape_gives_the_same_frame(signature, shape):
+    frame = validate_payload(signature, _shapes()[shape])
+    expected = validate_payload(signature, _shapes()["records"])
+    pd.testing.assert_frame_equal(frame, expected)
+    assert list(frame.columns) == list(signature.names)
+    assert frame["age"].tolist() == [42.0, 30.0]
+
+
+def test_a_single_record_object_is_one_row(signature):
+    frame = validate_payload(signature, record())
+    assert len(frame) == 1
+    assert frame.loc[0, "plan"] == "pro"
+
+
+def test_frame_has_the_training_columns_in_order_with_their_dtypes(signature):
+    shuffled = dict(reversed(list(record().items())))
+    frame = validate_payload(signature, [shuffled])
+    assert list(frame.columns) == ["age", "income", "balance", "tenure", "plan", "region"]
+    assert frame["age"].dtype == np.float64 and frame["income"].dtype == np.float64
+    assert pd.api.types.is_string_dtype(frame["plan"])
+
+
+# --- casts ---------------------------------------------------------------------------------------
+def test_numeric_strings_are_a_safe_cast(signature):
+    frame = validate_payload(signature, record(income="3.5", age="31", tenure=" 1e1 "))
+    assert frame.loc[0, "income"] == 3.5
+    assert frame.loc[0, "age"] == 31.0
+    assert frame.loc[0, "tenure"] == 10.0
+
+
+def test_a_whole_float_is_accepted_for_an_integer_column(signature):
+    assert validate_payload(signature, record(age=31.0)).loc[0, "age"] == 31.0
+
+
+def test_a_fractional_number_for_an_integer_column_is_refused(signature):
+    error = refusal(signature, [record(), record(age=3.7)])
+    assert (error.code, error.field, error.row) == ("invalid_value", "age", 2)
+    assert "'age'" in error.message and "row 2" in error.message and "whole number" in error.message
+
+
+def test_a_word_in_a_numeric_column_names_column_and_row(signature):
+    error = refusal(signature, [record(), record(), record(income="abc")])
+    assert (error.code, error.field, error.row, error.status) == ("invalid_value", "income", 3, 400)
+    assert error.message.startswith("Column 'income', row 3:") and '"abc" is not a number' in error.message
+
+
+def test_the_first_bad_row_is_named_and_the_others_counted(signature):
+    error = refusal(signature, [record(income="x"), record(), record(income="y")])
+    assert error.row == 1 and "1 more row" in error.message
+
+
+def test_booleans_and_infinities_are_not_numbers(signature):
+    assert refusal(signature, record(balance=True)).field == "balance"
+    assert "finite" in refusal(signature, record(balance=float("inf"))).message
+    assert "finite" in refusal(signature, record(balance="-inf")).message
+
+
+def test_numbers_are_accepted_as_labels_the_way_the_featurizer_writes_them(signature):
+    frame = validate_payload(signature, [record(plan=3), record(plan=3.0), record(plan=True)])
+    assert frame["plan"].tolist() == ["3", "3", "True"]
+
+
+def test_unknown_categories_are_passed_to_the_pipeline(signature):
+    assert validate_payload(signature, record(plan="platinum")).loc[0, "plan"] == "platinum"
+
+
+def test_null_is_accepted_in_every_column_even_one_without_nulls_in_training(signature):
+    frame = validate_payload(signature, {name: None for name in signature.names})
+    assert frame.isna().all(axis=None)
+    assert validate_payload(signature, record(balance="", plan="")).isna().sum().sum() == 2
+
+
+def test_nested_values_are_refused(signature):
+    error = refusal(signature, [record(), record(plan={"name": "pro"})])
+    assert (error.code, error.field, error.row) == ("nested_value", "plan", 2)
+    assert refusal(signature, record(age=[1, 2], income=[1, 2])).code == "invalid_payload"
+
+
+def test_boolean_columns_accept_true_false_words_and_zero_one():
+    sig = Signature(build_signature(pd.DataFrame({"vip": [True, False] * 10})))
+    frame = validate_payload(sig, {"vip": [True, "yes", "N", 0, 1.0, None]})
+    assert frame["vip"].tolist()[:5] == [True, True, False, False, True]
+    assert pd.isna(frame["vip"].iloc[5])
+    error = refusal(sig, {"vip": ["maybe"]})
+    assert (error.field, error.row) == ("vip", 1)
+
+
+def test_dates_are_parsed_from_iso_text_and_bad_dates_named():
+    sig = Signature(build_signature(pd.DataFrame({"joined": pd.date_range("2024-01-01", periods=10)})))
+    frame = validate_payload(sig, {"joined": ["2024-05-01", "2024-05-01T13:30:00Z", None]})
+    assert frame["joined"].iloc[1] == pd.Timestamp("2024-05-01 13:30:00")
+    error = refusal(sig, {"joined": ["2024-05-01", "yesterday"]})
+    assert (error.field, error.row) == ("joined", 2)
+    assert refusal(sig, {"joined": [1714521600]}).field == "joined"
+
+
+# --- columns -------------------------------------------------------------------------------------
+def test_a_missing_column_is_named(signature):
+    payload = record()
+    del payload["tenure"]
+    error = refusal(signature, payload)
+    assert (error.code, error.field) == ("missing_column", "tenure")
+    assert "'tenure' is missing" in error.message
+
+
+def test_a_misspelt_column_is_pointed_out(signature):
+    payload = record()
+    payload["Tenure"] = payload.pop("tenure")
+    assert "'Tenure'" in refusal(signature, payload).message
+
+
+def test_a_record_without_a_column_names_its_row(signature):
+    incomplete = record()
+    del incomplete["plan"]
+    error = refusal(signature, [record(), record(), incomplete])
+    assert (error.code, error.field, error.row) == ("missing_column", "plan", 3)
+
+
+def test_unknown_columns_are_ignored_by_default_and_refused_in_strict_mode(signature):
+    payload = record(churned="yes", customer_id=7)
+    batch = signature.validate_columns(payload)
+    assert set(batch.ignored) == {"churned", "customer_id"}
+    assert list(validate_payload(signature, payload).columns) == list(signature.names)
+    error = refusal(signature, payload, unknown_columns="error")
+    assert error.code == "unknown_column" and "'churned'" in error.message and "'customer_id'" in error.message
+
+
+# --- payload-level refusals ----------------------------------------------------------------------
+def test_too_many_rows_is_a_413(signature):
+    error = refusal(signature, [record()] * 11, max_rows=10)
+    assert (error.code, error.status) == ("too_many_rows", 413)
+    assert "11 rows" in error.message and "10" in error.message
+    assert refusal(signature, [record()] * 10_001).code == "too_many_rows"  # the default cap
+
+
+@pytest.mark.parametrize("payload", [[], {}, {"inputs": []}, {"columns": ["age"], "data": []}])
+def test_an_empty_payload_is_refused(signature, payload):
+    assert refusal(signature, payload).code == "empty_payload"
+
+
+@pytest.mark.parametrize("payload", ["age=3", 42, None, True])
+def test_a_payload_that_is_not_an_object_or_array_is_refused(signature, payload):
+    assert refusal(signature, payload).code == "invalid_payload"
+
+
+def test_rows_that_are_arrays_are_refused_with_a_hint(signature):
+    error = refusal(signature, [[42, 1.0]])
+    assert error.row == 1 and '"columns"' in error.message
+
+
+def test_split_rows_of_the_wrong_length_are_named(signature):
+    columns = list(record())
+    error = refusal(signature, {"columns": columns, "data": [list(record().values()), [1, 2]]})
+    assert error.row == 2
+
+
+def test_columns_of_unequal_length_are_refused(signature):
+    payload = {name: [value, value] for name, value in record().items()}
+    payload["plan"] = ["pro"]
+    assert refusal(signature, payload).field == "plan"
+
+
+def test_error_has_a_stable_json_shape(signature):
+    error = refusal(signature, record(income="abc"))
+    assert error.to_json() == {
+        "code": "invalid_value",
+        "message": error.message,
+        "field": "income",
+        "row": 1,
+    }
+
+
+# --- frames and speed ----------------------------------------------------------------------------
+def test_validate_frame_counts_rows_from_the_offset(signature):
+    frame = pd.DataFrame([record(), record(income="oops")])
+    with pytest.raises(PayloadError) as caught:
+        signature.validate_frame(frame, row_offset=100)
+    assert caught.value.row == 102
+
+
+def test_validate_frame_keeps_typed_columns_as_they_are(signature, table):
+    batch = signature.validate_frame(table[2])
+    assert batch.n_rows == len(table[2])
+    assert np.array_equal(batch.columns["income"], table[2]["income"].to_numpy(), equal_nan=True)
+
+
+def test_ten_thousand_records_validate_quickly(signature):
+    rows = [
+        record(age=i % 90, plan=("basic", "pro")[i % 2], income=None if i % 7 == 0 else 1.5 * i) for i in range(10_000)
+    ]
+    signature.validate_columns(rows[:10])
+    started = time.perf_counter()
+    batch = signature.validate_columns(rows)
+    elapsed = time.perf_counter() - started
+    assert batch.n_rows == 10_000
+    assert elapsed < 1.0, f"10,000 records took {elapsed:.3f} s"  # ~20 ms on an idle core

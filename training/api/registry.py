@@ -1,0 +1,160 @@
+"""Model registry API: models, versions, aliases, downloads, registering a job's model."""
+
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+
+from .. import registry_selectors as selectors
+from .. import registry_services as services
+from ..models import ModelVersion, RegisteredModel
+from ..selectors import job_get
+
+
+class ModelOut(serializers.ModelSerializer):
+    latest_version = serializers.IntegerField(allow_null=True)
+    aliases = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["id", "name", "description", "latest_version", "aliases", "created_at", "updated_at"]
+
+    def get_aliases(self, model) -> dict:
+        return {a.name: a.version.version for a in model.aliases.all()}
+
+
+class ModelVersionOut(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    job = serializers.PrimaryKeyRelatedField(read_only=True)
+    data_version = serializers.PrimaryKeyRelatedField(read_only=True)
+    aliases = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    onnx = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "model",
+            "version",
+            "description",
+            "tags",
+            "aliases",
+            "algorithm",
+            "target_column",
+            "classes",
+            "metrics",
+            "signature",
+            "lineage",
+            "job",
+            "data_version",
+            "file_size",
+            "sha256",
+            "onnx",
+            "onnx_max_abs_diff",
+            "created_at",
+        ]
+
+    def get_onnx(self, version) -> bool:
+        return bool(version.onnx_sha256)
+
+
+class RegisterIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    aliases = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+
+
+class AliasIn(serializers.Serializer):
+    alias = serializers.CharField(max_length=50)
+
+
+class ModelListApi(WorkspaceListApiView):
+    serializer_class = ModelOut
+
+    def get_queryset(self):
+        return selectors.model_list(workspace=self.workspace, q=self.request.query_params.get("q", ""))
+
+    @extend_schema(parameters=[OpenApiParameter("q", str)], summary="List registered models")
+    def get(self, request, workspace_id):
+        return self.list(request)
+
+
+class ModelVersionListApi(WorkspaceListApiView):
+    serializer_class = ModelVersionOut
+
+    def get_queryset(self):
+        model = selectors.model_get(workspace=self.workspace, model_id=self.kwargs["model_id"])
+        return selectors.model_version_list(model=model).select_related("model")
+
+    @extend_schema(summary="A model's versions, newest first")
+    def get(self, request, workspace_id, model_id):
+        return self.list(request)
+
+
+def _version(view, model_id, version):
+    return selectors.model_version_get(
+        model=selectors.model_get(workspace=view.workspace, model_id=model_id), version=version
+    )
+
+
+class ModelVersionDetailApi(WorkspaceApiView):
+    @extend_schema(responses=ModelVersionOut, summary="One model version: metrics, signature, lineage")
+    def get(self, request, workspace_id, model_id, version):
+        return Response(ModelVersionOut(_version(self, model_id, version)).data)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Delete a version (refused while deployed)")
+    def delete(self, request, workspace_id, model_id, version):
+        freed = services.model_version_delete(actor=request.user, version=_version(self, model_id, version))
+        return Response({"deleted": True, "bytes_freed": freed})
+
+
+class ModelVersionAliasApi(WorkspaceApiView):
+    @extend_schema(request=AliasIn, responses=ModelVersionOut, summary="Point an alias (e.g. champion) here")
+    def post(self, request, workspace_id, model_id, version):
+        data = AliasIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        model_version = services.model_alias_set(
+            actor=request.user, version=_version(self, model_id, version), alias=data.validated_data["alias"]
+        )
+        return Response(ModelVersionOut(_version(self, model_id, model_version.version)).data)
+
+
+class ModelVersionDownloadApi(WorkspaceApiView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["skops", "onnx"])],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Download the model file (skops; ONNX where the pipeline converts)",
+    )
+    def get(self, request, workspace_id, model_id, version):
+        model_version = _version(self, model_id, version)
+        fmt = request.query_params.get("format", "skops")
+        if fmt not in ("skops", "onnx") or (fmt == "onnx" and not model_version.onnx_sha256):
+            raise Http404("No such file for this version.")
+        path = services.model_version_dir(model_version) / f"model.{fmt}"
+        if not path.is_file():
+            raise Http404("The file is missing.")
+        return FileResponse(
+            open(path, "rb"),
+            as_attachment=True,  # noqa: SIM115
+            filename=f"{model_version.model.name}-v{model_version.version}.{fmt}",
+        )
+
+
+class JobRegisterApi(WorkspaceApiView):
+    @extend_schema(
+        request=RegisterIn,
+        responses={201: ModelVersionOut},
+        summary="Register a job's model (a train job, a trial, or an Automated ML run's best model)",
+    )
+    def post(self, request, workspace_id, job_id):
+        job = job_get(workspace=self.workspace, job_id=job_id)
+        data = RegisterIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.model_register(
+            actor=request.user, job=services.registration_source(job), **data.validated_data
+        )
+        return Response(ModelVersionOut(version).data, status=status.HTTP_201_CREATED)

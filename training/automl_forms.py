@@ -1,0 +1,113 @@
+from django import forms
+
+from .ml.algorithms import ALGORITHMS
+from .ml.metrics import PRIMARY_METRICS
+
+METRIC_LABELS = {
+    "accuracy": "Accuracy",
+    "auc_weighted": "AUC weighted",
+    "balanced_accuracy": "Balanced accuracy",
+    "f1_weighted": "F1 weighted",
+    "average_precision_weighted": "Average precision weighted",
+    "log_loss": "Log loss",
+}
+ALGORITHM_LABELS = {
+    "logistic_regression": "Logistic regression",
+    "random_forest": "Random forest",
+    "extra_trees": "Extra trees",
+    "gradient_boosting": "Gradient boosting",
+    "hist_gradient_boosting": "Histogram gradient boosting",
+    "lightgbm": "LightGBM",
+    "knn": "k-nearest neighbours",
+    "svc": "SVC",
+    "linear_svm": "Linear SVM",
+    "naive_bayes": "Naive Bayes",
+    "sgd": "SGD",
+}
+
+
+class AutoMLForm(forms.Form):
+    data_version_id = forms.TypedChoiceField(coerce=int, label="Data")
+    target_column = forms.CharField(max_length=200, label="Target column")
+    primary_metric = forms.ChoiceField(choices=[(m, METRIC_LABELS[m]) for m in PRIMARY_METRICS], initial="auc_weighted")
+    validation = forms.ChoiceField(
+        choices=[
+            ("auto", "Auto (by the data's size)"),
+            ("cv", "k-fold cross-validation"),
+            ("holdout", "Holdout"),
+            ("validation_set", "A separate validation data set"),
+        ],
+        initial="auto",
+    )
+    n_folds = forms.IntegerField(min_value=2, max_value=20, required=False, label="Folds")
+    holdout_fraction = forms.FloatField(min_value=0.05, max_value=0.5, required=False, label="Holdout fraction")
+    validation_data_version_id = forms.TypedChoiceField(
+        coerce=int, required=False, empty_value=None, label="Validation data"
+    )
+    test_fraction = forms.FloatField(
+        min_value=0,
+        max_value=0.45,
+        initial=0.2,
+        label="Test split",
+        help_text="Rows kept aside and scored only on the final model (0 for none).",
+    )
+    timeout_minutes = forms.FloatField(min_value=0.25, max_value=24 * 60, initial=5, label="Time budget (minutes)")
+    trial_timeout_s = forms.IntegerField(min_value=5, max_value=24 * 3600, initial=120, label="Trial time limit (s)")
+    max_trials = forms.IntegerField(min_value=1, max_value=1000, initial=100)
+    max_concurrent_trials = forms.IntegerField(
+        min_value=1, max_value=64, initial=2, help_text="Trials run in parallel on this many nodes."
+    )
+    metric_threshold = forms.FloatField(required=False, help_text="Stop as soon as a trial reaches this score.")
+    early_stop_trials = forms.IntegerField(
+        min_value=1, required=False, initial=30, help_text="Stop after this many trials without improvement."
+    )
+    allowed_algorithms = forms.MultipleChoiceField(
+        choices=[(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: all of them.",
+    )
+    blocked_algorithms = forms.MultipleChoiceField(
+        choices=[(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    target = forms.TypedChoiceField(coerce=int, label="Compute cluster")
+    experiment_name = forms.CharField(max_length=100, required=False, initial="Automated ML", label="Experiment")
+    display_name = forms.CharField(max_length=200, required=False, label="Run name")
+    register_as = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Register the best model as",
+        help_text="Optional: a model name; the best model is registered when the run ends.",
+    )
+    seed = forms.IntegerField(initial=0)
+
+    def __init__(self, *args, versions, targets, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)") for v in versions]
+        self.fields["data_version_id"].choices = choices
+        self.fields["validation_data_version_id"].choices = [("", "—")] + choices
+        self.fields["target"].choices = [(t.pk, f"{t.name} (up to {t.max_nodes} nodes)") for t in targets]
+        self.targets = {t.pk: t for t in targets}
+        self.versions = {v.pk: v for v in versions}
+
+    def settings(self, overrides: dict) -> dict:
+        data = self.cleaned_data
+        settings = {
+            "primary_metric": data["primary_metric"],
+            "validation": data["validation"],
+            "n_folds": data.get("n_folds"),
+            "holdout_fraction": data.get("holdout_fraction"),
+            "max_trials": data["max_trials"],
+            "max_concurrent_trials": data["max_concurrent_trials"],
+            "trial_timeout_s": float(data["trial_timeout_s"]),
+            "timeout_s": float(data["timeout_minutes"]) * 60,
+            "metric_threshold": data.get("metric_threshold"),
+            "early_stop_trials": data.get("early_stop_trials"),
+            "allowed_algorithms": data.get("allowed_algorithms") or None,
+            "blocked_algorithms": data.get("blocked_algorithms") or [],
+        }
+        if overrides:
+            settings["column_overrides"] = overrides
+        return settings

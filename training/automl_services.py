@@ -1,0 +1,226 @@
+"""Automated ML on the cluster: a run is a detached parent job; its trials are child jobs that run
+in parallel on the cluster's nodes; a final child job builds the ensemble and the model.
+
+The search state (every proposed trial and every result) lives in the parent's `result` JSON.
+`automl_advance` is called whenever a trial finishes: under a lock on the parent it tells the
+search the new results, asks for more trials (never more than max concurrent outstanding) and,
+when the search is done, submits the final job. The search is deterministic for a given seed
+and max trials (training.ml.search), whatever order trials finish in.
+"""
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from workspaces.policy import Action, require
+
+from .ml.search import AutoMLSearch, AutoMLSpec
+from .ml.trial import TrialResult
+from .models import Job, JobKind, JobStatus
+from .services import child_job_submit, job_detached_finish, job_submit
+
+log = logging.getLogger("studio.automl")
+
+# Kept aside at the end of the budget for choosing and assembling the final model.
+FINAL_RESERVE_SECONDS = 8.0
+TRIAL_GRACE_SECONDS = 10
+
+
+def automl_spec(job: Job) -> AutoMLSpec:
+    return AutoMLSpec.from_dict(job.spec["automl"])
+
+
+def _search(parent: Job) -> AutoMLSearch:
+    state = parent.result
+    return AutoMLSearch.restore(automl_spec(parent), state["setup"], state["search"], seed=parent.spec["seed"])
+
+
+def _elapsed(parent: Job) -> float:
+    start = parent.running_at or parent.started_at or parent.created_at
+    return (timezone.now() - start).total_seconds()
+
+
+def _submit_trials(parent: Job, trials, spec: AutoMLSpec) -> None:
+    remaining = max(5.0, spec.timeout_s - _elapsed(parent))
+    for trial in trials:
+        limit = int(min(spec.trial_timeout_s, remaining) + TRIAL_GRACE_SECONDS)
+        child_job_submit(
+            parent=parent,
+            kind=JobKind.AUTOML_TRIAL,
+            spec={"trial": trial.to_dict()},
+            display_name=f"Trial {trial.trial_id}: {trial.algorithm}",
+            time_limit_seconds=limit,
+        )
+
+
+def _trial_result(child: Job) -> TrialResult:
+    trial_id = child.spec["trial"]["trial_id"]
+    if child.status == JobStatus.COMPLETED and "trial_result" in child.result:
+        return TrialResult.from_dict(child.result["trial_result"])
+    reason = child.error or child.status_reason or child.get_status_display()
+    status = "timed_out" if "time limit" in reason else "failed"
+    return TrialResult(trial_id=trial_id, status=status, error=reason[:2000])
+
+
+def automl_start(*, parent_id: int) -> None:
+    """After the parent's set-up detached it from its node: queue the first trials."""
+    automl_advance(parent_id=parent_id)
+
+
+def automl_advance(*, parent_id: int) -> None:
+    """Tell the search every finished trial, ask for more, or finish with the final job."""
+    with transaction.atomic():
+        parent = Job.objects.select_for_update().select_related("target", "workspace").filter(pk=parent_id).first()
+        if parent is None or parent.status != JobStatus.RUNNING or not parent.detached:
+            return
+        spec = automl_spec(parent)
+        search = _search(parent)
+        children = list(parent.children.all())
+        trials = [c for c in children if c.kind == JobKind.AUTOML_TRIAL]
+        submitted = {c.spec["trial"]["trial_id"] for c in trials}
+        for child in trials:
+            trial_id = child.spec["trial"]["trial_id"]
+            if child.status in JobStatus.finished() and trial_id not in search.results:
+                search.tell(trial_id, _trial_result(child))
+        # Trials the search proposed but that have no job yet (the first batch, after set-up).
+        unsent = [t for t in search.trials if t.trial_id not in submitted]
+        running = [c for c in trials if c.status in JobStatus.active()]
+        elapsed = _elapsed(parent)
+        out_of_time = elapsed + FINAL_RESERVE_SECONDS >= spec.timeout_s
+        done = search.is_done(elapsed_s=elapsed) or out_of_time
+        if out_of_time:
+            search.stop_reason = search.stop_reason or "time_budget"
+        if unsent and not out_of_time:
+            _submit_trials(parent, unsent, spec)
+            running += unsent
+        elif not done:
+            free = spec.max_concurrent_trials - len(running)
+            new = search.ask(free) if free > 0 else []
+            _submit_trials(parent, new, spec)
+            running += new
+        final = next((c for c in children if c.kind == JobKind.AUTOML_FINAL), None)
+        leaderboard = search.leaderboard()
+        succeeded = [row for row in leaderboard if row["status"] == "succeeded"]
+        best = succeeded[0] if succeeded else None
+        reason = f"searching: {len(search.results)} trials finished, {len(running)} running" + (
+            f"; best {spec.primary_metric} {best['score']:.4f} ({best['algorithm']})" if best else ""
+        )
+        if (done or not running) and not running and final is None:
+            if succeeded:
+                child_job_submit(
+                    parent=parent,
+                    kind=JobKind.AUTOML_FINAL,
+                    spec={},
+                    display_name="Ensemble and final model",
+                    time_limit_seconds=int(max(600, spec.timeout_s)),
+                )
+                reason = f"building the final model from {len(succeeded)} trials ({search.stop_reason or 'done'})"
+            else:
+                Job.objects.filter(pk=parent.pk).update(
+                    result={**parent.result, "search": search.state(), "leaderboard": leaderboard}
+                )
+                job_detached_finish(
+                    job_id=parent.pk,
+                    status=JobStatus.FAILED,
+                    reason="no trial succeeded",
+                    error="No trial succeeded; see the trials' errors.",
+                )
+                return
+        Job.objects.filter(pk=parent.pk).update(
+            result={
+                **parent.result,
+                "search": search.state(),
+                "leaderboard": leaderboard,
+                "stop_reason": search.stop_reason,
+            },
+            status_reason=reason[:500],
+        )
+
+
+def automl_finish(*, final_job_id: int, status: str) -> None:
+    """The final job ended: the run completes with its model (or fails with its reason)."""
+    final = Job.objects.select_related("parent").filter(pk=final_job_id).first()
+    if final is None or final.parent is None:
+        return
+    parent = final.parent
+    if status == JobStatus.COMPLETED:
+        summary = {
+            k: final.result.get(k)
+            for k in ("final_kind", "members", "validation_score", "test_metrics", "metrics", "algorithm")
+        }
+        done = job_detached_finish(
+            job_id=parent.pk,
+            status=JobStatus.COMPLETED,
+            reason=f"completed: best model is {final.result.get('algorithm', 'ready')}",
+            result={**parent.result, **summary, "final_job": final.pk},
+        )
+        register_as = parent.spec.get("register_as")
+        if done and register_as:
+            from .registry_services import model_register
+
+            try:
+                model_register(
+                    actor=parent.submitted_by,
+                    job=final,
+                    name=register_as,
+                    description=f"Best model of Automated ML run #{parent.pk}",
+                )
+            except (ValidationError, PermissionError) as exc:
+                log.warning("automatic registration of run %s failed: %s", parent.pk, exc)
+    else:
+        job_detached_finish(
+            job_id=parent.pk,
+            status=JobStatus.FAILED,
+            reason=f"the final model could not be built: {final.status_reason}",
+            error=final.error or final.status_reason,
+        )
+
+
+def automl_submit(
+    *,
+    actor,
+    workspace,
+    target,
+    data_version,
+    target_column: str,
+    settings: dict,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    validation_data_version=None,
+    experiment_name: str | None = None,
+    display_name: str = "",
+    register_as: str = "",
+) -> Job:
+    """Start an Automated ML run (validated here; the data is read on a node)."""
+    require(actor, workspace, Action.WRITE)
+    return job_submit(
+        actor=actor,
+        workspace=workspace,
+        kind=JobKind.AUTOML,
+        target=target,
+        spec={
+            "data_version_id": data_version.pk if data_version else None,
+            "target_column": target_column,
+            "automl": settings,
+            "test_fraction": test_fraction,
+            "seed": seed,
+            "register_as": register_as,
+            "validation_data_version_id": validation_data_version.pk if validation_data_version else None,
+        },
+        experiment_name=experiment_name or "Automated ML",
+        display_name=display_name,
+        time_limit_seconds=int(settings.get("timeout_s", 3600)) + 600,
+    )
+
+
+def trials_of(parent: Job):
+    return parent.children.filter(kind=JobKind.AUTOML_TRIAL).order_by("id")
+
+
+def first_trial_seconds(parent: Job) -> float | None:
+    first = trials_of(parent).filter(status=JobStatus.COMPLETED).order_by("finished_at").first()
+    if first is None:
+        return None
+    return (first.finished_at - parent.created_at).total_seconds()

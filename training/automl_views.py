@@ -1,0 +1,185 @@
+"""The Automated ML wizard, and the run page's leaderboard, guardrails, charts and importance."""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from compute.selectors import job_targets
+from studio.forms_errors import add_service_errors
+from workspaces.data_selectors import data_version_get_by_id, data_versions_ready
+from workspaces.policy import Action, role_allows
+from workspaces.selectors import workspace_get_for_user
+
+from . import automl_services
+from .automl_forms import AutoMLForm
+from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
+from .models import JobKind, JobStatus
+from .services import job_artifact_dir
+
+
+def _page(request, template, workspace, **context):
+    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
+    return render(request, template, context)
+
+
+def _overrides(request, version) -> dict:
+    """Per-column featurization overrides posted by the wizard's column table."""
+    out = {}
+    for index, column in enumerate(version.schema.get("columns", []) if version else []):
+        override = {}
+        if request.POST.get(f"override_type_{index}"):
+            override["type"] = request.POST[f"override_type_{index}"]
+        if request.POST.get(f"override_impute_{index}"):
+            override["impute"] = request.POST[f"override_impute_{index}"]
+        if request.POST.get(f"override_exclude_{index}"):
+            override["exclude"] = True
+        if override:
+            out[column["name"]] = override
+    return out
+
+
+@require_http_methods(["GET", "POST"])
+def automl_new(request, workspace_id):
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.WRITE)
+    versions = list(data_versions_ready(workspace=workspace)[:200])
+    targets = [t for t in job_targets(workspace=workspace, user=request.user)]
+    initial = {}
+    if request.GET.get("data"):
+        initial["data_version_id"] = request.GET["data"]
+    form = AutoMLForm(request.POST or None, versions=versions, targets=targets, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        version = form.versions.get(data["data_version_id"])
+        overrides = _overrides(request, version)
+        overrides.pop(data["target_column"], None)
+        try:
+            job = automl_services.automl_submit(
+                actor=request.user,
+                workspace=workspace,
+                target=form.targets.get(data["target"]),
+                data_version=version,
+                target_column=data["target_column"],
+                settings=form.settings(overrides),
+                test_fraction=data["test_fraction"],
+                seed=data["seed"],
+                validation_data_version=form.versions.get(data.get("validation_data_version_id")),
+                experiment_name=data.get("experiment_name"),
+                display_name=data.get("display_name") or "",
+                register_as=data.get("register_as") or "",
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Automated ML run {job.name} submitted to {job.target.name}.")
+            return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
+    return _page(
+        request, "training/automl_new.html", workspace, form=form, no_targets=not targets, no_data=not versions
+    )
+
+
+def automl_columns(request, workspace_id):
+    """htmx: the chosen data's target choices (with class balance) and per-column overrides."""
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.VIEW)
+    version = data_version_get_by_id(workspace=workspace, version_id=request.GET.get("data_version_id"))
+    target = request.GET.get("target_column", "")
+    profiles = {c["name"]: c for c in version.profile.get("column_profiles", [])}
+    columns = [c for c in version.schema.get("columns", []) if not c.get("excluded")]
+    balance = profiles.get(target, {}).get("top_values", []) if target else []
+    total = sum(v["count"] for v in balance) or 1
+    return render(
+        request,
+        "training/_automl_columns.html",
+        {
+            "workspace": workspace,
+            "version": version,
+            "columns": list(enumerate(columns)),
+            "target": target,
+            "balance": [(v["value"], v["count"], v["count"] / total) for v in balance],
+            "distinct": profiles.get(target, {}).get("distinct"),
+            "types": SEMANTIC_TYPES,
+            "imputes": IMPUTE_STRATEGIES,
+        },
+    )
+
+
+def automl_context(job) -> dict:
+    """What the run page shows: guardrails, the live leaderboard, the final model's results."""
+    trials = list(automl_services.trials_of(job).select_related("node"))
+    setup = job.result.get("setup", {})
+    metric = job.spec.get("automl", {}).get("primary_metric", "auc_weighted")
+    rows = []
+    for trial in trials:
+        spec = trial.spec["trial"]
+        result = trial.result.get("trial_result", {})
+        rows.append(
+            {
+                "job": trial,
+                "trial_id": spec["trial_id"],
+                "algorithm": spec["algorithm"],
+                "params": json.dumps(spec["params"], sort_keys=True),
+                "origin": spec["origin"],
+                "score": result.get("score"),
+                "metrics": result.get("metrics", {}),
+                "duration": result.get("duration_seconds"),
+                "error": result.get("error"),
+            }
+        )
+    from .ml.metrics import sort_key
+
+    finished = sorted(
+        [r for r in rows if r["score"] is not None], key=lambda r: (sort_key(metric, r["score"]), r["trial_id"])
+    )
+    others = [r for r in rows if r["score"] is None]
+    final = job.children.filter(kind=JobKind.AUTOML_FINAL).order_by("-id").first()
+    context = {
+        "guardrails": setup.get("guardrails", []),
+        "leaderboard": finished + others,
+        "metric": metric,
+        "setup": setup,
+        "final": final,
+        "first_trial_s": automl_services.first_trial_seconds(job),
+        "n_trials": len(trials),
+        "trials_done": sum(t.status in JobStatus.finished() for t in trials),
+    }
+    if final is not None and final.status == JobStatus.COMPLETED:
+        folder = job_artifact_dir(final)
+        context["final_metrics"] = sorted(
+            (k, v) for k, v in (final.result.get("test_metrics") or {}).items() if isinstance(v, (int, float))
+        )
+        from .charts import classification_figures
+
+        try:
+            chart = json.loads((folder / "charts.json").read_text())
+            context["charts"] = classification_figures(chart, full=True)
+        except (OSError, ValueError):
+            context["charts"] = []
+        try:
+            importance = json.loads((folder / "importance.json").read_text())
+            context["importance_chart"] = _importance_figure(importance)
+        except (OSError, ValueError):
+            context["importance_chart"] = None
+    return context
+
+
+def _importance_figure(rows: list[dict]) -> dict:
+    import plotly.graph_objects as go
+
+    from studio.charts import figure_data
+
+    rows = rows[:20][::-1]
+    fig = go.Figure(
+        go.Bar(
+            x=[r["importance"] for r in rows],
+            y=[r["feature"] for r in rows],
+            orientation="h",
+            error_x={"type": "data", "array": [r["std"] for r in rows]},
+            marker_color="#3451d1",
+        )
+    )
+    fig.update_layout(
+        xaxis_title="drop in the primary metric when shuffled", height=max(260, 22 * len(rows)), margin={"l": 140}
+    )
+    return figure_data(fig)

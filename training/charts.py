@@ -1,0 +1,124 @@
+"""Plotly figures for classification results, from the chart data of training.ml.metrics."""
+
+import plotly.graph_objects as go
+
+from studio.charts import figure_data
+
+
+def confusion_matrix(chart: dict, *, normalized: bool = False) -> dict:
+    cm = chart["confusion_matrix"]
+    values = cm["normalized"] if normalized else cm["counts"]
+    labels = [str(label) for label in cm["labels"]]
+    text = [[f"{v:.2f}" if normalized else f"{v:,}" for v in row] for row in values]
+    fig = go.Figure(
+        go.Heatmap(z=values, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale="Blues", showscale=False)
+    )
+    fig.update_layout(xaxis_title="predicted", yaxis_title="actual", yaxis_autorange="reversed")
+    return figure_data(fig)
+
+
+def roc(chart: dict) -> dict:
+    fig = go.Figure()
+    for label, curve in chart["roc"]["per_class"].items():
+        fig.add_trace(
+            go.Scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"{label} (AUC {curve['auc']:.3f})")
+        )
+    for average in ("micro", "macro"):
+        curve = chart["roc"].get(average)
+        if curve:
+            fig.add_trace(
+                go.Scatter(
+                    x=curve["fpr"],
+                    y=curve["tpr"],
+                    mode="lines",
+                    line={"dash": "dot"},
+                    name=f"{average} average (AUC {curve['auc']:.3f})",
+                )
+            )
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "#aaa"}, showlegend=False)
+    )
+    fig.update_layout(xaxis_title="false positive rate", yaxis_title="true positive rate")
+    return figure_data(fig)
+
+
+def precision_recall(chart: dict) -> dict:
+    fig = go.Figure()
+    for label, curve in chart["precision_recall"]["per_class"].items():
+        fig.add_trace(
+            go.Scatter(
+                x=curve["recall"],
+                y=curve["precision"],
+                mode="lines",
+                name=f"{label} (AP {curve['average_precision']:.3f})",
+            )
+        )
+    micro = chart["precision_recall"].get("micro")
+    if micro:
+        fig.add_trace(
+            go.Scatter(
+                x=micro["recall"],
+                y=micro["precision"],
+                mode="lines",
+                line={"dash": "dot"},
+                name=f"micro average (AP {micro['average_precision']:.3f})",
+            )
+        )
+    fig.update_layout(xaxis_title="recall", yaxis_title="precision")
+    return figure_data(fig)
+
+
+def calibration(chart: dict) -> dict:
+    fig = go.Figure(
+        [
+            go.Scatter(x=c["mean_predicted"], y=c["fraction_positive"], mode="lines+markers", name=str(label))
+            for label, c in chart["calibration"].items()
+        ]
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "#aaa"}, name="perfectly calibrated"
+        )
+    )
+    fig.update_layout(xaxis_title="mean predicted probability", yaxis_title="fraction positive")
+    return figure_data(fig)
+
+
+def lift(chart: dict) -> dict:
+    fig = go.Figure(
+        [
+            go.Scatter(x=c["population_fraction"], y=c["lift"], mode="lines", name=str(label))
+            for label, c in chart["gains"].items()
+        ]
+    )
+    fig.update_layout(xaxis_title="fraction of population (by score)", yaxis_title="lift")
+    return figure_data(fig)
+
+
+def cumulative_gains(chart: dict) -> dict:
+    fig = go.Figure(
+        [
+            go.Scatter(x=c["population_fraction"], y=c["cumulative_gain"], mode="lines", name=str(label))
+            for label, c in chart["gains"].items()
+        ]
+    )
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "#aaa"}, name="random"))
+    fig.update_layout(xaxis_title="fraction of population (by score)", yaxis_title="fraction of positives found")
+    return figure_data(fig)
+
+
+def classification_figures(chart: dict, *, full: bool = False) -> list[tuple[str, str, dict]]:
+    """(id, title, figure) for a results page: the confusion matrix and ROC, or every chart."""
+    figures = [
+        ("confusion", "Confusion matrix", confusion_matrix(chart)),
+        ("roc", "ROC curve", roc(chart)),
+    ]
+    if full:
+        figures += [
+            ("confusion-normalized", "Confusion matrix (normalised)", confusion_matrix(chart, normalized=True)),
+            ("pr", "Precision–recall", precision_recall(chart)),
+            ("calibration", "Calibration", calibration(chart)),
+            ("lift", "Lift", lift(chart)),
+            ("gains", "Cumulative gains", cumulative_gains(chart)),
+        ]
+    return figures

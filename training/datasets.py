@@ -1,0 +1,63 @@
+"""Load a data version for training: the table as a DataFrame, its target, its column types.
+
+Versions are immutable, so a worker process keeps the last few it loaded (keyed by version id and
+file hash): the trials of one Automated ML run read the Parquet file once per node.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow.parquet as pq
+from django.core.exceptions import ValidationError
+
+from workspaces.data_services import data_version_path
+from workspaces.models import DataVersion
+
+_CACHE: OrderedDict[tuple[int, str], pd.DataFrame] = OrderedDict()
+_CACHE_SIZE = 3
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    X: pd.DataFrame
+    y: pd.Series
+    column_types: dict[str, str]  # semantic types from the version's schema
+    dropped_rows: int  # rows without a target
+
+
+def included_columns(version: DataVersion) -> list[dict]:
+    return [c for c in (version.schema or {}).get("columns", []) if not c.get("excluded")]
+
+
+def check_target(version: DataVersion, target_column) -> str:
+    names = [c["name"] for c in included_columns(version)]
+    if not isinstance(target_column, str) or target_column not in names:
+        raise ValidationError({"target_column": [f"{version} has no column {target_column!r}."]})
+    return target_column
+
+
+def _frame(version: DataVersion) -> pd.DataFrame:
+    key = (version.pk, version.parquet_sha256)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    columns = [c["name"] for c in included_columns(version)]
+    table = pq.read_table(data_version_path(version), columns=columns)
+    frame = table.to_pandas()
+    _CACHE[key] = frame
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return frame
+
+
+def load_training_data(version: DataVersion, target_column: str) -> TrainingData:
+    """The features and target of a version: rows with a missing target are left out; the target
+    becomes text labels (classes are compared as strings everywhere after this)."""
+    frame = _frame(version)
+    target = frame[target_column]
+    keep = target.notna()
+    y = target[keep].astype(str).reset_index(drop=True)
+    X = frame.loc[keep].drop(columns=[target_column]).reset_index(drop=True)
+    types = {c["name"]: c["semantic_type"] for c in included_columns(version) if c["name"] != target_column}
+    return TrainingData(X=X, y=y, column_types=types, dropped_rows=int((~keep).sum()))

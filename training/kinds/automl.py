@@ -1,0 +1,315 @@
+"""Automated ML job kinds: the run (set-up, then detached while its trials run), a trial, and the
+final job (ensembles, the final model, test scores, charts, feature importance, packaging)."""
+
+import json
+import time
+from functools import lru_cache
+
+import numpy as np
+from django.core.exceptions import ValidationError
+
+from workspaces.models import DataVersion
+
+from .. import automl_services
+from ..datasets import check_target, load_training_data
+from ..jobkinds import CleanSpec, JobHandler
+from ..ml.ensemble import assemble_final_model, member_ids, plan_final_model
+from ..ml.explain import permutation_feature_importance
+from ..ml.metrics import classification_charts, classification_metrics
+from ..ml.modelio import load_model, save_model
+from ..ml.search import AutoMLSearch, AutoMLSpec, automl_setup
+from ..ml.trial import TrialSpec, predict_proba_aligned, run_trial
+from ..ml.validation import split_test, validation_rows
+from ..models import Artifact, Job, JobKind, JobStatus
+from ..packaging import package_model
+from ..registry_services import MODEL_NAME_RE
+from ..runner import Detach, JobError
+from ..services import job_artifact_dir
+
+SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc_weighted", "f1_weighted", "log_loss")
+
+
+def _version(workspace, version_id, field):
+    version = (
+        DataVersion.objects.filter(pk=version_id, asset__workspace=workspace).select_related("asset").first()
+        if isinstance(version_id, int) and not isinstance(version_id, bool)
+        else None
+    )
+    if version is None:
+        raise ValidationError({field: ["Choose a data version of this workspace."]})
+    return version
+
+
+class AutomlData:
+    """The run's data, split the same way on every node: training part, test part, validation set."""
+
+    def __init__(self, spec: dict):
+        version = DataVersion.objects.get(pk=spec["data_version_id"])
+        data = load_training_data(version, spec["target_column"])
+        self.column_types = data.column_types
+        self.version = version
+        X, y = data.X, data.y
+        fraction = spec.get("test_fraction") or 0
+        if fraction:
+            self.X, self.X_test, self.y, self.y_test = split_test(X, y, fraction, seed=spec["seed"])
+            self.X, self.y = self.X.reset_index(drop=True), self.y.reset_index(drop=True)
+            self.X_test, self.y_test = self.X_test.reset_index(drop=True), self.y_test.reset_index(drop=True)
+        else:
+            self.X, self.y, self.X_test, self.y_test = X, y, None, None
+        self.validation = None
+        if spec.get("validation_data_version_id"):
+            valid = load_training_data(
+                DataVersion.objects.get(pk=spec["validation_data_version_id"]), spec["target_column"]
+            )
+            self.validation = (valid.X[X.columns], valid.y)
+
+
+@lru_cache(maxsize=2)
+def _data(spec_json: str) -> AutomlData:
+    return AutomlData(json.loads(spec_json))
+
+
+def automl_data(parent: Job) -> AutomlData:
+    return _data(json.dumps(parent.spec, sort_keys=True))
+
+
+class AutoMLJob(JobHandler):
+    """The run. On a node: read the data, check it (guardrails), plan featurization and validation,
+    propose the first trials; then it detaches and its trials carry on."""
+
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        if not isinstance(spec, dict):
+            raise ValidationError({"spec": ["The spec must be a JSON object."]})
+        version = _version(workspace, spec.get("data_version_id"), "data_version_id")
+        target = check_target(version, spec.get("target_column"))
+        validation_version = None
+        if spec.get("validation_data_version_id") is not None:
+            validation_version = _version(workspace, spec["validation_data_version_id"], "validation_data_version_id")
+            check_target(validation_version, target)
+        settings = dict(spec.get("automl") or {})
+        if validation_version is not None:
+            settings["validation"] = "validation_set"
+        types = {
+            c["name"]: c["semantic_type"]
+            for c in version.schema.get("columns", [])
+            if not c.get("excluded") and c["name"] != target
+        }
+        settings["column_types"] = {**types, **(settings.get("column_types") or {})}
+        try:
+            automl = AutoMLSpec.from_dict(settings)
+            automl.check()
+        except (ValueError, TypeError) as exc:
+            raise ValidationError({"automl": [str(exc)]}) from None
+        fraction = spec.get("test_fraction", 0.2)
+        if not isinstance(fraction, (int, float)) or not (fraction == 0 or 0.05 <= fraction <= 0.45):
+            raise ValidationError(
+                {"test_fraction": ["Keep 0 (no test split) or 0.05 to 0.45 of the rows for the test."]}
+            )
+        seed = spec.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValidationError({"seed": ["The seed is a whole number."]})
+        register_as = spec.get("register_as") or ""
+        if register_as and not MODEL_NAME_RE.match(register_as):
+            raise ValidationError({"register_as": ["Use letters, digits, dots, hyphens or underscores."]})
+        return CleanSpec(
+            spec={
+                "data_version_id": version.pk,
+                "target_column": target,
+                "automl": automl.to_dict(),
+                "test_fraction": float(fraction),
+                "seed": seed,
+                "register_as": register_as,
+                "validation_data_version_id": validation_version.pk if validation_version else None,
+            },
+            data_version=version,
+        )
+
+    def run(self, ctx):
+        started = time.perf_counter()
+        spec = AutoMLSpec.from_dict(ctx.spec["automl"])
+        data = automl_data(ctx.job)
+        ctx.log(
+            f"Training part: {len(data.X):,} rows × {data.X.shape[1]} columns"
+            + (
+                f"; test part: {len(data.X_test):,} rows (scored only on the final model)"
+                if data.X_test is not None
+                else ""
+            )
+            + f"; primary metric {spec.primary_metric}"
+        )
+        try:
+            setup = automl_setup(
+                spec, data.X, data.y, seed=ctx.spec["seed"], has_validation_set=data.validation is not None
+            )
+        except ValueError as exc:
+            raise JobError(str(exc)) from None
+        for guardrail in setup["guardrails"]:
+            ctx.log(f"Guardrail {guardrail['name']}: {guardrail['status']} — {guardrail['message']}")
+        ctx.log(f"Validation: {setup['validation']['reason']}; algorithms: {', '.join(setup['algorithms'])}")
+        search = AutoMLSearch(spec, setup, seed=ctx.spec["seed"])
+        search.ask(spec.max_concurrent_trials)
+        ctx.log(f"Set up in {time.perf_counter() - started:.2f} s; starting {len(search.trials)} trials")
+        return Detach(
+            result={"setup": setup, "search": search.state(), "leaderboard": [], "classes": setup["classes"]},
+            reason=f"searching: {len(search.trials)} trials queued",
+        )
+
+    def on_detached(self, *, job_id: int) -> None:
+        automl_services.automl_start(parent_id=job_id)
+
+    def references(self, job) -> list[str]:
+        return []
+
+
+class AutoMLTrialJob(JobHandler):
+    """One trial of a run: fit and validate one configuration; keep its validation probabilities
+    (for ensembles) and its model (for registering any trial)."""
+
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        try:
+            TrialSpec.from_dict(spec["trial"])
+        except (KeyError, TypeError) as exc:
+            raise ValidationError({"trial": [f"Trials are made by Automated ML runs ({exc})."]}) from None
+        return CleanSpec(spec=spec)
+
+    def run(self, ctx) -> dict:
+        trial = TrialSpec.from_dict(ctx.spec["trial"])
+        data = automl_data(ctx.job.parent)
+        ctx.log(f"Trial {trial.trial_id}: {trial.algorithm} {trial.params} ({trial.origin})")
+        result, model, proba = run_trial(trial, data.X, data.y, data.validation, refit=True)
+        if result.status == "succeeded":
+            np.save(ctx.artifact_path("oof.npy"), proba.astype(np.float32), allow_pickle=False)
+            ctx.artifact_saved("oof.npy", kind="predictions")
+            save_model(model, ctx.artifact_path("model.skops"))
+            ctx.artifact_saved("model.skops", kind="model")
+            _write_signature(ctx, data, trial.classes)
+            ctx.metric(trial.primary_metric, result.score)
+            ctx.log(f"{trial.primary_metric} {result.score:.4f} in {result.duration_seconds:.2f} s")
+        else:
+            ctx.log(f"Trial {result.status}: {result.error}")
+        return {
+            "trial_result": result.to_dict(),
+            "algorithm": trial.algorithm,
+            "params": trial.params,
+            "score": result.score,
+            **{k: result.metrics.get(k) for k in SUMMARY_METRICS},
+            "metrics": result.metrics,
+            "classes": trial.classes,
+        }
+
+    def on_finished(self, *, job_id: int, status: str) -> None:
+        parent_id = Job.objects.filter(pk=job_id).values_list("parent_id", flat=True).first()
+        if parent_id:
+            automl_services.automl_advance(parent_id=parent_id)
+
+
+def _write_signature(ctx, data: AutomlData, classes) -> None:
+    from endpoints.scoring.signature import build_signature
+
+    types = {k: v for k, v in data.column_types.items() if k in data.X.columns}
+    signature = build_signature(
+        data.X, column_types=types, target=ctx.job.parent.spec["target_column"], classes=classes
+    )
+    ctx.artifact_path("signature.json").write_text(json.dumps(signature, default=str))
+    ctx.artifact_saved("signature.json", kind="signature")
+
+
+class AutoMLFinalJob(JobHandler):
+    """Choose the final model (the best trial, a voting or a stacking ensemble), score it on the
+    test part, draw its charts, rank the raw columns by permutation importance and package it."""
+
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        return CleanSpec(spec={})
+
+    def run(self, ctx) -> dict:
+        started = time.perf_counter()
+        parent = ctx.job.parent
+        spec = AutoMLSpec.from_dict(parent.spec["automl"])
+        search = AutoMLSearch.restore(spec, parent.result["setup"], parent.result["search"], seed=parent.spec["seed"])
+        data = automl_data(parent)
+        classes = search.setup["classes"]
+        trial_jobs = {
+            j.spec["trial"]["trial_id"]: j
+            for j in parent.children.filter(kind=JobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED)
+        }
+        predictions = {}
+        for trial_id in search.ensemble_library():
+            job = trial_jobs.get(trial_id)
+            if job is not None and (job_artifact_dir(job) / "oof.npy").exists():
+                predictions[trial_id] = np.load(job_artifact_dir(job) / "oof.npy", allow_pickle=False)
+        if not predictions:
+            raise JobError("No trial left validation predictions to build a model from.")
+        if data.validation is not None:
+            y_eval = np.asarray(data.validation[1], dtype=object)
+        else:
+            y_eval = np.asarray(data.y, dtype=object)[validation_rows(search.setup["validation"], len(data.y), data.y)]
+        final = plan_final_model(search, predictions, y_eval)
+        members = {}
+        for trial_id in member_ids(final):
+            artifact = Artifact.objects.get(job=trial_jobs[trial_id], name="model.skops")
+            members[trial_id] = load_model(job_artifact_dir(trial_jobs[trial_id]) / "model.skops", artifact.sha256)
+        model = assemble_final_model(final, members, predictions, y_eval, data.X, data.y, seed=parent.spec["seed"])
+        described = ", ".join(
+            f"{search.trial(m['trial_id']).algorithm} (trial {m['trial_id']})" for m in final["members"]
+        )
+        ctx.log(f"Final model: {final['kind']} of {described}; validation {spec.primary_metric} {final['score']:.4f}")
+        for candidate in final.get("candidates", []):
+            ctx.log(f"  candidate {candidate['kind']}: {candidate['score']}")
+        X_score, y_score = (data.X_test, data.y_test) if data.X_test is not None else (data.X.iloc[:0], None)
+        result = {
+            "final_kind": final["kind"],
+            "members": final["members"],
+            "validation_score": final["score"],
+            "candidates": [{"kind": c["kind"], "score": c["score"]} for c in final.get("candidates", [])],
+            "algorithm": final["kind"]
+            if final["kind"] != "single"
+            else search.trial(final["members"][0]["trial_id"]).algorithm,
+        }
+        if y_score is not None and len(y_score):
+            proba = predict_proba_aligned(model, X_score, classes)
+            metrics = classification_metrics(np.asarray(y_score, dtype=object), proba, classes)
+            charts = classification_charts(np.asarray(y_score, dtype=object), proba, classes)
+            ctx.log(
+                "Test: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in SUMMARY_METRICS if metrics.get(k) is not None)
+            )
+            importance = permutation_feature_importance(
+                model,
+                X_score,
+                y_score,
+                classes,
+                metric=spec.primary_metric,
+                n_repeats=3,
+                seed=parent.spec["seed"],
+                max_rows=2000,
+            )
+            result.update(test_metrics=metrics, metrics=metrics)
+            for name in SUMMARY_METRICS:
+                if metrics.get(name) is not None:
+                    ctx.metric(f"test_{name}", metrics[name])
+            _write_json(ctx, "charts.json", charts, "chart")
+            _write_json(ctx, "importance.json", importance, "report")
+        else:
+            result["metrics"] = {spec.primary_metric: final["score"]}
+        _write_json(ctx, "leaderboard.json", search.leaderboard(), "report")
+        ctx.check_canceled()
+        packaged = package_model(
+            ctx,
+            model,
+            X=data.X,
+            X_check=X_score if len(X_score) else data.X.head(2000),
+            column_types=data.column_types,
+            target=parent.spec["target_column"],
+            classes=classes,
+        )
+        result.update(packaged)
+        result.update({k: result.get("metrics", {}).get(k) for k in SUMMARY_METRICS})
+        ctx.log(f"Final model ready in {time.perf_counter() - started:.1f} s")
+        return result
+
+    def on_finished(self, *, job_id: int, status: str) -> None:
+        automl_services.automl_finish(final_job_id=job_id, status=status)
+
+
+def _write_json(ctx, name: str, data, kind: str) -> None:
+    ctx.artifact_path(name).write_text(json.dumps(data, default=str))
+    ctx.artifact_saved(name, kind=kind)

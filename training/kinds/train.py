@@ -1,0 +1,200 @@
+"""The train job: one scikit-learn classifier from the allow-list, its hyperparameters checked
+against the estimator's own parameters, on a data version and a target column, validated by
+holdout or k-fold; logs the metrics, a confusion matrix and a ROC curve, and saves the fitted
+pipeline (featurization included) as a skops file ready for the registry."""
+
+import json
+import time
+
+import numpy as np
+from django.core.exceptions import ValidationError
+
+from workspaces.models import DataVersion
+
+from ..datasets import check_target, load_training_data
+from ..jobkinds import CleanSpec, JobHandler
+from ..ml.algorithms import ALGORITHMS
+from ..ml.columns import plan_features
+from ..ml.metrics import classification_charts
+from ..ml.trial import TrialSpec, run_trial
+from ..ml.validation import choose_validation
+from ..packaging import package_model
+from ..runner import JobError
+
+# The algorithms a user picks by hand (Automated ML searches more).
+TRAIN_ALGORITHMS = {
+    "logistic_regression": "Logistic regression",
+    "random_forest": "Random forest",
+    "extra_trees": "Extra trees",
+    "gradient_boosting": "Gradient boosting",
+    "hist_gradient_boosting": "Histogram gradient boosting",
+    "knn": "k-nearest neighbours",
+    "svc": "Support vector machine (SVC)",
+    "naive_bayes": "Naive Bayes",
+}
+SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc_weighted", "f1_weighted", "log_loss")
+
+
+def check_hyperparameters(algorithm: str, params) -> dict:
+    """Validate against the estimator's own parameters (names and sklearn's constraints)."""
+    if not isinstance(params, dict):
+        raise ValidationError({"hyperparameters": ["Give hyperparameters as a JSON object."]})
+    estimator = ALGORITHMS[algorithm].make({}, seed=0, class_weight=None)
+    valid = estimator.get_params(deep=False)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValidationError(
+            {
+                "hyperparameters": [
+                    f"{type(estimator).__name__} has no parameter {', '.join(map(repr, unknown))}. "
+                    f"Its parameters: {', '.join(sorted(valid))}."
+                ]
+            }
+        )
+    try:
+        estimator.set_params(**params)
+        estimator._validate_params()  # scikit-learn's own constraints, e.g. C must be > 0
+    except Exception as exc:  # noqa: BLE001 - sklearn raises several types; each is a user error here
+        raise ValidationError({"hyperparameters": [str(exc)]}) from None
+    json.dumps(params)  # stored as JSON
+    return params
+
+
+class TrainJob(JobHandler):
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        if not isinstance(spec, dict):
+            raise ValidationError({"spec": ["The spec must be a JSON object."]})
+        version_id = spec.get("data_version_id")
+        version = (
+            DataVersion.objects.filter(pk=version_id, asset__workspace=workspace).select_related("asset").first()
+            if isinstance(version_id, int) and not isinstance(version_id, bool)
+            else None
+        )
+        if version is None:
+            raise ValidationError({"data_version_id": ["Choose a data version of this workspace."]})
+        target = check_target(version, spec.get("target_column"))
+        algorithm = spec.get("algorithm")
+        if algorithm not in TRAIN_ALGORITHMS:
+            raise ValidationError({"algorithm": [f"Choose one of: {', '.join(TRAIN_ALGORITHMS)}."]})
+        params = check_hyperparameters(algorithm, spec.get("hyperparameters") or {})
+        validation = spec.get("validation") or {"method": "holdout", "holdout_fraction": 0.2}
+        method = validation.get("method") if isinstance(validation, dict) else None
+        if method not in ("holdout", "cv"):
+            raise ValidationError({"validation": ["Choose holdout (with a fraction) or cv (with a number of folds)."]})
+        if method == "holdout":
+            fraction = validation.get("holdout_fraction", 0.2)
+            if not isinstance(fraction, (int, float)) or not 0.05 <= fraction <= 0.5:
+                raise ValidationError({"validation": ["The holdout fraction must be from 0.05 to 0.5."]})
+            validation = {"method": "holdout", "holdout_fraction": float(fraction)}
+        else:
+            folds = validation.get("n_folds", 5)
+            if not isinstance(folds, int) or not 2 <= folds <= 20:
+                raise ValidationError({"validation": ["Use 2 to 20 folds."]})
+            validation = {"method": "cv", "n_folds": folds}
+        seed = spec.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValidationError({"seed": ["The seed is a whole number."]})
+        clean = {
+            "data_version_id": version.pk,
+            "target_column": target,
+            "algorithm": algorithm,
+            "hyperparameters": params,
+            "validation": validation,
+            "seed": seed,
+        }
+        return CleanSpec(spec=clean, data_version=version)
+
+    def run(self, ctx) -> dict:
+        spec = ctx.spec
+        version = DataVersion.objects.select_related("asset").get(pk=spec["data_version_id"])
+        started = time.perf_counter()
+        data = load_training_data(version, spec["target_column"])
+        classes = sorted(data.y.unique().tolist())
+        counts = data.y.value_counts()
+        ctx.log(
+            f"Loaded {version}: {len(data.X):,} rows, {data.X.shape[1]} feature columns, target "
+            f"{spec['target_column']!r} with {len(classes)} classes "
+            f"({', '.join(f'{k}: {v:,}' for k, v in counts.items())})"
+            + (f"; {data.dropped_rows:,} rows without a target left out" if data.dropped_rows else "")
+        )
+        if len(classes) < 2:
+            raise JobError(f"The target {spec['target_column']!r} has only one class; a classifier needs two or more.")
+        try:
+            validation = choose_validation(
+                len(data.y),
+                int(counts.min()),
+                method=spec["validation"]["method"],
+                n_folds=spec["validation"].get("n_folds"),
+                holdout_fraction=spec["validation"].get("holdout_fraction"),
+                seed=spec["seed"],
+            )
+        except ValueError as exc:
+            raise JobError(str(exc)) from None
+        plan = plan_features(data.X, data.column_types)
+        dropped = [f"{c['name']} ({c['dropped']})" for c in plan["columns"] if c["dropped"]]
+        if dropped:
+            ctx.log(f"Not used as features: {', '.join(dropped)}")
+        trial = TrialSpec(
+            trial_id=0,
+            algorithm=spec["algorithm"],
+            params=spec["hyperparameters"],
+            origin="manual",
+            plan=plan,
+            validation=validation,
+            primary_metric="accuracy",
+            classes=classes,
+            seed=spec["seed"],
+        )
+        ctx.log(
+            f"Training {TRAIN_ALGORITHMS[spec['algorithm']]} with {spec['hyperparameters'] or 'default settings'}; "
+            f"validation: {validation['reason']}"
+        )
+        ctx.check_canceled()
+        result, model, proba = run_trial(trial, data.X, data.y)
+        if result.status != "succeeded":
+            raise JobError(f"Training failed: {result.error}")
+        for step, value in enumerate(result.fold_scores):
+            ctx.metric("fold_accuracy", value, step=step)
+        for name in SUMMARY_METRICS:
+            if result.metrics.get(name) is not None:
+                ctx.metric(name, result.metrics[name])
+        rows = _evaluation_rows(validation, data.y)
+        y_eval = data.y.to_numpy() if rows is None else data.y.to_numpy()[rows]
+        X_check = data.X.sample(min(len(data.X), 2000), random_state=0) if rows is None else data.X.iloc[rows]
+        charts = classification_charts(y_eval, proba, classes)
+        ctx.artifact_path("charts.json").write_text(json.dumps(charts))
+        ctx.artifact_saved("charts.json", kind="chart")
+        ctx.log(
+            "Validation: "
+            + ", ".join(f"{k} {result.metrics[k]:.4f}" for k in SUMMARY_METRICS if result.metrics.get(k) is not None)
+        )
+        ctx.check_canceled()
+        packaged = package_model(
+            ctx,
+            model,
+            X=data.X,
+            X_check=X_check,
+            column_types=data.column_types,
+            target=spec["target_column"],
+            classes=classes,
+        )
+        ctx.log(f"Done in {time.perf_counter() - started:.1f} s")
+        return {
+            **{k: result.metrics.get(k) for k in SUMMARY_METRICS},
+            "metrics": result.metrics,
+            "algorithm": spec["algorithm"],
+            "classes": classes,
+            "rows": len(data.y),
+            "validation": validation["reason"],
+            "plan": plan,
+            **packaged,
+        }
+
+
+def _evaluation_rows(validation: dict, y) -> np.ndarray | None:
+    """The rows a trial's probabilities belong to: all rows for CV (None), else the holdout rows."""
+    if validation["method"] == "cv":
+        return None
+    from ..ml.validation import validation_splits
+
+    return validation_splits(validation, y.to_numpy())[0][1]

@@ -1,0 +1,196 @@
+"""The one saver and loader of model files (rule R2: a model file is data, never code).
+
+``save_model`` writes a skops file and returns its SHA-256, which the caller records. ``load_model``
+refuses, in this order: a file whose SHA-256 differs from the recorded one, anything that is not a
+skops (zip) file — pickles in particular — and any file naming a type that is not in
+``TRUSTED_TYPES``. Only then does skops build the objects, with the same fixed allow-list.
+
+``TRUSTED_TYPES`` is a reviewed constant: every type our pipelines and ensembles can contain
+(``tests/ml/test_modelio.py`` trains each algorithm and each ensemble kind and checks that they
+load). It is never derived from the file being loaded. When a new algorithm or transformer is
+added, its types are added here after review.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import skops.io as sio
+
+
+class ModelFileError(Exception):
+    """A model file that must not be loaded."""
+
+
+class ModelIntegrityError(ModelFileError):
+    """The file's SHA-256 is not the one recorded when it was written."""
+
+
+class UntrustedModelError(ModelFileError):
+    """The file is not a skops file, or names types outside the allow-list."""
+
+
+TRUSTED_TYPES: frozenset[str] = frozenset(
+    {
+        # Python and NumPy values (data only)
+        "builtins.dict",
+        "builtins.int",
+        "builtins.list",
+        "builtins.slice",
+        "builtins.str",
+        "builtins.tuple",
+        "collections.OrderedDict",
+        "collections.defaultdict",  # LightGBM's parameter dicts
+        "numpy.bool_",
+        "numpy.dtype",
+        "numpy.float32",
+        "numpy.float64",
+        "numpy.int32",
+        "numpy.int64",
+        "numpy.ndarray",
+        "numpy.random._generator.Generator",  # HistGradientBoosting feature subsampling
+        "numpy.random.mtrand.RandomState",
+        "numpy.str_",
+        "numpy.uint64",
+        # the one function a pipeline may refer to: HistGradientBoosting's internal categorical
+        # preprocessor is a FunctionTransformer(functools.partial(check_array, ...))
+        "functools.partial",
+        "sklearn.preprocessing._function_transformer.FunctionTransformer",
+        "sklearn.utils.validation.check_array",
+        # scikit-learn: pipeline and featurization
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.feature_extraction.text.TfidfTransformer",
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+        "sklearn.impute._base.MissingIndicator",
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.model_selection._split.KFold",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.preprocessing._encoders.OrdinalEncoder",
+        "sklearn.preprocessing._label.LabelEncoder",
+        "sklearn.preprocessing._target_encoder.TargetEncoder",
+        "sklearn.utils._bunch.Bunch",
+        # scikit-learn: estimators and their fitted parts
+        "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn._loss._loss.CyHalfMultinomialLoss",
+        "sklearn._loss.link.Interval",
+        "sklearn._loss.link.LogitLink",
+        "sklearn._loss.link.MultinomialLogit",
+        "sklearn._loss.loss.HalfBinomialLoss",
+        "sklearn._loss.loss.HalfMultinomialLoss",
+        "sklearn.calibration.CalibratedClassifierCV",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.dummy.DummyClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._gb.GradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.linear_model._sgd_fast.ModifiedHuber",
+        "sklearn.linear_model._stochastic_gradient.SGDClassifier",
+        "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        "sklearn.naive_bayes.GaussianNB",
+        "sklearn.neighbors._ball_tree.BallTree",
+        "sklearn.neighbors._classification.KNeighborsClassifier",
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.svm._classes.LinearSVC",
+        "sklearn.svm._classes.SVC",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._classes.DecisionTreeRegressor",
+        "sklearn.tree._classes.ExtraTreeClassifier",
+        "sklearn.tree._tree.Tree",
+        # scikit-learn: ensembles of trials
+        "sklearn.ensemble._stacking.StackingClassifier",
+        "sklearn.ensemble._voting.VotingClassifier",
+        "sklearn.frozen._frozen.FrozenEstimator",
+        # LightGBM (the booster is persisted as its model text)
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+        # the studio's own transformers (training/ml/transformers.py)
+        "training.ml.transformers.CastColumns",
+        "training.ml.transformers.DatetimeParts",
+    }
+)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model(model, path: str | Path) -> str:
+    """Write ``model`` as a skops file at ``path`` (atomically) and return its SHA-256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".skops")
+    os.close(fd)
+    try:
+        sio.dump(model, tmp)
+        unsafe = sorted(model_file_types(Path(tmp).read_bytes()) - TRUSTED_TYPES)
+        if unsafe:
+            raise UntrustedModelError(f"refusing to save a model with types outside the allow-list: {unsafe}")
+        digest = sha256_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return digest
+
+
+def _is_pickle(data: bytes) -> bool:
+    # protocol 2+ starts with PROTO (0x80); protocols 0/1 usually start with "(", "c", "]" or "}"
+    return data[:1] == b"\x80" or data[:1] in (b"(", b"c", b"]", b"}", b"N")
+
+
+def model_file_types(data: bytes) -> set[str]:
+    """Every ``module.name`` a skops file refers to (objects, functions, types), from its schema."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise UntrustedModelError(f"not a skops model file ({exc.__class__.__name__})") from None
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, name = node.get("__module__"), node.get("__class__")
+            if isinstance(module, str) and isinstance(name, str):
+                found.add(f"{module}.{name}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def load_model(path: str | Path, expected_sha256: str):
+    """Load a model file written by ``save_model``; raises a ModelFileError subclass if unsafe."""
+    data = Path(path).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if not expected_sha256 or not hmac.compare_digest(actual, expected_sha256.lower()):
+        raise ModelIntegrityError(f"model file SHA-256 mismatch: expected {expected_sha256}, got {actual}")
+    if not data.startswith(b"PK\x03\x04"):
+        if _is_pickle(data):
+            raise UntrustedModelError("pickle files are refused: a model file must be a skops file")
+        raise UntrustedModelError("not a skops model file")
+    unsafe = sorted(model_file_types(data) - TRUSTED_TYPES)
+    if unsafe:
+        raise UntrustedModelError(f"model file refers to types outside the allow-list: {unsafe}")
+    try:
+        return sio.loads(data, trusted=sorted(TRUSTED_TYPES))
+    except sio.exceptions.UntrustedTypesFoundException as exc:
+        raise UntrustedModelError(str(exc)) from None

@@ -1,0 +1,260 @@
+"""One trial: build the pipeline a TrialSpec describes, validate it, return scores and predictions.
+
+``TrialSpec`` and ``TrialResult`` are JSON-serialisable (``to_dict``/``from_dict``): they are stored
+in the database and sent to worker processes. A worker calls ``run_trial`` with the training data
+(and a separate validation set when the plan says so); nothing else crosses the process boundary.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+
+from .algorithms import ALGORITHMS, EARLY_STOPPING_MIN_DELTA, EARLY_STOPPING_ROUNDS
+from .featurize import build_featurizer
+from .metrics import classification_metrics, score
+from .validation import validation_splits
+
+REFIT_ROUNDS_FACTOR = 1.1  # the final model sees more rows than a fold, so it gets a few more rounds
+EARLY_STOPPING_FRACTION = 0.1
+
+
+class TrialTimeout(Exception):
+    """The trial ran past its time limit."""
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to run one trial. JSON shape = the field names below."""
+
+    trial_id: int
+    algorithm: str
+    params: dict
+    origin: str  # "portfolio" or "search"
+    plan: dict  # featurization plan (columns.plan_features)
+    validation: dict  # validation.choose_validation
+    primary_metric: str
+    classes: list
+    class_weight: str | None = None
+    seed: int = 0
+    time_limit_s: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrialSpec:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What a trial reports back. ``score`` is the primary metric on the validation predictions."""
+
+    trial_id: int
+    status: str  # "succeeded", "failed" or "timed_out"
+    score: float | None = None
+    metrics: dict = field(default_factory=dict)
+    fold_scores: list = field(default_factory=list)
+    refit_params: dict = field(default_factory=dict)  # params for the final refit (e.g. boosting rounds)
+    n_features: int | None = None
+    fit_seconds: float = 0.0
+    predict_seconds: float = 0.0
+    duration_seconds: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrialResult:
+        return cls(**data)
+
+
+def _time_guard(deadline: float | None):
+    """A LightGBM callback that aborts training past the deadline."""
+
+    def callback(env):
+        if deadline is not None and time.monotonic() > deadline:
+            raise TrialTimeout("time limit reached while boosting")
+
+    callback.order = 5  # run before early stopping
+    return callback
+
+
+def _early_stopping_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows to fit on and rows to pick the number of boosting rounds on (stratified, seeded)."""
+    n_stop = max(int(len(y) * EARLY_STOPPING_FRACTION), 2 * len(np.unique(y)), 20)
+    _, counts = np.unique(y, return_counts=True)
+    if n_stop >= len(y) // 2 or counts.min() < 2:
+        return None
+    rows = np.arange(len(y))
+    fit_rows, stop_rows = train_test_split(rows, test_size=n_stop, stratify=y, random_state=seed)
+    return np.sort(fit_rows), np.sort(stop_rows)
+
+
+def fit_pipeline(
+    spec: TrialSpec, X: pd.DataFrame, y, *, params: dict | None = None, deadline: float | None = None
+) -> tuple[Pipeline, dict]:
+    """Fit the trial's Pipeline(featurizer, estimator) on (X, y).
+
+    Boosting algorithms without a fixed ``n_estimators`` pick their number of rounds by early
+    stopping on a stratified 10% of (X, y) itself — never on the rows the trial is scored on,
+    so validation scores stay honest. ``info["rounds"]`` then says how many rounds were kept.
+    """
+    algorithm = ALGORITHMS[spec.algorithm]
+    params = dict(spec.params if params is None else params)
+    featurizer, layout = build_featurizer(spec.plan, algorithm.family, seed=spec.seed)
+    cats = layout["categorical_indices"]
+    y = np.asarray(y)
+    split = _early_stopping_split(y, spec.seed) if algorithm.early_stopping and "n_estimators" not in params else None
+    if algorithm.early_stopping and "n_estimators" not in params and split is None:
+        params["n_estimators"] = 100  # too few rows to hold some out: a fixed, modest number of rounds
+    estimator = algorithm.make(params, seed=spec.seed, class_weight=spec.class_weight, categorical_indices=cats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Z = featurizer.fit_transform(X, y)
+        info: dict = {"n_features": int(Z.shape[1])}
+        if split is not None:
+            fit_rows, stop_rows = split
+            Z_fit, y_fit, Z_stop, y_stop = Z[fit_rows], y[fit_rows], Z[stop_rows], y[stop_rows]
+        else:
+            Z_fit, y_fit = Z, y
+        if spec.algorithm == "lightgbm":
+            fit_kwargs = {"categorical_feature": cats or "auto", "callbacks": [_time_guard(deadline)]}
+            if split is not None:
+                import lightgbm
+
+                fit_kwargs["eval_set"] = [(Z_stop, y_stop)]
+                fit_kwargs["callbacks"].append(
+                    lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, min_delta=EARLY_STOPPING_MIN_DELTA, verbose=False)
+                )
+            estimator.fit(Z_fit, y_fit, **fit_kwargs)
+            if split is not None:
+                info["rounds"] = int(estimator.best_iteration_ or estimator.n_estimators_)
+        elif spec.algorithm == "hist_gradient_boosting" and split is not None:
+            estimator.fit(Z_fit, y_fit, X_val=Z_stop, y_val=y_stop)
+            info["rounds"] = int(max(estimator.n_iter_ - EARLY_STOPPING_ROUNDS, 1))
+        else:
+            estimator.fit(Z_fit, y_fit)
+    return Pipeline([("featurizer", featurizer), ("estimator", estimator)]), info
+
+
+def predict_proba_aligned(model, X, classes) -> np.ndarray:
+    """predict_proba with columns in ``classes`` order (a class unseen in training gets 0)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proba = model.predict_proba(X)
+    model_classes = list(model.classes_)
+    if model_classes == list(classes):
+        return np.asarray(proba, dtype=np.float64)
+    out = np.zeros((len(proba), len(classes)))
+    index = {c: i for i, c in enumerate(model_classes)}
+    for j, c in enumerate(classes):
+        if c in index:
+            out[:, j] = proba[:, index[c]]
+    return out
+
+
+def run_trial(spec: TrialSpec, X: pd.DataFrame, y, validation=None, *, refit: bool = True):
+    """Run one trial; returns (TrialResult, fitted pipeline or None, validation probabilities or None).
+
+    ``validation`` is None for cross-validation and holdout (the splits come from
+    ``spec.validation``) or an ``(X_valid, y_valid)`` pair when the plan is ``validation_set``.
+    Probabilities are float32 with columns in ``spec.classes`` order, one row per validation row
+    (every training row for CV). With ``refit`` the returned pipeline is trained on all of X
+    (an extra fit for CV); otherwise it is the last pipeline fitted (None for CV).
+    Exceptions become a "failed" result: a bad configuration must not take the worker down.
+    """
+    started = time.monotonic()
+    deadline = started + spec.time_limit_s if spec.time_limit_s else None
+    y = np.asarray(y, dtype=object)
+    classes = list(spec.classes)
+    fit_s = predict_s = 0.0
+    try:
+        if spec.validation["method"] == "validation_set":
+            if validation is None:
+                raise ValueError("this trial validates on a separate validation set, but none was given")
+            X_va, y_va = validation[0], np.asarray(validation[1], dtype=object)
+            folds = [(None, None)]
+        else:
+            folds = validation_splits(spec.validation, y)
+        preds, truths, fold_scores, rounds, n_features = [], [], [], [], None
+        model = None
+        for train_rows, valid_rows in folds:
+            if train_rows is None:
+                X_tr, y_tr, X_v, y_v = X, y, X_va, y_va
+            else:
+                X_tr, y_tr = X.iloc[train_rows], y[train_rows]
+                X_v, y_v = X.iloc[valid_rows], y[valid_rows]
+            t0 = time.monotonic()
+            model, info = fit_pipeline(spec, X_tr, y_tr, deadline=deadline)
+            t1 = time.monotonic()
+            proba = predict_proba_aligned(model, X_v, classes)
+            predict_s += time.monotonic() - t1
+            fit_s += t1 - t0
+            n_features = info["n_features"]
+            if "rounds" in info:
+                rounds.append(info["rounds"])
+            preds.append(proba)
+            truths.append(y_v)
+            fold_scores.append(score(spec.primary_metric, y_v, proba, classes))
+            if deadline is not None and time.monotonic() > deadline:
+                raise TrialTimeout(f"time limit of {spec.time_limit_s:g}s reached")
+        if spec.validation["method"] == "cv":
+            oof = np.zeros((len(y), len(classes)), dtype=np.float32)
+            for (_, valid_rows), proba in zip(folds, preds, strict=True):
+                oof[valid_rows] = proba
+            y_eval = y
+        else:
+            oof = preds[0].astype(np.float32)
+            y_eval = truths[0]
+        refit_params = dict(spec.params)
+        if rounds:
+            refit_params["n_estimators"] = max(1, int(round(float(np.mean(rounds)) * REFIT_ROUNDS_FACTOR)))
+        metrics = classification_metrics(y_eval, oof, classes)
+        final_model = None
+        if refit:
+            if spec.validation["method"] == "cv":
+                t0 = time.monotonic()
+                final_model, _ = fit_pipeline(spec, X, y, params=refit_params, deadline=deadline)
+                fit_s += time.monotonic() - t0
+            else:
+                final_model = model
+        result = TrialResult(
+            trial_id=spec.trial_id,
+            status="succeeded",
+            score=metrics[spec.primary_metric],
+            metrics=metrics,
+            fold_scores=[round(float(s), 6) for s in fold_scores],
+            refit_params=refit_params,
+            n_features=n_features,
+            fit_seconds=round(fit_s, 4),
+            predict_seconds=round(predict_s, 4),
+            duration_seconds=round(time.monotonic() - started, 4),
+        )
+        return result, final_model, oof
+    except TrialTimeout as exc:
+        return _failure(spec, "timed_out", str(exc), started), None, None
+    except Exception as exc:  # noqa: BLE001 - a failing configuration is a result, not a crash
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return _failure(spec, "failed", detail[:2000], started), None, None
+
+
+def _failure(spec: TrialSpec, status: str, error: str, started: float) -> TrialResult:
+    return TrialResult(
+        trial_id=spec.trial_id, status=status, error=error, duration_seconds=round(time.monotonic() - started, 4)
+    )
+
+
+def fit_final_pipeline(spec: TrialSpec, result: TrialResult, X: pd.DataFrame, y) -> Pipeline:
+    """Refit a finished trial's pipeline on all the training data with its ``refit_params``."""
+    model, _ = fit_pipeline(spec, X, np.asarray(y, dtype=object), params=result.refit_params)
+    return model

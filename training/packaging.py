@@ -1,0 +1,75 @@
+"""Package a fitted model for the registry and for serving, inside the job that trained it.
+
+Writes the job's artifacts: `model.skops` (the one model format, with its SHA-256), the input
+`signature.json`, a verified ONNX twin `model.onnx` when the pipeline converts (probabilities
+within 1e-5 of scikit-learn's on the validation rows, else no ONNX file and the reason in
+`onnx_report.json`), and the drift `reference_profile.json` used by endpoint monitoring.
+Registering the model later only copies these files.
+"""
+
+import json
+import time
+
+import pandas as pd
+
+from endpoints.scoring.drift import reference_profile
+from endpoints.scoring.onnx_export import try_convert
+from endpoints.scoring.signature import build_signature, unused_columns
+
+from .ml.modelio import save_model
+
+ONNX_CHECK_ROWS = 2_000
+PROFILE_ROWS = 50_000
+
+
+def package_model(
+    ctx,
+    model,
+    *,
+    X: pd.DataFrame,
+    X_check: pd.DataFrame,
+    column_types: dict,
+    target: str,
+    classes: list,
+    prefix: str = "",
+) -> dict:
+    """Save the model and what serving needs as artifacts `<prefix>model.skops` etc.; return a summary."""
+    started = time.perf_counter()
+    sha = save_model(model, ctx.artifact_path(f"{prefix}model.skops"))
+    artifact = ctx.artifact_saved(f"{prefix}model.skops", kind="model")
+    if artifact.sha256 != sha:
+        raise RuntimeError("the model file changed while it was being recorded")
+    types = {name: kind for name, kind in column_types.items() if name in X.columns}
+    signature = build_signature(
+        X, column_types=types, target=target, classes=classes, optional=unused_columns(model, X.columns)
+    )
+    _write_json(ctx, f"{prefix}signature.json", signature, "signature")
+    check = X_check.head(ONNX_CHECK_ROWS)
+    onnx_bytes, report = try_convert(model, signature, check)
+    if onnx_bytes is not None:
+        ctx.artifact_path(f"{prefix}model.onnx").write_bytes(onnx_bytes)
+        ctx.artifact_saved(f"{prefix}model.onnx", kind="model")
+    _write_json(ctx, f"{prefix}onnx_report.json", report, "report")
+    sample = X if len(X) <= PROFILE_ROWS else X.sample(PROFILE_ROWS, random_state=0)
+    _write_json(ctx, f"{prefix}reference_profile.json", reference_profile(sample, signature), "monitoring")
+    ctx.log(
+        f"Packaged {prefix}model.skops ({artifact.size:,} bytes)"
+        + (
+            f" and a verified ONNX twin (max difference {report['max_abs_diff']:.1e})"
+            if onnx_bytes
+            else f"; no ONNX twin ({report['reason']})"
+        )
+        + f" in {time.perf_counter() - started:.1f} s"
+    )
+    return {
+        "model_artifact": artifact.pk,
+        "model_sha256": sha,
+        "onnx": bool(onnx_bytes),
+        "onnx_reason": report.get("reason"),
+        "onnx_max_abs_diff": report.get("max_abs_diff"),
+    }
+
+
+def _write_json(ctx, name: str, data, kind: str) -> None:
+    ctx.artifact_path(name).write_text(json.dumps(data, default=str))
+    ctx.artifact_saved(name, kind=kind)

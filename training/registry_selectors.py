@@ -1,0 +1,63 @@
+"""Read queries for the model registry, scoped to one workspace."""
+
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.http import Http404
+
+from .models import ModelAlias, ModelVersion, RegisteredModel
+
+
+def _latest(field: str):
+    return Subquery(ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-version").values(field)[:1])
+
+
+def model_list(*, workspace, q: str = "") -> QuerySet[RegisteredModel]:
+    models = (
+        RegisteredModel.objects.filter(workspace=workspace)
+        .annotate(
+            latest_version=_latest("version"),
+            latest_algorithm=_latest("algorithm"),
+            latest_created_at=_latest("created_at"),
+        )
+        .prefetch_related(Prefetch("aliases", queryset=ModelAlias.objects.select_related("version")))
+        .order_by("-updated_at", "name")
+    )
+    if q:
+        models = models.filter(name__icontains=q.strip())
+    return models
+
+
+def model_get(*, workspace, model_id) -> RegisteredModel:
+    try:
+        return model_list(workspace=workspace).get(pk=int(model_id))
+    except (RegisteredModel.DoesNotExist, TypeError, ValueError):
+        raise Http404("Model not found.") from None
+
+
+def model_version_list(*, model: RegisteredModel) -> QuerySet[ModelVersion]:
+    return (
+        model.versions.select_related("job", "data_version", "data_version__asset", "created_by")
+        .prefetch_related("aliases")
+        .order_by("-version")
+    )
+
+
+def model_version_get(*, model: RegisteredModel, version) -> ModelVersion:
+    try:
+        return model_version_list(model=model).select_related("model").get(version=int(version))
+    except (ModelVersion.DoesNotExist, TypeError, ValueError):
+        raise Http404("Model version not found.") from None
+
+
+def model_version_get_by_id(*, workspace, version_id) -> ModelVersion:
+    try:
+        return ModelVersion.objects.select_related("model").get(pk=int(version_id), model__workspace=workspace)
+    except (ModelVersion.DoesNotExist, TypeError, ValueError):
+        raise Http404("Model version not found.") from None
+
+
+def model_versions_in_workspace(*, workspace) -> QuerySet[ModelVersion]:
+    return (
+        ModelVersion.objects.filter(model__workspace=workspace)
+        .select_related("model")
+        .order_by("model__name", "-version")
+    )

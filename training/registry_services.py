@@ -1,0 +1,231 @@
+"""The model registry: register a job's model as version N+1 of a named model, aliases, deletion.
+
+Registering copies the files the training job packaged (the skops model, its verified ONNX twin
+if any, the input signature and the drift reference) into the registry's own folder, checking
+the SHA-256 recorded when the job wrote them (R2). The registered copy does not depend on the job.
+"""
+
+import json
+import platform
+import re
+import shutil
+from importlib import metadata
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from workspaces.policy import Action, require
+from workspaces.services import activity_record, workspace_artifact_dir
+
+from .ml.modelio import sha256_file
+from .models import Artifact, Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
+from .services import job_artifact_dir
+
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
+LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "onnxruntime", "skl2onnx")
+SERVED_FILES = ("model.skops", "model.onnx", "signature.json", "reference_profile.json", "onnx_report.json")
+
+
+def model_version_dir(version: ModelVersion) -> Path:
+    """Where a registered version's files live, computed from its rows (R1)."""
+    return workspace_artifact_dir(version.model.workspace_id) / "models" / str(int(version.pk))
+
+
+def library_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _clean_model_name(name) -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not MODEL_NAME_RE.match(name):
+        raise ValidationError({"name": ["Use 1–100 letters, digits, dots, hyphens or underscores, e.g. churn-model."]})
+    return name
+
+
+def _clean_aliases(aliases) -> list[str]:
+    if aliases in (None, ""):
+        return []
+    if isinstance(aliases, str):
+        aliases = [a.strip() for a in aliases.split(",") if a.strip()]
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and ALIAS_RE.match(a) for a in aliases):
+        raise ValidationError({"aliases": ["Aliases are short lower-case words, e.g. champion, staging."]})
+    return sorted(set(aliases))
+
+
+def registration_source(job: Job) -> Job:
+    """The job whose files make the model: an Automated ML run's model is its final job's."""
+    from .models import JobKind
+
+    if job.kind == JobKind.AUTOML:
+        final = job.children.filter(kind=JobKind.AUTOML_FINAL, status=JobStatus.COMPLETED).first()
+        if final is None:
+            raise ValidationError(f"{job.name} has no final model yet.")
+        return final
+    return job
+
+
+def registrable_prefix(job: Job, prefix: str = "") -> str:
+    """Check that `job` finished and packaged a model under `prefix`; return the prefix."""
+    if job.status != JobStatus.COMPLETED:
+        raise ValidationError(f"{job.name} is {job.get_status_display().lower()}: only completed jobs have a model.")
+    names = set(Artifact.objects.filter(job=job).values_list("name", flat=True))
+    if f"{prefix}model.skops" not in names or f"{prefix}signature.json" not in names:
+        raise ValidationError(f"{job.name} did not produce a model to register.")
+    return prefix
+
+
+def model_register(
+    *,
+    actor,
+    job: Job,
+    name: str,
+    description: str = "",
+    tags=None,
+    aliases=None,
+    prefix: str = "",
+    metrics: dict | None = None,
+    algorithm: str = "",
+    lineage: dict | None = None,
+) -> ModelVersion:
+    """Register the model a completed job packaged as the next version of the model `name`."""
+    require(actor, job.workspace, Action.WRITE)
+    name = _clean_model_name(name)
+    aliases = _clean_aliases(aliases)
+    registrable_prefix(job, prefix)
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        raise ValidationError({"tags": ["Tags are a list of words."]})
+    source = job_artifact_dir(job)
+    artifacts = {a.name: a for a in Artifact.objects.filter(job=job, name__startswith=prefix)}
+    model_artifact = artifacts[f"{prefix}model.skops"]
+    if sha256_file(source / model_artifact.name) != model_artifact.sha256:
+        raise ValidationError("The job's model file does not match the hash recorded when it was written.")
+    signature = json.loads((source / f"{prefix}signature.json").read_text())
+    onnx = artifacts.get(f"{prefix}model.onnx")
+    onnx_report = {}
+    if f"{prefix}onnx_report.json" in artifacts:
+        onnx_report = json.loads((source / f"{prefix}onnx_report.json").read_text())
+    spec, result = job.spec, job.result or {}
+    with transaction.atomic():
+        model, _ = RegisteredModel.objects.select_for_update().get_or_create(
+            workspace=job.workspace, name=name, defaults={"created_by": actor, "description": description}
+        )
+        number = (model.versions.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+        version = ModelVersion.objects.create(
+            model=model,
+            version=number,
+            description=description or "",
+            tags=tags or [],
+            job=job,
+            data_version=job.data_version or (job.parent.data_version if job.parent_id else None),
+            algorithm=algorithm or result.get("algorithm", ""),
+            target_column=signature.get("target") or spec.get("target_column", ""),
+            signature=signature,
+            classes=signature.get("classes") or result.get("classes", []),
+            metrics=metrics if metrics is not None else (result.get("metrics") or {}),
+            lineage={
+                "job": job.pk,
+                "job_kind": job.kind,
+                "run": job.parent_id,
+                "libraries": library_versions(),
+                **(lineage or {}),
+            },
+            file_size=model_artifact.size,
+            sha256=model_artifact.sha256,
+            onnx_sha256=onnx.sha256 if onnx else "",
+            onnx_max_abs_diff=onnx_report.get("max_abs_diff"),
+            created_by=actor,
+        )
+        folder = model_version_dir(version)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            for file_name in SERVED_FILES:
+                if f"{prefix}{file_name}" in artifacts:
+                    shutil.copyfile(source / f"{prefix}{file_name}", folder / file_name)
+            if sha256_file(folder / "model.skops") != version.sha256:
+                raise ValidationError("The model file changed while it was copied; try again.")
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)  # the version row rolls back with this
+            raise
+        for alias in aliases:
+            _alias_set(model, alias, version)
+        RegisteredModel.objects.filter(pk=model.pk).update(updated_at=version.created_at)
+        activity_record(
+            workspace=job.workspace,
+            actor=actor,
+            verb="model_registered",
+            summary=f"{actor} registered {version} from {job.name}",
+        )
+    return version
+
+
+def _alias_set(model: RegisteredModel, alias: str, version: ModelVersion) -> None:
+    ModelAlias.objects.update_or_create(model=model, name=alias, defaults={"version": version})
+
+
+def model_alias_set(*, actor, version: ModelVersion, alias: str) -> ModelVersion:
+    """Point `alias` (e.g. champion) at this version; it moves away from any other."""
+    require(actor, version.model.workspace, Action.WRITE)
+    (alias,) = _clean_aliases([alias]) or [""]
+    with transaction.atomic():
+        _alias_set(version.model, alias, version)
+        activity_record(
+            workspace=version.model.workspace,
+            actor=actor,
+            verb="model_alias",
+            summary=f"{actor} pointed {version.model.name}@{alias} at version {version.version}",
+        )
+    return version
+
+
+def model_alias_remove(*, actor, model: RegisteredModel, alias: str) -> None:
+    require(actor, model.workspace, Action.WRITE)
+    ModelAlias.objects.filter(model=model, name=alias).delete()
+
+
+def _deployments_of(versions) -> list[str]:
+    from endpoints.models import Deployment
+
+    return [
+        f"{d.endpoint.name}/{d.name}"
+        for d in Deployment.objects.filter(model_version__in=versions).select_related("endpoint")[:5]
+    ]
+
+
+def model_version_delete(*, actor, version: ModelVersion) -> int:
+    """Delete a version and its files; refused while an endpoint serves it. Returns bytes freed."""
+    require(actor, version.model.workspace, Action.WRITE)
+    deployed = _deployments_of([version])
+    if deployed:
+        raise ValidationError(f"{version} is deployed to {', '.join(deployed)}. Remove those deployments first.")
+    folder = model_version_dir(version)
+    freed = sum(p.stat().st_size for p in folder.glob("*")) if folder.exists() else 0
+    with transaction.atomic():
+        model = version.model
+        version.delete()
+        activity_record(
+            workspace=model.workspace,
+            actor=actor,
+            verb="model_deleted",
+            summary=f"{actor} deleted {model.name} version {version.version}",
+        )
+        if not model.versions.exists():
+            model.delete()
+        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return freed
+
+
+def model_update(*, actor, model: RegisteredModel, description: str) -> RegisteredModel:
+    require(actor, model.workspace, Action.WRITE)
+    if not isinstance(description, str) or len(description) > 2000:
+        raise ValidationError({"description": ["Use at most 2,000 characters."]})
+    model.description = description
+    model.save(update_fields=["description", "updated_at"])
+    return model

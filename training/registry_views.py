@@ -1,0 +1,159 @@
+"""Model registry pages: list, versions, version detail (metrics, lineage, signature), compare,
+download, aliases, delete; registering a job's model."""
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from workspaces.policy import Action, role_allows
+from workspaces.selectors import workspace_get_for_user
+
+from . import registry_selectors as selectors
+from . import registry_services as services
+from .selectors import job_get
+
+
+def _workspace(request, workspace_id, write=False):
+    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
+    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
+
+
+def _page(request, template, workspace, **context):
+    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
+    return render(request, template, context)
+
+
+def model_list(request, workspace_id):
+    workspace = _workspace(request, workspace_id)
+    q = request.GET.get("q", "")
+    return _page(
+        request, "training/models/list.html", workspace, models=selectors.model_list(workspace=workspace, q=q), q=q
+    )
+
+
+def model_detail(request, workspace_id, model_id):
+    workspace = _workspace(request, workspace_id)
+    model = selectors.model_get(workspace=workspace, model_id=model_id)
+    return _page(
+        request,
+        "training/models/detail.html",
+        workspace,
+        model=model,
+        versions=selectors.model_version_list(model=model),
+    )
+
+
+def _onnx_report(version) -> dict:
+    path = services.model_version_dir(version) / "onnx_report.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def model_version_detail(request, workspace_id, model_id, version):
+    workspace = _workspace(request, workspace_id)
+    model = selectors.model_get(workspace=workspace, model_id=model_id)
+    model_version = selectors.model_version_get(model=model, version=version)
+    metrics = sorted((k, v) for k, v in model_version.metrics.items() if isinstance(v, (int, float)))
+    deployments = model_version.deployments.select_related("endpoint")
+    return _page(
+        request,
+        "training/models/version.html",
+        workspace,
+        model=model,
+        version=model_version,
+        metrics=metrics,
+        onnx=_onnx_report(model_version),
+        deployments=deployments,
+    )
+
+
+def model_compare(request, workspace_id, model_id):
+    workspace = _workspace(request, workspace_id)
+    model = selectors.model_get(workspace=workspace, model_id=model_id)
+    a = selectors.model_version_get(model=model, version=request.GET.get("a"))
+    b = selectors.model_version_get(model=model, version=request.GET.get("b"))
+    names = sorted({k for v in (a, b) for k, value in v.metrics.items() if isinstance(value, (int, float))})
+    rows = [(k, a.metrics.get(k), b.metrics.get(k)) for k in names]
+    columns_a = {c["name"]: c["type"] for c in a.signature.get("columns", [])}
+    columns_b = {c["name"]: c["type"] for c in b.signature.get("columns", [])}
+    signature = [(n, columns_a.get(n, "—"), columns_b.get(n, "—")) for n in sorted(set(columns_a) | set(columns_b))]
+    return _page(
+        request, "training/models/compare.html", workspace, model=model, a=a, b=b, rows=rows, signature=signature
+    )
+
+
+def model_version_download(request, workspace_id, model_id, version, fmt):
+    workspace = _workspace(request, workspace_id)
+    model = selectors.model_get(workspace=workspace, model_id=model_id)
+    model_version = selectors.model_version_get(model=model, version=version)
+    files = {"skops": "model.skops", "onnx": "model.onnx", "signature": "signature.json"}
+    if fmt not in files or (fmt == "onnx" and not model_version.onnx_sha256):
+        raise Http404("No such file for this version.")
+    path = services.model_version_dir(model_version) / files[fmt]
+    if not path.is_file():
+        raise Http404("The file is missing.")
+    suffix = files[fmt].split(".", 1)[1]
+    return FileResponse(
+        open(path, "rb"),
+        as_attachment=True,  # noqa: SIM115
+        filename=f"{model.name}-v{model_version.version}.{suffix}",
+    )
+
+
+@require_POST
+def model_version_alias(request, workspace_id, model_id, version):
+    workspace = _workspace(request, workspace_id, write=True)
+    model = selectors.model_get(workspace=workspace, model_id=model_id)
+    model_version = selectors.model_version_get(model=model, version=version)
+    try:
+        if request.POST.get("remove"):
+            services.model_alias_remove(actor=request.user, model=model, alias=request.POST["remove"])
+        else:
+            services.model_alias_set(actor=request.user, version=model_version, alias=request.POST.get("alias", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("model-version", workspace_id=workspace.pk, model_id=model.pk, version=model_version.version)
+
+
+@require_http_methods(["GET", "POST"])
+def model_version_delete(request, workspace_id, model_id, version):
+    workspace = _workspace(request, workspace_id, write=True)
+    model = selectors.model_get(workspace=workspace, model_id=model_id)
+    model_version = selectors.model_version_get(model=model, version=version)
+    if request.method == "POST":
+        try:
+            freed = services.model_version_delete(actor=request.user, version=model_version)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect(
+                "model-version", workspace_id=workspace.pk, model_id=model.pk, version=model_version.version
+            )
+        messages.success(request, f"{model_version} deleted; {freed:,} bytes freed.")
+        return redirect("model-list", workspace_id=workspace.pk)
+    return _page(request, "training/models/delete.html", workspace, model=model, version=model_version)
+
+
+@require_POST
+def job_register(request, workspace_id, job_id):
+    """Register a job's model (a train job, an Automated ML trial or its final model)."""
+    workspace = _workspace(request, workspace_id, write=True)
+    job = job_get(workspace=workspace, job_id=job_id)
+    try:
+        version = services.model_register(
+            actor=request.user,
+            job=services.registration_source(job),
+            name=request.POST.get("name", ""),
+            description=request.POST.get("description", ""),
+            aliases=request.POST.get("aliases", ""),
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
+    messages.success(request, f"Registered {version}.")
+    return redirect("model-version", workspace_id=workspace.pk, model_id=version.model_id, version=version.version)

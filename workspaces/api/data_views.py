@@ -1,0 +1,205 @@
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+
+from .. import data_selectors as selectors
+from .. import data_services as services
+from ..dataio import Schema, iter_csv, read_page
+from ..uploads import install_upload_handler, too_large_message
+from .data_serializers import (
+    AssetOut,
+    AssetUpdateIn,
+    DeletedOut,
+    IngestOut,
+    PreviewOut,
+    SchemaEditIn,
+    UploadIn,
+    VersionDetailOut,
+    VersionOut,
+)
+
+
+class PayloadTooLarge(APIException):
+    status_code = 413
+    default_code = "too_large"
+
+
+class AssetListApi(WorkspaceListApiView):
+    serializer_class = AssetOut
+    parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        install_upload_handler(request)  # before anything (the CSRF check) reads the body
+        return super().initialize_request(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.data_asset_list(
+            workspace=self.workspace, q=params.get("q", ""), sort=params.get("sort", "-updated")
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str),
+            OpenApiParameter("sort", str, description="name, -name, updated, -updated, rows, -rows, size, -size"),
+        ],
+        summary="List data assets with their latest version",
+    )
+    def get(self, request, workspace_id):
+        return self.list(request)
+
+    @extend_schema(
+        request={"multipart/form-data": UploadIn},
+        responses={202: IngestOut, 413: None},
+        summary="Upload a file as a new data asset or its next version (ingested by a job)",
+    )
+    def post(self, request, workspace_id):
+        data = UploadIn(data=request.data)  # parsing streams the file through the upload handler
+        if getattr(request._request, "upload_too_large", False):
+            raise PayloadTooLarge(too_large_message())
+        if not data.is_valid():
+            upload = request.FILES.get("file")
+            if upload is not None:
+                upload.discard()
+            data.is_valid(raise_exception=True)
+        values = data.validated_data
+        ingest = services.data_upload(
+            actor=request.user,
+            workspace=self.workspace,
+            upload=values["file"],
+            name=values.get("name", ""),
+            description=values.get("description", ""),
+            tags=values.get("tags", ""),
+        )
+        return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AssetDetailApi(WorkspaceApiView):
+    @extend_schema(responses=AssetOut, summary="One data asset")
+    def get(self, request, workspace_id, asset_id):
+        return Response(AssetOut(selectors.data_asset_get(workspace=self.workspace, asset_id=asset_id)).data)
+
+    @extend_schema(request=AssetUpdateIn, responses=AssetOut, summary="Describe a data asset")
+    def patch(self, request, workspace_id, asset_id):
+        asset = selectors.data_asset_get(workspace=self.workspace, asset_id=asset_id)
+        data = AssetUpdateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.data_asset_update(actor=request.user, asset=asset, **data.validated_data)
+        return Response(AssetOut(selectors.data_asset_get(workspace=self.workspace, asset_id=asset_id)).data)
+
+    @extend_schema(responses=DeletedOut, summary="Delete an asset and all its versions (refused while in use)")
+    def delete(self, request, workspace_id, asset_id):
+        asset = selectors.data_asset_get(workspace=self.workspace, asset_id=asset_id)
+        return Response({"deleted": True, "bytes_freed": services.data_asset_delete(actor=request.user, asset=asset)})
+
+
+class VersionListApi(WorkspaceListApiView):
+    serializer_class = VersionOut
+
+    def get_queryset(self):
+        return selectors.data_version_list(
+            asset=selectors.data_asset_get(workspace=self.workspace, asset_id=self.kwargs["asset_id"])
+        )
+
+    @extend_schema(summary="An asset's versions, newest first")
+    def get(self, request, workspace_id, asset_id):
+        return self.list(request)
+
+
+def _version(view, asset_id, version):
+    asset = selectors.data_asset_get(workspace=view.workspace, asset_id=asset_id)
+    return selectors.data_version_get(asset=asset, version=version)
+
+
+class VersionDetailApi(WorkspaceApiView):
+    @extend_schema(responses=VersionDetailOut, summary="One version with its schema and profile")
+    def get(self, request, workspace_id, asset_id, version):
+        return Response(VersionDetailOut(_version(self, asset_id, version)).data)
+
+    @extend_schema(responses=DeletedOut, summary="Delete a version (refused while a job or model uses it)")
+    def delete(self, request, workspace_id, asset_id, version):
+        freed = services.data_version_delete(actor=request.user, version=_version(self, asset_id, version))
+        return Response({"deleted": True, "bytes_freed": freed})
+
+
+class VersionPreviewApi(WorkspaceApiView):
+    @extend_schema(
+        parameters=[OpenApiParameter("offset", int), OpenApiParameter("limit", int, description="At most 500")],
+        responses=PreviewOut,
+        summary="A page of rows",
+    )
+    def get(self, request, workspace_id, asset_id, version):
+        data_version = _version(self, asset_id, version)
+        try:
+            offset = int(request.query_params.get("offset", 0))
+            limit = int(request.query_params.get("limit", 50))
+        except ValueError:
+            raise ValidationError({"offset": ["offset and limit are whole numbers."]}) from None
+        if offset < 0 or not 0 <= limit <= 500:
+            raise ValidationError({"limit": ["Give offset ≥ 0 and a limit from 0 to 500."]})
+        page = read_page(
+            services.data_version_path(data_version), offset, limit, schema=Schema.from_json(data_version.schema)
+        )
+        return Response({"columns": page.columns, "rows": page.rows, "total_rows": page.total_rows, "offset": offset})
+
+
+class VersionSchemaApi(WorkspaceApiView):
+    @extend_schema(
+        request=SchemaEditIn,
+        responses={202: IngestOut},
+        summary="Make the next version with column types changed or columns excluded",
+    )
+    def post(self, request, workspace_id, asset_id, version):
+        data_version = _version(self, asset_id, version)
+        data = SchemaEditIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        ingest = services.data_schema_edit(actor=request.user, version=data_version, **data.validated_data)
+        return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
+
+
+class VersionDownloadApi(WorkspaceApiView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["csv", "parquet"])],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Download a version as CSV (formula cells neutralised) or Parquet",
+    )
+    def get(self, request, workspace_id, asset_id, version):
+        data_version = _version(self, asset_id, version)
+        path = services.data_version_path(data_version)
+        if not path.is_file():
+            raise Http404("The version's file is missing.")
+        name = f"{data_version.asset.name}-v{data_version.version}"
+        fmt = request.query_params.get("format", "csv")
+        if fmt == "parquet":
+            return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{name}.parquet")  # noqa: SIM115
+        if fmt != "csv":
+            raise ValidationError({"format": ["Choose csv or parquet."]})
+        response = StreamingHttpResponse(
+            iter_csv(path, Schema.from_json(data_version.schema)), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
+
+
+class IngestListApi(WorkspaceListApiView):
+    serializer_class = IngestOut
+
+    def get_queryset(self):
+        return selectors.ingest_list(workspace=self.workspace)
+
+    @extend_schema(summary="Uploads and schema edits, with their status")
+    def get(self, request, workspace_id):
+        return self.list(request)
+
+
+class IngestDetailApi(WorkspaceApiView):
+    @extend_schema(responses=IngestOut, summary="One upload's status (poll until ready or failed)")
+    def get(self, request, workspace_id, ingest_id):
+        return Response(IngestOut(selectors.ingest_get(workspace=self.workspace, ingest_id=ingest_id)).data)

@@ -1,0 +1,89 @@
+"""Read queries for data assets, versions and ingests, scoped to one workspace."""
+
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import Http404
+
+from .models import DataAsset, DataVersion, Ingest, IngestStatus, Workspace
+
+ASSET_SORTS = {
+    "name": "name",
+    "-name": "-name",
+    "updated": "updated_at",
+    "-updated": "-updated_at",
+    "rows": "latest_rows",
+    "-rows": "-latest_rows",
+    "size": "latest_size",
+    "-size": "-latest_size",
+}
+
+
+def _latest(field: str):
+    return Subquery(DataVersion.objects.filter(asset=OuterRef("pk")).order_by("-version").values(field)[:1])
+
+
+def data_asset_list(*, workspace: Workspace, q: str = "", sort: str = "-updated") -> QuerySet[DataAsset]:
+    """Assets with their latest version's number, rows, columns and size (one query)."""
+    assets = (
+        DataAsset.objects.filter(workspace=workspace)
+        .select_related("created_by")
+        .annotate(
+            latest_version=_latest("version"),
+            latest_rows=_latest("rows"),
+            latest_columns=_latest("columns"),
+            latest_size=_latest("parquet_size"),
+            latest_created_at=_latest("created_at"),
+        )
+    )
+    if q:
+        assets = assets.filter(name__icontains=q.strip())
+    return assets.order_by(ASSET_SORTS.get(sort, "-updated_at"), "name")
+
+
+def data_asset_get(*, workspace: Workspace, asset_id) -> DataAsset:
+    try:
+        return data_asset_list(workspace=workspace).get(pk=int(asset_id))
+    except (DataAsset.DoesNotExist, TypeError, ValueError):
+        raise Http404("Data asset not found.") from None
+
+
+def data_version_list(*, asset: DataAsset) -> QuerySet[DataVersion]:
+    return asset.versions.select_related("created_by", "derived_from").order_by("-version")
+
+
+def data_version_get(*, asset: DataAsset, version) -> DataVersion:
+    try:
+        return data_version_list(asset=asset).select_related("asset", "asset__workspace").get(version=int(version))
+    except (DataVersion.DoesNotExist, TypeError, ValueError):
+        raise Http404("Version not found.") from None
+
+
+def data_version_get_by_id(*, workspace: Workspace, version_id) -> DataVersion:
+    try:
+        return DataVersion.objects.select_related("asset").get(pk=int(version_id), asset__workspace=workspace)
+    except (DataVersion.DoesNotExist, TypeError, ValueError):
+        raise Http404("Data version not found.") from None
+
+
+def data_versions_ready(*, workspace: Workspace) -> QuerySet[DataVersion]:
+    """Every version of every asset, for pickers (newest first)."""
+    return (
+        DataVersion.objects.filter(asset__workspace=workspace)
+        .select_related("asset")
+        .order_by("asset__name", "-version")
+    )
+
+
+def ingest_list(*, workspace: Workspace, active_only: bool = False) -> QuerySet[Ingest]:
+    ingests = Ingest.objects.filter(workspace=workspace).select_related(
+        "version", "version__asset", "job", "created_by"
+    )
+    if active_only:
+        ingests = ingests.filter(status__in=[IngestStatus.QUEUED, IngestStatus.RUNNING])
+    return ingests.order_by("-created_at", "-id")
+
+
+def ingest_get(*, workspace: Workspace, ingest_id) -> Ingest:
+    try:
+        return ingest_list(workspace=workspace).get(pk=int(ingest_id))
+    except (Ingest.DoesNotExist, TypeError, ValueError):
+        raise Http404("Upload not found.") from None

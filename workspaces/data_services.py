@@ -1,0 +1,311 @@
+"""Data assets: upload, ingest as a job, schema edits, immutable versions, deletion.
+
+The web process only streams the upload to disk and sniffs its first bytes; parsing, typing and
+profiling run in an ingest job on the workspace's default cluster. A version exists only once
+its Parquet file and profile are complete, so a failure never leaves a half-made version.
+"""
+
+import re
+import shutil
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .dataio import DataError, Limits, Schema, sniff
+from .models import DataAsset, DataVersion, Ingest, IngestStatus, Workspace
+from .policy import Action, require
+from .services import activity_record, workspace_artifact_dir
+from .uploads import StagedUpload
+
+ASSET_NAME_RE = re.compile(r"^[\w][\w .()\-]{0,99}$")
+MAX_TAGS = 20
+
+
+def data_version_path(version: DataVersion) -> Path:
+    """Where a version's Parquet file lives, computed from its rows (R1)."""
+    return workspace_artifact_dir(version.asset.workspace_id) / "data" / f"{int(version.pk)}.parquet"
+
+
+def ingest_upload_path(ingest: Ingest) -> Path:
+    return workspace_artifact_dir(ingest.workspace_id) / "uploads" / f"{int(ingest.pk)}.upload"
+
+
+def ingest_limits() -> Limits:
+    return Limits()
+
+
+def _clean_name(name) -> str:
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not ASSET_NAME_RE.match(name):
+        raise ValidationError({"name": ["Use 1–100 letters, digits, spaces, dots, hyphens or underscores."]})
+    return name
+
+
+def _clean_tags(tags) -> list[str]:
+    if tags in (None, ""):
+        return []
+    if isinstance(tags, str):
+        tags = [t for t in (part.strip() for part in tags.split(",")) if t]
+    if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 50 for t in tags):
+        raise ValidationError({"tags": ["Give up to 20 tags of at most 50 characters, separated by commas."]})
+    if len(tags) > MAX_TAGS:
+        raise ValidationError({"tags": [f"Give at most {MAX_TAGS} tags."]})
+    return sorted(set(tags))
+
+
+def default_asset_name(filename: str) -> str:
+    stem = Path(filename or "data").name
+    for suffix in (".gz", ".csv", ".tsv", ".txt", ".parquet", ".pq"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    stem = re.sub(r"[^\w .()\-]+", "-", stem).strip(" -.") or "data"
+    return stem[:100]
+
+
+def data_upload(
+    *, actor, workspace: Workspace, upload: StagedUpload, name: str = "", description: str = "", tags=None
+) -> Ingest:
+    """Accept an uploaded file for a new version of the asset `name` (N+1, or 1 for a new asset).
+
+    Only the first bytes are read here: an empty, binary, pickled or otherwise unusable file is
+    refused at once; the rest is checked by the ingest job.
+    """
+    try:
+        require(actor, workspace, Action.WRITE)
+        name = _clean_name(name or default_asset_name(upload.name))
+        tags = _clean_tags(tags)
+        if len(description or "") > 2000:
+            raise ValidationError({"description": ["Use at most 2,000 characters."]})
+        try:
+            sniff(upload.path, upload.name, limits=ingest_limits())
+        except DataError as exc:
+            raise ValidationError({"file": [exc.message]}) from None
+    except Exception:
+        upload.discard()
+        raise
+    from compute.services import default_cluster_for
+
+    with transaction.atomic():
+        ingest = Ingest.objects.create(
+            workspace=workspace,
+            asset_name=name,
+            description=description or "",
+            tags=tags,
+            source_name=Path(upload.name).name[:255],
+            source_size=upload.size,
+            created_by=actor,
+        )
+        destination = ingest_upload_path(ingest)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(upload.path, destination)
+        ingest.job = _submit_ingest_job(
+            actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
+        )
+        ingest.save(update_fields=["job"])
+    return ingest
+
+
+def _submit_ingest_job(*, actor, workspace, ingest, target):
+    from training.models import JobKind
+    from training.services import job_submit
+
+    what = f"{ingest.source_name}" if not ingest.base_version_id else f"a schema edit of {ingest.base_version}"
+    return job_submit(
+        actor=actor,
+        workspace=workspace,
+        kind=JobKind.INGEST,
+        target=target,
+        spec={"ingest_id": ingest.pk},
+        experiment_name="Data ingest",
+        display_name=f"Ingest {ingest.asset_name} ({what})"[:200],
+        max_attempts=2,
+    )
+
+
+def data_schema_edit(
+    *, actor, version: DataVersion, types: dict | None = None, exclude: list | None = None, description: str = ""
+) -> Ingest:
+    """Make version N+1 from `version` with some column types changed and some columns excluded."""
+    workspace = version.asset.workspace
+    require(actor, workspace, Action.WRITE)
+    types = types or {}
+    exclude = list(exclude or [])
+    if not isinstance(types, dict) or not isinstance(exclude, list):
+        raise ValidationError({"types": ["Give types as {column: type} and exclude as a list of columns."]})
+    try:
+        schema = Schema.from_json(version.schema)
+        edited = schema.edited(types=types, exclude=exclude)
+    except DataError as exc:
+        field = "exclude" if exc.column in exclude else "types"
+        raise ValidationError({field: [exc.message]}) from None
+    if edited == schema:
+        raise ValidationError("Nothing changed: pick a new type or a column to exclude.")
+    if not edited.included:
+        raise ValidationError({"exclude": ["A version needs at least one column."]})
+    from compute.services import default_cluster_for
+
+    with transaction.atomic():
+        ingest = Ingest.objects.create(
+            workspace=workspace,
+            asset_name=version.asset.name,
+            base_version=version,
+            schema_changes={"types": types, "exclude": exclude, "schema": edited.to_json()},
+            description=description or f"Schema edit of version {version.version}",
+            tags=version.tags,
+            source_name=version.source_name,
+            source_size=version.parquet_size,
+            created_by=actor,
+        )
+        ingest.job = _submit_ingest_job(
+            actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
+        )
+        ingest.save(update_fields=["job"])
+    return ingest
+
+
+# --- Called by the ingest job ------------------------------------------------------------------
+def ingest_mark_running(*, ingest: Ingest) -> None:
+    Ingest.objects.filter(pk=ingest.pk, status=IngestStatus.QUEUED).update(status=IngestStatus.RUNNING)
+    Ingest.objects.filter(pk=ingest.pk, status=IngestStatus.FAILED).update(status=IngestStatus.RUNNING, error={})
+
+
+def ingest_progress(*, ingest_id: int, rows: int, bytes_done: int) -> None:
+    Ingest.objects.filter(pk=ingest_id).update(progress_rows=rows, progress_bytes=bytes_done)
+
+
+def ingest_fail(*, ingest: Ingest, error: dict, final: bool = True) -> None:
+    """Record why an ingest failed. `final`: the upload can never succeed, so its file goes."""
+    Ingest.objects.filter(pk=ingest.pk).exclude(status=IngestStatus.READY).update(
+        status=IngestStatus.FAILED, error=error, finished_at=timezone.now()
+    )
+    if final:
+        ingest_upload_path(ingest).unlink(missing_ok=True)
+
+
+def ingest_complete(
+    *,
+    ingest: Ingest,
+    parquet: Path,
+    schema: Schema,
+    rows: int,
+    profile: dict,
+    sha256: str,
+    source_format: str,
+    warnings: list,
+) -> DataVersion:
+    """Turn a finished Parquet file into version N+1 of the asset, atomically."""
+    with transaction.atomic():
+        asset, created = DataAsset.objects.select_for_update().get_or_create(
+            workspace_id=ingest.workspace_id,
+            name=ingest.asset_name,
+            defaults={"description": ingest.description, "created_by": ingest.created_by},
+        )
+        last = asset.versions.order_by("-version").values_list("version", flat=True).first() or 0
+        if warnings:
+            profile = {**profile, "ingest_warnings": warnings}
+        version = DataVersion.objects.create(
+            asset=asset,
+            version=last + 1,
+            description=ingest.description,
+            tags=ingest.tags,
+            source_name=ingest.source_name,
+            source_format=source_format,
+            source_size=ingest.source_size,
+            rows=rows,
+            columns=len(schema.included),
+            schema=schema.to_json(),
+            profile=profile,
+            parquet_size=parquet.stat().st_size,
+            parquet_sha256=sha256,
+            derived_from=ingest.base_version,
+            created_by=ingest.created_by,
+        )
+        final = data_version_path(version)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        parquet.replace(final)
+        transaction.on_commit(lambda: ingest_upload_path(ingest).unlink(missing_ok=True))
+        Ingest.objects.filter(pk=ingest.pk).update(
+            status=IngestStatus.READY, version=version, finished_at=timezone.now()
+        )
+        DataAsset.objects.filter(pk=asset.pk).update(updated_at=timezone.now())
+        activity_record(
+            workspace=asset.workspace,
+            actor=ingest.created_by,
+            verb="data_version_created",
+            summary=f"{ingest.created_by or 'The studio'} added {asset.name} version {version.version} "
+            f"({rows:,} rows, {len(schema.included)} columns)",
+        )
+    return version
+
+
+# --- Deletion ---------------------------------------------------------------------------------------
+def _references(versions) -> list[str]:
+    """What refers to these versions (jobs that read them, models trained on them)."""
+    from training.models import Job, ModelVersion
+
+    refs = []
+    jobs = list(
+        Job.objects.filter(data_version__in=versions).exclude(kind="ingest").values_list("pk", "display_name")[:6]
+    )
+    if jobs:
+        names = ", ".join(f"#{pk}" + (f" ({name})" if name else "") for pk, name in jobs[:5])
+        refs.append(f"job{'s' if len(jobs) > 1 else ''} {names}{' and more' if len(jobs) > 5 else ''}")
+    models = list(ModelVersion.objects.filter(data_version__in=versions).select_related("model")[:6])
+    if models:
+        refs.append("model" + ("s " if len(models) > 1 else " ") + ", ".join(str(m) for m in models[:5]))
+    return refs
+
+
+def data_version_delete(*, actor, version: DataVersion) -> int:
+    """Delete one version and its file; refused while a job or model refers to it. Returns bytes freed."""
+    require(actor, version.asset.workspace, Action.WRITE)
+    refs = _references([version])
+    if refs:
+        raise ValidationError(f"{version} is used by {'; '.join(refs)}. Delete those first.")
+    path = data_version_path(version)
+    freed = path.stat().st_size if path.exists() else 0
+    with transaction.atomic():
+        asset = version.asset
+        version.delete()
+        activity_record(
+            workspace=asset.workspace,
+            actor=actor,
+            verb="data_version_deleted",
+            summary=f"{actor} deleted {asset.name} version {version.version}",
+        )
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+    return freed
+
+
+def data_asset_delete(*, actor, asset: DataAsset) -> int:
+    """Delete an asset with all its versions; refused while any version is in use."""
+    require(actor, asset.workspace, Action.WRITE)
+    versions = list(asset.versions.all())
+    refs = _references(versions)
+    if refs:
+        raise ValidationError(f"{asset.name} has versions used by {'; '.join(refs)}. Delete those first.")
+    paths = [data_version_path(v) for v in versions]
+    freed = sum(p.stat().st_size for p in paths if p.exists())
+    with transaction.atomic():
+        name = asset.name
+        workspace = asset.workspace
+        asset.delete()
+        activity_record(
+            workspace=workspace,
+            actor=actor,
+            verb="data_asset_deleted",
+            summary=f"{actor} deleted the data asset {name} ({len(versions)} versions)",
+        )
+        transaction.on_commit(lambda: [p.unlink(missing_ok=True) for p in paths])
+    return freed
+
+
+def data_asset_update(*, actor, asset: DataAsset, description: str) -> DataAsset:
+    require(actor, asset.workspace, Action.WRITE)
+    if not isinstance(description, str) or len(description) > 2000:
+        raise ValidationError({"description": ["Use at most 2,000 characters."]})
+    asset.description = description
+    asset.save(update_fields=["description", "updated_at"])
+    return asset

@@ -1,0 +1,274 @@
+"""Data pages: asset list, upload (with a progress bar), ingest status, versions with preview,
+profile charts and the schema editor, downloads."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods
+
+from studio.charts import figure_data
+from studio.forms_errors import add_service_errors
+
+from . import data_selectors as selectors
+from . import data_services as services
+from .dataio import SEMANTIC_TYPES, DataError, Schema, iter_csv, read_page
+from .forms import DataUploadForm
+from .policy import Action, role_allows
+from .selectors import workspace_get_for_user
+from .uploads import install_upload_handler, too_large_message
+
+PREVIEW_ROWS = 50
+
+
+def _workspace(request, workspace_id, write=False):
+    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
+    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
+
+
+def _page(request, template, workspace, **context):
+    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
+    return render(request, template, context)
+
+
+def data_list(request, workspace_id):
+    workspace = _workspace(request, workspace_id)
+    q, sort = request.GET.get("q", ""), request.GET.get("sort", "-updated")
+    page = Paginator(selectors.data_asset_list(workspace=workspace, q=q, sort=sort), 50).get_page(
+        request.GET.get("page")
+    )
+    ingests = list(selectors.ingest_list(workspace=workspace)[:8])
+    template = "workspaces/data/_ingests.html" if request.htmx else "workspaces/data/list.html"
+    return _page(
+        request,
+        template,
+        workspace,
+        page=page,
+        q=q,
+        sort=sort,
+        ingests=ingests,
+        any_ingest_active=any(i.status in ("queued", "running") for i in ingests),
+    )
+
+
+@csrf_exempt  # the upload handler must be in place before the CSRF check reads the body
+def data_upload(request, workspace_id):
+    install_upload_handler(request)
+    return _data_upload(request, workspace_id)
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def _data_upload(request, workspace_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
+    if request.method == "POST":
+        if request.upload_too_large:
+            return _upload_error(request, workspace, {"file": [too_large_message()]}, wants_json, status=413)
+        form = DataUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                ingest = services.data_upload(
+                    actor=request.user,
+                    workspace=workspace,
+                    upload=form.cleaned_data["file"],
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                    tags=form.cleaned_data["tags"],
+                )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                url = reverse("data-ingest", args=[workspace.pk, ingest.pk])
+                if wants_json:
+                    return JsonResponse({"ingest": ingest.pk, "url": url}, status=202)
+                return redirect(url)
+        elif "file" in request.FILES:
+            request.FILES["file"].discard()
+        if wants_json:
+            return JsonResponse({"errors": {k: [str(m) for m in v] for k, v in form.errors.items()}}, status=400)
+    else:
+        form = DataUploadForm(initial={"name": request.GET.get("name", "")})
+    assets = selectors.data_asset_list(workspace=workspace, sort="name").values_list("name", flat=True)
+    return _page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=list(assets))
+
+
+def _upload_error(request, workspace, errors, wants_json, status):
+    if wants_json:
+        return JsonResponse({"errors": errors}, status=status)
+    form = DataUploadForm()
+    for messages_ in errors.values():
+        form.add_error(None, messages_)
+    response = _page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=[])
+    response.status_code = status
+    return response
+
+
+def ingest_detail(request, workspace_id, ingest_id):
+    workspace = _workspace(request, workspace_id)
+    ingest = selectors.ingest_get(workspace=workspace, ingest_id=ingest_id)
+    template = "workspaces/data/_ingest_status.html" if request.htmx else "workspaces/data/ingest.html"
+    return _page(request, template, workspace, ingest=ingest)
+
+
+def asset_detail(request, workspace_id, asset_id):
+    workspace = _workspace(request, workspace_id)
+    asset = selectors.data_asset_get(workspace=workspace, asset_id=asset_id)
+    versions = selectors.data_version_list(asset=asset)
+    return _page(request, "workspaces/data/asset.html", workspace, asset=asset, versions=versions)
+
+
+@require_http_methods(["GET", "POST"])
+def asset_delete(request, workspace_id, asset_id):
+    workspace = _workspace(request, workspace_id, write=True)
+    asset = selectors.data_asset_get(workspace=workspace, asset_id=asset_id)
+    if request.method == "POST":
+        try:
+            freed = services.data_asset_delete(actor=request.user, asset=asset)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("data-asset", workspace_id=workspace.pk, asset_id=asset.pk)
+        messages.success(request, f"{asset.name} deleted; {freed:,} bytes freed.")
+        return redirect("data-list", workspace_id=workspace.pk)
+    return _page(request, "workspaces/data/delete.html", workspace, asset=asset, version=None)
+
+
+def _version(request, workspace_id, asset_id, version, write=False):
+    workspace = _workspace(request, workspace_id, write=write)
+    asset = selectors.data_asset_get(workspace=workspace, asset_id=asset_id)
+    return workspace, asset, selectors.data_version_get(asset=asset, version=version)
+
+
+def _profile_charts(profile: dict) -> dict:
+    """Plotly figures: one per column (histogram or top values) and missing values per column."""
+    import plotly.graph_objects as go
+
+    charts = {}
+    columns = profile.get("column_profiles", [])
+    if columns:
+        fig = go.Figure(
+            [
+                go.Bar(
+                    x=[c["name"] for c in columns],
+                    y=[c.get("missing_pct") or 0 for c in columns],
+                    marker_color="#c77d00",
+                )
+            ]
+        )
+        fig.update_layout(yaxis_title="% missing", yaxis_range=[0, 100])
+        charts["missing"] = figure_data(fig)
+    for index, column in enumerate(columns):
+        histogram = column.get("histogram")
+        if histogram and histogram.get("counts"):
+            edges = histogram["edges"]
+            fig = go.Figure([go.Bar(x=edges[:-1], y=histogram["counts"], marker_color="#3451d1")])
+            fig.update_layout(bargap=0.02, height=220, margin={"l": 40, "r": 10, "t": 10, "b": 40})
+            charts[f"col{index}"] = figure_data(fig)
+        elif column.get("top_values"):
+            top = column["top_values"]
+            fig = go.Figure(
+                [
+                    go.Bar(
+                        y=[str(v["value"]) for v in top][::-1],
+                        x=[v["count"] for v in top][::-1],
+                        orientation="h",
+                        marker_color="#1f9d55",
+                    )
+                ]
+            )
+            fig.update_layout(height=220, margin={"l": 100, "r": 10, "t": 10, "b": 30})
+            charts[f"col{index}"] = figure_data(fig)
+    return charts
+
+
+def version_detail(request, workspace_id, asset_id, version):
+    workspace, asset, data_version = _version(request, workspace_id, asset_id, version)
+    tab = request.GET.get("tab", "overview")
+    context = {"asset": asset, "version": data_version, "tab": tab, "semantic_types": SEMANTIC_TYPES}
+    schema = Schema.from_json(data_version.schema)
+    context["columns"] = schema.columns
+    if tab == "preview":
+        context.update(_preview(data_version, schema, request.GET.get("page")))
+    elif tab == "profile":
+        charts = _profile_charts(data_version.profile)
+        context["missing_chart"] = charts.get("missing")
+        context["profile_columns"] = [
+            (f"chart-col{i}", column, charts.get(f"col{i}"))
+            for i, column in enumerate(data_version.profile.get("column_profiles", []))
+        ]
+    template = "workspaces/data/_preview.html" if request.htmx and tab == "preview" else "workspaces/data/version.html"
+    return _page(request, template, workspace, **context)
+
+
+def _preview(version, schema, page_number):
+    path = services.data_version_path(version)
+    pages = max(1, -(-version.rows // PREVIEW_ROWS))
+    try:
+        number = min(max(1, int(page_number or 1)), pages)
+    except ValueError:
+        number = 1
+    page = read_page(path, (number - 1) * PREVIEW_ROWS, PREVIEW_ROWS, schema=schema)
+    first = (number - 1) * PREVIEW_ROWS + 1
+    return {
+        "preview": page,
+        "page_number": number,
+        "pages": pages,
+        "first_row": first,
+        "last_row": first + len(page.rows) - 1,
+    }
+
+
+@require_http_methods(["POST"])
+def version_schema_edit(request, workspace_id, asset_id, version):
+    workspace, asset, data_version = _version(request, workspace_id, asset_id, version, write=True)
+    schema = Schema.from_json(data_version.schema)
+    types, exclude = {}, []
+    for index, column in enumerate(schema.columns):
+        chosen = request.POST.get(f"type_{index}")
+        if chosen and chosen != column.semantic_type:
+            types[column.name] = chosen
+        if request.POST.get(f"exclude_{index}") and not column.excluded:
+            exclude.append(column.name)
+    try:
+        ingest = services.data_schema_edit(actor=request.user, version=data_version, types=types, exclude=exclude)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(reverse("data-version", args=[workspace.pk, asset.pk, data_version.version]) + "?tab=schema")
+    messages.success(request, "Making a new version with the edited schema…")
+    return redirect("data-ingest", workspace_id=workspace.pk, ingest_id=ingest.pk)
+
+
+def version_download(request, workspace_id, asset_id, version, fmt):
+    workspace, asset, data_version = _version(request, workspace_id, asset_id, version)
+    path = services.data_version_path(data_version)
+    if not path.is_file():
+        raise Http404("The version's file is missing.")
+    filename = f"{asset.name}-v{data_version.version}"
+    if fmt == "parquet":
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{filename}.parquet")  # noqa: SIM115
+    if fmt == "csv":
+        try:
+            schema = Schema.from_json(data_version.schema)
+        except DataError:
+            schema = None
+        response = StreamingHttpResponse(iter_csv(path, schema), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+        return response
+    raise Http404("Unknown format.")
+
+
+@require_http_methods(["GET", "POST"])
+def version_delete(request, workspace_id, asset_id, version):
+    workspace, asset, data_version = _version(request, workspace_id, asset_id, version, write=True)
+    if request.method == "POST":
+        try:
+            freed = services.data_version_delete(actor=request.user, version=data_version)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("data-version", workspace_id=workspace.pk, asset_id=asset.pk, version=data_version.version)
+        messages.success(request, f"{asset.name} version {data_version.version} deleted; {freed:,} bytes freed.")
+        return redirect("data-asset", workspace_id=workspace.pk, asset_id=asset.pk)
+    return _page(request, "workspaces/data/delete.html", workspace, asset=asset, version=data_version)

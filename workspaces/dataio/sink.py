@@ -1,0 +1,159 @@
+"""Write Parquet so that a destination file exists only when it is complete.
+
+``ParquetSink`` writes to a temporary file in the destination's directory and renames it over the
+destination on ``commit()``; any exception inside its ``with`` block (or ``abort()``) deletes the
+temporary file, so a failed ingest or edit leaves nothing behind and never touches an existing
+destination. Batches are regrouped into row groups of a steady size (``Limits.row_group_rows``
+rows, fewer for wide rows so a group stays near ``Limits.row_group_bytes``), which is what preview
+paging reads one at a time.
+
+When pyarrow may use more than one CPU, row groups are encoded and compressed on a background
+thread while the caller parses the next ones (at most two row groups wait in between).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .limits import Limits
+
+# Snappy: every Parquet reader supports it, and it writes about twice as fast as zstd (files ~50 %
+# larger than zstd's).
+COMPRESSION = "snappy"
+_DONE = object()
+
+
+class ParquetSink:
+    """Append record batches of one schema; ``commit()`` publishes the file atomically."""
+
+    def __init__(self, dest: str | os.PathLike, schema: pa.Schema, limits: Limits) -> None:
+        self.dest = Path(dest)
+        self.schema = schema
+        self.rows = 0
+        self._limits = limits
+        self._group_rows: int | None = None
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        fd, name = tempfile.mkstemp(dir=self.dest.parent, prefix=f".{self.dest.name}.", suffix=".partial")
+        os.close(fd)
+        self.tmp = Path(name)
+        self._writer: pq.ParquetWriter | None = None  # opened with the first batch
+        if pa.cpu_count() > 1:
+            self._queue: queue.Queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._drain, name="parquet-sink", daemon=True)
+            self._thread.start()
+
+    def __enter__(self) -> ParquetSink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def _open(self, first: pa.RecordBatch) -> None:
+        """Open the writer, choosing encodings from the first batch.
+
+        Dictionary pages pay off for text whose values repeat (labels) and cost time for numbers
+        and for nearly unique text (ids, free text), which the first batch tells apart. Statistics
+        are kept for numbers and dates, where readers use them to skip row groups.
+        """
+        labels, stats = [], []
+        for field, column in zip(self.schema, first.columns, strict=True):
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                if pc.count_distinct(column).as_py() <= 0.5 * max(1, len(column) - column.null_count):
+                    labels.append(field.name)
+            else:
+                stats.append(field.name)
+        self._writer = pq.ParquetWriter(
+            self.tmp,
+            self.schema,
+            compression=COMPRESSION,
+            use_dictionary=labels or False,
+            write_statistics=stats or False,
+        )
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        if self._writer is None:
+            self._open(batch)
+        if self._group_rows is None:
+            per_row = max(1, batch.nbytes // batch.num_rows)
+            by_bytes = self._limits.row_group_bytes // per_row
+            self._group_rows = max(min(1_024, self._limits.row_group_rows), min(self._limits.row_group_rows, by_bytes))
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self.rows += batch.num_rows
+        if self._pending_rows >= self._group_rows:
+            self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        size = self._group_rows or max(1, table.num_rows)
+        full = table.num_rows if final else table.num_rows - table.num_rows % size
+        if full:
+            self._submit(table.slice(0, full), size)
+        rest = table.slice(full)
+        self._pending = rest.to_batches() if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def _submit(self, table: pa.Table, size: int) -> None:
+        if self._thread is None:
+            self._writer.write_table(table, row_group_size=size)
+            return
+        if self._error is not None:
+            raise self._error
+        self._queue.put((table, size))
+
+    def _drain(self) -> None:
+        # Runs until it gets _DONE, even after an error, so the producer never blocks on a full queue.
+        while (item := self._queue.get()) is not _DONE:
+            if self._error is None:
+                try:
+                    self._writer.write_table(item[0], row_group_size=item[1])
+                except BaseException as exc:  # noqa: BLE001 - handed to the producing thread
+                    self._error = exc
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_DONE)
+            self._thread.join()
+            self._thread = None
+
+    def commit(self) -> Path:
+        """Write what is buffered, close, and rename onto ``dest``; returns ``dest``."""
+        try:
+            if self._writer is None:
+                self._open(pa.RecordBatch.from_pylist([], schema=self.schema))
+            self._flush(final=True)
+            self._stop_thread()
+            if self._error is not None:
+                raise self._error
+            self._writer.close()
+            os.replace(self.tmp, self.dest)
+        except BaseException:
+            self.abort()
+            raise
+        return self.dest
+
+    def abort(self) -> None:
+        """Forget everything written; safe to call twice."""
+        self._error = self._error or RuntimeError("aborted")
+        self._stop_thread()
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+        self.tmp.unlink(missing_ok=True)

@@ -1,0 +1,119 @@
+"""The ingest job: parse an upload (or re-type a version) into Parquet, profile it, make a version."""
+
+import secrets
+import time
+
+from django.core.exceptions import ValidationError
+
+from studio.hashing import sha256_file
+from training.jobkinds import CleanSpec, JobHandler
+from training.models import JobStatus
+from training.runner import JobError
+
+from . import data_services
+from .dataio import DataError, Schema, apply_schema, ingest, profile, sniff
+from .models import Ingest, IngestStatus
+
+
+class IngestJob(JobHandler):
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        ingest_id = spec.get("ingest_id") if isinstance(spec, dict) else None
+        ingest_row = (
+            Ingest.objects.filter(pk=ingest_id, workspace=workspace).first() if isinstance(ingest_id, int) else None
+        )
+        if ingest_row is None:
+            raise ValidationError({"ingest_id": ["Ingest jobs are made by uploading data."]})
+        return CleanSpec(spec={"ingest_id": ingest_row.pk}, data_version=ingest_row.base_version)
+
+    def run(self, ctx) -> dict:
+        row = Ingest.objects.select_related("base_version", "base_version__asset").get(pk=ctx.spec["ingest_id"])
+        data_services.ingest_mark_running(ingest=row)
+        folder = data_services.workspace_artifact_dir(row.workspace_id) / "data"
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = folder / f".ingest-{row.pk}-{secrets.token_hex(4)}.parquet"
+        started = time.perf_counter()
+        last_report = [0.0]
+
+        def progress(rows: int, bytes_done: int) -> None:
+            ctx.check_canceled()
+            now = time.perf_counter()
+            if now - last_report[0] > 0.5:
+                last_report[0] = now
+                data_services.ingest_progress(ingest_id=row.pk, rows=rows, bytes_done=bytes_done)
+
+        try:
+            if row.base_version_id:
+                ctx.log(
+                    f"Re-typing {row.base_version}: {row.schema_changes.get('types') or {}}; "
+                    f"excluding {row.schema_changes.get('exclude') or []}"
+                )
+                source = data_services.data_version_path(row.base_version)
+                result = apply_schema(
+                    source,
+                    staging,
+                    Schema.from_json(row.schema_changes["schema"]),
+                    limits=data_services.ingest_limits(),
+                    progress=progress,
+                )
+                source_format = "parquet"
+            else:
+                upload = data_services.ingest_upload_path(row)
+                sniffed = sniff(upload, row.source_name, limits=data_services.ingest_limits())
+                ctx.log(
+                    f"Reading {row.source_name} ({row.source_size:,} bytes) as {sniffed.format}"
+                    + (
+                        f", {sniffed.encoding}, delimiter {sniffed.delimiter!r}, "
+                        f"{'with' if sniffed.has_header else 'without'} a header row"
+                        if sniffed.format != "parquet"
+                        else ""
+                    )
+                )
+                result = ingest(upload, sniffed, staging, limits=data_services.ingest_limits(), progress=progress)
+                source_format = sniffed.format
+            parsed = time.perf_counter()
+            ctx.log(
+                f"Parsed, typed and profiled {result.rows:,} rows × {len(result.schema.columns)} columns "
+                f"in {parsed - started:.2f} s"
+            )
+            for warning in result.warnings:
+                ctx.log(f"Warning: {warning.get('message')}")
+            ctx.check_canceled()
+            stats = result.profile if result.profile else profile(staging, result.schema)
+            version = data_services.ingest_complete(
+                ingest=row,
+                parquet=staging,
+                schema=result.schema,
+                rows=result.rows,
+                profile=stats,
+                sha256=sha256_file(staging),
+                source_format=source_format,
+                warnings=list(result.warnings),
+            )
+        except DataError as exc:
+            data_services.ingest_fail(ingest=row, error=exc.to_json())
+            raise JobError(exc.message) from None
+        finally:
+            staging.unlink(missing_ok=True)
+        ctx.log(f"Created {version} in {time.perf_counter() - started:.2f} s")
+        return {
+            "data_version_id": version.pk,
+            "asset": version.asset.name,
+            "version": version.version,
+            "rows": result.rows,
+            "columns": len(result.schema.included),
+        }
+
+    def on_finished(self, *, job_id: int, status: str) -> None:
+        """A job that ended without a version (canceled, lost, timed out) fails its ingest."""
+        if status == JobStatus.COMPLETED:
+            return
+        from training.models import Job
+
+        job = Job.objects.filter(pk=job_id).first()
+        row = Ingest.objects.filter(job_id=job_id).exclude(status=IngestStatus.READY).first()
+        if job is None or row is None or row.status == IngestStatus.FAILED:
+            return
+        message = job.error or job.status_reason or "The ingest job did not finish."
+        data_services.ingest_fail(
+            ingest=row, error={"code": "job_" + status, "message": message, "row": None, "column": None}
+        )
