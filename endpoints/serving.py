@@ -267,7 +267,7 @@ class MonitorBuffer:
                     self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        while settings.STUDIO_MONITOR_FLUSH_SECONDS > 0:
             time.sleep(settings.STUDIO_MONITOR_FLUSH_SECONDS)
             try:
                 close_old_connections()

@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from endpoints.selectors import endpoints_health_for_user
 from workspaces.selectors import activity_recent_for_user, workspace_list_for_user
 
 from . import selectors, services
@@ -22,6 +23,7 @@ def home(request):
             "workspaces": workspace_list_for_user(user=request.user),
             "activities": activity_recent_for_user(user=request.user),
             "health": selectors.health_get(),
+            "endpoints": endpoints_health_for_user(user=request.user),
         },
     )
 

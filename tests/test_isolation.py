@@ -37,8 +37,9 @@ def sample_ids(workspace) -> dict:
     model_version = ModelVersion.objects.create(model=model, version=1, sha256="0" * 64)
     inference = target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving").target
     endpoint = Endpoint.objects.create(workspace=workspace, name=f"iso-{workspace.pk}")
-    deployment = Deployment.objects.create(endpoint=endpoint, name="blue", model_version=model_version,
-                                           target=inference)
+    deployment = Deployment.objects.create(
+        endpoint=endpoint, name="blue", model_version=model_version, target=inference
+    )
     return {
         "workspace_id": workspace.pk,
         "member_id": Membership.objects.get(workspace=workspace, user__username="alice").pk,

@@ -10,8 +10,9 @@ and max trials (training.ml.search), whatever order trials finish in.
 
 import logging
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 
 from workspaces.policy import Action, require
@@ -150,25 +151,27 @@ def automl_finish(*, final_job_id: int, status: str) -> None:
             k: final.result.get(k)
             for k in ("final_kind", "members", "validation_score", "test_metrics", "metrics", "algorithm")
         }
-        done = job_detached_finish(
-            job_id=parent.pk,
-            status=JobStatus.COMPLETED,
-            reason=f"completed: best model is {final.result.get('algorithm', 'ready')}",
-            result={**parent.result, **summary, "final_job": final.pk},
-        )
         register_as = parent.spec.get("register_as")
-        if done and register_as:
+        if register_as:  # registered before the run says "completed", so a completed run has its model
             from .registry_services import model_register
 
             try:
-                model_register(
+                version = model_register(
                     actor=parent.submitted_by,
                     job=final,
                     name=register_as,
                     description=f"Best model of Automated ML run #{parent.pk}",
                 )
-            except (ValidationError, PermissionError) as exc:
+                summary["registered"] = str(version)
+            except (ValidationError, PermissionDenied, Http404) as exc:
                 log.warning("automatic registration of run %s failed: %s", parent.pk, exc)
+                summary["registration_error"] = " ".join(getattr(exc, "messages", [str(exc)]))
+        job_detached_finish(
+            job_id=parent.pk,
+            status=JobStatus.COMPLETED,
+            reason=f"completed: best model is {final.result.get('algorithm', 'ready')}",
+            result={**parent.result, **summary, "final_job": final.pk},
+        )
     else:
         job_detached_finish(
             job_id=parent.pk,

@@ -25,8 +25,11 @@ RECORD_PROGRESS = """
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 def test_upload_preview_profile_and_schema_edit(new_page, owner, workspace, agent, broker, tmp_path):
     rows = ["id,city,temperature,rainy,measured_at"]
-    rows += [f"{i},{['Oslo', 'Lima', 'Pune'][i % 3]},{(i % 40) - 5}.5,{'yes' if i % 4 == 0 else 'no'},"
-             f"2024-03-{1 + i % 28:02d} 12:00:00" for i in range(60_000)]
+    rows += [
+        f"{i},{['Oslo', 'Lima', 'Pune'][i % 3]},{(i % 40) - 5}.5,{'yes' if i % 4 == 0 else 'no'},"
+        f"2024-03-{1 + i % 28:02d} 12:00:00"
+        for i in range(60_000)
+    ]
     csv = tmp_path / "weather.csv"
     csv.write_text("\n".join(rows) + "\n")
 

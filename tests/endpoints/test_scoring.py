@@ -168,3 +168,19 @@ def test_monitoring_is_buffered_and_flushed_in_batches(client, endpoint, django_
     assert bucket.requests == 22 and bucket.rows == 41 and bucket.errors_4xx == 1
     assert sum(bucket.predicted.values()) == 41 and sum(bucket.latency_histogram) == 22
     assert bucket.quality["rows"] == 41
+
+
+def test_a_tampered_model_file_is_refused(owner, workspace, inference):
+    from django.core.exceptions import ValidationError
+
+    from training.registry_services import model_version_dir
+
+    version = register(workspace, owner, name="tampered", with_onnx=False)
+    path = model_version_dir(version) / "model.skops"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    endpoint = services.endpoint_create(actor=owner, workspace=workspace, name="tampered-svc").endpoint
+    with pytest.raises(ValidationError, match="could not be loaded"):
+        services.deployment_create(actor=owner, endpoint=endpoint, name="blue", model_version=version, target=inference)
+    assert not endpoint.deployments.exists()

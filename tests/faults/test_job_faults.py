@@ -36,12 +36,16 @@ def test_kill_9_of_a_node_mid_job_requeues_the_job_and_it_completes_on_another_n
 ):
     cluster = make_cluster(owner, workspace, max_nodes=2)
     job = submit(owner, workspace, cluster, spec={"sleep_seconds": 4})
-    running = wait_for(lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(), timeout=60,
-                       message="the job to run")
+    running = wait_for(
+        lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(), timeout=60, message="the job to run"
+    )
     first_node = running.node
     kill_node(first_node)
-    done = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=JobStatus.finished()).first(), timeout=90,
-                    message="the job to finish after the kill")
+    done = wait_for(
+        lambda: Job.objects.filter(pk=job.pk, status__in=JobStatus.finished()).first(),
+        timeout=90,
+        message="the job to finish after the kill",
+    )
     assert done.status == JobStatus.COMPLETED, (done.status_reason, node_log(studio_data_dir, first_node))
     assert done.attempt == 2 and done.node != first_node
     assert Node.objects.get(pk=first_node.pk).status == NodeStatus.LOST
@@ -53,11 +57,17 @@ def test_a_job_that_keeps_losing_its_node_fails_with_the_reason(owner, workspace
     cluster = make_cluster(owner, workspace, max_nodes=1)
     job = submit(owner, workspace, cluster, spec={"sleep_seconds": 30}, max_attempts=2)
     for attempt in (1, 2):
-        running = wait_for(lambda a=attempt: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempt=a).first(),
-                           timeout=60, message=f"attempt {attempt} to run")
+        running = wait_for(
+            lambda a=attempt: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempt=a).first(),
+            timeout=60,
+            message=f"attempt {attempt} to run",
+        )
         kill_node(running.node)
-    done = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=JobStatus.finished()).first(), timeout=60,
-                    message="the job to give up")
+    done = wait_for(
+        lambda: Job.objects.filter(pk=job.pk, status__in=JobStatus.finished()).first(),
+        timeout=60,
+        message="the job to give up",
+    )
     assert done.status == JobStatus.FAILED
     assert "gave up after 2 attempts" in done.status_reason and "Worker lost" in done.error
     assert not Job.objects.filter(status__in=JobStatus.on_node()).exists()  # never left RUNNING
@@ -79,8 +89,22 @@ def test_fifty_jobs_at_once_never_push_the_cluster_past_max_nodes(owner, workspa
 
 
 REDIS_START = [
-    "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-    "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
 ]
 
 
@@ -95,8 +119,10 @@ def restart_redis():
 def test_restarting_redis_loses_no_queued_job_and_new_jobs_start_within_30_s(
     owner, workspace, agent, reconciler, broker
 ):
-    require_service(subprocess.run(["which", "redis-server"], capture_output=True).returncode == 0,
-                    "redis-server is not installed here")
+    require_service(
+        subprocess.run(["which", "redis-server"], capture_output=True).returncode == 0,
+        "redis-server is not installed here",
+    )
     cluster = make_cluster(owner, workspace, max_nodes=1)
     blocker = submit(owner, workspace, cluster, spec={"sleep_seconds": 3})
     wait_for(lambda: Job.objects.filter(pk=blocker.pk, status=JobStatus.RUNNING).exists(), timeout=60, message="run")
@@ -104,10 +130,16 @@ def test_restarting_redis_loses_no_queued_job_and_new_jobs_start_within_30_s(
     restart_redis()  # the 5 queued messages are gone with it (it keeps nothing on disk)
     after = time.monotonic()
     fresh = submit(owner, workspace, cluster)
-    wait_for(lambda: Job.objects.filter(pk=fresh.pk, running_at__isnull=False).exists(), timeout=30,
-             message=f"a new job to start within 30 s after the restart ({REDIS_URL})")
+    wait_for(
+        lambda: Job.objects.filter(pk=fresh.pk, running_at__isnull=False).exists(),
+        timeout=30,
+        message=f"a new job to start within 30 s after the restart ({REDIS_URL})",
+    )
     started_in = time.monotonic() - after
     ids = [j.pk for j in queued + [blocker, fresh]]
-    wait_for(lambda: Job.objects.filter(pk__in=ids, status=JobStatus.COMPLETED).count() == len(ids), timeout=90,
-             message="every queued job to complete")
+    wait_for(
+        lambda: Job.objects.filter(pk__in=ids, status=JobStatus.COMPLETED).count() == len(ids),
+        timeout=90,
+        message="every queued job to complete",
+    )
     assert started_in < 30

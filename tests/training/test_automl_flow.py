@@ -26,9 +26,16 @@ def penguins(workspace, owner, tmp_path):
     staged = tmp_path / "penguins.parquet"
     result = ingest(source, sniff(source, "penguins.csv"), staged)
     asset = DataAsset.objects.create(workspace=workspace, name="penguins")
-    version = DataVersion.objects.create(asset=asset, version=1, rows=result.rows, columns=len(result.schema.columns),
-                                         schema=result.schema.to_json(), profile=result.profile,
-                                         parquet_size=staged.stat().st_size, parquet_sha256="x")
+    version = DataVersion.objects.create(
+        asset=asset,
+        version=1,
+        rows=result.rows,
+        columns=len(result.schema.columns),
+        schema=result.schema.to_json(),
+        profile=result.profile,
+        parquet_size=staged.stat().st_size,
+        parquet_sha256="x",
+    )
     path = data_version_path(version)
     path.parent.mkdir(parents=True, exist_ok=True)
     staged.replace(path)
@@ -36,24 +43,45 @@ def penguins(workspace, owner, tmp_path):
 
 
 def run(owner, workspace, cluster, version, **settings):
-    options = {"timeout_s": 60, "max_trials": 6, "max_concurrent_trials": 2, "trial_timeout_s": 30,
-               "early_stop_trials": None} | settings
-    return automl_submit(actor=owner, workspace=workspace, target=cluster, data_version=version,
-                         target_column="species", settings=options, test_fraction=0.25, seed=0,
-                         register_as="penguin-model")
+    options = {
+        "timeout_s": 60,
+        "max_trials": 6,
+        "max_concurrent_trials": 2,
+        "trial_timeout_s": 30,
+        "early_stop_trials": None,
+    } | settings
+    return automl_submit(
+        actor=owner,
+        workspace=workspace,
+        target=cluster,
+        data_version=version,
+        target_column="species",
+        settings=options,
+        test_fraction=0.25,
+        seed=0,
+        register_as="penguin-model",
+    )
 
 
-def test_automl_runs_trials_in_parallel_ensembles_and_registers_the_best(owner, workspace, penguins, agent, broker,
-                                                                         reconciler):
-    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=2,
-                            max_nodes=2).target
+def test_automl_runs_trials_in_parallel_ensembles_and_registers_the_best(
+    owner, workspace, penguins, agent, broker, reconciler
+):
+    cluster = target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=2, max_nodes=2
+    ).target
     from compute.models import Node, NodeStatus
 
-    wait_for(lambda: Node.objects.filter(target=cluster, status=NodeStatus.IDLE).count() == 2, timeout=60,
-             message="two warm nodes")
+    wait_for(
+        lambda: Node.objects.filter(target=cluster, status=NodeStatus.IDLE).count() == 2,
+        timeout=60,
+        message="two warm nodes",
+    )
     parent = run(owner, workspace, cluster, penguins)
-    done = wait_for(lambda: Job.objects.filter(pk=parent.pk, status__in=JobStatus.finished()).first(), timeout=180,
-                    message="the Automated ML run to finish")
+    done = wait_for(
+        lambda: Job.objects.filter(pk=parent.pk, status__in=JobStatus.finished()).first(),
+        timeout=180,
+        message="the Automated ML run to finish",
+    )
     assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
     trials = Job.objects.filter(parent=done, kind=JobKind.AUTOML_TRIAL)
     assert trials.count() == 6 and trials.filter(status=JobStatus.COMPLETED).count() >= 5
@@ -73,8 +101,15 @@ def test_the_search_is_deterministic_for_a_seed_and_max_trials(owner, workspace,
     proposals = []
     for _ in range(2):
         parent = run(owner, workspace, cluster, penguins, max_trials=4)
-        wait_for(lambda p=parent: Job.objects.filter(pk=p.pk, status__in=JobStatus.finished()).exists(), timeout=180,
-                 message="the run to finish")
-        proposals.append([(t.spec["trial"]["algorithm"], t.spec["trial"]["params"])
-                          for t in Job.objects.filter(parent=parent, kind=JobKind.AUTOML_TRIAL).order_by("id")])
+        wait_for(
+            lambda p=parent: Job.objects.filter(pk=p.pk, status__in=JobStatus.finished()).exists(),
+            timeout=180,
+            message="the run to finish",
+        )
+        proposals.append(
+            [
+                (t.spec["trial"]["algorithm"], t.spec["trial"]["params"])
+                for t in Job.objects.filter(parent=parent, kind=JobKind.AUTOML_TRIAL).order_by("id")
+            ]
+        )
     assert proposals[0] == proposals[1] and len(proposals[0]) == 4

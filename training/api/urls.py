@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import registry, views
+from . import automl, registry, views
 
 prefix = "workspaces/<int:workspace_id>/"
 job = prefix + "jobs/<int:job_id>/"
@@ -20,6 +20,8 @@ urlpatterns = [
         name="api-job-artifact-download",
     ),
     path(job + "register/", registry.JobRegisterApi.as_view(), name="api-job-register"),
+    path(prefix + "automl/", automl.AutoMLStartApi.as_view(), name="api-automl-start"),
+    path(prefix + "automl/<int:job_id>/", automl.AutoMLRunApi.as_view(), name="api-automl-run"),
     path(prefix + "models/", registry.ModelListApi.as_view(), name="api-model-list"),
     path(prefix + "models/<int:model_id>/versions/", registry.ModelVersionListApi.as_view(), name="api-model-versions"),
     path(

@@ -13,6 +13,7 @@ from workspaces.models import DataVersion
 from .. import automl_services
 from ..datasets import check_target, load_training_data
 from ..jobkinds import CleanSpec, JobHandler
+from ..ml.columns import check_overrides
 from ..ml.ensemble import assemble_final_model, member_ids, plan_final_model
 from ..ml.explain import permutation_feature_importance
 from ..ml.metrics import classification_charts, classification_metrics
@@ -98,6 +99,7 @@ class AutoMLJob(JobHandler):
         try:
             automl = AutoMLSpec.from_dict(settings)
             automl.check()
+            check_overrides(automl.column_overrides, list(types))
         except (ValueError, TypeError) as exc:
             raise ValidationError({"automl": [str(exc)]}) from None
         fraction = spec.get("test_fraction", 0.2)

@@ -39,7 +39,8 @@ def check_hyperparameters(algorithm: str, params) -> dict:
     """Validate against the estimator's own parameters (names and sklearn's constraints)."""
     if not isinstance(params, dict):
         raise ValidationError({"hyperparameters": ["Give hyperparameters as a JSON object."]})
-    estimator = ALGORITHMS[algorithm].make({}, seed=0, class_weight=None)
+    algo = ALGORITHMS[algorithm]
+    estimator = algo.make(algo.defaults(), seed=0, class_weight=None)
     valid = estimator.get_params(deep=False)
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -134,10 +135,11 @@ class TrainJob(JobHandler):
         dropped = [f"{c['name']} ({c['dropped']})" for c in plan["columns"] if c["dropped"]]
         if dropped:
             ctx.log(f"Not used as features: {', '.join(dropped)}")
+        params = {**ALGORITHMS[spec["algorithm"]].defaults(), **spec["hyperparameters"]}
         trial = TrialSpec(
             trial_id=0,
             algorithm=spec["algorithm"],
-            params=spec["hyperparameters"],
+            params=params,
             origin="manual",
             plan=plan,
             validation=validation,

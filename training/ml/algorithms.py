@@ -71,9 +71,19 @@ class Algorithm:
     early_stopping: bool = False  # boosting rounds chosen by early stopping (see trial.fit_pipeline)
 
     def make(self, params: dict, *, seed: int, class_weight: str | None, categorical_indices=()):
-        """An unfitted estimator for ``params`` (every hyperparameter of the space must be given)."""
+        """An unfitted estimator for ``params``: every hyperparameter of the space must be given;
+        any other key is one of the estimator's own parameters (a hand-made train job sets them)."""
         cw = class_weight if self.supports_class_weight else None
-        return _FACTORIES[self.name](dict(params), seed, cw, list(categorical_indices))
+        known = {p.name for p in self.space} | {"n_estimators"}
+        extras = {k: v for k, v in params.items() if k not in known}
+        estimator = _FACTORIES[self.name](
+            {k: v for k, v in params.items() if k in known}, seed, cw, list(categorical_indices)
+        )
+        return estimator.set_params(**extras) if extras else estimator
+
+    def defaults(self) -> dict:
+        """The algorithm's first portfolio configuration: a complete, strong starting point."""
+        return dict(next(params for name, params in PORTFOLIO if name == self.name))
 
 
 def _logistic(p, seed, cw, cats):

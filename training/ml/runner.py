@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import modelio
-from .ensemble import assemble_final_model, member_ids, plan_final_model, selection_seconds_estimate
+from .ensemble import MAX_MEMBERS, assemble_final_model, member_ids, plan_final_model, selection_seconds_estimate
 from .metrics import classification_charts, classification_metrics
 from .search import AutoMLSearch, AutoMLSpec, automl_setup, estimate_refit_seconds
 from .trial import TrialResult, TrialSpec, fit_final_pipeline, predict_proba_aligned, run_trial
@@ -39,6 +39,7 @@ from .validation import split_test, validation_rows
 TIMEOUT_GRACE_S = 2.0
 ASSEMBLY_RESERVE_S = 1.0
 REFIT_SAFETY = 1.3  # a refit is only started if 1.3x its estimated time fits in the budget
+MODEL_TRANSFER_S = 0.6  # saving and loading one member's skops file (a 200-tree forest: ~0.5 s)
 
 
 @dataclass
@@ -217,9 +218,10 @@ def run_automl(
         library = search.ensemble_library()
         refit = 0.0
         if method == "cv":
-            refit = estimate_refit_seconds(search, library[:6]) / max(n_workers, 1) * REFIT_SAFETY
+            likely = library[:MAX_MEMBERS]
+            refit = _refit_seconds(search, likely) / max(n_workers, 1)
         elif method == "holdout":  # reserve for the best member; the others refit if time allows
-            refit = estimate_refit_seconds(search, library[:1]) * REFIT_SAFETY
+            refit = _refit_seconds(search, library[:1])
         selection = selection_seconds_estimate(len(y_eval), len(setup["classes"]), len(library))
         return refit + selection + ASSEMBLY_RESERVE_S
 
@@ -297,6 +299,11 @@ def run_automl(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _refit_seconds(search, ids) -> float:
+    """Pessimistic wall time to refit trials and ship them back as skops files."""
+    return estimate_refit_seconds(search, ids) * REFIT_SAFETY + MODEL_TRANSFER_S * len(ids)
+
+
 def _materialise(model):
     """A trial model kept in memory, or loaded from the skops file a worker wrote."""
     if isinstance(model, tuple):
@@ -346,7 +353,7 @@ class _Refits:
                 i = self.queue.pop(0)
                 self.sent.add(i)
                 left = self.deadline - time.monotonic()
-                if estimate_refit_seconds(self.search, [i]) * REFIT_SAFETY > left:
+                if _refit_seconds(self.search, [i]) > left:
                     self.failed.add(i)  # would not finish in time: the member is dropped
                     continue
                 payload = (self.search.trial(i).to_dict(), self.search.results[i].to_dict())

@@ -1,0 +1,68 @@
+"""In Chromium: create a cluster (min 0, max 2), submit a train job on a data asset, watch the node
+start and the job go QUEUED → RUNNING → COMPLETED with its log and metrics live, then the node stop
+after the idle timeout; the usage page shows the node time."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from compute.models import ComputeTarget, Node, NodeStatus
+from tests.conftest import login, wait_for
+from tests.training.test_automl_flow import penguins  # noqa: F401 - the data fixture
+from training.models import Job, JobEvent
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+def test_cluster_train_job_live_and_scale_to_zero(new_page, owner, workspace, penguins, agent, broker):  # noqa: F811
+    page = new_page()
+    login(page, "alice")
+    page.goto(f"/w/{workspace.pk}/compute/new/?kind=cluster")
+    page.fill("input[name=name]", "cpu-cluster-2")
+    page.fill("input[name=min_nodes]", "0")
+    page.fill("input[name=max_nodes]", "2")
+    page.fill("input[name=idle_seconds_before_scaledown]", "4")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(re.compile(r"/compute/\d+/$"))
+    cluster = ComputeTarget.objects.get(name="cpu-cluster-2")
+    expect(page.get_by_test_id("node-table")).to_have_count(0)  # scaled to zero: no nodes yet
+
+    page.goto(f"/w/{workspace.pk}/jobs/new/?kind=train")
+    page.select_option("select[name=target]", str(cluster.pk))
+    page.select_option("select[name=data_version_id]", str(penguins.pk))
+    page.fill("input[name=target_column]", "species")
+    page.select_option("select[name=algorithm]", "random_forest")
+    page.fill("textarea[name=hyperparameters]", '{"n_estimators": 60, "max_depth": 6}')
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    job = Job.objects.get(kind="train")
+
+    # Live: the status moves on without a reload, the log and the metrics appear.
+    expect(page.get_by_test_id("job-status")).to_have_text("Completed", timeout=90_000)
+    expect(page.get_by_test_id("job-log")).to_contain_text("Training Random forest")
+    expect(page.get_by_test_id("job-log")).to_contain_text("Packaged model.skops")
+    page.reload()
+    expect(page.get_by_test_id("job-metrics")).to_contain_text("accuracy")
+    expect(page.locator("[data-chart=result-confusion] .main-svg").first).to_be_visible()
+    expect(page.locator("[data-chart=result-roc] .main-svg").first).to_be_visible()
+    expect(page.get_by_test_id("job-artifacts")).to_contain_text("model.skops")
+    statuses = list(JobEvent.objects.filter(job=job).values_list("status", flat=True))
+    assert statuses == ["queued", "starting", "running", "completed"]
+
+    # The node started for the job and stops after 4 idle seconds.
+    page.goto(f"/w/{workspace.pk}/compute/{cluster.pk}/")
+    node = Node.objects.get(target=cluster)
+    expect(page.get_by_test_id("node-table")).to_contain_text(node.name)
+    wait_for(
+        lambda: Node.objects.filter(pk=node.pk, status=NodeStatus.STOPPED).exists(),
+        timeout=60,
+        message="the idle node to stop",
+    )
+    expect(page.get_by_test_id("node-status").first).to_have_text("Stopped", timeout=10_000)
+
+    page.goto(f"/w/{workspace.pk}/compute/usage/")
+    expect(page.get_by_test_id("usage-table")).to_contain_text("cpu-cluster-2")
+    hours = float(page.get_by_test_id("month-hours").inner_text())
+    assert hours > 0

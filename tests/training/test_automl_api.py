@@ -1,0 +1,96 @@
+"""Starting Automated ML through the API: validation of every setting, before anything runs."""
+
+import pytest
+
+from compute.models import TargetKind
+from compute.services import target_create
+from training.models import Job, JobKind
+from workspaces.models import DataAsset, DataVersion
+
+pytestmark = pytest.mark.django_db
+
+SCHEMA = {
+    "version": 1,
+    "columns": [
+        {"name": "age", "semantic_type": "numeric", "physical_type": "double", "excluded": False},
+        {"name": "plan", "semantic_type": "categorical", "physical_type": "string", "excluded": False},
+        {"name": "churn", "semantic_type": "categorical", "physical_type": "string", "excluded": False},
+    ],
+}
+
+
+@pytest.fixture
+def setup(owner, workspace):
+    asset = DataAsset.objects.create(workspace=workspace, name="customers")
+    version = DataVersion.objects.create(asset=asset, version=1, rows=100, columns=3, schema=SCHEMA)
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    return version, cluster
+
+
+def start(client, workspace, payload):
+    return client.post(f"/api/v1/workspaces/{workspace.pk}/automl/", payload, format="json")
+
+
+def test_a_run_is_queued_with_its_settings_and_the_schema_types(api, contributor, workspace, setup):
+    version, cluster = setup
+    response = start(
+        api(contributor),
+        workspace,
+        {
+            "data_version": version.pk,
+            "target_column": "churn",
+            "target": cluster.pk,
+            "settings": {"timeout_s": 120, "primary_metric": "accuracy"},
+        },
+    )
+    assert response.status_code == 201, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.kind == JobKind.AUTOML and job.data_version == version
+    assert job.spec["automl"]["primary_metric"] == "accuracy" and job.spec["automl"]["timeout_s"] == 120
+    assert job.spec["automl"]["column_types"] == {"age": "numeric", "plan": "categorical"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"target_column": "nope"}, "target_column"),
+        ({"data_version": 999999}, None),
+        ({"target": 999999}, "target"),
+        ({"settings": {"primary_metric": "r2"}}, "settings"),
+        ({"settings": {"allowed_algorithms": ["quantum_forest"]}}, "automl"),
+        ({"settings": {"column_overrides": {"ghost": {"exclude": True}}}}, "automl"),
+        ({"test_fraction": 0.9}, "test_fraction"),
+        ({"register_as": "bad name!"}, "register_as"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_field(api, owner, workspace, setup, change, field):
+    version, cluster = setup
+    payload = {"data_version": version.pk, "target_column": "churn", "target": cluster.pk} | change
+    response = start(api(owner), workspace, payload)
+    assert response.status_code in (400, 404), response.content
+    if field:
+        assert field in response.json()["error"]["fields"], response.json()
+    assert not Job.objects.exists()
+
+
+def test_a_reader_cannot_start_a_run(api, reader, workspace, setup):
+    version, cluster = setup
+    response = start(
+        api(reader), workspace, {"data_version": version.pk, "target_column": "churn", "target": cluster.pk}
+    )
+    assert response.status_code == 403
+
+
+def test_the_wizard_page_and_its_column_fragment(client, owner, workspace, setup):
+    version, _ = setup
+    version.profile = {
+        "column_profiles": [
+            {"name": "churn", "top_values": [{"value": "no", "count": 70}, {"value": "yes", "count": 30}]}
+        ]
+    }
+    version.save()
+    client.force_login(owner)
+    assert client.get(f"/w/{workspace.pk}/jobs/automl/new/").status_code == 200
+    fragment = client.get(f"/w/{workspace.pk}/jobs/automl/columns/?data_version_id={version.pk}&target_column=churn")
+    html = fragment.content.decode()
+    assert "70.0%" in html and "30.0%" in html and "override_type_" in html

@@ -1,0 +1,141 @@
+"""Automated ML API: start a run; read its guardrails, live leaderboard and best model."""
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from compute.models import ComputeTarget
+from studio.api.base import WorkspaceApiView
+from workspaces.data_selectors import data_version_get_by_id
+
+from .. import automl_services
+from ..automl_views import automl_context
+from ..models import JobKind
+from ..selectors import job_get
+from .serializers import JobOut
+
+
+class AutoMLSettingsIn(serializers.Serializer):
+    primary_metric = serializers.ChoiceField(
+        choices=[
+            "accuracy",
+            "auc_weighted",
+            "balanced_accuracy",
+            "f1_weighted",
+            "average_precision_weighted",
+            "log_loss",
+        ],
+        default="auc_weighted",
+    )
+    validation = serializers.ChoiceField(choices=["auto", "cv", "holdout"], default="auto")
+    n_folds = serializers.IntegerField(min_value=2, max_value=20, required=False, allow_null=True)
+    holdout_fraction = serializers.FloatField(min_value=0.05, max_value=0.5, required=False, allow_null=True)
+    timeout_s = serializers.FloatField(min_value=10, max_value=86400, default=600)
+    trial_timeout_s = serializers.FloatField(min_value=5, max_value=86400, default=120)
+    max_trials = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+    max_concurrent_trials = serializers.IntegerField(min_value=1, max_value=64, default=2)
+    metric_threshold = serializers.FloatField(required=False, allow_null=True)
+    early_stop_trials = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    allowed_algorithms = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    blocked_algorithms = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    column_overrides = serializers.DictField(
+        child=serializers.DictField(), required=False, help_text='{column: {"type"?, "impute"?, "exclude"?}}'
+    )
+
+
+class AutoMLIn(serializers.Serializer):
+    data_version = serializers.IntegerField(help_text="Id of a data version of this workspace.")
+    target_column = serializers.CharField(max_length=200)
+    target = serializers.IntegerField(help_text="Id of a compute cluster of this workspace.")
+    settings = AutoMLSettingsIn(required=False)
+    validation_data_version = serializers.IntegerField(required=False, allow_null=True)
+    test_fraction = serializers.FloatField(min_value=0, max_value=0.45, default=0.2)
+    seed = serializers.IntegerField(default=0)
+    register_as = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    experiment = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class AutoMLStartApi(WorkspaceApiView):
+    @extend_schema(request=AutoMLIn, responses={201: JobOut}, summary="Start an Automated ML run (classification)")
+    def post(self, request, workspace_id):
+        data = AutoMLIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        target = ComputeTarget.objects.filter(workspace=self.workspace, pk=values["target"]).first()
+        if target is None:
+            raise ValidationError({"target": ["This workspace has no compute target with that id."]})
+        if "settings" in values:
+            settings = dict(values["settings"])
+        else:
+            defaults = AutoMLSettingsIn(data={})
+            defaults.is_valid(raise_exception=True)
+            settings = dict(defaults.validated_data)
+        settings = {k: v for k, v in settings.items() if v is not None}
+        validation_version = (
+            data_version_get_by_id(workspace=self.workspace, version_id=values["validation_data_version"])
+            if values.get("validation_data_version")
+            else None
+        )
+        job = automl_services.automl_submit(
+            actor=request.user,
+            workspace=self.workspace,
+            target=target,
+            data_version=data_version_get_by_id(workspace=self.workspace, version_id=values["data_version"]),
+            target_column=values["target_column"],
+            settings=settings,
+            test_fraction=values["test_fraction"],
+            seed=values["seed"],
+            validation_data_version=validation_version,
+            experiment_name=values.get("experiment"),
+            display_name=values["display_name"],
+            register_as=values["register_as"],
+        )
+        return Response(JobOut(job).data, status=status.HTTP_201_CREATED)
+
+
+class AutoMLRunApi(WorkspaceApiView):
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="A run's guardrails, live leaderboard and best model (poll while it runs)",
+    )
+    def get(self, request, workspace_id, job_id):
+        job = job_get(workspace=self.workspace, job_id=job_id)
+        if job.kind != JobKind.AUTOML:
+            raise ValidationError({"job_id": [f"Job #{job.pk} is not an Automated ML run."]})
+        context = automl_context(job)
+        final = context["final"]
+        return Response(
+            {
+                "run": JobOut(job).data,
+                "guardrails": context["guardrails"],
+                "validation": context["setup"].get("validation"),
+                "first_trial_seconds": context["first_trial_s"],
+                "leaderboard": [
+                    {
+                        "trial_id": r["trial_id"],
+                        "job": r["job"].pk,
+                        "status": r["job"].status,
+                        "algorithm": r["algorithm"],
+                        "params": r["params"],
+                        "score": r["score"],
+                        "metrics": r["metrics"],
+                        "duration_seconds": r["duration"],
+                        "error": r["error"],
+                    }
+                    for r in context["leaderboard"]
+                ],
+                "best_model": {
+                    "job": final.pk,
+                    "status": final.status,
+                    "kind": final.result.get("final_kind"),
+                    "members": final.result.get("members"),
+                    "test_metrics": final.result.get("test_metrics"),
+                    "validation_score": final.result.get("validation_score"),
+                }
+                if final
+                else None,
+            }
+        )
