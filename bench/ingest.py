@@ -40,20 +40,26 @@ def generate_csv(path: Path, rows: int, seed: int = 0) -> None:
     with open(path, "w") as fh:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
-            frame = pd.DataFrame({
-                "id": np.arange(start, start + n),
-                **{f"x{i}": rng.normal(i, 1 + i, n).round(4) for i in range(8)},
-                **{f"count{i}": rng.integers(0, 1000, n) for i in range(3)},
-                "city": rng.choice(["Oslo", "Lima", "Pune", "Kyiv", "Quito", "Hanoi"], n),
-                "segment": rng.choice([f"s{i}" for i in range(40)], n),
-                "plan": rng.choice(["free", "pro", "team"], n),
-                "active": rng.choice(["yes", "no"], n),
-                "signup": (pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500 * 86400, n), unit="s"))
-                .strftime("%Y-%m-%d %H:%M:%S"),
-                "last_seen": (pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D"))
-                .strftime("%Y-%m-%d"),
-                "note": rng.choice(["called twice", "asked for a refund", "happy customer", "no answer", "moved"], n),
-            })
+            frame = pd.DataFrame(
+                {
+                    "id": np.arange(start, start + n),
+                    **{f"x{i}": rng.normal(i, 1 + i, n).round(4) for i in range(8)},
+                    **{f"count{i}": rng.integers(0, 1000, n) for i in range(3)},
+                    "city": rng.choice(["Oslo", "Lima", "Pune", "Kyiv", "Quito", "Hanoi"], n),
+                    "segment": rng.choice([f"s{i}" for i in range(40)], n),
+                    "plan": rng.choice(["free", "pro", "team"], n),
+                    "active": rng.choice(["yes", "no"], n),
+                    "signup": (
+                        pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1500 * 86400, n), unit="s")
+                    ).strftime("%Y-%m-%d %H:%M:%S"),
+                    "last_seen": (
+                        pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D")
+                    ).strftime("%Y-%m-%d"),
+                    "note": rng.choice(
+                        ["called twice", "asked for a refund", "happy customer", "no answer", "moved"], n
+                    ),
+                }
+            )
             for col in frame.columns[1:]:
                 mask = rng.random(n) < 0.05
                 frame[col] = frame[col].astype(object).where(~mask, None)
@@ -66,8 +72,9 @@ def baseline_seconds(path: Path) -> float:
         f"t = time.perf_counter(); pd.read_csv({str(path)!r}).describe(include='all'); "
         "print(time.perf_counter() - t)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, **SINGLE})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **SINGLE}
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -80,9 +87,11 @@ def free_port() -> int:
 def upload(port: int, workspace_id: int, token: str, path: Path) -> dict:
     """POST the file as multipart/form-data, streamed in 1 MiB chunks (the API streams it to disk)."""
     boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nbench\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            "Content-Type: text/csv\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nbench\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     size = len(head) + path.stat().st_size + len(tail)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -111,8 +120,9 @@ def get(port: int, url: str, token: str) -> dict:
 
 def peak_rss_bytes(pid: int) -> int:
     """The highest VmHWM among the node's processes (its job runs in a prefork child)."""
-    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                                    text=True).stdout.split()]
+    pids = [pid] + [
+        int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    ]
     peak = 0
     for p in pids:
         try:
@@ -163,9 +173,23 @@ def main():
     target_update(actor=user, target=cluster, min_nodes=1)  # a warm node, as a busy studio has
 
     port = free_port()
-    web = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "studio.wsgi:application", "--bind",
-                            f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "--log-level", "warning"],
-                           cwd=REPO, env={**os.environ}, start_new_session=True)
+    web = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "studio.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env={**os.environ},
+        start_new_session=True,
+    )
     agent = LocalAgent(log_dir=str(work))
     stop = threading.Event()
 
@@ -195,7 +219,9 @@ def main():
         small.write_text("\n".join(csv.read_text(errors="ignore")[:200_000].splitlines()[:1000]) + "\n")
         body = upload(port, workspace.pk, token, small)
         while get(port, f"/api/v1/workspaces/{workspace.pk}/ingests/{body['id']}/", token)["status"] not in (
-            "ready", "failed"):
+            "ready",
+            "failed",
+        ):
             time.sleep(0.05)
 
         studio_times, baselines = [], []
@@ -213,8 +239,10 @@ def main():
             if state["status"] != "ready":
                 raise RuntimeError(f"ingest failed: {state['error']}")
             studio_times.append(total)
-            print(f"round {round_number + 1}: baseline {baselines[-1]:.2f} s; studio {total:.2f} s "
-                  f"(upload {uploaded:.2f} s, ingest {total - uploaded:.2f} s)")
+            print(
+                f"round {round_number + 1}: baseline {baselines[-1]:.2f} s; studio {total:.2f} s "
+                f"(upload {uploaded:.2f} s, ingest {total - uploaded:.2f} s)"
+            )
         node = Node.objects.filter(target=cluster, status__in=NodeStatus.live()).first()
         peak = peak_rss_bytes(node.pid)
     finally:
@@ -233,8 +261,10 @@ def main():
     print(f"studio upload → profiled and ready:                 {studio_s:.2f} s (median) = {ratio:.2f}× the baseline")
     print(f"worker peak memory: {peak / 1e6:.0f} MB = {memory:.2f}× the CSV")
     met = ratio <= 1.0 and memory <= 3.0
-    print(f"BENCH ingest studio_s={studio_s:.2f} baseline_s={baseline_s:.2f} ratio={ratio:.2f} "
-          f"peak_rss_x_csv={memory:.2f} goals={'met' if met else 'missed'}")
+    print(
+        f"BENCH ingest studio_s={studio_s:.2f} baseline_s={baseline_s:.2f} ratio={ratio:.2f} "
+        f"peak_rss_x_csv={memory:.2f} goals={'met' if met else 'missed'}"
+    )
 
 
 if __name__ == "__main__":

@@ -68,10 +68,14 @@ def use_broker(kind: str, data_dir: Path, redis_url: str) -> dict:
             for sub in ("queue", "processed", "control"):
                 (broker / sub).mkdir(parents=True, exist_ok=True)
             options = {
-                "data_folder_in": str(broker / "queue"), "data_folder_out": str(broker / "queue"),
-                "processed_folder": str(broker / "processed"), "control_folder": str(broker / "control"),
-                "store_processed": False, "polling_interval": settings.CELERY_BROKER_TRANSPORT_OPTIONS.get(
-                    "polling_interval", 0.05) if settings.EMBEDDED_BROKER else 0.05,
+                "data_folder_in": str(broker / "queue"),
+                "data_folder_out": str(broker / "queue"),
+                "processed_folder": str(broker / "processed"),
+                "control_folder": str(broker / "control"),
+                "store_processed": False,
+                "polling_interval": settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("polling_interval", 0.05)
+                if settings.EMBEDDED_BROKER
+                else 0.05,
             }
     app.conf.broker_url = url
     app.conf.broker_transport_options = options
@@ -130,8 +134,15 @@ def run_broker(kind: str, args, data_dir: Path) -> dict:
     env |= {"DATABASE_URL": database_url, "STUDIO_DATA_DIR": str(data_dir)}
     user = get_user_model().objects.create_user(f"bench-{kind}-{time.time_ns()}")
     workspace = workspace_create(actor=user, name=f"bench {kind}")
-    cluster = target_create(actor=user, workspace=workspace, kind=TargetKind.CLUSTER, name="bench", min_nodes=0,
-                            max_nodes=2, idle_seconds_before_scaledown=600).target
+    cluster = target_create(
+        actor=user,
+        workspace=workspace,
+        kind=TargetKind.CLUSTER,
+        name="bench",
+        min_nodes=0,
+        max_nodes=2,
+        idle_seconds_before_scaledown=600,
+    ).target
 
     def submit():
         return job_submit(actor=user, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec={})
@@ -165,8 +176,9 @@ def run_broker(kind: str, args, data_dir: Path) -> dict:
         for _ in range(args.samples):
             check = WorkerCheck.objects.create(broker=kind)
             worker_canary_task.apply_async(args=[check.pk], queue=cluster.queue, routing_key=cluster.queue)
-            check = wait(lambda c=check: WorkerCheck.objects.filter(pk=c.pk, completed_at__isnull=False).first(), 30,
-                         "canary")
+            check = wait(
+                lambda c=check: WorkerCheck.objects.filter(pk=c.pk, completed_at__isnull=False).first(), 30, "canary"
+            )
             bare.append((check.completed_at - check.requested_at).total_seconds())
         figures["bare_task_p50_ms"] = 1000 * statistics.median(bare)
         figures["overhead_ratio"] = figures["job_roundtrip_p50_ms"] / figures["bare_task_p50_ms"]
@@ -207,19 +219,30 @@ def main():
         print(f"\n[{kind} broker]")
         print(f"  submit → RUNNING, warm node:   p50 {f['warm_p50_ms']:.1f} ms   p95 {f['warm_p95_ms']:.1f} ms")
         print(f"  submit → RUNNING, zero nodes:  {f['cold_s']:.2f} s")
-        print(f"  200 jobs through 2 nodes:      {f['burst_jobs_per_s']:.1f} jobs/s ({f['burst_failed']} not completed)")
+        print(
+            f"  200 jobs through 2 nodes:      {f['burst_jobs_per_s']:.1f} jobs/s ({f['burst_failed']} not completed)"
+        )
         print(f"  job submit → COMPLETED p50:    {f['job_roundtrip_p50_ms']:.1f} ms")
-        print(f"  bare Celery task round trip:   {f['bare_task_p50_ms']:.1f} ms  (overhead ratio {f['overhead_ratio']:.2f}×)")
+        print(
+            f"  bare Celery task round trip:   {f['bare_task_p50_ms']:.1f} ms  (overhead ratio {f['overhead_ratio']:.2f}×)"
+        )
 
     main_kind = "redis" if "redis" in results else next(iter(results))
     f = results[main_kind]
-    met = (f["warm_p50_ms"] <= 150 and f["warm_p95_ms"] <= 500 and f["cold_s"] <= 5
-           and f["burst_jobs_per_s"] >= 20 and f["burst_failed"] == 0)
+    met = (
+        f["warm_p50_ms"] <= 150
+        and f["warm_p95_ms"] <= 500
+        and f["cold_s"] <= 5
+        and f["burst_jobs_per_s"] >= 20
+        and f["burst_failed"] == 0
+    )
     extra = ""
     if "embedded" in results and main_kind != "embedded":
         e = results["embedded"]
-        extra = (f" embedded_warm_p50_ms={e['warm_p50_ms']:.1f} embedded_cold_s={e['cold_s']:.2f}"
-                 f" embedded_jobs_per_s={e['burst_jobs_per_s']:.1f}")
+        extra = (
+            f" embedded_warm_p50_ms={e['warm_p50_ms']:.1f} embedded_cold_s={e['cold_s']:.2f}"
+            f" embedded_jobs_per_s={e['burst_jobs_per_s']:.1f}"
+        )
     print(
         f"\nBENCH jobs broker={main_kind} warm_p50_ms={f['warm_p50_ms']:.1f} warm_p95_ms={f['warm_p95_ms']:.1f}"
         f" cold_s={f['cold_s']:.2f} jobs_per_s={f['burst_jobs_per_s']:.1f}"

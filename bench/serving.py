@@ -76,15 +76,39 @@ def wrk(url: str, body: Path, *, connections: int, seconds: int, key: str | None
     script = work / f"wrk-{connections}-{body.stem}.lua"
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
     script.write_text(WRK_LUA.format(auth=auth, body=body))
-    out = subprocess.run(["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
-                          "--latency", "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(min(connections, 2)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     match = re.search(r"STATS (\d+) (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)", out)
     if not match:
         raise RuntimeError(f"wrk printed no stats:\n{out}")
     requests, bad_status, socket_errors, duration_us = (int(match.group(i)) for i in range(1, 5))
     p50, p90, p99, mean = (float(match.group(i)) / 1000 for i in range(5, 9))
-    return {"requests": requests, "rps": requests / (duration_us / 1e6), "non_2xx": bad_status,
-            "socket_errors": socket_errors, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": mean}
+    return {
+        "requests": requests,
+        "rps": requests / (duration_us / 1e6),
+        "non_2xx": bad_status,
+        "socket_errors": socket_errors,
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "mean_ms": mean,
+    }
 
 
 def ensure_mlflow_venv() -> Path:
@@ -92,15 +116,21 @@ def ensure_mlflow_venv() -> Path:
     if not (MLFLOW_VENV / "bin" / "mlflow").exists():
         print(f"setting up MLflow in {MLFLOW_VENV} (once)")
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        pins = [f"{name}=={__import__('importlib.metadata').metadata.version(name)}"
-                for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy")]
+        pins = [
+            f"{name}=={__import__('importlib.metadata').metadata.version(name)}"
+            for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy")
+        ]
         subprocess.run([str(python), "-m", "pip", "install", "-q", "mlflow", *pins], check=True)
     return python
 
 
 def export_model(work: Path) -> dict:
-    subprocess.run([sys.executable, str(REPO / "bench" / "serving_engine.py"), "--quick", "--export", str(work)],
-                   check=True, env={**os.environ, **SINGLE}, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "bench" / "serving_engine.py"), "--quick", "--export", str(work)],
+        check=True,
+        env={**os.environ, **SINGLE},
+        capture_output=True,
+    )
     return json.loads((work / "manifest.json").read_text())
 
 
@@ -115,12 +145,32 @@ def start_mlflow(work: Path, manifest: dict, port: int) -> subprocess.Popen:
             "from training.ml.modelio import load_model\n"
             "mlflow.sklearn.save_model(load_model(sys.argv[1], sys.argv[2]), sys.argv[3])\n"
         )
-        subprocess.run([str(python), "-c", code, str(work / "model.skops"), manifest["model_sha256"], str(model_dir)],
-                       check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        subprocess.run(
+            [str(python), "-c", code, str(work / "model.skops"), manifest["model_sha256"], str(model_dir)],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
     env = {**os.environ, **SINGLE, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
-    proc = subprocess.Popen([str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "-p",
-                             str(port), "-h", "127.0.0.1", "--env-manager", "local"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(MLFLOW_VENV / "bin" / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(model_dir),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "--env-manager",
+            "local",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_http(port, "/ping")
     return proc
 
@@ -147,9 +197,15 @@ def start_studio(work: Path, manifest: dict, port: int, workers: int, threads: i
     workspace = workspace_create(actor=user, name="bench")
     signature = json.loads((work / "signature.json").read_text())
     model = RegisteredModel.objects.create(workspace=workspace, name="bench-model")
-    version = ModelVersion.objects.create(model=model, version=1, algorithm="hist_gradient_boosting",
-                                          signature=signature, classes=signature["classes"],
-                                          sha256=manifest["model_sha256"], onnx_sha256=manifest["onnx_sha256"])
+    version = ModelVersion.objects.create(
+        model=model,
+        version=1,
+        algorithm="hist_gradient_boosting",
+        signature=signature,
+        classes=signature["classes"],
+        sha256=manifest["model_sha256"],
+        onnx_sha256=manifest["onnx_sha256"],
+    )
     folder = model_version_dir(version)
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("model.skops", "model.onnx", "signature.json"):
@@ -158,9 +214,21 @@ def start_studio(work: Path, manifest: dict, port: int, workers: int, threads: i
     created = endpoint_create(actor=user, workspace=workspace, name="bench", requests_per_minute=1_000_000)
     deployment_create(actor=user, endpoint=created.endpoint, name="blue", model_version=version, target=inference)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "studio.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads), "--log-level", "warning"],
-        cwd=REPO, env={**os.environ}, start_new_session=True,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "studio.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env={**os.environ},
+        start_new_session=True,
     )
     wait_http(port, "/health/")
     return proc, created.primary
@@ -168,8 +236,9 @@ def start_studio(work: Path, manifest: dict, port: int, workers: int, threads: i
 
 def rss_mb(pid: int) -> float:
     total = 0
-    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                                    text=True).stdout.split()]
+    pids = [pid] + [
+        int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    ]
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -199,8 +268,10 @@ def measure(name: str, url: str, key: str | None, work: Path, seconds: int) -> d
     }
     results["rows100_c4"]["rows_per_s"] = results["rows100_c4"]["rps"] * 100
     for label, r in results.items():
-        print(f"  {name:<7} {label:<11} {r['rps']:>9.1f} req/s  p50 {r['p50_ms']:>7.2f} ms  p90 {r['p90_ms']:>7.2f} ms  "
-              f"p99 {r['p99_ms']:>8.2f} ms  non-2xx {r['non_2xx']}  socket errors {r['socket_errors']}")
+        print(
+            f"  {name:<7} {label:<11} {r['rps']:>9.1f} req/s  p50 {r['p50_ms']:>7.2f} ms  p90 {r['p90_ms']:>7.2f} ms  "
+            f"p99 {r['p99_ms']:>8.2f} ms  non-2xx {r['non_2xx']}  socket errors {r['socket_errors']}"
+        )
     return results
 
 
@@ -216,9 +287,10 @@ def main():
     os.environ.update(SINGLE)
     work = Path(tempfile.mkdtemp(prefix="studio-bench-serving-"))
     manifest = export_model(work)
-    print(f"model: {manifest['model']} with a verified ONNX twin (max diff {manifest['conversion']['max_abs_diff']:.1e}); "
-          f"in-process score of 1 row (validation + ONNX): {manifest['figures_ms']['score_1row_ms']:.3f} ms")
-    figures = {"floor_ms": manifest["figures_ms"]["score_1row_ms"]}
+    print(
+        f"model: {manifest['model']} with a verified ONNX twin (max diff {manifest['conversion']['max_abs_diff']:.1e}); "
+        f"in-process score of 1 row (validation + ONNX): {manifest['figures_ms']['score_1row_ms']:.3f} ms"
+    )
     mlflow = None
     if not args.skip_mlflow:
         port = free_port()
@@ -233,15 +305,20 @@ def main():
     try:
         studio = measure("studio", url, key, work, args.seconds)
         load = wrk(url, work / "payload_1.json", connections=32, seconds=args.load_seconds, key=key, work=work)
-        print(f"  load c32 {args.load_seconds} s: {load['rps']:.1f} req/s, p99 {load['p99_ms']:.1f} ms, "
-              f"non-2xx {load['non_2xx']}, socket errors {load['socket_errors']}")
+        print(
+            f"  load c32 {args.load_seconds} s: {load['rps']:.1f} req/s, p99 {load['p99_ms']:.1f} ms, "
+            f"non-2xx {load['non_2xx']}, socket errors {load['socket_errors']}"
+        )
         soak = None
         if args.soak:
             # Half capacity: wrk cannot pace requests, so use fewer connections than the c16 run saturates.
             samples = []
             started = time.monotonic()
-            soak_proc = subprocess.Popen(["wrk", "-t", "1", "-c", "2", "-d", f"{args.soak}s", "-s",
-                                          str(work / "wrk-1-payload_1.lua"), url], stdout=subprocess.PIPE, text=True)
+            soak_proc = subprocess.Popen(
+                ["wrk", "-t", "1", "-c", "2", "-d", f"{args.soak}s", "-s", str(work / "wrk-1-payload_1.lua"), url],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             while soak_proc.poll() is None:
                 samples.append((round(time.monotonic() - started), rss_mb(proc.pid)))
                 time.sleep(max(1, args.soak // 60))
@@ -249,10 +326,17 @@ def main():
             match = re.search(r"STATS (\d+) (\d+) (\d+)", out)
             first = samples[len(samples) // 10][1] if samples else 0
             last = samples[-1][1] if samples else 0
-            soak = {"requests": int(match.group(1)) if match else 0, "non_2xx": int(match.group(2)) if match else -1,
-                    "rss_start_mb": first, "rss_end_mb": last, "samples": samples}
-            print(f"  soak {args.soak} s at c2: {soak['requests']:,} requests, non-2xx {soak['non_2xx']}; memory "
-                  f"{first:.0f} MB (after warm-up) → {last:.0f} MB at the end")
+            soak = {
+                "requests": int(match.group(1)) if match else 0,
+                "non_2xx": int(match.group(2)) if match else -1,
+                "rss_start_mb": first,
+                "rss_end_mb": last,
+                "samples": samples,
+            }
+            print(
+                f"  soak {args.soak} s at c2: {soak['requests']:,} requests, non-2xx {soak['non_2xx']}; memory "
+                f"{first:.0f} MB (after warm-up) → {last:.0f} MB at the end"
+            )
     finally:
         stop(proc)
 
@@ -264,15 +348,24 @@ def main():
         print(f"1-row throughput at c16: {c16_ratio:.1f}× MLflow's (goal ≥ 10×)")
         print(f"p50 at c1: {p50_ratio:.3f} of MLflow's (goal ≤ 0.2)")
         print(f"100-row rows/s at c4: {rows_ratio:.1f}× MLflow's (goal ≥ 3×)")
-        met = c16_ratio >= 10 and p50_ratio <= 0.2 and rows_ratio >= 3 and load["non_2xx"] == 0 and \
-            load["socket_errors"] == 0
-        print(f"BENCH serving c16_ratio={c16_ratio:.1f} p50_ratio={p50_ratio:.3f} rows100_ratio={rows_ratio:.1f} "
-              f"studio_c16_rps={studio['c16']['rps']:.0f} mlflow_c16_rps={mlflow['c16']['rps']:.0f} "
-              f"studio_c1_p50_ms={studio['c1']['p50_ms']:.2f} mlflow_c1_p50_ms={mlflow['c1']['p50_ms']:.2f} "
-              f"load_c32_errors={load['non_2xx'] + load['socket_errors']} goals={'met' if met else 'missed'}")
+        met = (
+            c16_ratio >= 10
+            and p50_ratio <= 0.2
+            and rows_ratio >= 3
+            and load["non_2xx"] == 0
+            and load["socket_errors"] == 0
+        )
+        print(
+            f"BENCH serving c16_ratio={c16_ratio:.1f} p50_ratio={p50_ratio:.3f} rows100_ratio={rows_ratio:.1f} "
+            f"studio_c16_rps={studio['c16']['rps']:.0f} mlflow_c16_rps={mlflow['c16']['rps']:.0f} "
+            f"studio_c1_p50_ms={studio['c1']['p50_ms']:.2f} mlflow_c1_p50_ms={mlflow['c1']['p50_ms']:.2f} "
+            f"load_c32_errors={load['non_2xx'] + load['socket_errors']} goals={'met' if met else 'missed'}"
+        )
     else:
-        print(f"BENCH serving studio_c16_rps={studio['c16']['rps']:.0f} studio_c1_p50_ms={studio['c1']['p50_ms']:.2f} "
-              f"goals=missed")
+        print(
+            f"BENCH serving studio_c16_rps={studio['c16']['rps']:.0f} studio_c1_p50_ms={studio['c1']['p50_ms']:.2f} "
+            f"goals=missed"
+        )
 
 
 if __name__ == "__main__":

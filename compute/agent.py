@@ -140,11 +140,15 @@ class LocalAgent:
                 services.node_mark_stopped(node_id=node_id, reason=f"worker process exited (code {code})", lost=True)
                 log.warning("node-%s exited unexpectedly with code %s", node_id, code)
 
-    def stop_all(self, timeout: float = 10) -> None:
-        """Stop every node process this agent started (on Ctrl-C of the run command)."""
+    def stop_all(self, timeout: float = 10, *, kill: bool = False) -> None:
+        """Stop every node process this agent started (on Ctrl-C of the run command): a warm
+        shutdown that lets a running job finish within `timeout`, or at once with `kill`."""
         for proc in self.children.values():
             if proc.poll() is None:
-                proc.terminate()
+                if kill:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.terminate()
         deadline = time.monotonic() + timeout
         for node_id, proc in list(self.children.items()):
             try:

@@ -4,42 +4,31 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from studio.charts import bar_chart
 from studio.forms_errors import add_service_errors
-from workspaces.policy import Action, role_allows
-from workspaces.selectors import workspace_get_for_user
+from studio.pages import page_workspace, render_page
 
 from . import selectors, services
 from .forms import TargetCreateForm, TargetEditForm
 from .models import TargetKind
 
 
-def _workspace(request, workspace_id, write=False):
-    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
-    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
-
-
-def _page(request, template, workspace, **context):
-    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
-    return render(request, template, context)
-
-
 def target_list(request, workspace_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     targets = selectors.target_list(workspace=workspace)
     template = "compute/_target_table.html" if request.htmx else "compute/list.html"
-    return _page(request, template, workspace, targets=targets, kinds=TargetKind.choices)
+    return render_page(request, template, workspace, targets=targets, kinds=TargetKind.choices)
 
 
 @require_http_methods(["GET", "POST"])
 def target_create(request, workspace_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     kind = request.POST.get("kind") or request.GET.get("kind")
     if kind not in TargetKind.values:
-        return _page(request, "compute/choose_kind.html", workspace, kinds=TargetKind.choices)
+        return render_page(request, "compute/choose_kind.html", workspace, kinds=TargetKind.choices)
     form = TargetCreateForm(request.POST or None, kind=kind)
     if request.method == "POST" and form.is_valid():
         try:
@@ -51,11 +40,11 @@ def target_create(request, workspace_id):
                 request.session[f"join-token-{created.target.pk}"] = created.join_token
             messages.success(request, f"{created.target.get_kind_display()} {created.target.name} created.")
             return redirect("compute-detail", workspace_id=workspace.pk, target_id=created.target.pk)
-    return _page(request, "compute/create.html", workspace, form=form, kind=TargetKind(kind))
+    return render_page(request, "compute/create.html", workspace, form=form, kind=TargetKind(kind))
 
 
 def target_detail(request, workspace_id, target_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
     from training.selectors import job_list
 
@@ -66,11 +55,11 @@ def target_detail(request, workspace_id, target_id):
         "recent": job_list(workspace=workspace, filters={"target": target.pk})[:10],
     }
     if request.htmx:
-        return _page(request, "compute/_target_live.html", workspace, **context)
+        return render_page(request, "compute/_target_live.html", workspace, **context)
     # A join token is shown once, right after it was made.
     context["join_token"] = request.session.pop(f"join-token-{target.pk}", None)
     context["join_command"] = _join_command(target, context["join_token"])
-    return _page(request, "compute/detail.html", workspace, **context)
+    return render_page(request, "compute/detail.html", workspace, **context)
 
 
 def _join_command(target, token):
@@ -84,7 +73,7 @@ def _join_command(target, token):
 
 @require_http_methods(["GET", "POST"])
 def target_edit(request, workspace_id, target_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
     initial = {f: getattr(target, f) for f in TargetEditForm.FIELDS[target.kind]}
     form = TargetEditForm(request.POST or None, initial=initial, kind=target.kind)
@@ -96,12 +85,12 @@ def target_edit(request, workspace_id, target_id):
         else:
             messages.success(request, f"{target.name} updated.")
             return redirect("compute-detail", workspace_id=workspace.pk, target_id=target.pk)
-    return _page(request, "compute/edit.html", workspace, form=form, target=target)
+    return render_page(request, "compute/edit.html", workspace, form=form, target=target)
 
 
 @require_http_methods(["GET", "POST"])
 def target_delete(request, workspace_id, target_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
     if request.method == "POST":
         try:
@@ -111,12 +100,12 @@ def target_delete(request, workspace_id, target_id):
             return redirect("compute-detail", workspace_id=workspace.pk, target_id=target.pk)
         messages.success(request, f"{target.name} deleted; its nodes are stopping.")
         return redirect("compute-list", workspace_id=workspace.pk)
-    return _page(request, "compute/delete.html", workspace, target=target)
+    return render_page(request, "compute/delete.html", workspace, target=target)
 
 
 @require_POST
 def target_action(request, workspace_id, target_id, action):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
     actions = {
         "start": (services.instance_start, "starting"),
@@ -140,13 +129,13 @@ def target_action(request, workspace_id, target_id, action):
 
 
 def usage(request, workspace_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     data = selectors.usage(workspace=workspace, days=30)
     x = [d.isoformat() for d in data.days]
     hours_chart = bar_chart(x=x, series=data.hours, y_title="node-hours") if data.targets else None
     cost_chart = bar_chart(x=x, series=data.cost, y_title="cost ($)") if data.targets else None
     rows = [(name, data.month_hours.get(name, 0.0), data.month_cost.get(name)) for name in data.targets]
-    return _page(
+    return render_page(
         request,
         "compute/usage.html",
         workspace,

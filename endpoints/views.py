@@ -7,7 +7,7 @@ import time
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -15,23 +15,14 @@ from compute.models import ComputeTarget, TargetKind
 from endpoints.scoring.signature import PayloadError
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
+from studio.pages import page_workspace, render_page
 from training.registry_selectors import model_version_get_by_id, model_versions_in_workspace
-from workspaces.policy import Action, role_allows
+from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
 from . import selectors, services, serving
 from .forms import DeploymentForm, EndpointForm
 from .openapi import endpoint_openapi
-
-
-def _workspace(request, workspace_id, write=False):
-    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
-    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
-
-
-def _page(request, template, workspace, **context):
-    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
-    return render(request, template, context)
 
 
 def _inference_targets(workspace):
@@ -40,7 +31,7 @@ def _inference_targets(workspace):
 
 @require_http_methods(["GET", "POST"])
 def endpoint_list(request, workspace_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     form = EndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -54,7 +45,7 @@ def endpoint_list(request, workspace_id):
             return redirect(url + (f"?deploy={deploy}" if deploy else ""))
     endpoints = list(selectors.endpoint_list(workspace=workspace))
     health = {h.endpoint.pk: h for h in (selectors.endpoint_health(endpoint=e) for e in endpoints)}
-    return _page(
+    return render_page(
         request,
         "endpoints/list.html",
         workspace,
@@ -66,7 +57,7 @@ def endpoint_list(request, workspace_id):
 
 
 def endpoint_detail(request, workspace_id, endpoint_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     tab = request.GET.get("tab", "details")
     deployments = list(endpoint.deployments.all())
@@ -118,8 +109,8 @@ def endpoint_detail(request, workspace_id, endpoint_id):
             health=selectors.endpoint_health(endpoint=endpoint),
         )
     if request.htmx and tab == "monitoring":
-        return _page(request, "endpoints/_monitoring.html", workspace, **context)
-    return _page(request, "endpoints/detail.html", workspace, **context)
+        return render_page(request, "endpoints/_monitoring.html", workspace, **context)
+    return render_page(request, "endpoints/detail.html", workspace, **context)
 
 
 def _monitoring_charts(data) -> dict:
@@ -199,7 +190,7 @@ def endpoint_test(request, workspace_id, endpoint_id):
 
 
 def endpoint_openapi_view(request, workspace_id, endpoint_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     url = request.build_absolute_uri(reverse("score", args=[endpoint.name]))
     return JsonResponse(endpoint_openapi(endpoint, url), json_dumps_params={"indent": 2})
@@ -207,7 +198,7 @@ def endpoint_openapi_view(request, workspace_id, endpoint_id):
 
 @require_POST
 def deployment_create(request, workspace_id, endpoint_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     form = DeploymentForm(
         request.POST, versions=model_versions_in_workspace(workspace=workspace), targets=_inference_targets(workspace)
@@ -236,7 +227,7 @@ def deployment_create(request, workspace_id, endpoint_id):
 
 @require_POST
 def deployment_delete(request, workspace_id, endpoint_id, deployment_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     deployment = selectors.deployment_get(endpoint=endpoint, deployment_id=deployment_id)
     try:
@@ -250,7 +241,7 @@ def deployment_delete(request, workspace_id, endpoint_id, deployment_id):
 
 @require_POST
 def traffic_update(request, workspace_id, endpoint_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     try:
         traffic = {d.name: int(request.POST.get(f"traffic_{d.pk}") or 0) for d in endpoint.deployments.all()}
@@ -275,7 +266,7 @@ def traffic_update(request, workspace_id, endpoint_id):
 
 @require_POST
 def key_regenerate(request, workspace_id, endpoint_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     which = request.POST.get("which", "")
     try:
@@ -290,17 +281,17 @@ def key_regenerate(request, workspace_id, endpoint_id):
 
 @require_http_methods(["GET", "POST"])
 def endpoint_delete(request, workspace_id, endpoint_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     if request.method == "POST":
         services.endpoint_delete(actor=request.user, endpoint=endpoint)
         messages.success(request, f"Endpoint {endpoint.name} deleted; its URL no longer answers.")
         return redirect("endpoint-list", workspace_id=workspace.pk)
-    return _page(request, "endpoints/delete.html", workspace, endpoint=endpoint)
+    return render_page(request, "endpoints/delete.html", workspace, endpoint=endpoint)
 
 
 def alerts(request, workspace_id):
-    workspace = _workspace(request, workspace_id)
-    return _page(
+    workspace = page_workspace(request, workspace_id)
+    return render_page(
         request, "endpoints/alerts.html", workspace, alerts=selectors.alerts_for_workspace(workspace=workspace)
     )

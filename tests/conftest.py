@@ -261,13 +261,10 @@ class WorkerProcess:
             os.killpg(self.proc.pid, sig)
 
     def stop(self) -> None:
+        """At the end of a test: no job needs a warm shutdown, so the worker goes at once."""
         if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill(signal.SIGKILL)
-                self.proc.wait()
+            self.kill(signal.SIGKILL)
+            self.proc.wait()
         self.log.close()
 
 
@@ -405,7 +402,7 @@ def agent(node_env, studio_data_dir, settings, transactional_db):
     local.loop = loop
     yield local
     loop.stop()
-    local.stop_all(timeout=15)
+    local.stop_all(kill=True)  # the test is over: no job needs a warm shutdown
     assert not loop.errors, loop.errors
 
 
@@ -425,3 +422,35 @@ def reconciler(settings, agent):
 def node_log(studio_data_dir, node) -> str:
     path = studio_data_dir / "node-logs" / f"node-{node.pk}.log"
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+# --- Data ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def penguins(workspace, owner, tmp_path):
+    """The penguins as a data version, made by the real ingest engine (no worker needed)."""
+    import palmerpenguins
+
+    from workspaces.data_services import data_version_path
+    from workspaces.dataio import ingest, sniff
+
+    source = tmp_path / "penguins.csv"
+    palmerpenguins.load_penguins().to_csv(source, index=False)
+    staged = tmp_path / "penguins.parquet"
+    result = ingest(source, sniff(source, "penguins.csv"), staged)
+    from workspaces.models import DataAsset, DataVersion
+
+    asset = DataAsset.objects.create(workspace=workspace, name="penguins")
+    version = DataVersion.objects.create(
+        asset=asset,
+        version=1,
+        rows=result.rows,
+        columns=len(result.schema.columns),
+        schema=result.schema.to_json(),
+        profile=result.profile,
+        parquet_size=staged.stat().st_size,
+        parquet_sha256="x",
+    )
+    path = data_version_path(version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged.replace(path)
+    return version

@@ -9,8 +9,9 @@ from django.views.decorators.http import require_http_methods
 
 from compute.selectors import job_targets
 from studio.forms_errors import add_service_errors
+from studio.pages import render_page
 from workspaces.data_selectors import data_version_get_by_id, data_versions_ready
-from workspaces.policy import Action, role_allows
+from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
 from . import automl_services
@@ -18,11 +19,6 @@ from .automl_forms import AutoMLForm
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
 from .models import JobKind, JobStatus
 from .services import job_artifact_dir
-
-
-def _page(request, template, workspace, **context):
-    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
-    return render(request, template, context)
 
 
 def _overrides(request, version) -> dict:
@@ -75,7 +71,7 @@ def automl_new(request, workspace_id):
         else:
             messages.success(request, f"Automated ML run {job.name} submitted to {job.target.name}.")
             return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
-    return _page(
+    return render_page(
         request, "training/automl_new.html", workspace, form=form, no_targets=not targets, no_data=not versions
     )
 

@@ -6,39 +6,28 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
-from workspaces.policy import Action, role_allows
-from workspaces.selectors import workspace_get_for_user
+from studio.pages import page_workspace, render_page
 
 from . import registry_selectors as selectors
 from . import registry_services as services
 from .selectors import job_get
 
 
-def _workspace(request, workspace_id, write=False):
-    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
-    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
-
-
-def _page(request, template, workspace, **context):
-    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
-    return render(request, template, context)
-
-
 def model_list(request, workspace_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     q = request.GET.get("q", "")
-    return _page(
+    return render_page(
         request, "training/models/list.html", workspace, models=selectors.model_list(workspace=workspace, q=q), q=q
     )
 
 
 def model_detail(request, workspace_id, model_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     model = selectors.model_get(workspace=workspace, model_id=model_id)
-    return _page(
+    return render_page(
         request,
         "training/models/detail.html",
         workspace,
@@ -56,12 +45,12 @@ def _onnx_report(version) -> dict:
 
 
 def model_version_detail(request, workspace_id, model_id, version):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     model = selectors.model_get(workspace=workspace, model_id=model_id)
     model_version = selectors.model_version_get(model=model, version=version)
     metrics = sorted((k, v) for k, v in model_version.metrics.items() if isinstance(v, (int, float)))
     deployments = model_version.deployments.select_related("endpoint")
-    return _page(
+    return render_page(
         request,
         "training/models/version.html",
         workspace,
@@ -74,7 +63,7 @@ def model_version_detail(request, workspace_id, model_id, version):
 
 
 def model_compare(request, workspace_id, model_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     model = selectors.model_get(workspace=workspace, model_id=model_id)
     a = selectors.model_version_get(model=model, version=request.GET.get("a"))
     b = selectors.model_version_get(model=model, version=request.GET.get("b"))
@@ -83,13 +72,13 @@ def model_compare(request, workspace_id, model_id):
     columns_a = {c["name"]: c["type"] for c in a.signature.get("columns", [])}
     columns_b = {c["name"]: c["type"] for c in b.signature.get("columns", [])}
     signature = [(n, columns_a.get(n, "—"), columns_b.get(n, "—")) for n in sorted(set(columns_a) | set(columns_b))]
-    return _page(
+    return render_page(
         request, "training/models/compare.html", workspace, model=model, a=a, b=b, rows=rows, signature=signature
     )
 
 
 def model_version_download(request, workspace_id, model_id, version, fmt):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     model = selectors.model_get(workspace=workspace, model_id=model_id)
     model_version = selectors.model_version_get(model=model, version=version)
     files = {"skops": "model.skops", "onnx": "model.onnx", "signature": "signature.json"}
@@ -108,7 +97,7 @@ def model_version_download(request, workspace_id, model_id, version, fmt):
 
 @require_POST
 def model_version_alias(request, workspace_id, model_id, version):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     model = selectors.model_get(workspace=workspace, model_id=model_id)
     model_version = selectors.model_version_get(model=model, version=version)
     try:
@@ -123,7 +112,7 @@ def model_version_alias(request, workspace_id, model_id, version):
 
 @require_http_methods(["GET", "POST"])
 def model_version_delete(request, workspace_id, model_id, version):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     model = selectors.model_get(workspace=workspace, model_id=model_id)
     model_version = selectors.model_version_get(model=model, version=version)
     if request.method == "POST":
@@ -136,13 +125,13 @@ def model_version_delete(request, workspace_id, model_id, version):
             )
         messages.success(request, f"{model_version} deleted; {freed:,} bytes freed.")
         return redirect("model-list", workspace_id=workspace.pk)
-    return _page(request, "training/models/delete.html", workspace, model=model, version=model_version)
+    return render_page(request, "training/models/delete.html", workspace, model=model, version=model_version)
 
 
 @require_POST
 def job_register(request, workspace_id, job_id):
     """Register a job's model (a train job, an Automated ML trial or its final model)."""
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     job = job_get(workspace=workspace, job_id=job_id)
     try:
         version = services.model_register(

@@ -8,32 +8,21 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.selectors import job_targets
 from studio.charts import line_chart
 from studio.forms_errors import add_service_errors
-from workspaces.policy import Action, role_allows
-from workspaces.selectors import workspace_get_for_user
+from studio.pages import page_workspace, render_page
 
 from . import selectors, services
 from .forms import SUBMIT_FORMS
 from .models import JobKind, JobStatus
 
 
-def _workspace(request, workspace_id, write=False):
-    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
-    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
-
-
-def _page(request, template, workspace, **context):
-    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
-    return render(request, template, context)
-
-
 def job_list(request, workspace_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     filters = {key: request.GET.get(key, "") for key in selectors.JOB_FILTERS}
     filters.setdefault("parent", "")
     if not filters["parent"]:
@@ -42,7 +31,7 @@ def job_list(request, workspace_id):
     query = request.GET.copy()
     query.pop("page", None)
     template = "training/_job_table.html" if request.htmx else "training/job_list.html"
-    return _page(
+    return render_page(
         request,
         template,
         workspace,
@@ -58,7 +47,7 @@ def job_list(request, workspace_id):
 
 @require_http_methods(["GET", "POST"])
 def job_submit(request, workspace_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     clone_of = request.GET.get("clone")
     source = selectors.job_get(workspace=workspace, job_id=clone_of) if clone_of else None
     kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else JobKind.TRAIN)
@@ -86,7 +75,7 @@ def job_submit(request, workspace_id):
         else:
             messages.success(request, f"{job.name} submitted to {job.target.name}.")
             return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
-    return _page(
+    return render_page(
         request,
         "training/job_submit.html",
         workspace,
@@ -123,7 +112,7 @@ def _result_charts(job) -> list:
 
 
 def job_detail(request, workspace_id, job_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     job = selectors.job_get(workspace=workspace, job_id=job_id)
     context = {
         "result_charts": _result_charts(job) if job.status == JobStatus.COMPLETED else [],
@@ -142,13 +131,13 @@ def job_detail(request, workspace_id, job_id):
 
         context.update(automl_context(job))
     if request.htmx and request.GET.get("part") == "live":
-        return _page(request, "training/_job_live.html", workspace, **context)
-    return _page(request, "training/job_detail.html", workspace, **context)
+        return render_page(request, "training/_job_live.html", workspace, **context)
+    return render_page(request, "training/job_detail.html", workspace, **context)
 
 
 def job_log(request, workspace_id, job_id):
     """New log lines after `after`, and a poller for more while the job is active (htmx)."""
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     job = selectors.job_get(workspace=workspace, job_id=job_id)
     try:
         after = max(0, int(request.GET.get("after", 0)))
@@ -156,12 +145,12 @@ def job_log(request, workspace_id, job_id):
         after = 0
     lines = selectors.job_log(job=job, after=after)
     last = lines[-1].seq if lines else after
-    return _page(request, "training/_job_log.html", workspace, job=job, lines=lines, last=last)
+    return render_page(request, "training/_job_log.html", workspace, job=job, lines=lines, last=last)
 
 
 @require_POST
 def job_action(request, workspace_id, job_id, action):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     job = selectors.job_get(workspace=workspace, job_id=job_id)
     actions = {"cancel": (services.job_cancel, "Cancel requested for"), "retry": (services.job_retry, "Retrying")}
     if action not in actions:
@@ -178,7 +167,7 @@ def job_action(request, workspace_id, job_id, action):
 
 @require_http_methods(["GET", "POST"])
 def job_delete(request, workspace_id, job_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     job = selectors.job_get(workspace=workspace, job_id=job_id)
     if request.method == "POST":
         try:
@@ -188,12 +177,12 @@ def job_delete(request, workspace_id, job_id):
             return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
         messages.success(request, f"{job.name} deleted; {freed:,} bytes of artifacts freed.")
         return redirect("job-list", workspace_id=workspace.pk)
-    return _page(request, "training/job_delete.html", workspace, job=job)
+    return render_page(request, "training/job_delete.html", workspace, job=job)
 
 
 def artifact_download(request, workspace_id, job_id, artifact_id):
     """Files leave only through this permission-checked view; the path comes from the rows (R1)."""
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     job = selectors.job_get(workspace=workspace, job_id=job_id)
     artifact = selectors.artifact_get(job=job, artifact_id=artifact_id)
     path = services.job_artifact_dir(job) / artifact.name
@@ -204,7 +193,7 @@ def artifact_download(request, workspace_id, job_id, artifact_id):
 
 
 def job_compare(request, workspace_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     ids = request.GET.getlist("ids")
     if len(ids) < 2:
         messages.error(request, "Pick at least two jobs to compare.")
@@ -225,7 +214,7 @@ def job_compare(request, workspace_id):
                 steps, values = zip(*points, strict=True)
                 lines[job.name] = (list(steps), list(values))
         charts.append((name, line_chart(series=lines, x_title="step", y_title=name)))
-    return _page(
+    return render_page(
         request, "training/job_compare.html", workspace, jobs=jobs, params=params, results=results, charts=charts
     )
 

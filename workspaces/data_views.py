@@ -5,44 +5,33 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
+from studio.pages import page_workspace, render_page
 
 from . import data_selectors as selectors
 from . import data_services as services
 from .dataio import SEMANTIC_TYPES, DataError, Schema, iter_csv, read_page
 from .forms import DataUploadForm
-from .policy import Action, role_allows
-from .selectors import workspace_get_for_user
 from .uploads import install_upload_handler, too_large_message
 
 PREVIEW_ROWS = 50
 
 
-def _workspace(request, workspace_id, write=False):
-    action = Action.WRITE if write or request.method == "POST" else Action.VIEW
-    return workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=action)
-
-
-def _page(request, template, workspace, **context):
-    context.update(workspace=workspace, can_write=role_allows(workspace.role, Action.WRITE))
-    return render(request, template, context)
-
-
 def data_list(request, workspace_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     q, sort = request.GET.get("q", ""), request.GET.get("sort", "-updated")
     page = Paginator(selectors.data_asset_list(workspace=workspace, q=q, sort=sort), 50).get_page(
         request.GET.get("page")
     )
     ingests = list(selectors.ingest_list(workspace=workspace)[:8])
     template = "workspaces/data/_ingests.html" if request.htmx else "workspaces/data/list.html"
-    return _page(
+    return render_page(
         request,
         template,
         workspace,
@@ -63,7 +52,7 @@ def data_upload(request, workspace_id):
 @csrf_protect
 @require_http_methods(["GET", "POST"])
 def _data_upload(request, workspace_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     wants_json = request.headers.get("Accept", "").startswith("application/json")
     if request.method == "POST":
         if request.upload_too_large:
@@ -93,7 +82,7 @@ def _data_upload(request, workspace_id):
     else:
         form = DataUploadForm(initial={"name": request.GET.get("name", "")})
     assets = selectors.data_asset_list(workspace=workspace, sort="name").values_list("name", flat=True)
-    return _page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=list(assets))
+    return render_page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=list(assets))
 
 
 def _upload_error(request, workspace, errors, wants_json, status):
@@ -102,28 +91,28 @@ def _upload_error(request, workspace, errors, wants_json, status):
     form = DataUploadForm()
     for messages_ in errors.values():
         form.add_error(None, messages_)
-    response = _page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=[])
+    response = render_page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=[])
     response.status_code = status
     return response
 
 
 def ingest_detail(request, workspace_id, ingest_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     ingest = selectors.ingest_get(workspace=workspace, ingest_id=ingest_id)
     template = "workspaces/data/_ingest_status.html" if request.htmx else "workspaces/data/ingest.html"
-    return _page(request, template, workspace, ingest=ingest)
+    return render_page(request, template, workspace, ingest=ingest)
 
 
 def asset_detail(request, workspace_id, asset_id):
-    workspace = _workspace(request, workspace_id)
+    workspace = page_workspace(request, workspace_id)
     asset = selectors.data_asset_get(workspace=workspace, asset_id=asset_id)
     versions = selectors.data_version_list(asset=asset)
-    return _page(request, "workspaces/data/asset.html", workspace, asset=asset, versions=versions)
+    return render_page(request, "workspaces/data/asset.html", workspace, asset=asset, versions=versions)
 
 
 @require_http_methods(["GET", "POST"])
 def asset_delete(request, workspace_id, asset_id):
-    workspace = _workspace(request, workspace_id, write=True)
+    workspace = page_workspace(request, workspace_id, write=True)
     asset = selectors.data_asset_get(workspace=workspace, asset_id=asset_id)
     if request.method == "POST":
         try:
@@ -133,11 +122,11 @@ def asset_delete(request, workspace_id, asset_id):
             return redirect("data-asset", workspace_id=workspace.pk, asset_id=asset.pk)
         messages.success(request, f"{asset.name} deleted; {freed:,} bytes freed.")
         return redirect("data-list", workspace_id=workspace.pk)
-    return _page(request, "workspaces/data/delete.html", workspace, asset=asset, version=None)
+    return render_page(request, "workspaces/data/delete.html", workspace, asset=asset, version=None)
 
 
 def _version(request, workspace_id, asset_id, version, write=False):
-    workspace = _workspace(request, workspace_id, write=write)
+    workspace = page_workspace(request, workspace_id, write=write)
     asset = selectors.data_asset_get(workspace=workspace, asset_id=asset_id)
     return workspace, asset, selectors.data_version_get(asset=asset, version=version)
 
@@ -200,7 +189,7 @@ def version_detail(request, workspace_id, asset_id, version):
             for i, column in enumerate(data_version.profile.get("column_profiles", []))
         ]
     template = "workspaces/data/_preview.html" if request.htmx and tab == "preview" else "workspaces/data/version.html"
-    return _page(request, template, workspace, **context)
+    return render_page(request, template, workspace, **context)
 
 
 def _preview(version, schema, page_number):
@@ -271,4 +260,4 @@ def version_delete(request, workspace_id, asset_id, version):
             return redirect("data-version", workspace_id=workspace.pk, asset_id=asset.pk, version=data_version.version)
         messages.success(request, f"{asset.name} version {data_version.version} deleted; {freed:,} bytes freed.")
         return redirect("data-asset", workspace_id=workspace.pk, asset_id=asset.pk)
-    return _page(request, "workspaces/data/delete.html", workspace, asset=asset, version=data_version)
+    return render_page(request, "workspaces/data/delete.html", workspace, asset=asset, version=data_version)

@@ -6,21 +6,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from studio.forms_errors import add_service_errors
+from studio.pages import render_page
 
 from . import selectors, services
 from .forms import MemberAddForm, MemberRoleForm, WorkspaceForm
 from .models import Role
-from .policy import Action, require, role_allows
-
-
-def _page(request, template, workspace, **context):
-    """Render a workspace page with what the shell needs (role, which controls to show)."""
-    context.update(
-        workspace=workspace,
-        can_write=role_allows(workspace.role, Action.WRITE),
-        can_administer=role_allows(workspace.role, Action.ADMINISTER),
-    )
-    return render(request, template, context)
+from .policy import Action, require
 
 
 def _action_for(request, write_action: str) -> str:
@@ -45,7 +36,7 @@ def workspace_create(request):
 def workspace_detail(request, workspace_id):
     workspace = selectors.workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     activities = selectors.activity_list_for_workspace(workspace=workspace)[:20]
-    return _page(request, "workspaces/detail.html", workspace, activities=activities)
+    return render_page(request, "workspaces/detail.html", workspace, activities=activities)
 
 
 @require_http_methods(["GET", "POST"])
@@ -62,7 +53,7 @@ def workspace_settings(request, workspace_id):
         else:
             messages.success(request, "Workspace settings saved.")
             return redirect("workspace-settings", workspace_id=workspace.pk)
-    return _page(request, "workspaces/settings.html", workspace, form=form)
+    return render_page(request, "workspaces/settings.html", workspace, form=form)
 
 
 @require_http_methods(["GET", "POST"])
@@ -76,7 +67,7 @@ def workspace_delete(request, workspace_id):
             services.workspace_delete(actor=request.user, workspace=workspace)
             messages.success(request, f"Workspace “{name}” and everything in it were deleted.")
             return redirect("home")
-    return _page(request, "workspaces/delete.html", workspace)
+    return render_page(request, "workspaces/delete.html", workspace)
 
 
 @require_http_methods(["GET", "POST"])
@@ -94,7 +85,7 @@ def member_list(request, workspace_id):
             messages.success(request, f"{membership.user.username} added as {Role(membership.role).label}.")
             return redirect("member-list", workspace_id=workspace.pk)
     members = selectors.member_list(workspace=workspace)
-    return _page(request, "workspaces/members.html", workspace, form=form, members=members, roles=Role.choices)
+    return render_page(request, "workspaces/members.html", workspace, form=form, members=members, roles=Role.choices)
 
 
 @require_POST
@@ -132,4 +123,4 @@ def member_remove(request, workspace_id, member_id):
             return redirect("home")
         messages.success(request, f"{membership.user.username} was removed from the workspace.")
         return redirect("member-list", workspace_id=workspace.pk)
-    return _page(request, "workspaces/member_remove.html", workspace, membership=membership, leaving=leaving)
+    return render_page(request, "workspaces/member_remove.html", workspace, membership=membership, leaving=leaving)

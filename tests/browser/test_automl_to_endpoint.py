@@ -15,7 +15,6 @@ from compute.models import Node, NodeStatus, TargetKind
 from compute.services import target_create
 from endpoints import serving
 from tests.conftest import login, wait_for
-from tests.training.test_automl_flow import penguins  # noqa: F401 - the data fixture
 from training.models import Job, JobKind, JobStatus, ModelVersion
 from training.registry_services import model_register
 
@@ -29,7 +28,7 @@ def test_automl_register_deploy_test_split_and_monitor(
     workspace,
     penguins,
     agent,
-    broker,  # noqa: F811
+    broker,
     reconciler,
     settings,
 ):

@@ -9,14 +9,13 @@ from playwright.sync_api import expect
 
 from compute.models import ComputeTarget, Node, NodeStatus
 from tests.conftest import login, wait_for
-from tests.training.test_automl_flow import penguins  # noqa: F401 - the data fixture
 from training.models import Job, JobEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
-def test_cluster_train_job_live_and_scale_to_zero(new_page, owner, workspace, penguins, agent, broker):  # noqa: F811
+def test_cluster_train_job_live_and_scale_to_zero(new_page, owner, workspace, penguins, agent, broker):
     page = new_page()
     login(page, "alice")
     page.goto(f"/w/{workspace.pk}/compute/new/?kind=cluster")

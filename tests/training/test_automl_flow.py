@@ -8,38 +8,8 @@ from compute.services import target_create
 from tests.conftest import wait_for
 from training.automl_services import automl_submit, first_trial_seconds
 from training.models import Job, JobKind, JobStatus, ModelVersion
-from workspaces.models import DataAsset, DataVersion
 
 pytestmark = [pytest.mark.worker]
-
-
-@pytest.fixture
-def penguins(workspace, owner, tmp_path):
-    """The penguins as a data version, made by the real ingest engine (no worker needed)."""
-    import palmerpenguins
-
-    from workspaces.data_services import data_version_path
-    from workspaces.dataio import ingest, sniff
-
-    source = tmp_path / "penguins.csv"
-    palmerpenguins.load_penguins().to_csv(source, index=False)
-    staged = tmp_path / "penguins.parquet"
-    result = ingest(source, sniff(source, "penguins.csv"), staged)
-    asset = DataAsset.objects.create(workspace=workspace, name="penguins")
-    version = DataVersion.objects.create(
-        asset=asset,
-        version=1,
-        rows=result.rows,
-        columns=len(result.schema.columns),
-        schema=result.schema.to_json(),
-        profile=result.profile,
-        parquet_size=staged.stat().st_size,
-        parquet_sha256="x",
-    )
-    path = data_version_path(version)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged.replace(path)
-    return version
 
 
 def run(owner, workspace, cluster, version, **settings):

@@ -5,7 +5,6 @@ import pytest
 from compute.models import TargetKind
 from compute.services import target_create
 from tests.conftest import wait_for
-from tests.training.test_automl_flow import penguins  # noqa: F401
 from training.models import Artifact, Job, JobStatus, ModelVersion
 from training.registry_services import model_version_dir
 from training.services import job_submit
@@ -21,7 +20,7 @@ pytestmark = [pytest.mark.worker]
         ("hist_gradient_boosting", {"method": "holdout", "holdout_fraction": 0.25}),
     ],
 )
-def test_train_package_and_register(api, owner, workspace, penguins, agent, broker, algorithm, validation):  # noqa: F811
+def test_train_package_and_register(api, owner, workspace, penguins, agent, broker, algorithm, validation):
     cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
     job = job_submit(
         actor=owner,

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from lightgbm import early_stopping as lightgbm_early_stopping
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
@@ -130,11 +131,9 @@ def fit_pipeline(
         if spec.algorithm == "lightgbm":
             fit_kwargs = {"categorical_feature": cats or "auto", "callbacks": [_time_guard(deadline)]}
             if split is not None:
-                import lightgbm
-
                 fit_kwargs["eval_set"] = [(Z_stop, y_stop)]
                 fit_kwargs["callbacks"].append(
-                    lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, min_delta=EARLY_STOPPING_MIN_DELTA, verbose=False)
+                    lightgbm_early_stopping(EARLY_STOPPING_ROUNDS, min_delta=EARLY_STOPPING_MIN_DELTA, verbose=False)
                 )
             estimator.fit(Z_fit, y_fit, **fit_kwargs)
             if split is not None:
