@@ -65,6 +65,8 @@ def _embedded_broker_by_default(tmp_path_factory):
 def _test_settings(settings, studio_data_dir):
     settings.ARTIFACT_ROOT = studio_data_dir / "artifacts"
     settings.STUDIO_MONITOR_FLUSH_SECONDS = 0  # tests flush the monitoring buffer themselves
+    # Argon2 is slow on purpose; the personas' passwords need not be (test_settings checks the real list).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Tests render templates without a collectstatic manifest.
     settings.STORAGES = {
         **settings.STORAGES,

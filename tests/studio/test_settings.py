@@ -67,3 +67,9 @@ def test_secret_key_is_generated_once_and_kept(tmp_path):
 def test_a_bad_setting_stops_start_up_with_its_name(tmp_path):
     result = _manage(["check"], {"DEBUG": "perhaps"}, tmp_path)
     assert result.returncode != 0 and "DEBUG='perhaps'" in result.stderr
+
+
+def test_passwords_are_hashed_with_argon2_first():
+    from studio import settings as production
+
+    assert production.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"

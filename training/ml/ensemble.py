@@ -28,6 +28,8 @@ SELECTION_BAGS = 15
 SELECTION_BAG_ROWS = 1_000
 MIN_MEMBER_WEIGHT = 0.04  # lighter members are dropped (each one costs a refit)
 MAX_MEMBERS = 8
+SHRINKAGE = 0.5  # weight of the equal-weight average of the statistically tied candidates
+BOOTSTRAP_SAMPLES = 30
 CROSS_FIT_FOLDS = 3
 STACKING_C = 1.0
 
@@ -79,7 +81,9 @@ def voting_ensemble(
 
     Greedy selection overfits the validation rows it picks on, most visibly on small data, so it
     is repeated on ``SELECTION_BAGS`` bootstrap samples of the rows and the pick frequencies are
-    averaged (Caruana et al., 2006); members below ``MIN_MEMBER_WEIGHT`` are dropped. Returns JSON
+    averaged (Caruana et al., 2006); the weights are then shrunk toward an equal-weight average of
+    the candidates statistically tied with the best, and members below ``MIN_MEMBER_WEIGHT`` (or
+    beyond the ``MAX_MEMBERS`` heaviest) are dropped. Returns JSON
     ``{"kind": "voting", "members": [{"trial_id": int, "weight": float}, ...], "score": float}``
     where weights sum to 1 and ``score`` is the blend's score on all validation rows.
     """
@@ -99,12 +103,34 @@ def voting_ensemble(
         counts, _ = _select(preds, y, classes, metric, iterations)
         weights = counts.astype(float)
     weights /= weights.sum()
+    # Optimised weights carry estimation error, and simple averages of good models are hard to
+    # beat: shrink toward equal weights over the candidates whose score is within two bootstrap
+    # standard errors of the best. Small validation sets make many candidates indistinguishable
+    # (strong shrinkage); large ones few (almost none).
+    competitive = _indistinguishable_from_best(preds, y, classes, metric, rng)
+    weights = (1 - SHRINKAGE) * weights + SHRINKAGE * competitive / competitive.sum()
     weights[weights < MIN_MEMBER_WEIGHT] = 0.0
     weights[np.argsort(-weights, kind="stable")[MAX_MEMBERS:]] = 0.0
     weights /= weights.sum()
     blend = sum(w * p for w, p in zip(weights, preds, strict=True) if w > 0)
     members = [{"trial_id": int(ids[j]), "weight": round(float(w), 6)} for j, w in enumerate(weights) if w > 0]
     return {"kind": "voting", "members": members, "score": round(float(score(metric, y, blend, classes)), 6)}
+
+
+def _indistinguishable_from_best(preds, y, classes, metric: str, rng) -> np.ndarray:
+    """1.0 for each candidate whose score is within ``2 * SE`` of the best one's (SE by bootstrap)."""
+    sign = METRIC_DIRECTIONS[metric]
+    values = np.array([score(metric, y, p, classes) * sign for p in preds])
+    values = np.nan_to_num(values, nan=-np.inf)
+    best = int(np.argmax(values))
+    n = len(y)
+    boots = []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        rows = rng.choice(n, size=n, replace=True)
+        if len(np.unique(y[rows])) == len(np.unique(y)):
+            boots.append(score(metric, y[rows], preds[best][rows], classes))
+    se = float(np.nanstd(boots)) if len(boots) >= 2 else 0.0
+    return (values >= values[best] - 2 * se).astype(float)
 
 
 def _stack_features(preds: list[np.ndarray]) -> np.ndarray:
