@@ -5,6 +5,11 @@ score the finished models) and every system:
 
 * ``studio``  - training/ml through its local driver: trials 2 at a time in 2 worker processes
                 (like a 2-node cluster), ensembles, refit; everything within the budget.
+* ``cluster`` - the studio itself: the training part becomes a data version, and an Automated ML
+                run is submitted through its services to a real 2-node compute cluster (Celery
+                workers started by the local agent, embedded broker, SQLite); trials are jobs,
+                the final job ensembles and packages the model (ONNX, importance) — wall time
+                is submit to a completed run.
 * ``flaml``   - FLAML AutoML, roc_auc / roc_auc_ovr, the same budget, n_jobs=2.
 * ``logreg``  - impute + scale + one-hot + LogisticRegression.
 * ``hgb``     - default HistGradientBoostingClassifier with native categorical support.
@@ -119,7 +124,157 @@ def fit_hgb(X, y, budget: float, seed: int, verbose: bool):
     return model.fit(X, y), ""
 
 
-FITTERS = {"studio": fit_studio, "flaml": fit_flaml, "logreg": fit_logreg, "hgb": fit_hgb}
+class _Studio:
+    """A throwaway studio (data directory, database, a warm 2-node cluster) for the ``cluster`` system."""
+
+    instance = None
+
+    def __init__(self):
+        import tempfile
+        import threading
+
+        data_dir = Path(tempfile.mkdtemp(prefix="studio-bench-automl-"))
+        os.environ.update({"STUDIO_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "studio.settings"})
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.pop("CELERY_BROKER_URL", None)
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+
+        call_command("migrate", interactive=False, verbosity=0)
+        from compute.agent import LocalAgent
+        from compute.models import Node, NodeStatus, TargetKind
+        from compute.services import target_create
+        from workspaces.services import workspace_create
+
+        self.user = get_user_model().objects.create_user("bench")
+        self.workspace = workspace_create(actor=self.user, name="bench")
+        self.cluster = target_create(
+            actor=self.user,
+            workspace=self.workspace,
+            kind=TargetKind.CLUSTER,
+            name="cpu",
+            size="medium",
+            min_nodes=2,
+            max_nodes=2,
+        ).target
+        self.agent = LocalAgent(log_dir=str(data_dir))
+        self.stop = threading.Event()
+
+        def loop():
+            from django.db import close_old_connections
+
+            while not self.stop.wait(0.1):
+                close_old_connections()
+                self.agent.tick()
+
+        threading.Thread(target=loop, daemon=True).start()
+        import atexit
+
+        atexit.register(self.close)
+        deadline = time.monotonic() + 120
+        while Node.objects.filter(target=self.cluster, status=NodeStatus.IDLE).count() < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the bench cluster's nodes did not start")
+            time.sleep(0.2)
+        self.data_dir = data_dir
+
+    def close(self):
+        self.stop.set()
+        self.agent.stop_all(kill=True)
+
+    @classmethod
+    def get(cls):
+        if cls.instance is None:
+            cls.instance = cls()
+        return cls.instance
+
+    def data_version(self, X, y, name: str):
+        """The training part as a data version, through the studio's own ingest engine."""
+        from workspaces.data_services import data_version_path
+        from workspaces.dataio import ingest, sniff
+        from workspaces.models import DataAsset, DataVersion
+
+        frame = X.copy()
+        frame["target"] = y.to_numpy()
+        source = self.data_dir / f"{name}.parquet"
+        frame.to_parquet(source, index=False)
+        staged = self.data_dir / f"{name}.ingested.parquet"
+        result = ingest(source, sniff(source, source.name), staged)
+        asset = DataAsset.objects.create(workspace=self.workspace, name=name)
+        version = DataVersion.objects.create(
+            asset=asset,
+            version=1,
+            rows=result.rows,
+            columns=len(result.schema.columns),
+            schema=result.schema.to_json(),
+            profile=result.profile,
+            parquet_size=staged.stat().st_size,
+            parquet_sha256="bench",
+        )
+        path = data_version_path(version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged.replace(path)
+        return version
+
+
+def fit_cluster(X, y, budget: float, seed: int, verbose: bool):
+    studio = _Studio.get()  # sets Django up first
+    from training.automl_services import automl_submit, first_trial_seconds
+    from training.ml.modelio import load_model
+    from training.models import Artifact, Job, JobKind, JobStatus
+    from training.services import job_artifact_dir
+
+    version = studio.data_version(X, y, f"bench-{time.monotonic_ns()}")
+    run = automl_submit(
+        actor=studio.user,
+        workspace=studio.workspace,
+        target=studio.cluster,
+        data_version=version,
+        target_column="target",
+        test_fraction=0,
+        seed=seed,
+        settings={
+            "primary_metric": "auc_weighted",
+            "max_trials": 10_000,
+            "max_concurrent_trials": 2,
+            "timeout_s": budget,
+            "trial_timeout_s": max(budget / 3, 10.0),
+        },
+    )
+    while not Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).exists():
+        time.sleep(0.2)
+    run.refresh_from_db()
+    if run.status != JobStatus.COMPLETED:
+        raise RuntimeError(f"the run ended {run.status}: {run.status_reason} {run.error}")
+    final = Job.objects.get(parent=run, kind=JobKind.AUTOML_FINAL)
+    artifact = Artifact.objects.get(job=final, name="model.skops")
+    model = load_model(job_artifact_dir(final) / artifact.name, artifact.sha256)
+    trials = Job.objects.filter(parent=run, kind=JobKind.AUTOML_TRIAL)
+    note = (
+        f"{trials.count()} trials ({trials.filter(status=JobStatus.COMPLETED).count()} ok) as jobs on 2 nodes, "
+        f"{final.result.get('final_kind')}, first trial {first_trial_seconds(run):.1f}s after submit"
+    )
+    return _RawColumns(model), note
+
+
+class _RawColumns:
+    """The registered model scores raw columns as a data version holds them (labels as text)."""
+
+    def __init__(self, model):
+        self.model, self.classes_ = model, model.classes_
+
+    def predict_proba(self, X):
+        frame = X.copy()
+        for column in frame.columns:
+            if isinstance(frame[column].dtype, pd.CategoricalDtype):
+                frame[column] = frame[column].astype(object)
+        return self.model.predict_proba(frame)
+
+
+FITTERS = {"studio": fit_studio, "cluster": fit_cluster, "flaml": fit_flaml, "logreg": fit_logreg, "hgb": fit_hgb}
 
 
 def test_scores(model, X_test, y_test) -> dict:
@@ -166,7 +321,7 @@ def main(argv=None) -> int:
             parser.error(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     for name in systems:
         if name not in FITTERS:
-            parser.error(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
+            parser.error(f"unknown system {name!r}; known: {', '.join(FITTERS)}")
 
     print(f"budget={args.budget:g}s seed={args.seed} load={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}", flush=True)
     results: dict[str, dict[str, dict]] = {}
@@ -206,13 +361,14 @@ def main(argv=None) -> int:
     print("mean rank by AUC: " + ", ".join(f"{s}={mean_rank[s]:.2f}" for s in systems))
 
     gaps = {}
-    if "studio" in systems and any(b in systems for b in BASELINES):
+    ours = "studio" if "studio" in systems else "cluster"
+    if ours in systems and any(b in systems for b in BASELINES):
         for name in datasets:
             best_baseline = max(results[name][b]["auc"] for b in BASELINES if b in systems)
-            gaps[name] = best_baseline - results[name]["studio"]["auc"]
+            gaps[name] = best_baseline - results[name][ours]["auc"]
         print("studio AUC below the better baseline: " + ", ".join(f"{k}={v:+.4f}" for k, v in gaps.items()))
     worst_gap = max(gaps.values()) if gaps else float("nan")
-    rank_studio = mean_rank.get("studio", float("nan"))
+    rank_studio = mean_rank.get(ours, float("nan"))
     rank_flaml = mean_rank.get("flaml", float("nan"))
     met = rank_studio < rank_flaml and worst_gap <= MAX_GAP
     if args.json:
@@ -220,7 +376,7 @@ def main(argv=None) -> int:
             json.dumps({"budget": args.budget, "results": results, "mean_rank": mean_rank, "gaps": gaps}, indent=2)
         )
     print(
-        f"BENCH automl mean_rank_studio={rank_studio:.2f} mean_rank_flaml={rank_flaml:.2f} "
+        f"BENCH automl system={ours} mean_rank_studio={rank_studio:.2f} mean_rank_flaml={rank_flaml:.2f} "
         f"worst_gap_vs_best_baseline={worst_gap:.4f} goals={'met' if met else 'missed'}"
     )
     return 0

@@ -243,7 +243,7 @@ def default_cluster_for(workspace: Workspace) -> ComputeTarget:
                 kind=TargetKind.CLUSTER,
                 name=DEFAULT_CLUSTER_NAME,
                 description="Created by the studio for data ingest and jobs that name no target.",
-                size="small",
+                size="medium",
                 min_nodes=0,
                 max_nodes=2,
                 idle_seconds_before_scaledown=120,
@@ -377,18 +377,21 @@ def autoscale(*, now=None) -> list[ScaleDecision]:
 
     Runs in one transaction with the targets locked, so two ticks never over-provision.
     """
-    from training.models import JobStatus
+    from training.models import Job, JobStatus
 
     now = now or timezone.now()
     decisions = []
     with transaction.atomic():
         targets = list(
-            ComputeTarget.objects.select_for_update()
-            .filter(kind__in=[TargetKind.CLUSTER, TargetKind.INSTANCE])
-            .annotate(
-                demand=Count("jobs", filter=Q(jobs__status__in=JobStatus.active()), distinct=True),
-            )
+            ComputeTarget.objects.select_for_update().filter(kind__in=[TargetKind.CLUSTER, TargetKind.INSTANCE])
         )
+        # Counted apart: PostgreSQL refuses FOR UPDATE together with GROUP BY.
+        demand = dict(
+            Job.objects.filter(target__in=targets, status__in=JobStatus.active())
+            .values("target").annotate(n=Count("pk")).values_list("target", "n")
+        )
+        for target in targets:
+            target.demand = demand.get(target.pk, 0)
         live_nodes: dict[int, list[Node]] = {}
         for node in Node.objects.filter(target__in=targets, status__in=NodeStatus.live()).order_by("requested_at"):
             live_nodes.setdefault(node.target_id, []).append(node)

@@ -73,7 +73,12 @@ def automl_start(*, parent_id: int) -> None:
 def automl_advance(*, parent_id: int) -> None:
     """Tell the search every finished trial, ask for more, or finish with the final job."""
     with transaction.atomic():
-        parent = Job.objects.select_for_update().select_related("target", "workspace").filter(pk=parent_id).first()
+        parent = (
+            Job.objects.select_for_update(of=("self",))
+            .select_related("target", "workspace")
+            .filter(pk=parent_id)
+            .first()
+        )
         if parent is None or parent.status != JobStatus.RUNNING or not parent.detached:
             return
         spec = automl_spec(parent)

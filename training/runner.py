@@ -181,8 +181,11 @@ def run_job(job_id: int) -> None:
     if outcome == "completed":
         ctx.flush()
         if isinstance(detail, Detach):
-            services.job_detach(job=job, result=detail.result, reason=detail.reason)
-            handler.on_detached(job_id=job.pk)
+            if services.job_detach(job=job, result=detail.result, reason=detail.reason):
+                try:
+                    handler.on_detached(job_id=job.pk)
+                except Exception:  # noqa: BLE001 - the reconciler retries; the node must go on
+                    log.exception("job %s: after detaching", job.pk)
         else:
             services.job_complete(job=job, result=detail or {})
     elif outcome == "canceled":

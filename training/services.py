@@ -474,4 +474,13 @@ def jobs_reconcile(*, now=None) -> dict:
         if target_id in targets_with_idle:
             job_publish(job_id=job_id)
             republished += 1
-    return {"requeued": requeued, "lost_nodes": lost_nodes, "republished": republished}
+    # Detached jobs (Automated ML runs) move on when a child finishes; one whose children are all
+    # done and that did not move (a failure between two steps) is nudged again.
+    nudged = 0
+    stuck = Job.objects.filter(status=JobStatus.RUNNING, detached=True).exclude(children__status__in=JobStatus.active())
+    for job in stuck.distinct():
+        from .jobkinds import handler_for
+
+        handler_for(job.kind).on_detached(job_id=job.pk)
+        nudged += 1
+    return {"requeued": requeued, "lost_nodes": lost_nodes, "republished": republished, "nudged": nudged}

@@ -1,19 +1,20 @@
 """Read queries for data assets, versions and ingests, scoped to one workspace."""
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from .models import DataAsset, DataVersion, Ingest, IngestStatus, Workspace
 
 ASSET_SORTS = {
-    "name": "name",
-    "-name": "-name",
-    "updated": "updated_at",
-    "-updated": "-updated_at",
-    "rows": "latest_rows",
-    "-rows": "-latest_rows",
-    "size": "latest_size",
-    "-size": "-latest_size",
+    "name": F("name").asc(),
+    "-name": F("name").desc(),
+    "updated": F("updated_at").asc(),
+    "-updated": F("updated_at").desc(),
+    # Assets without a version sort last on every database (PostgreSQL puts NULLs first otherwise).
+    "rows": F("latest_rows").asc(nulls_last=True),
+    "-rows": F("latest_rows").desc(nulls_last=True),
+    "size": F("latest_size").asc(nulls_last=True),
+    "-size": F("latest_size").desc(nulls_last=True),
 }
 
 
@@ -36,7 +37,7 @@ def data_asset_list(*, workspace: Workspace, q: str = "", sort: str = "-updated"
     )
     if q:
         assets = assets.filter(name__icontains=q.strip())
-    return assets.order_by(ASSET_SORTS.get(sort, "-updated_at"), "name")
+    return assets.order_by(ASSET_SORTS.get(sort, ASSET_SORTS["-updated"]), "name")
 
 
 def data_asset_get(*, workspace: Workspace, asset_id) -> DataAsset:

@@ -1,8 +1,10 @@
 """The ingest job: parse an upload (or re-type a version) into Parquet, profile it, make a version."""
 
+import os
 import secrets
 import time
 
+import pyarrow
 from django.core.exceptions import ValidationError
 
 from studio.hashing import sha256_file
@@ -26,6 +28,9 @@ class IngestJob(JobHandler):
         return CleanSpec(spec={"ingest_id": ingest_row.pk}, data_version=ingest_row.base_version)
 
     def run(self, ctx) -> dict:
+        # pyarrow parses and writes with a thread per core of the node (not OpenMP: no oversubscription).
+        cores = ctx.job.target.node_size.cores if ctx.job.target else 1
+        pyarrow.set_cpu_count(max(1, min(os.cpu_count() or 1, cores)))
         row = Ingest.objects.select_related("base_version", "base_version__asset").get(pk=ctx.spec["ingest_id"])
         data_services.ingest_mark_running(ingest=row)
         folder = data_services.workspace_artifact_dir(row.workspace_id) / "data"

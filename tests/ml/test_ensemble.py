@@ -54,7 +54,9 @@ def test_selection_works_for_a_metric_where_smaller_is_better():
 @pytest.fixture(scope="module")
 def finished_search():
     X, y = mixed_frame(300, seed=2, classes=3)
-    spec = AutoMLSpec.from_dict({"max_trials": 8, "validation": "cv", "n_folds": 3})
+    spec = AutoMLSpec.from_dict(
+        {"max_trials": 8, "validation": "cv", "n_folds": 3, "blocked_algorithms": ["random_forest", "svc"]}
+    )
     setup = automl_setup(spec, X, y)
     search = AutoMLSearch(spec, setup)
     predictions, models = {}, {}
