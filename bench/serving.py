@@ -137,13 +137,16 @@ def export_model(work: Path) -> dict:
 def start_mlflow(work: Path, manifest: dict, port: int) -> subprocess.Popen:
     python = ensure_mlflow_venv()
     model_dir = work / "mlflow-model"
-    if not model_dir.exists():
+    if not (model_dir / "MLmodel").exists():
+        shutil.rmtree(model_dir, ignore_errors=True)
         # The competitor's own format: load our skops file (trusted types, in MLflow's venv) and
         # save it the way MLflow serves sklearn models.
+        # MLflow 3 saves sklearn models with skops too, and asks to name the types it should trust.
         code = (
             "import sys, mlflow.sklearn\n"
             "from training.ml.modelio import load_model\n"
-            "mlflow.sklearn.save_model(load_model(sys.argv[1], sys.argv[2]), sys.argv[3])\n"
+            "mlflow.sklearn.save_model(load_model(sys.argv[1], sys.argv[2]), sys.argv[3], skops_trusted_types=[\n"
+            "    'numpy.dtype', 'sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor'])\n"
         )
         subprocess.run(
             [str(python), "-c", code, str(work / "model.skops"), manifest["model_sha256"], str(model_dir)],
@@ -151,7 +154,8 @@ def start_mlflow(work: Path, manifest: dict, port: int) -> subprocess.Popen:
             capture_output=True,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
-    env = {**os.environ, **SINGLE, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
+    env = {**os.environ, **SINGLE, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns",
+           "PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen(
         [
             str(MLFLOW_VENV / "bin" / "mlflow"),
