@@ -51,7 +51,7 @@ def target_list(*, workspace: Workspace) -> QuerySet[ComputeTarget]:
 def target_get(*, workspace: Workspace, target_id) -> ComputeTarget:
     try:
         return target_list(workspace=workspace).get(pk=int(target_id))
-    except (ComputeTarget.DoesNotExist, TypeError, ValueError):
+    except (ComputeTarget.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Compute target not found.") from None
 
 

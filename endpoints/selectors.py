@@ -34,14 +34,14 @@ def endpoint_list(*, workspace) -> QuerySet[Endpoint]:
 def endpoint_get(*, workspace, endpoint_id) -> Endpoint:
     try:
         return endpoint_list(workspace=workspace).get(pk=int(endpoint_id))
-    except (Endpoint.DoesNotExist, TypeError, ValueError):
+    except (Endpoint.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Endpoint not found.") from None
 
 
 def deployment_get(*, endpoint: Endpoint, deployment_id) -> Deployment:
     try:
         return endpoint.deployments.select_related("model_version", "target").get(pk=int(deployment_id))
-    except (Deployment.DoesNotExist, TypeError, ValueError):
+    except (Deployment.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Deployment not found.") from None
 
 

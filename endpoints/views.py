@@ -15,6 +15,7 @@ from compute.models import ComputeTarget, TargetKind
 from endpoints.scoring.signature import PayloadError
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
+from studio.ids import parse_id
 from studio.pages import page_workspace, render_page
 from training.registry_selectors import model_version_get_by_id, model_versions_in_workspace
 from workspaces.policy import Action
@@ -75,7 +76,7 @@ def endpoint_detail(request, workspace_id, endpoint_id):
             versions=model_versions_in_workspace(workspace=workspace),
             targets=_inference_targets(workspace),
             initial={
-                "model_version": int(initial_version) if (initial_version or "").isdigit() else None,
+                "model_version": parse_id(initial_version),
                 "name": "blue" if not deployments else "green",
             },
         )

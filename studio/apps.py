@@ -6,4 +6,9 @@ class StudioConfig(AppConfig):
     verbose_name = "Studio (accounts and health)"
 
     def ready(self) -> None:
+        from django.urls import register_converter
+
+        from .ids import IdConverter
+
+        register_converter(IdConverter, "id")  # before any URLconf is imported
         from .api import schema  # noqa: F401 - registers the OpenAPI auth extension

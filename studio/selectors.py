@@ -21,14 +21,14 @@ def token_list(*, user) -> QuerySet[ApiToken]:
 def token_get(*, user, token_id) -> ApiToken:
     try:
         return token_list(user=user).get(pk=int(token_id))
-    except (ApiToken.DoesNotExist, TypeError, ValueError):
+    except (ApiToken.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Token not found.") from None
 
 
 def worker_check_get(*, user, check_id) -> WorkerCheck:
     try:
         return WorkerCheck.objects.get(pk=int(check_id), requested_by=user)
-    except (WorkerCheck.DoesNotExist, TypeError, ValueError):
+    except (WorkerCheck.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Worker check not found.") from None
 
 

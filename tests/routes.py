@@ -10,7 +10,7 @@ _PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 
 @dataclass
 class Route:
-    pattern: str  # e.g. "api/v1/workspaces/<int:workspace_id>/members/"
+    pattern: str  # e.g. "api/v1/workspaces/<id:workspace_id>/members/"
     name: str | None
     callback: object
 

@@ -29,7 +29,7 @@ def model_list(*, workspace, q: str = "") -> QuerySet[RegisteredModel]:
 def model_get(*, workspace, model_id) -> RegisteredModel:
     try:
         return model_list(workspace=workspace).get(pk=int(model_id))
-    except (RegisteredModel.DoesNotExist, TypeError, ValueError):
+    except (RegisteredModel.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Model not found.") from None
 
 
@@ -44,14 +44,14 @@ def model_version_list(*, model: RegisteredModel) -> QuerySet[ModelVersion]:
 def model_version_get(*, model: RegisteredModel, version) -> ModelVersion:
     try:
         return model_version_list(model=model).select_related("model").get(version=int(version))
-    except (ModelVersion.DoesNotExist, TypeError, ValueError):
+    except (ModelVersion.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Model version not found.") from None
 
 
 def model_version_get_by_id(*, workspace, version_id) -> ModelVersion:
     try:
         return ModelVersion.objects.select_related("model").get(pk=int(version_id), model__workspace=workspace)
-    except (ModelVersion.DoesNotExist, TypeError, ValueError):
+    except (ModelVersion.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Model version not found.") from None
 
 

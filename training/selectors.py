@@ -3,6 +3,7 @@
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from studio.ids import parse_id
 from workspaces.models import Workspace
 
 from .models import Artifact, Experiment, Job, JobEvent, JobLogLine, JobStatus, Metric
@@ -25,19 +26,18 @@ def job_list(*, workspace: Workspace, filters: dict | None = None) -> QuerySet[J
     if filters.get("kind"):
         jobs = jobs.filter(kind=filters["kind"])
     for key in ("experiment", "target"):
-        value = str(filters.get(key) or "")
-        if value.isdigit():
-            jobs = jobs.filter(**{f"{key}_id": int(value)})
-    parent = str(filters.get("parent") or "")
+        if (value := parse_id(filters.get(key))) is not None:
+            jobs = jobs.filter(**{f"{key}_id": value})
+    parent = filters.get("parent")
     if parent == "none":
         jobs = jobs.filter(parent__isnull=True)
-    elif parent.isdigit():
-        jobs = jobs.filter(parent_id=int(parent))
+    elif (parent_id := parse_id(parent)) is not None:
+        jobs = jobs.filter(parent_id=parent_id)
     q = (filters.get("q") or "").strip()
     if q:
         condition = Q(display_name__icontains=q) | Q(status_reason__icontains=q)
-        if q.lstrip("#").isdigit():
-            condition |= Q(pk=int(q.lstrip("#")))
+        if (job_id := parse_id(q.lstrip("#"))) is not None:
+            condition |= Q(pk=job_id)
         jobs = jobs.filter(condition)
     return jobs.order_by("-created_at", "-id")
 
@@ -45,7 +45,7 @@ def job_list(*, workspace: Workspace, filters: dict | None = None) -> QuerySet[J
 def job_get(*, workspace: Workspace, job_id) -> Job:
     try:
         return job_list(workspace=workspace).get(pk=int(job_id))
-    except (Job.DoesNotExist, TypeError, ValueError):
+    except (Job.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Job not found.") from None
 
 
@@ -54,6 +54,7 @@ def job_events(*, job: Job) -> QuerySet[JobEvent]:
 
 
 def job_log(*, job: Job, after: int = 0, limit: int = 2000) -> list[JobLogLine]:
+    after = min(after, 2**62)  # a client's huge cursor means "nothing newer", not a database overflow
     return list(JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq")[:limit])
 
 
@@ -76,7 +77,7 @@ def job_artifacts(*, job: Job) -> QuerySet[Artifact]:
 def artifact_get(*, job: Job, artifact_id) -> Artifact:
     try:
         return job_artifacts(job=job).get(pk=int(artifact_id))
-    except (Artifact.DoesNotExist, TypeError, ValueError):
+    except (Artifact.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Artifact not found.") from None
 
 
@@ -85,7 +86,7 @@ def experiment_list(*, workspace: Workspace) -> QuerySet[Experiment]:
 
 
 def jobs_for_compare(*, workspace: Workspace, ids) -> list[Job]:
-    clean = [int(i) for i in ids if str(i).isdigit()][:10]
+    clean = [job_id for job_id in map(parse_id, ids) if job_id is not None][:10]
     jobs = list(job_list(workspace=workspace).filter(pk__in=clean))
     if len(jobs) != len(set(clean)):
         raise Http404("Job not found.")

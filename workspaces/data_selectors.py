@@ -43,7 +43,7 @@ def data_asset_list(*, workspace: Workspace, q: str = "", sort: str = "-updated"
 def data_asset_get(*, workspace: Workspace, asset_id) -> DataAsset:
     try:
         return data_asset_list(workspace=workspace).get(pk=int(asset_id))
-    except (DataAsset.DoesNotExist, TypeError, ValueError):
+    except (DataAsset.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Data asset not found.") from None
 
 
@@ -54,14 +54,14 @@ def data_version_list(*, asset: DataAsset) -> QuerySet[DataVersion]:
 def data_version_get(*, asset: DataAsset, version) -> DataVersion:
     try:
         return data_version_list(asset=asset).select_related("asset", "asset__workspace").get(version=int(version))
-    except (DataVersion.DoesNotExist, TypeError, ValueError):
+    except (DataVersion.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Version not found.") from None
 
 
 def data_version_get_by_id(*, workspace: Workspace, version_id) -> DataVersion:
     try:
         return DataVersion.objects.select_related("asset").get(pk=int(version_id), asset__workspace=workspace)
-    except (DataVersion.DoesNotExist, TypeError, ValueError):
+    except (DataVersion.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Data version not found.") from None
 
 
@@ -86,5 +86,5 @@ def ingest_list(*, workspace: Workspace, active_only: bool = False) -> QuerySet[
 def ingest_get(*, workspace: Workspace, ingest_id) -> Ingest:
     try:
         return ingest_list(workspace=workspace).get(pk=int(ingest_id))
-    except (Ingest.DoesNotExist, TypeError, ValueError):
+    except (Ingest.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Upload not found.") from None

@@ -57,7 +57,7 @@ def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW) -> 
     """
     try:
         workspace_id = int(workspace_id)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise Http404("Workspace not found.") from None
     workspace = _with_counts(Workspace.objects.filter(pk=workspace_id), user).first() if user.is_authenticated else None
     if workspace is None or workspace.role is None:
@@ -74,7 +74,7 @@ def member_list(*, workspace: Workspace) -> QuerySet[Membership]:
 def member_get(*, workspace: Workspace, member_id) -> Membership:
     try:
         return member_list(workspace=workspace).get(pk=int(member_id))
-    except (Membership.DoesNotExist, TypeError, ValueError):
+    except (Membership.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Member not found.") from None
 
 

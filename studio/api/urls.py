@@ -5,7 +5,7 @@ from . import views
 urlpatterns = [
     path("me/", views.MeApi.as_view(), name="api-me"),
     path("tokens/", views.TokenListApi.as_view(), name="api-token-list"),
-    path("tokens/<int:token_id>/", views.TokenDetailApi.as_view(), name="api-token-detail"),
+    path("tokens/<id:token_id>/", views.TokenDetailApi.as_view(), name="api-token-detail"),
     path("worker-checks/", views.WorkerCheckListApi.as_view(), name="api-worker-check-list"),
-    path("worker-checks/<int:check_id>/", views.WorkerCheckDetailApi.as_view(), name="api-worker-check-detail"),
+    path("worker-checks/<id:check_id>/", views.WorkerCheckDetailApi.as_view(), name="api-worker-check-detail"),
 ]

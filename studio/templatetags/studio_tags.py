@@ -32,5 +32,5 @@ def percent(value, digits: int = 1):
     """0.0123 → '1.2%'."""
     try:
         return f"{float(value) * 100:.{int(digits)}f}%"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return ""

@@ -2,8 +2,8 @@ from django.urls import path
 
 from . import automl, registry, views
 
-prefix = "workspaces/<int:workspace_id>/"
-job = prefix + "jobs/<int:job_id>/"
+prefix = "workspaces/<id:workspace_id>/"
+job = prefix + "jobs/<id:job_id>/"
 urlpatterns = [
     path(prefix + "jobs/", views.JobListApi.as_view(), name="api-job-list"),
     path(prefix + "experiments/", views.ExperimentListApi.as_view(), name="api-experiment-list"),
@@ -15,27 +15,27 @@ urlpatterns = [
     path(job + "metrics/", views.JobMetricsApi.as_view(), name="api-job-metrics"),
     path(job + "artifacts/", views.JobArtifactsApi.as_view(), name="api-job-artifacts"),
     path(
-        job + "artifacts/<int:artifact_id>/download/",
+        job + "artifacts/<id:artifact_id>/download/",
         views.JobArtifactDownloadApi.as_view(),
         name="api-job-artifact-download",
     ),
     path(job + "register/", registry.JobRegisterApi.as_view(), name="api-job-register"),
     path(prefix + "automl/", automl.AutoMLStartApi.as_view(), name="api-automl-start"),
-    path(prefix + "automl/<int:job_id>/", automl.AutoMLRunApi.as_view(), name="api-automl-run"),
+    path(prefix + "automl/<id:job_id>/", automl.AutoMLRunApi.as_view(), name="api-automl-run"),
     path(prefix + "models/", registry.ModelListApi.as_view(), name="api-model-list"),
-    path(prefix + "models/<int:model_id>/versions/", registry.ModelVersionListApi.as_view(), name="api-model-versions"),
+    path(prefix + "models/<id:model_id>/versions/", registry.ModelVersionListApi.as_view(), name="api-model-versions"),
     path(
-        prefix + "models/<int:model_id>/versions/<int:version>/",
+        prefix + "models/<id:model_id>/versions/<id:version>/",
         registry.ModelVersionDetailApi.as_view(),
         name="api-model-version",
     ),
     path(
-        prefix + "models/<int:model_id>/versions/<int:version>/alias/",
+        prefix + "models/<id:model_id>/versions/<id:version>/alias/",
         registry.ModelVersionAliasApi.as_view(),
         name="api-model-alias",
     ),
     path(
-        prefix + "models/<int:model_id>/versions/<int:version>/download/",
+        prefix + "models/<id:model_id>/versions/<id:version>/download/",
         registry.ModelVersionDownloadApi.as_view(),
         name="api-model-download",
     ),
