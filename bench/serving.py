@@ -154,8 +154,12 @@ def start_mlflow(work: Path, manifest: dict, port: int) -> subprocess.Popen:
             capture_output=True,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
-    env = {**os.environ, **SINGLE, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns",
-           "PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        **SINGLE,
+        "MLFLOW_TRACKING_URI": f"file://{work}/mlruns",
+        "PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}",
+    }
     proc = subprocess.Popen(
         [
             str(MLFLOW_VENV / "bin" / "mlflow"),

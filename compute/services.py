@@ -388,7 +388,9 @@ def autoscale(*, now=None) -> list[ScaleDecision]:
         # Counted apart: PostgreSQL refuses FOR UPDATE together with GROUP BY.
         demand = dict(
             Job.objects.filter(target__in=targets, status__in=JobStatus.active())
-            .values("target").annotate(n=Count("pk")).values_list("target", "n")
+            .values("target")
+            .annotate(n=Count("pk"))
+            .values_list("target", "n")
         )
         for target in targets:
             target.demand = demand.get(target.pk, 0)
