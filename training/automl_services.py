@@ -17,16 +17,20 @@ from django.utils import timezone
 
 from workspaces.policy import Action, require
 
+from .ml.ensemble import MAX_MEMBERS
 from .ml.search import AutoMLSearch, AutoMLSpec
 from .ml.trial import TrialResult
 from .models import Job, JobKind, JobStatus
-from .services import child_job_submit, job_detached_finish, job_submit
+from .services import child_job_submit, child_jobs_stop, job_detached_finish, job_submit
 
 log = logging.getLogger("studio.automl")
 
-# Kept aside at the end of the budget for choosing and assembling the final model.
+# Kept aside at the end of the budget for choosing and assembling the final model, plus
+# FINAL_PACKAGING_FACTOR × the time its members took to save (load, save, ONNX conversion).
 FINAL_RESERVE_SECONDS = 8.0
-TRIAL_GRACE_SECONDS = 10
+FINAL_PACKAGING_FACTOR = 2.5
+TRIAL_GRACE_SECONDS = 3
+BUDGET_SPENT = "stopped: the run's time budget is spent"
 
 
 def automl_spec(job: Job) -> AutoMLSpec:
@@ -43,8 +47,19 @@ def _elapsed(parent: Job) -> float:
     return (timezone.now() - start).total_seconds()
 
 
-def _submit_trials(parent: Job, trials, spec: AutoMLSpec) -> None:
-    remaining = max(5.0, spec.timeout_s - _elapsed(parent))
+def _final_reserve(spec: AutoMLSpec, search: AutoMLSearch, trials: list[Job]) -> float:
+    """Seconds kept at the end of the budget for the final job: choosing the ensemble, then
+    loading, saving (skops) and converting its likely members, estimated from what saving each
+    of them took in its trial. Never more than 40 % of the budget."""
+    save_seconds = {c.spec["trial"]["trial_id"]: (c.result or {}).get("save_seconds", 0.0) for c in trials}
+    likely = search.ensemble_library()[:MAX_MEMBERS]
+    packaging = FINAL_PACKAGING_FACTOR * sum(save_seconds.get(trial_id, 0.0) for trial_id in likely)
+    return min(0.4 * spec.timeout_s, FINAL_RESERVE_SECONDS + packaging)
+
+
+def _submit_trials(parent: Job, trials, spec: AutoMLSpec, reserve: float) -> None:
+    # A trial must end before the time kept for the final model (plus a little start-up grace).
+    remaining = max(5.0, spec.timeout_s - reserve - _elapsed(parent))
     for trial in trials:
         limit = int(min(spec.trial_timeout_s, remaining) + TRIAL_GRACE_SECONDS)
         child_job_submit(
@@ -61,8 +76,15 @@ def _trial_result(child: Job) -> TrialResult:
     if child.status == JobStatus.COMPLETED and "trial_result" in child.result:
         return TrialResult.from_dict(child.result["trial_result"])
     reason = child.error or child.status_reason or child.get_status_display()
-    status = "timed_out" if "time limit" in reason else "failed"
+    status = "timed_out" if "time limit" in reason or child.status == JobStatus.CANCELED else "failed"
     return TrialResult(trial_id=trial_id, status=status, error=reason[:2000])
+
+
+def _tell_finished(search: AutoMLSearch, trials: list[Job]) -> None:
+    for child in trials:
+        trial_id = child.spec["trial"]["trial_id"]
+        if child.status in JobStatus.finished() and trial_id not in search.results:
+            search.tell(trial_id, _trial_result(child))
 
 
 def automl_start(*, parent_id: int) -> None:
@@ -86,25 +108,28 @@ def automl_advance(*, parent_id: int) -> None:
         children = list(parent.children.all())
         trials = [c for c in children if c.kind == JobKind.AUTOML_TRIAL]
         submitted = {c.spec["trial"]["trial_id"] for c in trials}
-        for child in trials:
-            trial_id = child.spec["trial"]["trial_id"]
-            if child.status in JobStatus.finished() and trial_id not in search.results:
-                search.tell(trial_id, _trial_result(child))
+        _tell_finished(search, trials)
         # Trials the search proposed but that have no job yet (the first batch, after set-up).
         unsent = [t for t in search.trials if t.trial_id not in submitted]
         running = [c for c in trials if c.status in JobStatus.active()]
         elapsed = _elapsed(parent)
-        out_of_time = elapsed + FINAL_RESERVE_SECONDS >= spec.timeout_s
+        reserve = _final_reserve(spec, search, trials)
+        out_of_time = elapsed + reserve >= spec.timeout_s
         done = search.is_done(elapsed_s=elapsed) or out_of_time
         if out_of_time:
             search.stop_reason = search.stop_reason or "time_budget"
+            if running and child_jobs_stop(parent=parent, kind=JobKind.AUTOML_TRIAL, reason=BUDGET_SPENT):
+                # Queued trials are now canceled; running ones end within a second and call back.
+                trials = list(parent.children.filter(kind=JobKind.AUTOML_TRIAL))
+                _tell_finished(search, trials)
+                running = [c for c in trials if c.status in JobStatus.active()]
         if unsent and not out_of_time:
-            _submit_trials(parent, unsent, spec)
+            _submit_trials(parent, unsent, spec, reserve)
             running += unsent
         elif not done:
             free = spec.max_concurrent_trials - len(running)
             new = search.ask(free) if free > 0 else []
-            _submit_trials(parent, new, spec)
+            _submit_trials(parent, new, spec, reserve)
             running += new
         final = next((c for c in children if c.kind == JobKind.AUTOML_FINAL), None)
         leaderboard = search.leaderboard()

@@ -343,6 +343,23 @@ def job_cancel(*, actor, job: Job) -> Job:
     return job
 
 
+def child_jobs_stop(*, parent: Job, kind: str, reason: str) -> int:
+    """Stop a parent's active children of one kind (trials at the end of a run's time budget):
+    queued ones never start, running ones are stopped by their node within a second."""
+    now = timezone.now()
+    children = Job.objects.filter(parent=parent, kind=kind)
+    queued = list(children.filter(status=JobStatus.QUEUED).values_list("pk", flat=True))
+    Job.objects.filter(pk__in=queued, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELED, cancel_requested_at=now, finished_at=now, status_reason=reason
+    )
+    running = children.filter(status__in=JobStatus.on_node(), cancel_requested_at__isnull=True)
+    stopped = running.update(cancel_requested_at=now)
+    JobEvent.objects.bulk_create(
+        JobEvent(job_id=pk, status=JobStatus.CANCELED, reason=reason, attempt=0) for pk in queued
+    )
+    return len(queued) + stopped
+
+
 def job_retry(*, actor, job: Job) -> Job:
     """Run a failed or canceled job again, as a new attempt of the same job."""
     require(actor, job.workspace, Action.WRITE)

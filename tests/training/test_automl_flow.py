@@ -83,3 +83,25 @@ def test_the_search_is_deterministic_for_a_seed_and_max_trials(owner, workspace,
             ]
         )
     assert proposals[0] == proposals[1] and len(proposals[0]) == 4
+
+
+def test_a_run_ends_within_its_time_budget(owner, workspace, penguins, agent, broker, reconciler):
+    """Trials still queued or running when the budget is spent are stopped, not waited for, and
+    the final model has its time kept aside."""
+    cluster = target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=2, max_nodes=2
+    ).target
+    parent = run(owner, workspace, cluster, penguins, timeout_s=20, max_trials=10_000)
+    done = wait_for(
+        lambda: Job.objects.filter(pk=parent.pk, status__in=JobStatus.finished()).first(),
+        timeout=120,
+        message="the Automated ML run to finish",
+    )
+    assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
+    assert done.result["stop_reason"] == "time_budget"
+    final = Job.objects.get(parent=done, kind=JobKind.AUTOML_FINAL)
+    assert (final.created_at - done.running_at).total_seconds() <= 20
+    assert (done.finished_at - done.running_at).total_seconds() <= 20 + 5
+    trials = Job.objects.filter(parent=done, kind=JobKind.AUTOML_TRIAL)
+    assert trials.filter(status=JobStatus.COMPLETED).count() >= 4
+    assert all(t.finished_at <= final.created_at for t in trials)

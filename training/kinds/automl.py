@@ -179,11 +179,14 @@ class AutoMLTrialJob(JobHandler):
         data = automl_data(ctx.job.parent)
         ctx.log(f"Trial {trial.trial_id}: {trial.algorithm} {trial.params} ({trial.origin})")
         result, model, proba = run_trial(trial, data.X, data.y, data.validation, refit=True)
+        save_seconds = 0.0
         if result.status == "succeeded":
             np.save(ctx.artifact_path("oof.npy"), proba.astype(np.float32), allow_pickle=False)
             ctx.artifact_saved("oof.npy", kind="predictions")
+            saving = time.perf_counter()
             save_model(model, ctx.artifact_path("model.skops"))
             ctx.artifact_saved("model.skops", kind="model")
+            save_seconds = time.perf_counter() - saving  # the run keeps time to package its ensemble
             _write_signature(ctx, data, trial.classes)
             ctx.metric(trial.primary_metric, result.score)
             ctx.log(f"{trial.primary_metric} {result.score:.4f} in {result.duration_seconds:.2f} s")
@@ -191,6 +194,7 @@ class AutoMLTrialJob(JobHandler):
             ctx.log(f"Trial {result.status}: {result.error}")
         return {
             "trial_result": result.to_dict(),
+            "save_seconds": round(save_seconds, 3),
             "algorithm": trial.algorithm,
             "params": trial.params,
             "score": result.score,
