@@ -67,6 +67,9 @@ def test_every_algorithm_and_ensemble_saves_and_loads_with_the_fixed_allow_list(
         loaded = load_model(path, digest)
         assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X)), name
         assert list(loaded.predict(X)) == list(model.predict(X)), name
+        # A downloaded file is a plain skops file: skops itself reads it, with the same types.
+        plain = sio.load(path, trusted=sorted(modelio.TRUSTED_TYPES))
+        assert np.array_equal(plain.predict_proba(X), model.predict_proba(X)), name
 
 
 def _saved(tmp_path: Path, model) -> tuple[Path, str]:

@@ -132,6 +132,26 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _dump_compact(model, path: str) -> None:
+    """``skops.io.dump`` with the schema written without indentation.
+
+    skops writes ``schema.json`` with ``indent=2``, and an indented ``json.dumps`` runs in pure
+    Python: for an ensemble of forests that is 10 s and 85 MB of JSON where the compact form takes
+    under a second. The file is the same skops format (skops reads it with ``json.loads``), and
+    ``tests/ml/test_modelio.py`` loads every kind of model back through ``skops.io.load``.
+    """
+    import skops
+    from skops.io._persist import SaveContext, get_state  # same steps as skops.io._persist._save
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        context = SaveContext(zip_file=archive)
+        state = get_state(model, context)
+        context.clear_memo()
+        state["protocol"] = context.protocol
+        state["_skops_version"] = skops.__version__
+        archive.writestr("schema.json", json.dumps(state, separators=(",", ":")))
+
+
 def save_model(model, path: str | Path) -> str:
     """Write ``model`` as a skops file at ``path`` (atomically) and return its SHA-256."""
     path = Path(path)
@@ -139,7 +159,7 @@ def save_model(model, path: str | Path) -> str:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".skops")
     os.close(fd)
     try:
-        sio.dump(model, tmp)
+        _dump_compact(model, tmp)
         unsafe = sorted(model_file_types(Path(tmp).read_bytes()) - TRUSTED_TYPES)
         if unsafe:
             raise UntrustedModelError(f"refusing to save a model with types outside the allow-list: {unsafe}")
