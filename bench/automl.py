@@ -202,7 +202,8 @@ class _Studio:
         source = self.data_dir / f"{name}.parquet"
         frame.to_parquet(source, index=False)
         staged = self.data_dir / f"{name}.ingested.parquet"
-        result = ingest(source, sniff(source, source.name), staged)
+        # The label stays text ("yes"/"no" would be inferred boolean), as a user sets it on the Schema tab.
+        result = ingest(source, sniff(source, source.name), staged, column_types={"target": "categorical"})
         asset = DataAsset.objects.create(workspace=self.workspace, name=name)
         version = DataVersion.objects.create(
             asset=asset,
@@ -282,7 +283,8 @@ def test_scores(model, X_test, y_test) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         proba = np.asarray(model.predict_proba(X_test), dtype=float)
-    order = [list(model.classes_).index(c) for c in classes]
+    labels = [str(c) for c in model.classes_]  # a data version's labels may be text for numeric classes
+    order = [labels.index(str(c)) for c in classes]
     proba = proba[:, order]
     proba = proba / proba.sum(axis=1, keepdims=True)
     y = np.asarray(y_test)
