@@ -30,6 +30,7 @@ log = logging.getLogger("studio.automl")
 FINAL_RESERVE_SECONDS = 8.0
 FINAL_PACKAGING_FACTOR = 2.5
 TRIAL_GRACE_SECONDS = 3
+MIN_TRIAL_SECONDS = 5.0  # no new trial starts with less time than this before the final model
 BUDGET_SPENT = "stopped: the run's time budget is spent"
 
 
@@ -59,7 +60,7 @@ def _final_reserve(spec: AutoMLSpec, search: AutoMLSearch, trials: list[Job]) ->
 
 def _submit_trials(parent: Job, trials, spec: AutoMLSpec, reserve: float) -> None:
     # A trial must end before the time kept for the final model (plus a little start-up grace).
-    remaining = max(5.0, spec.timeout_s - reserve - _elapsed(parent))
+    remaining = max(MIN_TRIAL_SECONDS, spec.timeout_s - reserve - _elapsed(parent))
     for trial in trials:
         limit = int(min(spec.trial_timeout_s, remaining) + TRIAL_GRACE_SECONDS)
         child_job_submit(
@@ -114,16 +115,19 @@ def automl_advance(*, parent_id: int) -> None:
         running = [c for c in trials if c.status in JobStatus.active()]
         elapsed = _elapsed(parent)
         reserve = _final_reserve(spec, search, trials)
-        out_of_time = elapsed + reserve >= spec.timeout_s
-        done = search.is_done(elapsed_s=elapsed) or out_of_time
-        if out_of_time:
+        trial_time_left = spec.timeout_s - reserve - elapsed
+        out_of_time = trial_time_left <= 0
+        # Too little time for another trial: wait for the running ones (their limits end by then).
+        done = search.is_done(elapsed_s=elapsed) or trial_time_left < MIN_TRIAL_SECONDS
+        if done:
             search.stop_reason = search.stop_reason or "time_budget"
+        if out_of_time:
             if running and child_jobs_stop(parent=parent, kind=JobKind.AUTOML_TRIAL, reason=BUDGET_SPENT):
                 # Queued trials are now canceled; running ones end within a second and call back.
                 trials = list(parent.children.filter(kind=JobKind.AUTOML_TRIAL))
                 _tell_finished(search, trials)
                 running = [c for c in trials if c.status in JobStatus.active()]
-        if unsent and not out_of_time:
+        if unsent and not done:
             _submit_trials(parent, unsent, spec, reserve)
             running += unsent
         elif not done:
