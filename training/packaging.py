@@ -19,6 +19,9 @@ from endpoints.scoring.signature import build_signature, unused_columns
 from .ml.modelio import save_model
 
 ONNX_CHECK_ROWS = 2_000
+# Deep forests on tens of thousands of rows make files of hundreds of MB; converting one to ONNX
+# took 50 s of a 60 s Automated ML budget in bench/automl.py, and big ensembles rarely verify.
+ONNX_MAX_MODEL_BYTES = 64 * 1024**2
 PROFILE_ROWS = 50_000
 
 
@@ -44,8 +47,14 @@ def package_model(
         X, column_types=types, target=target, classes=classes, optional=unused_columns(model, X.columns)
     )
     _write_json(ctx, f"{prefix}signature.json", signature, "signature")
-    check = X_check.head(ONNX_CHECK_ROWS)
-    onnx_bytes, report = try_convert(model, signature, check)
+    if artifact.size > ONNX_MAX_MODEL_BYTES:
+        onnx_bytes, report = None, {
+            "converted": False,
+            "reason": f"the model file is {artifact.size / 1024**2:.0f} MB; models over "
+            f"{ONNX_MAX_MODEL_BYTES // 1024**2} MB are served from skops (converting them takes minutes)",
+        }
+    else:
+        onnx_bytes, report = try_convert(model, signature, X_check.head(ONNX_CHECK_ROWS))
     if onnx_bytes is not None:
         ctx.artifact_path(f"{prefix}model.onnx").write_bytes(onnx_bytes)
         ctx.artifact_saved(f"{prefix}model.onnx", kind="model")
