@@ -48,11 +48,14 @@ def package_model(
     )
     _write_json(ctx, f"{prefix}signature.json", signature, "signature")
     if artifact.size > ONNX_MAX_MODEL_BYTES:
-        onnx_bytes, report = None, {
-            "converted": False,
-            "reason": f"the model file is {artifact.size / 1024**2:.0f} MB; models over "
-            f"{ONNX_MAX_MODEL_BYTES // 1024**2} MB are served from skops (converting them takes minutes)",
-        }
+        onnx_bytes, report = (
+            None,
+            {
+                "converted": False,
+                "reason": f"the model file is {artifact.size / 1024**2:.0f} MB; models over "
+                f"{ONNX_MAX_MODEL_BYTES // 1024**2} MB are served from skops (converting them takes minutes)",
+            },
+        )
     else:
         onnx_bytes, report = try_convert(model, signature, X_check.head(ONNX_CHECK_ROWS))
     if onnx_bytes is not None:
