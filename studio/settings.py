@@ -308,6 +308,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A job's process exits on purpose when its time limit passes or it is canceled. Results are
+# never used, so the pool need not wait its default 10 s for one before taking the next job.
+CELERY_WORKER_LOST_WAIT = 1.0
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT_SECONDS + 60
 CELERY_TASK_DEFAULT_QUEUE = "studio"

@@ -46,7 +46,8 @@ def test_automl_register_deploy_test_split_and_monitor(
     page = new_page()
     login(page, "alice")
     page.goto(f"/w/{workspace.pk}/jobs/automl/new/")
-    page.select_option("#id_data_version_id", str(penguins.pk))
+    with page.expect_response(lambda response: "/automl/columns/" in response.url):
+        page.select_option("#id_data_version_id", str(penguins.pk))
     page.locator("#automl-columns select#id_target_column").select_option("species")
     expect(page.get_by_test_id("class-balance")).to_contain_text("Adelie")
     page.fill("#id_timeout_minutes", "1.5")
