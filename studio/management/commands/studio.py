@@ -7,6 +7,7 @@ agent, which starts and stops the compute clusters' node processes. Ctrl-C stops
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +118,8 @@ class Command(BaseCommand):
             )
 
         worker_check_request()  # a first canary, so Home shows worker health right away
+        # The printed address answers when it is printed.
+        self._wait_until_serving("127.0.0.1" if options["host"] == "0.0.0.0" else options["host"], options["port"])  # noqa: S104
         host = "localhost" if options["host"] in ("127.0.0.1", "0.0.0.0") else options["host"]  # noqa: S104
         self._banner(f"http://{host}:{options['port']}/", seed)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -132,6 +135,16 @@ class Command(BaseCommand):
         except _Stop:
             self._stop_all()
             self.stdout.write("Studio stopped.")
+
+    def _wait_until_serving(self, host, port, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        web = dict(self.children).get("web")
+        while time.monotonic() < deadline and (web is None or web.poll() is None):
+            try:
+                with socket.create_connection((host, port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
 
     def _start(self, name, argv, env):
         # A session of its own, so we decide when it stops (and a Ctrl-C reaches it once, from us).
