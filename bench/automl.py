@@ -193,32 +193,16 @@ class _Studio:
 
     def data_version(self, X, y, name: str):
         """The training part as a data version, through the studio's own ingest engine."""
-        from workspaces.data_services import data_version_path
-        from workspaces.dataio import ingest, sniff
-        from workspaces.models import DataAsset, DataVersion
+        from workspaces.data_services import data_version_from_file
 
         frame = X.copy()
         frame["target"] = y.to_numpy()
         source = self.data_dir / f"{name}.parquet"
         frame.to_parquet(source, index=False)
-        staged = self.data_dir / f"{name}.ingested.parquet"
         # The label stays text ("yes"/"no" would be inferred boolean), as a user sets it on the Schema tab.
-        result = ingest(source, sniff(source, source.name), staged, column_types={"target": "categorical"})
-        asset = DataAsset.objects.create(workspace=self.workspace, name=name)
-        version = DataVersion.objects.create(
-            asset=asset,
-            version=1,
-            rows=result.rows,
-            columns=len(result.schema.columns),
-            schema=result.schema.to_json(),
-            profile=result.profile,
-            parquet_size=staged.stat().st_size,
-            parquet_sha256="bench",
+        return data_version_from_file(
+            actor=self.user, workspace=self.workspace, path=source, name=name, column_types={"target": "categorical"}
         )
-        path = data_version_path(version)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staged.replace(path)
-        return version
 
 
 def fit_cluster(X, y, budget: float, seed: int, verbose: bool):

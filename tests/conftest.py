@@ -432,27 +432,8 @@ def penguins(workspace, owner, tmp_path):
     """The penguins as a data version, made by the real ingest engine (no worker needed)."""
     import palmerpenguins
 
-    from workspaces.data_services import data_version_path
-    from workspaces.dataio import ingest, sniff
+    from workspaces.data_services import data_version_from_file
 
     source = tmp_path / "penguins.csv"
     palmerpenguins.load_penguins().to_csv(source, index=False)
-    staged = tmp_path / "penguins.parquet"
-    result = ingest(source, sniff(source, "penguins.csv"), staged)
-    from workspaces.models import DataAsset, DataVersion
-
-    asset = DataAsset.objects.create(workspace=workspace, name="penguins")
-    version = DataVersion.objects.create(
-        asset=asset,
-        version=1,
-        rows=result.rows,
-        columns=len(result.schema.columns),
-        schema=result.schema.to_json(),
-        profile=result.profile,
-        parquet_size=staged.stat().st_size,
-        parquet_sha256="x",
-    )
-    path = data_version_path(version)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged.replace(path)
-    return version
+    return data_version_from_file(actor=owner, workspace=workspace, path=source, name="penguins")

@@ -107,6 +107,47 @@ def data_upload(
     return ingest
 
 
+def data_version_from_file(
+    *, actor, workspace: Workspace, path: Path, name: str, column_types: dict | None = None
+) -> DataVersion:
+    """Ingest a file on this machine now, in this process, into version N+1 of the asset `name`:
+    the same engine and the same version record as an upload's ingest job (for scripts and tests)."""
+    from studio.hashing import sha256_file
+
+    from .dataio import ingest as run_ingest
+
+    require(actor, workspace, Action.WRITE)
+    path = Path(path)
+    row = Ingest.objects.create(
+        workspace=workspace,
+        asset_name=_clean_name(name),
+        source_name=path.name[:255],
+        source_size=path.stat().st_size,
+        status=IngestStatus.RUNNING,
+        created_by=actor,
+    )
+    staged = workspace_artifact_dir(workspace.pk) / "data" / f".ingest-{row.pk}.parquet"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        sniffed = sniff(path, path.name, limits=ingest_limits())
+        result = run_ingest(path, sniffed, staged, limits=ingest_limits(), column_types=column_types)
+        return ingest_complete(
+            ingest=row,
+            parquet=staged,
+            schema=result.schema,
+            rows=result.rows,
+            profile=result.profile,
+            sha256=sha256_file(staged),
+            source_format=sniffed.format,
+            warnings=list(result.warnings),
+        )
+    except DataError as exc:
+        ingest_fail(ingest=row, error=exc.to_json())
+        raise ValidationError({"file": [exc.message]}) from None
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def _submit_ingest_job(*, actor, workspace, ingest, target):
     from training.models import JobKind
     from training.services import job_submit
