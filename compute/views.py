@@ -20,7 +20,8 @@ def target_list(request, workspace_id):
     workspace = page_workspace(request, workspace_id)
     targets = selectors.target_list(workspace=workspace)
     template = "compute/_target_table.html" if request.htmx else "compute/list.html"
-    return render_page(request, template, workspace, targets=targets, kinds=TargetKind.choices)
+    quota = selectors.quota_use(workspace=workspace)
+    return render_page(request, template, workspace, targets=targets, kinds=TargetKind.choices, quota=quota)
 
 
 @require_http_methods(["GET", "POST"])
@@ -53,6 +54,7 @@ def target_detail(request, workspace_id, target_id):
         "nodes": selectors.node_list(target=target),
         "queued": job_list(workspace=workspace, filters={"target": target.pk, "status": "queued"})[:20],
         "recent": job_list(workspace=workspace, filters={"target": target.pk})[:10],
+        "quota": selectors.quota_use(workspace=workspace),
     }
     if request.htmx:
         return render_page(request, "compute/_target_live.html", workspace, **context)
