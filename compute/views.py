@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from studio.charts import bar_chart
 from studio.forms_errors import add_service_errors
 from studio.pages import page_workspace, render_page
+from workspaces.policy import PersonalAction
 
 from . import selectors, services
 from .forms import TargetCreateForm, TargetEditForm
@@ -58,6 +59,9 @@ def target_detail(request, workspace_id, target_id):
     }
     if request.htmx:
         return render_page(request, "compute/_target_live.html", workspace, **context)
+    # Show only the buttons the user may press (a compute instance is its owner's).
+    for action in PersonalAction.ALL:
+        context[f"can_{action}"] = services.target_allows(request.user, target, action)
     # A join token is shown once, right after it was made.
     context["join_token"] = request.session.pop(f"join-token-{target.pk}", None)
     context["join_command"] = _join_command(target, context["join_token"])
@@ -77,6 +81,7 @@ def _join_command(target, token):
 def target_edit(request, workspace_id, target_id):
     workspace = page_workspace(request, workspace_id, write=True)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
+    services.target_require(request.user, target, PersonalAction.CHANGE)
     initial = {f: getattr(target, f) for f in TargetEditForm.FIELDS[target.kind]}
     form = TargetEditForm(request.POST or None, initial=initial, kind=target.kind)
     if request.method == "POST" and form.is_valid():
@@ -94,6 +99,7 @@ def target_edit(request, workspace_id, target_id):
 def target_delete(request, workspace_id, target_id):
     workspace = page_workspace(request, workspace_id, write=True)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
+    services.target_require(request.user, target, PersonalAction.DELETE)
     if request.method == "POST":
         try:
             services.target_delete(actor=request.user, target=target)
