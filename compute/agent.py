@@ -97,7 +97,9 @@ class LocalAgent:
         waiting = requested[max(0, room) :]
         if waiting:
             services.nodes_wait_for_host(nodes=waiting)
-            services.nodes_release_idle(node_ids=list(self.children), count=len(waiting))
+            # Nodes already on their way out free their places soon: ask only for the rest.
+            leaving = sum(1 for node_id in self.stopping if node_id in self.children)
+            services.nodes_release_idle(node_ids=list(self.children), count=len(waiting) - leaving)
         for node in requested[: max(0, room)]:
             env = {
                 **os.environ,

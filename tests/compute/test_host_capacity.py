@@ -98,3 +98,37 @@ def test_an_idle_node_gives_its_place_to_another_clusters_work(one_node_host, ow
     assert idle.status == NodeStatus.STOPPED  # asked to leave, not lost
     reasons = list(JobEvent.objects.filter(job=waiting).values_list("reason", flat=True))
     assert WAITING_FOR_HOST in reasons, reasons
+
+
+@pytest.mark.django_db
+def test_only_idle_nodes_no_queued_work_needs_give_up_their_place(owner, workspace):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from compute.services import nodes_release_idle
+
+    long_ago = timezone.now() - timedelta(minutes=5)
+
+    def idle_node(target, minutes_idle):
+        return Node.objects.create(
+            target=target, status=NodeStatus.IDLE, idle_since=timezone.now() - timedelta(minutes=minutes_idle)
+        )
+
+    warm = make_cluster(owner, workspace, "warm", min_nodes=1)
+    kept_warm = idle_node(warm, 9)  # its cluster's only node: min_nodes keeps it
+    queued = make_cluster(owner, workspace, "queued")
+    needed = idle_node(queued, 8)
+    submit(owner, workspace, queued, sleep=0)  # it is about to take this job
+    spare = make_cluster(owner, workspace, "spare")
+    older, newer = idle_node(spare, 5), idle_node(spare, 1)
+    instance = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="mine").target
+    personal = Node.objects.create(target=instance, status=NodeStatus.IDLE, idle_since=long_ago)
+    ids = [n.pk for n in (kept_warm, needed, older, newer, personal)]
+
+    assert nodes_release_idle(node_ids=ids, count=1) == 1
+    assert Node.objects.get(pk=older.pk).status == NodeStatus.LEAVING  # the longest idle that may go
+    assert nodes_release_idle(node_ids=ids, count=5) == 1
+    statuses = dict(Node.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert statuses[newer.pk] == NodeStatus.LEAVING
+    assert [statuses[n.pk] for n in (kept_warm, needed, personal)] == [NodeStatus.IDLE] * 3
