@@ -80,6 +80,9 @@ class ComputeQuotaAdmin(admin.ModelAdmin):
     raw_id_fields = ["workspace"]
     fields = ["workspace", "max_nodes", "max_cores"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # empty fields give the default back, through the service
+
     def save_model(self, request, obj, form, change):
         saved = services.compute_quota_set(
             actor=request.user, workspace=obj.workspace, max_nodes=obj.max_nodes, max_cores=obj.max_cores
