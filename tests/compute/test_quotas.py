@@ -147,3 +147,27 @@ def test_staff_set_a_workspace_quota_in_the_admin(client, make_user, workspace):
     quota = ComputeQuota.objects.get(workspace=workspace)
     assert (quota.max_nodes, quota.max_cores, quota.updated_by) == (8, None, staff)
     assert selectors.quota_use(workspace=workspace).max_nodes == 8
+
+
+def test_the_create_form_shows_the_quota_refusal_on_the_field(client, contributor, workspace):
+    client.force_login(contributor)
+    form = {"kind": "cluster", "name": "big", "size": "small", "priority": "dedicated"}
+    form |= {"min_nodes": "0", "max_nodes": "5", "idle_seconds_before_scaledown": "120"}
+    response = client.post(f"/w/{workspace.pk}/compute/new/", form)
+    assert response.status_code == 200
+    assert (
+        "The workspace&#x27;s compute quota is 4 nodes and 6 cores: at most 4 small nodes" in response.content.decode()
+    )
+
+
+def test_a_page_says_when_a_node_waits_for_the_quota(client, owner, contributor, workspace):
+    full = cluster(owner, workspace, size="medium", min_nodes=3, max_nodes=3)  # all 6 cores
+    services.autoscale()
+    instance = services.target_create(
+        actor=contributor, workspace=workspace, kind=TargetKind.INSTANCE, name="bobs"
+    ).target
+    services.autoscale()
+    client.force_login(contributor)
+    page = client.get(f"/w/{workspace.pk}/compute/{instance.pk}/").content.decode()
+    assert "Its node waits: the workspace quota is reached." in page
+    assert live(workspace).count() == 3 and live(workspace).filter(target=full).count() == 3
