@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import ComputeTarget, Node, NodeSession
+from . import services
+from .models import ComputeQuota, ComputeTarget, Node, NodeSession
 
 
 class NodeInline(admin.TabularInline):
@@ -67,3 +68,23 @@ class NodeSessionAdmin(admin.ModelAdmin):
     list_select_related = ["node", "target", "workspace"]
     raw_id_fields = ["node", "target", "workspace"]
     date_hierarchy = "started_at"
+
+
+@admin.register(ComputeQuota)
+class ComputeQuotaAdmin(admin.ModelAdmin):
+    """Staff override a workspace's compute quota here; empty fields keep the studio-wide default."""
+
+    list_display = ["workspace", "max_nodes", "max_cores", "updated_by", "updated_at"]
+    search_fields = ["workspace__name"]
+    list_select_related = ["workspace", "updated_by"]
+    raw_id_fields = ["workspace"]
+    fields = ["workspace", "max_nodes", "max_cores"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # empty fields give the default back, through the service
+
+    def save_model(self, request, obj, form, change):
+        saved = services.compute_quota_set(
+            actor=request.user, workspace=obj.workspace, max_nodes=obj.max_nodes, max_cores=obj.max_cores
+        )
+        obj.pk = saved.pk

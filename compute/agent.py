@@ -1,9 +1,14 @@
 """The local provisioner: makes the autoscaler's decisions real on this machine.
 
 Each tick it runs the autoscaler, starts a Celery worker process for every node in REQUESTED
-state, stops the processes of nodes asked to leave (or deleted), and reports processes that died
-on their own as lost (their jobs are re-queued at once). Node processes are children of the
-agent: when the agent stops, they stop.
+state that the host has room for, stops the processes of nodes asked to leave (or deleted), and
+reports processes that died on their own as lost (their jobs are re-queued at once). Node
+processes are children of the agent: when the agent stops, they stop.
+
+Host capacity (R10): a node process runs one job at a time with single-threaded math libraries,
+so it takes one core and STUDIO_NODE_MEMORY_MIB of memory; the agent never runs more than
+STUDIO_HOST_NODE_CORES and STUDIO_HOST_NODE_MEMORY_MIB hold. Nodes that do not fit wait, with
+the reason on them and their jobs, and an idle node no queued work needs gives up its place.
 """
 
 import logging
@@ -82,10 +87,20 @@ class LocalAgent:
             time.sleep(settings.STUDIO_AGENT_INTERVAL)
 
     def _start_requested(self) -> None:
-        requested = Node.objects.filter(status=NodeStatus.REQUESTED, provisioner="local").select_related(
-            "target", "target__workspace"
+        requested = list(
+            Node.objects.filter(status=NodeStatus.REQUESTED, provisioner="local")
+            .select_related("target", "target__workspace")
+            .order_by("requested_at", "pk")
         )
-        for node in requested:
+        # A process asked to stop still holds its core and memory until it has exited.
+        room = host_node_capacity() - sum(1 for proc in self.children.values() if proc.poll() is None)
+        waiting = requested[max(0, room) :]
+        if waiting:
+            services.nodes_wait_for_host(nodes=waiting)
+            # Nodes already on their way out free their places soon: ask only for the rest.
+            leaving = sum(1 for node_id in self.stopping if node_id in self.children)
+            services.nodes_release_idle(node_ids=list(self.children), count=len(waiting) - leaving)
+        for node in requested[: max(0, room)]:
             env = {
                 **os.environ,
                 **SINGLE_THREAD_ENV,
@@ -107,6 +122,8 @@ class LocalAgent:
             )
             self.children[node.pk] = proc
             services.node_mark_started(node=node, pid=proc.pid, hostname=socket.gethostname())
+            if node.reason == services.WAITING_FOR_HOST:
+                services.target_jobs_waiting(target=node.target, reason=None)
             log.info("started %s for %s (pid %s)", node.name, node.target.name, proc.pid)
 
     def _stop_leaving(self) -> None:
@@ -158,6 +175,12 @@ class LocalAgent:
                 proc.wait()
             services.node_mark_stopped(node_id=node_id, reason="the studio was stopped")
         self.children.clear()
+
+
+def host_node_capacity() -> int:
+    """How many node processes this host holds: one core and STUDIO_NODE_MEMORY_MIB each."""
+    by_memory = settings.STUDIO_HOST_NODE_MEMORY_MIB // max(1, settings.STUDIO_NODE_MEMORY_MIB)
+    return max(0, min(settings.STUDIO_HOST_NODE_CORES, by_memory))
 
 
 def recover_after_restart() -> int:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 
@@ -167,3 +168,23 @@ class NodeSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node} {self.started_at:%Y-%m-%d %H:%M}–{self.ended_at or '…'}"
+
+
+class ComputeQuota(models.Model):
+    """A workspace's own limits on nodes and cores running at once across its clusters and
+    instances, set by staff. An empty field means the studio-wide default from the settings."""
+
+    workspace = models.OneToOneField("workspaces.Workspace", on_delete=models.CASCADE, related_name="compute_quota")
+    max_nodes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: STUDIO_WORKSPACE_MAX_NODES.", validators=[MaxValueValidator(10_000)]
+    )
+    max_cores = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: STUDIO_WORKSPACE_MAX_CORES.", validators=[MaxValueValidator(100_000)]
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"compute quota of {self.workspace}"

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -12,7 +13,12 @@ from django.utils import timezone
 
 from workspaces.models import Workspace
 
-from .models import ComputeTarget, Node, NodeSession, NodeStatus
+from .models import NODE_SIZES, ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, TargetKind
+
+# Targets whose nodes count against a workspace's quota: those the studio provisions itself.
+QUOTA_KINDS = (TargetKind.CLUSTER, TargetKind.INSTANCE)
+# Nodes that hold quota: every node with (or about to have) a process, a leaving one included.
+QUOTA_NODE_STATUSES = (*NodeStatus.live(), NodeStatus.LEAVING)
 
 
 def _count(model, status_field: str, statuses, fk: str = "target"):
@@ -75,6 +81,70 @@ def job_targets(*, workspace: Workspace, user) -> QuerySet[ComputeTarget]:
         .filter(Q(kind__in=[TargetKind.CLUSTER, TargetKind.ATTACHED]) | Q(kind=TargetKind.INSTANCE, owner=user))
         .order_by("-is_default", "name")
     )
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    """A workspace's compute quota and how much of it its nodes hold now."""
+
+    max_nodes: int
+    max_cores: int
+    nodes: int = 0
+    cores: int = 0
+
+    @property
+    def nodes_free(self) -> int:
+        return max(0, self.max_nodes - self.nodes)
+
+    @property
+    def cores_free(self) -> int:
+        return max(0, self.max_cores - self.cores)
+
+
+def quota_limits(*, workspace_ids) -> dict[int, tuple[int, int]]:
+    """(max nodes, max cores) per workspace: its staff-set quota, else the settings' defaults."""
+    own = {q.workspace_id: q for q in ComputeQuota.objects.filter(workspace_id__in=list(workspace_ids))}
+    limits = {}
+    for workspace_id in workspace_ids:
+        quota = own.get(workspace_id)
+        max_nodes = quota.max_nodes if quota and quota.max_nodes is not None else settings.STUDIO_WORKSPACE_MAX_NODES
+        max_cores = quota.max_cores if quota and quota.max_cores is not None else settings.STUDIO_WORKSPACE_MAX_CORES
+        limits[workspace_id] = (max_nodes, max_cores)
+    return limits
+
+
+def quota_use_by_workspace(*, workspace_ids) -> dict[int, QuotaUse]:
+    """Quota and use (nodes, and cores by node size) of several workspaces, in two queries."""
+    workspace_ids = set(workspace_ids)
+    use = {ws: [0, 0] for ws in workspace_ids}
+    held = (
+        Node.objects.filter(
+            target__workspace_id__in=workspace_ids, target__kind__in=QUOTA_KINDS, status__in=QUOTA_NODE_STATUSES
+        )
+        .values("target__workspace_id", "target__size")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in held:
+        size = NODE_SIZES.get(row["target__size"], NODE_SIZES["small"])
+        use[row["target__workspace_id"]][0] += row["n"]
+        use[row["target__workspace_id"]][1] += row["n"] * size.cores
+    limits = quota_limits(workspace_ids=workspace_ids)
+    return {ws: QuotaUse(*limits[ws], nodes=use[ws][0], cores=use[ws][1]) for ws in workspace_ids}
+
+
+def quota_use(*, workspace: Workspace) -> QuotaUse:
+    return quota_use_by_workspace(workspace_ids=[workspace.pk])[workspace.pk]
+
+
+def quota_reserved(*, workspace: Workspace, exclude_target_id: int | None = None) -> tuple[int, int]:
+    """Nodes and cores the workspace's clusters keep running at all times (their min_nodes)."""
+    nodes = cores = 0
+    clusters = ComputeTarget.objects.filter(workspace=workspace, kind=TargetKind.CLUSTER, min_nodes__gt=0)
+    for target in clusters.exclude(pk=exclude_target_id):
+        nodes += target.min_nodes
+        cores += target.min_nodes * target.node_size.cores
+    return nodes, cores
 
 
 @dataclass

@@ -9,18 +9,22 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
+from django.http import Http404
 from django.utils import timezone
 
 from studio.secrets import secret_matches, secret_new, secret_split
-from workspaces.models import Role, Workspace
-from workspaces.policy import Action, require
+from workspaces.models import Workspace
+from workspaces.policy import Action, PersonalAction, require, require_personal
 from workspaces.services import activity_record
 
-from .models import NODE_SIZES, ComputeTarget, Node, NodeSession, NodeStatus, Priority, TargetKind
+from . import selectors
+from .models import NODE_SIZES, ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, Priority, TargetKind
 
 JOIN_TOKEN_LABEL = "join"  # noqa: S105 - a label, not a secret
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,63}$")
 DEFAULT_CLUSTER_NAME = "cpu-cluster"
+WAITING_FOR_HOST = "waiting for capacity on this host"
+WAITING_FOR_QUOTA = "waiting: workspace quota of"  # how every quota reason on a job starts
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,68 @@ def _clean_target_fields(*, kind, name, size, priority, min_nodes, max_nodes, id
         raise ValidationError(errors)
 
 
+def target_require(actor, target: ComputeTarget, action: str) -> str:
+    """May `actor` do `action` (a PersonalAction) to this target? A compute instance is its owner's
+    (R4, as in Azure); any other target is the workspace's, changed by Owners and Contributors."""
+    if target.kind == TargetKind.INSTANCE:
+        return require_personal(
+            actor, target.workspace, owner_id=target.owner_id, action=action, noun="compute instance"
+        )
+    return require(actor, target.workspace, Action.WRITE)
+
+
+def target_allows(actor, target: ComputeTarget, action: str) -> bool:
+    """target_require as a yes/no, for pages that hide what the user may not do."""
+    try:
+        target_require(actor, target, action)
+    except (PermissionDenied, Http404):
+        return False
+    return True
+
+
+def _check_quota(*, workspace: Workspace, kind: str, size: str, min_nodes: int, max_nodes: int, target_id=None):
+    """Refuse scale settings the workspace's compute quota could never hold: a maximum above the
+    quota, or a minimum (kept running at all times) above what the other clusters' minimums leave."""
+    if kind not in selectors.QUOTA_KINDS:
+        return
+    quota_nodes, quota_cores = selectors.quota_limits(workspace_ids=[workspace.pk])[workspace.pk]
+    cores = NODE_SIZES[size].cores
+    quota = f"The workspace's compute quota is {quota_nodes} nodes and {quota_cores} cores"
+    errors = {}
+    if max_nodes > quota_nodes or max_nodes * cores > quota_cores:
+        most = min(quota_nodes, quota_cores // cores)
+        field = "size" if kind == TargetKind.INSTANCE else "max_nodes"
+        errors[field] = [f"{quota}: at most {most} {size} nodes ({cores} cores each)."]
+    reserved_nodes, reserved_cores = selectors.quota_reserved(workspace=workspace, exclude_target_id=target_id)
+    allowed_min = max(0, min(quota_nodes - reserved_nodes, (quota_cores - reserved_cores) // cores))
+    if min_nodes > allowed_min:
+        errors["min_nodes"] = [
+            f"{quota}; its other clusters keep {reserved_nodes} nodes ({reserved_cores} cores) running, "
+            f"so this cluster can keep at most {allowed_min} {size} nodes running."
+        ]
+    if errors:
+        raise ValidationError(errors)
+
+
+def compute_quota_set(*, actor, workspace: Workspace, max_nodes: int | None, max_cores: int | None) -> ComputeQuota:
+    """Set a workspace's own compute quota (staff only; None: the studio-wide default). Lowering it
+    stops no running node: the autoscaler starts no more until use is under the new quota."""
+    if not getattr(actor, "is_staff", False):
+        raise PermissionDenied("Only staff set compute quotas.")
+    quota = ComputeQuota.objects.filter(workspace=workspace).first() or ComputeQuota(workspace=workspace)
+    quota.max_nodes, quota.max_cores, quota.updated_by = max_nodes, max_cores, actor
+    quota.full_clean()
+    with transaction.atomic():
+        quota.save()
+        activity_record(
+            workspace=workspace,
+            actor=actor,
+            verb="compute_quota_set",
+            summary=f"{actor} set the compute quota to {max_nodes or 'default'} nodes, {max_cores or 'default'} cores",
+        )
+    return quota
+
+
 def target_create(
     *,
     actor,
@@ -94,6 +160,7 @@ def target_create(
         idle_seconds=idle_seconds_before_scaledown,
         idle_shutdown_minutes=idle_shutdown_minutes,
     )
+    _check_quota(workspace=workspace, kind=kind, size=size, min_nodes=min_nodes, max_nodes=max_nodes)
     if ComputeTarget.objects.filter(workspace=workspace, name=name).exists():
         raise ValidationError({"name": [f"This workspace already has a compute target called {name}."]})
     token = secret_new(JOIN_TOKEN_LABEL) if kind == TargetKind.ATTACHED else None
@@ -135,8 +202,9 @@ def target_update(
     priority: str | None = None,
     idle_shutdown_minutes: int | None = None,
 ) -> ComputeTarget:
-    """Change a target's scale settings. The autoscaler applies them on its next tick."""
-    require(actor, target.workspace, Action.WRITE)
+    """Change a target's scale settings (a compute instance: its owner only), within the
+    workspace's compute quota. The autoscaler applies them on its next tick."""
+    target_require(actor, target, PersonalAction.CHANGE)
     new = {
         "min_nodes": target.min_nodes if min_nodes is None else min_nodes,
         "max_nodes": target.max_nodes if max_nodes is None else max_nodes,
@@ -151,6 +219,14 @@ def target_update(
     if target.kind == TargetKind.INSTANCE:
         new["min_nodes"], new["max_nodes"] = 0, 1
     _clean_target_fields(kind=target.kind, name=target.name, size=target.size, **new)
+    _check_quota(
+        workspace=target.workspace,
+        kind=target.kind,
+        size=target.size,
+        min_nodes=new["min_nodes"],
+        max_nodes=new["max_nodes"],
+        target_id=target.pk,
+    )
     target.min_nodes, target.max_nodes = new["min_nodes"], new["max_nodes"]
     target.idle_seconds_before_scaledown = new["idle_seconds"]
     target.priority = new["priority"]
@@ -170,8 +246,9 @@ def target_update(
 
 def target_delete(*, actor, target: ComputeTarget) -> None:
     """Delete a target: refused while jobs are queued or running on it. Its live node processes
-    are stopped by the agent (their rows go with the target)."""
-    require(actor, target.workspace, Action.WRITE)
+    are stopped by the agent (their rows go with the target). A compute instance is deleted by its
+    owner or a workspace Owner."""
+    target_require(actor, target, PersonalAction.DELETE)
     from training.models import Job
 
     with transaction.atomic():
@@ -191,11 +268,9 @@ def target_delete(*, actor, target: ComputeTarget) -> None:
 
 
 def _require_instance_control(actor, target: ComputeTarget) -> None:
-    role = require(actor, target.workspace, Action.WRITE)
+    target_require(actor, target, PersonalAction.USE)
     if target.kind != TargetKind.INSTANCE:
         raise ValidationError("Only compute instances are started and stopped by hand.")
-    if target.owner_id != actor.pk and role != Role.OWNER:
-        raise PermissionDenied("A compute instance is started and stopped by its owner (or a workspace Owner).")
 
 
 def instance_start(*, actor, target: ComputeTarget) -> ComputeTarget:
@@ -375,16 +450,16 @@ def autoscale(*, now=None) -> list[ScaleDecision]:
     """One tick of the autoscaler: for each provisioned target, request nodes for queued work up
     to max_nodes, and stop nodes idle past the timeout down to min_nodes (zero allowed).
 
-    Runs in one transaction with the targets locked, so two ticks never over-provision.
+    Nodes are requested only within the workspace's compute quota (nodes and cores across its
+    clusters and instances, R10); the jobs left waiting say so. Runs in one transaction with the
+    targets locked, so two ticks never over-provision.
     """
     from training.models import Job, JobStatus
 
     now = now or timezone.now()
-    decisions = []
+    decisions = {}
     with transaction.atomic():
-        targets = list(
-            ComputeTarget.objects.select_for_update().filter(kind__in=[TargetKind.CLUSTER, TargetKind.INSTANCE])
-        )
+        targets = list(ComputeTarget.objects.select_for_update().filter(kind__in=selectors.QUOTA_KINDS).order_by("pk"))
         # Counted apart: PostgreSQL refuses FOR UPDATE together with GROUP BY.
         demand = dict(
             Job.objects.filter(target__in=targets, status__in=JobStatus.active())
@@ -397,37 +472,126 @@ def autoscale(*, now=None) -> list[ScaleDecision]:
         live_nodes: dict[int, list[Node]] = {}
         for node in Node.objects.filter(target__in=targets, status__in=NodeStatus.live()).order_by("requested_at"):
             live_nodes.setdefault(node.target_id, []).append(node)
+        wants = {}
         for target in targets:
             nodes = live_nodes.get(target.pk, [])
             if target.kind == TargetKind.INSTANCE:
-                want = _instance_want(target, nodes, now)
+                wants[target.pk] = _instance_want(target, nodes, now)
             else:
-                want = max(target.min_nodes, min(target.max_nodes, target.demand))
-            started = stopping = 0
-            if len(nodes) < want:
-                for _ in range(want - len(nodes)):
-                    Node.objects.create(target=target, status=NodeStatus.REQUESTED, reason=_scale_up_reason(target))
-                    started += 1
-            elif len(nodes) > want:
-                idle_cutoff = now - timedelta(seconds=target.idle_seconds_before_scaledown)
-                surplus = len(nodes) - want
-                # Nodes not yet started go first, then the longest idle ones past the timeout.
-                candidates = [n for n in nodes if n.status == NodeStatus.REQUESTED] + sorted(
-                    (n for n in nodes if n.status == NodeStatus.IDLE and n.idle_since and n.idle_since <= idle_cutoff),
-                    key=lambda n: n.idle_since,
-                )
-                if target.kind == TargetKind.INSTANCE and want == 0:
-                    candidates = nodes
-                reason = (
-                    "the instance was stopped"
-                    if target.kind == TargetKind.INSTANCE
-                    else f"idle for {target.idle_seconds_before_scaledown} s: scaling down"
-                )
-                _nodes_leave(candidates[:surplus], reason=reason)
-                stopping = min(surplus, len(candidates))
-            if started or stopping:
-                decisions.append(ScaleDecision(target.pk, started, stopping))
-    return decisions
+                wants[target.pk] = max(target.min_nodes, min(target.max_nodes, target.demand))
+            if len(nodes) > wants[target.pk]:
+                stopping = _scale_down(target, nodes, wants[target.pk], now)
+                if stopping:
+                    decisions[target.pk] = ScaleDecision(target.pk, 0, stopping)
+        # Scale up second, so nodes just stopped (never started) no longer count against the quota.
+        use = {
+            ws: [q.max_nodes, q.max_cores, q.nodes, q.cores]
+            for ws, q in selectors.quota_use_by_workspace(workspace_ids={t.workspace_id for t in targets}).items()
+        }
+        for target in targets:
+            missing = wants[target.pk] - len(live_nodes.get(target.pk, []))
+            if missing <= 0:
+                continue
+            max_nodes, max_cores, used_nodes, used_cores = use[target.workspace_id]
+            cores = target.node_size.cores
+            granted = max(0, min(missing, max_nodes - used_nodes, (max_cores - used_cores) // cores))
+            for _ in range(granted):
+                Node.objects.create(target=target, status=NodeStatus.REQUESTED, reason=_scale_up_reason(target))
+            use[target.workspace_id][2:] = [used_nodes + granted, used_cores + granted * cores]
+            if granted < missing:
+                if max_nodes - used_nodes - granted < 1:
+                    reason = f"{WAITING_FOR_QUOTA} {max_nodes} nodes reached ({used_nodes + granted} in use)"
+                else:
+                    reason = f"{WAITING_FOR_QUOTA} {max_cores} cores reached ({used_cores + granted * cores} in use)"
+                target_jobs_waiting(target=target, reason=reason)
+            elif granted:
+                target_jobs_waiting(target=target, reason=None)
+            if granted:
+                decisions[target.pk] = ScaleDecision(target.pk, granted, 0)
+    return list(decisions.values())
+
+
+def _scale_down(target: ComputeTarget, nodes: list[Node], want: int, now) -> int:
+    """Ask surplus nodes to leave: those not yet started first, then the longest idle past the timeout."""
+    idle_cutoff = now - timedelta(seconds=target.idle_seconds_before_scaledown)
+    surplus = len(nodes) - want
+    candidates = [n for n in nodes if n.status == NodeStatus.REQUESTED] + sorted(
+        (n for n in nodes if n.status == NodeStatus.IDLE and n.idle_since and n.idle_since <= idle_cutoff),
+        key=lambda n: n.idle_since,
+    )
+    if target.kind == TargetKind.INSTANCE and want == 0:
+        candidates = nodes
+    reason = (
+        "the instance was stopped"
+        if target.kind == TargetKind.INSTANCE
+        else f"idle for {target.idle_seconds_before_scaledown} s: scaling down"
+    )
+    _nodes_leave(candidates[:surplus], reason=reason)
+    return min(surplus, len(candidates))
+
+
+def target_jobs_waiting(*, target: ComputeTarget, reason: str | None) -> int:
+    """Say on the target's queued jobs why they wait for a node (a quota, the host's capacity);
+    with None, put back the usual reason on jobs that waited for one. Changes only what differs."""
+    from training.models import Job, JobEvent, JobStatus
+
+    queued = Job.objects.filter(target=target, status=JobStatus.QUEUED)
+    if reason == WAITING_FOR_HOST:  # the quota is the first thing to wait for: say that one
+        queued = queued.exclude(status_reason__startswith=WAITING_FOR_QUOTA)
+    if reason is None:
+        reason = f"waiting for a node of {target.name} to start"
+        queued = queued.filter(Q(status_reason__startswith=WAITING_FOR_QUOTA) | Q(status_reason=WAITING_FOR_HOST))
+    changed = list(queued.exclude(status_reason=reason).values_list("pk", "attempt"))
+    if changed:
+        Job.objects.filter(pk__in=[pk for pk, _ in changed], status=JobStatus.QUEUED).update(status_reason=reason)
+        JobEvent.objects.bulk_create(
+            JobEvent(job_id=pk, status=JobStatus.QUEUED, reason=reason, attempt=attempt) for pk, attempt in changed
+        )
+    return len(changed)
+
+
+def nodes_wait_for_host(*, nodes: list[Node]) -> None:
+    """Requested nodes the host has no room for yet: say so on them and on their targets' jobs."""
+    Node.objects.filter(pk__in=[n.pk for n in nodes], status=NodeStatus.REQUESTED).exclude(
+        reason=WAITING_FOR_HOST
+    ).update(reason=WAITING_FOR_HOST)
+    for target in {n.target_id: n.target for n in nodes}.values():
+        target_jobs_waiting(target=target, reason=WAITING_FOR_HOST)
+
+
+IDLE_GRACE = timedelta(seconds=2)  # a node between two jobs of a queue is not idle
+
+
+def nodes_release_idle(*, node_ids: list[int], count: int, now=None) -> int:
+    """Ask up to `count` of these idle cluster nodes to leave so waiting nodes get their place on the
+    host: the longest idle first, only where the cluster has no queued work and stays at or above
+    its min_nodes. Returns how many were asked."""
+    from training.models import Job, JobStatus
+
+    now = now or timezone.now()
+    idle = list(
+        Node.objects.filter(
+            pk__in=node_ids, status=NodeStatus.IDLE, idle_since__lte=now - IDLE_GRACE, target__kind=TargetKind.CLUSTER
+        )
+        .exclude(target__in=Job.objects.filter(status=JobStatus.QUEUED, target__isnull=False).values("target"))
+        .select_related("target")
+        .order_by("idle_since")
+    )
+    if not idle or count <= 0:
+        return 0
+    live = dict(
+        Node.objects.filter(target__in={n.target_id for n in idle}, status__in=NodeStatus.live())
+        .values("target")
+        .annotate(n=Count("pk"))
+        .values_list("target", "n")
+    )
+    chosen = []
+    for node in idle:
+        if len(chosen) < count and live.get(node.target_id, 0) > node.target.min_nodes:
+            live[node.target_id] -= 1
+            chosen.append(node)
+    _nodes_leave(chosen, reason="idle: its place on this host went to a waiting node")
+    return len(chosen)
 
 
 def _scale_up_reason(target: ComputeTarget) -> str:

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from studio.charts import bar_chart
 from studio.forms_errors import add_service_errors
 from studio.pages import page_workspace, render_page
+from workspaces.policy import PersonalAction
 
 from . import selectors, services
 from .forms import TargetCreateForm, TargetEditForm
@@ -20,7 +21,8 @@ def target_list(request, workspace_id):
     workspace = page_workspace(request, workspace_id)
     targets = selectors.target_list(workspace=workspace)
     template = "compute/_target_table.html" if request.htmx else "compute/list.html"
-    return render_page(request, template, workspace, targets=targets, kinds=TargetKind.choices)
+    quota = selectors.quota_use(workspace=workspace)
+    return render_page(request, template, workspace, targets=targets, kinds=TargetKind.choices, quota=quota)
 
 
 @require_http_methods(["GET", "POST"])
@@ -53,9 +55,13 @@ def target_detail(request, workspace_id, target_id):
         "nodes": selectors.node_list(target=target),
         "queued": job_list(workspace=workspace, filters={"target": target.pk, "status": "queued"})[:20],
         "recent": job_list(workspace=workspace, filters={"target": target.pk})[:10],
+        "quota": selectors.quota_use(workspace=workspace),
     }
     if request.htmx:
         return render_page(request, "compute/_target_live.html", workspace, **context)
+    # Show only the buttons the user may press (a compute instance is its owner's).
+    for action in PersonalAction.ALL:
+        context[f"can_{action}"] = services.target_allows(request.user, target, action)
     # A join token is shown once, right after it was made.
     context["join_token"] = request.session.pop(f"join-token-{target.pk}", None)
     context["join_command"] = _join_command(target, context["join_token"])
@@ -75,6 +81,7 @@ def _join_command(target, token):
 def target_edit(request, workspace_id, target_id):
     workspace = page_workspace(request, workspace_id, write=True)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
+    services.target_require(request.user, target, PersonalAction.CHANGE)
     initial = {f: getattr(target, f) for f in TargetEditForm.FIELDS[target.kind]}
     form = TargetEditForm(request.POST or None, initial=initial, kind=target.kind)
     if request.method == "POST" and form.is_valid():
@@ -92,6 +99,7 @@ def target_edit(request, workspace_id, target_id):
 def target_delete(request, workspace_id, target_id):
     workspace = page_workspace(request, workspace_id, write=True)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
+    services.target_require(request.user, target, PersonalAction.DELETE)
     if request.method == "POST":
         try:
             services.target_delete(actor=request.user, target=target)

@@ -332,6 +332,16 @@ STUDIO_REPUBLISH_AFTER = env_float("STUDIO_REPUBLISH_AFTER", 10.0)
 STUDIO_AGENT_INTERVAL = env_float("STUDIO_AGENT_INTERVAL", 0.25)
 STUDIO_JOB_MAX_ATTEMPTS = env_int("STUDIO_JOB_MAX_ATTEMPTS", 3)
 STUDIO_JOB_DEFAULT_TIME_LIMIT = env_int("STUDIO_JOB_DEFAULT_TIME_LIMIT", 3600)
+# Quotas (R10): nodes and cores a workspace may run at once across its clusters and instances
+# (staff override them per workspace in the admin), and what this host gives the local provisioner.
+# A node process runs one job at a time with single-threaded math libraries: it takes one core.
+STUDIO_WORKSPACE_MAX_NODES = env_int("STUDIO_WORKSPACE_MAX_NODES", 16)
+STUDIO_WORKSPACE_MAX_CORES = env_int("STUDIO_WORKSPACE_MAX_CORES", 32)
+STUDIO_HOST_NODE_CORES = env_int("STUDIO_HOST_NODE_CORES", len(os.sched_getaffinity(0)))
+STUDIO_HOST_NODE_MEMORY_MIB = env_int(
+    "STUDIO_HOST_NODE_MEMORY_MIB", int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.75) // 2**20
+)
+STUDIO_NODE_MEMORY_MIB = env_int("STUDIO_NODE_MEMORY_MIB", 1024)
 
 # --- Serving ------------------------------------------------------------------------------------------
 STUDIO_SCORING_MAX_ROWS = env_int("STUDIO_SCORING_MAX_ROWS", 10_000)

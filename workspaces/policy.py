@@ -55,3 +55,34 @@ def require(user, workspace: Workspace, action: str) -> str:
     if not role_allows(role, action):
         raise PermissionDenied(f"Your role ({Role(role).label}) does not allow you to {Action.DESCRIPTIONS[action]}.")
     return role
+
+
+class PersonalAction:
+    """What can be done to a personal resource, one user's own (a compute instance, as in Azure)."""
+
+    USE = "use"  # start, stop, restart
+    CHANGE = "change"  # edit its settings
+    DELETE = "delete"
+
+    ALL = (USE, CHANGE, DELETE)
+    DESCRIPTIONS = {USE: "started and stopped", CHANGE: "changed", DELETE: "deleted"}
+
+
+# Beyond its owner (who needs the WRITE action), who else may act on a personal resource.
+WORKSPACE_OWNER_MAY_ON_PERSONAL: frozenset[str] = frozenset({PersonalAction.USE, PersonalAction.DELETE})
+
+
+def personal_allows(*, role: str | None, is_owner: bool, action: str) -> bool:
+    if not role_allows(role, Action.WRITE):
+        return False
+    return is_owner or (role == Role.OWNER and action in WORKSPACE_OWNER_MAY_ON_PERSONAL)
+
+
+def require_personal(user, workspace: Workspace, *, owner_id: int | None, action: str, noun: str) -> str:
+    """`require(..., WRITE)`, then: only the resource's owner may act on it, and a workspace Owner
+    may also do what WORKSPACE_OWNER_MAY_ON_PERSONAL lists. Returns the user's role."""
+    role = require(user, workspace, Action.WRITE)
+    if not personal_allows(role=role, is_owner=owner_id == user.pk, action=action):
+        others = " (or a workspace Owner)" if action in WORKSPACE_OWNER_MAY_ON_PERSONAL else ""
+        raise PermissionDenied(f"A {noun} is {PersonalAction.DESCRIPTIONS[action]} only by its owner{others}.")
+    return role

@@ -112,3 +112,12 @@ class UsageOut(serializers.Serializer):
     month_node_hours = serializers.FloatField()
     month_cost = serializers.DecimalField(max_digits=12, decimal_places=4)
     targets = UsageRowOut(many=True)
+
+
+class QuotaOut(serializers.Serializer):
+    max_nodes = serializers.IntegerField(
+        help_text="Nodes the workspace may run at once across its clusters and instances."
+    )
+    max_cores = serializers.IntegerField(help_text="Cores (by node size) the workspace may run at once.")
+    nodes = serializers.IntegerField(help_text="Nodes running, starting or requested now.")
+    cores = serializers.IntegerField(help_text="Their cores.")

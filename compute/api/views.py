@@ -5,7 +5,16 @@ from rest_framework.response import Response
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors, services
-from .serializers import JoinTokenOut, NodeOut, TargetCreatedOut, TargetIn, TargetOut, TargetUpdateIn, UsageOut
+from .serializers import (
+    JoinTokenOut,
+    NodeOut,
+    QuotaOut,
+    TargetCreatedOut,
+    TargetIn,
+    TargetOut,
+    TargetUpdateIn,
+    UsageOut,
+)
 
 
 class TargetListApi(WorkspaceListApiView):
@@ -105,3 +114,9 @@ class UsageApi(WorkspaceApiView):
                 {"month_node_hours": usage.month_total_hours, "month_cost": usage.month_total_cost, "targets": rows}
             ).data
         )
+
+
+class QuotaApi(WorkspaceApiView):
+    @extend_schema(responses=QuotaOut, summary="The workspace's compute quota and the nodes and cores in use")
+    def get(self, request, workspace_id):
+        return Response(QuotaOut(selectors.quota_use(workspace=self.workspace)).data)

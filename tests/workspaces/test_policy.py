@@ -53,3 +53,22 @@ def test_require_gives_404_to_outsiders_and_403_to_roles_without_the_action(pers
     else:
         with pytest.raises(Http404):
             require(user, workspace, action)
+
+
+PERSONAL = {  # (role, is the resource's owner) -> the personal actions allowed
+    (Role.OWNER, True): {"use", "change", "delete"},
+    (Role.OWNER, False): {"use", "delete"},
+    (Role.CONTRIBUTOR, True): {"use", "change", "delete"},
+    (Role.CONTRIBUTOR, False): set(),
+    (Role.READER, True): set(),
+    (Role.READER, False): set(),
+}
+
+
+def test_personal_resources_follow_the_documented_table():
+    from workspaces.policy import PersonalAction, personal_allows
+
+    for (role, is_owner), allowed in PERSONAL.items():
+        got = {a for a in PersonalAction.ALL if personal_allows(role=role, is_owner=is_owner, action=a)}
+        assert got == allowed, (role, is_owner)
+    assert not any(personal_allows(role=None, is_owner=True, action=a) for a in PersonalAction.ALL)
