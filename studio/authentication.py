@@ -3,6 +3,7 @@
 from rest_framework import authentication, exceptions
 
 from . import services
+from .csrf import csrf_refusal, csrf_refusal_message
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -24,3 +25,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class SessionAuthenticationBeforeBody(authentication.SessionAuthentication):
+    """Session authentication whose CSRF check takes the token from the X-CSRFToken header only,
+    so an upload's body is not parsed, and so not stored, before the request is authorised (R9)."""
+
+    def enforce_csrf(self, request):
+        reason = csrf_refusal(request._request)
+        if reason:
+            raise exceptions.PermissionDenied(csrf_refusal_message(reason))

@@ -12,7 +12,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "id", "created_by", "created_at", "updated_at"]
+    list_display = ["name", "id", "storage_quota_bytes", "created_by", "created_at", "updated_at"]
     search_fields = ["name", "description", "created_by__username"]
     list_filter = ["created_at"]
     date_hierarchy = "created_at"
