@@ -62,10 +62,6 @@ class StagedUploadHandler(FileUploadHandler):
         self.fh = None
         self.touched = time.monotonic()
 
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        if content_length and content_length > self.max_bytes + MULTIPART_ALLOWANCE:
-            self._refuse()
-
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)
         self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
