@@ -185,7 +185,7 @@ def workspace_storage_check(*, workspace: Workspace, adding: int = 0) -> None:
 
     used, quota = workspace_storage_used(workspace=workspace), workspace.storage_quota
     if (used + adding > quota) if adding else (used >= quota):
-        what = f"this file ({filesizeformat(adding)}) would pass it" if adding else "it is full"
+        what = "this upload would pass it" if adding else "it is full"
         raise StorageQuotaExceeded(
             f"This workspace stores {filesizeformat(used)} of its {filesizeformat(quota)} storage quota; "
             f"{what}. Delete data versions, jobs or models you no longer need, or ask an administrator "

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers, StopUpload
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFutureHandlers, StopUpload
 from django.http import UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 
@@ -53,6 +53,8 @@ class StagedUploadHandler(FileUploadHandler):
 
     chunk_size = 1024 * 1024
 
+    field_name = "file"
+
     def __init__(self, request=None, max_bytes: int | None = None, slot=None):
         super().__init__(request)
         self.max_bytes = max_bytes or settings.STUDIO_UPLOAD_MAX_BYTES
@@ -62,8 +64,10 @@ class StagedUploadHandler(FileUploadHandler):
         self.fh = None
         self.touched = time.monotonic()
 
-    def new_file(self, *args, **kwargs):
-        super().new_file(*args, **kwargs)
+    def new_file(self, field_name, *args, **kwargs):
+        if field_name != self.field_name:
+            raise SkipFile()  # only the form's file field is ever used: other parts are not stored
+        super().new_file(field_name, *args, **kwargs)
         self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
         self.staged.append(self.path)
         self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
