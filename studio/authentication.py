@@ -1,6 +1,7 @@
 """DRF authentication with personal API tokens sent as `Authorization: Bearer <token>`."""
 
 from rest_framework import authentication, exceptions
+from rest_framework.settings import api_settings
 
 from . import services
 from .csrf import csrf_refusal, csrf_refusal_message
@@ -35,3 +36,12 @@ class SessionAuthenticationBeforeBody(authentication.SessionAuthentication):
         reason = csrf_refusal(request._request)
         if reason:
             raise exceptions.PermissionDenied(csrf_refusal_message(reason))
+
+
+def authentication_before_body() -> list:
+    """The API's authentication classes, with session authentication swapped for the one that
+    checks CSRF on the header only: for views that must not read the body before authorising."""
+    return [
+        SessionAuthenticationBeforeBody if cls is authentication.SessionAuthentication else cls
+        for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
+    ]

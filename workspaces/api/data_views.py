@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 from studio.api.errors import ErrorSerializer
-from studio.authentication import ApiTokenAuthentication, SessionAuthenticationBeforeBody
+from studio.authentication import authentication_before_body
 
 from .. import data_selectors as selectors
 from .. import data_services as services
@@ -41,7 +41,7 @@ class AssetListApi(WorkspaceListApiView):
     serializer_class = AssetOut
     parser_classes = [MultiPartParser]
     # CSRF on the header token only: the body is parsed (and stored) after every check (R9).
-    authentication_classes = [ApiTokenAuthentication, SessionAuthenticationBeforeBody]
+    authentication_classes = authentication_before_body()
 
     def get_queryset(self):
         params = self.request.query_params
