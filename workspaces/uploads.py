@@ -160,7 +160,7 @@ def upload_admitted(request, *, workspace):
         yield handler
     except (UnreadablePostError, MultiPartParserError):
         # The client went away or sent a broken body: nothing to answer but a 400 (never a 5xx).
-        message = "The upload was interrupted before the whole file arrived; nothing was stored."
+        message = "The upload was cut off or malformed before the whole file arrived; nothing was stored."
         raise UploadRefused(message, status=400, code="interrupted") from None
     finally:
         handler.discard_all()

@@ -91,6 +91,14 @@ def test_a_refused_page_upload_stores_nothing(case, persona, workspace, settings
     assert stored_files(settings) == [] and not Ingest.objects.exists()
 
 
+def test_a_form_posted_without_javascript_is_refused_unread_with_the_csrf_page(owner, workspace, settings):
+    """Without the page's script the token is only in the body, which is not read before the check."""
+    client, _ = browser_like(owner, header_token=False)
+    response = client.post(page_url(workspace.pk), {"file": csv_file(), "csrfmiddlewaretoken": CSRF_SECRET})
+    assert response.status_code == 403 and b"CSRF" in response.content
+    assert stored_files(settings) == []
+
+
 def test_an_outsider_with_an_api_token_stores_nothing(outsider, workspace, settings):
     token = token_create(user=outsider, name="probe").plaintext
     client = APIClient()
