@@ -1,8 +1,10 @@
 """DRF authentication with personal API tokens sent as `Authorization: Bearer <token>`."""
 
 from rest_framework import authentication, exceptions
+from rest_framework.settings import api_settings
 
 from . import services
+from .csrf import csrf_refusal, csrf_refusal_message
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -24,3 +26,22 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class SessionAuthenticationBeforeBody(authentication.SessionAuthentication):
+    """Session authentication whose CSRF check takes the token from the X-CSRFToken header only,
+    so an upload's body is not parsed, and so not stored, before the request is authorised (R9)."""
+
+    def enforce_csrf(self, request):
+        reason = csrf_refusal(request._request)
+        if reason:
+            raise exceptions.PermissionDenied(csrf_refusal_message(reason))
+
+
+def authentication_before_body() -> list:
+    """The API's authentication classes, with session authentication swapped for the one that
+    checks CSRF on the header only: for views that must not read the body before authorising."""
+    return [
+        SessionAuthenticationBeforeBody if cls is authentication.SessionAuthentication else cls
+        for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
+    ]

@@ -320,6 +320,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-canary": {"task": "studio.tasks.worker_canary_task", "schedule": 30.0},
     "jobs-reconcile": {"task": "training.tasks.reconcile_task", "schedule": 5.0},
+    "uploads-sweep": {"task": "workspaces.tasks.remove_stale_staging_task", "schedule": 300.0},
 }
 
 # --- Compute and jobs -----------------------------------------------------------------------------
@@ -366,6 +367,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 25 * 1024 * 1024  # request bodies read into memor
 # Uploads of data files: the cap is enforced while streaming (default 2 GiB).
 STUDIO_UPLOAD_MAX_BYTES = env_int("STUDIO_UPLOAD_MAX_BYTES", 2 * 1024**3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temporary file
+# Uploads one user may stream at once (across every web process).
+STUDIO_UPLOAD_MAX_CONCURRENT = env_int("STUDIO_UPLOAD_MAX_CONCURRENT", 3)
+# An upload that has received no byte for this long is dead: its staging file is swept, its slot freed.
+STUDIO_UPLOAD_STALE_SECONDS = env_int("STUDIO_UPLOAD_STALE_SECONDS", 900)
+# Bytes of data versions, artifacts and model files per workspace (staff can change it per workspace).
+STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES = env_int("STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES", 20 * 1024**3)
 
 LOGGING = {
     "version": 1,

@@ -19,9 +19,9 @@ from django.utils import timezone
 from compute.models import ComputeTarget, Node, NodeStatus, TargetKind
 from workspaces.models import Workspace
 from workspaces.policy import Action, require
-from workspaces.services import activity_record, workspace_artifact_dir
+from workspaces.services import activity_record, workspace_artifact_dir, workspace_storage_check
 
-from .models import Experiment, Job, JobEvent, JobStatus
+from .models import Experiment, Job, JobEvent, JobKind, JobStatus
 
 log = logging.getLogger("studio.jobs")
 
@@ -65,9 +65,12 @@ def job_submit(
     time_limit_seconds: int | None = None,
     max_attempts: int | None = None,
 ) -> Job:
-    """Queue a job on a compute target. The message is sent when the transaction commits."""
+    """Queue a job on a compute target. The message is sent when the transaction commits.
+    Refused while the workspace's storage is full (an ingest's upload was admitted already)."""
     require(actor, workspace, Action.WRITE)
     _check_target(actor=actor, workspace=workspace, target=target)
+    if kind != JobKind.INGEST:
+        workspace_storage_check(workspace=workspace)
     return _job_create(
         actor=actor,
         workspace=workspace,

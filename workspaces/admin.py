@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import Activity, DataAsset, DataVersion, Ingest, Membership, Workspace
+from .data_services import upload_slot_release
+from .models import Activity, DataAsset, DataVersion, Ingest, Membership, UploadSlot, Workspace
 
 
 class MembershipInline(admin.TabularInline):
@@ -12,7 +13,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "id", "created_by", "created_at", "updated_at"]
+    list_display = ["name", "id", "storage_quota_bytes", "created_by", "created_at", "updated_at"]
     search_fields = ["name", "description", "created_by__username"]
     list_filter = ["created_at"]
     date_hierarchy = "created_at"
@@ -64,3 +65,26 @@ class IngestAdmin(admin.ModelAdmin):
     search_fields = ["asset_name", "source_name", "workspace__name"]
     list_select_related = ["workspace", "created_by"]
     raw_id_fields = ["workspace", "base_version", "job", "version", "created_by"]
+
+
+@admin.register(UploadSlot)
+class UploadSlotAdmin(admin.ModelAdmin):
+    """Uploads in progress; staff may free a slot a stuck upload holds (the sweep would, later)."""
+
+    list_display = ["user", "number", "started_at", "touched_at"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "number", "started_at", "touched_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        upload_slot_release(slot=obj)
+
+    def delete_queryset(self, request, queryset):
+        for slot in queryset:
+            upload_slot_release(slot=slot)

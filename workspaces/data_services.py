@@ -7,17 +7,22 @@ its Parquet file and profile are complete, so a failure never leaves a half-made
 
 import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .dataio import DataError, Limits, Schema, sniff
-from .models import DataAsset, DataVersion, Ingest, IngestStatus, Workspace
+from .models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot, Workspace
 from .policy import Action, require
-from .services import activity_record, workspace_artifact_dir
-from .uploads import StagedUpload
+from .services import activity_record, workspace_artifact_dir, workspace_storage_check
+
+if TYPE_CHECKING:
+    from .uploads import StagedUpload
 
 ASSET_NAME_RE = re.compile(r"^[\w][\w .()\-]{0,99}$")
 MAX_TAGS = 20
@@ -64,13 +69,54 @@ def default_asset_name(filename: str) -> str:
     return stem[:100]
 
 
+# --- Uploads in progress ----------------------------------------------------------------------------
+class TooManyUploads(ValidationError):
+    """The user already streams STUDIO_UPLOAD_MAX_CONCURRENT uploads."""
+
+
+def upload_slot_acquire(*, user) -> UploadSlot:
+    """Take one of the user's upload slots, or raise TooManyUploads. Exact across web processes:
+    two requests racing for the same slot number meet the unique constraint, one moves on."""
+    limit = settings.STUDIO_UPLOAD_MAX_CONCURRENT
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.STUDIO_UPLOAD_STALE_SECONDS)
+    UploadSlot.objects.filter(user=user, touched_at__lt=stale).delete()
+    for number in range(limit):
+        try:
+            with transaction.atomic():
+                return UploadSlot.objects.create(user=user, number=number, touched_at=now)
+        except IntegrityError:
+            continue
+    raise TooManyUploads(
+        f"You already have {limit} upload{'s' if limit != 1 else ''} in progress; "
+        "wait for one to finish, then try again."
+    )
+
+
+def upload_slot_touch(*, slot: UploadSlot) -> None:
+    """The upload is still streaming: its slot is not stale."""
+    UploadSlot.objects.filter(pk=slot.pk).update(touched_at=timezone.now())
+
+
+def upload_slot_release(*, slot: UploadSlot) -> None:
+    UploadSlot.objects.filter(pk=slot.pk).delete()
+
+
+def upload_slots_sweep() -> int:
+    """Free the slots of uploads whose process died mid-request. Returns how many."""
+    stale = timezone.now() - timedelta(seconds=settings.STUDIO_UPLOAD_STALE_SECONDS)
+    return UploadSlot.objects.filter(touched_at__lt=stale).delete()[0]
+
+
 def data_upload(
-    *, actor, workspace: Workspace, upload: StagedUpload, name: str = "", description: str = "", tags=None
+    *, actor, workspace: Workspace, upload: "StagedUpload", name: str = "", description: str = "", tags=None
 ) -> Ingest:
     """Accept an uploaded file for a new version of the asset `name` (N+1, or 1 for a new asset).
 
     Only the first bytes are read here: an empty, binary, pickled or otherwise unusable file is
-    refused at once; the rest is checked by the ingest job.
+    refused at once; the rest is checked by the ingest job. A file that would pass the
+    workspace's storage quota is refused (StorageQuotaExceeded). Whatever fails, the staged file
+    and any copy of it are removed.
     """
     try:
         require(actor, workspace, Action.WRITE)
@@ -78,6 +124,7 @@ def data_upload(
         tags = _clean_tags(tags)
         if len(description or "") > 2000:
             raise ValidationError({"description": ["Use at most 2,000 characters."]})
+        workspace_storage_check(workspace=workspace, adding=max(upload.size, 1))
         try:
             sniff(upload.path, upload.name, limits=ingest_limits())
         except DataError as exc:
@@ -87,23 +134,30 @@ def data_upload(
         raise
     from compute.services import default_cluster_for
 
-    with transaction.atomic():
-        ingest = Ingest.objects.create(
-            workspace=workspace,
-            asset_name=name,
-            description=description or "",
-            tags=tags,
-            source_name=Path(upload.name).name[:255],
-            source_size=upload.size,
-            created_by=actor,
-        )
-        destination = ingest_upload_path(ingest)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(upload.path, destination)
-        ingest.job = _submit_ingest_job(
-            actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
-        )
-        ingest.save(update_fields=["job"])
+    destination = None
+    try:
+        with transaction.atomic():
+            ingest = Ingest.objects.create(
+                workspace=workspace,
+                asset_name=name,
+                description=description or "",
+                tags=tags,
+                source_name=Path(upload.name).name[:255],
+                source_size=upload.size,
+                created_by=actor,
+            )
+            destination = ingest_upload_path(ingest)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(upload.path, destination)
+            ingest.job = _submit_ingest_job(
+                actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
+            )
+            ingest.save(update_fields=["job"])
+    except Exception:
+        upload.discard()
+        if destination is not None:
+            destination.unlink(missing_ok=True)  # the Ingest row rolled back: nothing refers to it
+        raise
     return ingest
 
 
@@ -185,6 +239,7 @@ def data_schema_edit(
         raise ValidationError("Nothing changed: pick a new type or a column to exclude.")
     if not edited.included:
         raise ValidationError({"exclude": ["A version needs at least one column."]})
+    workspace_storage_check(workspace=workspace, adding=max(version.parquet_size, 1))
     from compute.services import default_cluster_for
 
     with transaction.atomic():

@@ -7,10 +7,12 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.csrf import csrf_failure
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from studio.charts import figure_data
+from studio.csrf import csrf_refusal, csrf_refusal_message
 from studio.forms_errors import add_service_errors
 from studio.pages import page_workspace, render_page
 
@@ -18,7 +20,8 @@ from . import data_selectors as selectors
 from . import data_services as services
 from .dataio import SEMANTIC_TYPES, DataError, Schema, iter_csv, read_page
 from .forms import DataUploadForm
-from .uploads import install_upload_handler, too_large_message
+from .services import StorageQuotaExceeded
+from .uploads import UploadRefused, too_large_message, upload_admitted
 
 PREVIEW_ROWS = 50
 
@@ -43,46 +46,60 @@ def data_list(request, workspace_id):
     )
 
 
-@csrf_exempt  # the upload handler must be in place before the CSRF check reads the body
-def data_upload(request, workspace_id):
-    install_upload_handler(request)
-    return _data_upload(request, workspace_id)
-
-
-@csrf_protect
+@csrf_exempt  # checked below on the X-CSRFToken header, before the body is read (R9)
 @require_http_methods(["GET", "POST"])
-def _data_upload(request, workspace_id):
-    workspace = page_workspace(request, workspace_id, write=True)
+def data_upload(request, workspace_id):
     wants_json = request.headers.get("Accept", "").startswith("application/json")
     if request.method == "POST":
-        if request.upload_too_large:
-            return _upload_error(request, workspace, {"file": [too_large_message()]}, wants_json, status=413)
-        form = DataUploadForm(request.POST, request.FILES)
-        if form.is_valid():
-            try:
-                ingest = services.data_upload(
-                    actor=request.user,
-                    workspace=workspace,
-                    upload=form.cleaned_data["file"],
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    tags=form.cleaned_data["tags"],
-                )
-            except ValidationError as exc:
-                add_service_errors(form, exc)
-            else:
-                url = reverse("data-ingest", args=[workspace.pk, ingest.pk])
-                if wants_json:
-                    return JsonResponse({"ingest": ingest.pk, "url": url}, status=202)
-                return redirect(url)
-        elif "file" in request.FILES:
-            request.FILES["file"].discard()
-        if wants_json:
-            return JsonResponse({"errors": {k: [str(m) for m in v] for k, v in form.errors.items()}}, status=400)
-    else:
+        reason = csrf_refusal(request)
+        if reason:
+            if wants_json:
+                return JsonResponse({"errors": {"file": [csrf_refusal_message(reason)]}}, status=403)
+            return csrf_failure(request, reason=reason)
+    workspace = page_workspace(request, workspace_id, write=True)
+    if request.method == "GET":
         form = DataUploadForm(initial={"name": request.GET.get("name", "")})
+        return _upload_page(request, workspace, form)
+    try:
+        with upload_admitted(request, workspace=workspace):
+            return _data_upload_post(request, workspace, wants_json)
+    except UploadRefused as exc:
+        return _upload_error(request, workspace, {"file": [exc.message]}, wants_json, status=exc.status)
+
+
+def _data_upload_post(request, workspace, wants_json):
+    form = DataUploadForm(request.POST, request.FILES)  # parsing streams the file to staging
+    if request.upload_too_large:
+        return _upload_error(request, workspace, {"file": [too_large_message()]}, wants_json, status=413)
+    if form.is_valid():
+        try:
+            ingest = services.data_upload(
+                actor=request.user,
+                workspace=workspace,
+                upload=form.cleaned_data["file"],
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                tags=form.cleaned_data["tags"],
+            )
+        except StorageQuotaExceeded as exc:
+            return _upload_error(request, workspace, {"file": exc.messages}, wants_json, status=413)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            url = reverse("data-ingest", args=[workspace.pk, ingest.pk])
+            if wants_json:
+                return JsonResponse({"ingest": ingest.pk, "url": url}, status=202)
+            return redirect(url)
+    if wants_json:
+        return JsonResponse({"errors": {k: [str(m) for m in v] for k, v in form.errors.items()}}, status=400)
+    return _upload_page(request, workspace, form)
+
+
+def _upload_page(request, workspace, form, status=200):
     assets = selectors.data_asset_list(workspace=workspace, sort="name").values_list("name", flat=True)
-    return render_page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=list(assets))
+    response = render_page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=list(assets))
+    response.status_code = status
+    return response
 
 
 def _upload_error(request, workspace, errors, wants_json, status):
@@ -91,9 +108,7 @@ def _upload_error(request, workspace, errors, wants_json, status):
     form = DataUploadForm()
     for messages_ in errors.values():
         form.add_error(None, messages_)
-    response = render_page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=[])
-    response.status_code = status
-    return response
+    return _upload_page(request, workspace, form, status=status)
 
 
 def ingest_detail(request, workspace_id, ingest_id):

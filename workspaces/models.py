@@ -1,6 +1,7 @@
 """Workspaces, their members and roles, and the activity feed shown on Home."""
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -15,6 +16,14 @@ class Workspace(models.Model):
 
     name = models.CharField(max_length=100)
     description = models.TextField(max_length=2000, blank=True)
+    # Bytes of data versions, artifacts and model files it may hold; empty: the studio's default
+    # (STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES). Set by staff in the admin.
+    storage_quota_bytes = models.BigIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Empty: the studio's default quota (STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -27,6 +36,13 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def storage_quota(self) -> int:
+        """The bytes this workspace may hold: its own quota, else the studio's default."""
+        if self.storage_quota_bytes is not None:
+            return self.storage_quota_bytes
+        return settings.STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES
 
     @property
     def role_label(self) -> str:
@@ -172,3 +188,21 @@ class Ingest(models.Model):
 
     def __str__(self) -> str:
         return f"ingest #{self.pk} of {self.asset_name}"
+
+
+class UploadSlot(models.Model):
+    """One upload in progress by a user. A user holds at most STUDIO_UPLOAD_MAX_CONCURRENT slots,
+    numbered from 0; the unique number makes the limit exact across web processes. The upload
+    touches its slot while it streams; a slot untouched for STUDIO_UPLOAD_STALE_SECONDS belonged
+    to a process that died, and is reclaimed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    touched_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "number"], name="upload_slot_unique_number")]
+
+    def __str__(self) -> str:
+        return f"upload slot {self.number} of {self.user}"

@@ -1,6 +1,6 @@
 """Read queries for workspaces, always scoped to the workspaces the user is a member of."""
 
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -42,15 +42,56 @@ def _with_counts(workspaces: QuerySet[Workspace], user) -> QuerySet[Workspace]:
     )
 
 
-def workspace_list_for_user(*, user) -> QuerySet[Workspace]:
-    """The user's workspaces with their role and counts (one query)."""
+def _sum_subquery(queryset: QuerySet, workspace_field: str, size_field: str):
+    return Coalesce(
+        Subquery(
+            queryset.filter(**{workspace_field: OuterRef("pk")})
+            .order_by()
+            .values(workspace_field)
+            .annotate(total=Sum(size_field))
+            .values("total")[:1],
+            output_field=BigIntegerField(),
+        ),
+        Value(0),
+        output_field=BigIntegerField(),
+    )
+
+
+def _with_storage(workspaces: QuerySet[Workspace]) -> QuerySet[Workspace]:
+    """`storage_used`: the bytes a workspace holds, summed from the sizes recorded when each file
+    was written (no disk walk): data versions, job artifacts, registered model files, and uploads
+    waiting for their ingest."""
+    from training.models import Artifact, ModelVersion
+
+    from .models import DataVersion, Ingest, IngestStatus
+
+    pending_uploads = Ingest.objects.filter(
+        status__in=[IngestStatus.QUEUED, IngestStatus.RUNNING], base_version__isnull=True
+    )
+    return workspaces.annotate(
+        storage_used=_sum_subquery(DataVersion.objects.all(), "asset__workspace", "parquet_size")
+        + _sum_subquery(Artifact.objects.all(), "job__workspace", "size")
+        + _sum_subquery(ModelVersion.objects.all(), "model__workspace", "file_size")
+        + _sum_subquery(pending_uploads, "workspace", "source_size")
+    )
+
+
+def workspace_storage_used(*, workspace: Workspace) -> int:
+    """The bytes the workspace holds now (one query)."""
+    return _with_storage(Workspace.objects.filter(pk=workspace.pk)).values_list("storage_used", flat=True).get()
+
+
+def workspace_list_for_user(*, user, with_storage: bool = False) -> QuerySet[Workspace]:
+    """The user's workspaces with their role and counts (`with_storage`: and storage used), in one query."""
     if not user.is_authenticated:
         return Workspace.objects.none()
-    return _with_counts(Workspace.objects.filter(memberships__user=user), user).order_by("name", "id")
+    workspaces = _with_counts(Workspace.objects.filter(memberships__user=user), user)
+    return (_with_storage(workspaces) if with_storage else workspaces).order_by("name", "id")
 
 
-def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW) -> Workspace:
-    """Fetch-and-authorise: the workspace if the user may do `action` in it.
+def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW, with_storage: bool = False) -> Workspace:
+    """Fetch-and-authorise: the workspace if the user may do `action` in it (`with_storage`: with
+    `storage_used` too).
 
     A non-member gets Http404 whether or not the workspace exists; a member whose role lacks
     the action gets PermissionDenied.
@@ -59,7 +100,10 @@ def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW) -> 
         workspace_id = int(workspace_id)
     except (TypeError, ValueError, OverflowError):
         raise Http404("Workspace not found.") from None
-    workspace = _with_counts(Workspace.objects.filter(pk=workspace_id), user).first() if user.is_authenticated else None
+    workspaces = _with_counts(Workspace.objects.filter(pk=workspace_id), user)
+    if with_storage:
+        workspaces = _with_storage(workspaces)
+    workspace = workspaces.first() if user.is_authenticated else None
     if workspace is None or workspace.role is None:
         raise Http404("Workspace not found.")
     workspace._role_cache = (user.pk, workspace.role)

@@ -169,3 +169,25 @@ def member_remove(*, actor, workspace: Workspace, membership: Membership) -> Non
         username = membership.user.username
         summary = f"{username} left the workspace" if leaving else f"{actor} removed {username}"
         activity_record(workspace=workspace, actor=actor, verb="member_removed", summary=summary)
+
+
+# --- Storage quota ----------------------------------------------------------------------------------
+class StorageQuotaExceeded(ValidationError):
+    """The workspace's stored bytes are at or past its quota (or would pass it)."""
+
+
+def workspace_storage_check(*, workspace: Workspace, adding: int = 0) -> None:
+    """Refuse to store `adding` more bytes when that would pass the workspace's quota; with nothing
+    to add (a job about to write results), refuse once the workspace is at or past its quota."""
+    from django.template.defaultfilters import filesizeformat
+
+    from .selectors import workspace_storage_used
+
+    used, quota = workspace_storage_used(workspace=workspace), workspace.storage_quota
+    if (used + adding > quota) if adding else (used >= quota):
+        what = "this upload would pass it" if adding else "it is full"
+        raise StorageQuotaExceeded(
+            f"This workspace stores {filesizeformat(used)} of its {filesizeformat(quota)} storage quota; "
+            f"{what}. Delete data versions, jobs or models you no longer need, or ask an administrator "
+            "for a larger quota."
+        )

@@ -1,16 +1,30 @@
-"""Uploads stream straight to a staging file under the artifact root, never whole into memory.
+"""Uploads: admitted before a byte of the body is read, then streamed to a staging file (R9).
 
-The size cap is enforced while streaming (Django has no total cap of its own): past it, the
-upload stops and the partial file is removed. Files get generated names (R1); the name the user's
-file had is kept only as text for display.
+Before the body is touched, the view has authenticated the user, checked CSRF on the header
+token, membership and role; `upload_admitted` then checks the size announced by Content-Length,
+the workspace's storage quota and the user's concurrent uploads. Only then is the body parsed,
+straight to a staging file under the artifact root, never whole into memory. The size cap is
+enforced while streaming (Django has no total cap of its own). Whatever happens next (a refusal,
+an interrupted body, an error), every staged file the service did not take is removed, and a
+periodic sweep removes what a killed process left. Files get generated names (R1); the name the
+user's file had is kept only as text for display.
 """
 
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers, StopUpload
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFutureHandlers, StopUpload
+from django.http import UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
+
+# Room for the multipart framing and the form's other fields around the file itself.
+MULTIPART_ALLOWANCE = 64 * 1024
+# An upload in progress marks its slot as alive this often.
+SLOT_TOUCH_SECONDS = 30
 
 
 def staging_dir() -> Path:
@@ -34,43 +48,66 @@ class StagedUpload(UploadedFile):
 
 
 class StagedUploadHandler(FileUploadHandler):
-    """Writes each uploaded file to staging as it arrives, counting bytes against the cap."""
+    """Writes each uploaded file to staging as it arrives, counting bytes against the cap, and
+    remembers every file it made so that `discard_all()` can remove what nobody took."""
 
     chunk_size = 1024 * 1024
 
-    def __init__(self, request=None, max_bytes: int | None = None):
+    field_name = "file"
+
+    def __init__(self, request=None, max_bytes: int | None = None, slot=None):
         super().__init__(request)
         self.max_bytes = max_bytes or settings.STUDIO_UPLOAD_MAX_BYTES
         self.too_large = False
+        self.slot = slot
+        self.staged: list[Path] = []
+        self.fh = None
+        self.touched = time.monotonic()
 
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        if content_length and content_length > self.max_bytes + 64 * 1024:
-            self._refuse()
-
-    def new_file(self, *args, **kwargs):
-        super().new_file(*args, **kwargs)
+    def new_file(self, field_name, *args, **kwargs):
+        if field_name != self.field_name:
+            raise SkipFile()  # only the form's file field is ever used: other parts are not stored
+        super().new_file(field_name, *args, **kwargs)
         self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
-        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted
+        self.staged.append(self.path)
+        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
         self.size = 0
         raise StopFutureHandlers()
 
     def receive_data_chunk(self, raw_data, start):
         self.size += len(raw_data)
         if self.size > self.max_bytes:
-            self.fh.close()
+            self._close()
             self.path.unlink(missing_ok=True)
             self._refuse()
         self.fh.write(raw_data)
+        if self.slot is not None and time.monotonic() - self.touched > SLOT_TOUCH_SECONDS:
+            from .data_services import upload_slot_touch
+
+            upload_slot_touch(slot=self.slot)
+            self.touched = time.monotonic()
         return None
 
     def file_complete(self, file_size):
-        self.fh.close()
+        self._close()
         return StagedUpload(self.path, self.file_name or "upload", file_size, self.content_type)
 
     def upload_interrupted(self):
-        if getattr(self, "fh", None) is not None:
-            self.fh.close()
+        if self.fh is not None:
+            self._close()
             self.path.unlink(missing_ok=True)
+
+    def discard_all(self) -> None:
+        """Remove every file this upload staged that is still in staging (the service moves the
+        one it accepts away first)."""
+        self._close()
+        for path in self.staged:
+            path.unlink(missing_ok=True)
+
+    def _close(self):
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
 
     def _refuse(self):
         self.too_large = True
@@ -79,10 +116,55 @@ class StagedUploadHandler(FileUploadHandler):
         raise StopUpload(connection_reset=True)
 
 
-def install_upload_handler(request) -> None:
-    """Call before anything reads request.POST or request.FILES (so before CSRF checks)."""
+class UploadRefused(Exception):
+    """An upload answered without storing it: the HTTP status, a stable code and a message."""
+
+    def __init__(self, message: str, *, status: int, code: str):
+        super().__init__(message)
+        self.message, self.status, self.code = message, status, code
+
+
+def _content_length(request) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        raise UploadRefused("The Content-Length header is not a number.", status=400, code="invalid") from None
+
+
+@contextmanager
+def upload_admitted(request, *, workspace):
+    """Admit an upload before its body is read, then let the caller parse it (request.POST or
+    request.data) through the staging handler. Call it only after authentication, CSRF (on the
+    header), membership and role are checked. Raises UploadRefused.
+
+    Past the `with`, whatever happened, the user's upload slot is freed and every staged file the
+    service did not take is removed.
+    """
+    from .data_services import TooManyUploads, upload_slot_acquire, upload_slot_release
+    from .services import StorageQuotaExceeded, workspace_storage_check
+
+    announced = _content_length(request)
+    if announced > settings.STUDIO_UPLOAD_MAX_BYTES + MULTIPART_ALLOWANCE:
+        raise UploadRefused(too_large_message(), status=413, code="too_large")
+    try:
+        workspace_storage_check(workspace=workspace, adding=max(announced - MULTIPART_ALLOWANCE, 1))
+        slot = upload_slot_acquire(user=request.user)
+    except StorageQuotaExceeded as exc:
+        raise UploadRefused(exc.messages[0], status=413, code="quota_exceeded") from None
+    except TooManyUploads as exc:
+        raise UploadRefused(exc.messages[0], status=429, code="too_many_uploads") from None
+    handler = StagedUploadHandler(request, slot=slot)
     request.upload_too_large = False
-    request.upload_handlers = [StagedUploadHandler(request)]
+    request.upload_handlers = [handler]
+    try:
+        yield handler
+    except (UnreadablePostError, MultiPartParserError):
+        # The client went away or sent a broken body: nothing to answer but a 400 (never a 5xx).
+        message = "The upload was cut off or malformed before the whole file arrived; nothing was stored."
+        raise UploadRefused(message, status=400, code="interrupted") from None
+    finally:
+        handler.discard_all()
+        upload_slot_release(slot=slot)
 
 
 def too_large_message() -> str:
@@ -90,13 +172,18 @@ def too_large_message() -> str:
     return f"The file is larger than the upload limit of {limit / 2**30:.1f} GiB ({limit:,} bytes)."
 
 
-def remove_stale_staging(max_age_seconds: int = 24 * 3600) -> int:
-    """Remove staging files left by uploads that never became ingests (a crash mid-request)."""
-    import time
-
+def remove_stale_staging(max_age_seconds: int | None = None) -> int:
+    """Remove staging files that received no byte for `max_age_seconds` (default
+    STUDIO_UPLOAD_STALE_SECONDS): left by a process killed mid-upload. A live upload writes to its
+    file all the time, so its modification time stays fresh. Returns how many were removed."""
+    if max_age_seconds is None:
+        max_age_seconds = settings.STUDIO_UPLOAD_STALE_SECONDS
     removed = 0
     for path in staging_dir().glob("*.part"):
-        if time.time() - path.stat().st_mtime > max_age_seconds:
-            path.unlink(missing_ok=True)
-            removed += 1
+        try:
+            if time.time() - path.stat().st_mtime > max_age_seconds:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # its request finished meanwhile
+            continue
     return removed

@@ -34,7 +34,7 @@ def workspace_create(request):
 
 
 def workspace_detail(request, workspace_id):
-    workspace = selectors.workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+    workspace = selectors.workspace_get_for_user(user=request.user, workspace_id=workspace_id, with_storage=True)
     activities = selectors.activity_list_for_workspace(workspace=workspace)[:20]
     return render_page(request, "workspaces/detail.html", workspace, activities=activities)
 

@@ -81,6 +81,8 @@
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action || window.location.href);
       xhr.setRequestHeader("Accept", "application/json");
+      // The token goes in the header: the server checks it before it reads (and stores) the file.
+      xhr.setRequestHeader("X-CSRFToken", form.querySelector("[name=csrfmiddlewaretoken]").value);
       xhr.upload.addEventListener("progress", function (e) {
         if (!e.lengthComputable) return;
         var pct = Math.round(100 * e.loaded / e.total);

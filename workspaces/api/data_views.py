@@ -8,11 +8,14 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from studio.api.errors import ErrorSerializer
+from studio.authentication import authentication_before_body
 
 from .. import data_selectors as selectors
 from .. import data_services as services
 from ..dataio import Schema, iter_csv, read_page
-from ..uploads import install_upload_handler, too_large_message
+from ..services import StorageQuotaExceeded
+from ..uploads import UploadRefused, too_large_message, upload_admitted
 from .data_serializers import (
     AssetOut,
     AssetUpdateIn,
@@ -26,18 +29,19 @@ from .data_serializers import (
 )
 
 
-class PayloadTooLarge(APIException):
-    status_code = 413
-    default_code = "too_large"
+class UploadRefusedError(APIException):
+    """An upload answered without storing it (R9), with the status UploadRefused chose."""
+
+    def __init__(self, refused: UploadRefused):
+        super().__init__(refused.message, refused.code)
+        self.status_code = refused.status
 
 
 class AssetListApi(WorkspaceListApiView):
     serializer_class = AssetOut
     parser_classes = [MultiPartParser]
-
-    def initialize_request(self, request, *args, **kwargs):
-        install_upload_handler(request)  # before anything (the CSRF check) reads the body
-        return super().initialize_request(request, *args, **kwargs)
+    # CSRF on the header token only: the body is parsed (and stored) after every check (R9).
+    authentication_classes = authentication_before_body()
 
     def get_queryset(self):
         params = self.request.query_params
@@ -57,27 +61,39 @@ class AssetListApi(WorkspaceListApiView):
 
     @extend_schema(
         request={"multipart/form-data": UploadIn},
-        responses={202: IngestOut, 413: None},
+        responses={202: IngestOut, 413: ErrorSerializer, 429: ErrorSerializer},
         summary="Upload a file as a new data asset or its next version (ingested by a job)",
+        description=(
+            "Refused before the body is stored: 413 past the upload limit (by Content-Length or while "
+            "streaming) or the workspace's storage quota, 429 while you already have "
+            "STUDIO_UPLOAD_MAX_CONCURRENT uploads in progress. A session-authenticated call sends its "
+            "CSRF token in the X-CSRFToken header."
+        ),
     )
     def post(self, request, workspace_id):
-        data = UploadIn(data=request.data)  # parsing streams the file through the upload handler
-        if getattr(request._request, "upload_too_large", False):
-            raise PayloadTooLarge(too_large_message())
-        if not data.is_valid():
-            upload = request.FILES.get("file")
-            if upload is not None:
-                upload.discard()
-            data.is_valid(raise_exception=True)
+        try:
+            with upload_admitted(request._request, workspace=self.workspace):
+                return self._upload(request)
+        except UploadRefused as exc:
+            raise UploadRefusedError(exc) from None
+
+    def _upload(self, request):
+        data = UploadIn(data=request.data)  # parsing streams the file through the staging handler
+        if request._request.upload_too_large:
+            raise UploadRefusedError(UploadRefused(too_large_message(), status=413, code="too_large"))
+        data.is_valid(raise_exception=True)
         values = data.validated_data
-        ingest = services.data_upload(
-            actor=request.user,
-            workspace=self.workspace,
-            upload=values["file"],
-            name=values.get("name", ""),
-            description=values.get("description", ""),
-            tags=values.get("tags", ""),
-        )
+        try:
+            ingest = services.data_upload(
+                actor=request.user,
+                workspace=self.workspace,
+                upload=values["file"],
+                name=values.get("name", ""),
+                description=values.get("description", ""),
+                tags=values.get("tags", ""),
+            )
+        except StorageQuotaExceeded as exc:
+            raise UploadRefusedError(UploadRefused(exc.messages[0], status=413, code="quota_exceeded")) from None
         return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
 
 

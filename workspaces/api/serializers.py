@@ -17,10 +17,27 @@ class WorkspaceOut(serializers.ModelSerializer):
     role = serializers.CharField(help_text="Your role in this workspace.")
     member_count = serializers.IntegerField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    storage_used_bytes = serializers.IntegerField(
+        source="storage_used", help_text="Bytes of data versions, job artifacts, model files and pending uploads."
+    )
+    storage_quota_bytes = serializers.IntegerField(
+        source="storage_quota", help_text="Bytes the workspace may hold; uploads and jobs past it are refused."
+    )
 
     class Meta:
         model = Workspace
-        fields = ["id", "name", "description", "role", "member_count", "created_by", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "role",
+            "member_count",
+            "storage_used_bytes",
+            "storage_quota_bytes",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class MemberIn(serializers.Serializer):

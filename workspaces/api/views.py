@@ -10,14 +10,15 @@ from .serializers import ActivityOut, MemberIn, MemberOut, MemberUpdateIn, Works
 
 
 def _workspace_out(request, workspace_id):
-    return WorkspaceOut(selectors.workspace_get_for_user(user=request.user, workspace_id=workspace_id)).data
+    workspace = selectors.workspace_get_for_user(user=request.user, workspace_id=workspace_id, with_storage=True)
+    return WorkspaceOut(workspace).data
 
 
 class WorkspaceListApi(ListApiView):
     serializer_class = WorkspaceOut
 
     def get_queryset(self):
-        return selectors.workspace_list_for_user(user=self.request.user).select_related("created_by")
+        return selectors.workspace_list_for_user(user=self.request.user, with_storage=True).select_related("created_by")
 
     @extend_schema(summary="List your workspaces")
     def get(self, request):
@@ -38,7 +39,7 @@ class WorkspaceDetailApi(WorkspaceApiView):
 
     @extend_schema(responses=WorkspaceOut, summary="One workspace")
     def get(self, request, workspace_id):
-        return Response(WorkspaceOut(self.workspace).data)
+        return Response(_workspace_out(request, workspace_id))
 
     @extend_schema(request=WorkspaceUpdateIn, responses=WorkspaceOut, summary="Rename or describe a workspace (Owners)")
     def patch(self, request, workspace_id):
