@@ -1,4 +1,4 @@
-"""DRF authentication with personal API tokens sent as `Authorization: Bearer <token>`."""
+"""DRF authentication with personal API tokens sent as `Authorization: Bearer <token>`; the sign-in address."""
 
 from rest_framework import authentication, exceptions
 
@@ -24,3 +24,11 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+def client_address(request) -> str | None:
+    """The address of the connection, for counting sign-in failures per address (django-axes).
+
+    Not X-Forwarded-For: without a proxy configured to set it, any client could forge it.
+    """
+    return request.META.get("REMOTE_ADDR")
