@@ -64,9 +64,8 @@ class StudioUserAdmin(UserAdmin):
             url = request.build_absolute_uri(reverse("sign-in-link", args=[issued_link.secret]))
             issued.append({"user": user, "url": url, "expires_at": issued_link.link.expires_at})
         context = {**self.admin_site.each_context(request), "issued": issued, "refused": refused}
-        response = TemplateResponse(request, "admin/studio/sign_in_links_issued.html", context)
-        response["Cache-Control"] = "no-store"  # the links are shown once
-        return response
+        # The admin marks every page no-store, so the links are not kept by the browser either.
+        return TemplateResponse(request, "admin/studio/sign_in_links_issued.html", context)
 
     @admin.action(description="Disable accounts (sessions and API tokens stop at once)", permissions=["change"])
     def disable_accounts(self, request, queryset):
