@@ -146,3 +146,12 @@ def test_the_limit_is_counted_across_web_processes(cache, owner, studio_data_dir
         for web in webs:
             web.stop()
     assert codes == [200] * 6 + [429] * 4, codes
+
+
+def test_the_schema_documents_429_with_retry_after(api, owner):
+    schema = api(owner).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                limited = operation["responses"].get("429")
+                assert limited and "Retry-After" in limited["headers"], (method, path)
