@@ -61,7 +61,8 @@ class StudioUserAdmin(UserAdmin):
             except (ValidationError, PermissionDenied) as exc:
                 refused.append(f"{user}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
                 continue
-            url = request.build_absolute_uri(reverse("sign-in-link", args=[issued_link.secret]))
+            # The secret goes after "#", which browsers never send to the server (see the view).
+            url = request.build_absolute_uri(reverse("sign-in-link")) + "#" + issued_link.secret
             issued.append({"user": user, "url": url, "expires_at": issued_link.link.expires_at})
         context = {**self.admin_site.each_context(request), "issued": issued, "refused": refused}
         # The admin marks every page no-store, so the links are not kept by the browser either.

@@ -87,17 +87,24 @@ def token_revoke(request, token_id):
 
 
 @login_not_required
-@sensitive_post_parameters("new_password1", "new_password2")
+@sensitive_post_parameters("secret", "new_password1", "new_password2")
 @never_cache
 @require_http_methods(["GET", "POST"])
-def sign_in_link(request, secret):
-    """A one-time link: set a password (Django's validators), then sign in with it."""
+def sign_in_link(request):
+    """The page of a one-time sign-in link: set a password (Django's validators), then sign in.
+
+    The link is `/account/set-password/#<secret>`: the secret after "#" never reaches the server
+    in a URL (no access log, no Referer); the page's script posts it with the form.
+    """
+    if request.method == "GET":
+        return render(request, "registration/sign_in_link.html", {"form": SetPasswordForm(None), "secret": ""})
+    secret = request.POST.get("secret", "")
     try:
         link = services.sign_in_link_check(secret)
     except services.SignInLinkRefused as exc:
         return render(request, "registration/sign_in_link.html", {"refused": str(exc)}, status=exc.status)
-    form = SetPasswordForm(link.user, request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    form = SetPasswordForm(link.user, request.POST)
+    if form.is_valid():
         try:
             services.sign_in_link_use(secret=secret, password=form.cleaned_data["new_password1"])
         except services.SignInLinkRefused as exc:  # spent by a concurrent submission
@@ -107,4 +114,5 @@ def sign_in_link(request, secret):
         else:
             messages.success(request, "Your password is set. Sign in with it.")
             return redirect("login")
-    return render(request, "registration/sign_in_link.html", {"form": form, "link": link})
+    context = {"form": form, "link": link, "secret": secret}
+    return render(request, "registration/sign_in_link.html", context)
