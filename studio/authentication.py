@@ -1,4 +1,4 @@
-"""DRF authentication with personal API tokens sent as `Authorization: Bearer <token>`."""
+"""DRF authentication with personal API tokens sent as `Authorization: Bearer <token>`; the sign-in address."""
 
 from rest_framework import authentication, exceptions
 from rest_framework.settings import api_settings
@@ -45,3 +45,11 @@ def authentication_before_body() -> list:
         SessionAuthenticationBeforeBody if cls is authentication.SessionAuthentication else cls
         for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES
     ]
+
+
+def client_address(request) -> str | None:
+    """The address of the connection, for counting sign-in failures per address (django-axes).
+
+    Not X-Forwarded-For: without a proxy configured to set it, any client could forge it.
+    """
+    return request.META.get("REMOTE_ADDR")

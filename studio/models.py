@@ -56,3 +56,35 @@ class WorkerCheck(models.Model):
         if self.completed_at is None:
             return None
         return (self.completed_at - self.requested_at).total_seconds() * 1000
+
+
+class SignInLinkPurpose(models.TextChoices):
+    PASSWORD_RESET = "password_reset", "Password reset"
+    INVITATION = "invitation", "Invitation"
+
+
+class SignInLink(models.Model):
+    """A one-time link that lets its user set a password (a reset by staff, later an invitation).
+
+    Like API tokens, only a prefix and a SHA-256 of the secret are kept (R5); the link is shown
+    once to whoever issued it, works once (`used_at`) and expires.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sign_in_links")
+    purpose = models.CharField(max_length=20, choices=SignInLinkPurpose.choices)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "sign-in link"
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} for {self.user} ({self.prefix}…)"

@@ -1,4 +1,4 @@
-"""Services for accounts (API tokens) and worker health."""
+"""Services for accounts (API tokens, one-time sign-in links, disabling, lock-outs) and worker health."""
 
 import socket
 from dataclasses import dataclass
@@ -9,10 +9,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from .models import ApiToken, WorkerCheck
+from .models import ApiToken, SignInLink, SignInLinkPurpose, WorkerCheck
 from .secrets import secret_matches, secret_new, secret_split
 
 TOKEN_PREFIX = "stu"  # noqa: S105 - a label that makes leaked tokens easy to spot, not a secret
+SIGN_IN_LINK_LABEL = "sil"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,127 @@ def token_authenticate(plaintext: str) -> ApiToken | None:
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+# --- Accounts: one-time sign-in links, disabling, lock-outs ------------------------------------------
+@dataclass(frozen=True)
+class IssuedSignInLink:
+    link: SignInLink
+    secret: str  # the last part of the link's URL, shown once, never stored
+
+
+class SignInLinkRefused(Exception):
+    """The link cannot be used; the message says why, for the person who opened it.
+
+    `status`: 404 for a link that never existed (or a wrong secret), 410 for one that did but is gone.
+    """
+
+    def __init__(self, message: str, status: int = 410):
+        super().__init__(message)
+        self.status = status
+
+
+def _require_staff(actor) -> None:
+    if not (actor.is_active and actor.is_staff):
+        raise PermissionDenied("Only staff can do this.")
+
+
+def sign_in_link_issue(*, actor, user, purpose: str = SignInLinkPurpose.PASSWORD_RESET) -> IssuedSignInLink:
+    """Issue a one-time link for `user` to set a password; earlier live links of that purpose stop working.
+
+    Password resets are issued by staff; the secret is returned once and only its hash is kept.
+    """
+    _require_staff(actor)
+    if not user.is_active:
+        raise ValidationError("This account is disabled: enable it before sending it a sign-in link.")
+    secret = secret_new(SIGN_IN_LINK_LABEL)
+    now = timezone.now()
+    with transaction.atomic():
+        SignInLink.objects.filter(user=user, purpose=purpose, used_at__isnull=True, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        link = SignInLink(
+            user=user,
+            purpose=purpose,
+            prefix=secret.prefix,
+            secret_hash=secret.hash,
+            created_by=actor,
+            expires_at=now + timedelta(hours=settings.STUDIO_SIGN_IN_LINK_HOURS),
+        )
+        link.full_clean()
+        link.save()
+    return IssuedSignInLink(link=link, secret=secret.plaintext)
+
+
+def sign_in_link_check(secret: str) -> SignInLink:
+    """The live link for `secret`, or SignInLinkRefused saying why it cannot be used."""
+    parts = secret_split(secret, SIGN_IN_LINK_LABEL) if isinstance(secret, str) else None
+    link = None
+    if parts is not None:
+        link = SignInLink.objects.select_related("user").filter(prefix=parts[0]).first()
+    # An unknown prefix and a wrong secret get the same answer: nothing tells a guesser which was close.
+    if link is None or not secret_matches(link.secret_hash, parts[1]):
+        raise SignInLinkRefused("This link is not valid. Ask an administrator for a new one.", status=404)
+    if link.used_at is not None:
+        raise SignInLinkRefused("This link has already been used. Ask an administrator for a new one.")
+    if link.revoked_at is not None:
+        raise SignInLinkRefused("This link was replaced by a newer one. Use the newest link you were sent.")
+    if link.expires_at <= timezone.now():
+        raise SignInLinkRefused("This link has expired. Ask an administrator for a new one.")
+    if not link.user.is_active:
+        raise SignInLinkRefused("This account is disabled. Ask an administrator.")
+    return link
+
+
+def sign_in_link_use(*, secret: str, password: str):
+    """Set the password of the link's user and spend the link; returns the user.
+
+    The password must pass Django's validators (ValidationError otherwise, the link unspent). The
+    link is spent by a compare-and-set, so two submissions of one link cannot both succeed.
+    """
+    from django.contrib.auth.password_validation import validate_password
+
+    link = sign_in_link_check(secret)
+    user = link.user
+    validate_password(password, user)
+    with transaction.atomic():
+        spent = SignInLink.objects.filter(pk=link.pk, used_at__isnull=True, revoked_at__isnull=True).update(
+            used_at=timezone.now()
+        )
+        if not spent:
+            raise SignInLinkRefused("This link has already been used. Ask an administrator for a new one.")
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    user_sign_in_unlock(actor=None, user=user)  # a new password is a fresh start
+    return user
+
+
+def user_disable(*, actor, user) -> None:
+    """Disable an account: its sessions, API tokens and sign-in links stop working at once.
+
+    Sessions and tokens check `is_active` on every request, so nothing else needs revoking.
+    """
+    _require_staff(actor)
+    if user.pk == actor.pk:
+        raise ValidationError("You cannot disable your own account.")
+    with transaction.atomic():
+        type(user).objects.filter(pk=user.pk).update(is_active=False)
+        SignInLink.objects.filter(user=user, used_at__isnull=True, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+    user.is_active = False
+
+
+def user_sign_in_unlock(*, actor, user) -> int:
+    """Lift sign-in lock-outs of this username (failures counted from any address); returns records removed.
+
+    `actor` is None when the studio itself lifts the lock (after a password reset).
+    """
+    from axes.utils import reset
+
+    if actor is not None:
+        _require_staff(actor)
+    return reset(username=user.get_username())
 
 
 def broker_kind() -> str:

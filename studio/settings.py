@@ -5,6 +5,7 @@ Every variable read here is documented in README.md ("Configuration").
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,18 @@ def env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ImproperlyConfiguredEnv(f"{name}={raw!r} is not a number") from None
+
+
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate such as "1200/minute": a whole number of calls per second, minute, hour or day."""
+    raw = env_str(name, default).strip()
+    count, _, period = raw.partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
+        raise ImproperlyConfiguredEnv(f"{name}={raw!r} is not a rate (use e.g. 1200/minute)")
+    return raw
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -113,6 +126,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "csp",
+    "axes",
     "studio",
     "workspaces",
     "compute",
@@ -133,6 +147,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -185,6 +201,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Sign-in throttling (R10) by django-axes: failures are counted per username and per address, each
+# on its own; past the limit both sign-in pages answer 429 with the lock-out page until the cool-off
+# passes or staff lift the lock in the admin (Axes > Access attempts, or the users' action).
+# AxesBackend only refuses locked-out sign-ins; ModelBackend checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("STUDIO_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("STUDIO_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success does not wipe the count: else one valid account would reset its address's failures
+# and let a password spray from that address go on forever. Failures age out after the cool-off.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The address the connection came from; a proxy's X-Forwarded-For could be forged by anyone.
+AXES_CLIENT_IP_CALLABLE = "studio.authentication.client_address"
+# One-time sign-in links (password resets issued by staff) stop working after this long.
+STUDIO_SIGN_IN_LINK_HOURS = env_float("STUDIO_SIGN_IN_LINK_HOURS", 24)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -235,6 +267,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["studio.api.throttling.ApiRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "studio.api.pagination.StudioPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -363,6 +396,9 @@ else:
     }
 
 # --- Limits -------------------------------------------------------------------------------------
+# API calls per token (per user for calls signed in by session), counted in the shared cache across
+# web processes: "<count>/<second|minute|hour|day>". Past it: 429 with Retry-After.
+STUDIO_API_RATE_LIMIT = env_rate("STUDIO_API_RATE_LIMIT", "1200/minute")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 25 * 1024 * 1024  # request bodies read into memory (scoring has its own cap)
 # Uploads of data files: the cap is enforced while streaming (default 2 GiB).
 STUDIO_UPLOAD_MAX_BYTES = env_int("STUDIO_UPLOAD_MAX_BYTES", 2 * 1024**3)

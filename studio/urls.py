@@ -27,6 +27,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("account/set-password/", views.sign_in_link, name="sign-in-link"),
     path("account/tokens/", views.token_list, name="token-list"),
     path("account/tokens/<id:token_id>/revoke/", views.token_revoke, name="token-revoke"),
     path("worker-checks/", views.worker_check_create, name="worker-check-create"),

@@ -1,10 +1,14 @@
-"""Pages of the shell: Home, account (API tokens), worker check; and the anonymous health probe."""
+"""Pages of the shell: Home, account (API tokens), worker check; the anonymous health probe and
+the anonymous page behind a one-time sign-in link."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from endpoints.selectors import endpoints_health_for_user
@@ -80,3 +84,35 @@ def token_revoke(request, token_id):
     token = services.token_revoke(user=request.user, token=selectors.token_get(user=request.user, token_id=token_id))
     messages.success(request, f"Token “{token.name}” revoked. Programs using it are now refused.")
     return redirect("token-list")
+
+
+@login_not_required
+@sensitive_post_parameters("secret", "new_password1", "new_password2")
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_in_link(request):
+    """The page of a one-time sign-in link: set a password (Django's validators), then sign in.
+
+    The link is `/account/set-password/#<secret>`: the secret after "#" never reaches the server
+    in a URL (no access log, no Referer); the page's script posts it with the form.
+    """
+    if request.method == "GET":
+        return render(request, "registration/sign_in_link.html", {"form": SetPasswordForm(None), "secret": ""})
+    secret = request.POST.get("secret", "")
+    try:
+        link = services.sign_in_link_check(secret)
+    except services.SignInLinkRefused as exc:
+        return render(request, "registration/sign_in_link.html", {"refused": str(exc)}, status=exc.status)
+    form = SetPasswordForm(link.user, request.POST)
+    if form.is_valid():
+        try:
+            services.sign_in_link_use(secret=secret, password=form.cleaned_data["new_password1"])
+        except services.SignInLinkRefused as exc:  # spent by a concurrent submission
+            return render(request, "registration/sign_in_link.html", {"refused": str(exc)}, status=exc.status)
+        except ValidationError as exc:
+            form.add_error("new_password2", exc)
+        else:
+            messages.success(request, "Your password is set. Sign in with it.")
+            return redirect("login")
+    context = {"form": form, "link": link, "secret": secret}
+    return render(request, "registration/sign_in_link.html", context)

@@ -106,7 +106,9 @@ def add_error_responses(result, generator, request, public):
         "401": "Not authenticated",
         "403": "Your role does not allow this",
         "404": "Not found (or not in your workspaces)",
+        "429": "Too many calls for this token or user (see Retry-After)",
     }
+    retry_after = {"description": "Seconds until calls are accepted again.", "schema": {"type": "integer"}}
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -115,4 +117,6 @@ def add_error_responses(result, generator, request, public):
                 if status == "400" and method == "get" and "parameters" not in operation:
                     continue
                 operation["responses"].setdefault(status, {"description": description, **ref})
+            if "429" in operation["responses"]:
+                operation["responses"]["429"].setdefault("headers", {"Retry-After": retry_after})
     return result

@@ -13,6 +13,7 @@ ANONYMOUS = {
     "health": "the load balancer's probe",
     "admin:login": "the admin console's own sign-in page",
     "score": "the scoring route, authenticated by the endpoint's key",
+    "sign-in-link": "a one-time link to set a password, authenticated by its secret",
 }
 
 
