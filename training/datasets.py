@@ -44,7 +44,8 @@ def _frame(version: DataVersion) -> pd.DataFrame:
         return _CACHE[key]
     columns = [c["name"] for c in included_columns(version)]
     table = pq.read_table(data_version_path(version), columns=columns)
-    frame = table.to_pandas()
+    # Dates as datetime64 (not datetime.date objects): the dtype a scoring payload is cast to.
+    frame = table.to_pandas(date_as_object=False)
     _CACHE[key] = frame
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

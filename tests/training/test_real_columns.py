@@ -1,0 +1,128 @@
+"""Ordinary tables through a real Train job: date and datetime columns, and labels written as yes/no.
+
+Each table is ingested by the real engine, trained by a node worker, packaged, registered through
+the API, and scored from the registered files with a JSON payload (dates as ISO 8601 strings).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from compute.models import TargetKind
+from compute.services import target_create
+from endpoints.scoring.predictor import load_predictor
+from tests.conftest import wait_for
+from training.models import Job, JobStatus, ModelVersion
+from training.registry_services import model_version_dir
+from training.services import job_submit
+from workspaces.data_services import data_version_from_file
+
+pytestmark = [pytest.mark.worker]
+
+
+def churn_with_dates(n=240, seed=0) -> pd.DataFrame:
+    """A churn-like table: a plain date, a naive datetime, a datetime with an offset, yes/no labels."""
+    rng = np.random.default_rng(seed)
+    signup = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 600, n), unit="D")
+    tenure = rng.integers(1, 72, n)
+    login = signup + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")
+    churn = np.where((tenure < 20) ^ (rng.random(n) < 0.1), "yes", "no")
+    return pd.DataFrame(
+        {
+            "signup date": signup.strftime("%Y-%m-%d"),
+            "last_login": login.strftime("%Y-%m-%d %H:%M:%S"),
+            "billed_at": (signup + pd.Timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M:%S+02:00"),
+            "tenure": tenure,
+            "plan": rng.choice(["basic", "pro"], n),
+            "Churn": churn,
+        }
+    )
+
+
+def train_and_register(api, owner, workspace, version, target, name):
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    job = job_submit(
+        actor=owner,
+        workspace=workspace,
+        kind="train",
+        target=cluster,
+        spec={
+            "data_version_id": version.pk,
+            "target_column": target,
+            "algorithm": "logistic_regression",
+            "hyperparameters": {},
+            "validation": {"method": "holdout", "holdout_fraction": 0.25},
+        },
+    )
+    done = wait_for(
+        lambda: Job.objects.filter(pk=job.pk, status__in=JobStatus.finished()).first(),
+        timeout=120,
+        message="the train job",
+    )
+    assert done.status == JobStatus.COMPLETED, done.error
+    response = api(owner).post(
+        f"/api/v1/workspaces/{workspace.pk}/jobs/{done.pk}/register/", {"name": name}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return ModelVersion.objects.get(pk=response.json()["id"])
+
+
+def predictor_of(model_version):
+    folder = model_version_dir(model_version)
+    return load_predictor(
+        model_path=folder / "model.skops",
+        model_sha256=model_version.sha256,
+        signature=model_version.signature,
+        onnx_path=(folder / "model.onnx") if model_version.onnx_sha256 else None,
+        onnx_sha256=model_version.onnx_sha256 or None,
+    )
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+def test_dates_train_package_register_and_score_with_yes_no_labels(api, owner, workspace, agent, broker, tmp_path):
+    source = tmp_path / "churn.csv"
+    churn_with_dates().to_csv(source, index=False)
+    version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="churn")
+    types = {c["name"]: c["semantic_type"] for c in version.schema["columns"]}
+    assert types["signup date"] == types["last_login"] == types["billed_at"] == "datetime"
+    assert types["Churn"] == "categorical"  # the text "yes"/"no", not booleans
+
+    model_version = train_and_register(api, owner, workspace, version, "Churn", "churn")
+    assert model_version.signature["classes"] == ["no", "yes"]
+
+    rows = [
+        {
+            "signup date": "2024-03-01",
+            "last_login": "2024-03-01T10:15:00",
+            "billed_at": "2024-03-01T09:00:00+02:00",
+            "tenure": 3,
+            "plan": "basic",
+        },
+        {
+            "signup date": "2023-02-11",
+            "last_login": "2023-02-11 08:00:00",
+            "billed_at": "2023-02-11T07:00:00Z",
+            "tenure": 70,
+            "plan": "pro",
+        },
+    ]
+    scored = predictor_of(model_version).score(rows)
+    assert scored["predictions"] == ["yes", "no"]
+    assert set(scored["probabilities"][0]) == {"no", "yes"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [(("yes", "no"), ["no", "yes"]), (("Y", "N"), ["N", "Y"])],
+    ids=["yes-no", "Y-N"],
+)
+def test_yes_no_labels_keep_their_text_in_the_schema(owner, workspace, tmp_path, labels, expected):
+    source = tmp_path / "labels.csv"
+    frame = pd.DataFrame({"x": range(60), "label": [labels[i % 2] for i in range(60)]})
+    frame.to_csv(source, index=False)
+    version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="labels")
+    column = next(c for c in version.schema["columns"] if c["name"] == "label")
+    assert (column["semantic_type"], column["physical_type"]) == ("categorical", "string")
+    from training.datasets import load_training_data
+
+    assert sorted(load_training_data(version, "label").y.unique()) == expected
