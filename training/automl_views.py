@@ -4,6 +4,7 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -18,6 +19,7 @@ from . import automl_services
 from .automl_forms import AutoMLForm
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
 from .models import JobKind, JobStatus
+from .selectors import job_get
 from .services import job_artifact_dir
 
 
@@ -43,6 +45,11 @@ def automl_new(request, workspace_id):
     versions = list(data_versions_ready(workspace=workspace)[:200])
     targets = [t for t in job_targets(workspace=workspace, user=request.user)]
     initial = {}
+    if request.GET.get("clone"):
+        source = job_get(workspace=workspace, job_id=request.GET["clone"])
+        if source.kind != JobKind.AUTOML:
+            raise Http404("Not an Automated ML run.")
+        initial = AutoMLForm.initial_from_job(source)
     if request.GET.get("data"):
         initial["data_version_id"] = request.GET["data"]
     form = AutoMLForm(request.POST or None, versions=versions, targets=targets, initial=initial)
