@@ -58,7 +58,11 @@ def load_training_data(version: DataVersion, target_column: str) -> TrainingData
     frame = _frame(version)
     target = frame[target_column]
     keep = target.notna()
-    y = target[keep].astype(str).reset_index(drop=True)
+    labels = target[keep]
+    physical = {c["name"]: c.get("physical_type", "") for c in included_columns(version)}[target_column]
+    if physical.startswith("int") and pd.api.types.is_float_dtype(labels):
+        labels = labels.astype("int64")  # pandas reads integers with nulls as floats: "2", not "2.0"
+    y = labels.astype(str).reset_index(drop=True)
     X = frame.loc[keep].drop(columns=[target_column]).reset_index(drop=True)
     types = {c["name"]: c["semantic_type"] for c in included_columns(version) if c["name"] != target_column}
     return TrainingData(X=X, y=y, column_types=types, dropped_rows=int((~keep).sum()))

@@ -126,3 +126,19 @@ def test_yes_no_labels_keep_their_text_in_the_schema(owner, workspace, tmp_path,
     from training.datasets import load_training_data
 
     assert sorted(load_training_data(version, "label").y.unique()) == expected
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [((1, 2, 3), ["1", "2", "3"]), ((-1, 1), ["-1", "1"]), ((0, 1), ["0", "1"])],
+    ids=["1-2-3", "minus-one-one", "zero-one"],
+)
+def test_whole_number_labels_stay_whole_when_some_targets_are_missing(owner, workspace, tmp_path, labels, expected):
+    from training.datasets import load_training_data
+
+    source = tmp_path / "codes.csv"
+    rows = [f"{i},{'' if i % 10 == 0 else labels[i % len(labels)]}" for i in range(60)]
+    source.write_text("x,code\n" + "\n".join(rows) + "\n")
+    version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="codes")
+    data = load_training_data(version, "code")
+    assert sorted(data.y.unique()) == expected and data.dropped_rows == 6
