@@ -142,3 +142,41 @@ def test_whole_number_labels_stay_whole_when_some_targets_are_missing(owner, wor
     version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="codes")
     data = load_training_data(version, "code")
     assert sorted(data.y.unique()) == expected and data.dropped_rows == 6
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+def test_automated_ml_with_dates_completes_registers_and_keeps_yes_no_labels(owner, workspace, agent, broker, tmp_path):
+    from training.automl_services import automl_submit
+
+    source = tmp_path / "churn.csv"
+    churn_with_dates().to_csv(source, index=False)
+    version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="churn")
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    parent = automl_submit(
+        actor=owner,
+        workspace=workspace,
+        target=cluster,
+        data_version=version,
+        target_column="Churn",
+        settings={"timeout_s": 60, "max_trials": 3, "trial_timeout_s": 30, "early_stop_trials": None},
+        test_fraction=0.2,
+        register_as="churn-dates",
+    )
+    done = wait_for(
+        lambda: Job.objects.filter(pk=parent.pk, status__in=JobStatus.finished()).first(),
+        timeout=180,
+        message="the Automated ML run",
+    )
+    assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
+    model_version = ModelVersion.objects.get(model__name="churn-dates")
+    assert model_version.classes == ["no", "yes"]
+    scored = predictor_of(model_version).score(
+        {
+            "signup date": ["2024-03-01"],
+            "last_login": ["2024-03-01T10:15:00"],
+            "billed_at": ["2024-03-01T09:00:00+02:00"],
+            "tenure": [3],
+            "plan": ["basic"],
+        }
+    )
+    assert scored["predictions"][0] in ("no", "yes")
