@@ -172,8 +172,20 @@ DIAMONDS = (
         "count;name\n1;x\n0;y\n.;z\n",
         "Part,qty\n" + "".join(f"P{i:03d},{i}\n" for i in range(20)),  # PERSID reads each line
         "Part,qty\n" + "".join(f"P{i:05d},{i}\n" for i in range(10_000)),
+        "Product\n" + "".join(f"P{i:06d}\n" for i in range(20_000)),  # one column, longer than the sample
+        "Value\n" + "".join(f"V{i}\n" for i in range(20_000)),
     ],
-    ids=["diamonds", "diamonds-large", "short", "mark", "semicolon", "persid", "persid-large"],
+    ids=[
+        "diamonds",
+        "diamonds-large",
+        "short",
+        "mark",
+        "semicolon",
+        "persid",
+        "persid-large",
+        "one-column-persid",
+        "one-column-unicode",
+    ],
 )
 def test_text_tables_whose_bytes_decode_as_pickle_opcodes_are_accepted(work, text):
     assert sniffed_of(work, text).format == "csv"

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from itertools import islice
 from pathlib import Path
-from pickletools import dis
+from pickletools import dis, genops
 
 from ._streams import GZIP_MAGIC, UTF8_BOM, GzipReader, decode_latin1
 from .errors import DataError, fmt_bytes, fmt_count
@@ -249,9 +249,27 @@ def _looks_like_pickle(sample: bytes, *, complete: bool) -> bool:
     try:
         dis(stream, out=io.StringIO())
     except Exception:  # noqa: BLE001 - a malformed stream is "not a pickle", unless only cut short
-        if complete or stream.tell() < len(sample):
+        if complete or stream.tell() < len(sample) or not _builds_objects(sample):
             return False
     return not _reads_as_delimited_table(sample, complete=complete)
+
+
+# Opcodes that build containers or objects. Every real pickle has some; one-column text whose lines
+# all start with a letter that reads a line (P001, P002, … is a run of PERSID) has none.
+_BUILDING_OPCODES = frozenset(
+    "MARK EMPTY_LIST EMPTY_DICT EMPTY_TUPLE EMPTY_SET APPEND APPENDS SETITEM SETITEMS ADDITEMS LIST DICT "
+    "TUPLE TUPLE1 TUPLE2 TUPLE3 FROZENSET REDUCE BUILD OBJ INST NEWOBJ NEWOBJ_EX".split()
+)
+
+
+def _builds_objects(sample: bytes) -> bool:
+    try:
+        for opcode, _arg, _pos in genops(io.BytesIO(sample)):
+            if opcode.name in _BUILDING_OPCODES:
+                return True
+    except Exception:  # noqa: BLE001 - the stream was cut short; what was read counts
+        return False
+    return False
 
 
 def _reads_as_delimited_table(sample: bytes, *, complete: bool) -> bool:
