@@ -44,7 +44,12 @@ def automl_run(api, owner, workspace, cluster, version):
             "target": cluster.pk,
             "display_name": "churn search",
             "register_as": "churner",
-            "settings": {"timeout_s": 120, "primary_metric": "accuracy", "max_trials": 7},
+            "settings": {
+                "timeout_s": 120,
+                "primary_metric": "accuracy",
+                "max_trials": 7,
+                "column_overrides": {"age": {"impute": "mean"}},
+            },
         },
         format="json",
     )
@@ -91,6 +96,14 @@ def test_an_automated_ml_run_clones_into_the_prefilled_wizard(client, owner, wor
     assert 'value="2.0"' in html  # 120 s as minutes
     assert 'value="7"' in html  # max trials
     assert 'value="churner"' in html and 'value="churn search (clone)"' in html
+
+    # The wizard's column table (loaded by htmx with the clone's id) shows the run's overrides.
+    assert f'id="id_clone" name="clone" value="{automl_run.pk}"' in html
+    columns = client.get(
+        f"/w/{workspace.pk}/jobs/automl/columns/",
+        {"data_version_id": automl_run.data_version_id, "target_column": "churn", "clone": automl_run.pk},
+    ).content.decode()
+    assert re.search(r'<option value="mean" selected>', columns)
 
     # The generic clone URL of the Jobs page sends an Automated ML run to the wizard, never a 404.
     redirected = client.get(f"/w/{workspace.pk}/jobs/new/?clone={automl_run.pk}")
