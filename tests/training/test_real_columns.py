@@ -4,6 +4,8 @@ Each table is ingested by the real engine, trained by a node worker, packaged, r
 the API, and scored from the registered files with a JSON payload (dates as ISO 8601 strings).
 """
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,7 +81,9 @@ def predictor_of(model_version):
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
-def test_dates_train_package_register_and_score_with_yes_no_labels(api, owner, workspace, agent, broker, tmp_path):
+def test_dates_train_package_register_and_score_with_yes_no_labels(
+    api, client, owner, workspace, agent, broker, tmp_path
+):
     source = tmp_path / "churn.csv"
     churn_with_dates().to_csv(source, index=False)
     version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="churn")
@@ -109,6 +113,25 @@ def test_dates_train_package_register_and_score_with_yes_no_labels(api, owner, w
     scored = predictor_of(model_version).score(rows)
     assert scored["predictions"] == ["yes", "no"]
     assert set(scored["probabilities"][0]) == {"no", "yes"}
+
+    # Deployed: the scoring URL takes the dates as ISO text, as records and as a split payload.
+    from endpoints import services as endpoint_services
+
+    inference = target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving").target
+    created = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="churn-dates")
+    endpoint_services.deployment_create(
+        actor=owner, endpoint=created.endpoint, name="blue", model_version=model_version, target=inference
+    )
+    split = {"dataframe_split": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}
+    for payload in (rows, split):
+        response = client.post(
+            "/score/churn-dates/",
+            json.dumps(payload),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {created.primary}",
+        )
+        assert response.status_code == 200, response.content
+        assert response.json()["predictions"] == ["yes", "no"]
 
 
 @pytest.mark.parametrize(
