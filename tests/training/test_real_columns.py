@@ -110,9 +110,18 @@ def test_dates_train_package_register_and_score_with_yes_no_labels(
             "plan": "pro",
         },
     ]
-    scored = predictor_of(model_version).score(rows)
+    predictor = predictor_of(model_version)
+    scored = predictor.score(rows)
     assert scored["predictions"] == ["yes", "no"]
     assert set(scored["probabilities"][0]) == {"no", "yes"}
+
+    # Batch scoring reads the version's Parquet file, whose dates are date32.
+    from endpoints.scoring.batch import score_table
+    from workspaces.data_services import data_version_path
+
+    result = score_table(predictor, data_version_path(version), tmp_path / "scored.parquet")
+    assert result["rows_scored"] == 240
+    assert set(pd.read_parquet(tmp_path / "scored.parquet")["prediction"]) == {"no", "yes"}
 
     # Deployed: the scoring URL takes the dates as ISO text, as records and as a split payload.
     from endpoints import services as endpoint_services
