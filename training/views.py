@@ -54,7 +54,8 @@ def job_submit(request, workspace_id):
         clone_url = job_clone_url(workspace, source)
         if clone_url:
             return redirect(clone_url)  # a kind with its own form (Automated ML: the wizard)
-        messages.error(request, f"{source.get_kind_display()} jobs cannot be cloned: {_NOT_CLONABLE[source.kind]}")
+        reason = _NOT_CLONABLE.get(source.kind, "no form submits them.")
+        messages.error(request, f"{source.get_kind_display()} jobs cannot be cloned: {reason}")
         return redirect("job-detail", workspace_id=workspace.pk, job_id=source.pk)
     kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else JobKind.TRAIN)
     form_class = SUBMIT_FORMS.get(kind)

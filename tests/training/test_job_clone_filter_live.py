@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from compute.models import TargetKind
 from compute.services import target_create
+from training.forms import SUBMIT_FORMS
 from training.models import Job, JobKind, JobStatus
 from training.services import job_submit
 from workspaces.models import DataAsset, DataVersion
@@ -133,21 +134,30 @@ def test_a_train_job_clones_into_the_submit_form(client, owner, workspace, clust
     assert 'value="churn"' in html and re.search(r'<option value="random_forest" selected', html)
 
 
-def test_an_ingest_job_has_no_clone_button_and_its_clone_url_is_not_a_404(client, owner, workspace, cluster):
-    ingest = Job.objects.create(
-        workspace=workspace,
-        target=cluster,
-        kind=JobKind.INGEST,
-        status=JobStatus.COMPLETED,
-        display_name="ingest customers.csv",
-        spec={},
+@pytest.mark.parametrize("kind", [k for k in JobKind.values if k not in SUBMIT_FORMS and k != JobKind.AUTOML])
+def test_a_job_no_form_submits_has_no_clone_button_and_its_clone_url_is_not_an_error(
+    client, owner, workspace, cluster, kind
+):
+    job = Job.objects.create(
+        workspace=workspace, target=cluster, kind=kind, status=JobStatus.COMPLETED, display_name="done", spec={}
     )
     client.force_login(owner)
-    detail = client.get(f"/w/{workspace.pk}/jobs/{ingest.pk}/").content.decode()
+    detail = client.get(f"/w/{workspace.pk}/jobs/{job.pk}/").content.decode()
     assert "Clone and edit" not in detail and "Delete…" in detail
-    response = client.get(f"/w/{workspace.pk}/jobs/new/?clone={ingest.pk}", follow=True)
+    response = client.get(f"/w/{workspace.pk}/jobs/new/?clone={job.pk}", follow=True)
     assert response.status_code == 200
     assert "cannot be cloned" in response.content.decode()
+
+
+@pytest.mark.parametrize("kind", list(SUBMIT_FORMS))
+def test_every_kind_the_form_submits_clones_into_it(client, owner, workspace, cluster, kind):
+    job = Job.objects.create(
+        workspace=workspace, target=cluster, kind=kind, status=JobStatus.COMPLETED, display_name="x", spec={}
+    )
+    client.force_login(owner)
+    link = clone_link(client.get(f"/w/{workspace.pk}/jobs/{job.pk}/").content.decode())
+    assert link == f"/w/{workspace.pk}/jobs/new/?clone={job.pk}"
+    assert client.get(link).status_code == 200
 
 
 # --- The kind filter -----------------------------------------------------------------------------
