@@ -141,6 +141,12 @@ def test_dates_train_package_register_and_score_with_yes_no_labels(
         )
         assert response.status_code == 200, response.content
         assert response.json()["predictions"] == ["yes", "no"]
+    from endpoints import serving
+    from endpoints.models import MonitoringBucket
+
+    serving.monitor.flush()  # now, while the test database exists
+    counted = MonitoringBucket.objects.filter(endpoint=created.endpoint)
+    assert sum(counted.values_list("requests", flat=True)) == 2
 
 
 @pytest.mark.parametrize(
