@@ -92,6 +92,25 @@ class AutoMLForm(forms.Form):
         self.targets = {t.pk: t for t in targets}
         self.versions = {v.pk: v for v in versions}
 
+    @classmethod
+    def initial_from_job(cls, job) -> dict:
+        """The wizard's initial values to clone the Automated ML run `job` (then edit and submit)."""
+        spec, automl = job.spec, job.spec.get("automl", {})
+        initial = {key: spec.get(key) for key in ("data_version_id", "target_column", "test_fraction", "seed")}
+        initial |= {key: automl.get(key) for key in cls.base_fields if key in automl}
+        initial |= {
+            "validation_data_version_id": spec.get("validation_data_version_id"),
+            "register_as": spec.get("register_as"),
+            "target": job.target_id,
+            "experiment_name": job.experiment.name if job.experiment else "",
+            "display_name": f"{job.name} (clone)",
+        }
+        if automl.get("timeout_s"):
+            initial["timeout_minutes"] = automl["timeout_s"] / 60
+        if automl.get("trial_timeout_s"):
+            initial["trial_timeout_s"] = int(automl["trial_timeout_s"])
+        return {key: value for key, value in initial.items() if value is not None}
+
     def settings(self, overrides: dict) -> dict:
         data = self.cleaned_data
         settings = {

@@ -4,6 +4,7 @@ import json
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -18,6 +19,7 @@ from . import automl_services
 from .automl_forms import AutoMLForm
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
 from .models import JobKind, JobStatus
+from .selectors import job_get
 from .services import job_artifact_dir
 
 
@@ -43,6 +45,9 @@ def automl_new(request, workspace_id):
     versions = list(data_versions_ready(workspace=workspace)[:200])
     targets = [t for t in job_targets(workspace=workspace, user=request.user)]
     initial = {}
+    clone_of = _automl_run(workspace, request.GET.get("clone"))
+    if clone_of is not None:
+        initial = AutoMLForm.initial_from_job(clone_of)
     if request.GET.get("data"):
         initial["data_version_id"] = request.GET["data"]
     form = AutoMLForm(request.POST or None, versions=versions, targets=targets, initial=initial)
@@ -72,8 +77,24 @@ def automl_new(request, workspace_id):
             messages.success(request, f"Automated ML run {job.name} submitted to {job.target.name}.")
             return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
     return render_page(
-        request, "training/automl_new.html", workspace, form=form, no_targets=not targets, no_data=not versions
+        request,
+        "training/automl_new.html",
+        workspace,
+        form=form,
+        clone_of=clone_of,
+        no_targets=not targets,
+        no_data=not versions,
     )
+
+
+def _automl_run(workspace, job_id):
+    """The Automated ML run a wizard clones (None without an id; 404 for another kind of job)."""
+    if not job_id:
+        return None
+    source = job_get(workspace=workspace, job_id=job_id)
+    if source.kind != JobKind.AUTOML:
+        raise Http404("Not an Automated ML run.")
+    return source
 
 
 def automl_columns(request, workspace_id):
@@ -84,6 +105,8 @@ def automl_columns(request, workspace_id):
     profiles = {c["name"]: c for c in version.profile.get("column_profiles", [])}
     columns = [c for c in version.schema.get("columns", []) if not c.get("excluded")]
     balance = profiles.get(target, {}).get("top_values", []) if target else []
+    clone_of = _automl_run(workspace, request.GET.get("clone"))
+    overrides = clone_of.spec.get("automl", {}).get("column_overrides", {}) if clone_of else {}
     total = sum(v["count"] for v in balance) or 1
     return render(
         request,
@@ -96,6 +119,7 @@ def automl_columns(request, workspace_id):
             "balance": [(v["value"], v["count"], v["count"] / total) for v in balance],
             "distinct": profiles.get(target, {}).get("distinct"),
             "types": SEMANTIC_TYPES,
+            "overrides": overrides,
             "imputes": IMPUTE_STRATEGIES,
         },
     )

@@ -44,7 +44,8 @@ def _frame(version: DataVersion) -> pd.DataFrame:
         return _CACHE[key]
     columns = [c["name"] for c in included_columns(version)]
     table = pq.read_table(data_version_path(version), columns=columns)
-    frame = table.to_pandas()
+    # Dates as datetime64 (not datetime.date objects): the dtype a scoring payload is cast to.
+    frame = table.to_pandas(date_as_object=False)
     _CACHE[key] = frame
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -57,7 +58,11 @@ def load_training_data(version: DataVersion, target_column: str) -> TrainingData
     frame = _frame(version)
     target = frame[target_column]
     keep = target.notna()
-    y = target[keep].astype(str).reset_index(drop=True)
+    labels = target[keep]
+    physical = {c["name"]: c.get("physical_type", "") for c in included_columns(version)}[target_column]
+    if physical.startswith("int") and pd.api.types.is_float_dtype(labels):
+        labels = labels.astype("int64")  # pandas reads integers with nulls as floats: "2", not "2.0"
+    y = labels.astype(str).reset_index(drop=True)
     X = frame.loc[keep].drop(columns=[target_column]).reset_index(drop=True)
     types = {c["name"]: c["semantic_type"] for c in included_columns(version) if c["name"] != target_column}
     return TrainingData(X=X, y=y, column_types=types, dropped_rows=int((~keep).sum()))

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.selectors import job_targets
@@ -24,9 +25,8 @@ from .models import JobKind, JobStatus
 def job_list(request, workspace_id):
     workspace = page_workspace(request, workspace_id)
     filters = {key: request.GET.get(key, "") for key in selectors.JOB_FILTERS}
-    filters.setdefault("parent", "")
-    if not filters["parent"]:
-        filters["parent"] = "none"  # trials are listed under their Automated ML run
+    if not filters["parent"] and not filters["kind"]:
+        filters["parent"] = "none"  # trials are listed under their run, unless their kind is asked for
     page = Paginator(selectors.job_list(workspace=workspace, filters=filters), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -50,6 +50,13 @@ def job_submit(request, workspace_id):
     workspace = page_workspace(request, workspace_id, write=True)
     clone_of = request.GET.get("clone")
     source = selectors.job_get(workspace=workspace, job_id=clone_of) if clone_of else None
+    if source is not None and source.kind not in SUBMIT_FORMS:
+        clone_url = job_clone_url(workspace, source)
+        if clone_url:
+            return redirect(clone_url)  # a kind with its own form (Automated ML: the wizard)
+        reason = _NOT_CLONABLE.get(source.kind, "no form submits them.")
+        messages.error(request, f"{source.get_kind_display()} jobs cannot be cloned: {reason}")
+        return redirect("job-detail", workspace_id=workspace.pk, job_id=source.pk)
     kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else JobKind.TRAIN)
     form_class = SUBMIT_FORMS.get(kind)
     if form_class is None:
@@ -84,6 +91,22 @@ def job_submit(request, workspace_id):
         kinds=[(k, JobKind(k).label) for k in SUBMIT_FORMS],
         no_targets=not targets,
     )
+
+
+_NOT_CLONABLE = {
+    JobKind.INGEST: "upload the file again from Data.",
+    JobKind.AUTOML_TRIAL: "clone the Automated ML run it belongs to.",
+    JobKind.AUTOML_FINAL: "clone the Automated ML run it belongs to.",
+}
+
+
+def job_clone_url(workspace, job) -> str | None:
+    """Where "Clone and edit" opens for this job's kind, or None for kinds no form submits."""
+    if job.kind == JobKind.AUTOML:
+        return reverse("automl-new", args=[workspace.pk]) + f"?clone={job.pk}"
+    if job.kind in SUBMIT_FORMS and not job.parent_id:
+        return reverse("job-submit", args=[workspace.pk]) + f"?clone={job.pk}"
+    return None
 
 
 def _metric_charts(job) -> list[tuple[str, dict]]:
@@ -125,13 +148,17 @@ def job_detail(request, workspace_id, job_id):
         },
         "spec_json": json.dumps(job.spec, indent=2, sort_keys=True),
         "result_json": json.dumps(job.result, indent=2, sort_keys=True),
+        "clone_url": job_clone_url(workspace, job),
     }
     if job.kind == JobKind.AUTOML:
         from .automl_views import automl_context
 
         context.update(automl_context(job))
     if request.htmx and request.GET.get("part") == "live":
-        return render_page(request, "training/_job_live.html", workspace, **context)
+        response = render_page(request, "training/_job_live.html", workspace, live=True, **context)
+        if not job.is_active:
+            response.status_code = 286  # htmx stops polling; the swap replaces the actions (no Cancel)
+        return response
     return render_page(request, "training/job_detail.html", workspace, **context)
 
 

@@ -49,7 +49,8 @@ Rules, decided for what a user of a REST endpoint needs:
 * Only safe casts: numbers as JSON numbers or numeric strings (``"3.5"``); integers must be whole
   (``3.0`` and ``"3"`` are accepted, ``3.7`` is not); booleans as ``true``/``false``, ``0``/``1`` or
   the words true/false/yes/no/y/n/t/f (any case); labels as strings (numbers become strings: ``3``
-  and ``3.0`` are both ``"3"``, ``true`` is ``"True"``); dates as ISO 8601 strings. Booleans are
+  and ``3.0`` are both ``"3"``, ``true`` is ``"True"``); dates as ISO 8601 strings (in a DataFrame,
+  also ``datetime.date``/``datetime`` objects, as Parquet ``date32`` columns read back). Booleans are
   not numbers, infinities are refused, nested arrays or objects are refused.
 * At most ``max_rows`` rows (default ``MAX_ROWS``); more is ``too_many_rows`` (HTTP 413).
 
@@ -58,6 +59,7 @@ Every refusal is a ``PayloadError`` whose message names the column and the 1-bas
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -766,6 +768,8 @@ def _cast_datetime(spec: ColumnSpec, values: list, offset: int):
             texts[i] = None
         elif isinstance(v, (pd.Timestamp, np.datetime64)):
             texts[i] = v
+        elif isinstance(v, dt.date):  # date and datetime objects: what Parquet dates read back as
+            texts[i] = v.isoformat()
         elif isinstance(v, _NESTED_TYPES):
             errors.append((i, *_nested_or_other(v)))
         else:

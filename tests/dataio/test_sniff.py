@@ -154,6 +154,70 @@ def test_csv_that_starts_like_pickle_opcodes_is_not_a_pickle(work):
     assert sniffed_of(work, "I,J\n1,2\n").n_columns == 2
 
 
+DIAMONDS = (
+    "carat,cut,color,clarity,depth,table,price,x,y,z\n"
+    "0.23,Ideal,E,SI2,61.5,55,326,3.95,3.98,2.43\n"
+    "0.21,Premium,E,SI1,59.8,61,326,3.89,3.84,2.31\n"
+    "0.23,Good,E,VS1,56.9,65,327,4.05,4.07,2.31\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        DIAMONDS,  # GLOBAL reads two lines, "0" is POP, "." is STOP
+        DIAMONDS * 2000,  # the same, larger than the sniffed sample
+        "c,d\n1,2\n0,3\n.5,4\n",
+        "(a,b\n1,2\n)\n",
+        "count;name\n1;x\n0;y\n.;z\n",
+        "Part,qty\n" + "".join(f"P{i:03d},{i}\n" for i in range(20)),  # PERSID reads each line
+        "Part,qty\n" + "".join(f"P{i:05d},{i}\n" for i in range(10_000)),
+        "Product\n" + "".join(f"P{i:06d}\n" for i in range(20_000)),  # one column, longer than the sample
+        "Value\n" + "".join(f"V{i}\n" for i in range(20_000)),
+    ],
+    ids=[
+        "diamonds",
+        "diamonds-large",
+        "short",
+        "mark",
+        "semicolon",
+        "persid",
+        "persid-large",
+        "one-column-persid",
+        "one-column-unicode",
+    ],
+)
+def test_text_tables_whose_bytes_decode_as_pickle_opcodes_are_accepted(work, text):
+    assert sniffed_of(work, text).format == "csv"
+
+
+class _Point:
+    """A class a pickle refers to by name (GLOBAL / STACK_GLOBAL)."""
+
+    def __init__(self, x):
+        self.x = x
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"a": 1, "b": [1.5, "x,y"]},
+        [[1, 2, 3], [4, 5, 6]] * 50,
+        "a,b\n1,2\n",
+        _Point(3),
+        list(range(20_000)),  # longer than the sniffed sample
+    ],
+    ids=["dict", "rows", "csv-string", "object", "long-list"],
+)
+def test_real_pickles_of_every_protocol_are_refused(work, protocol, obj):
+    import pickle  # only to write the refused bytes; nothing is ever loaded
+
+    payload = pickle.dumps(obj, protocol=protocol)
+    assert refusal(work, payload, "data.csv").code == "pickle_refused"
+    assert refusal(work, gzip.compress(payload), "data.csv.gz").code == "pickle_refused"
+
+
 def zip_bytes(files: dict[str, bytes]) -> bytes:
     sink = io.BytesIO()
     with zipfile.ZipFile(sink, "w") as archive:

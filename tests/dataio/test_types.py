@@ -20,7 +20,7 @@ def column_csv(rows: int = 200) -> str:
                     str(i + 1),  # identifier (a contiguous range)
                     f"{(i * 37 % 101) / 4:.2f}",  # numeric
                     str(i * 13 % 61),  # integer (61 distinct)
-                    ["yes", "no", "Yes", "NO"][i % 4],  # boolean (words, mixed case)
+                    ["true", "false", "True", "F"][i % 4],  # boolean (words, mixed case)
                     ["red", "green", "blue"][i % 3],  # categorical
                     f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}",  # datetime (ISO)
                     f"{i % 28 + 1:02d}/{i % 12 + 1:02d}/19{50 + i % 50}",  # datetime (day/month/year)
@@ -52,6 +52,16 @@ def test_each_semantic_type_is_inferred(work):
         "rating": ("categorical", "int64"),
         "customer_id": ("identifier", "int64"),
     }
+
+
+@pytest.mark.parametrize("words", [("yes", "no"), ("Yes", "No"), ("Y", "N"), ("y", "n")])
+def test_yes_no_words_stay_text_so_labels_keep_their_spelling(work, words):
+    result = work.ingest("answer\n" + "".join(f"{words[i % 2]}\n" for i in range(40)))
+    assert (result.schema.column("answer").semantic_type, result.schema.column("answer").physical_type) == (
+        "categorical",
+        "string",
+    )
+    assert work.table().column("answer").to_pylist()[:2] == list(words)
 
 
 def test_dates_in_text_are_stored_as_timestamps(work):

@@ -186,6 +186,17 @@ def test_dates_are_parsed_from_iso_text_and_bad_dates_named():
     assert refusal(sig, {"joined": [1714521600]}).field == "joined"
 
 
+def test_date_objects_in_a_frame_are_dates():
+    """Parquet date32 columns read back as datetime.date objects (batch scoring, packaging)."""
+    import datetime as dt
+
+    sig = Signature(build_signature(pd.DataFrame({"day": pd.date_range("2024-01-01", periods=3)})))
+    frame = pd.DataFrame({"day": [dt.date(2024, 5, 1), dt.datetime(2024, 5, 2, 13, 30), None]})
+    cast = sig.validate_frame(frame).to_frame(sig)
+    assert cast["day"].tolist()[:2] == [pd.Timestamp("2024-05-01"), pd.Timestamp("2024-05-02 13:30")]
+    assert pd.isna(cast["day"].iloc[2])
+
+
 # --- columns -------------------------------------------------------------------------------------
 def test_a_missing_column_is_named(signature):
     payload = record()

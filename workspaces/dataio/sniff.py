@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from itertools import islice
 from pathlib import Path
-from pickletools import genops
+from pickletools import dis, genops
 
 from ._streams import GZIP_MAGIC, UTF8_BOM, GzipReader, decode_latin1
 from .errors import DataError, fmt_bytes, fmt_count
@@ -122,9 +122,9 @@ def sniff(path: str | os.PathLike, original_name: str = "", *, limits: Limits | 
                 "the .parquet file itself.",
                 code="unsupported_format",
             )
-        _refuse_binary(sample, name, inside_gzip=True)
+        _refuse_binary(sample, name, inside_gzip=True, complete=complete)
         return _sniff_text(sample, complete, size, "csv.gz", limits)
-    _refuse_binary(head, name, inside_gzip=False)
+    _refuse_binary(head, name, inside_gzip=False, complete=size <= SAMPLE_BYTES)
     return _sniff_text(head, size <= SAMPLE_BYTES, size, "csv", limits)
 
 
@@ -183,7 +183,7 @@ _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13)) + b"\x7
 _NON_CONTROL_BYTES = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
 
 
-def _refuse_binary(sample: bytes, name: str, *, inside_gzip: bool) -> None:
+def _refuse_binary(sample: bytes, name: str, *, inside_gzip: bool, complete: bool) -> None:
     where = " inside the .gz file" if inside_gzip else ""
     if sample[:2] == b"PK" and sample[2:4] in (b"\x03\x04", b"\x05\x06", b"\x07\x08"):
         if name.endswith(_SPREADSHEET_SUFFIXES) or b"xl/" in sample or b"[Content_Types].xml" in sample:
@@ -196,7 +196,7 @@ def _refuse_binary(sample: bytes, name: str, *, inside_gzip: bool) -> None:
             f"Zip archives are refused{where}: unzip it and upload the CSV or Parquet file inside.",
             code="unsupported_format",
         )
-    if _looks_like_pickle(sample):
+    if _looks_like_pickle(sample, complete=complete):
         raise DataError(
             "Pickle files are refused: they can run code when loaded. Export the data as CSV or Parquet.",
             code="pickle_refused",
@@ -233,20 +233,58 @@ def _refuse_binary(sample: bytes, name: str, *, inside_gzip: bool) -> None:
         )
 
 
-def _looks_like_pickle(sample: bytes) -> bool:
-    """A pickle by its opcodes (decoded, never executed): protocol 2+ magic, or a run of valid opcodes."""
+def _looks_like_pickle(sample: bytes, *, complete: bool) -> bool:
+    """A real pickle, decided strictly so that no text table is ever refused as one.
+
+    Protocols 2–5 start with the PROTO opcode (``0x80`` then the protocol), which no text starts
+    with. Protocols 0 and 1 have no marker, and text often decodes as a few opcodes (``carat,…``
+    is GLOBAL, a line starting with ``0`` is POP, ``.`` is STOP), so they count only when the
+    whole stream is well formed (``pickletools.dis`` checks the stack and marks; nothing is
+    loaded) up to its STOP, or up to the end of a sample cut from a longer file, and the bytes do
+    not read as a delimited table either.
+    """
     if len(sample) >= 2 and sample[0] == 0x80 and 2 <= sample[1] <= 5:
         return True
-    opcodes = 0
+    stream = io.BytesIO(sample)
+    try:
+        dis(stream, out=io.StringIO())
+    except Exception:  # noqa: BLE001 - a malformed stream is "not a pickle", unless only cut short
+        if complete or stream.tell() < len(sample) or not _builds_objects(sample):
+            return False
+    return not _reads_as_delimited_table(sample, complete=complete)
+
+
+# Opcodes that build containers or objects. Every real pickle has some; one-column text whose lines
+# all start with a letter that reads a line (P001, P002, … is a run of PERSID) has none.
+_BUILDING_OPCODES = frozenset(
+    "MARK EMPTY_LIST EMPTY_DICT EMPTY_TUPLE EMPTY_SET APPEND APPENDS SETITEM SETITEMS ADDITEMS LIST DICT "
+    "TUPLE TUPLE1 TUPLE2 TUPLE3 FROZENSET REDUCE BUILD OBJ INST NEWOBJ NEWOBJ_EX".split()
+)
+
+
+def _builds_objects(sample: bytes) -> bool:
     try:
         for opcode, _arg, _pos in genops(io.BytesIO(sample)):
-            opcodes += 1
-            if opcode.name == "STOP":
-                return opcodes >= 3
-            if opcodes >= 8:
+            if opcode.name in _BUILDING_OPCODES:
                 return True
-    except Exception:  # noqa: BLE001 - any decoding failure means "not a pickle"
+    except Exception:  # noqa: BLE001 - the stream was cut short; what was read counts
         return False
+    return False
+
+
+def _reads_as_delimited_table(sample: bytes, *, complete: bool) -> bool:
+    """True when some delimiter splits every line of ``sample`` into the same number (≥ 2) of fields."""
+    if b"\x00" in sample:
+        return False  # text has no NUL bytes; binary pickles (protocol 1) do
+    lines = sample.decode("latin-1").splitlines()
+    if not complete and not sample.endswith((b"\n", b"\r")):
+        lines = lines[:-1]  # the sample ends inside the last line
+    if not lines:
+        return False
+    for delimiter in DELIMITERS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=delimiter) if row}
+        if len(counts) == 1 and counts.pop() >= 2:
+            return True
     return False
 
 

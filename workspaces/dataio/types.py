@@ -5,7 +5,7 @@ Seven semantic types, each with the physical (Arrow/Parquet) types it may be sto
 =============  ====================================================================
 numeric        ``double`` — measurements, money, anything with decimals
 integer        ``int64`` — counts and other whole numbers
-boolean        ``bool`` — true/false, yes/no, y/n (any case), or 0/1 when cast
+boolean        ``bool`` — true/false, t/f (any case); yes/no, y/n or 0/1 when cast
 categorical    ``string`` or ``int64`` (also ``bool``) — a small set of labels or codes
 datetime       ``timestamp[...]`` or ``date32[day]``
 text           ``string`` — free text (many distinct, multi-word values)
@@ -33,9 +33,12 @@ SCHEMA_VERSION = 1
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
+# Words that make a text column boolean when inferred. yes/no and y/n are labels people read back
+# ("yes" must not come back as "True"), so they stay categorical text unless a user casts them.
+INFERRED_BOOLEAN_WORDS = ("true", "t", "false", "f")
 # Exact spellings pyarrow's CSV reader turns into booleans while parsing (cheaper than a second pass).
-CSV_TRUE_VALUES = ["true", "True", "TRUE", "yes", "Yes", "YES"]
-CSV_FALSE_VALUES = ["false", "False", "FALSE", "no", "No", "NO"]
+CSV_TRUE_VALUES = ["true", "True", "TRUE"]
+CSV_FALSE_VALUES = ["false", "False", "FALSE"]
 # Non-ISO date spellings tried on text columns, in order; ISO 8601 is tried first by a plain cast.
 DATETIME_FORMATS = tuple(
     f"{date}{time}"
@@ -320,7 +323,8 @@ def infer_column(name: str, column: pa.ChunkedArray | pa.Array, distinct: Callab
       id (``id``, ``user_id``, ``customerId``, ``uuid``, ``key``) or the values are exactly a
       contiguous range (row numbers); categorical when there are ≥ 50 values but ≤ 10 distinct
       (codes, ratings); integer otherwise.
-    * Text that is all true/false/yes/no/t/f/y/n → boolean; all whole numbers (no leading zeros,
+    * Text that is all true/false/t/f → boolean (yes/no and y/n stay categorical text, so labels
+      keep their spelling); all whole numbers (no leading zeros,
       which would be lost: zip codes, phone numbers stay text) → integer, then the integer rules;
       all numbers → numeric; all ISO 8601 or one of ``DATETIME_FORMATS`` → datetime.
     * Other text: long values (mean > 50 characters) or mostly multi-word values with many distinct
@@ -404,7 +408,7 @@ def _infer_text(name: str, encoded, valid: int, count_distinct: Callable[[], int
             return False
         return True
 
-    words = pa.array(TRUE_WORDS[:-1] + FALSE_WORDS[:-1])
+    words = pa.array(INFERRED_BOOLEAN_WORDS)
     if pc.all(pc.is_in(pc.utf8_lower(sample), value_set=words)).as_py() and converts("boolean"):
         return Inference("boolean", pa.bool_())
     if converts_sample("numeric"):
