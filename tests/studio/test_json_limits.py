@@ -66,3 +66,21 @@ def test_checked_loads_refuses_before_the_parser_recurses():
     assert refused.value.code == "too_deep"
     assert json_loads_checked("\ufeff".encode() + b"[1]") == [1]  # a UTF-8 byte order mark is allowed
     assert json_loads_checked("[1]".encode("utf-16")) == [1]  # JSON's other encodings too
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "words"),
+    [("[" * 950 + "]" * 950, "more than 64 levels"), ('{"max_depth": "\\ud800"}', "lone surrogate")],
+    ids=["950-deep", "escaped-lone-surrogate"],
+)
+def test_the_train_form_refuses_them_as_a_form_error(client, owner, workspace, hyperparameters, words):
+    from compute.models import TargetKind
+    from compute.services import target_create
+    from training.models import Job
+
+    target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    client.force_login(owner)
+    form = {"kind": "train", "target": target.pk, "hyperparameters": hyperparameters, "algorithm": "random_forest"}
+    response = client.post(f"/w/{workspace.pk}/jobs/new/", form)
+    assert response.status_code == 200 and words in response.content.decode()
+    assert not Job.objects.exists()
