@@ -1,5 +1,7 @@
 """An OpenAPI document per endpoint, generated from its model's input signature."""
 
+from django.conf import settings
+
 JSON_TYPES = {
     "numeric": ("number", None),
     "integer": ("integer", None),
@@ -122,7 +124,11 @@ def endpoint_openapi(endpoint, url: str) -> dict:
                             },
                         },
                         "400": {
-                            "description": "Invalid payload (the column and row at fault)",
+                            "description": (
+                                "Invalid payload (the column and row at fault), not JSON (parse_error), "
+                                f"nested more than {settings.STUDIO_JSON_MAX_DEPTH} levels (too_deep) "
+                                "or not valid Unicode (invalid_unicode)"
+                            ),
                             "content": {"application/json": {"schema": error}},
                         },
                         "401": {

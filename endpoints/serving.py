@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import close_old_connections
 
 from endpoints.scoring.drift import count_batch, count_refusal, merge_counts
 from endpoints.scoring.predictor import Predictor, get_predictor
 from endpoints.scoring.signature import PayloadError, Signature
+from studio.ratelimit import rate_limit
 
 from .models import Endpoint, MonitoringBucket
 
@@ -167,54 +167,10 @@ class ConfigCache:
 configs = ConfigCache()
 
 
-# --- Throttling, per key, in the shared cache -----------------------------------------------------
-class Throttle:
-    """Per-key request counts per minute, shared by every serving process through the cache.
-
-    A process counts locally and adds its count to the shared one at most every
-    `SYNC_SECONDS` (or sooner near the limit), so a request costs a dict update, not a cache
-    round trip. The limit holds across processes within what they counted since their last sync.
-    """
-
-    SYNC_SECONDS = 0.25
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._state: dict[str, list] = {}  # prefix -> [window, local unsynced, shared total, last sync]
-
-    def check(self, prefix: str, limit: int) -> int | None:
-        """None if allowed; else the seconds until the next minute (for Retry-After)."""
-        now = time.time()
-        window = int(now // 60)
-        with self._lock:
-            state = self._state.get(prefix)
-            if state is None or state[0] != window:
-                state = self._state[prefix] = [window, 0, 0, 0.0]
-            state[1] += 1
-            near_limit = state[1] + state[2] >= limit * 0.9
-            due = near_limit or now - state[3] >= self.SYNC_SECONDS
-            if due:
-                delta, state[1], state[3] = state[1], 0, now
-        if due:
-            total = self._add(f"studio:throttle:{prefix}:{window}", delta)
-            with self._lock:
-                if self._state.get(prefix) is state:
-                    state[2] = total
-        if state[1] + state[2] > limit:
-            return max(1, int(60 - now % 60))
-        return None
-
-    @staticmethod
-    def _add(key: str, delta: int) -> int:
-        try:
-            return cache.incr(key, delta)
-        except ValueError:
-            if cache.add(key, delta, timeout=120):
-                return delta
-            return cache.incr(key, delta)
-
-
-throttle = Throttle().check
+# --- Throttling, per key, exact across processes -------------------------------------------------
+def throttle(prefix: str, limit: int) -> int | None:
+    """None if this request of key `prefix` is within its per-minute limit; else the Retry-After seconds."""
+    return rate_limit(f"score:{prefix}", limit=limit, window_seconds=60)
 
 
 # --- Monitoring buffer ----------------------------------------------------------------------------

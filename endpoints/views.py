@@ -4,6 +4,7 @@ the per-endpoint OpenAPI document."""
 import json
 import time
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
@@ -16,6 +17,7 @@ from endpoints.scoring.signature import PayloadError
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
+from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.pages import page_workspace, render_page
 from training.registry_selectors import model_version_get_by_id, model_versions_in_workspace
 from workspaces.policy import Action
@@ -162,8 +164,10 @@ def endpoint_test(request, workspace_id, endpoint_id):
         )
     started = time.perf_counter()
     try:
-        payload = json.loads(request.POST.get("payload") or "null")
+        payload = json_loads_checked(request.POST.get("payload") or "null", max_depth=settings.STUDIO_JSON_MAX_DEPTH)
         result = deployment.predictor().score(payload)
+    except JsonLimitError as exc:
+        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "fields": {}}}, status=400)
     except ValueError as exc:
         if isinstance(exc, PayloadError):
             return JsonResponse(

@@ -1,6 +1,5 @@
 """POST /score/<endpoint>/ — the key-authenticated scoring route (the only anonymous API, R3)."""
 
-import json
 import random
 import threading
 import time
@@ -11,6 +10,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from endpoints.scoring.signature import PayloadError
+from studio.json_limits import JsonLimitError, json_loads_checked
 
 from . import serving
 from .services import key_matches
@@ -24,6 +24,14 @@ def _error(status: int, code: str, message: str, *, field=None, row=None, header
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def _bad_body(runtime, deployment, started: float, code: str, message: str) -> JsonResponse:
+    """A 400 for a body that is not usable JSON, counted in monitoring as the caller's error."""
+    serving.monitor.record(
+        endpoint_id=runtime.id, deployment=deployment, status=400, latency_ms=(time.perf_counter() - started) * 1000
+    )
+    return _error(400, code, message)
 
 
 def _mirror(runtime, deployment_name: str, payload) -> None:
@@ -121,9 +129,11 @@ def score(request, endpoint_name: str):
             )
         return _error(503, "no_deployment", f"{runtime.name} has no deployment taking traffic yet.")
     try:
-        payload = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, "parse_error", f"The body is not valid JSON: {exc}")
+        payload = json_loads_checked(request.body or b"null", max_depth=settings.STUDIO_JSON_MAX_DEPTH)
+    except JsonLimitError as exc:  # too deep or not Unicode: refused before parsing
+        return _bad_body(runtime, deployment, started, exc.code, exc.message)
+    except ValueError as exc:
+        return _bad_body(runtime, deployment, started, "parse_error", f"The body is not valid JSON: {exc}")
     try:
         predictor = deployment.predictor()
         batch = predictor.signature.validate_columns(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)

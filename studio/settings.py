@@ -274,7 +274,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "studio.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "studio.api.parsers.CheckedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -381,6 +381,8 @@ STUDIO_NODE_MEMORY_MIB = env_int("STUDIO_NODE_MEMORY_MIB", 1024)
 STUDIO_SCORING_MAX_ROWS = env_int("STUDIO_SCORING_MAX_ROWS", 10_000)
 STUDIO_SCORING_MAX_BODY_BYTES = env_int("STUDIO_SCORING_MAX_BODY_BYTES", 20 * 1024 * 1024)
 STUDIO_MONITOR_FLUSH_SECONDS = env_float("STUDIO_MONITOR_FLUSH_SECONDS", 5.0)
+# JSON bodies (API and scoring) nested deeper than this are refused before parsing (R10).
+STUDIO_JSON_MAX_DEPTH = env_int("STUDIO_JSON_MAX_DEPTH", 64)
 # The shared cache holds per-key throttling counters: Redis in production (STUDIO_CACHE_URL),
 # files in the data directory by default (shared by every process of this machine).
 STUDIO_CACHE_URL = env_str("STUDIO_CACHE_URL")

@@ -1,5 +1,7 @@
 from django import forms
 
+from studio.forms import CheckedJSONField
+
 from .models import JobKind
 
 
@@ -58,7 +60,7 @@ class TrainJobForm(JobSubmitForm):
     data_version_id = forms.TypedChoiceField(coerce=int, label="Data")
     target_column = forms.CharField(max_length=200, label="Target column", help_text="The column to predict.")
     algorithm = forms.ChoiceField(choices=[])
-    hyperparameters = forms.JSONField(
+    hyperparameters = CheckedJSONField(
         required=False,
         initial=dict,
         widget=forms.Textarea(attrs={"rows": 3}),
