@@ -1,33 +1,20 @@
-"""API rate limit per token (per user for session calls), shared by every web process (R10).
+"""API rate limit per token (per user for session calls), exact across every web process (R10).
 
-A fixed window counted in the shared cache (Redis in production, files by default) with an
-atomic add-then-increment, so every process sees one count. Past the limit DRF answers 429 with
-`Retry-After` (the seconds left in the window) and the API's error body.
+A fixed window counted by `studio.ratelimit` (the same atomic shared counter as the scoring keys'
+limit: Redis in production, a locked file per subject by default). Past the limit DRF answers 429
+with `Retry-After` (the seconds left in the window) and the API's error body.
 """
 
-import time
-
 from django.conf import settings
-from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from studio.ratelimit import rate_limit
 from studio.settings import RATE_PERIODS
 
 
 def _parse_rate(rate: str) -> tuple[int, int]:
     count, _, period = rate.partition("/")
     return int(count), RATE_PERIODS[period]
-
-
-def _count(key: str, timeout: int) -> int:
-    """Add one to the counter at `key` and return the new total."""
-    if cache.add(key, 1, timeout=timeout):
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr: this call opens the window again
-        cache.add(key, 1, timeout=timeout)
-        return 1
 
 
 class ApiRateThrottle(BaseThrottle):
@@ -52,13 +39,8 @@ class ApiRateThrottle(BaseThrottle):
         if subject is None:
             return True  # anonymous calls are refused with 401 before any work is done
         limit, period = _parse_rate(settings.STUDIO_API_RATE_LIMIT)
-        now = time.time()
-        window = int(now // period)
-        total = _count(f"studio:api-rate:{subject}:{period}:{window}", timeout=period + 60)
-        if total <= limit:
-            return True
-        self.retry_after = max(1, int((window + 1) * period - now + 0.999))
-        return False
+        self.retry_after = rate_limit(f"api:{subject}:{period}", limit=limit, window_seconds=period)
+        return self.retry_after is None
 
     def wait(self) -> int | None:
         return self.retry_after
