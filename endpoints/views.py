@@ -84,6 +84,9 @@ def endpoint_detail(request, workspace_id, endpoint_id):
             deploy_form=form,
             has_inference=_inference_targets(workspace).exists(),
             traffic=[(d, endpoint.traffic.get(d.name, 0)) for d in deployments],
+            live_version=max(deployments, key=lambda d: endpoint.traffic.get(d.name, 0)).model_version
+            if endpoint.traffic
+            else None,
         )
     elif tab in ("test", "consume") and deployments:
         deployment = next((d for d in deployments if endpoint.traffic.get(d.name)), deployments[0])
