@@ -136,7 +136,8 @@ def _monitoring_charts(data) -> dict:
     fig = go.Figure()
     for name, s in data.series.items():
         for label in ("p50", "p90", "p95", "p99"):
-            fig.add_trace(go.Scatter(x=x, y=s[label], mode="lines", name=f"{name} {label}", connectgaps=False))
+            # Markers too: a minute with traffic between two empty ones is a point, not a line.
+            fig.add_trace(go.Scatter(x=x, y=s[label], mode="lines+markers", name=f"{name} {label}", connectgaps=False))
     fig.update_layout(yaxis_title="latency (ms, bucket upper edge)", yaxis_type="log")
     charts["latency"] = figure_data(fig)
     fig = go.Figure([go.Bar(x=x, y=s["rows"], name=name) for name, s in data.series.items()])
