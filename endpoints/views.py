@@ -71,6 +71,8 @@ def endpoint_detail(request, workspace_id, endpoint_id):
         "keys": request.session.pop(f"endpoint-keys-{endpoint.pk}", None),
     }
     if tab == "details":
+        live = [d for d in deployments if endpoint.traffic.get(d.name, 0) > 0]
+        live_version = max(live, key=lambda d: endpoint.traffic[d.name]).model_version if live else None
         initial_version = request.GET.get("deploy")
         form = DeploymentForm(
             versions=model_versions_in_workspace(workspace=workspace),
@@ -84,9 +86,8 @@ def endpoint_detail(request, workspace_id, endpoint_id):
             deploy_form=form,
             has_inference=_inference_targets(workspace).exists(),
             traffic=[(d, endpoint.traffic.get(d.name, 0)) for d in deployments],
-            live_version=max(deployments, key=lambda d: endpoint.traffic.get(d.name, 0)).model_version
-            if endpoint.traffic
-            else None,
+            live_version=live_version,
+            batch_form=_batch_score_form(request, workspace, live_version) if live_version else None,
         )
     elif tab in ("test", "consume") and deployments:
         deployment = next((d for d in deployments if endpoint.traffic.get(d.name)), deployments[0])
@@ -115,6 +116,15 @@ def endpoint_detail(request, workspace_id, endpoint_id):
     if request.htmx and tab == "monitoring":
         return render_page(request, "endpoints/_monitoring.html", workspace, **context)
     return render_page(request, "endpoints/detail.html", workspace, **context)
+
+
+def _batch_score_form(request, workspace, model_version):
+    """The Jobs page's batch scoring form, preset to the model the endpoint serves (it posts there)."""
+    from compute.selectors import job_targets
+    from training.forms import BatchScoreJobForm
+
+    targets = list(job_targets(workspace=workspace, user=request.user))
+    return BatchScoreJobForm(targets=targets, workspace=workspace, initial={"model_version_id": model_version.pk})
 
 
 def _monitoring_charts(data) -> dict:

@@ -1,6 +1,8 @@
 """Batch scoring as a job: submitted through the API and the pages, validated, role-checked, and run
 by a real node on a table with a date column, yes/no labels and names with spaces."""
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -189,3 +191,47 @@ def test_a_node_scores_a_messy_table_into_a_new_version_with_the_labels_as_writt
     page = client.get(f"/w/{workspace.pk}/jobs/{job_id}/").content.decode()
     assert f"/w/{workspace.pk}/data/{scored.asset_id}/v/{scored.version}/" in page
     assert "Scored 240 of 240 rows" in "\n".join(done.log.values_list("text", flat=True))
+
+
+@pytest.mark.django_db
+def test_the_endpoint_page_scores_a_data_version_with_the_model_it_serves(
+    client, owner, workspace, model_version, churn_version, cluster, inference
+):
+    endpoint = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="churn-api").endpoint
+    endpoint_services.deployment_create(
+        actor=owner, endpoint=endpoint, name="blue", model_version=model_version, target=inference
+    )
+    client.force_login(owner)
+    page = client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/").content.decode()
+    form = re.search(
+        r'<form method="post" action="([^"]+)" novalidate data-testid="batch-score-form">(.*?)</form>', page, re.S
+    )
+    assert form, "the endpoint page offers batch scoring"
+    assert f'name="model_version_id" value="{model_version.pk}"' in form.group(2)
+    assert f'<option value="{churn_version.pk}">' in form.group(2)
+    posted = client.post(
+        form.group(1),
+        {
+            "kind": "batch_score",
+            "model_version_id": model_version.pk,
+            "experiment_name": "Default",
+            "data_version_id": churn_version.pk,
+            "target": cluster.pk,
+            "output_asset": "",
+        },
+    )
+    assert posted.status_code == 302
+    job = Job.objects.get(kind=JobKind.BATCH_SCORE)
+    assert posted.url == f"/w/{workspace.pk}/jobs/{job.pk}/"
+    assert job.spec["model_version_id"] == model_version.pk and job.spec["output_asset"] == "customers-scored"
+
+
+@pytest.mark.django_db
+def test_a_reader_sees_no_batch_scoring_form(client, reader, owner, workspace, model_version, churn_version, inference):
+    endpoint = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="churn-api").endpoint
+    endpoint_services.deployment_create(
+        actor=owner, endpoint=endpoint, name="blue", model_version=model_version, target=inference
+    )
+    client.force_login(reader)
+    page = client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/").content.decode()
+    assert "batch-score-form" not in page
