@@ -136,6 +136,8 @@ class BatchScoreJobForm(JobSubmitForm):
         self.fields["model_version_id"].choices = [
             (v.pk, str(v)) for v in model_versions_in_workspace(workspace=self.workspace)[:200]
         ]
+        if not self.fields["model_version_id"].choices:
+            self.fields["model_version_id"].help_text = "No model is registered yet: register a job's model first."
         self.fields["data_version_id"].choices = [
             (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)")
             for v in data_versions_ready(workspace=self.workspace)[:200]
