@@ -170,6 +170,32 @@ class NodeSession(models.Model):
         return f"{self.node} {self.started_at:%Y-%m-%d %H:%M}–{self.ended_at or '…'}"
 
 
+class ServingSession(models.Model):
+    """Metered serving time: one deployment's replicas on an inference cluster, from deploy (or a
+    change of replicas) to removal. Cost = hours × replicas × the cluster's price per node-hour.
+    The deployment is named, not linked: compute sits below endpoints and keeps the record after
+    the deployment is gone."""
+
+    target = models.ForeignKey(ComputeTarget, on_delete=models.CASCADE, related_name="serving_sessions")
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
+    deployment_id = models.PositiveBigIntegerField()
+    deployment_name = models.CharField(max_length=130)  # endpoint/deployment
+    replicas = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    price_per_hour = models.DecimalField(max_digits=8, decimal_places=4)  # per replica
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["workspace", "started_at"]),
+            models.Index(fields=["deployment_id", "ended_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_name} ×{self.replicas} {self.started_at:%Y-%m-%d %H:%M}–{self.ended_at or '…'}"
+
+
 class ComputeQuota(models.Model):
     """A workspace's own limits on nodes and cores running at once across its clusters and
     instances, set by staff. An empty field means the studio-wide default from the settings."""

@@ -3,7 +3,7 @@
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
@@ -13,7 +13,16 @@ from django.utils import timezone
 
 from workspaces.models import Workspace
 
-from .models import NODE_SIZES, ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, TargetKind
+from .models import (
+    NODE_SIZES,
+    ComputeQuota,
+    ComputeTarget,
+    Node,
+    NodeSession,
+    NodeStatus,
+    ServingSession,
+    TargetKind,
+)
 
 # Targets whose nodes count against a workspace's quota: those the studio provisions itself.
 QUOTA_KINDS = (TargetKind.CLUSTER, TargetKind.INSTANCE)
@@ -147,20 +156,27 @@ def quota_reserved(*, workspace: Workspace, exclude_target_id: int | None = None
     return nodes, cores
 
 
+HOURS_SHOWN = Decimal("0.001")  # node-hours as the page and the API show them
+COST_SHOWN = Decimal("0.01")
+
+
 @dataclass
 class Usage:
-    """Node-hours and cost per target per day over a period, and this month's totals."""
+    """Node-hours (replica-hours on inference clusters) and cost per target per day over a period,
+    and this month's totals. The month's figures per target are rounded as shown, and the totals
+    are the sums of those rows, so the table adds up."""
 
     days: list[date]
     targets: list[str]
     hours: dict[str, list[float]]  # target name -> hours per day
     cost: dict[str, list[float]]
-    month_hours: dict[str, float] = field(default_factory=dict)
+    month_hours: dict[str, Decimal] = field(default_factory=dict)
     month_cost: dict[str, Decimal] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # target name -> kind label
 
     @property
-    def month_total_hours(self) -> float:
-        return sum(self.month_hours.values())
+    def month_total_hours(self) -> Decimal:
+        return sum(self.month_hours.values(), Decimal("0"))
 
     @property
     def month_total_cost(self) -> Decimal:
@@ -173,6 +189,8 @@ def _overlap_hours(start: datetime, end: datetime, day_start: datetime, day_end:
 
 
 def usage(*, workspace: Workspace, days: int = 30, now: datetime | None = None) -> Usage:
+    """Metered time of every target: node sessions of clusters, instances and attached compute,
+    and replica sessions of deployments on inference clusters (replicas × hours)."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     first_day = today - timedelta(days=days - 1)
@@ -180,35 +198,41 @@ def usage(*, workspace: Workspace, days: int = 30, now: datetime | None = None) 
     period_start = min(first_day, month_start)
     tz = timezone.get_current_timezone()
     period_start_dt = datetime.combine(period_start, datetime.min.time(), tzinfo=tz)
-    sessions = (
-        NodeSession.objects.filter(workspace=workspace)
-        .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=period_start_dt))
-        .select_related("target")
-    )
+    in_period = Q(ended_at__isnull=True) | Q(ended_at__gte=period_start_dt)
+    sessions = [
+        (s.target, s.started_at, s.ended_at, 1, s.price_per_hour)
+        for s in NodeSession.objects.filter(in_period, workspace=workspace).select_related("target")
+    ] + [
+        (s.target, s.started_at, s.ended_at, s.replicas, s.price_per_hour)
+        for s in ServingSession.objects.filter(in_period, workspace=workspace).select_related("target")
+    ]
     day_list = [first_day + timedelta(days=i) for i in range(days)]
     hours: dict[str, list[float]] = defaultdict(lambda: [0.0] * days)
     cost: dict[str, list[float]] = defaultdict(lambda: [0.0] * days)
-    month_hours: dict[str, float] = defaultdict(float)
+    month_hours: dict[str, Decimal] = defaultdict(lambda: Decimal("0"))
     month_cost: dict[str, Decimal] = defaultdict(lambda: Decimal("0"))
+    kinds: dict[str, str] = {}
     month_start_dt = datetime.combine(month_start, datetime.min.time(), tzinfo=tz)
-    for session in sessions:
-        name = session.target.name
-        end = session.ended_at or now
+    for target, started_at, ended_at, count, price in sessions:
+        name = target.name
+        kinds[name] = target.get_kind_display()
+        end = ended_at or now
         for i, day in enumerate(day_list):
             day_start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
-            h = _overlap_hours(session.started_at, end, day_start, day_start + timedelta(days=1))
+            h = _overlap_hours(started_at, end, day_start, day_start + timedelta(days=1)) * count
             if h:
                 hours[name][i] += h
-                cost[name][i] += h * float(session.price_per_hour)
-        h_month = _overlap_hours(session.started_at, end, month_start_dt, now)
+                cost[name][i] += h * float(price)
+        h_month = Decimal(str(_overlap_hours(started_at, end, month_start_dt, now))) * count
         month_hours[name] += h_month
-        month_cost[name] += Decimal(str(h_month)) * session.price_per_hour
+        month_cost[name] += h_month * price
     names = sorted(set(hours) | set(month_hours))
     return Usage(
         days=day_list,
         targets=names,
         hours=dict(hours),
         cost=dict(cost),
-        month_hours=dict(month_hours),
-        month_cost={k: v.quantize(Decimal("0.0001")) for k, v in month_cost.items()},
+        month_hours={k: v.quantize(HOURS_SHOWN, ROUND_HALF_UP) for k, v in month_hours.items()},
+        month_cost={k: v.quantize(COST_SHOWN, ROUND_HALF_UP) for k, v in month_cost.items()},
+        kinds=kinds,
     )

@@ -18,7 +18,17 @@ from workspaces.policy import Action, PersonalAction, require, require_personal
 from workspaces.services import activity_record
 
 from . import selectors
-from .models import NODE_SIZES, ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, Priority, TargetKind
+from .models import (
+    NODE_SIZES,
+    ComputeQuota,
+    ComputeTarget,
+    Node,
+    NodeSession,
+    NodeStatus,
+    Priority,
+    ServingSession,
+    TargetKind,
+)
 
 JOIN_TOKEN_LABEL = "join"  # noqa: S105 - a label, not a secret
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,63}$")
@@ -327,6 +337,30 @@ def default_cluster_for(workspace: Workspace) -> ComputeTarget:
         elif not target.is_default:
             ComputeTarget.objects.filter(pk=target.pk).update(is_default=True)
     return target
+
+
+# --- Serving replicas, metered like nodes (called by the endpoint services) ---------------------
+def serving_session_open(*, target: ComputeTarget, deployment_id: int, deployment_name: str, replicas: int) -> None:
+    """Start metering a deployment's replicas on an inference cluster; an open session of the same
+    deployment (a change of replicas) ends now. Call inside the deployment's transaction."""
+    now = timezone.now()
+    ServingSession.objects.filter(deployment_id=deployment_id, ended_at__isnull=True).update(ended_at=now)
+    ServingSession.objects.create(
+        target=target,
+        workspace_id=target.workspace_id,
+        deployment_id=deployment_id,
+        deployment_name=deployment_name[:130],
+        replicas=replicas,
+        started_at=now,
+        price_per_hour=target.price_per_node_hour,
+    )
+
+
+def serving_session_close(*, deployment_ids: list[int]) -> None:
+    """Stop metering removed deployments."""
+    ServingSession.objects.filter(deployment_id__in=deployment_ids, ended_at__isnull=True).update(
+        ended_at=timezone.now()
+    )
 
 
 # --- Node life cycle (called by the local agent and by the node's own worker process) -----------

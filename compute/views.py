@@ -142,7 +142,10 @@ def usage(request, workspace_id):
     x = [d.isoformat() for d in data.days]
     hours_chart = bar_chart(x=x, series=data.hours, y_title="node-hours") if data.targets else None
     cost_chart = bar_chart(x=x, series=data.cost, y_title="cost ($)") if data.targets else None
-    rows = [(name, data.month_hours.get(name, 0.0), data.month_cost.get(name)) for name in data.targets]
+    rows = [
+        (name, data.kinds.get(name, ""), data.month_hours.get(name, 0), data.month_cost.get(name, 0))
+        for name in data.targets
+    ]
     return render_page(
         request,
         "compute/usage.html",

@@ -11,35 +11,28 @@ from endpoints.scoring.signature import PayloadError
 from studio.hashing import sha256_file
 from training.jobkinds import CleanSpec, JobHandler
 from training.models import ModelVersion
+from training.registry_selectors import model_version_get_by_id
 from training.registry_services import model_version_dir
 from training.runner import JobError
 from workspaces import data_services
+from workspaces.data_selectors import data_version_get_by_id
 from workspaces.dataio import DataError, ingest, sniff
 from workspaces.models import DataVersion, Ingest, IngestStatus
 
 
 class BatchScoreJob(JobHandler):
+    """Spec: ``{model_version_id | endpoint_id, data_version_id, output_asset?}``. An endpoint stands
+    for the model version its live deployment serves (the one taking the most traffic), resolved
+    at submit time so the job scores with what the endpoint served then."""
+
     def validate(self, *, workspace, spec) -> CleanSpec:
         if not isinstance(spec, dict):
             raise ValidationError({"spec": ["The spec must be a JSON object."]})
-        model_version = (
-            ModelVersion.objects.filter(pk=spec.get("model_version_id"), model__workspace=workspace)
-            .select_related("model")
-            .first()
-            if isinstance(spec.get("model_version_id"), int)
-            else None
-        )
-        if model_version is None:
-            raise ValidationError({"model_version_id": ["Choose a registered model version of this workspace."]})
-        data_version = (
-            DataVersion.objects.filter(pk=spec.get("data_version_id"), asset__workspace=workspace)
-            .select_related("asset")
-            .first()
-            if isinstance(spec.get("data_version_id"), int)
-            else None
-        )
-        if data_version is None:
-            raise ValidationError({"data_version_id": ["Choose a data version of this workspace."]})
+        model_version, endpoint = self._model_version(workspace, spec)
+        if not _is_id(spec.get("data_version_id")):
+            raise ValidationError({"data_version_id": ["Give the id of a data version of this workspace."]})
+        # Ids of another workspace answer 404, like every other id (R4).
+        data_version = data_version_get_by_id(workspace=workspace, version_id=spec["data_version_id"])
         columns = {c["name"] for c in data_version.schema.get("columns", []) if not c.get("excluded")}
         missing = [
             c["name"]
@@ -55,10 +48,31 @@ class BatchScoreJob(JobHandler):
             raise ValidationError(
                 {"output_asset": ["Use 1–100 letters, digits, spaces, dots, hyphens or underscores."]}
             )
-        return CleanSpec(
-            spec={"model_version_id": model_version.pk, "data_version_id": data_version.pk, "output_asset": output},
-            data_version=data_version,
-        )
+        clean = {"model_version_id": model_version.pk, "data_version_id": data_version.pk, "output_asset": output}
+        if endpoint is not None:
+            clean["endpoint_id"] = endpoint.pk
+        return CleanSpec(spec=clean, data_version=data_version)
+
+    @staticmethod
+    def _model_version(workspace, spec) -> tuple[ModelVersion, object | None]:
+        has_model, has_endpoint = spec.get("model_version_id") is not None, spec.get("endpoint_id") is not None
+        if has_model == has_endpoint:
+            message = "Give a model_version_id or an endpoint_id (one of them)."
+            raise ValidationError({"model_version_id": [message], "endpoint_id": [message]})
+        if has_model:
+            if not _is_id(spec["model_version_id"]):
+                raise ValidationError({"model_version_id": ["Give the id of a registered model version."]})
+            return model_version_get_by_id(workspace=workspace, version_id=spec["model_version_id"]), None
+        if not _is_id(spec["endpoint_id"]):
+            raise ValidationError({"endpoint_id": ["Give the id of an endpoint of this workspace."]})
+        from .selectors import endpoint_get
+
+        endpoint = endpoint_get(workspace=workspace, endpoint_id=spec["endpoint_id"])
+        deployments = {d.name: d for d in endpoint.deployments.all()}
+        live = sorted((share, name) for name, share in endpoint.traffic.items() if share > 0 and name in deployments)
+        if not live:
+            raise ValidationError({"endpoint_id": [f"{endpoint.name} has no deployment taking traffic."]})
+        return deployments[live[-1][1]].model_version, endpoint
 
     def run(self, ctx) -> dict:
         spec = ctx.spec
@@ -90,7 +104,7 @@ class BatchScoreJob(JobHandler):
             created_by=ctx.job.submitted_by,
         )
         try:
-            summary = _score(predictor, data_services.data_version_path(data_version), scored)
+            summary = _score(predictor, data_services.data_version_path(data_version), scored, ctx)
             ctx.log(f"Scored {summary['rows_scored']:,} rows in {time.perf_counter() - started:.1f} s")
             ctx.check_canceled()
             result = ingest(scored, sniff(scored, scored.name), final, limits=data_services.ingest_limits())
@@ -122,7 +136,16 @@ class BatchScoreJob(JobHandler):
         }
 
 
-def _score(predictor, source, out):
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
+def _score(predictor, source, out, ctx):
     from endpoints.scoring.batch import score_table
 
-    return score_table(predictor, source, out)
+    def progress(done: int, total: int) -> None:
+        ctx.log(f"Scored {done:,} of {total:,} rows")
+        ctx.metric("rows_scored", done, step=done)
+        ctx.check_canceled()
+
+    return score_table(predictor, source, out, on_chunk=progress)

@@ -61,7 +61,9 @@ def percentile_from_histogram(histogram: list, q: float) -> float | None:
 def _add_histograms(a: list, b: list) -> list:
     if not a:
         return list(b)
-    return [x + y for x, y in zip(a, b, strict=False)]
+    if len(b) != len(a):
+        return a  # another bucket layout (a process still on old code): not comparable, left out
+    return [x + y for x, y in zip(a, b, strict=True)]
 
 
 @dataclass

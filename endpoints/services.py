@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 
 from compute.models import ComputeTarget, TargetKind
+from compute.services import serving_session_close, serving_session_open
 from studio.secrets import secret_matches, secret_new, secret_split
 from training.models import ModelVersion
 from workspaces.models import Workspace
@@ -124,6 +125,7 @@ def endpoint_delete(*, actor, endpoint: Endpoint) -> None:
     require(actor, endpoint.workspace, Action.WRITE)
     with transaction.atomic():
         name, workspace = endpoint.name, endpoint.workspace
+        serving_session_close(deployment_ids=list(endpoint.deployments.values_list("pk", flat=True)))
         endpoint.delete()
         activity_record(
             workspace=workspace, actor=actor, verb="endpoint_deleted", summary=f"{actor} deleted the endpoint {name}"
@@ -163,6 +165,9 @@ def deployment_create(
             created_by=actor,
             status_reason=f"loaded and checked in {time.perf_counter() - started:.2f} s ({backend})",
         )
+        serving_session_open(
+            target=target, deployment_id=deployment.pk, deployment_name=str(deployment), replicas=replicas
+        )
         if not endpoint.traffic:
             Endpoint.objects.filter(pk=endpoint.pk).update(traffic={name: 100})
         _bump(endpoint)
@@ -182,6 +187,7 @@ def deployment_update(
     serves until the new one is loaded)."""
     endpoint = deployment.endpoint
     require(actor, endpoint.workspace, Action.WRITE)
+    replicas_changed = replicas is not None and replicas != deployment.replicas
     if replicas is not None:
         if not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
             raise ValidationError({"replicas": [f"Give 1 to {MAX_REPLICAS} replicas."]})
@@ -198,6 +204,13 @@ def deployment_update(
         deployment.status_reason = f"model replaced by {model_version}"
     with transaction.atomic():
         deployment.save()
+        if replicas_changed:  # metered from now on at the new count
+            serving_session_open(
+                target=deployment.target,
+                deployment_id=deployment.pk,
+                deployment_name=str(deployment),
+                replicas=deployment.replicas,
+            )
         _bump(endpoint)
     return deployment
 
@@ -216,6 +229,7 @@ def deployment_delete(*, actor, deployment: Deployment) -> None:
         Endpoint.objects.filter(pk=endpoint.pk).update(
             traffic=traffic, mirror_deployment=mirror, mirror_percent=endpoint.mirror_percent if mirror else 0
         )
+        serving_session_close(deployment_ids=[deployment.pk])
         deployment.delete()
         _bump(endpoint)
         activity_record(

@@ -33,7 +33,14 @@ from .models import Endpoint, MonitoringBucket
 log = logging.getLogger("studio.serving")
 
 CONFIG_TTL_SECONDS = 1.0
-LATENCY_BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 250, 500, 1000, 2500, 5000)
+# Upper edges (ms) of the latency buckets, 10 per decade from 50 µs to 60 s, so a reported
+# percentile is at most 1.34× the true latency. They include every edge of the first, coarse
+# layout, so its stored histograms re-bin exactly (migration endpoints 0003). Recording a request
+# is one bisect on this tuple.
+_PER_DECADE = ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "7.5")
+LATENCY_BUCKETS_MS = (0.05, 0.06, 0.075) + tuple(
+    edge for exponent in range(-1, 5) for m in _PER_DECADE if (edge := float(f"{m}e{exponent}")) <= 60_000
+)
 QUALITY_ROWS_PER_MINUTE = 5_000  # inputs sampled for drift and quality per deployment-minute
 
 

@@ -73,6 +73,8 @@ def endpoint_detail(request, workspace_id, endpoint_id):
         "keys": request.session.pop(f"endpoint-keys-{endpoint.pk}", None),
     }
     if tab == "details":
+        live = [d for d in deployments if endpoint.traffic.get(d.name, 0) > 0]
+        live_version = max(live, key=lambda d: endpoint.traffic[d.name]).model_version if live else None
         initial_version = request.GET.get("deploy")
         form = DeploymentForm(
             versions=model_versions_in_workspace(workspace=workspace),
@@ -86,6 +88,8 @@ def endpoint_detail(request, workspace_id, endpoint_id):
             deploy_form=form,
             has_inference=_inference_targets(workspace).exists(),
             traffic=[(d, endpoint.traffic.get(d.name, 0)) for d in deployments],
+            live_version=live_version,
+            batch_form=_batch_score_form(request, workspace, live_version) if live_version else None,
         )
     elif tab in ("test", "consume") and deployments:
         deployment = next((d for d in deployments if endpoint.traffic.get(d.name)), deployments[0])
@@ -116,6 +120,15 @@ def endpoint_detail(request, workspace_id, endpoint_id):
     return render_page(request, "endpoints/detail.html", workspace, **context)
 
 
+def _batch_score_form(request, workspace, model_version):
+    """The Jobs page's batch scoring form, preset to the model the endpoint serves (it posts there)."""
+    from compute.selectors import job_targets
+    from training.forms import BatchScoreJobForm
+
+    targets = list(job_targets(workspace=workspace, user=request.user))
+    return BatchScoreJobForm(targets=targets, workspace=workspace, initial={"model_version_id": model_version.pk})
+
+
 def _monitoring_charts(data) -> dict:
     import plotly.graph_objects as go
 
@@ -135,7 +148,8 @@ def _monitoring_charts(data) -> dict:
     fig = go.Figure()
     for name, s in data.series.items():
         for label in ("p50", "p90", "p95", "p99"):
-            fig.add_trace(go.Scatter(x=x, y=s[label], mode="lines", name=f"{name} {label}", connectgaps=False))
+            # Markers too: a minute with traffic between two empty ones is a point, not a line.
+            fig.add_trace(go.Scatter(x=x, y=s[label], mode="lines+markers", name=f"{name} {label}", connectgaps=False))
     fig.update_layout(yaxis_title="latency (ms, bucket upper edge)", yaxis_type="log")
     charts["latency"] = figure_data(fig)
     fig = go.Figure([go.Bar(x=x, y=s["rows"], name=name) for name, s in data.series.items()])

@@ -62,7 +62,10 @@ def job_submit(request, workspace_id):
     if form_class is None:
         raise Http404("Unknown job kind.")
     targets = list(job_targets(workspace=workspace, user=request.user))
-    initial = form_class.initial_from_job(source) if source and source.kind == kind else {}
+    if source and source.kind == kind:
+        initial = form_class.initial_from_job(source)
+    else:  # a link may preselect fields (the model page's "Batch score…": ?model_version_id=)
+        initial = {key: value for key, value in request.GET.items() if key in form_class.base_fields}
     form = form_class(request.POST or None, targets=targets, workspace=workspace, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -150,6 +153,8 @@ def job_detail(request, workspace_id, job_id):
         "result_json": json.dumps(job.result, indent=2, sort_keys=True),
         "clone_url": job_clone_url(workspace, job),
     }
+    if job.kind == JobKind.BATCH_SCORE and job.result.get("output_data_version_id"):
+        context["output_version"] = _output_version(workspace, job.result["output_data_version_id"])
     if job.kind == JobKind.AUTOML:
         from .automl_views import automl_context
 
@@ -160,6 +165,16 @@ def job_detail(request, workspace_id, job_id):
             response.status_code = 286  # htmx stops polling; the swap replaces the actions (no Cancel)
         return response
     return render_page(request, "training/job_detail.html", workspace, **context)
+
+
+def _output_version(workspace, version_id):
+    """The data version a batch scoring job wrote, or None once it was deleted."""
+    from workspaces.data_selectors import data_version_get_by_id
+
+    try:
+        return data_version_get_by_id(workspace=workspace, version_id=version_id)
+    except Http404:
+        return None
 
 
 def job_log(request, workspace_id, job_id):

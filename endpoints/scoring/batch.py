@@ -51,8 +51,10 @@ def output_columns(input_names, classes) -> tuple[str, list[str]]:
     return prediction, probabilities
 
 
-def score_table(predictor, parquet_path, out_parquet_path, *, chunk_rows: int = 50_000) -> dict:
+def score_table(predictor, parquet_path, out_parquet_path, *, chunk_rows: int = 50_000, on_chunk=None) -> dict:
     """Score every row of ``parquet_path`` with ``predictor`` into ``out_parquet_path``.
+
+    ``on_chunk(rows_done, rows_total)`` is called after each chunk (progress; it may raise to stop).
 
     Returns ``{"rows_in": int, "rows_scored": int, "chunks": int, "prediction_column": str,
     "probability_columns": [str, ...]}``.
@@ -95,6 +97,8 @@ def score_table(predictor, parquet_path, out_parquet_path, *, chunk_rows: int = 
             writer.write_table(table)
             rows += len(frame)
             chunks += 1
+            if on_chunk is not None:
+                on_chunk(rows, source.metadata.num_rows)
         writer.close()
         os.replace(temporary, destination)
     except BaseException:

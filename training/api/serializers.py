@@ -4,7 +4,7 @@ from ..models import Artifact, Experiment, Job, JobEvent, JobKind, JobLogLine
 
 
 class JobIn(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=[JobKind.TRAIN, JobKind.DIAGNOSTIC])
+    kind = serializers.ChoiceField(choices=[JobKind.TRAIN, JobKind.DIAGNOSTIC, JobKind.BATCH_SCORE])
     target = serializers.IntegerField(help_text="Id of a compute target of this workspace.")
     spec = serializers.DictField(
         required=False,
@@ -12,7 +12,8 @@ class JobIn(serializers.Serializer):
         help_text=(
             "The job's parameters. train: {data_version_id, target_column, algorithm, hyperparameters, "
             "validation: {method: holdout, holdout_fraction} or {method: cv, n_folds}, seed}. "
-            "diagnostic: {sleep_seconds}."
+            "diagnostic: {sleep_seconds}. batch_score: {model_version_id or endpoint_id, data_version_id, "
+            "output_asset (optional; default <asset>-scored)}."
         ),
     )
     experiment = serializers.CharField(max_length=100, required=False, allow_blank=True)
