@@ -30,3 +30,177 @@ def test_non_staff_cannot_use_the_admin(client, owner):
     client.force_login(owner)
     response = client.get("/admin/workspaces/workspace/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+# --- The admin console goes through the services ---------------------------------------------------
+@pytest.fixture
+def staff(make_user):
+    return make_user("root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def console(client, staff):
+    client.force_login(staff)
+    return client
+
+
+def _errors(response) -> str:
+    from django.contrib.messages import get_messages
+
+    return " ".join(str(m) for m in get_messages(response.wsgi_request))
+
+
+def test_traffic_saved_in_the_admin_must_add_up_and_reloads_serving(console, owner, workspace):
+    from compute.models import TargetKind
+    from compute.services import target_create
+    from endpoints.models import Endpoint
+    from endpoints.services import deployment_create, endpoint_create
+    from tests.endpoints.conftest import register
+    from workspaces.models import Activity
+
+    version = register(workspace, owner)
+    serving = target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving").target
+    endpoint = endpoint_create(actor=owner, workspace=workspace, name="churn").endpoint
+    for name in ("blue", "green"):
+        deployment_create(actor=owner, endpoint=endpoint, name=name, model_version=version, target=serving)
+    endpoint.refresh_from_db()
+    before = endpoint.config_version
+    url = f"/admin/endpoints/endpoint/{endpoint.pk}/change/"
+    form = {
+        "description": "",
+        "requests_per_minute": 6000,
+        "mirror_deployment": "",
+        "mirror_percent": 0,
+        "deployments-TOTAL_FORMS": 0,
+        "deployments-INITIAL_FORMS": 0,
+    }
+
+    response = console.post(url, {**form, "traffic": '{"blue": 60, "green": 60}'})
+    endpoint.refresh_from_db()
+    assert response.status_code == 302 and "must make 100" in _errors(response)
+    assert endpoint.traffic != {"blue": 60, "green": 60}
+
+    response = console.post(url, {**form, "traffic": '{"blue": 60, "green": 40}'})
+    endpoint.refresh_from_db()
+    assert response.status_code == 302
+    assert endpoint.traffic == {"blue": 60, "green": 40}
+    assert endpoint.config_version > before  # serving processes reload on the bumped version
+    assert Activity.objects.filter(workspace=workspace, verb="endpoint_traffic", actor__username="root").exists()
+    assert Endpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+def test_the_last_owner_cannot_be_removed_or_demoted_in_the_admin(console, owner, workspace):
+    from workspaces.models import Membership, Role
+
+    membership = Membership.objects.get(workspace=workspace, user=owner)
+    response = console.post(f"/admin/workspaces/membership/{membership.pk}/change/", {"role": Role.READER})
+    assert "last Owner" in _errors(response)
+    response = console.post(f"/admin/workspaces/membership/{membership.pk}/delete/", {"post": "yes"})
+    assert "last Owner" in _errors(response)
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+
+
+def test_a_member_added_and_re_roled_in_the_admin_is_logged(console, workspace, make_user):
+    from workspaces.models import Activity, Membership, Role
+
+    newcomer = make_user("newcomer")
+    response = console.post(
+        "/admin/workspaces/membership/add/", {"user": newcomer.pk, "workspace": workspace.pk, "role": Role.READER}
+    )
+    assert response.status_code == 302, response.content[:2000]
+    membership = Membership.objects.get(workspace=workspace, user=newcomer)
+    assert membership.added_by.username == "root"
+    console.post(f"/admin/workspaces/membership/{membership.pk}/change/", {"role": Role.CONTRIBUTOR})
+    membership.refresh_from_db()
+    assert membership.role == Role.CONTRIBUTOR
+    verbs = set(Activity.objects.filter(workspace=workspace, actor__username="root").values_list("verb", flat=True))
+    assert {"member_added", "member_role_changed"} <= verbs
+
+
+def test_job_status_and_attempts_are_read_only_and_deleting_frees_its_files(
+    console, owner, workspace, django_capture_on_commit_callbacks
+):
+    from compute.models import TargetKind
+    from compute.services import target_create
+    from training import services
+    from training.models import Job, JobKind, JobStatus
+
+    target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    job = services.job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    url = f"/admin/training/job/{job.pk}/"
+    page = console.get(url + "change/").content.decode()
+    assert 'name="status"' not in page and 'name="attempt"' not in page
+    console.post(url + "change/", {"status": JobStatus.COMPLETED, "attempt": 7})
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and job.attempt == 0
+
+    response = console.post(url + "delete/", {"post": "yes"})  # an active job: refused by job_delete
+    assert "cancel it before deleting" in _errors(response) and Job.objects.filter(pk=job.pk).exists()
+
+    services.job_cancel(actor=owner, job=job)
+    folder = services.job_artifact_dir(job)
+    folder.mkdir(parents=True)
+    (folder / "model.skops").write_bytes(b"x" * 100)
+    with django_capture_on_commit_callbacks(execute=True):
+        console.post(url + "delete/", {"post": "yes"})
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not folder.exists()
+
+
+def test_workspace_edits_and_deletion_go_through_the_services(
+    console, owner, workspace, django_capture_on_commit_callbacks
+):
+    from workspaces.models import Activity, Workspace
+    from workspaces.services import workspace_artifact_dir
+
+    url = f"/admin/workspaces/workspace/{workspace.pk}/"
+    form = {"name": "renamed", "description": "", "storage_quota_bytes": ""}
+    form.update({"memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0})
+    response = console.post(url + "change/", form)
+    assert response.status_code == 302, response.content[:3000]
+    assert Activity.objects.filter(workspace=workspace, verb="updated", actor__username="root").exists()
+    folder = workspace_artifact_dir(workspace.pk)
+    folder.mkdir(parents=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        console.post(url + "delete/", {"post": "yes"})
+    assert not Workspace.objects.filter(pk=workspace.pk).exists() and not folder.exists()
+
+
+def test_compute_target_settings_are_checked_by_the_service(console, staff, owner, workspace):
+    from compute.models import TargetKind
+    from compute.services import compute_quota_set, target_create
+
+    target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    compute_quota_set(actor=staff, workspace=workspace, max_nodes=2, max_cores=None)
+    form = {
+        "description": "",
+        "priority": target.priority,
+        "min_nodes": 3,
+        "max_nodes": 5,
+        "idle_seconds_before_scaledown": 120,
+        "idle_shutdown_minutes": "",
+        "nodes-TOTAL_FORMS": 0,
+        "nodes-INITIAL_FORMS": 0,
+    }
+    response = console.post(f"/admin/compute/computetarget/{target.pk}/change/", form)
+    assert "Not saved" in _errors(response) and "quota" in _errors(response)
+    target.refresh_from_db()
+    assert target.min_nodes != 3
+
+
+def test_records_the_studio_writes_itself_are_read_only(console):
+    for path in [
+        "workspaces/activity",
+        "workspaces/ingest",
+        "training/jobevent",
+        "training/joblogline",
+        "training/metric",
+        "training/artifact",
+        "training/experiment",
+        "compute/node",
+        "compute/nodesession",
+        "endpoints/monitoringbucket",
+        "studio/workercheck",
+    ]:
+        assert console.get(f"/admin/{path}/add/").status_code == 403, path
