@@ -9,7 +9,12 @@ class WorkspaceForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
-    username = forms.CharField(max_length=150, help_text="The person needs an account on this studio.")
+    username = forms.CharField(
+        max_length=150,
+        help_text="An existing account is added at once. A new username makes an account, with a one-time "
+        "link for the person to set a password.",
+    )
+    email = forms.EmailField(required=False, label="Email (optional)", help_text="Kept on a new account.")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.READER)
 
 

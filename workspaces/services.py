@@ -1,6 +1,7 @@
 """State changes for workspaces and members. Each service checks the actor's role itself (R4)."""
 
 import shutil
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -125,6 +126,49 @@ def member_add(*, actor, workspace: Workspace, username: str, role: str) -> Memb
             summary=f"{actor} added {user.username} as {Role(role).label}",
         )
     return membership
+
+
+@dataclass(frozen=True)
+class Invitation:
+    membership: Membership
+    secret: str = ""  # the one-time link's secret, shown once; empty when the person already had an account
+    expires_at: object = None
+
+
+def member_invite(*, actor, workspace: Workspace, username: str, role: str, email: str = "") -> Invitation:
+    """Add someone to the workspace (Owners). An existing user is added as a member; a new username
+    gets an account without a password, and a one-time invitation link (stored hashed, expiring,
+    shown once to the Owner) with which the person sets their password."""
+    from studio.models import SignInLinkPurpose
+    from studio.services import sign_in_link_create
+
+    require(actor, workspace, Action.ADMINISTER)
+    role = _clean_role(role)
+    if not isinstance(username, str) or not username.strip():
+        raise ValidationError({"username": ["Give a username for the person to add."]})
+    User = get_user_model()
+    username = username.strip()
+    if User.objects.filter(username=username).exists():
+        return Invitation(membership=member_add(actor=actor, workspace=workspace, username=username, role=role))
+    email = (email or "").strip()
+    with transaction.atomic():
+        user = User(username=username, email=email)
+        user.set_unusable_password()
+        try:
+            user.full_clean(exclude=["password"])
+        except ValidationError as exc:
+            fields = {k: v for k, v in exc.message_dict.items() if k in ("username", "email")}
+            raise ValidationError(fields or exc.message_dict) from exc
+        user.save()
+        membership = Membership.objects.create(workspace=workspace, user=user, role=role, added_by=actor)
+        issued = sign_in_link_create(created_by=actor, user=user, purpose=SignInLinkPurpose.INVITATION)
+        activity_record(
+            workspace=workspace,
+            actor=actor,
+            verb="member_invited",
+            summary=f"{actor} invited {user.username} as {Role(role).label}",
+        )
+    return Invitation(membership=membership, secret=issued.secret, expires_at=issued.link.expires_at)
 
 
 def member_change_role(*, actor, workspace: Workspace, membership: Membership, role: str) -> Membership:
