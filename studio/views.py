@@ -6,18 +6,37 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from endpoints.selectors import endpoints_health_for_user
-from workspaces.selectors import activity_recent_for_user, workspace_joined_last_id, workspace_list_for_user
+from workspaces.selectors import (
+    activity_recent_for_user,
+    workspace_get_for_user,
+    workspace_joined_last_id,
+    workspace_list_for_user,
+)
 
 from . import selectors, services
 from .forms import TokenForm
 from .models import SignInLinkPurpose
+
+
+def permission_denied(request, exception):
+    """The 403 page (handler403). Inside a workspace it keeps the workspace's sidebar, so a member
+    whose role lacks an action still sees where they may go; a non-member never gets here (404)."""
+    workspace = None
+    workspace_id = getattr(request.resolver_match, "kwargs", {}).get("workspace_id")
+    if workspace_id is not None and request.user.is_authenticated:
+        try:
+            workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+        except Http404:
+            workspace = None
+    context = {"exception": str(exception) or "", "workspace": workspace}
+    return render(request, "403.html", context, status=403)
 
 
 @require_GET
