@@ -32,3 +32,8 @@ class DataUploadForm(forms.Form):
     )
     description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     tags = forms.CharField(max_length=500, required=False, help_text="Comma-separated, e.g. raw, 2024-q4")
+    allow_identical = forms.BooleanField(
+        required=False,
+        label="Make a new version anyway",
+        help_text="A file identical to a version of this asset makes no new version unless this is ticked.",
+    )
