@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 
 from workspaces.admin_console import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
@@ -113,12 +114,25 @@ class ModelVersionAdmin(ServiceAdmin):
         registry_services.model_version_delete(actor=actor, version=obj)
 
 
+class ModelAliasForm(forms.ModelForm):
+    class Meta:
+        model = ModelAlias
+        fields = ["name", "version"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("version"):
+            self.instance.model = data["version"].model  # an alias belongs to its version's model
+        return data
+
+
 @admin.register(ModelAlias)
 class ModelAliasAdmin(ServiceAdmin):
     """Aliases are set and removed through the registry services (one alias per model points at one version)."""
 
     list_display = ["__str__", "model", "name", "version"]
     search_fields = ["model__name", "name"]
+    form = ModelAliasForm
     fields = ["name", "version"]
     raw_id_fields = ["version"]
 

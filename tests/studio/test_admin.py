@@ -204,3 +204,106 @@ def test_records_the_studio_writes_itself_are_read_only(console):
         "studio/workercheck",
     ]:
         assert console.get(f"/admin/{path}/add/").status_code == 403, path
+
+
+@pytest.fixture
+def deployed(owner, workspace):
+    """A registered model version deployed as endpoint churn/blue, taking all the traffic."""
+    from compute.models import TargetKind
+    from compute.services import target_create
+    from endpoints.services import deployment_create, endpoint_create
+    from tests.endpoints.conftest import register
+
+    version = register(workspace, owner)
+    serving = target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving").target
+    endpoint = endpoint_create(actor=owner, workspace=workspace, name="churn").endpoint
+    return deployment_create(actor=owner, endpoint=endpoint, name="blue", model_version=version, target=serving)
+
+
+def test_deployment_replicas_go_through_the_service_and_reload_serving(console, deployed):
+    endpoint = deployed.endpoint
+    endpoint.refresh_from_db()
+    before = endpoint.config_version
+    url = f"/admin/endpoints/deployment/{deployed.pk}/"
+    console.post(url + "change/", {"replicas": 99})
+    deployed.refresh_from_db()
+    assert deployed.replicas == 1  # 99 is past the service's cap: refused
+    console.post(url + "change/", {"replicas": 2})
+    deployed.refresh_from_db()
+    endpoint.refresh_from_db()
+    assert deployed.replicas == 2 and endpoint.config_version > before
+    assert console.get("/admin/endpoints/deployment/add/").status_code == 403  # deployed in the studio
+
+
+def test_a_deployed_model_version_is_not_deleted_from_the_admin(console, deployed):
+    from training.models import ModelVersion
+
+    version = deployed.model_version
+    response = console.post(f"/admin/training/modelversion/{version.pk}/delete/", {"post": "yes"})
+    assert response.status_code in (200, 302)  # refused: by the database's protection or the service
+    assert ModelVersion.objects.filter(pk=version.pk).exists()
+    page = console.get(f"/admin/training/modelversion/{version.pk}/change/").content.decode()
+    assert 'name="sha256"' not in page  # versions are immutable
+
+
+def test_model_aliases_and_descriptions_go_through_the_registry_services(console, owner, workspace):
+    from tests.endpoints.conftest import register
+    from training.models import ModelAlias
+    from workspaces.models import Activity
+
+    version = register(workspace, owner)
+    response = console.post("/admin/training/modelalias/add/", {"name": "champion", "version": version.pk})
+    assert response.status_code == 302, response.content[:2000]
+    alias = ModelAlias.objects.get(name="champion")
+    assert alias.model == version.model
+    assert Activity.objects.filter(workspace=workspace, verb="model_alias", actor__username="root").exists()
+    bad = console.post("/admin/training/modelalias/add/", {"name": "Not An Alias!", "version": version.pk})
+    assert "lower-case" in _errors(bad) and ModelAlias.objects.count() == 1
+    console.post(f"/admin/training/modelalias/{alias.pk}/delete/", {"post": "yes"})
+    assert not ModelAlias.objects.exists()
+    console.post(
+        f"/admin/training/registeredmodel/{version.model.pk}/change/",
+        {"description": "x" * 2001, "versions-TOTAL_FORMS": 0, "versions-INITIAL_FORMS": 0},
+    )
+    version.model.refresh_from_db()
+    assert version.model.description != "x" * 2001
+
+
+def test_data_versions_are_deleted_through_the_service_that_checks_references_and_frees_files(
+    console, penguins, django_capture_on_commit_callbacks
+):
+    from workspaces.data_services import data_version_path
+    from workspaces.models import Activity, DataVersion
+
+    path = data_version_path(penguins)
+    assert path.exists()
+    page = console.get(f"/admin/workspaces/dataversion/{penguins.pk}/change/").content.decode()
+    assert 'name="rows"' not in page  # versions never change
+    with django_capture_on_commit_callbacks(execute=True):
+        console.post(f"/admin/workspaces/dataversion/{penguins.pk}/delete/", {"post": "yes"})
+    assert not DataVersion.objects.filter(pk=penguins.pk).exists() and not path.exists()
+    assert Activity.objects.filter(verb="data_version_deleted", actor__username="root").exists()
+
+
+def test_data_asset_description_goes_through_the_service(console, penguins):
+    asset = penguins.asset
+    console.post(f"/admin/workspaces/dataasset/{asset.pk}/change/", {"description": "Palmer penguins"})
+    asset.refresh_from_db()
+    assert asset.description == "Palmer penguins"
+    assert console.get("/admin/workspaces/dataasset/add/").status_code == 403  # data arrives by upload
+
+
+def test_api_tokens_are_revoked_through_the_service_never_edited(console, owner):
+    from studio.models import ApiToken
+    from studio.services import token_create
+
+    issued = token_create(user=owner, name="ci")
+    token = ApiToken.objects.get(user=owner)
+    page = console.get(f"/admin/studio/apitoken/{token.pk}/change/").content.decode()
+    assert 'name="revoked_at"' not in page and 'name="expires_at"' not in page
+    console.post("/admin/studio/apitoken/", {"action": "revoke_tokens", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    from studio.services import token_authenticate
+
+    assert token_authenticate(issued.plaintext) is None
