@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -87,6 +88,27 @@ class StudioUserAdmin(UserAdmin):
                 self.message_user(request, f"{user}: {' '.join(getattr(exc, 'messages', [str(exc)]))}", messages.ERROR)
             else:
                 self.message_user(request, f"{user} is disabled.", messages.SUCCESS)
+
+    # Deleting an account goes through the service: never the last Owner of a workspace.
+    def delete_model(self, request, obj):
+        from workspaces.services import account_delete
+
+        account_delete(actor=request.user, user=obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            try:
+                self.delete_model(request, user)
+            except (ValidationError, PermissionDenied) as exc:
+                reason = " ".join(getattr(exc, "messages", [str(exc)]))
+                self.message_user(request, f"{user} was not deleted: {reason}", messages.ERROR)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as exc:
+            self.message_user(request, f"Not deleted: {' '.join(exc.messages)}", messages.ERROR)
+            return HttpResponseRedirect(request.path.rsplit("delete/", 1)[0])
 
     @admin.action(description="Lift sign-in lock-outs", permissions=["change"])
     def lift_sign_in_lockouts(self, request, queryset):

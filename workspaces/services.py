@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count, Q
 
 from .models import Activity, Membership, Role, Workspace
 from .policy import Action, require
@@ -213,6 +214,28 @@ def member_remove(*, actor, workspace: Workspace, membership: Membership) -> Non
         username = membership.user.username
         summary = f"{username} left the workspace" if leaving else f"{actor} removed {username}"
         activity_record(workspace=workspace, actor=actor, verb="member_removed", summary=summary)
+
+
+def account_delete(*, actor, user) -> None:
+    """Delete an account (staff, from the admin console). Refused for one's own account and for the
+    last Owner of a workspace, which would be left without one; disabling keeps the history instead."""
+    if not (actor.is_active and actor.is_staff):
+        raise PermissionDenied("Only staff delete accounts.")
+    if user.pk == actor.pk:
+        raise ValidationError("You cannot delete your own account.")
+    owned = Membership.objects.filter(user=user, role=Role.OWNER).values_list("workspace_id", flat=True)
+    sole = (
+        Workspace.objects.filter(pk__in=list(owned))
+        .annotate(owners=Count("memberships", filter=Q(memberships__role=Role.OWNER)))
+        .filter(owners__lte=1)
+        .values_list("name", flat=True)
+    )
+    if sole:
+        raise ValidationError(
+            f"{user} is the last Owner of {', '.join(sorted(sole))}: make someone else an Owner first, "
+            "or disable the account instead."
+        )
+    user.delete()
 
 
 # --- Storage quota ----------------------------------------------------------------------------------

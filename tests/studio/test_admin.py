@@ -307,3 +307,22 @@ def test_api_tokens_are_revoked_through_the_service_never_edited(console, owner)
     from studio.services import token_authenticate
 
     assert token_authenticate(issued.plaintext) is None
+
+
+def test_the_last_owner_of_a_workspace_is_not_deleted_from_the_users_admin(
+    console, owner, outsider, workspace, other_workspace
+):
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    response = console.post(f"/admin/auth/user/{owner.pk}/delete/", {"post": "yes"})
+    assert "last Owner of Team" in _errors(response) and User.objects.filter(pk=owner.pk).exists()
+    bulk = console.post(
+        "/admin/auth/user/", {"action": "delete_selected", "_selected_action": [owner.pk], "post": "yes"}
+    )
+    assert "last Owner of Team" in _errors(bulk) and User.objects.filter(pk=owner.pk).exists()
+    console.post(f"/admin/auth/user/{outsider.pk}/delete/", {"post": "yes"})  # the last Owner of Elsewhere
+    assert User.objects.filter(pk=outsider.pk).exists()
+    reader = User.objects.get(username="carol")
+    console.post(f"/admin/auth/user/{reader.pk}/delete/", {"post": "yes"})
+    assert not User.objects.filter(pk=reader.pk).exists()
