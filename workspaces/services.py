@@ -136,6 +136,10 @@ class Invitation:
     expires_at: object = None
 
 
+def _never_signed_in(user) -> bool:
+    return user.last_login is None and not user.has_usable_password()
+
+
 def member_invite(*, actor, workspace: Workspace, username: str, role: str, email: str = "") -> Invitation:
     """Add someone to the workspace (Owners). An existing user is added as a member; a new username
     gets an account without a password, and a one-time invitation link (stored hashed, expiring,
@@ -149,7 +153,19 @@ def member_invite(*, actor, workspace: Workspace, username: str, role: str, emai
         raise ValidationError({"username": ["Give a username for the person to add."]})
     User = get_user_model()
     username = username.strip()
-    if User.objects.filter(username=username).exists():
+    existing = User.objects.filter(username=username).first()
+    if existing is not None:
+        membership = Membership.objects.filter(workspace=workspace, user=existing).first()
+        if membership is not None and existing.is_active and _never_signed_in(existing):
+            # Invited here before and the link was lost or expired: a new link replaces the old one.
+            issued = sign_in_link_create(created_by=actor, user=existing, purpose=SignInLinkPurpose.INVITATION)
+            activity_record(
+                workspace=workspace,
+                actor=actor,
+                verb="member_invited",
+                summary=f"{actor} sent {existing.username} a new invitation link",
+            )
+            return Invitation(membership=membership, secret=issued.secret, expires_at=issued.link.expires_at)
         return Invitation(membership=member_add(actor=actor, workspace=workspace, username=username, role=role))
     email = (email or "").strip()
     with transaction.atomic():

@@ -122,3 +122,19 @@ def test_role_changes_need_an_explicit_save_with_a_confirmation(client, owner, r
 def test_invitation_validation_error_keeps_nothing(owner, workspace):
     with pytest.raises(ValidationError):
         services.member_invite(actor=owner, workspace=workspace, username="", role=Role.READER)
+
+
+def test_inviting_an_invited_member_again_replaces_a_lost_link(owner, workspace):
+    first = services.member_invite(actor=owner, workspace=workspace, username="dora", role=Role.READER)
+    again = services.member_invite(actor=owner, workspace=workspace, username="dora", role=Role.READER)
+    assert again.secret and again.secret != first.secret
+    live = SignInLink.objects.filter(user__username="dora", revoked_at__isnull=True)
+    assert live.count() == 1 and live.get().prefix in again.secret
+    form = {"secret": first.secret, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    assert Client().post("/account/set-password/", form).status_code == 410  # the old link is replaced
+
+
+def test_a_member_who_has_signed_in_gets_no_new_link(owner, reader, workspace):
+    with pytest.raises(ValidationError, match="already a member"):
+        services.member_invite(actor=owner, workspace=workspace, username=reader.username, role=Role.READER)
+    assert not SignInLink.objects.exists()
