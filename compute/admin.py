@@ -1,23 +1,25 @@
 from django.contrib import admin
 
+from workspaces.admin_console import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
+
 from . import services
 from .models import ComputeQuota, ComputeTarget, Node, NodeSession
 
 
-class NodeInline(admin.TabularInline):
+class NodeInline(ReadOnlyInline, admin.TabularInline):
     model = Node
-    extra = 0
     fields = ["status", "reason", "hostname", "pid", "last_heartbeat_at", "jobs_run"]
     readonly_fields = fields
-    can_delete = False
-    show_change_link = True
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(status__in=["requested", "starting", "idle", "busy", "leaving"])
 
 
 @admin.register(ComputeTarget)
-class ComputeTargetAdmin(admin.ModelAdmin):
+class ComputeTargetAdmin(ServiceAdmin):
+    """Scale settings through `target_update` (within the quota), deletion through `target_delete`
+    (refused while jobs use the target); targets are created in the studio."""
+
     list_display = [
         "name",
         "workspace",
@@ -33,14 +35,42 @@ class ComputeTargetAdmin(admin.ModelAdmin):
     list_filter = ["kind", "size", "priority", "is_default"]
     search_fields = ["name", "workspace__name", "description"]
     list_select_related = ["workspace"]
-    raw_id_fields = ["workspace", "owner", "created_by"]
-    exclude = ["join_token_hash"]
-    readonly_fields = ["join_token_prefix"]
+    fields = [
+        "name",
+        "workspace",
+        "kind",
+        "size",
+        "owner",
+        "description",
+        "priority",
+        "min_nodes",
+        "max_nodes",
+        "idle_seconds_before_scaledown",
+        "idle_shutdown_minutes",
+        "is_default",
+        "join_token_prefix",
+    ]
+    readonly_fields = ["name", "workspace", "kind", "size", "owner", "is_default", "join_token_prefix"]
     inlines = [NodeInline]
+
+    def service_save(self, actor, obj, form):
+        services.target_update(
+            actor=actor,
+            target=obj,
+            description=obj.description,
+            min_nodes=obj.min_nodes,
+            max_nodes=obj.max_nodes,
+            idle_seconds_before_scaledown=obj.idle_seconds_before_scaledown,
+            priority=obj.priority,
+            idle_shutdown_minutes=obj.idle_shutdown_minutes,
+        )
+
+    def service_delete(self, actor, obj):
+        services.target_delete(actor=actor, target=obj)
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(ReadOnlyAdmin):
     list_display = [
         "__str__",
         "target",
@@ -56,17 +86,15 @@ class NodeAdmin(admin.ModelAdmin):
     list_filter = ["status", "provisioner", "target__kind"]
     search_fields = ["hostname", "target__name", "reason"]
     list_select_related = ["target"]
-    raw_id_fields = ["target"]
     date_hierarchy = "requested_at"
 
 
 @admin.register(NodeSession)
-class NodeSessionAdmin(admin.ModelAdmin):
+class NodeSessionAdmin(ReadOnlyAdmin):
     list_display = ["node", "target", "workspace", "started_at", "ended_at", "price_per_hour"]
     list_filter = ["started_at"]
     search_fields = ["target__name", "workspace__name"]
     list_select_related = ["node", "target", "workspace"]
-    raw_id_fields = ["node", "target", "workspace"]
     date_hierarchy = "started_at"
 
 

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -17,11 +18,21 @@ class ApiTokenAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
     # The hash is useless to an administrator and the secret is never stored.
     exclude = ["secret_hash"]
-    readonly_fields = ["prefix", "created_at", "last_used_at"]
+    readonly_fields = ["name", "user", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
     date_hierarchy = "created_at"
+    actions = ["revoke_tokens"]
 
     def has_add_permission(self, request):
         return False  # tokens are issued by their owner, who sees the secret once
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoking keeps the record of what the token did
+
+    @admin.action(description="Revoke the tokens (they stop working at once)", permissions=["view"])
+    def revoke_tokens(self, request, queryset):
+        for token in queryset.select_related("user"):
+            services.token_revoke(user=token.user, token=token)
+        self.message_user(request, f"{queryset.count()} token(s) revoked.", messages.SUCCESS)
 
 
 @admin.register(SignInLink)
@@ -78,6 +89,27 @@ class StudioUserAdmin(UserAdmin):
             else:
                 self.message_user(request, f"{user} is disabled.", messages.SUCCESS)
 
+    # Deleting an account goes through the service: never the last Owner of a workspace.
+    def delete_model(self, request, obj):
+        from workspaces.services import account_delete
+
+        account_delete(actor=request.user, user=obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            try:
+                self.delete_model(request, user)
+            except (ValidationError, PermissionDenied) as exc:
+                reason = " ".join(getattr(exc, "messages", [str(exc)]))
+                self.message_user(request, f"{user} was not deleted: {reason}", messages.ERROR)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as exc:
+            self.message_user(request, f"Not deleted: {' '.join(exc.messages)}", messages.ERROR)
+            return HttpResponseRedirect(request.path.rsplit("delete/", 1)[0])
+
     @admin.action(description="Lift sign-in lock-outs", permissions=["change"])
     def lift_sign_in_lockouts(self, request, queryset):
         removed = sum(services.user_sign_in_unlock(actor=request.user, user=user) for user in queryset)
@@ -86,7 +118,15 @@ class StudioUserAdmin(UserAdmin):
 
 @admin.register(WorkerCheck)
 class WorkerCheckAdmin(admin.ModelAdmin):
+    """Canary checks the studio records itself (worker health): read-only."""
+
     list_display = ["id", "requested_at", "completed_at", "worker", "broker", "requested_by"]
     list_filter = ["broker", ("completed_at", admin.EmptyFieldListFilter)]
     search_fields = ["worker"]
     date_hierarchy = "requested_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

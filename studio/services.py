@@ -95,6 +95,12 @@ def sign_in_link_issue(*, actor, user, purpose: str = SignInLinkPurpose.PASSWORD
     Password resets are issued by staff; the secret is returned once and only its hash is kept.
     """
     _require_staff(actor)
+    return sign_in_link_create(created_by=actor, user=user, purpose=purpose)
+
+
+def sign_in_link_create(*, created_by, user, purpose: str) -> IssuedSignInLink:
+    """Make the link; the caller has checked that `created_by` may (staff for a reset, a workspace
+    Owner for an invitation: `workspaces.services.member_invite`)."""
     if not user.is_active:
         raise ValidationError("This account is disabled: enable it before sending it a sign-in link.")
     secret = secret_new(SIGN_IN_LINK_LABEL)
@@ -108,7 +114,7 @@ def sign_in_link_issue(*, actor, user, purpose: str = SignInLinkPurpose.PASSWORD
             purpose=purpose,
             prefix=secret.prefix,
             secret_hash=secret.hash,
-            created_by=actor,
+            created_by=created_by,
             expires_at=now + timedelta(hours=settings.STUDIO_SIGN_IN_LINK_HOURS),
         )
         link.full_clean()

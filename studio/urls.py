@@ -8,6 +8,8 @@ from endpoints.views_scoring import score
 
 from . import views
 
+handler403 = "studio.views.permission_denied"
+
 admin.site.site_header = "Studio administration"
 admin.site.site_title = "Studio admin"
 

@@ -1,25 +1,32 @@
+from django import forms
 from django.contrib import admin
 
+from workspaces.admin_console import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
+
+from . import registry_services, services
 from .models import Artifact, Experiment, Job, JobEvent, JobLogLine, Metric, ModelAlias, ModelVersion, RegisteredModel
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(ReadOnlyAdmin):
     list_display = ["name", "workspace", "created_by", "created_at"]
     search_fields = ["name", "workspace__name"]
     list_select_related = ["workspace", "created_by"]
     raw_id_fields = ["workspace", "created_by"]
 
 
-class JobEventInline(admin.TabularInline):
+class JobEventInline(ReadOnlyInline, admin.TabularInline):
     model = JobEvent
-    extra = 0
-    readonly_fields = ["at", "status", "reason", "attempt", "node"]
-    can_delete = False
+    fields = ["at", "status", "reason", "attempt", "node"]
+    readonly_fields = fields
+    show_change_link = False
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ServiceAdmin):
+    """Jobs are read-only here (status and attempts move only through the job engine); deleting one
+    goes through `job_delete`: refused while active or referenced, and its files are freed."""
+
     list_display = [
         "id",
         "display_name",
@@ -35,13 +42,15 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "created_at"]
     search_fields = ["display_name", "workspace__name", "target__name", "status_reason", "error"]
     list_select_related = ["workspace", "target", "node"]
-    raw_id_fields = ["workspace", "experiment", "parent", "target", "node", "data_version", "submitted_by"]
     date_hierarchy = "created_at"
     inlines = [JobEventInline]
 
+    def service_delete(self, actor, obj):
+        services.job_delete(actor=actor, job=obj)
+
 
 @admin.register(JobEvent)
-class JobEventAdmin(admin.ModelAdmin):
+class JobEventAdmin(ReadOnlyAdmin):
     list_display = ["job", "at", "status", "reason", "attempt", "node"]
     list_filter = ["status"]
     search_fields = ["reason", "job__display_name"]
@@ -49,14 +58,14 @@ class JobEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobLogLine)
-class JobLogLineAdmin(admin.ModelAdmin):
+class JobLogLineAdmin(ReadOnlyAdmin):
     list_display = ["job", "seq", "at", "attempt", "text"]
     search_fields = ["text"]
     raw_id_fields = ["job"]
 
 
 @admin.register(Metric)
-class MetricAdmin(admin.ModelAdmin):
+class MetricAdmin(ReadOnlyAdmin):
     list_display = ["job", "name", "step", "value", "at"]
     list_filter = ["name"]
     search_fields = ["name", "job__display_name"]
@@ -64,43 +73,72 @@ class MetricAdmin(admin.ModelAdmin):
 
 
 @admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
+class ArtifactAdmin(ReadOnlyAdmin):
     list_display = ["job", "name", "kind", "size", "sha256", "created_at"]
     list_filter = ["kind"]
     search_fields = ["name", "sha256"]
     raw_id_fields = ["job"]
 
 
-class ModelVersionInline(admin.TabularInline):
+class ModelVersionInline(ReadOnlyInline, admin.TabularInline):
     model = ModelVersion
-    extra = 0
     fields = ["version", "algorithm", "job", "data_version", "sha256", "created_at"]
     readonly_fields = fields
-    can_delete = False
-    show_change_link = True
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(ServiceAdmin):
+    """The description through `model_update`; versions are deleted one by one (their deployments checked)."""
+
     list_display = ["name", "workspace", "created_by", "created_at", "updated_at"]
     search_fields = ["name", "description", "workspace__name"]
     list_select_related = ["workspace", "created_by"]
-    raw_id_fields = ["workspace", "created_by"]
+    fields = ["name", "workspace", "description", "created_by", "created_at"]
+    readonly_fields = ["name", "workspace", "created_by", "created_at"]
     inlines = [ModelVersionInline]
+
+    def service_save(self, actor, obj, form):
+        registry_services.model_update(actor=actor, model=obj, description=obj.description)
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ServiceAdmin):
+    """Model versions are immutable; deleting one goes through `model_version_delete` (files freed)."""
+
     list_display = ["__str__", "algorithm", "target_column", "job", "data_version", "file_size", "created_at"]
     list_filter = ["algorithm", "created_at"]
     search_fields = ["model__name", "algorithm", "target_column", "sha256"]
     list_select_related = ["model", "job", "data_version"]
-    raw_id_fields = ["model", "job", "data_version", "created_by"]
-    readonly_fields = ["sha256", "onnx_sha256"]
+
+    def service_delete(self, actor, obj):
+        registry_services.model_version_delete(actor=actor, version=obj)
+
+
+class ModelAliasForm(forms.ModelForm):
+    class Meta:
+        model = ModelAlias
+        fields = ["name", "version"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("version"):
+            self.instance.model = data["version"].model  # an alias belongs to its version's model
+        return data
 
 
 @admin.register(ModelAlias)
-class ModelAliasAdmin(admin.ModelAdmin):
+class ModelAliasAdmin(ServiceAdmin):
+    """Aliases are set and removed through the registry services (one alias per model points at one version)."""
+
     list_display = ["__str__", "model", "name", "version"]
     search_fields = ["model__name", "name"]
-    raw_id_fields = ["model", "version"]
+    form = ModelAliasForm
+    fields = ["name", "version"]
+    raw_id_fields = ["version"]
+
+    def service_add(self, actor, obj, form):
+        registry_services.model_alias_set(actor=actor, version=obj.version, alias=obj.name)
+        return ModelAlias.objects.get(model=obj.version.model, name=obj.name.strip())
+
+    def service_delete(self, actor, obj):
+        registry_services.model_alias_remove(actor=actor, model=obj.model, alias=obj.name)

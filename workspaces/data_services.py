@@ -108,15 +108,58 @@ def upload_slots_sweep() -> int:
     return UploadSlot.objects.filter(touched_at__lt=stale).delete()[0]
 
 
+class IdenticalUpload(ValidationError):
+    """The file is byte for byte one the asset already has (`version`) or is ingesting (`ingest`)."""
+
+    def __init__(self, *, asset_name: str, version: DataVersion | None = None, ingest: Ingest | None = None):
+        self.version, self.ingest = version, ingest
+        same = f"{asset_name} v{version.version}" if version else f"the upload being ingested (#{ingest.pk})"
+        super().__init__(
+            {
+                "file": [
+                    f"This file is identical to {same} (same SHA-256), so no new version was made. "
+                    "Use that version, or choose “Make a new version anyway”."
+                ]
+            }
+        )
+
+
+def _check_not_identical(*, workspace: Workspace, name: str, sha256: str) -> None:
+    version = (
+        DataVersion.objects.filter(asset__workspace=workspace, asset__name=name, source_sha256=sha256)
+        .order_by("-version")
+        .first()
+    )
+    if version is not None:
+        raise IdenticalUpload(asset_name=name, version=version)
+    ingest = Ingest.objects.filter(
+        workspace=workspace,
+        asset_name=name,
+        source_sha256=sha256,
+        status__in=[IngestStatus.QUEUED, IngestStatus.RUNNING],
+    ).first()
+    if ingest is not None:
+        raise IdenticalUpload(asset_name=name, ingest=ingest)
+
+
 def data_upload(
-    *, actor, workspace: Workspace, upload: "StagedUpload", name: str = "", description: str = "", tags=None
+    *,
+    actor,
+    workspace: Workspace,
+    upload: "StagedUpload",
+    name: str = "",
+    description: str = "",
+    tags=None,
+    allow_identical: bool = False,
 ) -> Ingest:
     """Accept an uploaded file for a new version of the asset `name` (N+1, or 1 for a new asset).
 
     Only the first bytes are read here: an empty, binary, pickled or otherwise unusable file is
     refused at once; the rest is checked by the ingest job. A file that would pass the
-    workspace's storage quota is refused (StorageQuotaExceeded). Whatever fails, the staged file
-    and any copy of it are removed.
+    workspace's storage quota is refused (StorageQuotaExceeded). A file identical to a version of
+    the asset (or to one being ingested) is refused with IdenticalUpload naming it, unless
+    `allow_identical`: a duplicate version only costs storage and makes people wonder what changed.
+    Whatever fails, the staged file and any copy of it are removed.
     """
     try:
         require(actor, workspace, Action.WRITE)
@@ -124,6 +167,9 @@ def data_upload(
         tags = _clean_tags(tags)
         if len(description or "") > 2000:
             raise ValidationError({"description": ["Use at most 2,000 characters."]})
+        sha256 = getattr(upload, "sha256", "")
+        if sha256 and not allow_identical:
+            _check_not_identical(workspace=workspace, name=name, sha256=sha256)
         workspace_storage_check(workspace=workspace, adding=max(upload.size, 1))
         try:
             sniff(upload.path, upload.name, limits=ingest_limits())
@@ -144,6 +190,7 @@ def data_upload(
                 tags=tags,
                 source_name=Path(upload.name).name[:255],
                 source_size=upload.size,
+                source_sha256=sha256,
                 created_by=actor,
             )
             destination = ingest_upload_path(ingest)
@@ -177,6 +224,7 @@ def data_version_from_file(
         asset_name=_clean_name(name),
         source_name=path.name[:255],
         source_size=path.stat().st_size,
+        source_sha256=sha256_file(path),
         status=IngestStatus.RUNNING,
         created_by=actor,
     )
@@ -309,6 +357,7 @@ def ingest_complete(
             source_name=ingest.source_name,
             source_format=source_format,
             source_size=ingest.source_size,
+            source_sha256=ingest.source_sha256,
             rows=rows,
             columns=len(schema.included),
             schema=schema.to_json(),

@@ -80,9 +80,16 @@ def _data_upload_post(request, workspace, wants_json):
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 tags=form.cleaned_data["tags"],
+                allow_identical=form.cleaned_data["allow_identical"],
             )
         except StorageQuotaExceeded as exc:
             return _upload_error(request, workspace, {"file": exc.messages}, wants_json, status=413)
+        except services.IdenticalUpload as exc:
+            same_as = _same_as(workspace, exc)
+            if wants_json:
+                return JsonResponse({"errors": {"file": exc.messages}, "same_as": same_as}, status=409)
+            add_service_errors(form, exc)
+            return _upload_page(request, workspace, form, status=409, same_as=same_as)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
@@ -95,9 +102,21 @@ def _data_upload_post(request, workspace, wants_json):
     return _upload_page(request, workspace, form)
 
 
-def _upload_page(request, workspace, form, status=200):
+def _same_as(workspace, identical) -> dict:
+    """Where the identical data already is: the version, or the ingest still making it."""
+    if identical.version is not None:
+        version = identical.version
+        url = reverse("data-version", args=[workspace.pk, version.asset_id, version.version])
+        return {"version": version.version, "asset": version.asset_id, "url": url, "label": f"v{version.version}"}
+    url = reverse("data-ingest", args=[workspace.pk, identical.ingest.pk])
+    return {"ingest": identical.ingest.pk, "url": url, "label": f"upload #{identical.ingest.pk}"}
+
+
+def _upload_page(request, workspace, form, status=200, same_as=None):
     assets = selectors.data_asset_list(workspace=workspace, sort="name").values_list("name", flat=True)
-    response = render_page(request, "workspaces/data/upload.html", workspace, form=form, asset_names=list(assets))
+    response = render_page(
+        request, "workspaces/data/upload.html", workspace, form=form, asset_names=list(assets), same_as=same_as
+    )
     response.status_code = status
     return response
 

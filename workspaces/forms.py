@@ -9,7 +9,12 @@ class WorkspaceForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
-    username = forms.CharField(max_length=150, help_text="The person needs an account on this studio.")
+    username = forms.CharField(
+        max_length=150,
+        help_text="An existing account is added at once. A new username makes an account, with a one-time "
+        "link for the person to set a password.",
+    )
+    email = forms.EmailField(required=False, label="Email (optional)", help_text="Kept on a new account.")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.READER)
 
 
@@ -27,3 +32,8 @@ class DataUploadForm(forms.Form):
     )
     description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     tags = forms.CharField(max_length=500, required=False, help_text="Comma-separated, e.g. raw, 2024-q4")
+    allow_identical = forms.BooleanField(
+        required=False,
+        label="Make a new version anyway",
+        help_text="A file identical to a version of this asset makes no new version unless this is ticked.",
+    )

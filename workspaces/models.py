@@ -127,6 +127,7 @@ class DataVersion(models.Model):
     source_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name, for display only
     source_format = models.CharField(max_length=20, blank=True)
     source_size = models.BigIntegerField(default=0)
+    source_sha256 = models.CharField(max_length=64, blank=True)  # of the uploaded file: spots identical re-uploads
     rows = models.BigIntegerField(default=0)
     columns = models.PositiveIntegerField(default=0)
     schema = models.JSONField(default=dict)  # dataio.Schema.to_json()
@@ -166,6 +167,7 @@ class Ingest(models.Model):
     tags = models.JSONField(default=list, blank=True)
     source_name = models.CharField(max_length=255, blank=True)
     source_size = models.BigIntegerField(default=0)
+    source_sha256 = models.CharField(max_length=64, blank=True)
     base_version = models.ForeignKey(
         DataVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )  # set for a schema edit

@@ -4,6 +4,8 @@ Services call `require(...)`; views and viewsets only translate its exceptions. 
 the code base decides who may do what.
 """
 
+import copy
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -34,10 +36,23 @@ def role_allows(role: str | None, action: str) -> bool:
     return role is not None and action in ALLOWED_ACTIONS.get(role, frozenset())
 
 
+def console_actor(user):
+    """`user` acting through the admin console: an active staff member there has the Owner's rights in
+    every workspace, so the admin calls the same services (same checks, same activity log) as the
+    studio. Only the admin console makes such an actor; elsewhere staff are ordinary members."""
+    if not (user.is_active and user.is_staff):
+        raise PermissionDenied("Only active staff use the admin console.")
+    actor = copy.copy(user)
+    actor.acting_through_console = True
+    return actor
+
+
 def role_of(user, workspace: Workspace) -> str | None:
     """The user's role in the workspace, or None. Cached on the workspace object per user."""
     if user is None or not user.is_authenticated:
         return None
+    if getattr(user, "acting_through_console", False) and user.is_active and user.is_staff:
+        return Role.OWNER
     cached = getattr(workspace, "_role_cache", None)
     if cached is not None and cached[0] == user.pk:
         return cached[1]

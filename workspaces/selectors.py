@@ -111,6 +111,13 @@ def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW, wit
     return workspace
 
 
+def workspace_joined_last_id(*, user) -> int | None:
+    """The id of the workspace `user` joined most recently (where an invitation lands them), or None."""
+    return (
+        Membership.objects.filter(user_id=user.pk).order_by("-created_at", "-id").values_list("workspace_id", flat=True)
+    ).first()
+
+
 def member_list(*, workspace: Workspace) -> QuerySet[Membership]:
     return Membership.objects.filter(workspace=workspace).select_related("user", "added_by").order_by("user__username")
 

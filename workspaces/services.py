@@ -1,11 +1,13 @@
 """State changes for workspaces and members. Each service checks the actor's role itself (R4)."""
 
 import shutil
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count, Q
 
 from .models import Activity, Membership, Role, Workspace
 from .policy import Action, require
@@ -127,6 +129,65 @@ def member_add(*, actor, workspace: Workspace, username: str, role: str) -> Memb
     return membership
 
 
+@dataclass(frozen=True)
+class Invitation:
+    membership: Membership
+    secret: str = ""  # the one-time link's secret, shown once; empty when the person already had an account
+    expires_at: object = None
+
+
+def _never_signed_in(user) -> bool:
+    return user.last_login is None and not user.has_usable_password()
+
+
+def member_invite(*, actor, workspace: Workspace, username: str, role: str, email: str = "") -> Invitation:
+    """Add someone to the workspace (Owners). An existing user is added as a member; a new username
+    gets an account without a password, and a one-time invitation link (stored hashed, expiring,
+    shown once to the Owner) with which the person sets their password."""
+    from studio.models import SignInLinkPurpose
+    from studio.services import sign_in_link_create
+
+    require(actor, workspace, Action.ADMINISTER)
+    role = _clean_role(role)
+    if not isinstance(username, str) or not username.strip():
+        raise ValidationError({"username": ["Give a username for the person to add."]})
+    User = get_user_model()
+    username = username.strip()
+    existing = User.objects.filter(username=username).first()
+    if existing is not None:
+        membership = Membership.objects.filter(workspace=workspace, user=existing).first()
+        if membership is not None and existing.is_active and _never_signed_in(existing):
+            # Invited here before and the link was lost or expired: a new link replaces the old one.
+            issued = sign_in_link_create(created_by=actor, user=existing, purpose=SignInLinkPurpose.INVITATION)
+            activity_record(
+                workspace=workspace,
+                actor=actor,
+                verb="member_invited",
+                summary=f"{actor} sent {existing.username} a new invitation link",
+            )
+            return Invitation(membership=membership, secret=issued.secret, expires_at=issued.link.expires_at)
+        return Invitation(membership=member_add(actor=actor, workspace=workspace, username=username, role=role))
+    email = (email or "").strip()
+    with transaction.atomic():
+        user = User(username=username, email=email)
+        user.set_unusable_password()
+        try:
+            user.full_clean(exclude=["password"])
+        except ValidationError as exc:
+            fields = {k: v for k, v in exc.message_dict.items() if k in ("username", "email")}
+            raise ValidationError(fields or exc.message_dict) from exc
+        user.save()
+        membership = Membership.objects.create(workspace=workspace, user=user, role=role, added_by=actor)
+        issued = sign_in_link_create(created_by=actor, user=user, purpose=SignInLinkPurpose.INVITATION)
+        activity_record(
+            workspace=workspace,
+            actor=actor,
+            verb="member_invited",
+            summary=f"{actor} invited {user.username} as {Role(role).label}",
+        )
+    return Invitation(membership=membership, secret=issued.secret, expires_at=issued.link.expires_at)
+
+
 def member_change_role(*, actor, workspace: Workspace, membership: Membership, role: str) -> Membership:
     """Change a member's role (Owners). The last Owner cannot be demoted."""
     require(actor, workspace, Action.ADMINISTER)
@@ -169,6 +230,28 @@ def member_remove(*, actor, workspace: Workspace, membership: Membership) -> Non
         username = membership.user.username
         summary = f"{username} left the workspace" if leaving else f"{actor} removed {username}"
         activity_record(workspace=workspace, actor=actor, verb="member_removed", summary=summary)
+
+
+def account_delete(*, actor, user) -> None:
+    """Delete an account (staff, from the admin console). Refused for one's own account and for the
+    last Owner of a workspace, which would be left without one; disabling keeps the history instead."""
+    if not (actor.is_active and actor.is_staff):
+        raise PermissionDenied("Only staff delete accounts.")
+    if user.pk == actor.pk:
+        raise ValidationError("You cannot delete your own account.")
+    owned = Membership.objects.filter(user=user, role=Role.OWNER).values_list("workspace_id", flat=True)
+    sole = (
+        Workspace.objects.filter(pk__in=list(owned))
+        .annotate(owners=Count("memberships", filter=Q(memberships__role=Role.OWNER)))
+        .filter(owners__lte=1)
+        .values_list("name", flat=True)
+    )
+    if sole:
+        raise ValidationError(
+            f"{user} is the last Owner of {', '.join(sorted(sole))}: make someone else an Owner first, "
+            "or disable the account instead."
+        )
+    user.delete()
 
 
 # --- Storage quota ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ periodic sweep removes what a killed process left. Files get generated names (R1
 user's file had is kept only as text for display.
 """
 
+import hashlib
 import time
 import uuid
 from contextlib import contextmanager
@@ -36,9 +37,10 @@ def staging_dir() -> Path:
 class StagedUpload(UploadedFile):
     """An uploaded file already on disk at `path` (closed; read it from the path)."""
 
-    def __init__(self, path: Path, name: str, size: int, content_type: str | None):
+    def __init__(self, path: Path, name: str, size: int, content_type: str | None, sha256: str = ""):
         super().__init__(file=None, name=name, content_type=content_type, size=size)
         self.path = path
+        self.sha256 = sha256  # of the bytes received, computed while streaming
 
     def temporary_file_path(self) -> str:
         return str(self.path)
@@ -72,6 +74,7 @@ class StagedUploadHandler(FileUploadHandler):
         self.staged.append(self.path)
         self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
         self.size = 0
+        self.digest = hashlib.sha256()
         raise StopFutureHandlers()
 
     def receive_data_chunk(self, raw_data, start):
@@ -81,6 +84,7 @@ class StagedUploadHandler(FileUploadHandler):
             self.path.unlink(missing_ok=True)
             self._refuse()
         self.fh.write(raw_data)
+        self.digest.update(raw_data)
         if self.slot is not None and time.monotonic() - self.touched > SLOT_TOUCH_SECONDS:
             from .data_services import upload_slot_touch
 
@@ -90,7 +94,9 @@ class StagedUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size):
         self._close()
-        return StagedUpload(self.path, self.file_name or "upload", file_size, self.content_type)
+        return StagedUpload(
+            self.path, self.file_name or "upload", file_size, self.content_type, sha256=self.digest.hexdigest()
+        )
 
     def upload_interrupted(self):
         if self.fh is not None:

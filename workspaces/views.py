@@ -3,6 +3,8 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_http_methods, require_POST
 
 from studio.forms_errors import add_service_errors
@@ -76,16 +78,29 @@ def member_list(request, workspace_id):
         user=request.user, workspace_id=workspace_id, action=_action_for(request, Action.ADMINISTER)
     )
     form = MemberAddForm(request.POST or None)
+    invitation = None
     if request.method == "POST" and form.is_valid():
         try:
-            membership = services.member_add(actor=request.user, workspace=workspace, **form.cleaned_data)
+            invitation = services.member_invite(actor=request.user, workspace=workspace, **form.cleaned_data)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"{membership.user.username} added as {Role(membership.role).label}.")
-            return redirect("member-list", workspace_id=workspace.pk)
+            membership = invitation.membership
+            if not invitation.secret:
+                messages.success(request, f"{membership.user.username} added as {Role(membership.role).label}.")
+                return redirect("member-list", workspace_id=workspace.pk)
+            form = MemberAddForm()
     members = selectors.member_list(workspace=workspace)
-    return render_page(request, "workspaces/members.html", workspace, form=form, members=members, roles=Role.choices)
+    context = {"form": form, "members": members, "roles": Role.choices}
+    if invitation and invitation.secret:
+        # The link is shown on this answer only (no redirect that would need to keep it), never cached;
+        # the secret goes after "#", which browsers never send to the server.
+        context["invitation"] = invitation
+        context["invitation_url"] = request.build_absolute_uri(reverse("sign-in-link")) + "#" + invitation.secret
+    response = render_page(request, "workspaces/members.html", workspace, **context)
+    if invitation and invitation.secret:
+        patch_cache_control(response, no_store=True, no_cache=True, private=True)
+    return response
 
 
 @require_POST

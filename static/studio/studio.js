@@ -96,6 +96,13 @@
         var messages = [];
         Object.keys(body.errors || {}).forEach(function (k) { messages = messages.concat(body.errors[k]); });
         error.textContent = messages.join(" ") || ("The upload failed (HTTP " + xhr.status + ").");
+        if (body.same_as && body.same_as.url) {
+          // An identical file: offer the version that already has it (or tick "Make a new version anyway").
+          var link = document.createElement("a");
+          link.href = body.same_as.url; link.className = "button small"; link.textContent = "Open " + body.same_as.label;
+          link.setAttribute("data-testid", "same-as");
+          error.appendChild(document.createTextNode(" ")); error.appendChild(link);
+        }
         error.hidden = false; box.hidden = true; button.disabled = false;
       });
       xhr.addEventListener("error", function () {

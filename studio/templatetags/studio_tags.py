@@ -9,6 +9,15 @@ register = template.Library()
 
 
 @register.filter
+def allows(workspace, action: str) -> bool:
+    """`{% if workspace|allows:"write" %}`: whether the viewing user's role (annotated by the
+    workspace selectors) allows the action, so navigation offers only what the user may do."""
+    from workspaces.policy import role_allows
+
+    return role_allows(getattr(workspace, "role", None), action)
+
+
+@register.filter
 def get_item(mapping, key):
     """mapping[key], or None (dicts with keys that are not identifiers)."""
     if mapping is None:

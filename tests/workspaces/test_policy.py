@@ -72,3 +72,17 @@ def test_personal_resources_follow_the_documented_table():
         got = {a for a in PersonalAction.ALL if personal_allows(role=role, is_owner=is_owner, action=a)}
         assert got == allowed, (role, is_owner)
     assert not any(personal_allows(role=None, is_owner=True, action=a) for a in PersonalAction.ALL)
+
+
+def test_only_the_admin_console_gives_staff_owner_rights(make_user, workspace):
+    from workspaces.policy import console_actor
+
+    staff = make_user("root", is_staff=True)
+    with pytest.raises(Http404):  # staff outside the console are ordinary (non-)members
+        require(staff, workspace, Action.VIEW)
+    assert require(console_actor(staff), workspace, Action.ADMINISTER) == "owner"
+    with pytest.raises(PermissionDenied):
+        console_actor(make_user("plain"))
+    staff.is_active = False
+    with pytest.raises(PermissionDenied):
+        console_actor(staff)

@@ -47,7 +47,7 @@ def test_reader_sees_no_controls_that_change_the_workspace(client, reader, works
     settings_html = client.get(f"/w/{workspace.pk}/settings/").content.decode()
     assert "<form" not in settings_html.split("<main", 1)[1].replace('action="/logout/"', "")
     members_html = client.get(f"/w/{workspace.pk}/members/").content.decode()
-    assert "Add a member" not in members_html and "Remove" not in members_html
+    assert "invite a member" not in members_html and "Remove" not in members_html
     assert client.get(f"/w/{workspace.pk}/delete/").status_code == 403
 
 
@@ -88,7 +88,8 @@ def test_owner_manages_members_from_the_page(client, owner, outsider, workspace)
     assert not Membership.objects.filter(pk=m.pk).exists()
 
 
-def test_adding_an_unknown_user_shows_the_error_on_the_form(client, owner, workspace):
+def test_adding_a_disabled_account_shows_the_error_on_the_form(client, owner, workspace, make_user):
+    make_user("ghost", is_active=False)
     html = (
         signed_in(client, owner)
         .post(f"/w/{workspace.pk}/members/", {"username": "ghost", "role": "reader"})

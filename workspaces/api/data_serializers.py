@@ -14,6 +14,11 @@ class UploadIn(serializers.Serializer):
     )
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     tags = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="Comma-separated.")
+    allow_identical = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Make a new version even when the file is identical to a version the asset has (else 409).",
+    )
 
 
 class SchemaEditIn(serializers.Serializer):

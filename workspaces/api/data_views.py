@@ -66,7 +66,8 @@ class AssetListApi(WorkspaceListApiView):
         description=(
             "Refused before the body is stored: 413 past the upload limit (by Content-Length or while "
             "streaming) or the workspace's storage quota, 429 while you already have "
-            "STUDIO_UPLOAD_MAX_CONCURRENT uploads in progress. A session-authenticated call sends its "
+            "STUDIO_UPLOAD_MAX_CONCURRENT uploads in progress; 409 for a file identical to a version of the "
+            "asset (unless allow_identical). A session-authenticated call sends its "
             "CSRF token in the X-CSRFToken header."
         ),
     )
@@ -91,9 +92,12 @@ class AssetListApi(WorkspaceListApiView):
                 name=values.get("name", ""),
                 description=values.get("description", ""),
                 tags=values.get("tags", ""),
+                allow_identical=values.get("allow_identical", False),
             )
         except StorageQuotaExceeded as exc:
             raise UploadRefusedError(UploadRefused(exc.messages[0], status=413, code="quota_exceeded")) from None
+        except services.IdenticalUpload as exc:
+            raise UploadRefusedError(UploadRefused(exc.messages[0], status=409, code="identical_upload")) from None
         return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
 
 
