@@ -3,7 +3,7 @@ from django.contrib import admin
 from workspaces.admin_console import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 from . import services
-from .models import ComputeQuota, ComputeTarget, Node, NodeSession
+from .models import ComputeQuota, ComputeTarget, Node, NodeSession, ServingSession
 
 
 class NodeInline(ReadOnlyInline, admin.TabularInline):
@@ -95,6 +95,17 @@ class NodeSessionAdmin(ReadOnlyAdmin):
     list_filter = ["started_at"]
     search_fields = ["target__name", "workspace__name"]
     list_select_related = ["node", "target", "workspace"]
+    date_hierarchy = "started_at"
+
+
+@admin.register(ServingSession)
+class ServingSessionAdmin(ReadOnlyAdmin):
+    """Metered serving replicas: opened and closed by the endpoint services, read-only here."""
+
+    list_display = ["deployment_name", "target", "workspace", "replicas", "started_at", "ended_at", "price_per_hour"]
+    list_filter = ["started_at"]
+    search_fields = ["deployment_name", "target__name", "workspace__name"]
+    list_select_related = ["target", "workspace"]
     date_hierarchy = "started_at"
 
 

@@ -200,6 +200,7 @@ def test_records_the_studio_writes_itself_are_read_only(console):
         "training/experiment",
         "compute/node",
         "compute/nodesession",
+        "compute/servingsession",
         "endpoints/monitoringbucket",
         "studio/workercheck",
     ]:
