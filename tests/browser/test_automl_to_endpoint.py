@@ -48,8 +48,10 @@ def test_automl_register_deploy_test_split_and_monitor(
     page.goto(f"/w/{workspace.pk}/jobs/automl/new/")
     with page.expect_response(lambda response: "/automl/columns/" in response.url):
         page.select_option("#id_data_version_id", str(penguins.pk))
+    # The page's first load also asks for the columns: let every column request land before choosing.
+    page.wait_for_load_state("networkidle")
     page.locator("#automl-columns select#id_target_column").select_option("species")
-    expect(page.get_by_test_id("class-balance")).to_contain_text("Adelie")
+    expect(page.get_by_test_id("class-balance")).to_contain_text("Adelie", timeout=15_000)
     page.fill("#id_timeout_minutes", "1.5")
     page.fill("#id_max_trials", "6")
     page.fill("#id_max_concurrent_trials", "2")
