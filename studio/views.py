@@ -5,12 +5,14 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from endpoints.selectors import endpoints_health_for_user
 from workspaces.selectors import activity_recent_for_user, workspace_list_for_user
 
 from . import selectors, services
+from .api.errors import error_body
 from .forms import TokenForm
 
 
@@ -80,3 +82,34 @@ def token_revoke(request, token_id):
     token = services.token_revoke(user=request.user, token=selectors.token_get(user=request.user, token_id=token_id))
     messages.success(request, f"Token “{token.name}” revoked. Programs using it are now refused.")
     return redirect("token-list")
+
+
+# --- Error pages: the API's one JSON error body under /api/, HTML pages elsewhere ----------------
+# Django answers these itself (no route matched, a URL converter refused an id, a bad Host header,
+# an uncaught error), before any API view and its exception handler run.
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request, exception):
+    if _is_api(request):
+        return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    if _is_api(request):
+        return JsonResponse(error_body("permission_denied", "You do not have permission to do this."), status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def not_found(request, exception):
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", "No API route or object at this address."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return JsonResponse(error_body("server_error", "Something went wrong on the server."), status=500)
+    return defaults.server_error(request)
