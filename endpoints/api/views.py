@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from compute.models import ComputeTarget
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from studio.api.inputs import InputSerializer
 from training.registry_selectors import model_version_get_by_id
 
 from .. import selectors, services
@@ -15,13 +16,13 @@ from ..models import Deployment, Endpoint
 from ..openapi import endpoint_openapi
 
 
-class EndpointIn(serializers.Serializer):
-    name = serializers.SlugField(max_length=63)
+class EndpointIn(InputSerializer):
+    name = serializers.RegexField(services.NAME_RE.pattern, max_length=63)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     requests_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
 
 
-class EndpointUpdateIn(serializers.Serializer):
+class EndpointUpdateIn(InputSerializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     requests_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
 
@@ -82,25 +83,25 @@ class KeysOut(serializers.Serializer):
     secondary_key = serializers.CharField(allow_null=True, help_text="Shown once.")
 
 
-class DeploymentIn(serializers.Serializer):
-    name = serializers.SlugField(max_length=63)
+class DeploymentIn(InputSerializer):
+    name = serializers.RegexField(services.NAME_RE.pattern, max_length=63)
     model_version = serializers.IntegerField(help_text="Id of a registered model version of this workspace.")
     target = serializers.IntegerField(help_text="Id of an inference cluster of this workspace.")
     replicas = serializers.IntegerField(min_value=1, max_value=20, required=False, default=1)
 
 
-class DeploymentUpdateIn(serializers.Serializer):
+class DeploymentUpdateIn(InputSerializer):
     replicas = serializers.IntegerField(min_value=1, max_value=20, required=False)
     model_version = serializers.IntegerField(required=False, help_text="Replace the model in place.")
 
 
-class TrafficIn(serializers.Serializer):
+class TrafficIn(InputSerializer):
     traffic = serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=100))
     mirror_deployment = serializers.CharField(required=False, allow_blank=True, default="")
     mirror_percent = serializers.IntegerField(min_value=0, max_value=100, required=False, default=0)
 
 
-class KeyRegenerateIn(serializers.Serializer):
+class KeyRegenerateIn(InputSerializer):
     which = serializers.ChoiceField(choices=["primary", "secondary"])
 
 
@@ -177,7 +178,9 @@ class DeploymentListApi(WorkspaceApiView):
         values = data.validated_data
         target = ComputeTarget.objects.filter(workspace=self.workspace, pk=values["target"]).first()
         if target is None:
-            raise ValidationError({"target": ["This workspace has no compute target with that id."]})
+            raise ValidationError(
+                {"target": ValidationError("This workspace has no compute target with that id.", code="not_found")}
+            )
         deployment = services.deployment_create(
             actor=request.user,
             endpoint=endpoint,

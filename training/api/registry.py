@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from studio.api.inputs import InputSerializer
 
 from .. import registry_selectors as selectors
 from .. import registry_services as services
@@ -61,14 +62,14 @@ class ModelVersionOut(serializers.ModelSerializer):
         return bool(version.onnx_sha256)
 
 
-class RegisterIn(serializers.Serializer):
+class RegisterIn(InputSerializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
     aliases = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
 
 
-class AliasIn(serializers.Serializer):
+class AliasIn(InputSerializer):
     alias = serializers.CharField(max_length=50)
 
 

@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from studio.api.inputs import InputSerializer
+
 from ..dataio import SEMANTIC_TYPES
 from ..models import DataAsset, DataVersion, Ingest
 
@@ -16,7 +18,7 @@ class UploadIn(serializers.Serializer):
     tags = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="Comma-separated.")
 
 
-class SchemaEditIn(serializers.Serializer):
+class SchemaEditIn(InputSerializer):
     types = serializers.DictField(
         child=serializers.ChoiceField(choices=SEMANTIC_TYPES),
         required=False,
@@ -27,7 +29,7 @@ class SchemaEditIn(serializers.Serializer):
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
-class AssetUpdateIn(serializers.Serializer):
+class AssetUpdateIn(InputSerializer):
     description = serializers.CharField(max_length=2000, allow_blank=True)
 
 
