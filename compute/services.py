@@ -95,7 +95,9 @@ def target_create(
         idle_shutdown_minutes=idle_shutdown_minutes,
     )
     if ComputeTarget.objects.filter(workspace=workspace, name=name).exists():
-        raise ValidationError({"name": [f"This workspace already has a compute target called {name}."]})
+        raise ValidationError(
+            {"name": ValidationError(f"This workspace already has a compute target called {name}.", code="conflict")}
+        )
     token = secret_new(JOIN_TOKEN_LABEL) if kind == TargetKind.ATTACHED else None
     with transaction.atomic():
         target = ComputeTarget.objects.create(

@@ -30,7 +30,13 @@ class BatchScoreJob(JobHandler):
             else None
         )
         if model_version is None:
-            raise ValidationError({"model_version_id": ["Choose a registered model version of this workspace."]})
+            raise ValidationError(
+                {
+                    "model_version_id": ValidationError(
+                        "Choose a registered model version of this workspace.", code="not_found"
+                    )
+                }
+            )
         data_version = (
             DataVersion.objects.filter(pk=spec.get("data_version_id"), asset__workspace=workspace)
             .select_related("asset")
@@ -39,7 +45,9 @@ class BatchScoreJob(JobHandler):
             else None
         )
         if data_version is None:
-            raise ValidationError({"data_version_id": ["Choose a data version of this workspace."]})
+            raise ValidationError(
+                {"data_version_id": ValidationError("Choose a data version of this workspace.", code="not_found")}
+            )
         columns = {c["name"] for c in data_version.schema.get("columns", []) if not c.get("excluded")}
         missing = [
             c["name"]

@@ -1,4 +1,6 @@
+from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -11,3 +13,36 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A personal API token (Account → API tokens): `Authorization: Bearer stu_…`",
         }
+
+
+class StudioAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema, plus `nullable` on every output field that can be null.
+
+    A field declared on a model serializer (`owner = SlugRelatedField(...)`,
+    `CharField(source="node.name")`) is not known to be nullable unless it says `allow_null`; here
+    its source is followed through the model, and any nullable step marks it, so a serializer
+    added later is described as it answers.
+    """
+
+    def _get_serializer_field_meta(self, field, direction):
+        meta = super()._get_serializer_field_meta(field, direction)
+        if direction == "response" and _source_can_be_null(field):
+            meta["nullable"] = True
+        return meta
+
+
+def _source_can_be_null(field) -> bool:
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    if model is None or field.source == "*" or not getattr(field, "source_attrs", None):
+        return False
+    for attr in field.source_attrs:
+        try:
+            model_field = model._meta.get_field(attr)
+        except FieldDoesNotExist:
+            return False
+        if model_field.null:
+            return True
+        model = model_field.related_model
+        if model is None:
+            return False
+    return False
