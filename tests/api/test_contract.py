@@ -40,18 +40,14 @@ def test_an_unknown_api_route_is_json_for_anonymous_callers_too(api):
     assert_error_body(api().post("/api/v1/no-such-thing/", {}), 404, "not_found")
 
 
-def test_a_method_an_api_route_does_not_have_is_a_json_405(api, owner):
+def test_a_405_is_json_too_and_pages_keep_their_html_404(api, client, owner):
     response = api(owner).delete("/api/v1/me/")
     assert_error_body(response, 405, "method_not_allowed")
     assert "GET" in response["Allow"]
-
-
-def test_pages_keep_their_html_404(client, owner):
     client.force_login(owner)
-    response = client.get("/no-such-page/")
-    assert response.status_code == 404
-    assert response["Content-Type"].startswith("text/html")
-    assert b"Not found" in response.content
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html") and b"Not found" in page.content
+    assert_error_body(client.get("/api/v1/no-such-page/"), 404, "not_found")  # the same session, under /api/
 
 
 # --- Request limits the schema documents are enforced -----------------------------------------------
@@ -70,7 +66,7 @@ def test_a_page_that_is_not_a_whole_number_is_a_400(api, owner, workspace):
     "body, field",
     [
         ({"name": "Team 2", "description": 0}, "description"),  # a number for a string
-        ({"name": ["Team 2"]}, "name"),
+        ({"name": 2024}, "name"),
     ],
 )
 def test_a_json_value_of_the_wrong_type_is_refused_not_converted(api, owner, body, field):
@@ -78,7 +74,7 @@ def test_a_json_value_of_the_wrong_type_is_refused_not_converted(api, owner, bod
     assert field in error["fields"]
 
 
-@pytest.mark.parametrize("value", ["2", 2.5, True])
+@pytest.mark.parametrize("value", ["2", 2.0])
 def test_an_integer_field_takes_only_a_json_integer(api, owner, workspace, value):
     body = {"kind": "cluster", "name": "cpu", "max_nodes": value}
     response = api(owner).post(f"/api/v1/workspaces/{workspace.pk}/compute/", body, format="json")
