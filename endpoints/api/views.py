@@ -2,13 +2,13 @@
 
 from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from compute.models import ComputeTarget
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
-from studio.api.inputs import InputSerializer
+from studio.api.inputs import InputSerializer, QueryInputSerializer, query_values
 from training.registry_selectors import model_version_get_by_id
 
 from .. import selectors, services
@@ -99,6 +99,10 @@ class TrafficIn(InputSerializer):
     traffic = serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=100))
     mirror_deployment = serializers.CharField(required=False, allow_blank=True, default="")
     mirror_percent = serializers.IntegerField(min_value=0, max_value=100, required=False, default=0)
+
+
+class MonitoringQueryIn(QueryInputSerializer):
+    range = serializers.ChoiceField(choices=["hour", "day", "week"], default="hour")
 
 
 class KeyRegenerateIn(InputSerializer):
@@ -235,13 +239,13 @@ class TrafficApi(WorkspaceApiView):
 
 class MonitoringApi(WorkspaceApiView):
     @extend_schema(
-        parameters=[OpenApiParameter("range", str, enum=["hour", "day", "week"])],
+        parameters=[MonitoringQueryIn],
         responses={200: OpenApiTypes.OBJECT},
         summary="Requests, errors, latency percentiles, rows, predicted classes and drift per deployment",
     )
     def get(self, request, workspace_id, endpoint_id):
         endpoint = selectors.endpoint_get(workspace=self.workspace, endpoint_id=endpoint_id)
-        data = selectors.monitoring(endpoint=endpoint, range_name=request.query_params.get("range", "hour"))
+        data = selectors.monitoring(endpoint=endpoint, range_name=query_values(MonitoringQueryIn, request)["range"])
         body = {
             "since": data.since,
             "step_seconds": data.step.total_seconds(),

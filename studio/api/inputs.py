@@ -82,3 +82,10 @@ class QueryInputSerializer(serializers.Serializer):
             if repeated:
                 raise serializers.ValidationError(repeated)
         return super().to_internal_value(data)
+
+
+def query_values(serializer_class: type[QueryInputSerializer], request) -> dict:
+    """The operation's query parameters, checked (400 naming the parameter) and converted."""
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from compute.models import ComputeTarget
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from studio.api.inputs import query_values
 
 from .. import selectors, services
 from .serializers import (
@@ -28,9 +29,8 @@ class JobListApi(WorkspaceListApiView):
     serializer_class = JobOut
 
     def get_queryset(self):
-        query = JobFilterIn(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        filters = {key: query.validated_data.get(key, "") for key in selectors.JOB_FILTERS}
+        values = query_values(JobFilterIn, self.request)
+        filters = {key: values.get(key, "") for key in selectors.JOB_FILTERS}
         return selectors.job_list(workspace=self.workspace, filters=filters)
 
     @extend_schema(parameters=[JobFilterIn], summary="List jobs, newest first")

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from studio.api.inputs import InputSerializer
+from studio.api.inputs import InputSerializer, QueryInputSerializer
 
 from ..dataio import SEMANTIC_TYPES
 from ..models import DataAsset, DataVersion, Ingest
@@ -27,6 +27,15 @@ class SchemaEditIn(InputSerializer):
     )
     exclude = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class PreviewQueryIn(QueryInputSerializer):
+    offset = serializers.IntegerField(min_value=0, max_value=10**12, default=0)
+    limit = serializers.IntegerField(min_value=0, max_value=500, default=50)
+
+
+class VersionFileQueryIn(QueryInputSerializer):
+    format = serializers.ChoiceField(choices=["csv", "parquet"], default="csv")
 
 
 class AssetUpdateIn(InputSerializer):
