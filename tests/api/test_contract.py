@@ -7,6 +7,7 @@ import pytest
 
 from compute.models import TargetKind
 from compute.services import target_create
+from workspaces.data_services import data_version_from_file
 from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +85,34 @@ def test_an_integer_field_takes_only_a_json_integer(api, owner, workspace, value
 def test_a_form_encoded_body_is_a_415_on_json_operations(api, owner):
     response = api(owner).post("/api/v1/workspaces/", {"name": "Team 2"}, format="multipart")
     assert_error_body(response, 415, "unsupported_media_type")
+
+
+@pytest.fixture
+def version_url(owner, workspace, tmp_path):
+    source = tmp_path / "small.csv"
+    source.write_text("a,b\n1,x\n2,y\n3,x\n")
+    version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="small")
+    return f"/api/v1/workspaces/{workspace.pk}/data-assets/{version.asset_id}/versions/{version.version}/"
+
+
+@pytest.mark.parametrize(
+    "query, parameter",
+    [
+        ("preview/?limit=abc", "limit"),
+        ("preview/?limit=5&limit=6", "limit"),
+        ("download/?format=x&format=csv", "format"),
+    ],
+)
+def test_query_parameters_outside_their_documented_values_are_a_400(api, owner, version_url, query, parameter):
+    error = assert_error_body(api(owner).get(version_url + query), 400, "invalid")
+    assert parameter in error["fields"]
+
+
+def test_a_csv_download_has_a_media_type_the_schema_documents(api, owner, version_url, schema):
+    response = api(owner).get(version_url + "download/")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    path = "/api/v1/workspaces/{workspace_id}/data-assets/{asset_id}/versions/{version}/download/"
+    assert "text/csv" in schema["paths"][path]["get"]["responses"]["200"]["content"]
 
 
 # --- Well-formed requests that cannot be done: 404 for an id that names nothing, 409 for a state ----

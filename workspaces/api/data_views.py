@@ -164,7 +164,10 @@ class VersionSchemaApi(WorkspaceApiView):
 class VersionDownloadApi(WorkspaceApiView):
     @extend_schema(
         parameters=[VersionFileQueryIn],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        },
         summary="Download a version as CSV (formula cells neutralised) or Parquet",
     )
     def get(self, request, workspace_id, asset_id, version):
