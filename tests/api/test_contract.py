@@ -185,3 +185,28 @@ def test_the_schema_documents_limits_of_requests(schema):
         p["name"]: p for p in schema["paths"]["/api/v1/workspaces/{workspace_id}/jobs/"]["get"]["parameters"]
     }
     assert "enum" in job_filters["status"]["schema"]
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_request_serializer_refuses_wrong_json_types():
+    """An `…In` serializer added later gets the strict types too (or the fuzz run finds it out)."""
+    from rest_framework import serializers
+
+    import studio.urls  # noqa: F401  (imports every API module)
+    from studio.api.inputs import InputSerializer, QueryInputSerializer
+
+    assert len(list(_subclasses(InputSerializer))) >= 15
+    multipart_only = {"workspaces.api.data_serializers.UploadIn"}  # form fields are all text
+    lax = [
+        f"{cls.__module__}.{cls.__name__}"
+        for cls in _subclasses(serializers.Serializer)
+        if cls.__name__.endswith("In")
+        and cls.__module__.split(".")[0] in ("studio", "workspaces", "compute", "training", "endpoints")
+        and not issubclass(cls, (InputSerializer, QueryInputSerializer))
+    ]
+    assert set(lax) <= multipart_only, set(lax) - multipart_only
