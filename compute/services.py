@@ -183,7 +183,8 @@ def target_delete(*, actor, target: ComputeTarget) -> None:
         if active:
             raise ValidationError(
                 f"{target.name} has queued or running jobs ({', '.join(f'#{pk}' for pk in active)}). "
-                "Cancel them or wait for them to finish first."
+                "Cancel them or wait for them to finish first.",
+                code="conflict",
             )
         _nodes_leave(target.nodes.filter(status__in=NodeStatus.live()), reason="the compute target was deleted")
         name = target.name
@@ -195,7 +196,7 @@ def target_delete(*, actor, target: ComputeTarget) -> None:
 def _require_instance_control(actor, target: ComputeTarget) -> None:
     role = require(actor, target.workspace, Action.WRITE)
     if target.kind != TargetKind.INSTANCE:
-        raise ValidationError("Only compute instances are started and stopped by hand.")
+        raise ValidationError("Only compute instances are started and stopped by hand.", code="conflict")
     if target.owner_id != actor.pk and role != Role.OWNER:
         raise PermissionDenied("A compute instance is started and stopped by its owner (or a workspace Owner).")
 
@@ -225,7 +226,7 @@ def instance_restart(*, actor, target: ComputeTarget) -> ComputeTarget:
 def join_token_regenerate(*, actor, target: ComputeTarget) -> str:
     require(actor, target.workspace, Action.WRITE)
     if target.kind != TargetKind.ATTACHED:
-        raise ValidationError("Only attached compute has a join token.")
+        raise ValidationError("Only attached compute has a join token.", code="conflict")
     token = secret_new(JOIN_TOKEN_LABEL)
     ComputeTarget.objects.filter(pk=target.pk).update(join_token_prefix=token.prefix, join_token_hash=token.hash)
     return token.plaintext

@@ -141,6 +141,12 @@ def test_a_second_target_with_the_same_name_is_a_409_conflict(api, owner, worksp
     assert "name" in assert_error_body(response, 409, "conflict")["fields"]
 
 
+def test_stopping_a_cluster_by_hand_is_a_409_conflict(api, owner, workspace):
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    response = api(owner).post(f"/api/v1/workspaces/{workspace.pk}/compute/{cluster.pk}/stop/")
+    assert_error_body(response, 409, "conflict")
+
+
 # --- The schema says all of it ------------------------------------------------------------------------
 @pytest.fixture
 def schema(api, owner):
