@@ -14,8 +14,10 @@ class TargetIn(InputSerializer):
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     min_nodes = serializers.IntegerField(min_value=0, max_value=100, required=False)
     max_nodes = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, required=False)
-    idle_shutdown_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, max_value=7 * 24 * 3600, required=False)
+    idle_shutdown_minutes = serializers.IntegerField(
+        min_value=1, max_value=7 * 24 * 60, required=False, allow_null=True
+    )
 
 
 class TargetUpdateIn(InputSerializer):
@@ -23,8 +25,10 @@ class TargetUpdateIn(InputSerializer):
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     min_nodes = serializers.IntegerField(min_value=0, max_value=100, required=False)
     max_nodes = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, required=False)
-    idle_shutdown_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, max_value=7 * 24 * 3600, required=False)
+    idle_shutdown_minutes = serializers.IntegerField(
+        min_value=1, max_value=7 * 24 * 60, required=False, allow_null=True
+    )
 
 
 class NodeCountsOut(serializers.Serializer):

@@ -52,9 +52,9 @@ def _type_error(field: serializers.Field, value) -> str | None:
     return None
 
 
+# Use for every request body of the API (nested ones too): wrong JSON types are refused.
+# (A comment, not a docstring: drf-spectacular would give it to every subclass as its description.)
 class InputSerializer(serializers.Serializer):
-    """Use for every request body of the API (nested ones too): wrong JSON types are refused."""
-
     def to_internal_value(self, data):
         if isinstance(data, dict):
             errors = {}
@@ -69,18 +69,22 @@ class InputSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+# Use for the query parameters of an operation (`extend_schema(parameters=[TheSerializer])`).
+# Query values are text, so DRF's conversions are right here; what is refused is a parameter given
+# twice (the schema documents one value, and DRF would silently keep the last) or given empty where
+# the schema allows no empty value (DRF would silently take the default).
 class QueryInputSerializer(serializers.Serializer):
-    """Use for the query parameters of an operation (`extend_schema(parameters=[TheSerializer])`).
-
-    Query values are text, so DRF's conversions are right here; what is refused is a parameter
-    given twice (the schema documents one value, and DRF would silently keep the last).
-    """
-
     def to_internal_value(self, data):
         if hasattr(data, "getlist"):
-            repeated = {name: ["Give this parameter once."] for name in self.fields if len(data.getlist(name)) > 1}
-            if repeated:
-                raise serializers.ValidationError(repeated)
+            errors = {}
+            for name, field in self.fields.items():
+                values = data.getlist(name)
+                if len(values) > 1:
+                    errors[name] = ["Give this parameter once."]
+                elif values == [""] and not getattr(field, "allow_blank", False):
+                    errors[name] = ["Give a value, or leave the parameter out."]
+            if errors:
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
 

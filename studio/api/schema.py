@@ -1,6 +1,7 @@
 from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -15,14 +16,26 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-class StudioAutoSchema(AutoSchema):
-    """drf-spectacular's AutoSchema, plus `nullable` on every output field that can be null.
+# DRF refuses the NUL character in every text field (PostgreSQL cannot store it): say so.
+NO_NUL_PATTERN = "^[^\\x00]*$"
 
-    A field declared on a model serializer (`owner = SlugRelatedField(...)`,
-    `CharField(source="node.name")`) is not known to be nullable unless it says `allow_null`; here
-    its source is followed through the model, and any nullable step marks it, so a serializer
-    added later is described as it answers.
+
+class StudioAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema, describing two more things the code does, for every serializer.
+
+    - `nullable` on every output field that can be null. A field declared on a model serializer
+      (`owner = SlugRelatedField(...)`, `CharField(source="node.name")`) is not known to be
+      nullable unless it says `allow_null`; here its source is followed through the model, and
+      any nullable step marks it.
+    - a pattern on every text input without one of its own, refusing NUL as DRF does.
     """
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        is_plain_text = schema.get("type") == "string" and not ({"pattern", "format", "enum"} & set(schema))
+        if direction == "request" and isinstance(field, serializers.CharField) and is_plain_text:
+            schema["pattern"] = NO_NUL_PATTERN
+        return schema
 
     def _get_serializer_field_meta(self, field, direction):
         meta = super()._get_serializer_field_meta(field, direction)

@@ -58,6 +58,11 @@ def test_a_page_size_outside_the_documented_range_is_a_400(api, owner, workspace
     assert "page_size" in error["fields"]
 
 
+def test_an_empty_id_filter_is_a_400_not_the_unfiltered_list(api, owner, workspace):
+    error = assert_error_body(api(owner).get(f"/api/v1/workspaces/{workspace.pk}/jobs/?target="), 400, "invalid")
+    assert "target" in error["fields"]
+
+
 def test_a_page_that_is_not_a_whole_number_is_a_400(api, owner, workspace):
     error = assert_error_body(api(owner).get("/api/v1/workspaces/?page=last"), 400, "invalid")
     assert "page" in error["fields"]
@@ -191,6 +196,10 @@ def test_the_schema_documents_limits_of_requests(schema):
         p["name"]: p for p in schema["paths"]["/api/v1/workspaces/{workspace_id}/jobs/"]["get"]["parameters"]
     }
     assert "enum" in job_filters["status"]["schema"]
+    target_in = components["TargetInRequest"]["properties"]
+    assert target_in["idle_shutdown_minutes"]["maximum"] == 7 * 24 * 60
+    assert target_in["description"]["oneOf"][0]["pattern"] == "^[^\\x00]*$"  # DRF refuses NUL in text
+    assert "role" in components["MemberUpdateInRequest"]["required"]  # PATCH bodies as the code reads them
 
 
 def _subclasses(cls):

@@ -31,6 +31,9 @@ CONTENT_NOT_IN_SCHEMA = {
     ("POST", "/api/v1/workspaces/{workspace_id}/data-assets/"): [positive_data_acceptance],
     # An expiry must be in the future: "later than now" is not something a schema can say.
     ("POST", "/api/v1/tokens/"): [positive_data_acceptance],
+    # min_nodes ≤ max_nodes is a rule between two fields, which OpenAPI 3.0 cannot express.
+    ("POST", "/api/v1/workspaces/{workspace_id}/compute/"): [positive_data_acceptance],
+    ("PATCH", "/api/v1/workspaces/{workspace_id}/compute/{target_id}/"): [positive_data_acceptance],
 }
 
 
