@@ -1,4 +1,5 @@
 from django.core.exceptions import FieldDoesNotExist
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
@@ -33,7 +34,13 @@ class StudioAutoSchema(AutoSchema):
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         is_plain_text = schema.get("type") == "string" and not ({"pattern", "format", "enum"} & set(schema))
-        if direction == "request" and isinstance(field, serializers.CharField) and is_plain_text:
+        has_own_pattern = any(isinstance(validator, RegexValidator) for validator in field.validators)
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and is_plain_text
+            and not has_own_pattern
+        ):
             schema["pattern"] = NO_NUL_PATTERN
         return schema
 

@@ -189,7 +189,8 @@ def test_the_schema_says_which_output_fields_can_be_null(schema):
 
 def test_the_schema_documents_limits_of_requests(schema):
     components = schema["components"]["schemas"]
-    assert components["TargetInRequest"]["properties"]["name"]["pattern"]
+    assert components["TargetInRequest"]["properties"]["name"]["pattern"] == "^[A-Za-z][A-Za-z0-9-]{1,63}$"
+    assert components["EndpointInRequest"]["properties"]["name"]["pattern"] == "^[a-z][a-z0-9-]{1,62}$"
     page_size = next(p for p in schema["paths"]["/api/v1/workspaces/"]["get"]["parameters"] if p["name"] == "page_size")
     assert page_size["schema"] == {"type": "integer", "minimum": 1, "maximum": 500}
     job_filters = {
