@@ -15,7 +15,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from studio.services import token_create
 
@@ -27,8 +27,9 @@ EXAMPLES = int(os.environ.get("STUDIO_FUZZ_EXAMPLES", "5"))
 
 # The schema says what a well-formed request is; a few rules of a valid one it cannot express.
 CONTENT_NOT_IN_SCHEMA = {
-    # A data upload must be CSV or Parquet: a valid multipart body with a PNG in it is rightly refused.
-    ("POST", "/api/v1/workspaces/{workspace_id}/data-assets/"): [positive_data_acceptance],
+    # A data upload must be CSV or Parquet: a valid multipart body with a PNG in it is rightly refused;
+    # and a multipart field is text, so a "wrong-typed" null or number arrives as the valid text "null".
+    ("POST", "/api/v1/workspaces/{workspace_id}/data-assets/"): [positive_data_acceptance, negative_data_rejection],
     # An expiry must be in the future: "later than now" is not something a schema can say.
     ("POST", "/api/v1/tokens/"): [positive_data_acceptance],
     # min_nodes ≤ max_nodes is a rule between two fields, which OpenAPI 3.0 cannot express.
