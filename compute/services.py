@@ -172,7 +172,9 @@ def target_create(
     )
     _check_quota(workspace=workspace, kind=kind, size=size, min_nodes=min_nodes, max_nodes=max_nodes)
     if ComputeTarget.objects.filter(workspace=workspace, name=name).exists():
-        raise ValidationError({"name": [f"This workspace already has a compute target called {name}."]})
+        raise ValidationError(
+            {"name": ValidationError(f"This workspace already has a compute target called {name}.", code="conflict")}
+        )
     token = secret_new(JOIN_TOKEN_LABEL) if kind == TargetKind.ATTACHED else None
     with transaction.atomic():
         target = ComputeTarget.objects.create(
@@ -268,7 +270,8 @@ def target_delete(*, actor, target: ComputeTarget) -> None:
         if active:
             raise ValidationError(
                 f"{target.name} has queued or running jobs ({', '.join(f'#{pk}' for pk in active)}). "
-                "Cancel them or wait for them to finish first."
+                "Cancel them or wait for them to finish first.",
+                code="conflict",
             )
         _nodes_leave(target.nodes.filter(status__in=NodeStatus.live()), reason="the compute target was deleted")
         name = target.name
@@ -280,7 +283,7 @@ def target_delete(*, actor, target: ComputeTarget) -> None:
 def _require_instance_control(actor, target: ComputeTarget) -> None:
     target_require(actor, target, PersonalAction.USE)
     if target.kind != TargetKind.INSTANCE:
-        raise ValidationError("Only compute instances are started and stopped by hand.")
+        raise ValidationError("Only compute instances are started and stopped by hand.", code="conflict")
 
 
 def instance_start(*, actor, target: ComputeTarget) -> ComputeTarget:
@@ -308,7 +311,7 @@ def instance_restart(*, actor, target: ComputeTarget) -> ComputeTarget:
 def join_token_regenerate(*, actor, target: ComputeTarget) -> str:
     require(actor, target.workspace, Action.WRITE)
     if target.kind != TargetKind.ATTACHED:
-        raise ValidationError("Only attached compute has a join token.")
+        raise ValidationError("Only attached compute has a join token.", code="conflict")
     token = secret_new(JOIN_TOKEN_LABEL)
     ComputeTarget.objects.filter(pk=target.pk).update(join_token_prefix=token.prefix, join_token_hash=token.hash)
     return token.plaintext

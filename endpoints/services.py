@@ -49,7 +49,13 @@ def endpoint_create(
     require(actor, workspace, Action.WRITE)
     name = _clean_name(name)
     if Endpoint.objects.filter(name=name).exists():
-        raise ValidationError({"name": [f"The endpoint name {name} is taken; scoring URLs are unique. Pick another."]})
+        raise ValidationError(
+            {
+                "name": ValidationError(
+                    f"The endpoint name {name} is taken; scoring URLs are unique. Pick another.", code="conflict"
+                )
+            }
+        )
     _check_rate(requests_per_minute)
     primary, secondary = secret_new(KEY_LABEL), secret_new(KEY_LABEL)
     with transaction.atomic():
@@ -140,13 +146,19 @@ def deployment_create(
     require(actor, endpoint.workspace, Action.WRITE)
     name = _clean_name(name)
     if model_version.model.workspace_id != endpoint.workspace_id:
-        raise ValidationError({"model_version": ["Choose a model registered in this workspace."]})
+        raise ValidationError(
+            {"model_version": ValidationError("Choose a model registered in this workspace.", code="not_found")}
+        )
     if target.workspace_id != endpoint.workspace_id or target.kind != TargetKind.INFERENCE:
-        raise ValidationError({"target": ["Choose an inference cluster of this workspace."]})
+        raise ValidationError(
+            {"target": ValidationError("Choose an inference cluster of this workspace.", code="not_found")}
+        )
     if not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
         raise ValidationError({"replicas": [f"Give 1 to {MAX_REPLICAS} replicas."]})
     if endpoint.deployments.filter(name=name).exists():
-        raise ValidationError({"name": [f"{endpoint.name} already has a deployment called {name}."]})
+        raise ValidationError(
+            {"name": ValidationError(f"{endpoint.name} already has a deployment called {name}.", code="conflict")}
+        )
     from .serving import warm_up
 
     started = time.perf_counter()
@@ -194,7 +206,9 @@ def deployment_update(
         deployment.replicas = replicas
     if model_version is not None and model_version.pk != deployment.model_version_id:
         if model_version.model.workspace_id != endpoint.workspace_id:
-            raise ValidationError({"model_version": ["Choose a model registered in this workspace."]})
+            raise ValidationError(
+                {"model_version": ValidationError("Choose a model registered in this workspace.", code="not_found")}
+            )
         from .serving import warm_up
 
         backend, error = warm_up(model_version)
@@ -221,7 +235,8 @@ def deployment_delete(*, actor, deployment: Deployment) -> None:
     require(actor, endpoint.workspace, Action.WRITE)
     if endpoint.traffic.get(deployment.name, 0) > 0 and len(endpoint.traffic) > 1:
         raise ValidationError(
-            f"{deployment.name} takes {endpoint.traffic[deployment.name]} % of the traffic. Set its share to 0 first."
+            f"{deployment.name} takes {endpoint.traffic[deployment.name]} % of the traffic. Set its share to 0 first.",
+            code="conflict",
         )
     with transaction.atomic():
         traffic = {k: v for k, v in endpoint.traffic.items() if k != deployment.name}
@@ -253,12 +268,20 @@ def traffic_set(
         raise ValidationError({"traffic": ["Give whole percents from 0 to 100 per deployment."]})
     unknown = sorted(set(traffic) - names)
     if unknown:
-        raise ValidationError({"traffic": [f"{endpoint.name} has no deployment {', '.join(unknown)}."]})
+        raise ValidationError(
+            {"traffic": ValidationError(f"{endpoint.name} has no deployment {', '.join(unknown)}.", code="not_found")}
+        )
     if names and sum(traffic.values()) != 100:
         raise ValidationError({"traffic": [f"The shares add up to {sum(traffic.values())} %; they must make 100 %."]})
     if mirror_deployment:
         if mirror_deployment not in names:
-            raise ValidationError({"mirror_deployment": [f"{endpoint.name} has no deployment {mirror_deployment}."]})
+            raise ValidationError(
+                {
+                    "mirror_deployment": ValidationError(
+                        f"{endpoint.name} has no deployment {mirror_deployment}.", code="not_found"
+                    )
+                }
+            )
         if traffic.get(mirror_deployment, 0) > 0:
             raise ValidationError({"mirror_deployment": ["A mirrored deployment must take no live traffic."]})
         if not isinstance(mirror_percent, int) or not 1 <= mirror_percent <= 100:

@@ -270,14 +270,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["studio.api.throttling.ApiRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "studio.api.pagination.StudioPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "studio.api.schema.StudioAutoSchema",
     "EXCEPTION_HANDLER": "studio.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "studio.api.parsers.CheckedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON bodies only (form fields have no types, so "0" and "" would pass for numbers and nulls),
+    # depth and unicode checked before parsing; the upload view declares its own multipart parser.
+    "DEFAULT_PARSER_CLASSES": ["studio.api.parsers.CheckedJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "URL_FORMAT_OVERRIDE": None,  # `?format=` belongs to the views that use it (downloads)
 }
@@ -294,6 +292,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # A PATCH body is documented as its serializer declares it (a required field stays required).
+    "COMPONENT_SPLIT_PATCH": False,
     # `<id:...>` (studio.ids) is a bounded whole number: documented with its pattern.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "maximum": 10**18 - 1, "minimum": 0}},
     "POSTPROCESSING_HOOKS": [

@@ -8,7 +8,10 @@ from endpoints.views_scoring import score
 
 from . import views
 
+handler400 = "studio.views.bad_request"
 handler403 = "studio.views.permission_denied"
+handler404 = "studio.views.not_found"
+handler500 = "studio.views.server_error"
 
 admin.site.site_header = "Studio administration"
 admin.site.site_title = "Studio admin"

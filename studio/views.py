@@ -8,6 +8,7 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,13 +22,17 @@ from workspaces.selectors import (
 )
 
 from . import selectors, services
+from .api.errors import error_body
 from .forms import TokenForm
 from .models import SignInLinkPurpose
 
 
 def permission_denied(request, exception):
     """The 403 page (handler403). Inside a workspace it keeps the workspace's sidebar, so a member
-    whose role lacks an action still sees where they may go; a non-member never gets here (404)."""
+    whose role lacks an action still sees where they may go; a non-member never gets here (404).
+    Under /api/ it is the API's JSON error body."""
+    if _is_api(request):
+        return JsonResponse(error_body("permission_denied", "You do not have permission to do this."), status=403)
     workspace = None
     workspace_id = getattr(request.resolver_match, "kwargs", {}).get("workspace_id")
     if workspace_id is not None and request.user.is_authenticated:
@@ -144,3 +149,28 @@ def sign_in_link(request):
             return redirect("workspace-detail", workspace_id=workspace_id) if workspace_id else redirect("home")
     context = {"form": form, "link": link, "secret": secret}
     return render(request, "registration/sign_in_link.html", context)
+
+
+# --- Error pages: the API's one JSON error body under /api/, HTML pages elsewhere ----------------
+# Django answers these itself (no route matched, a URL converter refused an id, a bad Host header,
+# an uncaught error), before any API view and its exception handler run.
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request, exception):
+    if _is_api(request):
+        return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def not_found(request, exception):
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", "No API route or object at this address."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return JsonResponse(error_body("server_error", "Something went wrong on the server."), status=500)
+    return defaults.server_error(request)

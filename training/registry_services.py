@@ -204,7 +204,9 @@ def model_version_delete(*, actor, version: ModelVersion) -> int:
     require(actor, version.model.workspace, Action.WRITE)
     deployed = _deployments_of([version])
     if deployed:
-        raise ValidationError(f"{version} is deployed to {', '.join(deployed)}. Remove those deployments first.")
+        raise ValidationError(
+            f"{version} is deployed to {', '.join(deployed)}. Remove those deployments first.", code="conflict"
+        )
     folder = model_version_dir(version)
     freed = sum(p.stat().st_size for p in folder.glob("*")) if folder.exists() else 0
     with transaction.atomic():

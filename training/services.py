@@ -45,7 +45,9 @@ def experiment_get_or_create(*, actor, workspace: Workspace, name: str | None) -
 
 def _check_target(*, actor, workspace: Workspace, target: ComputeTarget) -> None:
     if target is None or target.workspace_id != workspace.pk:
-        raise ValidationError({"target": ["Choose a compute target of this workspace."]})
+        raise ValidationError(
+            {"target": ValidationError("Choose a compute target of this workspace.", code="not_found")}
+        )
     if not target.runs_jobs:
         raise ValidationError({"target": [f"{target.name} is an inference cluster: it serves endpoints, not jobs."]})
     if target.kind == TargetKind.INSTANCE and target.owner_id != getattr(actor, "pk", None):
@@ -340,7 +342,9 @@ def job_cancel(*, actor, job: Job) -> Job:
                 node_id=job.node_id,
             )
         else:
-            raise ValidationError(f"{job.name} has already finished ({job.get_status_display().lower()}).")
+            raise ValidationError(
+                f"{job.name} has already finished ({job.get_status_display().lower()}).", code="conflict"
+            )
         for child in job.children.filter(status__in=JobStatus.active()):
             job_cancel(actor=actor, job=child)
     return job
@@ -368,10 +372,11 @@ def job_retry(*, actor, job: Job) -> Job:
     require(actor, job.workspace, Action.WRITE)
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
         raise ValidationError(
-            f"Only failed or canceled jobs can be retried; {job.name} is {job.get_status_display().lower()}."
+            f"Only failed or canceled jobs can be retried; {job.name} is {job.get_status_display().lower()}.",
+            code="conflict",
         )
     if job.target is None:
-        raise ValidationError("Its compute target was deleted; clone the job and pick another target.")
+        raise ValidationError("Its compute target was deleted; clone the job and pick another target.", code="conflict")
     with transaction.atomic():
         Job.objects.filter(pk=job.pk).update(
             status=JobStatus.QUEUED,
@@ -392,7 +397,9 @@ def job_delete(*, actor, job: Job) -> int:
     """Delete a finished job with its logs, metrics and files. Returns the bytes freed."""
     require(actor, job.workspace, Action.WRITE)
     if job.is_active:
-        raise ValidationError(f"{job.name} is {job.get_status_display().lower()}: cancel it before deleting it.")
+        raise ValidationError(
+            f"{job.name} is {job.get_status_display().lower()}: cancel it before deleting it.", code="conflict"
+        )
     from .jobkinds import job_references
     from .models import ModelVersion
 
@@ -401,7 +408,7 @@ def job_delete(*, actor, job: Job) -> int:
     if models:
         refs.append("the registered model" + ("s " if len(models) > 1 else " ") + ", ".join(map(str, models)))
     if refs:
-        raise ValidationError(f"{job.name} cannot be deleted: {'; '.join(refs)} refer to it.")
+        raise ValidationError(f"{job.name} cannot be deleted: {'; '.join(refs)} refer to it.", code="conflict")
     folders = [job_artifact_dir(job)] + [job_artifact_dir(child) for child in job.children.all()]
     freed = sum(_folder_size(folder) for folder in folders)
     with transaction.atomic():

@@ -408,7 +408,7 @@ def data_version_delete(*, actor, version: DataVersion) -> int:
     require(actor, version.asset.workspace, Action.WRITE)
     refs = _references([version])
     if refs:
-        raise ValidationError(f"{version} is used by {'; '.join(refs)}. Delete those first.")
+        raise ValidationError(f"{version} is used by {'; '.join(refs)}. Delete those first.", code="conflict")
     path = data_version_path(version)
     freed = path.stat().st_size if path.exists() else 0
     with transaction.atomic():
@@ -430,7 +430,9 @@ def data_asset_delete(*, actor, asset: DataAsset) -> int:
     versions = list(asset.versions.all())
     refs = _references(versions)
     if refs:
-        raise ValidationError(f"{asset.name} has versions used by {'; '.join(refs)}. Delete those first.")
+        raise ValidationError(
+            f"{asset.name} has versions used by {'; '.join(refs)}. Delete those first.", code="conflict"
+        )
     paths = [data_version_path(v) for v in versions]
     freed = sum(p.stat().st_size for p in paths if p.exists())
     with transaction.atomic():

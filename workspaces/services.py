@@ -115,10 +115,18 @@ def member_add(*, actor, workspace: Workspace, username: str, role: str) -> Memb
     User = get_user_model()
     user = User.objects.filter(username=username.strip(), is_active=True).first()
     if user is None:
-        raise ValidationError({"username": [f"No active user is called {username.strip()!r}."]})
+        raise ValidationError(
+            {"username": ValidationError(f"No active user is called {username.strip()!r}.", code="not_found")}
+        )
     with transaction.atomic():
         if Membership.objects.filter(workspace=workspace, user=user).exists():
-            raise ValidationError({"username": [f"{user.username} is already a member; change their role instead."]})
+            raise ValidationError(
+                {
+                    "username": ValidationError(
+                        f"{user.username} is already a member; change their role instead.", code="conflict"
+                    )
+                }
+            )
         membership = Membership.objects.create(workspace=workspace, user=user, role=role, added_by=actor)
         activity_record(
             workspace=workspace,
@@ -193,13 +201,19 @@ def member_change_role(*, actor, workspace: Workspace, membership: Membership, r
     require(actor, workspace, Action.ADMINISTER)
     role = _clean_role(role)
     if membership.workspace_id != workspace.pk:
-        raise ValidationError("That member belongs to another workspace.")
+        raise ValidationError("That member belongs to another workspace.", code="not_found")
     with transaction.atomic():
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
         if membership.role == role:
             return membership
         if membership.role == Role.OWNER and _owner_count(workspace) <= 1:
-            raise ValidationError({"role": ["The last Owner cannot be demoted; make someone else an Owner first."]})
+            raise ValidationError(
+                {
+                    "role": ValidationError(
+                        "The last Owner cannot be demoted; make someone else an Owner first.", code="conflict"
+                    )
+                }
+            )
         membership.role = role
         membership.save(update_fields=["role"])
         activity_record(
@@ -219,12 +233,13 @@ def member_remove(*, actor, workspace: Workspace, membership: Membership) -> Non
     leaving = membership.user_id == actor.pk
     require(actor, workspace, Action.VIEW if leaving else Action.ADMINISTER)
     if membership.workspace_id != workspace.pk:
-        raise ValidationError("That member belongs to another workspace.")
+        raise ValidationError("That member belongs to another workspace.", code="not_found")
     with transaction.atomic():
         membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
         if membership.role == Role.OWNER and _owner_count(workspace) <= 1:
             raise ValidationError(
-                "The last Owner cannot leave or be removed; make someone else an Owner first, or delete the workspace."
+                "The last Owner cannot leave or be removed; make someone else an Owner first, or delete the workspace.",
+                code="conflict",
             )
         membership.delete()
         username = membership.user.username

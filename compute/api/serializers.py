@@ -1,27 +1,34 @@
 from rest_framework import serializers
 
+from studio.api.inputs import InputSerializer
+
 from ..models import NODE_SIZES, ComputeTarget, Node, Priority, TargetKind
+from ..services import NAME_RE
 
 
-class TargetIn(serializers.Serializer):
+class TargetIn(InputSerializer):
     kind = serializers.ChoiceField(choices=TargetKind.choices)
-    name = serializers.CharField(max_length=64)
+    name = serializers.RegexField(NAME_RE.pattern, max_length=64, help_text="2–64 letters, digits or hyphens.")
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     size = serializers.ChoiceField(choices=list(NODE_SIZES), required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     min_nodes = serializers.IntegerField(min_value=0, max_value=100, required=False)
     max_nodes = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, required=False)
-    idle_shutdown_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, max_value=7 * 24 * 3600, required=False)
+    idle_shutdown_minutes = serializers.IntegerField(
+        min_value=1, max_value=7 * 24 * 60, required=False, allow_null=True
+    )
 
 
-class TargetUpdateIn(serializers.Serializer):
+class TargetUpdateIn(InputSerializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     min_nodes = serializers.IntegerField(min_value=0, max_value=100, required=False)
     max_nodes = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, required=False)
-    idle_shutdown_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    idle_seconds_before_scaledown = serializers.IntegerField(min_value=0, max_value=7 * 24 * 3600, required=False)
+    idle_shutdown_minutes = serializers.IntegerField(
+        min_value=1, max_value=7 * 24 * 60, required=False, allow_null=True
+    )
 
 
 class NodeCountsOut(serializers.Serializer):

@@ -2,12 +2,13 @@
 
 from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from compute.models import ComputeTarget
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from studio.api.inputs import InputSerializer, QueryInputSerializer, query_values
 from training.registry_selectors import model_version_get_by_id
 
 from .. import selectors, services
@@ -15,13 +16,13 @@ from ..models import Deployment, Endpoint
 from ..openapi import endpoint_openapi
 
 
-class EndpointIn(serializers.Serializer):
-    name = serializers.SlugField(max_length=63)
+class EndpointIn(InputSerializer):
+    name = serializers.RegexField(services.NAME_RE.pattern, max_length=63)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     requests_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
 
 
-class EndpointUpdateIn(serializers.Serializer):
+class EndpointUpdateIn(InputSerializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     requests_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
 
@@ -82,25 +83,29 @@ class KeysOut(serializers.Serializer):
     secondary_key = serializers.CharField(allow_null=True, help_text="Shown once.")
 
 
-class DeploymentIn(serializers.Serializer):
-    name = serializers.SlugField(max_length=63)
+class DeploymentIn(InputSerializer):
+    name = serializers.RegexField(services.NAME_RE.pattern, max_length=63)
     model_version = serializers.IntegerField(help_text="Id of a registered model version of this workspace.")
     target = serializers.IntegerField(help_text="Id of an inference cluster of this workspace.")
     replicas = serializers.IntegerField(min_value=1, max_value=20, required=False, default=1)
 
 
-class DeploymentUpdateIn(serializers.Serializer):
+class DeploymentUpdateIn(InputSerializer):
     replicas = serializers.IntegerField(min_value=1, max_value=20, required=False)
     model_version = serializers.IntegerField(required=False, help_text="Replace the model in place.")
 
 
-class TrafficIn(serializers.Serializer):
+class TrafficIn(InputSerializer):
     traffic = serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=100))
     mirror_deployment = serializers.CharField(required=False, allow_blank=True, default="")
     mirror_percent = serializers.IntegerField(min_value=0, max_value=100, required=False, default=0)
 
 
-class KeyRegenerateIn(serializers.Serializer):
+class MonitoringQueryIn(QueryInputSerializer):
+    range = serializers.ChoiceField(choices=["hour", "day", "week"], default="hour")
+
+
+class KeyRegenerateIn(InputSerializer):
     which = serializers.ChoiceField(choices=["primary", "secondary"])
 
 
@@ -177,7 +182,9 @@ class DeploymentListApi(WorkspaceApiView):
         values = data.validated_data
         target = ComputeTarget.objects.filter(workspace=self.workspace, pk=values["target"]).first()
         if target is None:
-            raise ValidationError({"target": ["This workspace has no compute target with that id."]})
+            raise ValidationError(
+                {"target": ValidationError("This workspace has no compute target with that id.", code="not_found")}
+            )
         deployment = services.deployment_create(
             actor=request.user,
             endpoint=endpoint,
@@ -232,13 +239,13 @@ class TrafficApi(WorkspaceApiView):
 
 class MonitoringApi(WorkspaceApiView):
     @extend_schema(
-        parameters=[OpenApiParameter("range", str, enum=["hour", "day", "week"])],
+        parameters=[MonitoringQueryIn],
         responses={200: OpenApiTypes.OBJECT},
         summary="Requests, errors, latency percentiles, rows, predicted classes and drift per deployment",
     )
     def get(self, request, workspace_id, endpoint_id):
         endpoint = selectors.endpoint_get(workspace=self.workspace, endpoint_id=endpoint_id)
-        data = selectors.monitoring(endpoint=endpoint, range_name=request.query_params.get("range", "hour"))
+        data = selectors.monitoring(endpoint=endpoint, range_name=query_values(MonitoringQueryIn, request)["range"])
         body = {
             "since": data.since,
             "step_seconds": data.step.total_seconds(),

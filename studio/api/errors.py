@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers
+from rest_framework.fields import get_error_detail
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -40,11 +41,35 @@ def _field_errors(detail) -> dict[str, list[str]]:
 
 
 def _from_django_validation_error(exc: DjangoValidationError) -> exceptions.ValidationError:
-    if hasattr(exc, "error_dict"):
-        detail = {("non_field_errors" if key == "__all__" else key): value for key, value in exc.message_dict.items()}
+    detail = get_error_detail(exc)  # keeps each message's code (`not_found`, `conflict`)
+    if isinstance(detail, dict):
+        detail = {("non_field_errors" if key == "__all__" else key): value for key, value in detail.items()}
     else:
-        detail = {"non_field_errors": exc.messages}
+        detail = {"non_field_errors": detail}
     return exceptions.ValidationError(detail=detail)
+
+
+# A request can be well formed and still be refused: the id it names does not exist (404), or the
+# state of what it names forbids it, e.g. the last Owner leaving or a version still in use (409).
+# Services say which with the code of their ValidationError; any other code is a 400.
+_STATUS_BY_VALIDATION_CODE = {"not_found": 404, "does_not_exist": 404, "conflict": 409}
+
+
+def _codes(detail) -> set[str]:
+    if isinstance(detail, dict):
+        return {code for value in detail.values() for code in _codes(value)}
+    if isinstance(detail, (list, tuple)):
+        return {code for item in detail for code in _codes(item)}
+    return {getattr(detail, "code", None) or "invalid"}
+
+
+def _validation_status(detail) -> tuple[int, str]:
+    statuses = {_STATUS_BY_VALIDATION_CODE.get(code, 400) for code in _codes(detail)}
+    if statuses == {404}:
+        return 404, "not_found"
+    if statuses == {409}:
+        return 409, "conflict"
+    return 400, "invalid"
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -70,12 +95,30 @@ def exception_handler(exc, context):
             message = " ".join(non_field)
         else:
             message = " ".join(f"{name}: {messages[0]}" for name, messages in sorted(fields.items()) if messages)
-        response.data = error_body("invalid", message, fields)
+        response.status_code, code = _validation_status(exc.detail)
+        response.data = error_body(code, message, fields)
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
         response.data = error_body(str(code), " ".join(_flatten(detail)))
     return response
+
+
+# Every operation of the API can answer these (with the one error body), so the schema says so once,
+# here, for every operation, the ones added later included.
+ANY_OPERATION_ERRORS = {
+    "400": "Invalid request: a parameter or the body is wrong (the fields at fault are named)",
+    "401": "Not authenticated",
+    "403": "Your role does not allow this",
+    "404": "Not found (or not in your workspaces), or an id in the request names nothing",
+    "406": "The Accept header asks for a format this operation does not give",
+    "413": "The request is too large",
+    "429": "Too many requests: wait for the seconds in Retry-After",
+}
+CHANGE_ERRORS = {
+    "409": "Refused in the current state (e.g. still in use, already finished, a name taken)",
+    "415": "The body is not in a media type this operation reads (JSON unless it says otherwise)",
+}
 
 
 def add_error_responses(result, generator, request, public):
@@ -101,22 +144,23 @@ def add_error_responses(result, generator, request, public):
         },
     }
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    descriptions = {
-        "400": "Invalid request",
-        "401": "Not authenticated",
-        "403": "Your role does not allow this",
-        "404": "Not found (or not in your workspaces)",
-        "429": "Too many calls for this token or user (see Retry-After)",
+    retry_after = {
+        "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
     }
-    retry_after = {"description": "Seconds until calls are accepted again.", "schema": {"type": "integer"}}
     for path_item in result.get("paths", {}).values():
         for method, operation in path_item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            for status, description in descriptions.items():
-                if status == "400" and method == "get" and "parameters" not in operation:
-                    continue
-                operation["responses"].setdefault(status, {"description": description, **ref})
-            if "429" in operation["responses"]:
-                operation["responses"]["429"].setdefault("headers", {"Retry-After": retry_after})
+            statuses = dict(ANY_OPERATION_ERRORS)
+            if method in ("post", "put", "patch", "delete"):
+                statuses.update(CHANGE_ERRORS)
+            responses = operation["responses"]
+            for status, description in statuses.items():
+                responses.setdefault(status, {"description": description})
+            for status, response in responses.items():
+                if status.startswith("4"):  # the exception handler gives every 4xx the error body
+                    response.setdefault("content", ref["content"])
+                    if response.get("description") == "No response body":
+                        response["description"] = statuses.get(status, "Refused")
+            responses["429"].setdefault("headers", retry_after)
     return result

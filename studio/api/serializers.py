@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from ..models import ApiToken, WorkerCheck
+from .inputs import InputSerializer
 
 
 class MeOut(serializers.Serializer):
@@ -10,7 +11,7 @@ class MeOut(serializers.Serializer):
     is_staff = serializers.BooleanField()
 
 
-class TokenIn(serializers.Serializer):
+class TokenIn(InputSerializer):
     name = serializers.CharField(max_length=100)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 

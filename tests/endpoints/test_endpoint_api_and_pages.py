@@ -89,7 +89,7 @@ def test_traffic_must_add_up_and_a_mirror_takes_no_live_traffic(api, owner, work
     assert ok.json()["traffic"] == {"blue": 90, "green": 10}
     green = Deployment.objects.get(name="green")
     refused = rest.delete(base + f"deployments/{green.pk}/")
-    assert refused.status_code == 400 and "Set its share to 0" in refused.json()["error"]["message"]
+    assert refused.status_code == 409 and "Set its share to 0" in refused.json()["error"]["message"]
 
 
 def test_a_reader_sees_but_cannot_change(api, reader, owner, workspace, model_version, inference):

@@ -46,7 +46,6 @@ def test_attached_compute_returns_its_join_token_once(api, owner, workspace):
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"kind": "diagnostic", "target": 999999}, "target"),
         ({"kind": "shell", "target": 1}, "kind"),
         ({"kind": "diagnostic"}, "target"),
         ({"kind": "diagnostic", "target": "abc"}, "target"),
@@ -70,7 +69,9 @@ def test_a_job_cannot_target_another_workspaces_compute(api, owner, outsider, wo
     response = api(owner).post(
         f"/api/v1/workspaces/{workspace.pk}/jobs/", {"kind": "diagnostic", "target": theirs["id"]}, format="json"
     )
-    assert response.status_code == 400 and "target" in response.json()["error"]["fields"]
+    # Not in this workspace is not found, as an unknown id is: the other workspace's target is not revealed.
+    assert response.status_code == 404 and "target" in response.json()["error"]["fields"]
+    assert not Job.objects.exists()
 
 
 def test_scale_settings_are_validated(api, owner, workspace):

@@ -65,4 +65,4 @@ def test_train_package_and_register(api, owner, workspace, penguins, agent, brok
     # An ONNX twin where the pipeline converts and matches; otherwise the reason, and the skops file serves.
     assert (version.onnx_sha256 and (folder / "model.onnx").exists()) or (report["reason"] and not version.onnx_sha256)
     refused = api(owner).delete(f"/api/v1/workspaces/{workspace.pk}/jobs/{done.pk}/")
-    assert refused.status_code == 400 and "penguins:1" in refused.json()["error"]["message"]
+    assert refused.status_code == 409 and "penguins:1" in refused.json()["error"]["message"]

@@ -102,12 +102,13 @@ def test_members_add_change_remove(api, owner, outsider, workspace):
     assert not Membership.objects.filter(workspace=workspace, user=outsider).exists()
 
 
-def test_demoting_the_last_owner_is_a_400_naming_role(api, owner, workspace):
+def test_demoting_the_last_owner_is_a_409_conflict_naming_role(api, owner, workspace):
     mine = Membership.objects.get(workspace=workspace, user=owner)
     response = api(owner).patch(
         f"/api/v1/workspaces/{workspace.pk}/members/{mine.pk}/", {"role": "reader"}, format="json"
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "conflict"
     assert "role" in error_of(response)["fields"]
 
 

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from compute.models import ComputeTarget
 from studio.api.base import WorkspaceApiView
+from studio.api.inputs import InputSerializer
 from workspaces.data_selectors import data_version_get_by_id
 
 from .. import automl_services
@@ -17,7 +18,7 @@ from ..selectors import job_get
 from .serializers import JobOut
 
 
-class AutoMLSettingsIn(serializers.Serializer):
+class AutoMLSettingsIn(InputSerializer):
     primary_metric = serializers.ChoiceField(
         choices=[
             "accuracy",
@@ -45,7 +46,7 @@ class AutoMLSettingsIn(serializers.Serializer):
     )
 
 
-class AutoMLIn(serializers.Serializer):
+class AutoMLIn(InputSerializer):
     data_version = serializers.IntegerField(help_text="Id of a data version of this workspace.")
     target_column = serializers.CharField(max_length=200)
     target = serializers.IntegerField(help_text="Id of a compute cluster of this workspace.")
@@ -66,7 +67,9 @@ class AutoMLStartApi(WorkspaceApiView):
         values = data.validated_data
         target = ComputeTarget.objects.filter(workspace=self.workspace, pk=values["target"]).first()
         if target is None:
-            raise ValidationError({"target": ["This workspace has no compute target with that id."]})
+            raise ValidationError(
+                {"target": ValidationError("This workspace has no compute target with that id.", code="not_found")}
+            )
         if "settings" in values:
             settings = dict(values["settings"])
         else:

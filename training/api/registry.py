@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from studio.api.inputs import InputSerializer, QueryInputSerializer, query_values
 
 from .. import registry_selectors as selectors
 from .. import registry_services as services
@@ -61,14 +62,18 @@ class ModelVersionOut(serializers.ModelSerializer):
         return bool(version.onnx_sha256)
 
 
-class RegisterIn(serializers.Serializer):
+class RegisterIn(InputSerializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
     aliases = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
 
 
-class AliasIn(serializers.Serializer):
+class ModelFileQueryIn(QueryInputSerializer):
+    format = serializers.ChoiceField(choices=["skops", "onnx"], default="skops")
+
+
+class AliasIn(InputSerializer):
     alias = serializers.CharField(max_length=50)
 
 
@@ -125,14 +130,14 @@ class ModelVersionAliasApi(WorkspaceApiView):
 
 class ModelVersionDownloadApi(WorkspaceApiView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["skops", "onnx"])],
+        parameters=[ModelFileQueryIn],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         summary="Download the model file (skops; ONNX where the pipeline converts)",
     )
     def get(self, request, workspace_id, model_id, version):
         model_version = _version(self, model_id, version)
-        fmt = request.query_params.get("format", "skops")
-        if fmt not in ("skops", "onnx") or (fmt == "onnx" and not model_version.onnx_sha256):
+        fmt = query_values(ModelFileQueryIn, request)["format"]
+        if fmt == "onnx" and not model_version.onnx_sha256:
             raise Http404("No such file for this version.")
         path = services.model_version_dir(model_version) / f"model.{fmt}"
         if not path.is_file():

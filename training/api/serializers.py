@@ -1,9 +1,23 @@
 from rest_framework import serializers
 
-from ..models import Artifact, Experiment, Job, JobEvent, JobKind, JobLogLine
+from studio.api.inputs import InputSerializer, QueryInputSerializer
+from studio.ids import MAX_ID_DIGITS
+
+from ..models import Artifact, Experiment, Job, JobEvent, JobKind, JobLogLine, JobStatus
 
 
-class JobIn(serializers.Serializer):
+class JobFilterIn(QueryInputSerializer):
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=JobKind.choices, required=False, allow_blank=True)
+    experiment = serializers.IntegerField(min_value=0, max_value=10**MAX_ID_DIGITS - 1, required=False)
+    target = serializers.IntegerField(min_value=0, max_value=10**MAX_ID_DIGITS - 1, required=False)
+    parent = serializers.CharField(
+        required=False, allow_blank=True, help_text="A job id (its children), or `none` for top-level jobs"
+    )
+    q = serializers.CharField(required=False, allow_blank=True, help_text="Search in names and status reasons, or #id")
+
+
+class JobIn(InputSerializer):
     kind = serializers.ChoiceField(choices=[JobKind.TRAIN, JobKind.DIAGNOSTIC, JobKind.BATCH_SCORE])
     target = serializers.IntegerField(help_text="Id of a compute target of this workspace.")
     spec = serializers.DictField(

@@ -10,36 +10,30 @@ from rest_framework.response import Response
 
 from compute.models import ComputeTarget
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from studio.api.inputs import query_values
 
 from .. import selectors, services
 from .serializers import (
     ArtifactOut,
     ExperimentOut,
     JobEventOut,
+    JobFilterIn,
     JobIn,
     JobOut,
     LogOut,
     MetricSeriesOut,
 )
 
-FILTER_PARAMS = [
-    OpenApiParameter("status", str, description="queued, starting, running, completed, failed or canceled"),
-    OpenApiParameter("kind", str),
-    OpenApiParameter("experiment", int),
-    OpenApiParameter("target", int),
-    OpenApiParameter("parent", str, description="A job id (its children), or `none` for top-level jobs"),
-    OpenApiParameter("q", str, description="Search in names and status reasons, or #id"),
-]
-
 
 class JobListApi(WorkspaceListApiView):
     serializer_class = JobOut
 
     def get_queryset(self):
-        filters = {key: self.request.query_params.get(key, "") for key in selectors.JOB_FILTERS}
+        values = query_values(JobFilterIn, self.request)
+        filters = {key: values.get(key, "") for key in selectors.JOB_FILTERS}
         return selectors.job_list(workspace=self.workspace, filters=filters)
 
-    @extend_schema(parameters=FILTER_PARAMS, summary="List jobs, newest first")
+    @extend_schema(parameters=[JobFilterIn], summary="List jobs, newest first")
     def get(self, request, workspace_id):
         return self.list(request)
 
@@ -50,7 +44,13 @@ class JobListApi(WorkspaceListApiView):
         values = data.validated_data
         target = ComputeTarget.objects.filter(workspace=self.workspace, pk=values["target"]).first()
         if target is None:
-            raise ValidationError({"target": [f"This workspace has no compute target with id {values['target']}."]})
+            raise ValidationError(
+                {
+                    "target": ValidationError(
+                        f"This workspace has no compute target with id {values['target']}.", code="not_found"
+                    )
+                }
+            )
         job = services.job_submit(
             actor=request.user,
             workspace=self.workspace,

@@ -37,7 +37,7 @@ def _version(workspace, version_id, field):
         else None
     )
     if version is None:
-        raise ValidationError({field: ["Choose a data version of this workspace."]})
+        raise ValidationError({field: ValidationError("Choose a data version of this workspace.", code="not_found")})
     return version
 
 

@@ -72,7 +72,9 @@ class TrainJob(JobHandler):
             else None
         )
         if version is None:
-            raise ValidationError({"data_version_id": ["Choose a data version of this workspace."]})
+            raise ValidationError(
+                {"data_version_id": ValidationError("Choose a data version of this workspace.", code="not_found")}
+            )
         target = check_target(version, spec.get("target_column"))
         algorithm = spec.get("algorithm")
         if algorithm not in TRAIN_ALGORITHMS:

@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from studio.api.inputs import InputSerializer, QueryInputSerializer
+
 from ..dataio import SEMANTIC_TYPES
 from ..models import DataAsset, DataVersion, Ingest
 
@@ -21,7 +23,7 @@ class UploadIn(serializers.Serializer):
     )
 
 
-class SchemaEditIn(serializers.Serializer):
+class SchemaEditIn(InputSerializer):
     types = serializers.DictField(
         child=serializers.ChoiceField(choices=SEMANTIC_TYPES),
         required=False,
@@ -32,7 +34,16 @@ class SchemaEditIn(serializers.Serializer):
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
-class AssetUpdateIn(serializers.Serializer):
+class PreviewQueryIn(QueryInputSerializer):
+    offset = serializers.IntegerField(min_value=0, max_value=10**12, default=0)
+    limit = serializers.IntegerField(min_value=0, max_value=500, default=50)
+
+
+class VersionFileQueryIn(QueryInputSerializer):
+    format = serializers.ChoiceField(choices=["csv", "parquet"], default="csv")
+
+
+class AssetUpdateIn(InputSerializer):
     description = serializers.CharField(max_length=2000, allow_blank=True)
 
 

@@ -1,4 +1,3 @@
-from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -9,6 +8,7 @@ from rest_framework.response import Response
 
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 from studio.api.errors import ErrorSerializer
+from studio.api.inputs import query_values
 from studio.authentication import authentication_before_body
 
 from .. import data_selectors as selectors
@@ -22,9 +22,11 @@ from .data_serializers import (
     DeletedOut,
     IngestOut,
     PreviewOut,
+    PreviewQueryIn,
     SchemaEditIn,
     UploadIn,
     VersionDetailOut,
+    VersionFileQueryIn,
     VersionOut,
 )
 
@@ -151,19 +153,14 @@ class VersionDetailApi(WorkspaceApiView):
 
 class VersionPreviewApi(WorkspaceApiView):
     @extend_schema(
-        parameters=[OpenApiParameter("offset", int), OpenApiParameter("limit", int, description="At most 500")],
+        parameters=[PreviewQueryIn],
         responses=PreviewOut,
         summary="A page of rows",
     )
     def get(self, request, workspace_id, asset_id, version):
         data_version = _version(self, asset_id, version)
-        try:
-            offset = int(request.query_params.get("offset", 0))
-            limit = int(request.query_params.get("limit", 50))
-        except ValueError:
-            raise ValidationError({"offset": ["offset and limit are whole numbers."]}) from None
-        if offset < 0 or not 0 <= limit <= 500:
-            raise ValidationError({"limit": ["Give offset ≥ 0 and a limit from 0 to 500."]})
+        query = query_values(PreviewQueryIn, request)
+        offset, limit = query["offset"], query["limit"]
         page = read_page(
             services.data_version_path(data_version), offset, limit, schema=Schema.from_json(data_version.schema)
         )
@@ -186,21 +183,22 @@ class VersionSchemaApi(WorkspaceApiView):
 
 class VersionDownloadApi(WorkspaceApiView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["csv", "parquet"])],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        parameters=[VersionFileQueryIn],
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        },
         summary="Download a version as CSV (formula cells neutralised) or Parquet",
     )
     def get(self, request, workspace_id, asset_id, version):
         data_version = _version(self, asset_id, version)
+        fmt = query_values(VersionFileQueryIn, request)["format"]
         path = services.data_version_path(data_version)
         if not path.is_file():
             raise Http404("The version's file is missing.")
         name = f"{data_version.asset.name}-v{data_version.version}"
-        fmt = request.query_params.get("format", "csv")
         if fmt == "parquet":
             return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{name}.parquet")  # noqa: SIM115
-        if fmt != "csv":
-            raise ValidationError({"format": ["Choose csv or parquet."]})
         response = StreamingHttpResponse(
             iter_csv(path, Schema.from_json(data_version.schema)), content_type="text/csv; charset=utf-8"
         )

@@ -1,14 +1,16 @@
 from rest_framework import serializers
 
+from studio.api.inputs import InputSerializer
+
 from ..models import Activity, Membership, Role, Workspace
 
 
-class WorkspaceIn(serializers.Serializer):
+class WorkspaceIn(InputSerializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
-class WorkspaceUpdateIn(serializers.Serializer):
+class WorkspaceUpdateIn(InputSerializer):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
@@ -40,12 +42,12 @@ class WorkspaceOut(serializers.ModelSerializer):
         ]
 
 
-class MemberIn(serializers.Serializer):
+class MemberIn(InputSerializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MemberUpdateIn(serializers.Serializer):
+class MemberUpdateIn(InputSerializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
