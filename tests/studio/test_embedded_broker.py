@@ -30,7 +30,7 @@ with Connection("filesystem://", transport_options=options) as conn:
 
 def test_a_consumer_racing_a_writer_of_large_messages_reads_only_whole_messages(tmp_path):
     options = _embedded_broker(tmp_path).transport_options
-    count, size = 40, 1_000_000
+    count, size = 150, 1_000_000
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, json.dumps(options), str(count), str(size)],
         cwd=REPO,
