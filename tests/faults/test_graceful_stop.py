@@ -11,7 +11,7 @@ import time
 import pytest
 
 from compute.models import Node, NodeStatus, TargetKind
-from compute.services import target_create
+from compute.services import instance_stop, target_create
 from tests.conftest import REPO, wait_for
 from tests.faults.test_run_command_supervision import free_port
 from tests.studio.test_run_command import start, wait_for_output
@@ -47,11 +47,31 @@ def test_stopping_the_agent_hands_a_running_job_back_at_once(owner, workspace, a
     assert not os.path.exists(f"/proc/{node.pid}") or open(f"/proc/{node.pid}/stat").read().split()[2] == "Z"
 
 
+def test_stopping_a_compute_instance_mid_job_hands_the_job_back_at_once(owner, workspace, agent, broker, settings):
+    settings.STUDIO_HEARTBEAT_TIMEOUT = 600  # so only a hand-back, never the reaper, can re-queue it
+    instance = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="mine").target
+    job = job_submit(
+        actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=instance, spec={"sleep_seconds": 120}
+    )
+    running = wait_for(
+        lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(), timeout=60, message="the job to run"
+    )
+    instance_stop(actor=owner, target=instance)  # the agent asks the node to leave
+    node = wait_for(
+        lambda: Node.objects.filter(pk=running.node_id, status=NodeStatus.STOPPED).first(),
+        timeout=15,  # not the 20 s the agent waits before it kills a node whose job runs on
+        message="the node to stop",
+    )
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and job.attempt == 1, (job.status, job.status_reason)
+    assert f"node-{node.pk} was asked to leave: handed back and re-queued" in job.status_reason
+
+
 SHELL = """
 import json, sys
 from django.contrib.auth import get_user_model
 from compute.models import TargetKind
-from compute.services import target_create
+from compute.services import instance_stop, target_create
 from training.models import Job, JobEvent
 from training.services import job_submit
 from workspaces.models import Workspace
