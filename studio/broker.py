@@ -21,6 +21,7 @@ Celery app (the web server, the system worker, the scheduler and every node).
 import fcntl
 import logging
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -163,6 +164,21 @@ def register() -> None:
     """Make `filesystem://` mean this transport in this process."""
     kombu_transport.TRANSPORT_ALIASES["filesystem"] = "studio.broker:Transport"
     kombu_transport._transport_cache.pop("filesystem", None)
+
+
+def remove_stale_partial_files(folders, max_age_seconds: float = 3600) -> int:
+    """Remove `.part` files a writer killed mid-write left behind (readers never look at them)."""
+    removed = 0
+    cutoff = time.time() - max_age_seconds
+    for folder in folders:
+        for path in Path(folder).glob(f"*{PART_SUFFIX}"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed
 
 
 def _unlink_quietly(path: str) -> None:

@@ -2,6 +2,7 @@
 never kills a worker (R11). Real processes and real files: no broker is mocked."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -76,3 +77,16 @@ def test_an_unreadable_message_file_is_set_aside_and_the_worker_goes_on(broker, 
     broken = queue_dir.parent / "broken"
     assert sorted(p.name for p in broken.iterdir()) == ["0_truncated.studio.msg", "1_garbage.studio.msg"]
     assert "unreadable message 0_truncated.studio.msg set aside" in worker.output()
+
+
+def test_partial_files_a_killed_writer_left_are_swept_and_fresh_ones_kept(tmp_path):
+    from studio.broker import remove_stale_partial_files
+
+    old, fresh = tmp_path / "1_a.studio.msg.part", tmp_path / "2_b.studio.msg.part"
+    message = tmp_path / "3_c.studio.msg"
+    for path in (old, fresh, message):
+        path.write_text("{}")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    assert remove_stale_partial_files([tmp_path]) == 1
+    assert not old.exists() and fresh.exists() and message.exists()

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from studio.broker import remove_stale_partial_files
 from studio.demo import demo_seed
 from studio.services import worker_check_request
 from studio.supervisor import Supervisor
@@ -49,6 +50,9 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         remove_stale_staging()  # uploads a previous run left half-done
+        if settings.EMBEDDED_BROKER:
+            broker_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+            remove_stale_partial_files([broker_options["data_folder_out"], broker_options["control_folder"]])
         seed = demo_seed()
 
         env = {**os.environ, **SINGLE_THREAD_ENV, "DJANGO_SETTINGS_MODULE": "studio.settings"}
