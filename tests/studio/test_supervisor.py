@@ -25,15 +25,9 @@ def test_a_child_that_keeps_dying_is_restarted_with_a_growing_delay_and_the_othe
         supervisor.stop_all(timeout=10)
     exits = [line for line in said if "exited" in line]
     assert exits[0].startswith("Studio: the worker process (pid ") and "exited with code 3" in exits[0]
-    assert [
-        "restarting it in 1 s" in exits[0],
-        "restarting it in 2 s" in exits[1],
-        "restarting it in 4 s" in exits[2],
-    ] == [
-        True,
-        True,
-        True,
-    ], exits
+    assert len(exits) >= 3, exits
+    for line, delay in zip(exits[:3], (1, 2, 4), strict=True):
+        assert f"restarting it in {delay} s" in line, exits
     assert any(line.startswith("Studio: restarted the worker process (pid ") for line in said)
     assert steady.proc.pid == steady_pid and not any("the web process" in line for line in said)
     assert steady.proc.returncode is not None, "stop_all stopped the steady child too"
