@@ -130,15 +130,23 @@ class Client:
         headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
         if isinstance(body, dict | list):
             body, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-            conn.close()
-        except OSError as exc:
-            self.record(what, None, repr(exc))
-            return None, None
+        for _ in range(10):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+                conn.close()
+            except OSError as exc:
+                self.record(what, None, repr(exc))
+                return None, None
+            if response.status != 429:
+                break
+            # A rate limit is the studio working as configured, not an error: wait as told.
+            with self.lock:
+                self.outcomes[(what, "throttled")] += 1
+            retry_after = response.headers.get("Retry-After") or "1"
+            time.sleep(min(60.0, float(retry_after)) if retry_after.isdigit() else 1.0)
         self.record(what, response.status, raw.decode(errors="replace"))
         try:
             return response.status, json.loads(raw) if expect_json and raw else raw
