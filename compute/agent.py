@@ -139,6 +139,8 @@ class LocalAgent:
                 continue
             sent = self.stopping.get(node_id)
             if sent is None:
+                # Its job (if any) goes back to the queue now; the job's process then exits.
+                _hand_back(node_id, f"node-{node_id} was asked to leave")
                 proc.terminate()  # Celery's warm shutdown
                 self.stopping[node_id] = now
             elif now - sent > 20:
@@ -158,13 +160,15 @@ class LocalAgent:
                 log.warning("node-%s exited unexpectedly with code %s", node_id, code)
 
     def stop_all(self, timeout: float = 10, *, kill: bool = False) -> None:
-        """Stop every node process this agent started (on Ctrl-C of the run command): a warm
-        shutdown that lets a running job finish within `timeout`, or at once with `kill`."""
-        for proc in self.children.values():
+        """Stop every node process this agent started (on Ctrl-C of the run command). Running jobs
+        are handed back to the queue at once, which makes their processes exit; then a warm
+        shutdown within `timeout`, or at once with `kill`."""
+        for node_id, proc in self.children.items():
             if proc.poll() is None:
                 if kill:
                     os.killpg(proc.pid, signal.SIGKILL)
                 else:
+                    _hand_back(node_id, "the studio is stopping")
                     proc.terminate()
         deadline = time.monotonic() + timeout
         for node_id, proc in list(self.children.items()):
@@ -181,6 +185,13 @@ def host_node_capacity() -> int:
     """How many node processes this host holds: one core and STUDIO_NODE_MEMORY_MIB each."""
     by_memory = settings.STUDIO_HOST_NODE_MEMORY_MIB // max(1, settings.STUDIO_NODE_MEMORY_MIB)
     return max(0, min(settings.STUDIO_HOST_NODE_CORES, by_memory))
+
+
+def _hand_back(node_id: int, reason: str) -> None:
+    try:
+        services.node_release(node_id=node_id, reason=reason)
+    except Exception:  # noqa: BLE001 - the node must still be stopped; the reconciler re-queues later
+        log.exception("could not hand back the jobs of node-%s", node_id)
 
 
 def recover_after_restart() -> int:

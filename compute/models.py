@@ -118,6 +118,10 @@ class NodeStatus(models.TextChoices):
     def live(cls) -> list[str]:
         return [cls.REQUESTED, cls.STARTING, cls.IDLE, cls.BUSY]
 
+    @classmethod
+    def taking_jobs(cls) -> list[str]:
+        return [cls.STARTING, cls.IDLE, cls.BUSY]
+
 
 class Node(models.Model):
     """One Celery worker process (concurrency 1) consuming its target's queue."""

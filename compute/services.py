@@ -442,6 +442,21 @@ def node_mark_stopped(*, node_id: int, reason: str, lost: bool = False) -> None:
         from training.services import jobs_recover_from_lost_node
 
         jobs_recover_from_lost_node(node=node, reason=reason)
+    else:
+        from training.services import jobs_hand_back
+
+        jobs_hand_back(node_id=node.pk, reason=f"its node {node.name} stopped ({reason})")
+
+
+def node_release(*, node_id: int, reason: str) -> int:
+    """A node about to be stopped on purpose takes no new job (LEAVING), and its running jobs go
+    back to the queue at once. Returns how many jobs it handed back."""
+    from training.services import jobs_hand_back
+
+    Node.objects.filter(pk=node_id, status__in=NodeStatus.taking_jobs()).update(
+        status=NodeStatus.LEAVING, reason=reason
+    )
+    return jobs_hand_back(node_id=node_id, reason=reason)
 
 
 def _nodes_leave(nodes, *, reason: str) -> None:

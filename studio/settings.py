@@ -312,20 +312,21 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery (policy lives here; studio/celery.py only builds the app) --------------------------
-# Default: kombu's filesystem transport, an embedded broker that needs no server.
+# Default: the embedded broker, kombu's filesystem transport with atomic hand-overs (studio/broker.py).
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 JOB_TIME_LIMIT_SECONDS = env_int("STUDIO_JOB_TIME_LIMIT", 6 * 3600)
 CELERY_VISIBILITY_TIMEOUT = JOB_TIME_LIMIT_SECONDS + 3600  # must exceed the hard time limit
 if EMBEDDED_BROKER:
-    for sub in ("queue", "processed", "control"):
+    for sub in ("queue", "processed", "control", "broken"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
+        "broken_folder": str(BROKER_DIR / "broken"),  # unreadable message files are set aside here
         "store_processed": False,
         # The filesystem transport polls; a short interval keeps job start well under a second.
         "polling_interval": env_float("STUDIO_BROKER_POLL_SECONDS", 0.05),

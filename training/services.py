@@ -185,7 +185,10 @@ def job_publish(*, job_id: int) -> None:
 # --- Worker side: claim, run, finish (every write fenced by the attempt) -------------------------
 def job_claim(*, job_id: int, node_id: int | None) -> Job | None:
     """Compare-and-set QUEUED → STARTING on this node. None if the job is not (or no longer)
-    queued: a duplicate delivery, a canceled job, a job another node took."""
+    queued: a duplicate delivery, a canceled job, a job another node took — or if the node is
+    being stopped (it would only have to hand the job back)."""
+    if node_id and not Node.objects.filter(pk=node_id, status__in=NodeStatus.taking_jobs()).exists():
+        return None  # the job stays QUEUED; its message was sent again when it was handed back
     now = timezone.now()
     with transaction.atomic():
         claimed = Job.objects.filter(
@@ -464,6 +467,45 @@ def _requeue_or_fail(job: Job, reason: str) -> None:
 def jobs_recover_from_lost_node(*, node: Node, reason: str) -> None:
     for job in Job.objects.filter(node=node, status__in=JobStatus.on_node()):
         _requeue_or_fail(job, f"its node {node.name} was lost ({reason})")
+
+
+def jobs_hand_back(*, node_id: int, reason: str) -> int:
+    """A node stopped on purpose (the studio stopping, the agent stopping the node) hands its
+    running jobs back at once: QUEUED again, not RUNNING until the heartbeat times out. The attempt
+    the job used is given back (a stop is not the job's failure), and a job someone asked to
+    cancel is canceled. Each write is fenced by the attempt: if the job's process still runs, its
+    watchdog sees at its next heartbeat that the job is no longer its own and exits."""
+    from .jobkinds import handler_for
+
+    handed = 0
+    for job in Job.objects.filter(node_id=node_id, status__in=JobStatus.on_node(), detached=False):
+        mine = Job.objects.filter(pk=job.pk, attempt=job.attempt, status__in=JobStatus.on_node(), detached=False)
+        now = timezone.now()
+        with transaction.atomic():
+            if job.cancel_requested_at is not None:
+                status, text = JobStatus.CANCELED, f"canceled; {reason}"
+                moved = mine.update(status=status, node=None, finished_at=now, status_reason=text[:500])
+            else:
+                status, text = JobStatus.QUEUED, f"{reason}: handed back and re-queued"
+                moved = mine.update(
+                    status=status,
+                    node=None,
+                    queued_at=now,
+                    max_attempts=F("max_attempts") + 1,
+                    status_reason=text[:500],
+                )
+            if not moved:
+                continue  # it finished or moved on meanwhile
+            job.refresh_from_db()
+            _event(job, status, text, node_id)
+            if status == JobStatus.QUEUED:
+                transaction.on_commit(lambda job_id=job.pk: job_publish(job_id=job_id))
+            else:
+                transaction.on_commit(
+                    lambda job=job, status=status: handler_for(job.kind).on_finished(job_id=job.pk, status=status)
+                )
+        handed += 1
+    return handed
 
 
 def jobs_reconcile(*, now=None) -> dict:

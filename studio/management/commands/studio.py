@@ -2,22 +2,27 @@
 
 Starts, as child processes, the web server (gunicorn, static files by whitenoise), a Celery
 worker for the studio's own tasks, the periodic scheduler (Celery beat) and the local compute
-agent, which starts and stops the compute clusters' node processes. Ctrl-C stops them all.
+agent, which starts and stops the compute clusters' node processes. A child that dies is
+restarted with a backoff (studio/supervisor.py); the others, the web server first, go on.
+Ctrl-C or SIGTERM stops them all.
 """
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from studio.broker import remove_stale_partial_files
 from studio.demo import demo_seed
 from studio.services import worker_check_request
+from studio.supervisor import Supervisor
+from workspaces.uploads import remove_stale_staging
 
 # scikit-learn's OpenMP/BLAS threads in several processes on a few cores slow everything down.
 SINGLE_THREAD_ENV = {
@@ -41,9 +46,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-agent", action="store_true", help="Start no local provisioner (no local nodes).")
 
     def handle(self, *args, **options):
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.supervisor = Supervisor(say=self._say)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        remove_stale_staging()  # uploads a previous run left half-done
+        if settings.EMBEDDED_BROKER:
+            broker_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+            remove_stale_partial_files([broker_options["data_folder_out"], broker_options["control_folder"]])
         seed = demo_seed()
 
         env = {**os.environ, **SINGLE_THREAD_ENV, "DJANGO_SETTINGS_MODULE": "studio.settings"}
@@ -126,30 +135,35 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
             while True:
-                for name, proc in self.children:
-                    if proc.poll() is not None:
-                        self.stderr.write(f"The {name} process exited with code {proc.returncode}; stopping Studio.")
-                        self._stop_all()
-                        sys.exit(1)
+                self.supervisor.check()
                 time.sleep(0.5)
         except _Stop:
-            self._stop_all()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self.supervisor.stop_all()
             self.stdout.write("Studio stopped.")
+
+    def _say(self, line: str) -> None:
+        self.stderr.write(line)
+        self.stderr.flush()
 
     def _wait_until_serving(self, host, port, timeout=60.0):
         deadline = time.monotonic() + timeout
-        web = dict(self.children).get("web")
-        while time.monotonic() < deadline and (web is None or web.poll() is None):
+        web = self.supervisor.get("web")
+        host = f"[{host}]" if ":" in host else host
+        while time.monotonic() < deadline and (web is None or web.proc.poll() is None):
+            # An HTTP answer, not a TCP connect: gunicorn's master accepts connections before a
+            # worker has loaded the application (seconds on a busy machine).
             try:
-                with socket.create_connection((host, port), timeout=1):
+                with urllib.request.urlopen(f"http://{host}:{port}/health/", timeout=5):  # noqa: S310 - our own server
                     return
+            except urllib.error.HTTPError:
+                return  # it answered
             except OSError:
                 time.sleep(0.2)
 
     def _start(self, name, argv, env):
-        # A session of its own, so we decide when it stops (and a Ctrl-C reaches it once, from us).
-        proc = subprocess.Popen(argv, env=env, start_new_session=True, cwd=settings.BASE_DIR)
-        self.children.append((name, proc))
+        self.supervisor.start(name, argv, env, cwd=settings.BASE_DIR)
 
     def _banner(self, url, seed):
         lines = [
@@ -174,19 +188,6 @@ class Command(BaseCommand):
 
     def _on_signal(self, signum, frame):
         raise _Stop()
-
-    def _stop_all(self):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for _, proc in self.children:
-            if proc.poll() is None:
-                proc.terminate()  # each parent (gunicorn, celery) shuts its own children down
-        deadline = time.monotonic() + 30
-        for _, proc in self.children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 class _Stop(Exception):
