@@ -1,11 +1,12 @@
 """Pages of the shell: Home, account (API tokens), worker check; the anonymous health probe and
 the anonymous page behind a one-time sign-in link."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import SetPasswordForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views import defaults
@@ -160,6 +161,10 @@ def _is_api(request) -> bool:
 
 def bad_request(request, exception):
     if _is_api(request):
+        if isinstance(exception, RequestDataTooBig):  # a body past DATA_UPLOAD_MAX_MEMORY_SIZE
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            message = f"The request body is larger than the limit of {limit:,} bytes."
+            return JsonResponse(error_body("too_large", message), status=413)
         return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
     return defaults.bad_request(request, exception)
 

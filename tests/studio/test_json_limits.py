@@ -38,6 +38,14 @@ def test_a_surrogate_pair_and_brackets_in_strings_are_fine(api, owner):
     assert Workspace.objects.get(pk=response.json()["id"]).name == "ok \U0001f600"
 
 
+def test_a_json_body_over_the_size_limit_is_a_413_and_stores_nothing(api, owner, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = post_raw(api, owner, '{"name": "big", "description": "' + "x" * 2000 + '"}')
+    assert response.status_code == 413, response.content
+    assert response.json()["error"]["code"] == "too_large"
+    assert not Workspace.objects.filter(name="big").exists()
+
+
 def test_the_api_limit_follows_the_setting(api, owner, settings):
     settings.STUDIO_JSON_MAX_DEPTH = 1
     response = post_raw(api, owner, '{"name": "two", "description": []}')
