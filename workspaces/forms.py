@@ -14,7 +14,7 @@ class MemberAddForm(forms.Form):
         help_text="An existing account is added at once. A new username makes an account, with a one-time "
         "link for the person to set a password.",
     )
-    email = forms.EmailField(required=False, label="Email (optional)", help_text="Kept on a new account.")
+    email = forms.EmailField(required=False, label="Email", help_text="Kept on a new account.")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.READER)
 
 
