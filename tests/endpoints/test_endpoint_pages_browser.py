@@ -20,6 +20,17 @@ def test_create_copy_keys_deploy_with_progress_and_remove_fits(new_page, owner, 
     expect(page.locator("input[name=create_inference_cluster]")).to_be_checked()
     page.get_by_role("button", name="Create endpoint").click()
     expect(page.get_by_test_id("primary-key")).to_contain_text("sk_")
+    # The workspace menu still shows, but leaving by it asks first; staying keeps the keys on screen.
+    dialogs = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.dismiss()))
+    page.locator("aside.sidebar").get_by_role("link", name="Endpoints").click()
+    for _ in range(200):
+        if dialogs:
+            break
+        page.wait_for_timeout(50)
+    assert dialogs == ["beforeunload"]
+    assert re.search(r"/endpoints/\d+/\?deploy=", page.url), page.url
+    expect(page.get_by_test_id("primary-key")).to_contain_text("sk_")
     page.get_by_test_id("keys-copied").click()
     page.wait_for_url(re.compile(rf"/endpoints/\d+/\?deploy={model_version.pk}$"))
 
