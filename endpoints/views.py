@@ -7,12 +7,14 @@ import time
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
+from compute.services import target_create
 from endpoints.scoring.signature import PayloadError
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
@@ -32,13 +34,29 @@ def _inference_targets(workspace):
     return ComputeTarget.objects.filter(workspace=workspace, kind=TargetKind.INFERENCE).order_by("name")
 
 
+def _inference_cluster_create(actor, workspace, name: str) -> None:
+    """Create the inference cluster asked for on the New endpoint form; its errors point at that form's field."""
+    try:
+        target_create(actor=actor, workspace=workspace, kind=TargetKind.INFERENCE, name=name)
+    except ValidationError as exc:
+        raise ValidationError({"inference_cluster": exc.messages}) from exc
+
+
 @require_http_methods(["GET", "POST"])
 def endpoint_list(request, workspace_id):
     workspace = page_workspace(request, workspace_id)
-    form = EndpointForm(request.POST or None)
+    form = EndpointForm(request.POST or None, offer_inference_cluster=not _inference_targets(workspace).exists())
     if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        cluster_name = data.pop("inference_cluster", "").strip()
+        if not data.pop("create_inference_cluster", False):
+            cluster_name = ""
         try:
-            created = services.endpoint_create(actor=request.user, workspace=workspace, **form.cleaned_data)
+            # Both or neither: a refused endpoint name must not leave a stray cluster behind.
+            with transaction.atomic():
+                if cluster_name:
+                    _inference_cluster_create(request.user, workspace, cluster_name)
+                created = services.endpoint_create(actor=request.user, workspace=workspace, **data)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
@@ -62,15 +80,29 @@ def endpoint_list(request, workspace_id):
 def endpoint_detail(request, workspace_id, endpoint_id):
     workspace = page_workspace(request, workspace_id)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    scoring_url = request.build_absolute_uri(reverse("score", args=[endpoint.name]))
+    keys = request.session.pop(f"endpoint-keys-{endpoint.pk}", None)
+    if keys:
+        # Keys are shown once: this page offers one way on, after the user has copied them.
+        deploy = parse_id(request.GET.get("deploy"))
+        continue_url = reverse("endpoint-detail", args=[workspace.pk, endpoint.pk])
+        continue_url += f"?deploy={deploy}" if deploy else ""
+        return render_page(
+            request,
+            "endpoints/keys.html",
+            workspace,
+            endpoint=endpoint,
+            keys=keys,
+            scoring_url=scoring_url,
+            continue_url=continue_url,
+        )
     tab = request.GET.get("tab", "details")
     deployments = list(endpoint.deployments.all())
-    scoring_url = request.build_absolute_uri(reverse("score", args=[endpoint.name]))
     context = {
         "endpoint": endpoint,
         "deployments": deployments,
         "tab": tab,
         "scoring_url": scoring_url,
-        "keys": request.session.pop(f"endpoint-keys-{endpoint.pk}", None),
     }
     if tab == "details":
         live = [d for d in deployments if endpoint.traffic.get(d.name, 0) > 0]

@@ -29,6 +29,18 @@
     }
   });
 
+  // A page showing a secret once ([data-warn-leave]) asks before the browser leaves it, unless
+  // the user takes the page's own way on ([data-leave-ok]), having copied the secret.
+  var leavingOnPurpose = false;
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-leave-ok]")) leavingOnPurpose = true;
+  });
+  window.addEventListener("beforeunload", function (event) {
+    if (leavingOnPurpose || !document.querySelector("[data-warn-leave]")) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
+
   // <div data-chart="id"> is drawn by plotly.js from the JSON in <script id="id" type="application/json">.
   function drawCharts(root) {
     if (!window.Plotly) return;

@@ -84,6 +84,7 @@ def test_automl_register_deploy_test_split_and_monitor(
     page.get_by_role("button", name="Create endpoint").click()
     page.wait_for_url(re.compile(r"/endpoints/\d+/"))
     key = page.get_by_test_id("primary-key").inner_text().strip()
+    page.get_by_test_id("keys-copied").click()
     page.get_by_test_id("deploy").click()
     expect(page.get_by_test_id("deployment-table")).to_contain_text("penguin-model:1")
 
