@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 
 from compute.models import ComputeTarget, TargetKind
-from compute.services import serving_session_close, serving_session_open
+from compute.services import serving_session_close, serving_session_open, target_create
 from studio.secrets import secret_matches, secret_new, secret_split
 from training.models import ModelVersion
 from workspaces.models import Workspace
@@ -74,6 +74,18 @@ def endpoint_create(
             workspace=workspace, actor=actor, verb="endpoint_created", summary=f"{actor} created the endpoint {name}"
         )
     return EndpointKeys(endpoint, primary.plaintext, secondary.plaintext)
+
+
+def endpoint_create_with_cluster(*, actor, workspace: Workspace, cluster_name: str, **fields) -> EndpointKeys:
+    """Create an inference cluster and an endpoint to deploy on it, both or neither (the New
+    endpoint form offers the cluster before the one-time keys are shown). The cluster's errors
+    are reported on `inference_cluster`."""
+    with transaction.atomic():
+        try:
+            target_create(actor=actor, workspace=workspace, kind=TargetKind.INFERENCE, name=cluster_name)
+        except ValidationError as exc:
+            raise ValidationError({"inference_cluster": exc.messages}) from exc
+        return endpoint_create(actor=actor, workspace=workspace, **fields)
 
 
 def _check_rate(value) -> None:

@@ -7,14 +7,12 @@ import time
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
-from compute.services import target_create
 from endpoints.scoring.signature import PayloadError
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
@@ -34,14 +32,6 @@ def _inference_targets(workspace):
     return ComputeTarget.objects.filter(workspace=workspace, kind=TargetKind.INFERENCE).order_by("name")
 
 
-def _inference_cluster_create(actor, workspace, name: str) -> None:
-    """Create the inference cluster asked for on the New endpoint form; its errors point at that form's field."""
-    try:
-        target_create(actor=actor, workspace=workspace, kind=TargetKind.INFERENCE, name=name)
-    except ValidationError as exc:
-        raise ValidationError({"inference_cluster": exc.messages}) from exc
-
-
 @require_http_methods(["GET", "POST"])
 def endpoint_list(request, workspace_id):
     workspace = page_workspace(request, workspace_id)
@@ -52,10 +42,11 @@ def endpoint_list(request, workspace_id):
         if not data.pop("create_inference_cluster", False):
             cluster_name = ""
         try:
-            # Both or neither: a refused endpoint name must not leave a stray cluster behind.
-            with transaction.atomic():
-                if cluster_name:
-                    _inference_cluster_create(request.user, workspace, cluster_name)
+            if cluster_name:
+                created = services.endpoint_create_with_cluster(
+                    actor=request.user, workspace=workspace, cluster_name=cluster_name, **data
+                )
+            else:
                 created = services.endpoint_create(actor=request.user, workspace=workspace, **data)
         except ValidationError as exc:
             add_service_errors(form, exc)
