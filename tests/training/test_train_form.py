@@ -117,3 +117,22 @@ def test_a_parameter_set_twice_or_unknown_is_refused_beside_the_json(client, own
     unknown = post(client, workspace, cluster, versions[0], hyperparameters='{"depth": 6}')
     assert "has no parameter 'depth'" in html.unescape(unknown.content.decode())
     assert not Job.objects.exists()
+
+
+def test_the_api_names_every_bad_field_of_a_train_spec_at_once(api, owner, workspace, cluster, versions):
+    spec = {
+        "data_version_id": versions[0].pk,
+        "target_column": "nope",
+        "algorithm": "random_forest",
+        "hyperparameters": {"n_estimators": 0},
+        "validation": {"method": "cv", "n_folds": 1},
+        "seed": "x",
+    }
+    response = api(owner).post(
+        f"/api/v1/workspaces/{workspace.pk}/jobs/",
+        {"kind": "train", "target": cluster.pk, "spec": spec},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert {"target_column", "hyperparameters", "validation", "seed"} <= set(response.json()["error"]["fields"])
+    assert not Job.objects.exists()
