@@ -155,6 +155,7 @@ class TrainJobForm(JobSubmitForm):
         algorithm = self._chosen("algorithm")
         if algorithm not in TRAIN_ALGORITHMS:
             algorithm = next(iter(TRAIN_ALGORITHMS))
+        self.hyperparameter_algorithm = TRAIN_ALGORITHMS[algorithm]
         defaults = ALGORITHMS[algorithm].defaults()
         for param in ALGORITHMS[algorithm].space:
             self.fields[HYPERPARAMETER_PREFIX + param.name] = _hyperparameter_field(param, defaults.get(param.name))
@@ -197,11 +198,17 @@ class TrainJobForm(JobSubmitForm):
                 "hyperparameters", f"Set {', '.join(sorted(set(raw) & set(typed)))} in its field or here, not both."
             )
         elif data.get("algorithm") and "hyperparameters" in data:
-            params = {**raw, **typed} if isinstance(raw, dict) else raw
-            try:
-                data["hyperparameters"] = check_hyperparameters(data["algorithm"], params)
-            except ValidationError as exc:
-                add_service_errors(self, exc)
+            for name, value in typed.items():  # a typed value's error shows beside its own field
+                try:
+                    check_hyperparameters(data["algorithm"], {name: value})
+                except ValidationError as exc:
+                    self.add_error(HYPERPARAMETER_PREFIX + name, exc.message_dict["hyperparameters"])
+            if not any(self.has_error(HYPERPARAMETER_PREFIX + name) for name in typed):
+                params = {**raw, **typed} if isinstance(raw, dict) else raw
+                try:
+                    data["hyperparameters"] = check_hyperparameters(data["algorithm"], params)
+                except ValidationError as exc:
+                    add_service_errors(self, exc)
         return data
 
     @classmethod

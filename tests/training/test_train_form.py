@@ -92,7 +92,9 @@ def test_several_problems_show_together_in_one_round(client, owner, workspace, c
     page = html.unescape(response.content.decode())
     assert "has no column 'no such column'" in page
     assert "Enter a number." in page  # hp_max_features
-    assert "n_estimators" in page and "range [1, inf)" in page  # sklearn's own constraint, from the typed field
+    # sklearn's own constraint, beside the typed field
+    n_estimators = page.split('name="hp_n_estimators"')[1].split('class="field')[0]
+    assert "range [1, inf)" in n_estimators
     assert page.count('role="alert"') >= 4
     assert not Job.objects.exists()
 
@@ -102,6 +104,7 @@ def test_a_typed_hyperparameter_reaches_the_job_spec_with_the_advanced_json(
 ):
     client.force_login(owner)
     page = html.unescape(client.get(f"/w/{workspace.pk}/jobs/new/?kind=train&algorithm=knn").content.decode())
+    assert "Hyperparameters of k-nearest neighbours" in page
     assert 'name="hp_n_neighbors"' in page and "Default 25" in page and 'name="hp_n_estimators"' not in page
     response = post(client, workspace, cluster, versions[0], hp_n_estimators="60", hyperparameters='{"max_depth": 6}')
     assert response.status_code == 302, html.unescape(response.content.decode())
