@@ -133,6 +133,7 @@ class TrainJobForm(JobSubmitForm):
 
         version = self._chosen_version() or (versions[0] if versions else None)
         columns = included_columns(version) if version else []
+        self.fields["target_column"].widget.attrs.pop("maxlength", None)  # a text input's attribute
         self.fields["target_column"].widget.choices = [("", "— choose the column to predict —")] + [
             (c["name"], f"{c['name']} ({c.get('semantic_type', '')})") for c in columns
         ]

@@ -30,11 +30,14 @@ def test_cluster_train_job_live_and_scale_to_zero(new_page, owner, workspace, pe
 
     page.goto(f"/w/{workspace.pk}/jobs/new/?kind=train")
     page.select_option("select[name=target]", str(cluster.pk))
+    first_select = page.locator("select[name=target_column]").element_handle()
     page.select_option("select[name=data_version_id]", str(penguins.pk))
-    expect(page.locator("select[name=target_column] option[value=species]")).to_have_count(1)  # the data's columns
+    first_select.wait_for_element_state("hidden")  # replaced by the chosen data's columns (htmx)
+    expect(page.locator("select[name=target_column] option[value=species]")).to_have_count(1)
     page.select_option("select[name=target_column]", "species")
-    page.select_option("select[name=algorithm]", "random_forest")
-    expect(page.locator("input[name=hp_n_estimators]")).to_be_visible()  # its typed hyperparameters
+    with page.expect_response(re.compile(r"algorithm=random_forest")):  # its typed hyperparameters
+        page.select_option("select[name=algorithm]", "random_forest")
+    expect(page.locator("input[name=hp_n_estimators]")).to_be_visible()
     page.fill("input[name=hp_n_estimators]", "60")
     page.locator("summary", has_text="Advanced").click()
     page.fill("textarea[name=hyperparameters]", '{"max_depth": 6}')

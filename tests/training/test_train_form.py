@@ -70,7 +70,7 @@ def test_the_target_is_a_select_of_the_chosen_datas_columns_as_written(client, o
             {"data_version_id": customers.pk, "only": "target", "target_column": "Churn?"},
         ).content.decode()
     )
-    assert part.lstrip().startswith('<select name="target_column" id="id_target_column"')
+    assert part.lstrip().startswith('<select name="target_column" id="id_target_column" required')
     assert '<option value="Monthly Spend">' in part and '<option value="Churn?" selected>' in part
     assert "petal width" not in part and "override_type" not in part
 
