@@ -98,10 +98,17 @@ def _automl_run(workspace, job_id):
 
 
 def automl_columns(request, workspace_id):
-    """htmx: the chosen data's target choices (with class balance) and per-column overrides."""
+    """htmx: the chosen data's target choices (with class balance) and per-column overrides;
+    with ?only=target, just the target select (the Train form)."""
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.VIEW)
     version = data_version_get_by_id(workspace=workspace, version_id=request.GET.get("data_version_id"))
     target = request.GET.get("target_column", "")
+    if request.GET.get("only") == "target":  # the Train form's target select, for the chosen data
+        return render(
+            request,
+            "training/_target_column_select.html",
+            {"columns": [c for c in version.schema.get("columns", []) if not c.get("excluded")], "target": target},
+        )
     profiles = {c["name"]: c for c in version.profile.get("column_profiles", [])}
     columns = [c for c in version.schema.get("columns", []) if not c.get("excluded")]
     balance = profiles.get(target, {}).get("top_values", []) if target else []

@@ -1,6 +1,9 @@
 from django import forms
+from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from studio.forms import CheckedJSONField
+from studio.forms_errors import add_service_errors
 
 from .models import JobKind
 
@@ -40,6 +43,29 @@ class JobSubmitForm(forms.Form):
     def spec(self) -> dict:
         return {}
 
+    # The page lays out these fields one by one; a train form groups its hyperparameters apart.
+    hyperparameter_fields: list = []
+
+    def plain_fields(self) -> list:
+        return [f for f in self if f.name != "hyperparameters" and not f.name.startswith(HYPERPARAMETER_PREFIX)]
+
+
+HYPERPARAMETER_PREFIX = "hp_"
+
+
+def _hyperparameter_field(param, default) -> forms.Field:
+    """A typed input for one of an algorithm's main hyperparameters; empty keeps the default."""
+    if param.kind == "choice":
+        choices = [("", f"default ({default})")] + [(c, c) for c in param.choices]
+        return forms.ChoiceField(choices=choices, required=False, label=param.name)
+    field_class = forms.IntegerField if param.kind == "int" else forms.FloatField
+    return field_class(
+        required=False,
+        label=param.name,
+        help_text=f"Default {default}; Automated ML searches {param.low:g} to {param.high:g}.",
+        widget=forms.NumberInput(attrs={"placeholder": default, "step": "1" if param.kind == "int" else "any"}),
+    )
+
 
 class DiagnosticJobForm(JobSubmitForm):
     kind = JobKind.DIAGNOSTIC
@@ -58,13 +84,16 @@ class DiagnosticJobForm(JobSubmitForm):
 class TrainJobForm(JobSubmitForm):
     kind = JobKind.TRAIN
     data_version_id = forms.TypedChoiceField(coerce=int, label="Data")
-    target_column = forms.CharField(max_length=200, label="Target column", help_text="The column to predict.")
+    target_column = forms.CharField(
+        max_length=200, label="Target column", help_text="The column to predict.", widget=forms.Select
+    )
     algorithm = forms.ChoiceField(choices=[])
     hyperparameters = CheckedJSONField(
         required=False,
         initial=dict,
+        label="Advanced: hyperparameters as JSON",
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='Optional JSON, e.g. {"n_estimators": 300, "max_depth": 8}. '
+        help_text='Optional JSON for any other parameter, e.g. {"max_depth": 8}. '
         "Checked against the estimator's own parameters.",
     )
     validation_method = forms.ChoiceField(
@@ -85,8 +114,103 @@ class TrainJobForm(JobSubmitForm):
             (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)") for v in versions
         ]
         self.fields["algorithm"].choices = list(TRAIN_ALGORITHMS.items())
-        self.column_names = sorted({c["name"] for v in versions for c in v.schema.get("columns", [])})
-        self.fields["target_column"].widget.attrs["list"] = "column-names"
+        self.versions = {v.pk: v for v in versions}
+        self._target_column_choices(versions)
+        self._add_hyperparameter_fields()
+
+    def _chosen(self, name):
+        return self.data.get(name) if self.is_bound else self.initial.get(name, self.fields[name].initial)
+
+    def _chosen_version(self):
+        try:
+            return self.versions.get(int(self._chosen("data_version_id")))
+        except (TypeError, ValueError):
+            return None
+
+    def _target_column_choices(self, versions) -> None:
+        """The chosen data's columns (as the AutoML wizard lists them); changing the data reloads them."""
+        from .datasets import included_columns
+
+        version = self._chosen_version() or (versions[0] if versions else None)
+        columns = included_columns(version) if version else []
+        self.fields["target_column"].widget.attrs.pop("maxlength", None)  # a text input's attribute
+        self.fields["target_column"].widget.choices = [("", "— choose the column to predict —")] + [
+            (c["name"], f"{c['name']} ({c.get('semantic_type', '')})") for c in columns
+        ]
+        self.fields["data_version_id"].widget.attrs.update(
+            {
+                "hx-get": reverse("automl-columns", args=[self.workspace.pk]) + "?only=target",
+                "hx-trigger": "change",
+                "hx-sync": "this:replace",
+                "hx-include": "#id_data_version_id, #id_target_column",
+                "hx-target": "#id_target_column",
+                "hx-swap": "outerHTML",
+            }
+        )
+
+    def _add_hyperparameter_fields(self) -> None:
+        """Typed inputs for the chosen algorithm's main hyperparameters; choosing another reloads them."""
+        from .kinds.train import TRAIN_ALGORITHMS
+        from .ml.algorithms import ALGORITHMS
+
+        algorithm = self._chosen("algorithm")
+        if algorithm not in TRAIN_ALGORITHMS:
+            algorithm = next(iter(TRAIN_ALGORITHMS))
+        self.hyperparameter_algorithm = TRAIN_ALGORITHMS[algorithm]
+        defaults = ALGORITHMS[algorithm].defaults()
+        for param in ALGORITHMS[algorithm].space:
+            self.fields[HYPERPARAMETER_PREFIX + param.name] = _hyperparameter_field(param, defaults.get(param.name))
+        self.fields["algorithm"].widget.attrs.update(
+            {
+                "hx-get": "?kind=train",
+                "hx-trigger": "change",
+                "hx-sync": "this:replace",
+                "hx-include": "#id_algorithm",
+                "hx-select": "#hyperparameter-fields",
+                "hx-target": "#hyperparameter-fields",
+                "hx-swap": "outerHTML",
+            }
+        )
+
+    @property
+    def hyperparameter_fields(self) -> list:
+        return [f for f in self if f.name.startswith(HYPERPARAMETER_PREFIX)]
+
+    def clean(self):
+        """Check the target column and the hyperparameters here too, so every error shows in one round."""
+        from .datasets import check_target
+        from .kinds.train import check_hyperparameters
+
+        data = super().clean()
+        version = self.versions.get(data.get("data_version_id"))
+        if version is not None and "target_column" in data:
+            try:
+                check_target(version, data["target_column"])
+            except ValidationError as exc:
+                add_service_errors(self, exc)
+        typed = {
+            name.removeprefix(HYPERPARAMETER_PREFIX): value
+            for name, value in data.items()
+            if name.startswith(HYPERPARAMETER_PREFIX) and value not in (None, "")
+        }
+        raw = data.get("hyperparameters") or {}
+        if isinstance(raw, dict) and set(raw) & set(typed):
+            self.add_error(
+                "hyperparameters", f"Set {', '.join(sorted(set(raw) & set(typed)))} in its field or here, not both."
+            )
+        elif data.get("algorithm") and "hyperparameters" in data:
+            for name, value in typed.items():  # a typed value's error shows beside its own field
+                try:
+                    check_hyperparameters(data["algorithm"], {name: value})
+                except ValidationError as exc:
+                    self.add_error(HYPERPARAMETER_PREFIX + name, exc.message_dict["hyperparameters"])
+            if not any(self.has_error(HYPERPARAMETER_PREFIX + name) for name in typed):
+                params = {**raw, **typed} if isinstance(raw, dict) else raw
+                try:
+                    data["hyperparameters"] = check_hyperparameters(data["algorithm"], params)
+                except ValidationError as exc:
+                    add_service_errors(self, exc)
+        return data
 
     @classmethod
     def initial_from_job(cls, job) -> dict:

@@ -30,13 +30,21 @@ def test_cluster_train_job_live_and_scale_to_zero(new_page, owner, workspace, pe
 
     page.goto(f"/w/{workspace.pk}/jobs/new/?kind=train")
     page.select_option("select[name=target]", str(cluster.pk))
+    first_select = page.locator("select[name=target_column]").element_handle()
     page.select_option("select[name=data_version_id]", str(penguins.pk))
-    page.fill("input[name=target_column]", "species")
-    page.select_option("select[name=algorithm]", "random_forest")
-    page.fill("textarea[name=hyperparameters]", '{"n_estimators": 60, "max_depth": 6}')
+    first_select.wait_for_element_state("hidden")  # replaced by the chosen data's columns (htmx)
+    expect(page.locator("select[name=target_column] option[value=species]")).to_have_count(1)
+    page.select_option("select[name=target_column]", "species")
+    with page.expect_response(re.compile(r"algorithm=random_forest")):  # its typed hyperparameters
+        page.select_option("select[name=algorithm]", "random_forest")
+    expect(page.locator("input[name=hp_n_estimators]")).to_be_visible()
+    page.fill("input[name=hp_n_estimators]", "60")
+    page.locator("summary", has_text="Advanced").click()
+    page.fill("textarea[name=hyperparameters]", '{"max_depth": 6}')
     page.get_by_role("button", name="Submit").click()
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     job = Job.objects.get(kind="train")
+    assert job.spec["hyperparameters"] == {"n_estimators": 60, "max_depth": 6}
 
     # Live: the status moves on without a reload, the log and the metrics appear.
     expect(page.get_by_test_id("job-status")).to_have_text("Completed", timeout=90_000)

@@ -61,6 +61,21 @@ def check_hyperparameters(algorithm: str, params) -> dict:
     return params
 
 
+def _check_validation(validation) -> dict:
+    method = validation.get("method") if isinstance(validation, dict) else None
+    if method not in ("holdout", "cv"):
+        raise ValidationError({"validation": ["Choose holdout (with a fraction) or cv (with a number of folds)."]})
+    if method == "holdout":
+        fraction = validation.get("holdout_fraction", 0.2)
+        if not isinstance(fraction, (int, float)) or not 0.05 <= fraction <= 0.5:
+            raise ValidationError({"validation": ["The holdout fraction must be from 0.05 to 0.5."]})
+        return {"method": "holdout", "holdout_fraction": float(fraction)}
+    folds = validation.get("n_folds", 5)
+    if not isinstance(folds, int) or not 2 <= folds <= 20:
+        raise ValidationError({"validation": ["Use 2 to 20 folds."]})
+    return {"method": "cv", "n_folds": folds}
+
+
 class TrainJob(JobHandler):
     def validate(self, *, workspace, spec) -> CleanSpec:
         if not isinstance(spec, dict):
@@ -75,28 +90,30 @@ class TrainJob(JobHandler):
             raise ValidationError(
                 {"data_version_id": ValidationError("Choose a data version of this workspace.", code="not_found")}
             )
-        target = check_target(version, spec.get("target_column"))
+        errors: dict[str, list] = {}  # every problem at once, not one per round
+
+        def collect(check, *args):
+            try:
+                return check(*args)
+            except ValidationError as exc:
+                for field, messages in exc.message_dict.items():
+                    errors.setdefault(field, []).extend(messages)
+
+        target = collect(check_target, version, spec.get("target_column"))
         algorithm = spec.get("algorithm")
+        params = None
         if algorithm not in TRAIN_ALGORITHMS:
-            raise ValidationError({"algorithm": [f"Choose one of: {', '.join(TRAIN_ALGORITHMS)}."]})
-        params = check_hyperparameters(algorithm, spec.get("hyperparameters") or {})
-        validation = spec.get("validation") or {"method": "holdout", "holdout_fraction": 0.2}
-        method = validation.get("method") if isinstance(validation, dict) else None
-        if method not in ("holdout", "cv"):
-            raise ValidationError({"validation": ["Choose holdout (with a fraction) or cv (with a number of folds)."]})
-        if method == "holdout":
-            fraction = validation.get("holdout_fraction", 0.2)
-            if not isinstance(fraction, (int, float)) or not 0.05 <= fraction <= 0.5:
-                raise ValidationError({"validation": ["The holdout fraction must be from 0.05 to 0.5."]})
-            validation = {"method": "holdout", "holdout_fraction": float(fraction)}
+            errors["algorithm"] = [f"Choose one of: {', '.join(TRAIN_ALGORITHMS)}."]
         else:
-            folds = validation.get("n_folds", 5)
-            if not isinstance(folds, int) or not 2 <= folds <= 20:
-                raise ValidationError({"validation": ["Use 2 to 20 folds."]})
-            validation = {"method": "cv", "n_folds": folds}
+            params = collect(check_hyperparameters, algorithm, spec.get("hyperparameters") or {})
+        validation = collect(
+            _check_validation, spec.get("validation") or {"method": "holdout", "holdout_fraction": 0.2}
+        )
         seed = spec.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ValidationError({"seed": ["The seed is a whole number."]})
+            errors["seed"] = ["The seed is a whole number."]
+        if errors:
+            raise ValidationError(errors)
         clean = {
             "data_version_id": version.pk,
             "target_column": target,
