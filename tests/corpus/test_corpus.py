@@ -27,6 +27,9 @@ pytestmark = [pytest.mark.worker]
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 SCORED_ROWS = 6  # rows of each file sent to the scoring URL, in each payload shape
 
+TABS = ("overview", "preview", "profile", "schema")
+ENDPOINT_TABS = ("details", "test", "consume", "monitoring")
+
 # What the profile must call some columns of each file (the rest: whatever fits).
 TYPES = {
     "churn.csv": {
@@ -211,6 +214,21 @@ def test_a_corpus_file_goes_from_upload_to_batch_scoring_with_its_labels_as_writ
     assert set(blue["predicted"]) <= set(labels) and sum(blue["predicted"].values()) == 2 * SCORED_ROWS
     assert blue["drift"] and blue["drift"]["rows"] == 2 * SCORED_ROWS
     assert set(blue["drift"]["columns"]) <= set(features) and blue["drift"]["columns"]
+
+    # The endpoint's own OpenAPI document names the columns as written.
+    document = rest.get(f"{ws}/endpoints/{endpoint_id}/openapi/")
+    assert document.status_code == 200, document.content
+    assert set(features) <= set(json.dumps(document.json(), ensure_ascii=False).split('"'))
+
+    # Every page about this file renders (names with brackets, slashes, emoji and case twins).
+    client.force_login(studio.owner)
+    pages = [f"/w/{studio.workspace.pk}/data/{version.asset_id}/v/{version.version}/?tab={tab}" for tab in TABS]
+    pages += [f"/w/{studio.workspace.pk}/jobs/{job}/" for job in (trained.pk, run.pk)]
+    pages += [f"/w/{studio.workspace.pk}/models/{model.model_id}/v/{model.version}/"]
+    pages += [f"/w/{studio.workspace.pk}/endpoints/{endpoint_id}/?tab={tab}" for tab in ENDPOINT_TABS]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, (page, response.content.decode()[:2000])
 
     # Batch scoring through the endpoint: the whole file, labels as written.
     batch = rest.post(
