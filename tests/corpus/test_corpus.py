@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.worker]
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 SCORED_ROWS = 6  # rows of each file sent to the scoring URL, in each payload shape
 
+MOSTLY_MISSING = {"sparse_signs.csv": ["mostly empty"], "web_sessions.csv": ["referrer"]}
 TABS = ("overview", "preview", "profile", "schema")
 ENDPOINT_TABS = ("details", "test", "consume", "monitoring")
 
@@ -130,7 +131,11 @@ def test_a_corpus_file_goes_from_upload_to_batch_scoring_with_its_labels_as_writ
     types = {c["name"]: c["semantic_type"] for c in version.schema["columns"]}
     assert {column: types[column] for column in TYPES[name]} == TYPES[name]
     detail = rest.get(f"{ws}/data-assets/{version.asset_id}/versions/{version.version}/").json()
-    assert [c["name"] for c in detail["profile"]["column_profiles"]] == header
+    profiles = {c["name"]: c for c in detail["profile"]["column_profiles"]}
+    assert list(profiles) == header
+    for column in MOSTLY_MISSING.get(name, ()):
+        assert 50 <= profiles[column]["missing_pct"] <= 70, profiles[column]
+        assert "mostly_missing" in {w["code"] for w in profiles[column]["warnings"]}
     preview = rest.get(f"{ws}/data-assets/{version.asset_id}/versions/{version.version}/preview/?limit=5").json()
     assert [c["name"] if isinstance(c, dict) else c for c in preview["columns"]] == header
 
@@ -205,6 +210,24 @@ def test_a_corpus_file_goes_from_upload_to_batch_scoring_with_its_labels_as_writ
         assert all(isinstance(p, str) for p in body["predictions"]), body["predictions"]
         answers.append(body["predictions"])
     assert answers[0] == answers[1]
+
+    # The Train model beside it (no traffic), scored by pinning the deployment.
+    green = rest.post(
+        f"{ws}/endpoints/{endpoint_id}/deployments/",
+        {"name": "green", "model_version": registered.json()["id"], "target": studio.inference.pk},
+        format="json",
+    )
+    assert green.status_code == 201, green.content
+    serving.configs.clear()  # this process checks the database at most once a second; now, please
+    pinned = client.post(
+        f"/score/{stem}/",
+        json.dumps(sample),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        HTTP_X_STUDIO_DEPLOYMENT="green",
+    )
+    assert pinned.status_code == 200, pinned.content
+    assert pinned.json()["deployment"] == "green" and set(pinned.json()["predictions"]) <= set(labels)
 
     # Monitoring: both calls counted, the predicted classes by their text, drift per column.
     serving.monitor.flush()
