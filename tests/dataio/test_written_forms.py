@@ -43,3 +43,11 @@ def test_a_schema_edit_keeps_the_spelling_of_a_boolean(work, tmp_path):
     assert cast.schema.column("flag").spelling == ("N", "Y")
     edited = apply_schema(work.dest, tmp_path / "v2.parquet", cast.schema.edited(types={"x": "numeric"}))
     assert edited.schema.column("flag").spelling == ("N", "Y")
+
+
+def test_times_of_day_stay_as_written(work):
+    result = work.ingest(
+        "shift,minutes\n" + "".join(f"{['06:00', '14:00', '22:30:15'][i % 3]},{i}\n" for i in range(60))
+    )
+    assert result.schema.column("shift").semantic_type == "categorical"
+    assert work.table()["shift"].to_pylist()[:3] == ["06:00", "14:00", "22:30:15"]

@@ -303,6 +303,11 @@ class _CsvReader:
                         raise _Retry  # column types are given by name, so open again with the names
                 elif len(reader.schema) > self.limits.max_columns:
                     check_names(reader.schema.names, self.limits)
+                times = {i for i, f in enumerate(reader.schema) if pa.types.is_time(f.type)} - self.text_positions
+                if times:
+                    # Times of day stay text as written ("22:00", not "22:00:00.000"), typed by the text rules.
+                    self.text_positions |= times
+                    raise _Retry
                 schema = pa.schema([pa.field(n, f.type) for n, f in zip(self.names, reader.schema, strict=True)])
                 batch = None
                 with ParquetSink(stage, schema, self.limits) as sink:
