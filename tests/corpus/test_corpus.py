@@ -27,6 +27,13 @@ pytestmark = [pytest.mark.worker]
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 SCORED_ROWS = 6  # rows of each file sent to the scoring URL, in each payload shape
 
+# Text that must come back exactly as the file wrote it (times of day, labels).
+AS_WRITTEN = {
+    "sensors.csv": ["shift start", "alarm"],
+    "ticket_codes.csv": ["response time", "ticket"],
+    "clinic_visits.csv": ["check-in", "patient.no"],
+    "long_labels.csv": ["outcome", "message"],
+}
 MOSTLY_MISSING = {"sparse_signs.csv": ["mostly empty"], "web_sessions.csv": ["referrer"]}
 TABS = ("overview", "preview", "profile", "schema")
 ENDPOINT_TABS = ("details", "test", "consume", "monitoring")
@@ -47,6 +54,7 @@ TYPES = {
         "temp.c": "numeric",
         "pressure [kPa]": "numeric",
         "flow/min": "numeric",
+        "shift start": "categorical",  # "06:00", a time of day
         "alarm": "categorical",
     },
     "unicode_names.csv": {
@@ -58,7 +66,13 @@ TYPES = {
     "case_twins.csv": {"ID": "identifier", "Value": "numeric", "value": "numeric", "source": "categorical"},
     "sparse_signs.csv": {"mostly empty": "numeric", "mixed": "categorical", "direction": "categorical"},
     "grades.csv": {"student id": "identifier", "hours/week": "numeric", "score (%)": "numeric"},
-    "ticket_codes.csv": {"opened": "datetime", "opened day": "datetime", "amount": "integer", "escalated": "boolean"},
+    "ticket_codes.csv": {
+        "opened": "datetime",
+        "opened day": "datetime",
+        "response time": "categorical",
+        "amount": "integer",  # "14,738"
+        "escalated": "boolean",
+    },
     "long_labels.csv": {"case": "identifier", "message": "text", "is_vip": "boolean", "order value": "numeric"},
     "spreadsheet_export.csv": {"Order Date": "datetime", "Revenue": "numeric", "Converted": "boolean"},
     "web_sessions.csv": {"session_id": "identifier", "duration (s)": "numeric", "referrer": "categorical"},
@@ -138,6 +152,9 @@ def test_a_corpus_file_goes_from_upload_to_batch_scoring_with_its_labels_as_writ
         assert "mostly_missing" in {w["code"] for w in profiles[column]["warnings"]}
     preview = rest.get(f"{ws}/data-assets/{version.asset_id}/versions/{version.version}/preview/?limit=5").json()
     assert [c["name"] if isinstance(c, dict) else c for c in preview["columns"]] == header
+    for column in AS_WRITTEN.get(name, ()):
+        shown = [r[header.index(column)] for r in preview["rows"]]
+        assert shown == [row[column] for row in rows[:5]], column
 
     # Train (one fast algorithm) and a short Automated ML run, side by side on the two nodes.
     train = rest.post(
