@@ -59,6 +59,8 @@ def corpus_studio(corpus_database, django_db_blocker, corpus_dir):
     from compute.agent import LocalAgent
     from compute.models import Node, NodeStatus, TargetKind
     from compute.services import default_cluster_for, target_create, target_update
+    from endpoints import serving
+    from endpoints.scoring.predictor import invalidate
     from studio.celery import app
     from tests.conftest import PASSWORD
     from training.services import jobs_reconcile
@@ -114,6 +116,8 @@ def corpus_studio(corpus_database, django_db_blocker, corpus_dir):
             if agent is not None:
                 agent.stop_all(kill=True)
             call_command("flush", interactive=False, verbosity=0)
+            serving.configs.clear()  # the endpoints this process cached are gone with the rows
+            invalidate()
             app.conf.broker_url, app.conf.broker_transport_options = previous
             app._after_fork()
             overrides.disable()
