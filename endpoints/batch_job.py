@@ -4,6 +4,7 @@ the predictions (beside the input columns) become a new version of a data asset.
 import secrets
 import time
 
+import pyarrow.parquet as pq
 from django.core.exceptions import ValidationError
 
 from endpoints.scoring.predictor import load_predictor
@@ -107,7 +108,13 @@ class BatchScoreJob(JobHandler):
             summary = _score(predictor, data_services.data_version_path(data_version), scored, ctx)
             ctx.log(f"Scored {summary['rows_scored']:,} rows in {time.perf_counter() - started:.1f} s")
             ctx.check_canceled()
-            result = ingest(scored, sniff(scored, scored.name), final, limits=data_services.ingest_limits())
+            result = ingest(
+                scored,
+                sniff(scored, scored.name),
+                final,
+                limits=data_services.ingest_limits(),
+                column_types=_output_types(data_version, scored, summary["prediction_column"]),
+            )
             version = data_services.ingest_complete(
                 ingest=row,
                 parquet=final,
@@ -134,6 +141,14 @@ class BatchScoreJob(JobHandler):
             "rows": summary["rows_scored"],
             "backend": predictor.backend,
         }
+
+
+def _output_types(data_version, scored, prediction_column: str) -> dict[str, str]:
+    """The scored table keeps the input's column types, and predictions are labels: text such as
+    "true"/"false" or "10" must not be read again as booleans or numbers."""
+    names = set(pq.ParquetFile(scored).schema_arrow.names)
+    types = {c["name"]: c["semantic_type"] for c in data_version.schema["columns"] if c["name"] in names}
+    return types | {prediction_column: "categorical"}
 
 
 def _is_id(value) -> bool:

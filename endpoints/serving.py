@@ -326,8 +326,8 @@ def sample_row(signature: dict, reference: dict | None) -> dict:
             row[name] = profile["categories"][0]
         elif column.get("categories"):
             row[name] = column["categories"][0]
-        elif kind in ("numeric", "integer"):
-            row[name] = 0
+        elif kind in ("numeric", "integer") or column.get("dtype", "").startswith(("float", "int")):
+            row[name] = 0  # a number, whatever its type says: an identifier made of digits is cast to numbers
         elif kind == "boolean":
             row[name] = False
         elif kind == "datetime":

@@ -59,9 +59,14 @@ def load_training_data(version: DataVersion, target_column: str) -> TrainingData
     target = frame[target_column]
     keep = target.notna()
     labels = target[keep]
-    physical = {c["name"]: c.get("physical_type", "") for c in included_columns(version)}[target_column]
+    column = next(c for c in included_columns(version) if c["name"] == target_column)
+    physical = column.get("physical_type", "")
     if physical.startswith("int") and pd.api.types.is_float_dtype(labels):
         labels = labels.astype("int64")  # pandas reads integers with nulls as floats: "2", not "2.0"
+    spelling = (column.get("spelling") or {}) if physical == "bool" else {}
+    if spelling:
+        # Booleans read from text are labels as the file wrote them ("yes", "TRUE"), not Python's True.
+        labels = labels.map({False: spelling["false"], True: spelling["true"]})
     y = labels.astype(str).reset_index(drop=True)
     X = frame.loc[keep].drop(columns=[target_column]).reset_index(drop=True)
     types = {c["name"]: c["semantic_type"] for c in included_columns(version) if c["name"] != target_column}

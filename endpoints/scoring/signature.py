@@ -46,7 +46,8 @@ Rules, decided for what a user of a REST endpoint needs:
   its row number. Send ``null`` for a missing value.
 * ``null`` is accepted in every column, nullable in training or not: the pipeline imputes missing
   values (monitoring counts them). Empty strings count as null for non-text columns.
-* Only safe casts: numbers as JSON numbers or numeric strings (``"3.5"``); integers must be whole
+* Only safe casts: numbers as JSON numbers or numeric strings (``"3.5"``, ``"1,234.50"`` with
+  thousands separators as spreadsheets write them); integers must be whole
   (``3.0`` and ``"3"`` are accepted, ``3.7`` is not); booleans as ``true``/``false``, ``0``/``1`` or
   the words true/false/yes/no/y/n/t/f (any case); labels as strings (numbers become strings: ``3``
   and ``3.0`` are both ``"3"``, ``true`` is ``"True"``); dates as ISO 8601 strings (in a DataFrame,
@@ -61,6 +62,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -581,6 +583,9 @@ def _nested_or_other(v) -> tuple[str, str]:
     return f"has an unexpected type ({type(v).__name__})", "invalid_value"
 
 
+_THOUSANDS_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+
+
 def _is_missing(v) -> bool:
     return v is None or isinstance(v, _MISSING_TYPES) or (isinstance(v, float) and v != v)
 
@@ -619,8 +624,10 @@ def _to_float(spec: ColumnSpec, values: list, offset: int) -> np.ndarray:
             try:
                 f = float(s)
             except ValueError:
-                errors.append((i, "is not a number", "invalid_value"))
-                continue
+                if not _THOUSANDS_GROUPED.fullmatch(s):  # "1,234.50", as the training file wrote it
+                    errors.append((i, "is not a number", "invalid_value"))
+                    continue
+                f = float(s.replace(",", ""))
             if math.isinf(f):
                 errors.append((i, "is not a finite number", "invalid_value"))
             out[i] = f

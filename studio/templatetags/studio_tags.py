@@ -18,6 +18,13 @@ def allows(workspace, action: str) -> bool:
 
 
 @register.filter
+def pairs(mapping):
+    """`{% for key, value in mapping|pairs %}`: a dict's items. `mapping.items` in a template looks
+    up the key "items" first, so a column or metric named items, keys or values broke the page."""
+    return list(mapping.items()) if mapping else []
+
+
+@register.filter
 def get_item(mapping, key):
     """mapping[key], or None (dicts with keys that are not identifiers)."""
     if mapping is None:

@@ -120,6 +120,12 @@ def test_numeric_strings_are_a_safe_cast(signature):
     assert frame.loc[0, "tenure"] == 10.0
 
 
+def test_numbers_with_thousands_separators_are_read_as_the_training_file_wrote_them(signature):
+    frame = validate_payload(signature, record(income="1,234.50", age="31", tenure="1,000"))
+    assert (frame.loc[0, "income"], frame.loc[0, "tenure"]) == (1234.5, 1000.0)
+    assert refusal(signature, record(income="1,5")).field == "income"
+
+
 def test_a_whole_float_is_accepted_for_an_integer_column(signature):
     assert validate_payload(signature, record(age=31.0)).loc[0, "age"] == 31.0
 

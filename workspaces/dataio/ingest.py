@@ -34,7 +34,9 @@ from .sniff import Sniffed, sniff
 from .types import (
     CSV_FALSE_VALUES,
     CSV_TRUE_VALUES,
+    FALSE_WORDS,
     SEMANTIC_TYPES,
+    TRUE_WORDS,
     ColumnSchema,
     Schema,
     infer_column,
@@ -85,9 +87,16 @@ def ingest(
     try:
         if sniffed.format == "parquet":
             names, warnings = _parquet_to_stage(path, stage, limits, progress)
-        else:
-            names, warnings = _CsvReader(path, sniffed, limits, progress).read_into(stage)
-        return _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile)
+            return _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile)
+        reader = _CsvReader(path, sniffed, limits, progress)
+        names, warnings = reader.read_into(stage)
+        result = _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile)
+        booleans = [c.name for c in result.schema.columns if c.physical_type == "bool"]
+        if not booleans:
+            return result
+        spellings = reader.spellings(booleans)
+        columns = tuple(replace(c, spelling=spellings.get(c.name)) for c in result.schema.columns)
+        return replace(result, schema=Schema(columns))
     finally:
         stage.unlink(missing_ok=True)
 
@@ -294,6 +303,11 @@ class _CsvReader:
                         raise _Retry  # column types are given by name, so open again with the names
                 elif len(reader.schema) > self.limits.max_columns:
                     check_names(reader.schema.names, self.limits)
+                times = {i for i, f in enumerate(reader.schema) if pa.types.is_time(f.type)} - self.text_positions
+                if times:
+                    # Times of day stay text as written ("22:00", not "22:00:00.000"), typed by the text rules.
+                    self.text_positions |= times
+                    raise _Retry
                 schema = pa.schema([pa.field(n, f.type) for n, f in zip(self.names, reader.schema, strict=True)])
                 batch = None
                 with ParquetSink(stage, schema, self.limits) as sink:
@@ -380,6 +394,29 @@ class _CsvReader:
                 )
             return
 
+    def spellings(self, names: list[str]) -> dict[str, tuple[str, str]]:
+        """How the file writes false and true in these boolean columns: the most common spelling
+        of each in the first block (read again as text; the stored column holds only booleans)."""
+        read, parse, convert = self._options()
+        convert.include_columns = names
+        convert.column_types = {name: pa.string() for name in names}
+        source = self._source()
+        with contextlib.closing(source):
+            batch = next(iter(pcsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)))
+        found = {}
+        for name in names:
+            best: dict[bool, tuple[int, str]] = {}
+            for item in pc.value_counts(pc.utf8_trim_whitespace(batch.column(name).drop_null())).to_pylist():
+                word, count = item["values"], item["counts"]
+                meaning = True if word.lower() in TRUE_WORDS else False if word.lower() in FALSE_WORDS else None
+                if meaning is not None and count > best.get(meaning, (0, ""))[0]:
+                    best[meaning] = (count, word)
+            if best:
+                true = best[True][1] if True in best else _counterpart(best[False][1])
+                false = best[False][1] if False in best else _counterpart(best[True][1])
+                found[name] = (false, true)
+        return found
+
     def _locate_invalid_row(self) -> int | None:
         """Parse again on one thread (which numbers rows) up to the invalid row; convert one column only."""
         found: list = []
@@ -392,6 +429,15 @@ class _CsvReader:
             for _batch in pcsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert):
                 pass
         return found[0].number if found else None
+
+
+def _counterpart(word: str) -> str:
+    """The other boolean word in the same style: "TRUE" → "FALSE", "Yes" → "No", "f" → "t"."""
+    lower = word.lower()
+    other = FALSE_WORDS[TRUE_WORDS.index(lower)] if lower in TRUE_WORDS else TRUE_WORDS[FALSE_WORDS.index(lower)]
+    if word.isupper():
+        return other.upper()
+    return other.title() if word.istitle() else other
 
 
 # --- Parquet -------------------------------------------------------------------------------------

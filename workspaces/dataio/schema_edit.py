@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -98,7 +98,12 @@ def apply_schema(
     ]
     if not plans:
         raise DataError("Every column is excluded: keep at least one.", code="invalid_schema")
-    return rewrite(src, Path(dest_parquet), plans, limits=limits, progress=progress)
+    result = rewrite(src, Path(dest_parquet), plans, limits=limits, progress=progress)
+    # A boolean that stays boolean keeps the spelling of its source file.
+    kept = tuple(
+        replace(c, spelling=wanted[c.name].spelling) if c.physical_type == "bool" else c for c in result.schema.columns
+    )
+    return replace(result, schema=Schema(kept))
 
 
 def rewrite(

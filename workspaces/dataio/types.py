@@ -46,6 +46,9 @@ DATETIME_FORMATS = tuple(
     for time in ("", " %H:%M", " %H:%M:%S")
 )
 
+# A number with thousands separators, as spreadsheets write them: 1,234 or -12,345,678.90.
+THOUSANDS_GROUPED = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
+
 _SAMPLE = 2_000
 _ID_NAME = re.compile(
     r"(^|[_\s.-])(id|uuid|guid|key)$|^(id|uuid|guid)([_\s.-]|$)|[a-z](Id|ID|Uuid|UUID|Key)$", re.IGNORECASE
@@ -58,6 +61,8 @@ class ColumnSchema:
     """One column: its name, semantic type, stored (physical) Arrow type, and whether it is excluded.
 
     ``inferred_type`` is what the engine inferred at ingest, kept so a UI can show "changed".
+    ``spelling`` is, for a boolean column read from text, how the file wrote false and true
+    (``("no", "yes")``, ``("FALSE", "TRUE")``): a boolean used as labels comes back as written.
     """
 
     name: str
@@ -65,15 +70,19 @@ class ColumnSchema:
     physical_type: str
     excluded: bool = False
     inferred_type: str | None = None
+    spelling: tuple[str, str] | None = None
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "name": self.name,
             "semantic_type": self.semantic_type,
             "physical_type": self.physical_type,
             "excluded": self.excluded,
             "inferred_type": self.inferred_type,
         }
+        if self.spelling:
+            data["spelling"] = {"false": self.spelling[0], "true": self.spelling[1]}
+        return data
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,7 @@ class Schema:
                 )
             physical = item.get("physical_type", "")
             inferred = item.get("inferred_type")
+            spelling = item.get("spelling")
             columns.append(
                 ColumnSchema(
                     name=item.get("name"),
@@ -167,9 +177,17 @@ class Schema:
                     physical_type=physical if isinstance(physical, str) else "",
                     excluded=item.get("excluded", False),
                     inferred_type=inferred if inferred in SEMANTIC_TYPES else None,
+                    spelling=_spelling_from_json(spelling),
                 )
             )
         return cls(tuple(columns))
+
+
+def _spelling_from_json(data) -> tuple[str, str] | None:
+    if not isinstance(data, Mapping):
+        return None
+    false, true = data.get("false"), data.get("true")
+    return (false, true) if isinstance(false, str) and isinstance(true, str) and false != true else None
 
 
 # --- Physical types ------------------------------------------------------------------------------
@@ -235,6 +253,8 @@ def cast_column(
                 return _strptime(array, datetime_format, target)
             if pa.types.is_timestamp(target):
                 return _iso_to_timestamp(array)
+            if pa.types.is_integer(target) or pa.types.is_floating(target):
+                array = _without_thousands_separators(array)
     if pa.types.is_boolean(target) and (pa.types.is_integer(source) or pa.types.is_floating(source)):
         bad = pc.and_(pc.is_valid(array), pc.invert(pc.is_in(array, value_set=pa.array([0, 1], source))))
         _raise_first(array, bad)
@@ -262,6 +282,15 @@ def _words_to_bool(array):
     is_false = pc.is_in(lowered, value_set=pa.array(FALSE_WORDS))
     _raise_first(array, pc.and_(pc.is_valid(array), pc.invert(pc.or_(is_true, is_false))))
     return pc.if_else(pc.is_null(array), pa.scalar(None, pa.bool_()), is_true)
+
+
+def _without_thousands_separators(array):
+    """ "1,234.50" → "1234.50": a number written with thousands separators (only where every group
+    after the first has three digits, so "1,5" or "12,34" are left alone and refused)."""
+    grouped = pc.match_substring_regex(array, THOUSANDS_GROUPED)
+    if not pc.any(grouped).as_py():
+        return array
+    return pc.if_else(grouped, pc.replace_substring(array, ",", ""), array)
 
 
 def _strptime(array, fmt: str, target: pa.DataType):
