@@ -456,3 +456,19 @@ def test_the_crawler_reports_each_kind_of_fault(client, reader, workspace, setti
     assert len(report.actions) == 1 and report.actions[0].startswith("GET /probe/acts/ (linked from /probe/) changed")
     assert report.statuses[HTMX_STOP_POLLING] == 2  # as an htmx fragment it is fine, as a page not
     assert forms_refused(client, report) == ["403 on submitting the form to /probe/forbidden/ shown on /probe/"]
+
+
+@pytest.mark.django_db
+def test_every_link_of_an_empty_workspace_answers(client, owner, reader, workspace):
+    """What a new workspace shows before anything is in it (no data: the AutoML and Train forms'
+    column loaders once answered 404)."""
+    problems = []
+    for person in (owner, reader):
+        client.force_login(person)
+        report = crawl(client)
+        print(f"\ncrawl of an empty workspace as {person.username}: {report.pages} URLs")
+        assert report.pages >= 20
+        problems += [f"{person.username}: {line}" for line in report.broken + report.actions]
+        if person == reader:
+            problems += [f"{person.username}: {line}" for line in forms_refused(client, report)]
+    assert not problems, "\n".join(problems)
