@@ -1,6 +1,7 @@
 """A URLconf of deliberately faulty pages, so the crawl test can show that its crawler catches
 each kind of fault it claims to (a broken link, a forbidden one, a GET that acts, a download that
-redirects, a 286 outside htmx, a bad GET-form option, a form that refuses its viewer)."""
+redirects, a redirect to the sign-in page, a 286 outside htmx, a bad GET-form option, a form that
+refuses its viewer)."""
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -17,6 +18,7 @@ PROBE_PAGE = """<!doctype html><title>Probe</title>
 <a href="https://example.com/">elsewhere</a> <a href="/admin/">console</a> <a href="/logout/">sign out</a>
 <a href="/probe/missing/">missing</a> <a href="/probe/forbidden/">forbidden</a> <a href="/probe/acts/">acts</a>
 <a href="/probe/moved/" download>a download that redirects</a> <a href="/probe/file.csv" download>a file</a>
+<a href="/probe/sign-in-again/">to the sign-in page</a>
 <a href="/probe/done/">286 as a page</a> <span hx-get="/probe/done/" hx-trigger="load"></span>
 <select id="probe-choice" name="choice"><option value="x">x</option><option value="y" selected>y</option></select>
 <span hx-get="/probe/included/" hx-include="#probe-choice"></span>
@@ -48,6 +50,10 @@ def moved(request):
     return redirect("/probe/ok/")
 
 
+def sign_in_again(request):
+    return redirect("/login/?next=/probe/")
+
+
 def csv_file(request):
     return HttpResponse("a,b\n1,2\n", content_type="text/csv")
 
@@ -74,6 +80,7 @@ urlpatterns = [
     path("probe/forbidden/", forbidden),
     path("probe/acts/", acts),
     path("probe/moved/", moved),
+    path("probe/sign-in-again/", sign_in_again),
     path("probe/file.csv", csv_file),
     path("probe/done/", done),
     path("probe/included/", included),
