@@ -43,8 +43,6 @@ from training.services import job_cancel, job_submit
 from workspaces.models import Ingest, IngestStatus, Membership, Role
 from workspaces.services import member_invite
 
-pytestmark = [pytest.mark.worker]
-
 # Never followed: the admin console is another site, signing out ends the crawl, static files are
 # served by the web server rather than Django.
 SKIPPED_PREFIXES = ("/admin/", "/logout/", "/static/")
@@ -412,6 +410,7 @@ def forms_refused(client, report: CrawlReport) -> list[str]:
 
 
 # --- The test ----------------------------------------------------------------------------------------
+@pytest.mark.worker
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 def test_every_link_of_a_populated_workspace_answers_for_the_owner_and_the_reader(
     api, client, owner, contributor, reader, workspace, agent, broker
