@@ -101,16 +101,15 @@ def automl_columns(request, workspace_id):
     """htmx: the chosen data's target choices (with class balance) and per-column overrides;
     with ?only=target, just the target select (the Train form)."""
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.VIEW)
-    version = data_version_get_by_id(workspace=workspace, version_id=request.GET.get("data_version_id"))
+    chosen = request.GET.get("data_version_id", "")
+    # No data chosen (a workspace without data has none to choose): an empty select, not a 404.
+    version = data_version_get_by_id(workspace=workspace, version_id=chosen) if chosen else None
+    schema, profile = (version.schema, version.profile) if version else ({}, {})
+    columns = [c for c in schema.get("columns", []) if not c.get("excluded")]
     target = request.GET.get("target_column", "")
     if request.GET.get("only") == "target":  # the Train form's target select, for the chosen data
-        return render(
-            request,
-            "training/_target_column_select.html",
-            {"columns": [c for c in version.schema.get("columns", []) if not c.get("excluded")], "target": target},
-        )
-    profiles = {c["name"]: c for c in version.profile.get("column_profiles", [])}
-    columns = [c for c in version.schema.get("columns", []) if not c.get("excluded")]
+        return render(request, "training/_target_column_select.html", {"columns": columns, "target": target})
+    profiles = {c["name"]: c for c in profile.get("column_profiles", [])}
     balance = profiles.get(target, {}).get("top_values", []) if target else []
     clone_of = _automl_run(workspace, request.GET.get("clone"))
     overrides = clone_of.spec.get("automl", {}).get("column_overrides", {}) if clone_of else {}
