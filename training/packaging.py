@@ -79,6 +79,8 @@ def package_model(
         "onnx": bool(onnx_bytes),
         "onnx_reason": report.get("reason"),
         "onnx_max_abs_diff": report.get("max_abs_diff"),
+        "onnx_seconds": report.get("seconds"),
+        "packaging_seconds": round(time.perf_counter() - started, 3),
     }
 
 
