@@ -109,11 +109,12 @@ class _Studio:
 
     instance = None
 
-    def __init__(self):
+    def __init__(self, data_dir: Path | None = None, with_cluster: bool = True):
         import tempfile
         import threading
 
-        data_dir = Path(tempfile.mkdtemp(prefix="studio-bench-automl-"))
+        data_dir = data_dir or Path(tempfile.mkdtemp(prefix="studio-bench-automl-"))
+        data_dir.mkdir(parents=True, exist_ok=True)
         os.environ.update({"STUDIO_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "studio.settings"})
         os.environ.pop("DATABASE_URL", None)
         os.environ.pop("CELERY_BROKER_URL", None)
@@ -131,6 +132,10 @@ class _Studio:
 
         self.user = get_user_model().objects.create_user("bench")
         self.workspace = workspace_create(actor=self.user, name="bench")
+        self.data_dir = data_dir
+        self.cluster = self.agent = None
+        if not with_cluster:
+            return
         self.cluster = target_create(
             actor=self.user,
             workspace=self.workspace,
@@ -159,11 +164,12 @@ class _Studio:
             if time.monotonic() > deadline:
                 raise TimeoutError("the bench cluster's nodes did not start")
             time.sleep(0.2)
-        self.data_dir = data_dir
 
     def close(self):
-        self.stop.set()
-        self.agent.stop_all(kill=True)
+        """Stop the cluster's node processes (before serving is measured, and at exit)."""
+        if self.agent is not None:
+            self.stop.set()
+            self.agent.stop_all(kill=True)
 
     @classmethod
     def get(cls):
@@ -185,8 +191,10 @@ class _Studio:
         )
 
 
-def fit_studio(X, y, budget: float, seed: int, verbose: bool):
-    studio = _Studio.get()  # sets Django up first
+def studio_automl(studio: _Studio, X, y, *, budget: float, seed: int, register_as: str = "") -> dict:
+    """One Automated ML run through the services on the studio's cluster, waited for: the run,
+    its final job, the packaged model and the figures (``ready_s``: submit -> the run completed
+    with its final model ready)."""
     from training.automl_services import automl_submit, first_trial_seconds
     from training.ml.modelio import load_model
     from training.models import Artifact, Job, JobKind, JobStatus
@@ -202,6 +210,7 @@ def fit_studio(X, y, budget: float, seed: int, verbose: bool):
         target_column="target",
         test_fraction=0,
         seed=seed,
+        register_as=register_as,
         settings={
             "primary_metric": "auc_weighted",
             "max_trials": 10_000,
@@ -212,7 +221,7 @@ def fit_studio(X, y, budget: float, seed: int, verbose: bool):
     )
     while not Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).exists():
         time.sleep(0.05)
-    ready_s = time.monotonic() - submitted  # submit -> the run completed with its final model
+    ready_s = time.monotonic() - submitted
     run.refresh_from_db()
     if run.status != JobStatus.COMPLETED:
         raise RuntimeError(f"the run ended {run.status}: {run.status_reason} {run.error}")
@@ -226,9 +235,9 @@ def fit_studio(X, y, budget: float, seed: int, verbose: bool):
         f"{trials.count()} trials ({trials.filter(status=JobStatus.COMPLETED).count()} ok) as jobs on 2 nodes, "
         f"{final.result.get('final_kind')} ({len(final.result.get('members') or [])} members), "
         f"first trial {first_trial_seconds(run):.1f}s after submit; final job {final_s:.1f}s "
-        f"(packaging {final.result.get('packaging_seconds', float('nan')):.1f}s, "
+        f"(packaging {final.result.get('packaging_seconds') or float('nan'):.1f}s, "
         f"ONNX {onnx_report.get('seconds') or 0:.1f}s: "
-        + ("verified" if final.result.get("onnx") else f"none - {str(onnx_report.get('reason'))[:120]}")
+        + ("verified" if final.result.get("onnx") else f"none - {str(onnx_report.get('reason'))[:160]}")
         + ")"
     )
     facts = {
@@ -239,7 +248,12 @@ def fit_studio(X, y, budget: float, seed: int, verbose: bool):
         "onnx_seconds": onnx_report.get("seconds"),
         "model_bytes": artifact.size,
     }
-    return _RawColumns(model), note, facts
+    return {"run": run, "final": final, "model": model, "note": note, "facts": facts}
+
+
+def fit_studio(X, y, budget: float, seed: int, verbose: bool):
+    out = studio_automl(_Studio.get(), X, y, budget=budget, seed=seed)
+    return _RawColumns(out["model"]), out["note"], out["facts"]
 
 
 class _RawColumns:
