@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from workspaces.policy import Action, require
 
-from .ml.ensemble import MAX_MEMBERS
+from .ml.ensemble import MAX_MEMBERS, member_ids
+from .ml.metrics import score
 from .ml.search import AutoMLSearch, AutoMLSpec
 from .ml.trial import TrialResult
 from .models import Job, JobKind, JobStatus
@@ -32,6 +33,10 @@ FINAL_PACKAGING_FACTOR = 2.5
 TRIAL_GRACE_SECONDS = 3
 MIN_TRIAL_SECONDS = 5.0  # no new trial starts with less time than this before the final model
 BUDGET_SPENT = "stopped: the run's time budget is spent"
+# The final model is to be ready within the budget plus this (the goal is submit -> ready within
+# budget + 5 s; the rest is for queueing the final job and registering the model).
+READY_MARGIN_SECONDS = 3.0
+FINAL_FIXED_SECONDS = 2.0  # the final job's work that does not grow with the members (plan, signature, profile)
 
 
 def automl_spec(job: Job) -> AutoMLSpec:
@@ -56,6 +61,53 @@ def _final_reserve(spec: AutoMLSpec, search: AutoMLSearch, trials: list[Job]) ->
     likely = search.ensemble_library()[:MAX_MEMBERS]
     packaging = FINAL_PACKAGING_FACTOR * sum(save_seconds.get(trial_id, 0.0) for trial_id in likely)
     return min(0.4 * spec.timeout_s, FINAL_RESERVE_SECONDS + packaging)
+
+
+def final_seconds_left(parent: Job) -> float:
+    """Seconds until the run's final model should be ready (budget + a small margin)."""
+    return automl_spec(parent).timeout_s + READY_MARGIN_SECONDS - _elapsed(parent)
+
+
+def final_seconds_estimate(trial_ids, save_seconds: dict) -> float:
+    """The final job's time for a model of these trials: loading, saving and converting its
+    members, from what saving each of them took in its trial."""
+    return FINAL_FIXED_SECONDS + FINAL_PACKAGING_FACTOR * sum(save_seconds.get(i, 0.0) for i in trial_ids)
+
+
+def final_plan_within_time(
+    final: dict, *, search: AutoMLSearch, save_seconds: dict, seconds_left: float, predictions: dict, y_eval
+) -> dict:
+    """The final plan, or a lighter one when packaging it would end after the run's budget: the
+    voting ensemble without its heaviest members (rescored), another candidate, or the best
+    single trial that fits (the cheapest one if none does). A lighter plan says why in
+    ``"budget_note"``."""
+    if final_seconds_estimate(member_ids(final), save_seconds) <= seconds_left:
+        return final
+    options = []
+    voting = next((c for c in final.get("candidates", []) if c["kind"] == "voting"), None)
+    if voting is not None and len(voting["members"]) > 2:
+        kept = sorted(voting["members"], key=lambda m: save_seconds.get(m["trial_id"], 0.0))
+        while len(kept) > 2:
+            kept = kept[:-1]  # the heaviest goes first
+            total = sum(m["weight"] for m in kept) or 1.0
+            members = [{"trial_id": m["trial_id"], "weight": round(m["weight"] / total, 6)} for m in kept]
+            blend = sum(m["weight"] * predictions[m["trial_id"]] for m in members)
+            rescored = score(search.metric, y_eval, blend, search.setup["classes"])
+            options.append({"kind": "voting", "members": members, "score": rescored})
+    options += [c for c in final.get("candidates", []) if c["kind"] != final["kind"]]
+    singles = [i for i in search.best_trials(len(search.trials)) if i in predictions]
+    options += [
+        {"kind": "single", "members": [{"trial_id": i, "weight": 1.0}], "score": search.results[i].score}
+        for i in singles
+    ]
+    fits = [o for o in options if final_seconds_estimate(member_ids(o), save_seconds) <= seconds_left]
+    lighter = fits[0] if fits else min(options, key=lambda o: final_seconds_estimate(member_ids(o), save_seconds))
+    note = (
+        f"{final['kind']} of {len(final['members'])} would take about "
+        f"{final_seconds_estimate(member_ids(final), save_seconds):.0f} s to package with {seconds_left:.0f} s "
+        f"of the budget left; {lighter['kind']} of {len(lighter['members'])} instead"
+    )
+    return {**lighter, "candidates": final.get("candidates", []), "budget_note": note}
 
 
 def _submit_trials(parent: Job, trials, spec: AutoMLSpec, reserve: float) -> None:

@@ -23,6 +23,9 @@ ONNX_CHECK_ROWS = 2_000
 # took 50 s of a 60 s Automated ML budget in bench/automl.py, and big ensembles rarely verify.
 ONNX_MAX_MODEL_BYTES = 64 * 1024**2
 PROFILE_ROWS = 50_000
+# Converting and verifying takes about this per MB of skops file (a 20 MB voting ensemble: 3 s,
+# a 279 MB forest ensemble: 50 s); a conversion that would end after the deadline is not tried.
+ONNX_SECONDS_PER_MB = 0.2
 
 
 def package_model(
@@ -35,8 +38,12 @@ def package_model(
     target: str,
     classes: list,
     prefix: str = "",
+    deadline: float | None = None,
 ) -> dict:
-    """Save the model and what serving needs as artifacts `<prefix>model.skops` etc.; return a summary."""
+    """Save the model and what serving needs as artifacts `<prefix>model.skops` etc.; return a summary.
+
+    ``deadline`` (``time.monotonic()``): the ONNX conversion is skipped, with its reason, when
+    it would likely end after it (an Automated ML run's time budget)."""
     started = time.perf_counter()
     sha = save_model(model, ctx.artifact_path(f"{prefix}model.skops"))
     artifact = ctx.artifact_saved(f"{prefix}model.skops", kind="model")
@@ -54,6 +61,16 @@ def package_model(
                 "converted": False,
                 "reason": f"the model file is {artifact.size / 1024**2:.0f} MB; models over "
                 f"{ONNX_MAX_MODEL_BYTES // 1024**2} MB are served from skops (converting them takes minutes)",
+            },
+        )
+    elif deadline is not None and _onnx_seconds_estimate(artifact.size) > deadline - time.monotonic():
+        onnx_bytes, report = (
+            None,
+            {
+                "converted": False,
+                "reason": f"not converted: converting a {artifact.size / 1024**2:.0f} MB model takes about "
+                f"{_onnx_seconds_estimate(artifact.size):.0f} s and the run's time budget had "
+                f"{max(deadline - time.monotonic(), 0):.0f} s left; served from skops",
             },
         )
     else:
@@ -79,7 +96,13 @@ def package_model(
         "onnx": bool(onnx_bytes),
         "onnx_reason": report.get("reason"),
         "onnx_max_abs_diff": report.get("max_abs_diff"),
+        "onnx_seconds": report.get("seconds"),
+        "packaging_seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _onnx_seconds_estimate(size_bytes: int) -> float:
+    return 0.5 + ONNX_SECONDS_PER_MB * size_bytes / 1024**2
 
 
 def _write_json(ctx, name: str, data, kind: str) -> None:

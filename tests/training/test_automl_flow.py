@@ -105,3 +105,44 @@ def test_a_run_ends_within_its_time_budget(owner, workspace, penguins, agent, br
     trials = Job.objects.filter(parent=done, kind=JobKind.AUTOML_TRIAL)
     assert trials.filter(status=JobStatus.COMPLETED).count() >= 4
     assert all(t.finished_at <= final.created_at for t in trials)
+
+
+def test_a_separate_validation_set_scores_the_trials_and_the_final_model(
+    owner, workspace, penguins, agent, broker, reconciler, tmp_path
+):
+    """With a validation data version the trials' models are final (no refit): the final job
+    ensembles on the validation rows and packages a model that scores them."""
+    import palmerpenguins
+
+    from training.ml.modelio import load_model
+    from training.models import Artifact
+    from training.services import job_artifact_dir
+    from workspaces.data_services import data_version_from_file
+
+    source = tmp_path / "penguins-validation.csv"
+    palmerpenguins.load_penguins().sample(frac=0.3, random_state=1).to_csv(source, index=False)
+    validation = data_version_from_file(actor=owner, workspace=workspace, path=source, name="penguins-validation")
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", max_nodes=2).target
+    parent = automl_submit(
+        actor=owner,
+        workspace=workspace,
+        target=cluster,
+        data_version=penguins,
+        target_column="species",
+        settings={"max_trials": 3, "max_concurrent_trials": 2, "timeout_s": 60, "early_stop_trials": None},
+        test_fraction=0,
+        validation_data_version=validation,
+    )
+    done = wait_for(
+        lambda: Job.objects.filter(pk=parent.pk, status__in=JobStatus.finished()).first(),
+        timeout=180,
+        message="the Automated ML run to finish",
+    )
+    assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
+    assert done.result["setup"]["validation"]["method"] == "validation_set"
+    final = Job.objects.get(parent=done, kind=JobKind.AUTOML_FINAL)
+    artifact = Artifact.objects.get(job=final, name="model.skops")
+    model = load_model(job_artifact_dir(final) / artifact.name, artifact.sha256)
+    frame = palmerpenguins.load_penguins().sample(frac=0.3, random_state=1).drop(columns=["species"])
+    proba = model.predict_proba(frame.head(20))
+    assert proba.shape == (20, 3)

@@ -250,6 +250,18 @@ class AutoMLFinalJob(JobHandler):
         else:
             y_eval = np.asarray(data.y, dtype=object)[validation_rows(search.setup["validation"], len(data.y), data.y)]
         final = plan_final_model(search, predictions, y_eval)
+        seconds_left = automl_services.final_seconds_left(parent)
+        deadline = time.monotonic() + seconds_left
+        final = automl_services.final_plan_within_time(
+            final,
+            search=search,
+            save_seconds={i: (job.result or {}).get("save_seconds", 0.0) for i, job in trial_jobs.items()},
+            seconds_left=seconds_left,
+            predictions=predictions,
+            y_eval=y_eval,
+        )
+        if final.get("budget_note"):
+            ctx.log(f"Time budget: {final['budget_note']}")
         members = {}
         for trial_id in member_ids(final):
             artifact = Artifact.objects.get(job=trial_jobs[trial_id], name="model.skops")
@@ -306,6 +318,7 @@ class AutoMLFinalJob(JobHandler):
             column_types=data.column_types,
             target=parent.spec["target_column"],
             classes=classes,
+            deadline=deadline,
         )
         result.update(packaged)
         result.update({k: result.get("metrics", {}).get(k) for k in SUMMARY_METRICS})
