@@ -53,7 +53,7 @@ def _final_reserve(spec: AutoMLSpec, search: AutoMLSearch, trials: list[Job]) ->
     loading, saving (skops) and converting its likely members, estimated from what saving each
     of them took in its trial. Never more than 40 % of the budget."""
     save_seconds = {c.spec["trial"]["trial_id"]: (c.result or {}).get("save_seconds", 0.0) for c in trials}
-    likely = search.ensemble_library()[:MAX_MEMBERS]
+    likely = search.ensemble_library(max_latency_ms=spec.infer_limit_ms)[:MAX_MEMBERS]
     packaging = FINAL_PACKAGING_FACTOR * sum(save_seconds.get(trial_id, 0.0) for trial_id in likely)
     return min(0.4 * spec.timeout_s, FINAL_RESERVE_SECONDS + packaging)
 
@@ -183,7 +183,18 @@ def automl_finish(*, final_job_id: int, status: str) -> None:
     if status == JobStatus.COMPLETED:
         summary = {
             k: final.result.get(k)
-            for k in ("final_kind", "members", "validation_score", "test_metrics", "metrics", "algorithm")
+            for k in (
+                "final_kind",
+                "members",
+                "validation_score",
+                "test_metrics",
+                "metrics",
+                "algorithm",
+                "latency_ms",
+                "infer_limit_ms",
+                "infer_limit_met",
+                "candidates",
+            )
         }
         register_as = parent.spec.get("register_as")
         if register_as:  # registered before the run says "completed", so a completed run has its model
