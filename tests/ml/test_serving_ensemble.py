@@ -158,8 +158,9 @@ def test_candidates_slower_than_the_limit_are_never_the_final_model(trained):
     fallback, model = choose_final_model(
         _with_latencies(search, latencies), predictions, y_valid, models.get, X, y, infer_limit_ms=0.5, seed=0
     )
-    fastest = min(search.ensemble_library(), key=latencies.get)
+    fastest = min(search.results, key=latencies.get)
     assert not fallback["infer_limit_met"] and fallback["kind"] == "single"
+    assert [c["within_limit"] for c in fallback["candidates"]] == [False]
     assert fallback["members"] == [{"trial_id": fastest, "weight": 1.0}] and model is models[fastest]
 
 

@@ -468,11 +468,14 @@ def choose_final_model(
     X_row = X.iloc[:1]
     library = [i for i in search.ensemble_library(max_latency_ms=infer_limit_ms) if i in predictions]
     if not library:
-        ranked = [i for i in search.ensemble_library() if i in predictions]
-        if not ranked:
+        # any succeeded trial will do (its model is all that is needed): the fastest, then the better
+        ranked = search.best_trials(len(search.results))
+        if not ranked or not any(i in predictions for i in ranked):
             raise ValueError("no succeeded trial with validation predictions")
         fastest = min(ranked, key=lambda i: (latencies.get(i) or float("inf"), ranked.index(i)))
-        single = _single_candidate(search, fastest, latencies.get(fastest))
+        single = {**_single_candidate(search, fastest, latencies.get(fastest)), "within_limit": False}
+        if single["latency_ms"] is None:
+            single["latency_ms"] = row_latency_ms(member(fastest), X.iloc[:1])
         plan = {**single, "candidates": [single], "infer_limit_ms": infer_limit_ms, "infer_limit_met": False}
         return plan, member(fastest)
 

@@ -3,7 +3,11 @@
 Serving hands the model a one-row DataFrame of raw columns and asks for ``predict_proba``; what
 that costs is fixed overhead (pandas, column selection, one Python call per ensemble member and
 per tree batch), not arithmetic, so it is measured rather than estimated. The median of a few
-calls after one warm-up keeps a single slow call (another process on the core) from counting.
+calls after one warm-up keeps a single slow call from counting.
+
+The clock is the process's CPU time, not the wall clock: on an idle core they agree (scoring
+runs on one thread), but on a shared machine the wall clock also counts the time other
+processes held the core, and a model would be judged slow for its neighbours' work.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ LATENCY_CALLS = 7
 
 
 def row_latency_ms(model, X_row: pd.DataFrame, *, calls: int = LATENCY_CALLS) -> float:
-    """Median wall-clock milliseconds of ``model.predict_proba`` on the one-row frame ``X_row``."""
+    """Median CPU milliseconds of ``model.predict_proba`` on the one-row frame ``X_row``."""
     if len(X_row) != 1:
         raise ValueError(f"measure on exactly one row, not {len(X_row)}")
     timings = []
@@ -26,9 +30,9 @@ def row_latency_ms(model, X_row: pd.DataFrame, *, calls: int = LATENCY_CALLS) ->
         warnings.simplefilter("ignore")
         model.predict_proba(X_row)  # warm-up: first-call caches (column indices, thread pools)
         for _ in range(calls):
-            started = time.perf_counter()
+            started = time.process_time()
             model.predict_proba(X_row)
-            timings.append(time.perf_counter() - started)
+            timings.append(time.process_time() - started)
     return round(statistics.median(timings) * 1000, 3)
 
 
