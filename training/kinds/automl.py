@@ -240,7 +240,9 @@ class AutoMLFinalJob(JobHandler):
             for j in parent.children.filter(kind=JobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED)
         }
         predictions = {}
-        for trial_id in search.ensemble_library():
+        # the library of trials fast enough can hold slower algorithms' second-best trials
+        fast = search.ensemble_library(max_latency_ms=spec.infer_limit_ms)
+        for trial_id in dict.fromkeys(fast + search.ensemble_library()):
             job = trial_jobs.get(trial_id)
             if job is not None and (job_artifact_dir(job) / "oof.npy").exists():
                 predictions[trial_id] = np.load(job_artifact_dir(job) / "oof.npy", allow_pickle=False)
