@@ -142,7 +142,7 @@ def test_candidates_slower_than_the_limit_are_never_the_final_model(trained):
     assert best not in slow.ensemble_library(max_latency_ms=2000)
     assert best in slow.ensemble_library()
 
-    plan, model = choose_final_model(slow, predictions, y_valid, models.get, X, y, infer_limit_ms=2000, seed=0)
+    plan, model = choose_final_model(slow, predictions, y_valid, models.get, X, y, infer_limit_ms=2000)
     assert plan["infer_limit_met"] and plan["latency_ms"] <= 2000
     assert best not in [m["trial_id"] for m in plan["members"]]
     for candidate in plan["candidates"]:
@@ -150,13 +150,13 @@ def test_candidates_slower_than_the_limit_are_never_the_final_model(trained):
         assert candidate["latency_ms"] > 0 and candidate["within_limit"] == (candidate["latency_ms"] <= 2000)
     assert model.predict_proba(X.head(5)).shape == (5, 2)
 
-    free, _ = choose_final_model(slow, predictions, y_valid, models.get, X, y, infer_limit_ms=None, seed=0)
+    free, _ = choose_final_model(slow, predictions, y_valid, models.get, X, y, infer_limit_ms=None)
     assert best in [m["trial_id"] for c in free["candidates"] for m in c["members"]]
 
     # nothing fast enough: the fastest trial is kept, and the plan says the limit was not met
     latencies = {i: 10.0 + i for i in search.results}
     fallback, model = choose_final_model(
-        _with_latencies(search, latencies), predictions, y_valid, models.get, X, y, infer_limit_ms=0.5, seed=0
+        _with_latencies(search, latencies), predictions, y_valid, models.get, X, y, infer_limit_ms=0.5
     )
     fastest = min(search.results, key=latencies.get)
     assert not fallback["infer_limit_met"] and fallback["kind"] == "single"

@@ -265,7 +265,6 @@ class AutoMLFinalJob(JobHandler):
             data.X,
             data.y,
             infer_limit_ms=spec.infer_limit_ms,
-            seed=parent.spec["seed"],
         )
         described = ", ".join(
             f"{search.trial(m['trial_id']).algorithm} (trial {m['trial_id']})" for m in final["members"]

@@ -3,8 +3,8 @@
 * Voting: greedy ensemble selection with replacement (Caruana et al., 2004) over the validation
   probabilities, bagged over bootstrap samples of the rows; the weights are how often each trial
   was picked. Candidates are the best trial of each algorithm (``AutoMLSearch.ensemble_library``).
-  The final model is a soft ``VotingClassifier`` over the member pipelines refit on all training
-  rows (wrapped in ``FrozenEstimator`` so that the voter does not refit them again).
+  The final model soft-votes the member pipelines refit on all training rows (assembled from
+  their fitted parts, never refit again; see "Built for serving" below).
 * Stacking: a logistic regression trained on the members' validation probabilities; the final
   model is a ``StackingClassifier`` whose members are the refit pipelines.
 
@@ -386,8 +386,9 @@ def plan_final_model(search, predictions: dict[int, np.ndarray], y_valid) -> dic
          "members": [{"trial_id": int, "weight": float | null}, ...], "score": float,
          "candidates": [{"kind", "members", "score", ...}, ...]}
 
-    The single trial's score is out-of-fold, the voting ensemble's is measured on the rows it was
-    selected on, and the stacker's is cross-fitted.
+    The single trial's score is out-of-fold, the voting ensemble's (after ``prune_members``) is
+    measured on the rows it was selected on, and the stacker's is cross-fitted. Latency plays no
+    part here; ``choose_final_model`` is the same choice within an inference-time limit.
     """
     spec, classes, metric = search.spec, search.setup["classes"], search.metric
     ranked = [i for i in search.ensemble_library() if i in predictions]
@@ -442,7 +443,6 @@ def choose_final_model(
     y,
     *,
     infer_limit_ms: float | None,
-    seed: int = 0,
 ) -> tuple[dict, object]:
     """Choose, assemble and measure the final model within the run's 1-row latency limit.
 
