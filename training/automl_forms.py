@@ -2,6 +2,7 @@ from django import forms
 
 from .ml.algorithms import ALGORITHMS
 from .ml.metrics import PRIMARY_METRICS
+from .ml.search import DEFAULT_INFER_LIMIT_MS
 
 METRIC_LABELS = {
     "accuracy": "Accuracy",
@@ -61,6 +62,20 @@ class AutoMLForm(forms.Form):
     early_stop_trials = forms.IntegerField(
         min_value=1, required=False, initial=30, help_text="Stop after this many trials without improvement."
     )
+    infer_limit_ms = forms.FloatField(
+        min_value=0.1,
+        max_value=60_000,
+        required=False,
+        initial=DEFAULT_INFER_LIMIT_MS,
+        label="Scoring time limit (ms per row)",
+        help_text="The final model must score one row within this, measured on one core; "
+        "slower trials and ensembles are not chosen.",
+    )
+    best_accuracy_regardless_of_speed = forms.BooleanField(
+        required=False,
+        label="Best accuracy regardless of speed",
+        help_text="Ignore the scoring time limit: the most accurate candidate wins, however slow.",
+    )
     allowed_algorithms = forms.MultipleChoiceField(
         choices=[(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS],
         required=False,
@@ -109,6 +124,8 @@ class AutoMLForm(forms.Form):
             initial["timeout_minutes"] = automl["timeout_s"] / 60
         if automl.get("trial_timeout_s"):
             initial["trial_timeout_s"] = int(automl["trial_timeout_s"])
+        if "infer_limit_ms" in automl and automl["infer_limit_ms"] is None:
+            initial["best_accuracy_regardless_of_speed"] = True
         return {key: value for key, value in initial.items() if value is not None}
 
     def settings(self, overrides: dict) -> dict:
@@ -126,6 +143,9 @@ class AutoMLForm(forms.Form):
             "early_stop_trials": data.get("early_stop_trials"),
             "allowed_algorithms": data.get("allowed_algorithms") or None,
             "blocked_algorithms": data.get("blocked_algorithms") or [],
+            "infer_limit_ms": None
+            if data.get("best_accuracy_regardless_of_speed")
+            else (data.get("infer_limit_ms") or DEFAULT_INFER_LIMIT_MS),
         }
         if overrides:
             settings["column_overrides"] = overrides

@@ -17,8 +17,7 @@ from django.utils import timezone
 
 from workspaces.policy import Action, require
 
-from .ml.ensemble import MAX_MEMBERS, member_ids
-from .ml.metrics import score
+from .ml.ensemble import MAX_MEMBERS
 from .ml.search import AutoMLSearch, AutoMLSpec
 from .ml.trial import TrialResult
 from .models import Job, JobKind, JobStatus
@@ -58,7 +57,7 @@ def _final_reserve(spec: AutoMLSpec, search: AutoMLSearch, trials: list[Job]) ->
     loading, saving (skops) and converting its likely members, estimated from what saving each
     of them took in its trial. Never more than 40 % of the budget."""
     save_seconds = {c.spec["trial"]["trial_id"]: (c.result or {}).get("save_seconds", 0.0) for c in trials}
-    likely = search.ensemble_library()[:MAX_MEMBERS]
+    likely = search.ensemble_library(max_latency_ms=spec.infer_limit_ms)[:MAX_MEMBERS]
     packaging = FINAL_PACKAGING_FACTOR * sum(save_seconds.get(trial_id, 0.0) for trial_id in likely)
     return min(0.4 * spec.timeout_s, FINAL_RESERVE_SECONDS + packaging)
 
@@ -74,40 +73,22 @@ def final_seconds_estimate(trial_ids, save_seconds: dict) -> float:
     return FINAL_FIXED_SECONDS + FINAL_PACKAGING_FACTOR * sum(save_seconds.get(i, 0.0) for i in trial_ids)
 
 
-def final_plan_within_time(
-    final: dict, *, search: AutoMLSearch, save_seconds: dict, seconds_left: float, predictions: dict, y_eval
-) -> dict:
-    """The final plan, or a lighter one when packaging it would end after the run's budget: the
-    voting ensemble without its heaviest members (rescored), another candidate, or the best
-    single trial that fits (the cheapest one if none does). A lighter plan says why in
-    ``"budget_note"``."""
-    if final_seconds_estimate(member_ids(final), save_seconds) <= seconds_left:
-        return final
-    options = []
-    voting = next((c for c in final.get("candidates", []) if c["kind"] == "voting"), None)
-    if voting is not None and len(voting["members"]) > 2:
-        kept = sorted(voting["members"], key=lambda m: save_seconds.get(m["trial_id"], 0.0))
-        while len(kept) > 2:
-            kept = kept[:-1]  # the heaviest goes first
-            total = sum(m["weight"] for m in kept) or 1.0
-            members = [{"trial_id": m["trial_id"], "weight": round(m["weight"] / total, 6)} for m in kept]
-            blend = sum(m["weight"] * predictions[m["trial_id"]] for m in members)
-            rescored = score(search.metric, y_eval, blend, search.setup["classes"])
-            options.append({"kind": "voting", "members": members, "score": rescored})
-    options += [c for c in final.get("candidates", []) if c["kind"] != final["kind"]]
-    singles = [i for i in search.best_trials(len(search.trials)) if i in predictions]
-    options += [
-        {"kind": "single", "members": [{"trial_id": i, "weight": 1.0}], "score": search.results[i].score}
-        for i in singles
-    ]
-    fits = [o for o in options if final_seconds_estimate(member_ids(o), save_seconds) <= seconds_left]
-    lighter = fits[0] if fits else min(options, key=lambda o: final_seconds_estimate(member_ids(o), save_seconds))
-    note = (
-        f"{final['kind']} of {len(final['members'])} would take about "
-        f"{final_seconds_estimate(member_ids(final), save_seconds):.0f} s to package with {seconds_left:.0f} s "
-        f"of the budget left; {lighter['kind']} of {len(lighter['members'])} instead"
+def trials_within_time(ranked: list[int], *, save_seconds: dict, seconds_left: float) -> tuple[list[int], str]:
+    """The trials, best first, whose packaging together still fits the seconds left (when none
+    does, the one quickest to package), and a note naming what was left out for time."""
+    kept: list[int] = []
+    for trial_id in ranked:
+        if final_seconds_estimate(kept + [trial_id], save_seconds) <= seconds_left:
+            kept.append(trial_id)
+    if not kept and ranked:  # nothing fits: the trial quickest to package
+        kept = [min(ranked, key=lambda i: save_seconds.get(i, 0.0))]
+    left_out = [i for i in ranked if i not in kept]
+    if not left_out:
+        return kept, ""
+    return kept, (
+        f"{seconds_left:.0f} s of the budget left: trials {left_out} are left out of the ensembles "
+        "(packaging them would end after the budget)"
     )
-    return {**lighter, "candidates": final.get("candidates", []), "budget_note": note}
 
 
 def _submit_trials(parent: Job, trials, spec: AutoMLSpec, reserve: float) -> None:
@@ -235,7 +216,18 @@ def automl_finish(*, final_job_id: int, status: str) -> None:
     if status == JobStatus.COMPLETED:
         summary = {
             k: final.result.get(k)
-            for k in ("final_kind", "members", "validation_score", "test_metrics", "metrics", "algorithm")
+            for k in (
+                "final_kind",
+                "members",
+                "validation_score",
+                "test_metrics",
+                "metrics",
+                "algorithm",
+                "latency_ms",
+                "infer_limit_ms",
+                "infer_limit_met",
+                "candidates",
+            )
         }
         register_as = parent.spec.get("register_as")
         if register_as:  # registered before the run says "completed", so a completed run has its model

@@ -18,6 +18,7 @@ from workspaces.selectors import workspace_get_for_user
 from . import automl_services
 from .automl_forms import AutoMLForm
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
+from .ml.latency import within_limit
 from .models import JobKind, JobStatus
 from .selectors import job_get
 from .services import job_artifact_dir
@@ -136,6 +137,7 @@ def automl_context(job) -> dict:
     trials = list(automl_services.trials_of(job).select_related("node"))
     setup = job.result.get("setup", {})
     metric = job.spec.get("automl", {}).get("primary_metric", "auc_weighted")
+    infer_limit_ms = automl_services.automl_spec(job).infer_limit_ms
     rows = []
     for trial in trials:
         spec = trial.spec["trial"]
@@ -150,6 +152,8 @@ def automl_context(job) -> dict:
                 "score": result.get("score"),
                 "metrics": result.get("metrics", {}),
                 "duration": result.get("duration_seconds"),
+                "latency_ms": result.get("latency_ms"),
+                "within_limit": within_limit(result.get("latency_ms"), infer_limit_ms),
                 "error": result.get("error"),
             }
         )
@@ -164,6 +168,7 @@ def automl_context(job) -> dict:
         "guardrails": setup.get("guardrails", []),
         "leaderboard": finished + others,
         "metric": metric,
+        "infer_limit_ms": infer_limit_ms,
         "setup": setup,
         "final": final,
         "first_trial_s": automl_services.first_trial_seconds(job),

@@ -232,6 +232,8 @@ class ModelVersion(models.Model):
     sha256 = models.CharField(max_length=64)
     onnx_sha256 = models.CharField(max_length=64, blank=True)
     onnx_max_abs_diff = models.FloatField(null=True, blank=True)
+    # median 1-row predict_proba of the skops model, measured by the job that made it (ms)
+    scoring_latency_ms = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

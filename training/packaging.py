@@ -16,6 +16,7 @@ from endpoints.scoring.drift import reference_profile
 from endpoints.scoring.onnx_export import try_convert
 from endpoints.scoring.signature import build_signature, unused_columns
 
+from .ml.latency import row_latency_ms
 from .ml.modelio import save_model
 
 ONNX_CHECK_ROWS = 2_000
@@ -38,13 +39,19 @@ def package_model(
     target: str,
     classes: list,
     prefix: str = "",
+    latency_ms: float | None = None,
     deadline: float | None = None,
 ) -> dict:
     """Save the model and what serving needs as artifacts `<prefix>model.skops` etc.; return a summary.
 
-    ``deadline`` (``time.monotonic()``): the ONNX conversion is skipped, with its reason, when
-    it would likely end after it (an Automated ML run's time budget)."""
+    The summary's ``latency_ms`` is the model's 1-row scoring time (the caller's measure, or
+    measured here), which the registry shows on the model page. ``deadline``
+    (``time.monotonic()``): the ONNX conversion is skipped, with its reason, when it would likely
+    end after it (an Automated ML run's time budget).
+    """
     started = time.perf_counter()
+    if latency_ms is None:
+        latency_ms = row_latency_ms(model, X_check.head(1) if len(X_check) else X.head(1))
     sha = save_model(model, ctx.artifact_path(f"{prefix}model.skops"))
     artifact = ctx.artifact_saved(f"{prefix}model.skops", kind="model")
     if artifact.sha256 != sha:
@@ -98,6 +105,7 @@ def package_model(
         "onnx_max_abs_diff": report.get("max_abs_diff"),
         "onnx_seconds": report.get("seconds"),
         "packaging_seconds": round(time.perf_counter() - started, 3),
+        "latency_ms": latency_ms,
     }
 
 

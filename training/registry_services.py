@@ -141,6 +141,7 @@ def model_register(
             sha256=model_artifact.sha256,
             onnx_sha256=onnx.sha256 if onnx else "",
             onnx_max_abs_diff=onnx_report.get("max_abs_diff"),
+            scoring_latency_ms=result.get("latency_ms"),
             created_by=actor,
         )
         folder = model_version_dir(version)

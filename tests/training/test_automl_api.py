@@ -1,5 +1,7 @@
 """Starting Automated ML through the API: validation of every setting, before anything runs."""
 
+import re
+
 import pytest
 
 from compute.models import TargetKind
@@ -94,3 +96,59 @@ def test_the_wizard_page_and_its_column_fragment(client, owner, workspace, setup
     fragment = client.get(f"/w/{workspace.pk}/jobs/automl/columns/?data_version_id={version.pk}&target_column=churn")
     html = fragment.content.decode()
     assert "70.0%" in html and "30.0%" in html and "override_type_" in html
+
+
+@pytest.mark.parametrize(
+    ("automl", "expected"),
+    [({}, 10.0), ({"infer_limit_ms": 25}, 25.0), ({"infer_limit_ms": None}, None)],
+)
+def test_the_inference_time_limit_defaults_to_10_ms_and_null_means_best_accuracy(
+    api, owner, workspace, setup, automl, expected
+):
+    version, cluster = setup
+    payload = {"data_version": version.pk, "target_column": "churn", "target": cluster.pk, "settings": automl}
+    response = start(api(owner), workspace, payload)
+    assert response.status_code == 201, response.content
+    assert Job.objects.get(pk=response.json()["id"]).spec["automl"]["infer_limit_ms"] == expected
+
+
+def test_a_limit_that_is_not_positive_is_refused_naming_the_field(api, owner, workspace, setup):
+    version, cluster = setup
+    payload = {"data_version": version.pk, "target_column": "churn", "target": cluster.pk}
+    response = start(api(owner), workspace, payload | {"settings": {"infer_limit_ms": 0}})
+    assert response.status_code == 400 and "settings" in response.json()["error"]["fields"], response.content
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"), [({"infer_limit_ms": "4"}, 4.0), ({"best_accuracy_regardless_of_speed": "on"}, None)]
+)
+def test_the_wizard_sets_the_limit_or_best_accuracy_regardless_of_speed(
+    client, owner, workspace, setup, fields, expected
+):
+    version, cluster = setup
+    client.force_login(owner)
+    page = client.get(f"/w/{workspace.pk}/jobs/automl/new/").content.decode()
+    assert 'name="infer_limit_ms"' in page and 'name="best_accuracy_regardless_of_speed"' in page
+    form = {
+        "data_version_id": version.pk,
+        "target_column": "churn",
+        "primary_metric": "auc_weighted",
+        "validation": "auto",
+        "test_fraction": 0.2,
+        "timeout_minutes": 5,
+        "trial_timeout_s": 120,
+        "max_trials": 10,
+        "max_concurrent_trials": 1,
+        "target": cluster.pk,
+        "seed": 0,
+    } | fields
+    response = client.post(f"/w/{workspace.pk}/jobs/automl/new/", form)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    job = Job.objects.get(kind=JobKind.AUTOML)
+    assert job.spec["automl"]["infer_limit_ms"] == expected
+    clone = client.get(f"/w/{workspace.pk}/jobs/automl/new/?clone={job.pk}").content.decode()
+    if expected is None:
+        assert re.search(r'name="best_accuracy_regardless_of_speed"[^>]*checked', clone)
+    else:
+        assert 'name="infer_limit_ms" value="4.0"' in clone

@@ -13,6 +13,7 @@ from workspaces.data_selectors import data_version_get_by_id
 
 from .. import automl_services
 from ..automl_views import automl_context
+from ..ml.search import DEFAULT_INFER_LIMIT_MS
 from ..models import JobKind
 from ..selectors import job_get
 from .serializers import JobOut
@@ -41,6 +42,14 @@ class AutoMLSettingsIn(InputSerializer):
     early_stop_trials = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     allowed_algorithms = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
     blocked_algorithms = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    infer_limit_ms = serializers.FloatField(
+        min_value=0.1,
+        max_value=60_000,
+        default=DEFAULT_INFER_LIMIT_MS,
+        allow_null=True,
+        help_text="The most a 1-row scoring call of the final model may take (ms); candidates measured "
+        "slower are not chosen. null: the best accuracy regardless of speed.",
+    )
     column_overrides = serializers.DictField(
         child=serializers.DictField(), required=False, help_text='{column: {"type"?, "impute"?, "exclude"?}}'
     )
@@ -76,7 +85,8 @@ class AutoMLStartApi(WorkspaceApiView):
             defaults = AutoMLSettingsIn(data={})
             defaults.is_valid(raise_exception=True)
             settings = dict(defaults.validated_data)
-        settings = {k: v for k, v in settings.items() if v is not None}
+        # null means "not set" except for the inference-time limit, where it means "no limit"
+        settings = {k: v for k, v in settings.items() if v is not None or k == "infer_limit_ms"}
         validation_version = (
             data_version_get_by_id(workspace=self.workspace, version_id=values["validation_data_version"])
             if values.get("validation_data_version")
@@ -116,6 +126,7 @@ class AutoMLRunApi(WorkspaceApiView):
                 "guardrails": context["guardrails"],
                 "validation": context["setup"].get("validation"),
                 "first_trial_seconds": context["first_trial_s"],
+                "infer_limit_ms": context["infer_limit_ms"],
                 "leaderboard": [
                     {
                         "trial_id": r["trial_id"],
@@ -126,6 +137,8 @@ class AutoMLRunApi(WorkspaceApiView):
                         "score": r["score"],
                         "metrics": r["metrics"],
                         "duration_seconds": r["duration"],
+                        "latency_ms": r["latency_ms"],
+                        "within_infer_limit": r["within_limit"],
                         "error": r["error"],
                     }
                     for r in context["leaderboard"]
@@ -137,6 +150,9 @@ class AutoMLRunApi(WorkspaceApiView):
                     "members": final.result.get("members"),
                     "test_metrics": final.result.get("test_metrics"),
                     "validation_score": final.result.get("validation_score"),
+                    "latency_ms": final.result.get("latency_ms"),
+                    "infer_limit_met": final.result.get("infer_limit_met"),
+                    "candidates": final.result.get("candidates"),
                 }
                 if final
                 else None,

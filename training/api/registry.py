@@ -55,6 +55,7 @@ class ModelVersionOut(serializers.ModelSerializer):
             "sha256",
             "onnx",
             "onnx_max_abs_diff",
+            "scoring_latency_ms",
             "created_at",
         ]
 

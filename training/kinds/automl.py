@@ -14,7 +14,7 @@ from .. import automl_services
 from ..datasets import check_target, load_training_data
 from ..jobkinds import CleanSpec, JobHandler
 from ..ml.columns import check_overrides
-from ..ml.ensemble import assemble_final_model, member_ids, plan_final_model
+from ..ml.ensemble import choose_final_model
 from ..ml.explain import permutation_feature_importance
 from ..ml.metrics import classification_charts, classification_metrics
 from ..ml.modelio import load_model, save_model
@@ -198,6 +198,7 @@ class AutoMLTrialJob(JobHandler):
             "algorithm": trial.algorithm,
             "params": trial.params,
             "score": result.score,
+            "latency_ms": result.latency_ms,
             **{k: result.metrics.get(k) for k in SUMMARY_METRICS},
             "metrics": result.metrics,
             "classes": trial.classes,
@@ -239,7 +240,9 @@ class AutoMLFinalJob(JobHandler):
             for j in parent.children.filter(kind=JobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED)
         }
         predictions = {}
-        for trial_id in search.ensemble_library():
+        # the library of trials fast enough can hold slower algorithms' second-best trials
+        fast = search.ensemble_library(max_latency_ms=spec.infer_limit_ms)
+        for trial_id in dict.fromkeys(fast + search.ensemble_library()):
             job = trial_jobs.get(trial_id)
             if job is not None and (job_artifact_dir(job) / "oof.npy").exists():
                 predictions[trial_id] = np.load(job_artifact_dir(job) / "oof.npy", allow_pickle=False)
@@ -249,36 +252,68 @@ class AutoMLFinalJob(JobHandler):
             y_eval = np.asarray(data.validation[1], dtype=object)
         else:
             y_eval = np.asarray(data.y, dtype=object)[validation_rows(search.setup["validation"], len(data.y), data.y)]
-        final = plan_final_model(search, predictions, y_eval)
         seconds_left = automl_services.final_seconds_left(parent)
         deadline = time.monotonic() + seconds_left
-        final = automl_services.final_plan_within_time(
-            final,
-            search=search,
+        # members are taken only from trials whose packaging fits what is left of the budget
+        kept, budget_note = automl_services.trials_within_time(
+            list(predictions),
             save_seconds={i: (job.result or {}).get("save_seconds", 0.0) for i, job in trial_jobs.items()},
             seconds_left=seconds_left,
-            predictions=predictions,
-            y_eval=y_eval,
         )
-        if final.get("budget_note"):
-            ctx.log(f"Time budget: {final['budget_note']}")
-        members = {}
-        for trial_id in member_ids(final):
+        if budget_note:
+            ctx.log(f"Time budget: {budget_note}")
+        predictions = {i: predictions[i] for i in kept}
+
+        def load_member(trial_id: int):
             artifact = Artifact.objects.get(job=trial_jobs[trial_id], name="model.skops")
-            members[trial_id] = load_model(job_artifact_dir(trial_jobs[trial_id]) / "model.skops", artifact.sha256)
-        model = assemble_final_model(final, members, predictions, y_eval, data.X, data.y, seed=parent.spec["seed"])
+            return load_model(job_artifact_dir(trial_jobs[trial_id]) / "model.skops", artifact.sha256)
+
+        final, model = choose_final_model(
+            search,
+            predictions,
+            y_eval,
+            load_member,
+            data.X,
+            data.y,
+            infer_limit_ms=spec.infer_limit_ms,
+        )
         described = ", ".join(
             f"{search.trial(m['trial_id']).algorithm} (trial {m['trial_id']})" for m in final["members"]
         )
-        ctx.log(f"Final model: {final['kind']} of {described}; validation {spec.primary_metric} {final['score']:.4f}")
+        ctx.log(
+            f"Final model: {final['kind']} of {described}; validation {spec.primary_metric} {final['score']:.4f}; "
+            f"1-row scoring {final['latency_ms']:.2f} ms"
+        )
         for candidate in final.get("candidates", []):
-            ctx.log(f"  candidate {candidate['kind']}: {candidate['score']}")
+            over = "" if candidate["within_limit"] else f" (over the {spec.infer_limit_ms:g} ms limit)"
+            pruned = f"; pruned trials {candidate['pruned']}" if candidate.get("pruned") else ""
+            ctx.log(
+                f"  candidate {candidate['kind']} of {len(candidate['members'])}: {candidate['score']}, "
+                f"{candidate['latency_ms']:.2f} ms{over}{pruned}"
+            )
+        if not final["infer_limit_met"]:
+            ctx.log(
+                f"No candidate scores a row within {spec.infer_limit_ms:g} ms; "
+                f"kept the fastest ({final['latency_ms']:.2f} ms)"
+            )
         X_score, y_score = (data.X_test, data.y_test) if data.X_test is not None else (data.X.iloc[:0], None)
         result = {
             "final_kind": final["kind"],
             "members": final["members"],
             "validation_score": final["score"],
-            "candidates": [{"kind": c["kind"], "score": c["score"]} for c in final.get("candidates", [])],
+            "candidates": [
+                {
+                    "kind": c["kind"],
+                    "score": c["score"],
+                    "members": [m["trial_id"] for m in c["members"]],
+                    "latency_ms": c["latency_ms"],
+                    "within_limit": c["within_limit"],
+                }
+                for c in final.get("candidates", [])
+            ],
+            "latency_ms": final["latency_ms"],
+            "infer_limit_ms": spec.infer_limit_ms,
+            "infer_limit_met": final["infer_limit_met"],
             "algorithm": final["kind"]
             if final["kind"] != "single"
             else search.trial(final["members"][0]["trial_id"]).algorithm,
@@ -318,6 +353,7 @@ class AutoMLFinalJob(JobHandler):
             column_types=data.column_types,
             target=parent.spec["target_column"],
             classes=classes,
+            latency_ms=final["latency_ms"],
             deadline=deadline,
         )
         result.update(packaged)

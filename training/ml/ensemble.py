@@ -3,24 +3,33 @@
 * Voting: greedy ensemble selection with replacement (Caruana et al., 2004) over the validation
   probabilities, bagged over bootstrap samples of the rows; the weights are how often each trial
   was picked. Candidates are the best trial of each algorithm (``AutoMLSearch.ensemble_library``).
-  The final model is a soft ``VotingClassifier`` over the member pipelines refit on all training
-  rows (wrapped in ``FrozenEstimator`` so that the voter does not refit them again).
+  The final model soft-votes the member pipelines refit on all training rows (assembled from
+  their fitted parts, never refit again; see "Built for serving" below).
 * Stacking: a logistic regression trained on the members' validation probabilities; the final
   model is a ``StackingClassifier`` whose members are the refit pipelines.
 
 Both are plain scikit-learn estimators that take raw columns and save with ``modelio``.
+
+Built for serving: a voting ensemble drops members whose removal changes the validation score by
+less than ``PRUNE_TOLERANCE`` (lightest first), and members whose fitted featurizers are identical
+(the same family of algorithm refit on the same rows) share one: the ensemble is
+``Pipeline(featurizer, VotingClassifier(estimators))`` when every member shares it, else a
+``VotingClassifier`` of one such pipeline per featurizer. ``choose_final_model`` keeps only
+candidates whose measured 1-row latency is within the run's ``infer_limit_ms``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.ensemble import StackingClassifier, VotingClassifier
-from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch
 
+from .latency import row_latency_ms, within_limit
 from .metrics import METRIC_DIRECTIONS, batch_scorer, is_better, score
 
 SELECTION_PATIENCE = 6  # stop adding members after this many picks without improvement
@@ -32,6 +41,9 @@ SHRINKAGE = 0.5  # weight of the equal-weight average of the statistically tied 
 BOOTSTRAP_SAMPLES = 30
 CROSS_FIT_FOLDS = 3
 STACKING_C = 1.0
+# A member whose removal moves the validation score by less than this (in the primary metric's
+# units, all removals together) costs a scoring call per request for nothing: it is dropped.
+PRUNE_TOLERANCE = 1e-4
 
 
 def _select(preds: list[np.ndarray], y, classes, metric: str, iterations: int) -> tuple[np.ndarray, float]:
@@ -171,17 +183,147 @@ def stacking_ensemble(predictions: dict[int, np.ndarray], y, classes, metric: st
     }
 
 
-def build_voting_model(members: dict[int, object], weights: dict[int, float], X, y) -> VotingClassifier:
-    """Soft-voting classifier over already fitted member pipelines ({trial_id: pipeline})."""
+def _blend_score(weights: dict[int, float], predictions: dict[int, np.ndarray], y, classes, metric: str) -> float:
+    total = sum(weights.values())
+    blend = sum(w / total * np.asarray(predictions[i], dtype=np.float64) for i, w in weights.items())
+    return float(score(metric, y, blend, classes))
+
+
+def prune_members(
+    voting: dict, predictions: dict[int, np.ndarray], y, classes, metric: str, *, tolerance: float = PRUNE_TOLERANCE
+) -> dict:
+    """Drop voting members that add little: each costs a scoring call per request.
+
+    Members are tried lightest first; one is dropped when the blend without it (weights
+    renormalised) scores within ``tolerance`` of the unpruned blend on the validation rows, up or
+    down. The comparison is always with the unpruned score, so all removals together move it by
+    less than ``tolerance``. Returns the plan with the members kept, its new ``score`` and ``pruned`` (the
+    dropped trial ids, in the order they went).
+    """
+    y = np.asarray(y, dtype=object)
+    sign = METRIC_DIRECTIONS[metric]
+    weights = {m["trial_id"]: m["weight"] for m in voting["members"]}
+    full = _blend_score(weights, predictions, y, classes, metric) * sign
+    position = {trial_id: k for k, trial_id in enumerate(weights)}
+    pruned = []
+    # lightest first; among equal weights the later (lower-ranked) trial first
+    for trial_id in sorted(weights, key=lambda i: (weights[i], -position[i])):
+        if len(weights) == 1:
+            break
+        rest = {i: w for i, w in weights.items() if i != trial_id}
+        value = _blend_score(rest, predictions, y, classes, metric) * sign
+        # |change| < tolerance: a member whose removal would raise the in-sample score by more is
+        # kept too; it was weighted in by the shrinkage toward tied candidates, for generalisation
+        if np.isfinite(value) and abs(value - full) < tolerance:
+            weights = rest
+            pruned.append(trial_id)
+    total = sum(weights.values())
+    members = [{"trial_id": i, "weight": round(w / total, 6)} for i, w in weights.items()]
+    value = _blend_score(weights, predictions, y, classes, metric)
+    return {**voting, "members": members, "score": round(value, 6), "pruned": pruned}
+
+
+def same_fitted_state(a, b) -> bool:
+    """Whether two fitted objects hold exactly the same parameters and fitted state (deep).
+
+    Two members' featurizers are shared only when this holds: sharing then changes no output.
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, type) or (callable(a) and not hasattr(a, "get_params")):
+        return a is b or a == b
+    if isinstance(a, np.ndarray):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if a.dtype == object:
+            return all(same_fitted_state(x, z) for x, z in zip(a.ravel(), b.ravel(), strict=True))
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, (float, np.floating)):
+        return bool(a == b or (np.isnan(a) and np.isnan(b)))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_fitted_state(x, z) for x, z in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_fitted_state(a[k], b[k]) for k in a)
+    if isinstance(a, (pd.DataFrame, pd.Series, pd.Index)):
+        return bool(a.equals(b))
+    if hasattr(a, "__dict__"):
+        return same_fitted_state(vars(a), vars(b))
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def featurizer_groups(members: dict[int, object]) -> list[list[int]]:
+    """Trial ids grouped by identical fitted featurizer (``Pipeline(featurizer, estimator)``), in order.
+
+    Trials of one algorithm family are refit on the same rows with the same plan and seed, so
+    their featurizers come out identical; each group then featurises a request once.
+    """
+    groups: list[list[int]] = []
+    for trial_id, pipeline in members.items():
+        if not _shareable(pipeline):
+            groups.append([trial_id])
+            continue
+        for group in groups:
+            first = members[group[0]]
+            if _shareable(first) and same_fitted_state(first.steps[0][1], pipeline.steps[0][1]):
+                group.append(trial_id)
+                break
+        else:
+            groups.append([trial_id])
+    return groups
+
+
+def _shareable(model) -> bool:
+    return isinstance(model, Pipeline) and len(model.steps) == 2
+
+
+def _fitted_voter(named: list[tuple[str, object]], weights: list[float], labels) -> VotingClassifier:
+    """A soft VotingClassifier over already fitted estimators, with the state ``fit`` would leave.
+
+    Built directly (as ``build_stacking_model`` does) rather than through ``FrozenEstimator``, so
+    its members stay plain estimators for the ONNX converter.
+    """
+    voter = VotingClassifier(named, voting="soft", weights=weights)
+    voter.estimators_ = [estimator for _, estimator in named]
+    voter.named_estimators_ = Bunch(**dict(named))
+    voter.le_ = LabelEncoder().fit(labels)
+    voter.classes_ = voter.le_.classes_
+    return voter
+
+
+def build_voting_model(members: dict[int, object], weights: dict[int, float], X, y):
+    """Soft-voting ensemble over already fitted member pipelines ({trial_id: pipeline}), featurising once.
+
+    Members with identical featurizers become ``Pipeline(featurizer, VotingClassifier(their
+    estimators))``; with one such group that pipeline is the model, otherwise a ``VotingClassifier``
+    of the groups weighted by their members' total weight. Probabilities equal those of a flat
+    vote over the members (to rounding). Takes raw columns like each member.
+    """
     ids = [i for i in weights if weights[i] > 0]
-    voter = VotingClassifier(
-        [(f"trial_{i}", FrozenEstimator(members[i])) for i in ids],
-        voting="soft",
-        weights=[weights[i] for i in ids],
+    y = np.asarray(y, dtype=object)
+    labels = y[_rows_with_every_class(y)]
+    parts = []
+    for group in featurizer_groups({i: members[i] for i in ids}):
+        if len(group) == 1:
+            part = members[group[0]]
+        else:
+            voter = _fitted_voter(
+                [(f"trial_{i}", members[i].steps[1][1]) for i in group], [weights[i] for i in group], labels
+            )
+            part = Pipeline([("featurizer", members[group[0]].steps[0][1]), ("voting", voter)])
+        parts.append((group, part))
+    if len(parts) == 1:
+        return parts[0][1]
+    outer = _fitted_voter(
+        [("trials_" + "_".join(str(i) for i in group), part) for group, part in parts],
+        [sum(weights[i] for i in group) for group, _ in parts],
+        labels,
     )
-    # Frozen members ignore fit: this only records the classes. A few rows carrying every class do.
-    rows = _rows_with_every_class(y)
-    return voter.fit(X.iloc[rows], np.asarray(y, dtype=object)[rows])
+    if hasattr(members[ids[0]], "feature_names_in_"):  # n_features_in_ is read from the first member
+        outer.feature_names_in_ = members[ids[0]].feature_names_in_
+    return outer
 
 
 def build_stacking_model(
@@ -244,8 +386,9 @@ def plan_final_model(search, predictions: dict[int, np.ndarray], y_valid) -> dic
          "members": [{"trial_id": int, "weight": float | null}, ...], "score": float,
          "candidates": [{"kind", "members", "score", ...}, ...]}
 
-    The single trial's score is out-of-fold, the voting ensemble's is measured on the rows it was
-    selected on, and the stacker's is cross-fitted.
+    The single trial's score is out-of-fold, the voting ensemble's (after ``prune_members``) is
+    measured on the rows it was selected on, and the stacker's is cross-fitted. Latency plays no
+    part here; ``choose_final_model`` is the same choice within an inference-time limit.
     """
     spec, classes, metric = search.spec, search.setup["classes"], search.metric
     ranked = [i for i in search.ensemble_library() if i in predictions]
@@ -264,6 +407,7 @@ def plan_final_model(search, predictions: dict[int, np.ndarray], y_valid) -> dic
             iterations=spec.ensemble_iterations,
             seed=search.seed,
         )
+        voting = prune_members(voting, predictions, y_valid, classes, metric)
         candidates.append(voting)
         stack_ids = member_ids(voting) if len(voting["members"]) >= 2 else ranked[:5]
         stacking = stacking_ensemble({i: predictions[i] for i in stack_ids}, y_valid, classes, metric, seed=search.seed)
@@ -288,3 +432,144 @@ def assemble_final_model(
     if final["kind"] == "voting":
         return build_voting_model(members, {m["trial_id"]: m["weight"] for m in final["members"]}, X, y)
     return build_stacking_model({i: members[i] for i in ids}, {i: predictions[i] for i in ids}, y_valid, seed=seed)
+
+
+def choose_final_model(
+    search,
+    predictions: dict[int, np.ndarray],
+    y_valid,
+    load_member,
+    X,
+    y,
+    *,
+    infer_limit_ms: float | None,
+) -> tuple[dict, object]:
+    """Choose, assemble and measure the final model within the run's 1-row latency limit.
+
+    ``load_member(trial_id)`` returns a trial's pipeline refit on all training rows. Candidates:
+    the best trial whose latency (measured by its trial) is within ``infer_limit_ms``; a voting
+    ensemble of such trials, pruned (``prune_members``), then, while its measured latency is over
+    the limit, without the member that costs the least validation score per millisecond; a
+    stacker over the voting members. Each ensemble is assembled and measured here. A candidate
+    over the limit is never chosen; among the rest the preference is ``plan_final_model``'s. When
+    no trial is fast enough, the fastest one is kept and the plan says ``infer_limit_met: false``.
+    Returns (plan JSON as ``plan_final_model``'s plus ``latency_ms``, ``infer_limit_ms``,
+    ``infer_limit_met`` and per-candidate ``latency_ms``, the assembled model).
+    """
+    classes, metric = search.setup["classes"], search.metric
+    latencies = {i: r.latency_ms for i, r in search.results.items()}
+    loaded: dict[int, object] = {}
+
+    def member(trial_id: int):
+        if trial_id not in loaded:
+            loaded[trial_id] = load_member(trial_id)
+        return loaded[trial_id]
+
+    X_row = X.iloc[:1]
+    library = [i for i in search.ensemble_library(max_latency_ms=infer_limit_ms) if i in predictions]
+    if not library:
+        # any succeeded trial will do (its model is all that is needed): the fastest, then the better
+        ranked = search.best_trials(len(search.results))
+        if not ranked or not any(i in predictions for i in ranked):
+            raise ValueError("no succeeded trial with validation predictions")
+        fastest = min(ranked, key=lambda i: (latencies.get(i) or float("inf"), ranked.index(i)))
+        single = {**_single_candidate(search, fastest, latencies.get(fastest)), "within_limit": False}
+        if single["latency_ms"] is None:
+            single["latency_ms"] = row_latency_ms(member(fastest), X.iloc[:1])
+        plan = {**single, "candidates": [single], "infer_limit_ms": infer_limit_ms, "infer_limit_met": False}
+        return plan, member(fastest)
+
+    best = library[0]
+    single = _single_candidate(search, best, latencies.get(best))
+    if single["latency_ms"] is None:  # a trial from before latencies were recorded
+        single["latency_ms"] = row_latency_ms(member(best), X_row)
+    candidates, models = [single], {"single": member(best)}
+    if search.spec.ensembles and len(library) >= 2:
+        preds = {i: predictions[i] for i in library}
+        voting = voting_ensemble(
+            preds, y_valid, classes, metric, iterations=search.spec.ensemble_iterations, seed=search.seed
+        )
+        voting = prune_members(voting, preds, y_valid, classes, metric)
+        while True:
+            weights = {m["trial_id"]: m["weight"] for m in voting["members"]}
+            models["voting"] = build_voting_model({i: member(i) for i in weights}, weights, X, y)
+            voting["latency_ms"] = row_latency_ms(models["voting"], X_row)
+            if within_limit(voting["latency_ms"], infer_limit_ms) or len(weights) < 2:
+                break
+            voting = _drop_costliest_member(voting, preds, y_valid, classes, metric, latencies)
+        candidates.append(voting)
+        stack_ids = member_ids(voting) if len(voting["members"]) >= 2 else library[:5]
+        stacking = stacking_ensemble({i: preds[i] for i in stack_ids}, y_valid, classes, metric, seed=search.seed)
+        models["stacking"] = build_stacking_model(
+            {i: member(i) for i in stack_ids}, {i: preds[i] for i in stack_ids}, y_valid, seed=search.seed
+        )
+        stacking["latency_ms"] = row_latency_ms(models["stacking"], X_row)
+        candidates.append(stacking)
+    for candidate in candidates:
+        candidate["within_limit"] = within_limit(candidate["latency_ms"], infer_limit_ms)
+    chosen = _preferred([c for c in candidates if c["within_limit"]], metric)
+    met = chosen is not None
+    if chosen is None:  # measured over the limit after all (a busy core): the fastest candidate
+        chosen = min(candidates, key=lambda c: c["latency_ms"])
+    plan = {
+        "kind": chosen["kind"],
+        "members": chosen["members"],
+        "score": chosen["score"],
+        "latency_ms": chosen["latency_ms"],
+        "infer_limit_ms": infer_limit_ms,
+        "infer_limit_met": met,
+        "candidates": candidates,
+    }
+    return plan, models[chosen["kind"]]
+
+
+def _single_candidate(search, trial_id: int, latency_ms: float | None) -> dict:
+    return {
+        "kind": "single",
+        "members": [{"trial_id": trial_id, "weight": 1.0}],
+        "score": search.results[trial_id].score,
+        "latency_ms": latency_ms,
+    }
+
+
+def _preferred(candidates: list[dict], metric: str) -> dict | None:
+    """``plan_final_model``'s preference among the candidates allowed: a voting ensemble of two or
+    more members over the single trial, a stacker over the voting ensemble only if it scores better."""
+    by_kind = {c["kind"]: c for c in candidates}
+    chosen = by_kind.get("single")
+    voting, stacking = by_kind.get("voting"), by_kind.get("stacking")
+    if voting is not None and len(voting["members"]) >= 2:
+        chosen = voting
+        if (
+            stacking is not None
+            and stacking["score"] is not None
+            and is_better(metric, stacking["score"], voting["score"])
+        ):
+            chosen = stacking
+    return chosen
+
+
+def _drop_costliest_member(voting: dict, predictions, y, classes, metric: str, latencies: dict) -> dict:
+    """The voting plan without the member that costs the least validation score per millisecond."""
+    y = np.asarray(y, dtype=object)
+    sign = METRIC_DIRECTIONS[metric]
+    weights = {m["trial_id"]: m["weight"] for m in voting["members"]}
+    full = _blend_score(weights, predictions, y, classes, metric) * sign
+
+    def loss_per_ms(trial_id: int) -> float:
+        rest = {i: w for i, w in weights.items() if i != trial_id}
+        value = _blend_score(rest, predictions, y, classes, metric) * sign
+        loss = full - value if np.isfinite(value) else float("inf")
+        return loss / max(latencies.get(trial_id) or 1.0, 0.01)
+
+    drop = min(weights, key=lambda i: (loss_per_ms(i), -list(weights).index(i)))
+    rest = {i: w for i, w in weights.items() if i != drop}
+    total = sum(rest.values())
+    members = [{"trial_id": i, "weight": round(w / total, 6)} for i, w in rest.items()]
+    value = round(_blend_score(rest, predictions, y, classes, metric), 6)
+    return {
+        **voting,
+        "members": members,
+        "score": value,
+        "dropped_for_latency": [*voting.get("dropped_for_latency", []), drop],
+    }

@@ -41,6 +41,7 @@ import pandas as pd
 from .algorithms import ALGORITHMS, check_algorithms, portfolio_for
 from .columns import plan_features
 from .guardrails import detect_leaks, run_guardrails
+from .latency import within_limit
 from .metrics import METRIC_DIRECTIONS, check_primary_metric, is_better, sort_key
 from .trial import TrialResult, TrialSpec
 from .validation import METHODS, choose_validation
@@ -48,6 +49,9 @@ from .validation import METHODS, choose_validation
 INITIAL_STEP = 0.25
 MIN_STEP = 0.03
 STEP_DECAY = 0.8
+# Scoring one row with the final model should take at most this long on one core (AutoGluon's
+# infer_limit): ensembles of many members each with its own featurizer cost ~100 ms otherwise.
+DEFAULT_INFER_LIMIT_MS = 10.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class AutoMLSpec:
     ensembles: bool = True
     ensemble_per_algorithm: int = 1  # ensemble candidates: the best trials of each algorithm
     ensemble_iterations: int = 40
+    # the most a 1-row predict_proba of the final model may take; None: best accuracy regardless of speed
+    infer_limit_ms: float | None = DEFAULT_INFER_LIMIT_MS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,6 +109,12 @@ class AutoMLSpec:
             raise ValueError("ensemble_per_algorithm must be positive")
         if self.early_stop_trials is not None and self.early_stop_trials < 1:
             raise ValueError("early_stop_trials must be positive or null")
+        if self.infer_limit_ms is not None and (
+            isinstance(self.infer_limit_ms, bool)
+            or not isinstance(self.infer_limit_ms, (int, float))
+            or not self.infer_limit_ms > 0
+        ):
+            raise ValueError("infer_limit_ms must be a positive number of milliseconds, or null for no limit")
         if self.class_weighting not in ("auto", "balanced", "none"):
             raise ValueError("class_weighting must be auto, balanced or none")
         check_algorithms(self.allowed_algorithms, self.blocked_algorithms)
@@ -292,6 +304,7 @@ class AutoMLSearch:
                     "score": r.score,
                     "metrics": r.metrics,
                     "duration_seconds": r.duration_seconds,
+                    "latency_ms": r.latency_ms,
                     "error": r.error,
                 }
             )
@@ -303,14 +316,23 @@ class AutoMLSearch:
         ok = [row for row in self.leaderboard() if row["status"] == "succeeded" and row["score"] is not None]
         return [row["trial_id"] for row in ok[:n]]
 
-    def ensemble_library(self) -> list[int]:
+    def ensemble_library(self, max_latency_ms: float | None = None) -> list[int]:
         """Candidates for ensembles, best first: the best ``ensemble_per_algorithm`` trials of each algorithm.
 
         Near-identical configurations of one algorithm differ mostly by validation noise, and
         blending them overfits the validation rows (most visibly on small data); blends of
         different model kinds are what generalise, so the library keeps each algorithm's best.
+        With ``max_latency_ms``, trials that score one row slower than that are left out first
+        (an ensemble is never faster than its slowest member), so an algorithm is represented by
+        its best trial that is fast enough.
         """
-        ok = [row for row in self.leaderboard() if row["status"] == "succeeded" and row["score"] is not None]
+        ok = [
+            row
+            for row in self.leaderboard()
+            if row["status"] == "succeeded"
+            and row["score"] is not None
+            and within_limit(row["latency_ms"], max_latency_ms)
+        ]
         taken: dict[str, int] = {}
         chosen = []
         for row in ok:

@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from .algorithms import ALGORITHMS, EARLY_STOPPING_MIN_DELTA, EARLY_STOPPING_ROUNDS
 from .featurize import build_featurizer
+from .latency import row_latency_ms
 from .metrics import classification_metrics, score
 from .validation import validation_splits
 
@@ -69,6 +70,7 @@ class TrialResult:
     fit_seconds: float = 0.0
     predict_seconds: float = 0.0
     duration_seconds: float = 0.0
+    latency_ms: float | None = None  # median 1-row predict_proba of the returned model (latency.py)
     error: str | None = None
 
     def to_dict(self) -> dict:
@@ -227,6 +229,8 @@ def run_trial(spec: TrialSpec, X: pd.DataFrame, y, validation=None, *, refit: bo
                 fit_s += time.monotonic() - t0
             else:
                 final_model = model
+        # measured here, where the model is made, so the final job can leave out slow candidates
+        latency_ms = row_latency_ms(final_model, X.iloc[:1]) if final_model is not None else None
         result = TrialResult(
             trial_id=spec.trial_id,
             status="succeeded",
@@ -238,6 +242,7 @@ def run_trial(spec: TrialSpec, X: pd.DataFrame, y, validation=None, *, refit: bo
             fit_seconds=round(fit_s, 4),
             predict_seconds=round(predict_s, 4),
             duration_seconds=round(time.monotonic() - started, 4),
+            latency_ms=latency_ms,
         )
         return result, final_model, oof
     except TrialTimeout as exc:
