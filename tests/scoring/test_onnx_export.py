@@ -202,3 +202,54 @@ def test_lightgbm_is_refused_without_onnxmltools(table, signature):
         pytest.skip("onnxmltools is installed: LightGBM converts")
     onnx_bytes, report = try_convert(_lightgbm_pipeline(table), signature, table[2])
     assert onnx_bytes is None and "onnxmltools" in report["reason"]
+
+
+def _studio_pipeline(X, y, types, algorithm="logistic_regression"):
+    from training.ml.algorithms import ALGORITHMS
+    from training.ml.columns import plan_features
+    from training.ml.trial import TrialSpec, fit_pipeline
+
+    plan = plan_features(X, types)
+    spec = TrialSpec(
+        trial_id=0,
+        algorithm=algorithm,
+        params=ALGORITHMS[algorithm].defaults(),
+        origin="manual",
+        plan=plan,
+        validation={"method": "holdout"},
+        primary_metric="accuracy",
+        classes=sorted(set(y)),
+    )
+    model, _ = fit_pipeline(spec, X, y)
+    types = {c["name"]: c["type"] for c in plan["columns"]}
+    return model, build_signature(X, column_types=types, classes=model.classes_)
+
+
+def test_zone_aware_dates_and_numbers_read_as_labels_convert_and_score_one_row():
+    X, y = make_table(400, seed=5)
+    X["opened at"] = pd.date_range("2020-03-28 22:00", periods=400, freq="7h", tz="Europe/Paris")
+    X["tier"] = np.where(np.arange(400) % 3 == 0, 1.0, np.where(np.arange(400) % 3 == 1, 2.0, 10.0))
+    X.loc[::23, "tier"] = np.nan
+    model, signature = _studio_pipeline(X, y, {"tier": "categorical"})
+    onnx_bytes, report = try_convert(model, signature, X)
+    assert report["converted"] is True, (report["reason"], report["detail"])
+    kinds = {item["name"]: item["type"] for item in report["inputs"]}
+    assert kinds["opened at"] == "datetime" and kinds["tier"] == "number_label"
+    one = X.head(1)  # the serving path: one row
+    got = onnx_probabilities(onnx_bytes, Signature(signature), one)
+    assert np.abs(got - model.predict_proba(one)).max() <= MAX_DIFF
+
+
+def test_technical_failures_keep_the_reason_readable_and_the_detail_apart(table, signature, monkeypatch):
+    from endpoints.scoring import onnx_export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Type Error: tensor(float) vs tensor(double)")
+
+    monkeypatch.setattr(onnx_export, "_attempt", broken)
+    X_train, y_train, X_test, _ = table
+    pipeline = Pipeline([("featurizer", featurizer()), ("estimator", LogisticRegression(max_iter=500))])
+    onnx_bytes, report = try_convert(pipeline.fit(X_train, y_train), signature, X_test)
+    assert onnx_bytes is None
+    assert report["reason"] == "the ONNX converter could not translate this model"
+    assert "ONNXRuntimeError" in report["detail"] and "64-bit" in report["detail"]
