@@ -538,6 +538,164 @@ def _tree_converter(converter, *, double_thresholds: bool):
     return convert
 
 
+# --- HistGradientBoosting with native categorical splits --------------------------------------
+def _in_bitset(bitset, value: int) -> bool:
+    return bool((int(bitset[value // 32]) >> (value % 32)) & 1)
+
+
+def _hgb_categorical_converter(plain_converter, precision: str):
+    """HistGradientBoosting whose trees split on categories (the "boosting" featurizer's ordinal
+    codes). skl2onnx writes such a split as a threshold, which is wrong. Here each categorical
+    split reads a derived column computed in the graph from the raw value: 0 for the categories that
+    go left, 1 for the other categories seen in training, NaN for missing or never-seen values —
+    which go the split's missing-value way, as scikit-learn's predictor does. The split itself
+    is then "derived <= 0.5". Trees sum in a TreeEnsembleRegressor (double thresholds), then the
+    baseline and the sigmoid (two classes) or softmax, as scikit-learn's loss computes them."""
+    from onnx import numpy_helper
+    from skl2onnx.proto import onnx_proto
+
+    double = onnx_proto.TensorProto.DOUBLE
+    single = onnx_proto.TensorProto.FLOAT
+
+    def convert(scope, operator, container):
+        op = operator.raw_operator
+        categorical = getattr(op, "is_categorical_", None)
+        if categorical is None or not np.asarray(categorical).any():
+            return plain_converter(scope, operator, container)
+        known, f_idx_map = op._bin_mapper.make_known_categories_bitsets()  # noqa: SLF001
+        # HGB re-encodes its categorical columns (its own OrdinalEncoder: the i-th value seen is code
+        # i, unseen and missing values NaN) and puts them first: tree features are in that order.
+        encoder = op._preprocessor.named_transformers_["encoder"]  # noqa: SLF001
+        originals = [*np.flatnonzero(op.is_categorical_), *np.flatnonzero(~np.asarray(op.is_categorical_))]
+        source = _node(scope, container, "Cast", [_concat(scope, container, operator.inputs)], "hgb_x", to=double)
+        width = op.n_features_in_
+        derived: dict[tuple[int, int], int] = {}
+        columns = []
+        nodes = {k: [] for k in ("treeids", "nodeids", "featureids", "modes", "values", "true", "false", "missing")}
+        targets = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
+        per_iteration = len(op._predictors[0])  # noqa: SLF001
+        for iteration, predictors in enumerate(op._predictors):  # noqa: SLF001
+            for k, predictor in enumerate(predictors):
+                tree = iteration * per_iteration + k
+                for index, node in enumerate(predictor.nodes):
+                    nodes["treeids"].append(tree)
+                    nodes["nodeids"].append(index)
+                    if node["is_leaf"]:
+                        nodes["featureids"].append(0)
+                        nodes["modes"].append("LEAF")
+                        nodes["values"].append(0.0)
+                        nodes["true"].append(0)
+                        nodes["false"].append(0)
+                        nodes["missing"].append(0)
+                        targets["treeids"].append(tree)
+                        targets["nodeids"].append(index)
+                        targets["ids"].append(k)
+                        targets["weights"].append(float(node["value"]))
+                        continue
+                    feature = int(node["feature_idx"])
+                    if node["is_categorical"]:
+                        # bitset_idx indexes this tree's own bitsets: key the derived column by content
+                        left = predictor.raw_left_cat_bitsets[int(node["bitset_idx"])]
+                        key = (feature, tuple(int(word) for word in left))
+                        if key not in derived:
+                            derived[key] = width + len(derived)
+                            seen = known[f_idx_map[feature]]
+                            values = [v for v in encoder.categories_[feature] if not np.isnan(v)]
+                            sides = [
+                                (0.0 if _in_bitset(left, c) else 1.0) if _in_bitset(seen, c) else float("nan")
+                                for c in range(len(values))
+                            ]
+                            columns.append((int(originals[feature]), [float(v) for v in values], sides))
+                        nodes["featureids"].append(derived[key])
+                        nodes["values"].append(0.5)
+                    else:
+                        nodes["featureids"].append(int(originals[feature]))
+                        nodes["values"].append(float(node["num_threshold"]))
+                    nodes["modes"].append("BRANCH_LEQ")
+                    nodes["true"].append(int(node["left"]))
+                    nodes["false"].append(int(node["right"]))
+                    nodes["missing"].append(int(bool(node["missing_go_to_left"])))
+        parts = [source]
+        for feature, codes, sides in columns:
+            index = _const(scope, container, "hgb_feature", onnx_proto.TensorProto.INT64, [feature])
+            values = _node(scope, container, "Gather", [source, index], "hgb_codes", axis=1)
+            values = _node(scope, container, "Cast", [values], "hgb_codes_f", to=single)
+            side = _node(
+                scope,
+                container,
+                "LabelEncoder",
+                [values],
+                "hgb_side",
+                op_domain="ai.onnx.ml",
+                op_version=2,
+                keys_floats=[float(c) for c in codes],
+                values_floats=sides,
+                default_float=float("nan"),
+            )
+            parts.append(_node(scope, container, "Cast", [side], "hgb_side_d", to=double))
+        features = parts[0] if len(parts) == 1 else _node(scope, container, "Concat", parts, "hgb_features", axis=1)
+        baseline = np.asarray(op._baseline_prediction, dtype=np.float64).ravel()  # noqa: SLF001
+        raw = _node(
+            scope,
+            container,
+            "TreeEnsembleRegressor",
+            [features],
+            "hgb_raw",
+            op_domain="ai.onnx.ml",
+            op_version=3,
+            n_targets=per_iteration,
+            aggregate_function="SUM",
+            post_transform="NONE",
+            base_values_as_tensor=numpy_helper.from_array(baseline),
+            nodes_treeids=nodes["treeids"],
+            nodes_nodeids=nodes["nodeids"],
+            nodes_featureids=nodes["featureids"],
+            nodes_modes=nodes["modes"],
+            nodes_values_as_tensor=numpy_helper.from_array(np.asarray(nodes["values"], dtype=np.float64)),
+            nodes_truenodeids=nodes["true"],
+            nodes_falsenodeids=nodes["false"],
+            nodes_missing_value_tracks_true=nodes["missing"],
+            target_treeids=targets["treeids"],
+            target_nodeids=targets["nodeids"],
+            target_ids=targets["ids"],
+            target_weights_as_tensor=numpy_helper.from_array(np.asarray(targets["weights"], dtype=np.float64)),
+        )
+        raw = _node(scope, container, "Cast", [raw], "hgb_raw_d", to=double)
+        if per_iteration == 1:
+            second = _node(scope, container, "Sigmoid", [raw], "hgb_p1")
+            first = _node(
+                scope, container, "Sub", [_const(scope, container, "one", double, [1.0], []), second], "hgb_p0"
+            )
+            proba = _node(scope, container, "Concat", [first, second], "hgb_proba", axis=1)
+        else:
+            proba = _node(scope, container, "Softmax", [raw], "hgb_proba", axis=1)
+        container.add_node(
+            "Cast",
+            [proba],
+            [operator.outputs[1].full_name],
+            to=_proto(precision),
+            name=scope.get_unique_operator_name("Cast"),
+        )
+        _write_label(scope, container, operator, proba)
+
+    return convert
+
+
+def _hgb_shape(plain_calculator, precision: str):
+    from skl2onnx.common.data_types import Int64TensorType
+
+    numeric = _numeric_type(precision)
+
+    def calculate(operator):
+        categorical = getattr(operator.raw_operator, "is_categorical_", None)
+        if categorical is None or not np.asarray(categorical).any():
+            return plain_calculator(operator)
+        operator.outputs[0].type = Int64TensorType([None])
+        operator.outputs[1].type = numeric([None, len(operator.raw_operator.classes_)])
+
+    return calculate
+
+
 # --- Ensembles over raw columns ------------------------------------------------------------------
 def _member_probabilities(scope, container, operator, member, precision: str) -> str:
     """Declare ``member`` (a Pipeline) over all the operator's inputs; its probabilities' name."""
@@ -683,6 +841,12 @@ def converters_for(precision: str) -> tuple[dict, dict]:
         shapes[cls] = _shape_in(get_shape_calculator(sklearn_operator_name_map[cls]), precision)
     for cls in (HistGradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=True)
+    converters[HistGradientBoostingClassifier] = _hgb_categorical_converter(
+        converters[HistGradientBoostingClassifier], precision
+    )
+    shapes[HistGradientBoostingClassifier] = _hgb_shape(
+        get_shape_calculator(sklearn_operator_name_map[HistGradientBoostingClassifier]), precision
+    )
     for cls in (GradientBoostingClassifier, DecisionTreeClassifier):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=False)
     return converters, shapes

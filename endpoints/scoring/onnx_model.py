@@ -1,7 +1,7 @@
 """What the ONNX export needs to know about a fitted model before converting it.
 
 * ``preflight(model)``: the reasons known up front why a model cannot be converted (a part
-  without a converter, native categorical splits, hard voting...), found by walking the model in
+  without a converter, hard voting, custom text tokens...), found by walking the model in
   microseconds, so that such a model is refused at once instead of after a slow conversion.
 * ``column_roles(model)``: how the model reads each raw column ("label", "text", "datetime",
   "number" or "raw"), which decides the ONNX input type of the column.
@@ -97,11 +97,6 @@ def preflight(model) -> str | None:
         kind = _name(item)
         if _is_pipeline(item) or _is_column_transformer(item) or _is_cast_columns(item) or _is_datetime_parts(item):
             continue
-        categorical = getattr(item, "is_categorical_", None) if kind == "HistGradientBoostingClassifier" else None
-        if categorical is not None and np.asarray(categorical).any():
-            return (
-                "hist gradient boosting splits on categories natively, and ONNX cannot reproduce those splits exactly"
-            )
         if kind == "VotingClassifier" and item.voting != "soft":
             return "hard-voting ensembles have no probabilities to convert"
         if kind == "StackingClassifier" and (

@@ -146,21 +146,34 @@ def test_an_unsupported_estimator_is_refused(table, signature):
     assert report["reason"] == "the model contains MajorityVote, which has no ONNX converter"
 
 
-def test_native_categorical_splits_are_refused_up_front():
-    # skl2onnx converts HistGradientBoosting's native categorical splits, but not faithfully: the
-    # verification used to find it after seconds of conversion; it is known without converting
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_native_categorical_splits_convert(n_classes):
+    # skl2onnx writes HistGradientBoosting's category splits as thresholds (wrong by up to 0.8 in
+    # probability); the studio's converter reads them as HGB's own re-encoding does
     X, y = make_table(1_500, seed=3)
+    if n_classes == 3:
+        y = np.where(X["tenure"] > 6, "long", y)
     columns = ColumnTransformer(
         [
-            ("labels", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["plan", "region"]),
+            (
+                "labels",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2),
+                ["plan", "region"],
+            ),
             ("numbers", "passthrough", ["age", "income", "balance", "tenure"]),
         ]
     )
     estimator = HistGradientBoostingClassifier(max_iter=30, categorical_features=[0, 1], random_state=0)
     pipeline = Pipeline([("featurizer", columns), ("estimator", estimator)]).fit(X, y)
-    onnx_bytes, report = try_convert(pipeline, build_signature(X, classes=pipeline.classes_), X)
-    assert onnx_bytes is None
-    assert "categories natively" in report["reason"]  # known up front: refused without converting
+    signature = build_signature(X, classes=pipeline.classes_)
+    onnx_bytes, report = try_convert(pipeline, signature, X)
+    assert report["converted"] is True, (report["reason"], report["detail"])
+    # held-out rows with nulls and unseen labels, checked here independently of the report
+    X_new, _ = make_table(300, seed=4)
+    rows = held_out_with_edge_cases(X_new)
+    sig = Signature(signature)
+    expected = pipeline.predict_proba(sig.validate_frame(rows).to_frame(sig))
+    assert np.abs(onnx_probabilities(onnx_bytes, sig, rows) - expected).max() <= MAX_DIFF
 
 
 def test_classes_that_disagree_with_the_signature_are_refused(hgb_pipeline, signature_json, table):
