@@ -21,6 +21,10 @@ mismatch" of issue 10).
   from seconds since 1970 (a double input) with the civil-from-days algorithm (H. Hinnant).
 * Tree ensembles: boolean list attributes that newer ``onnx`` refuses are written as ints and,
   for double inputs, thresholds are kept in double precision.
+* ``KNeighborsClassifier``: skl2onnx's converter with ``weights="distance"`` fixed (it negates
+  the distances from opset 11 on).
+* ``HistGradientBoostingClassifier`` with native categorical splits (the "boosting" featurizer):
+  written here (skl2onnx writes category splits as thresholds).
 * ``VotingClassifier`` (soft) and ``StackingClassifier``: every member reads all the model's
   inputs (skl2onnx's stacking converter reads only the first), and every member's probabilities
   are cast to the attempt's precision before they are combined.
@@ -538,6 +542,36 @@ def _tree_converter(converter, *, double_thresholds: bool):
     return convert
 
 
+# --- k-nearest neighbours -----------------------------------------------------------------------
+def _knn_converter(converter):
+    """skl2onnx's KNeighborsClassifier converter with its distance weights fixed: from opset 11 its
+    neighbour search returns the distances negated, so ``weights="distance"`` weighs every
+    neighbour alike (differences of 0.17 in probability). The search is wrapped, for this
+    conversion only, to return them positive."""
+    import skl2onnx.operator_converters.nearest_neighbours as neighbours
+    from skl2onnx.algebra.onnx_ops import OnnxMul
+
+    search = neighbours.onnx_nearest_neighbors_indices_k
+
+    def positive_distances(*args, **kwargs):
+        result = search(*args, **kwargs)
+        version = kwargs.get("op_version")
+        if kwargs.get("keep_distances") and version is not None and version >= 11:
+            indices, negated = result
+            dtype = kwargs.get("dtype") or np.float32
+            return indices, OnnxMul(negated, np.array([-1], dtype=dtype), op_version=version)
+        return result
+
+    def convert(scope, operator, container):
+        neighbours.onnx_nearest_neighbors_indices_k = positive_distances
+        try:
+            return converter(scope, operator, container)
+        finally:
+            neighbours.onnx_nearest_neighbors_indices_k = search
+
+    return convert
+
+
 # --- HistGradientBoosting with native categorical splits --------------------------------------
 def _in_bitset(bitset, value: int) -> bool:
     return bool((int(bitset[value // 32]) >> (value % 32)) & 1)
@@ -814,6 +848,7 @@ def converters_for(precision: str) -> tuple[dict, dict]:
     )
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.impute import SimpleImputer
+    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
     from sklearn.tree import DecisionTreeClassifier
 
@@ -841,6 +876,7 @@ def converters_for(precision: str) -> tuple[dict, dict]:
         shapes[cls] = _shape_in(get_shape_calculator(sklearn_operator_name_map[cls]), precision)
     for cls in (HistGradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=True)
+    converters[KNeighborsClassifier] = _knn_converter(get_converter(sklearn_operator_name_map[KNeighborsClassifier]))
     converters[HistGradientBoostingClassifier] = _hgb_categorical_converter(
         converters[HistGradientBoostingClassifier], precision
     )
