@@ -11,8 +11,8 @@ mismatch" of issue 10).
   with columns dropped as all-missing (skl2onnx ignores both); double inputs (onnxruntime's
   ``Imputer`` op has no double kernel).
 * ``OneHotEncoder`` with ``handle_unknown="infrequent_if_exist"``: converted as "ignore" (the probe
-  rows of the verification refuse it where infrequent categories exist) and ``TargetEncoder``:
-  skl2onnx's converters with the output cast to the attempt's precision.
+  rows of the verification refuse it where infrequent categories exist), output cast to the
+  attempt's precision. ``TargetEncoder``: written here (skl2onnx's refuses multiclass targets).
 * ``TfidfVectorizer``: skl2onnx's word counts, then the TF-IDF weighting written here (skl2onnx
   gets ``sublinear_tf`` wrong).
 * ``OrdinalEncoder``: a ``LabelEncoder`` op per column, with codes taken from the fitted encoder
@@ -317,6 +317,69 @@ def _ordinal_shape(precision: str):
 
     def calculate(operator):
         operator.outputs[0].type = numeric([None, len(operator.raw_operator.categories_)])
+
+    return calculate
+
+
+def _target_encoder_converter(precision: str):
+    """TargetEncoder as a LabelEncoder op per output column (skl2onnx's converter refuses
+    multiclass targets): a category seen in training gives its encoding, an unseen one the target
+    mean, a missing one the encoding of the NaN category if it was seen. Multiclass output is
+    feature-major, one column per class, as scikit-learn lays it out."""
+    from skl2onnx.common.data_types import StringTensorType
+    from skl2onnx.proto import onnx_proto
+
+    from .onnx_export import ConversionRefused
+
+    def convert(scope, operator, container):
+        op = operator.raw_operator
+        if not all(isinstance(i.type, StringTensorType) for i in operator.inputs):
+            raise ConversionRefused("a target encoder over numbers is not converted")
+        source = _concat(scope, container, operator.inputs)
+        means = np.atleast_1d(np.asarray(op.target_mean_, dtype=np.float64))
+        per_feature = len(means) if op.target_type_ == "multiclass" else 1
+        parts = []
+        for j, categories in enumerate(op.categories_):
+            keys = [MISSING_LABEL if (isinstance(v, float) and np.isnan(v)) else str(v) for v in categories]
+            if len(set(keys)) != len(keys):
+                raise ConversionRefused("a target encoder whose categories repeat as text is not converted")
+            index = _const(scope, container, "target_column", onnx_proto.TensorProto.INT64, [j])
+            values = _node(scope, container, "Gather", [source, index], "target_values", axis=1)
+            for k in range(per_feature):
+                encoding = np.asarray(op.encodings_[j * per_feature + k], dtype=np.float64)
+                parts.append(
+                    _node(
+                        scope,
+                        container,
+                        "LabelEncoder",
+                        [values],
+                        "target_encoded",
+                        op_domain="ai.onnx.ml",
+                        op_version=2,
+                        keys_strings=keys,
+                        values_floats=[float(v) for v in encoding],
+                        default_float=float(means[k]),
+                    )
+                )
+        merged = parts[0] if len(parts) == 1 else _node(scope, container, "Concat", parts, "target_merged", axis=1)
+        container.add_node(
+            "Cast",
+            [merged],
+            [operator.outputs[0].full_name],
+            to=_proto(precision),
+            name=scope.get_unique_operator_name("Cast"),
+        )
+
+    return convert
+
+
+def _target_encoder_shape(precision: str):
+    numeric = _numeric_type(precision)
+
+    def calculate(operator):
+        op = operator.raw_operator
+        per_feature = len(np.atleast_1d(op.target_mean_)) if op.target_type_ == "multiclass" else 1
+        operator.outputs[0].type = numeric([None, len(op.categories_) * per_feature])
 
     return calculate
 
@@ -857,7 +920,7 @@ def converters_for(precision: str) -> tuple[dict, dict]:
     converters = {
         SimpleImputer: _imputer_converter(),
         OneHotEncoder: _cast_output(_onehot_converter(), precision),
-        TargetEncoder: _cast_output(get_converter(sklearn_operator_name_map[TargetEncoder]), precision),
+        TargetEncoder: _target_encoder_converter(precision),
         OrdinalEncoder: _ordinal_converter(precision),
         TfidfVectorizer: _tfidf_converter(precision),
         DatetimeParts: _datetime_parts_converter(precision),
@@ -872,8 +935,8 @@ def converters_for(precision: str) -> tuple[dict, dict]:
         VotingClassifier: _ensemble_shape(precision),
         StackingClassifier: _ensemble_shape(precision),
     }
-    for cls in (OneHotEncoder, TargetEncoder):
-        shapes[cls] = _shape_in(get_shape_calculator(sklearn_operator_name_map[cls]), precision)
+    shapes[OneHotEncoder] = _shape_in(get_shape_calculator(sklearn_operator_name_map[OneHotEncoder]), precision)
+    shapes[TargetEncoder] = _target_encoder_shape(precision)
     for cls in (HistGradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=True)
     converters[KNeighborsClassifier] = _knn_converter(get_converter(sklearn_operator_name_map[KNeighborsClassifier]))

@@ -81,7 +81,7 @@ def data():
     return X.iloc[:320], y[:320], X.iloc[320:].reset_index(drop=True), plan, types
 
 
-def _spec(name: str, plan: dict, trial_id: int = 0) -> TrialSpec:
+def _spec(name: str, plan: dict, trial_id: int = 0, classes=CLASSES) -> TrialSpec:
     params = ALGORITHMS[name].defaults()
     if "n_estimators" in params or ALGORITHMS[name].early_stopping:
         params.update(SMALL)
@@ -93,7 +93,7 @@ def _spec(name: str, plan: dict, trial_id: int = 0) -> TrialSpec:
         plan=plan,
         validation={"method": "holdout"},
         primary_metric="accuracy",
-        classes=CLASSES,
+        classes=classes,
     )
 
 
@@ -101,13 +101,14 @@ def _fit(name: str, data, trial_id: int = 0):
     X, y, _, plan, _ = data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return fit_pipeline(_spec(name, plan, trial_id), X, y)[0]
+        return fit_pipeline(_spec(name, plan, trial_id, sorted(set(y))), X, y)[0]
 
 
 def _check(label: str, model, data, *, must_convert: bool | None = None, refused_with: str | None = None) -> dict:
     X, _, X_check, _, types = data
+    classes = [str(c) for c in model.classes_]
     signature = build_signature(
-        X, column_types=types, target="churned", classes=CLASSES, optional=unused_columns(model, X.columns)
+        X, column_types=types, target="churned", classes=classes, optional=unused_columns(model, X.columns)
     )
     started = time.monotonic()
     onnx_bytes, report = try_convert(model, signature, X_check)
@@ -225,6 +226,21 @@ def test_a_member_without_converter_is_refused_before_any_conversion(data, membe
     model = build_voting_model({**members, 7: prior}, {0: 0.5, 7: 0.5}, X, y)
     report = _check("voting with an estimator without converter", model, data, refused_with="no ONNX converter")
     assert report["rows_checked"] == 0  # refused up front
+
+
+def test_three_class_voting_and_stacking_convert(data):
+    # softmax paths: hist gradient boosting over native categories, LightGBM, logistic regression
+    X, y, X_check, plan, types = data
+    y3 = np.where(X["größe.cm"].to_numpy() > 185, "tall", y)
+    three = (X, y3, X_check, plan, types)
+    members = {
+        i: _fit(name, three, trial_id=i)
+        for i, name in enumerate(("logistic_regression", "lightgbm", "hist_gradient_boosting"))
+    }
+    voting = build_voting_model(members, {0: 0.4, 1: 0.3, 2: 0.3}, X, y3)
+    _check("three-class voting", voting, three, must_convert=True)
+    stacking = build_stacking_model(members, {i: m.predict_proba(X) for i, m in members.items()}, y3)
+    _check("three-class stacking", stacking, three, must_convert=True)
 
 
 def test_coverage_line(capsys):
