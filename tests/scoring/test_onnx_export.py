@@ -266,3 +266,15 @@ def test_technical_failures_keep_the_reason_readable_and_the_detail_apart(table,
     assert onnx_bytes is None
     assert report["reason"] == "the ONNX converter could not translate this model"
     assert "ONNXRuntimeError" in report["detail"] and "64-bit" in report["detail"]
+
+
+def test_input_names_are_the_column_names_as_written():
+    # names skl2onnx would rewrite ("a b" -> "a_b", which would then clash with the real "a_b")
+    X, y = make_table(400, seed=6)
+    X = X.rename(columns={"age": "Age", "income": "a b", "balance": "a_b", "tenure": "1st [year]"})
+    X["age"] = X["Age"] * 0.5 + 1  # differs from "Age" only in case
+    model, signature = _studio_pipeline(X, y, None)
+    onnx_bytes, report = try_convert(model, signature, X)
+    assert report["converted"] is True, (report["reason"], report["detail"])
+    session = make_session(onnx_bytes)
+    assert {"Age", "age", "a b", "a_b", "1st [year]"} <= {item.name for item in session.get_inputs()}
