@@ -635,6 +635,32 @@ def _knn_converter(converter):
     return convert
 
 
+def exact_neighbour_weights(onx) -> None:
+    """scikit-learn gives a neighbour at distance 0 all the weight (the row is scored as the
+    training row it equals); skl2onnx floors distances at 1e-6 before 1/d, which leaves the other
+    neighbours ~1e-5 of the vote — over the tolerance when the check rows are training rows (as
+    for models validated by cross-validation). The floor is lowered to 1e-300 (1e-30 in float32):
+    an exact match then takes the whole vote, and the weights still sum without overflow."""
+    from onnx import numpy_helper
+
+    producers = {out: node for node in onx.graph.node for out in node.output}
+    initializers = {tensor.name: tensor for tensor in onx.graph.initializer}
+    for node in onx.graph.node:
+        if node.op_type != "Reciprocal" or node.input[0] not in producers:
+            continue
+        floor = producers[node.input[0]]
+        if floor.op_type != "Max":
+            continue
+        for name in floor.input:
+            tensor = initializers.get(name)
+            if tensor is None:
+                continue
+            value = numpy_helper.to_array(tensor)
+            if value.size == 1 and np.isclose(float(value.ravel()[0]), 1e-6):
+                tiny = 1e-300 if value.dtype == np.float64 else 1e-30
+                tensor.CopyFrom(numpy_helper.from_array(np.full(value.shape, tiny, dtype=value.dtype), name))
+
+
 # --- HistGradientBoosting with native categorical splits --------------------------------------
 def _in_bitset(bitset, value: int) -> bool:
     return bool((int(bitset[value // 32]) >> (value % 32)) & 1)

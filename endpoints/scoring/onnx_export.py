@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from . import onnx_model
-from .onnx_converters import converters_for, register_lightgbm
+from .onnx_converters import converters_for, exact_neighbour_weights, register_lightgbm
 from .signature import Signature
 
 TOLERANCE = 1e-5
@@ -431,6 +431,7 @@ def _attempt(model, signature, used, kinds, aliases, precision, batch, reference
     )
     _rename_inputs(onx, {alias: name for name, alias in aliases.items()})
     _cast_numeric_outputs(onx, precision)
+    exact_neighbour_weights(onx)
     onx.metadata_props.add(key=FEED_METADATA, value=json.dumps({spec.name: kinds[spec.name] for spec in used}))
     onnx_bytes = onx.SerializeToString()
     session = make_session(onnx_bytes, log_severity=4)

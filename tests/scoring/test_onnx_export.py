@@ -278,3 +278,13 @@ def test_input_names_are_the_column_names_as_written():
     assert report["converted"] is True, (report["reason"], report["detail"])
     session = make_session(onnx_bytes)
     assert {"Age", "age", "a b", "a_b", "1st [year]"} <= {item.name for item in session.get_inputs()}
+
+
+def test_distance_weighted_neighbours_verify_on_the_rows_they_were_trained_on():
+    # a training row is its own neighbour at distance 0: scikit-learn gives it the whole vote
+    X, y = make_table(400, seed=7)
+    model, signature = _studio_pipeline(X, y, None, algorithm="knn")
+    assert model.steps[-1][1].weights == "distance"
+    onnx_bytes, report = try_convert(model, signature, X)
+    assert report["converted"] is True, (report["reason"], report["detail"])
+    assert report["max_abs_diff"] <= MAX_DIFF
