@@ -1,55 +1,51 @@
 """An ONNX twin of a scikit-learn pipeline, for fast scoring — used only once it is proven equal.
 
-``try_convert(pipeline, signature, X_sample)`` converts with skl2onnx, then runs the ONNX model in
-onnxruntime on ``X_sample`` (the validation rows) *plus* probe rows derived from it (each column
-set to null, each label column set to a category never seen in training) and compares with the
-pipeline's ``predict_proba``: the largest absolute difference must be at most ``TOLERANCE`` (1e-5)
-and the predicted labels (the most probable class) must be the same, except on rows where
-scikit-learn's own top two probabilities are within ``TOLERANCE`` of each other (a near tie that
-float32 rounding may break either way). Otherwise it returns ``(None, report)`` with the reason and
-the model is served from its skops file.
+``try_convert(pipeline, signature, X_sample)`` first looks for reasons known up front
+(``onnx_model.preflight``: a part without a converter, native categorical splits, a date column
+read without date parts...) and refuses such a model at once. Otherwise it converts with skl2onnx
+(the studio's own converters in ``onnx_converters``), runs the ONNX model in onnxruntime on
+``X_sample`` (the validation rows) *plus* probe rows derived from it (each column set to null,
+each label column set to a category never seen in training) and compares with the pipeline's
+``predict_proba``: the largest absolute difference must be at most ``TOLERANCE`` (1e-5) and the
+predicted labels (the most probable class) must be the same, except on rows where scikit-learn's
+own top two probabilities are within ``TOLERANCE`` of each other (a near tie that float32
+rounding may break either way). Otherwise it returns ``(None, report)``: ``report["reason"]`` is
+a sentence for the model page, ``report["detail"]`` the technical text (converter or onnxruntime
+errors), and the model is served from its skops file.
 
 How inputs reach the ONNX model (``onnx_feed``; the same code runs in verification and serving):
-one input per signature column that the model reads, shaped ``[rows, 1]``. Numbers (numeric,
-integer and 0/1 columns) go in as float64 when the converters manage a double-precision graph, else
-as float32: conversion is tried in that order (``NUMERIC_PRECISIONS``) and the first attempt that
-also passes the check is kept (``report["numeric_inputs"]``). Double precision matters for
-HistGradientBoosting, which compares float64 values with its thresholds: in float32, values within
-rounding of a threshold take the other branch — a few rows in thousands then differ by a whole
-leaf. Labels, text and booleans go in as strings (booleans as ``"True"``/``"False"``, numbers as the
-featurizer writes them: ``3.0`` → ``"3"``), a missing label as the string ``"nan"`` — how skl2onnx
-writes the NaN category that scikit-learn encoders learn, and what our string ``SimpleImputer``
-converter treats as missing. A model whose training labels include the literal string ``"nan"`` is
-therefore not converted.
+one input per signature column that the model reads, shaped ``[rows, 1]`` and named exactly as the
+column (the graph is converted with aliases and its inputs renamed back, so names with spaces,
+``/``, dots, unicode or leading digits work). The feed kind of each input is stored in the ONNX
+file's metadata (``studio_feed``):
 
-Adjustments made to a *copy* of the model before conversion (verification compares with the
-original): the studio's ``CastColumns`` steps are dropped (the feed already has the cast types),
-``FrozenEstimator`` wrappers inside voting ensembles are unwrapped. Converters passed to skl2onnx
-per call (no global registration): ``SimpleImputer`` (labels whose missing marker is NaN; numbers
-with ``add_indicator=True`` or with columns dropped as all-missing, which skl2onnx ignores; double
-inputs, which onnxruntime's ``Imputer`` op lacks), ``OneHotEncoder`` with
-``handle_unknown="infrequent_if_exist"`` (converted as "ignore"; the probe rows refuse it where
-infrequent categories exist), and tree ensembles (boolean attributes that newer ``onnx`` refuses;
-double-precision thresholds). With ``onnxmltools`` installed, its LightGBM converter is registered.
-
-Not converted (falls back to skops, with the reason in ``report["reason"]`` and per attempt in
-``report["attempts"]``): datetime columns (``DatetimeParts`` has no converter), text through the
-featurizer's TF-IDF, LightGBM without ``onnxmltools``, stacking ensembles (skl2onnx's stacking
-converter takes a single input tensor, a DataFrame gives one per column), estimators or
-transformers without a converter, and anything the check finds unequal — e.g. native categorical
-splits of HistGradientBoosting (the studio's "boosting" featurizer), random forests over scaled
-features when the double graph does not convert.
+* ``double`` / ``float``: numbers (numeric, integer and 0/1 columns). Conversion is tried in that
+  order (``NUMERIC_PRECISIONS``) and the first attempt that also passes the check is kept
+  (``report["numeric_inputs"]``). Double precision matters for tree models, which compare float64
+  values with their thresholds: in float32, values within rounding of a threshold take the other
+  branch.
+* ``string``: labels, a missing label as the string ``"nan"`` (how skl2onnx writes the NaN
+  category that scikit-learn encoders learn); a model whose training labels include the literal
+  string ``"nan"`` is therefore not converted. ``bool``: ``"True"``/``"False"``. ``number_label``:
+  numbers the featurizer reads as labels, written as it writes them (``3.0`` → ``"3"``).
+* ``text``: free text for TF-IDF, lower-cased here (``str.lower``, as scikit-learn; onnxruntime's
+  ``StringNormalizer`` needs a named locale a server may lack), a missing value as ``""`` (as the
+  featurizer's ``CastColumns``).
+* ``datetime``: whole seconds since 1970 as float64 (UTC for zone-aware columns, NaN for missing),
+  from which the graph computes the date parts.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
+import json
 import time
 
 import numpy as np
 import pandas as pd
 
+from . import onnx_model
+from .onnx_converters import converters_for, exact_neighbour_weights, register_lightgbm
 from .signature import Signature
 
 TOLERANCE = 1e-5
@@ -58,9 +54,11 @@ PROBE_ROWS = 20
 MISSING_LABEL = "nan"
 UNSEEN_LABEL = "__studio_unseen_category__"
 TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
+FEED_METADATA = "studio_feed"
 # Numbers reach the model as float64 when the converters allow it (split thresholds compare as in
 # scikit-learn), else as float32; the first that converts *and* verifies is kept.
 NUMERIC_PRECISIONS = ("double", "float")
+PRECISION_WORDS = {"double": "64-bit", "float": "32-bit"}
 
 
 class ConversionRefused(Exception):
@@ -68,20 +66,6 @@ class ConversionRefused(Exception):
 
 
 # --- Feeding the ONNX model ----------------------------------------------------------------------
-def input_kinds(signature: Signature) -> dict[str, str]:
-    """ONNX input kind per signature column: "float", "string" or "bool" (a string tensor of
-    "True"/"False"); datetime columns have none."""
-    kinds = {}
-    for spec in signature.columns:
-        if spec.kind in ("number", "integer", "flag"):
-            kinds[spec.name] = "float"
-        elif spec.kind == "string":
-            kinds[spec.name] = "string"
-        elif spec.kind == "boolean":
-            kinds[spec.name] = "bool"
-    return kinds
-
-
 def _bool_input(values: np.ndarray) -> np.ndarray:
     if values.dtype == bool:
         return np.where(values, "True", "False").astype(object).reshape(-1, 1)
@@ -107,6 +91,16 @@ def _string_input(values) -> np.ndarray:
     return values.reshape(-1, 1)
 
 
+def _text_input(values) -> np.ndarray:
+    return np.array([v.lower() if isinstance(v, str) else "" for v in values], dtype=object).reshape(-1, 1)
+
+
+def _number_label_input(values) -> np.ndarray:
+    floats = np.asarray(values, dtype=np.float64)
+    out = [MISSING_LABEL if np.isnan(v) else (str(int(v)) if float(v).is_integer() else str(float(v))) for v in floats]
+    return np.array(out, dtype=object).reshape(-1, 1)
+
+
 def _double_input(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1, 1)
 
@@ -115,12 +109,41 @@ def _float_input(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32).reshape(-1, 1)
 
 
+def _datetime_input(values) -> np.ndarray:
+    """Whole seconds since 1970 (UTC for zone-aware values), NaN for missing: what the graph's date
+    parts are computed from. Whole seconds keep the arithmetic exact in float64."""
+    series = pd.Series(values)
+    if getattr(series.dt, "tz", None) is not None:
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    ticks = series.to_numpy(dtype="datetime64[s]", na_value=np.datetime64("NaT"))
+    out = ticks.astype(np.int64).astype(np.float64)
+    out[np.isnat(ticks)] = np.nan
+    return out.reshape(-1, 1)
+
+
 def onnx_feed(columns: dict, inputs: list[tuple[str, str]]) -> dict:
     """The onnxruntime feed for validated columns (``ValidatedBatch.columns``)."""
     return {name: _FEEDERS[kind](columns[name]) for name, kind in inputs}
 
 
-_FEEDERS = {"double": _double_input, "float": _float_input, "string": _string_input, "bool": _bool_input}
+_FEEDERS = {
+    "double": _double_input,
+    "float": _float_input,
+    "string": _string_input,
+    "bool": _bool_input,
+    "text": _text_input,
+    "number_label": _number_label_input,
+    "datetime": _datetime_input,
+}
+_ONNX_TYPES = {
+    "double": "tensor(double)",
+    "float": "tensor(float)",
+    "string": "tensor(string)",
+    "bool": "tensor(string)",
+    "text": "tensor(string)",
+    "number_label": "tensor(string)",
+    "datetime": "tensor(double)",
+}
 
 
 def make_session(onnx_bytes: bytes, *, log_severity: int = 3):
@@ -144,20 +167,27 @@ def make_session(onnx_bytes: bytes, *, log_severity: int = 3):
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
+def _default_feed_kind(spec, onnx_type: str) -> str | None:
+    """The feed kind of an input in an ONNX file without ``studio_feed`` metadata (older twins)."""
+    if onnx_type == "tensor(string)":
+        return {"string": "string", "boolean": "bool"}.get(spec.kind)
+    if onnx_type in ("tensor(double)", "tensor(float)") and spec.kind in ("number", "integer", "flag"):
+        return "double" if onnx_type == "tensor(double)" else "float"
+    return None
+
+
 def session_io(session, signature: Signature) -> tuple[list[tuple[str, str]], str]:
-    """(inputs as [(column, kind)], name of the probabilities output) for a session."""
-    kinds = input_kinds(signature)
+    """(inputs as [(column, feed kind)], name of the probabilities output) for a session."""
+    declared = json.loads(session.get_modelmeta().custom_metadata_map.get(FEED_METADATA) or "{}")
     inputs = []
     for item in session.get_inputs():
-        if item.name not in kinds:
+        spec = signature.by_name.get(item.name)
+        if spec is None:
             raise ConversionRefused(f"the ONNX model reads {item.name!r}, which is not a signature column")
-        kind = kinds[item.name]
-        if item.type == "tensor(string)" and kind in ("string", "bool"):
-            inputs.append((item.name, kind))
-        elif item.type in ("tensor(double)", "tensor(float)") and kind == "float":
-            inputs.append((item.name, "double" if item.type == "tensor(double)" else "float"))
-        else:
+        kind = declared.get(item.name) or _default_feed_kind(spec, item.type)
+        if kind not in _FEEDERS or _ONNX_TYPES[kind] != item.type:
             raise ConversionRefused(f"the ONNX input {item.name!r} has type {item.type}")
+        inputs.append((item.name, kind))
     outputs = [o for o in session.get_outputs() if o.type in ("tensor(float)", "tensor(double)")]
     named = [o for o in outputs if o.name == "probabilities"]
     chosen = (named or outputs)[:1]
@@ -166,324 +196,36 @@ def session_io(session, signature: Signature) -> tuple[list[tuple[str, str]], st
     return inputs, chosen[0].name
 
 
-# --- Preparing a convertible copy ----------------------------------------------------------------
-def _is_cast_columns(step) -> bool:
-    return type(step).__name__ == "CastColumns" and type(step).__module__.endswith("transformers")
-
-
-def _strip_casts(transformer):
-    """The featurizer step without CastColumns (the ONNX feed already has the cast types)."""
-    from sklearn.pipeline import Pipeline
-
-    if _is_cast_columns(transformer):
-        if transformer.to == "text":
-            raise ConversionRefused("text columns (TF-IDF) are not converted")
-        return "passthrough"
-    if isinstance(transformer, Pipeline):
-        steps = []
-        for name, step in transformer.steps:
-            if _is_cast_columns(step):
-                if step.to == "text":
-                    raise ConversionRefused("text columns (TF-IDF) are not converted")
-                continue
-            steps.append((name, step))
-        if not steps:
-            return "passthrough"
-        if len(steps) == 1:
-            return steps[0][1]
-        clone = copy.copy(transformer)
-        clone.steps = steps
-        return clone
-    return transformer
-
-
-def _prepare(model):
-    """A shallow-rebuilt copy of ``model`` that skl2onnx can convert (see the module docstring)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
-    if type(model).__name__ == "FrozenEstimator":
-        return _prepare(model.estimator)
-    if isinstance(model, ColumnTransformer):
-        clone = copy.copy(model)
-        clone.transformers_ = [(name, _strip_casts(step), cols) for name, step, cols in model.transformers_]
-        return clone
-    if isinstance(model, Pipeline):
-        clone = copy.copy(model)
-        clone.steps = [(name, _prepare(step)) for name, step in model.steps]
-        return clone
-    if hasattr(model, "estimators_") and type(model).__name__ in ("VotingClassifier", "StackingClassifier"):
-        clone = copy.copy(model)
-        clone.estimators_ = [_prepare(member) for member in model.estimators_]
-        if hasattr(model, "flatten_transform"):
-            clone.flatten_transform = False  # only shapes transform(); skl2onnx refuses True
-        if getattr(model, "weights", None) is not None:
-            clone.weights = np.asarray(model.weights, dtype=np.float64)
-        if hasattr(model, "named_estimators_"):
-            from sklearn.utils import Bunch
-
-            clone.named_estimators_ = Bunch(
-                **{name: _prepare(member) for name, member in model.named_estimators_.items()}
-            )
-        return clone
-    return model
-
-
-def _final_classifier(model):
-    from sklearn.pipeline import Pipeline
-
-    while isinstance(model, Pipeline):
-        model = model.steps[-1][1]
-    return model
-
-
-# --- Converters passed to skl2onnx for one call --------------------------------------------------
-def _indicator_features(op) -> list[int]:
-    indicator = getattr(op, "indicator_", None)
-    return [int(i) for i in indicator.features_] if (op.add_indicator and indicator is not None) else []
-
-
-def _imputer_shape_calculator():
-    """skl2onnx's imputer shape, plus the missing-indicator columns (``add_indicator=True``) and
-    minus the columns scikit-learn drops (all-missing in training)."""
-    from skl2onnx.common.data_types import StringTensorType
-    from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
-
-    def calculate(operator):
-        calculate_sklearn_imputer_output_shapes(operator)
-        op = operator.raw_operator
-        if isinstance(operator.inputs[0].type, StringTensorType):
-            return
-        n, width = operator.outputs[0].type.shape
-        if width is not None:
-            kept = _kept_columns(op)
-            width = (len(kept) if kept is not None else width) + len(_indicator_features(op))
-            operator.outputs[0].type.shape = [n, width]
-
-    return calculate
-
-
-def _kept_columns(op) -> list[int] | None:
-    """Columns scikit-learn keeps (None: all): it drops those whose statistic is NaN."""
-    if getattr(op, "keep_empty_features", False):
-        return None
-    stats = np.asarray(op.statistics_, dtype=np.float64)
-    if not np.isnan(stats).any():
-        return None
-    return [int(i) for i in np.flatnonzero(~np.isnan(stats))]
-
-
-def _imputer_converter():
-    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
-    from skl2onnx.operator_converters.common import concatenate_variables
-    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
-    from skl2onnx.proto import onnx_proto
-
-    def convert_numbers(scope, operator, container):
-        """Where(IsNaN(x), statistics, x) in the input's own precision (onnxruntime's Imputer op has
-        no double kernel), with missing indicators and without the columns scikit-learn drops."""
-        op = operator.raw_operator
-        if not (isinstance(op.missing_values, float) and np.isnan(op.missing_values)):
-            raise ConversionRefused(f"SimpleImputer with missing_values={op.missing_values!r}")
-        double = isinstance(operator.inputs[0].type, DoubleTensorType)
-        proto = onnx_proto.TensorProto.DOUBLE if double else onnx_proto.TensorProto.FLOAT
-        stats = np.asarray(op.statistics_, dtype=np.float64)
-        features = _indicator_features(op)
-        kept = _kept_columns(op)
-        source = concatenate_variables(scope, operator.inputs, container)
-        isnan = scope.get_unique_variable_name("isnan")
-        container.add_node("IsNaN", [source], [isnan], name=scope.get_unique_operator_name("IsNaN"))
-        fill = scope.get_unique_variable_name("fill")
-        container.add_initializer(fill, proto, [1, len(stats)], np.nan_to_num(stats, nan=0.0).tolist())
-        imputed = scope.get_unique_variable_name("imputed")
-        container.add_node("Where", [isnan, fill, source], [imputed], name=scope.get_unique_operator_name("Where"))
-        parts = [imputed]
-        if kept is not None:
-            index = scope.get_unique_variable_name("kept")
-            container.add_initializer(index, onnx_proto.TensorProto.INT64, [len(kept)], kept)
-            gathered = scope.get_unique_variable_name("imputed_kept")
-            container.add_node(
-                "Gather", [imputed, index], [gathered], axis=1, name=scope.get_unique_operator_name("Gather")
-            )
-            parts = [gathered]
-        if features:
-            index = scope.get_unique_variable_name("indicator_index")
-            container.add_initializer(index, onnx_proto.TensorProto.INT64, [len(features)], features)
-            picked = scope.get_unique_variable_name("indicator_bool")
-            container.add_node(
-                "Gather", [isnan, index], [picked], axis=1, name=scope.get_unique_operator_name("Gather")
-            )
-            indicator = scope.get_unique_variable_name("indicator")
-            container.add_node("Cast", [picked], [indicator], to=proto, name=scope.get_unique_operator_name("Cast"))
-            parts.append(indicator)
-        container.add_node(
-            "Concat", parts, [operator.outputs[0].full_name], axis=1, name=scope.get_unique_operator_name("Concat")
-        )
-
-    def convert(scope, operator, container):
-        op = operator.raw_operator
-        if not isinstance(operator.inputs[0].type, StringTensorType):
-            return convert_numbers(scope, operator, container)
-        if op.add_indicator:
-            raise ConversionRefused("SimpleImputer(add_indicator=True) over labels is not converted")
-        if not isinstance(op.missing_values, str):
-            if op.missing_values is not None and not (
-                isinstance(op.missing_values, float) and np.isnan(op.missing_values)
-            ):
-                raise ConversionRefused(f"SimpleImputer over labels with missing_values={op.missing_values!r}")
-            clone = copy.copy(op)
-            clone.missing_values = MISSING_LABEL
-            clone.statistics_ = np.array(
-                [MISSING_LABEL if (isinstance(v, float) and np.isnan(v)) else str(v) for v in op.statistics_],
-                dtype=object,
-            )
-            operator.raw_operator = clone
-            try:
-                return convert_sklearn_imputer(scope, operator, container)
-            finally:
-                operator.raw_operator = op
-        return convert_sklearn_imputer(scope, operator, container)
-
-    return convert
-
-
-def _onehot_converter():
-    """OneHotEncoder whose unknown categories go to the infrequent column, if any, else to zeros:
-    convert as "ignore" (zeros); where infrequent categories exist, the probe rows with unseen
-    labels show the difference and the conversion is refused."""
-    from skl2onnx.operator_converters.one_hot_encoder import convert_sklearn_one_hot_encoder
-
-    def convert(scope, operator, container):
-        op = operator.raw_operator
-        if op.handle_unknown in ("infrequent_if_exist", "warn"):
-            clone = copy.copy(op)
-            clone.handle_unknown = "ignore"
-            operator.raw_operator = clone
-            try:
-                return convert_sklearn_one_hot_encoder(scope, operator, container)
-            finally:
-                operator.raw_operator = op
-        return convert_sklearn_one_hot_encoder(scope, operator, container)
-
-    return convert
-
-
-def _tree_converter(converter, *, double_thresholds: bool):
-    """Wrap a tree-ensemble converter: boolean list attributes are written as ints (newer onnx
-    refuses bools) and, for double inputs, thresholds are kept in double precision
-    (``nodes_values_as_tensor``, ai.onnx.ml opset 3) with the float scores cast back to the double
-    output skl2onnx declares. Without this, a value within float32 rounding of a split threshold
-    can take the other branch: a few rows in thousands then differ by a whole leaf value."""
-    import inspect
-
-    from onnx import numpy_helper
-    from skl2onnx.common.data_types import DoubleTensorType
-    from skl2onnx.proto import onnx_proto
-
-    function = getattr(converter, "_fct", converter)
-    takes_version = "op_version" in inspect.signature(function).parameters
-
-    def convert(scope, operator, container):
-        double = double_thresholds and takes_version and isinstance(operator.inputs[0].type, DoubleTensorType)
-        add_node = container.add_node
-
-        def patched(op_type, inputs, outputs, op_domain="", op_version=None, **attrs):
-            for key, value in attrs.items():
-                if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
-                    attrs[key] = [int(v) for v in value]
-            if double and op_type == "TreeEnsembleClassifier" and op_domain == "ai.onnx.ml":
-                thresholds = np.asarray(attrs.pop("nodes_values"), dtype=np.float64)
-                attrs["nodes_values_as_tensor"] = numpy_helper.from_array(thresholds)
-                outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-                declared, scores = outputs[1], scope.get_unique_variable_name("tree_scores")
-                outputs[1] = scores
-                result = add_node(op_type, inputs, outputs, op_domain=op_domain, op_version=3, **attrs)
-                add_node(
-                    "Cast",
-                    [scores],
-                    [declared],
-                    to=onnx_proto.TensorProto.DOUBLE,
-                    name=scope.get_unique_operator_name("Cast"),
-                )
-                return result
-            return add_node(op_type, inputs, outputs, op_domain=op_domain, op_version=op_version, **attrs)
-
-        container.add_node = patched
-        try:
-            if double:
-                return function(scope, operator, container, op_version=3)
-            return converter(scope, operator, container)
-        finally:
-            del container.add_node  # back to the class's method
-
-    return convert
-
-
-def _custom_converters() -> dict:
-    from skl2onnx._supported_operators import sklearn_operator_name_map
-    from skl2onnx.common._registration import get_converter
-    from sklearn.ensemble import (
-        ExtraTreesClassifier,
-        GradientBoostingClassifier,
-        HistGradientBoostingClassifier,
-        RandomForestClassifier,
-    )
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import OneHotEncoder
-    from sklearn.tree import DecisionTreeClassifier
-
-    converters = {SimpleImputer: _imputer_converter(), OneHotEncoder: _onehot_converter()}
-    for cls in (HistGradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier):
-        converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=True)
-    for cls in (GradientBoostingClassifier, DecisionTreeClassifier):
-        converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=False)
-    return converters
-
-
-def _custom_shape_calculators() -> dict:
-    from sklearn.impute import SimpleImputer
-
-    return {SimpleImputer: _imputer_shape_calculator()}
-
-
-def _register_lightgbm() -> bool:
-    """Register onnxmltools' LightGBM converter with skl2onnx when onnxmltools is installed."""
-    try:
-        from lightgbm import LGBMClassifier
-        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-        from skl2onnx import update_registered_converter
-        from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
-    except ImportError:
-        return False
-    update_registered_converter(
-        LGBMClassifier,
-        "LightGbmLGBMClassifier",
-        calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
-        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-    )
-    return True
-
-
-def _contains_lightgbm(model) -> bool:
-    stack, seen = [model], set()
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if type(item).__module__.startswith("lightgbm"):
-            return True
-        for attr in ("steps", "transformers_", "estimators_", "estimator", "final_estimator_"):
-            value = getattr(item, attr, None)
-            if value is None or isinstance(value, str):
-                continue
-            if isinstance(value, list):
-                for entry in value:
-                    stack.extend(entry if isinstance(entry, tuple) else [entry])
+def feed_kinds(pipeline, signature: Signature, used: list, precision: str) -> dict[str, str]:
+    """{column: feed kind} for the columns the model reads; refuses what no input type fits."""
+    roles = onnx_model.column_roles(pipeline)
+    kinds = {}
+    for spec in used:
+        role = roles.get(spec.name, set())
+        if spec.kind == "datetime":
+            if role != {"datetime"}:
+                raise ConversionRefused(f"the date column {spec.name!r} is read without date parts")
+            kinds[spec.name] = "datetime"
+        elif spec.kind in ("number", "integer", "flag"):
+            if role == {"label"}:
+                kinds[spec.name] = "number_label"
+            elif "label" in role or "text" in role or "datetime" in role:
+                raise ConversionRefused(f"the column {spec.name!r} is read both as numbers and as labels")
             else:
-                stack.append(value)
-    return False
+                kinds[spec.name] = precision
+        elif spec.kind == "boolean":
+            if role - {"label", "raw"}:
+                raise ConversionRefused(f"the yes/no column {spec.name!r} is read as numbers or text")
+            kinds[spec.name] = "bool"
+        elif "text" in role:
+            if role != {"text"}:
+                raise ConversionRefused(f"the column {spec.name!r} is read both as text and as labels")
+            kinds[spec.name] = "text"
+        elif role - {"label", "raw"}:
+            raise ConversionRefused(f"the label column {spec.name!r} is read as numbers")
+        else:
+            kinds[spec.name] = "string"
+    return kinds
 
 
 # --- Verification --------------------------------------------------------------------------------
@@ -539,10 +281,11 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
 def try_convert(pipeline, signature, X_sample: pd.DataFrame) -> tuple[bytes | None, dict]:
     """Convert ``pipeline`` to ONNX and verify it on ``X_sample``; ``(onnx_bytes | None, report)``.
 
-    The report is JSON: ``{"converted", "reason", "sha256", "size_bytes", "rows_checked",
+    The report is JSON: ``{"converted", "reason", "detail", "sha256", "size_bytes", "rows_checked",
     "probe_rows", "max_abs_diff", "label_mismatches", "near_tie_mismatches", "tolerance", "inputs",
-    "output", "opset", "seconds", "versions"}``. Nothing here raises for a model that does not
-    convert: the reason is in ``report["reason"]``.
+    "output", "opset", "seconds", "versions", "attempts"}``. Nothing here raises for a model that
+    does not convert: the reason (a sentence for people) is in ``report["reason"]``, the technical
+    text, if any, in ``report["detail"]``.
     """
     started = time.monotonic()
     if not isinstance(signature, Signature):
@@ -550,6 +293,7 @@ def try_convert(pipeline, signature, X_sample: pd.DataFrame) -> tuple[bytes | No
     report: dict = {
         "converted": False,
         "reason": None,
+        "detail": None,
         "sha256": None,
         "size_bytes": None,
         "rows_checked": 0,
@@ -567,8 +311,9 @@ def try_convert(pipeline, signature, X_sample: pd.DataFrame) -> tuple[bytes | No
         onnx_bytes = _convert_and_verify(pipeline, signature, X_sample, report)
     except ConversionRefused as exc:
         onnx_bytes, report["reason"] = None, str(exc)
-    except Exception as exc:  # noqa: BLE001 - any converter failure means "serve the skops file"
-        onnx_bytes, report["reason"] = None, f"conversion failed: {type(exc).__name__}: {str(exc)[:500]}"
+    except Exception as exc:  # noqa: BLE001 - any failure means "serve the skops file"
+        onnx_bytes, report["reason"] = None, "the ONNX conversion failed unexpectedly"
+        report["detail"] = f"{type(exc).__name__}: {str(exc)[:500]}"
     report["seconds"] = round(time.monotonic() - started, 3)
     if onnx_bytes is not None:
         report["converted"] = True
@@ -590,24 +335,24 @@ def _convert_and_verify(pipeline, signature: Signature, X_sample: pd.DataFrame, 
         raise ConversionRefused("no sample rows to verify the conversion on")
     if not hasattr(pipeline, "predict_proba"):
         raise ConversionRefused("the model has no predict_proba")
-    from .signature import json_labels
+    from .signature import json_labels, unused_columns
 
     classes = json_labels(getattr(pipeline, "classes_", []))
     if signature.classes is not None and classes != signature.classes:
         raise ConversionRefused(f"the signature's classes {signature.classes} are not the model's {classes}")
     report["classes"] = classes
-    from .signature import unused_columns
-
+    # Reasons known without converting come first: they cost microseconds, a conversion seconds.
+    if onnx_model.contains_lightgbm(pipeline) and not register_lightgbm():
+        raise ConversionRefused("LightGBM models need onnxmltools to convert (not installed)")
+    reason = onnx_model.preflight(pipeline)
+    if reason:
+        raise ConversionRefused(reason)
     unused = unused_columns(pipeline, signature.names)
     used = [spec for spec in signature.columns if spec.name not in unused]
-    kinds = input_kinds(signature)
     for spec in used:
-        if spec.name not in kinds:
-            raise ConversionRefused(f"column {spec.name!r} is a datetime column: ONNX conversion does not cover dates")
         if spec.kind == "string" and spec.categories and MISSING_LABEL in spec.categories:
             raise ConversionRefused(f"column {spec.name!r} has the category 'nan', which ONNX inputs use for missing")
-    if _contains_lightgbm(pipeline) and not _register_lightgbm():
-        raise ConversionRefused("LightGBM models need onnxmltools to convert (not installed)")
+    feed_kinds(pipeline, signature, used, NUMERIC_PRECISIONS[0])  # refuses unreadable columns up front
 
     sample = _sample(X_sample)
     probes = _probe_frame(sample, signature, {s.name for s in used})
@@ -622,43 +367,72 @@ def _convert_and_verify(pipeline, signature: Signature, X_sample: pd.DataFrame, 
                     f"column {spec.name!r} has the category 'nan', which ONNX inputs use for missing"
                 )
 
-    model = _prepare(pipeline)
-    reference = pipeline.predict_proba(frame)
+    try:
+        reference = pipeline.predict_proba(frame)
+    except Exception as exc:  # noqa: BLE001 - the model itself refuses the probe rows (nulls)
+        # Such inputs fail on the skops path too; check the conversion on the sample rows alone.
+        report["probes_skipped"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        probes = probes.iloc[:0]
+        batch = signature.validate_frame(sample.reset_index(drop=True))
+        frame = batch.to_frame(signature)
+        reference = pipeline.predict_proba(frame)
+    aliases = {spec.name: f"input_{i}" for i, spec in enumerate(used)}
+    model = onnx_model.prepare(pipeline, aliases)
     report["rows_checked"] = len(frame)
     report["probe_rows"] = len(probes)
     report["attempts"] = []
     for precision in NUMERIC_PRECISIONS:
+        kinds = feed_kinds(pipeline, signature, used, precision)
         try:
-            onnx_bytes = _attempt(model, signature, used, kinds, precision, batch, reference, report)
+            onnx_bytes = _attempt(model, signature, used, kinds, aliases, precision, batch, reference, report)
         except ConversionRefused as exc:
-            report["attempts"].append({"numeric": precision, "reason": str(exc)})
+            report["attempts"].append({"numeric": precision, "reason": str(exc), "detail": None})
         except Exception as exc:  # noqa: BLE001 - converter failures are many and varied
-            reason = f"conversion failed: {type(exc).__name__}: {str(exc)[:300]}"
-            report["attempts"].append({"numeric": precision, "reason": reason})
+            report["attempts"].append(
+                {
+                    "numeric": precision,
+                    "reason": "the ONNX converter could not translate this model",
+                    "detail": f"{type(exc).__name__}: {str(exc)[:300]}",
+                }
+            )
         else:
-            report["attempts"].append({"numeric": precision, "reason": None})
+            report["attempts"].append({"numeric": precision, "reason": None, "detail": None})
             report["numeric_inputs"] = precision
             return onnx_bytes
-    raise ConversionRefused("; ".join(f"{a['numeric']} inputs: {a['reason']}" for a in report["attempts"]))
+        if not any(kind == precision for kind in kinds.values()):
+            break  # no numeric input: the other precision would build the same graph
+    details = [f"{PRECISION_WORDS[a['numeric']]} numbers: {a['detail']}" for a in report["attempts"] if a["detail"]]
+    report["detail"] = "; ".join(details) or None
+    raise ConversionRefused(_overall_reason(report["attempts"]))
 
 
-def _attempt(model, signature, used, kinds, precision, batch, reference, report) -> bytes:
+def _overall_reason(attempts: list[dict]) -> str:
+    reasons = list(dict.fromkeys(a["reason"] for a in attempts))
+    if len(reasons) == 1:
+        return reasons[0]
+    return "; ".join(f"with {PRECISION_WORDS[a['numeric']]} numbers, {a['reason']}" for a in attempts)
+
+
+def _attempt(model, signature, used, kinds, aliases, precision, batch, reference, report) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
-    numeric = DoubleTensorType if precision == "double" else FloatTensorType
-    initial_types = [
-        (spec.name, numeric([None, 1]) if kinds[spec.name] == "float" else StringTensorType([None, 1])) for spec in used
-    ]
-    final = _final_classifier(model)
+    types = {"double": DoubleTensorType, "float": FloatTensorType, "datetime": DoubleTensorType}
+    initial_types = [(aliases[spec.name], types.get(kinds[spec.name], StringTensorType)([None, 1])) for spec in used]
+    converters, shapes = converters_for(precision)
+    final = onnx_model.final_classifier(model)
     onx = convert_sklearn(
         model,
         initial_types=initial_types,
-        options={id(final): {"zipmap": False}},
+        options={id(final): {"zipmap": False}, **onnx_model.text_options(model)},
         target_opset=TARGET_OPSET,
-        custom_conversion_functions=_custom_converters(),
-        custom_shape_calculators=_custom_shape_calculators(),
+        custom_conversion_functions=converters,
+        custom_shape_calculators=shapes,
     )
+    _rename_inputs(onx, {alias: name for name, alias in aliases.items()})
+    _cast_numeric_outputs(onx, precision)
+    exact_neighbour_weights(onx)
+    onx.metadata_props.add(key=FEED_METADATA, value=json.dumps({spec.name: kinds[spec.name] for spec in used}))
     onnx_bytes = onx.SerializeToString()
     session = make_session(onnx_bytes, log_severity=4)
     inputs, output = session_io(session, signature)
@@ -671,11 +445,42 @@ def _attempt(model, signature, used, kinds, precision, batch, reference, report)
         )
     if not result["max_abs_diff"] <= TOLERANCE:
         raise ConversionRefused(
-            f"ONNX probabilities differ from scikit-learn's by up to {result['max_abs_diff']:.3g} "
-            f"(tolerance {TOLERANCE:g})"
+            f"the ONNX copy's probabilities differ from the model's by up to {result['max_abs_diff']:.2g} "
+            f"(allowed: {TOLERANCE:g})"
         )
     if result["label_mismatches"]:
-        raise ConversionRefused(f"ONNX predicts a different class on {result['label_mismatches']} rows")
+        raise ConversionRefused(f"the ONNX copy predicts another class on {result['label_mismatches']} checked rows")
     report["inputs"] = [{"name": name, "type": kind} for name, kind in inputs]
     report["output"] = output
     return onnx_bytes
+
+
+def _rename_inputs(onx, names: dict[str, str]) -> None:
+    """Give the graph's inputs the signature's column names (ONNX names may be any string)."""
+    graph = onx.graph
+    for item in graph.input:
+        if item.name in names:
+            item.name = names[item.name]
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in names:
+                node.input[i] = names[name]
+
+
+def _cast_numeric_outputs(onx, precision: str) -> None:
+    """End every numeric graph output with a Cast to the attempt's precision: skl2onnx may declare
+    an output float while the nodes before it compute double (or the reverse), which onnxruntime
+    refuses; the Cast makes the declared type true whatever the converters did."""
+    from onnx import TensorProto, helper
+
+    proto = TensorProto.DOUBLE if precision == "double" else TensorProto.FLOAT
+    for output in onx.graph.output:
+        tensor = output.type.tensor_type
+        if tensor.elem_type not in (TensorProto.FLOAT, TensorProto.DOUBLE):
+            continue
+        raw = f"{output.name}__uncast"
+        for node in onx.graph.node:
+            node.output[:] = [raw if name == output.name else name for name in node.output]
+            node.input[:] = [raw if name == output.name else name for name in node.input]
+        onx.graph.node.append(helper.make_node("Cast", [raw], [output.name], to=proto, name=f"{output.name}__cast"))
+        tensor.elem_type = proto
