@@ -129,3 +129,15 @@ def studio(corpus_studio, django_db_blocker):
     """The shared studio, with database access for the test body (committed, no rollback)."""
     with django_db_blocker.unblock():
         yield corpus_studio
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The ONNX coverage of what the studio made from the corpus (issue 10's coverage figure)."""
+    from tests.corpus.test_corpus import ONNX_SERVED
+
+    if ONNX_SERVED:
+        served = sum(ONNX_SERVED.values())
+        terminalreporter.write_line(
+            f"ONNX coverage on the corpus: {served}/{len(ONNX_SERVED)} models served by ONNX"
+            + "".join(f"\n  no ONNX twin: {name}" for name, onnx in ONNX_SERVED.items() if not onnx)
+        )

@@ -102,6 +102,10 @@ def json_value(text: str):
     return text
 
 
+# Whether each model the corpus produced got a verified ONNX twin; conftest prints the share.
+ONNX_SERVED: dict[str, bool] = {}
+
+
 def finished(job_id: int, timeout: float) -> Job:
     return wait_for(
         lambda: Job.objects.filter(pk=job_id, status__in=JobStatus.finished()).first(),
@@ -196,6 +200,9 @@ def test_a_corpus_file_goes_from_upload_to_batch_scoring_with_its_labels_as_writ
     assert run.status == JobStatus.COMPLETED, (run.status_reason, run.error)
     model = ModelVersion.objects.get(model__workspace=studio.workspace, model__name=f"{stem}-automl")
     assert model.classes == labels
+    trained_model = ModelVersion.objects.get(pk=registered.json()["id"])
+    ONNX_SERVED[f"{name} (Automated ML)"] = bool(model.onnx_sha256)
+    ONNX_SERVED[f"{name} (Train)"] = bool(trained_model.onnx_sha256)
 
     # Deploy the Automated ML model behind a new endpoint.
     endpoint = rest.post(f"{ws}/endpoints/", {"name": stem}, format="json")

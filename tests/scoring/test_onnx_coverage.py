@@ -164,7 +164,7 @@ def test_a_voting_ensemble_of_member_pipelines_converts(data, members):
     X, y, _, _, _ = data
     weights = {i: w for i, w in zip(members, (0.3, 0.25, 0.2, 0.15, 0.1), strict=True)}
     model = build_voting_model(members, weights, X, y)
-    assert all(type(m).__name__ == "FrozenEstimator" for _, m in model.estimators)
+    # the studio's own builder: members grouped by identical featurizers, each featurised once
     _check("voting ensemble (5 member pipelines, LightGBM among them)", model, data, must_convert=True)
 
 
