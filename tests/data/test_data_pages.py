@@ -56,7 +56,10 @@ def test_list_detail_and_version_tabs_render(client, reader, workspace, version)
     assert "Rows 101–120 of 120" in preview and "p119" in preview and "p99" not in preview
     profile_html = page(client, reader, vbase + "?tab=profile")
     assert 'data-chart="chart-missing"' in profile_html and "plotly" in profile_html
-    assert "Save as version 2" not in page(client, reader, vbase + "?tab=schema")  # a Reader cannot edit
+    schema_html = page(client, reader, vbase + "?tab=schema")
+    assert "Save as version 2" not in schema_html  # a Reader cannot edit
+    assert "<form" not in schema_html.split("<h2>Schema</h2>")[1]  # nor is offered a form to fill in
+    assert "Change a column's type" not in schema_html
 
 
 def test_search_and_sort(client, owner, workspace, version):
