@@ -276,7 +276,9 @@ def _ordinal_converter(precision: str):
         columns = ordinal_codes(op)
         if not columns:
             raise ConversionRefused("an OrdinalEncoder with non-label categories is not converted")
-        source = _concat(scope, container, operator.inputs) if len(operator.inputs) > 1 else None
+        # One [N, k] input or k [N, 1] inputs (skl2onnx merges a transformer's columns either way):
+        # each date column is gathered from the whole, never read as if the input held only one.
+        source = _concat(scope, container, operator.inputs)
         parts = []
         for j, column in enumerate(columns):
             if source is None:
@@ -469,7 +471,9 @@ def _datetime_parts_converter(precision: str):
 
     def convert(scope, operator, container):
         op = operator.raw_operator
-        source = _concat(scope, container, operator.inputs) if len(operator.inputs) > 1 else None
+        # One [N, k] input or k [N, 1] inputs (skl2onnx merges a transformer's columns either way):
+        # each date column is gathered from the whole, never read as if the input held only one.
+        source = _concat(scope, container, operator.inputs)
 
         def c(value) -> str:
             return _const(scope, container, "k", double, [float(value)], [])
@@ -483,8 +487,8 @@ def _datetime_parts_converter(precision: str):
         wanted = {name: index for index, name in enumerate(op.features_)}
         outputs: dict[int, str] = {}
         for j, column in enumerate(op.columns_):
-            if source is None:
-                seconds = operator.inputs[0].full_name
+            if len(op.columns_) == 1:
+                seconds = source
             else:
                 index = _const(scope, container, "date_column", onnx_proto.TensorProto.INT64, [j])
                 seconds = n("Gather", source, index, axis=1)
