@@ -967,7 +967,12 @@ def converters_for(precision: str) -> tuple[dict, dict]:
     }
     shapes[OneHotEncoder] = _shape_in(get_shape_calculator(sklearn_operator_name_map[OneHotEncoder]), precision)
     shapes[TargetEncoder] = _target_encoder_shape(precision)
-    for cls in (HistGradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier):
+    for cls in (
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+    ):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=True)
     converters[KNeighborsClassifier] = _knn_converter(get_converter(sklearn_operator_name_map[KNeighborsClassifier]))
     converters[HistGradientBoostingClassifier] = _hgb_categorical_converter(
@@ -976,7 +981,7 @@ def converters_for(precision: str) -> tuple[dict, dict]:
     shapes[HistGradientBoostingClassifier] = _hgb_shape(
         get_shape_calculator(sklearn_operator_name_map[HistGradientBoostingClassifier]), precision
     )
-    for cls in (GradientBoostingClassifier, DecisionTreeClassifier):
+    for cls in (DecisionTreeClassifier,):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=False)
     return converters, shapes
 
