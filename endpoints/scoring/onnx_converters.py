@@ -18,9 +18,11 @@ mismatch" of issue 10).
 * ``OrdinalEncoder``: a ``LabelEncoder`` op per column, with codes taken from the fitted encoder
   itself (unknown, missing and infrequent categories included).
 * ``DatetimeParts`` (the studio's transformer): year, month, day, day of week and hour computed
-  from seconds since 1970 (a double input) with the civil-from-days algorithm (H. Hinnant).
-* Tree ensembles: boolean list attributes that newer ``onnx`` refuses are written as ints and,
-  for double inputs, thresholds are kept in double precision.
+  from seconds since 1970 (a double input) with the civil-from-days algorithm (H. Hinnant); several
+  date columns arrive as one [N, k] input or k [N, 1] inputs, and each is gathered by position.
+* Tree ensembles (forests, both gradient boostings, LightGBM): boolean list attributes that newer
+  ``onnx`` refuses are written as ints and, for double inputs, thresholds are kept in double
+  precision (a float32 threshold between two float32 neighbours moves the split).
 * ``KNeighborsClassifier``: skl2onnx's converter with ``weights="distance"`` fixed (it negates
   the distances from opset 11 on).
 * ``HistGradientBoostingClassifier`` with native categorical splits (the "boosting" featurizer):
@@ -574,7 +576,7 @@ def _tree_converter(converter, *, double_thresholds: bool):
     takes_version = "op_version" in inspect.signature(function).parameters
 
     def convert(scope, operator, container):
-        double = double_thresholds and takes_version and isinstance(operator.inputs[0].type, DoubleTensorType)
+        double = double_thresholds and isinstance(operator.inputs[0].type, DoubleTensorType)
         add_node = container.add_node
 
         def patched(op_type, inputs, outputs, op_domain="", op_version=None, **attrs):
@@ -600,7 +602,7 @@ def _tree_converter(converter, *, double_thresholds: bool):
 
         container.add_node = patched
         try:
-            if double:
+            if double and takes_version:
                 return function(scope, operator, container, op_version=3)
             return converter(scope, operator, container)
         finally:
@@ -999,7 +1001,8 @@ def register_lightgbm() -> bool:
         LGBMClassifier,
         "LightGbmLGBMClassifier",
         calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
+        # LightGBM compares doubles: float32 thresholds move splits for double inputs
+        _tree_converter(convert_lightgbm, double_thresholds=True),
         options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
     )
     return True

@@ -15,6 +15,7 @@ from endpoints.scoring.onnx_export import try_convert
 from endpoints.scoring.signature import build_signature, unused_columns
 from training.ml.algorithms import ALGORITHMS
 from training.ml.columns import plan_features
+from training.ml.ensemble import build_voting_model
 from training.ml.trial import TrialSpec, fit_pipeline
 from workspaces.dataio.ingest import ingest
 from workspaces.dataio.sniff import sniff
@@ -103,5 +104,19 @@ def test_gradient_boosting_splits_where_scikit_learn_does_on_clinic_visits(tmp_p
     X, y, types = corpus_file("clinic_visits.csv", "readmitted", tmp_path)
     model = _fit("gradient_boosting", X, y, types, small=False)  # the product's defaults
     report = _convert(model, X, types)
+    assert report["converted"] is True, (report["reason"], report["detail"])
+    assert report["max_abs_diff"] <= MAX_DIFF and report["label_mismatches"] == 0
+
+
+def test_lightgbm_keeps_its_split_thresholds_in_double_precision_for_double_inputs(tmp_path):
+    # LightGBM compares doubles, but its trees were written with float32 thresholds: alone it
+    # still converted (the 32-bit attempt), but beside a member that needs 64-bit inputs (here
+    # GradientBoosting) the voting ensemble differed by 0.0009 on sensors.csv.
+    X, y, types = corpus_file("sensors.csv", "alarm", tmp_path)
+    lightgbm = _fit("lightgbm", X, y, types, small=False)
+    alone = _convert(lightgbm, X, types)
+    assert alone["converted"] is True and alone["numeric_inputs"] == "double", (alone["reason"], alone["detail"])
+    members = {0: lightgbm, 1: _fit("gradient_boosting", X, y, types, small=False)}
+    report = _convert(build_voting_model(members, {0: 0.5, 1: 0.5}, X, y), X, types)
     assert report["converted"] is True, (report["reason"], report["detail"])
     assert report["max_abs_diff"] <= MAX_DIFF and report["label_mismatches"] == 0
