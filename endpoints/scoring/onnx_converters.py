@@ -18,9 +18,11 @@ mismatch" of issue 10).
 * ``OrdinalEncoder``: a ``LabelEncoder`` op per column, with codes taken from the fitted encoder
   itself (unknown, missing and infrequent categories included).
 * ``DatetimeParts`` (the studio's transformer): year, month, day, day of week and hour computed
-  from seconds since 1970 (a double input) with the civil-from-days algorithm (H. Hinnant).
-* Tree ensembles: boolean list attributes that newer ``onnx`` refuses are written as ints and,
-  for double inputs, thresholds are kept in double precision.
+  from seconds since 1970 (a double input) with the civil-from-days algorithm (H. Hinnant); several
+  date columns arrive as one [N, k] input or k [N, 1] inputs, and each is gathered by position.
+* Tree ensembles (forests, both gradient boostings, LightGBM): boolean list attributes that newer
+  ``onnx`` refuses are written as ints and, for double inputs, thresholds are kept in double
+  precision (a float32 threshold between two float32 neighbours moves the split).
 * ``KNeighborsClassifier``: skl2onnx's converter with ``weights="distance"`` fixed (it negates
   the distances from opset 11 on).
 * ``HistGradientBoostingClassifier`` with native categorical splits (the "boosting" featurizer):
@@ -276,7 +278,9 @@ def _ordinal_converter(precision: str):
         columns = ordinal_codes(op)
         if not columns:
             raise ConversionRefused("an OrdinalEncoder with non-label categories is not converted")
-        source = _concat(scope, container, operator.inputs) if len(operator.inputs) > 1 else None
+        # One [N, k] input or k [N, 1] inputs (skl2onnx merges a transformer's columns either way):
+        # each date column is gathered from the whole, never read as if the input held only one.
+        source = _concat(scope, container, operator.inputs)
         parts = []
         for j, column in enumerate(columns):
             if source is None:
@@ -469,7 +473,9 @@ def _datetime_parts_converter(precision: str):
 
     def convert(scope, operator, container):
         op = operator.raw_operator
-        source = _concat(scope, container, operator.inputs) if len(operator.inputs) > 1 else None
+        # One [N, k] input or k [N, 1] inputs (skl2onnx merges a transformer's columns either way):
+        # each date column is gathered from the whole, never read as if the input held only one.
+        source = _concat(scope, container, operator.inputs)
 
         def c(value) -> str:
             return _const(scope, container, "k", double, [float(value)], [])
@@ -483,8 +489,8 @@ def _datetime_parts_converter(precision: str):
         wanted = {name: index for index, name in enumerate(op.features_)}
         outputs: dict[int, str] = {}
         for j, column in enumerate(op.columns_):
-            if source is None:
-                seconds = operator.inputs[0].full_name
+            if len(op.columns_) == 1:
+                seconds = source
             else:
                 index = _const(scope, container, "date_column", onnx_proto.TensorProto.INT64, [j])
                 seconds = n("Gather", source, index, axis=1)
@@ -570,7 +576,7 @@ def _tree_converter(converter, *, double_thresholds: bool):
     takes_version = "op_version" in inspect.signature(function).parameters
 
     def convert(scope, operator, container):
-        double = double_thresholds and takes_version and isinstance(operator.inputs[0].type, DoubleTensorType)
+        double = double_thresholds and isinstance(operator.inputs[0].type, DoubleTensorType)
         add_node = container.add_node
 
         def patched(op_type, inputs, outputs, op_domain="", op_version=None, **attrs):
@@ -596,7 +602,7 @@ def _tree_converter(converter, *, double_thresholds: bool):
 
         container.add_node = patched
         try:
-            if double:
+            if double and takes_version:
                 return function(scope, operator, container, op_version=3)
             return converter(scope, operator, container)
         finally:
@@ -963,7 +969,12 @@ def converters_for(precision: str) -> tuple[dict, dict]:
     }
     shapes[OneHotEncoder] = _shape_in(get_shape_calculator(sklearn_operator_name_map[OneHotEncoder]), precision)
     shapes[TargetEncoder] = _target_encoder_shape(precision)
-    for cls in (HistGradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier):
+    for cls in (
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+    ):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=True)
     converters[KNeighborsClassifier] = _knn_converter(get_converter(sklearn_operator_name_map[KNeighborsClassifier]))
     converters[HistGradientBoostingClassifier] = _hgb_categorical_converter(
@@ -972,7 +983,7 @@ def converters_for(precision: str) -> tuple[dict, dict]:
     shapes[HistGradientBoostingClassifier] = _hgb_shape(
         get_shape_calculator(sklearn_operator_name_map[HistGradientBoostingClassifier]), precision
     )
-    for cls in (GradientBoostingClassifier, DecisionTreeClassifier):
+    for cls in (DecisionTreeClassifier,):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=False)
     return converters, shapes
 
@@ -990,7 +1001,8 @@ def register_lightgbm() -> bool:
         LGBMClassifier,
         "LightGbmLGBMClassifier",
         calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
+        # LightGBM compares doubles: float32 thresholds move splits for double inputs
+        _tree_converter(convert_lightgbm, double_thresholds=True),
         options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
     )
     return True
