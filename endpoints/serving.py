@@ -157,10 +157,11 @@ class ConfigCache:
             if entry is not None and time.monotonic() - entry[1] < self.ttl:
                 return entry[0]
             runtime = entry[0] if entry else None
-            current = Endpoint.objects.filter(name=name).values_list("config_version", flat=True).first()
+            # the id too: an endpoint deleted and made again under its name starts its versions anew
+            current = Endpoint.objects.filter(name=name).values_list("pk", "config_version").first()
             if current is None:
                 runtime = None
-            elif runtime is None or runtime.config_version != current:
+            elif runtime is None or (runtime.id, runtime.config_version) != current:
                 runtime = _load_runtime(name)
                 self.loads += 1
             self._entries[name] = (runtime, time.monotonic())

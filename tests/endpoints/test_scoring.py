@@ -184,3 +184,18 @@ def test_a_tampered_model_file_is_refused(owner, workspace, inference):
     with pytest.raises(ValidationError, match="could not be loaded"):
         services.deployment_create(actor=owner, endpoint=endpoint, name="blue", model_version=version, target=inference)
     assert not endpoint.deployments.exists()
+
+
+def test_an_endpoint_made_again_under_its_name_is_not_served_from_the_old_ones_cache(
+    client, owner, workspace, model_version, inference, endpoint, monkeypatch
+):
+    assert post(client, "churn-api", ROW, endpoint.primary).status_code == 200  # cached in this process
+    services.endpoint_delete(actor=owner, endpoint=endpoint.endpoint)
+    again = services.endpoint_create(actor=owner, workspace=workspace, name="churn-api")
+    services.deployment_create(
+        actor=owner, endpoint=again.endpoint, name="blue", model_version=model_version, target=inference
+    )
+    monkeypatch.setattr(serving.configs, "ttl", 0)  # the once-a-second re-check, now
+    cache.clear()
+    assert post(client, "churn-api", ROW, endpoint.primary).status_code == 401  # the old key is gone
+    assert post(client, "churn-api", ROW, again.primary).status_code == 200
