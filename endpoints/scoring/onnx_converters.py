@@ -10,8 +10,10 @@ mismatch" of issue 10).
 * ``SimpleImputer``: labels whose missing marker is NaN; numbers with ``add_indicator=True`` or
   with columns dropped as all-missing (skl2onnx ignores both); double inputs (onnxruntime's
   ``Imputer`` op has no double kernel).
-* ``OneHotEncoder`` with ``handle_unknown="infrequent_if_exist"``: converted as "ignore" (the probe
-  rows of the verification refuse it where infrequent categories exist), output cast to the
+* ``OneHotEncoder`` with infrequent categories (``min_frequency``; skl2onnx refuses them): each
+  label column's output position taken from the fitted encoder itself (rare, missing and unseen
+  labels set the infrequent column where scikit-learn does); without infrequent categories,
+  skl2onnx's converter with ``"infrequent_if_exist"`` as ``"ignore"``. Output cast to the
   attempt's precision. ``TargetEncoder``: written here (skl2onnx's refuses multiclass targets).
 * ``TfidfVectorizer``: skl2onnx's word counts, then the TF-IDF weighting written here (skl2onnx
   gets ``sublinear_tf`` wrong).
