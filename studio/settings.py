@@ -86,9 +86,19 @@ def _secret_key() -> str:
         return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Processes that start together (a cluster's nodes) race here: each writes a key to its own
+        # file and links it into place; the first link wins, the others read the winner's key, and
+        # no process ever reads a half-written one.
+        own = path.with_name(f".secret_key.{os.getpid()}")
+        fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(50))
+        try:
+            os.link(own, path)
+        except FileExistsError:
+            pass
+        finally:
+            own.unlink()
     return path.read_text().strip()
 
 

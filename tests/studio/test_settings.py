@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from django.db import connection
@@ -73,3 +74,30 @@ def test_passwords_are_hashed_with_argon2_first():
     from studio import settings as production
 
     assert production.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+
+
+def test_processes_starting_together_share_one_generated_secret_key(tmp_path):
+    # A cluster's nodes start at the same moment on a fresh data directory: none may fail on the
+    # key file another one is writing, and all must read the same key.
+    go = tmp_path / "go"
+    script = (
+        "import os, time\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
+        "import studio.settings as s\n"
+        "print(s.SECRET_KEY)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DJANGO_SETTINGS_MODULE")}
+    env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(12)
+    ]
+    time.sleep(1.0)  # every process imported Python and waits for the signal
+    go.touch()
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in starts]
+    assert all(code == 0 for _, _, code in results), [err[-500:] for _, err, code in results if code]
+    keys = {out.strip() for out, _, _ in results}
+    assert len(keys) == 1 and len(keys.pop()) >= 50
+    assert sorted(p.name for p in (tmp_path / "data").iterdir() if "secret" in p.name) == ["secret_key"]
