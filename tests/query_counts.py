@@ -17,9 +17,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from compute.models import ComputeTarget, Node, NodeSession, NodeStatus, TargetKind
+from compute.models import ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, ServingSession, TargetKind
 from endpoints.models import Deployment, Endpoint, MonitoringBucket
-from studio.models import ApiToken
+from studio.models import ApiToken, SignInLink, SignInLinkPurpose, WorkerCheck
 from training.models import (
     Artifact,
     Experiment,
@@ -33,7 +33,17 @@ from training.models import (
     ModelVersion,
     RegisteredModel,
 )
-from workspaces.models import Activity, DataAsset, DataVersion, Ingest, IngestStatus, Membership, Role
+from workspaces.models import (
+    Activity,
+    DataAsset,
+    DataVersion,
+    Ingest,
+    IngestStatus,
+    Membership,
+    Role,
+    UploadSlot,
+    Workspace,
+)
 
 FEW, MANY = 2, 9
 _MARKER = re.compile(r"qcrow-(\d+)")
@@ -89,7 +99,7 @@ def assert_queries_flat(
 ) -> int:
     """Same number of queries for `url` with `few` rows as with `many` (`add(n)` adds n rows);
     `shown(response)` must count the rows. A callable `url` is asked again once rows are added
-    (a page that names its rows in the query string). Returns the number of queries."""
+    (a page that names its rows in the query string). Returns the two answers."""
     url_now = url if callable(url) else lambda: url
     add(few)
     client.get(url_now())  # the first request fills per-process caches (content types, the session)
@@ -103,7 +113,7 @@ def assert_queries_flat(
     assert len(many_queries) == len(few_queries), (
         f"{url}: {len(few_queries)} queries for {few} rows, {len(many_queries)} for {many}:\n" + "\n".join(many_queries)
     )
-    return len(many_queries)
+    return few_response, many_response
 
 
 # --- Rows ---------------------------------------------------------------------------------------
@@ -291,3 +301,48 @@ def make_bucket(deployment) -> MonitoringBucket:
 
 def make_token(user, n: int) -> ApiToken:
     return ApiToken.objects.create(user=user, name=marker(n), prefix=f"qc{n:06d}", secret_hash="0" * 64)
+
+
+def make_world(make_user, n: int) -> Workspace:
+    """One row of every kind the studio keeps, in a workspace and for a user of their own (for
+    the admin's lists, which show every workspace's rows)."""
+    now = timezone.now()
+    user = make_user(marker(n))
+    workspace = Workspace.objects.create(name=marker(n), created_by=user)
+    Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER, added_by=user)
+    make_activity(workspace, user, n)
+    ComputeQuota.objects.create(workspace=workspace, max_nodes=4, updated_by=user)
+    cluster = make_target(workspace, user, n)
+    inference = make_target(workspace, user, n, kind=TargetKind.INFERENCE, name=f"serving-{n}")
+    node = make_node(cluster, n)
+    data_version = make_asset(workspace, user, n).versions.get()
+    experiment = make_experiment(workspace, user, n)
+    job = make_job(workspace, cluster, user, n, node=node, data_version=data_version, experiment=experiment)
+    make_event(job, node, n)
+    make_log_line(job, n)
+    make_metric(job, n)
+    make_artifact(job, n)
+    make_ingest(workspace, user, job, 1000 + n)
+    model_version = make_model(workspace, user, n, job=job, data_version=data_version).versions.get()
+    endpoint = make_endpoint(workspace, user, model_version, inference, n)
+    ServingSession.objects.create(
+        target=inference,
+        workspace=workspace,
+        deployment_id=endpoint.deployments.get().pk,
+        deployment_name=f"{endpoint.name}/blue",
+        replicas=1,
+        started_at=now,
+        price_per_hour=1,
+    )
+    make_token(user, n)
+    WorkerCheck.objects.create(requested_by=user, completed_at=now, worker=marker(n))
+    SignInLink.objects.create(
+        user=user,
+        purpose=SignInLinkPurpose.INVITATION,
+        prefix=f"sl{n:06d}",
+        secret_hash="0" * 64,
+        created_by=user,
+        expires_at=now + timedelta(days=1),
+    )
+    UploadSlot.objects.create(user=user, number=0, touched_at=now)
+    return workspace

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from compute.models import NodeStatus, TargetKind
@@ -30,10 +32,12 @@ from tests.query_counts import (
     make_target,
     make_token,
     make_trial,
+    make_world,
     marker,
     numbered,
     rows_shown_from,
 )
+from tests.studio.test_admin import PROJECT_APPS
 from training.models import JobKind, JobStatus
 from workspaces.services import workspace_create
 
@@ -299,3 +303,19 @@ def test_endpoint_health_read_for_a_list_is_each_endpoints_own(workspace, owner,
         (idle, "idle", 0),
     ]
     assert [a["endpoint"] for a in selectors.alerts_for_workspace(workspace=workspace)] == [failing]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [m for m in admin.site._registry if m._meta.app_label in PROJECT_APPS or m is get_user_model()],
+    ids=lambda m: m.__name__,
+)
+def test_admin_changelist_in_fixed_queries(client, make_user, model):
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+    few, many = assert_queries_flat(client, url, numbered(lambda n: make_world(make_user, n)), shown=None)
+    assert _rows(many) > _rows(few) > 0, "the changelist does not list the rows"
+
+
+def _rows(response) -> int:
+    return response.content.decode().count("<tr")
