@@ -21,6 +21,7 @@ class WorkspaceAdmin(ServiceAdmin):
     search_fields = ["name", "description", "created_by__username"]
     list_filter = ["created_at"]
     date_hierarchy = "created_at"
+    list_select_related = ["created_by"]
     inlines = [MembershipInline]
     fields = ["name", "description", "storage_quota_bytes", "created_by", "created_at"]
     readonly_fields = ["created_by", "created_at"]
