@@ -18,7 +18,7 @@ from data.uploads import UploadRefused, too_large_message, upload_admitted
 from studio.charts import figure_data
 from studio.csrf import csrf_refusal, csrf_refusal_message
 from studio.forms_errors import add_service_errors
-from studio.pages import page_workspace, render_page
+from workspaces.pages import page_workspace, render_page
 from workspaces.services import StorageQuotaExceeded
 
 PREVIEW_ROWS = 50

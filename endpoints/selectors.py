@@ -256,3 +256,12 @@ def alerts_for_workspace(*, workspace) -> list[dict]:
         for alert in health.alerts:
             out.append({**alert, "endpoint": health.endpoint})
     return out
+
+
+def deployments_of(model_versions) -> list[str]:
+    """What keeps model versions from being deleted, for the registry: the deployments serving them."""
+    names = [
+        f"{d.endpoint.name}/{d.name}"
+        for d in Deployment.objects.filter(model_version__in=model_versions).select_related("endpoint")[:5]
+    ]
+    return [f"deployed to {', '.join(names)}"] if names else []

@@ -19,8 +19,8 @@ from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
 from studio.json_limits import JsonLimitError, json_loads_checked
-from studio.pages import page_workspace, render_page
 from training.registry_selectors import model_version_get_by_id, model_versions_in_workspace
+from workspaces.pages import page_workspace, render_page
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 

@@ -69,3 +69,11 @@ def models_registered_from(job) -> list[str]:
     if not versions:
         return []
     return ["the registered model" + ("s " if len(versions) > 1 else " ") + ", ".join(map(str, versions))]
+
+
+def models_trained_on(data_versions) -> list[str]:
+    """What keeps data versions from being deleted, for the data app: models trained on them."""
+    versions = list(ModelVersion.objects.filter(data_version__in=data_versions).select_related("model")[:6])
+    if not versions:
+        return []
+    return ["model" + ("s " if len(versions) > 1 else " ") + ", ".join(str(m) for m in versions[:5])]

@@ -18,8 +18,8 @@ from compute.jobs.models import JobStatus
 from compute.selectors import job_targets
 from studio.charts import line_chart
 from studio.forms_errors import add_service_errors
-from studio.pages import page_workspace, render_page
 from training.models import TrainingJobKind
+from workspaces.pages import page_workspace, render_page
 
 from . import selectors
 from .forms import SUBMIT_FORMS
