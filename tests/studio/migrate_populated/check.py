@@ -115,7 +115,7 @@ def check_served(h: dict) -> None:
     )
     check(response.status_code == 200, f"scoring answered {response.status_code}: {response.content[:500]!r}")
     check(response.json()["predictions"] == [h["prediction"]], f"the prediction changed: {response.json()}")
-    monitoring = get_json(api, f"{ws}endpoints/{h['endpoint_id']}/monitoring/")
+    monitoring = get_json(api, f"{ws}endpoints/{h['endpoint_id']}/monitoring/?range=day")
     check(monitoring["total_requests"] >= 1, f"monitoring lost the earlier request: {monitoring}")
 
 
