@@ -103,6 +103,14 @@ def check_served(h: dict) -> None:
     check(get_json(api, data + "preview/")["total_rows"] == h["data_rows"], "the data version's preview")
     check(get_json(api, f"{ws}ingests/{h['ingest_id']}/")["status"] == "ready", "the ingest through the API")
 
+    # New rows go into the moved tables after the old ones (PostgreSQL's id sequences kept with them).
+    submitted = api.post(
+        f"{ws}jobs/", {"kind": "train", "target": h["cluster_id"], "spec": h["train_spec"]}, "application/json"
+    )
+    check(submitted.status_code == 201, f"a new train job: {submitted.status_code} {submitted.content[:500]!r}")
+    edited = api.post(data + "schema/", {"exclude": ["sex"]}, "application/json")
+    check(edited.status_code == 202, f"a schema edit (a new ingest): {edited.status_code} {edited.content[:500]!r}")
+
     registry = f"{ws}models/{h['model_id']}/versions/{h['model_version']}/"
     get_json(api, registry)
     check(download_sha256(api, registry + "download/") == h["model_sha256"], "the model file changed")

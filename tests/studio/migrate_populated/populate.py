@@ -84,19 +84,15 @@ def main(handoff_path: str) -> None:
     node = Node.objects.create(target=cluster)
     node_mark_started(node=node, pid=os.getpid(), hostname="migration-test")
     node_mark_ready(node_id=node.pk)
+    train_spec = {
+        "data_version_id": data_version.pk,
+        "target_column": "species",
+        "algorithm": "logistic_regression",
+        "hyperparameters": {"max_iter": 200},
+        "validation": {"method": "holdout", "holdout_fraction": 0.25},
+    }
     train = job_submit(
-        actor=owner,
-        workspace=workspace,
-        kind="train",
-        target=cluster,
-        spec={
-            "data_version_id": data_version.pk,
-            "target_column": "species",
-            "algorithm": "logistic_regression",
-            "hyperparameters": {"max_iter": 200},
-            "validation": {"method": "holdout", "holdout_fraction": 0.25},
-        },
-        experiment_name="penguins",
+        actor=owner, workspace=workspace, kind="train", target=cluster, spec=train_spec, experiment_name="penguins"
     )
     train = run_in_process(train, node)
     node_mark_idle(node_id=node.pk)
@@ -140,6 +136,8 @@ def main(handoff_path: str) -> None:
                 "data_version": data_version.version,
                 "data_rows": data_version.rows,
                 "ingest_id": ingest.pk,
+                "cluster_id": cluster.pk,
+                "train_spec": train_spec,
                 "train_job_id": train.pk,
                 "node_id": node.pk,
                 "batch_job_id": batch.pk,
