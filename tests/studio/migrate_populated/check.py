@@ -3,8 +3,8 @@
 Run by tests/studio/test_migrate_populated.py as `python check.py <handoff.json>` with the new tree
 (the repository under test) as the working directory, after its `manage.py migrate` ran on the
 database and data directory that populate.py filled. Models are found by class name, whichever app
-holds them now; everything else goes through the public URLs (the API with the old API token, the
-scoring URL with the old endpoint key), which do not move with the code.
+holds them now; everything else goes through what does not move with the code: the messages queued
+in the broker (by task name), the API with the old API token, the scoring URL with the old key.
 """
 
 import hashlib
@@ -80,6 +80,36 @@ def check_models(h: dict) -> None:
     check(batch.kind == "batch_score" and batch.status == "completed", f"batch job: {batch.kind} {batch.status}")
 
 
+def check_queued_messages_run(h: dict) -> None:
+    """The messages the old code queued on the cluster's queue, delivered to this tree's tasks here
+    as a node's worker would: the waiting job runs; the others, finished already, run nothing twice."""
+    from studio.celery import app
+
+    app.loader.import_default_modules()  # registers every app's tasks
+    Job = model("Job")
+    check(Job.objects.get(pk=h["waiting_job_id"]).status == "queued", "the waiting job is no longer queued")
+    queue_name = model("ComputeTarget").objects.get(pk=h["cluster_id"]).queue
+    delivered = []
+    with app.connection_for_read() as connection:
+        queue = connection.SimpleQueue(queue_name)
+        while True:
+            try:
+                message = queue.get(block=False)
+            except queue.Empty:
+                break
+            task_name = message.headers["task"]
+            check(task_name in app.tasks, f"a queued message names the task {task_name}, which no longer exists")
+            args, kwargs, _ = message.decode()
+            app.tasks[task_name].apply(args=args, kwargs=kwargs)
+            message.ack()
+            delivered.append(args)
+        queue.close()
+    check([h["waiting_job_id"]] in delivered, f"the waiting job's message was not in the queue: {delivered}")
+    waiting = Job.objects.get(pk=h["waiting_job_id"])
+    check(waiting.status == "completed", f"the waiting job ended {waiting.status}: {waiting.error}")
+    check(Job.objects.get(pk=h["train_job_id"]).attempt == 1, "a duplicate message ran the train job again")
+
+
 def check_served(h: dict) -> None:
     """The same objects through the API (with the old API token) and the scoring URL (the old key)."""
     setup_test_environment()  # lets the test Client's "testserver" host in
@@ -131,5 +161,6 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as handoff:
         handoff = json.load(handoff)
     check_models(handoff)
+    check_queued_messages_run(handoff)
     check_served(handoff)
     print("reachable and served")

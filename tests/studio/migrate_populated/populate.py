@@ -7,6 +7,8 @@ in this process by the runner, as a node would (the train job as node-N of its c
 as "the system worker").
 The imports name the OLD module paths on purpose: this file never runs against the new tree.
 """
+# Not sorted by ruff: it would take an old module this tree no longer has for a third-party one.
+# ruff: noqa: I001
 
 import json
 import os
@@ -108,6 +110,8 @@ def main(handoff_path: str) -> None:
         spec={"model_version_id": model_version.pk, "data_version_id": data_version.pk},
     )
     run_in_process(batch)
+    # A job left queued, its message waiting in the broker: after the upgrade, the new code runs it.
+    waiting = job_submit(actor=owner, workspace=workspace, kind="train", target=cluster, spec=train_spec)
 
     # An endpoint with a deployment on an inference cluster, scored once so monitoring has a bucket.
     inference = target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving").target
@@ -141,6 +145,7 @@ def main(handoff_path: str) -> None:
                 "train_job_id": train.pk,
                 "node_id": node.pk,
                 "batch_job_id": batch.pk,
+                "waiting_job_id": waiting.pk,
                 "model_id": model_version.model_id,
                 "model_version": model_version.version,
                 "model_sha256": model_version.sha256,
