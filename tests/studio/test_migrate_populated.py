@@ -1,12 +1,13 @@
 """Migrating a populated database of the previous schema loses no row (issue 9: models move between apps).
 
 The old tree (main at BASE_COMMIT, from git) migrates a fresh database and fills it through its own
-services: a workspace, an uploaded CSV ingested to Parquet, a completed Train job with its events,
-log, metrics and artifacts, a registered model version with its model file, a batch scoring job,
-an endpoint with a deployment and a monitoring bucket, an API token, an upload slot
-(migrate_populated/populate.py). Then this tree migrates the same database and data directory, and
-every table keeps its rows and their ids, the objects are reachable through this tree's models and
-served by its API and scoring URL (migrate_populated/check.py), and no migration is missing.
+services: a workspace, an uploaded CSV ingested to Parquet, a Train job run by a node (events, log,
+metrics, artifacts), a registered model version with its model file, a batch scoring job, a job
+left queued with its message in the broker, an endpoint with a deployment and a monitoring bucket,
+an API token, an upload slot (migrate_populated/populate.py). Then this tree migrates the same
+database and data directory, and every table keeps its rows and their ids; the queued job runs on
+this tree's code; the objects are reachable through this tree's models and served by its API and
+scoring URL, and take new rows (migrate_populated/check.py); and no migration is missing.
 Each tree runs in its own subprocess, so each imports its own code; no worker is needed.
 """
 
@@ -43,6 +44,9 @@ POPULATED_TABLES = [
     "workspaces_ingest",
     "workspaces_uploadslot",
     "compute_computetarget",
+    "compute_node",
+    "compute_nodesession",
+    "compute_servingsession",
     "training_experiment",
     "training_job",
     "training_jobevent",
