@@ -12,10 +12,10 @@ from compute.jobs.models import JobStatus
 from compute.jobs.recovery import job_artifact_dir
 from compute.jobs.selectors import job_get
 from compute.selectors import job_targets
+from data.selectors import data_version_get_by_id, data_versions_ready
 from studio.forms_errors import add_service_errors
 from studio.pages import render_page
 from training.models import TrainingJobKind
-from workspaces.data_selectors import data_version_get_by_id, data_versions_ready
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
