@@ -20,6 +20,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.apps import apps  # noqa: E402
+from django.contrib.contenttypes.models import ContentType  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
@@ -75,6 +76,11 @@ def check_models(h: dict) -> None:
     deployment = model("Deployment").objects.get(endpoint_id=h["endpoint_id"])
     check(deployment.model_version_id == model_version.pk, "the deployment's model version")
     check(model("MonitoringBucket").objects.filter(endpoint_id=h["endpoint_id"]).exists(), "monitoring buckets")
+
+    before = h["content_types"]
+    after = {name: ContentType.objects.get_for_model(model(name)).pk for name in before}
+    lost = {name: (before[name], after[name]) for name in before if after[name] != before[name]}
+    check(not lost, f"content types did not follow their models (name: (before, after)): {lost}")
 
     batch = Job.objects.get(pk=h["batch_job_id"])
     check(batch.kind == "batch_score" and batch.status == "completed", f"batch job: {batch.kind} {batch.status}")

@@ -23,7 +23,9 @@ import django  # noqa: E402
 django.setup()
 
 import palmerpenguins  # noqa: E402
+from django.apps import apps  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.contenttypes.models import ContentType  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
@@ -155,6 +157,8 @@ def main(handoff_path: str) -> None:
                 "api_token": token.plaintext,
                 "row": row,
                 "prediction": response.json()["predictions"][0],
+                # Permissions and admin history point at content types: each must stay its model's.
+                "content_types": {m.__name__: ContentType.objects.get_for_model(m).pk for m in apps.get_models()},
             },
             out,
         )
