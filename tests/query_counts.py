@@ -17,33 +17,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, JobStatus, Metric
 from compute.models import ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, ServingSession, TargetKind
+from data.models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
 from endpoints.models import Deployment, Endpoint, MonitoringBucket
 from studio.models import ApiToken, SignInLink, SignInLinkPurpose, WorkerCheck
-from training.models import (
-    Artifact,
-    Experiment,
-    Job,
-    JobEvent,
-    JobKind,
-    JobLogLine,
-    JobStatus,
-    Metric,
-    ModelAlias,
-    ModelVersion,
-    RegisteredModel,
-)
-from workspaces.models import (
-    Activity,
-    DataAsset,
-    DataVersion,
-    Ingest,
-    IngestStatus,
-    Membership,
-    Role,
-    UploadSlot,
-    Workspace,
-)
+from training.models import Experiment, ModelAlias, ModelVersion, RegisteredModel, TrainingJobKind
+from workspaces.models import Activity, Membership, Role, Workspace
 
 FEW, MANY = 2, 9
 _MARKER = re.compile(r"qcrow-(\d+)")
@@ -164,7 +145,7 @@ def make_job(workspace, target, owner, n: int, **fields) -> Job:
     """A finished job with everything a list joins in: its experiment, node, data version."""
     now = timezone.now()
     defaults = {
-        "kind": JobKind.DIAGNOSTIC,
+        "kind": DIAGNOSTIC,
         "status": JobStatus.COMPLETED,
         "display_name": marker(n),
         "running_at": now,
@@ -181,7 +162,7 @@ def make_trial(run, n: int) -> Job:
         workspace=run.workspace,
         target=run.target,
         parent=run,
-        kind=JobKind.AUTOML_TRIAL,
+        kind=TrainingJobKind.AUTOML_TRIAL,
         status=JobStatus.COMPLETED,
         display_name=marker(n),
         submitted_by=run.submitted_by,

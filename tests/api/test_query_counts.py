@@ -2,6 +2,7 @@
 
 import pytest
 
+from compute.jobs.models import JobStatus
 from compute.models import NodeStatus, TargetKind
 from tests.query_counts import (
     api_count,
@@ -29,7 +30,7 @@ from tests.query_counts import (
     marker,
     numbered,
 )
-from training.models import JobKind, JobStatus
+from training.models import TrainingJobKind
 from workspaces.services import workspace_create
 
 pytestmark = pytest.mark.django_db
@@ -126,7 +127,7 @@ def test_job_list_in_fixed_queries(client, base, workspace, cluster, owner, node
 
 
 def test_job_list_of_a_runs_trials_in_fixed_queries(client, base, workspace, cluster, owner):
-    run = make_job(workspace, cluster, owner, 0, kind=JobKind.AUTOML, status=JobStatus.RUNNING, detached=True)
+    run = make_job(workspace, cluster, owner, 0, kind=TrainingJobKind.AUTOML, status=JobStatus.RUNNING, detached=True)
     add = numbered(lambda n: make_trial(run, n))
     assert_queries_flat(client, f"{base}/jobs/?parent={run.pk}", add, shown=api_count)
 
@@ -137,7 +138,7 @@ def test_automl_run_leaderboard_in_fixed_queries(client, base, workspace, cluste
         cluster,
         owner,
         0,
-        kind=JobKind.AUTOML,
+        kind=TrainingJobKind.AUTOML,
         status=JobStatus.RUNNING,
         detached=True,
         spec={"automl": {}, "seed": 0},

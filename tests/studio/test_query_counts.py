@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from compute.jobs.models import JobStatus
 from compute.models import NodeStatus, TargetKind
 from endpoints import selectors
 from endpoints.models import MonitoringBucket
@@ -38,7 +39,7 @@ from tests.query_counts import (
     rows_shown_from,
 )
 from tests.studio.test_admin import PROJECT_APPS
-from training.models import JobKind, JobStatus
+from training.models import TrainingJobKind
 from workspaces.services import workspace_create
 
 pytestmark = pytest.mark.django_db
@@ -139,7 +140,7 @@ def _jobs_shown(response) -> int:
 
 
 def test_job_page_lists_a_runs_trials_in_fixed_queries(signed_in, workspace, cluster, owner):
-    run = make_job(workspace, cluster, owner, 0, kind=JobKind.AUTOML, status=JobStatus.RUNNING, detached=True)
+    run = make_job(workspace, cluster, owner, 0, kind=TrainingJobKind.AUTOML, status=JobStatus.RUNNING, detached=True)
     add = numbered(lambda n: make_trial(run, n))
     assert_queries_flat(signed_in, f"/w/{workspace.pk}/jobs/?parent={run.pk}", add, shown=_jobs_shown)
 
@@ -150,7 +151,7 @@ def test_automl_run_page_lists_its_trials_in_fixed_queries(signed_in, workspace,
         cluster,
         owner,
         0,
-        kind=JobKind.AUTOML,
+        kind=TrainingJobKind.AUTOML,
         status=JobStatus.RUNNING,
         detached=True,
         spec={"automl": {}, "seed": 0},
