@@ -195,8 +195,8 @@ def studio_automl(studio: _Studio, X, y, *, budget: float, seed: int, register_a
     """One Automated ML run through the services on the studio's cluster, waited for: the run,
     its final job, the packaged model and the figures (``ready_s``: submit -> the run completed
     with its final model ready)."""
+    from modelformat.modelio import load_model
     from training.automl_services import automl_submit, first_trial_seconds
-    from training.ml.modelio import load_model
     from training.models import Artifact, Job, JobKind, JobStatus
     from training.services import job_artifact_dir
 

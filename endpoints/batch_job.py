@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 from django.core.exceptions import ValidationError
 
 from endpoints.scoring.predictor import load_predictor
-from endpoints.scoring.signature import PayloadError
+from modelformat.signature import PayloadError
 from studio.hashing import sha256_file
 from training.jobkinds import CleanSpec, JobHandler
 from training.models import ModelVersion

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from endpoints.scoring.drift import drift_report, merge_counts
+from modelformat.drift import drift_report, merge_counts
 
 from .models import Deployment, Endpoint, MonitoringBucket
 from .serving import LATENCY_BUCKETS_MS

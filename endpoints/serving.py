@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import close_old_connections
 
-from endpoints.scoring.drift import count_batch, count_refusal, merge_counts
 from endpoints.scoring.predictor import Predictor, get_predictor
-from endpoints.scoring.signature import PayloadError, Signature
+from modelformat.drift import count_batch, count_refusal, merge_counts
+from modelformat.signature import PayloadError, Signature
 from studio.ratelimit import rate_limit
 
 from .models import Endpoint, MonitoringBucket

@@ -114,7 +114,7 @@ def test_a_separate_validation_set_scores_the_trials_and_the_final_model(
     ensembles on the validation rows and packages a model that scores them."""
     import palmerpenguins
 
-    from training.ml.modelio import load_model
+    from modelformat.modelio import load_model
     from training.models import Artifact
     from training.services import job_artifact_dir
     from workspaces.data_services import data_version_from_file
