@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+BATCH_SCORE = "batch_score"  # the job kind this app registers (jobs.py)
+
 
 class Endpoint(models.Model):
     """A stable scoring URL (/score/<name>/) with two keys, a traffic split over its deployments

@@ -8,9 +8,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from compute.jobs.models import JobStatus
+from compute.jobs.recovery import job_artifact_dir
+from compute.jobs.selectors import job_get
 from compute.selectors import job_targets
 from studio.forms_errors import add_service_errors
 from studio.pages import render_page
+from training.models import TrainingJobKind
 from workspaces.data_selectors import data_version_get_by_id, data_versions_ready
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
@@ -19,9 +23,6 @@ from . import automl_services
 from .automl_forms import AutoMLForm
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
 from .ml.latency import within_limit
-from .models import JobKind, JobStatus
-from .selectors import job_get
-from .services import job_artifact_dir
 
 
 def _overrides(request, version) -> dict:
@@ -93,7 +94,7 @@ def _automl_run(workspace, job_id):
     if not job_id:
         return None
     source = job_get(workspace=workspace, job_id=job_id)
-    if source.kind != JobKind.AUTOML:
+    if source.kind != TrainingJobKind.AUTOML:
         raise Http404("Not an Automated ML run.")
     return source
 
@@ -163,7 +164,7 @@ def automl_context(job) -> dict:
         [r for r in rows if r["score"] is not None], key=lambda r: (sort_key(metric, r["score"]), r["trial_id"])
     )
     others = [r for r in rows if r["score"] is None]
-    final = job.children.filter(kind=JobKind.AUTOML_FINAL).order_by("-id").first()
+    final = job.children.filter(kind=TrainingJobKind.AUTOML_FINAL).order_by("-id").first()
     context = {
         "guardrails": setup.get("guardrails", []),
         "leaderboard": finished + others,
