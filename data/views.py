@@ -165,7 +165,7 @@ def _version(request, workspace_id, asset_id, version, write=False):
 
 def _profile_charts(profile: dict) -> dict:
     """Plotly figures: one per column (histogram or top values) and missing values per column."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # deferred: plotly takes ~0.5 s to import; only chart pages use it
 
     charts = {}
     columns = profile.get("column_profiles", [])

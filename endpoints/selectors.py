@@ -9,7 +9,8 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from endpoints.scoring.drift import drift_report, merge_counts
+from modelformat.drift import drift_report, merge_counts
+from training.registry_services import model_version_dir
 
 from .models import Deployment, Endpoint, MonitoringBucket
 from .serving import LATENCY_BUCKETS_MS
@@ -158,8 +159,6 @@ def monitoring(*, endpoint: Endpoint, range_name: str = "hour", now=None, bucket
 
 
 def _references(endpoint: Endpoint) -> dict:
-    from training.registry_services import model_version_dir
-
     out = {}
     for deployment in endpoint.deployments.all():
         path = model_version_dir(deployment.model_version) / "reference_profile.json"

@@ -14,12 +14,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
 from compute.selectors import job_targets
-from endpoints.scoring.signature import PayloadError
+from modelformat.signature import PayloadError
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
 from studio.json_limits import JsonLimitError, json_loads_checked
 from training.registry_selectors import model_version_get_by_id, model_versions_in_workspace
+from training.registry_services import model_version_dir
 from workspaces.pages import page_workspace, render_page
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
@@ -117,7 +118,6 @@ def endpoint_detail(request, workspace_id, endpoint_id):
         )
     elif tab in ("test", "consume") and deployments:
         deployment = next((d for d in deployments if endpoint.traffic.get(d.name)), deployments[0])
-        from training.registry_services import model_version_dir
 
         folder = model_version_dir(deployment.model_version)
         reference = None
@@ -151,7 +151,7 @@ def _batch_score_form(request, workspace, model_version):
 
 
 def _monitoring_charts(data) -> dict:
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # deferred: plotly takes ~0.5 s to import; only chart pages use it
 
     charts = {}
     if not data.series:

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from endpoints.scoring.signature import PayloadError
+from modelformat.signature import PayloadError
 from studio.json_limits import JsonLimitError, json_loads_checked
 
 from . import serving

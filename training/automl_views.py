@@ -13,6 +13,7 @@ from compute.jobs.recovery import job_artifact_dir
 from compute.jobs.selectors import job_get
 from compute.selectors import job_targets
 from data.selectors import data_version_get_by_id, data_versions_ready
+from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from training.models import TrainingJobKind
 from workspaces.pages import render_page
@@ -21,8 +22,10 @@ from workspaces.selectors import workspace_get_for_user
 
 from . import automl_services
 from .automl_forms import AutoMLForm
+from .charts import classification_figures
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
 from .ml.latency import within_limit
+from .ml.metrics import sort_key
 
 
 def _overrides(request, version) -> dict:
@@ -158,7 +161,6 @@ def automl_context(job) -> dict:
                 "error": result.get("error"),
             }
         )
-    from .ml.metrics import sort_key
 
     finished = sorted(
         [r for r in rows if r["score"] is not None], key=lambda r: (sort_key(metric, r["score"]), r["trial_id"])
@@ -181,7 +183,6 @@ def automl_context(job) -> dict:
         context["final_metrics"] = sorted(
             (k, v) for k, v in (final.result.get("test_metrics") or {}).items() if isinstance(v, (int, float))
         )
-        from .charts import classification_figures
 
         try:
             chart = json.loads((folder / "charts.json").read_text())
@@ -197,9 +198,7 @@ def automl_context(job) -> dict:
 
 
 def _importance_figure(rows: list[dict]) -> dict:
-    import plotly.graph_objects as go
-
-    from studio.charts import figure_data
+    import plotly.graph_objects as go  # deferred: plotly takes ~0.5 s to import; only chart pages use it
 
     rows = rows[:20][::-1]
     fig = go.Figure(

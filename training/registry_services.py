@@ -17,12 +17,12 @@ from django.db import transaction
 
 from compute.jobs.models import Artifact, Job, JobStatus
 from compute.jobs.recovery import job_artifact_dir
+from modelformat.modelio import sha256_file
 from studio.references import References
 from training.models import TrainingJobKind
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir
 
-from .ml.modelio import sha256_file
 from .models import ModelAlias, ModelVersion, RegisteredModel
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")

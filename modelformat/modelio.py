@@ -22,7 +22,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import skops
 import skops.io as sio
+from skops.io._persist import SaveContext, get_state  # the steps of skops.io._persist._save
 
 
 class ModelFileError(Exception):
@@ -140,9 +142,6 @@ def _dump_compact(model, path: str) -> None:
     under a second. The file is the same skops format (skops reads it with ``json.loads``), and
     ``tests/ml/test_modelio.py`` loads every kind of model back through ``skops.io.load``.
     """
-    import skops
-    from skops.io._persist import SaveContext, get_state  # same steps as skops.io._persist._save
-
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         context = SaveContext(zip_file=archive)
         state = get_state(model, context)
