@@ -1,13 +1,11 @@
 """Job pages: list, submit, detail with live status and log, cancel/retry/clone/delete, compare."""
 
 import json
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -17,7 +15,7 @@ from studio.charts import line_chart
 from studio.forms_errors import add_service_errors
 from studio.pages import page_workspace, render_page
 
-from . import selectors, services
+from . import downloads, selectors, services
 from .forms import SUBMIT_FORMS
 from .models import JobKind, JobStatus
 
@@ -227,11 +225,7 @@ def artifact_download(request, workspace_id, job_id, artifact_id):
     workspace = page_workspace(request, workspace_id)
     job = selectors.job_get(workspace=workspace, job_id=job_id)
     artifact = selectors.artifact_get(job=job, artifact_id=artifact_id)
-    path = services.job_artifact_dir(job) / artifact.name
-    root = Path(settings.ARTIFACT_ROOT).resolve()
-    if not path.resolve().is_relative_to(root) or not path.is_file():
-        raise Http404("The artifact's file is missing.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=artifact.name)  # noqa: SIM115
+    return downloads.artifact_download(job, artifact)
 
 
 def job_compare(request, workspace_id):

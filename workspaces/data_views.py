@@ -4,7 +4,7 @@ profile charts and the schema editor, downloads."""
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.csrf import csrf_failure
@@ -18,7 +18,8 @@ from studio.pages import page_workspace, render_page
 
 from . import data_selectors as selectors
 from . import data_services as services
-from .dataio import SEMANTIC_TYPES, DataError, Schema, iter_csv, read_page
+from .data_downloads import data_version_download
+from .dataio import SEMANTIC_TYPES, Schema, read_page
 from .forms import DataUploadForm
 from .services import StorageQuotaExceeded
 from .uploads import UploadRefused, too_large_message, upload_admitted
@@ -265,22 +266,8 @@ def version_schema_edit(request, workspace_id, asset_id, version):
 
 
 def version_download(request, workspace_id, asset_id, version, fmt):
-    workspace, asset, data_version = _version(request, workspace_id, asset_id, version)
-    path = services.data_version_path(data_version)
-    if not path.is_file():
-        raise Http404("The version's file is missing.")
-    filename = f"{asset.name}-v{data_version.version}"
-    if fmt == "parquet":
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{filename}.parquet")  # noqa: SIM115
-    if fmt == "csv":
-        try:
-            schema = Schema.from_json(data_version.schema)
-        except DataError:
-            schema = None
-        response = StreamingHttpResponse(iter_csv(path, schema), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-        return response
-    raise Http404("Unknown format.")
+    _, _, data_version = _version(request, workspace_id, asset_id, version)
+    return data_version_download(data_version, fmt=fmt)
 
 
 @require_http_methods(["GET", "POST"])
