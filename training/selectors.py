@@ -1,5 +1,7 @@
 """Read queries for jobs, experiments and their outputs, scoped to one workspace."""
 
+import json
+
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
@@ -7,6 +9,7 @@ from studio.ids import parse_id
 from workspaces.models import Workspace
 
 from .models import Artifact, Experiment, Job, JobEvent, JobLogLine, JobStatus, Metric
+from .services import job_artifact_dir
 
 JOB_FILTERS = ("status", "kind", "experiment", "target", "q", "parent")
 
@@ -91,3 +94,11 @@ def jobs_for_compare(*, workspace: Workspace, ids) -> list[Job]:
     if len(jobs) != len(set(clean)):
         raise Http404("Job not found.")
     return jobs
+
+
+def job_json_artifact(*, job: Job, name: str):
+    """A JSON file the job wrote (charts, importance, reports), parsed; None when missing or unreadable."""
+    try:
+        return json.loads((job_artifact_dir(job) / name).read_text())
+    except (OSError, ValueError):
+        return None
