@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
 from endpoints.scoring.signature import PayloadError
+from studio.api.errors import error_body
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
@@ -195,32 +196,18 @@ def endpoint_test(request, workspace_id, endpoint_id):
     runtime = serving.configs.get(endpoint.name)
     deployment = runtime.route(request.POST.get("deployment") or None) if runtime else None
     if deployment is None:
-        return JsonResponse(
-            {"error": {"code": "no_deployment", "message": "No deployment takes traffic yet.", "fields": {}}},
-            status=503,
-        )
+        return JsonResponse(error_body("no_deployment", "No deployment takes traffic yet."), status=503)
     started = time.perf_counter()
     try:
         payload = json_loads_checked(request.POST.get("payload") or "null", max_depth=settings.STUDIO_JSON_MAX_DEPTH)
         result = deployment.predictor().score(payload)
     except JsonLimitError as exc:
-        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "fields": {}}}, status=400)
+        return JsonResponse(error_body(exc.code, exc.message), status=400)
     except ValueError as exc:
         if isinstance(exc, PayloadError):
-            return JsonResponse(
-                {
-                    "error": {
-                        "code": exc.code,
-                        "message": str(exc),
-                        "fields": {exc.field: [str(exc)]} if exc.field else {},
-                        "row": exc.row,
-                    }
-                },
-                status=exc.status,
-            )
-        return JsonResponse(
-            {"error": {"code": "parse_error", "message": f"Not valid JSON: {exc}", "fields": {}}}, status=400
-        )
+            fields = {exc.field: [str(exc)]} if exc.field else None
+            return JsonResponse(error_body(exc.code, str(exc), fields, row=exc.row), status=exc.status)
+        return JsonResponse(error_body("parse_error", f"Not valid JSON: {exc}"), status=400)
     return JsonResponse(
         {
             **result,

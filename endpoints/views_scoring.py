@@ -10,6 +10,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from endpoints.scoring.signature import PayloadError
+from studio.api.errors import error_body
 from studio.json_limits import JsonLimitError, json_loads_checked
 
 from . import serving
@@ -17,10 +18,7 @@ from .services import key_matches
 
 
 def _error(status: int, code: str, message: str, *, field=None, row=None, headers=None) -> JsonResponse:
-    body = {"error": {"code": code, "message": message, "fields": {field: [message]} if field else {}}}
-    if row is not None:
-        body["error"]["row"] = row
-    response = JsonResponse(body, status=status)
+    response = JsonResponse(error_body(code, message, {field: [message]} if field else None, row=row), status=status)
     for name, value in (headers or {}).items():
         response[name] = value
     return response
