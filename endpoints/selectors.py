@@ -1,6 +1,5 @@
 """Read queries for endpoints and their monitoring, scoped to one workspace (or one user's)."""
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,6 +9,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from endpoints.scoring.drift import drift_report, merge_counts
+from training.registry_selectors import model_version_json_file
 
 from .models import Deployment, Endpoint, MonitoringBucket
 from .serving import LATENCY_BUCKETS_MS
@@ -152,15 +152,11 @@ def monitoring(*, endpoint: Endpoint, range_name: str = "hour", now=None) -> Mon
 
 
 def _references(endpoint: Endpoint) -> dict:
-    from training.registry_services import model_version_dir
-
     out = {}
     for deployment in endpoint.deployments.all():
-        path = model_version_dir(deployment.model_version) / "reference_profile.json"
-        try:
-            out[deployment.name] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass
+        reference = model_version_json_file(version=deployment.model_version, name="reference_profile.json")
+        if reference is not None:
+            out[deployment.name] = reference
     return out
 
 

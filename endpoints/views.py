@@ -20,7 +20,11 @@ from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
 from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.pages import page_workspace, render_page
-from training.registry_selectors import model_version_get_by_id, model_versions_in_workspace
+from training.registry_selectors import (
+    model_version_get_by_id,
+    model_version_json_file,
+    model_versions_in_workspace,
+)
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
@@ -117,12 +121,7 @@ def endpoint_detail(request, workspace_id, endpoint_id):
         )
     elif tab in ("test", "consume") and deployments:
         deployment = next((d for d in deployments if endpoint.traffic.get(d.name)), deployments[0])
-        from training.registry_services import model_version_dir
-
-        folder = model_version_dir(deployment.model_version)
-        reference = None
-        if (folder / "reference_profile.json").exists():
-            reference = json.loads((folder / "reference_profile.json").read_text())
+        reference = model_version_json_file(version=deployment.model_version, name="reference_profile.json")
         sample = serving.sample_row(deployment.model_version.signature, reference)
         context.update(
             sample=sample,

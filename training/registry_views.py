@@ -1,8 +1,6 @@
 """Model registry pages: list, versions, version detail (metrics, lineage, signature), compare,
 download, aliases, delete; registering a job's model."""
 
-import json
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
@@ -37,11 +35,7 @@ def model_detail(request, workspace_id, model_id):
 
 
 def _onnx_report(version) -> dict:
-    path = services.model_version_dir(version) / "onnx_report.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    return selectors.model_version_json_file(version=version, name="onnx_report.json") or {}
 
 
 def model_version_detail(request, workspace_id, model_id, version):

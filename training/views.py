@@ -125,10 +125,8 @@ def _result_charts(job) -> list:
     artifact = selectors.job_artifacts(job=job).filter(name="charts.json").first()
     if artifact is None:
         return []
-    path = services.job_artifact_dir(job) / artifact.name
-    try:
-        chart = json.loads(path.read_text())
-    except (OSError, ValueError):
+    chart = selectors.job_json_artifact(job=job, name=artifact.name)
+    if chart is None:
         return []
     from .charts import classification_figures
 
