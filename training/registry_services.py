@@ -15,10 +15,10 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from studio.hashing import sha256_file
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir
 
-from .ml.modelio import sha256_file
 from .models import Artifact, Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
 from .services import job_artifact_dir
 

@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from studio.hashing import sha256_file
+
 from .dataio import DataError, Limits, Schema, sniff
 from .models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot, Workspace
 from .policy import Action, require
@@ -213,8 +215,6 @@ def data_version_from_file(
 ) -> DataVersion:
     """Ingest a file on this machine now, in this process, into version N+1 of the asset `name`:
     the same engine and the same version record as an upload's ingest job (for scripts and tests)."""
-    from studio.hashing import sha256_file
-
     from .dataio import ingest as run_ingest
 
     require(actor, workspace, Action.WRITE)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import skops.io as sio
 
+from studio.hashing import sha256_file  # the one file digest (also imported from here as modelio.sha256_file)
+
 
 class ModelFileError(Exception):
     """A model file that must not be loaded."""
@@ -122,14 +124,6 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "training.ml.transformers.DatetimeParts",
     }
 )
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _dump_compact(model, path: str) -> None:
