@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -182,14 +182,29 @@ def throttle(prefix: str, limit: int) -> int | None:
 
 
 # --- Monitoring buffer ----------------------------------------------------------------------------
-@dataclass
-class _Counts:
+@dataclass(kw_only=True)
+class RequestCounts:
+    """The additive counters of monitoring, named as MonitoringBucket's columns: the buffer counts
+    them, the flush writes them, the monitoring selector adds buckets of them up."""
+
     requests: int = 0
-    errors_4xx: int = 0
+    errors_4xx: int = 0  # refused requests (429s are counted as throttled instead)
     errors_5xx: int = 0
     throttled: int = 0
     rows: int = 0
     latency_ms_sum: float = 0.0
+
+    def add(self, other) -> None:
+        """Add another set of counts (or a MonitoringBucket) to these."""
+        for counter in fields(RequestCounts):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+
+    def counter_values(self) -> dict:
+        return {counter.name: getattr(self, counter.name) for counter in fields(RequestCounts)}
+
+
+@dataclass(kw_only=True)
+class _Counts(RequestCounts):
     histogram: list = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
     predicted: Counter = field(default_factory=Counter)
     quality: dict = field(default_factory=dict)
@@ -284,12 +299,7 @@ class MonitorBuffer:
                 minute=datetime.fromtimestamp(minute * 60, tz=UTC),
                 source=self.source,
                 mirrored=mirrored,
-                requests=c.requests,
-                errors_4xx=c.errors_4xx,
-                errors_5xx=c.errors_5xx,
-                throttled=c.throttled,
-                rows=c.rows,
-                latency_ms_sum=c.latency_ms_sum,
+                **c.counter_values(),
                 latency_histogram=c.histogram,
                 predicted=dict(c.predicted),
                 quality=c.quality,
