@@ -26,6 +26,8 @@ from django.db import close_old_connections
 from endpoints.scoring.drift import count_batch, count_refusal, merge_counts
 from endpoints.scoring.predictor import Predictor, get_predictor
 from endpoints.scoring.signature import PayloadError, Signature
+from studio.api.errors import error_body
+from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.ratelimit import rate_limit
 
 from .models import Endpoint, MonitoringBucket
@@ -313,6 +315,74 @@ class MonitorBuffer:
 
 monitor = MonitorBuffer()
 atexit.register(lambda: monitor.flush() if monitor._data else None)
+
+
+# --- The scoring sequence ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """What one scoring request came to: the status and JSON body to answer, and the deployment
+    that took it (None when none could be routed)."""
+
+    status: int
+    body: dict
+    deployment: DeploymentRuntime | None = None
+
+
+def score_request(
+    runtime: EndpointRuntime,
+    *,
+    body: bytes | str,
+    started: float,
+    pinned: str | None = None,
+    pinned_field: str = "X-Studio-Deployment",
+    record: bool = True,
+    mirrored: bool = False,
+) -> ScoreOutcome:
+    """Route, validate, predict and record one request: the scoring URL and the Test tab both score
+    through here. `pinned` names a deployment (given by `pinned_field`); `record=False` (the Test
+    tab) leaves monitoring alone; `mirrored` records a mirrored copy apart. An error inside the
+    model is recorded as a 500 and raised."""
+
+    def _record(status: int, deployment: DeploymentRuntime, **details) -> None:
+        if record:
+            latency_ms = (time.perf_counter() - started) * 1000
+            monitor.record(
+                mirrored=mirrored,
+                endpoint_id=runtime.id,
+                deployment=deployment,
+                status=status,
+                latency_ms=latency_ms,
+                **details,
+            )
+
+    deployment = runtime.route(pinned)
+    if deployment is None:
+        if pinned:
+            message = f"{runtime.name} has no deployment {pinned!r}."
+            return ScoreOutcome(400, error_body("unknown_deployment", message, {pinned_field: [message]}))
+        return ScoreOutcome(503, error_body("no_deployment", f"{runtime.name} has no deployment taking traffic yet."))
+    try:
+        payload = json_loads_checked(body or b"null", max_depth=settings.STUDIO_JSON_MAX_DEPTH)
+    except JsonLimitError as exc:  # too deep or not Unicode: refused before parsing
+        _record(400, deployment)  # the caller's error
+        return ScoreOutcome(400, error_body(exc.code, exc.message), deployment)
+    except ValueError as exc:
+        _record(400, deployment)
+        return ScoreOutcome(400, error_body("parse_error", f"The body is not valid JSON: {exc}"), deployment)
+    try:
+        predictor = deployment.predictor()
+        batch = predictor.signature.validate_columns(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
+        result = predictor.predict_batch(batch)
+    except PayloadError as exc:
+        _record(exc.status, deployment, refusal=exc)
+        fields_at_fault = {exc.field: [str(exc)]} if exc.field else None
+        return ScoreOutcome(exc.status, error_body(exc.code, str(exc), fields_at_fault, row=exc.row), deployment)
+    except Exception:
+        _record(500, deployment)
+        raise
+    _record(200, deployment, rows=batch.n_rows, predictions=result["predictions"], batch=batch)
+    answer = {**result, "deployment": deployment.name, "model": deployment.model_label}
+    return ScoreOutcome(200, answer, deployment)
 
 
 # --- Warm-up at deploy time -------------------------------------------------------------------------

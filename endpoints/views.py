@@ -4,7 +4,6 @@ the per-endpoint OpenAPI document."""
 import json
 import time
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
@@ -13,12 +12,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
-from endpoints.scoring.signature import PayloadError
 from studio.api.errors import error_body
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
-from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.pages import page_workspace, render_page
 from training.registry_selectors import (
     model_version_get_by_id,
@@ -193,28 +190,20 @@ def endpoint_test(request, workspace_id, endpoint_id):
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.VIEW)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     runtime = serving.configs.get(endpoint.name)
-    deployment = runtime.route(request.POST.get("deployment") or None) if runtime else None
-    if deployment is None:
+    if runtime is None:
         return JsonResponse(error_body("no_deployment", "No deployment takes traffic yet."), status=503)
     started = time.perf_counter()
-    try:
-        payload = json_loads_checked(request.POST.get("payload") or "null", max_depth=settings.STUDIO_JSON_MAX_DEPTH)
-        result = deployment.predictor().score(payload)
-    except JsonLimitError as exc:
-        return JsonResponse(error_body(exc.code, exc.message), status=400)
-    except ValueError as exc:
-        if isinstance(exc, PayloadError):
-            fields = {exc.field: [str(exc)]} if exc.field else None
-            return JsonResponse(error_body(exc.code, str(exc), fields, row=exc.row), status=exc.status)
-        return JsonResponse(error_body("parse_error", f"Not valid JSON: {exc}"), status=400)
-    return JsonResponse(
-        {
-            **result,
-            "deployment": deployment.name,
-            "model": deployment.model_label,
-            "milliseconds": round((time.perf_counter() - started) * 1000, 2),
-        }
+    outcome = serving.score_request(
+        runtime,
+        body=request.POST.get("payload") or "",
+        started=started,
+        pinned=request.POST.get("deployment") or None,
+        pinned_field="deployment",
+        record=False,
     )
+    if outcome.status != 200:
+        return JsonResponse(outcome.body, status=outcome.status)
+    return JsonResponse({**outcome.body, "milliseconds": round((time.perf_counter() - started) * 1000, 2)})
 
 
 def endpoint_openapi_view(request, workspace_id, endpoint_id):
