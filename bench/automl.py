@@ -54,6 +54,8 @@ import pandas as pd  # noqa: E402
 from automl_public_suite import DATASETS, train_test  # noqa: E402
 from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score  # noqa: E402
 
+from training.models import TrainingJobKind  # noqa: E402
+
 SYSTEMS = ("studio", "flaml", "logreg", "hgb")
 BASELINES = ("logreg", "hgb")
 MAX_GAP = 0.005
@@ -195,10 +197,10 @@ def studio_automl(studio: _Studio, X, y, *, budget: float, seed: int, register_a
     """One Automated ML run through the services on the studio's cluster, waited for: the run,
     its final job, the packaged model and the figures (``ready_s``: submit -> the run completed
     with its final model ready)."""
+    from compute.jobs.models import Artifact, Job, JobStatus
+    from compute.jobs.recovery import job_artifact_dir
     from training.automl_services import automl_submit, first_trial_seconds
     from training.ml.modelio import load_model
-    from training.models import Artifact, Job, JobKind, JobStatus
-    from training.services import job_artifact_dir
 
     version = studio.data_version(X, y, f"bench-{time.monotonic_ns()}")
     submitted = time.monotonic()
@@ -225,10 +227,10 @@ def studio_automl(studio: _Studio, X, y, *, budget: float, seed: int, register_a
     run.refresh_from_db()
     if run.status != JobStatus.COMPLETED:
         raise RuntimeError(f"the run ended {run.status}: {run.status_reason} {run.error}")
-    final = Job.objects.get(parent=run, kind=JobKind.AUTOML_FINAL)
+    final = Job.objects.get(parent=run, kind=TrainingJobKind.AUTOML_FINAL)
     artifact = Artifact.objects.get(job=final, name="model.skops")
     model = load_model(job_artifact_dir(final) / artifact.name, artifact.sha256)
-    trials = Job.objects.filter(parent=run, kind=JobKind.AUTOML_TRIAL)
+    trials = Job.objects.filter(parent=run, kind=TrainingJobKind.AUTOML_TRIAL)
     onnx_report = json.loads((job_artifact_dir(final) / "onnx_report.json").read_text())
     final_s = (final.finished_at - final.created_at).total_seconds()
     note = (

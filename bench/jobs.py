@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -121,12 +123,12 @@ def wait(predicate, timeout, what):
 def run_broker(kind: str, args, data_dir: Path) -> dict:
     from django.contrib.auth import get_user_model
 
+    from compute.jobs.models import Job, JobStatus
+    from compute.jobs.services import job_submit
     from compute.models import Node, NodeStatus, TargetKind
     from compute.services import target_create, target_update
     from studio.models import WorkerCheck
     from studio.tasks import worker_canary_task
-    from training.models import Job, JobKind, JobStatus
-    from training.services import job_submit
     from workspaces.services import workspace_create
 
     env = use_broker(kind, data_dir, args.redis_url)
@@ -145,7 +147,7 @@ def run_broker(kind: str, args, data_dir: Path) -> dict:
     ).target
 
     def submit():
-        return job_submit(actor=user, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec={})
+        return job_submit(actor=user, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec={})
 
     def latency_to_running(job):
         job = wait(lambda: Job.objects.filter(pk=job.pk, running_at__isnull=False).first(), 60, "running")

@@ -218,3 +218,8 @@ class ComputeQuota(models.Model):
 
     def __str__(self) -> str:
         return f"compute quota of {self.workspace}"
+
+
+# The job engine's rows live in compute/jobs/ (the cluster owns the jobs it runs); imported here
+# so Django registers them with this app.
+from .jobs.models import Artifact, Job, JobEvent, JobLogLine, JobStatus, Metric  # noqa: E402, F401

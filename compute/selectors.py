@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from workspaces.models import Workspace
 
+from .jobs.models import Job, JobStatus
 from .models import (
     NODE_SIZES,
     ComputeQuota,
@@ -46,8 +47,6 @@ def _count(model, status_field: str, statuses, fk: str = "target"):
 
 def target_list(*, workspace: Workspace) -> QuerySet[ComputeTarget]:
     """Targets with their live state: nodes by status, queued and running jobs (one query)."""
-    from training.models import Job, JobStatus
-
     return (
         ComputeTarget.objects.filter(workspace=workspace)
         .select_related("owner")
@@ -83,8 +82,6 @@ def node_list(*, target: ComputeTarget, include_stopped: int = 10) -> list[Node]
 
 def job_targets(*, workspace: Workspace, user) -> QuerySet[ComputeTarget]:
     """Targets a user may submit jobs to: clusters, attached compute and their own instances."""
-    from .models import TargetKind
-
     return (
         ComputeTarget.objects.filter(workspace=workspace)
         .filter(Q(kind__in=[TargetKind.CLUSTER, TargetKind.ATTACHED]) | Q(kind=TargetKind.INSTANCE, owner=user))

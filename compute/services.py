@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.http import Http404
 from django.utils import timezone
 
@@ -18,6 +18,8 @@ from workspaces.policy import Action, PersonalAction, require, require_personal
 from workspaces.services import activity_record
 
 from . import selectors
+from .jobs.models import Job, JobEvent, JobStatus
+from .jobs.recovery import jobs_hand_back, jobs_recover_from_lost_node
 from .models import (
     NODE_SIZES,
     ComputeQuota,
@@ -44,8 +46,6 @@ class TargetCreated:
 
 
 def _busy_job_statuses():
-    from training.models import JobStatus
-
     return JobStatus.active()
 
 
@@ -261,7 +261,6 @@ def target_delete(*, actor, target: ComputeTarget) -> None:
     are stopped by the agent (their rows go with the target). A compute instance is deleted by its
     owner or a workspace Owner."""
     target_require(actor, target, PersonalAction.DELETE)
-    from training.models import Job
 
     with transaction.atomic():
         active = list(
@@ -419,8 +418,6 @@ def node_mark_busy(*, node_id: int) -> None:
 
 
 def node_mark_idle(*, node_id: int) -> None:
-    from django.db.models import F
-
     Node.objects.filter(pk=node_id, status=NodeStatus.BUSY).update(
         status=NodeStatus.IDLE, idle_since=timezone.now(), jobs_run=F("jobs_run") + 1, reason="waiting for work"
     )
@@ -439,20 +436,14 @@ def node_mark_stopped(*, node_id: int, reason: str, lost: bool = False) -> None:
         node.save(update_fields=["status", "reason", "stopped_at"])
         _close_session(node, now)
     if lost:
-        from training.services import jobs_recover_from_lost_node
-
         jobs_recover_from_lost_node(node=node, reason=reason)
     else:
-        from training.services import jobs_hand_back
-
         jobs_hand_back(node_id=node.pk, reason=f"its node {node.name} stopped ({reason})")
 
 
 def node_release(*, node_id: int, reason: str) -> int:
     """A node about to be stopped on purpose takes no new job (LEAVING), and its running jobs go
     back to the queue at once. Returns how many jobs it handed back."""
-    from training.services import jobs_hand_back
-
     Node.objects.filter(pk=node_id, status__in=NodeStatus.taking_jobs()).update(
         status=NodeStatus.LEAVING, reason=reason
     )
@@ -506,7 +497,6 @@ def autoscale(*, now=None) -> list[ScaleDecision]:
     clusters and instances, R10); the jobs left waiting say so. Runs in one transaction with the
     targets locked, so two ticks never over-provision.
     """
-    from training.models import Job, JobStatus
 
     now = now or timezone.now()
     decisions = {}
@@ -585,7 +575,6 @@ def _scale_down(target: ComputeTarget, nodes: list[Node], want: int, now) -> int
 def target_jobs_waiting(*, target: ComputeTarget, reason: str | None) -> int:
     """Say on the target's queued jobs why they wait for a node (a quota, the host's capacity);
     with None, put back the usual reason on jobs that waited for one. Changes only what differs."""
-    from training.models import Job, JobEvent, JobStatus
 
     queued = Job.objects.filter(target=target, status=JobStatus.QUEUED)
     if reason == WAITING_FOR_HOST:  # the quota is the first thing to wait for: say that one
@@ -618,7 +607,6 @@ def nodes_release_idle(*, node_ids: list[int], count: int, now=None) -> int:
     """Ask up to `count` of these idle cluster nodes to leave so waiting nodes get their place on the
     host: the longest idle first, only where the cluster has no queued work and stays at or above
     its min_nodes. Returns how many were asked."""
-    from training.models import Job, JobStatus
 
     now = now or timezone.now()
     idle = list(

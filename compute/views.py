@@ -14,6 +14,7 @@ from workspaces.policy import PersonalAction
 
 from . import selectors, services
 from .forms import TargetCreateForm, TargetEditForm
+from .jobs.selectors import job_list
 from .models import TargetKind
 
 
@@ -48,8 +49,6 @@ def target_create(request, workspace_id):
 def target_detail(request, workspace_id, target_id):
     workspace = page_workspace(request, workspace_id)
     target = selectors.target_get(workspace=workspace, target_id=target_id)
-    from training.selectors import job_list
-
     context = {
         "target": target,
         "nodes": selectors.node_list(target=target),

@@ -1,5 +1,11 @@
 from django import forms
 
+from training.forms import JobSubmitForm
+from training.registry_selectors import model_versions_in_workspace
+from workspaces.data_selectors import data_versions_ready
+
+from .models import BATCH_SCORE
+
 
 class EndpointForm(forms.Form):
     name = forms.SlugField(max_length=63, help_text="Lower-case letters, digits and hyphens; part of the scoring URL.")
@@ -35,3 +41,37 @@ class DeploymentForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["model_version"].choices = [(v.pk, str(v)) for v in versions]
         self.fields["target"].choices = [(t.pk, t.name) for t in targets]
+
+
+class BatchScoreJobForm(JobSubmitForm):
+    """Score a whole data version with a registered model; the predictions become a new version."""
+
+    kind = BATCH_SCORE
+    model_version_id = forms.TypedChoiceField(coerce=int, label="Model version")
+    data_version_id = forms.TypedChoiceField(coerce=int, label="Data to score")
+    output_asset = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Save the predictions as",
+        help_text="A data asset name; empty: the data's name with -scored. Each run adds a version.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model_version_id"].choices = [
+            (v.pk, str(v)) for v in model_versions_in_workspace(workspace=self.workspace)[:200]
+        ]
+        if not self.fields["model_version_id"].choices:
+            self.fields["model_version_id"].help_text = "No model is registered yet: register a job's model first."
+        self.fields["data_version_id"].choices = [
+            (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)")
+            for v in data_versions_ready(workspace=self.workspace)[:200]
+        ]
+
+    def spec(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "model_version_id": data["model_version_id"],
+            "data_version_id": data["data_version_id"],
+            "output_asset": data.get("output_asset") or "",
+        }

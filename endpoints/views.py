@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
+from compute.selectors import job_targets
 from studio.api.errors import error_body
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
@@ -26,7 +27,7 @@ from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
 from . import selectors, services, serving
-from .forms import DeploymentForm, EndpointForm
+from .forms import BatchScoreJobForm, DeploymentForm, EndpointForm
 from .openapi import endpoint_openapi
 
 
@@ -142,9 +143,6 @@ def endpoint_detail(request, workspace_id, endpoint_id):
 
 def _batch_score_form(request, workspace, model_version):
     """The Jobs page's batch scoring form, preset to the model the endpoint serves (it posts there)."""
-    from compute.selectors import job_targets
-    from training.forms import BatchScoreJobForm
-
     targets = list(job_targets(workspace=workspace, user=request.user))
     return BatchScoreJobForm(targets=targets, workspace=workspace, initial={"model_version_id": model_version.pk})
 

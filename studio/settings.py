@@ -313,8 +313,8 @@ SPECTACULAR_SETTINGS = {
     "SECURITY": [{"bearerAuth": []}],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "training.models.JobStatus",
-        "JobKindEnum": "training.models.JobKind",
+        "JobStatusEnum": "compute.jobs.models.JobStatus",
+        "JobKindEnum": "compute.jobs.kinds.CHOICES",
         "NodeStatusEnum": "compute.models.NodeStatus",
         "TargetKindEnum": "compute.models.TargetKind",
         "IngestStatusEnum": "workspaces.models.IngestStatus",

@@ -411,7 +411,7 @@ def agent(node_env, studio_data_dir, settings, transactional_db):
 @pytest.fixture
 def reconciler(settings, agent):
     """The reconciler that Celery beat runs every few seconds in production, here every 0.5 s."""
-    from training.services import jobs_reconcile
+    from compute.jobs.services import jobs_reconcile
 
     settings.STUDIO_HEARTBEAT_TIMEOUT = 4
     settings.STUDIO_REPUBLISH_AFTER = 2

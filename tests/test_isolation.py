@@ -6,6 +6,7 @@ until `sample_ids` knows how to fill its parameters).
 
 import pytest
 
+from compute.jobs.diagnostic import DIAGNOSTIC
 from tests.routes import all_routes
 from workspaces.models import Membership
 
@@ -16,14 +17,14 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 def sample_ids(workspace) -> dict:
     """Real ids of objects inside `workspace`, one per URL parameter name."""
+    from compute.jobs.models import Artifact
+    from compute.jobs.services import job_submit
     from compute.models import TargetKind
     from compute.services import target_create
-    from training.models import Artifact, JobKind
-    from training.services import job_submit
 
     owner = workspace.memberships.get(user__username="alice").user
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="mine").target
-    job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     artifact = Artifact.objects.create(job=job, name="report.json", size=2, sha256="0" * 64)
     from workspaces.models import DataAsset, DataVersion, Ingest
 
@@ -86,8 +87,8 @@ def test_every_workspace_route_refuses_writes_to_a_reader(api, reader, workspace
             response = client.generic(method, route.url(ids), "{}", content_type="application/json")
             assert response.status_code == 403, (method, route.pattern, response.status_code)
     assert Membership.objects.filter(workspace=workspace).count() == 3
+    from compute.jobs.models import Job, JobStatus
     from compute.models import ComputeTarget
-    from training.models import Job, JobStatus
 
     assert ComputeTarget.objects.filter(workspace=workspace).count() == 2
     assert Job.objects.get(workspace=workspace).status == JobStatus.QUEUED

@@ -1,10 +1,12 @@
 from django import forms
 from django.contrib import admin
 
+from compute.jobs import services
+from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, Metric
 from workspaces.admin_console import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
-from . import registry_services, services
-from .models import Artifact, Experiment, Job, JobEvent, JobLogLine, Metric, ModelAlias, ModelVersion, RegisteredModel
+from . import registry_services
+from .models import Experiment, ModelAlias, ModelVersion, RegisteredModel
 
 
 @admin.register(Experiment)

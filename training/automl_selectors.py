@@ -6,11 +6,13 @@ The page turns it into figures; the API serializes it as it is (training/api/aut
 import json
 from dataclasses import dataclass
 
+from compute.jobs.models import Job, JobStatus
+from compute.jobs.selectors import job_json_artifact
+
 from .automl_services import automl_spec, first_trial_seconds, trials_of
 from .ml.latency import within_limit
 from .ml.metrics import sort_key
-from .models import Job, JobKind, JobStatus
-from .selectors import job_json_artifact
+from .models import TrainingJobKind
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def automl_run_get(*, job: Job) -> AutoMLRun:
     metric = job.spec.get("automl", {}).get("primary_metric", "auc_weighted")
     infer_limit_ms = automl_spec(job).infer_limit_ms
     setup = job.result.get("setup", {})
-    final = job.children.filter(kind=JobKind.AUTOML_FINAL).order_by("-id").first()
+    final = job.children.filter(kind=TrainingJobKind.AUTOML_FINAL).order_by("-id").first()
     completed = final is not None and final.status == JobStatus.COMPLETED
     return AutoMLRun(
         job=job,

@@ -15,13 +15,14 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
+from compute.jobs.models import Job, JobStatus
+from compute.jobs.services import child_job_submit, child_jobs_stop, job_detached_finish, job_submit
+from training.models import TrainingJobKind
 from workspaces.policy import Action, require
 
 from .ml.ensemble import MAX_MEMBERS
 from .ml.search import AutoMLSearch, AutoMLSpec
 from .ml.trial import TrialResult
-from .models import Job, JobKind, JobStatus
-from .services import child_job_submit, child_jobs_stop, job_detached_finish, job_submit
 
 log = logging.getLogger("studio.automl")
 
@@ -98,7 +99,7 @@ def _submit_trials(parent: Job, trials, spec: AutoMLSpec, reserve: float) -> Non
         limit = int(min(spec.trial_timeout_s, remaining) + TRIAL_GRACE_SECONDS)
         child_job_submit(
             parent=parent,
-            kind=JobKind.AUTOML_TRIAL,
+            kind=TrainingJobKind.AUTOML_TRIAL,
             spec={"trial": trial.to_dict()},
             display_name=f"Trial {trial.trial_id}: {trial.algorithm}",
             time_limit_seconds=limit,
@@ -140,7 +141,7 @@ def automl_advance(*, parent_id: int) -> None:
         spec = automl_spec(parent)
         search = _search(parent)
         children = list(parent.children.all())
-        trials = [c for c in children if c.kind == JobKind.AUTOML_TRIAL]
+        trials = [c for c in children if c.kind == TrainingJobKind.AUTOML_TRIAL]
         submitted = {c.spec["trial"]["trial_id"] for c in trials}
         _tell_finished(search, trials)
         # Trials the search proposed but that have no job yet (the first batch, after set-up).
@@ -155,9 +156,9 @@ def automl_advance(*, parent_id: int) -> None:
         if done:
             search.stop_reason = search.stop_reason or "time_budget"
         if out_of_time:
-            if running and child_jobs_stop(parent=parent, kind=JobKind.AUTOML_TRIAL, reason=BUDGET_SPENT):
+            if running and child_jobs_stop(parent=parent, kind=TrainingJobKind.AUTOML_TRIAL, reason=BUDGET_SPENT):
                 # Queued trials are now canceled; running ones end within a second and call back.
-                trials = list(parent.children.filter(kind=JobKind.AUTOML_TRIAL))
+                trials = list(parent.children.filter(kind=TrainingJobKind.AUTOML_TRIAL))
                 _tell_finished(search, trials)
                 running = [c for c in trials if c.status in JobStatus.active()]
         if unsent and not done:
@@ -168,7 +169,7 @@ def automl_advance(*, parent_id: int) -> None:
             new = search.ask(free) if free > 0 else []
             _submit_trials(parent, new, spec, reserve)
             running += new
-        final = next((c for c in children if c.kind == JobKind.AUTOML_FINAL), None)
+        final = next((c for c in children if c.kind == TrainingJobKind.AUTOML_FINAL), None)
         leaderboard = search.leaderboard()
         succeeded = [row for row in leaderboard if row["status"] == "succeeded"]
         best = succeeded[0] if succeeded else None
@@ -179,7 +180,7 @@ def automl_advance(*, parent_id: int) -> None:
             if succeeded:
                 child_job_submit(
                     parent=parent,
-                    kind=JobKind.AUTOML_FINAL,
+                    kind=TrainingJobKind.AUTOML_FINAL,
                     spec={},
                     display_name="Ensemble and final model",
                     time_limit_seconds=int(max(600, spec.timeout_s)),
@@ -279,7 +280,7 @@ def automl_submit(
     return job_submit(
         actor=actor,
         workspace=workspace,
-        kind=JobKind.AUTOML,
+        kind=TrainingJobKind.AUTOML,
         target=target,
         spec={
             "data_version_id": data_version.pk if data_version else None,
@@ -297,7 +298,7 @@ def automl_submit(
 
 
 def trials_of(parent: Job):
-    return parent.children.filter(kind=JobKind.AUTOML_TRIAL).order_by("id")
+    return parent.children.filter(kind=TrainingJobKind.AUTOML_TRIAL).order_by("id")
 
 
 def first_trial_seconds(parent: Job) -> float | None:

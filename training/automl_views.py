@@ -6,9 +6,12 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from compute.jobs.models import JobStatus
+from compute.jobs.selectors import job_get
 from compute.selectors import job_targets
 from studio.forms_errors import add_service_errors
 from studio.pages import render_page
+from training.models import TrainingJobKind
 from workspaces.data_selectors import data_version_get_by_id, data_versions_ready
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
@@ -18,8 +21,6 @@ from .automl_forms import AutoMLForm
 from .automl_selectors import automl_run_get
 from .charts import classification_figures
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
-from .models import JobKind, JobStatus
-from .selectors import job_get
 
 
 def _overrides(request, version) -> dict:
@@ -91,7 +92,7 @@ def _automl_run(workspace, job_id):
     if not job_id:
         return None
     source = job_get(workspace=workspace, job_id=job_id)
-    if source.kind != JobKind.AUTOML:
+    if source.kind != TrainingJobKind.AUTOML:
         raise Http404("Not an Automated ML run.")
     return source
 

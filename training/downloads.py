@@ -2,11 +2,12 @@
 
 from django.http import FileResponse, Http404
 
+from compute.jobs.models import Artifact, Job
+from compute.jobs.recovery import job_artifact_dir
 from studio.downloads import file_attachment
 
-from .models import Artifact, Job, ModelVersion
+from .models import ModelVersion
 from .registry_services import model_version_dir
-from .services import job_artifact_dir
 
 # The files of a registered version a user may download, by the format named in the URL.
 MODEL_VERSION_FILES = {"skops": "model.skops", "onnx": "model.onnx", "signature": "signature.json"}

@@ -2,10 +2,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from compute.jobs.diagnostic import DIAGNOSTIC
 from studio.forms import CheckedJSONField
 from studio.forms_errors import add_service_errors
-
-from .models import JobKind
+from training.models import TrainingJobKind
 
 
 class JobSubmitForm(forms.Form):
@@ -68,7 +68,7 @@ def _hyperparameter_field(param, default) -> forms.Field:
 
 
 class DiagnosticJobForm(JobSubmitForm):
-    kind = JobKind.DIAGNOSTIC
+    kind = DIAGNOSTIC
     sleep_seconds = forms.FloatField(
         min_value=0,
         max_value=3600,
@@ -82,7 +82,7 @@ class DiagnosticJobForm(JobSubmitForm):
 
 
 class TrainJobForm(JobSubmitForm):
-    kind = JobKind.TRAIN
+    kind = TrainingJobKind.TRAIN
     data_version_id = forms.TypedChoiceField(coerce=int, label="Data")
     target_column = forms.CharField(
         max_length=200, label="Target column", help_text="The column to predict.", widget=forms.Select
@@ -240,46 +240,13 @@ class TrainJobForm(JobSubmitForm):
         }
 
 
-class BatchScoreJobForm(JobSubmitForm):
-    """Score a whole data version with a registered model; the predictions become a new version."""
-
-    kind = JobKind.BATCH_SCORE
-    model_version_id = forms.TypedChoiceField(coerce=int, label="Model version")
-    data_version_id = forms.TypedChoiceField(coerce=int, label="Data to score")
-    output_asset = forms.CharField(
-        max_length=100,
-        required=False,
-        label="Save the predictions as",
-        help_text="A data asset name; empty: the data's name with -scored. Each run adds a version.",
-    )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from workspaces.data_selectors import data_versions_ready
-
-        from .registry_selectors import model_versions_in_workspace
-
-        self.fields["model_version_id"].choices = [
-            (v.pk, str(v)) for v in model_versions_in_workspace(workspace=self.workspace)[:200]
-        ]
-        if not self.fields["model_version_id"].choices:
-            self.fields["model_version_id"].help_text = "No model is registered yet: register a job's model first."
-        self.fields["data_version_id"].choices = [
-            (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)")
-            for v in data_versions_ready(workspace=self.workspace)[:200]
-        ]
-
-    def spec(self) -> dict:
-        data = self.cleaned_data
-        return {
-            "model_version_id": data["model_version_id"],
-            "data_version_id": data["data_version_id"],
-            "output_asset": data.get("output_asset") or "",
-        }
-
-
+# The job kinds the "Submit a job" page and "Clone and edit" offer, with their forms. Apps above
+# training add theirs with `submit_form_register` from their `jobs.py`.
 SUBMIT_FORMS = {
-    JobKind.TRAIN: TrainJobForm,
-    JobKind.DIAGNOSTIC: DiagnosticJobForm,
-    JobKind.BATCH_SCORE: BatchScoreJobForm,
+    TrainingJobKind.TRAIN: TrainJobForm,
+    DIAGNOSTIC: DiagnosticJobForm,
 }
+
+
+def submit_form_register(kind: str, form_class) -> None:
+    SUBMIT_FORMS[kind] = form_class

@@ -1,4 +1,4 @@
-"""Experiments, jobs and what they produce: status history, logs, metrics and artifacts."""
+"""Experiments (the grouping of runs) and the model registry."""
 
 from django.conf import settings
 from django.db import models
@@ -23,171 +23,13 @@ class Experiment(models.Model):
         return self.name
 
 
-class JobKind(models.TextChoices):
+class TrainingJobKind(models.TextChoices):
+    """Training's job kinds (registered with the job engine in `jobs.py`)."""
+
     TRAIN = "train", "Train"
     AUTOML = "automl", "Automated ML"
     AUTOML_TRIAL = "automl_trial", "Automated ML trial"
     AUTOML_FINAL = "automl_final", "Automated ML ensemble"
-    INGEST = "ingest", "Data ingest"
-    BATCH_SCORE = "batch_score", "Batch scoring"
-    DIAGNOSTIC = "diagnostic", "Diagnostic"
-
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    STARTING = "starting", "Starting"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELED = "canceled", "Canceled"
-
-    @classmethod
-    def active(cls) -> list[str]:
-        return [cls.QUEUED, cls.STARTING, cls.RUNNING]
-
-    @classmethod
-    def on_node(cls) -> list[str]:
-        return [cls.STARTING, cls.RUNNING]
-
-    @classmethod
-    def finished(cls) -> list[str]:
-        return [cls.COMPLETED, cls.FAILED, cls.CANCELED]
-
-
-class Job(models.Model):
-    """A unit of work run on a compute target. The database row is the truth; a Celery message
-    carrying only its id is the wake-up. Every status change is a `JobEvent` with its reason."""
-
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="jobs")
-    experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
-    kind = models.CharField(max_length=20, choices=JobKind.choices)
-    display_name = models.CharField(max_length=200, blank=True)
-    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    status_reason = models.CharField(max_length=500, blank=True)
-    target = models.ForeignKey(
-        "compute.ComputeTarget", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
-    )
-    node = models.ForeignKey("compute.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
-    spec = models.JSONField(default=dict)
-    data_version = models.ForeignKey(
-        "workspaces.DataVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
-    )
-    attempt = models.PositiveIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=3)
-    time_limit_seconds = models.PositiveIntegerField(default=3600)
-    submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    published_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    running_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested_at = models.DateTimeField(null=True, blank=True)
-    # RUNNING without a node: an Automated ML run whose trials (its children) do the work.
-    detached = models.BooleanField(default=False)
-    result = models.JSONField(default=dict, blank=True)  # summary metrics and outputs, for lists and compare
-    error = models.TextField(blank=True)
-    log_lines = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["workspace", "-created_at"]),
-            models.Index(fields=["target", "status"]),
-            models.Index(fields=["status", "heartbeat_at"]),
-            models.Index(fields=["parent", "status"]),
-        ]
-
-    def __str__(self) -> str:
-        return self.display_name or f"job #{self.pk}"
-
-    @property
-    def name(self) -> str:
-        return self.display_name or f"{self.get_kind_display()} #{self.pk}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in JobStatus.active()
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.running_at is None:
-            return None
-        from django.utils import timezone
-
-        end = self.finished_at or timezone.now()
-        return (end - self.running_at).total_seconds()
-
-
-class JobEvent(models.Model):
-    """One status transition of a job, with why it happened ("why is my job waiting?")."""
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=20, choices=JobStatus.choices)
-    reason = models.CharField(max_length=500)
-    attempt = models.PositiveIntegerField(default=0)
-    node = models.ForeignKey("compute.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.job_id} → {self.status}: {self.reason}"
-
-
-class JobLogLine(models.Model):
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log")
-    seq = models.PositiveIntegerField()
-    at = models.DateTimeField()
-    attempt = models.PositiveIntegerField(default=0)
-    text = models.TextField()
-
-    class Meta:
-        ordering = ["job_id", "seq"]
-        indexes = [models.Index(fields=["job", "seq"])]
-
-    def __str__(self) -> str:
-        return self.text[:80]
-
-
-class Metric(models.Model):
-    """A metric value logged by a job at a step (a fold, an iteration, a trial)."""
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="metrics")
-    name = models.CharField(max_length=100)
-    step = models.IntegerField(default=0)
-    value = models.FloatField()
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["job_id", "name", "step"]
-        indexes = [models.Index(fields=["job", "name", "step"])]
-
-    def __str__(self) -> str:
-        return f"{self.name}[{self.step}]={self.value}"
-
-
-class Artifact(models.Model):
-    """A file a job wrote. Its path is computed from the row (R1); its SHA-256 is kept (R2)."""
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="artifacts")
-    name = models.CharField(max_length=200)  # server-chosen file name, e.g. "model.skops"
-    kind = models.CharField(max_length=50, blank=True)  # model | chart | report | data
-    size = models.BigIntegerField(default=0)
-    sha256 = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["job_id", "name"]
-        constraints = [models.UniqueConstraint(fields=["job", "name"], name="artifact_unique_name")]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class RegisteredModel(models.Model):
@@ -218,7 +60,9 @@ class ModelVersion(models.Model):
     version = models.PositiveIntegerField()
     description = models.TextField(max_length=2000, blank=True)
     tags = models.JSONField(default=list, blank=True)
-    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions")
+    job = models.ForeignKey(
+        "compute.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
+    )
     data_version = models.ForeignKey(
         "workspaces.DataVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
     )

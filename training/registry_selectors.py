@@ -2,7 +2,7 @@
 
 import json
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from .models import ModelAlias, ModelVersion, RegisteredModel
@@ -64,6 +64,14 @@ def model_versions_in_workspace(*, workspace) -> QuerySet[ModelVersion]:
         .select_related("model")
         .order_by("model__name", "-version")
     )
+
+
+def models_registered_from(job) -> list[str]:
+    """What keeps a job from being deleted: model versions registered from it or its children."""
+    versions = list(ModelVersion.objects.filter(Q(job=job) | Q(job__parent=job)).select_related("model")[:5])
+    if not versions:
+        return []
+    return ["the registered model" + ("s " if len(versions) > 1 else " ") + ", ".join(map(str, versions))]
 
 
 def model_version_json_file(*, version: ModelVersion, name: str):

@@ -15,12 +15,14 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from compute.jobs.models import Artifact, Job, JobStatus
+from compute.jobs.recovery import job_artifact_dir
 from studio.hashing import sha256_file
+from training.models import TrainingJobKind
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir
 
-from .models import Artifact, Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
-from .services import job_artifact_dir
+from .models import ModelAlias, ModelVersion, RegisteredModel
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
@@ -62,10 +64,9 @@ def _clean_aliases(aliases) -> list[str]:
 
 def registration_source(job: Job) -> Job:
     """The job whose files make the model: an Automated ML run's model is its final job's."""
-    from .models import JobKind
 
-    if job.kind == JobKind.AUTOML:
-        final = job.children.filter(kind=JobKind.AUTOML_FINAL, status=JobStatus.COMPLETED).first()
+    if job.kind == TrainingJobKind.AUTOML:
+        final = job.children.filter(kind=TrainingJobKind.AUTOML_FINAL, status=JobStatus.COMPLETED).first()
         if final is None:
             raise ValidationError(f"{job.name} has no final model yet.")
         return final

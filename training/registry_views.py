@@ -6,12 +6,12 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
+from compute.jobs.selectors import job_get
 from studio.pages import page_workspace, render_page
 
 from . import downloads
 from . import registry_selectors as selectors
 from . import registry_services as services
-from .selectors import job_get
 
 
 def model_list(request, workspace_id):

@@ -10,22 +10,25 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from compute.jobs import kinds, services
+from compute.jobs import selectors as job_selectors
+from compute.jobs.models import JobStatus
 from compute.selectors import job_targets
 from studio.charts import line_chart
 from studio.forms_errors import add_service_errors
 from studio.pages import page_workspace, render_page
+from training.models import TrainingJobKind
 
-from . import downloads, selectors, services
+from . import downloads, selectors
 from .forms import SUBMIT_FORMS
-from .models import JobKind, JobStatus
 
 
 def job_list(request, workspace_id):
     workspace = page_workspace(request, workspace_id)
-    filters = {key: request.GET.get(key, "") for key in selectors.JOB_FILTERS}
+    filters = {key: request.GET.get(key, "") for key in job_selectors.JOB_FILTERS}
     if not filters["parent"] and not filters["kind"]:
         filters["parent"] = "none"  # trials are listed under their run, unless their kind is asked for
-    page = Paginator(selectors.job_list(workspace=workspace, filters=filters), 50).get_page(request.GET.get("page"))
+    page = Paginator(job_selectors.job_list(workspace=workspace, filters=filters), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     template = "training/_job_table.html" if request.htmx else "training/job_list.html"
@@ -37,7 +40,7 @@ def job_list(request, workspace_id):
         filters=filters,
         query=query.urlencode(),
         statuses=JobStatus.choices,
-        kinds=JobKind.choices,
+        kinds=kinds.CHOICES,
         experiments=selectors.experiment_list(workspace=workspace),
         any_active=any(job.is_active for job in page.object_list),
     )
@@ -47,15 +50,15 @@ def job_list(request, workspace_id):
 def job_submit(request, workspace_id):
     workspace = page_workspace(request, workspace_id, write=True)
     clone_of = request.GET.get("clone")
-    source = selectors.job_get(workspace=workspace, job_id=clone_of) if clone_of else None
+    source = job_selectors.job_get(workspace=workspace, job_id=clone_of) if clone_of else None
     if source is not None and source.kind not in SUBMIT_FORMS:
         clone_url = job_clone_url(workspace, source)
         if clone_url:
             return redirect(clone_url)  # a kind with its own form (Automated ML: the wizard)
-        reason = _NOT_CLONABLE.get(source.kind, "no form submits them.")
+        reason = kinds.handler_for(source.kind).clone_hint
         messages.error(request, f"{source.get_kind_display()} jobs cannot be cloned: {reason}")
         return redirect("job-detail", workspace_id=workspace.pk, job_id=source.pk)
-    kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else JobKind.TRAIN)
+    kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else TrainingJobKind.TRAIN)
     form_class = SUBMIT_FORMS.get(kind)
     if form_class is None:
         raise Http404("Unknown job kind.")
@@ -88,22 +91,16 @@ def job_submit(request, workspace_id):
         "training/job_submit.html",
         workspace,
         form=form,
-        kind=JobKind(kind),
-        kinds=[(k, JobKind(k).label) for k in SUBMIT_FORMS],
+        kind=kind,
+        kind_label=kinds.kind_label(kind),
+        kinds=[(k, kinds.kind_label(k)) for k in SUBMIT_FORMS],
         no_targets=not targets,
     )
 
 
-_NOT_CLONABLE = {
-    JobKind.INGEST: "upload the file again from Data.",
-    JobKind.AUTOML_TRIAL: "clone the Automated ML run it belongs to.",
-    JobKind.AUTOML_FINAL: "clone the Automated ML run it belongs to.",
-}
-
-
 def job_clone_url(workspace, job) -> str | None:
     """Where "Clone and edit" opens for this job's kind, or None for kinds no form submits."""
-    if job.kind == JobKind.AUTOML:
+    if job.kind == TrainingJobKind.AUTOML:
         return reverse("automl-new", args=[workspace.pk]) + f"?clone={job.pk}"
     if job.kind in SUBMIT_FORMS and not job.parent_id:
         return reverse("job-submit", args=[workspace.pk]) + f"?clone={job.pk}"
@@ -111,7 +108,7 @@ def job_clone_url(workspace, job) -> str | None:
 
 
 def _metric_charts(job) -> list[tuple[str, dict]]:
-    series = selectors.job_metrics(jobs=[job]).get(job.pk, {})
+    series = job_selectors.job_metrics(jobs=[job]).get(job.pk, {})
     charts = []
     for name, points in series.items():
         if len(points) > 1:
@@ -122,10 +119,10 @@ def _metric_charts(job) -> list[tuple[str, dict]]:
 
 def _result_charts(job) -> list:
     """The confusion matrix and ROC curve a train job saved (charts.json)."""
-    artifact = selectors.job_artifacts(job=job).filter(name="charts.json").first()
+    artifact = job_selectors.job_artifacts(job=job).filter(name="charts.json").first()
     if artifact is None:
         return []
-    chart = selectors.job_json_artifact(job=job, name=artifact.name)
+    chart = job_selectors.job_json_artifact(job=job, name=artifact.name)
     if chart is None:
         return []
     from .charts import classification_figures
@@ -135,23 +132,23 @@ def _result_charts(job) -> list:
 
 def job_detail(request, workspace_id, job_id):
     workspace = page_workspace(request, workspace_id)
-    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    job = job_selectors.job_get(workspace=workspace, job_id=job_id)
     context = {
         "result_charts": _result_charts(job) if job.status == JobStatus.COMPLETED else [],
         "job": job,
-        "events": selectors.job_events(job=job),
-        "artifacts": selectors.job_artifacts(job=job),
+        "events": job_selectors.job_events(job=job),
+        "artifacts": job_selectors.job_artifacts(job=job),
         "metric_charts": _metric_charts(job),
         "last_values": {
-            name: points[-1][1] for name, points in selectors.job_metrics(jobs=[job]).get(job.pk, {}).items()
+            name: points[-1][1] for name, points in job_selectors.job_metrics(jobs=[job]).get(job.pk, {}).items()
         },
         "spec_json": json.dumps(job.spec, indent=2, sort_keys=True),
         "result_json": json.dumps(job.result, indent=2, sort_keys=True),
         "clone_url": job_clone_url(workspace, job),
     }
-    if job.kind == JobKind.BATCH_SCORE and job.result.get("output_data_version_id"):
+    if job.result.get("output_data_version_id"):  # a batch scoring job's predictions
         context["output_version"] = _output_version(workspace, job.result["output_data_version_id"])
-    if job.kind == JobKind.AUTOML:
+    if job.kind == TrainingJobKind.AUTOML:
         from .automl_views import automl_context
 
         context.update(automl_context(job))
@@ -176,12 +173,12 @@ def _output_version(workspace, version_id):
 def job_log(request, workspace_id, job_id):
     """New log lines after `after`, and a poller for more while the job is active (htmx)."""
     workspace = page_workspace(request, workspace_id)
-    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    job = job_selectors.job_get(workspace=workspace, job_id=job_id)
     try:
         after = max(0, int(request.GET.get("after", 0)))
     except ValueError:
         after = 0
-    lines = selectors.job_log(job=job, after=after)
+    lines = job_selectors.job_log(job=job, after=after)
     last = lines[-1].seq if lines else after
     return render_page(request, "training/_job_log.html", workspace, job=job, lines=lines, last=last)
 
@@ -189,7 +186,7 @@ def job_log(request, workspace_id, job_id):
 @require_POST
 def job_action(request, workspace_id, job_id, action):
     workspace = page_workspace(request, workspace_id, write=True)
-    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    job = job_selectors.job_get(workspace=workspace, job_id=job_id)
     actions = {"cancel": (services.job_cancel, "Cancel requested for"), "retry": (services.job_retry, "Retrying")}
     if action not in actions:
         raise Http404()
@@ -206,7 +203,7 @@ def job_action(request, workspace_id, job_id, action):
 @require_http_methods(["GET", "POST"])
 def job_delete(request, workspace_id, job_id):
     workspace = page_workspace(request, workspace_id, write=True)
-    job = selectors.job_get(workspace=workspace, job_id=job_id)
+    job = job_selectors.job_get(workspace=workspace, job_id=job_id)
     if request.method == "POST":
         try:
             freed = services.job_delete(actor=request.user, job=job)
@@ -221,8 +218,8 @@ def job_delete(request, workspace_id, job_id):
 def artifact_download(request, workspace_id, job_id, artifact_id):
     """Files leave only through this permission-checked view; the path comes from the rows (R1)."""
     workspace = page_workspace(request, workspace_id)
-    job = selectors.job_get(workspace=workspace, job_id=job_id)
-    artifact = selectors.artifact_get(job=job, artifact_id=artifact_id)
+    job = job_selectors.job_get(workspace=workspace, job_id=job_id)
+    artifact = job_selectors.artifact_get(job=job, artifact_id=artifact_id)
     return downloads.artifact_download(job, artifact)
 
 
@@ -237,7 +234,7 @@ def job_compare(request, workspace_id):
     params = [(key, [_flat(job.spec).get(key, "") for job in jobs]) for key in param_keys]
     metric_keys = sorted({key for job in jobs for key, value in job.result.items() if isinstance(value, (int, float))})
     results = [(key, [job.result.get(key, "") for job in jobs]) for key in metric_keys]
-    series = selectors.job_metrics(jobs=jobs)
+    series = job_selectors.job_metrics(jobs=jobs)
     names = sorted({name for per_job in series.values() for name in per_job})
     charts = []
     for name in names:

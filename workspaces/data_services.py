@@ -19,7 +19,7 @@ from django.utils import timezone
 from studio.hashing import sha256_file
 
 from .dataio import DataError, Limits, Schema, sniff
-from .models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot, Workspace
+from .models import INGEST, DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot, Workspace
 from .policy import Action, require
 from .services import activity_record, workspace_artifact_dir, workspace_storage_check
 
@@ -251,14 +251,13 @@ def data_version_from_file(
 
 
 def _submit_ingest_job(*, actor, workspace, ingest, target):
-    from training.models import JobKind
-    from training.services import job_submit
+    from compute.jobs.services import job_submit
 
     what = f"{ingest.source_name}" if not ingest.base_version_id else f"a schema edit of {ingest.base_version}"
     return job_submit(
         actor=actor,
         workspace=workspace,
-        kind=JobKind.INGEST,
+        kind=INGEST,
         target=target,
         spec={"ingest_id": ingest.pk},
         experiment_name="Data ingest",
@@ -388,7 +387,8 @@ def ingest_complete(
 # --- Deletion ---------------------------------------------------------------------------------------
 def _references(versions) -> list[str]:
     """What refers to these versions (jobs that read them, models trained on them)."""
-    from training.models import Job, ModelVersion
+    from compute.jobs.models import Job
+    from training.models import ModelVersion
 
     refs = []
     jobs = list(

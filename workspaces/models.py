@@ -150,6 +150,9 @@ class DataVersion(models.Model):
         return f"{self.asset.name}:{self.version}"
 
 
+INGEST = "ingest"  # the job kind an ingest runs as (registered in jobs.py)
+
+
 class IngestStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Ingesting"
@@ -176,7 +179,7 @@ class Ingest(models.Model):
     error = models.JSONField(default=dict, blank=True)  # {"message", "row", "column"}
     progress_rows = models.BigIntegerField(default=0)
     progress_bytes = models.BigIntegerField(default=0)
-    job = models.ForeignKey("training.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    job = models.ForeignKey("compute.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     version = models.ForeignKey(DataVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -28,8 +28,8 @@ def _count_subquery(model, field: str = "workspace"):
 
 def _with_counts(workspaces: QuerySet[Workspace], user) -> QuerySet[Workspace]:
     """The user's role and how much the workspace holds, as subqueries (still one query)."""
+    from compute.jobs.models import Job
     from compute.models import ComputeTarget
-    from training.models import Job
 
     from .models import DataAsset
 
@@ -61,7 +61,8 @@ def _with_storage(workspaces: QuerySet[Workspace]) -> QuerySet[Workspace]:
     """`storage_used`: the bytes a workspace holds, summed from the sizes recorded when each file
     was written (no disk walk): data versions, job artifacts, registered model files, and uploads
     waiting for their ingest."""
-    from training.models import Artifact, ModelVersion
+    from compute.jobs.models import Artifact
+    from training.models import ModelVersion
 
     from .models import DataVersion, Ingest, IngestStatus
 

@@ -2,10 +2,10 @@
 
 import pytest
 
+from compute.jobs import services
+from compute.jobs.diagnostic import DIAGNOSTIC
 from compute.models import TargetKind
 from compute.services import target_create
-from training import services
-from training.models import JobKind
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def test_huge_ids_in_paths_are_not_found(api, owner, workspace, path):
 
 def test_a_huge_log_cursor_returns_no_lines(api, owner, workspace):
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
-    job = services.job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    job = services.job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     response = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/jobs/{job.pk}/log/", {"after": HUGE})
     assert response.status_code == 200
     assert response.json()["lines"] == []

@@ -11,11 +11,12 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
+from compute.jobs.models import Job, JobStatus
 from compute.models import Node, NodeStatus, TargetKind
 from compute.services import target_create
 from endpoints import serving
 from tests.conftest import login, wait_for
-from training.models import Job, JobKind, JobStatus, ModelVersion
+from training.models import ModelVersion, TrainingJobKind
 from training.registry_services import model_register
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -59,7 +60,7 @@ def test_automl_register_deploy_test_split_and_monitor(
     page.select_option("#id_target", str(cluster.pk))
     page.get_by_test_id("start-automl").click()
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
-    run = Job.objects.get(kind=JobKind.AUTOML)
+    run = Job.objects.get(kind=TrainingJobKind.AUTOML)
     # The leaderboard fills while the run goes on, then the run completes with its charts.
     expect(page.get_by_test_id("leaderboard").locator("tbody tr a").first).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("job-status")).to_have_text("Completed", timeout=150_000)
@@ -98,7 +99,7 @@ def test_automl_register_deploy_test_split_and_monitor(
     assert json.loads(output)["predictions"][0] in ("Adelie", "Chinstrap", "Gentoo"), output
 
     # A second version (the best trial's own model) as "green", and a 90/10 split.
-    best_trial = Job.objects.filter(parent=run, kind=JobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED).first()
+    best_trial = Job.objects.filter(parent=run, kind=TrainingJobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED).first()
     model_register(actor=owner, job=best_trial, name="penguin-model")
     v2 = ModelVersion.objects.get(model__name="penguin-model", version=2)
     page.get_by_role("link", name="Details").click()

@@ -7,9 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from compute.jobs.models import Job, JobEvent
 from compute.models import ComputeTarget, Node, NodeStatus
 from tests.conftest import login, wait_for
-from training.models import Job, JobEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

@@ -4,11 +4,11 @@ drops Cancel (and offers Clone and edit) once the job has ended, without a reloa
 import pytest
 from playwright.sync_api import expect
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
 from tests.conftest import login
-from training.models import JobKind
-from training.services import job_submit
 from workspaces.data_services import data_version_from_file
 
 pytestmark = [pytest.mark.browser]
@@ -32,9 +32,7 @@ def test_preview_and_profile_show_column_names_as_written(new_page, owner, works
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 def test_a_live_job_page_drops_cancel_when_the_job_ends(new_page, owner, workspace, agent, broker):
     cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
-    job = job_submit(
-        actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec={"sleep_seconds": 1}
-    )
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec={"sleep_seconds": 1})
     page = new_page()
     login(page, "alice")
     page.goto(f"/w/{workspace.pk}/jobs/{job.pk}/")

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from compute.agent import host_node_capacity
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Job, JobEvent, JobStatus
+from compute.jobs.services import job_submit
 from compute.models import Node, NodeStatus, TargetKind
 from compute.services import WAITING_FOR_HOST, target_create
 from tests.conftest import wait_for
-from training.models import Job, JobEvent, JobKind, JobStatus
-from training.services import job_submit
 
 
 def test_capacity_is_the_fewer_of_cores_and_memory_per_node(settings):
@@ -50,7 +51,7 @@ def make_cluster(owner, workspace, name, **kwargs):
 
 def submit(owner, workspace, target, sleep):
     spec = {"sleep_seconds": sleep}
-    return job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec=spec)
+    return job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec=spec)
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from compute import selectors, services
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Job, JobEvent, JobStatus
+from compute.jobs.services import job_submit
 from compute.models import ComputeQuota, Node, NodeStatus, TargetKind
-from training.models import Job, JobEvent, JobKind, JobStatus
-from training.services import job_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -26,9 +27,7 @@ def cluster(actor, workspace, name="cpu", **kwargs):
 
 
 def submit(actor, workspace, target, n=1):
-    return [
-        job_submit(actor=actor, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={}) for _ in range(n)
-    ]
+    return [job_submit(actor=actor, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={}) for _ in range(n)]
 
 
 def live(workspace):

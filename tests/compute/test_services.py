@@ -6,9 +6,9 @@ from django.http import Http404
 from django.utils import timezone
 
 from compute import services
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.services import job_submit
 from compute.models import ComputeTarget, Node, NodeSession, NodeStatus, TargetKind
-from training.models import JobKind
-from training.services import job_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -21,9 +21,7 @@ def cluster(owner, workspace, **kwargs):
 
 
 def submit(owner, workspace, target, n=1):
-    return [
-        job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={}) for _ in range(n)
-    ]
+    return [job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={}) for _ in range(n)]
 
 
 def live(target):

@@ -57,13 +57,13 @@ def corpus_studio(corpus_database, django_db_blocker, corpus_dir):
     from django.contrib.auth import get_user_model
 
     from compute.agent import LocalAgent
+    from compute.jobs.services import jobs_reconcile
     from compute.models import Node, NodeStatus, TargetKind
     from compute.services import default_cluster_for, target_create, target_update
     from endpoints import serving
     from endpoints.scoring.predictor import invalidate
     from studio.celery import app
     from tests.conftest import PASSWORD
-    from training.services import jobs_reconcile
     from workspaces.services import workspace_create
 
     broker = _embedded_broker(corpus_dir)

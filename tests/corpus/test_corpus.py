@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from compute.jobs.models import Job, JobStatus
 from endpoints import serving
 from tests.conftest import wait_for
 from tests.data.corpus.generate import FILES
-from training.models import Job, JobKind, JobStatus, ModelVersion
+from training.models import ModelVersion, TrainingJobKind
 from workspaces.data_services import data_version_path
 from workspaces.models import DataVersion, Ingest
 
@@ -202,7 +203,7 @@ def test_a_corpus_file_goes_from_upload_to_batch_scoring_with_its_labels_as_writ
     model = ModelVersion.objects.get(model__workspace=studio.workspace, model__name=f"{stem}-automl")
     assert model.classes == labels
     trained_model = ModelVersion.objects.get(pk=registered.json()["id"])
-    final_job = run.children.get(kind=JobKind.AUTOML_FINAL)
+    final_job = run.children.get(kind=TrainingJobKind.AUTOML_FINAL)
     ONNX_SERVED[f"{name} (Automated ML)"] = bool(model.onnx_sha256) or final_job.result.get("onnx_reason")
     ONNX_SERVED[f"{name} (Train)"] = bool(trained_model.onnx_sha256) or trained.result.get("onnx_reason")
 

@@ -2,11 +2,13 @@
 
 import pytest
 
+from compute.jobs.models import Job
 from compute.models import TargetKind
 from compute.services import target_create
-from training.models import Job, JobKind
+from training.models import TrainingJobKind
 from workspaces.data_services import data_asset_delete, data_version_delete, data_version_path
 from workspaces.dataio import ingest, profile, sniff
+from workspaces.jobs import INGEST
 from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
@@ -86,14 +88,14 @@ def test_schema_edit_from_the_page_queues_an_ingest(client, owner, workspace, ve
         f"/w/{workspace.pk}/data/{version.asset_id}/v/1/schema/", {"type_1": "integer", "exclude_3": "on"}
     )
     assert response.status_code == 302
-    job = Job.objects.get(kind=JobKind.INGEST)
+    job = Job.objects.get(kind=INGEST)
     assert job.data_version == version
 
 
 def test_deleting_a_version_in_use_is_refused_and_names_the_job(owner, workspace, version):
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
     job = Job.objects.create(
-        workspace=workspace, target=target, kind=JobKind.TRAIN, data_version=version, display_name="churn model"
+        workspace=workspace, target=target, kind=TrainingJobKind.TRAIN, data_version=version, display_name="churn model"
     )
     with pytest.raises(Exception, match=f"#{job.pk} \\(churn model\\)"):
         data_version_delete(actor=owner, version=version)

@@ -5,9 +5,9 @@ import io
 
 import pytest
 
+from compute.jobs.models import Job, JobStatus
 from compute.models import Node
 from tests.conftest import node_log, wait_for
-from training.models import Job, JobStatus
 from workspaces.data_services import data_version_path
 from workspaces.models import DataAsset, DataVersion, Ingest, IngestStatus
 

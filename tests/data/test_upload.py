@@ -4,8 +4,9 @@ import io
 
 import pytest
 
-from training.models import Job, JobKind
+from compute.jobs.models import Job
 from workspaces.data_services import ingest_upload_path
+from workspaces.jobs import INGEST
 from workspaces.models import Ingest, IngestStatus
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +28,7 @@ def test_an_upload_is_stored_under_a_generated_name_and_queued_as_a_job(api, con
     path = ingest_upload_path(ingest)
     assert path.read_bytes() == b"a,b\n1,2\n" and path.name == f"{ingest.pk}.upload"
     job = Job.objects.get(pk=body["job"])
-    assert job.kind == JobKind.INGEST and job.target.is_default and job.spec == {"ingest_id": ingest.pk}
+    assert job.kind == INGEST and job.target.is_default and job.spec == {"ingest_id": ingest.pk}
 
 
 @pytest.mark.parametrize(

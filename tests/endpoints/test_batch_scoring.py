@@ -6,11 +6,13 @@ import re
 import pandas as pd
 import pytest
 
+from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
 from endpoints import services as endpoint_services
+from endpoints.jobs import BATCH_SCORE
 from tests.conftest import wait_for
-from training.models import Job, JobKind, JobStatus
+from training.models import TrainingJobKind
 from workspaces.data_services import data_version_from_file, data_version_path
 from workspaces.models import DataVersion
 
@@ -50,7 +52,7 @@ def test_the_api_queues_batch_scoring_of_a_model_version(
     )
     assert response.status_code == 201, response.content
     job = Job.objects.get(pk=response.json()["id"])
-    assert (job.kind, job.status, job.data_version_id) == (JobKind.BATCH_SCORE, JobStatus.QUEUED, churn_version.pk)
+    assert (job.kind, job.status, job.data_version_id) == (BATCH_SCORE, JobStatus.QUEUED, churn_version.pk)
     assert job.spec == {
         "model_version_id": model_version.pk,
         "data_version_id": churn_version.pk,
@@ -116,7 +118,7 @@ def test_bad_batch_scoring_requests_get_clear_4xx(
         response = submit(rest, workspace, spec, cluster)
         assert response.status_code == 400, (spec, response.content)
         assert field in response.json()["error"]["fields"], response.json()
-    assert not Job.objects.filter(kind=JobKind.BATCH_SCORE).exists()
+    assert not Job.objects.filter(kind=BATCH_SCORE).exists()
 
 
 @pytest.mark.django_db
@@ -145,7 +147,7 @@ def test_the_model_page_links_to_a_prefilled_batch_scoring_form_that_submits_and
         },
     )
     assert posted.status_code == 302, posted.content.decode()[:3000]
-    job = Job.objects.get(kind=JobKind.BATCH_SCORE)
+    job = Job.objects.get(kind=BATCH_SCORE)
     assert job.spec["output_asset"] == "predictions"
 
     clone = client.get(f"/w/{workspace.pk}/jobs/new/?clone={job.pk}")
@@ -166,7 +168,7 @@ def test_a_node_scores_a_messy_table_into_a_new_version_with_the_labels_as_writt
     table.to_csv(source, index=False)
     version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="churn dates")
     model_version = train_and_register(api, owner, workspace, version, "Churn", "churn")
-    cluster = Job.objects.get(kind=JobKind.TRAIN).target
+    cluster = Job.objects.get(kind=TrainingJobKind.TRAIN).target
 
     response = submit(
         api(owner), workspace, {"model_version_id": model_version.pk, "data_version_id": version.pk}, cluster
@@ -221,7 +223,7 @@ def test_the_endpoint_page_scores_a_data_version_with_the_model_it_serves(
         },
     )
     assert posted.status_code == 302
-    job = Job.objects.get(kind=JobKind.BATCH_SCORE)
+    job = Job.objects.get(kind=BATCH_SCORE)
     assert posted.url == f"/w/{workspace.pk}/jobs/{job.pk}/"
     assert job.spec["model_version_id"] == model_version.pk and job.spec["output_asset"] == "customers-scored"
 

@@ -3,20 +3,21 @@ None for a file that is missing or not JSON (pages then show nothing instead of 
 
 import pytest
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.recovery import job_artifact_dir
+from compute.jobs.selectors import job_json_artifact
+from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
-from training.models import JobKind
 from training.registry_selectors import model_version_json_file
 from training.registry_services import model_version_dir
-from training.selectors import job_json_artifact
-from training.services import job_artifact_dir, job_submit
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_jobs_json_artifact_is_parsed_or_none(owner, workspace):
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
-    job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     folder = job_artifact_dir(job)
     folder.mkdir(parents=True)
     (folder / "charts.json").write_text('{"roc": [1, 2]}')

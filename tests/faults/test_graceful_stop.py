@@ -10,13 +10,14 @@ import time
 
 import pytest
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Job, JobEvent, JobStatus
+from compute.jobs.services import job_submit
 from compute.models import Node, NodeStatus, TargetKind
 from compute.services import instance_stop, target_create
 from tests.conftest import REPO, wait_for
 from tests.faults.test_run_command_supervision import free_port
 from tests.studio.test_run_command import start, wait_for_output
-from training.models import Job, JobEvent, JobKind, JobStatus
-from training.services import job_submit
 
 pytestmark = [pytest.mark.worker, pytest.mark.faults]
 
@@ -24,9 +25,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.faults]
 def test_stopping_the_agent_hands_a_running_job_back_at_once(owner, workspace, agent, broker, settings):
     settings.STUDIO_HEARTBEAT_TIMEOUT = 600  # so only a hand-back, never the reaper, can re-queue it
     cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", max_nodes=1).target
-    job = job_submit(
-        actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec={"sleep_seconds": 120}
-    )
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec={"sleep_seconds": 120})
     running = wait_for(
         lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(), timeout=60, message="the job to run"
     )
@@ -50,9 +49,7 @@ def test_stopping_the_agent_hands_a_running_job_back_at_once(owner, workspace, a
 def test_stopping_a_compute_instance_mid_job_hands_the_job_back_at_once(owner, workspace, agent, broker, settings):
     settings.STUDIO_HEARTBEAT_TIMEOUT = 600  # so only a hand-back, never the reaper, can re-queue it
     instance = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="mine").target
-    job = job_submit(
-        actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=instance, spec={"sleep_seconds": 120}
-    )
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=instance, spec={"sleep_seconds": 120})
     running = wait_for(
         lambda: Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).first(), timeout=60, message="the job to run"
     )
@@ -72,8 +69,8 @@ import json, sys
 from django.contrib.auth import get_user_model
 from compute.models import TargetKind
 from compute.services import instance_stop, target_create
-from training.models import Job, JobEvent
-from training.services import job_submit
+from compute.jobs.models import Job, JobEvent
+from compute.jobs.services import job_submit
 from workspaces.models import Workspace
 
 if sys.argv[1] == "submit":

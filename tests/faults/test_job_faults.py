@@ -7,11 +7,12 @@ import time
 
 import pytest
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Job, JobEvent, JobStatus
+from compute.jobs.services import job_submit
 from compute.models import Node, NodeStatus, TargetKind
 from compute.services import target_create
 from tests.conftest import REDIS_URL, node_log, redis_available, require_service, wait_for
-from training.models import Job, JobEvent, JobKind, JobStatus
-from training.services import job_submit
 
 pytestmark = [pytest.mark.worker, pytest.mark.faults]
 
@@ -23,7 +24,7 @@ def make_cluster(owner, workspace, **kwargs):
 
 def submit(owner, workspace, cluster, **kwargs):
     spec = kwargs.pop("spec", {})
-    return job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec=spec, **kwargs)
+    return job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec=spec, **kwargs)
 
 
 def kill_node(node):

@@ -2,6 +2,8 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+
 pytestmark = pytest.mark.django_db
 
 PROJECT_APPS = {"studio", "workspaces", "compute", "training", "endpoints"}
@@ -121,13 +123,13 @@ def test_a_member_added_and_re_roled_in_the_admin_is_logged(console, workspace, 
 def test_job_status_and_attempts_are_read_only_and_deleting_frees_its_files(
     console, owner, workspace, django_capture_on_commit_callbacks
 ):
+    from compute.jobs import services
+    from compute.jobs.models import Job, JobStatus
     from compute.models import TargetKind
     from compute.services import target_create
-    from training import services
-    from training.models import Job, JobKind, JobStatus
 
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
-    job = services.job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    job = services.job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     url = f"/admin/training/job/{job.pk}/"
     page = console.get(url + "change/").content.decode()
     assert 'name="status"' not in page and 'name="attempt"' not in page

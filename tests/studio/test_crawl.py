@@ -29,17 +29,20 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Job, JobStatus
+from compute.jobs.services import job_cancel, job_submit
 from compute.models import TargetKind
 from compute.services import target_create
 from endpoints import serving
+from endpoints.jobs import BATCH_SCORE
 from endpoints.models import Endpoint
 from endpoints.services import deployment_create, endpoint_create
 from studio.services import token_create
 from tests.conftest import wait_for
 from training.automl_services import automl_submit
-from training.models import Job, JobKind, JobStatus
+from training.models import TrainingJobKind
 from training.registry_services import model_alias_set, model_register, registration_source
-from training.services import job_cancel, job_submit
 from workspaces.models import Ingest, IngestStatus, Membership, Role
 from workspaces.services import member_invite
 
@@ -109,7 +112,7 @@ def populate(*, api, owner, reader, workspace) -> None:
     train = job_submit(
         actor=owner,
         workspace=workspace,
-        kind=JobKind.TRAIN,
+        kind=TrainingJobKind.TRAIN,
         target=cluster,
         spec={
             "data_version_id": data.pk,
@@ -124,14 +127,12 @@ def populate(*, api, owner, reader, workspace) -> None:
     failing = job_submit(
         actor=owner,
         workspace=workspace,
-        kind=JobKind.DIAGNOSTIC,
+        kind=DIAGNOSTIC,
         target=cluster,
         spec={"sleep_seconds": 30},
         time_limit_seconds=1,
     )
-    canceled = job_submit(
-        actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec={"sleep_seconds": 60}
-    )
+    canceled = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec={"sleep_seconds": 60})
     job_cancel(actor=owner, job=canceled)
 
     train = _finished(train.pk)
@@ -139,7 +140,7 @@ def populate(*, api, owner, reader, workspace) -> None:
     first = model_register(actor=owner, job=train, name="penguin-model")
     automl = _finished(automl.pk, timeout=240)
     assert automl.status == JobStatus.COMPLETED, (automl.status_reason, automl.error)
-    assert automl.children.filter(kind=JobKind.AUTOML_FINAL, status=JobStatus.COMPLETED).exists()
+    assert automl.children.filter(kind=TrainingJobKind.AUTOML_FINAL, status=JobStatus.COMPLETED).exists()
     second = model_register(actor=owner, job=registration_source(automl), name="penguin-model")
     model_alias_set(actor=owner, version=second, alias="production")
     assert (first.version, second.version) == (1, 2)
@@ -162,7 +163,7 @@ def populate(*, api, owner, reader, workspace) -> None:
     batch = job_submit(
         actor=owner,
         workspace=workspace,
-        kind=JobKind.BATCH_SCORE,
+        kind=BATCH_SCORE,
         target=cluster,
         spec={"model_version_id": first.pk, "data_version_id": data.pk},
     )
@@ -171,7 +172,7 @@ def populate(*, api, owner, reader, workspace) -> None:
 
     # A job that waits: attached compute that no machine has joined yet.
     lab = target_create(actor=owner, workspace=workspace, kind=TargetKind.ATTACHED, name="lab-machine").target
-    job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=lab, spec={})
+    job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=lab, spec={})
     member_invite(actor=owner, workspace=workspace, username="dave", role=Role.CONTRIBUTOR)
     for person in (owner, reader):
         token_create(user=person, name="notebook")

@@ -2,10 +2,12 @@
 
 import pytest
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Artifact
+from compute.jobs.recovery import job_artifact_dir
+from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
-from training.models import Artifact, JobKind
-from training.services import job_artifact_dir, job_submit
 from workspaces.data_services import data_version_from_file, data_version_path
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +54,7 @@ def test_a_version_file_linked_outside_the_artifact_root_is_not_served_by_page_o
 
 def test_an_artifact_linked_outside_the_artifact_root_is_not_served_by_page_or_api(client, owner, workspace, tmp_path):
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
-    job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     folder = job_artifact_dir(job)
     folder.mkdir(parents=True)
     (folder / "report.json").write_text("{}")

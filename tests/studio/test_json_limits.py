@@ -82,9 +82,9 @@ def test_checked_loads_refuses_before_the_parser_recurses():
     ids=["950-deep", "escaped-lone-surrogate"],
 )
 def test_the_train_form_refuses_them_as_a_form_error(client, owner, workspace, hyperparameters, words):
+    from compute.jobs.models import Job
     from compute.models import TargetKind
     from compute.services import target_create
-    from training.models import Job
 
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
     client.force_login(owner)

@@ -4,9 +4,10 @@ import re
 
 import pytest
 
+from compute.jobs.models import Job
 from compute.models import TargetKind
 from compute.services import target_create
-from training.models import Job, JobKind
+from training.models import TrainingJobKind
 from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ def test_a_run_is_queued_with_its_settings_and_the_schema_types(api, contributor
     )
     assert response.status_code == 201, response.content
     job = Job.objects.get(pk=response.json()["id"])
-    assert job.kind == JobKind.AUTOML and job.data_version == version
+    assert job.kind == TrainingJobKind.AUTOML and job.data_version == version
     assert job.spec["automl"]["primary_metric"] == "accuracy" and job.spec["automl"]["timeout_s"] == 120
     assert job.spec["automl"]["column_types"] == {"age": "numeric", "plan": "categorical"}
 
@@ -145,7 +146,7 @@ def test_the_wizard_sets_the_limit_or_best_accuracy_regardless_of_speed(
     } | fields
     response = client.post(f"/w/{workspace.pk}/jobs/automl/new/", form)
     assert response.status_code == 302, response.content.decode()[-2000:]
-    job = Job.objects.get(kind=JobKind.AUTOML)
+    job = Job.objects.get(kind=TrainingJobKind.AUTOML)
     assert job.spec["automl"]["infer_limit_ms"] == expected
     clone = client.get(f"/w/{workspace.pk}/jobs/automl/new/?clone={job.pk}").content.decode()
     if expected is None:

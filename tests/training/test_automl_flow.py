@@ -3,11 +3,12 @@ the best model is registered with its lineage; the search is deterministic."""
 
 import pytest
 
+from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
 from tests.conftest import wait_for
 from training.automl_services import automl_submit, first_trial_seconds
-from training.models import Job, JobKind, JobStatus, ModelVersion
+from training.models import ModelVersion, TrainingJobKind
 
 pytestmark = [pytest.mark.worker]
 
@@ -53,7 +54,7 @@ def test_automl_runs_trials_in_parallel_ensembles_and_registers_the_best(
         message="the Automated ML run to finish",
     )
     assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
-    trials = Job.objects.filter(parent=done, kind=JobKind.AUTOML_TRIAL)
+    trials = Job.objects.filter(parent=done, kind=TrainingJobKind.AUTOML_TRIAL)
     assert trials.count() == 6 and trials.filter(status=JobStatus.COMPLETED).count() >= 5
     assert len({t.node_id for t in trials}) == 2  # fanned out over both nodes
     assert first_trial_seconds(done) < 5
@@ -61,7 +62,7 @@ def test_automl_runs_trials_in_parallel_ensembles_and_registers_the_best(
     guardrails = {g["name"]: g["status"] for g in done.result["setup"]["guardrails"]}
     assert guardrails
     version = ModelVersion.objects.get(model__name="penguin-model")
-    assert version.job.kind == JobKind.AUTOML_FINAL and version.data_version == penguins
+    assert version.job.kind == TrainingJobKind.AUTOML_FINAL and version.data_version == penguins
     assert version.lineage["libraries"]["scikit-learn"] and version.signature["target"] == "species"
     assert sorted(version.classes) == ["Adelie", "Chinstrap", "Gentoo"]
 
@@ -79,7 +80,7 @@ def test_the_search_is_deterministic_for_a_seed_and_max_trials(owner, workspace,
         proposals.append(
             [
                 (t.spec["trial"]["algorithm"], t.spec["trial"]["params"])
-                for t in Job.objects.filter(parent=parent, kind=JobKind.AUTOML_TRIAL).order_by("id")
+                for t in Job.objects.filter(parent=parent, kind=TrainingJobKind.AUTOML_TRIAL).order_by("id")
             ]
         )
     assert proposals[0] == proposals[1] and len(proposals[0]) == 4
@@ -99,10 +100,10 @@ def test_a_run_ends_within_its_time_budget(owner, workspace, penguins, agent, br
     )
     assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
     assert done.result["stop_reason"] == "time_budget"
-    final = Job.objects.get(parent=done, kind=JobKind.AUTOML_FINAL)
+    final = Job.objects.get(parent=done, kind=TrainingJobKind.AUTOML_FINAL)
     assert (final.created_at - done.running_at).total_seconds() <= 20
     assert (done.finished_at - done.running_at).total_seconds() <= 20 + 5
-    trials = Job.objects.filter(parent=done, kind=JobKind.AUTOML_TRIAL)
+    trials = Job.objects.filter(parent=done, kind=TrainingJobKind.AUTOML_TRIAL)
     assert trials.filter(status=JobStatus.COMPLETED).count() >= 4
     assert all(t.finished_at <= final.created_at for t in trials)
 
@@ -114,9 +115,9 @@ def test_a_separate_validation_set_scores_the_trials_and_the_final_model(
     ensembles on the validation rows and packages a model that scores them."""
     import palmerpenguins
 
+    from compute.jobs.models import Artifact
+    from compute.jobs.recovery import job_artifact_dir
     from training.ml.modelio import load_model
-    from training.models import Artifact
-    from training.services import job_artifact_dir
     from workspaces.data_services import data_version_from_file
 
     source = tmp_path / "penguins-validation.csv"
@@ -140,7 +141,7 @@ def test_a_separate_validation_set_scores_the_trials_and_the_final_model(
     )
     assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
     assert done.result["setup"]["validation"]["method"] == "validation_set"
-    final = Job.objects.get(parent=done, kind=JobKind.AUTOML_FINAL)
+    final = Job.objects.get(parent=done, kind=TrainingJobKind.AUTOML_FINAL)
     artifact = Artifact.objects.get(job=final, name="model.skops")
     model = load_model(job_artifact_dir(final) / artifact.name, artifact.sha256)
     frame = palmerpenguins.load_penguins().sample(frac=0.3, random_state=1).drop(columns=["species"])

@@ -6,11 +6,12 @@ import re
 
 import pytest
 
+from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
 from tests.conftest import wait_for
 from training.automl_services import automl_submit
-from training.models import Job, JobKind, JobStatus, ModelVersion
+from training.models import ModelVersion, TrainingJobKind
 
 pytestmark = [pytest.mark.worker]
 
@@ -48,7 +49,7 @@ def test_the_run_honours_its_inference_time_limit_and_shows_each_latency(
         message="the Automated ML run to finish",
     )
     assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
-    jobs = Job.objects.filter(parent=done, kind=JobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED)
+    jobs = Job.objects.filter(parent=done, kind=TrainingJobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED)
     trials = {t.spec["trial"]["trial_id"]: t.result["trial_result"] for t in jobs}
     algorithm = {t.spec["trial"]["trial_id"]: t.spec["trial"]["algorithm"] for t in jobs}
     latencies = {i: r["latency_ms"] for i, r in trials.items()}

@@ -7,9 +7,10 @@ import re
 import pytest
 from django.utils import timezone
 
+from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
-from training.models import Job, JobKind, JobStatus
+from training.models import TrainingJobKind
 from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,7 @@ def run(api, owner, workspace):
         Job.objects.create(
             workspace=workspace,
             target=cluster,
-            kind=JobKind.AUTOML_TRIAL,
+            kind=TrainingJobKind.AUTOML_TRIAL,
             parent=parent,
             status=JobStatus.FAILED if error else JobStatus.COMPLETED,
             finished_at=timezone.now(),
@@ -63,7 +64,7 @@ def run(api, owner, workspace):
     Job.objects.create(
         workspace=workspace,
         target=cluster,
-        kind=JobKind.AUTOML_FINAL,
+        kind=TrainingJobKind.AUTOML_FINAL,
         parent=parent,
         status=JobStatus.COMPLETED,
         result={
@@ -113,7 +114,7 @@ def test_the_page_and_the_api_rank_the_trials_alike(client, api, owner, workspac
 
 
 def test_the_api_answers_a_run_before_its_final_model_with_a_null_best_model(api, owner, workspace, run):
-    Job.objects.filter(parent=run, kind=JobKind.AUTOML_FINAL).delete()
+    Job.objects.filter(parent=run, kind=TrainingJobKind.AUTOML_FINAL).delete()
     body = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/automl/{run.pk}/").json()
     assert body["best_model"] is None and len(body["leaderboard"]) == 3
 

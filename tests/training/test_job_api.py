@@ -1,7 +1,7 @@
 import pytest
 
+from compute.jobs.models import Job, JobStatus
 from compute.models import ComputeTarget
-from training.models import Job, JobStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -6,11 +6,14 @@ import re
 import pytest
 from django.utils import timezone
 
+from compute.jobs import kinds
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Job, JobStatus
+from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
 from training.forms import SUBMIT_FORMS
-from training.models import Job, JobKind, JobStatus
-from training.services import job_submit
+from training.models import TrainingJobKind
 from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +119,7 @@ def test_a_train_job_clones_into_the_submit_form(client, owner, workspace, clust
         job_submit(
             actor=owner,
             workspace=workspace,
-            kind=JobKind.TRAIN,
+            kind=TrainingJobKind.TRAIN,
             target=cluster,
             spec={
                 "data_version_id": version.pk,
@@ -134,7 +137,7 @@ def test_a_train_job_clones_into_the_submit_form(client, owner, workspace, clust
     assert 'value="churn"' in html and re.search(r'<option value="random_forest" selected', html)
 
 
-@pytest.mark.parametrize("kind", [k for k in JobKind.values if k not in SUBMIT_FORMS and k != JobKind.AUTOML])
+@pytest.mark.parametrize("kind", [k for k, _ in kinds.CHOICES if k not in SUBMIT_FORMS and k != TrainingJobKind.AUTOML])
 def test_a_job_no_form_submits_has_no_clone_button_and_its_clone_url_is_not_an_error(
     client, owner, workspace, cluster, kind
 ):
@@ -162,8 +165,8 @@ def test_every_kind_the_form_submits_clones_into_it(client, owner, workspace, cl
 
 # --- The kind filter -----------------------------------------------------------------------------
 def test_the_trial_and_ensemble_filters_list_child_jobs(client, owner, workspace, automl_run):
-    child(automl_run, JobKind.AUTOML_TRIAL, "trial 1 of churn")
-    child(automl_run, JobKind.AUTOML_FINAL, "ensemble of churn")
+    child(automl_run, TrainingJobKind.AUTOML_TRIAL, "trial 1 of churn")
+    child(automl_run, TrainingJobKind.AUTOML_FINAL, "ensemble of churn")
     client.force_login(owner)
     trials = client.get(f"/w/{workspace.pk}/jobs/?kind=automl_trial").content.decode()
     assert "trial 1 of churn" in trials and "ensemble of churn" not in trials
@@ -176,7 +179,7 @@ def test_the_trial_and_ensemble_filters_list_child_jobs(client, owner, workspace
 
 # --- The live part ---------------------------------------------------------------------------------
 def test_the_live_part_drops_cancel_and_stops_polling_when_the_job_ends(client, owner, workspace, cluster):
-    job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec={})
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec={})
     client.force_login(owner)
     live_url = f"/w/{workspace.pk}/jobs/{job.pk}/?part=live"
     running = client.get(live_url, headers={"HX-Request": "true"})

@@ -2,11 +2,13 @@
 
 import pytest
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Job, JobEvent, JobStatus
+from compute.jobs.recovery import job_publish
+from compute.jobs.services import job_cancel, job_submit
 from compute.models import Node, NodeSession, NodeStatus, TargetKind
 from compute.services import target_create
 from tests.conftest import node_log, wait_for
-from training.models import Job, JobEvent, JobKind, JobStatus
-from training.services import job_cancel, job_publish, job_submit
 
 pytestmark = [pytest.mark.worker]
 
@@ -25,7 +27,7 @@ def cluster(owner, workspace):
 
 
 def diagnostic(owner, workspace, cluster, **spec):
-    return job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec=spec)
+    return job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec=spec)
 
 
 def finished(job, timeout=60):
@@ -98,7 +100,7 @@ def test_a_job_over_its_time_limit_fails_and_the_node_takes_the_next(owner, work
     job = job_submit(
         actor=owner,
         workspace=workspace,
-        kind=JobKind.DIAGNOSTIC,
+        kind=DIAGNOSTIC,
         target=cluster,
         spec={"sleep_seconds": 60},
         time_limit_seconds=2,

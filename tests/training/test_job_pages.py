@@ -1,10 +1,12 @@
 import pytest
 from django.utils import timezone
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Artifact, Job, JobStatus
+from compute.jobs.recovery import job_artifact_dir
+from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
-from training.models import Artifact, Job, JobKind, JobStatus
-from training.services import job_artifact_dir, job_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +23,7 @@ def many_jobs(workspace, target, owner, n):
             Job(
                 workspace=workspace,
                 target=target,
-                kind=JobKind.DIAGNOSTIC,
+                kind=DIAGNOSTIC,
                 status=JobStatus.COMPLETED,
                 display_name=f"job {i}",
                 submitted_by=owner,
@@ -62,7 +64,7 @@ def test_job_api_list_at_10000_jobs_uses_a_fixed_number_of_queries(
 def test_job_list_filters_and_search(client, owner, workspace, target):
     many_jobs(workspace, target, owner, 30)
     failed = job_submit(
-        actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={}, display_name="the odd one"
+        actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={}, display_name="the odd one"
     )
     Job.objects.filter(pk=failed.pk).update(status=JobStatus.FAILED)
     client.force_login(owner)
@@ -91,7 +93,7 @@ def test_submit_from_the_form_and_clone(client, owner, workspace, target):
 
 
 def test_detail_page_shows_status_history_log_and_artifacts(client, owner, workspace, target):
-    job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     folder = job_artifact_dir(job)
     folder.mkdir(parents=True)
     (folder / "report.json").write_text('{"ok": true}')
@@ -104,7 +106,7 @@ def test_detail_page_shows_status_history_log_and_artifacts(client, owner, works
 
 
 def test_artifacts_of_another_workspace_are_404(client, outsider, owner, workspace, target):
-    job = job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     artifact = Artifact.objects.create(job=job, name="report.json", size=1, sha256="a" * 64)
     client.force_login(outsider)
     assert client.get(f"/w/{workspace.pk}/jobs/{job.pk}/artifacts/{artifact.pk}/").status_code == 404
@@ -112,7 +114,7 @@ def test_artifacts_of_another_workspace_are_404(client, outsider, owner, workspa
 
 def test_compare_puts_parameters_and_metrics_side_by_side(client, owner, workspace, target):
     jobs = [
-        job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={"sleep_seconds": s})
+        job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={"sleep_seconds": s})
         for s in (1, 2)
     ]
     for job, acc in zip(jobs, (0.8, 0.9), strict=True):

@@ -6,10 +6,11 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
+from compute.jobs import services
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Job, JobEvent, JobStatus
 from compute.models import Node, NodeStatus, TargetKind
 from compute.services import target_create
-from training import services
-from training.models import Job, JobEvent, JobKind, JobStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -21,25 +22,25 @@ def target(owner, workspace):
 
 @pytest.fixture
 def job(owner, workspace, target):
-    return services.job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+    return services.job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
 
 
 def test_a_reader_cannot_submit(reader, workspace, target):
     with pytest.raises(PermissionDenied):
-        services.job_submit(actor=reader, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={})
+        services.job_submit(actor=reader, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
 
 
 def test_a_job_on_another_workspaces_target_is_refused(owner, workspace, other_workspace, outsider):
     foreign = target_create(actor=outsider, workspace=other_workspace, kind=TargetKind.CLUSTER, name="theirs").target
     with pytest.raises(ValidationError) as exc:
-        services.job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=foreign, spec={})
+        services.job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=foreign, spec={})
     assert "target" in exc.value.message_dict
 
 
 def test_bad_specs_are_refused_at_submit(owner, workspace, target):
     with pytest.raises(ValidationError):
         services.job_submit(
-            actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=target, spec={"sleep_seconds": "soon"}
+            actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={"sleep_seconds": "soon"}
         )
     with pytest.raises(ValidationError):
         services.job_submit(actor=owner, workspace=workspace, kind="shell", target=target, spec={})

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from compute.jobs.models import Job, JobStatus
+from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
 from endpoints.scoring.predictor import load_predictor
 from tests.conftest import wait_for
-from training.models import Job, JobStatus, ModelVersion
+from training.models import ModelVersion
 from training.registry_services import model_version_dir
-from training.services import job_submit
 from workspaces.data_services import data_version_from_file
 
 pytestmark = [pytest.mark.worker]

@@ -2,12 +2,13 @@
 
 import pytest
 
+from compute.jobs.models import Artifact, Job, JobStatus
+from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
 from tests.conftest import wait_for
-from training.models import Artifact, Job, JobStatus, ModelVersion
+from training.models import ModelVersion
 from training.registry_services import model_version_dir
-from training.services import job_submit
 
 pytestmark = [pytest.mark.worker]
 
@@ -59,7 +60,7 @@ def test_train_package_and_register(api, owner, workspace, penguins, agent, brok
     assert (folder / "model.skops").exists() and (folder / "signature.json").exists()
     import json
 
-    from training.services import job_artifact_dir
+    from compute.jobs.recovery import job_artifact_dir
 
     report = json.loads((job_artifact_dir(done) / "onnx_report.json").read_text())
     # An ONNX twin where the pipeline converts and matches; otherwise the reason, and the skops file serves.

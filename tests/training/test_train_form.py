@@ -5,9 +5,10 @@ import html
 
 import pytest
 
+from compute.jobs.models import Job
 from compute.models import TargetKind
 from compute.services import target_create
-from training.models import Job, JobKind
+from training.models import TrainingJobKind
 from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
@@ -108,7 +109,7 @@ def test_a_typed_hyperparameter_reaches_the_job_spec_with_the_advanced_json(
     assert 'name="hp_n_neighbors"' in page and "Default 25" in page and 'name="hp_n_estimators"' not in page
     response = post(client, workspace, cluster, versions[0], hp_n_estimators="60", hyperparameters='{"max_depth": 6}')
     assert response.status_code == 302, html.unescape(response.content.decode())
-    job = Job.objects.get(kind=JobKind.TRAIN)
+    job = Job.objects.get(kind=TrainingJobKind.TRAIN)
     assert job.spec["hyperparameters"] == {"n_estimators": 60, "max_depth": 6}
     assert job.spec["target_column"] == "Churn?"
 

@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+
 pytestmark = pytest.mark.django_db
 
 
@@ -15,15 +17,14 @@ def links(html: str) -> set[str]:
 @pytest.fixture
 def populated(workspace, owner, penguins):
     """Data, a job, compute, a registered model and an endpoint with a deployment."""
+    from compute.jobs.services import job_submit
     from compute.models import TargetKind
     from compute.services import target_create
     from endpoints.services import deployment_create, endpoint_create
     from tests.endpoints.conftest import register
-    from training.models import JobKind
-    from training.services import job_submit
 
     cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
-    job_submit(actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=cluster, spec={})
+    job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec={})
     version = register(workspace, owner)
     serving = target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving").target
     endpoint = endpoint_create(actor=owner, workspace=workspace, name="churn").endpoint

@@ -7,9 +7,10 @@ import io
 import pytest
 from django.template.defaultfilters import filesizeformat
 
+from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.models import Artifact, Job
+from compute.jobs.services import job_submit
 from compute.services import default_cluster_for
-from training.models import Artifact, Job, JobKind
-from training.services import job_submit
 from workspaces.models import Ingest
 from workspaces.selectors import workspace_storage_used
 
@@ -28,9 +29,7 @@ def stored_files(settings) -> list[str]:
 
 
 def test_usage_sums_data_versions_artifacts_and_pending_uploads(api, owner, workspace, penguins):
-    job = job_submit(
-        actor=owner, workspace=workspace, kind=JobKind.DIAGNOSTIC, target=default_cluster_for(workspace), spec={}
-    )
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=default_cluster_for(workspace), spec={})
     Artifact.objects.create(job=job, name="report.json", size=12_345, sha256="0" * 64)
     response = api(owner).post(
         f"/api/v1/workspaces/{workspace.pk}/data-assets/", {"file": csv_file(b"x,y\n1,2\n")}, format="multipart"

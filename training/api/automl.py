@@ -5,16 +5,16 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from compute.jobs.selectors import job_get
 from compute.models import ComputeTarget
 from studio.api.base import WorkspaceApiView
 from studio.api.inputs import InputSerializer
+from training.models import TrainingJobKind
 from workspaces.data_selectors import data_version_get_by_id
 
 from .. import automl_services
 from ..automl_selectors import automl_run_get
 from ..ml.search import DEFAULT_INFER_LIMIT_MS
-from ..models import JobKind
-from ..selectors import job_get
 from .serializers import JobOut
 
 
@@ -161,6 +161,6 @@ class AutoMLRunApi(WorkspaceApiView):
     )
     def get(self, request, workspace_id, job_id):
         job = job_get(workspace=self.workspace, job_id=job_id)
-        if job.kind != JobKind.AUTOML:
+        if job.kind != TrainingJobKind.AUTOML:
             raise ValidationError({"job_id": [f"Job #{job.pk} is not an Automated ML run."]})
         return Response(AutoMLRunOut(automl_run_get(job=job)).data)

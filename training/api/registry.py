@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from compute.jobs.selectors import job_get
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 from studio.api.inputs import InputSerializer, QueryInputSerializer, query_values
 
@@ -12,7 +13,6 @@ from .. import registry_selectors as selectors
 from .. import registry_services as services
 from ..downloads import model_version_download
 from ..models import ModelVersion, RegisteredModel
-from ..selectors import job_get
 
 
 class ModelOut(serializers.ModelSerializer):

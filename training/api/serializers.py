@@ -1,14 +1,16 @@
 from rest_framework import serializers
 
+from compute.jobs import kinds
+from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, JobStatus
 from studio.api.inputs import InputSerializer, QueryInputSerializer
 from studio.ids import MAX_ID_DIGITS
 
-from ..models import Artifact, Experiment, Job, JobEvent, JobKind, JobLogLine, JobStatus
+from ..models import Experiment
 
 
 class JobFilterIn(QueryInputSerializer):
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False, allow_blank=True)
-    kind = serializers.ChoiceField(choices=JobKind.choices, required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=kinds.CHOICES, required=False, allow_blank=True)
     experiment = serializers.IntegerField(min_value=0, max_value=10**MAX_ID_DIGITS - 1, required=False)
     target = serializers.IntegerField(min_value=0, max_value=10**MAX_ID_DIGITS - 1, required=False)
     parent = serializers.CharField(
@@ -18,7 +20,7 @@ class JobFilterIn(QueryInputSerializer):
 
 
 class JobIn(InputSerializer):
-    kind = serializers.ChoiceField(choices=[JobKind.TRAIN, JobKind.DIAGNOSTIC, JobKind.BATCH_SCORE])
+    kind = serializers.ChoiceField(choices=kinds.submittable_kinds())
     target = serializers.IntegerField(help_text="Id of a compute target of this workspace.")
     spec = serializers.DictField(
         required=False,

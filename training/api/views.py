@@ -4,11 +4,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from compute.jobs import selectors as job_selectors
+from compute.jobs import services
 from compute.models import ComputeTarget
 from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 from studio.api.inputs import query_values
 
-from .. import selectors, services
+from .. import selectors
 from ..downloads import artifact_download
 from .serializers import (
     ArtifactOut,
@@ -27,8 +29,8 @@ class JobListApi(WorkspaceListApiView):
 
     def get_queryset(self):
         values = query_values(JobFilterIn, self.request)
-        filters = {key: values.get(key, "") for key in selectors.JOB_FILTERS}
-        return selectors.job_list(workspace=self.workspace, filters=filters)
+        filters = {key: values.get(key, "") for key in job_selectors.JOB_FILTERS}
+        return job_selectors.job_list(workspace=self.workspace, filters=filters)
 
     @extend_schema(parameters=[JobFilterIn], summary="List jobs, newest first")
     def get(self, request, workspace_id):
@@ -59,40 +61,46 @@ class JobListApi(WorkspaceListApiView):
             time_limit_seconds=values.get("time_limit_seconds"),
         )
         return Response(
-            JobOut(selectors.job_get(workspace=self.workspace, job_id=job.pk)).data, status=status.HTTP_201_CREATED
+            JobOut(job_selectors.job_get(workspace=self.workspace, job_id=job.pk)).data, status=status.HTTP_201_CREATED
         )
 
 
 class JobDetailApi(WorkspaceApiView):
     @extend_schema(responses=JobOut, summary="One job")
     def get(self, request, workspace_id, job_id):
-        return Response(JobOut(selectors.job_get(workspace=self.workspace, job_id=job_id)).data)
+        return Response(JobOut(job_selectors.job_get(workspace=self.workspace, job_id=job_id)).data)
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Delete a finished job; reports the bytes freed")
     def delete(self, request, workspace_id, job_id):
-        freed = services.job_delete(actor=request.user, job=selectors.job_get(workspace=self.workspace, job_id=job_id))
+        freed = services.job_delete(
+            actor=request.user, job=job_selectors.job_get(workspace=self.workspace, job_id=job_id)
+        )
         return Response({"deleted": True, "bytes_freed": freed})
 
 
 class JobCancelApi(WorkspaceApiView):
     @extend_schema(request=None, responses=JobOut, summary="Cancel a job (a running one stops within seconds)")
     def post(self, request, workspace_id, job_id):
-        job = services.job_cancel(actor=request.user, job=selectors.job_get(workspace=self.workspace, job_id=job_id))
-        return Response(JobOut(selectors.job_get(workspace=self.workspace, job_id=job.pk)).data)
+        job = services.job_cancel(
+            actor=request.user, job=job_selectors.job_get(workspace=self.workspace, job_id=job_id)
+        )
+        return Response(JobOut(job_selectors.job_get(workspace=self.workspace, job_id=job.pk)).data)
 
 
 class JobRetryApi(WorkspaceApiView):
     @extend_schema(request=None, responses=JobOut, summary="Retry a failed or canceled job (a new attempt)")
     def post(self, request, workspace_id, job_id):
-        job = services.job_retry(actor=request.user, job=selectors.job_get(workspace=self.workspace, job_id=job_id))
-        return Response(JobOut(selectors.job_get(workspace=self.workspace, job_id=job.pk)).data)
+        job = services.job_retry(actor=request.user, job=job_selectors.job_get(workspace=self.workspace, job_id=job_id))
+        return Response(JobOut(job_selectors.job_get(workspace=self.workspace, job_id=job.pk)).data)
 
 
 class JobEventsApi(WorkspaceListApiView):
     serializer_class = JobEventOut
 
     def get_queryset(self):
-        return selectors.job_events(job=selectors.job_get(workspace=self.workspace, job_id=self.kwargs["job_id"]))
+        return job_selectors.job_events(
+            job=job_selectors.job_get(workspace=self.workspace, job_id=self.kwargs["job_id"])
+        )
 
     @extend_schema(summary="A job's status history with the reason for each change")
     def get(self, request, workspace_id, job_id):
@@ -106,12 +114,12 @@ class JobLogApi(WorkspaceApiView):
         summary="A job's log lines (poll with `after` to stream)",
     )
     def get(self, request, workspace_id, job_id):
-        job = selectors.job_get(workspace=self.workspace, job_id=job_id)
+        job = job_selectors.job_get(workspace=self.workspace, job_id=job_id)
         try:
             after = max(0, int(request.query_params.get("after", 0)))
         except ValueError:
             raise ValidationError({"after": ["Give a whole number."]}) from None
-        lines = selectors.job_log(job=job, after=after)
+        lines = job_selectors.job_log(job=job, after=after)
         return Response(
             LogOut({"lines": lines, "last": lines[-1].seq if lines else after, "active": job.is_active}).data
         )
@@ -120,8 +128,8 @@ class JobLogApi(WorkspaceApiView):
 class JobMetricsApi(WorkspaceApiView):
     @extend_schema(responses=MetricSeriesOut(many=True), summary="A job's metrics by step")
     def get(self, request, workspace_id, job_id):
-        job = selectors.job_get(workspace=self.workspace, job_id=job_id)
-        series = selectors.job_metrics(jobs=[job]).get(job.pk, {})
+        job = job_selectors.job_get(workspace=self.workspace, job_id=job_id)
+        series = job_selectors.job_metrics(jobs=[job]).get(job.pk, {})
         body = [
             {"name": name, "points": [{"step": s, "value": v} for s, v in points]} for name, points in series.items()
         ]
@@ -132,7 +140,9 @@ class JobArtifactsApi(WorkspaceListApiView):
     serializer_class = ArtifactOut
 
     def get_queryset(self):
-        return selectors.job_artifacts(job=selectors.job_get(workspace=self.workspace, job_id=self.kwargs["job_id"]))
+        return job_selectors.job_artifacts(
+            job=job_selectors.job_get(workspace=self.workspace, job_id=self.kwargs["job_id"])
+        )
 
     @extend_schema(summary="Files a job wrote")
     def get(self, request, workspace_id, job_id):
@@ -142,8 +152,8 @@ class JobArtifactsApi(WorkspaceListApiView):
 class JobArtifactDownloadApi(WorkspaceApiView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, summary="Download an artifact")
     def get(self, request, workspace_id, job_id, artifact_id):
-        job = selectors.job_get(workspace=self.workspace, job_id=job_id)
-        artifact = selectors.artifact_get(job=job, artifact_id=artifact_id)
+        job = job_selectors.job_get(workspace=self.workspace, job_id=job_id)
+        artifact = job_selectors.artifact_get(job=job, artifact_id=artifact_id)
         return artifact_download(job, artifact)
 
 

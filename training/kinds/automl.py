@@ -8,11 +8,14 @@ from functools import lru_cache
 import numpy as np
 from django.core.exceptions import ValidationError
 
+from compute.jobs.kinds import CleanSpec, JobHandler
+from compute.jobs.models import Artifact, Job, JobStatus
+from compute.jobs.recovery import job_artifact_dir
+from compute.jobs.runner import Detach, JobError
 from workspaces.models import DataVersion
 
 from .. import automl_services
 from ..datasets import check_target, load_training_data
-from ..jobkinds import CleanSpec, JobHandler
 from ..ml.columns import check_overrides
 from ..ml.ensemble import choose_final_model
 from ..ml.explain import permutation_feature_importance
@@ -21,11 +24,10 @@ from ..ml.modelio import load_model, save_model
 from ..ml.search import AutoMLSearch, AutoMLSpec, automl_setup
 from ..ml.trial import TrialSpec, predict_proba_aligned, run_trial
 from ..ml.validation import split_test, validation_rows
-from ..models import Artifact, Job, JobKind, JobStatus
+from ..models import TrainingJobKind
 from ..packaging import package_model
+from ..registry_selectors import models_registered_from
 from ..registry_services import MODEL_NAME_RE
-from ..runner import Detach, JobError
-from ..services import job_artifact_dir
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc_weighted", "f1_weighted", "log_loss")
 
@@ -160,12 +162,17 @@ class AutoMLJob(JobHandler):
         automl_services.automl_start(parent_id=job_id)
 
     def references(self, job) -> list[str]:
-        return []
+        return models_registered_from(job)
 
 
 class AutoMLTrialJob(JobHandler):
     """One trial of a run: fit and validate one configuration; keep its validation probabilities
     (for ensembles) and its model (for registering any trial)."""
+
+    clone_hint = "clone the Automated ML run it belongs to."
+
+    def references(self, job) -> list[str]:
+        return models_registered_from(job)
 
     def validate(self, *, workspace, spec) -> CleanSpec:
         try:
@@ -225,6 +232,11 @@ class AutoMLFinalJob(JobHandler):
     """Choose the final model (the best trial, a voting or a stacking ensemble), score it on the
     test part, draw its charts, rank the raw columns by permutation importance and package it."""
 
+    clone_hint = "clone the Automated ML run it belongs to."
+
+    def references(self, job) -> list[str]:
+        return models_registered_from(job)
+
     def validate(self, *, workspace, spec) -> CleanSpec:
         return CleanSpec(spec={})
 
@@ -237,7 +249,7 @@ class AutoMLFinalJob(JobHandler):
         classes = search.setup["classes"]
         trial_jobs = {
             j.spec["trial"]["trial_id"]: j
-            for j in parent.children.filter(kind=JobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED)
+            for j in parent.children.filter(kind=TrainingJobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED)
         }
         predictions = {}
         # the library of trials fast enough can hold slower algorithms' second-best trials

@@ -9,17 +9,18 @@ import time
 import numpy as np
 from django.core.exceptions import ValidationError
 
+from compute.jobs.kinds import CleanSpec, JobHandler
+from compute.jobs.runner import JobError
 from workspaces.models import DataVersion
 
 from ..datasets import check_target, load_training_data
-from ..jobkinds import CleanSpec, JobHandler
 from ..ml.algorithms import ALGORITHMS
 from ..ml.columns import plan_features
 from ..ml.metrics import classification_charts
 from ..ml.trial import TrialSpec, run_trial
 from ..ml.validation import choose_validation
 from ..packaging import package_model
-from ..runner import JobError
+from ..registry_selectors import models_registered_from
 
 # The algorithms a user picks by hand (Automated ML searches more).
 TRAIN_ALGORITHMS = {
@@ -77,6 +78,11 @@ def _check_validation(validation) -> dict:
 
 
 class TrainJob(JobHandler):
+    submittable = True
+
+    def references(self, job) -> list[str]:
+        return models_registered_from(job)
+
     def validate(self, *, workspace, spec) -> CleanSpec:
         if not isinstance(spec, dict):
             raise ValidationError({"spec": ["The spec must be a JSON object."]})

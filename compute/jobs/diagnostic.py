@@ -7,22 +7,23 @@ import sys
 import time
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection
 
-from ..jobkinds import CleanSpec, JobHandler
+from .kinds import CleanSpec, JobHandler, register
+
+DIAGNOSTIC = "diagnostic"
 
 
 class DiagnosticJob(JobHandler):
+    submittable = True
+
     def validate(self, *, workspace, spec) -> CleanSpec:
         spec = spec or {}
         if not isinstance(spec, dict):
-            from django.core.exceptions import ValidationError
-
             raise ValidationError({"spec": ["The spec must be a JSON object."]})
         sleep = spec.get("sleep_seconds", 0)
         if not isinstance(sleep, (int, float)) or isinstance(sleep, bool) or not 0 <= sleep <= 3600:
-            from django.core.exceptions import ValidationError
-
             raise ValidationError({"sleep_seconds": ["Give 0 to 3,600 seconds."]})
         return CleanSpec(spec={"sleep_seconds": sleep})
 
@@ -52,3 +53,6 @@ class DiagnosticJob(JobHandler):
             remaining -= step
         report["seconds"] = round(time.perf_counter() - started, 4)
         return report
+
+
+register(DIAGNOSTIC, "Diagnostic", DiagnosticJob())

@@ -7,17 +7,20 @@ import time
 import pyarrow
 from django.core.exceptions import ValidationError
 
+from compute.jobs.kinds import CleanSpec, JobHandler, register
+from compute.jobs.models import JobStatus
+from compute.jobs.runner import JobError
 from studio.hashing import sha256_file
-from training.jobkinds import CleanSpec, JobHandler
-from training.models import JobStatus
-from training.runner import JobError
 
 from . import data_services
 from .dataio import DataError, Schema, apply_schema, ingest, profile, sniff
-from .models import Ingest, IngestStatus
+from .models import INGEST, Ingest, IngestStatus
 
 
 class IngestJob(JobHandler):
+    checks_storage_quota = False  # the upload was admitted against the quota before the job
+    clone_hint = "upload the file again from Data."
+
     def validate(self, *, workspace, spec) -> CleanSpec:
         ingest_id = spec.get("ingest_id") if isinstance(spec, dict) else None
         ingest_row = (
@@ -112,7 +115,7 @@ class IngestJob(JobHandler):
         """A job that ended without a version (canceled, lost, timed out) fails its ingest."""
         if status == JobStatus.COMPLETED:
             return
-        from training.models import Job
+        from compute.jobs.models import Job
 
         job = Job.objects.filter(pk=job_id).first()
         row = Ingest.objects.filter(job_id=job_id).exclude(status=IngestStatus.READY).first()
@@ -122,3 +125,6 @@ class IngestJob(JobHandler):
         data_services.ingest_fail(
             ingest=row, error={"code": "job_" + status, "message": message, "row": None, "column": None}
         )
+
+
+register(INGEST, "Data ingest", IngestJob())

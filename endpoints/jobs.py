@@ -7,14 +7,17 @@ import time
 import pyarrow.parquet as pq
 from django.core.exceptions import ValidationError
 
+from compute.jobs.kinds import CleanSpec, JobHandler, register
+from compute.jobs.runner import JobError
+from endpoints.forms import BatchScoreJobForm
+from endpoints.models import BATCH_SCORE
 from endpoints.scoring.predictor import load_predictor
 from endpoints.scoring.signature import PayloadError
 from studio.hashing import sha256_file
-from training.jobkinds import CleanSpec, JobHandler
+from training.forms import submit_form_register
 from training.models import ModelVersion
 from training.registry_selectors import model_version_get_by_id
 from training.registry_services import model_version_dir
-from training.runner import JobError
 from workspaces import data_services
 from workspaces.data_selectors import data_version_get_by_id
 from workspaces.dataio import DataError, ingest, sniff
@@ -22,6 +25,8 @@ from workspaces.models import DataVersion, Ingest, IngestStatus
 
 
 class BatchScoreJob(JobHandler):
+    submittable = True
+
     """Spec: ``{model_version_id | endpoint_id, data_version_id, output_asset?}``. An endpoint stands
     for the model version its live deployment serves (the one taking the most traffic), resolved
     at submit time so the job scores with what the endpoint served then."""
@@ -164,3 +169,7 @@ def _score(predictor, source, out, ctx):
         ctx.check_canceled()
 
     return score_table(predictor, source, out, on_chunk=progress)
+
+
+register(BATCH_SCORE, "Batch scoring", BatchScoreJob())
+submit_form_register(BATCH_SCORE, BatchScoreJobForm)

@@ -18,11 +18,11 @@ from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from compute.worker import current_node_id
 from studio.hashing import sha256_file
 
+from ..worker import current_node_id
 from . import services
-from .jobkinds import handler_for
+from .kinds import handler_for
 from .models import Artifact, Job, JobLogLine, Metric
 
 log = logging.getLogger("studio.runner")

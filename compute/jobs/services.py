@@ -16,30 +16,30 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from compute.models import ComputeTarget, Node, NodeStatus, TargetKind
 from workspaces.models import Workspace
 from workspaces.policy import Action, require
-from workspaces.services import activity_record, workspace_artifact_dir, workspace_storage_check
+from workspaces.services import activity_record, workspace_storage_check
 
-from .models import Experiment, Job, JobEvent, JobKind, JobStatus
+from ..models import ComputeTarget, Node, NodeStatus, TargetKind
+from ..services import heartbeat_timeout, node_mark_busy, node_mark_idle, nodes_reap
+from .kinds import handler_for, job_references
+from .models import Job, JobEvent, JobStatus
+from .recovery import _event, _requeue_or_fail, job_artifact_dir, job_publish
 
 log = logging.getLogger("studio.jobs")
+
 
 DEFAULT_EXPERIMENT = "Default"
 
 
-def job_artifact_dir(job: Job):
-    """Every file of a job lives here, computed from its row (R1)."""
-    return workspace_artifact_dir(job.workspace_id) / "jobs" / str(int(job.pk))
-
-
-def _event(job: Job, status: str, reason: str, node_id: int | None = None) -> None:
-    JobEvent.objects.create(job=job, status=status, reason=reason[:500], attempt=job.attempt, node_id=node_id)
-
-
-def experiment_get_or_create(*, actor, workspace: Workspace, name: str | None) -> Experiment:
+def _experiment(*, actor, workspace: Workspace, name: str | None):
+    """The experiment (training's grouping of runs) a new top-level job joins, through the job's
+    own reference, so the engine imports nothing from training."""
     name = (name or DEFAULT_EXPERIMENT).strip()[:100] or DEFAULT_EXPERIMENT
-    experiment, _ = Experiment.objects.get_or_create(workspace=workspace, name=name, defaults={"created_by": actor})
+    experiment_model = Job._meta.get_field("experiment").related_model
+    experiment, _ = experiment_model.objects.get_or_create(
+        workspace=workspace, name=name, defaults={"created_by": actor}
+    )
     return experiment
 
 
@@ -71,7 +71,7 @@ def job_submit(
     Refused while the workspace's storage is full (an ingest's upload was admitted already)."""
     require(actor, workspace, Action.WRITE)
     _check_target(actor=actor, workspace=workspace, target=target)
-    if kind != JobKind.INGEST:
+    if handler_for(kind).checks_storage_quota:
         workspace_storage_check(workspace=workspace)
     return _job_create(
         actor=actor,
@@ -117,8 +117,6 @@ def child_job_submit(
 def _job_create(
     *, actor, workspace, kind, target, spec, experiment_name, display_name, parent, time_limit_seconds, max_attempts
 ) -> Job:
-    from .jobkinds import handler_for
-
     handler = handler_for(kind)
     clean = handler.validate(workspace=workspace, spec=spec)
     if time_limit_seconds is not None and not 1 <= time_limit_seconds <= settings.JOB_TIME_LIMIT_SECONDS:
@@ -127,7 +125,7 @@ def _job_create(
     with transaction.atomic():
         job = Job.objects.create(
             workspace=workspace,
-            experiment=experiment_get_or_create(actor=actor, workspace=workspace, name=experiment_name)
+            experiment=_experiment(actor=actor, workspace=workspace, name=experiment_name)
             if parent is None
             else parent.experiment,
             parent=parent,
@@ -168,20 +166,6 @@ def _queued_reason(target: ComputeTarget) -> str:
     return f"waiting for a node of {target.name} to start"
 
 
-def job_publish(*, job_id: int) -> None:
-    """Send the wake-up message for a queued job to its target's queue."""
-    from .tasks import run_job_task
-
-    job = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).select_related("target").first()
-    if job is None or job.target is None:
-        return
-    Job.objects.filter(pk=job_id).update(published_at=timezone.now())
-    try:
-        run_job_task.apply_async(args=[job_id], queue=job.target.queue, routing_key=job.target.queue)
-    except Exception:  # noqa: BLE001 - the broker may be down; the reconciler sends it again
-        log.exception("could not publish job %s; the reconciler will retry", job_id)
-
-
 # --- Worker side: claim, run, finish (every write fenced by the attempt) -------------------------
 def job_claim(*, job_id: int, node_id: int | None) -> Job | None:
     """Compare-and-set QUEUED → STARTING on this node. None if the job is not (or no longer)
@@ -212,8 +196,6 @@ def job_claim(*, job_id: int, node_id: int | None) -> Job | None:
             job, JobStatus.STARTING, f"claimed by {node_name} (attempt {job.attempt} of {job.max_attempts})", node_id
         )
         if node_id:
-            from compute.services import node_mark_busy
-
             node_mark_busy(node_id=node_id)
     return job
 
@@ -252,11 +234,7 @@ def _finish(job: Job, status: str, reason: str, *, result: dict | None = None, e
         job.status = status
         _event(job, status, reason, job.node_id)
         if job.node_id:
-            from compute.services import node_mark_idle
-
             node_mark_idle(node_id=job.node_id)
-    from .jobkinds import handler_for
-
     transaction.on_commit(lambda: handler_for(job.kind).on_finished(job_id=job.pk, status=status))
     return True
 
@@ -290,8 +268,6 @@ def job_detach(*, job: Job, result: dict, reason: str) -> bool:
             return False
         _event(job, JobStatus.RUNNING, reason, job.node_id)
         if job.node_id:
-            from compute.services import node_mark_idle
-
             node_mark_idle(node_id=job.node_id)
     return True
 
@@ -403,13 +379,7 @@ def job_delete(*, actor, job: Job) -> int:
         raise ValidationError(
             f"{job.name} is {job.get_status_display().lower()}: cancel it before deleting it.", code="conflict"
         )
-    from .jobkinds import job_references
-    from .models import ModelVersion
-
     refs = job_references(job)
-    models = list(ModelVersion.objects.filter(Q(job=job) | Q(job__parent=job)).select_related("model")[:5])
-    if models:
-        refs.append("the registered model" + ("s " if len(models) > 1 else " ") + ", ".join(map(str, models)))
     if refs:
         raise ValidationError(f"{job.name} cannot be deleted: {'; '.join(refs)} refer to it.", code="conflict")
     folders = [job_artifact_dir(job)] + [job_artifact_dir(child) for child in job.children.all()]
@@ -433,81 +403,6 @@ def _folder_size(folder) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-# --- Recovery: the reconciler ------------------------------------------------------------------
-def _requeue_or_fail(job: Job, reason: str) -> None:
-    """A job whose worker was lost goes back to the queue, or fails past its attempt limit."""
-    with transaction.atomic():
-        if job.attempt < job.max_attempts:
-            moved = Job.objects.filter(pk=job.pk, attempt=job.attempt, status__in=JobStatus.on_node()).update(
-                status=JobStatus.QUEUED,
-                node=None,
-                queued_at=timezone.now(),
-                status_reason=f"{reason}; re-queued (attempt {job.attempt} of {job.max_attempts} used)",
-            )
-            if moved:
-                job.refresh_from_db()
-                _event(job, JobStatus.QUEUED, job.status_reason)
-                transaction.on_commit(lambda: job_publish(job_id=job.pk))
-        else:
-            now = timezone.now()
-            moved = Job.objects.filter(pk=job.pk, attempt=job.attempt, status__in=JobStatus.on_node()).update(
-                status=JobStatus.FAILED,
-                finished_at=now,
-                status_reason=f"{reason}; gave up after {job.attempt} attempts",
-                error=f"Worker lost: {reason}.",
-            )
-            if moved:
-                job.refresh_from_db()
-                _event(job, JobStatus.FAILED, job.status_reason)
-                from .jobkinds import handler_for
-
-                transaction.on_commit(lambda: handler_for(job.kind).on_finished(job_id=job.pk, status=JobStatus.FAILED))
-
-
-def jobs_recover_from_lost_node(*, node: Node, reason: str) -> None:
-    for job in Job.objects.filter(node=node, status__in=JobStatus.on_node()):
-        _requeue_or_fail(job, f"its node {node.name} was lost ({reason})")
-
-
-def jobs_hand_back(*, node_id: int, reason: str) -> int:
-    """A node stopped on purpose (the studio stopping, the agent stopping the node) hands its
-    running jobs back at once: QUEUED again, not RUNNING until the heartbeat times out. The attempt
-    the job used is given back (a stop is not the job's failure), and a job someone asked to
-    cancel is canceled. Each write is fenced by the attempt: if the job's process still runs, its
-    watchdog sees at its next heartbeat that the job is no longer its own and exits."""
-    from .jobkinds import handler_for
-
-    handed = 0
-    for job in Job.objects.filter(node_id=node_id, status__in=JobStatus.on_node(), detached=False):
-        mine = Job.objects.filter(pk=job.pk, attempt=job.attempt, status__in=JobStatus.on_node(), detached=False)
-        now = timezone.now()
-        with transaction.atomic():
-            if job.cancel_requested_at is not None:
-                status, text = JobStatus.CANCELED, f"canceled; {reason}"
-                moved = mine.update(status=status, node=None, finished_at=now, status_reason=text[:500])
-            else:
-                status, text = JobStatus.QUEUED, f"{reason}: handed back and re-queued"
-                moved = mine.update(
-                    status=status,
-                    node=None,
-                    queued_at=now,
-                    max_attempts=F("max_attempts") + 1,
-                    status_reason=text[:500],
-                )
-            if not moved:
-                continue  # it finished or moved on meanwhile
-            job.refresh_from_db()
-            _event(job, status, text, node_id)
-            if status == JobStatus.QUEUED:
-                transaction.on_commit(lambda job_id=job.pk: job_publish(job_id=job_id))
-            else:
-                transaction.on_commit(
-                    lambda job=job, status=status: handler_for(job.kind).on_finished(job_id=job.pk, status=status)
-                )
-        handed += 1
-    return handed
-
-
 def jobs_reconcile(*, now=None) -> dict:
     """One pass of the reconciler (periodic):
 
@@ -517,8 +412,6 @@ def jobs_reconcile(*, now=None) -> dict:
     - QUEUED jobs whose message may have been lost (a Redis restart, a broker down at submit
       time) are published again when their target has an idle node: duplicates are harmless.
     """
-    from compute.services import heartbeat_timeout, nodes_reap
-
     now = now or timezone.now()
     stale_cutoff = now - heartbeat_timeout()
     stale = Job.objects.annotate(last_sign=Coalesce("heartbeat_at", "started_at")).filter(
@@ -548,8 +441,6 @@ def jobs_reconcile(*, now=None) -> dict:
     nudged = 0
     stuck = Job.objects.filter(status=JobStatus.RUNNING, detached=True).exclude(children__status__in=JobStatus.active())
     for job in stuck.distinct():
-        from .jobkinds import handler_for
-
         handler_for(job.kind).on_detached(job_id=job.pk)
         nudged += 1
     return {"requeued": requeued, "lost_nodes": lost_nodes, "republished": republished, "nudged": nudged}
