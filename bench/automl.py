@@ -181,7 +181,7 @@ class _Studio:
 
     def data_version(self, X, y, name: str):
         """The training part as a data version, through the studio's own ingest engine."""
-        from workspaces.data_services import data_version_from_file
+        from data.services import data_version_from_file
 
         frame = X.copy()
         frame["target"] = y.to_numpy()

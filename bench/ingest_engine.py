@@ -1,4 +1,4 @@
-"""Benchmark of the data-ingest engine (workspaces/dataio) against pandas, on a 1,000,000-row CSV.
+"""Benchmark of the data-ingest engine (data/dataio) against pandas, on a 1,000,000-row CSV.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/ingest_engine.py            # 1,000,000 rows, 3 rounds
     .venv/bin/python bench/ingest_engine.py --rows 200000 --rounds 1
@@ -47,7 +47,7 @@ print(json.dumps({"seconds": seconds, "cpu": cpu_seconds, "peak_rss": peak}))
 ENGINE = """
 import json, os, sys, time
 import pandas  # pyarrow imports it lazily on first use; a worker pays that once, as the baseline does here
-from workspaces.dataio import Limits, ingest, sniff
+from data.dataio import Limits, ingest, sniff
 path, dest = sys.argv[1], sys.argv[2]
 start, cpu = time.perf_counter(), os.times()
 sniffed = sniff(path, "bench.csv")

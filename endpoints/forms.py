@@ -1,8 +1,8 @@
 from django import forms
 
+from data.selectors import data_versions_ready
 from training.forms import JobSubmitForm
 from training.registry_selectors import model_versions_in_workspace
-from workspaces.data_selectors import data_versions_ready
 
 from .models import BATCH_SCORE
 

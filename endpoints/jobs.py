@@ -9,6 +9,10 @@ from django.core.exceptions import ValidationError
 
 from compute.jobs.kinds import CleanSpec, JobHandler, register
 from compute.jobs.runner import JobError
+from data import services as data_services
+from data.dataio import DataError, ingest, sniff
+from data.models import DataVersion, Ingest, IngestStatus
+from data.selectors import data_version_get_by_id
 from endpoints.forms import BatchScoreJobForm
 from endpoints.models import BATCH_SCORE
 from endpoints.scoring.predictor import load_predictor
@@ -18,10 +22,6 @@ from training.forms import submit_form_register
 from training.models import ModelVersion
 from training.registry_selectors import model_version_get_by_id
 from training.registry_services import model_version_dir
-from workspaces import data_services
-from workspaces.data_selectors import data_version_get_by_id
-from workspaces.dataio import DataError, ingest, sniff
-from workspaces.models import DataVersion, Ingest, IngestStatus
 
 
 class BatchScoreJob(JobHandler):

@@ -93,18 +93,24 @@ class Monitoring:
     total_requests: int = 0
 
 
-def monitoring(*, endpoint: Endpoint, range_name: str = "hour", now=None) -> Monitoring:
-    """Traffic, latency, errors, predictions and drift per deployment over a time range."""
+def monitoring(*, endpoint: Endpoint, range_name: str = "hour", now=None, buckets: list | None = None) -> Monitoring:
+    """Traffic, latency, errors, predictions and drift per deployment over a time range.
+
+    `buckets`: the endpoint's buckets already loaded (by minute, from at least the range's start),
+    so a list of endpoints is read in one query (`endpoints_health`)."""
     span, step = RANGES.get(range_name, RANGES["hour"])
     now = now or timezone.now()
     since = now - span
-    buckets = MonitoringBucket.objects.filter(endpoint=endpoint, minute__gte=since).order_by("minute")
+    if buckets is None:
+        buckets = MonitoringBucket.objects.filter(endpoint=endpoint, minute__gte=since).order_by("minute").iterator()
+    else:
+        buckets = [bucket for bucket in buckets if bucket.minute >= since]
     slots = int(span / step)
     times = [since + step * (i + 1) for i in range(slots)]
     series: dict[str, dict] = {}
     histograms: dict[str, list[list]] = {}
     stats: dict[str, DeploymentStats] = {}
-    for bucket in buckets.iterator():
+    for bucket in buckets:
         name = bucket.deployment_name or "(no deployment)"
         key = f"{name} (mirror)" if bucket.mirrored else name
         index = min(slots - 1, max(0, int((bucket.minute - since) / step)))
@@ -165,10 +171,11 @@ class Health:
         return "ok" if self.requests else "idle"
 
 
-def endpoint_health(*, endpoint: Endpoint, now=None) -> Health:
-    """The last hour at a glance (Home, lists), with the drift of the last day."""
-    hour = monitoring(endpoint=endpoint, range_name="hour", now=now)
-    day = monitoring(endpoint=endpoint, range_name="day", now=now)
+def endpoint_health(*, endpoint: Endpoint, now=None, buckets: list | None = None) -> Health:
+    """The last hour at a glance (Home, lists), with the drift of the last day (`buckets`: the
+    endpoint's buckets of the last day, already loaded)."""
+    hour = monitoring(endpoint=endpoint, range_name="hour", now=now, buckets=buckets)
+    day = monitoring(endpoint=endpoint, range_name="day", now=now, buckets=buckets)
     requests = sum(s.requests for s in hour.deployments.values() if not s.mirrored)
     errors = sum(s.errors_4xx + s.errors_5xx for s in hour.deployments.values() if not s.mirrored)
     histogram: list = []
@@ -199,24 +206,38 @@ def endpoint_health(*, endpoint: Endpoint, now=None) -> Health:
     )
 
 
+def endpoints_health(*, endpoints, now=None) -> list[Health]:
+    """The health of each endpoint, from one query for all their buckets of the last day (an
+    endpoint without any is idle). Deployments come from `endpoint.deployments.all()`, so
+    prefetch them with their model versions and models, as `endpoint_list` does."""
+    endpoints = list(endpoints)
+    now = now or timezone.now()
+    buckets: dict[int, list[MonitoringBucket]] = {}
+    for bucket in MonitoringBucket.objects.filter(
+        endpoint__in=[e.pk for e in endpoints], minute__gte=now - RANGES["day"][0]
+    ).order_by("minute"):
+        buckets.setdefault(bucket.endpoint_id, []).append(bucket)
+    return [
+        endpoint_health(endpoint=e, now=now, buckets=buckets[e.pk])
+        if e.pk in buckets
+        else Health(e, 0, 0.0, None, "Passed", [])
+        for e in endpoints
+    ]
+
+
 def endpoints_health_for_user(*, user, limit: int = 20) -> list[Health]:
+    deployments = Deployment.objects.select_related("model_version", "model_version__model")
     endpoints = (
         Endpoint.objects.filter(workspace__memberships__user=user)
         .select_related("workspace")
-        .prefetch_related(Prefetch("deployments", queryset=Deployment.objects.select_related("model_version")))[:limit]
+        .prefetch_related(Prefetch("deployments", queryset=deployments))[:limit]
     )
-    since = timezone.now() - timedelta(days=1)
-    active = set(
-        MonitoringBucket.objects.filter(endpoint__in=endpoints, minute__gte=since)
-        .values_list("endpoint_id", flat=True)
-        .distinct()
-    )
-    return [endpoint_health(endpoint=e) if e.pk in active else Health(e, 0, 0.0, None, "Passed", []) for e in endpoints]
+    return endpoints_health(endpoints=endpoints)
 
 
 def alerts_for_workspace(*, workspace) -> list[dict]:
     out = []
-    for endpoint in endpoint_list(workspace=workspace):
-        for alert in endpoint_health(endpoint=endpoint).alerts:
-            out.append({**alert, "endpoint": endpoint})
+    for health in endpoints_health(endpoints=endpoint_list(workspace=workspace)):
+        for alert in health.alerts:
+            out.append({**alert, "endpoint": health.endpoint})
     return out

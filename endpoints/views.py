@@ -59,7 +59,7 @@ def endpoint_list(request, workspace_id):
             url = reverse("endpoint-detail", args=[workspace.pk, created.endpoint.pk])
             return redirect(url + (f"?deploy={deploy}" if deploy else ""))
     endpoints = list(selectors.endpoint_list(workspace=workspace))
-    health = {h.endpoint.pk: h for h in (selectors.endpoint_health(endpoint=e) for e in endpoints)}
+    health = {h.endpoint.pk: h for h in selectors.endpoints_health(endpoints=endpoints)}
     return render_page(
         request,
         "endpoints/list.html",

@@ -124,6 +124,7 @@ class WorkerCheckAdmin(admin.ModelAdmin):
     list_filter = ["broker", ("completed_at", admin.EmptyFieldListFilter)]
     search_fields = ["worker"]
     date_hierarchy = "requested_at"
+    list_select_related = ["requested_by"]
 
     def has_add_permission(self, request):
         return False

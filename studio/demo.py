@@ -48,9 +48,9 @@ def demo_seed() -> DemoSeed:
 
 def demo_data_seed(*, actor, workspace: Workspace) -> None:
     """Upload the penguins as a data asset once; the ingest job runs when the studio's agent starts."""
-    from workspaces.data_services import data_upload
-    from workspaces.models import DataAsset, Ingest
-    from workspaces.uploads import StagedUpload, staging_dir
+    from data.models import DataAsset, Ingest
+    from data.services import data_upload
+    from data.uploads import StagedUpload, staging_dir
 
     if (
         DataAsset.objects.filter(workspace=workspace, name=DEMO_ASSET).exists()

@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "axes",
     "studio",
     "workspaces",
+    "data",
     "compute",
     "training",
     "endpoints",
@@ -317,7 +318,7 @@ SPECTACULAR_SETTINGS = {
         "JobKindEnum": "compute.jobs.kinds.CHOICES",
         "NodeStatusEnum": "compute.models.NodeStatus",
         "TargetKindEnum": "compute.models.TargetKind",
-        "IngestStatusEnum": "workspaces.models.IngestStatus",
+        "IngestStatusEnum": "data.models.IngestStatus",
     },
 }
 

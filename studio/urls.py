@@ -19,6 +19,7 @@ admin.site.site_title = "Studio admin"
 api_v1 = [
     path("", include("studio.api.urls")),
     path("", include("workspaces.api.urls")),
+    path("", include("data.api.urls")),
     path("", include("compute.api.urls")),
     path("", include("training.api.urls")),
     path("", include("endpoints.api.urls")),
@@ -38,7 +39,7 @@ urlpatterns = [
     path("worker-checks/", views.worker_check_create, name="worker-check-create"),
     path("worker-checks/<id:check_id>/", views.worker_check_detail, name="worker-check-detail"),
     path("w/", include("workspaces.urls")),
-    path("w/<id:workspace_id>/data/", include("workspaces.data_urls")),
+    path("w/<id:workspace_id>/data/", include("data.urls")),
     path("w/<id:workspace_id>/compute/", include("compute.urls")),
     path("w/<id:workspace_id>/jobs/", include("training.urls")),
     path("w/<id:workspace_id>/models/", include("training.registry_urls")),

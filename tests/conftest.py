@@ -432,7 +432,7 @@ def penguins(workspace, owner, tmp_path):
     """The penguins as a data version, made by the real ingest engine (no worker needed)."""
     import palmerpenguins
 
-    from workspaces.data_services import data_version_from_file
+    from data.services import data_version_from_file
 
     source = tmp_path / "penguins.csv"
     palmerpenguins.load_penguins().to_csv(source, index=False)

@@ -26,7 +26,7 @@ def sample_ids(workspace) -> dict:
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="mine").target
     job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     artifact = Artifact.objects.create(job=job, name="report.json", size=2, sha256="0" * 64)
-    from workspaces.models import DataAsset, DataVersion, Ingest
+    from data.models import DataAsset, DataVersion, Ingest
 
     asset = DataAsset.objects.create(workspace=workspace, name="table")
     version = DataVersion.objects.create(asset=asset, version=1, schema={"version": 1, "columns": []})

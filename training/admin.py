@@ -57,6 +57,7 @@ class JobEventAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["reason", "job__display_name"]
     raw_id_fields = ["job", "node"]
+    list_select_related = ["job", "node"]  # the node is optional: Django's default join leaves it out
 
 
 @admin.register(JobLogLine)
@@ -110,7 +111,7 @@ class ModelVersionAdmin(ServiceAdmin):
     list_display = ["__str__", "algorithm", "target_column", "job", "data_version", "file_size", "created_at"]
     list_filter = ["algorithm", "created_at"]
     search_fields = ["model__name", "algorithm", "target_column", "sha256"]
-    list_select_related = ["model", "job", "data_version"]
+    list_select_related = ["model", "job", "data_version", "data_version__asset"]  # a version's name is its asset's
 
     def service_delete(self, actor, obj):
         registry_services.model_version_delete(actor=actor, version=obj)

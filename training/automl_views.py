@@ -9,10 +9,10 @@ from django.views.decorators.http import require_http_methods
 from compute.jobs.models import JobStatus
 from compute.jobs.selectors import job_get
 from compute.selectors import job_targets
+from data.selectors import data_version_get_by_id, data_versions_ready
 from studio.forms_errors import add_service_errors
 from studio.pages import render_page
 from training.models import TrainingJobKind
-from workspaces.data_selectors import data_version_get_by_id, data_versions_ready
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 

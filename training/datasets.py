@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from django.core.exceptions import ValidationError
 
-from workspaces.data_services import data_version_path
-from workspaces.models import DataVersion
+from data.models import DataVersion
+from data.services import data_version_path
 
 _CACHE: OrderedDict[tuple[int, str], pd.DataFrame] = OrderedDict()
 _CACHE_SIZE = 3

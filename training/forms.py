@@ -105,7 +105,7 @@ class TrainJobForm(JobSubmitForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from workspaces.data_selectors import data_versions_ready
+        from data.selectors import data_versions_ready
 
         from .kinds.train import TRAIN_ALGORITHMS
 

@@ -64,7 +64,7 @@ class ModelVersion(models.Model):
         "compute.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
     )
     data_version = models.ForeignKey(
-        "workspaces.DataVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
+        "data.DataVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
     )
     algorithm = models.CharField(max_length=100, blank=True)
     target_column = models.CharField(max_length=200, blank=True)

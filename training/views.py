@@ -162,7 +162,7 @@ def job_detail(request, workspace_id, job_id):
 
 def _output_version(workspace, version_id):
     """The data version a batch scoring job wrote, or None once it was deleted."""
-    from workspaces.data_selectors import data_version_get_by_id
+    from data.selectors import data_version_get_by_id
 
     try:
         return data_version_get_by_id(workspace=workspace, version_id=version_id)

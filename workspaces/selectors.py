@@ -30,8 +30,7 @@ def _with_counts(workspaces: QuerySet[Workspace], user) -> QuerySet[Workspace]:
     """The user's role and how much the workspace holds, as subqueries (still one query)."""
     from compute.jobs.models import Job
     from compute.models import ComputeTarget
-
-    from .models import DataAsset
+    from data.models import DataAsset
 
     return workspaces.annotate(
         role=_role_subquery(user),
@@ -62,9 +61,8 @@ def _with_storage(workspaces: QuerySet[Workspace]) -> QuerySet[Workspace]:
     was written (no disk walk): data versions, job artifacts, registered model files, and uploads
     waiting for their ingest."""
     from compute.jobs.models import Artifact
+    from data.models import DataVersion, Ingest, IngestStatus
     from training.models import ModelVersion
-
-    from .models import DataVersion, Ingest, IngestStatus
 
     pending_uploads = Ingest.objects.filter(
         status__in=[IngestStatus.QUEUED, IngestStatus.RUNNING], base_version__isnull=True

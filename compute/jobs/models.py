@@ -52,7 +52,7 @@ class Job(models.Model):
     node = models.ForeignKey("compute.Node", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     spec = models.JSONField(default=dict)
     data_version = models.ForeignKey(
-        "workspaces.DataVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+        "data.DataVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
     )
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)

@@ -7,7 +7,7 @@ import pytest
 
 from compute.models import TargetKind
 from compute.services import target_create
-from workspaces.data_services import data_version_from_file
+from data.services import data_version_from_file
 from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db

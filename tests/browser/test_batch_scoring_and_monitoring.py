@@ -6,11 +6,11 @@ from playwright.sync_api import expect
 
 from compute.models import TargetKind
 from compute.services import target_create
+from data.services import data_version_from_file
 from endpoints import services as endpoint_services
 from endpoints import serving
 from tests.conftest import login
 from tests.endpoints.conftest import churn_frame, register
-from workspaces.data_services import data_version_from_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from data.models import DataVersion
 from tests.conftest import login, wait_for
-from workspaces.models import DataVersion
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 

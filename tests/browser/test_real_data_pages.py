@@ -8,8 +8,8 @@ from compute.jobs.diagnostic import DIAGNOSTIC
 from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
+from data.services import data_version_from_file
 from tests.conftest import login
-from workspaces.data_services import data_version_from_file
 
 pytestmark = [pytest.mark.browser]
 

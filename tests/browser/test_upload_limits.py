@@ -4,8 +4,8 @@ the upload page, and the workspace page shows the storage used and the quota."""
 import pytest
 from playwright.sync_api import expect
 
+from data.models import Ingest
 from tests.conftest import login
-from workspaces.models import Ingest
 
 pytestmark = [pytest.mark.browser]
 

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 
 from compute.jobs.models import Job, JobStatus
+from data.models import DataVersion, Ingest
+from data.services import data_version_path
 from endpoints import serving
 from tests.conftest import wait_for
 from tests.data.corpus.generate import FILES
 from training.models import ModelVersion, TrainingJobKind
-from workspaces.data_services import data_version_path
-from workspaces.models import DataVersion, Ingest
 
 pytestmark = [pytest.mark.worker]
 

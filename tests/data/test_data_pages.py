@@ -5,11 +5,11 @@ import pytest
 from compute.jobs.models import Job
 from compute.models import TargetKind
 from compute.services import target_create
+from data.dataio import ingest, profile, sniff
+from data.jobs import INGEST
+from data.models import DataAsset, DataVersion
+from data.services import data_asset_delete, data_version_delete, data_version_path
 from training.models import TrainingJobKind
-from workspaces.data_services import data_asset_delete, data_version_delete, data_version_path
-from workspaces.dataio import ingest, profile, sniff
-from workspaces.jobs import INGEST
-from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,8 @@ import io
 
 import pytest
 
-from workspaces.data_services import data_version_from_file
-from workspaces.models import DataVersion, Ingest
+from data.models import DataVersion, Ingest
+from data.services import data_version_from_file
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ import pytest
 
 from compute.jobs.models import Job, JobStatus
 from compute.models import Node
+from data.models import DataAsset, DataVersion, Ingest, IngestStatus
+from data.services import data_version_path
 from tests.conftest import node_log, wait_for
-from workspaces.data_services import data_version_path
-from workspaces.models import DataAsset, DataVersion, Ingest, IngestStatus
 
 pytestmark = [pytest.mark.worker]
 

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
+from data.services import data_version_from_file
 from studio.templatetags.studio_tags import duration, for_people
-from workspaces.data_services import data_version_from_file
 
 pytestmark = pytest.mark.django_db
 

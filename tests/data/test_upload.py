@@ -5,9 +5,9 @@ import io
 import pytest
 
 from compute.jobs.models import Job
-from workspaces.data_services import ingest_upload_path
-from workspaces.jobs import INGEST
-from workspaces.models import Ingest, IngestStatus
+from data.jobs import INGEST
+from data.models import Ingest, IngestStatus
+from data.services import ingest_upload_path
 
 pytestmark = pytest.mark.django_db
 

@@ -14,11 +14,11 @@ from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
+from data.models import Ingest, UploadSlot
+from data.services import TooManyUploads, upload_slot_acquire, upload_slot_release
+from data.uploads import remove_stale_staging, staging_dir
 from studio.services import token_create
 from tests.conftest import wait_for
-from workspaces.data_services import TooManyUploads, upload_slot_acquire, upload_slot_release
-from workspaces.models import Ingest, UploadSlot
-from workspaces.uploads import remove_stale_staging, staging_dir
 
 pytestmark = pytest.mark.django_db
 
@@ -208,8 +208,8 @@ def test_stale_staging_files_are_swept_and_live_ones_kept(settings):
 def test_the_scheduler_sweeps_staging_and_upload_slots(settings, contributor):
     from django.utils import timezone
 
+    from data.tasks import remove_stale_staging_task
     from studio.celery import app
-    from workspaces.tasks import remove_stale_staging_task
 
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"].endswith("remove_stale_staging_task")]
     assert len(entries) == 1 and entries[0]["schedule"] <= 900

@@ -3,9 +3,9 @@
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from data.models import DataVersion, Ingest, IngestStatus
+from data.services import data_version_from_file, data_version_path
 from studio.hashing import sha256_file
-from workspaces.data_services import data_version_from_file, data_version_path
-from workspaces.models import DataVersion, Ingest, IngestStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from workspaces.dataio import DataError, Limits, ingest, sniff
+from data.dataio import DataError, Limits, ingest, sniff
 
 
 class Workdir:

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workspaces.dataio import DataError, Limits
-from workspaces.dataio._streams import GzipReader
-from workspaces.dataio.errors import fmt_bytes, fmt_count
-from workspaces.dataio.sink import ParquetSink
+from data.dataio import DataError, Limits
+from data.dataio._streams import GzipReader
+from data.dataio.errors import fmt_bytes, fmt_count
+from data.dataio.sink import ParquetSink
 
 
 def test_limits_defaults():

@@ -6,8 +6,8 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workspaces.dataio import Schema, iter_csv
-from workspaces.dataio.types import ColumnSchema
+from data.dataio import Schema, iter_csv
+from data.dataio.types import ColumnSchema
 
 
 def test_round_trip_through_ingest(work):

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workspaces.dataio import DataError, Limits, Schema, ingest, profile, sniff
+from data.dataio import DataError, Limits, Schema, ingest, profile, sniff
 
 ROWS = [["1", "apple", "1.5"], ["2", "pear", "2.25"], ["3", "fig", "0.5"]]
 

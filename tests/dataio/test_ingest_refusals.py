@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workspaces.dataio import DataError, Limits, Sniffed, ingest, sniff
+from data.dataio import DataError, Limits, Sniffed, ingest, sniff
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,7 +113,7 @@ def test_one_100_mb_line_is_refused_quickly_with_bounded_memory(tmp_path):
     (tmp_path / "out").mkdir()
     script = """
 import json, sys, time
-from workspaces.dataio import DataError, ingest, sniff
+from data.dataio import DataError, ingest, sniff
 start = time.perf_counter()
 try:
     ingest(sys.argv[1], sniff(sys.argv[1], "big.csv"), sys.argv[2])

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workspaces.dataio import DataError, read_page
+from data.dataio import DataError, read_page
 
 
 @pytest.fixture

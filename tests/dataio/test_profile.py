@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workspaces.dataio import Schema, profile
-from workspaces.dataio.types import ColumnSchema
+from data.dataio import Schema, profile
+from data.dataio.types import ColumnSchema
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pyarrow.parquet as pq
 import pytest
 
-from workspaces.dataio import DataError, Limits, apply_schema
+from data.dataio import DataError, Limits, apply_schema
 
 CSV = "id,amount,grade,comment,code\n" + "".join(
     f"{i},{i * 3},{['a', 'b', 'c'][i % 3]},{'note ' + str(i)},{'x' if i == 1_504 else i}\n" for i in range(3_000)

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workspaces.dataio import DataError, Limits, Sniffed, sniff
-from workspaces.dataio.sniff import SAMPLE_BYTES
+from data.dataio import DataError, Limits, Sniffed, sniff
+from data.dataio.sniff import SAMPLE_BYTES
 
 # Pickle bytes written out by hand (the studio never imports pickle): protocol 2 of {"a": 1}, and
 # the classic protocol-0 payload that runs a shell command when loaded.

@@ -6,8 +6,8 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from workspaces.dataio import DataError, Schema
-from workspaces.dataio.types import CastError, ColumnSchema, cast_column, infer_column
+from data.dataio import DataError, Schema
+from data.dataio.types import CastError, ColumnSchema, cast_column, infer_column
 
 
 def column_csv(rows: int = 200) -> str:

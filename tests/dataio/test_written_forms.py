@@ -4,8 +4,8 @@ boolean column remembers how the file spelled false and true (labels come back a
 import pyarrow as pa
 import pytest
 
-from workspaces.dataio import Schema, apply_schema
-from workspaces.dataio.types import CastError, cast_column
+from data.dataio import Schema, apply_schema
+from data.dataio.types import CastError, cast_column
 
 
 def test_numbers_with_thousands_separators_are_numbers(work):

@@ -9,12 +9,12 @@ import pytest
 from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
+from data.models import DataVersion
+from data.services import data_version_from_file, data_version_path
 from endpoints import services as endpoint_services
 from endpoints.jobs import BATCH_SCORE
 from tests.conftest import wait_for
 from training.models import TrainingJobKind
-from workspaces.data_services import data_version_from_file, data_version_path
-from workspaces.models import DataVersion
 
 from .conftest import churn_frame, register
 

@@ -11,14 +11,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from data.dataio.ingest import ingest
+from data.dataio.sniff import sniff
 from endpoints.scoring.onnx_export import try_convert
 from endpoints.scoring.signature import build_signature, unused_columns
 from training.ml.algorithms import ALGORITHMS
 from training.ml.columns import plan_features
 from training.ml.ensemble import build_voting_model
 from training.ml.trial import TrialSpec, fit_pipeline
-from workspaces.dataio.ingest import ingest
-from workspaces.dataio.sniff import sniff
 
 MAX_DIFF = 1e-5
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"

@@ -6,7 +6,7 @@ from compute.jobs.diagnostic import DIAGNOSTIC
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"studio", "workspaces", "compute", "training", "endpoints"}
+PROJECT_APPS = {"studio", "workspaces", "data", "compute", "training", "endpoints"}
 
 
 def test_every_model_of_the_studio_is_in_the_admin():
@@ -130,7 +130,7 @@ def test_job_status_and_attempts_are_read_only_and_deleting_frees_its_files(
 
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
     job = services.job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
-    url = f"/admin/training/job/{job.pk}/"
+    url = f"/admin/compute/job/{job.pk}/"
     page = console.get(url + "change/").content.decode()
     assert 'name="status"' not in page and 'name="attempt"' not in page
     console.post(url + "change/", {"status": JobStatus.COMPLETED, "attempt": 7})
@@ -194,11 +194,11 @@ def test_compute_target_settings_are_checked_by_the_service(console, staff, owne
 def test_records_the_studio_writes_itself_are_read_only(console):
     for path in [
         "workspaces/activity",
-        "workspaces/ingest",
-        "training/jobevent",
-        "training/joblogline",
-        "training/metric",
-        "training/artifact",
+        "data/ingest",
+        "compute/jobevent",
+        "compute/joblogline",
+        "compute/metric",
+        "compute/artifact",
         "training/experiment",
         "compute/node",
         "compute/nodesession",
@@ -275,25 +275,26 @@ def test_model_aliases_and_descriptions_go_through_the_registry_services(console
 def test_data_versions_are_deleted_through_the_service_that_checks_references_and_frees_files(
     console, penguins, django_capture_on_commit_callbacks
 ):
-    from workspaces.data_services import data_version_path
-    from workspaces.models import Activity, DataVersion
+    from data.models import DataVersion
+    from data.services import data_version_path
+    from workspaces.models import Activity
 
     path = data_version_path(penguins)
     assert path.exists()
-    page = console.get(f"/admin/workspaces/dataversion/{penguins.pk}/change/").content.decode()
+    page = console.get(f"/admin/data/dataversion/{penguins.pk}/change/").content.decode()
     assert 'name="rows"' not in page  # versions never change
     with django_capture_on_commit_callbacks(execute=True):
-        console.post(f"/admin/workspaces/dataversion/{penguins.pk}/delete/", {"post": "yes"})
+        console.post(f"/admin/data/dataversion/{penguins.pk}/delete/", {"post": "yes"})
     assert not DataVersion.objects.filter(pk=penguins.pk).exists() and not path.exists()
     assert Activity.objects.filter(verb="data_version_deleted", actor__username="root").exists()
 
 
 def test_data_asset_description_goes_through_the_service(console, penguins):
     asset = penguins.asset
-    console.post(f"/admin/workspaces/dataasset/{asset.pk}/change/", {"description": "Palmer penguins"})
+    console.post(f"/admin/data/dataasset/{asset.pk}/change/", {"description": "Palmer penguins"})
     asset.refresh_from_db()
     assert asset.description == "Palmer penguins"
-    assert console.get("/admin/workspaces/dataasset/add/").status_code == 403  # data arrives by upload
+    assert console.get("/admin/data/dataasset/add/").status_code == 403  # data arrives by upload
 
 
 def test_api_tokens_are_revoked_through_the_service_never_edited(console, owner):

@@ -34,6 +34,7 @@ from compute.jobs.models import Job, JobStatus
 from compute.jobs.services import job_cancel, job_submit
 from compute.models import TargetKind
 from compute.services import target_create
+from data.models import Ingest, IngestStatus
 from endpoints import serving
 from endpoints.jobs import BATCH_SCORE
 from endpoints.models import Endpoint
@@ -43,7 +44,7 @@ from tests.conftest import wait_for
 from training.automl_services import automl_submit
 from training.models import TrainingJobKind
 from training.registry_services import model_alias_set, model_register, registration_source
-from workspaces.models import Ingest, IngestStatus, Membership, Role
+from workspaces.models import Membership, Role
 from workspaces.services import member_invite
 
 # Never followed: the admin console is another site, signing out ends the crawl, static files are

@@ -8,7 +8,7 @@ from compute.jobs.recovery import job_artifact_dir
 from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
-from workspaces.data_services import data_version_from_file, data_version_path
+from data.services import data_version_from_file, data_version_path
 
 pytestmark = pytest.mark.django_db
 

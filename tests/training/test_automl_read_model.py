@@ -10,8 +10,8 @@ from django.utils import timezone
 from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
+from data.models import DataAsset, DataVersion
 from training.models import TrainingJobKind
-from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,9 @@ from compute.jobs.models import Job, JobStatus
 from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
+from data.models import DataAsset, DataVersion
 from training.forms import SUBMIT_FORMS
 from training.models import TrainingJobKind
-from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
 

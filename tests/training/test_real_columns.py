@@ -14,11 +14,11 @@ from compute.jobs.models import Job, JobStatus
 from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
+from data.services import data_version_from_file
 from endpoints.scoring.predictor import load_predictor
 from tests.conftest import wait_for
 from training.models import ModelVersion
 from training.registry_services import model_version_dir
-from workspaces.data_services import data_version_from_file
 
 pytestmark = [pytest.mark.worker]
 
@@ -117,8 +117,8 @@ def test_dates_train_package_register_and_score_with_yes_no_labels(
     assert set(scored["probabilities"][0]) == {"no", "yes"}
 
     # Batch scoring reads the version's Parquet file, whose dates are date32.
+    from data.services import data_version_path
     from endpoints.scoring.batch import score_table
-    from workspaces.data_services import data_version_path
 
     result = score_table(predictor, data_version_path(version), tmp_path / "scored.parquet")
     assert result["rows_scored"] == 240

@@ -8,8 +8,8 @@ import pytest
 from compute.jobs.models import Job
 from compute.models import TargetKind
 from compute.services import target_create
+from data.models import DataAsset, DataVersion
 from training.models import TrainingJobKind
-from workspaces.models import DataAsset, DataVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from compute.jobs.diagnostic import DIAGNOSTIC
 from compute.jobs.models import Artifact, Job
 from compute.jobs.services import job_submit
 from compute.services import default_cluster_for
-from workspaces.models import Ingest
+from data.models import Ingest
 from workspaces.selectors import workspace_storage_used
 
 pytestmark = pytest.mark.django_db

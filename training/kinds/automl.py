@@ -12,7 +12,7 @@ from compute.jobs.kinds import CleanSpec, JobHandler
 from compute.jobs.models import Artifact, Job, JobStatus
 from compute.jobs.recovery import job_artifact_dir
 from compute.jobs.runner import Detach, JobError
-from workspaces.models import DataVersion
+from data.models import DataVersion
 
 from .. import automl_services
 from ..datasets import check_target, load_training_data

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 
 from compute.jobs.kinds import CleanSpec, JobHandler
 from compute.jobs.runner import JobError
-from workspaces.models import DataVersion
+from data.models import DataVersion
 
 from ..datasets import check_target, load_training_data
 from ..ml.algorithms import ALGORITHMS

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import data_views, views
+from . import views
 
 urlpatterns = [
     path("workspaces/", views.WorkspaceListApi.as_view(), name="api-workspace-list"),
@@ -12,41 +12,4 @@ urlpatterns = [
         name="api-member-detail",
     ),
     path("workspaces/<id:workspace_id>/activity/", views.ActivityListApi.as_view(), name="api-activity-list"),
-    path("workspaces/<id:workspace_id>/data-assets/", data_views.AssetListApi.as_view(), name="api-data-list"),
-    path(
-        "workspaces/<id:workspace_id>/data-assets/<id:asset_id>/",
-        data_views.AssetDetailApi.as_view(),
-        name="api-data-detail",
-    ),
-    path(
-        "workspaces/<id:workspace_id>/data-assets/<id:asset_id>/versions/",
-        data_views.VersionListApi.as_view(),
-        name="api-data-versions",
-    ),
-    path(
-        "workspaces/<id:workspace_id>/data-assets/<id:asset_id>/versions/<id:version>/",
-        data_views.VersionDetailApi.as_view(),
-        name="api-data-version",
-    ),
-    path(
-        "workspaces/<id:workspace_id>/data-assets/<id:asset_id>/versions/<id:version>/preview/",
-        data_views.VersionPreviewApi.as_view(),
-        name="api-data-preview",
-    ),
-    path(
-        "workspaces/<id:workspace_id>/data-assets/<id:asset_id>/versions/<id:version>/schema/",
-        data_views.VersionSchemaApi.as_view(),
-        name="api-data-schema",
-    ),
-    path(
-        "workspaces/<id:workspace_id>/data-assets/<id:asset_id>/versions/<id:version>/download/",
-        data_views.VersionDownloadApi.as_view(),
-        name="api-data-download",
-    ),
-    path("workspaces/<id:workspace_id>/ingests/", data_views.IngestListApi.as_view(), name="api-ingest-list"),
-    path(
-        "workspaces/<id:workspace_id>/ingests/<id:ingest_id>/",
-        data_views.IngestDetailApi.as_view(),
-        name="api-ingest-detail",
-    ),
 ]

@@ -18,11 +18,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from data.uploads import remove_stale_staging
 from studio.broker import remove_stale_partial_files
 from studio.demo import demo_seed
 from studio.services import worker_check_request
 from studio.supervisor import Supervisor
-from workspaces.uploads import remove_stale_staging
 
 # scikit-learn's OpenMP/BLAS threads in several processes on a few cores slow everything down.
 SINGLE_THREAD_ENV = {

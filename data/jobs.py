@@ -10,11 +10,10 @@ from django.core.exceptions import ValidationError
 from compute.jobs.kinds import CleanSpec, JobHandler, register
 from compute.jobs.models import JobStatus
 from compute.jobs.runner import JobError
+from data import services as data_services
+from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
+from data.models import INGEST, Ingest, IngestStatus
 from studio.hashing import sha256_file
-
-from . import data_services
-from .dataio import DataError, Schema, apply_schema, ingest, profile, sniff
-from .models import INGEST, Ingest, IngestStatus
 
 
 class IngestJob(JobHandler):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import data_views as views
+from data import views
 
 urlpatterns = [
     path("", views.data_list, name="data-list"),

@@ -86,7 +86,7 @@ class StagedUploadHandler(FileUploadHandler):
         self.fh.write(raw_data)
         self.digest.update(raw_data)
         if self.slot is not None and time.monotonic() - self.touched > SLOT_TOUCH_SECONDS:
-            from .data_services import upload_slot_touch
+            from data.services import upload_slot_touch
 
             upload_slot_touch(slot=self.slot)
             self.touched = time.monotonic()
@@ -146,8 +146,8 @@ def upload_admitted(request, *, workspace):
     Past the `with`, whatever happened, the user's upload slot is freed and every staged file the
     service did not take is removed.
     """
-    from .data_services import TooManyUploads, upload_slot_acquire, upload_slot_release
-    from .services import StorageQuotaExceeded, workspace_storage_check
+    from data.services import TooManyUploads, upload_slot_acquire, upload_slot_release
+    from workspaces.services import StorageQuotaExceeded, workspace_storage_check
 
     announced = _content_length(request)
     if announced > settings.STUDIO_UPLOAD_MAX_BYTES + MULTIPART_ALLOWANCE:

@@ -3,7 +3,8 @@
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
-from .models import DataAsset, DataVersion, Ingest, IngestStatus, Workspace
+from data.models import DataAsset, DataVersion, Ingest, IngestStatus
+from workspaces.models import Workspace
 
 ASSET_SORTS = {
     "name": F("name").asc(),

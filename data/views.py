@@ -11,18 +11,16 @@ from django.views.csrf import csrf_failure
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from data import selectors, services
+from data.dataio import SEMANTIC_TYPES, Schema, read_page
+from data.downloads import data_version_download
+from data.forms import DataUploadForm
+from data.uploads import UploadRefused, too_large_message, upload_admitted
 from studio.charts import figure_data
 from studio.csrf import csrf_refusal, csrf_refusal_message
 from studio.forms_errors import add_service_errors
 from studio.pages import page_workspace, render_page
-
-from . import data_selectors as selectors
-from . import data_services as services
-from .data_downloads import data_version_download
-from .dataio import SEMANTIC_TYPES, Schema, read_page
-from .forms import DataUploadForm
-from .services import StorageQuotaExceeded
-from .uploads import UploadRefused, too_large_message, upload_admitted
+from workspaces.services import StorageQuotaExceeded
 
 PREVIEW_ROWS = 50
 

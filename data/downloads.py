@@ -4,9 +4,9 @@ from django.http import Http404, HttpResponseBase
 
 from studio.downloads import checked_file, csv_attachment, file_attachment
 
-from .data_services import data_version_path
 from .dataio import DataError, Schema, iter_csv
 from .models import DataVersion
+from .services import data_version_path
 
 DATA_VERSION_FORMATS = ("csv", "parquet")
 

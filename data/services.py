@@ -16,15 +16,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from data.dataio import DataError, Limits, Schema, sniff
+from data.models import INGEST, DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
 from studio.hashing import sha256_file
-
-from .dataio import DataError, Limits, Schema, sniff
-from .models import INGEST, DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot, Workspace
-from .policy import Action, require
-from .services import activity_record, workspace_artifact_dir, workspace_storage_check
+from workspaces.models import Workspace
+from workspaces.policy import Action, require
+from workspaces.services import activity_record, workspace_artifact_dir, workspace_storage_check
 
 if TYPE_CHECKING:
-    from .uploads import StagedUpload
+    from data.uploads import StagedUpload
 
 ASSET_NAME_RE = re.compile(r"^[\w][\w .()\-]{0,99}$")
 MAX_TAGS = 20
@@ -215,7 +215,7 @@ def data_version_from_file(
 ) -> DataVersion:
     """Ingest a file on this machine now, in this process, into version N+1 of the asset `name`:
     the same engine and the same version record as an upload's ingest job (for scripts and tests)."""
-    from .dataio import ingest as run_ingest
+    from data.dataio import ingest as run_ingest
 
     require(actor, workspace, Action.WRITE)
     path = Path(path)

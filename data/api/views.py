@@ -5,18 +5,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from studio.api.base import WorkspaceApiView, WorkspaceListApiView
-from studio.api.errors import ErrorSerializer
-from studio.api.inputs import query_values
-from studio.authentication import authentication_before_body
-
-from .. import data_selectors as selectors
-from .. import data_services as services
-from ..data_downloads import data_version_download
-from ..dataio import Schema, read_page
-from ..services import StorageQuotaExceeded
-from ..uploads import UploadRefused, too_large_message, upload_admitted
-from .data_serializers import (
+from data import selectors, services
+from data.api.serializers import (
     AssetOut,
     AssetUpdateIn,
     DeletedOut,
@@ -29,6 +19,14 @@ from .data_serializers import (
     VersionFileQueryIn,
     VersionOut,
 )
+from data.dataio import Schema, read_page
+from data.downloads import data_version_download
+from data.uploads import UploadRefused, too_large_message, upload_admitted
+from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from studio.api.errors import ErrorSerializer
+from studio.api.inputs import query_values
+from studio.authentication import authentication_before_body
+from workspaces.services import StorageQuotaExceeded
 
 
 class UploadRefusedError(APIException):

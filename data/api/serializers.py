@@ -1,9 +1,8 @@
 from rest_framework import serializers
 
+from data.dataio import SEMANTIC_TYPES
+from data.models import DataAsset, DataVersion, Ingest
 from studio.api.inputs import InputSerializer, QueryInputSerializer
-
-from ..dataio import SEMANTIC_TYPES
-from ..models import DataAsset, DataVersion, Ingest
 
 
 class UploadIn(serializers.Serializer):

@@ -1,0 +1,131 @@
+"""Data assets, their immutable versions, the ingests that make them, and upload slots.
+
+Table names are the ones these models had in `workspaces/`, so moving them lost no row.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class DataAsset(models.Model):
+    """A named, versioned tabular data set in a workspace."""
+
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="data_assets")
+    name = models.CharField(max_length=100)
+    description = models.TextField(max_length=2000, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "workspaces_dataasset"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="data_asset_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DataVersion(models.Model):
+    """One immutable version of a data asset: a Parquet file with its schema and profile.
+
+    A version exists only once its data is ingested and profiled; attempts in progress or failed
+    are `Ingest` rows, so a failure never leaves a half-made version.
+    """
+
+    asset = models.ForeignKey(DataAsset, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    description = models.TextField(max_length=2000, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    source_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name, for display only
+    source_format = models.CharField(max_length=20, blank=True)
+    source_size = models.BigIntegerField(default=0)
+    source_sha256 = models.CharField(max_length=64, blank=True)  # of the uploaded file: spots identical re-uploads
+    rows = models.BigIntegerField(default=0)
+    columns = models.PositiveIntegerField(default=0)
+    schema = models.JSONField(default=dict)  # dataio.Schema.to_json()
+    profile = models.JSONField(default=dict)  # dataio.profile()
+    parquet_size = models.BigIntegerField(default=0)
+    parquet_sha256 = models.CharField(max_length=64, blank=True)
+    derived_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derived_versions"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "workspaces_dataversion"
+        ordering = ["asset_id", "-version"]
+        constraints = [models.UniqueConstraint(fields=["asset", "version"], name="data_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.asset.name}:{self.version}"
+
+
+INGEST = "ingest"  # the job kind an ingest runs as (registered in jobs.py)
+
+
+class IngestStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Ingesting"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Ingest(models.Model):
+    """An attempt to make a new data version: from an uploaded file, or from an existing version
+    with an edited schema. Runs as a job; on success it points at the version it made."""
+
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="ingests")
+    asset_name = models.CharField(max_length=100)
+    description = models.TextField(max_length=2000, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    source_name = models.CharField(max_length=255, blank=True)
+    source_size = models.BigIntegerField(default=0)
+    source_sha256 = models.CharField(max_length=64, blank=True)
+    base_version = models.ForeignKey(
+        DataVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )  # set for a schema edit
+    schema_changes = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=IngestStatus.choices, default=IngestStatus.QUEUED)
+    error = models.JSONField(default=dict, blank=True)  # {"message", "row", "column"}
+    progress_rows = models.BigIntegerField(default=0)
+    progress_bytes = models.BigIntegerField(default=0)
+    job = models.ForeignKey("compute.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    version = models.ForeignKey(DataVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "workspaces_ingest"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "status"])]
+
+    def __str__(self) -> str:
+        return f"ingest #{self.pk} of {self.asset_name}"
+
+
+class UploadSlot(models.Model):
+    """One upload in progress by a user. A user holds at most STUDIO_UPLOAD_MAX_CONCURRENT slots,
+    numbered from 0; the unique number makes the limit exact across web processes. The upload
+    touches its slot while it streams; a slot untouched for STUDIO_UPLOAD_STALE_SECONDS belonged
+    to a process that died, and is reclaimed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    touched_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "workspaces_uploadslot"
+        constraints = [models.UniqueConstraint(fields=["user", "number"], name="upload_slot_unique_number")]
+
+    def __str__(self) -> str:
+        return f"upload slot {self.number} of {self.user}"
