@@ -34,6 +34,7 @@ test: $(VENV)/.installed-dev lint test-sqlite test-postgres
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test-sqlite: $(VENV)/.installed-dev
 	env -u DATABASE_URL $(BIN)/python -m pytest

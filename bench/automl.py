@@ -199,8 +199,8 @@ def studio_automl(studio: _Studio, X, y, *, budget: float, seed: int, register_a
     with its final model ready)."""
     from compute.jobs.models import Artifact, Job, JobStatus
     from compute.jobs.recovery import job_artifact_dir
+    from modelformat.modelio import load_model
     from training.automl_services import automl_submit, first_trial_seconds
-    from training.ml.modelio import load_model
 
     version = studio.data_version(X, y, f"bench-{time.monotonic_ns()}")
     submitted = time.monotonic()

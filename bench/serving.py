@@ -168,7 +168,7 @@ def start_mlflow(folder: Path, model_sha256: str, port: int) -> subprocess.Popen
         # too and asks to name the types it should trust: those the file holds.
         code = (
             "import sys, mlflow.sklearn, skops.io\n"
-            "from training.ml.modelio import load_model\n"
+            "from modelformat.modelio import load_model\n"
             "model = load_model(sys.argv[1], sys.argv[2])\n"
             "mlflow.sklearn.save_model(model, sys.argv[3],\n"
             "    skops_trusted_types=skops.io.get_untrusted_types(file=sys.argv[1]))\n"

@@ -1,4 +1,4 @@
-"""In-process benchmark of the scoring engine (endpoints/scoring): ONNX twin vs the skops pipeline.
+"""In-process benchmark of the scoring engine (endpoints/scoring, modelformat): ONNX twin vs the skops pipeline.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/serving_engine.py                 # full run
     OMP_NUM_THREADS=1 .venv/bin/python bench/serving_engine.py --quick         # short, while developing
@@ -7,8 +7,8 @@
 The benchmark model: a synthetic 20-column table (15 numeric, 5 categorical, 5 % missing in some
 columns, 20,000 rows, binary target) and a scikit-learn Pipeline of a ColumnTransformer (median
 impute + standard scaling for numbers, most-frequent impute + one-hot for labels) and a
-HistGradientBoostingClassifier, saved with ``training.ml.modelio`` and converted with
-``endpoints.scoring.onnx_export.try_convert`` (verified on the 4,000 held-out rows).
+HistGradientBoostingClassifier, saved with ``modelformat.modelio`` and converted with
+``modelformat.onnx_export.try_convert`` (verified on the 4,000 held-out rows).
 
 Measured, as p50 over many calls (single thread):
 
@@ -60,10 +60,10 @@ from sklearn.impute import SimpleImputer  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
-from endpoints.scoring.onnx_export import try_convert  # noqa: E402
 from endpoints.scoring.predictor import load_predictor  # noqa: E402
-from endpoints.scoring.signature import Signature, build_signature, validate_payload  # noqa: E402
-from training.ml import modelio  # noqa: E402
+from modelformat import modelio  # noqa: E402
+from modelformat.onnx_export import try_convert  # noqa: E402
+from modelformat.signature import Signature, build_signature, validate_payload  # noqa: E402
 
 N_NUMERIC = 15
 N_CATEGORICAL = 5
@@ -257,7 +257,7 @@ def main(argv=None) -> int:
 
 
 def _feed(predictor, batch):
-    from endpoints.scoring.onnx_export import onnx_feed
+    from modelformat.onnx_export import onnx_feed
 
     return onnx_feed(batch.columns, predictor._inputs)  # noqa: SLF001
 

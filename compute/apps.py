@@ -6,5 +6,12 @@ class ComputeConfig(AppConfig):
     verbose_name = "Compute"
 
     def ready(self) -> None:
+        from workspaces.usage import count_register, stored_register
+
         from . import worker  # noqa: F401 - connects the node's Celery signal handlers
         from .jobs import diagnostic  # noqa: F401 - registers the built-in node check kind
+        from .models import Artifact, ComputeTarget, Job
+
+        count_register("job_count", Job)
+        count_register("compute_count", ComputeTarget)
+        stored_register(Artifact.objects.all, workspace_field="job__workspace", size_field="size")

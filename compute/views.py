@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from studio.charts import bar_chart
 from studio.forms_errors import add_service_errors
-from studio.pages import page_workspace, render_page
+from workspaces.pages import page_workspace, render_page
 from workspaces.policy import PersonalAction
 
 from . import selectors, services

@@ -7,10 +7,13 @@ import os
 import signal
 import socket
 import threading
+import time
 
 from celery import signals
 from django.conf import settings
 from django.db import close_old_connections
+
+from . import services
 
 log = logging.getLogger("studio.node")
 
@@ -30,10 +33,6 @@ class _Heartbeat(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        import time
-
-        from . import services
-
         last_ok = time.monotonic()
         while not self.stop_event.wait(settings.STUDIO_HEARTBEAT_SECONDS):
             try:
@@ -62,7 +61,6 @@ def _on_worker_ready(sender=None, **kwargs):
     node_id = current_node_id()
     if node_id is None:
         return
-    from . import services
 
     services.node_mark_ready(node_id=node_id, hostname=socket.gethostname(), pid=os.getpid())
     _heartbeat = _Heartbeat(node_id)
@@ -76,7 +74,6 @@ def _on_worker_shutdown(sender=None, **kwargs):
         return
     if _heartbeat is not None:
         _heartbeat.stop_event.set()
-    from . import services
 
     close_old_connections()
     services.node_mark_stopped(node_id=node_id, reason="worker shut down")

@@ -8,7 +8,7 @@ import pyarrow
 from django.core.exceptions import ValidationError
 
 from compute.jobs.kinds import CleanSpec, JobHandler, register
-from compute.jobs.models import JobStatus
+from compute.jobs.models import Job, JobStatus
 from compute.jobs.runner import JobError
 from data import services as data_services
 from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
@@ -114,7 +114,6 @@ class IngestJob(JobHandler):
         """A job that ended without a version (canceled, lost, timed out) fails its ingest."""
         if status == JobStatus.COMPLETED:
             return
-        from compute.jobs.models import Job
 
         job = Job.objects.filter(pk=job_id).first()
         row = Ingest.objects.filter(job_id=job_id).exclude(status=IngestStatus.READY).first()

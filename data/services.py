@@ -16,9 +16,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from compute.jobs.models import Job
+from compute.jobs.services import job_submit
+from compute.services import default_cluster_for
 from data.dataio import DataError, Limits, Schema, sniff
+from data.dataio import ingest as run_ingest
 from data.models import INGEST, DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
 from studio.hashing import sha256_file
+from studio.references import References
 from workspaces.models import Workspace
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir, workspace_storage_check
@@ -180,7 +185,6 @@ def data_upload(
     except Exception:
         upload.discard()
         raise
-    from compute.services import default_cluster_for
 
     destination = None
     try:
@@ -215,8 +219,6 @@ def data_version_from_file(
 ) -> DataVersion:
     """Ingest a file on this machine now, in this process, into version N+1 of the asset `name`:
     the same engine and the same version record as an upload's ingest job (for scripts and tests)."""
-    from data.dataio import ingest as run_ingest
-
     require(actor, workspace, Action.WRITE)
     path = Path(path)
     row = Ingest.objects.create(
@@ -251,8 +253,6 @@ def data_version_from_file(
 
 
 def _submit_ingest_job(*, actor, workspace, ingest, target):
-    from compute.jobs.services import job_submit
-
     what = f"{ingest.source_name}" if not ingest.base_version_id else f"a schema edit of {ingest.base_version}"
     return job_submit(
         actor=actor,
@@ -287,7 +287,6 @@ def data_schema_edit(
     if not edited.included:
         raise ValidationError({"exclude": ["A version needs at least one column."]})
     workspace_storage_check(workspace=workspace, adding=max(version.parquet_size, 1))
-    from compute.services import default_cluster_for
 
     with transaction.atomic():
         ingest = Ingest.objects.create(
@@ -385,22 +384,23 @@ def ingest_complete(
 
 
 # --- Deletion ---------------------------------------------------------------------------------------
+# Apps above data that refer to data versions add their checks here (training: models trained on them).
+DATA_VERSION_REFERENCES = References()
+
+
+def _jobs_reading(versions) -> list[str]:
+    jobs = list(
+        Job.objects.filter(data_version__in=versions).exclude(kind=INGEST).values_list("pk", "display_name")[:6]
+    )
+    if not jobs:
+        return []
+    names = ", ".join(f"#{pk}" + (f" ({name})" if name else "") for pk, name in jobs[:5])
+    return [f"job{'s' if len(jobs) > 1 else ''} {names}{' and more' if len(jobs) > 5 else ''}"]
+
+
 def _references(versions) -> list[str]:
     """What refers to these versions (jobs that read them, models trained on them)."""
-    from compute.jobs.models import Job
-    from training.models import ModelVersion
-
-    refs = []
-    jobs = list(
-        Job.objects.filter(data_version__in=versions).exclude(kind="ingest").values_list("pk", "display_name")[:6]
-    )
-    if jobs:
-        names = ", ".join(f"#{pk}" + (f" ({name})" if name else "") for pk, name in jobs[:5])
-        refs.append(f"job{'s' if len(jobs) > 1 else ''} {names}{' and more' if len(jobs) > 5 else ''}")
-    models = list(ModelVersion.objects.filter(data_version__in=versions).select_related("model")[:6])
-    if models:
-        refs.append("model" + ("s " if len(models) > 1 else " ") + ", ".join(str(m) for m in models[:5]))
-    return refs
+    return _jobs_reading(versions) + DATA_VERSION_REFERENCES.of(versions)
 
 
 def data_version_delete(*, actor, version: DataVersion) -> int:

@@ -22,6 +22,9 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFut
 from django.http import UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 
+from data.services import TooManyUploads, upload_slot_acquire, upload_slot_release, upload_slot_touch
+from workspaces.services import StorageQuotaExceeded, workspace_storage_check
+
 # Room for the multipart framing and the form's other fields around the file itself.
 MULTIPART_ALLOWANCE = 64 * 1024
 # An upload in progress marks its slot as alive this often.
@@ -86,8 +89,6 @@ class StagedUploadHandler(FileUploadHandler):
         self.fh.write(raw_data)
         self.digest.update(raw_data)
         if self.slot is not None and time.monotonic() - self.touched > SLOT_TOUCH_SECONDS:
-            from data.services import upload_slot_touch
-
             upload_slot_touch(slot=self.slot)
             self.touched = time.monotonic()
         return None
@@ -146,9 +147,6 @@ def upload_admitted(request, *, workspace):
     Past the `with`, whatever happened, the user's upload slot is freed and every staged file the
     service did not take is removed.
     """
-    from data.services import TooManyUploads, upload_slot_acquire, upload_slot_release
-    from workspaces.services import StorageQuotaExceeded, workspace_storage_check
-
     announced = _content_length(request)
     if announced > settings.STUDIO_UPLOAD_MAX_BYTES + MULTIPART_ALLOWANCE:
         raise UploadRefused(too_large_message(), status=413, code="too_large")

@@ -15,13 +15,16 @@ from data.models import DataVersion, Ingest, IngestStatus
 from data.selectors import data_version_get_by_id
 from endpoints.forms import BatchScoreJobForm
 from endpoints.models import BATCH_SCORE
+from endpoints.scoring.batch import score_table
 from endpoints.scoring.predictor import load_predictor
-from endpoints.scoring.signature import PayloadError
+from modelformat.signature import PayloadError
 from studio.hashing import sha256_file
 from training.forms import submit_form_register
 from training.models import ModelVersion
 from training.registry_selectors import model_version_get_by_id
 from training.registry_services import model_version_dir
+
+from .selectors import endpoint_get
 
 
 class BatchScoreJob(JobHandler):
@@ -71,7 +74,6 @@ class BatchScoreJob(JobHandler):
             return model_version_get_by_id(workspace=workspace, version_id=spec["model_version_id"]), None
         if not _is_id(spec["endpoint_id"]):
             raise ValidationError({"endpoint_id": ["Give the id of an endpoint of this workspace."]})
-        from .selectors import endpoint_get
 
         endpoint = endpoint_get(workspace=workspace, endpoint_id=spec["endpoint_id"])
         deployments = {d.name: d for d in endpoint.deployments.all()}
@@ -161,8 +163,6 @@ def _is_id(value) -> bool:
 
 
 def _score(predictor, source, out, ctx):
-    from endpoints.scoring.batch import score_table
-
     def progress(done: int, total: int) -> None:
         ctx.log(f"Scored {done:,} of {total:,} rows")
         ctx.metric("rows_scored", done, step=done)

@@ -95,7 +95,7 @@ class MonitoringBucket(models.Model):
     latency_ms_sum = models.FloatField(default=0)
     latency_histogram = models.JSONField(default=list)  # counts per LATENCY_BUCKETS_MS bucket
     predicted = models.JSONField(default=dict)  # {class: rows}
-    quality = models.JSONField(default=dict)  # drift counts (scoring.drift.count_batch), sampled inputs
+    quality = models.JSONField(default=dict)  # drift counts (modelformat.drift.count_batch), sampled inputs
 
     class Meta:
         ordering = ["-minute"]

@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from endpoints.scoring.drift import drift_report, merge_counts
+from modelformat.drift import drift_report, merge_counts
 from training.registry_selectors import model_version_json_file
 
 from .models import Deployment, Endpoint, MonitoringBucket
@@ -241,3 +241,12 @@ def alerts_for_workspace(*, workspace) -> list[dict]:
         for alert in health.alerts:
             out.append({**alert, "endpoint": health.endpoint})
     return out
+
+
+def deployments_of(model_versions) -> list[str]:
+    """What keeps model versions from being deleted, for the registry: the deployments serving them."""
+    names = [
+        f"{d.endpoint.name}/{d.name}"
+        for d in Deployment.objects.filter(model_version__in=model_versions).select_related("endpoint")[:5]
+    ]
+    return [f"deployed to {', '.join(names)}"] if names else []

@@ -18,6 +18,7 @@ from workspaces.policy import Action, require
 from workspaces.services import activity_record
 
 from .models import Deployment, DeploymentStatus, Endpoint
+from .serving import warm_up
 
 KEY_LABEL = "sk"
 MAX_REPLICAS = 20
@@ -171,7 +172,6 @@ def deployment_create(
         raise ValidationError(
             {"name": ValidationError(f"{endpoint.name} already has a deployment called {name}.", code="conflict")}
         )
-    from .serving import warm_up
 
     started = time.perf_counter()
     backend, error = warm_up(model_version)
@@ -221,7 +221,6 @@ def deployment_update(
             raise ValidationError(
                 {"model_version": ValidationError("Choose a model registered in this workspace.", code="not_found")}
             )
-        from .serving import warm_up
 
         backend, error = warm_up(model_version)
         if error:

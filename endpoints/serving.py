@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import close_old_connections
 
-from endpoints.scoring.drift import count_batch, count_refusal, merge_counts
 from endpoints.scoring.predictor import Predictor, get_predictor
-from endpoints.scoring.signature import PayloadError, Signature
+from modelformat.drift import count_batch, count_refusal, merge_counts
+from modelformat.signature import PayloadError, Signature
 from studio.api.errors import error_body
 from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.ratelimit import rate_limit
+from training.registry_services import model_version_dir
 
 from .models import Endpoint, MonitoringBucket
 
@@ -93,8 +94,6 @@ class EndpointRuntime:
 
 
 def _load_runtime(name: str) -> EndpointRuntime | None:
-    from training.registry_services import model_version_dir
-
     endpoint = Endpoint.objects.filter(name=name).first()
     if endpoint is None:
         return None
@@ -420,8 +419,6 @@ def sample_row(signature: dict, reference: dict | None) -> dict:
 
 def warm_up(model_version) -> tuple[str, str | None]:
     """Load a model version in this process and score one sample row: (backend, error or None)."""
-    from training.registry_services import model_version_dir
-
     folder = model_version_dir(model_version)
     try:
         reference = None

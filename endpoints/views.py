@@ -17,12 +17,12 @@ from studio.api.errors import error_body
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
-from studio.pages import page_workspace, render_page
 from training.registry_selectors import (
     model_version_get_by_id,
     model_version_json_file,
     model_versions_in_workspace,
 )
+from workspaces.pages import page_workspace, render_page
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
@@ -148,7 +148,7 @@ def _batch_score_form(request, workspace, model_version):
 
 
 def _monitoring_charts(data) -> dict:
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # deferred: plotly takes ~0.5 s to import; only chart pages use it
 
     charts = {}
     if not data.series:

@@ -1,10 +1,5 @@
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import reverse
 
 from . import services
 from .models import ApiToken, SignInLink, WorkerCheck
@@ -54,66 +49,6 @@ class SignInLinkAdmin(admin.ModelAdmin):
 
 
 User = get_user_model()
-admin.site.unregister(User)
-
-
-@admin.register(User)
-class StudioUserAdmin(UserAdmin):
-    """Django's user admin with the studio's account actions, each through a service."""
-
-    actions = ["issue_password_reset_link", "disable_accounts", "lift_sign_in_lockouts"]
-
-    @admin.action(description="Issue a one-time password-reset link (shown once)", permissions=["change"])
-    def issue_password_reset_link(self, request, queryset):
-        issued, refused = [], []
-        for user in queryset.order_by("username"):
-            try:
-                issued_link = services.sign_in_link_issue(actor=request.user, user=user)
-            except (ValidationError, PermissionDenied) as exc:
-                refused.append(f"{user}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
-                continue
-            # The secret goes after "#", which browsers never send to the server (see the view).
-            url = request.build_absolute_uri(reverse("sign-in-link")) + "#" + issued_link.secret
-            issued.append({"user": user, "url": url, "expires_at": issued_link.link.expires_at})
-        context = {**self.admin_site.each_context(request), "issued": issued, "refused": refused}
-        # The admin marks every page no-store, so the links are not kept by the browser either.
-        return TemplateResponse(request, "admin/studio/sign_in_links_issued.html", context)
-
-    @admin.action(description="Disable accounts (sessions and API tokens stop at once)", permissions=["change"])
-    def disable_accounts(self, request, queryset):
-        for user in queryset:
-            try:
-                services.user_disable(actor=request.user, user=user)
-            except (ValidationError, PermissionDenied) as exc:
-                self.message_user(request, f"{user}: {' '.join(getattr(exc, 'messages', [str(exc)]))}", messages.ERROR)
-            else:
-                self.message_user(request, f"{user} is disabled.", messages.SUCCESS)
-
-    # Deleting an account goes through the service: never the last Owner of a workspace.
-    def delete_model(self, request, obj):
-        from workspaces.services import account_delete
-
-        account_delete(actor=request.user, user=obj)
-
-    def delete_queryset(self, request, queryset):
-        for user in queryset:
-            try:
-                self.delete_model(request, user)
-            except (ValidationError, PermissionDenied) as exc:
-                reason = " ".join(getattr(exc, "messages", [str(exc)]))
-                self.message_user(request, f"{user} was not deleted: {reason}", messages.ERROR)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ValidationError as exc:
-            self.message_user(request, f"Not deleted: {' '.join(exc.messages)}", messages.ERROR)
-            return HttpResponseRedirect(request.path.rsplit("delete/", 1)[0])
-
-    @admin.action(description="Lift sign-in lock-outs", permissions=["change"])
-    def lift_sign_in_lockouts(self, request, queryset):
-        removed = sum(services.user_sign_in_unlock(actor=request.user, user=user) for user in queryset)
-        self.message_user(request, f"Lock-outs lifted ({removed} failure records removed).", messages.SUCCESS)
 
 
 @admin.register(WorkerCheck)

@@ -4,6 +4,8 @@ A page renders `{% include "studio/_chart.html" with id="…" figure=figure %}`;
 every `[data-chart]` element from the JSON next to it (no inline script: CSP).
 """
 
+import json
+
 import plotly.graph_objects as go
 import plotly.io
 
@@ -19,8 +21,6 @@ LAYOUT = {
 
 def figure_data(fig: go.Figure) -> dict:
     """A JSON-safe {data, layout} dict for json_script (numpy arrays become lists)."""
-    import json
-
     fig.update_layout(**LAYOUT)
     return json.loads(plotly.io.to_json(fig, validate=False))
 

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ApiToken(models.Model):
@@ -47,8 +48,6 @@ class WorkerCheck(models.Model):
     @property
     def is_overdue(self) -> bool:
         """Still waiting after 30 s: no worker is consuming this broker's queue."""
-        from django.utils import timezone
-
         return self.completed_at is None and (timezone.now() - self.requested_at).total_seconds() > 30
 
     @property

@@ -32,7 +32,7 @@ _RECORD_BYTES = 40  # "<window> <count>" padded, so a shorter number never leave
 
 class RedisWindowCounter:
     def __init__(self, url: str):
-        import redis
+        import redis  # deferred: only a studio configured with Redis needs the client
 
         self._redis = redis
         self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)

@@ -4,7 +4,10 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from axes.utils import reset
+from celery import current_app
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -14,6 +17,7 @@ from .secrets import secret_matches, secret_new, secret_split
 
 TOKEN_PREFIX = "stu"  # noqa: S105 - a label that makes leaked tokens easy to spot, not a secret
 SIGN_IN_LINK_LABEL = "sil"
+WORKER_CANARY_TASK = "studio.tasks.worker_canary_task"
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,6 @@ def sign_in_link_use(*, secret: str, password: str):
     The password must pass Django's validators (ValidationError otherwise, the link unspent). The
     link is spent by a compare-and-set, so two submissions of one link cannot both succeed.
     """
-    from django.contrib.auth.password_validation import validate_password
-
     link = sign_in_link_check(secret)
     user = link.user
     validate_password(password, user)
@@ -186,8 +188,6 @@ def user_sign_in_unlock(*, actor, user) -> int:
 
     `actor` is None when the studio itself lifts the lock (after a password reset).
     """
-    from axes.utils import reset
-
     if actor is not None:
         _require_staff(actor)
     return reset(username=user.get_username())
@@ -199,11 +199,10 @@ def broker_kind() -> str:
 
 def worker_check_request(*, user=None) -> WorkerCheck:
     """Send a canary task to the workers; it completes when a worker actually consumes it."""
-    from .tasks import worker_canary_task
-
     with transaction.atomic():
         check = WorkerCheck.objects.create(requested_by=user, broker=broker_kind())
-        transaction.on_commit(lambda: worker_canary_task.delay(check.pk))
+        # Sent by name: tasks.py calls into this module, never the other way.
+        transaction.on_commit(lambda: current_app.send_task(WORKER_CANARY_TASK, args=[check.pk]))
     return check
 
 

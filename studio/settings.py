@@ -143,6 +143,7 @@ INSTALLED_APPS = [
     "compute",
     "training",
     "endpoints",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -162,7 +163,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "studio.urls"
+ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "studio.wsgi.application"
 
 TEMPLATES = [
@@ -175,9 +176,9 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "studio.context_processors.shell",
+                "workspaces.context_processors.shell",
             ],
-            "builtins": ["studio.templatetags.studio_tags"],
+            "builtins": ["studio.templatetags.studio_tags", "workspaces.templatetags.workspace_tags"],
         },
     },
 ]

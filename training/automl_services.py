@@ -23,6 +23,7 @@ from workspaces.policy import Action, require
 from .ml.ensemble import MAX_MEMBERS
 from .ml.search import AutoMLSearch, AutoMLSpec
 from .ml.trial import TrialResult
+from .registry_services import model_register
 
 log = logging.getLogger("studio.automl")
 
@@ -232,8 +233,6 @@ def automl_finish(*, final_job_id: int, status: str) -> None:
         }
         register_as = parent.spec.get("register_as")
         if register_as:  # registered before the run says "completed", so a completed run has its model
-            from .registry_services import model_register
-
             try:
                 version = model_register(
                     actor=parent.submitted_by,

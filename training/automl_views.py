@@ -10,9 +10,10 @@ from compute.jobs.models import JobStatus
 from compute.jobs.selectors import job_get
 from compute.selectors import job_targets
 from data.selectors import data_version_get_by_id, data_versions_ready
+from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
-from studio.pages import render_page
 from training.models import TrainingJobKind
+from workspaces.pages import render_page
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
@@ -154,9 +155,7 @@ def automl_context(job) -> dict:
 
 
 def _importance_figure(rows: list[dict]) -> dict:
-    import plotly.graph_objects as go
-
-    from studio.charts import figure_data
+    import plotly.graph_objects as go  # deferred: plotly takes ~0.5 s to import; only chart pages use it
 
     rows = rows[:20][::-1]
     fig = go.Figure(

@@ -3,9 +3,14 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from compute.jobs.diagnostic import DIAGNOSTIC
+from data.selectors import data_versions_ready
 from studio.forms import CheckedJSONField
 from studio.forms_errors import add_service_errors
 from training.models import TrainingJobKind
+
+from .datasets import check_target, included_columns
+from .kinds.train import TRAIN_ALGORITHMS, check_hyperparameters
+from .ml.algorithms import ALGORITHMS
 
 
 class JobSubmitForm(forms.Form):
@@ -105,9 +110,6 @@ class TrainJobForm(JobSubmitForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from data.selectors import data_versions_ready
-
-        from .kinds.train import TRAIN_ALGORITHMS
 
         versions = list(data_versions_ready(workspace=self.workspace)[:200])
         self.fields["data_version_id"].choices = [
@@ -129,8 +131,6 @@ class TrainJobForm(JobSubmitForm):
 
     def _target_column_choices(self, versions) -> None:
         """The chosen data's columns (as the AutoML wizard lists them); changing the data reloads them."""
-        from .datasets import included_columns
-
         version = self._chosen_version() or (versions[0] if versions else None)
         columns = included_columns(version) if version else []
         self.fields["target_column"].widget.attrs.pop("maxlength", None)  # a text input's attribute
@@ -150,9 +150,6 @@ class TrainJobForm(JobSubmitForm):
 
     def _add_hyperparameter_fields(self) -> None:
         """Typed inputs for the chosen algorithm's main hyperparameters; choosing another reloads them."""
-        from .kinds.train import TRAIN_ALGORITHMS
-        from .ml.algorithms import ALGORITHMS
-
         algorithm = self._chosen("algorithm")
         if algorithm not in TRAIN_ALGORITHMS:
             algorithm = next(iter(TRAIN_ALGORITHMS))
@@ -178,9 +175,6 @@ class TrainJobForm(JobSubmitForm):
 
     def clean(self):
         """Check the target column and the hyperparameters here too, so every error shows in one round."""
-        from .datasets import check_target
-        from .kinds.train import check_hyperparameters
-
         data = super().clean()
         version = self.versions.get(data.get("data_version_id"))
         if version is not None and "target_column" in data:

@@ -12,12 +12,12 @@ import time
 
 import pandas as pd
 
-from endpoints.scoring.drift import reference_profile
-from endpoints.scoring.onnx_export import try_convert
-from endpoints.scoring.signature import build_signature, unused_columns
+from modelformat.drift import reference_profile
+from modelformat.modelio import save_model
+from modelformat.onnx_export import try_convert
+from modelformat.signature import build_signature, unused_columns
 
 from .ml.latency import row_latency_ms
-from .ml.modelio import save_model
 
 ONNX_CHECK_ROWS = 2_000
 # Deep forests on tens of thousands of rows make files of hundreds of MB; converting one to ONNX

@@ -74,6 +74,14 @@ def models_registered_from(job) -> list[str]:
     return ["the registered model" + ("s " if len(versions) > 1 else " ") + ", ".join(map(str, versions))]
 
 
+def models_trained_on(data_versions) -> list[str]:
+    """What keeps data versions from being deleted, for the data app: models trained on them."""
+    versions = list(ModelVersion.objects.filter(data_version__in=data_versions).select_related("model")[:6])
+    if not versions:
+        return []
+    return ["model" + ("s " if len(versions) > 1 else " ") + ", ".join(str(m) for m in versions[:5])]
+
+
 def model_version_json_file(*, version: ModelVersion, name: str):
     """A JSON file registered with the version (signature, ONNX report, reference profile), parsed;
     None when missing or unreadable."""

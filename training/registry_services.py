@@ -18,6 +18,7 @@ from django.db import transaction
 from compute.jobs.models import Artifact, Job, JobStatus
 from compute.jobs.recovery import job_artifact_dir
 from studio.hashing import sha256_file
+from studio.references import References
 from training.models import TrainingJobKind
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir
@@ -192,23 +193,16 @@ def model_alias_remove(*, actor, model: RegisteredModel, alias: str) -> None:
     ModelAlias.objects.filter(model=model, name=alias).delete()
 
 
-def _deployments_of(versions) -> list[str]:
-    from endpoints.models import Deployment
-
-    return [
-        f"{d.endpoint.name}/{d.name}"
-        for d in Deployment.objects.filter(model_version__in=versions).select_related("endpoint")[:5]
-    ]
+# Apps above training that refer to model versions add their checks here (endpoints: deployments).
+MODEL_VERSION_REFERENCES = References()
 
 
 def model_version_delete(*, actor, version: ModelVersion) -> int:
     """Delete a version and its files; refused while an endpoint serves it. Returns bytes freed."""
     require(actor, version.model.workspace, Action.WRITE)
-    deployed = _deployments_of([version])
-    if deployed:
-        raise ValidationError(
-            f"{version} is deployed to {', '.join(deployed)}. Remove those deployments first.", code="conflict"
-        )
+    refs = MODEL_VERSION_REFERENCES.of([version])
+    if refs:
+        raise ValidationError(f"{version} is {'; '.join(refs)}. Remove those deployments first.", code="conflict")
     folder = model_version_dir(version)
     freed = sum(p.stat().st_size for p in folder.glob("*")) if folder.exists() else 0
     with transaction.atomic():

@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.jobs.selectors import job_get
-from studio.pages import page_workspace, render_page
+from workspaces.pages import page_workspace, render_page
 
 from . import downloads
 from . import registry_selectors as selectors

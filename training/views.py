@@ -14,12 +14,15 @@ from compute.jobs import kinds, services
 from compute.jobs import selectors as job_selectors
 from compute.jobs.models import JobStatus
 from compute.selectors import job_targets
+from data.selectors import data_version_get_by_id
 from studio.charts import line_chart
 from studio.forms_errors import add_service_errors
-from studio.pages import page_workspace, render_page
 from training.models import TrainingJobKind
+from workspaces.pages import page_workspace, render_page
 
 from . import downloads, selectors
+from .automl_views import automl_context
+from .charts import classification_figures
 from .forms import SUBMIT_FORMS
 
 
@@ -125,7 +128,6 @@ def _result_charts(job) -> list:
     chart = job_selectors.job_json_artifact(job=job, name=artifact.name)
     if chart is None:
         return []
-    from .charts import classification_figures
 
     return classification_figures(chart)
 
@@ -149,8 +151,6 @@ def job_detail(request, workspace_id, job_id):
     if job.result.get("output_data_version_id"):  # a batch scoring job's predictions
         context["output_version"] = _output_version(workspace, job.result["output_data_version_id"])
     if job.kind == TrainingJobKind.AUTOML:
-        from .automl_views import automl_context
-
         context.update(automl_context(job))
     if request.htmx and request.GET.get("part") == "live":
         response = render_page(request, "training/_job_live.html", workspace, live=True, **context)
@@ -162,8 +162,6 @@ def job_detail(request, workspace_id, job_id):
 
 def _output_version(workspace, version_id):
     """The data version a batch scoring job wrote, or None once it was deleted."""
-    from data.selectors import data_version_get_by_id
-
     try:
         return data_version_get_by_id(workspace=workspace, version_id=version_id)
     except Http404:

@@ -4,6 +4,7 @@ from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Que
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from . import usage
 from .models import Activity, Membership, Workspace
 from .policy import Action, require
 
@@ -27,17 +28,12 @@ def _count_subquery(model, field: str = "workspace"):
 
 
 def _with_counts(workspaces: QuerySet[Workspace], user) -> QuerySet[Workspace]:
-    """The user's role and how much the workspace holds, as subqueries (still one query)."""
-    from compute.jobs.models import Job
-    from compute.models import ComputeTarget
-    from data.models import DataAsset
-
+    """The user's role and how much the workspace holds, as subqueries (still one query). The apps
+    register what they count (workspaces/usage.py)."""
     return workspaces.annotate(
         role=_role_subquery(user),
         member_count=_count_subquery(Membership),
-        data_asset_count=_count_subquery(DataAsset),
-        job_count=_count_subquery(Job),
-        compute_count=_count_subquery(ComputeTarget),
+        **{count.name: _count_subquery(count.model, count.workspace_field) for count in usage.COUNTS},
     )
 
 
@@ -59,20 +55,11 @@ def _sum_subquery(queryset: QuerySet, workspace_field: str, size_field: str):
 def _with_storage(workspaces: QuerySet[Workspace]) -> QuerySet[Workspace]:
     """`storage_used`: the bytes a workspace holds, summed from the sizes recorded when each file
     was written (no disk walk): data versions, job artifacts, registered model files, and uploads
-    waiting for their ingest."""
-    from compute.jobs.models import Artifact
-    from data.models import DataVersion, Ingest, IngestStatus
-    from training.models import ModelVersion
-
-    pending_uploads = Ingest.objects.filter(
-        status__in=[IngestStatus.QUEUED, IngestStatus.RUNNING], base_version__isnull=True
-    )
-    return workspaces.annotate(
-        storage_used=_sum_subquery(DataVersion.objects.all(), "asset__workspace", "parquet_size")
-        + _sum_subquery(Artifact.objects.all(), "job__workspace", "size")
-        + _sum_subquery(ModelVersion.objects.all(), "model__workspace", "file_size")
-        + _sum_subquery(pending_uploads, "workspace", "source_size")
-    )
+    waiting for their ingest (each registered by its app in workspaces/usage.py)."""
+    total = Value(0, output_field=BigIntegerField())
+    for stored in usage.STORED:
+        total = total + _sum_subquery(stored.rows(), stored.workspace_field, stored.size_field)
+    return workspaces.annotate(storage_used=total)
 
 
 def workspace_storage_used(*, workspace: Workspace) -> int:

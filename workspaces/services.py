@@ -8,9 +8,14 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
+from django.template.defaultfilters import filesizeformat
+
+from studio.models import SignInLinkPurpose
+from studio.services import sign_in_link_create
 
 from .models import Activity, Membership, Role, Workspace
 from .policy import Action, require
+from .selectors import workspace_storage_used
 
 
 def activity_record(*, workspace: Workspace, actor, verb: str, summary: str) -> Activity:
@@ -152,9 +157,6 @@ def member_invite(*, actor, workspace: Workspace, username: str, role: str, emai
     """Add someone to the workspace (Owners). An existing user is added as a member; a new username
     gets an account without a password, and a one-time invitation link (stored hashed, expiring,
     shown once to the Owner) with which the person sets their password."""
-    from studio.models import SignInLinkPurpose
-    from studio.services import sign_in_link_create
-
     require(actor, workspace, Action.ADMINISTER)
     role = _clean_role(role)
     if not isinstance(username, str) or not username.strip():
@@ -277,10 +279,6 @@ class StorageQuotaExceeded(ValidationError):
 def workspace_storage_check(*, workspace: Workspace, adding: int = 0) -> None:
     """Refuse to store `adding` more bytes when that would pass the workspace's quota; with nothing
     to add (a job about to write results), refuse once the workspace is at or past its quota."""
-    from django.template.defaultfilters import filesizeformat
-
-    from .selectors import workspace_storage_used
-
     used, quota = workspace_storage_used(workspace=workspace), workspace.storage_quota
     if (used + adding > quota) if adding else (used >= quota):
         what = "this upload would pass it" if adding else "it is full"

@@ -8,7 +8,7 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_http_methods, require_POST
 
 from studio.forms_errors import add_service_errors
-from studio.pages import render_page
+from workspaces.pages import render_page
 
 from . import selectors, services
 from .forms import MemberAddForm, MemberRoleForm, WorkspaceForm

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from studio.api.base import WorkspaceApiView, WorkspaceListApiView
+from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors, services
 from .serializers import (

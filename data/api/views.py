@@ -22,10 +22,10 @@ from data.api.serializers import (
 from data.dataio import Schema, read_page
 from data.downloads import data_version_download
 from data.uploads import UploadRefused, too_large_message, upload_admitted
-from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 from studio.api.errors import ErrorSerializer
 from studio.api.inputs import query_values
 from studio.authentication import authentication_before_body
+from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 from workspaces.services import StorageQuotaExceeded
 
 

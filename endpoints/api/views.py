@@ -7,9 +7,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from compute.models import ComputeTarget
-from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 from studio.api.inputs import InputSerializer, QueryInputSerializer, query_values
 from training.registry_selectors import model_version_get_by_id
+from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors, services
 from ..models import ENDPOINT_NAME_PATTERN, Deployment, Endpoint

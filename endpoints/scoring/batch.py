@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .signature import PayloadError
+from modelformat.signature import PayloadError
 
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "probability_"

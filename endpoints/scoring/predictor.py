@@ -15,7 +15,7 @@ and the label always agrees with the probabilities shown). Probability keys are 
 strings (JSON object keys); predictions keep the labels' own JSON type. Probabilities are rounded
 to ``PROBABILITY_DECIMALS`` decimals.
 
-Model files are read only through ``training.ml.modelio.load_model`` (skops with the reviewed
+Model files are read only through ``modelformat.modelio.load_model`` (skops with the reviewed
 allow-list, SHA-256 checked). An ONNX file is data too: its SHA-256 is checked before it is parsed,
 and a model that refers to external files is refused.
 """
@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .onnx_export import make_session, onnx_feed, session_io
-from .signature import MAX_ROWS, Signature, ValidatedBatch, json_labels
+from modelformat.modelio import load_model
+from modelformat.onnx_export import make_session, onnx_feed, session_io
+from modelformat.signature import MAX_ROWS, Signature, ValidatedBatch, json_labels
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +156,6 @@ def load_predictor(
     With a verified ONNX twin, the skops file is loaded only if onnxruntime ever fails (lazily);
     an ONNX file that does not load is logged and the skops pipeline is served instead.
     """
-    from training.ml.modelio import load_model
 
     def load_skops():
         return load_model(model_path, model_sha256)

@@ -1,3 +1,4 @@
+from django.utils import timezone
 from rest_framework import serializers
 
 from ..models import ApiToken, WorkerCheck
@@ -24,8 +25,6 @@ class TokenOut(serializers.ModelSerializer):
         fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at", "active"]
 
     def get_active(self, token) -> bool:
-        from django.utils import timezone
-
         return token.revoked_at is None and (token.expires_at is None or token.expires_at > timezone.now())
 
 

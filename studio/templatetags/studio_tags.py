@@ -9,15 +9,6 @@ register = template.Library()
 
 
 @register.filter
-def allows(workspace, action: str) -> bool:
-    """`{% if workspace|allows:"write" %}`: whether the viewing user's role (annotated by the
-    workspace selectors) allows the action, so navigation offers only what the user may do."""
-    from workspaces.policy import role_allows
-
-    return role_allows(getattr(workspace, "role", None), action)
-
-
-@register.filter
 def pairs(mapping):
     """`{% for key, value in mapping|pairs %}`: a dict's items. `mapping.items` in a template looks
     up the key "items" first, so a column or metric named items, keys or values broke the page."""

@@ -105,7 +105,7 @@ def test_bad_files_fail_with_a_clear_message_leave_no_version_and_the_node_takes
 
 
 def test_the_demo_seed_ingests_the_penguins(owner, workspace, agent, broker):
-    from studio.demo import demo_data_seed
+    from portal.demo import demo_data_seed
 
     demo_data_seed(actor=owner, workspace=workspace)
     ingest = settled(Ingest.objects.get(asset_name="penguins").pk)

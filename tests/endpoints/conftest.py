@@ -11,10 +11,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from compute.models import TargetKind
 from compute.services import target_create
-from endpoints.scoring.drift import reference_profile
-from endpoints.scoring.onnx_export import try_convert
-from endpoints.scoring.signature import build_signature
-from training.ml.modelio import save_model
+from modelformat.drift import reference_profile
+from modelformat.modelio import save_model
+from modelformat.onnx_export import try_convert
+from modelformat.signature import build_signature
 from training.models import ModelVersion, RegisteredModel
 from training.registry_services import model_version_dir
 

@@ -9,10 +9,10 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures
 
-from training.ml import modelio
+from modelformat import modelio
+from modelformat.modelio import ModelIntegrityError, UntrustedModelError, load_model, save_model
 from training.ml.algorithms import ALGORITHMS, PORTFOLIO
 from training.ml.ensemble import assemble_final_model, plan_final_model
-from training.ml.modelio import ModelIntegrityError, UntrustedModelError, load_model, save_model
 from training.ml.search import AutoMLSearch, AutoMLSpec, automl_setup
 from training.ml.trial import run_trial
 

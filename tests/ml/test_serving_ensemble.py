@@ -9,11 +9,11 @@ from sklearn.ensemble import VotingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from modelformat.modelio import load_model, save_model
 from training.ml.algorithms import ALGORITHMS
 from training.ml.ensemble import build_voting_model, choose_final_model, featurizer_groups, prune_members
 from training.ml.latency import row_latency_ms
 from training.ml.metrics import score
-from training.ml.modelio import load_model, save_model
 from training.ml.search import DEFAULT_INFER_LIMIT_MS, AutoMLSearch, AutoMLSpec, automl_setup
 from training.ml.trial import run_trial
 from training.ml.validation import validation_rows

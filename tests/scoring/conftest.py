@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from endpoints.scoring.signature import Signature, build_signature
+from modelformat.signature import Signature, build_signature
 
 NUMERIC = ["age", "income", "balance", "tenure"]
 CATEGORICAL = ["plan", "region"]
@@ -94,7 +94,7 @@ def signature(signature_json):
 
 @pytest.fixture(scope="session")
 def converted_hgb(hgb_pipeline, signature_json, table):
-    from endpoints.scoring.onnx_export import try_convert
+    from modelformat.onnx_export import try_convert
 
     return try_convert(hgb_pipeline, signature_json, table[2])
 

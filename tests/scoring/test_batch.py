@@ -7,7 +7,7 @@ import pytest
 
 from endpoints.scoring.batch import score_table
 from endpoints.scoring.predictor import Predictor
-from endpoints.scoring.signature import PayloadError
+from modelformat.signature import PayloadError
 
 from .conftest import make_table
 

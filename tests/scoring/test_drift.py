@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from endpoints.scoring.drift import (
+from modelformat.drift import (
     ALERTED,
     INSUFFICIENT,
     PASSED,
@@ -20,7 +20,7 @@ from endpoints.scoring.drift import (
     psi_status,
     reference_profile,
 )
-from endpoints.scoring.signature import PayloadError
+from modelformat.signature import PayloadError
 
 from .conftest import make_table
 
@@ -117,7 +117,7 @@ def test_refused_payloads_are_counted_by_column(profile):
 
 
 def test_datetime_and_boolean_columns_are_profiled():
-    from endpoints.scoring.signature import build_signature
+    from modelformat.signature import build_signature
 
     frame = pd.DataFrame(
         {

@@ -13,8 +13,8 @@ import pytest
 
 from data.dataio.ingest import ingest
 from data.dataio.sniff import sniff
-from endpoints.scoring.onnx_export import try_convert
-from endpoints.scoring.signature import build_signature, unused_columns
+from modelformat.onnx_export import try_convert
+from modelformat.signature import build_signature, unused_columns
 from training.ml.algorithms import ALGORITHMS
 from training.ml.columns import plan_features
 from training.ml.ensemble import build_voting_model

@@ -19,8 +19,8 @@ from sklearn.ensemble import VotingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from endpoints.scoring.onnx_export import make_session, onnx_feed, session_io, try_convert
-from endpoints.scoring.signature import Signature, build_signature, unused_columns
+from modelformat.onnx_export import make_session, onnx_feed, session_io, try_convert
+from modelformat.signature import Signature, build_signature, unused_columns
 from training.ml.algorithms import ALGORITHMS
 from training.ml.columns import plan_features
 from training.ml.ensemble import build_stacking_model, build_voting_model

@@ -15,8 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
-from endpoints.scoring.onnx_export import TOLERANCE, make_session, onnx_feed, session_io, try_convert
-from endpoints.scoring.signature import Signature, build_signature
+from modelformat.onnx_export import TOLERANCE, make_session, onnx_feed, session_io, try_convert
+from modelformat.signature import Signature, build_signature
 from training.ml.transformers import DatetimeParts
 
 from .conftest import featurizer, make_table
@@ -254,7 +254,7 @@ def test_zone_aware_dates_and_numbers_read_as_labels_convert_and_score_one_row()
 
 
 def test_technical_failures_keep_the_reason_readable_and_the_detail_apart(table, signature, monkeypatch):
-    from endpoints.scoring import onnx_export
+    from modelformat import onnx_export
 
     def broken(*args, **kwargs):
         raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Type Error: tensor(float) vs tensor(double)")

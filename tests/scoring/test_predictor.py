@@ -12,9 +12,9 @@ from endpoints.scoring.predictor import (
     get_predictor,
     load_predictor,
 )
-from endpoints.scoring.signature import PayloadError
-from training.ml import modelio
-from training.ml.modelio import ModelIntegrityError
+from modelformat import modelio
+from modelformat.modelio import ModelIntegrityError
+from modelformat.signature import PayloadError
 
 from .conftest import record
 
@@ -75,7 +75,7 @@ def test_integer_classes_stay_integers_in_predictions(table):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from endpoints.scoring.signature import build_signature
+    from modelformat.signature import build_signature
 
     from .conftest import featurizer
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from endpoints.scoring.signature import (
+from modelformat.signature import (
     PayloadError,
     Signature,
     build_signature,

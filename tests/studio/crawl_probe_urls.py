@@ -8,8 +8,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path
 
-from studio.urls import handler403, handler404  # noqa: F401 - the studio's error pages, as in production
-from studio.urls import urlpatterns as studio_urlpatterns
+from portal.urls import urlpatterns as studio_urlpatterns
 from workspaces.models import Workspace
 from workspaces.services import activity_record
 

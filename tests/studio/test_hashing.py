@@ -1,9 +1,9 @@
-"""One file digest for data, artifacts and model files (studio/hashing.py)."""
+"""One file digest for data, artifacts and model files (studio.hashing, defined in modelformat)."""
 
 import hashlib
 
+from modelformat import modelio
 from studio import hashing
-from training.ml import modelio
 
 
 def test_the_model_format_uses_the_one_file_digest(tmp_path):

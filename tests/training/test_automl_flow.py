@@ -118,7 +118,7 @@ def test_a_separate_validation_set_scores_the_trials_and_the_final_model(
     from compute.jobs.models import Artifact
     from compute.jobs.recovery import job_artifact_dir
     from data.services import data_version_from_file
-    from training.ml.modelio import load_model
+    from modelformat.modelio import load_model
 
     source = tmp_path / "penguins-validation.csv"
     palmerpenguins.load_penguins().sample(frac=0.3, random_state=1).to_csv(source, index=False)

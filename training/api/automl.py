@@ -8,9 +8,9 @@ from rest_framework.response import Response
 from compute.jobs.selectors import job_get
 from compute.models import ComputeTarget
 from data.selectors import data_version_get_by_id
-from studio.api.base import WorkspaceApiView
 from studio.api.inputs import InputSerializer
 from training.models import TrainingJobKind
+from workspaces.api.base import WorkspaceApiView
 
 from .. import automl_services
 from ..automl_selectors import automl_run_get

@@ -6,8 +6,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from compute.jobs.selectors import job_get
-from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 from studio.api.inputs import InputSerializer, QueryInputSerializer, query_values
+from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import registry_selectors as selectors
 from .. import registry_services as services

@@ -38,6 +38,7 @@ class JobIn(InputSerializer):
 
 
 class JobOut(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=kinds.CHOICES, read_only=True)  # the kinds the apps registered
     target = serializers.SerializerMethodField()
     node = serializers.CharField(source="node.name", default=None)
     experiment = serializers.CharField(source="experiment.name", default=None)

@@ -7,8 +7,8 @@ from rest_framework.response import Response
 from compute.jobs import selectors as job_selectors
 from compute.jobs import services
 from compute.models import ComputeTarget
-from studio.api.base import WorkspaceApiView, WorkspaceListApiView
 from studio.api.inputs import query_values
+from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors
 from ..downloads import artifact_download

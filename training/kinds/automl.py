@@ -13,6 +13,8 @@ from compute.jobs.models import Artifact, Job, JobStatus
 from compute.jobs.recovery import job_artifact_dir
 from compute.jobs.runner import Detach, JobError
 from data.models import DataVersion
+from modelformat.modelio import load_model, save_model
+from modelformat.signature import build_signature
 
 from .. import automl_services
 from ..datasets import check_target, load_training_data
@@ -20,7 +22,6 @@ from ..ml.columns import check_overrides
 from ..ml.ensemble import choose_final_model
 from ..ml.explain import permutation_feature_importance
 from ..ml.metrics import classification_charts, classification_metrics
-from ..ml.modelio import load_model, save_model
 from ..ml.search import AutoMLSearch, AutoMLSpec, automl_setup
 from ..ml.trial import TrialSpec, predict_proba_aligned, run_trial
 from ..ml.validation import split_test, validation_rows
@@ -218,8 +219,6 @@ class AutoMLTrialJob(JobHandler):
 
 
 def _write_signature(ctx, data: AutomlData, classes) -> None:
-    from endpoints.scoring.signature import build_signature
-
     types = {k: v for k, v in data.column_types.items() if k in data.X.columns}
     signature = build_signature(
         data.X, column_types=types, target=ctx.job.parent.spec["target_column"], classes=classes

@@ -18,7 +18,7 @@ from ..ml.algorithms import ALGORITHMS
 from ..ml.columns import plan_features
 from ..ml.metrics import classification_charts
 from ..ml.trial import TrialSpec, run_trial
-from ..ml.validation import choose_validation
+from ..ml.validation import choose_validation, validation_splits
 from ..packaging import package_model
 from ..registry_selectors import models_registered_from
 
@@ -222,6 +222,5 @@ def _evaluation_rows(validation: dict, y) -> np.ndarray | None:
     """The rows a trial's probabilities belong to: all rows for CV (None), else the holdout rows."""
     if validation["method"] == "cv":
         return None
-    from ..ml.validation import validation_splits
 
     return validation_splits(validation, y.to_numpy())[0][1]

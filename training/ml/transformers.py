@@ -1,7 +1,9 @@
 """The studio's only custom scikit-learn transformers.
 
-Every class here must also be listed in ``modelio.TRUSTED_TYPES`` (a model file is data, never
-code: rule R2), and an ONNX export needs a converter for each, so keep this module small.
+Every class here must also be listed in ``modelformat.modelio.TRUSTED_TYPES`` (a model file is
+data, never code: rule R2), and an ONNX export needs a converter for each (``modelformat``
+recognises them by name), so keep this module small. Saved model files name these classes by this
+module's path: moving them would stop those files loading.
 Everything else in a pipeline is a standard scikit-learn or LightGBM class.
 """
 

@@ -2,7 +2,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from studio.api.base import ListApiView, WorkspaceApiView, WorkspaceListApiView
+from studio.api.base import ListApiView
+from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors, services
 from ..policy import Action

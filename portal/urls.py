@@ -4,12 +4,12 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from endpoints.views_scoring import score
+from studio import views as studio_views
 
 from . import views
 
 handler400 = "studio.views.bad_request"
-handler403 = "studio.views.permission_denied"
+handler403 = "portal.views.permission_denied"
 handler404 = "studio.views.not_found"
 handler500 = "studio.views.server_error"
 
@@ -27,17 +27,17 @@ api_v1 = [
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("health/", views.health, name="health"),
-    path("score/<slug:endpoint_name>/", score, name="score"),
+    path("health/", studio_views.health, name="health"),
+    path("score/", include("endpoints.scoring_urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("account/set-password/", views.sign_in_link, name="sign-in-link"),
-    path("account/tokens/", views.token_list, name="token-list"),
-    path("account/tokens/<id:token_id>/revoke/", views.token_revoke, name="token-revoke"),
-    path("worker-checks/", views.worker_check_create, name="worker-check-create"),
-    path("worker-checks/<id:check_id>/", views.worker_check_detail, name="worker-check-detail"),
+    path("account/tokens/", studio_views.token_list, name="token-list"),
+    path("account/tokens/<id:token_id>/revoke/", studio_views.token_revoke, name="token-revoke"),
+    path("worker-checks/", studio_views.worker_check_create, name="worker-check-create"),
+    path("worker-checks/<id:check_id>/", studio_views.worker_check_detail, name="worker-check-detail"),
     path("w/", include("workspaces.urls")),
     path("w/<id:workspace_id>/data/", include("data.urls")),
     path("w/<id:workspace_id>/compute/", include("compute.urls")),

@@ -23,6 +23,9 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.utils import Bunch
 
 ENSEMBLES = ("VotingClassifier", "StackingClassifier")
 # scikit-learn's word patterns, as RE2 (onnxruntime's Tokenizer) spells them: Python's Unicode \w is
@@ -43,14 +46,10 @@ def _is_datetime_parts(step) -> bool:
 
 
 def _is_pipeline(model) -> bool:
-    from sklearn.pipeline import Pipeline
-
     return isinstance(model, Pipeline)
 
 
 def _is_column_transformer(model) -> bool:
-    from sklearn.compose import ColumnTransformer
-
     return isinstance(model, ColumnTransformer)
 
 
@@ -79,12 +78,20 @@ def components(model):
                 stack.append(item.final_estimator_)
 
 
+def datetime_parts_classes(model) -> set[type]:
+    """The classes of the studio's ``DatetimeParts`` steps inside ``model``, recognised by name like
+    ``CastColumns``: the class stays in ``training/ml/transformers.py`` (saved model files name it by
+    that path) and the model format imports nothing from training."""
+    return {type(item) for item in components(model) if _is_datetime_parts(item)}
+
+
 def contains_lightgbm(model) -> bool:
     return any(type(item).__module__.startswith("lightgbm") for item in components(model))
 
 
 # --- Refusals known up front ---------------------------------------------------------------------
 def _known_types() -> set:
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx._supported_operators import sklearn_operator_name_map
 
     return set(sklearn_operator_name_map)
@@ -191,8 +198,6 @@ def text_options(prepared) -> dict:
 
 
 def _as_pipeline(member):
-    from sklearn.pipeline import Pipeline
-
     return member if _is_pipeline(member) else Pipeline([("estimator", member)])
 
 
@@ -210,8 +215,6 @@ def prepare(model, aliases: dict[str, str]):
         clone.steps = [(name, prepare(step, aliases)) for name, step in model.steps]
         return clone
     if _name(model) in ENSEMBLES and hasattr(model, "estimators_"):
-        from sklearn.utils import Bunch
-
         clone = copy.copy(model)
         members = [_as_pipeline(prepare(member, aliases)) for member in model.estimators_]
         clone.estimators_ = members

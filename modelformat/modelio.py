@@ -22,9 +22,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import skops
 import skops.io as sio
-
-from studio.hashing import sha256_file  # the one file digest (also imported from here as modelio.sha256_file)
+from skops.io._persist import SaveContext, get_state  # the steps of skops.io._persist._save
 
 
 class ModelFileError(Exception):
@@ -126,6 +126,16 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
 )
 
 
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks: the studio's one file digest (studio.hashing re-exports
+    it for the apps; it lives here, in the lowest layer, because the model format needs it too)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _dump_compact(model, path: str) -> None:
     """``skops.io.dump`` with the schema written without indentation.
 
@@ -134,9 +144,6 @@ def _dump_compact(model, path: str) -> None:
     under a second. The file is the same skops format (skops reads it with ``json.loads``), and
     ``tests/ml/test_modelio.py`` loads every kind of model back through ``skops.io.load``.
     """
-    import skops
-    from skops.io._persist import SaveContext, get_state  # same steps as skops.io._persist._save
-
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         context = SaveContext(zip_file=archive)
         state = get_state(model, context)

@@ -69,9 +69,12 @@ from operator import itemgetter
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from .column_types import SEMANTIC_TYPES, infer_column_type
 
 SIGNATURE_VERSION = 1
-SEMANTIC_TYPES = ("numeric", "integer", "boolean", "categorical", "datetime", "text", "identifier")
 MAX_ROWS = 10_000
 MAX_CATEGORIES = 1_000
 ENVELOPE_KEYS = ("inputs", "data", "input_data", "dataframe_records", "dataframe_split", "instances")
@@ -137,21 +140,7 @@ def _dtype_for(semantic: str, col: pd.Series) -> str:
 
 
 def _guess_type(name: str, col: pd.Series) -> str:
-    try:  # the studio's own inference, when the caller gives no types
-        from training.ml.columns import infer_column_type
-    except ImportError:  # pragma: no cover - training.ml ships with the studio
-        infer_column_type = None
-    if infer_column_type is not None:
-        return infer_column_type(name, col)
-    if pd.api.types.is_bool_dtype(col):
-        return "boolean"
-    if pd.api.types.is_datetime64_any_dtype(col):
-        return "datetime"
-    if pd.api.types.is_integer_dtype(col):
-        return "integer"
-    if pd.api.types.is_numeric_dtype(col):
-        return "numeric"
-    return "categorical"
+    return infer_column_type(name, col)  # the studio's own inference, when the caller gives no types
 
 
 def _categories(col: pd.Series, limit: int) -> tuple[list, bool]:
@@ -241,9 +230,6 @@ def unused_columns(model, columns: Iterable[str]) -> set[str]:
 
 
 def _column_transformers(model):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-
     if isinstance(model, ColumnTransformer):
         yield model
         return

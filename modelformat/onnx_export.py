@@ -45,8 +45,8 @@ import numpy as np
 import pandas as pd
 
 from . import onnx_model
-from .onnx_converters import converters_for, exact_neighbour_weights, register_lightgbm
-from .signature import Signature
+from .onnx_converters import ConversionRefused, converters_for, exact_neighbour_weights, register_lightgbm
+from .signature import Signature, json_labels, unused_columns
 
 TOLERANCE = 1e-5
 MAX_CHECK_ROWS = 5_000
@@ -59,10 +59,6 @@ FEED_METADATA = "studio_feed"
 # scikit-learn), else as float32; the first that converts *and* verifies is kept.
 NUMERIC_PRECISIONS = ("double", "float")
 PRECISION_WORDS = {"double": "64-bit", "float": "32-bit"}
-
-
-class ConversionRefused(Exception):
-    """The model cannot be converted, for a reason worth showing to the user."""
 
 
 # --- Feeding the ONNX model ----------------------------------------------------------------------
@@ -151,6 +147,7 @@ def make_session(onnx_bytes: bytes, *, log_severity: int = 3):
 
     Refuses models that reference external data files (an ONNX file may name paths; ours never do).
     """
+    # deferred: onnx is heavy to import and only ONNX conversion or serving needs it
     import onnx
     import onnxruntime as ort
 
@@ -323,6 +320,7 @@ def try_convert(pipeline, signature, X_sample: pd.DataFrame) -> tuple[bytes | No
 
 
 def _versions() -> dict:
+    # deferred: onnx is heavy to import and only ONNX conversion or serving needs it
     import onnx
     import onnxruntime
     import skl2onnx
@@ -335,8 +333,6 @@ def _convert_and_verify(pipeline, signature: Signature, X_sample: pd.DataFrame, 
         raise ConversionRefused("no sample rows to verify the conversion on")
     if not hasattr(pipeline, "predict_proba"):
         raise ConversionRefused("the model has no predict_proba")
-    from .signature import json_labels, unused_columns
-
     classes = json_labels(getattr(pipeline, "classes_", []))
     if signature.classes is not None and classes != signature.classes:
         raise ConversionRefused(f"the signature's classes {signature.classes} are not the model's {classes}")
@@ -414,12 +410,13 @@ def _overall_reason(attempts: list[dict]) -> str:
 
 
 def _attempt(model, signature, used, kinds, aliases, precision, batch, reference, report) -> bytes:
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     types = {"double": DoubleTensorType, "float": FloatTensorType, "datetime": DoubleTensorType}
     initial_types = [(aliases[spec.name], types.get(kinds[spec.name], StringTensorType)([None, 1])) for spec in used]
-    converters, shapes = converters_for(precision)
+    converters, shapes = converters_for(precision, model)
     final = onnx_model.final_classifier(model)
     onx = convert_sklearn(
         model,
@@ -471,6 +468,7 @@ def _cast_numeric_outputs(onx, precision: str) -> None:
     """End every numeric graph output with a Cast to the attempt's precision: skl2onnx may declare
     an output float while the nodes before it compute double (or the reverse), which onnxruntime
     refuses; the Cast makes the declared type true whatever the converters did."""
+    # deferred: onnx is heavy to import and only ONNX conversion or serving needs it
     from onnx import TensorProto, helper
 
     proto = TensorProto.DOUBLE if precision == "double" else TensorProto.FLOAT

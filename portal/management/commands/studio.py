@@ -19,8 +19,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from data.uploads import remove_stale_staging
+from portal.demo import demo_seed
 from studio.broker import remove_stale_partial_files
-from studio.demo import demo_seed
 from studio.services import worker_check_request
 from studio.supervisor import Supervisor
 

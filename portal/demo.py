@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from data.models import DataAsset, Ingest
+from data.services import data_upload
+from data.uploads import StagedUpload, staging_dir
 from workspaces.models import Workspace
 from workspaces.services import workspace_create
 
@@ -48,16 +51,12 @@ def demo_seed() -> DemoSeed:
 
 def demo_data_seed(*, actor, workspace: Workspace) -> None:
     """Upload the penguins as a data asset once; the ingest job runs when the studio's agent starts."""
-    from data.models import DataAsset, Ingest
-    from data.services import data_upload
-    from data.uploads import StagedUpload, staging_dir
-
     if (
         DataAsset.objects.filter(workspace=workspace, name=DEMO_ASSET).exists()
         or Ingest.objects.filter(workspace=workspace, asset_name=DEMO_ASSET).exists()
     ):
         return
-    import palmerpenguins
+    import palmerpenguins  # deferred: the demo data set is read once, on first start
 
     path = staging_dir() / f"{uuid.uuid4().hex}.part"
     palmerpenguins.load_penguins().to_csv(path, index=False)

@@ -1,6 +1,6 @@
 """skl2onnx converters for what the studio's pipelines contain and skl2onnx lacks or gets wrong.
 
-Passed to ``convert_sklearn`` per call (``converters_for(precision)``), never registered globally,
+Passed to ``convert_sklearn`` per call (``converters_for(precision, model)``), never registered globally,
 except onnxmltools' LightGBM converter (``register_lightgbm``). ``precision`` ("double" or
 "float") is the numeric type of the attempt: every numeric output below is declared, and cast to,
 that type, so that a ColumnTransformer never concatenates float32 encoder outputs with float64
@@ -41,19 +41,40 @@ import inspect
 import warnings
 
 import numpy as np
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    StackingClassifier,
+    VotingClassifier,
+)
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+from sklearn.tree import DecisionTreeClassifier
+
+from .onnx_model import datetime_parts_classes
 
 MISSING_LABEL = "nan"
 UNSEEN_PROBE = "__studio_unseen_category__"
 SECONDS_PER_DAY = 86_400.0
 
 
+class ConversionRefused(Exception):
+    """The model cannot be converted, for a reason worth showing to the user."""
+
+
 def _numeric_type(precision: str):
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     return DoubleTensorType if precision == "double" else FloatTensorType
 
 
 def _proto(precision: str) -> int:
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.proto import onnx_proto
 
     return onnx_proto.TensorProto.DOUBLE if precision == "double" else onnx_proto.TensorProto.FLOAT
@@ -137,6 +158,7 @@ def _kept_columns(op) -> list[int] | None:
 def _imputer_shape_calculator():
     """skl2onnx's imputer shape, plus the missing-indicator columns (``add_indicator=True``) and
     minus the columns scikit-learn drops (all-missing in training)."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.common.data_types import StringTensorType
     from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 
@@ -155,11 +177,10 @@ def _imputer_shape_calculator():
 
 
 def _imputer_converter():
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
     from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
     from skl2onnx.proto import onnx_proto
-
-    from .onnx_export import ConversionRefused
 
     def convert_numbers(scope, operator, container):
         """Where(IsNaN(x), statistics, x) in the input's own precision (onnxruntime's Imputer op has
@@ -267,6 +288,7 @@ def _onehot_converter():
     skl2onnx refuses such encoders, and converting them as "ignore" gave zeros where scikit-learn
     sets the infrequent column (credit_data: a voting ensemble differed by 0.034). Otherwise
     skl2onnx's converter, with "infrequent_if_exist"/"warn" converted as "ignore" (the same then)."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.common.data_types import StringTensorType
     from skl2onnx.operator_converters.one_hot_encoder import convert_sklearn_one_hot_encoder
     from skl2onnx.proto import onnx_proto
@@ -364,10 +386,9 @@ def ordinal_codes(op) -> list[dict]:
 
 
 def _ordinal_converter(precision: str):
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.common.data_types import StringTensorType
     from skl2onnx.proto import onnx_proto
-
-    from .onnx_export import ConversionRefused
 
     def convert(scope, operator, container):
         op = operator.raw_operator
@@ -428,10 +449,9 @@ def _target_encoder_converter(precision: str):
     multiclass targets): a category seen in training gives its encoding, an unseen one the target
     mean, a missing one the encoding of the NaN category if it was seen. Multiclass output is
     feature-major, one column per class, as scikit-learn lays it out."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.common.data_types import StringTensorType
     from skl2onnx.proto import onnx_proto
-
-    from .onnx_export import ConversionRefused
 
     def convert(scope, operator, container):
         op = operator.raw_operator
@@ -491,10 +511,10 @@ def _tfidf_converter(precision: str):
     """skl2onnx's word counts (its Tokenizer and TfIdfVectorizer ops), then the TF-IDF weighting
     written here: skl2onnx writes sublinear tf as log(1 + tf), scikit-learn as 1 + log(tf) for
     non-zero counts (a difference of up to 0.02 in probabilities on the studio's text features)."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common.data_types import FloatTensorType
     from skl2onnx.proto import onnx_proto
-    from sklearn.feature_extraction.text import CountVectorizer
 
     single = onnx_proto.TensorProto.FLOAT
 
@@ -565,6 +585,7 @@ def _tfidf_shape(precision: str):
 # --- DatetimeParts -------------------------------------------------------------------------------
 def _datetime_parts_converter(precision: str):
     """Parts of seconds since 1970 (NaN for a missing date), as ``DatetimeParts`` computes them."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.proto import onnx_proto
 
     double = onnx_proto.TensorProto.DOUBLE
@@ -666,6 +687,7 @@ def _tree_converter(converter, *, double_thresholds: bool):
     (``nodes_values_as_tensor``, ai.onnx.ml opset 3) with the float scores cast back to the double
     output skl2onnx declares. Without this, a value within float32 rounding of a split threshold
     can take the other branch: a few rows in thousands then differ by a whole leaf value."""
+    # deferred: onnx is heavy to import and only ONNX conversion or serving needs it
     from onnx import numpy_helper
     from skl2onnx.common.data_types import DoubleTensorType
     from skl2onnx.proto import onnx_proto
@@ -715,6 +737,7 @@ def _knn_converter(converter):
     neighbour search returns the distances negated, so ``weights="distance"`` weighs every
     neighbour alike (differences of 0.17 in probability). The search is wrapped, for this
     conversion only, to return them positive."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     import skl2onnx.operator_converters.nearest_neighbours as neighbours
     from skl2onnx.algebra.onnx_ops import OnnxMul
 
@@ -745,6 +768,7 @@ def exact_neighbour_weights(onx) -> None:
     neighbours ~1e-5 of the vote — over the tolerance when the check rows are training rows (as
     for models validated by cross-validation). The floor is lowered to 1e-300 (1e-30 in float32):
     an exact match then takes the whole vote, and the weights still sum without overflow."""
+    # deferred: onnx is heavy to import and only ONNX conversion or serving needs it
     from onnx import numpy_helper
 
     producers = {out: node for node in onx.graph.node for out in node.output}
@@ -778,6 +802,7 @@ def _hgb_categorical_converter(plain_converter, precision: str):
     which go the split's missing-value way, as scikit-learn's predictor does. The split itself
     is then "derived <= 0.5". Trees sum in a TreeEnsembleRegressor (double thresholds), then the
     baseline and the sigmoid (two classes) or softmax, as scikit-learn's loss computes them."""
+    # deferred: onnx is heavy to import and only ONNX conversion or serving needs it
     from onnx import numpy_helper
     from skl2onnx.proto import onnx_proto
 
@@ -909,6 +934,7 @@ def _hgb_categorical_converter(plain_converter, precision: str):
 
 
 def _hgb_shape(plain_calculator, precision: str):
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.common.data_types import Int64TensorType
 
     numeric = _numeric_type(precision)
@@ -926,6 +952,7 @@ def _hgb_shape(plain_calculator, precision: str):
 # --- Ensembles over raw columns ------------------------------------------------------------------
 def _member_probabilities(scope, container, operator, member, precision: str) -> str:
     """Declare ``member`` (a Pipeline) over all the operator's inputs; its probabilities' name."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common.data_types import Int64TensorType
 
@@ -950,7 +977,6 @@ def _write_label(scope, container, operator, probabilities: str) -> None:
 
 
 def _voting_converter(precision: str):
-    from .onnx_export import ConversionRefused
 
     def convert(scope, operator, container):
         op = operator.raw_operator
@@ -974,11 +1000,10 @@ def _voting_converter(precision: str):
 
 
 def _stacking_converter(precision: str):
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common.data_types import Int64TensorType
     from skl2onnx.proto import onnx_proto
-
-    from .onnx_export import ConversionRefused
 
     def convert(scope, operator, container):
         op = operator.raw_operator
@@ -1015,6 +1040,7 @@ def _stacking_converter(precision: str):
 
 
 def _ensemble_shape(precision: str):
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.common.data_types import Int64TensorType
 
     numeric = _numeric_type(precision)
@@ -1027,25 +1053,12 @@ def _ensemble_shape(precision: str):
 
 
 # --- The table for one attempt -------------------------------------------------------------------
-def converters_for(precision: str) -> tuple[dict, dict]:
-    """(custom_conversion_functions, custom_shape_calculators) for a "double" or "float" attempt."""
+def converters_for(precision: str, model) -> tuple[dict, dict]:
+    """(custom_conversion_functions, custom_shape_calculators) for a "double" or "float" attempt at
+    converting ``model`` (whose ``DatetimeParts`` classes are found in it: ``onnx_model.datetime_parts_classes``)."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import get_converter, get_shape_calculator
-    from sklearn.ensemble import (
-        ExtraTreesClassifier,
-        GradientBoostingClassifier,
-        HistGradientBoostingClassifier,
-        RandomForestClassifier,
-        StackingClassifier,
-        VotingClassifier,
-    )
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.impute import SimpleImputer
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
-    from sklearn.tree import DecisionTreeClassifier
-
-    from training.ml.transformers import DatetimeParts
 
     converters = {
         SimpleImputer: _imputer_converter(),
@@ -1053,7 +1066,6 @@ def converters_for(precision: str) -> tuple[dict, dict]:
         TargetEncoder: _target_encoder_converter(precision),
         OrdinalEncoder: _ordinal_converter(precision),
         TfidfVectorizer: _tfidf_converter(precision),
-        DatetimeParts: _datetime_parts_converter(precision),
         VotingClassifier: _voting_converter(precision),
         StackingClassifier: _stacking_converter(precision),
     }
@@ -1061,10 +1073,12 @@ def converters_for(precision: str) -> tuple[dict, dict]:
         SimpleImputer: _imputer_shape_calculator(),
         OrdinalEncoder: _ordinal_shape(precision),
         TfidfVectorizer: _tfidf_shape(precision),
-        DatetimeParts: _datetime_parts_shape(precision),
         VotingClassifier: _ensemble_shape(precision),
         StackingClassifier: _ensemble_shape(precision),
     }
+    for cls in datetime_parts_classes(model):
+        converters[cls] = _datetime_parts_converter(precision)
+        shapes[cls] = _datetime_parts_shape(precision)
     shapes[OneHotEncoder] = _onehot_shape(get_shape_calculator(sklearn_operator_name_map[OneHotEncoder]), precision)
     shapes[TargetEncoder] = _target_encoder_shape(precision)
     for cls in (
@@ -1089,6 +1103,7 @@ def converters_for(precision: str) -> tuple[dict, dict]:
 def register_lightgbm() -> bool:
     """Register onnxmltools' LightGBM converter with skl2onnx when onnxmltools is installed."""
     try:
+        # deferred: onnxmltools is optional (heavy too): without it LightGBM models stay skops-only
         from lightgbm import LGBMClassifier
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
         from skl2onnx import update_registered_converter

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from studio.demo import demo_seed
+from portal.demo import demo_seed
 
 
 class Command(BaseCommand):
