@@ -13,6 +13,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from studio.secrets import secret_matches, secret_new, secret_split
+from studio.validation import model_validate
 from workspaces.models import Workspace
 from workspaces.policy import Action, PersonalAction, require, require_personal
 from workspaces.services import activity_record
@@ -170,6 +171,8 @@ def target_create(
         idle_seconds=idle_seconds_before_scaledown,
         idle_shutdown_minutes=idle_shutdown_minutes,
     )
+    description = description or ""
+    model_validate(ComputeTarget(description=description), fields=["description"])  # refused, never cut
     _check_quota(workspace=workspace, kind=kind, size=size, min_nodes=min_nodes, max_nodes=max_nodes)
     if ComputeTarget.objects.filter(workspace=workspace, name=name).exists():
         raise ValidationError(
@@ -181,7 +184,7 @@ def target_create(
             workspace=workspace,
             kind=kind,
             name=name,
-            description=(description or "")[:500],
+            description=description,
             size=size,
             priority=priority,
             min_nodes=min_nodes,
@@ -231,6 +234,8 @@ def target_update(
     if target.kind == TargetKind.INSTANCE:
         new["min_nodes"], new["max_nodes"] = 0, 1
     _clean_target_fields(kind=target.kind, name=target.name, size=target.size, **new)
+    if description is not None:
+        model_validate(ComputeTarget(description=description), fields=["description"])  # refused, never cut
     _check_quota(
         workspace=target.workspace,
         kind=target.kind,
@@ -244,7 +249,7 @@ def target_update(
     target.priority = new["priority"]
     target.idle_shutdown_minutes = new["idle_shutdown_minutes"] if target.kind == TargetKind.INSTANCE else None
     if description is not None:
-        target.description = description[:500]
+        target.description = description
     with transaction.atomic():
         target.save()
         activity_record(

@@ -4,7 +4,7 @@ profile charts and the schema editor, downloads."""
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.csrf import csrf_failure
@@ -12,7 +12,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from data import selectors, services
-from data.dataio import SEMANTIC_TYPES, DataError, Schema, iter_csv, read_page
+from data.dataio import SEMANTIC_TYPES, Schema, read_page
+from data.downloads import data_version_download
 from data.forms import DataUploadForm
 from data.uploads import UploadRefused, too_large_message, upload_admitted
 from studio.charts import figure_data
@@ -263,22 +264,8 @@ def version_schema_edit(request, workspace_id, asset_id, version):
 
 
 def version_download(request, workspace_id, asset_id, version, fmt):
-    workspace, asset, data_version = _version(request, workspace_id, asset_id, version)
-    path = services.data_version_path(data_version)
-    if not path.is_file():
-        raise Http404("The version's file is missing.")
-    filename = f"{asset.name}-v{data_version.version}"
-    if fmt == "parquet":
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{filename}.parquet")  # noqa: SIM115
-    if fmt == "csv":
-        try:
-            schema = Schema.from_json(data_version.schema)
-        except DataError:
-            schema = None
-        response = StreamingHttpResponse(iter_csv(path, schema), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-        return response
-    raise Http404("Unknown format.")
+    _, _, data_version = _version(request, workspace_id, asset_id, version)
+    return data_version_download(data_version, fmt=fmt)
 
 
 @require_http_methods(["GET", "POST"])

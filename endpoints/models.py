@@ -1,9 +1,17 @@
 """Predictive services: endpoints, their deployments and keys, and the monitoring they record."""
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 BATCH_SCORE = "batch_score"  # the job kind this app registers (jobs.py)
+
+# Endpoint names are part of the scoring URL; deployment names are headers and traffic keys.
+# The API's input serializers document the same pattern.
+ENDPOINT_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+validate_endpoint_name = RegexValidator(
+    ENDPOINT_NAME_PATTERN, "Use 2–63 lower-case letters, digits or hyphens, starting with a letter."
+)
 
 
 class Endpoint(models.Model):
@@ -12,7 +20,7 @@ class Endpoint(models.Model):
     cached copy when it moves (they check at most once a second, never per request)."""
 
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="endpoints")
-    name = models.SlugField(max_length=63, unique=True)
+    name = models.SlugField(max_length=63, unique=True, validators=[validate_endpoint_name])
     description = models.CharField(max_length=500, blank=True)
     auth_mode = models.CharField(max_length=20, default="key")
     key1_prefix = models.CharField(max_length=16, blank=True)
@@ -46,7 +54,7 @@ class Deployment(models.Model):
     """A registered model version served under an endpoint, on an inference cluster."""
 
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deployments")
-    name = models.SlugField(max_length=63)
+    name = models.SlugField(max_length=63, validators=[validate_endpoint_name])
     model_version = models.ForeignKey("training.ModelVersion", on_delete=models.PROTECT, related_name="deployments")
     target = models.ForeignKey("compute.ComputeTarget", on_delete=models.PROTECT, related_name="deployments")
     replicas = models.PositiveIntegerField(default=1)

@@ -1,6 +1,5 @@
 """Read queries for endpoints and their monitoring, scoped to one workspace (or one user's)."""
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,10 +9,10 @@ from django.http import Http404
 from django.utils import timezone
 
 from modelformat.drift import drift_report, merge_counts
-from training.registry_services import model_version_dir
+from training.registry_selectors import model_version_json_file
 
 from .models import Deployment, Endpoint, MonitoringBucket
-from .serving import LATENCY_BUCKETS_MS
+from .serving import LATENCY_BUCKETS_MS, RequestCounts
 
 RANGES = {
     "hour": (timedelta(hours=1), timedelta(minutes=1)),
@@ -67,15 +66,9 @@ def _add_histograms(a: list, b: list) -> list:
     return [x + y for x, y in zip(a, b, strict=True)]
 
 
-@dataclass
-class DeploymentStats:
+@dataclass(kw_only=True)
+class DeploymentStats(RequestCounts):
     name: str
-    requests: int = 0
-    errors_4xx: int = 0
-    errors_5xx: int = 0
-    throttled: int = 0
-    rows: int = 0
-    latency_ms_sum: float = 0.0
     histogram: list = field(default_factory=list)
     predicted: Counter = field(default_factory=Counter)
     quality: dict = field(default_factory=dict)
@@ -130,12 +123,7 @@ def monitoring(*, endpoint: Endpoint, range_name: str = "hour", now=None, bucket
         per_slot = histograms.setdefault(key, [[] for _ in range(slots)])
         per_slot[index] = _add_histograms(per_slot[index], bucket.latency_histogram)
         st = stats.setdefault(key, DeploymentStats(name=key, mirrored=bucket.mirrored))
-        st.requests += bucket.requests
-        st.errors_4xx += bucket.errors_4xx
-        st.errors_5xx += bucket.errors_5xx
-        st.throttled += bucket.throttled
-        st.rows += bucket.rows
-        st.latency_ms_sum += bucket.latency_ms_sum
+        st.add(bucket)
         st.histogram = _add_histograms(st.histogram, bucket.latency_histogram)
         st.predicted.update(bucket.predicted)
         if bucket.quality:
@@ -161,11 +149,9 @@ def monitoring(*, endpoint: Endpoint, range_name: str = "hour", now=None, bucket
 def _references(endpoint: Endpoint) -> dict:
     out = {}
     for deployment in endpoint.deployments.all():
-        path = model_version_dir(deployment.model_version) / "reference_profile.json"
-        try:
-            out[deployment.name] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass
+        reference = model_version_json_file(version=deployment.model_version, name="reference_profile.json")
+        if reference is not None:
+            out[deployment.name] = reference
     return out
 
 

@@ -1,7 +1,6 @@
 """Endpoints, deployments, keys and traffic. Roles are checked here (R4); every change bumps the
 endpoint's config version so serving processes pick it up within a second."""
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from django.db.models import F
 from compute.models import ComputeTarget, TargetKind
 from compute.services import serving_session_close, serving_session_open, target_create
 from studio.secrets import secret_matches, secret_new, secret_split
+from studio.validation import model_validate
 from training.models import ModelVersion
 from workspaces.models import Workspace
 from workspaces.policy import Action, require
@@ -21,7 +21,6 @@ from .models import Deployment, DeploymentStatus, Endpoint
 from .serving import warm_up
 
 KEY_LABEL = "sk"
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 MAX_REPLICAS = 20
 
 
@@ -36,11 +35,8 @@ def _bump(endpoint: Endpoint) -> None:
     Endpoint.objects.filter(pk=endpoint.pk).update(config_version=F("config_version") + 1)
 
 
-def _clean_name(name, field="name") -> str:
-    name = name.strip() if isinstance(name, str) else ""
-    if not NAME_RE.match(name):
-        raise ValidationError({field: ["Use 2–63 lower-case letters, digits or hyphens, starting with a letter."]})
-    return name
+def _stripped(name) -> str:
+    return name.strip() if isinstance(name, str) else ""
 
 
 def endpoint_create(
@@ -48,7 +44,9 @@ def endpoint_create(
 ) -> EndpointKeys:
     """Create an endpoint with a primary and a secondary key, returned once (stored hashed, R5)."""
     require(actor, workspace, Action.WRITE)
-    name = _clean_name(name)
+    name = _stripped(name)
+    description = description or ""
+    model_validate(Endpoint(workspace=workspace, name=name, description=description), fields=["name", "description"])
     if Endpoint.objects.filter(name=name).exists():
         raise ValidationError(
             {
@@ -63,7 +61,7 @@ def endpoint_create(
         endpoint = Endpoint.objects.create(
             workspace=workspace,
             name=name,
-            description=(description or "")[:500],
+            description=description,
             key1_prefix=primary.prefix,
             key1_hash=primary.hash,
             key2_prefix=secondary.prefix,
@@ -99,7 +97,8 @@ def endpoint_update(
 ) -> Endpoint:
     require(actor, endpoint.workspace, Action.WRITE)
     if description is not None:
-        endpoint.description = description[:500]
+        endpoint.description = description
+        model_validate(endpoint, fields=["description"])  # too long is refused, never cut
     if requests_per_minute is not None:
         _check_rate(requests_per_minute)
         endpoint.requests_per_minute = requests_per_minute
@@ -157,7 +156,8 @@ def deployment_create(
     """Deploy a registered model version. It is loaded and scored once here (a sample row), so a
     broken model never takes traffic; the first deployment of an endpoint gets 100 % of it."""
     require(actor, endpoint.workspace, Action.WRITE)
-    name = _clean_name(name)
+    name = _stripped(name)
+    model_validate(Deployment(endpoint=endpoint, name=name), fields=["name"])
     if model_version.model.workspace_id != endpoint.workspace_id:
         raise ValidationError(
             {"model_version": ValidationError("Choose a model registered in this workspace.", code="not_found")}

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -26,6 +26,8 @@ from django.db import close_old_connections
 from endpoints.scoring.predictor import Predictor, get_predictor
 from modelformat.drift import count_batch, count_refusal, merge_counts
 from modelformat.signature import PayloadError, Signature
+from studio.api.errors import error_body
+from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.ratelimit import rate_limit
 from training.registry_services import model_version_dir
 
@@ -181,14 +183,29 @@ def throttle(prefix: str, limit: int) -> int | None:
 
 
 # --- Monitoring buffer ----------------------------------------------------------------------------
-@dataclass
-class _Counts:
+@dataclass(kw_only=True)
+class RequestCounts:
+    """The additive counters of monitoring, named as MonitoringBucket's columns: the buffer counts
+    them, the flush writes them, the monitoring selector adds buckets of them up."""
+
     requests: int = 0
-    errors_4xx: int = 0
+    errors_4xx: int = 0  # refused requests (429s are counted as throttled instead)
     errors_5xx: int = 0
     throttled: int = 0
     rows: int = 0
     latency_ms_sum: float = 0.0
+
+    def add(self, other) -> None:
+        """Add another set of counts (or a MonitoringBucket) to these."""
+        for counter in fields(RequestCounts):
+            setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
+
+    def counter_values(self) -> dict:
+        return {counter.name: getattr(self, counter.name) for counter in fields(RequestCounts)}
+
+
+@dataclass(kw_only=True)
+class _Counts(RequestCounts):
     histogram: list = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
     predicted: Counter = field(default_factory=Counter)
     quality: dict = field(default_factory=dict)
@@ -283,12 +300,7 @@ class MonitorBuffer:
                 minute=datetime.fromtimestamp(minute * 60, tz=UTC),
                 source=self.source,
                 mirrored=mirrored,
-                requests=c.requests,
-                errors_4xx=c.errors_4xx,
-                errors_5xx=c.errors_5xx,
-                throttled=c.throttled,
-                rows=c.rows,
-                latency_ms_sum=c.latency_ms_sum,
+                **c.counter_values(),
                 latency_histogram=c.histogram,
                 predicted=dict(c.predicted),
                 quality=c.quality,
@@ -302,6 +314,74 @@ class MonitorBuffer:
 
 monitor = MonitorBuffer()
 atexit.register(lambda: monitor.flush() if monitor._data else None)
+
+
+# --- The scoring sequence ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """What one scoring request came to: the status and JSON body to answer, and the deployment
+    that took it (None when none could be routed)."""
+
+    status: int
+    body: dict
+    deployment: DeploymentRuntime | None = None
+
+
+def score_request(
+    runtime: EndpointRuntime,
+    *,
+    body: bytes | str,
+    started: float,
+    pinned: str | None = None,
+    pinned_field: str = "X-Studio-Deployment",
+    record: bool = True,
+    mirrored: bool = False,
+) -> ScoreOutcome:
+    """Route, validate, predict and record one request: the scoring URL and the Test tab both score
+    through here. `pinned` names a deployment (given by `pinned_field`); `record=False` (the Test
+    tab) leaves monitoring alone; `mirrored` records a mirrored copy apart. An error inside the
+    model is recorded as a 500 and raised."""
+
+    def _record(status: int, deployment: DeploymentRuntime, **details) -> None:
+        if record:
+            latency_ms = (time.perf_counter() - started) * 1000
+            monitor.record(
+                mirrored=mirrored,
+                endpoint_id=runtime.id,
+                deployment=deployment,
+                status=status,
+                latency_ms=latency_ms,
+                **details,
+            )
+
+    deployment = runtime.route(pinned)
+    if deployment is None:
+        if pinned:
+            message = f"{runtime.name} has no deployment {pinned!r}."
+            return ScoreOutcome(400, error_body("unknown_deployment", message, {pinned_field: [message]}))
+        return ScoreOutcome(503, error_body("no_deployment", f"{runtime.name} has no deployment taking traffic yet."))
+    try:
+        payload = json_loads_checked(body or b"null", max_depth=settings.STUDIO_JSON_MAX_DEPTH)
+    except JsonLimitError as exc:  # too deep or not Unicode: refused before parsing
+        _record(400, deployment)  # the caller's error
+        return ScoreOutcome(400, error_body(exc.code, exc.message), deployment)
+    except ValueError as exc:
+        _record(400, deployment)
+        return ScoreOutcome(400, error_body("parse_error", f"The body is not valid JSON: {exc}"), deployment)
+    try:
+        predictor = deployment.predictor()
+        batch = predictor.signature.validate_columns(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
+        result = predictor.predict_batch(batch)
+    except PayloadError as exc:
+        _record(exc.status, deployment, refusal=exc)
+        fields_at_fault = {exc.field: [str(exc)]} if exc.field else None
+        return ScoreOutcome(exc.status, error_body(exc.code, str(exc), fields_at_fault, row=exc.row), deployment)
+    except Exception:
+        _record(500, deployment)
+        raise
+    _record(200, deployment, rows=batch.n_rows, predictions=result["predictions"], batch=batch)
+    answer = {**result, "deployment": deployment.name, "model": deployment.model_label}
+    return ScoreOutcome(200, answer, deployment)
 
 
 # --- Warm-up at deploy time -------------------------------------------------------------------------

@@ -4,7 +4,6 @@ the per-endpoint OpenAPI document."""
 import json
 import time
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
@@ -14,13 +13,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
 from compute.selectors import job_targets
-from modelformat.signature import PayloadError
+from studio.api.errors import error_body
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
-from studio.json_limits import JsonLimitError, json_loads_checked
-from training.registry_selectors import model_version_get_by_id, model_versions_in_workspace
-from training.registry_services import model_version_dir
+from training.registry_selectors import (
+    model_version_get_by_id,
+    model_version_json_file,
+    model_versions_in_workspace,
+)
 from workspaces.pages import page_workspace, render_page
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
@@ -118,11 +119,7 @@ def endpoint_detail(request, workspace_id, endpoint_id):
         )
     elif tab in ("test", "consume") and deployments:
         deployment = next((d for d in deployments if endpoint.traffic.get(d.name)), deployments[0])
-
-        folder = model_version_dir(deployment.model_version)
-        reference = None
-        if (folder / "reference_profile.json").exists():
-            reference = json.loads((folder / "reference_profile.json").read_text())
+        reference = model_version_json_file(version=deployment.model_version, name="reference_profile.json")
         sample = serving.sample_row(deployment.model_version.signature, reference)
         context.update(
             sample=sample,
@@ -191,42 +188,20 @@ def endpoint_test(request, workspace_id, endpoint_id):
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.VIEW)
     endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
     runtime = serving.configs.get(endpoint.name)
-    deployment = runtime.route(request.POST.get("deployment") or None) if runtime else None
-    if deployment is None:
-        return JsonResponse(
-            {"error": {"code": "no_deployment", "message": "No deployment takes traffic yet.", "fields": {}}},
-            status=503,
-        )
+    if runtime is None:
+        return JsonResponse(error_body("no_deployment", "No deployment takes traffic yet."), status=503)
     started = time.perf_counter()
-    try:
-        payload = json_loads_checked(request.POST.get("payload") or "null", max_depth=settings.STUDIO_JSON_MAX_DEPTH)
-        result = deployment.predictor().score(payload)
-    except JsonLimitError as exc:
-        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "fields": {}}}, status=400)
-    except ValueError as exc:
-        if isinstance(exc, PayloadError):
-            return JsonResponse(
-                {
-                    "error": {
-                        "code": exc.code,
-                        "message": str(exc),
-                        "fields": {exc.field: [str(exc)]} if exc.field else {},
-                        "row": exc.row,
-                    }
-                },
-                status=exc.status,
-            )
-        return JsonResponse(
-            {"error": {"code": "parse_error", "message": f"Not valid JSON: {exc}", "fields": {}}}, status=400
-        )
-    return JsonResponse(
-        {
-            **result,
-            "deployment": deployment.name,
-            "model": deployment.model_label,
-            "milliseconds": round((time.perf_counter() - started) * 1000, 2),
-        }
+    outcome = serving.score_request(
+        runtime,
+        body=request.POST.get("payload") or "",
+        started=started,
+        pinned=request.POST.get("deployment") or None,
+        pinned_field="deployment",
+        record=False,
     )
+    if outcome.status != 200:
+        return JsonResponse(outcome.body, status=outcome.status)
+    return JsonResponse({**outcome.body, "milliseconds": round((time.perf_counter() - started) * 1000, 2)})
 
 
 def endpoint_openapi_view(request, workspace_id, endpoint_id):

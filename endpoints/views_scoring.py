@@ -9,68 +9,27 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from modelformat.signature import PayloadError
-from studio.json_limits import JsonLimitError, json_loads_checked
+from studio.api.errors import error_body
 
 from . import serving
 from .services import key_matches
 
 
-def _error(status: int, code: str, message: str, *, field=None, row=None, headers=None) -> JsonResponse:
-    body = {"error": {"code": code, "message": message, "fields": {field: [message]} if field else {}}}
-    if row is not None:
-        body["error"]["row"] = row
-    response = JsonResponse(body, status=status)
+def _error(status: int, code: str, message: str, *, headers=None) -> JsonResponse:
+    response = JsonResponse(error_body(code, message), status=status)
     for name, value in (headers or {}).items():
         response[name] = value
     return response
 
 
-def _bad_body(runtime, deployment, started: float, code: str, message: str) -> JsonResponse:
-    """A 400 for a body that is not usable JSON, counted in monitoring as the caller's error."""
-    serving.monitor.record(
-        endpoint_id=runtime.id, deployment=deployment, status=400, latency_ms=(time.perf_counter() - started) * 1000
-    )
-    return _error(400, code, message)
-
-
-def _mirror(runtime, deployment_name: str, payload) -> None:
+def _mirror(runtime, deployment_name: str, body: bytes) -> None:
     """Score a copy of the request on the mirrored deployment; its answer is recorded, not returned."""
-    deployment = runtime.deployments.get(deployment_name)
-    if deployment is None:
+    if deployment_name not in runtime.deployments:
         return
-    started = time.perf_counter()
     try:
-        predictor = deployment.predictor()
-        batch = predictor.signature.validate_columns(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
-        result = predictor.predict_batch(batch)
-        serving.monitor.record(
-            endpoint_id=runtime.id,
-            deployment=deployment,
-            status=200,
-            mirrored=True,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            rows=batch.n_rows,
-            predictions=result["predictions"],
-            batch=batch,
-        )
-    except PayloadError as exc:
-        serving.monitor.record(
-            endpoint_id=runtime.id,
-            deployment=deployment,
-            status=exc.status,
-            mirrored=True,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            refusal=exc,
-        )
-    except Exception:  # noqa: BLE001 - a broken mirror never affects the caller
-        serving.monitor.record(
-            endpoint_id=runtime.id,
-            deployment=deployment,
-            status=500,
-            mirrored=True,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
+        serving.score_request(runtime, body=body, started=time.perf_counter(), pinned=deployment_name, mirrored=True)
+    except Exception:  # noqa: BLE001, S110 - recorded as a 500 already; a broken mirror never affects the caller
+        pass
 
 
 @csrf_exempt
@@ -120,48 +79,9 @@ def score(request, endpoint_name: str):
             f"More than {runtime.requests_per_minute:,} requests this minute with this key. Retry in {retry_after} s.",
             headers={"Retry-After": str(retry_after)},
         )
-    deployment = runtime.route(request.headers.get("X-Studio-Deployment"))
-    if deployment is None:
-        pinned = request.headers.get("X-Studio-Deployment")
-        if pinned:
-            return _error(
-                400, "unknown_deployment", f"{runtime.name} has no deployment {pinned!r}.", field="X-Studio-Deployment"
-            )
-        return _error(503, "no_deployment", f"{runtime.name} has no deployment taking traffic yet.")
-    try:
-        payload = json_loads_checked(request.body or b"null", max_depth=settings.STUDIO_JSON_MAX_DEPTH)
-    except JsonLimitError as exc:  # too deep or not Unicode: refused before parsing
-        return _bad_body(runtime, deployment, started, exc.code, exc.message)
-    except ValueError as exc:
-        return _bad_body(runtime, deployment, started, "parse_error", f"The body is not valid JSON: {exc}")
-    try:
-        predictor = deployment.predictor()
-        batch = predictor.signature.validate_columns(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
-        result = predictor.predict_batch(batch)
-    except PayloadError as exc:
-        serving.monitor.record(
-            endpoint_id=runtime.id,
-            deployment=deployment,
-            status=exc.status,
-            refusal=exc,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
-        return _error(exc.status, exc.code, str(exc), field=exc.field, row=exc.row)
-    except Exception:
-        serving.monitor.record(
-            endpoint_id=runtime.id, deployment=deployment, status=500, latency_ms=(time.perf_counter() - started) * 1000
-        )
-        raise
-    if runtime.mirror and random.random() * 100 < runtime.mirror[1]:
-        threading.Thread(target=_mirror, args=(runtime, runtime.mirror[0], payload), daemon=True).start()
-    response = JsonResponse({**result, "deployment": deployment.name, "model": deployment.model_label})
-    serving.monitor.record(
-        endpoint_id=runtime.id,
-        deployment=deployment,
-        status=200,
-        rows=batch.n_rows,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        predictions=result["predictions"],
-        batch=batch,
+    outcome = serving.score_request(
+        runtime, body=request.body, started=started, pinned=request.headers.get("X-Studio-Deployment")
     )
-    return response
+    if outcome.status == 200 and runtime.mirror and random.random() * 100 < runtime.mirror[1]:
+        threading.Thread(target=_mirror, args=(runtime, runtime.mirror[0], request.body), daemon=True).start()
+    return JsonResponse(outcome.body, status=outcome.status)

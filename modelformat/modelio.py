@@ -127,6 +127,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
 
 
 def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB chunks: the studio's one file digest (studio.hashing re-exports
+    it for the apps; it lives here, in the lowest layer, because the model format needs it too)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

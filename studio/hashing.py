@@ -1,11 +1,6 @@
-import hashlib
-from pathlib import Path
+"""The studio's one file digest. It is defined in the model format package (the lowest layer, which
+needs it too and may import nothing above it); the apps import it from here."""
 
+from modelformat.modelio import sha256_file
 
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["sha256_file"]

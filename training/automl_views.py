@@ -1,7 +1,5 @@
 """The Automated ML wizard, and the run page's leaderboard, guardrails, charts and importance."""
 
-import json
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -9,7 +7,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from compute.jobs.models import JobStatus
-from compute.jobs.recovery import job_artifact_dir
 from compute.jobs.selectors import job_get
 from compute.selectors import job_targets
 from data.selectors import data_version_get_by_id, data_versions_ready
@@ -22,10 +19,9 @@ from workspaces.selectors import workspace_get_for_user
 
 from . import automl_services
 from .automl_forms import AutoMLForm
+from .automl_selectors import automl_run_get
 from .charts import classification_figures
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
-from .ml.latency import within_limit
-from .ml.metrics import sort_key
 
 
 def _overrides(request, version) -> dict:
@@ -137,63 +133,24 @@ def automl_columns(request, workspace_id):
 
 
 def automl_context(job) -> dict:
-    """What the run page shows: guardrails, the live leaderboard, the final model's results."""
-    trials = list(automl_services.trials_of(job).select_related("node"))
-    setup = job.result.get("setup", {})
-    metric = job.spec.get("automl", {}).get("primary_metric", "auc_weighted")
-    infer_limit_ms = automl_services.automl_spec(job).infer_limit_ms
-    rows = []
-    for trial in trials:
-        spec = trial.spec["trial"]
-        result = trial.result.get("trial_result", {})
-        rows.append(
-            {
-                "job": trial,
-                "trial_id": spec["trial_id"],
-                "algorithm": spec["algorithm"],
-                "params": json.dumps(spec["params"], sort_keys=True),
-                "origin": spec["origin"],
-                "score": result.get("score"),
-                "metrics": result.get("metrics", {}),
-                "duration": result.get("duration_seconds"),
-                "latency_ms": result.get("latency_ms"),
-                "within_limit": within_limit(result.get("latency_ms"), infer_limit_ms),
-                "error": result.get("error"),
-            }
-        )
-
-    finished = sorted(
-        [r for r in rows if r["score"] is not None], key=lambda r: (sort_key(metric, r["score"]), r["trial_id"])
-    )
-    others = [r for r in rows if r["score"] is None]
-    final = job.children.filter(kind=TrainingJobKind.AUTOML_FINAL).order_by("-id").first()
+    """What the run page shows: the run's read model, with the final model's charts as figures."""
+    run = automl_run_get(job=job)
     context = {
-        "guardrails": setup.get("guardrails", []),
-        "leaderboard": finished + others,
-        "metric": metric,
-        "infer_limit_ms": infer_limit_ms,
-        "setup": setup,
-        "final": final,
-        "first_trial_s": automl_services.first_trial_seconds(job),
-        "n_trials": len(trials),
-        "trials_done": sum(t.status in JobStatus.finished() for t in trials),
+        "guardrails": run.guardrails,
+        "leaderboard": run.leaderboard,
+        "metric": run.metric,
+        "infer_limit_ms": run.infer_limit_ms,
+        "setup": run.setup,
+        "final": run.final,
+        "first_trial_s": run.first_trial_s,
+        "n_trials": run.n_trials,
+        "trials_done": run.trials_done,
     }
-    if final is not None and final.status == JobStatus.COMPLETED:
-        folder = job_artifact_dir(final)
-        context["final_metrics"] = sorted(
-            (k, v) for k, v in (final.result.get("test_metrics") or {}).items() if isinstance(v, (int, float))
-        )
-
-        try:
-            chart = json.loads((folder / "charts.json").read_text())
-            context["charts"] = classification_figures(chart, full=True)
-        except (OSError, ValueError):
-            context["charts"] = []
-        try:
-            importance = json.loads((folder / "importance.json").read_text())
-            context["importance_chart"] = _importance_figure(importance)
-        except (OSError, ValueError):
-            context["importance_chart"] = None
+    if run.final is not None and run.final.status == JobStatus.COMPLETED:
+        context["final_metrics"] = run.final_metrics
+        charts, importance = run.final_charts, run.final_importance
+        context["charts"] = classification_figures(charts, full=True) if charts is not None else []
+        context["importance_chart"] = _importance_figure(importance) if importance is not None else None
     return context
 
 

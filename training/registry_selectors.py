@@ -1,9 +1,12 @@
 """Read queries for the model registry, scoped to one workspace."""
 
+import json
+
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from .models import ModelAlias, ModelVersion, RegisteredModel
+from .registry_services import model_version_dir
 
 
 def _latest(field: str):
@@ -77,3 +80,12 @@ def models_trained_on(data_versions) -> list[str]:
     if not versions:
         return []
     return ["model" + ("s " if len(versions) > 1 else " ") + ", ".join(str(m) for m in versions[:5])]
+
+
+def model_version_json_file(*, version: ModelVersion, name: str):
+    """A JSON file registered with the version (signature, ONNX report, reference profile), parsed;
+    None when missing or unreadable."""
+    try:
+        return json.loads((model_version_dir(version) / name).read_text())
+    except (OSError, ValueError):
+        return None

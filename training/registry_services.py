@@ -17,7 +17,7 @@ from django.db import transaction
 
 from compute.jobs.models import Artifact, Job, JobStatus
 from compute.jobs.recovery import job_artifact_dir
-from modelformat.modelio import sha256_file
+from studio.hashing import sha256_file
 from studio.references import References
 from training.models import TrainingJobKind
 from workspaces.policy import Action, require

@@ -1,17 +1,15 @@
 """Model registry pages: list, versions, version detail (metrics, lineage, signature), compare,
 download, aliases, delete; registering a job's model."""
 
-import json
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.jobs.selectors import job_get
 from workspaces.pages import page_workspace, render_page
 
+from . import downloads
 from . import registry_selectors as selectors
 from . import registry_services as services
 
@@ -37,11 +35,7 @@ def model_detail(request, workspace_id, model_id):
 
 
 def _onnx_report(version) -> dict:
-    path = services.model_version_dir(version) / "onnx_report.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    return selectors.model_version_json_file(version=version, name="onnx_report.json") or {}
 
 
 def model_version_detail(request, workspace_id, model_id, version):
@@ -81,18 +75,7 @@ def model_version_download(request, workspace_id, model_id, version, fmt):
     workspace = page_workspace(request, workspace_id)
     model = selectors.model_get(workspace=workspace, model_id=model_id)
     model_version = selectors.model_version_get(model=model, version=version)
-    files = {"skops": "model.skops", "onnx": "model.onnx", "signature": "signature.json"}
-    if fmt not in files or (fmt == "onnx" and not model_version.onnx_sha256):
-        raise Http404("No such file for this version.")
-    path = services.model_version_dir(model_version) / files[fmt]
-    if not path.is_file():
-        raise Http404("The file is missing.")
-    suffix = files[fmt].split(".", 1)[1]
-    return FileResponse(
-        open(path, "rb"),
-        as_attachment=True,  # noqa: SIM115
-        filename=f"{model.name}-v{model_version.version}.{suffix}",
-    )
+    return downloads.model_version_download(model_version, fmt=fmt)
 
 
 @require_POST

@@ -1,13 +1,11 @@
 """Job pages: list, submit, detail with live status and log, cancel/retry/clone/delete, compare."""
 
 import json
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -22,7 +20,7 @@ from studio.forms_errors import add_service_errors
 from training.models import TrainingJobKind
 from workspaces.pages import page_workspace, render_page
 
-from . import selectors
+from . import downloads, selectors
 from .automl_views import automl_context
 from .charts import classification_figures
 from .forms import SUBMIT_FORMS
@@ -127,10 +125,8 @@ def _result_charts(job) -> list:
     artifact = job_selectors.job_artifacts(job=job).filter(name="charts.json").first()
     if artifact is None:
         return []
-    path = services.job_artifact_dir(job) / artifact.name
-    try:
-        chart = json.loads(path.read_text())
-    except (OSError, ValueError):
+    chart = job_selectors.job_json_artifact(job=job, name=artifact.name)
+    if chart is None:
         return []
 
     return classification_figures(chart)
@@ -222,11 +218,7 @@ def artifact_download(request, workspace_id, job_id, artifact_id):
     workspace = page_workspace(request, workspace_id)
     job = job_selectors.job_get(workspace=workspace, job_id=job_id)
     artifact = job_selectors.artifact_get(job=job, artifact_id=artifact_id)
-    path = services.job_artifact_dir(job) / artifact.name
-    root = Path(settings.ARTIFACT_ROOT).resolve()
-    if not path.resolve().is_relative_to(root) or not path.is_file():
-        raise Http404("The artifact's file is missing.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=artifact.name)  # noqa: SIM115
+    return downloads.artifact_download(job, artifact)
 
 
 def job_compare(request, workspace_id):

@@ -1,5 +1,7 @@
 """Read queries for jobs, experiments and their outputs, scoped to one workspace."""
 
+import json
+
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
@@ -7,6 +9,7 @@ from studio.ids import parse_id
 from workspaces.models import Workspace
 
 from .models import Artifact, Job, JobEvent, JobLogLine, JobStatus, Metric
+from .recovery import job_artifact_dir
 
 JOB_FILTERS = ("status", "kind", "experiment", "target", "q", "parent")
 
@@ -79,3 +82,11 @@ def artifact_get(*, job: Job, artifact_id) -> Artifact:
         return job_artifacts(job=job).get(pk=int(artifact_id))
     except (Artifact.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Artifact not found.") from None
+
+
+def job_json_artifact(*, job: Job, name: str):
+    """A JSON file the job wrote (charts, importance, reports), parsed; None when missing or unreadable."""
+    try:
+        return json.loads((job_artifact_dir(job) / name).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,4 +1,3 @@
-from django.http import FileResponse, Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -20,7 +19,8 @@ from data.api.serializers import (
     VersionFileQueryIn,
     VersionOut,
 )
-from data.dataio import Schema, iter_csv, read_page
+from data.dataio import Schema, read_page
+from data.downloads import data_version_download
 from data.uploads import UploadRefused, too_large_message, upload_admitted
 from studio.api.errors import ErrorSerializer
 from studio.api.inputs import query_values
@@ -190,18 +190,7 @@ class VersionDownloadApi(WorkspaceApiView):
     )
     def get(self, request, workspace_id, asset_id, version):
         data_version = _version(self, asset_id, version)
-        fmt = query_values(VersionFileQueryIn, request)["format"]
-        path = services.data_version_path(data_version)
-        if not path.is_file():
-            raise Http404("The version's file is missing.")
-        name = f"{data_version.asset.name}-v{data_version.version}"
-        if fmt == "parquet":
-            return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{name}.parquet")  # noqa: SIM115
-        response = StreamingHttpResponse(
-            iter_csv(path, Schema.from_json(data_version.schema)), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-        return response
+        return data_version_download(data_version, fmt=query_values(VersionFileQueryIn, request)["format"])
 
 
 class IngestListApi(WorkspaceListApiView):

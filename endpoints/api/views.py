@@ -12,12 +12,12 @@ from training.registry_selectors import model_version_get_by_id
 from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors, services
-from ..models import Deployment, Endpoint
+from ..models import ENDPOINT_NAME_PATTERN, Deployment, Endpoint
 from ..openapi import endpoint_openapi
 
 
 class EndpointIn(InputSerializer):
-    name = serializers.RegexField(services.NAME_RE.pattern, max_length=63)
+    name = serializers.RegexField(ENDPOINT_NAME_PATTERN, max_length=63)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     requests_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
 
@@ -84,7 +84,7 @@ class KeysOut(serializers.Serializer):
 
 
 class DeploymentIn(InputSerializer):
-    name = serializers.RegexField(services.NAME_RE.pattern, max_length=63)
+    name = serializers.RegexField(ENDPOINT_NAME_PATTERN, max_length=63)
     model_version = serializers.IntegerField(help_text="Id of a registered model version of this workspace.")
     target = serializers.IntegerField(help_text="Id of an inference cluster of this workspace.")
     replicas = serializers.IntegerField(min_value=1, max_value=20, required=False, default=1)

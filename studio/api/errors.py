@@ -72,8 +72,14 @@ def _validation_status(detail) -> tuple[int, str]:
     return 400, "invalid"
 
 
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+def error_body(code: str, message: str, fields: dict | None = None, *, row: int | None = None) -> dict:
+    """The one error body, for the API, the scoring route and the Test tab alike.
+
+    `row` is the 1-based row of a scoring payload at fault, present only when one row is."""
+    error = {"code": code, "message": message, "fields": fields or {}}
+    if row is not None:
+        error["row"] = row
+    return {"error": error}
 
 
 def exception_handler(exc, context):

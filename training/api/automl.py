@@ -1,7 +1,6 @@
 """Automated ML API: start a run; read its guardrails, live leaderboard and best model."""
 
 from django.core.exceptions import ValidationError
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -14,7 +13,7 @@ from training.models import TrainingJobKind
 from workspaces.api.base import WorkspaceApiView
 
 from .. import automl_services
-from ..automl_views import automl_context
+from ..automl_selectors import automl_run_get
 from ..ml.search import DEFAULT_INFER_LIMIT_MS
 from .serializers import JobOut
 
@@ -109,52 +108,59 @@ class AutoMLStartApi(WorkspaceApiView):
         return Response(JobOut(job).data, status=status.HTTP_201_CREATED)
 
 
+class LeaderboardRowOut(serializers.Serializer):
+    trial_id = serializers.IntegerField()
+    job = serializers.IntegerField(source="job.pk")
+    status = serializers.CharField(source="job.status")
+    algorithm = serializers.CharField()
+    params = serializers.CharField(help_text="The trial's hyperparameters as JSON, keys sorted.")
+    score = serializers.FloatField(allow_null=True, help_text="On the run's primary metric; null until scored.")
+    metrics = serializers.JSONField(help_text="{metric: value} on the validation folds.")
+    duration_seconds = serializers.FloatField(source="duration", allow_null=True)
+    latency_ms = serializers.FloatField(allow_null=True, help_text="Median 1-row predict time of the trial's model.")
+    within_infer_limit = serializers.BooleanField(source="within_limit")
+    error = serializers.CharField(allow_null=True)
+
+
+class CandidateOut(serializers.Serializer):
+    kind = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    members = serializers.ListField(child=serializers.IntegerField(), help_text="Trial ids.")
+    latency_ms = serializers.FloatField(allow_null=True)
+    within_limit = serializers.BooleanField()
+
+
+class BestModelOut(serializers.Serializer):
+    """The final-model job; its results are null until it completes."""
+
+    job = serializers.IntegerField(source="pk")
+    status = serializers.CharField()
+    kind = serializers.CharField(source="result.final_kind", default=None, help_text="single or an ensemble kind")
+    members = serializers.JSONField(source="result.members", default=None, help_text="[{trial_id, weight?}]")
+    test_metrics = serializers.JSONField(source="result.test_metrics", default=None)
+    validation_score = serializers.FloatField(source="result.validation_score", default=None)
+    latency_ms = serializers.FloatField(source="result.latency_ms", default=None)
+    infer_limit_met = serializers.BooleanField(source="result.infer_limit_met", default=None, allow_null=True)
+    candidates = CandidateOut(source="result.candidates", many=True, default=None, allow_null=True)
+
+
+class AutoMLRunOut(serializers.Serializer):
+    run = JobOut(source="job")
+    guardrails = serializers.ListField(child=serializers.JSONField(), help_text="[{name, status, message, ...}]")
+    validation = serializers.JSONField(source="setup.validation", default=None)
+    first_trial_seconds = serializers.FloatField(source="first_trial_s", allow_null=True)
+    infer_limit_ms = serializers.FloatField(allow_null=True)
+    leaderboard = LeaderboardRowOut(many=True, help_text="Scored trials best first, then the others.")
+    best_model = BestModelOut(source="final", allow_null=True)
+
+
 class AutoMLRunApi(WorkspaceApiView):
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT},
+        responses=AutoMLRunOut,
         summary="A run's guardrails, live leaderboard and best model (poll while it runs)",
     )
     def get(self, request, workspace_id, job_id):
         job = job_get(workspace=self.workspace, job_id=job_id)
         if job.kind != TrainingJobKind.AUTOML:
             raise ValidationError({"job_id": [f"Job #{job.pk} is not an Automated ML run."]})
-        context = automl_context(job)
-        final = context["final"]
-        return Response(
-            {
-                "run": JobOut(job).data,
-                "guardrails": context["guardrails"],
-                "validation": context["setup"].get("validation"),
-                "first_trial_seconds": context["first_trial_s"],
-                "infer_limit_ms": context["infer_limit_ms"],
-                "leaderboard": [
-                    {
-                        "trial_id": r["trial_id"],
-                        "job": r["job"].pk,
-                        "status": r["job"].status,
-                        "algorithm": r["algorithm"],
-                        "params": r["params"],
-                        "score": r["score"],
-                        "metrics": r["metrics"],
-                        "duration_seconds": r["duration"],
-                        "latency_ms": r["latency_ms"],
-                        "within_infer_limit": r["within_limit"],
-                        "error": r["error"],
-                    }
-                    for r in context["leaderboard"]
-                ],
-                "best_model": {
-                    "job": final.pk,
-                    "status": final.status,
-                    "kind": final.result.get("final_kind"),
-                    "members": final.result.get("members"),
-                    "test_metrics": final.result.get("test_metrics"),
-                    "validation_score": final.result.get("validation_score"),
-                    "latency_ms": final.result.get("latency_ms"),
-                    "infer_limit_met": final.result.get("infer_limit_met"),
-                    "candidates": final.result.get("candidates"),
-                }
-                if final
-                else None,
-            }
-        )
+        return Response(AutoMLRunOut(automl_run_get(job=job)).data)

@@ -1,6 +1,5 @@
 """Model registry API: models, versions, aliases, downloads, registering a job's model."""
 
-from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -12,6 +11,7 @@ from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import registry_selectors as selectors
 from .. import registry_services as services
+from ..downloads import model_version_download
 from ..models import ModelVersion, RegisteredModel
 
 
@@ -137,17 +137,7 @@ class ModelVersionDownloadApi(WorkspaceApiView):
     )
     def get(self, request, workspace_id, model_id, version):
         model_version = _version(self, model_id, version)
-        fmt = query_values(ModelFileQueryIn, request)["format"]
-        if fmt == "onnx" and not model_version.onnx_sha256:
-            raise Http404("No such file for this version.")
-        path = services.model_version_dir(model_version) / f"model.{fmt}"
-        if not path.is_file():
-            raise Http404("The file is missing.")
-        return FileResponse(
-            open(path, "rb"),
-            as_attachment=True,  # noqa: SIM115
-            filename=f"{model_version.model.name}-v{model_version.version}.{fmt}",
-        )
+        return model_version_download(model_version, fmt=query_values(ModelFileQueryIn, request)["format"])
 
 
 class JobRegisterApi(WorkspaceApiView):

@@ -1,8 +1,4 @@
-from pathlib import Path
-
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -15,6 +11,7 @@ from studio.api.inputs import query_values
 from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors
+from ..downloads import artifact_download
 from .serializers import (
     ArtifactOut,
     ExperimentOut,
@@ -157,10 +154,7 @@ class JobArtifactDownloadApi(WorkspaceApiView):
     def get(self, request, workspace_id, job_id, artifact_id):
         job = job_selectors.job_get(workspace=self.workspace, job_id=job_id)
         artifact = job_selectors.artifact_get(job=job, artifact_id=artifact_id)
-        path = services.job_artifact_dir(job) / artifact.name
-        if not path.resolve().is_relative_to(Path(settings.ARTIFACT_ROOT).resolve()) or not path.is_file():
-            raise Http404("The artifact's file is missing.")
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=artifact.name)  # noqa: SIM115
+        return artifact_download(job, artifact)
 
 
 class ExperimentListApi(WorkspaceListApiView):

@@ -1,0 +1,100 @@
+"""The read model of an Automated ML run, computed once for the run page and the API.
+
+The page turns it into figures; the API serializes it as it is (training/api/automl.py).
+"""
+
+import json
+from dataclasses import dataclass
+
+from compute.jobs.models import Job, JobStatus
+from compute.jobs.selectors import job_json_artifact
+
+from .automl_services import automl_spec, first_trial_seconds, trials_of
+from .ml.latency import within_limit
+from .ml.metrics import sort_key
+from .models import TrainingJobKind
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    job: Job
+    trial_id: int
+    algorithm: str
+    params: str  # JSON, keys sorted: the page prints it and the API returns it as is
+    origin: str
+    score: float | None
+    metrics: dict
+    duration: float | None
+    latency_ms: float | None
+    within_limit: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class AutoMLRun:
+    job: Job
+    setup: dict
+    guardrails: list
+    metric: str
+    infer_limit_ms: float | None
+    leaderboard: list[LeaderboardRow]  # scored trials best first, then the unscored in trial order
+    n_trials: int
+    trials_done: int
+    first_trial_s: float | None
+    final: Job | None  # the newest final-model job, if one was started
+    final_metrics: list[tuple[str, float]]  # numeric test metrics of a completed final model, by name
+    final_charts: dict | None  # the completed final model's charts.json
+    final_importance: list | None  # its importance.json
+
+
+def _leaderboard(trials: list[Job], *, metric: str, infer_limit_ms: float | None) -> list[LeaderboardRow]:
+    rows = []
+    for trial in trials:
+        spec = trial.spec["trial"]
+        result = trial.result.get("trial_result", {})
+        rows.append(
+            LeaderboardRow(
+                job=trial,
+                trial_id=spec["trial_id"],
+                algorithm=spec["algorithm"],
+                params=json.dumps(spec["params"], sort_keys=True),
+                origin=spec["origin"],
+                score=result.get("score"),
+                metrics=result.get("metrics", {}),
+                duration=result.get("duration_seconds"),
+                latency_ms=result.get("latency_ms"),
+                within_limit=within_limit(result.get("latency_ms"), infer_limit_ms),
+                error=result.get("error"),
+            )
+        )
+    scored = sorted((r for r in rows if r.score is not None), key=lambda r: (sort_key(metric, r.score), r.trial_id))
+    return scored + [r for r in rows if r.score is None]
+
+
+def automl_run_get(*, job: Job) -> AutoMLRun:
+    """Guardrails, the live leaderboard and the final model's results of the run `job`."""
+    trials = list(trials_of(job).select_related("node"))
+    metric = job.spec.get("automl", {}).get("primary_metric", "auc_weighted")
+    infer_limit_ms = automl_spec(job).infer_limit_ms
+    setup = job.result.get("setup", {})
+    final = job.children.filter(kind=TrainingJobKind.AUTOML_FINAL).order_by("-id").first()
+    completed = final is not None and final.status == JobStatus.COMPLETED
+    return AutoMLRun(
+        job=job,
+        setup=setup,
+        guardrails=setup.get("guardrails", []),
+        metric=metric,
+        infer_limit_ms=infer_limit_ms,
+        leaderboard=_leaderboard(trials, metric=metric, infer_limit_ms=infer_limit_ms),
+        n_trials=len(trials),
+        trials_done=sum(t.status in JobStatus.finished() for t in trials),
+        first_trial_s=first_trial_seconds(job),
+        final=final,
+        final_metrics=sorted(
+            (k, v) for k, v in (final.result.get("test_metrics") or {}).items() if isinstance(v, (int, float))
+        )
+        if completed
+        else [],
+        final_charts=job_json_artifact(job=final, name="charts.json") if completed else None,
+        final_importance=job_json_artifact(job=final, name="importance.json") if completed else None,
+    )
