@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views_scoring import score
+from endpoints.scoring_views import score
 
 urlpatterns = [
     path("<slug:endpoint_name>/", score, name="score"),

@@ -1,6 +1,6 @@
 """The read model of an Automated ML run, computed once for the run page and the API.
 
-The page turns it into figures; the API serializes it as it is (training/api/automl.py).
+The page turns it into figures; the API serializes it as it is (training/api/automl_views.py).
 """
 
 import json

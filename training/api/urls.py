@@ -1,6 +1,8 @@
 from django.urls import path
 
-from . import automl, registry, views
+from . import automl_views as automl
+from . import registry_views as registry
+from . import views
 
 prefix = "workspaces/<id:workspace_id>/"
 job = prefix + "jobs/<id:job_id>/"
