@@ -7,6 +7,11 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 
+from studio.validation import name_field
+
+TARGET_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{1,63}$"
+TARGET_NAME_MESSAGE = "Use 2–64 letters, digits or hyphens, starting with a letter (e.g. cpu-cluster)."
+
 
 @dataclass(frozen=True)
 class NodeSize:
@@ -47,7 +52,7 @@ class ComputeTarget(models.Model):
     serving replicas of deployments."""
 
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="compute_targets")
-    name = models.CharField(max_length=64)
+    name = name_field(max_length=64, pattern=TARGET_NAME_PATTERN, message=TARGET_NAME_MESSAGE)
     kind = models.CharField(max_length=20, choices=TargetKind.choices)
     description = models.CharField(max_length=500, blank=True)
     size = models.CharField(max_length=20, default="small")

@@ -1,6 +1,5 @@
 """Compute targets, node life cycle and the autoscaler. Roles are checked here (R4)."""
 
-import re
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,7 +33,6 @@ from .models import (
 )
 
 JOIN_TOKEN_LABEL = "join"  # noqa: S105 - a label, not a secret
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,63}$")
 DEFAULT_CLUSTER_NAME = "cpu-cluster"
 WAITING_FOR_HOST = "waiting for capacity on this host"
 WAITING_FOR_QUOTA = "waiting: workspace quota of"  # how every quota reason on a job starts
@@ -54,8 +52,10 @@ def _clean_target_fields(*, kind, name, size, priority, min_nodes, max_nodes, id
     errors = {}
     if kind not in TargetKind.values:
         errors["kind"] = [f"Choose one of: {', '.join(TargetKind.values)}."]
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        errors["name"] = ["Use 2–64 letters, digits or hyphens, starting with a letter (e.g. cpu-cluster)."]
+    try:
+        model_validate(ComputeTarget(name=name if isinstance(name, str) else ""), fields=["name"])
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
     if size not in NODE_SIZES:
         errors["size"] = [f"Choose one of: {', '.join(NODE_SIZES)}."]
     if priority not in Priority.values:

@@ -6,13 +6,18 @@ Table names are the ones these models had in `workspaces/`, so moving them lost 
 from django.conf import settings
 from django.db import models
 
+from studio.validation import description_field, name_field
+
+ASSET_NAME_PATTERN = r"^[\w][\w .()\-]{0,99}$"
+ASSET_NAME_MESSAGE = "Use 1–100 letters, digits, spaces, dots, hyphens or underscores."
+
 
 class DataAsset(models.Model):
     """A named, versioned tabular data set in a workspace."""
 
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="data_assets")
-    name = models.CharField(max_length=100)
-    description = models.TextField(max_length=2000, blank=True)
+    name = name_field(max_length=100, pattern=ASSET_NAME_PATTERN, message=ASSET_NAME_MESSAGE)
+    description = description_field()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -37,7 +42,7 @@ class DataVersion(models.Model):
 
     asset = models.ForeignKey(DataAsset, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
-    description = models.TextField(max_length=2000, blank=True)
+    description = description_field()
     tags = models.JSONField(default=list, blank=True)
     source_name = models.CharField(max_length=255, blank=True)  # the uploaded file's name, for display only
     source_format = models.CharField(max_length=20, blank=True)
@@ -82,7 +87,7 @@ class Ingest(models.Model):
 
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="ingests")
     asset_name = models.CharField(max_length=100)
-    description = models.TextField(max_length=2000, blank=True)
+    description = description_field()
     tags = models.JSONField(default=list, blank=True)
     source_name = models.CharField(max_length=255, blank=True)
     source_size = models.BigIntegerField(default=0)

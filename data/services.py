@@ -24,6 +24,7 @@ from data.dataio import ingest as run_ingest
 from data.models import INGEST, DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
 from studio.hashing import sha256_file
 from studio.references import References
+from studio.validation import model_validate
 from workspaces.models import Workspace
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir, workspace_storage_check
@@ -31,7 +32,6 @@ from workspaces.services import activity_record, workspace_artifact_dir, workspa
 if TYPE_CHECKING:
     from data.uploads import StagedUpload
 
-ASSET_NAME_RE = re.compile(r"^[\w][\w .()\-]{0,99}$")
 MAX_TAGS = 20
 
 
@@ -50,9 +50,17 @@ def ingest_limits() -> Limits:
 
 def _clean_name(name) -> str:
     name = (name or "").strip() if isinstance(name, str) else ""
-    if not ASSET_NAME_RE.match(name):
-        raise ValidationError({"name": ["Use 1–100 letters, digits, spaces, dots, hyphens or underscores."]})
+    model_validate(DataAsset(name=name), fields=["name"])
     return name
+
+
+def asset_name_valid(name: str) -> bool:
+    """The data asset name rule (on DataAsset.name), for names other services choose."""
+    try:
+        model_validate(DataAsset(name=name), fields=["name"])
+    except ValidationError:
+        return False
+    return True
 
 
 def _clean_tags(tags) -> list[str]:
@@ -172,8 +180,7 @@ def data_upload(
         require(actor, workspace, Action.WRITE)
         name = _clean_name(name or default_asset_name(upload.name))
         tags = _clean_tags(tags)
-        if len(description or "") > 2000:
-            raise ValidationError({"description": ["Use at most 2,000 characters."]})
+        model_validate(DataAsset(description=description or ""), fields=["description"])
         sha256 = getattr(upload, "sha256", "")
         if sha256 and not allow_identical:
             _check_not_identical(workspace=workspace, name=name, sha256=sha256)
@@ -451,8 +458,9 @@ def data_asset_delete(*, actor, asset: DataAsset) -> int:
 
 def data_asset_update(*, actor, asset: DataAsset, description: str) -> DataAsset:
     require(actor, asset.workspace, Action.WRITE)
-    if not isinstance(description, str) or len(description) > 2000:
+    if not isinstance(description, str):
         raise ValidationError({"description": ["Use at most 2,000 characters."]})
+    model_validate(DataAsset(description=description), fields=["description"])
     asset.description = description
     asset.save(update_fields=["description", "updated_at"])
     return asset

@@ -53,7 +53,7 @@ class BatchScoreJob(JobHandler):
                 {"data_version_id": [f"{data_version} lacks column(s) the model needs: {', '.join(missing[:10])}."]}
             )
         output = spec.get("output_asset") or f"{data_version.asset.name}-scored"
-        if not isinstance(output, str) or not data_services.ASSET_NAME_RE.match(output):
+        if not isinstance(output, str) or not data_services.asset_name_valid(output):
             raise ValidationError(
                 {"output_asset": ["Use 1–100 letters, digits, spaces, dots, hyphens or underscores."]}
             )

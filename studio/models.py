@@ -9,7 +9,13 @@ class ApiToken(models.Model):
     """A personal API token. Only a prefix (to find it) and a SHA-256 of the secret are kept (R5)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100)
+    name = models.CharField(
+        max_length=100,
+        error_messages={
+            "blank": "Give the token a name, such as the program that will use it.",
+            "max_length": "Use at most 100 characters.",
+        },
+    )
     prefix = models.CharField(max_length=16, unique=True)
     secret_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from .models import ApiToken, SignInLink, SignInLinkPurpose, WorkerCheck
 from .secrets import secret_matches, secret_new, secret_split
+from .validation import model_validate
 
 TOKEN_PREFIX = "stu"  # noqa: S105 - a label that makes leaked tokens easy to spot, not a secret
 SIGN_IN_LINK_LABEL = "sil"
@@ -28,10 +29,7 @@ class IssuedToken:
 
 def token_create(*, user, name: str, expires_at: datetime | None = None) -> IssuedToken:
     """Issue a personal API token; the plaintext is returned once and only its hash is kept."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError({"name": ["Give the token a name, such as the program that will use it."]})
-    if len(name.strip()) > 100:
-        raise ValidationError({"name": ["Use at most 100 characters."]})
+    model_validate(ApiToken(name=name.strip() if isinstance(name, str) else ""), fields=["name"])
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": ["The expiry must be in the future."]})
     secret = secret_new(TOKEN_PREFIX)

@@ -3,6 +3,13 @@
 from django.conf import settings
 from django.db import models
 
+from studio.validation import description_field, name_field
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+MODEL_NAME_MESSAGE = "Use 1–100 letters, digits, dots, hyphens or underscores, e.g. churn-model."
+ALIAS_PATTERN = r"^[a-z][a-z0-9_-]{0,49}$"
+ALIAS_MESSAGE = "Aliases are short lower-case words, e.g. champion, staging."
+
 
 class Experiment(models.Model):
     """A named group of jobs in a workspace, for comparing runs."""
@@ -36,8 +43,8 @@ class RegisteredModel(models.Model):
     """A named model in a workspace's registry; its versions are immutable."""
 
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="models")
-    name = models.CharField(max_length=100)
-    description = models.TextField(max_length=2000, blank=True)
+    name = name_field(max_length=100, pattern=MODEL_NAME_PATTERN, message=MODEL_NAME_MESSAGE)
+    description = description_field()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -58,7 +65,7 @@ class ModelVersion(models.Model):
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
-    description = models.TextField(max_length=2000, blank=True)
+    description = description_field()
     tags = models.JSONField(default=list, blank=True)
     job = models.ForeignKey(
         "compute.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
@@ -95,7 +102,7 @@ class ModelAlias(models.Model):
     """A movable name for one version of a model, e.g. `champion`."""
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
-    name = models.CharField(max_length=50)
+    name = models.CharField(max_length=50)  # ALIAS_PATTERN, checked by the registry services on a list of aliases
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
 
     class Meta:

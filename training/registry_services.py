@@ -19,14 +19,13 @@ from compute.jobs.models import Artifact, Job, JobStatus
 from compute.jobs.recovery import job_artifact_dir
 from studio.hashing import sha256_file
 from studio.references import References
+from studio.validation import model_validate
 from training.models import TrainingJobKind
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir
 
-from .models import ModelAlias, ModelVersion, RegisteredModel
+from .models import ALIAS_MESSAGE, ALIAS_PATTERN, ModelAlias, ModelVersion, RegisteredModel
 
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
-ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
 LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "onnxruntime", "skl2onnx")
 SERVED_FILES = ("model.skops", "model.onnx", "signature.json", "reference_profile.json", "onnx_report.json")
 
@@ -48,8 +47,7 @@ def library_versions() -> dict:
 
 def _clean_model_name(name) -> str:
     name = name.strip() if isinstance(name, str) else ""
-    if not MODEL_NAME_RE.match(name):
-        raise ValidationError({"name": ["Use 1–100 letters, digits, dots, hyphens or underscores, e.g. churn-model."]})
+    model_validate(RegisteredModel(name=name), fields=["name"])
     return name
 
 
@@ -58,8 +56,8 @@ def _clean_aliases(aliases) -> list[str]:
         return []
     if isinstance(aliases, str):
         aliases = [a.strip() for a in aliases.split(",") if a.strip()]
-    if not isinstance(aliases, list) or not all(isinstance(a, str) and ALIAS_RE.match(a) for a in aliases):
-        raise ValidationError({"aliases": ["Aliases are short lower-case words, e.g. champion, staging."]})
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and re.match(ALIAS_PATTERN, a) for a in aliases):
+        raise ValidationError({"aliases": [ALIAS_MESSAGE]})
     return sorted(set(aliases))
 
 
@@ -222,8 +220,9 @@ def model_version_delete(*, actor, version: ModelVersion) -> int:
 
 def model_update(*, actor, model: RegisteredModel, description: str) -> RegisteredModel:
     require(actor, model.workspace, Action.WRITE)
-    if not isinstance(description, str) or len(description) > 2000:
+    if not isinstance(description, str):
         raise ValidationError({"description": ["Use at most 2,000 characters."]})
+    model_validate(RegisteredModel(description=description), fields=["description"])
     model.description = description
     model.save(update_fields=["description", "updated_at"])
     return model

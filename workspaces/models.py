@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from studio.validation import description_field
+
 
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
@@ -14,8 +16,11 @@ class Role(models.TextChoices):
 class Workspace(models.Model):
     """A team's space: everything else (data, compute, jobs, models, endpoints) belongs to one."""
 
-    name = models.CharField(max_length=100)
-    description = models.TextField(max_length=2000, blank=True)
+    name = models.CharField(
+        max_length=100,
+        error_messages={"blank": "A workspace needs a name.", "max_length": "Use at most 100 characters."},
+    )
+    description = description_field()
     # Bytes of data versions, artifacts and model files it may hold; empty: the studio's default
     # (STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES). Set by staff in the admin.
     storage_quota_bytes = models.BigIntegerField(

@@ -12,6 +12,7 @@ from django.template.defaultfilters import filesizeformat
 
 from studio.models import SignInLinkPurpose
 from studio.services import sign_in_link_create
+from studio.validation import model_validate
 
 from .models import Activity, Membership, Role, Workspace
 from .policy import Action, require
@@ -29,11 +30,8 @@ def activity_record(*, workspace: Workspace, actor, verb: str, summary: str) -> 
 
 
 def _clean_name(name) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError({"name": ["A workspace needs a name."]})
-    name = name.strip()
-    if len(name) > 100:
-        raise ValidationError({"name": ["Use at most 100 characters."]})
+    name = name.strip() if isinstance(name, str) else ""
+    model_validate(Workspace(name=name), fields=["name"])
     return name
 
 
@@ -41,8 +39,7 @@ def _clean_description(description) -> str:
     description = description or ""
     if not isinstance(description, str):
         raise ValidationError({"description": ["The description must be text."]})
-    if len(description) > 2000:
-        raise ValidationError({"description": ["Use at most 2,000 characters."]})
+    model_validate(Workspace(description=description), fields=["description"])
     return description
 
 

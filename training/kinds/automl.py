@@ -15,6 +15,7 @@ from compute.jobs.runner import Detach, JobError
 from data.models import DataVersion
 from modelformat.modelio import load_model, save_model
 from modelformat.signature import build_signature
+from studio.validation import model_validate
 
 from .. import automl_services
 from ..datasets import check_target, load_training_data
@@ -25,10 +26,9 @@ from ..ml.metrics import classification_charts, classification_metrics
 from ..ml.search import AutoMLSearch, AutoMLSpec, automl_setup
 from ..ml.trial import TrialSpec, predict_proba_aligned, run_trial
 from ..ml.validation import split_test, validation_rows
-from ..models import TrainingJobKind
+from ..models import RegisteredModel, TrainingJobKind
 from ..packaging import package_model
 from ..registry_selectors import models_registered_from
-from ..registry_services import MODEL_NAME_RE
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc_weighted", "f1_weighted", "log_loss")
 
@@ -77,6 +77,15 @@ def automl_data(parent: Job) -> AutomlData:
     return _data(json.dumps(parent.spec, sort_keys=True))
 
 
+def _is_model_name(name) -> bool:
+    """The registry's rule for a model's name (on RegisteredModel.name)."""
+    try:
+        model_validate(RegisteredModel(name=name if isinstance(name, str) else ""), fields=["name"])
+    except ValidationError:
+        return False
+    return True
+
+
 class AutoMLJob(JobHandler):
     """The run. On a node: read the data, check it (guardrails), plan featurization and validation,
     propose the first trials; then it detaches and its trials carry on."""
@@ -114,7 +123,7 @@ class AutoMLJob(JobHandler):
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValidationError({"seed": ["The seed is a whole number."]})
         register_as = spec.get("register_as") or ""
-        if register_as and not MODEL_NAME_RE.match(register_as):
+        if register_as and not _is_model_name(register_as):
             raise ValidationError({"register_as": ["Use letters, digits, dots, hyphens or underscores."]})
         return CleanSpec(
             spec={
