@@ -28,7 +28,7 @@ def job_artifact_dir(job: Job):
     return workspace_artifact_dir(job.workspace_id) / "jobs" / str(int(job.pk))
 
 
-def _event(job: Job, status: str, reason: str, node_id: int | None = None) -> None:
+def job_event_record(job: Job, status: str, reason: str, node_id: int | None = None) -> None:
     JobEvent.objects.create(job=job, status=status, reason=reason[:500], attempt=job.attempt, node_id=node_id)
 
 
@@ -45,7 +45,7 @@ def job_publish(*, job_id: int) -> None:
 
 
 # --- Recovery: the reconciler ------------------------------------------------------------------
-def _requeue_or_fail(job: Job, reason: str) -> None:
+def job_requeue_or_fail(job: Job, reason: str) -> None:
     """A job whose worker was lost goes back to the queue, or fails past its attempt limit."""
     with transaction.atomic():
         if job.attempt < job.max_attempts:
@@ -57,7 +57,7 @@ def _requeue_or_fail(job: Job, reason: str) -> None:
             )
             if moved:
                 job.refresh_from_db()
-                _event(job, JobStatus.QUEUED, job.status_reason)
+                job_event_record(job, JobStatus.QUEUED, job.status_reason)
                 transaction.on_commit(lambda: job_publish(job_id=job.pk))
         else:
             now = timezone.now()
@@ -69,13 +69,13 @@ def _requeue_or_fail(job: Job, reason: str) -> None:
             )
             if moved:
                 job.refresh_from_db()
-                _event(job, JobStatus.FAILED, job.status_reason)
+                job_event_record(job, JobStatus.FAILED, job.status_reason)
                 transaction.on_commit(lambda: handler_for(job.kind).on_finished(job_id=job.pk, status=JobStatus.FAILED))
 
 
 def jobs_recover_from_lost_node(*, node: Node, reason: str) -> None:
     for job in Job.objects.filter(node=node, status__in=JobStatus.on_node()):
-        _requeue_or_fail(job, f"its node {node.name} was lost ({reason})")
+        job_requeue_or_fail(job, f"its node {node.name} was lost ({reason})")
 
 
 def jobs_hand_back(*, node_id: int, reason: str) -> int:
@@ -104,7 +104,7 @@ def jobs_hand_back(*, node_id: int, reason: str) -> int:
             if not moved:
                 continue  # it finished or moved on meanwhile
             job.refresh_from_db()
-            _event(job, status, text, node_id)
+            job_event_record(job, status, text, node_id)
             if status == JobStatus.QUEUED:
                 transaction.on_commit(lambda job_id=job.pk: job_publish(job_id=job_id))
             else:

@@ -5,7 +5,6 @@ claims a job with a compare-and-set, and every write after that is fenced by the
 so a redelivered message never runs a job twice and a paused "zombie" worker changes nothing.
 """
 
-import logging
 import shutil
 from datetime import timedelta
 
@@ -24,10 +23,7 @@ from ..models import ComputeTarget, Node, NodeStatus, TargetKind
 from ..services import heartbeat_timeout, node_mark_busy, node_mark_idle, nodes_reap
 from .kinds import handler_for, job_references
 from .models import Job, JobEvent, JobStatus
-from .recovery import _event, _requeue_or_fail, job_artifact_dir, job_publish
-
-log = logging.getLogger("studio.jobs")
-
+from .recovery import job_artifact_dir, job_event_record, job_publish, job_requeue_or_fail
 
 DEFAULT_EXPERIMENT = "Default"
 
@@ -140,7 +136,7 @@ def _job_create(
             queued_at=now,
             status_reason=_queued_reason(target),
         )
-        _event(job, JobStatus.QUEUED, job.status_reason)
+        job_event_record(job, JobStatus.QUEUED, job.status_reason)
         if parent is None:
             activity_record(
                 workspace=workspace,
@@ -192,7 +188,7 @@ def job_claim(*, job_id: int, node_id: int | None) -> Job | None:
             return None
         job = Job.objects.select_related("target", "workspace").get(pk=job_id)
         node_name = f"node-{node_id}" if node_id else "the system worker"
-        _event(
+        job_event_record(
             job, JobStatus.STARTING, f"claimed by {node_name} (attempt {job.attempt} of {job.max_attempts})", node_id
         )
         if node_id:
@@ -210,7 +206,7 @@ def job_mark_running(*, job: Job, reason: str = "running") -> bool:
         if not _fenced(job).update(status=JobStatus.RUNNING, running_at=now, heartbeat_at=now, status_reason=reason):
             return False
         job.status = JobStatus.RUNNING
-        _event(job, JobStatus.RUNNING, reason, job.node_id)
+        job_event_record(job, JobStatus.RUNNING, reason, job.node_id)
     return True
 
 
@@ -232,7 +228,7 @@ def _finish(job: Job, status: str, reason: str, *, result: dict | None = None, e
         if not _fenced(job).update(**fields):
             return False  # not ours any more: a zombie's late write changes nothing
         job.status = status
-        _event(job, status, reason, job.node_id)
+        job_event_record(job, status, reason, job.node_id)
         if job.node_id:
             node_mark_idle(node_id=job.node_id)
     transaction.on_commit(lambda: handler_for(job.kind).on_finished(job_id=job.pk, status=status))
@@ -266,7 +262,7 @@ def job_detach(*, job: Job, result: dict, reason: str) -> bool:
             status_reason=reason[:500],
         ):
             return False
-        _event(job, JobStatus.RUNNING, reason, job.node_id)
+        job_event_record(job, JobStatus.RUNNING, reason, job.node_id)
         if job.node_id:
             node_mark_idle(node_id=job.node_id)
     return True
@@ -284,7 +280,7 @@ def job_detached_finish(*, job_id: int, status: str, reason: str, result: dict |
         if not Job.objects.filter(pk=job_id, detached=True, status=JobStatus.RUNNING).update(**fields):
             return False
         job = Job.objects.get(pk=job_id)
-        _event(job, status, reason)
+        job_event_record(job, status, reason)
     return True
 
 
@@ -301,7 +297,7 @@ def job_cancel(*, actor, job: Job) -> Job:
             status_reason=f"canceled by {actor} before it started",
         ):
             job.refresh_from_db()
-            _event(job, JobStatus.CANCELED, job.status_reason)
+            job_event_record(job, JobStatus.CANCELED, job.status_reason)
         elif Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, detached=True).update(
             status=JobStatus.CANCELED,
             cancel_requested_at=now,
@@ -310,7 +306,7 @@ def job_cancel(*, actor, job: Job) -> Job:
             status_reason=f"canceled by {actor}; finished trials are kept",
         ):
             job.refresh_from_db()
-            _event(job, JobStatus.CANCELED, job.status_reason)
+            job_event_record(job, JobStatus.CANCELED, job.status_reason)
         elif Job.objects.filter(pk=job.pk, status__in=JobStatus.on_node()).update(cancel_requested_at=now):
             job.refresh_from_db()
             JobEvent.objects.create(
@@ -367,7 +363,7 @@ def job_retry(*, actor, job: Job) -> Job:
             status_reason=f"retried by {actor}",
         )
         job.refresh_from_db()
-        _event(job, JobStatus.QUEUED, job.status_reason)
+        job_event_record(job, JobStatus.QUEUED, job.status_reason)
         transaction.on_commit(lambda: job_publish(job_id=job.pk))
     return job
 
@@ -419,7 +415,7 @@ def jobs_reconcile(*, now=None) -> dict:
     )
     requeued = 0
     for job in stale:
-        _requeue_or_fail(job, "its worker stopped heartbeating")
+        job_requeue_or_fail(job, "its worker stopped heartbeating")
         requeued += 1
     lost_nodes = nodes_reap(now=now)
     republish_cutoff = now - timedelta(seconds=settings.STUDIO_REPUBLISH_AFTER)
