@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -327,3 +328,34 @@ def make_world(make_user, n: int) -> Workspace:
     )
     UploadSlot.objects.create(user=user, number=0, touched_at=now)
     return workspace
+
+
+# The rows most guards hang theirs on, shared by the page and the API guards.
+@pytest.fixture
+def cluster(workspace, owner):
+    return make_target(workspace, owner, 0)
+
+
+@pytest.fixture
+def node(cluster):
+    return make_node(cluster, 0, status=NodeStatus.BUSY)
+
+
+@pytest.fixture
+def data_version(workspace, owner):
+    return make_asset(workspace, owner, 0).versions.get()
+
+
+@pytest.fixture
+def job(workspace, cluster, owner, node, data_version):
+    return make_job(workspace, cluster, owner, 0, node=node, data_version=data_version)
+
+
+@pytest.fixture
+def model_version(workspace, owner, job, data_version):
+    return make_model(workspace, owner, 0, job=job, data_version=data_version).versions.get()
+
+
+@pytest.fixture
+def inference(workspace, owner):
+    return make_target(workspace, owner, 0, kind=TargetKind.INFERENCE, name="serving")

@@ -3,10 +3,14 @@
 import pytest
 
 from compute.jobs.models import JobStatus
-from compute.models import NodeStatus, TargetKind
+from compute.models import NodeStatus
 from tests.query_counts import (
     api_count,
     assert_queries_flat,
+    cluster,
+    data_version,
+    inference,
+    job,
     make_activity,
     make_artifact,
     make_asset,
@@ -28,6 +32,8 @@ from tests.query_counts import (
     make_token,
     make_trial,
     marker,
+    model_version,
+    node,
     numbered,
 )
 from training.models import TrainingJobKind
@@ -44,36 +50,6 @@ def client(api, owner):
 @pytest.fixture
 def base(workspace):
     return f"/api/v1/workspaces/{workspace.pk}"
-
-
-@pytest.fixture
-def cluster(workspace, owner):
-    return make_target(workspace, owner, 0)
-
-
-@pytest.fixture
-def node(cluster):
-    return make_node(cluster, 0, status=NodeStatus.BUSY)
-
-
-@pytest.fixture
-def data_version(workspace, owner):
-    return make_asset(workspace, owner, 0).versions.get()
-
-
-@pytest.fixture
-def job(workspace, cluster, owner, node, data_version):
-    return make_job(workspace, cluster, owner, 0, node=node, data_version=data_version)
-
-
-@pytest.fixture
-def model_version(workspace, owner, job, data_version):
-    return make_model(workspace, owner, 0, job=job, data_version=data_version).versions.get()
-
-
-@pytest.fixture
-def inference(workspace, owner):
-    return make_target(workspace, owner, 0, kind=TargetKind.INFERENCE, name="serving")
 
 
 def _count_from(first: int):

@@ -8,11 +8,15 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from compute.jobs.models import JobStatus
-from compute.models import NodeStatus, TargetKind
+from compute.models import NodeStatus
 from endpoints import selectors
 from endpoints.models import MonitoringBucket
 from tests.query_counts import (
     assert_queries_flat,
+    cluster,
+    data_version,
+    inference,
+    job,
     make_activity,
     make_artifact,
     make_asset,
@@ -35,6 +39,8 @@ from tests.query_counts import (
     make_trial,
     make_world,
     marker,
+    model_version,
+    node,
     numbered,
     rows_shown_from,
 )
@@ -49,36 +55,6 @@ pytestmark = pytest.mark.django_db
 def signed_in(client, owner):
     client.force_login(owner)
     return client
-
-
-@pytest.fixture
-def cluster(workspace, owner):
-    return make_target(workspace, owner, 0)
-
-
-@pytest.fixture
-def node(cluster):
-    return make_node(cluster, 0, status=NodeStatus.BUSY)
-
-
-@pytest.fixture
-def data_version(workspace, owner):
-    return make_asset(workspace, owner, 0).versions.get()
-
-
-@pytest.fixture
-def job(workspace, cluster, owner, node, data_version):
-    return make_job(workspace, cluster, owner, 0, node=node, data_version=data_version)
-
-
-@pytest.fixture
-def model_version(workspace, owner, job, data_version):
-    return make_model(workspace, owner, 0, job=job, data_version=data_version).versions.get()
-
-
-@pytest.fixture
-def inference(workspace, owner):
-    return make_target(workspace, owner, 0, kind=TargetKind.INFERENCE, name="serving")
 
 
 def test_home_lists_workspaces_and_their_activity_in_fixed_queries(signed_in, owner):
