@@ -227,4 +227,4 @@ class ComputeQuota(models.Model):
 
 # The job engine's rows live in compute/jobs/ (the cluster owns the jobs it runs); imported here
 # so Django registers them with this app.
-from .jobs.models import Artifact, Job, JobEvent, JobLogLine, JobStatus, Metric  # noqa: E402, F401
+from .jobs.models import Artifact, Job, JobEvent, JobLogLine, JobStatus, JobToken, Metric  # noqa: E402, F401

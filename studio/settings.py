@@ -141,7 +141,9 @@ INSTALLED_APPS = [
     "workspaces",
     "data",
     "compute",
+    "environments",
     "training",
+    "commands",
     "endpoints",
     "portal",
 ]

@@ -175,3 +175,18 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class JobToken(models.Model):
+    """A short-lived key that a running job's own code uses to reach the API for that job only
+    (its metrics, parameters and artifacts; its inputs). Only the key's hash is kept; the key is
+    handed to the job's process and revoked when the job ends."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"token of job {self.job_id}"
