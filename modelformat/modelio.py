@@ -172,7 +172,7 @@ def save_model(model, path: str | Path) -> str:
     return digest
 
 
-def _is_pickle(data: bytes) -> bool:
+def is_pickle(data: bytes) -> bool:
     # protocol 2+ starts with PROTO (0x80); protocols 0/1 usually start with "(", "c", "]" or "}"
     return data[:1] == b"\x80" or data[:1] in (b"(", b"c", b"]", b"}", b"N")
 
@@ -205,7 +205,7 @@ def load_model(path: str | Path, expected_sha256: str):
     if not expected_sha256 or not hmac.compare_digest(actual, expected_sha256.lower()):
         raise ModelIntegrityError(f"model file SHA-256 mismatch: expected {expected_sha256}, got {actual}")
     if not data.startswith(b"PK\x03\x04"):
-        if _is_pickle(data):
+        if is_pickle(data):
             raise UntrustedModelError("pickle files are refused: a model file must be a skops file")
         raise UntrustedModelError("not a skops model file")
     unsafe = sorted(model_file_types(data) - TRUSTED_TYPES)

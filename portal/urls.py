@@ -22,6 +22,7 @@ api_v1 = [
     path("", include("data.api.urls")),
     path("", include("compute.api.urls")),
     path("", include("training.api.urls")),
+    path("", include("commands.api.urls")),
     path("", include("endpoints.api.urls")),
 ]
 
@@ -43,6 +44,7 @@ urlpatterns = [
     path("w/<id:workspace_id>/compute/", include("compute.urls")),
     path("w/<id:workspace_id>/jobs/", include("training.urls")),
     path("w/<id:workspace_id>/models/", include("training.registry_urls")),
+    path("w/<id:workspace_id>/commands/", include("commands.urls")),
     path("w/<id:workspace_id>/endpoints/", include("endpoints.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -392,6 +392,15 @@ STUDIO_HOST_NODE_MEMORY_MIB = env_int(
 )
 STUDIO_NODE_MEMORY_MIB = env_int("STUDIO_NODE_MEMORY_MIB", 1024)
 
+# --- Command jobs (users' own code, in the sandbox) -----------------------------------------------------
+# Memory is the node size's, capped here; processes, open files and output bytes are per job.
+STUDIO_COMMAND_MAX_MEMORY_BYTES = env_int("STUDIO_COMMAND_MAX_MEMORY_BYTES", 64 * 2**30)
+STUDIO_COMMAND_MAX_PROCESSES = env_int("STUDIO_COMMAND_MAX_PROCESSES", 256)
+STUDIO_COMMAND_MAX_OPEN_FILES = env_int("STUDIO_COMMAND_MAX_OPEN_FILES", 1024)
+STUDIO_COMMAND_MAX_OUTPUT_BYTES = env_int("STUDIO_COMMAND_MAX_OUTPUT_BYTES", 2 * 2**30)
+# The address a job's code reaches the studio's API at (with its run token, when it has network).
+STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", "http://127.0.0.1:8000")
+
 # --- Serving ------------------------------------------------------------------------------------------
 STUDIO_SCORING_MAX_ROWS = env_int("STUDIO_SCORING_MAX_ROWS", 10_000)
 STUDIO_SCORING_MAX_BODY_BYTES = env_int("STUDIO_SCORING_MAX_BODY_BYTES", 20 * 1024 * 1024)

@@ -144,7 +144,7 @@ def job_detail(request, workspace_id, job_id):
         "last_values": {
             name: points[-1][1] for name, points in job_selectors.job_metrics(jobs=[job]).get(job.pk, {}).items()
         },
-        "spec_json": json.dumps(job.spec, indent=2, sort_keys=True),
+        "spec_json": json.dumps(job.public_spec, indent=2, sort_keys=True),
         "result_json": json.dumps(job.result, indent=2, sort_keys=True),
         "clone_url": job_clone_url(workspace, job),
     }
@@ -152,6 +152,9 @@ def job_detail(request, workspace_id, job_id):
         context["output_version"] = _output_version(workspace, job.result["output_data_version_id"])
     if job.kind == TrainingJobKind.AUTOML:
         context.update(automl_context(job))
+    handler = kinds.handler_for(job.kind)
+    if handler.page_template:  # a kind's own sections (a command job's code, inputs, outputs)
+        context.update(handler.page_context(job), kind_template=handler.page_template)
     if request.htmx and request.GET.get("part") == "live":
         response = render_page(request, "training/_job_live.html", workspace, live=True, **context)
         if not job.is_active:
@@ -228,8 +231,8 @@ def job_compare(request, workspace_id):
         messages.error(request, "Pick at least two jobs to compare.")
         return redirect("job-list", workspace_id=workspace.pk)
     jobs = selectors.jobs_for_compare(workspace=workspace, ids=ids)
-    param_keys = sorted({key for job in jobs for key in _flat(job.spec)})
-    params = [(key, [_flat(job.spec).get(key, "") for job in jobs]) for key in param_keys]
+    param_keys = sorted({key for job in jobs for key in _flat(job.public_spec)})
+    params = [(key, [_flat(job.public_spec).get(key, "") for job in jobs]) for key in param_keys]
     metric_keys = sorted({key for job in jobs for key, value in job.result.items() if isinstance(value, (int, float))})
     results = [(key, [job.result.get(key, "") for job in jobs]) for key in metric_keys]
     series = job_selectors.job_metrics(jobs=jobs)

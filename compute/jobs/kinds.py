@@ -45,6 +45,16 @@ class JobHandler:
         """Things that refer to this job and keep it from being deleted."""
         return []
 
+    # A template the job page includes for this kind (its own sections), with page_context(job).
+    page_template = ""
+
+    def page_context(self, job) -> dict:
+        return {}
+
+    def public_spec(self, spec: dict) -> dict:
+        """The spec as pages and the API show it (a kind hides what must not be echoed)."""
+        return spec
+
 
 _HANDLERS: dict[str, JobHandler] = {}
 _LABELS: dict[str, str] = {}
@@ -74,6 +84,11 @@ def kind_label(kind: str) -> str:
 
 def submittable_kinds() -> list[str]:
     return [kind for kind, handler in _HANDLERS.items() if handler.submittable]
+
+
+def public_spec(kind: str, spec: dict) -> dict:
+    handler = _HANDLERS.get(kind)
+    return handler.public_spec(spec) if handler is not None else spec
 
 
 def job_references(job) -> list[str]:

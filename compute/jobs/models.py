@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from .kinds import kind_label
+from .kinds import kind_label, public_spec
 
 
 class JobStatus(models.TextChoices):
@@ -97,6 +97,11 @@ class Job(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in JobStatus.active()
+
+    @property
+    def public_spec(self) -> dict:
+        """The spec as pages and the API show it: a kind may hide parts (a command job's secrets)."""
+        return public_spec(self.kind, self.spec)
 
     @property
     def duration_seconds(self) -> float | None:

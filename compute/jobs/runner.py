@@ -26,7 +26,8 @@ from .kinds import handler_for
 from .models import Artifact, Job, JobLogLine, Metric
 
 log = logging.getLogger("studio.runner")
-ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# A server-chosen name, or a path of such names (a command job's outputs: "outputs/model/model.skops").
+ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}(/[A-Za-z0-9][A-Za-z0-9._ ()+,=@-]{0,199}){0,20}$")
 # How long a canceled job's code gets to notice (at its next step) before the process exits.
 CANCEL_GRACE_SECONDS = 1.5
 
@@ -58,6 +59,19 @@ class JobContext:
         self._seq = job.log_lines
         self.cancel_requested = threading.Event()
         self.started = time.monotonic()
+        self._on_stop: list = []
+
+    def on_stop(self, callback) -> None:
+        """Call `callback(reason)` before the watchdog ends this process (cancel, time limit): a
+        job that started processes of its own stops them here."""
+        self._on_stop.append(callback)
+
+    def run_stop_callbacks(self, reason: str) -> None:
+        for callback in self._on_stop:
+            try:
+                callback(reason)
+            except Exception:  # noqa: BLE001 - the process exits next whatever happens
+                log.exception("job %s: stop callback", self.job.pk)
 
     @property
     def spec(self) -> dict:
@@ -83,11 +97,11 @@ class JobContext:
 
     def artifact_path(self, name: str) -> Path:
         """Where to write the artifact `name` (a server-chosen file name, never a user's path)."""
-        if not ARTIFACT_NAME_RE.match(name) or ".." in name:
+        if not ARTIFACT_NAME_RE.match(name) or ".." in name or len(name) > 1000:
             raise ValueError(f"bad artifact name {name!r}")
-        folder = services.job_artifact_dir(self.job)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
+        path = services.job_artifact_dir(self.job) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def artifact_saved(self, name: str, kind: str = "") -> Artifact:
         """Record a file written at artifact_path(name), with its size and SHA-256."""
@@ -138,11 +152,13 @@ class Watchdog(threading.Thread):
                         cancel_seen_at = now
                 if cancel_seen_at is not None and now - cancel_seen_at > CANCEL_GRACE_SECONDS:
                     self.ctx.log("Canceled: stopping the job's process.")
+                    self.ctx.run_stop_callbacks("canceled")
                     self.ctx.flush()
                     services.job_finish_canceled(job=job)
                     os._exit(0)
                 if now - self.ctx.started > job.time_limit_seconds:
                     self.ctx.log(f"Time limit of {job.time_limit_seconds} s exceeded: stopping the job.")
+                    self.ctx.run_stop_callbacks("time limit")
                     self.ctx.flush()
                     services.job_fail(
                         job=job,

@@ -45,6 +45,7 @@ class JobOut(serializers.ModelSerializer):
     submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     duration_seconds = serializers.FloatField(allow_null=True)
     data_version = serializers.SerializerMethodField()
+    spec = serializers.DictField(source="public_spec", read_only=True)
 
     class Meta:
         model = Job

@@ -1,0 +1,185 @@
+"""The command job kind: a user's own code, with its inputs, in a versioned environment, run in
+the sandbox on a node. The node's process prepares and watches; it never runs the user's code."""
+
+import os
+import shutil
+from pathlib import Path
+
+from compute.jobs.tokens import job_token_issue
+from compute.sandbox import Limits, Mount, Sandbox, SandboxSpec
+from django.conf import settings
+from environments.builder import BuildFailed
+from environments.services import environment_prepare
+
+from compute.jobs.kinds import CleanSpec, JobHandler, register
+from compute.jobs.runner import JobCanceled, JobError
+from data.dataio.export import iter_csv
+from data.models import DataVersion
+from data.services import data_version_path
+from environments.models import EnvironmentVersion
+from training.forms import submit_form_register
+
+from . import services
+from .code_services import code_snapshot_dir
+from .forms import CommandJobForm
+from .models import COMMAND, CodeSnapshot
+from .placeholders import resolve
+from .sealing import unseal
+from .specs import clean_command_spec, public_command_spec
+
+# Where things are inside the sandbox (with bubblewrap; the host paths are used without it).
+SANDBOX_ROOT = "/job"
+MIB = 1024 * 1024
+
+
+class CommandJob(JobHandler):
+    """Spec: see commands/specs.py. The job's code and inputs are copied into a scratch folder of
+    the node, the command runs there in the sandbox, and each output folder's files become the
+    job's artifacts (`outputs/<name>/<path>`)."""
+
+    submittable = True
+    page_template = "commands/_job_sections.html"
+
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        clean, data_version = clean_command_spec(workspace=workspace, spec=spec)
+        return CleanSpec(spec=clean, data_version=data_version)
+
+    def public_spec(self, spec: dict) -> dict:
+        return public_command_spec(spec)
+
+    def page_context(self, job) -> dict:
+        return services.command_page_context(job)
+
+    def run(self, ctx) -> dict:
+        job, spec = ctx.job, ctx.spec
+        scratch = Path(settings.DATA_DIR) / "scratch" / f"job-{int(job.pk)}-{int(job.attempt)}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            return _run(ctx, job, spec, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _limits(job) -> Limits:
+    size = job.node.target.node_size if job.node_id and job.node.target_id else None
+    cores = size.cores if size else 1
+    memory = (size.memory_gib if size else 2) * 1024 * MIB
+    return Limits(
+        memory_bytes=min(memory, settings.STUDIO_COMMAND_MAX_MEMORY_BYTES),
+        processes=settings.STUDIO_COMMAND_MAX_PROCESSES,
+        open_files=settings.STUDIO_COMMAND_MAX_OPEN_FILES,
+        output_bytes=settings.STUDIO_COMMAND_MAX_OUTPUT_BYTES,
+        threads=cores,
+    )
+
+
+def _materialise_data(version: DataVersion, folder: Path, name: str) -> Path:
+    """The data version as `<name>.parquet` and `<name>.csv` in `folder`; the Parquet path."""
+    folder.mkdir(parents=True)
+    parquet = folder / f"{name}.parquet"
+    shutil.copyfile(data_version_path(version), parquet)
+    with open(folder / f"{name}.csv", "wb") as out:
+        for chunk in iter_csv(parquet):
+            out.write(chunk)
+    return parquet
+
+
+def _run(ctx, job, spec: dict, scratch: Path) -> dict:
+    snapshot = CodeSnapshot.objects.get(pk=spec["code_snapshot_id"])
+    env_version = EnvironmentVersion.objects.select_related("environment").get(pk=spec["environment_version_id"])
+    work, tmp = scratch / "work", scratch / "tmp"
+    shutil.copytree(code_snapshot_dir(snapshot), work)
+    tmp.mkdir()
+    ctx.log(f"Code: {snapshot.name} ({snapshot.file_count} files, {snapshot.sha256[:12]})")
+
+    ctx.log(f"Environment: {env_version}")
+    try:
+        python = environment_prepare(version=env_version, on_line=ctx.log)
+    except BuildFailed as exc:
+        raise JobError(f"The environment {env_version} failed to build: {exc}") from None
+    ctx.check_canceled()
+    prefix = python.parent.parent
+
+    mounts, values = [Mount(prefix, str(prefix))], {}
+    for name, item in spec["inputs"].items():
+        if item["type"] == "data":
+            version = DataVersion.objects.select_related("asset").get(pk=item["data_version_id"])
+            parquet = _materialise_data(version, scratch / "inputs" / name, name)
+            mount = Mount(parquet.parent, f"{SANDBOX_ROOT}/inputs/{name}")
+            mounts.append(mount)
+            values[("inputs", name)] = (mount, parquet.name)
+            ctx.log(f"Input {name}: {version} ({version.rows:,} rows) as Parquet and CSV")
+        else:
+            value = item["value"]
+            values[("inputs", name)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    for name in spec["outputs"]:
+        folder = scratch / "outputs" / name
+        folder.mkdir(parents=True)
+        mount = Mount(folder, f"{SANDBOX_ROOT}/outputs/{name}", writable=True)
+        mounts.append(mount)
+        values[("outputs", name)] = (mount, "")
+    ctx.check_canceled()
+
+    secrets = {name: unseal(sealed) for name, sealed in spec.get("secret_env", {}).items()}
+    token = job_token_issue(job=job)
+    env = {
+        **spec.get("env", {}),
+        **secrets,
+        "PATH": f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin",
+        "VIRTUAL_ENV": str(prefix),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LANG": "C.UTF-8",
+        "STUDIO_JOB_ID": str(job.pk),
+        "STUDIO_RUN_TOKEN": token,
+        "STUDIO_API_URL": settings.STUDIO_PUBLIC_URL,
+    }
+    sandbox_spec = SandboxSpec(
+        argv=["/bin/sh", "-c", ""],
+        workdir=Mount(work, f"{SANDBOX_ROOT}/work", writable=True),
+        mounts=[*mounts, Mount(tmp, "/tmp", writable=True)],  # noqa: S108 - the sandbox's own /tmp
+        env=env,
+        limits=_limits(job),
+        hide=[Path(settings.DATA_DIR), Path(settings.BASE_DIR)],
+        network=spec.get("network", False),
+        secrets=[*secrets.values(), token],
+    )
+    sandbox = Sandbox(sandbox_spec, on_line=lambda stream, text: ctx.log(text))
+    resolved_values = {
+        key: value if isinstance(value, str) else os.path.join(sandbox.path_of(value[0]), value[1]).rstrip("/")
+        for key, value in values.items()
+    }
+    resolved = resolve(spec["command"], resolved_values)
+    sandbox_spec.argv[-1] = resolved
+    for name in spec.get("env", {}):
+        env[name] = resolve(env[name], resolved_values, quote=False)
+    protections = sandbox.protections.describe()
+    services.command_result_record(
+        job=job, command=resolved, protections=protections, environment=str(env_version), python=str(python)
+    )
+    ctx.log(f"Protections: {'; '.join(protections)}")
+    ctx.log(f"$ {resolved}")
+    ctx.on_stop(sandbox.stop)
+    sandbox.start()
+    while (outcome := sandbox.wait(timeout=0.2)) is None:
+        if ctx.cancel_requested.is_set():
+            sandbox.stop("canceled")
+            sandbox.wait()
+            raise JobCanceled()
+    services.command_result_record(job=job, exit_code=outcome.exit_code, limit=outcome.limit, seconds=outcome.seconds)
+    if not outcome.ok:
+        raise JobError(f"The command {outcome.reason}")
+    ctx.log(f"The command exited with code 0 in {outcome.seconds:.2f} s")
+    outputs = services.command_outputs_collect(ctx=ctx, scratch=scratch, outputs=spec["outputs"])
+    return {
+        "exit_code": 0,
+        "command": resolved,
+        "environment": str(env_version),
+        "protections": protections,
+        "outputs": outputs,
+        "seconds": round(outcome.seconds, 3),
+    }
+
+
+register(COMMAND, "Command", CommandJob())
+submit_form_register(COMMAND, CommandJobForm)
