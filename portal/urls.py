@@ -23,6 +23,7 @@ api_v1 = [
     path("", include("compute.api.urls")),
     path("", include("training.api.urls")),
     path("", include("endpoints.api.urls")),
+    path("", include("commands.api.run_urls")),
 ]
 
 urlpatterns = [
