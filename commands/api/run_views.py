@@ -141,6 +141,15 @@ def _content_length(request) -> int:
 
 class RunArtifactApi(RunApiView):
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "path",
+                str,
+                OpenApiParameter.PATH,
+                description="Where the file goes among the job's artifacts, e.g. `plots/loss.png`: "
+                "names separated by `/`, no `.` or `..`, no control characters or backslashes.",
+            )
+        ],
         request={"application/octet-stream": OpenApiTypes.BINARY},
         responses={201: RunArtifactOut, 411: ErrorSerializer},
         summary="Store a file as the job's artifact logged/<path> (replaces one sent before)",
@@ -160,7 +169,10 @@ class RunArtifactApi(RunApiView):
 
 class RunInputApi(RunApiView):
     @extend_schema(
-        parameters=[RunInputQueryIn, OpenApiParameter("name", str, OpenApiParameter.PATH)],
+        parameters=[
+            RunInputQueryIn,
+            OpenApiParameter("name", str, OpenApiParameter.PATH, description="The input's name in the job's spec."),
+        ],
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
             (200, "text/csv"): OpenApiTypes.BINARY,

@@ -227,5 +227,6 @@ class JobToken(models.Model):
     @property
     def prefix(self) -> str:
         # What the API's rate limit counts calls by (studio.api.throttling reads `prefix`): each
-        # job's token spends a budget of its own, not its submitter's.
-        return f"job-{self.job_id}"
+        # job's token spends a budget of its own, not its submitter's. With the issue time: ids of
+        # a database made again (tests, a restore) repeat, and the counters outlive it.
+        return f"job-{self.job_id}-{int(self.created_at.timestamp() * 1e6)}"

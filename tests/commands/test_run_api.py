@@ -4,6 +4,7 @@ for itself and reads its inputs, with the job's token, which no other API route 
 import hashlib
 import io
 import json
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -345,6 +346,17 @@ def test_the_run_api_takes_no_other_credentials(api, owner, job):
     personal = client_with(token_create(user=owner, name="laptop").plaintext)
     assert personal.get("/api/v1/run/").status_code == 401
     assert api().post("/api/v1/run/metrics/", {"metrics": []}, format="json").status_code == 401
+
+
+def test_a_job_s_token_has_a_rate_limit_of_its_own(run, api, owner, settings):
+    settings.STUDIO_API_RATE_LIMIT = "3/hour"
+    if 3600 - time.time() % 3600 < 10:  # a fixed window resets at its end: start well inside one
+        time.sleep(3600 - time.time() % 3600 + 0.1)
+    assert [run.get("/api/v1/run/").status_code for _ in range(3)] == [200, 200, 200]
+    limited = run.post("/api/v1/run/metrics/", {"metrics": [{"key": "a", "value": 1}]}, format="json")
+    assert error_of(limited, 429)["code"] == "throttled" and int(limited["Retry-After"]) >= 1
+    assert api(owner).get("/api/v1/me/").status_code == 200  # the submitter's own budget is untouched
+    assert not Metric.objects.exists()
 
 
 def test_the_submitter_s_disabled_account_disables_the_token(run, owner):
