@@ -24,6 +24,7 @@ api_v1 = [
     path("", include("training.api.urls")),
     path("", include("commands.api.urls")),
     path("", include("endpoints.api.urls")),
+    path("", include("commands.api.run_urls")),
 ]
 
 urlpatterns = [

@@ -275,8 +275,11 @@ CONTENT_SECURITY_POLICY = {
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    # Token first, so an unauthenticated API call gets 401 with WWW-Authenticate: Bearer.
+    # Tokens first, so an unauthenticated API call gets 401 with WWW-Authenticate: Bearer. A job's
+    # own token (`sjt_…`) comes before all: it refuses every view but the run API's (a string path,
+    # not an import, so the layers hold).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "compute.jobs.authentication.JobTokenAuthentication",
         "studio.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -433,6 +436,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp
 STUDIO_UPLOAD_MAX_CONCURRENT = env_int("STUDIO_UPLOAD_MAX_CONCURRENT", 3)
 # An upload that has received no byte for this long is dead: its staging file is swept, its slot freed.
 STUDIO_UPLOAD_STALE_SECONDS = env_int("STUDIO_UPLOAD_STALE_SECONDS", 900)
+# A file a running job's code sends to the run API (PUT /api/v1/run/artifacts/<path>): 413 past it.
+STUDIO_RUN_ARTIFACT_MAX_BYTES = env_int("STUDIO_RUN_ARTIFACT_MAX_BYTES", 100 * 1024**2)
 # Bytes of data versions, artifacts and model files per workspace (staff can change it per workspace).
 STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES = env_int("STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES", 20 * 1024**3)
 

@@ -5,6 +5,7 @@ Table names are the ones these models had in `training/`, so moving them lost no
 """
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -182,6 +183,38 @@ class Artifact(models.Model):
         return self.name
 
 
+# A parameter's name: printable text (no control characters, so no NUL for PostgreSQL), as MLflow allows.
+PARAM_KEY_MAX = 250
+PARAM_VALUE_MAX = 500
+PARAM_KEY_RULE = "Use 1–250 characters, with no control characters."
+
+
+class JobParam(models.Model):
+    """A parameter a job's code recorded (a learning rate, a seed): one value per name, and like a
+    run's parameters in MLflow it never changes once set. Shown on the job's page."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="params")
+    key = models.CharField(
+        max_length=PARAM_KEY_MAX,
+        validators=[RegexValidator(r"^[^\x00-\x1f\x7f]{1,250}\Z", PARAM_KEY_RULE)],
+        error_messages={"blank": PARAM_KEY_RULE, "max_length": PARAM_KEY_RULE},
+    )
+    value = models.CharField(
+        max_length=PARAM_VALUE_MAX,
+        blank=True,
+        validators=[RegexValidator(r"^[^\x00]*\Z", "The value may not contain the NUL character.")],
+        error_messages={"max_length": f"Use at most {PARAM_VALUE_MAX} characters."},
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job_id", "key"]
+        constraints = [models.UniqueConstraint(fields=["job", "key"], name="job_param_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
 class JobToken(models.Model):
     """A short-lived key that a running job's own code uses to reach the API for that job only
     (its metrics, parameters and artifacts; its inputs). Only the key's hash is kept; the key is
@@ -195,3 +228,10 @@ class JobToken(models.Model):
 
     def __str__(self) -> str:
         return f"token of job {self.job_id}"
+
+    @property
+    def prefix(self) -> str:
+        # What the API's rate limit counts calls by (studio.api.throttling reads `prefix`): each
+        # job's token spends a budget of its own, not its submitter's. With the issue time: ids of
+        # a database made again (tests, a restore) repeat, and the counters outlive it.
+        return f"job-{self.job_id}-{int(self.created_at.timestamp() * 1e6)}"

@@ -8,7 +8,7 @@ from django.http import Http404
 from studio.ids import parse_id
 from workspaces.models import Workspace
 
-from .models import Artifact, Job, JobEvent, JobLogLine, JobStatus, Metric
+from .models import Artifact, Job, JobEvent, JobLogLine, JobParam, JobStatus, Metric
 from .recovery import job_artifact_dir
 
 JOB_FILTERS = ("status", "kind", "experiment", "target", "q", "parent")
@@ -71,6 +71,29 @@ def job_metrics(*, jobs) -> dict[int, dict[str, list[tuple[int, float]]]]:
     ):
         series.setdefault(job_id, {}).setdefault(name, []).append((step, value))
     return series
+
+
+def job_params(job: Job) -> dict[str, str]:
+    """The parameters the job's code recorded, {name: value} sorted by name (one query)."""
+    return dict(JobParam.objects.filter(job=job).order_by("key").values_list("key", "value"))
+
+
+def job_data_inputs(job: Job) -> dict[str, int]:
+    """{input name: data version id} of the job's spec `inputs` entries of type "data".
+
+    Read defensively: a spec is JSON that older code or other kinds wrote, so an entry of another
+    shape is left out, never an error here."""
+    inputs = job.spec.get("inputs") if isinstance(job.spec, dict) else None
+    if not isinstance(inputs, dict):
+        return {}
+    found = {}
+    for name, entry in inputs.items():
+        if not isinstance(entry, dict) or entry.get("type") != "data":
+            continue
+        version_id = entry.get("data_version_id")
+        if isinstance(version_id, int) and not isinstance(version_id, bool) and version_id > 0:
+            found[str(name)] = version_id
+    return found
 
 
 def job_artifacts(*, job: Job) -> QuerySet[Artifact]:

@@ -24,6 +24,7 @@ from ..services import heartbeat_timeout, node_mark_busy, node_mark_idle, nodes_
 from .kinds import handler_for, job_references
 from .models import Job, JobEvent, JobStatus
 from .recovery import job_artifact_dir, job_event_record, job_publish, job_requeue_or_fail
+from .tokens import job_tokens_revoke
 
 DEFAULT_EXPERIMENT = "Default"
 
@@ -229,6 +230,7 @@ def _finish(job: Job, status: str, reason: str, *, result: dict | None = None, e
             return False  # not ours any more: a zombie's late write changes nothing
         job.status = status
         job_event_record(job, status, reason, job.node_id)
+        job_tokens_revoke(job=job)  # every kind's: the job's own code loses its access as it ends
         if job.node_id:
             node_mark_idle(node_id=job.node_id)
     transaction.on_commit(lambda: handler_for(job.kind).on_finished(job_id=job.pk, status=status))
