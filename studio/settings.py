@@ -391,6 +391,10 @@ STUDIO_HOST_NODE_MEMORY_MIB = env_int(
     "STUDIO_HOST_NODE_MEMORY_MIB", int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.75) // 2**20
 )
 STUDIO_NODE_MEMORY_MIB = env_int("STUDIO_NODE_MEMORY_MIB", 1024)
+# Environments of command jobs: each host builds them into its own cache (a local disk, not the shared
+# data directory), keyed by the specification's hash; least recently used ones go past the size limit.
+STUDIO_ENVIRONMENT_CACHE_DIR = Path(env_str("STUDIO_ENVIRONMENT_CACHE_DIR", "/var/tmp/studio-environments"))
+STUDIO_ENVIRONMENT_CACHE_BYTES = env_int("STUDIO_ENVIRONMENT_CACHE_BYTES", 20 * 1024**3)
 
 # --- Serving ------------------------------------------------------------------------------------------
 STUDIO_SCORING_MAX_ROWS = env_int("STUDIO_SCORING_MAX_ROWS", 10_000)
