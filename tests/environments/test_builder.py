@@ -257,7 +257,8 @@ def test_the_studio_base_builds_and_loads_what_the_studio_saves(cache, tmp_path)
     model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
     sio.dump(model, tmp_path / "model.skops")
     code = (
-        "import skops.io as sio, sys; m = sio.load(sys.argv[1], trusted=['sklearn.linear_model._logistic.LogisticRegression']);"
+        "import skops.io as sio, sys;"
+        "m = sio.load(sys.argv[1], trusted=['sklearn.linear_model._logistic.LogisticRegression']);"
         "print(m.predict([[3.0]])[0])"
     )
     out = subprocess.run(
