@@ -21,6 +21,7 @@ def environment_list(*, workspace: Workspace, q: str = "") -> QuerySet[Environme
         .select_related("created_by")
         .annotate(
             latest_version=_latest("version"),
+            latest_version_id=_latest("pk"),
             latest_base=_latest("base"),
             latest_created_at=_latest("created_at"),
             version_count=Count("versions"),

@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("workspaces.api.urls")),
     path("", include("data.api.urls")),
     path("", include("compute.api.urls")),
+    path("", include("environments.api.urls")),
     path("", include("training.api.urls")),
     path("", include("endpoints.api.urls")),
 ]
@@ -41,6 +42,7 @@ urlpatterns = [
     path("w/", include("workspaces.urls")),
     path("w/<id:workspace_id>/data/", include("data.urls")),
     path("w/<id:workspace_id>/compute/", include("compute.urls")),
+    path("w/<id:workspace_id>/environments/", include("environments.urls")),
     path("w/<id:workspace_id>/jobs/", include("training.urls")),
     path("w/<id:workspace_id>/models/", include("training.registry_urls")),
     path("w/<id:workspace_id>/endpoints/", include("endpoints.urls")),
