@@ -160,9 +160,23 @@ def _pin(cache_dir: Path, key: str) -> bool:
         return True
 
 
+def _check_cache_dir(cache_dir: Path) -> None:
+    """The cache holds code every job runs: it must be this user's, writable by no one else."""
+    info = os.stat(cache_dir)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise BuildFailed(
+            f"The environment cache {cache_dir} must belong to this user and be writable by no one else "
+            "(see STUDIO_ENVIRONMENT_CACHE_DIR)."
+        )
+
+
 def reuse(*, spec_hash: str, cache_dir: Path) -> Prepared | None:
     """The ready environment for this hash, its last use stamped now; None if there is none."""
     _check_hash(spec_hash)
+    try:
+        _check_cache_dir(Path(cache_dir))
+    except FileNotFoundError:
+        return None
     prefix = Path(cache_dir) / spec_hash
     try:
         meta = json.loads((prefix / ENTRY_FILE).read_text())
@@ -196,7 +210,8 @@ def prepare(
     ready = reuse(spec_hash=spec_hash, cache_dir=cache_dir)
     if ready is not None:
         return ready
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_cache_dir(cache_dir)
     with open(cache_dir / LOCK_FILE, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

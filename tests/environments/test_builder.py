@@ -266,3 +266,15 @@ def test_the_studio_base_builds_and_loads_what_the_studio_saves(cache, tmp_path)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+def test_a_cache_folder_others_can_write_to_is_refused(cache):
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    with pytest.raises(builder.BuildFailed, match="writable by no one else"):
+        _prepare(cache, ["six"])
+    cache.chmod(0o700)
+    assert _prepare(cache, ["six"]).built
+    cache.chmod(0o775)
+    with pytest.raises(builder.BuildFailed, match="writable by no one else"):
+        _prepare(cache, ["six"])  # reusing too: a planted environment would run as the node
