@@ -3,7 +3,13 @@ from rest_framework import serializers
 from studio.api.inputs import InputSerializer
 
 from ..bases import bases
-from ..models import ENVIRONMENT_NAME_PATTERN, Environment, EnvironmentBuild, EnvironmentVersion
+from ..models import (
+    ENVIRONMENT_NAME_MESSAGE,
+    ENVIRONMENT_NAME_PATTERN,
+    Environment,
+    EnvironmentBuild,
+    EnvironmentVersion,
+)
 
 REQUIREMENTS_HELP = (
     "pip requirements, one per line (PEP 508: a name, optional extras, version and marker), e.g. "
@@ -13,7 +19,10 @@ REQUIREMENTS_HELP = (
 
 class EnvironmentIn(InputSerializer):
     name = serializers.RegexField(
-        ENVIRONMENT_NAME_PATTERN, max_length=100, help_text="1–100 letters, digits, dots, hyphens or underscores."
+        ENVIRONMENT_NAME_PATTERN,
+        max_length=100,
+        error_messages={"invalid": ENVIRONMENT_NAME_MESSAGE},
+        help_text="1–100 letters, digits, dots, hyphens or underscores.",
     )
     base = serializers.ChoiceField(choices=list(bases()), help_text="A curated base (GET /api/v1/environment-bases/).")
     requirements = serializers.CharField(
