@@ -73,13 +73,22 @@ def environment_create(
     require(actor, workspace, Action.WRITE)
     name = name.strip() if isinstance(name, str) else ""
     description = description if isinstance(description, str) else ""
-    model_validate(Environment(name=name, description=description), fields=["name", "description"])
+    errors = {}  # every field at fault at once, for the form
+    try:
+        model_validate(Environment(name=name, description=description), fields=["name", "description"])
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        version = _version_new(actor=actor, environment=None, number=1, base=base, requirements=requirements)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
     conflict = ValidationError(
         {"name": ValidationError(f"This workspace already has an environment called {name}.", code="conflict")}
     )
     if Environment.objects.filter(workspace=workspace, name=name).exists():
         raise conflict
-    version = _version_new(actor=actor, environment=None, number=1, base=base, requirements=requirements)
     try:
         with transaction.atomic():
             environment = Environment.objects.create(
@@ -176,13 +185,9 @@ def environment_prepare(*, version: EnvironmentVersion, on_line: Callable[[str],
         tail.append(text)
         on_line(text)
 
-    EnvironmentBuild.objects.update_or_create(
-        version=version,
-        host=host,
-        defaults={"state": BuildState.BUILDING, "started_at": now, "finished_at": None, "log_tail": ""},
-    )
-    packages, requirements = _install_list(version)
+    _build_row_set(version=version, host=host, state=BuildState.BUILDING, started_at=now, finished_at=None, log_tail="")
     try:
+        packages, requirements = _install_list(version)
         prepared = builder.prepare(
             spec_hash=version.spec_hash,
             base_packages=packages,
@@ -191,9 +196,9 @@ def environment_prepare(*, version: EnvironmentVersion, on_line: Callable[[str],
             size_limit_bytes=settings.STUDIO_ENVIRONMENT_CACHE_BYTES,
             on_line=line,
         )
-    except builder.BuildFailed:
+    except builder.BuildFailed as exc:
         EnvironmentBuild.objects.filter(version=version, host=host).update(
-            state=BuildState.FAILED, finished_at=timezone.now(), log_tail="\n".join(tail)
+            state=BuildState.FAILED, finished_at=timezone.now(), log_tail="\n".join(tail) or str(exc)
         )
         raise
     _build_record(version=version, host=host, prepared=prepared, log_tail="\n".join(tail), now=timezone.now())
@@ -212,8 +217,13 @@ def _install_list(version: EnvironmentVersion) -> tuple[list[str], list[str]]:
     """(base pins, requirements) to install: the version's lock once it has one, else its specification."""
     if version.lock.strip():
         return [], [line for line in version.lock.splitlines() if line.strip() and not line.startswith("#")]
-    base = _clean_base(version.base)
-    return list(base.packages), builder.requirements_parse(version.requirements, pinned=base.pinned())
+    base = base_get(version.base)
+    if base is None:
+        raise builder.BuildFailed(f"The base {version.base} is no longer offered by this studio.")
+    try:
+        return list(base.packages), builder.requirements_parse(version.requirements, pinned=base.pinned())
+    except builder.RequirementError as exc:  # the studio's own versions changed since the version was made
+        raise builder.BuildFailed(f"The requirements no longer fit the base {base.key}: {exc}") from None
 
 
 def _build_record(*, version, host: str, prepared: builder.Prepared, log_tail: str, now) -> None:
@@ -225,4 +235,15 @@ def _build_record(*, version, host: str, prepared: builder.Prepared, log_tail: s
     }
     if prepared.built:
         values.update(seconds=prepared.seconds, log_tail=log_tail)
-    EnvironmentBuild.objects.update_or_create(version=version, host=host, defaults=values)
+    _build_row_set(version=version, host=host, **values)
+
+
+def _build_row_set(*, version, host: str, **values) -> None:
+    """Update the (version, host) row, or create it; two node processes of one host may race here."""
+    if EnvironmentBuild.objects.filter(version=version, host=host).update(**values):
+        return
+    try:
+        with transaction.atomic():
+            EnvironmentBuild.objects.create(version=version, host=host, **values)
+    except IntegrityError:  # the other process created it first
+        EnvironmentBuild.objects.filter(version=version, host=host).update(**values)

@@ -202,3 +202,13 @@ def test_evicted_builds_are_marked(owner, workspace, settings):
     # Used again: built again, ready again.
     services.environment_prepare(version=old, on_line=lambda line: None)
     assert EnvironmentBuild.objects.get(version=old).state == BuildState.READY
+
+
+def test_a_base_the_studio_no_longer_offers_fails_the_build_with_a_reason(owner, workspace):
+    version = _create(owner, workspace, requirements="six")
+    EnvironmentVersion.objects.filter(pk=version.pk).update(base="retired-base")
+    version.refresh_from_db()
+    with pytest.raises(builder.BuildFailed, match="retired-base is no longer offered"):
+        services.environment_prepare(version=version, on_line=lambda line: None)
+    build = EnvironmentBuild.objects.get(version=version)
+    assert build.state == BuildState.FAILED and "no longer offered" in build.log_tail
