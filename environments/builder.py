@@ -210,7 +210,7 @@ def prepare(
     ready = reuse(spec_hash=spec_hash, cache_dir=cache_dir)
     if ready is not None:
         return ready
-    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cache_dir.mkdir(mode=0o755, parents=True, exist_ok=True)  # the sandbox user reads, never writes
     _check_cache_dir(cache_dir)
     with open(cache_dir / LOCK_FILE, "a") as lock:
         try:
