@@ -158,3 +158,20 @@ def test_the_routes_are_in_the_openapi_schema(api, reader):
     assert {"get", "post"} <= set(paths["/api/v1/workspaces/{workspace_id}/environments/"])
     assert "delete" in paths["/api/v1/workspaces/{workspace_id}/environments/{environment_id}/"]
     assert "/api/v1/workspaces/{workspace_id}/environments/{environment_id}/versions/{version}/" in paths
+
+
+def test_lists_take_a_fixed_number_of_queries(api, owner, workspace, django_assert_max_num_queries):
+    for i in range(6):
+        version = services.environment_create(
+            actor=owner, workspace=workspace, name=f"env-{i}", base="python", requirements=f"pkg{i}"
+        )
+        services.environment_version_create(
+            actor=owner, environment=version.environment, base="python", requirements="six"
+        )
+        EnvironmentBuild.objects.create(version=version, host=f"node-{i}", state=BuildState.READY)
+    client = api(owner)
+    client.get(_url(workspace))  # the session and the workspace's membership warm up
+    with django_assert_max_num_queries(8):
+        assert client.get(_url(workspace)).json()["count"] == 6
+    with django_assert_max_num_queries(8):
+        assert client.get(_url(workspace, version.environment_id, "versions")).json()["count"] == 2
