@@ -394,6 +394,12 @@ STUDIO_HOST_NODE_MEMORY_MIB = env_int(
     "STUDIO_HOST_NODE_MEMORY_MIB", int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.75) // 2**20
 )
 STUDIO_NODE_MEMORY_MIB = env_int("STUDIO_NODE_MEMORY_MIB", 1024)
+# Environments of command jobs: each host builds them into its own cache (a local disk, not the shared
+# data directory), keyed by the specification's hash; least recently used ones go past the size limit.
+# Outside any home folder, so a sandbox user can read (never write) it; the builder refuses a cache
+# folder that is not the node user's or that others can write to (a planted environment would run).
+STUDIO_ENVIRONMENT_CACHE_DIR = Path(env_str("STUDIO_ENVIRONMENT_CACHE_DIR", "/var/tmp/studio-environments"))  # noqa: S108
+STUDIO_ENVIRONMENT_CACHE_BYTES = env_int("STUDIO_ENVIRONMENT_CACHE_BYTES", 20 * 1024**3)
 
 # --- Command jobs (users' own code, in the sandbox) -----------------------------------------------------
 # Memory is the node size's, capped here; processes, open files and output bytes are per job.

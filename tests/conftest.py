@@ -64,6 +64,8 @@ def _embedded_broker_by_default(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _test_settings(settings, studio_data_dir):
     settings.ARTIFACT_ROOT = studio_data_dir / "artifacts"
+    # Environments are built into the test's own cache (uv's download cache is shared, so downloads are reused).
+    settings.STUDIO_ENVIRONMENT_CACHE_DIR = studio_data_dir / "environments"
     settings.STUDIO_MONITOR_FLUSH_SECONDS = 0  # tests flush the monitoring buffer themselves
     # Argon2 is slow on purpose; the personas' passwords need not be (test_settings checks the real list).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -216,6 +218,7 @@ class WorkerProcess:
             "DJANGO_SETTINGS_MODULE": "studio.settings",
             "DATABASE_URL": _database_url(),
             "STUDIO_DATA_DIR": str(data_dir),
+            "STUDIO_ENVIRONMENT_CACHE_DIR": str(data_dir / "environments"),
             "CELERY_BROKER_URL": broker.url,
             "OMP_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1",

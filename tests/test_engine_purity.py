@@ -14,10 +14,28 @@ from pathlib import Path
 
 import pytest
 
-# The Django-free engine packages (dotted names; their folders follow).
-ENGINE_PACKAGES = ("training.ml", "data.dataio", "modelformat", "endpoints.scoring")
+# The Django-free engines (dotted names of packages, whose folders follow, or of single modules).
+ENGINE_PACKAGES = (
+    "training.ml",
+    "data.dataio",
+    "modelformat",
+    "endpoints.scoring",
+    "environments.builder",
+    "environments.bases",
+)
 # What an engine must never bring in: the web framework, the task queue, and the apps.
-FORBIDDEN = ("django", "rest_framework", "celery", "workspaces", "compute", "training", "endpoints", "data", "studio")
+FORBIDDEN = (
+    "django",
+    "rest_framework",
+    "celery",
+    "workspaces",
+    "compute",
+    "training",
+    "endpoints",
+    "data",
+    "studio",
+    "environments",
+)
 BLOCKED = ("django", "rest_framework", "celery")
 MODEL_LOADER = "modelformat/modelio.py"
 
@@ -49,10 +67,15 @@ def package_dir(package: str) -> Path:
     return REPO.joinpath(*package.split("."))
 
 
-def package_modules(package: str) -> list[str]:
+def package_files(package: str) -> list[Path]:
+    """The engine's source files: a package's, or the one file of a single-module engine."""
     folder = package_dir(package)
+    return sorted(folder.rglob("*.py")) if folder.is_dir() else [folder.with_suffix(".py")]
+
+
+def package_modules(package: str) -> list[str]:
     modules = []
-    for path in sorted(folder.rglob("*.py")):
+    for path in package_files(package):
         parts = list(path.relative_to(REPO).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
@@ -61,10 +84,11 @@ def package_modules(package: str) -> list[str]:
 
 
 def allowed(package: str, module: str) -> bool:
-    """The engine's own modules, and the ``__init__`` of each package above it."""
+    """The engine's own modules, the ``__init__`` of each package above it, and other engines."""
     parents = package.split(".")
     own = module == package or module.startswith(package + ".")
-    return own or module in {".".join(parents[:i]) for i in range(1, len(parents))}
+    engine = any(module == other or module.startswith(other + ".") for other in ENGINE_PACKAGES)
+    return own or engine or module in {".".join(parents[:i]) for i in range(1, len(parents))}
 
 
 def imported_by(package: str) -> list[str]:
@@ -78,7 +102,7 @@ def imported_by(package: str) -> list[str]:
 
 @pytest.mark.parametrize("package", ENGINE_PACKAGES)
 def test_an_engine_package_imports_no_django_and_no_app(package):
-    assert package_dir(package).is_dir(), f"{package} is listed in ENGINE_PACKAGES but does not exist"
+    assert package_files(package)[0].exists(), f"{package} is listed in ENGINE_PACKAGES but does not exist"
     offences = [
         module for module in imported_by(package) if module.split(".")[0] in FORBIDDEN and not allowed(package, module)
     ]
@@ -102,7 +126,7 @@ def imports_in_source(path: Path) -> set[str]:
 def test_no_engine_module_imports_an_app_even_inside_a_function(package):
     offences = [
         f"{path.relative_to(REPO)}: {module}"
-        for path in sorted(package_dir(package).rglob("*.py"))
+        for path in package_files(package)
         for module in sorted(imports_in_source(path))
         if module.split(".")[0] in FORBIDDEN and not allowed(package, module)
     ]
@@ -116,12 +140,14 @@ def test_the_check_blocks_django_and_tells_an_engine_from_its_app():
     assert allowed("training.ml", "training") and allowed("training.ml", "training.ml.columns")
     assert not allowed("training.ml", "training.models") and not allowed("training.ml", "training.mlflow")
     assert not allowed("endpoints.scoring", "endpoints.models")
+    assert allowed("environments.builder", "environments.bases") and allowed("environments.builder", "environments")
+    assert not allowed("environments.builder", "environments.services")
 
 
 @pytest.mark.parametrize("package", ENGINE_PACKAGES)
 def test_an_engine_package_never_unpickles_nor_loads_skops_outside_modelio(package):
     loaders = re.compile(r"\b(pickle|joblib|cloudpickle|dill)\.(load|loads|Unpickler)\b|import (pickle|joblib|dill)\b")
-    for path in package_dir(package).rglob("*.py"):
+    for path in package_files(package):
         text = path.read_text()
         assert not loaders.search(text), path
         if path.relative_to(REPO).as_posix() != MODEL_LOADER:

@@ -41,6 +41,11 @@ def sample_ids(workspace) -> dict:
     deployment = Deployment.objects.create(
         endpoint=endpoint, name="blue", model_version=model_version, target=inference
     )
+    from environments.services import environment_create
+
+    environment = environment_create(
+        actor=owner, workspace=workspace, name="tools", base="python", requirements="six"
+    ).environment
     return {
         "workspace_id": workspace.pk,
         "member_id": Membership.objects.get(workspace=workspace, user__username="alice").pk,
@@ -53,6 +58,7 @@ def sample_ids(workspace) -> dict:
         "model_id": model.pk,
         "endpoint_id": endpoint.pk,
         "deployment_id": deployment.pk,
+        "environment_id": environment.pk,  # its version 1 is "version" too
     }
 
 
