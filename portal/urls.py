@@ -23,6 +23,7 @@ api_v1 = [
     path("", include("compute.api.urls")),
     path("", include("training.api.urls")),
     path("", include("endpoints.api.urls")),
+    path("", include("commands.api.code_urls")),
 ]
 
 urlpatterns = [
@@ -44,6 +45,7 @@ urlpatterns = [
     path("w/<id:workspace_id>/jobs/", include("training.urls")),
     path("w/<id:workspace_id>/models/", include("training.registry_urls")),
     path("w/<id:workspace_id>/endpoints/", include("endpoints.urls")),
+    path("w/<id:workspace_id>/code/", include("commands.code_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # The schema is an API (401 without credentials); the docs page is a page (login redirect).

@@ -41,8 +41,12 @@ def sample_ids(workspace) -> dict:
     deployment = Deployment.objects.create(
         endpoint=endpoint, name="blue", model_version=model_version, target=inference
     )
+    from commands.models import CodeSnapshot
+
+    snapshot = CodeSnapshot.objects.create(workspace=workspace, sha256="0" * 64, name="code")
     return {
         "workspace_id": workspace.pk,
+        "snapshot_id": snapshot.pk,
         "member_id": Membership.objects.get(workspace=workspace, user__username="alice").pk,
         "target_id": target.pk,
         "job_id": job.pk,
