@@ -211,7 +211,8 @@
       var items = Array.prototype.slice.call(event.dataTransfer.items || []);
       var roots = items.map(function (item) { return item.webkitGetAsEntry && item.webkitGetAsEntry(); }).filter(Boolean);
       var files = event.dataTransfer.files;
-      if (roots.length === 1 && roots[0].isFile && files.length === 1 && ARCHIVE.test(files[0].name)) {
+      var oneFile = roots.length ? roots.length === 1 && roots[0].isFile : files.length === 1;
+      if (oneFile && files.length === 1 && ARCHIVE.test(files[0].name)) {
         send(files[0], files[0].name, "");
         return;
       }
