@@ -252,7 +252,38 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
         return info.filename  # a genuine cp437 name (old DOS and Windows tools)
 
 
+def _zip_count_members(archive: Path, limit: int) -> None:
+    """Count the central directory's records before zipfile reads them all into memory: a small
+    zip can hold a million tiny entries. The records are counted, not the count the header claims."""
+    size = archive.stat().st_size
+    with open(archive, "rb") as fh:
+        fh.seek(max(0, size - 65_557))
+        tail = fh.read()
+        end = tail.rfind(b"PK\x05\x06")
+        if end < 0 or len(tail) < end + 22:
+            return  # zipfile says what is wrong
+        end_pos = size - len(tail) + end
+        cd_size = int.from_bytes(tail[end + 12 : end + 16], "little")
+        if cd_size == 0xFFFFFFFF and end >= 20 and tail[end - 20 : end - 16] == b"PK\x06\x07":  # zip64
+            fh.seek(int.from_bytes(tail[end - 12 : end - 4], "little"))
+            record = fh.read(56)
+            if record[:4] != b"PK\x06\x06":
+                raise ArchiveError("The archive is damaged: its zip64 end record is missing.")
+            end_pos = fh.tell() - 56
+            cd_size = int.from_bytes(record[40:48], "little")
+        # zipfile reads the directory just before the end record, whatever offset the record says.
+        fh.seek(max(0, end_pos - cd_size))
+        count = 0
+        while (fixed := fh.read(46))[:4] == b"PK\x01\x02" and len(fixed) == 46:
+            count += 1
+            if count > limit:
+                raise ArchiveError(f"The zip's directory lists more than {limit:,} members.")
+            skip = sum(int.from_bytes(fixed[i : i + 2], "little") for i in (28, 30, 32))
+            fh.seek(skip, os.SEEK_CUR)
+
+
 def _extract_zip(archive: Path, writer: _Writer) -> None:
+    _zip_count_members(archive, writer.max_files * MEMBERS_PER_FILE)
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             info.filename = _zip_name(info)

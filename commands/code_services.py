@@ -6,6 +6,7 @@ content or move the folder into place and create the row. Whatever fails, the st
 """
 
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -47,14 +48,20 @@ def _staging(workspace: Workspace) -> Path:
     return path
 
 
-def code_staging_sweep(*, workspace_id: int) -> int:
-    """Remove the staging folders a killed process left in a workspace. Returns how many.
-    (Each request removes its own on every path out; only a kill leaves one.)"""
-    staging = code_root(workspace_id) / ".staging"
+def code_staging_sweep(*, max_age_seconds: int | None = None) -> int:
+    """Remove the staging folders a killed process left (each request removes its own on every
+    way out), older than `max_age_seconds` (default STUDIO_UPLOAD_STALE_SECONDS: unpacking at most
+    STUDIO_CODE_MAX_BYTES takes seconds). Returns how many. For a periodic task."""
+    if max_age_seconds is None:
+        max_age_seconds = settings.STUDIO_UPLOAD_STALE_SECONDS
     removed = 0
-    for path in staging.glob("*") if staging.is_dir() else []:
-        shutil.rmtree(path, ignore_errors=True)
-        removed += 1
+    for path in (settings.ARTIFACT_ROOT / "workspaces").glob("*/code/.staging/*"):
+        try:
+            if time.time() - path.stat().st_mtime > max_age_seconds:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:  # its request finished meanwhile
+            continue
     return removed
 
 

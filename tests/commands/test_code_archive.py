@@ -241,3 +241,18 @@ def test_a_folders_paths_get_the_same_rules(tmp_path):
         max_bytes=100,
     )
     assert [e.path for e in entries] == ["a b.py"]
+
+
+def test_a_zip_of_many_tiny_entries_is_refused_before_its_directory_is_read(tmp_path):
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(250):
+            zf.writestr(f"d{i}/", b"")  # folders: not files, but members all the same
+    assert "directory lists more than 200 members" in refused(archive, tmp_path / "a", max_files=50)
+    # Within the limit, members with zip64 fields are counted and unpacked.
+    big = tmp_path / "z64.zip"
+    with zipfile.ZipFile(big, "w") as zf:
+        for i in range(30):
+            with zf.open(f"f{i}.py", "w", force_zip64=True) as out:
+                out.write(b"x")
+    assert len(extract(big, tmp_path / "c", **LIMITS)) == 30

@@ -1,12 +1,15 @@
 """Code snapshot services: stored once per content, roles, quota, the viewer, hostile archives."""
 
 import io
+import os
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404
 
 from commands.code_services import (
@@ -14,6 +17,7 @@ from commands.code_services import (
     code_snapshot_create_from_files,
     code_snapshot_dir,
     code_snapshot_file,
+    code_staging_sweep,
 )
 from commands.models import CodeSnapshot
 from workspaces.selectors import workspace_storage_used
@@ -176,3 +180,31 @@ def test_the_viewer_shows_text_says_binary_and_knows_only_manifest_paths(contrib
     for path in ("nope.py", "../a.zip", "/etc/passwd", "my lib", ""):
         with pytest.raises(Http404):
             code_snapshot_file(snapshot=snapshot, path=path)
+
+
+def test_a_leftover_folder_from_a_crash_is_replaced_and_stale_staging_is_swept(contributor, workspace, tmp_path):
+    archive = zip_of(tmp_path / "a.zip")
+    first = code_snapshot_create_from_archive(actor=contributor, workspace=workspace, path=archive, filename="a.zip")
+    folder = code_snapshot_dir(first)
+    CodeSnapshot.objects.all().delete()  # the row is gone, a half-written folder stays (a crash)
+    (folder / "train.py").write_bytes(b"half")
+    (folder / "stray.py").write_bytes(b"x")
+    again = code_snapshot_create_from_archive(actor=contributor, workspace=workspace, path=archive, filename="a.zip")
+    assert code_snapshot_dir(again) == folder and not (folder / "stray.py").exists()
+    assert (folder / "train.py").read_bytes() == FILES["train.py"]
+
+    staging = folder.parent / ".staging"
+    old, fresh = staging / "old", staging / "fresh"
+    for path in (old, fresh):
+        (path / "sub").mkdir(parents=True)
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert code_staging_sweep(max_age_seconds=600) == 1
+    assert not old.exists() and fresh.exists()
+
+
+def test_files_in_memory_and_on_disk_make_one_folder(contributor, workspace, tmp_path):
+    (tmp_path / "b.py").write_bytes(b"b")
+    files = [("proj/a.py", SimpleUploadedFile("a.py", b"a")), ("proj/sub/b.py", tmp_path / "b.py")]
+    snapshot = code_snapshot_create_from_files(actor=contributor, workspace=workspace, name="", files=files)
+    assert snapshot.name == "proj" and [f["path"] for f in snapshot.files] == ["a.py", "sub/b.py"]
+    assert (code_snapshot_dir(snapshot) / "a.py").read_bytes() == b"a"
