@@ -3,6 +3,7 @@
 import io
 import os
 import tarfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.http import Http404
 
 from commands.code_services import (
@@ -208,3 +210,37 @@ def test_files_in_memory_and_on_disk_make_one_folder(contributor, workspace, tmp
     snapshot = code_snapshot_create_from_files(actor=contributor, workspace=workspace, name="", files=files)
     assert snapshot.name == "proj" and [f["path"] for f in snapshot.files] == ["a.py", "sub/b.py"]
     assert (code_snapshot_dir(snapshot) / "a.py").read_bytes() == b"a"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_identical_uploads_racing_make_one_snapshot(contributor, workspace, tmp_path):
+    """Six requests (threads with their own database connections) upload the same code at once."""
+    archive = zip_of(tmp_path / "a.zip")
+    barrier = threading.Barrier(6)
+    outcomes: list[tuple[int, bool]] = []
+    errors: list[BaseException] = []
+
+    def race():
+        barrier.wait()
+        try:
+            snapshot = code_snapshot_create_from_archive(
+                actor=contributor, workspace=workspace, path=archive, filename="a.zip"
+            )
+            outcomes.append((snapshot.pk, snapshot.already_stored))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=race) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and len(outcomes) == 6
+    snapshot = CodeSnapshot.objects.get(workspace=workspace)
+    assert {pk for pk, _ in outcomes} == {snapshot.pk}
+    assert sorted(stored for _, stored in outcomes) == [False] + [True] * 5
+    folder = code_snapshot_dir(snapshot)
+    assert {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == FILES
+    assert leftovers(workspace) == []
