@@ -26,6 +26,7 @@ api_v1 = [
     path("", include("commands.api.urls")),
     path("", include("endpoints.api.urls")),
     path("", include("commands.api.run_urls")),
+    path("", include("commands.api.code_urls")),
 ]
 
 urlpatterns = [
@@ -49,6 +50,7 @@ urlpatterns = [
     path("w/<id:workspace_id>/models/", include("training.registry_urls")),
     path("w/<id:workspace_id>/commands/", include("commands.urls")),
     path("w/<id:workspace_id>/endpoints/", include("endpoints.urls")),
+    path("w/<id:workspace_id>/code/", include("commands.code_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # The schema is an API (401 without credentials); the docs page is a page (login redirect).

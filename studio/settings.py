@@ -444,6 +444,10 @@ STUDIO_UPLOAD_MAX_CONCURRENT = env_int("STUDIO_UPLOAD_MAX_CONCURRENT", 3)
 STUDIO_UPLOAD_STALE_SECONDS = env_int("STUDIO_UPLOAD_STALE_SECONDS", 900)
 # A file a running job's code sends to the run API (PUT /api/v1/run/artifacts/<path>): 413 past it.
 STUDIO_RUN_ARTIFACT_MAX_BYTES = env_int("STUDIO_RUN_ARTIFACT_MAX_BYTES", 100 * 1024**2)
+# Code snapshots of command jobs: the bytes an upload (archive or folder) may send and its files
+# may come to once unpacked, and how many files it may hold.
+STUDIO_CODE_MAX_BYTES = env_int("STUDIO_CODE_MAX_BYTES", 50 * 1024**2)
+STUDIO_CODE_MAX_FILES = env_int("STUDIO_CODE_MAX_FILES", 5000)
 # Bytes of data versions, artifacts and model files per workspace (staff can change it per workspace).
 STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES = env_int("STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES", 20 * 1024**3)
 

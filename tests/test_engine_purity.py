@@ -22,6 +22,7 @@ ENGINE_PACKAGES = (
     "endpoints.scoring",
     "environments.builder",
     "environments.bases",
+    "commands.archive",
 )
 # What an engine must never bring in: the web framework, the task queue, and the apps.
 FORBIDDEN = (
@@ -34,7 +35,9 @@ FORBIDDEN = (
     "endpoints",
     "data",
     "studio",
+    "commands",
     "environments",
+    "portal",
 )
 BLOCKED = ("django", "rest_framework", "celery")
 MODEL_LOADER = "modelformat/modelio.py"

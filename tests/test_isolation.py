@@ -46,8 +46,13 @@ def sample_ids(workspace) -> dict:
     environment = environment_create(
         actor=owner, workspace=workspace, name="tools", base="python", requirements="six"
     ).environment
+
+    from commands.models import CodeSnapshot
+
+    snapshot = CodeSnapshot.objects.create(workspace=workspace, sha256="0" * 64, name="code")
     return {
         "workspace_id": workspace.pk,
+        "snapshot_id": snapshot.pk,
         "member_id": Membership.objects.get(workspace=workspace, user__username="alice").pk,
         "target_id": target.pk,
         "job_id": job.pk,

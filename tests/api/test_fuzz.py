@@ -30,6 +30,8 @@ CONTENT_NOT_IN_SCHEMA = {
     # A data upload must be CSV or Parquet: a valid multipart body with a PNG in it is rightly refused;
     # and a multipart field is text, so a "wrong-typed" null or number arrives as the valid text "null".
     ("POST", "/api/v1/workspaces/{workspace_id}/data-assets/"): [positive_data_acceptance, negative_data_rejection],
+    # Code must be an archive (or a folder's files with either `file` or `files`, not both nor neither).
+    ("POST", "/api/v1/workspaces/{workspace_id}/code/"): [positive_data_acceptance, negative_data_rejection],
     # An expiry must be in the future: "later than now" is not something a schema can say.
     ("POST", "/api/v1/tokens/"): [positive_data_acceptance],
     # min_nodes ≤ max_nodes is a rule between two fields, which OpenAPI 3.0 cannot express.

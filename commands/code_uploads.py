@@ -1,0 +1,124 @@
+"""Code uploads admitted before a byte of the body is read, then streamed to staging (R9).
+
+The same admission as data uploads (`data/uploads.py`: Content-Length, the storage quota, the
+user's upload slots) with the code's own cap, STUDIO_CODE_MAX_BYTES, counted over every file of
+the request while it streams: one archive in `file`, or a folder's files in `files` parts.
+
+Django's multipart parser refuses a request with more than DATA_UPLOAD_MAX_NUMBER_FILES parts
+(100) before any handler sees them; a bigger folder is sent as an archive (the studio's upload
+box packs a dropped folder into a .tar in the browser for that reason).
+"""
+
+import uuid
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.core.files.uploadhandler import SkipFile, StopFutureHandlers
+from django.http import UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
+
+from data.services import TooManyUploads, upload_slot_acquire, upload_slot_release
+from data.uploads import MULTIPART_ALLOWANCE, StagedUpload, StagedUploadHandler, UploadRefused, staging_dir
+from workspaces.services import StorageQuotaExceeded, workspace_storage_check
+
+FILE_FIELDS = frozenset({"file", "files"})
+# Multipart framing per file part (its headers and boundary), beyond the bytes of the files.
+PART_ALLOWANCE = 512
+
+
+class CodeUploadHandler(StagedUploadHandler):
+    """Streams the `file` and `files` parts to staging, counting their bytes together."""
+
+    def __init__(self, request=None, slot=None):
+        super().__init__(request, max_bytes=settings.STUDIO_CODE_MAX_BYTES, slot=slot)
+        self.total = 0
+
+    def new_file(self, field_name, *args, **kwargs):
+        if field_name not in FILE_FIELDS:
+            raise SkipFile()
+        super(StagedUploadHandler, self).new_file(field_name, *args, **kwargs)
+        self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
+        self.staged.append(self.path)
+        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
+        self.size = 0
+        self.digest = _NoDigest()
+        raise StopFutureHandlers()
+
+    def file_complete(self, file_size):
+        self._close()
+        return _StagedCode(self.path, self.file_name or "upload", file_size, self.content_type)
+
+    def receive_data_chunk(self, raw_data, start):
+        self.total += len(raw_data)
+        if self.total > self.max_bytes:
+            self._close()
+            self.path.unlink(missing_ok=True)
+            self._refuse()
+        return super().receive_data_chunk(raw_data, start)
+
+
+class _StagedCode(StagedUpload):
+    """A staged part, already closed: Django closes every parsed file when a later part is refused."""
+
+    def close(self):
+        pass
+
+
+class _NoDigest:
+    """The snapshot hashes each file as it unpacks it: no need to hash the upload too."""
+
+    def update(self, data):
+        pass
+
+    def hexdigest(self):
+        return ""
+
+
+def too_large_message() -> str:
+    limit = settings.STUDIO_CODE_MAX_BYTES
+    return f"The code is larger than the limit of {limit / 2**20:.0f} MiB ({limit:,} bytes)."
+
+
+def _content_length(request) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        raise UploadRefused("The Content-Length header is not a number.", status=400, code="invalid") from None
+
+
+@contextmanager
+def code_upload_admitted(request, *, workspace):
+    """Admit a code upload before its body is read (after authentication, CSRF on the header,
+    membership and role), then let the caller parse it through the staging handler. Raises
+    UploadRefused. Past the `with`, the slot is freed and every staged file removed."""
+    announced = _content_length(request)
+    framing = MULTIPART_ALLOWANCE + PART_ALLOWANCE * settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    if announced > settings.STUDIO_CODE_MAX_BYTES + framing:
+        raise UploadRefused(too_large_message(), status=413, code="too_large")
+    try:
+        workspace_storage_check(workspace=workspace, adding=max(announced - framing, 1))
+        slot = upload_slot_acquire(user=request.user)
+    except StorageQuotaExceeded as exc:
+        raise UploadRefused(exc.messages[0], status=413, code="quota_exceeded") from None
+    except TooManyUploads as exc:
+        raise UploadRefused(exc.messages[0], status=429, code="too_many_uploads") from None
+    handler = CodeUploadHandler(request, slot=slot)
+    request.upload_too_large = False
+    request.upload_handlers = [handler]
+    try:
+        yield handler
+    except TooManyFilesSent:
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        message = f"A folder upload carries at most {limit} files; send the folder as a .zip or .tar.gz instead."
+        raise UploadRefused(message, status=413, code="too_many_files") from None
+    except (TooManyFieldsSent, RequestDataTooBig):
+        raise UploadRefused(
+            "The form fields of the upload are too many or too large.", status=413, code="too_large"
+        ) from None
+    except (UnreadablePostError, MultiPartParserError, SuspiciousOperation):
+        message = "The upload was cut off or malformed before the whole of it arrived; nothing was stored."
+        raise UploadRefused(message, status=400, code="interrupted") from None
+    finally:
+        handler.discard_all()
+        upload_slot_release(slot=slot)
