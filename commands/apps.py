@@ -8,6 +8,7 @@ class CommandsConfig(AppConfig):
     def ready(self) -> None:
         from workspaces.usage import stored_register
 
+        from . import jobs  # noqa: F401 - registers the command job kind with the job engine
         from .models import CodeSnapshot
 
         # Code snapshots count against the workspace's storage quota.

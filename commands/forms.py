@@ -4,9 +4,9 @@ import re
 
 from django import forms
 from django.core.exceptions import ValidationError
-from environments.selectors import environment_versions_for_picker
 
 from data.selectors import data_versions_ready
+from environments.selectors import environment_versions_for_picker
 from training.forms import JobSubmitForm
 
 from .models import COMMAND

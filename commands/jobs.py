@@ -5,18 +5,18 @@ import os
 import shutil
 from pathlib import Path
 
-from compute.jobs.tokens import job_token_issue
 from compute.sandbox import Limits, Mount, Sandbox, SandboxSpec
 from django.conf import settings
-from environments.builder import BuildFailed
-from environments.services import environment_prepare
 
 from compute.jobs.kinds import CleanSpec, JobHandler, register
 from compute.jobs.runner import JobCanceled, JobError
+from compute.jobs.tokens import job_token_issue
 from data.dataio.export import iter_csv
 from data.models import DataVersion
 from data.services import data_version_path
+from environments.builder import BuildFailed
 from environments.models import EnvironmentVersion
+from environments.services import environment_prepare
 from training.forms import submit_form_register
 
 from . import services
@@ -87,9 +87,8 @@ def _materialise_data(version: DataVersion, folder: Path, name: str) -> Path:
 def _run(ctx, job, spec: dict, scratch: Path) -> dict:
     snapshot = CodeSnapshot.objects.get(pk=spec["code_snapshot_id"])
     env_version = EnvironmentVersion.objects.select_related("environment").get(pk=spec["environment_version_id"])
-    work, tmp = scratch / "work", scratch / "tmp"
+    work = scratch / "work"
     shutil.copytree(code_snapshot_dir(snapshot), work)
-    tmp.mkdir()
     ctx.log(f"Code: {snapshot.name} ({snapshot.file_count} files, {snapshot.sha256[:12]})")
 
     ctx.log(f"Environment: {env_version}")
@@ -98,9 +97,11 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
     except BuildFailed as exc:
         raise JobError(f"The environment {env_version} failed to build: {exc}") from None
     ctx.check_canceled()
-    prefix = python.parent.parent
-
-    mounts, values = [Mount(prefix, str(prefix))], {}
+    # The environment at /job/env (its venv is relocatable); the Python it is made from at its own
+    # path, since the venv's interpreter links there and the node user's home is hidden.
+    environment = Mount(python.parent.parent, f"{SANDBOX_ROOT}/env")
+    interpreter = Path(os.path.realpath(python)).parent.parent
+    mounts, values = [environment, Mount(interpreter, str(interpreter))], {}
     for name, item in spec["inputs"].items():
         if item["type"] == "data":
             version = DataVersion.objects.select_related("asset").get(pk=item["data_version_id"])
@@ -122,25 +123,14 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
 
     secrets = {name: unseal(sealed) for name, sealed in spec.get("secret_env", {}).items()}
     token = job_token_issue(job=job)
-    env = {
-        **spec.get("env", {}),
-        **secrets,
-        "PATH": f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin",
-        "VIRTUAL_ENV": str(prefix),
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LANG": "C.UTF-8",
-        "STUDIO_JOB_ID": str(job.pk),
-        "STUDIO_RUN_TOKEN": token,
-        "STUDIO_API_URL": settings.STUDIO_PUBLIC_URL,
-    }
+    env = {**spec.get("env", {}), **secrets}
     sandbox_spec = SandboxSpec(
         argv=["/bin/sh", "-c", ""],
         workdir=Mount(work, f"{SANDBOX_ROOT}/work", writable=True),
-        mounts=[*mounts, Mount(tmp, "/tmp", writable=True)],  # noqa: S108 - the sandbox's own /tmp
+        mounts=mounts,
         env=env,
         limits=_limits(job),
-        hide=[Path(settings.DATA_DIR), Path(settings.BASE_DIR)],
+        hide=[Path(settings.DATA_DIR), Path(settings.BASE_DIR), Path.home()],
         network=spec.get("network", False),
         secrets=[*secrets.values(), token],
     )
@@ -153,6 +143,18 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
     sandbox_spec.argv[-1] = resolved
     for name in spec.get("env", {}):
         env[name] = resolve(env[name], resolved_values, quote=False)
+    env_prefix = sandbox.path_of(environment)
+    env.update(
+        {
+            "PATH": f"{env_prefix}/bin:/usr/local/bin:/usr/bin:/bin",
+            "VIRTUAL_ENV": env_prefix,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "STUDIO_JOB_ID": str(job.pk),
+            "STUDIO_RUN_TOKEN": token,
+            "STUDIO_API_URL": settings.STUDIO_PUBLIC_URL,
+        }
+    )
     protections = sandbox.protections.describe()
     services.command_result_record(
         job=job, command=resolved, protections=protections, environment=str(env_version), python=str(python)

@@ -21,8 +21,7 @@ from training import registry_services
 from training.models import ModelVersion
 from workspaces.policy import Action, require
 
-from .code_selectors import code_snapshot_get_by_id
-from .models import COMMAND
+from .models import COMMAND, CodeSnapshot
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".pt", ".pth")
 MAX_OUTPUT_FILES = 10_000
@@ -76,7 +75,7 @@ def command_outputs_collect(*, ctx, scratch: Path, outputs: dict) -> dict:
 
 def command_page_context(job: Job) -> dict:
     spec = job.spec
-    snapshot = code_snapshot_get_by_id(snapshot_id=spec.get("code_snapshot_id"))
+    snapshot = CodeSnapshot.objects.filter(workspace_id=job.workspace_id, pk=spec.get("code_snapshot_id")).first()
     artifacts = {}
     for artifact in Artifact.objects.filter(job=job, name__startswith="outputs/").order_by("name"):
         artifacts.setdefault(artifact.name.split("/")[1], []).append(artifact)

@@ -14,9 +14,9 @@ import math
 import re
 
 from django.core.exceptions import ValidationError
-from environments.selectors import environment_version_for_job
 
 from data.selectors import data_version_get_by_id
+from environments.selectors import environment_version_get_by_id
 
 from .code_selectors import code_snapshot_get
 from .placeholders import PlaceholderError, check
@@ -127,7 +127,7 @@ def clean_command_spec(*, workspace, spec) -> tuple[dict, object | None]:
         raise ValidationError({"command": [f"The command is at most {MAX_COMMAND_CHARS:,} characters."]})
     if not _is_id(spec.get("environment_version_id")):
         raise ValidationError({"environment_version_id": ["Choose an environment version of this workspace."]})
-    environment = environment_version_for_job(workspace=workspace, version_id=spec["environment_version_id"])
+    environment = environment_version_get_by_id(workspace=workspace, version_id=spec["environment_version_id"])
     raw_inputs = _names("inputs", spec.get("inputs"))
     if len(raw_inputs) > MAX_INPUTS:
         raise ValidationError({"inputs": [f"At most {MAX_INPUTS} inputs."]})

@@ -3,6 +3,7 @@ from django.contrib import admin
 from workspaces.admin_console import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 from . import services
+from .jobs.models import JobParam, JobToken
 from .models import ComputeQuota, ComputeTarget, Node, NodeSession, ServingSession
 
 
@@ -127,3 +128,23 @@ class ComputeQuotaAdmin(admin.ModelAdmin):
             actor=request.user, workspace=obj.workspace, max_nodes=obj.max_nodes, max_cores=obj.max_cores
         )
         obj.pk = saved.pk
+
+
+@admin.register(JobToken)
+class JobTokenAdmin(ReadOnlyAdmin):
+    """A running job's own keys: issued and revoked by the engine; only hashes are kept."""
+
+    list_display = ["job", "created_at", "expires_at", "revoked_at"]
+    list_filter = ["created_at"]
+    search_fields = ["job__display_name"]
+    list_select_related = ["job"]
+    exclude = ["key_hash"]
+
+
+@admin.register(JobParam)
+class JobParamAdmin(ReadOnlyAdmin):
+    """Parameters a job's code logged through the run API: set once, read-only."""
+
+    list_display = ["job", "key", "value"]
+    search_fields = ["key", "job__display_name"]
+    list_select_related = ["job"]

@@ -6,7 +6,7 @@ from compute.jobs.diagnostic import DIAGNOSTIC
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"studio", "workspaces", "data", "compute", "training", "endpoints"}
+PROJECT_APPS = {"studio", "workspaces", "data", "compute", "environments", "training", "commands", "endpoints"}
 
 
 def test_every_model_of_the_studio_is_in_the_admin():
