@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # The Django-free engine packages (dotted names; their folders follow).
-ENGINE_PACKAGES = ("training.ml", "data.dataio", "modelformat", "endpoints.scoring")
+ENGINE_PACKAGES = ("training.ml", "data.dataio", "modelformat", "endpoints.scoring", "compute.sandbox")
 # What an engine must never bring in: the web framework, the task queue, and the apps.
 FORBIDDEN = ("django", "rest_framework", "celery", "workspaces", "compute", "training", "endpoints", "data", "studio")
 BLOCKED = ("django", "rest_framework", "celery")
