@@ -74,7 +74,7 @@ def main() -> None:
         guard_without_bubblewrap(libc)
     argv = settings["argv"]
     try:
-        os.execvpe(argv[0], argv, settings["env"])
+        os.execvpe(argv[0], argv, settings["env"])  # noqa: S606 (the argv list is the job itself)
     except FileNotFoundError:
         fail(f"{argv[0]}: command not found", 127)
     except OSError as error:

@@ -45,7 +45,7 @@ THREAD_VARIABLES = (
 # Host folders no run sees: local services' sockets (a socket on a read-only mount still
 # connects), other users' files, shared scratch space. Interpreters often live under /root
 # (pyenv, uv), so it stays visible: file modes protect it, `hide` can add it.
-ALWAYS_HIDDEN = ("/run", "/var/run", "/var/tmp", "/home")
+ALWAYS_HIDDEN = ("/run", "/var/run", "/var/tmp", "/home")  # noqa: S108 (hidden, not used)
 # bubblewrap's own processes in the tree: the outer monitor and the namespace's init.
 BWRAP_PROCESSES = 2
 MONITOR_SECONDS = 0.1
@@ -59,6 +59,11 @@ LIMIT_MESSAGES = (
     ("processes", ("Resource temporarily unavailable", "fork: retry", "Cannot fork", "can't fork")),
     ("output size", ("File too large", "File size limit exceeded")),
 )
+
+
+# Said by a process that could not start another: the tree is at its process limit (the
+# per-user rlimit), so the run ends there rather than go on with a fizzled fork bomb.
+FORK_FAILURES = ("Cannot fork", "can't fork", "fork: retry", "fork: Resource temporarily", "can't start new thread")
 
 
 class SandboxError(Exception):
@@ -305,6 +310,8 @@ class Sandbox:
             for line in lines:
                 if stream == "stderr":
                     self._stderr_tail.append(line)
+                    if any(failure in line for failure in FORK_FAILURES) and self._limit is None:
+                        threading.Thread(target=self._hit, args=("processes",), daemon=True).start()
                 try:
                     self.on_line(stream, line)
                 except Exception as error:  # noqa: BLE001 (a failing log writer must not leave the run blocked on a full pipe)

@@ -3,10 +3,12 @@
 import os
 import socket
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from compute.sandbox import Mount, Sandbox, SandboxError, protections_available
+from compute.sandbox.bench import measure_overhead
 
 from .conftest import LIMITS, PYTHON, make_spec, run
 
@@ -149,7 +151,7 @@ def test_the_fallback_says_bubblewrap_is_missing(base, monkeypatch):
         ({"argv": []}, "empty"),
         ({"env": {"BAD=NAME": "x"}}, "bad name"),
         ({"env": {"X": "nul\0"}}, "bad name or value"),
-        ({"mounts": [Mount(__import__("pathlib").Path("/no/such/folder"), "/in")]}, "does not exist"),
+        ({"mounts": [Mount(Path("/no/such/folder"), "/in")]}, "does not exist"),
     ],
 )
 def test_a_bad_spec_is_refused_with_a_clear_message(base, change, message):
@@ -165,3 +167,9 @@ def test_a_mount_target_must_be_an_absolute_path_inside(base):
 
 def test_the_limits_default_log_size_is_the_output_size():
     assert LIMITS.log_bytes is None
+
+
+def test_the_overhead_over_a_bare_subprocess_is_measured():
+    overhead = measure_overhead(n=5)
+    # The target is 100 ms (bench/command.py measures it); this bound only catches a broken start-up.
+    assert 0 < overhead < 1000
