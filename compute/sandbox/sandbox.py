@@ -180,9 +180,10 @@ class Sandbox:
                 argv += ["--symlink", os.readlink(entry.path), entry.path]
             elif entry.is_dir():
                 argv += ["--ro-bind", entry.path, entry.path]
-        hidden = {Path(p) for p in ALWAYS_HIDDEN} | {Path(p) for p in spec.hide}
+        # Resolved, so that a folder named through a symbolic link is hidden all the same.
+        hidden = {Path(p).resolve() for p in ALWAYS_HIDDEN} | {Path(p).resolve() for p in spec.hide}
         for folder in sorted(hidden, key=lambda p: len(p.parts)):
-            if folder.is_dir() and not folder.is_symlink():
+            if folder.is_dir():
                 argv += ["--tmpfs", str(folder)]
         if spec.network:
             resolv = Path("/etc/resolv.conf").resolve()
@@ -399,7 +400,7 @@ class Sandbox:
             self._exited = time.monotonic()
             self._kill_tree()  # the run is over: what it left running ends with it
             for thread in self._threads[:2]:
-                thread.join(timeout=10)
+                thread.join()  # every writer of the pipes is gone: they end once on_line has had the rest
             self._outcome = self._build_outcome(returncode)
         finally:
             self._clean_up()

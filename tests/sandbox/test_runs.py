@@ -2,6 +2,7 @@
 
 import os
 import socket
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -173,3 +174,35 @@ def test_the_overhead_over_a_bare_subprocess_is_measured():
     overhead = measure_overhead(n=5)
     # The target is 100 ms (bench/command.py measures it); this bound only catches a broken start-up.
     assert 0 < overhead < 1000
+
+
+def test_a_folder_hidden_through_a_symbolic_link_is_hidden_too(base):
+    if not protections_available().bubblewrap:
+        pytest.skip("bubblewrap is not usable on this host")
+    (base / "real data").mkdir()
+    (base / "real data" / "secret.txt").write_text("linked-secret")
+    (base / "link").symlink_to(base / "real data")
+    done = run(make_spec(base, f"cat '{base}/real data/secret.txt'", "bubblewrap", hide=[base / "link"]))
+    assert "linked-secret" not in "\n".join(done.out()) and done.outcome.exit_code != 0
+
+
+def test_the_run_has_a_private_tmp_that_is_removed_after_it(base, mode):
+    marker = Path("/tmp") / f"host-file-{os.getpid()}"
+    marker.write_text("host")
+    try:
+        done = run(make_spec(base, f'echo job > "$TMPDIR/mine"; ls "$TMPDIR"; ls /tmp/{marker.name}', mode))
+    finally:
+        marker.unlink()
+    assert done.out()[0] == "mine"
+    if mode == "bubblewrap":
+        assert done.outcome.exit_code != 0  # the host's /tmp is not the run's
+    assert not list(Path(tempfile.gettempdir()).glob(f"studio-sandbox-{done.sandbox.id}-*"))
+
+
+def test_wait_returns_none_while_running_and_stop_after_the_end_changes_nothing(base, mode):
+    sandbox = Sandbox(make_spec(base, "sleep 1; echo woke", mode), lambda s, t: None)
+    sandbox.start()
+    assert sandbox.wait(0.01) is None
+    outcome = sandbox.wait(60)
+    sandbox.stop("too late")
+    assert outcome.ok and sandbox.wait(0) is outcome and outcome.limit is None
