@@ -50,6 +50,9 @@ ALWAYS_HIDDEN = ("/run", "/var/run", "/var/tmp", "/home")  # noqa: S108 (hidden,
 BWRAP_PROCESSES = 2
 MONITOR_SECONDS = 0.1
 OUTPUT_CHECK_SECONDS = 0.5
+# After the tree is gone, how long on_line gets for the lines still in the pipes; the rest is
+# counted, not logged (a slow log writer must not hold the job open).
+DRAIN_SECONDS = 10
 STDERR_TAIL = 20
 REASON_LINES = 5
 # Messages on stderr that name the limit a failed run hit (per-process rlimits fail this way).
@@ -137,6 +140,8 @@ class Sandbox:
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
         self._threads: list[threading.Thread] = []
         self._done = threading.Event()
+        self._drain_until: float | None = None  # set when the tree is gone
+        self._undelivered = 0
         self._outcome: Outcome | None = None
 
     # --- The spec ---------------------------------------------------------------------------
@@ -304,11 +309,23 @@ class Sandbox:
         self._deliver(stream, splitter.flush())
         pipe.close()
 
+    def _say(self, text: str) -> None:
+        try:
+            self.on_line("stderr", text)
+        except Exception:  # noqa: BLE001, S110 (the run is over; its log writer failing changes nothing now)
+            pass
+
+    def _draining_too_long(self) -> bool:
+        return self._drain_until is not None and time.monotonic() > self._drain_until
+
     def _deliver(self, stream: str, lines: list[str]) -> None:
         if not lines:
             return
         with self._line_lock:  # on_line is never called from two threads at once
-            for line in lines:
+            for index, line in enumerate(lines):
+                if self._draining_too_long():
+                    self._undelivered += len(lines) - index
+                    return
                 if stream == "stderr":
                     self._stderr_tail.append(line)
                     if any(failure in line for failure in FORK_FAILURES) and self._limit is None:
@@ -399,8 +416,13 @@ class Sandbox:
             returncode = self._proc.wait()
             self._exited = time.monotonic()
             self._kill_tree()  # the run is over: what it left running ends with it
+            self._drain_until = time.monotonic() + DRAIN_SECONDS
             for thread in self._threads[:2]:
-                thread.join()  # every writer of the pipes is gone: they end once on_line has had the rest
+                thread.join(timeout=DRAIN_SECONDS + 5)  # every writer of the pipes is gone
+            with self._line_lock:
+                self._drain_until = 0.0  # a reader still inside on_line delivers nothing more
+                if self._undelivered:
+                    self._say(f"[sandbox] {self._undelivered} more lines of output were not logged")
             self._outcome = self._build_outcome(returncode)
         finally:
             self._clean_up()

@@ -4,6 +4,7 @@ import time
 from dataclasses import replace
 
 from compute.sandbox import Sandbox
+from compute.sandbox.sandbox import DRAIN_SECONDS
 from compute.sandbox.spec import MIB
 
 from .conftest import LIMITS, PYTHON, assert_next_run_works, make_spec, run
@@ -116,7 +117,10 @@ def test_a_slow_log_writer_does_not_stop_stop(base, mode):
     sandbox = Sandbox(make_spec(base, "while :; do echo tick; done", mode), slow)
     sandbox.start()
     time.sleep(0.5)
+    started = time.monotonic()
     sandbox.stop("canceled")
     outcome = sandbox.wait(60)
     assert outcome is not None and outcome.limit == "canceled"
-    assert lines
+    # The lines still in the pipe get DRAIN_SECONDS, then are counted instead of logged.
+    assert time.monotonic() - started < DRAIN_SECONDS + 10
+    assert lines[0] == "tick" and "more lines of output were not logged" in lines[-1]
