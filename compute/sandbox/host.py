@@ -4,6 +4,7 @@ Each probe runs once per process (cached); STUDIO_SANDBOX_BWRAP=0 turns bubblewr
 test the fallback), STUDIO_SANDBOX_BWRAP=/path/to/bwrap picks the binary.
 """
 
+import ctypes
 import functools
 import os
 import pwd
@@ -16,6 +17,7 @@ from pathlib import Path
 from .spec import Protections
 
 CGROUP_PARENT = "studio-sandbox"
+PR_SET_DUMPABLE = 4
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,20 @@ def sweep_stale_cgroups(parent: Path) -> None:
             child.rmdir()
         except OSError:
             pass  # gone already, or still emptying: the next sweep tries again
+
+
+@functools.cache
+def shield_node_process() -> bool:
+    """Makes the node's /proc files (environ above all) unreadable to processes of its own user.
+
+    Only needed when a run has neither bubblewrap's PID namespace nor another user: then the run
+    is the node's user and could read /proc/<node>/environ. The node also stops being dumpable
+    (no core file, no ptrace by its user), which is the point.
+    """
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def protections_available(network: bool = False) -> Protections:

@@ -225,6 +225,8 @@ class Sandbox:
         if self._proc is not None:
             raise SandboxError("this sandbox was started already")
         self._started = time.monotonic()
+        if not self._bwrap and not self._user:
+            host.shield_node_process()
         self._scratch = Path(tempfile.mkdtemp(prefix=f"studio-sandbox-{self.id}-"))
         tmp, shm = self._scratch / "tmp", self._scratch / "shm"
         tmp.mkdir()

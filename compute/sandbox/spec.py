@@ -80,7 +80,7 @@ class Protections:
         else:
             said.append(
                 "Runs as the node's own user (the node is not root)"
-                + ("." if self.bubblewrap else ": it can read the node's files and environment.")
+                + ("." if self.bubblewrap else ": it can read the node's files (not its environment).")
             )
         if self.memory == "cgroup v2":
             said.append("Memory is limited for the whole process tree by cgroup v2.")
