@@ -18,6 +18,8 @@ from .spec import Protections
 
 CGROUP_PARENT = "studio-sandbox"
 PR_SET_DUMPABLE = 4
+# A run's private /tmp is "<prefix><node pid>-<run id>-..." in the node's temporary folder.
+SCRATCH_PREFIX = "studio-sandbox-"
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,14 @@ def sweep_stale_cgroups(parent: Path) -> None:
             child.rmdir()
         except OSError:
             pass  # gone already, or still emptying: the next sweep tries again
+
+
+def sweep_stale_scratch(folder: Path) -> None:
+    """Removes the private /tmp folders of runs whose node died before cleaning up."""
+    for child in folder.glob(f"{SCRATCH_PREFIX}*"):
+        owner = child.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(child, ignore_errors=True)
 
 
 @functools.cache

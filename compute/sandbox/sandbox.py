@@ -142,6 +142,7 @@ class Sandbox:
         self._done = threading.Event()
         self._drain_until: float | None = None  # set when the tree is gone
         self._undelivered = 0
+        self._fork_failed = False
         self._outcome: Outcome | None = None
 
     # --- The spec ---------------------------------------------------------------------------
@@ -227,7 +228,8 @@ class Sandbox:
         self._started = time.monotonic()
         if not self._bwrap and not self._user:
             host.shield_node_process()
-        self._scratch = Path(tempfile.mkdtemp(prefix=f"studio-sandbox-{self.id}-"))
+        host.sweep_stale_scratch(Path(tempfile.gettempdir()))
+        self._scratch = Path(tempfile.mkdtemp(prefix=f"{host.SCRATCH_PREFIX}{os.getpid()}-{self.id}-"))
         tmp, shm = self._scratch / "tmp", self._scratch / "shm"
         tmp.mkdir()
         shm.mkdir()
@@ -330,7 +332,8 @@ class Sandbox:
                     return
                 if stream == "stderr":
                     self._stderr_tail.append(line)
-                    if any(failure in line for failure in FORK_FAILURES) and self._limit is None:
+                    if not self._fork_failed and any(failure in line for failure in FORK_FAILURES):
+                        self._fork_failed = True  # one killer thread, however many lines say it
                         threading.Thread(target=self._hit, args=("processes",), daemon=True).start()
                 try:
                     self.on_line(stream, line)

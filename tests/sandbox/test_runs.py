@@ -196,7 +196,7 @@ def test_the_run_has_a_private_tmp_that_is_removed_after_it(base, mode):
     assert done.out()[0] == "mine"
     if mode == "bubblewrap":
         assert done.outcome.exit_code != 0  # the host's /tmp is not the run's
-    assert not list(Path(tempfile.gettempdir()).glob(f"studio-sandbox-{done.sandbox.id}-*"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"studio-sandbox-*-{done.sandbox.id}-*"))
 
 
 def test_wait_returns_none_while_running_and_stop_after_the_end_changes_nothing(base, mode):
@@ -206,3 +206,10 @@ def test_wait_returns_none_while_running_and_stop_after_the_end_changes_nothing(
     outcome = sandbox.wait(60)
     sandbox.stop("too late")
     assert outcome.ok and sandbox.wait(0) is outcome and outcome.limit is None
+
+
+def test_a_dead_nodes_leftover_private_tmp_is_swept_by_the_next_run(base, mode):
+    leftover = Path(tempfile.gettempdir()) / "studio-sandbox-999999999-deadbeef-x"
+    (leftover / "tmp").mkdir(parents=True, exist_ok=True)
+    assert run(make_spec(base, "true", mode)).outcome.ok
+    assert not leftover.exists()
