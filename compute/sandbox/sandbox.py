@@ -124,6 +124,11 @@ class Sandbox:
             network=use_bwrap and not spec.network,
             cgroup=available.cgroup,
         )
+        if self._bwrap:
+            for mount in [spec.workdir, *spec.mounts]:
+                top = Path(mount.target).parts[1]
+                if top in {"proc", "dev", "tmp"} or os.path.lexists(f"/{top}"):
+                    raise SandboxError(f"{mount.target!r} would cover the system's /{top}: use a new top-level folder")
         self._user = host.sandbox_user()
         self._cgroup_root = host.cgroup_root()
         self.id = os.urandom(8).hex()

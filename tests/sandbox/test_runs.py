@@ -213,3 +213,11 @@ def test_a_dead_nodes_leftover_private_tmp_is_swept_by_the_next_run(base, mode):
     (leftover / "tmp").mkdir(parents=True, exist_ok=True)
     assert run(make_spec(base, "true", mode)).outcome.ok
     assert not leftover.exists()
+
+
+def test_with_bubblewrap_a_mount_may_not_cover_a_system_folder(base):
+    if not protections_available().bubblewrap:
+        pytest.skip("bubblewrap is not usable on this host")
+    for target in ("/etc", "/usr/local/job", "/tmp/x", "/proc/1"):
+        with pytest.raises(SandboxError, match="would cover the system"):
+            Sandbox(make_spec(base, "true", mounts=[Mount(base, target)]), lambda s, t: None)
