@@ -128,6 +128,18 @@ def test_with_bubblewrap_the_network_is_isolated(base):
     assert done.sandbox.protections.network is True
 
 
+def test_with_bubblewrap_a_run_may_be_given_the_network(base):
+    if not protections_available().bubblewrap:
+        pytest.skip("bubblewrap is not usable on this host")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        script = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); print('connected')"
+        done = run(make_spec(base, [PYTHON, "-c", script], "bubblewrap", network=True))
+    assert done.out() == ["connected"], done.lines
+    assert done.sandbox.protections.network is False
+    assert "The job has network access." in done.sandbox.protections.describe()
+
+
 def test_secrets_are_masked_in_every_line(base, mode):
     token = "run-token-0123456789"
     spec = make_spec(base, f"echo token={token}; echo {token} >&2; exit 1", mode, secrets=[token, ""])
