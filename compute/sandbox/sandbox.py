@@ -8,7 +8,6 @@ tree when the main process exits and builds the outcome.
 """
 
 import collections
-import json
 import os
 import shutil
 import signal
@@ -79,6 +78,30 @@ def size_text(count: int) -> str:
     if count >= MIB:
         return f"{count / MIB:.0f} MiB"
     return f"{count} bytes"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def pack_settings(settings: dict) -> bytes:
+    """The launcher's settings as it reads them (launcher.unpack): NUL-separated fields."""
+    fields = [
+        settings["cwd"],
+        settings["cgroup"] or "",
+        "" if settings["uid"] is None else str(settings["uid"]),
+        "" if settings["gid"] is None else str(settings["gid"]),
+        "1" if settings["bubblewrap"] else "",
+        ",".join(f"{name}={value}" for name, value in settings["rlimits"].items()),
+        str(len(settings["argv"])),
+        *settings["argv"],
+        *(f"{name}={value}" for name, value in settings["env"].items()),
+    ]
+    return b"\0".join(os.fsencode(field) for field in fields)
 
 
 def signal_name(signum: int) -> str:
@@ -161,8 +184,10 @@ class Sandbox:
             if not mount.target.startswith("/") or mount.target == "/" or ".." in mount.target.split("/"):
                 raise SandboxError(f"{mount.target!r} is not an absolute folder path inside the sandbox")
         for name, value in spec.env.items():
-            if not name or "=" in name or "\0" in name or "\0" in value:
+            if not name or "=" in name or "\0" in name or "\0" in value or not _encodable(name + value):
                 raise SandboxError(f"the environment variable {name!r} has a bad name or value")
+        if not all(_encodable(arg) for arg in spec.argv):
+            raise SandboxError("the command holds text that is not valid Unicode")
 
     def path_of(self, mount: Mount) -> str:
         """Where the run sees a mount: its target with bubblewrap, its host folder without."""
@@ -271,7 +296,7 @@ class Sandbox:
             start_new_session=True,
         )
         # The settings go through a pipe: the job's variables never show in a command line.
-        self._proc.stdin.write(json.dumps(settings).encode())
+        self._proc.stdin.write(pack_settings(settings))
         self._proc.stdin.close()
         for name, target in (
             ("stdout", self._read),

@@ -1,6 +1,8 @@
 """Log lines: escaped binary, no terminal control, cut long lines, masked secrets, partial last line."""
 
+from compute.sandbox.launcher import unpack
 from compute.sandbox.lines import LineSplitter
+from compute.sandbox.sandbox import pack_settings
 
 
 def feed_all(splitter: LineSplitter, *chunks: bytes) -> list[str]:
@@ -37,3 +39,17 @@ def test_secrets_are_masked_even_when_split_across_chunks_and_empty_ones_ignored
 
 def test_an_empty_line_stays_a_line():
     assert feed_all(LineSplitter(100), b"a\n\nb\n") == ["a", "", "b"]
+
+
+def test_the_launcher_reads_back_what_the_node_packs():
+    settings = {
+        "cwd": "/work dir/ü",
+        "cgroup": None,
+        "uid": 65534,
+        "gid": None,
+        "bubblewrap": True,
+        "rlimits": {"NOFILE": 128, "CORE": 0},
+        "argv": ["/bin/sh", "-c", "echo 'a=b' ✓", ""],
+        "env": {"A": "x=y=z", "EMPTY": "", "UNI": "ünï \udcff"},
+    }
+    assert unpack(pack_settings(settings)) == settings

@@ -164,6 +164,8 @@ def test_the_fallback_says_bubblewrap_is_missing(base, monkeypatch):
         ({"argv": []}, "empty"),
         ({"env": {"BAD=NAME": "x"}}, "bad name"),
         ({"env": {"X": "nul\0"}}, "bad name or value"),
+        ({"env": {"X": "lone \ud800 surrogate"}}, "bad name or value"),
+        ({"argv": ["/bin/echo", "\ud800"]}, "not valid Unicode"),
         ({"mounts": [Mount(Path("/no/such/folder"), "/in")]}, "does not exist"),
     ],
 )
