@@ -23,6 +23,7 @@ ENGINE_PACKAGES = (
     "environments.builder",
     "environments.bases",
     "commands.archive",
+    "compute.sandbox",
 )
 # What an engine must never bring in: the web framework, the task queue, and the apps.
 FORBIDDEN = (
