@@ -121,7 +121,10 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
         values[("outputs", name)] = (mount, "")
     ctx.check_canceled()
 
-    secrets = {name: unseal(sealed) for name, sealed in spec.get("secret_env", {}).items()}
+    try:
+        secrets = {name: unseal(sealed) for name, sealed in spec.get("secret_env", {}).items()}
+    except ValueError as exc:
+        raise JobError(f"The job's secret variables cannot be read: {exc}.") from None
     token = job_token_issue(job=job)
     env = {**spec.get("env", {}), **secrets}
     sandbox_spec = SandboxSpec(

@@ -391,6 +391,8 @@ def node_env(broker, studio_data_dir):
         "CELERY_BROKER_URL": broker.url,
         "STUDIO_HEARTBEAT_SECONDS": "0.5",
         "STUDIO_HEARTBEAT_TIMEOUT": "4",
+        # The studio's key, as every process of one studio shares it (a command job's sealed secrets).
+        "SECRET_KEY": django_settings.SECRET_KEY,
     }
 
 

@@ -150,6 +150,8 @@ class Sandbox:
         if self._bwrap:
             for mount in [spec.workdir, *spec.mounts]:
                 top = Path(mount.target).parts[1]
+                if mount.target == str(Path(mount.source).resolve()) and top not in {"proc", "dev", "tmp"}:
+                    continue  # a host folder shown at its own place (under a hidden one) covers nothing else
                 if top in {"proc", "dev", "tmp"} or os.path.lexists(f"/{top}"):
                     raise SandboxError(f"{mount.target!r} would cover the system's /{top}: use a new top-level folder")
         self._user = host.sandbox_user()
