@@ -5,12 +5,12 @@ import os
 import shutil
 from pathlib import Path
 
-from compute.sandbox import Limits, Mount, Sandbox, SandboxSpec
 from django.conf import settings
 
 from compute.jobs.kinds import CleanSpec, JobHandler, register
 from compute.jobs.runner import JobCanceled, JobError
 from compute.jobs.tokens import job_token_issue
+from compute.sandbox import Limits, Mount, Sandbox, SandboxSpec
 from data.dataio.export import iter_csv
 from data.models import DataVersion
 from data.services import data_version_path
