@@ -18,11 +18,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from commands.models import CodeSnapshot
 from compute.jobs.diagnostic import DIAGNOSTIC
-from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, JobStatus, Metric
+from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, JobParam, JobStatus, JobToken, Metric
 from compute.models import ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, ServingSession, TargetKind
 from data.models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
 from endpoints.models import Deployment, Endpoint, MonitoringBucket
+from environments.models import BuildState, Environment, EnvironmentBuild, EnvironmentVersion
 from studio.models import ApiToken, SignInLink, SignInLinkPurpose, WorkerCheck
 from training.models import Experiment, ModelAlias, ModelVersion, RegisteredModel, TrainingJobKind
 from workspaces.models import Activity, Membership, Role, Workspace
@@ -305,6 +307,14 @@ def make_world(make_user, n: int) -> Workspace:
     make_metric(job, n)
     make_artifact(job, n)
     make_ingest(workspace, user, job, 1000 + n)
+    JobToken.objects.create(job=job, key_hash=f"{n:064d}", expires_at=now + timedelta(hours=1))
+    JobParam.objects.create(job=job, key=f"lr {marker(n)}", value="0.1")
+    CodeSnapshot.objects.create(workspace=workspace, sha256=f"{n:064d}", name=f"code {marker(n)}", created_by=user)
+    environment = Environment.objects.create(workspace=workspace, name=f"env-{n}", created_by=user)
+    environment_version = EnvironmentVersion.objects.create(
+        environment=environment, version=1, base="python", spec_hash=f"{n:064d}", created_by=user
+    )
+    EnvironmentBuild.objects.create(version=environment_version, host=f"host-{n}", state=BuildState.READY)
     model_version = make_model(workspace, user, n, job=job, data_version=data_version).versions.get()
     endpoint = make_endpoint(workspace, user, model_version, inference, n)
     ServingSession.objects.create(

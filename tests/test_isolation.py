@@ -53,6 +53,7 @@ def sample_ids(workspace) -> dict:
     return {
         "workspace_id": workspace.pk,
         "snapshot_id": snapshot.pk,
+        "output": "model",
         "member_id": Membership.objects.get(workspace=workspace, user__username="alice").pk,
         "target_id": target.pk,
         "job_id": job.pk,

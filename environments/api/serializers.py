@@ -36,7 +36,7 @@ class EnvironmentIn(InputSerializer):
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class VersionIn(InputSerializer):
+class EnvironmentVersionIn(InputSerializer):
     base = serializers.ChoiceField(choices=list(bases()))
     requirements = serializers.CharField(
         max_length=20_000,
@@ -77,7 +77,7 @@ class BuildOut(serializers.ModelSerializer):
         fields = ["host", "state", "size_bytes", "seconds", "started_at", "finished_at", "last_used_at", "log_tail"]
 
 
-class VersionOut(serializers.ModelSerializer):
+class EnvironmentVersionOut(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -85,12 +85,12 @@ class VersionOut(serializers.ModelSerializer):
         fields = ["id", "version", "base", "requirements", "spec_hash", "created_by", "created_at"]
 
 
-class VersionDetailOut(VersionOut):
+class EnvironmentVersionDetailOut(EnvironmentVersionOut):
     lock = serializers.CharField(help_text="`pip freeze` of the first build; empty until a node built it.")
     builds = BuildOut(many=True, help_text="The version's build on each host.")
 
-    class Meta(VersionOut.Meta):
-        fields = VersionOut.Meta.fields + ["lock", "builds"]
+    class Meta(EnvironmentVersionOut.Meta):
+        fields = EnvironmentVersionOut.Meta.fields + ["lock", "builds"]
 
 
 class PackageOut(serializers.Serializer):

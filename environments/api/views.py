@@ -7,7 +7,14 @@ from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors, services
 from ..bases import bases
-from .serializers import BaseOut, EnvironmentIn, EnvironmentOut, VersionDetailOut, VersionIn, VersionOut
+from .serializers import (
+    BaseOut,
+    EnvironmentIn,
+    EnvironmentOut,
+    EnvironmentVersionDetailOut,
+    EnvironmentVersionIn,
+    EnvironmentVersionOut,
+)
 
 
 class BaseListApi(ListApiView):
@@ -58,7 +65,7 @@ class EnvironmentDetailApi(WorkspaceApiView):
 
 
 class VersionListApi(WorkspaceListApiView):
-    serializer_class = VersionOut
+    serializer_class = EnvironmentVersionOut
 
     def get_queryset(self):
         environment = selectors.environment_get(workspace=self.workspace, environment_id=self.kwargs["environment_id"])
@@ -69,26 +76,32 @@ class VersionListApi(WorkspaceListApiView):
         return self.list(request)
 
     @extend_schema(
-        request=VersionIn,
-        responses={201: VersionDetailOut, 200: VersionDetailOut},
+        request=EnvironmentVersionIn,
+        responses={201: EnvironmentVersionDetailOut, 200: EnvironmentVersionDetailOut},
         summary="Make the next version (200 with the latest one when the specification is identical to it)",
     )
     def post(self, request, workspace_id, environment_id):
         environment = selectors.environment_get(workspace=self.workspace, environment_id=environment_id)
-        data = VersionIn(data=request.data)
+        data = EnvironmentVersionIn(data=request.data)
         data.is_valid(raise_exception=True)
         version = services.environment_version_create(
             actor=request.user, environment=environment, **data.validated_data
         )
         made = version.pk != environment.latest_version_id
         version = selectors.environment_version_get(environment=environment, version=version.version)
-        return Response(VersionDetailOut(version).data, status=status.HTTP_201_CREATED if made else status.HTTP_200_OK)
+        return Response(
+            EnvironmentVersionDetailOut(version).data, status=status.HTTP_201_CREATED if made else status.HTTP_200_OK
+        )
 
 
 class VersionDetailApi(WorkspaceApiView):
-    @extend_schema(responses=VersionDetailOut, summary="One version with its lock file and its build on each host")
+    @extend_schema(
+        responses=EnvironmentVersionDetailOut, summary="One version with its lock file and its build on each host"
+    )
     def get(self, request, workspace_id, environment_id, version):
         environment = selectors.environment_get(workspace=self.workspace, environment_id=environment_id)
         return Response(
-            VersionDetailOut(selectors.environment_version_get(environment=environment, version=version)).data
+            EnvironmentVersionDetailOut(
+                selectors.environment_version_get(environment=environment, version=version)
+            ).data
         )
