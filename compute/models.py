@@ -144,6 +144,8 @@ class Node(models.Model):
     idle_since = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     jobs_run = models.PositiveIntegerField(default=0)
+    # What the sandbox enforces for command jobs on this node's host, as the node reported it.
+    protections = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]

@@ -392,7 +392,9 @@ def node_mark_started(*, node: Node, pid: int, hostname: str) -> None:
         )
 
 
-def node_mark_ready(*, node_id: int, hostname: str | None = None, pid: int | None = None) -> None:
+def node_mark_ready(
+    *, node_id: int, hostname: str | None = None, pid: int | None = None, protections: list[str] | None = None
+) -> None:
     now = timezone.now()
     fields = {
         "status": NodeStatus.IDLE,
@@ -405,6 +407,8 @@ def node_mark_ready(*, node_id: int, hostname: str | None = None, pid: int | Non
         fields["hostname"] = hostname
     if pid:
         fields["pid"] = pid
+    if protections is not None:
+        fields["protections"] = protections
     Node.objects.filter(pk=node_id, status__in=[NodeStatus.REQUESTED, NodeStatus.STARTING]).update(**fields)
 
 

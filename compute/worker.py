@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from . import services
+from .sandbox import protections_available
 
 log = logging.getLogger("studio.node")
 
@@ -62,7 +63,12 @@ def _on_worker_ready(sender=None, **kwargs):
     if node_id is None:
         return
 
-    services.node_mark_ready(node_id=node_id, hostname=socket.gethostname(), pid=os.getpid())
+    services.node_mark_ready(
+        node_id=node_id,
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        protections=protections_available().describe(),
+    )
     _heartbeat = _Heartbeat(node_id)
     _heartbeat.start()
 

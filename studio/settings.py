@@ -372,6 +372,7 @@ CELERY_BEAT_SCHEDULE = {
     "worker-canary": {"task": "studio.tasks.worker_canary_task", "schedule": 30.0},
     "jobs-reconcile": {"task": "training.tasks.reconcile_task", "schedule": 5.0},
     "uploads-sweep": {"task": "workspaces.tasks.remove_stale_staging_task", "schedule": 300.0},
+    "command-scratch-sweep": {"task": "commands.tasks.remove_stale_scratch_task", "schedule": 300.0},
 }
 
 # --- Compute and jobs -----------------------------------------------------------------------------

@@ -29,7 +29,10 @@ class JobIn(InputSerializer):
             "The job's parameters. train: {data_version_id, target_column, algorithm, hyperparameters, "
             "validation: {method: holdout, holdout_fraction} or {method: cv, n_folds}, seed}. "
             "diagnostic: {sleep_seconds}. batch_score: {model_version_id or endpoint_id, data_version_id, "
-            "output_asset (optional; default <asset>-scored)}."
+            "output_asset (optional; default <asset>-scored)}. command: {code_snapshot_id, command (with "
+            "${{inputs.<name>}} and ${{outputs.<name>}}), environment_version_id, inputs: {name: {type: data, "
+            "data_version_id} or a value}, outputs: {name: folder or model}, env: {NAME: value}, secret_env: "
+            "{NAME: value} (sealed; shown as ***), network: false}."
         ),
     )
     experiment = serializers.CharField(max_length=100, required=False, allow_blank=True)
