@@ -247,3 +247,35 @@ def test_a_hostile_script_reads_nothing_of_the_studio_and_a_pickle_is_not_regist
     env_line = next(line for line in text.splitlines() if line.startswith("ENV "))
     for name in ("DATABASE_URL", "SECRET_KEY", "CELERY_BROKER_URL", "STUDIO_DATA_DIR", "STUDIO_NODE_ID"):
         assert name not in env_line.split(), env_line
+
+
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_the_demo_example_runs_as_a_new_user_would_run_it(api, owner, workspace, cluster, penguins, agent, broker):
+    from commands.models import CodeSnapshot
+    from environments.models import EnvironmentVersion
+    from portal.demo import DEMO_CODE, DEMO_ENVIRONMENT, demo_command_seed
+
+    demo_command_seed(actor=owner, workspace=workspace)
+    demo_command_seed(actor=owner, workspace=workspace)  # once only
+    snapshot = CodeSnapshot.objects.get(workspace=workspace, name=DEMO_CODE)
+    version = EnvironmentVersion.objects.get(environment__workspace=workspace, environment__name=DEMO_ENVIRONMENT)
+    response = submit(
+        api,
+        owner,
+        workspace,
+        cluster,
+        {
+            "code_snapshot_id": snapshot.pk,
+            "command": "python train.py ${{inputs.train}} ${{outputs.model}}",
+            "environment_version_id": version.pk,
+            "inputs": {"train": {"type": "data", "data_version_id": penguins.pk}},
+            "outputs": {"model": "model"},
+        },
+    )
+    job = finished(response.json()["id"])
+    assert job.status == JobStatus.COMPLETED, (job.error, log_text(job))
+    assert "accuracy on the training rows: 0.9" in log_text(job)
+    registered = api(owner).post(
+        f"/api/v1/workspaces/{workspace.pk}/jobs/{job.pk}/outputs/model/register/", {"name": "demo"}, format="json"
+    )
+    assert registered.status_code == 201, registered.content
