@@ -18,9 +18,15 @@ from django.core.files.uploadhandler import SkipFile, StopFutureHandlers
 from django.http import UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 
-from data.services import TooManyUploads, upload_slot_acquire, upload_slot_release
-from data.uploads import MULTIPART_ALLOWANCE, StagedUpload, StagedUploadHandler, UploadRefused, staging_dir
-from workspaces.services import StorageQuotaExceeded, workspace_storage_check
+from data.services import upload_slot_release
+from data.uploads import (
+    MULTIPART_ALLOWANCE,
+    StagedUpload,
+    StagedUploadHandler,
+    UploadRefused,
+    staging_dir,
+    upload_slot_admit,
+)
 
 FILE_FIELDS = frozenset({"file", "files"})
 # Multipart framing per file part (its headers and boundary), beyond the bytes of the files.
@@ -80,29 +86,18 @@ def too_large_message() -> str:
     return f"The code is larger than the limit of {limit / 2**20:.0f} MiB ({limit:,} bytes)."
 
 
-def _content_length(request) -> int:
-    try:
-        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
-    except ValueError:
-        raise UploadRefused("The Content-Length header is not a number.", status=400, code="invalid") from None
-
-
 @contextmanager
 def code_upload_admitted(request, *, workspace):
     """Admit a code upload before its body is read (after authentication, CSRF on the header,
     membership and role), then let the caller parse it through the staging handler. Raises
     UploadRefused. Past the `with`, the slot is freed and every staged file removed."""
-    announced = _content_length(request)
-    framing = MULTIPART_ALLOWANCE + PART_ALLOWANCE * settings.DATA_UPLOAD_MAX_NUMBER_FILES
-    if announced > settings.STUDIO_CODE_MAX_BYTES + framing:
-        raise UploadRefused(too_large_message(), status=413, code="too_large")
-    try:
-        workspace_storage_check(workspace=workspace, adding=max(announced - framing, 1))
-        slot = upload_slot_acquire(user=request.user)
-    except StorageQuotaExceeded as exc:
-        raise UploadRefused(exc.messages[0], status=413, code="quota_exceeded") from None
-    except TooManyUploads as exc:
-        raise UploadRefused(exc.messages[0], status=429, code="too_many_uploads") from None
+    slot = upload_slot_admit(
+        request,
+        workspace=workspace,
+        max_bytes=settings.STUDIO_CODE_MAX_BYTES,
+        framing=MULTIPART_ALLOWANCE + PART_ALLOWANCE * settings.DATA_UPLOAD_MAX_NUMBER_FILES,
+        too_large=too_large_message(),
+    )
     handler = CodeUploadHandler(request, slot=slot)
     request.upload_too_large = False
     request.upload_handlers = [handler]

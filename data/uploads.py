@@ -138,6 +138,22 @@ def _content_length(request) -> int:
         raise UploadRefused("The Content-Length header is not a number.", status=400, code="invalid") from None
 
 
+def upload_slot_admit(request, *, workspace, max_bytes: int, framing: int, too_large: str):
+    """The checks every upload passes before its body is read: the size Content-Length announces
+    (`framing` bytes allowed for the multipart envelope), the workspace's storage quota and the
+    user's concurrent uploads. Returns the upload slot taken; raises UploadRefused."""
+    announced = _content_length(request)
+    if announced > max_bytes + framing:
+        raise UploadRefused(too_large, status=413, code="too_large")
+    try:
+        workspace_storage_check(workspace=workspace, adding=max(announced - framing, 1))
+        return upload_slot_acquire(user=request.user)
+    except StorageQuotaExceeded as exc:
+        raise UploadRefused(exc.messages[0], status=413, code="quota_exceeded") from None
+    except TooManyUploads as exc:
+        raise UploadRefused(exc.messages[0], status=429, code="too_many_uploads") from None
+
+
 @contextmanager
 def upload_admitted(request, *, workspace):
     """Admit an upload before its body is read, then let the caller parse it (request.POST or
@@ -147,16 +163,13 @@ def upload_admitted(request, *, workspace):
     Past the `with`, whatever happened, the user's upload slot is freed and every staged file the
     service did not take is removed.
     """
-    announced = _content_length(request)
-    if announced > settings.STUDIO_UPLOAD_MAX_BYTES + MULTIPART_ALLOWANCE:
-        raise UploadRefused(too_large_message(), status=413, code="too_large")
-    try:
-        workspace_storage_check(workspace=workspace, adding=max(announced - MULTIPART_ALLOWANCE, 1))
-        slot = upload_slot_acquire(user=request.user)
-    except StorageQuotaExceeded as exc:
-        raise UploadRefused(exc.messages[0], status=413, code="quota_exceeded") from None
-    except TooManyUploads as exc:
-        raise UploadRefused(exc.messages[0], status=429, code="too_many_uploads") from None
+    slot = upload_slot_admit(
+        request,
+        workspace=workspace,
+        max_bytes=settings.STUDIO_UPLOAD_MAX_BYTES,
+        framing=MULTIPART_ALLOWANCE,
+        too_large=too_large_message(),
+    )
     handler = StagedUploadHandler(request, slot=slot)
     request.upload_too_large = False
     request.upload_handlers = [handler]
