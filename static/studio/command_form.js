@@ -53,8 +53,15 @@
       return found.map(function (item) { return ["${{" + item[0] + "}}", item[1]]; });
     }
 
+    var shown = null;
+
     function render() {
       var items = declared();
+      var key = JSON.stringify(items);
+      // Rebuilt only when the declarations change: a chip replaced under the pointer (the command
+      // box's change event fires on the chip's mousedown) would swallow the click.
+      if (key === shown) { check(items); return; }
+      shown = key;
       list.textContent = "";
       items.forEach(function (item) {
         var li = document.createElement("li");
@@ -106,8 +113,12 @@
       command.focus();
       check(declared());
     });
-    form.addEventListener("input", render);
-    form.addEventListener("change", render);
+    function changed(event) {
+      if (event.target === command) check(declared());
+      else render();
+    }
+    form.addEventListener("input", changed);
+    form.addEventListener("change", changed);
     render();
   }
 

@@ -98,7 +98,13 @@ def test_a_folder_of_code_runs_on_a_data_version_its_output_downloads_and_a_clon
     for placeholder in ("${{inputs.train}}", "${{inputs.n}}", "${{outputs.report}}"):
         expect(help_).to_contain_text(placeholder)
     expect(help_).not_to_contain_text("${{outputs.model}}")
-    page.get_by_label("Command").fill("python src/train.py ${{inputs.train}} ${{inputs.n}} ${{outputs.report}}")
+    page.get_by_label("Command").fill("python src/train.py ${{inputs.train}} ${{inputs.n}}")
+    page.get_by_label("Command").press("End")
+    help_.get_by_role("button", name="${{outputs.report}}").click()  # inserted at the cursor
+    expect(page.get_by_label("Command")).to_have_value(
+        "python src/train.py ${{inputs.train}} ${{inputs.n}} ${{outputs.report}}"
+    )
+    expect(page.get_by_test_id("command-unknown")).to_be_hidden()
     page.get_by_label("Compute target").select_option(str(cluster.pk))
     page.get_by_label("Time limit (seconds)").fill("600")
     page.get_by_label("Job name").fill("penguin summary \u00e9t\u00e9")
@@ -180,6 +186,8 @@ def test_an_undeclared_placeholder_is_named_and_the_form_keeps_what_was_typed(
     expect(page.get_by_test_id("code-summary")).to_contain_text("2 files", timeout=20_000)
     page.get_by_label("Data input 1: data version").select_option(str(penguins.pk))
     page.get_by_label("Command").fill("python src/train.py ${{inputs.train}} ${{inputs.trian}} ${{outputs.model}}")
+    # Said as it is typed, and by the server on submit.
+    expect(page.get_by_test_id("command-unknown")).to_have_text("Not declared above: ${{inputs.trian}}")
     page.get_by_role("button", name="Submit").click()
     error = page.get_by_role("alert").filter(has_text="${{inputs.trian}}")
     expect(error).to_be_visible()
@@ -191,7 +199,7 @@ def test_an_undeclared_placeholder_is_named_and_the_form_keeps_what_was_typed(
     )
     expect(page.get_by_test_id("code-summary")).to_contain_text("2 files")  # the code is still chosen
 
-    # A malformed one is named too, and an empty Environments list says where to make one.
+    # A malformed one is named too.
     page.get_by_label("Command").fill("python x.py ${{input.train}}")
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_role("alert").filter(has_text="${{input.train}}")).to_be_visible()
