@@ -117,6 +117,7 @@ def test_a_folder_of_code_runs_on_a_data_version_its_output_downloads_and_a_clon
         "n": {"type": "integer", "value": 3},
     }
     assert job.spec["outputs"] == {"report": {"type": "folder"}}
+    assert job.time_limit_seconds == 600 and job.target == cluster
     assert "s3cret" not in str(job.spec)
 
     # The page polls: Completed without a reload, then the command's own sections.
@@ -126,6 +127,7 @@ def test_a_folder_of_code_runs_on_a_data_version_its_output_downloads_and_a_clon
     resolved = page.get_by_test_id("command-resolved")
     expect(resolved).to_contain_text("python src/train.py /job/inputs/train/train.parquet 3 /job/outputs/report")
     expect(page.get_by_test_id("command-exit-code")).to_have_text("0")
+    expect(page.get_by_test_id("job-time-limit")).to_have_text("600 s")
     expect(page.get_by_test_id("command-environment")).to_contain_text("plain-python")
     expect(page.get_by_test_id("command-code-link")).to_contain_text("penguin summary")
     protections = page.get_by_test_id("command-protections")
