@@ -141,6 +141,7 @@ def job_detail(request, workspace_id, job_id):
         "events": job_selectors.job_events(job=job),
         "artifacts": job_selectors.job_artifacts(job=job),
         "metric_charts": _metric_charts(job),
+        "params": job_selectors.job_params(job),  # what the job's code logged (MLflow's log_param)
         "last_values": {
             name: points[-1][1] for name, points in job_selectors.job_metrics(jobs=[job]).get(job.pk, {}).items()
         },

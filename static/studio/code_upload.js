@@ -145,7 +145,7 @@
         result.textContent = "";
         var summary = document.createElement("strong");
         summary.setAttribute("data-testid", "code-summary");
-        summary.textContent = data.file_count + " files, " + kib(data.size) + " (stored once)";
+        summary.textContent = data.file_count + (data.file_count === 1 ? " file, " : " files, ") + kib(data.size) + " (stored once)";
         result.appendChild(summary);
         if (xhr.status === 200) result.appendChild(document.createTextNode(" — the same code was already here: it is reused."));
         var link = box.getAttribute("data-code-detail").replace(/\/0\/$/, "/" + data.id + "/");
@@ -154,6 +154,10 @@
         open.className = "button small";
         open.textContent = "Open " + data.name;
         open.setAttribute("data-testid", "code-open");
+        if (box.closest("form")) {  // in a job form: open it beside, so nothing typed is lost
+          open.target = "_blank";
+          open.rel = "noopener";
+        }
         result.appendChild(document.createTextNode(" "));
         result.appendChild(open);
         var list = document.createElement("ul");

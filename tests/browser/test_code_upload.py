@@ -71,7 +71,7 @@ def test_an_archive_goes_through_the_same_box_and_a_hostile_one_is_refused(new_p
     expect(page.get_by_test_id("code-error")).to_contain_text("../../escape.py")
     assert not CodeSnapshot.objects.exists()
     page.get_by_test_id("code-archive").set_input_files(str(good))
-    expect(page.get_by_test_id("code-summary")).to_have_text("1 files, 9 B (stored once)")
+    expect(page.get_by_test_id("code-summary")).to_have_text("1 file, 9 B (stored once)")
     assert CodeSnapshot.objects.get(workspace=workspace).name == "tool kit"
 
 
