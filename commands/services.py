@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from compute.sandbox import protections_available
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from compute.jobs.models import Artifact, Job, JobStatus
 from compute.jobs.recovery import job_artifact_dir
+from compute.sandbox import protections_available
 from data.models import DataVersion
 from data.services import data_version_path
 from modelformat.modelio import ModelFileError, is_pickle, load_model
