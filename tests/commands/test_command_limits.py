@@ -12,6 +12,8 @@ from commands.jobs import LOG_LINE_CHARS
 from compute.jobs.models import Artifact, Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
+from environments.models import EnvironmentVersion
+from environments.services import environment_prepare
 from tests.conftest import wait_for
 
 from .test_command_jobs import finished, log_text, submit, upload
@@ -76,9 +78,19 @@ out.flush()
 HELLO_PY = "import sys\nprint('hello from', sys.argv[1])\n"
 
 
+@pytest.fixture(scope="module")
+def environment_cache(tmp_path_factory) -> Path:
+    """One host cache for the module's nodes: bare Python is built once, by the first test."""
+    return tmp_path_factory.mktemp("environments")
+
+
 @pytest.fixture
-def node_env(node_env):
-    return {**node_env, "STUDIO_COMMAND_MAX_OUTPUT_BYTES": str(OUTPUT_LIMIT_BYTES)}
+def node_env(node_env, environment_cache):
+    return {
+        **node_env,
+        "STUDIO_COMMAND_MAX_OUTPUT_BYTES": str(OUTPUT_LIMIT_BYTES),
+        "STUDIO_ENVIRONMENT_CACHE_DIR": str(environment_cache),
+    }
 
 
 @pytest.fixture
@@ -95,27 +107,54 @@ def cluster(owner, workspace):
 
 
 @pytest.fixture
-def environment(api, owner, workspace):
-    """Bare Python: builds in about a second, so the limits are what the tests spend time on."""
+def environment(api, owner, workspace, environment_cache, settings):
+    """Bare Python, built here before any job runs: a job's time limit counts from its start, so a
+    build must not eat into the time-limit test's 3 s."""
     response = api(owner).post(
         f"/api/v1/workspaces/{workspace.pk}/environments/",
         {"name": "bare-python", "base": "python", "requirements": ""},
         format="json",
     )
     assert response.status_code == 201, response.content
-    return response.json()["latest_version_id"]
+    settings.STUDIO_ENVIRONMENT_CACHE_DIR = environment_cache
+    version = EnvironmentVersion.objects.get(pk=response.json()["latest_version_id"])
+    environment_prepare(version=version, on_line=lambda line: None)
+    return version.pk
 
 
-def run_command(api, owner, workspace, cluster, environment, files, command, **extra):
+def run_command(api, owner, workspace, cluster, environment, files, command, **extra) -> int:
+    """Submit a command job; its processes carry TAG=<a unique value> (see left_running)."""
     spec = {
         "code_snapshot_id": upload(api, owner, workspace, files)["id"],
         "command": command,
         "environment_version_id": environment,
         **extra.pop("spec", {}),
     }
+    spec["env"] = {"TAG": f"job-{uuid.uuid4().hex}", **spec.get("env", {})}
     response = submit(api, owner, workspace, cluster, spec, **extra)
     assert response.status_code == 201, response.content
     return response.json()["id"]
+
+
+def marked_processes(tag: str) -> list[int]:
+    """Processes on this host whose environment holds TAG=tag (the test runs as root: it reads them all)."""
+    needle = f"TAG={tag}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or a kernel thread
+        if needle in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def assert_nothing_left_running(job: Job) -> None:
+    tag = job.spec["env"]["TAG"]
+    wait_for(lambda: not marked_processes(tag), timeout=30, message=f"every process of job {job.pk} to be gone")
 
 
 def assert_the_node_runs_the_next_job(api, owner, workspace, cluster, environment, after: Job):
@@ -128,6 +167,7 @@ def assert_the_node_runs_the_next_job(api, owner, workspace, cluster, environmen
 def failed(job_id) -> Job:
     job = finished(job_id, timeout=120)
     assert job.status == JobStatus.FAILED, (job.status, job.error, log_text(job))
+    assert_nothing_left_running(job)
     return job
 
 
@@ -161,32 +201,15 @@ def test_a_loop_that_ignores_sigterm_fails_at_the_time_limit_and_the_node_goes_o
         run_command(api, owner, workspace, cluster, environment, {"README": "spin"}, SPIN, time_limit_seconds=3)
     )
     assert "time limit of 3 s" in job.error and "time limit of 3 s" in job.status_reason, job.error
-    assert "spinning" in log_text(job)
+    assert "ready (cached on this host)" in log_text(job) and "spinning" in log_text(job)
     assert time.monotonic() - started < 60
-    assert not marked_processes(f"STUDIO_JOB_ID={job.pk}\0")
     assert_the_node_runs_the_next_job(api, owner, workspace, cluster, environment, job)
-
-
-def marked_processes(needle: str) -> list[int]:
-    """Processes on this host whose environment holds `needle` (the test runs as root: it reads them all)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().decode(errors="replace")
-        except OSError:
-            continue  # gone meanwhile, or a kernel thread
-        if needle in environ:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 def test_a_detached_grandchild_is_gone_when_its_job_is_canceled_and_the_node_goes_on(
     api, owner, workspace, cluster, environment, agent, broker, studio_data_dir
 ):
-    tag = f"grandchild-{uuid.uuid4().hex}"
     job_id = run_command(
         api,
         owner,
@@ -195,19 +218,20 @@ def test_a_detached_grandchild_is_gone_when_its_job_is_canceled_and_the_node_goe
         environment,
         {"detach.py": GRANDCHILD_PY},
         "python detach.py ${{outputs.beats}}",
-        spec={"outputs": {"beats": {"type": "folder"}}, "env": {"TAG": tag}},
+        spec={"outputs": {"beats": {"type": "folder"}}},
     )
-    needle = f"TAG={tag}\0"
-    wait_for(lambda: len(marked_processes(needle)) >= 2, timeout=120, message="the job and its grandchild to run")
-    job = Job.objects.get(pk=job_id)
+    job = wait_for(
+        lambda: Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).first(), timeout=120, message="the job to run"
+    )
     beat = studio_data_dir / "scratch" / f"job-{job.pk}-{job.attempt}" / "outputs" / "beats" / "beat.txt"
-    wait_for(lambda: beat.exists() and beat.stat().st_size > 0, timeout=30, message="the grandchild to beat")
+    wait_for(lambda: beat.exists() and beat.stat().st_size > 0, timeout=120, message="the grandchild to beat")
+    assert marked_processes(job.spec["env"]["TAG"])
 
     response = api(owner).post(f"/api/v1/workspaces/{workspace.pk}/jobs/{job_id}/cancel/")
     assert response.status_code == 200, response.content
     job = finished(job_id, timeout=60)
     assert job.status == JobStatus.CANCELED, (job.status, job.error, log_text(job))
-    wait_for(lambda: not marked_processes(needle), timeout=30, message="every process of the job to be gone")
+    assert_nothing_left_running(job)
     if beat.exists():  # the scratch folder may be swept already; if not, it has stopped growing
         size = beat.stat().st_size
         time.sleep(1.0)
@@ -259,3 +283,59 @@ def test_a_non_zero_exit_fails_with_the_last_lines_of_stderr_and_binary_output_i
     assert long_line == "A" * LOG_LINE_CHARS + f"… [cut {1_000_000 - LOG_LINE_CHARS} chars]"  # the cut is said
     assert "après le déluge ✓" in lines
     assert "The command exited with code 0" in "\n".join(lines)
+
+
+# --- Hostile submissions: a clear 400 naming the field, and no job ------------------------------
+@pytest.fixture
+def valid_spec(api, owner, workspace):
+    response = api(owner).post(
+        f"/api/v1/workspaces/{workspace.pk}/environments/",
+        {"name": "plain", "base": "python", "requirements": ""},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return {
+        "code_snapshot_id": upload(api, owner, workspace, {"hi.py": HELLO_PY})["id"],
+        "command": "python hi.py ${{inputs.who}} ${{outputs.out}}",
+        "environment_version_id": response.json()["latest_version_id"],
+        "inputs": {"who": "ünï dé"},
+        "outputs": {"out": "folder"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "extra", "field"),
+    [
+        ({"command": ""}, {}, "command"),
+        ({"command": "python hi.py " + "x" * 10_000}, {}, "command"),
+        ({"command": "python hi.py\x00 rm"}, {}, "command"),
+        ({"command": "python hi.py ${{inputs.nope}}"}, {}, "command"),
+        ({"command": "python hi.py ${{ inputs.who"}, {}, "command"),
+        ({"env": {"STUDIO_JOB_ID": "7"}}, {}, "env"),
+        ({"env": {"1 BAD": "x"}}, {}, "env"),
+        ({"env": {"N": 5}}, {}, "env"),
+        ({"env": {"K": "v"}, "secret_env": {"K": "s"}}, {}, "secret_env"),
+        ({"inputs": {"bad name": 1}}, {}, "inputs"),
+        ({"inputs": {"who": {"type": "data", "data_version_id": "1; DROP TABLE"}}}, {}, "inputs"),
+        ({"inputs": {"who": {"type": "integer", "value": 1.5}}}, {}, "inputs"),
+        ({"outputs": {"out": "pickle"}}, {}, "outputs"),
+        ({"network": "yes"}, {}, "network"),
+        ({"code_snapshot_id": True}, {}, "code_snapshot_id"),
+        ({"environment_version_id": -1}, {}, "environment_version_id"),
+        ({}, {"time_limit_seconds": 0}, "time_limit_seconds"),
+        ({}, {"time_limit_seconds": "3 s"}, "time_limit_seconds"),
+        ({}, {"time_limit_seconds": 10**12}, "time_limit_seconds"),
+    ],
+)
+def test_a_hostile_command_job_is_a_400_naming_the_field_and_no_job(
+    api, owner, workspace, cluster, valid_spec, change, extra, field
+):
+    response = submit(api, owner, workspace, cluster, {**valid_spec, **change}, **extra)
+    assert response.status_code == 400, (response.status_code, response.content)
+    assert field in response.json()["error"]["fields"], response.json()
+    assert not Job.objects.exists()
+
+
+def test_a_spec_that_is_not_an_object_is_a_400(api, owner, workspace, cluster):
+    response = submit(api, owner, workspace, cluster, ["python", "hi.py"])
+    assert response.status_code == 400 and not Job.objects.exists(), response.content
