@@ -30,6 +30,9 @@ from .specs import clean_command_spec, public_command_spec
 # Where things are inside the sandbox (with bubblewrap; the host paths are used without it).
 SANDBOX_ROOT = "/job"
 MIB = 1024 * 1024
+# A job log line keeps 10,000 characters (JobContext.log): a cut line keeps fewer, so that the
+# sandbox's "… [cut N chars]" still fits in it and the reader sees the line was cut.
+LOG_LINE_CHARS = 9_900
 
 
 class CommandJob(JobHandler):
@@ -70,6 +73,7 @@ def _limits(job) -> Limits:
         open_files=settings.STUDIO_COMMAND_MAX_OPEN_FILES,
         output_bytes=settings.STUDIO_COMMAND_MAX_OUTPUT_BYTES,
         threads=cores,
+        line_chars=LOG_LINE_CHARS,
     )
 
 
@@ -92,10 +96,20 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
     ctx.log(f"Code: {snapshot.name} ({snapshot.file_count} files, {snapshot.sha256[:12]})")
 
     ctx.log(f"Environment: {env_version}")
+    # environment_prepare streams lines only when it builds (or waits for a build), ending with
+    # "Environment <hash> ready in N s": a reuse from the cache says nothing, so it is said here.
+    streamed = []
+
+    def build_line(text: str) -> None:
+        streamed.append(1)
+        ctx.log(text)
+
     try:
-        python = environment_prepare(version=env_version, on_line=ctx.log)
+        python = environment_prepare(version=env_version, on_line=build_line)
     except BuildFailed as exc:
         raise JobError(f"The environment {env_version} failed to build: {exc}") from None
+    if not streamed:
+        ctx.log(f"Environment {env_version} ready (cached on this host).")
     ctx.check_canceled()
     # The environment at /job/env (its venv is relocatable); the Python it is made from at its own
     # path, since the venv's interpreter links there and the node user's home is hidden.
