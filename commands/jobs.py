@@ -176,9 +176,11 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
     services.command_result_record(
         job=job, command=resolved, protections=protections, environment=str(env_version), python=str(python)
     )
-    ctx.log(f"Protections: {'; '.join(protections)}")
+    ctx.log(f"Protections: {' '.join(protections)}")
     ctx.log(f"$ {resolved}")
     ctx.on_stop(sandbox.stop)
+    # The watchdog ends the process after a cancel or the time limit: no `finally` runs then.
+    ctx.on_stop(lambda reason: shutil.rmtree(scratch, ignore_errors=True))
     sandbox.start()
     while (outcome := sandbox.wait(timeout=0.2)) is None:
         if ctx.cancel_requested.is_set():

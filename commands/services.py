@@ -16,6 +16,7 @@ from compute.jobs.recovery import job_artifact_dir
 from compute.sandbox import protections_available
 from data.models import DataVersion
 from data.services import data_version_path
+from environments.models import EnvironmentVersion
 from modelformat.modelio import ModelFileError, is_pickle, load_model
 from modelformat.signature import build_signature
 from studio.hashing import sha256_file
@@ -98,6 +99,10 @@ def command_page_context(job: Job) -> dict:
         "command_protections": result.get("protections")
         or protections_available(spec.get("network", False)).describe(),
         "command_registered": ModelVersion.objects.filter(job=job).select_related("model"),
+        # None once deleted: the page then shows the name the node recorded.
+        "command_environment": EnvironmentVersion.objects.select_related("environment")
+        .filter(environment__workspace_id=job.workspace_id, pk=spec.get("environment_version_id"))
+        .first(),
     }
 
 

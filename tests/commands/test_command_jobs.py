@@ -14,6 +14,8 @@ from compute.jobs.recovery import job_artifact_dir
 from compute.models import Node, TargetKind
 from compute.services import target_create
 from endpoints import services as endpoint_services
+from endpoints import serving
+from endpoints.models import MonitoringBucket
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.worker]
@@ -190,6 +192,8 @@ def test_a_script_trains_on_a_data_version_and_its_skops_model_is_registered_and
     )
     assert scored.status_code == 200, scored.content
     assert scored.json()["predictions"] == ["Adelie"]
+    serving.monitor.flush()  # while the test database exists
+    wait_for(lambda: MonitoringBucket.objects.filter(endpoint=created.endpoint).exists(), message="the request counted")
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
