@@ -88,16 +88,10 @@ def _materialise_data(version: DataVersion, folder: Path, name: str) -> Path:
     return parquet
 
 
-def _run(ctx, job, spec: dict, scratch: Path) -> dict:
-    snapshot = CodeSnapshot.objects.get(pk=spec["code_snapshot_id"])
-    env_version = EnvironmentVersion.objects.select_related("environment").get(pk=spec["environment_version_id"])
-    work = scratch / "work"
-    shutil.copytree(code_snapshot_dir(snapshot), work)
-    ctx.log(f"Code: {snapshot.name} ({snapshot.file_count} files, {snapshot.sha256[:12]})")
-
+def _environment_python(ctx, env_version) -> Path:
+    """The environment's Python on this node: from the host's cache, or built now (the build's
+    lines stream into the job's log)."""
     ctx.log(f"Environment: {env_version}")
-    # environment_prepare streams lines only when it builds (or waits for a build), ending with
-    # "Environment <hash> ready in N s": a reuse from the cache says nothing, so it is said here.
     streamed = []
 
     def build_line(text: str) -> None:
@@ -108,14 +102,15 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
         python = environment_prepare(version=env_version, on_line=build_line)
     except BuildFailed as exc:
         raise JobError(f"The environment {env_version} failed to build: {exc}") from None
-    if not streamed:
+    if not streamed:  # a reuse from the cache says nothing itself
         ctx.log(f"Environment {env_version} ready (cached on this host).")
-    ctx.check_canceled()
-    # The environment at /job/env (its venv is relocatable); the Python it is made from at its own
-    # path, since the venv's interpreter links there and the node user's home is hidden.
-    environment = Mount(python.parent.parent, f"{SANDBOX_ROOT}/env")
-    interpreter = Path(os.path.realpath(python)).parent.parent
-    mounts, values = [environment, Mount(interpreter, str(interpreter))], {}
+    return python
+
+
+def _inputs_and_outputs(ctx, spec: dict, scratch: Path) -> tuple[list[Mount], dict]:
+    """The folders the command sees (data inputs read-only, outputs writable) and what each
+    placeholder stands for: a literal value, or (mount, file name in it)."""
+    mounts, values = [], {}
     for name, item in spec["inputs"].items():
         if item["type"] == "data":
             version = DataVersion.objects.select_related("asset").get(pk=item["data_version_id"])
@@ -133,6 +128,24 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
         mount = Mount(folder, f"{SANDBOX_ROOT}/outputs/{name}", writable=True)
         mounts.append(mount)
         values[("outputs", name)] = (mount, "")
+    return mounts, values
+
+
+def _run(ctx, job, spec: dict, scratch: Path) -> dict:
+    snapshot = CodeSnapshot.objects.get(pk=spec["code_snapshot_id"])
+    env_version = EnvironmentVersion.objects.select_related("environment").get(pk=spec["environment_version_id"])
+    work = scratch / "work"
+    shutil.copytree(code_snapshot_dir(snapshot), work)
+    ctx.log(f"Code: {snapshot.name} ({snapshot.file_count} files, {snapshot.sha256[:12]})")
+
+    python = _environment_python(ctx, env_version)
+    ctx.check_canceled()
+    # The environment at /job/env (its venv is relocatable); the Python it is made from at its own
+    # path, since the venv's interpreter links there and the node user's home is hidden.
+    environment = Mount(python.parent.parent, f"{SANDBOX_ROOT}/env")
+    interpreter = Path(os.path.realpath(python)).parent.parent
+    mounts, values = _inputs_and_outputs(ctx, spec, scratch)
+    mounts += [environment, Mount(interpreter, str(interpreter))]
     ctx.check_canceled()
 
     try:
@@ -173,9 +186,7 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
         }
     )
     protections = sandbox.protections.describe()
-    services.command_result_record(
-        job=job, command=resolved, protections=protections, environment=str(env_version), python=str(python)
-    )
+    services.command_result_record(job=job, command=resolved, protections=protections, environment=str(env_version))
     ctx.log(f"Protections: {' '.join(protections)}")
     ctx.log(f"$ {resolved}")
     ctx.on_stop(sandbox.stop)
