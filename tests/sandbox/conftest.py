@@ -18,6 +18,8 @@ from compute.sandbox.tree import alive, marked
 # The system's interpreter: the sandbox user may not reach the virtualenv's (pyenv under /root, 0700).
 PYTHON = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
 REPO = Path(__file__).resolve().parents[2]
+# Where a root test run makes its folders: a system folder every user can pass through.
+BASE_ROOT = Path("/var/cache/studio-sandbox-tests")
 LIMITS = Limits(memory_bytes=512 * MIB, processes=64, open_files=128, output_bytes=50 * MIB, threads=2)
 # Hostile runs end within seconds; this bound is ten times that and more.
 TIMEOUT = 60
@@ -41,9 +43,11 @@ class Run:
 @pytest.fixture
 def base():
     """A folder the sandbox user can reach by path (pytest's tmp_path sits in a 0700 folder of root),
-    outside /tmp (a run has its own /tmp, so host paths under it are never visible)."""
-    (REPO / "var").mkdir(exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="sandbox test ünï ", dir=REPO / "var"))
+    outside /tmp (a run has its own /tmp, so host paths under it are never visible) and outside the
+    checkout (which may itself lie under /tmp or in a private home)."""
+    root = BASE_ROOT if os.geteuid() == 0 else REPO / "var"
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="sandbox test ünï ", dir=root))
     folder.chmod(0o755)
     (folder / "work dir").mkdir()
     yield folder

@@ -38,10 +38,16 @@ def test_an_unprivileged_node_runs_sandboxes_that_cannot_read_its_environment(ba
     if os.geteuid() != 0 or not setpriv or not python:
         pytest.skip("needs root (to become an unprivileged node), setpriv and a system python3")
     shutil.chown(base / "work dir", "nobody")
+    # The engine's own files where nobody can read them (the checkout may be in a private folder).
+    code = base / "code"
+    shutil.copytree(
+        REPO / "compute" / "sandbox", code / "compute" / "sandbox", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (code / "compute" / "__init__.py").touch()
     done = subprocess.run(
         [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, "-E", "-s", "-c", NODE, str(base)],
         env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "unprivileged-node-secret"},
-        cwd=REPO,
+        cwd=code,
         capture_output=True,
         text=True,
         timeout=120,
