@@ -3,7 +3,7 @@ from django.contrib import admin
 from workspaces.admin_console import ReadOnlyAdmin, ReadOnlyInline, ServiceAdmin
 
 from . import services
-from .jobs.models import JobParam, JobToken
+from .jobs.models import JobParam, JobToken, LatestMetric
 from .models import ComputeQuota, ComputeTarget, Node, NodeSession, ServingSession
 
 
@@ -147,4 +147,13 @@ class JobParamAdmin(ReadOnlyAdmin):
 
     list_display = ["job", "key", "value"]
     search_fields = ["key", "job__display_name"]
+    list_select_related = ["job"]
+
+
+@admin.register(LatestMetric)
+class LatestMetricAdmin(ReadOnlyAdmin):
+    """Each job's latest value per metric, kept by the engine as metrics arrive."""
+
+    list_display = ["job", "name", "value", "step", "at"]
+    search_fields = ["name", "job__display_name"]
     list_select_related = ["job"]

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from commands.models import CodeSnapshot
 from compute.jobs.diagnostic import DIAGNOSTIC
+from compute.jobs.metrics import metrics_save
 from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, JobParam, JobStatus, JobToken, Metric
 from compute.models import ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, ServingSession, TargetKind
 from data.models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
@@ -190,7 +191,9 @@ def make_log_line(job, n: int) -> JobLogLine:
 
 
 def make_metric(job, n: int) -> Metric:
-    return Metric.objects.create(job=job, name=marker(n), step=0, value=n)
+    metric = Metric(job=job, name=marker(n), step=0, value=n)
+    metrics_save([metric])
+    return metric
 
 
 def make_asset(workspace, owner, n: int) -> DataAsset:

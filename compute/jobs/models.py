@@ -74,6 +74,8 @@ class Job(models.Model):
     result = models.JSONField(default=dict, blank=True)  # summary metrics and outputs, for lists and compare
     error = models.TextField(blank=True)
     log_lines = models.PositiveIntegerField(default=0)
+    # A run deleted through the MLflow API: hidden from lists, restorable, its rows kept.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "training_job"
@@ -153,7 +155,8 @@ class Metric(models.Model):
     name = models.CharField(max_length=100)
     step = models.IntegerField(default=0)
     value = models.FloatField()
-    at = models.DateTimeField(auto_now_add=True)
+    # When the value was measured: the caller's clock where it says (MLflow's timestamp), else now.
+    at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         db_table = "training_metric"
@@ -162,6 +165,29 @@ class Metric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}[{self.step}]={self.value}"
+
+
+class LatestMetric(models.Model):
+    """A job's latest value of each metric (highest step, then latest time, then largest value,
+    as MLflow ranks them), kept as metrics arrive: run lists, sorting and filtering read this
+    one row per metric instead of a job's whole history."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="latest_metrics")
+    name = models.CharField(max_length=100)
+    step = models.IntegerField(default=0)
+    value = models.FloatField()
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["job", "name"], name="latest_metric_unique_name")]
+        indexes = [models.Index(fields=["name", "value"])]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+    def rank(self) -> tuple:
+        return (self.step, self.at, self.value)
 
 
 class Artifact(models.Model):

@@ -19,6 +19,7 @@ from django.http import UnreadablePostError
 from studio.validation import model_validate
 from workspaces.services import workspace_storage_check
 
+from .metrics import metrics_save
 from .models import Artifact, Job, JobParam, Metric
 from .recovery import job_artifact_dir
 
@@ -75,7 +76,7 @@ def job_metrics_log(*, job: Job, metrics: Sequence[MetricValue]) -> int:
     problems = [f"Item {i}: {problem}." for i, m in enumerate(metrics) if (problem := _metric_problem(m))]
     if problems:
         raise ValidationError({"metrics": problems})
-    Metric.objects.bulk_create(Metric(job=job, name=m.key, value=float(m.value), step=m.step) for m in metrics)
+    metrics_save([Metric(job=job, name=m.key, value=float(m.value), step=m.step) for m in metrics])
     return len(metrics)
 
 

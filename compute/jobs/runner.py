@@ -23,6 +23,7 @@ from studio.hashing import sha256_file
 from ..worker import current_node_id
 from . import services
 from .kinds import handler_for
+from .metrics import metrics_save
 from .models import Artifact, Job, JobLogLine, Metric
 
 log = logging.getLogger("studio.runner")
@@ -124,7 +125,7 @@ class JobContext:
                 JobLogLine.objects.bulk_create(lines)
                 Job.objects.filter(pk=self.job.pk).update(log_lines=F("log_lines") + len(lines))
             if metrics:
-                Metric.objects.bulk_create(metrics)
+                metrics_save(metrics)
 
 
 class Watchdog(threading.Thread):
