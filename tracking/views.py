@@ -124,6 +124,7 @@ class ExperimentTagDeleteApi(_View):
 class RunCreateApi(_View):
     def post(self, request, workspace_id):
         message = self.message()
+        self.access.require_unscoped()
         experiment_id = message.get("experiment_id") or selectors.DEFAULT_EXPERIMENT_ID
         experiment = selectors.experiment_get(access=self.access, experiment_id=experiment_id)
         run = services.run_create(
@@ -249,3 +250,14 @@ class MetricHistoryApi(_View):
         if token:
             body["next_page_token"] = token
         return Response(body)
+
+
+class LoggedModelSearchApi(_View):
+    """The studio keeps no MLflow logged models (its models are in its registry): the search
+    answers none, so the client's artifact listing and download of a run's folder work."""
+
+    reads = True
+
+    def post(self, request, workspace_id):
+        self.message()
+        return Response({"models": []})
