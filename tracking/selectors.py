@@ -343,9 +343,25 @@ def runs_search(
         expression, runs = _order_expression(order, index, runs)
         ordering.append(expression)
     ordering += [F("_start").desc(), F("pk").desc()]
-    page = list(runs.select_related("submitted_by").order_by(*ordering)[offset : offset + size + 1])
+    runs = runs.select_related("submitted_by").only(*RUN_FIELDS)
+    page = list(runs.order_by(*ordering)[offset : offset + size + 1])
     next_token = page_token(offset + size) if len(page) > size else None
     return page[:size], next_token
+
+
+# What MLflow shows of a run (no spec or result: a page of 1,000 runs reads only these).
+RUN_FIELDS = (
+    "workspace_id",
+    "experiment_id",
+    "kind",
+    "display_name",
+    "status",
+    "submitted_by__username",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "deleted_at",
+)
 
 
 @dataclass
