@@ -7,7 +7,7 @@ from . import selectors, services
 from .base import TrackingApiView
 from .errors import invalid
 from .mlflow_json import experiment_json, run_info_json, run_json
-from .selectors import runs_data
+from .selectors import run_row, runs_data
 
 
 class _View(TrackingApiView):
@@ -33,7 +33,8 @@ class _View(TrackingApiView):
 
 
 def _one_run(run) -> dict:
-    return run_json(run, runs_data([run]))
+    row = run_row(run)
+    return run_json(row, runs_data([row]))
 
 
 # --- Experiments --------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class RunUpdateApi(_View):
             end_time=message.get("end_time"),
             run_name=message.get("run_name"),
         )
-        return Response({"run_info": run_info_json(run)})
+        return Response({"run_info": run_info_json(run_row(run))})
 
 
 class RunDeleteApi(_View):
