@@ -1,5 +1,6 @@
 """Who may do what through the MLflow API: roles, other workspaces, job tokens, MLflow's errors."""
 
+import mlflow
 import pytest
 import requests
 from mlflow.exceptions import MlflowException
@@ -7,6 +8,7 @@ from mlflow.exceptions import MlflowException
 from compute.jobs.models import Job, JobStatus, LatestMetric
 from compute.jobs.tokens import job_token_issue
 from studio.services import token_create
+from training.models import Experiment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -129,3 +131,21 @@ def test_a_job_token_is_refused_on_another_workspace(mlflow_as, owner, workspace
     job = command_job(workspace, owner)
     client = mlflow_as(owner, other_workspace, key=job_token_issue(job=job))
     assert error_code(lambda: client.get_run(str(job.pk))) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_the_job_s_variables_make_start_run_log_to_the_job(mlflow_as, owner, workspace, monkeypatch):
+    """What a command job's code does with the variables its node sets (the e2e test runs it in
+    the sandbox): `mlflow.start_run()` resumes the job's run, and ending it leaves the job running."""
+    experiment = Experiment.objects.create(workspace=workspace, name="job runs")
+    job = command_job(workspace, owner, experiment=experiment)
+    mlflow_as(owner, workspace, key=job_token_issue(job=job))
+    monkeypatch.setenv("MLFLOW_RUN_ID", str(job.pk))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", str(experiment.pk))
+    with mlflow.start_run() as run:
+        for step in range(5):
+            mlflow.log_metric("inside loss", 1 / (step + 1), step=step)
+        mlflow.log_param("where from", "the sandbox ✓")
+    assert run.info.run_id == str(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING
+    assert LatestMetric.objects.get(job=job, name="inside loss").step == 4
