@@ -267,6 +267,7 @@ class DataApi(Resource):
     def download(self, ref: str, destination: str, *, progress=None) -> str:
         version = self.version(ref)
         asset = self.get(version.asset)
+        destination = os.path.abspath(destination)
         if os.path.isdir(destination):
             destination = os.path.join(destination, version.source_name or f"{asset.name}-v{version.version}")
         self.t.download(
@@ -637,6 +638,7 @@ class ModelApi(Resource):
     def download(self, ref: str, destination: str, *, progress=None) -> str:
         version = self.version(ref)
         model = self.get(version.model or _split_ref(ref, "model")[0])
+        destination = os.path.abspath(destination)
         if os.path.isdir(destination):
             destination = os.path.join(destination, f"{model.name}-v{version.version}")
         self.t.download(

@@ -151,12 +151,12 @@ def cmd_data_upload(ctx: Context, args):
         wait=not args.no_wait,
         progress=ctx.progress(f"Uploading {os.path.basename(args.file)}"),
     )
-    version = ingest.version or {}
-    if ingest.status == "ready":
-        text = f"Data asset {ingest.asset_name} version {version.get('version')} is ready ({version.get('rows')} rows)."
-    else:
-        text = f"Uploaded; ingest {ingest.id} is {ingest.status}."
-    return ingest.raw, text
+    if ingest.status != "ready":
+        return ingest.raw, f"Uploaded; ingest {ingest.id} is {ingest.status}."
+    number = (ingest.version or {}).get("version")
+    version = ws.data.version((ingest.asset_name, number))
+    text = f"Data asset {ingest.asset_name} version {version.version} is ready ({version.rows} rows)."
+    return ingest.raw | {"version": version.raw}, text
 
 
 def cmd_data_list(ctx: Context, args):
@@ -261,6 +261,10 @@ def cmd_automl_create(ctx: Context, args):
         settings["max_trials"] = args.max_trials
     if args.timeout:
         settings["timeout_s"] = args.timeout
+    if args.max_concurrent_trials:
+        settings["max_concurrent_trials"] = args.max_concurrent_trials
+    if args.trial_timeout:
+        settings["trial_timeout_s"] = args.trial_timeout
     if args.allowed_algorithms:
         settings["allowed_algorithms"] = [a.strip() for a in args.allowed_algorithms.split(",") if a.strip()]
     job = ws.automl.create(
@@ -271,6 +275,7 @@ def cmd_automl_create(ctx: Context, args):
         register_as=args.register_as or "",
         experiment=args.experiment or "",
         display_name=args.name or "",
+        test_fraction=args.test_fraction,
     )
     if args.wait:
         job = ws.jobs.wait(job.id)
@@ -461,7 +466,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--metric", help="primary metric, e.g. accuracy")
     sub.add_argument("--max-trials", type=int)
     sub.add_argument("--timeout", type=float, help="seconds for the whole run")
+    sub.add_argument("--max-concurrent-trials", type=int)
+    sub.add_argument("--trial-timeout", type=float, help="seconds for one trial")
     sub.add_argument("--allowed-algorithms", help="comma-separated")
+    sub.add_argument("--test-fraction", type=float, help="share of rows held out to test the best model")
     sub.add_argument("--register-as", help="register the best model under this name")
     sub.add_argument("--experiment")
     sub.add_argument("--name", help="display name")
