@@ -12,8 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import palmerpenguins
 import pytest
+import skops.io as sio
 from django.core.cache import cache
+from django.urls import Resolver404, resolve
+from sklearn.linear_model import LogisticRegression
 
 from compute.models import TargetKind
 from compute.services import target_create
@@ -244,6 +248,22 @@ def test_automl_from_the_cli_registers_a_model_that_deploys_and_a_bad_job_file_n
     refused = run("job", "create", "-f", "bad.yml", ok=False)
     assert "bad.yml:8: compute: No compute target named 'gpu'" in refused.stderr
 
+    # A job file whose names all resolve is submitted with the ids they name, then cancelled (or it
+    # has already finished: then the studio's 409 is the answer, with exit code 1).
+    (tmp_path / "src code" / "train.py").write_text(TRAIN_PY, encoding="utf-8")
+    (tmp_path / "job.yml").write_text(JOB_YML, encoding="utf-8")
+    queued = as_json(run("job", "create", "-f", "job.yml", "--json"))
+    assert queued["kind"] == "command" and queued["target"]["name"] == "cpu"
+    spec = as_json(run("job", "show", queued["id"], "--json"))["spec"]
+    assert spec["inputs"]["train"]["type"] == "data" and spec["inputs"]["c"] == {"type": "number", "value": 0.5}
+    assert spec["outputs"] == {"model": {"type": "model"}} and spec["env"] == {"MODE": "fast"}
+    assert spec["code_snapshot_id"] and spec["environment_version_id"]
+    cancelled = run("job", "cancel", queued["id"], "--json", ok=False)
+    if cancelled.returncode == 0:
+        assert as_json(cancelled)["status"] == "canceled"
+    else:
+        assert cancelled.returncode == 1 and as_json(cancelled)["error"]["code"] == "conflict", cancelled.stdout
+
     started = as_json(
         run(
             "automl", "create", "--data", "messy data (é):1", "--target-column", "label yes/no", "--compute", "cpu",
@@ -259,3 +279,28 @@ def test_automl_from_the_cli_registers_a_model_that_deploys_and_a_bad_job_file_n
     # A job that does not exist here is a 404 with the studio's message.
     missing = run("job", "show", 999999, "--json", ok=False)
     assert missing.returncode == 1 and as_json(missing)["error"]["status"] == 404
+
+
+def test_a_model_file_made_elsewhere_is_registered_from_the_cli(live_server, owner, workspace, penguins, run, tmp_path):
+    try:
+        resolve(f"/api/v1/workspaces/{workspace.pk}/models/upload/")
+    except Resolver404:
+        pytest.skip("POST /api/v1/workspaces/<id>/models/upload/ is not in this build yet (issue 12, another part)")
+    frame = palmerpenguins.load_penguins().dropna(subset=["bill_length_mm", "flipper_length_mm"])
+    model = LogisticRegression(max_iter=1000).fit(frame[["bill_length_mm", "flipper_length_mm"]], frame["species"])
+    path = tmp_path / "my model ü.skops"
+    sio.dump(model, path)
+    token = token_create(user=owner, name="cli").plaintext
+    run("login", live_server.url, "--token", token)
+    version = as_json(
+        run(
+            "-w", "Team", "model", "register", "--file", path, "--name", "from-laptop", "--data", "penguins:1",
+            "--target-column", "species", "--description", "trained elsewhere, é", "--json",
+        )
+    )  # fmt: skip
+    assert version["version"] == 1
+    assert [m["name"] for m in as_json(run("-w", workspace.pk, "model", "list", "--json"))] == ["from-laptop"]
+    refused = run(
+        "-w", "Team", "model", "register", "--file", tmp_path / "conf" / "studio.json", "--name", "x", ok=False
+    )
+    assert refused.returncode == 1 and "error:" in refused.stderr
