@@ -361,10 +361,10 @@ class EnvironmentApi(Resource):
         try:
             return self.create(env.name, env.base, env.requirements, env.description)
         except StudioError as exc:
-            raise _located(env.doc, exc, {"base": "base" if "base" in env.doc.data else "image"}) from None
+            raise located_error(env.doc, exc, {"base": "base" if "base" in env.doc.data else "image"}) from None
 
 
-def _located(doc: specs.Located, exc: StudioError, aliases: dict | None = None) -> Exception:
+def located_error(doc: specs.Located, exc: StudioError, aliases: dict | None = None) -> Exception:
     """The studio's refusal of a file's content, pointed at the field's line when it is known."""
     if exc.status != 400:
         return exc
@@ -372,7 +372,11 @@ def _located(doc: specs.Located, exc: StudioError, aliases: dict | None = None) 
     for name, messages in exc.fields.items():
         key = aliases.get(name, name)
         if key in doc.data or key in doc.lines:
-            return specs.SpecError(doc.source, doc.line(key), key, "; ".join(map(str, messages)))
+            text = "; ".join(map(str, messages))
+            inner = text.split(":", 1)[0].strip()  # "lr: give a number" is about inputs.lr
+            if f"{key}.{inner}" in doc.lines:
+                key, text = f"{key}.{inner}", text.split(":", 1)[1].strip()
+            return specs.SpecError(doc.source, doc.line(key), key, text)
     return exc
 
 
@@ -479,7 +483,7 @@ class JobApi(Resource):
         try:
             return self.submit(payload)
         except StudioError as exc:
-            raise _located(
+            raise located_error(
                 doc,
                 exc,
                 {

@@ -285,3 +285,18 @@ def test_the_cli_exits_non_zero_with_the_studios_message_and_json_parses(server,
         "line": 16,
         "field": "outptus",
     }
+
+
+def test_the_studios_refusal_of_a_job_file_points_at_the_fields_line(tmp_path):
+    from studio_client.api import located_error
+    from studio_client.specs import load_located
+
+    doc = load_located(write(tmp_path, GOOD_JOB))
+    refusal = StudioError("Some fields are invalid.", status=400, code="invalid", fields={"inputs": ["c: not finite"]})
+    error = located_error(doc, refusal)
+    assert (error.line, error.field, error.message) == (13, "inputs.c", "not finite")
+    refusal = StudioError("Bad.", status=400, code="invalid", fields={"env": ["STUDIO_ names are the studio's"]})
+    error = located_error(doc, refusal, {"env": "environment_variables"})
+    assert (error.line, error.field) == (20, "environment_variables")
+    conflict = StudioError("Taken.", status=409, code="conflict", fields={"inputs": ["x"]})
+    assert located_error(doc, conflict) is conflict
