@@ -377,6 +377,8 @@ def located_error(doc: specs.Located, exc: StudioError, aliases: dict | None = N
             if f"{key}.{inner}" in doc.lines:
                 key, text = f"{key}.{inner}", text.split(":", 1)[1].strip()
             return specs.SpecError(doc.source, doc.line(key), key, text)
+        if name in aliases:  # a field the file should have had
+            return specs.SpecError(doc.source, None, key, "; ".join(map(str, messages)))
     return exc
 
 

@@ -266,6 +266,20 @@ def test_automl_from_the_cli_registers_a_model_that_deploys_and_a_bad_job_file_n
     else:
         assert cancelled.returncode == 1 and as_json(cancelled)["error"]["code"] == "conflict", cancelled.stdout
 
+    # --stream prints the log as it is written, and a failed job exits 1 with the studio's reason.
+    failing = JOB_YML.replace(
+        "command: python train.py ${{inputs.train}} ${{inputs.c}} ${{outputs.model}}",
+        'command: echo "streamed line é ${{inputs.c}}" && exit 3',
+    )
+    (tmp_path / "fail.yml").write_text(failing.replace("code: ./src code\n", ""), encoding="utf-8")
+    refused = run("job", "create", "-f", "fail.yml", ok=False)  # the studio wants code: named, with no line
+    assert refused.returncode == 2 and "fail.yml: code: Upload the code first" in refused.stderr, refused.stderr
+    (tmp_path / "fail.yml").write_text(failing, encoding="utf-8")
+    streamed = run("job", "create", "-f", "fail.yml", "--stream", ok=False)
+    assert streamed.returncode == 1, (streamed.stdout, streamed.stderr)
+    assert "streamed line é 0.5" in streamed.stdout
+    assert "failed" in streamed.stderr and "3" in streamed.stderr, streamed.stderr
+
     started = as_json(
         run(
             "automl", "create", "--data", "messy data (é):1", "--target-column", "label yes/no", "--compute", "cpu",
