@@ -18,6 +18,7 @@ import skops.io as sio
 from django.core.cache import cache
 from django.urls import Resolver404, resolve
 from sklearn.linear_model import LogisticRegression
+from studio_client import Job, Studio, StudioError
 
 from compute.models import TargetKind
 from compute.services import target_create
@@ -279,6 +280,20 @@ def test_automl_from_the_cli_registers_a_model_that_deploys_and_a_bad_job_file_n
     assert streamed.returncode == 1, (streamed.stdout, streamed.stderr)
     assert "streamed line é 0.5" in streamed.stdout
     assert "failed" in streamed.stderr and "3" in streamed.stderr, streamed.stderr
+    failed_id = int(streamed.stdout.split("Job ", 1)[1].split()[0])
+    assert "streamed line é 0.5" in run("job", "logs", failed_id, "--follow").stdout
+    assert failed_id in [j["id"] for j in as_json(run("job", "list", "--status", "failed", "--json"))]
+
+    # The Python API the CLI is made of: typed results, lists as iterators over pages.
+    ws = Studio(live_server.url, json.loads(config.read_text())["token"]).workspace("Team")
+    failed = ws.jobs.get(failed_id)
+    assert isinstance(failed, Job) and failed.finished and failed.status == "failed"
+    assert any("streamed line é" in line.text for line in ws.jobs.follow(failed_id))
+    assert [a.name for a in ws.data.list()] == ["messy data (é)"]
+    assert ws.data.version("messy data (é)@latest").rows == 80
+    with pytest.raises(StudioError) as caught:
+        ws.jobs.get(10**9)
+    assert caught.value.status == 404 and caught.value.code == "not_found"
 
     started = as_json(
         run(
