@@ -23,7 +23,6 @@ from studio_client import Job, Studio, StudioError
 from compute.models import TargetKind
 from compute.services import target_create
 from endpoints import serving
-from environments.bases import base_python
 from studio.services import token_create
 
 pytestmark = [pytest.mark.worker, pytest.mark.timeout(900)]
@@ -123,17 +122,6 @@ def as_json(done):
     return json.loads(done.stdout)
 
 
-def unreachable_interpreter() -> str | None:
-    """The first folder on the way to the environments' interpreter that a command job's user
-    (nobody, when nodes run as root) cannot pass through, if any."""
-    if os.geteuid() != 0:
-        return None
-    for folder in reversed(base_python().parents):
-        if not folder.stat().st_mode & 0o001:
-            return str(folder)
-    return None
-
-
 def sign_in_and_upload(run, live_server, owner, tmp_path) -> Path:
     token = token_create(user=owner, name="laptop (cli)").plaintext
     signed_in = as_json(run("login", live_server.url, "--token", token, "--json"))
@@ -186,12 +174,6 @@ def deploy_and_invoke(run, model_ref: str, config: Path, name: str, **extra) -> 
 def test_upload_command_job_register_deploy_and_invoke_from_the_cli(
     live_server, owner, workspace, targets, agent, broker, run, tmp_path
 ):
-    blocked = unreachable_interpreter()
-    if blocked:
-        pytest.skip(
-            f"command jobs cannot run on this host: their user (nobody) cannot pass through {blocked} to reach "
-            f"the interpreter {base_python()} (tests/commands/test_command_jobs.py fails the same way here)"
-        )
     config = sign_in_and_upload(run, live_server, owner, tmp_path)
     (tmp_path / "env.yml").write_text(ENV_YML, encoding="utf-8")
     env = as_json(run("env", "create", "-f", "env.yml", "--json"))

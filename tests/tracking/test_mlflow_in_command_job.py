@@ -65,7 +65,7 @@ def test_mlflow_in_a_command_job_logs_to_the_job(
             "network": True,
         },
         display_name="mlflow inside",
-        experiment_name="inside jobs",
+        experiment="inside jobs",
     )
     assert response.status_code == 201, response.content
     job = finished(response.json()["id"], timeout=600)
