@@ -18,10 +18,10 @@ def job_list(*, workspace: Workspace, filters: dict | None = None) -> QuerySet[J
     """Jobs newest first with what a list shows joined in (a fixed number of queries per page).
 
     Filters: status, kind, experiment (id), target (id), q (name or id), parent (id, or "none"
-    for top-level jobs only).
+    for top-level jobs only). Runs deleted through the MLflow API are left out (restorable there).
     """
     filters = filters or {}
-    jobs = Job.objects.filter(workspace=workspace).select_related(
+    jobs = Job.objects.filter(workspace=workspace, deleted_at__isnull=True).select_related(
         "target", "node", "experiment", "submitted_by", "data_version", "data_version__asset"
     )
     if filters.get("status") in JobStatus.values:
