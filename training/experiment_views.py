@@ -51,9 +51,9 @@ def experiment_detail(request, workspace_id, experiment_id):
         params = selectors.run_columns_chosen(request.GET.getlist("params"), param_choices)
     else:
         metrics, params = metric_choices[:DEFAULT_METRIC_COLUMNS], []
-    runs = selectors.experiment_runs(experiment=experiment, sort=sort, trials=trials)
-    page = Paginator(runs, selectors.RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    page.object_list = selectors.runs_attach_values(page.object_list, metrics=metrics, params=params)
+    ids = selectors.experiment_run_ids(experiment=experiment, sort=sort, trials=trials)
+    page = Paginator(ids, selectors.RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = selectors.runs_get(page.object_list, metrics=metrics, params=params)
     state = _table_query(trials=trials, metrics=metrics, params=params, sort=sort.value)
     context = {
         "experiment": experiment,

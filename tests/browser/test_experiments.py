@@ -54,7 +54,7 @@ def test_pick_a_metric_column_sort_and_compare_two_runs(new_page, reader, worksp
 
     # the running run logs its first loss: it appears without a reload
     metrics_save([Metric(job=live, name=LOSS, step=0, value=0.05)])
-    expect(carol.get_by_test_id("run-table").locator("tbody tr").first).to_contain_text("0.0500", timeout=10000)
+    expect(carol.get_by_test_id("run-table").locator("tbody tr").first).to_contain_text("0.0500", timeout=20000)
 
     # compare the two finished runs
     carol.get_by_label("Compare fast learner").check()

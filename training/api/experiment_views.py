@@ -17,11 +17,11 @@ class ExperimentRunsApi(WorkspaceListApiView):
         self.values = query_values(ExperimentRunsIn, self.request)
         experiment = selectors.experiment_get(workspace=self.workspace, experiment_id=self.kwargs["experiment_id"])
         sort = selectors.run_sort_parse(self.values["sort"])
-        return selectors.experiment_runs(experiment=experiment, sort=sort, trials=self.values["trials"])
+        return selectors.experiment_run_ids(experiment=experiment, sort=sort, trials=self.values["trials"])
 
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
-        return selectors.runs_attach_values(page, metrics=self.values["metrics"], params=self.values["params"])
+        return selectors.runs_get(page, metrics=self.values["metrics"], params=self.values["params"])
 
     @extend_schema(parameters=[ExperimentRunsIn], summary="An experiment's runs, with their latest metric values")
     def get(self, request, workspace_id, experiment_id):
