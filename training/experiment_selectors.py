@@ -7,6 +7,7 @@ metric), so a page costs the same few queries whatever its size, and sorting by 
 metric's rows only.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -37,6 +38,8 @@ RUN_SORTS = {
     "duration": "duration",
 }
 METRIC_PREFIX, PARAM_PREFIX = "metrics.", "params."
+# a metric name or parameter key as a query may give it: printable, as their writers require
+COLUMN_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,250}\Z")
 _RUN_FILTER = Q(jobs__deleted_at__isnull=True, jobs__parent__isnull=True)
 
 
@@ -99,7 +102,7 @@ def run_sort_parse(value: str | None) -> RunSort:
     descending = value.startswith("-")
     column = value[1:] if descending else value
     known = column in RUN_SORTS or (
-        column.startswith((METRIC_PREFIX, PARAM_PREFIX)) and 0 < len(column.split(".", 1)[1]) <= 250
+        column.startswith((METRIC_PREFIX, PARAM_PREFIX)) and COLUMN_NAME.match(column.split(".", 1)[1]) is not None
     )
     if not known:
         choices = ", ".join(RUN_SORTS)

@@ -42,6 +42,9 @@ def test_runs_sorted_by_a_metric_with_chosen_columns(api, reader, experiment):
         ({"sort": "bogus"}, "sort"),
         ({"metrics": ",".join(f"m{i}" for i in range(21))}, "metrics"),
         ({"trials": "x"}, "trials"),
+        ({"sort": "metrics.a\x00b"}, "sort"),
+        ({"metrics": "a\x00b"}, "metrics"),
+        ({"params": "lr,\x7f"}, "params"),
     ],
 )
 def test_bad_query_is_a_400_naming_the_parameter(api, reader, experiment, query, field):

@@ -154,10 +154,11 @@ def test_sort_by_a_param_name_and_duration(client, reader, experiment):
     assert len(run_names(page(client, experiment, "?sort=-duration"))) == 3
 
 
-def test_an_unknown_sort_is_said_and_the_default_used(client, reader, experiment):
+@pytest.mark.parametrize("sort", ["bogus", "metrics.", "metrics.a%00b", "params.%0A", "-"])
+def test_an_unknown_sort_is_said_and_the_default_used(client, reader, experiment, sort):
     make_run(experiment, "a")
     client.force_login(reader)
-    html = page(client, experiment, "?sort=bogus")
+    html = page(client, experiment, f"?sort={sort}&cols=1&metrics=a%00b&params=%00")
     assert "Sort by one of" in html and run_names(html) == ["a"]
 
 

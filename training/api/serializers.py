@@ -5,7 +5,7 @@ from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, JobStatus
 from studio.api.inputs import InputSerializer, QueryInputSerializer
 from studio.ids import MAX_ID_DIGITS
 
-from ..experiment_selectors import DEFAULT_SORT, MAX_COLUMNS
+from ..experiment_selectors import COLUMN_NAME, DEFAULT_SORT, MAX_COLUMNS
 from ..models import Experiment
 
 
@@ -138,8 +138,8 @@ def _names(value: str) -> list[str]:
     names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
     if len(names) > MAX_COLUMNS:
         raise serializers.ValidationError(f"Ask for at most {MAX_COLUMNS} names.")
-    if any(len(name) > 250 for name in names):
-        raise serializers.ValidationError("A name has at most 250 characters.")
+    if not all(COLUMN_NAME.match(name) for name in names):
+        raise serializers.ValidationError("A name has 1–250 characters, with no control characters.")
     return names
 
 
