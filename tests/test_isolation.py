@@ -50,6 +50,9 @@ def sample_ids(workspace) -> dict:
     from commands.models import CodeSnapshot
 
     snapshot = CodeSnapshot.objects.create(workspace=workspace, sha256="0" * 64, name="code")
+    from training.models import Experiment
+
+    experiment = Experiment.objects.create(workspace=workspace, name="trials of ü")
     return {
         "workspace_id": workspace.pk,
         "snapshot_id": snapshot.pk,
@@ -65,6 +68,7 @@ def sample_ids(workspace) -> dict:
         "endpoint_id": endpoint.pk,
         "deployment_id": deployment.pk,
         "environment_id": environment.pk,  # its version 1 is "version" too
+        "experiment_id": experiment.pk,
     }
 
 

@@ -131,6 +131,17 @@ def test_experiment_list_in_fixed_queries(client, base, workspace, owner):
     assert_queries_flat(client, f"{base}/experiments/", add, shown=api_count)
 
 
+def test_experiment_runs_in_fixed_queries(client, base, workspace, cluster, owner):
+    experiment = make_experiment(workspace, owner, 0)
+
+    def add(n):
+        run = make_job(workspace, cluster, owner, n, experiment=experiment)
+        make_metric(run, 0)
+
+    query = "?metrics=qcrow-0&params=lr&sort=-metrics.qcrow-0"
+    assert_queries_flat(client, f"{base}/experiments/{experiment.pk}/runs/{query}", numbered(add), shown=api_count)
+
+
 def test_job_event_list_in_fixed_queries(client, base, job, node):
     add = numbered(lambda n: make_event(job, node, n))
     assert_queries_flat(client, f"{base}/jobs/{job.pk}/events/", add, shown=api_count)

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from compute.jobs.models import JobStatus
+from compute.jobs.models import JobParam, JobStatus
 from compute.models import NodeStatus
 from endpoints import selectors
 from endpoints.models import MonitoringBucket
@@ -155,6 +155,43 @@ def test_job_compare_page_in_fixed_queries(signed_in, workspace, cluster, owner,
 
     def url():
         return f"/w/{workspace.pk}/jobs/compare/?" + "&".join(f"ids={job.pk}" for job in jobs)
+
+    assert_queries_flat(signed_in, url, numbered(add))
+
+
+def test_experiment_page_lists_experiments_in_fixed_queries(signed_in, workspace, cluster, owner):
+    def add(n):
+        experiment = make_experiment(workspace, owner, n)
+        make_job(workspace, cluster, owner, 100 + n, experiment=experiment)
+
+    assert_queries_flat(signed_in, f"/w/{workspace.pk}/experiments/", numbered(add), shown=rows_shown_from(1))
+
+
+def test_experiment_page_lists_runs_with_chosen_columns_in_fixed_queries(signed_in, workspace, cluster, owner):
+    experiment = make_experiment(workspace, owner, 0)
+
+    def add(n):
+        run = make_job(workspace, cluster, owner, n, experiment=experiment)
+        make_metric(run, 0)  # every run logs the metric qcrow-0 ...
+        JobParam.objects.create(job=run, key="lr η", value=str(n))  # ... and the parameter "lr η"
+
+    query = "?cols=1&metrics=qcrow-0&params=lr+%CE%B7&sort=-metrics.qcrow-0"
+    assert_queries_flat(signed_in, f"/w/{workspace.pk}/experiments/{experiment.pk}/{query}", numbered(add))
+
+
+def test_experiment_compare_page_in_fixed_queries(signed_in, workspace, cluster, owner):
+    experiment = make_experiment(workspace, owner, 0)
+    runs = []
+
+    def add(n):
+        run = make_job(workspace, cluster, owner, n, experiment=experiment)
+        make_metric(run, n)
+        JobParam.objects.create(job=run, key=f"p {marker(n)}", value="1")
+        runs.append(run)
+
+    def url():
+        ids = "&".join(f"ids={run.pk}" for run in runs)
+        return f"/w/{workspace.pk}/experiments/{experiment.pk}/compare/?{ids}"
 
     assert_queries_flat(signed_in, url, numbered(add))
 

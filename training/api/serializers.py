@@ -5,6 +5,7 @@ from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, JobStatus
 from studio.api.inputs import InputSerializer, QueryInputSerializer
 from studio.ids import MAX_ID_DIGITS
 
+from ..experiment_selectors import COLUMN_NAME, DEFAULT_SORT, MAX_COLUMNS
 from ..models import Experiment
 
 
@@ -126,3 +127,55 @@ class ExperimentOut(serializers.ModelSerializer):
     class Meta:
         model = Experiment
         fields = ["id", "name", "description", "created_at"]
+
+
+class ExperimentIn(InputSerializer):
+    name = serializers.CharField(max_length=100, help_text="Any text without control characters, unique here.")
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+def _names(value: str) -> list[str]:
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    if len(names) > MAX_COLUMNS:
+        raise serializers.ValidationError(f"Ask for at most {MAX_COLUMNS} names.")
+    if not all(COLUMN_NAME.match(name) for name in names):
+        raise serializers.ValidationError("A name has 1–250 characters, with no control characters.")
+    return names
+
+
+class ExperimentRunsIn(QueryInputSerializer):
+    sort = serializers.CharField(
+        required=False,
+        default=DEFAULT_SORT,
+        help_text="name, status, kind, created, duration, metrics.<name> or params.<key>; a leading - for "
+        "descending. Runs without the value come last either way.",
+    )
+    metrics = serializers.CharField(
+        required=False, default="", allow_blank=True, help_text="Metric names to return, comma-separated."
+    )
+    params = serializers.CharField(
+        required=False, default="", allow_blank=True, help_text="Parameter keys to return, comma-separated."
+    )
+    trials = serializers.BooleanField(required=False, default=False, help_text="Include Automated ML trials.")
+
+    def validate_metrics(self, value):
+        return _names(value)
+
+    def validate_params(self, value):
+        return _names(value)
+
+
+class ExperimentRunOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    parent = serializers.IntegerField(source="parent_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+    metrics = serializers.DictField(
+        source="metric_map",
+        child=serializers.FloatField(allow_null=True),
+        help_text="Latest value of each asked metric.",
+    )
+    params = serializers.DictField(source="param_map", child=serializers.CharField(allow_null=True))

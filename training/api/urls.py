@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import automl_views as automl
+from . import experiment_views as experiments
 from . import registry_views as registry
 from . import views
 
@@ -9,6 +10,11 @@ job = prefix + "jobs/<id:job_id>/"
 urlpatterns = [
     path(prefix + "jobs/", views.JobListApi.as_view(), name="api-job-list"),
     path(prefix + "experiments/", views.ExperimentListApi.as_view(), name="api-experiment-list"),
+    path(
+        prefix + "experiments/<id:experiment_id>/runs/",
+        experiments.ExperimentRunsApi.as_view(),
+        name="api-experiment-runs",
+    ),
     path(job, views.JobDetailApi.as_view(), name="api-job-detail"),
     path(job + "cancel/", views.JobCancelApi.as_view(), name="api-job-cancel"),
     path(job + "retry/", views.JobRetryApi.as_view(), name="api-job-retry"),

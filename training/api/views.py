@@ -12,8 +12,10 @@ from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
 from .. import selectors
 from ..downloads import artifact_download
+from ..experiment_services import experiment_create
 from .serializers import (
     ArtifactOut,
+    ExperimentIn,
     ExperimentOut,
     JobEventOut,
     JobFilterIn,
@@ -166,3 +168,10 @@ class ExperimentListApi(WorkspaceListApiView):
     @extend_schema(summary="Experiments (groups of jobs)")
     def get(self, request, workspace_id):
         return self.list(request)
+
+    @extend_schema(request=ExperimentIn, responses={201: ExperimentOut}, summary="Create an experiment")
+    def post(self, request, workspace_id):
+        data = ExperimentIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        experiment = experiment_create(actor=request.user, workspace=self.workspace, **data.validated_data)
+        return Response(ExperimentOut(experiment).data, status=status.HTTP_201_CREATED)
