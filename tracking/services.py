@@ -20,6 +20,7 @@ from compute.jobs.recovery import job_event_record
 from compute.jobs.run_services import MetricValue, job_artifact_store, job_metrics_log, job_params_log
 from compute.jobs.services import job_detached_finish
 from studio.validation import model_validate
+from training.experiment_services import experiment_create as training_experiment_create
 from training.models import Experiment
 from workspaces.policy import Action, require
 from workspaces.services import activity_record
@@ -107,27 +108,15 @@ def _experiment_name(name) -> str:
 
 
 def experiment_create(*, access: TrackingAccess, name, tags=None) -> Experiment:
-    """A new experiment; RESOURCE_ALREADY_EXISTS if the name is taken (by a deleted one too)."""
+    """A new experiment (training's one way to make one); RESOURCE_ALREADY_EXISTS if the name is
+    taken (by a deleted one too)."""
     access.require_unscoped()
-    _require_write(access)
     name = _experiment_name(name)
     pairs = _tag_pairs(tags, limit=MAX_TAGS_PER_BATCH)
     with transaction.atomic():
-        if Experiment.objects.filter(workspace=access.workspace, name=name).exists():
-            raise MlflowError(f"An experiment named {name!r} already exists.", RESOURCE_ALREADY_EXISTS)
-        try:
-            with transaction.atomic():
-                experiment = Experiment.objects.create(workspace=access.workspace, name=name, created_by=access.user)
-        except IntegrityError:
-            raise MlflowError(f"An experiment named {name!r} already exists.", RESOURCE_ALREADY_EXISTS) from None
+        experiment = training_experiment_create(actor=access.user, workspace=access.workspace, name=name)
         for key, value in pairs:
             _experiment_tag_write(experiment, key, value)
-        activity_record(
-            workspace=access.workspace,
-            actor=access.user,
-            verb="experiment_created",
-            summary=f"{access.user} created the experiment {name} through MLflow",
-        )
     return experiment
 
 

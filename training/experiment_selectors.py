@@ -45,9 +45,9 @@ _RUN_FILTER = Q(jobs__deleted_at__isnull=True, jobs__parent__isnull=True)
 
 def experiment_list_with_runs(*, workspace: Workspace) -> QuerySet[Experiment]:
     """The workspace's experiments by name, each with its number of top-level runs and when the
-    last one was created (deleted runs not counted)."""
+    last one was created (deleted runs not counted; experiments deleted through MLflow left out)."""
     return (
-        Experiment.objects.filter(workspace=workspace)
+        Experiment.objects.filter(workspace=workspace, deleted_at__isnull=True)
         .annotate(run_count=Count("jobs", filter=_RUN_FILTER), last_run_at=Max("jobs__created_at", filter=_RUN_FILTER))
         .order_by("name", "id")
     )

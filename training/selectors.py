@@ -12,7 +12,7 @@ from .models import Experiment
 
 
 def experiment_list(*, workspace: Workspace) -> QuerySet[Experiment]:
-    return Experiment.objects.filter(workspace=workspace).order_by("name")
+    return Experiment.objects.filter(workspace=workspace, deleted_at__isnull=True).order_by("name")
 
 
 def jobs_for_compare(*, workspace: Workspace, ids) -> list[Job]:
