@@ -26,14 +26,10 @@ import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from .modelio import PICKLE_ADVICE
 from .signature import SIGNATURE_VERSION, Signature, json_labels
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".cloudpickle", ".pt", ".pth")
-PICKLE_ADVICE = (
-    "Pickle-based models are refused: loading one runs whatever code it holds. Save the model with "
-    "skops (skops.io.dump(model, 'model.skops')) or export it to ONNX (skl2onnx.to_onnx(model, X[:1]), "
-    "or mlflow.onnx.log_model) and register that file."
-)
 MAX_MLMODEL_BYTES = 1024 * 1024
 MAX_MEMBERS = 10_000
 PROBABILITIES = "probabilities"

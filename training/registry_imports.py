@@ -31,7 +31,6 @@ from data.models import DataVersion
 from data.services import data_version_path
 from modelformat.drift import reference_profile
 from modelformat.model_import import (
-    PICKLE_ADVICE,
     ArchiveFolder,
     ImportRefused,
     is_pickle_name,
@@ -44,7 +43,7 @@ from modelformat.model_import import (
     sample_payload,
     signature_from_columns,
 )
-from modelformat.modelio import ModelFileError, is_pickle, load_model
+from modelformat.modelio import PICKLE_ADVICE, ModelFileError, is_pickle, load_model
 from modelformat.onnx_export import make_session, onnx_feed, session_io
 from modelformat.signature import Signature, build_signature, json_labels
 from workspaces.policy import Action, require

@@ -83,7 +83,7 @@ class ModelUploadIn(serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text="The registered model's name (a new version if it exists).")
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     data_version = serializers.IntegerField(
-        required=False, allow_null=True, help_text="A data version of this workspace to infer the signature from."
+        required=False, help_text="A data version of this workspace to infer the signature from."
     )
     signature = serializers.CharField(
         required=False,
