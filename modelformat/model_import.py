@@ -5,7 +5,7 @@
   and paths with ``..`` are never read, and every read is capped on the bytes actually decompressed.
 * ``mlflow_model_file``: which file of an MLflow model to serve, from its ``MLmodel`` YAML. The
   ``onnx`` flavour and the ``sklearn`` flavour saved with skops are taken; pickle-based flavours
-  (sklearn pickle/cloudpickle, python_function with pickles) are refused with ``PICKLE_ADVICE``.
+  (sklearn saved as a pickle, python_function models with pickles) are refused with ``PICKLE_ADVICE``.
 * ``signature_from_columns``: a studio signature from a list of ``{name, type}`` (given by a user,
   or MLflow's column signature mapped by ``mlflow_signature_columns``).
 * ``onnx_prepare``: an ONNX classifier rewritten into the shape the studio's predictor feeds
@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from .modelio import PICKLE_ADVICE
 from .signature import SIGNATURE_VERSION, Signature, json_labels
 
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".cloudpickle", ".pt", ".pth")
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".pt", ".pth")
 MAX_MLMODEL_BYTES = 1024 * 1024
 MAX_MEMBERS = 10_000
 PROBABILITIES = "probabilities"
