@@ -47,7 +47,7 @@ from modelformat.modelio import PICKLE_ADVICE, ModelFileError, is_pickle, load_m
 from modelformat.onnx_export import make_session, onnx_feed, session_io
 from modelformat.signature import Signature, build_signature, json_labels
 from workspaces.policy import Action, require
-from workspaces.services import activity_record
+from workspaces.services import StorageQuotaExceeded, activity_record, workspace_storage_check
 
 from .datasets import check_target, included_columns
 from .models import ModelVersion, RegisteredModel
@@ -289,6 +289,10 @@ def _version_create(
     onnx_sha256,
 ) -> ModelVersion:
     served = files.get("model.skops") or files["model.onnx"]
+    try:
+        workspace_storage_check(workspace=workspace, adding=sum(len(data) for data in files.values()))
+    except StorageQuotaExceeded as exc:
+        raise ValidationError({"file": exc.messages}) from None
     with transaction.atomic():
         model, _ = RegisteredModel.objects.select_for_update().get_or_create(
             workspace=workspace, name=name, defaults={"created_by": actor, "description": description}

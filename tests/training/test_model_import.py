@@ -216,3 +216,29 @@ def test_a_file_past_the_limit_is_refused_with_413(api, contributor, workspace, 
     response = post(api, contributor, workspace, "m.onnx", built["onnx"])
     assert response.status_code == 413
     assert ModelVersion.objects.count() == 0 and list(staging_dir().glob("*.part")) == []
+
+
+def test_the_service_refuses_a_model_past_the_workspaces_storage_quota(contributor, workspace, built, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    from training.registry_imports import model_import
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(built["onnx"])
+    workspace.storage_quota_bytes = 10  # set by staff in the admin
+    workspace.save(update_fields=["storage_quota_bytes"])
+    with pytest.raises(ValidationError) as refused:
+        model_import(actor=contributor, workspace=workspace, name="too-big", path=path, filename="model.onnx")
+    assert "quota" in " ".join(refused.value.message_dict["file"])
+    assert ModelVersion.objects.count() == 0
+
+
+def test_the_service_checks_the_role_itself(reader, workspace, built, tmp_path):
+    from django.core.exceptions import PermissionDenied
+
+    from training.registry_imports import model_import
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(built["onnx"])
+    with pytest.raises(PermissionDenied):
+        model_import(actor=reader, workspace=workspace, name="nope", path=path, filename="model.onnx")
