@@ -6,12 +6,15 @@ limit, quota, staged then renamed); downloads and lists go by the job's Artifact
 path on disk that the client chose (R1).
 """
 
+import tempfile
+
+from django.conf import settings
 from django.http import FileResponse
 from rest_framework.response import Response
 
 from compute.jobs.models import Artifact
 from compute.jobs.recovery import job_artifact_dir
-from compute.jobs.run_services import RUN_ARTIFACT_PREFIX, ArtifactCutOff, ArtifactTooLarge
+from compute.jobs.run_services import CHUNK_BYTES, RUN_ARTIFACT_PREFIX, ArtifactCutOff, ArtifactTooLarge
 from studio.downloads import checked_file
 from workspaces.services import StorageQuotaExceeded
 
@@ -39,6 +42,27 @@ def _content_length(request) -> int:
     return int(text)
 
 
+def _chunked_body(request):
+    """(a file holding the body, its size) for a chunked upload (the client sends an empty file so),
+    read up to the size limit; only where the server decodes chunked bodies (gunicorn), else None."""
+    meta = request.META
+    if meta.get("CONTENT_LENGTH") or "chunked" not in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return None
+    if not meta.get("wsgi.input_terminated"):
+        return None
+    limit = settings.STUDIO_RUN_ARTIFACT_MAX_BYTES
+    body = tempfile.SpooledTemporaryFile(max_size=CHUNK_BYTES)  # noqa: SIM115 - closed by the caller
+    size = 0
+    while chunk := meta["wsgi.input"].read(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            body.close()
+            raise MlflowError(f"The file is larger than the limit of {limit:,} bytes per artifact.", RESOURCE_EXHAUSTED)
+        body.write(chunk)
+    body.seek(0)
+    return body, size
+
+
 class ArtifactFileApi(TrackingApiView):
     def get(self, request, workspace_id, path):
         run_id, inner = _split(path)
@@ -52,13 +76,17 @@ class ArtifactFileApi(TrackingApiView):
     def put(self, request, workspace_id, path):
         run_id, inner = _split(path)
         run = selectors.run_get(access=self.access, run_id=run_id)
-        size = _content_length(request)
+        chunked = _chunked_body(request)
+        stream, size = chunked if chunked else (request.stream, _content_length(request))
         try:
-            services.run_artifact_store(access=self.access, run=run, path=inner, stream=request.stream, size=size)
+            services.run_artifact_store(access=self.access, run=run, path=inner, stream=stream, size=size)
         except (ArtifactTooLarge, StorageQuotaExceeded) as exc:
             raise MlflowError(exc.messages[0], RESOURCE_EXHAUSTED, status=413) from None
         except ArtifactCutOff as exc:
             raise invalid(exc.messages[0]) from None
+        finally:
+            if chunked:
+                stream.close()
         return Response({})
 
 

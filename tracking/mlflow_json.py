@@ -1,9 +1,8 @@
 """Experiments and runs in MLflow's JSON (the REST API 2.0 messages the client parses)."""
 
-from compute.jobs.models import Job
 from training.models import Experiment
 
-from .selectors import RUN_NAME_TAG, STATUS_TO_MLFLOW, USER_TAG, RunData
+from .selectors import RUN_NAME_TAG, STATUS_TO_MLFLOW, USER_TAG, RunData, RunRow
 
 
 def ms(moment) -> int | None:
@@ -29,18 +28,18 @@ def experiment_json(experiment: Experiment, tags=None) -> dict:
     }
 
 
-def run_name(run: Job) -> str:
-    return run.display_name or run.name
+def run_name(run: RunRow) -> str:
+    return run.name
 
 
-def run_info_json(run: Job) -> dict:
+def run_info_json(run: RunRow) -> dict:
     started = run.started_at or run.created_at
     return {
         "run_id": str(run.pk),
         "run_uuid": str(run.pk),
         "run_name": run_name(run),
         "experiment_id": str(run.experiment_id or ""),
-        "user_id": run.submitted_by.username if run.submitted_by else "",
+        "user_id": run.username or "",
         "status": STATUS_TO_MLFLOW.get(run.status, "RUNNING"),
         "start_time": ms(started),
         "end_time": ms(run.finished_at),
@@ -49,11 +48,11 @@ def run_info_json(run: Job) -> dict:
     }
 
 
-def run_json(run: Job, data: RunData) -> dict:
+def run_json(run: RunRow, data: RunData) -> dict:
     tags = dict(data.tags.get(run.pk, []))
     tags[RUN_NAME_TAG] = run_name(run)
-    if USER_TAG not in tags and run.submitted_by:
-        tags[USER_TAG] = run.submitted_by.username
+    if USER_TAG not in tags and run.username:
+        tags[USER_TAG] = run.username
     return {
         "info": run_info_json(run),
         "data": {

@@ -371,6 +371,8 @@ def run_log_batch(*, access: TrackingAccess, run: Job, metrics=None, params=None
     _require_active(run)
     batch = _batch(metrics, params, tags)
     with transaction.atomic():
+        if batch.tags:  # two writers of one run's tags queue here (the params and metrics lock it too)
+            Job.objects.select_for_update().filter(pk=run.pk).first()
         if batch.params:
             job_params_log(job=run, params=batch.params, max_params=MAX_PARAMS_PER_RUN)
         if batch.metrics:

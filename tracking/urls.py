@@ -38,6 +38,7 @@ urlpatterns = [
     path(f"{API}runs/log-batch", views.LogBatchApi.as_view(), name="mlflow-log-batch"),
     path(f"{API}runs/set-tag", views.SetTagApi.as_view(), name="mlflow-set-tag"),
     path(f"{API}runs/delete-tag", views.DeleteTagApi.as_view(), name="mlflow-delete-tag"),
+    path(f"{API}logged-models/search", views.LoggedModelSearchApi.as_view(), name="mlflow-logged-model-search"),
     path(f"{API}metrics/get-history", views.MetricHistoryApi.as_view(), name="mlflow-metric-history"),
     path(ARTIFACTS, artifact_views.ArtifactListApi.as_view(), name="mlflow-artifact-list"),
     path(f"{ARTIFACTS}/<path:path>", artifact_views.ArtifactFileApi.as_view(), name="mlflow-artifact-file"),

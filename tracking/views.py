@@ -7,7 +7,7 @@ from . import selectors, services
 from .base import TrackingApiView
 from .errors import invalid
 from .mlflow_json import experiment_json, run_info_json, run_json
-from .selectors import runs_data
+from .selectors import run_row, runs_data
 
 
 class _View(TrackingApiView):
@@ -33,7 +33,8 @@ class _View(TrackingApiView):
 
 
 def _one_run(run) -> dict:
-    return run_json(run, runs_data([run]))
+    row = run_row(run)
+    return run_json(row, runs_data([row]))
 
 
 # --- Experiments --------------------------------------------------------------------------------
@@ -124,6 +125,7 @@ class ExperimentTagDeleteApi(_View):
 class RunCreateApi(_View):
     def post(self, request, workspace_id):
         message = self.message()
+        self.access.require_unscoped()
         experiment_id = message.get("experiment_id") or selectors.DEFAULT_EXPERIMENT_ID
         experiment = selectors.experiment_get(access=self.access, experiment_id=experiment_id)
         run = services.run_create(
@@ -152,7 +154,7 @@ class RunUpdateApi(_View):
             end_time=message.get("end_time"),
             run_name=message.get("run_name"),
         )
-        return Response({"run_info": run_info_json(run)})
+        return Response({"run_info": run_info_json(run_row(run))})
 
 
 class RunDeleteApi(_View):
@@ -249,3 +251,14 @@ class MetricHistoryApi(_View):
         if token:
             body["next_page_token"] = token
         return Response(body)
+
+
+class LoggedModelSearchApi(_View):
+    """The studio keeps no MLflow logged models (its models are in its registry): the search
+    answers none, so the client's artifact listing and download of a run's folder work."""
+
+    reads = True
+
+    def post(self, request, workspace_id):
+        self.message()
+        return Response({"models": []})

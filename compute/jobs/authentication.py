@@ -2,8 +2,9 @@
 
 It is the first of the API's authentication classes, and every API view authenticates in DRF's
 `initial()`, whatever its permission classes say. So the refusal lives here: a job's token
-authenticates only on a view that declares `job_token_allowed = True` (the run API); on any other
-view it is a 403, however that view sets its permissions. Any other credential is left to the
+authenticates only on a view that declares `job_token_allowed = True` (the run API, and the MLflow
+tracking API, which confines it to the job's own run); on any other view it is a 403, however that
+view sets its permissions. Any other credential is left to the
 next class, so personal tokens and sessions behave as they did.
 """
 

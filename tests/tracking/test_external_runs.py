@@ -1,0 +1,56 @@
+"""An external run (started by the MLflow client) is a job like any other for the studio, that the
+engine never re-queues, fails or runs."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from compute.jobs.models import Job, JobStatus
+from compute.jobs.services import job_cancel, jobs_reconcile
+from tracking.base import TrackingAccess
+from tracking.services import run_create, run_update
+from training.models import Experiment
+from workspaces.policy import Action
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def external_run(workspace, contributor):
+    experiment = Experiment.objects.create(workspace=workspace, name="laptop runs")
+    access = TrackingAccess(user=contributor, workspace=workspace, action=Action.WRITE)
+    return run_create(access=access, experiment=experiment, run_name="from a laptop — ✓", tags=[])
+
+
+def test_the_reconciler_leaves_an_old_external_run_running(external_run):
+    Job.objects.filter(pk=external_run.pk).update(started_at=timezone.now() - timedelta(days=2))
+    jobs_reconcile(now=timezone.now() + timedelta(hours=1))
+    external_run.refresh_from_db()
+    assert external_run.status == JobStatus.RUNNING and external_run.attempt == 0
+
+
+def test_an_external_run_shows_in_the_job_list_and_page(client, contributor, workspace, external_run):
+    client.force_login(contributor)
+    listing = client.get(f"/w/{workspace.pk}/jobs/")
+    assert listing.status_code == 200 and "from a laptop — ✓" in listing.content.decode()
+    page = client.get(f"/w/{workspace.pk}/jobs/{external_run.pk}/")
+    assert page.status_code == 200 and "External run" in page.content.decode()
+
+
+def test_an_external_run_can_be_canceled_from_the_studio_and_then_stays_so(contributor, workspace, external_run):
+    job_cancel(actor=contributor, job=external_run)
+    external_run.refresh_from_db()
+    assert external_run.status == JobStatus.CANCELED
+    access = TrackingAccess(user=contributor, workspace=workspace, action=Action.WRITE)
+    run_update(access=access, run=external_run, status="FINISHED")
+    assert external_run.status == JobStatus.CANCELED
+
+
+def test_a_reader_cannot_start_a_run(reader, workspace):
+    experiment = Experiment.objects.create(workspace=workspace, name="x")
+    access = TrackingAccess(user=reader, workspace=workspace, action=Action.WRITE)
+    with pytest.raises(PermissionDenied, match="does not allow"):
+        run_create(access=access, experiment=experiment)
+    assert not Job.objects.exists()
