@@ -20,6 +20,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -31,6 +32,7 @@ from data.models import DataVersion
 from data.services import data_version_path
 from modelformat.drift import reference_profile
 from modelformat.model_import import (
+    MAX_MEMBERS,
     ArchiveFolder,
     ImportRefused,
     is_pickle_name,
@@ -70,7 +72,12 @@ def _file_kind(path: Path, filename: str) -> str:
     if head.startswith(b"PK\x03\x04"):
         if lower.endswith(".skops"):
             return "skops"
-        return "folder"
+        try:  # a skops file under another name: its schema at the top, no MLmodel
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist()[:MAX_MEMBERS])
+        except zipfile.BadZipFile:
+            raise ImportRefused(f"{filename} is a damaged zip archive.") from None
+        return "skops" if "schema.json" in names and not any(n.endswith("MLmodel") for n in names) else "folder"
     if head.startswith(b"\x1f\x8b") or head[257:262] == b"ustar":
         return "folder"
     if lower.endswith(".skops"):

@@ -128,6 +128,19 @@ def test_a_skops_file_registers_and_keeps_its_pipeline(api, contributor, workspa
     assert (model_version_dir(version) / "model.skops").read_bytes() == built["skops"]
 
 
+def test_a_skops_file_under_another_name_is_still_read_as_skops(api, contributor, workspace, built):
+    response = post(api, contributor, workspace, "pipeline.zip", built["skops"], signature=json.dumps(COLUMNS))
+    assert response.status_code == 201, response.json()
+    assert response.json()["algorithm"] == "Pipeline"
+
+
+COLUMNS = [
+    {"name": "mean radius (mm)", "type": "numeric"},
+    {"name": "plan type", "type": "categorical"},
+    {"name": "n visits", "type": "integer"},
+]
+
+
 def test_a_skops_file_with_a_type_outside_the_allow_list_is_refused(api, contributor, workspace, built):
     response = post(api, contributor, workspace, "ada.skops", built["forbidden"])
     assert response.status_code == 400
