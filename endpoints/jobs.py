@@ -88,7 +88,7 @@ class BatchScoreJob(JobHandler):
         data_version = DataVersion.objects.select_related("asset").get(pk=spec["data_version_id"])
         folder = model_version_dir(model_version)
         predictor = load_predictor(
-            model_path=folder / "model.skops",
+            model_path=None if model_version.onnx_only else folder / "model.skops",
             model_sha256=model_version.sha256,
             signature=model_version.signature,
             onnx_path=(folder / "model.onnx") if model_version.onnx_sha256 else None,

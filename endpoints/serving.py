@@ -59,12 +59,13 @@ class DeploymentRuntime:
     folder: str
     signature: Signature
     reference: dict | None
+    onnx_only: bool = False  # registered from an ONNX file: no skops model to fall back on
 
     def predictor(self) -> Predictor:
         onnx = os.path.join(self.folder, "model.onnx") if self.onnx_sha256 else None
         return get_predictor(
             self.model_version_id,
-            model_path=os.path.join(self.folder, "model.skops"),
+            model_path=None if self.onnx_only else os.path.join(self.folder, "model.skops"),
             model_sha256=self.sha256,
             signature=self.signature,
             onnx_path=onnx,
@@ -115,6 +116,7 @@ def _load_runtime(name: str) -> EndpointRuntime | None:
             folder=str(folder),
             signature=Signature(version.signature),
             reference=reference,
+            onnx_only=version.onnx_only,
         )
     routes, cumulative, total = [], [], 0
     for deployment_name, share in sorted(endpoint.traffic.items()):
@@ -427,7 +429,7 @@ def warm_up(model_version) -> tuple[str, str | None]:
         signature = Signature(model_version.signature)
         predictor = get_predictor(
             model_version.pk,
-            model_path=folder / "model.skops",
+            model_path=None if model_version.onnx_only else folder / "model.skops",
             model_sha256=model_version.sha256,
             signature=signature,
             onnx_path=(folder / "model.onnx") if model_version.onnx_sha256 else None,

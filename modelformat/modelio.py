@@ -26,6 +26,13 @@ import skops
 import skops.io as sio
 from skops.io._persist import SaveContext, get_state  # the steps of skops.io._persist._save
 
+# How to bring a pickled model to the studio: said wherever a pickle is refused.
+PICKLE_ADVICE = (
+    "Pickle-based models are refused: loading one runs whatever code it holds. Save the model with "
+    "skops (skops.io.dump(model, 'model.skops')) or export it to ONNX (skl2onnx.to_onnx(model, X[:1]), "
+    "or mlflow.onnx.log_model) and register that file."
+)
+
 
 class ModelFileError(Exception):
     """A model file that must not be loaded."""

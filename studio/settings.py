@@ -450,6 +450,9 @@ STUDIO_RUN_ARTIFACT_MAX_BYTES = env_int("STUDIO_RUN_ARTIFACT_MAX_BYTES", 100 * 1
 # may come to once unpacked, and how many files it may hold.
 STUDIO_CODE_MAX_BYTES = env_int("STUDIO_CODE_MAX_BYTES", 50 * 1024**2)
 STUDIO_CODE_MAX_FILES = env_int("STUDIO_CODE_MAX_FILES", 5000)
+# Models registered from a file (skops, ONNX or an MLflow model folder): the largest upload, and the
+# largest model file read out of a folder.
+STUDIO_MODEL_UPLOAD_MAX_BYTES = env_int("STUDIO_MODEL_UPLOAD_MAX_BYTES", 200 * 1024**2)
 # Bytes of data versions, artifacts and model files per workspace (staff can change it per workspace).
 STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES = env_int("STUDIO_WORKSPACE_STORAGE_QUOTA_BYTES", 20 * 1024**3)
 

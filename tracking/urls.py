@@ -7,6 +7,7 @@ The client appends /api/2.0/mlflow/... (tracking, registry) and /api/2.0/mlflow-
 from django.urls import path, re_path
 
 from . import artifact_views, base, views
+from .mlflow_registry import registry_urlpatterns
 
 API = "api/2.0/mlflow/"
 ARTIFACTS = "api/2.0/mlflow-artifacts/artifacts"
@@ -43,6 +44,7 @@ urlpatterns = [
     path(f"{ARTIFACTS}/<path:path>", artifact_views.ArtifactFileApi.as_view(), name="mlflow-artifact-file"),
 ]
 
-# The model registry's routes (tracking/mlflow_registry.py) are added here, before the catch-all.
+# The model registry's routes (tracking/mlflow_registry.py), before the catch-all.
+urlpatterns += registry_urlpatterns
 
 urlpatterns += [re_path(r"^.*$", base.EndpointNotFoundApi.as_view(), name="mlflow-endpoint-not-found")]

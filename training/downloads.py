@@ -21,7 +21,11 @@ def artifact_download(job: Job, artifact: Artifact) -> FileResponse:
 
 
 def model_version_download(model_version: ModelVersion, *, fmt: str) -> FileResponse:
-    if fmt not in MODEL_VERSION_FILES or (fmt == "onnx" and not model_version.onnx_sha256):
+    if (
+        fmt not in MODEL_VERSION_FILES
+        or (fmt == "onnx" and not model_version.onnx_sha256)
+        or (fmt == "skops" and model_version.onnx_only)
+    ):
         raise Http404("No such file for this version.")
     file_name = MODEL_VERSION_FILES[fmt]
     suffix = file_name.split(".", 1)[1]

@@ -251,3 +251,36 @@ class ExperimentForm(forms.Form):
 
     name = forms.CharField(max_length=100, label="Name")
     description = forms.CharField(max_length=500, required=False, label="Description")
+
+
+class ModelUploadForm(forms.Form):
+    """Register a model from a file: the file, its name, and where its signature comes from."""
+
+    file = forms.FileField(help_text="A .skops file, an .onnx file, or an MLflow model folder as .zip or .tar.gz.")
+    name = forms.CharField(max_length=100, label="Model name", help_text="An existing name makes its next version.")
+    data_version = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        label="Data version for the signature",
+        help_text="The columns and types the model takes, read from the data it was trained on.",
+    )
+    target_column = forms.CharField(
+        max_length=200, required=False, help_text="Left out of the signature (the column the model predicts)."
+    )
+    signature = forms.CharField(
+        required=False,
+        max_length=200_000,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '[{"name": "age", "type": "numeric"}]'}),
+        help_text="Or give the inputs as JSON: a list of {name, type} (numeric, integer, boolean, categorical, "
+        "text, identifier, datetime). Without either, an MLflow signature or the model's own inputs are used.",
+    )
+    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        versions = list(data_versions_ready(workspace=workspace)[:200])
+        self.fields["data_version"].choices = [("", "—")] + [
+            (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)") for v in versions
+        ]
+        self.versions = {v.pk: v for v in versions}

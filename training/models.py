@@ -99,6 +99,11 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.model.name}:{self.version}"
 
+    @property
+    def onnx_only(self) -> bool:
+        """A model registered from an ONNX file: no model.skops; `sha256` is the ONNX file's."""
+        return bool(self.onnx_sha256) and self.sha256 == self.onnx_sha256
+
 
 class ModelAlias(models.Model):
     """A movable name for one version of a model, e.g. `champion`."""

@@ -4,6 +4,7 @@ from . import registry_views as views
 
 urlpatterns = [
     path("", views.model_list, name="model-list"),
+    path("upload/", views.model_upload, name="model-upload"),
     path("<id:model_id>/", views.model_detail, name="model-detail"),
     path("<id:model_id>/compare/", views.model_compare, name="model-compare"),
     path("<id:model_id>/v/<id:version>/", views.model_version_detail, name="model-version"),

@@ -3,15 +3,23 @@ download, aliases, delete; registering a job's model."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.jobs.selectors import job_get
+from data.uploads import UploadRefused
+from studio.csrf import csrf_refusal, csrf_refusal_message
+from studio.forms_errors import add_service_errors
 from workspaces.pages import page_workspace, render_page
 
-from . import downloads
+from . import downloads, registry_imports
 from . import registry_selectors as selectors
 from . import registry_services as services
+from .forms import ModelUploadForm
+from .model_uploads import model_upload_admitted, too_large_message
 
 
 def model_list(request, workspace_id):
@@ -129,3 +137,50 @@ def job_register(request, workspace_id, job_id):
         return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
     messages.success(request, f"Registered {version}.")
     return redirect("model-version", workspace_id=workspace.pk, model_id=version.model_id, version=version.version)
+
+
+@csrf_exempt  # checked below on the X-CSRFToken header, before the body is read (R9)
+@require_http_methods(["GET", "POST"])
+def model_upload(request, workspace_id):
+    """Register a model from a file. The page's script sends the form with its CSRF token in a
+    header and gets JSON: the new version's URL (201), or the errors by field."""
+    if request.method == "POST":
+        reason = csrf_refusal(request)
+        if reason:
+            return JsonResponse({"errors": {"file": [csrf_refusal_message(reason)]}}, status=403)
+    workspace = page_workspace(request, workspace_id, write=True)
+    if request.method == "GET":
+        form = ModelUploadForm(workspace=workspace)
+        return render_page(request, "training/models/upload.html", workspace, form=form)
+    try:
+        with model_upload_admitted(request, workspace=workspace):
+            return _model_upload_post(request, workspace)
+    except UploadRefused as exc:
+        return JsonResponse({"errors": {"file": [exc.message]}}, status=exc.status)
+
+
+def _model_upload_post(request, workspace):
+    form = ModelUploadForm(request.POST, request.FILES, workspace=workspace)  # streams the file to staging
+    if request.upload_too_large:
+        return JsonResponse({"errors": {"file": [too_large_message()]}}, status=413)
+    if form.is_valid():
+        values = form.cleaned_data
+        try:
+            version = registry_imports.model_import(
+                actor=request.user,
+                workspace=workspace,
+                name=values["name"],
+                path=values["file"].path,
+                filename=values["file"].name or "",
+                description=values["description"],
+                data_version=form.versions.get(values["data_version"]),
+                signature=values["signature"] or None,
+                target_column=values["target_column"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Registered {version}.")
+            url = reverse("model-version", args=[workspace.pk, version.model_id, version.version])
+            return JsonResponse({"url": url, "version": version.version}, status=201)
+    return JsonResponse({"errors": {k: [str(m) for m in v] for k, v in form.errors.items()}}, status=400)

@@ -145,7 +145,7 @@ def _read_checked(path: str | Path, expected_sha256: str) -> bytes:
 
 def load_predictor(
     *,
-    model_path: str | Path,
+    model_path: str | Path | None,
     model_sha256: str,
     signature: Signature | Mapping,
     onnx_path: str | Path | None = None,
@@ -153,13 +153,18 @@ def load_predictor(
 ) -> Predictor:
     """A Predictor for a model version's files (paths computed by the server, never by a client).
 
-    With a verified ONNX twin, the skops file is loaded only if onnxruntime ever fails (lazily);
+    Without a skops file (``model_path`` None: a model registered from an ONNX file) the ONNX model
+    is served alone. With a verified ONNX twin, the skops file is loaded only if onnxruntime ever fails (lazily);
     an ONNX file that does not load is logged and the skops pipeline is served instead.
     """
 
     def load_skops():
         return load_model(model_path, model_sha256)
 
+    if model_path is None:  # a model registered from an ONNX file: onnxruntime alone, no fallback
+        if onnx_path is None:
+            raise PredictorError("a model version needs a skops or an ONNX file")
+        return Predictor(signature=signature, onnx_bytes=_read_checked(onnx_path, onnx_sha256 or ""))
     if onnx_path is not None:
         try:
             onnx_bytes = _read_checked(onnx_path, onnx_sha256 or "")
@@ -235,7 +240,7 @@ predictor_cache = PredictorCache()
 def get_predictor(
     version_id,
     *,
-    model_path: str | Path,
+    model_path: str | Path | None,
     model_sha256: str,
     signature: Signature | Mapping,
     onnx_path: str | Path | None = None,

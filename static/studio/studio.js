@@ -64,7 +64,7 @@
     function chosen() {
       if (!input.files.length) return;
       fileName.textContent = input.files[0].name + " (" + Math.round(input.files[0].size / 1024).toLocaleString() + " KiB)";
-      if (nameInput && !nameInput.value) {
+      if (nameInput && !nameInput.value && !form.hasAttribute("data-no-name-from-file")) {
         nameInput.value = input.files[0].name.replace(/\.(csv|tsv|txt|parquet|pq)(\.gz)?$/i, "");
       }
     }
@@ -105,6 +105,7 @@
         var body = {};
         try { body = JSON.parse(xhr.responseText); } catch (e) { body = {}; }
         if (xhr.status === 202 && body.url) { text.textContent = "Uploaded. Ingesting…"; window.location = body.url; return; }
+        if (xhr.status === 201 && body.url) { text.textContent = "Uploaded."; window.location = body.url; return; }
         var messages = [];
         Object.keys(body.errors || {}).forEach(function (k) { messages = messages.concat(body.errors[k]); });
         error.textContent = messages.join(" ") || ("The upload failed (HTTP " + xhr.status + ").");

@@ -32,6 +32,8 @@ CONTENT_NOT_IN_SCHEMA = {
     ("POST", "/api/v1/workspaces/{workspace_id}/data-assets/"): [positive_data_acceptance, negative_data_rejection],
     # Code must be an archive (or a folder's files with either `file` or `files`, not both nor neither).
     ("POST", "/api/v1/workspaces/{workspace_id}/code/"): [positive_data_acceptance, negative_data_rejection],
+    # A model must be a skops, ONNX or MLflow model file that fits its signature; multipart fields are text.
+    ("POST", "/api/v1/workspaces/{workspace_id}/models/upload/"): [positive_data_acceptance, negative_data_rejection],
     # An expiry must be in the future: "later than now" is not something a schema can say.
     ("POST", "/api/v1/tokens/"): [positive_data_acceptance],
     # min_nodes ≤ max_nodes is a rule between two fields, which OpenAPI 3.0 cannot express.

@@ -3,15 +3,23 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from compute.jobs.selectors import job_get
+from data.selectors import data_version_get_by_id
+from data.uploads import UploadRefused
+from studio.api.errors import ErrorSerializer
 from studio.api.inputs import InputSerializer, QueryInputSerializer, query_values
+from studio.authentication import authentication_before_body
 from workspaces.api.base import WorkspaceApiView, WorkspaceListApiView
 
+from .. import registry_imports
 from .. import registry_selectors as selectors
 from .. import registry_services as services
 from ..downloads import model_version_download
+from ..model_uploads import model_upload_admitted, too_large_message
 from ..models import ModelVersion, RegisteredModel
 
 
@@ -68,6 +76,31 @@ class RegisterIn(InputSerializer):
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
     aliases = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+
+
+class ModelUploadIn(serializers.Serializer):
+    file = serializers.FileField(help_text="A .skops file, an .onnx file, or an MLflow model folder as .zip/.tar.gz.")
+    name = serializers.CharField(max_length=100, help_text="The registered model's name (a new version if it exists).")
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    data_version = serializers.IntegerField(
+        required=False, help_text="A data version of this workspace to infer the signature from."
+    )
+    signature = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200_000,
+        help_text='The inputs as JSON: [{"name": "age", "type": "numeric"}, ...] (types: numeric, integer, '
+        "boolean, categorical, text, identifier, datetime).",
+    )
+    target_column = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class ModelUploadRefused(APIException):
+    """An upload answered without storing it (R9), with the status UploadRefused chose."""
+
+    def __init__(self, refused: UploadRefused):
+        super().__init__(refused.message, refused.code)
+        self.status_code = refused.status
 
 
 class ModelFileQueryIn(QueryInputSerializer):
@@ -153,4 +186,48 @@ class JobRegisterApi(WorkspaceApiView):
         version = services.model_register(
             actor=request.user, job=services.registration_source(job), **data.validated_data
         )
+        return Response(ModelVersionOut(version).data, status=status.HTTP_201_CREATED)
+
+
+class ModelUploadApi(WorkspaceApiView):
+    parser_classes = [MultiPartParser]
+    # CSRF on the header token only: the body is parsed (and staged) after every check (R9).
+    authentication_classes = authentication_before_body()
+
+    @extend_schema(
+        request={"multipart/form-data": ModelUploadIn},
+        responses={201: ModelVersionOut, 400: ErrorSerializer, 413: ErrorSerializer},
+        summary="Register a model from a file (skops, ONNX, or an MLflow model folder)",
+        description=(
+            "The signature is the one given, else the data version's columns minus `target_column`, else "
+            "the MLflow model's signature, else the model's own inputs. skops files load with the studio's "
+            "allow-list; pickle files and pickle-based MLflow flavours are refused (400) with how to save as "
+            "skops or ONNX. 413 past STUDIO_MODEL_UPLOAD_MAX_BYTES."
+        ),
+    )
+    def post(self, request, workspace_id):
+        try:
+            with model_upload_admitted(request._request, workspace=self.workspace):
+                data = ModelUploadIn(data=request.data)  # parsing streams the file to staging
+                if request._request.upload_too_large:
+                    raise UploadRefused(too_large_message(), status=413, code="too_large")
+                data.is_valid(raise_exception=True)
+                values = data.validated_data
+                data_version = None
+                if values.get("data_version") is not None:
+                    data_version = data_version_get_by_id(workspace=self.workspace, version_id=values["data_version"])
+                upload = values["file"]
+                version = registry_imports.model_import(
+                    actor=request.user,
+                    workspace=self.workspace,
+                    name=values["name"],
+                    path=upload.path,
+                    filename=upload.name or "",
+                    description=values["description"],
+                    data_version=data_version,
+                    signature=values.get("signature") or None,
+                    target_column=values["target_column"],
+                )
+        except UploadRefused as exc:
+            raise ModelUploadRefused(exc) from None
         return Response(ModelVersionOut(version).data, status=status.HTTP_201_CREATED)

@@ -31,6 +31,7 @@ urlpatterns = [
     path(prefix + "automl/", automl.AutoMLStartApi.as_view(), name="api-automl-start"),
     path(prefix + "automl/<id:job_id>/", automl.AutoMLRunApi.as_view(), name="api-automl-run"),
     path(prefix + "models/", registry.ModelListApi.as_view(), name="api-model-list"),
+    path(prefix + "models/upload/", registry.ModelUploadApi.as_view(), name="api-model-upload"),
     path(prefix + "models/<id:model_id>/versions/", registry.ModelVersionListApi.as_view(), name="api-model-versions"),
     path(
         prefix + "models/<id:model_id>/versions/<id:version>/",
