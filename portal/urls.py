@@ -47,6 +47,7 @@ urlpatterns = [
     path("w/<id:workspace_id>/compute/", include("compute.urls")),
     path("w/<id:workspace_id>/environments/", include("environments.urls")),
     path("w/<id:workspace_id>/jobs/", include("training.urls")),
+    path("w/<id:workspace_id>/experiments/", include("training.experiment_urls")),
     path("w/<id:workspace_id>/models/", include("training.registry_urls")),
     path("w/<id:workspace_id>/commands/", include("commands.urls")),
     path("w/<id:workspace_id>/endpoints/", include("endpoints.urls")),

@@ -122,3 +122,37 @@ def classification_figures(chart: dict, *, full: bool = False) -> list[tuple[str
             ("gains", "Cumulative gains", cumulative_gains(chart)),
         ]
     return figures
+
+
+# One colour per compared run, the same on every chart (a run missing a metric shifts nothing).
+RUN_COLOURS = [
+    "#4c6ef5",
+    "#f76707",
+    "#2f9e44",
+    "#e03131",
+    "#7048e8",
+    "#1098ad",
+    "#d6336c",
+    "#5c940d",
+    "#868e96",
+    "#f59f00",
+]
+
+
+def metric_history_chart(*, name: str, histories: dict, labels: dict, colours: dict, x: str = "step") -> dict:
+    """The histories of one metric for several runs overlaid; `histories` is {run id: (steps,
+    times, values)}, x is "step" or "time"."""
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=times if x == "time" else steps,
+                y=values,
+                mode="lines+markers" if len(values) < 30 else "lines",
+                name=labels[run_id],
+                line={"color": RUN_COLOURS[colours[run_id] % len(RUN_COLOURS)]},
+            )
+            for run_id, (steps, times, values) in histories.items()
+        ]
+    )
+    fig.update_layout(xaxis_title="time" if x == "time" else "step", yaxis_title=name, showlegend=True)
+    return figure_data(fig)

@@ -244,3 +244,10 @@ SUBMIT_FORMS = {
 
 def submit_form_register(kind: str, form_class) -> None:
     SUBMIT_FORMS[kind] = form_class
+
+
+class ExperimentForm(forms.Form):
+    """A new experiment: a name (any text) and an optional description (checked by the service)."""
+
+    name = forms.CharField(max_length=100, label="Name")
+    description = forms.CharField(max_length=500, required=False, label="Description")
