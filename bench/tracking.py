@@ -344,7 +344,7 @@ def main():
     parser.add_argument("--runs", type=int, default=10_000, help="runs searched (and listed on the page)")
     parser.add_argument("--points", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=3, help="log_batch runs (the median is kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="log_batch runs (the median is kept)")
     parser.add_argument("--search-calls", type=int, default=30)
     parser.add_argument("--page-calls", type=int, default=30)
     parser.add_argument("--threads", type=int, default=8, help="parallel clients making the runs")
