@@ -183,6 +183,11 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
             "STUDIO_JOB_ID": str(job.pk),
             "STUDIO_RUN_TOKEN": token,
             "STUDIO_API_URL": settings.STUDIO_PUBLIC_URL,
+            # The MLflow client in the job's code logs to this job itself (tracking/: the job is the run).
+            "MLFLOW_TRACKING_URI": f"{settings.STUDIO_PUBLIC_URL.rstrip('/')}/w/{job.workspace_id}/mlflow",
+            "MLFLOW_TRACKING_TOKEN": token,
+            "MLFLOW_RUN_ID": str(job.pk),
+            **({"MLFLOW_EXPERIMENT_ID": str(job.experiment_id)} if job.experiment_id else {}),
         }
     )
     protections = sandbox.protections.describe()

@@ -52,6 +52,7 @@ urlpatterns = [
     path("w/<id:workspace_id>/commands/", include("commands.urls")),
     path("w/<id:workspace_id>/endpoints/", include("endpoints.urls")),
     path("w/<id:workspace_id>/code/", include("commands.code_urls")),
+    path("w/<id:workspace_id>/mlflow/", include("tracking.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # The schema is an API (401 without credentials); the docs page is a page (login redirect).

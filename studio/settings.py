@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "training",
     "commands",
     "endpoints",
+    "tracking",
     "portal",
 ]
 

@@ -27,6 +27,7 @@ from data.models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
 from endpoints.models import Deployment, Endpoint, MonitoringBucket
 from environments.models import BuildState, Environment, EnvironmentBuild, EnvironmentVersion
 from studio.models import ApiToken, SignInLink, SignInLinkPurpose, WorkerCheck
+from tracking.models import ExperimentTag, RunTag
 from training.models import Experiment, ModelAlias, ModelVersion, RegisteredModel, TrainingJobKind
 from workspaces.models import Activity, Membership, Role, Workspace
 
@@ -312,6 +313,8 @@ def make_world(make_user, n: int) -> Workspace:
     make_ingest(workspace, user, job, 1000 + n)
     JobToken.objects.create(job=job, key_hash=f"{n:064d}", expires_at=now + timedelta(hours=1))
     JobParam.objects.create(job=job, key=f"lr {marker(n)}", value="0.1")
+    RunTag.objects.create(job=job, key=f"team {marker(n)}", value="ünïcode & co")
+    ExperimentTag.objects.create(experiment=experiment, key=f"goal {marker(n)}", value="")
     CodeSnapshot.objects.create(workspace=workspace, sha256=f"{n:064d}", name=f"code {marker(n)}", created_by=user)
     environment = Environment.objects.create(workspace=workspace, name=f"env-{n}", created_by=user)
     environment_version = EnvironmentVersion.objects.create(

@@ -10,6 +10,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -47,6 +48,7 @@ class MetricValue:
     key: str
     value: float
     step: int = 0
+    at: datetime | None = None  # when the caller measured it (MLflow's timestamp); now if None
 
 
 def _metric_problem(metric: MetricValue) -> str | None:
@@ -76,15 +78,21 @@ def job_metrics_log(*, job: Job, metrics: Sequence[MetricValue]) -> int:
     problems = [f"Item {i}: {problem}." for i, m in enumerate(metrics) if (problem := _metric_problem(m))]
     if problems:
         raise ValidationError({"metrics": problems})
-    metrics_save([Metric(job=job, name=m.key, value=float(m.value), step=m.step) for m in metrics])
+    metrics_save(
+        [
+            Metric(job=job, name=m.key, value=float(m.value), step=m.step, **({"at": m.at} if m.at else {}))
+            for m in metrics
+        ]
+    )
     return len(metrics)
 
 
-def job_params_log(*, job: Job, params: dict[str, str]) -> int:
+def job_params_log(*, job: Job, params: dict[str, str], max_params: int = MAX_PARAMS_PER_JOB) -> int:
     """Record the job's parameters; returns how many were new.
 
     As in MLflow, a parameter never changes: sending the value it has is a no-op, another value
-    is a conflict (409). A job keeps at most MAX_PARAMS_PER_JOB of them."""
+    is a conflict (409). A job keeps at most `max_params` of them (MAX_PARAMS_PER_JOB through the
+    run API; the MLflow API allows more, as MLflow does)."""
     problems = []
     for key, value in params.items():
         try:
@@ -106,9 +114,9 @@ def job_params_log(*, job: Job, params: dict[str, str]) -> int:
             )
         new = {key: value for key, value in params.items() if key not in existing}
         held = JobParam.objects.filter(job=job).count()
-        if held + len(new) > MAX_PARAMS_PER_JOB:
+        if held + len(new) > max_params:
             raise ValidationError(
-                f"A job keeps at most {MAX_PARAMS_PER_JOB} parameters; it has {held} and this call adds {len(new)}.",
+                f"A job keeps at most {max_params} parameters; it has {held} and this call adds {len(new)}.",
                 code="conflict",
             )
         JobParam.objects.bulk_create(JobParam(job=job, key=key, value=value) for key, value in new.items())

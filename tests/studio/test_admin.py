@@ -6,7 +6,17 @@ from compute.jobs.diagnostic import DIAGNOSTIC
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_APPS = {"studio", "workspaces", "data", "compute", "environments", "training", "commands", "endpoints"}
+PROJECT_APPS = {
+    "studio",
+    "workspaces",
+    "data",
+    "compute",
+    "environments",
+    "training",
+    "commands",
+    "endpoints",
+    "tracking",
+}
 
 
 def test_every_model_of_the_studio_is_in_the_admin():
