@@ -293,7 +293,7 @@ def page_queries(user, path: str) -> int:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    client = Client()
+    client = Client(SERVER_NAME="localhost")  # an allowed host
     client.force_login(user)
     client.get(path)  # warm caches (templates, content types) once
     with CaptureQueriesContext(connection) as queries:
@@ -308,7 +308,7 @@ def page_figure(port: int, user, path: str, calls: int) -> dict:
     from django.conf import settings
     from django.test import Client
 
-    signed_in = Client()
+    signed_in = Client(SERVER_NAME="localhost")
     signed_in.force_login(user)  # a real session row in the database gunicorn reads
     session = requests.Session()
     session.headers["Cookie"] = (
@@ -367,12 +367,14 @@ def main():
         data_dir.mkdir()
         setup_django(data_dir, args.database)
         from django.contrib.auth import get_user_model
+        from django.core.management import call_command
         from django.db import connection
 
         from studio.services import token_create
         from workspaces.services import workspace_create
 
         os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'studio.sqlite3'}"
+        call_command("collectstatic", interactive=False, verbosity=0)  # as `manage.py studio` does
         os.environ["STUDIO_API_RATE_LIMIT"] = "1000000/minute"  # a bench drives the API flat out
         user = get_user_model().objects.create_user(f"bench tracking {time.time_ns()}")
         workspace = workspace_create(actor=user, name="bench tracking — ünïcode & co")
