@@ -249,11 +249,31 @@ def populate(client, experiment_id: str, start: int, stop_at: int, threads: int,
     return time.perf_counter() - started
 
 
-def search_figure(client, experiment_id: str, *, calls: int, expected_runs: int) -> dict:
+def search_figure(client, uri: str, experiment_id: str, *, calls: int, expected_runs: int) -> dict:
+    """p50/p95 of search_runs through the client (the goal), and of the same request over plain
+    HTTP (the server and the transport, without the client turning 1,000 runs into objects)."""
+    import requests
+
     def once():
         started = time.perf_counter()
         runs = client.search_runs([experiment_id], **SEARCH)
         return time.perf_counter() - started, runs
+
+    body = {
+        "experiment_ids": [experiment_id],
+        "filter": SEARCH["filter_string"],
+        "order_by": SEARCH["order_by"],
+        "max_results": SEARCH["max_results"],
+    }
+    session = requests.Session()
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        session.headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+
+    def raw():
+        started = time.perf_counter()
+        response = session.post(f"{uri}/api/2.0/mlflow/runs/search", json=body)
+        response.raise_for_status()
+        return time.perf_counter() - started, len(response.content)
 
     once()
     once()  # warm-up
@@ -266,7 +286,17 @@ def search_figure(client, experiment_id: str, *, calls: int, expected_runs: int)
         raise RuntimeError("search_runs answered runs out of order or outside the filter")
     if len(runs) != min(1000, expected_runs):
         raise RuntimeError(f"search_runs answered {len(runs)} runs, expected {min(1000, expected_runs)}")
-    return {"p50_ms": 1000 * statistics.median(times), "p95_ms": 1000 * percentile(times, 0.95), "runs": len(runs)}
+    raw()
+    http = [raw() for _ in range(calls)]
+    http_times = [t for t, _ in http]
+    return {
+        "p50_ms": 1000 * statistics.median(times),
+        "p95_ms": 1000 * percentile(times, 0.95),
+        "http_p50_ms": 1000 * statistics.median(http_times),
+        "http_p95_ms": 1000 * percentile(http_times, 0.95),
+        "bytes": http[-1][1],
+        "runs": len(runs),
+    }
 
 
 def search_matches(experiment_runs: int) -> int:
@@ -388,9 +418,10 @@ def main():
         with open(logs / "mlflow.log", "wb") as log:
             proc = start_mlflow(work, port, args.mlflow_workers, log)
             try:
-                client = client_for(f"http://127.0.0.1:{port}")
+                uri = f"http://127.0.0.1:{port}"
+                client = client_for(uri)
                 print(f"mlflow server {MLFLOW_VERSION}, {args.mlflow_workers} workers, SQLite: port {port}", flush=True)
-                m = run_side(client, args, "mlflow")
+                m = run_side(client, uri, args, "mlflow")
                 f |= {f"mlflow_{k}": v for k, v in m.items()}
             finally:
                 stop(proc)
@@ -403,7 +434,7 @@ def main():
                 uri = f"http://127.0.0.1:{port}/w/{workspace.pk}/mlflow"
                 client = client_for(uri)
                 print(f"studio gunicorn {args.studio_workers}×{args.studio_threads}: {uri}", flush=True)
-                s = run_side(client, args, "studio", page=(user, workspace, port))
+                s = run_side(client, uri, args, "studio", page=(user, workspace, port))
                 f |= s
             finally:
                 stop(proc)
@@ -411,8 +442,10 @@ def main():
     report(f, args)
 
 
-def run_side(client, args, label: str, page=None) -> dict:
+def run_side(client, uri: str, args, label: str, page=None) -> dict:
     out = {}
+    warm_up = client.create_experiment(f"warm-up — {label} {time.time_ns()}")  # a fresh server's first calls
+    populate(client, warm_up, 0, 2 * args.threads, args.threads, label)
     experiment = client.create_experiment(f"log batch — {label} ✓ #{time.time_ns()}")
     lb = log_batch_figure(client, experiment, points=args.points, batch=args.batch, repeats=args.repeats)
     out["log_batch_points_per_s"] = lb["points_per_s"]
@@ -434,10 +467,13 @@ def run_side(client, args, label: str, page=None) -> dict:
     took += populate(client, experiment, first, args.runs, args.threads, label)
     out["populate_runs_per_s"] = args.runs / took
     print(f"  {label}: {args.runs} runs made in {took:.0f} s ({out['populate_runs_per_s']:.0f} runs/s)", flush=True)
-    search = search_figure(client, experiment, calls=args.search_calls, expected_runs=search_matches(args.runs))
-    out["search_p50_ms"], out["search_p95_ms"] = search["p50_ms"], search["p95_ms"]
+    search = search_figure(client, uri, experiment, calls=args.search_calls, expected_runs=search_matches(args.runs))
+    for key in ("p50_ms", "p95_ms", "http_p50_ms", "http_p95_ms"):
+        out[f"search_{key}"] = search[key]
     print(f"  {label}: search_runs ({SEARCH['filter_string']}, {search['runs']} runs answered):"
-          f" p50 {search['p50_ms']:.0f} ms, p95 {search['p95_ms']:.0f} ms", flush=True)  # fmt: skip
+          f" through the client p50 {search['p50_ms']:.0f} ms, p95 {search['p95_ms']:.0f} ms;"
+          f" plain HTTP ({search['bytes']} bytes) p50 {search['http_p50_ms']:.0f} ms,"
+          f" p95 {search['http_p95_ms']:.0f} ms", flush=True)  # fmt: skip
     if page is not None:
         out["run_page_queries"] = page_queries(user, path)
         pf = page_figure(port, user, path, args.page_calls)
@@ -462,6 +498,11 @@ def report(f: dict, args) -> None:
         and page_ms <= GOAL_PAGE_MS
         and queries is not None
         and queries == queries_100
+    )
+    studio_h, mlflow_h = f.get("search_http_p95_ms", nan), f.get("mlflow_search_http_p95_ms", nan)
+    print(
+        f"\nsearch_runs over plain HTTP (no client parsing), p95: studio {fmt(studio_h)} ms, mlflow {fmt(mlflow_h)} ms,"
+        f" ratio {fmt(mlflow_h / studio_h if studio_h == studio_h else nan, 2)}"
     )
     if "run_page" in f:
         print(f"\nrun list page: {f['run_page']}; queries {queries_100} at 100 runs, {queries} at {args.runs} runs")
