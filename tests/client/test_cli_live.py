@@ -16,7 +16,6 @@ import palmerpenguins
 import pytest
 import skops.io as sio
 from django.core.cache import cache
-from django.urls import Resolver404, resolve
 from sklearn.linear_model import LogisticRegression
 from studio_client import Job, Studio, StudioError
 
@@ -295,10 +294,6 @@ def test_automl_from_the_cli_registers_a_model_that_deploys_and_a_bad_job_file_n
 
 
 def test_a_model_file_made_elsewhere_is_registered_from_the_cli(live_server, owner, workspace, penguins, run, tmp_path):
-    try:
-        resolve(f"/api/v1/workspaces/{workspace.pk}/models/upload/")
-    except Resolver404:
-        pytest.skip("POST /api/v1/workspaces/<id>/models/upload/ is not in this build yet (issue 12, another part)")
     frame = palmerpenguins.load_penguins().dropna(subset=["bill_length_mm", "flipper_length_mm"])
     model = LogisticRegression(max_iter=1000).fit(frame[["bill_length_mm", "flipper_length_mm"]], frame["species"])
     path = tmp_path / "my model ü.skops"
@@ -307,8 +302,10 @@ def test_a_model_file_made_elsewhere_is_registered_from_the_cli(live_server, own
     run("login", live_server.url, "--token", token)
     version = as_json(
         run(
-            "-w", "Team", "model", "register", "--file", path, "--name", "from-laptop", "--data", "penguins:1",
-            "--target-column", "species", "--description", "trained elsewhere, é", "--json",
+            "-w", "Team", "model", "register", "--file", path, "--name", "from-laptop",
+            "--signature", json.dumps([{"name": "bill_length_mm", "type": "numeric"},
+                                       {"name": "flipper_length_mm", "type": "numeric"}]),
+            "--description", "trained elsewhere, é", "--json",
         )
     )  # fmt: skip
     assert version["version"] == 1
