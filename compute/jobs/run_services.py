@@ -16,12 +16,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import UnreadablePostError
+from django.utils import timezone
 
 from studio.validation import model_validate
 from workspaces.services import workspace_storage_check
 
-from .metrics import metrics_save
-from .models import Artifact, Job, JobParam, Metric
+from .metrics import MetricRow, metrics_save
+from .models import Artifact, Job, JobParam
 from .recovery import job_artifact_dir
 
 MAX_METRICS_PER_CALL = 1000
@@ -78,12 +79,8 @@ def job_metrics_log(*, job: Job, metrics: Sequence[MetricValue]) -> int:
     problems = [f"Item {i}: {problem}." for i, m in enumerate(metrics) if (problem := _metric_problem(m))]
     if problems:
         raise ValidationError({"metrics": problems})
-    metrics_save(
-        [
-            Metric(job=job, name=m.key, value=float(m.value), step=m.step, **({"at": m.at} if m.at else {}))
-            for m in metrics
-        ]
-    )
+    now = timezone.now()
+    metrics_save([MetricRow(job.pk, m.key, m.step, float(m.value), m.at or now) for m in metrics])
     return len(metrics)
 
 
