@@ -27,6 +27,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from .modelio import PICKLE_ADVICE
+from .onnx_export import refers_to_external_data
 from .signature import SIGNATURE_VERSION, Signature, json_labels
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".pt", ".pth")
@@ -318,9 +319,8 @@ def onnx_prepare(onnx_bytes: bytes, signature: dict) -> tuple[bytes, dict]:
 
     model = _parse(onnx_bytes)
     graph = model.graph
-    for tensor in graph.initializer:
-        if tensor.data_location == TensorProto.EXTERNAL:
-            raise ImportRefused("The ONNX model refers to external data files; save it as one file.")
+    if refers_to_external_data(graph):
+        raise ImportRefused("The ONNX model refers to external data files; save it as one file.")
     if any(p.key == FEED_METADATA for p in model.metadata_props):
         del model.metadata_props[:]  # a studio twin exported earlier: its inputs are already columns
     sig = Signature(signature)

@@ -142,6 +142,37 @@ _ONNX_TYPES = {
 }
 
 
+def _graph_tensors(graph):
+    """Every tensor a graph holds: initializers, sparse ones, and those in node attributes, in
+    sub-graphs (If, Loop, Scan bodies) too."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("sparse_tensor"):
+                yield from (attribute.sparse_tensor.values, attribute.sparse_tensor.indices)
+            for sparse in attribute.sparse_tensors:
+                yield from (sparse.values, sparse.indices)
+            if attribute.HasField("g"):
+                yield from _graph_tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _graph_tensors(subgraph)
+
+
+def refers_to_external_data(graph) -> bool:
+    """Whether any tensor of the graph names an external data file: onnxruntime would read that
+    file (any path under its working folder) into the model, so a hostile model could serve it."""
+    from onnx import TensorProto  # deferred, as in make_session
+
+    return any(
+        tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data) for tensor in _graph_tensors(graph)
+    )
+
+
 def make_session(onnx_bytes: bytes, *, log_severity: int = 3):
     """An onnxruntime session: CPU, one thread, sequential (many worker processes share the cores).
 
@@ -152,9 +183,8 @@ def make_session(onnx_bytes: bytes, *, log_severity: int = 3):
     import onnxruntime as ort
 
     model = onnx.ModelProto.FromString(onnx_bytes)  # parsing never reads external files
-    for tensor in model.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise ConversionRefused("the ONNX model references external data files")
+    if refers_to_external_data(model.graph):
+        raise ConversionRefused("the ONNX model references external data files")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

@@ -97,7 +97,12 @@ class ArtifactListApi(TrackingApiView):
         prefix = RUN_ARTIFACT_PREFIX + (inner.strip("/") + "/" if inner.strip("/") else "")
         files, folders = {}, set()
         rows = Artifact.objects.filter(job=run, name__startswith=prefix).order_by("name").values_list("name", "size")
-        for name, size in rows[:LIST_MAX]:
+        rows = list(rows[: LIST_MAX + 1])
+        if len(rows) > LIST_MAX:
+            raise invalid(f"The folder holds more than {LIST_MAX:,} files: list one of its folders.")
+        for name, size in rows:
+            if not name.startswith(prefix):  # SQLite's startswith ignores case; paths do not
+                continue
             head, slash, _ = name[len(prefix) :].partition("/")
             if slash:
                 folders.add(head)

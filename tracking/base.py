@@ -20,7 +20,7 @@ from workspaces.models import Workspace
 from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
-from .errors import MlflowError, as_mlflow_error, mlflow_error_response, not_found, permission_denied
+from .errors import MlflowError, as_mlflow_error, invalid, mlflow_error_response, not_found, permission_denied
 
 JOB_TOKEN_SCOPE_MESSAGE = "A job's token may only use its own run."  # noqa: S105 - a message, not a secret
 
@@ -57,6 +57,16 @@ def tracking_access(request, workspace_id, action: str) -> TrackingAccess:
     return TrackingAccess(user=request.user, workspace=workspace, action=action)
 
 
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 # (A comment, not a docstring: these views are not in the studio's OpenAPI schema, MLflow's
 # protocol is documented by MLflow.) `reads`: a POST that only reads (MLflow searches by POST).
 class TrackingApiView(ApiView):
@@ -69,6 +79,19 @@ class TrackingApiView(ApiView):
         super().initial(request, *args, **kwargs)
         action = Action.VIEW if request.method in SAFE_METHODS or self.reads else Action.WRITE
         self.access = tracking_access(request, kwargs.get("workspace_id"), action)
+
+    def message(self) -> dict:
+        """The request's message: the JSON body of a POST, the query of a GET. No text in it may
+        hold NUL (PostgreSQL cannot store or compare it)."""
+        if self.request.method == "GET":
+            data = {key: self.request.query_params.get(key) for key in self.request.query_params}
+        else:
+            data = self.request.data
+            if not isinstance(data, dict):
+                raise invalid("The body must be a JSON object.")
+        if _holds_nul(data):
+            raise invalid("The request may not contain the NUL character.")
+        return data
 
     def handle_exception(self, exc):
         error = as_mlflow_error(exc)

@@ -88,14 +88,6 @@ def registered_model_json(model: RegisteredModel) -> dict:
 
 
 class _View(TrackingApiView):
-    def message(self) -> dict:
-        if self.request.method == "GET":
-            return {key: self.request.query_params.get(key) for key in self.request.query_params}
-        data = self.request.data
-        if not isinstance(data, dict):
-            raise invalid("The body must be a JSON object.")
-        return data
-
     def model(self, name) -> RegisteredModel:
         spelled = studio_model_name(name)
         model = RegisteredModel.objects.filter(workspace=self.access.workspace, name=spelled).first()
@@ -223,6 +215,7 @@ class LatestVersionsApi(_View):
 # --- Model versions -------------------------------------------------------------------------------
 class ModelVersionCreateApi(_View):
     def post(self, request, workspace_id):
+        self.access.require_unscoped()  # the registry is the workspace's, not the job's own run
         message = self.message()
         name = studio_model_name(message.get("name"))
         source = message.get("source")

@@ -20,7 +20,8 @@ class RunTag(models.Model):
     class Meta:
         ordering = ["job_id", "key"]
         constraints = [models.UniqueConstraint(fields=["job", "key"], name="run_tag_unique_key")]
-        indexes = [models.Index(fields=["key", "value"])]
+        # On the key only: a value of up to 8,000 characters outgrows a PostgreSQL index entry.
+        indexes = [models.Index(fields=["key"])]
 
     def __str__(self) -> str:
         return f"{self.key}={self.value[:50]}"

@@ -53,7 +53,7 @@ _TOKEN = re.compile(
       | (?P<op><=|>=|!=|<>|=|<|>)
       | (?P<str>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
       | (?P<bq>`[^`]*`)
-      | (?P<num>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))(?![\w.])
+      | (?P<num>(?>[-+]?(?:\d++\.?\d*+(?:[eE][-+]?\d++)?|\.\d++(?:[eE][-+]?\d++)?)))(?![\w.])
       | (?P<word>[A-Za-z_][\w\-]*)
       | (?P<dot>\.)
     )""",
@@ -101,6 +101,8 @@ class _Parser:
     def __init__(self, text: str, *, what: str):
         self.text = text
         self.what = what
+        if "\x00" in text:
+            raise invalid(f"The {what} may not contain the NUL character.")
         self.tokens = _tokens(text)
         self.i = 0
 
@@ -267,14 +269,22 @@ def parse_order_by(items, *, attributes: dict = RUN_ATTRIBUTES, entities=(METRIC
     return orders
 
 
-def like_regex(pattern: str) -> str:
-    """A SQL LIKE pattern (% any run of characters, _ one character) as an anchored regular expression."""
-    parts = []
-    for char in pattern:
-        if char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return "^" + "".join(parts) + "$"
+def like_regex(pattern: str, *, atomic: bool = False) -> str:
+    """A SQL LIKE pattern (% any run of characters, _ one character) as an anchored regular expression.
+
+    `atomic` (for Python's engine, which SQLite calls): each middle segment is matched at its
+    earliest place and never retried, the greedy wildcard match, so "%a%a%a%b" cannot backtrack
+    for seconds over a long value; "." matches newlines as in LIKE. PostgreSQL's engine does not
+    backtrack and knows no atomic groups."""
+
+    def segment(text: str) -> str:
+        return "".join("." if char == "_" else re.escape(char) for char in text)
+
+    parts = pattern.split("%")
+    if len(parts) == 1:
+        body = segment(pattern)
+    else:
+        middle = [part for part in parts[1:-1] if part]
+        wrap = "(?>.*?{})" if atomic else ".*{}"
+        body = segment(parts[0]) + "".join(wrap.format(segment(part)) for part in middle) + ".*" + segment(parts[-1])
+    return ("(?s)" if atomic else "") + "^" + body + "$"

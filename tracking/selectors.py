@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
@@ -82,7 +83,7 @@ def max_results(value, *, default: int, limit: int) -> int:
         return default
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise invalid(f"max_results must be a whole number, not {str(value)[:50]!r}.") from None
     if not 1 <= number <= limit:
         raise invalid(f"max_results must be between 1 and {limit}, not {number}.")
@@ -97,7 +98,7 @@ def page_offset(token) -> int:
         offset = json.loads(base64.urlsafe_b64decode(str(token).encode()))["offset"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError):
         raise invalid("Invalid page_token.") from None
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset <= 2**31:
         raise invalid("Invalid page_token.")
     return offset
 
@@ -272,10 +273,9 @@ def _text_q(column: str, clause: Clause) -> Q:
         return Q(**{column: value})
     if op == "!=":
         return ~Q(**{column: value})
-    if op == "LIKE":
-        return Q(**{f"{column}__regex": like_regex(value)})
-    if op == "ILIKE":
-        return Q(**{f"{column}__iregex": like_regex(value)})
+    if op in ("LIKE", "ILIKE"):
+        lookup = "regex" if op == "LIKE" else "iregex"
+        return Q(**{f"{column}__{lookup}": like_regex(value, atomic=connection.vendor == "sqlite")})
     if op == "IN":
         return Q(**{f"{column}__in": list(value)})
     return ~Q(**{f"{column}__in": list(value)})  # NOT IN
@@ -288,6 +288,8 @@ def _text_condition(rows: QuerySet, column: str, clause: Clause):
 
 
 def _as_ids(clause: Clause) -> Clause:
+    if clause.op not in ("=", "!=", "IN", "NOT IN"):
+        raise invalid(f"Compare {clause.key} with =, !=, IN or NOT IN, not {clause.op}.")
     values = clause.value if isinstance(clause.value, tuple) else (clause.value,)
     ids = tuple(int(v) for v in values if str(v).isascii() and str(v).isdigit() and len(str(v)) <= 18)
     return Clause(clause.entity, clause.key, clause.op, ids if isinstance(clause.value, tuple) else (ids or (-1,))[0])
@@ -306,7 +308,7 @@ def _run_attribute_q(clause: Clause) -> Q:
     if key == "status":
         values = clause.value if isinstance(clause.value, tuple) else (clause.value,)
         if clause.op in ("LIKE", "ILIKE"):
-            pattern = like_regex(clause.value)
+            pattern = like_regex(clause.value, atomic=True)
             flags = re.IGNORECASE if clause.op == "ILIKE" else 0
             values = tuple(s for s in MLFLOW_TO_STATUSES if re.match(pattern, s, flags))
         statuses = [status for value in values for status in MLFLOW_TO_STATUSES.get(value, [])]

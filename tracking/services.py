@@ -8,6 +8,7 @@ client ends it).
 """
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -61,7 +62,7 @@ def as_int(value, *, name: str, minimum: int = -(2**63), maximum: int = 2**63 - 
         value = int(value)
     if isinstance(value, str):
         text = value.strip()
-        if not text.lstrip("-").isdigit() or len(text) > 20:
+        if not re.fullmatch(r"-?[0-9]{1,19}", text):
             raise invalid(f"{name} must be a whole number, not {value[:30]!r}.")
         value = int(text)
     if not isinstance(value, int) or not minimum <= value <= maximum:

@@ -11,15 +11,6 @@ from .selectors import run_row, runs_data
 
 
 class _View(TrackingApiView):
-    def message(self) -> dict:
-        """The request's message: the JSON body of a POST, the query of a GET."""
-        if self.request.method == "GET":
-            return {key: self.request.query_params.get(key) for key in self.request.query_params}
-        data = self.request.data
-        if not isinstance(data, dict):
-            raise invalid("The body must be a JSON object.")
-        return data
-
     def run(self, message: dict):
         run_id = message.get("run_id") or message.get("run_uuid")
         if not run_id:
