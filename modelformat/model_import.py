@@ -33,6 +33,8 @@ from .signature import SIGNATURE_VERSION, Signature, json_labels
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".pt", ".pth")
 MAX_MLMODEL_BYTES = 1024 * 1024
 MAX_MEMBERS = 10_000
+# What a .tar.gz may unpack to in all: walking its members decompresses every one of them.
+MAX_UNPACKED_BYTES = 4 * 1024**3
 PROBABILITIES = "probabilities"
 FEED_METADATA = "studio_feed"  # as onnx_export.FEED_METADATA
 
@@ -131,8 +133,10 @@ class ArchiveFolder:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        head = self.path.open("rb").read(4)
+        with self.path.open("rb") as file:
+            head = file.read(4)
         self.kind = "zip" if head.startswith(b"PK\x03\x04") else "tar"
+        self._zip = self._tar = None
         try:
             if self.kind == "zip":
                 self._zip = zipfile.ZipFile(self.path)
@@ -148,13 +152,19 @@ class ArchiveFolder:
                 infos = []
                 for info in self._tar:
                     infos.append(info)
-                    if len(infos) > MAX_MEMBERS:
+                    # Refused before the walk decompresses its way past a member that claims terabytes.
+                    if len(infos) > MAX_MEMBERS or info.offset_data + info.size > MAX_UNPACKED_BYTES:
                         break
                 members = {i.name: i for i in infos if i.isreg()}
         except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+            self.close()
             raise ImportRefused(f"The file is not a .zip or .tar.gz archive ({type(exc).__name__}).") from None
         if len(infos) > MAX_MEMBERS:
+            self.close()
             raise ImportRefused(f"The archive holds more than {MAX_MEMBERS:,} members.")
+        if self.kind == "tar" and infos and infos[-1].offset_data + infos[-1].size > MAX_UNPACKED_BYTES:
+            self.close()
+            raise ImportRefused(f"The archive unpacks to more than {MAX_UNPACKED_BYTES:,} bytes.")
         cleaned = {c: info for name, info in members.items() if (c := _clean(name))}
         tops = {n.split("/", 1)[0] for n in cleaned}
         strip = len(tops) == 1 and all("/" in n for n in cleaned)
@@ -178,7 +188,9 @@ class ArchiveFolder:
         return data
 
     def close(self) -> None:
-        (self._zip if self.kind == "zip" else self._tar).close()
+        for archive in (self._zip, self._tar):
+            if archive is not None:
+                archive.close()
 
 
 class DiskFolder:

@@ -65,7 +65,8 @@ def _refused(exc: ImportRefused) -> ValidationError:
 
 def _file_kind(path: Path, filename: str) -> str:
     """skops, onnx or folder (an MLflow model archive), from the name and the first bytes."""
-    head = path.open("rb").read(512)
+    with path.open("rb") as file:
+        head = file.read(512)
     lower = filename.lower()
     if is_pickle_name(lower) or (not head.startswith(b"PK") and is_pickle(head)):
         raise ImportRefused(f"{filename} is a pickle file. {PICKLE_ADVICE}")

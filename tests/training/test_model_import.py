@@ -255,3 +255,19 @@ def test_the_service_checks_the_role_itself(reader, workspace, built, tmp_path):
     path.write_bytes(built["onnx"])
     with pytest.raises(PermissionDenied):
         model_import(actor=reader, workspace=workspace, name="nope", path=path, filename="model.onnx")
+
+
+def test_a_tar_gz_whose_member_claims_more_than_it_may_unpack_is_refused_unread(tmp_path):
+    """A member announcing terabytes is refused from its header: the walk never decompresses it."""
+    import gzip
+    import tarfile
+
+    from modelformat.model_import import MAX_UNPACKED_BYTES, ArchiveFolder, ImportRefused
+
+    path = tmp_path / "bomb model.tar.gz"
+    info = tarfile.TarInfo("model/MLmodel")
+    info.size = MAX_UNPACKED_BYTES + 1
+    with gzip.open(path, "wb") as archive:
+        archive.write(info.tobuf(format=tarfile.PAX_FORMAT))  # the header alone: no body follows
+    with pytest.raises(ImportRefused, match="unpacks to more than"):
+        ArchiveFolder(path)
