@@ -6,7 +6,6 @@ fetch a page at a time; a refusal raises StudioError with the studio's status, c
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import tempfile
@@ -279,22 +278,16 @@ class DataApi(Resource):
 class CodeApi(Resource):
     def upload(self, folder: str, name: str = "") -> CodeSnapshot:
         """Packs a folder (without caches and .git) and uploads it as a code snapshot."""
-        buffer = io.BytesIO()
         total = 0
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for root, dirs, files in os.walk(folder):
-                dirs[:] = sorted(d for d in dirs if d not in SKIPPED_CODE_PARTS)
-                for filename in sorted(files):
-                    if filename.endswith(".pyc"):
-                        continue
-                    full = os.path.join(root, filename)
-                    total += os.path.getsize(full)
-                    if total > MAX_CODE_BYTES:
-                        raise StudioError(f"The code folder is over {MAX_CODE_BYTES} bytes.", code="too_large")
-                    archive.write(full, os.path.relpath(full, folder))
-        tmp = os.path.join(_tmpdir(), f"code-{os.getpid()}-{time.monotonic_ns()}.zip")
-        with open(tmp, "wb") as fh:
-            fh.write(buffer.getvalue())
+        files = []
+        for full, relative in _folder_files(folder, skipped=SKIPPED_CODE_PARTS):
+            if relative.endswith(".pyc"):
+                continue
+            total += os.path.getsize(full)
+            if total > MAX_CODE_BYTES:
+                raise StudioError(f"The code folder is over {MAX_CODE_BYTES} bytes.", code="too_large")
+            files.append((full, relative))
+        tmp = _zip_files(files)
         try:
             body = self.t.upload(
                 self.base + "code/",
@@ -307,8 +300,24 @@ class CodeApi(Resource):
         return _record(CodeSnapshot, body)
 
 
-def _tmpdir() -> str:
-    return tempfile.gettempdir()
+def _folder_files(folder: str, *, skipped=()) -> Iterator[tuple[str, str]]:
+    """(path, path relative to the folder) of the folder's regular files: a link is never followed
+    (it could lead out of the folder, to a key or a device), nor is anything but a plain file read."""
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in skipped and not os.path.islink(os.path.join(root, d)))
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            if not os.path.islink(full) and os.path.isfile(full):
+                yield full, os.path.relpath(full, folder)
+
+
+def _zip_files(files) -> str:
+    """A new private temporary .zip (mode 0600) of (path, name) pairs; the caller deletes it."""
+    descriptor, tmp = tempfile.mkstemp(suffix=".zip")
+    with os.fdopen(descriptor, "wb") as out, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for full, relative in files:
+            archive.write(full, relative)
+    return tmp
 
 
 class ComputeApi(Resource):
@@ -631,14 +640,17 @@ class ModelApi(Resource):
         progress=None,
     ) -> ModelVersion:
         """Registers a model file made elsewhere (skops, ONNX, or a zipped MLflow model folder)."""
-        if os.path.isdir(path):
-            path = _zip_folder(path)
         fields: dict[str, Any] = {"name": name, "description": description, "target_column": target_column}
         if data:
             fields["data_version"] = self.ws.data.version(data).id
         if signature is not None:
             fields["signature"] = json.dumps(signature)
-        body = self.t.upload(self.base + "models/upload/", path, fields=fields, progress=progress)
+        packed = _zip_folder(path) if os.path.isdir(path) else None
+        try:
+            body = self.t.upload(self.base + "models/upload/", packed or path, fields=fields, progress=progress)
+        finally:
+            if packed:
+                os.unlink(packed)
         return _record(ModelVersion, body)
 
     def download(self, ref: str, destination: str, *, progress=None) -> str:
@@ -654,13 +666,7 @@ class ModelApi(Resource):
 
 
 def _zip_folder(folder: str) -> str:
-    tmp = os.path.join(_tmpdir(), f"{os.path.basename(os.path.abspath(folder))}-{time.monotonic_ns()}.zip")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for root, _dirs, files in os.walk(folder):
-            for filename in sorted(files):
-                full = os.path.join(root, filename)
-                archive.write(full, os.path.relpath(full, folder))
-    return tmp
+    return _zip_files(_folder_files(folder))
 
 
 class EndpointApi(Resource):

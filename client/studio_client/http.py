@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 import os
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -165,7 +166,12 @@ class Transport:
 
     def absolute(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
-            return path
+            # A page's `next` link as the server spelled it: only its path and query are kept, so
+            # the token never goes to another host or over plain HTTP behind a TLS proxy.
+            parts = urllib.parse.urlsplit(path)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            base = urllib.parse.urlsplit(self.url).path.rstrip("/")
+            return self.url + (path[len(base) :] if base and path.startswith(base + "/") else path)
         if not path.startswith("/"):
             path = "/api/v1/" + path
         return self.url + path

@@ -222,6 +222,37 @@ def test_lists_are_iterators_that_follow_the_pages(server):
     assert [w.name for w in names] == ["ç", "Team"]
 
 
+def test_a_next_link_to_another_host_is_followed_on_the_studios_own(server):
+    """The token goes only to the studio the client was given, whatever host a page names."""
+    Script.answers = [
+        (200, {}, {"count": 2, "next": "http://elsewhere.invalid:9/api/v1/workspaces/?page=2", "results": [{"id": 1}]}),
+        (200, {}, {"count": 2, "next": None, "results": [{"id": 2}]}),
+    ]
+    assert [w.id for w in Studio(server, "tok").workspaces()] == [1, 2]
+    assert Script.seen[1][1] == "/api/v1/workspaces/?page=2" and Script.seen[1][2]["Authorization"] == "Bearer tok"
+
+
+def test_a_folder_is_packed_without_following_links(tmp_path):
+    import zipfile
+
+    from studio_client.api import _zip_folder
+
+    folder = tmp_path / "my model"
+    (folder / "sub dir").mkdir(parents=True)
+    (folder / "MLmodel").write_text("flavors: {}\n", encoding="utf-8")
+    (folder / "sub dir" / "model.onnx").write_bytes(b"onnx")
+    secret = tmp_path / "id_rsa"
+    secret.write_text("private", encoding="utf-8")
+    (folder / "creds").symlink_to(secret)
+    (folder / "linked dir").symlink_to(tmp_path)
+    packed = _zip_folder(str(folder))
+    try:
+        assert os.stat(packed).st_mode & 0o777 == 0o600
+        assert sorted(zipfile.ZipFile(packed).namelist()) == ["MLmodel", "sub dir/model.onnx"]
+    finally:
+        os.unlink(packed)
+
+
 def test_an_upload_is_streamed_with_a_content_length_and_reports_progress(server, tmp_path):
     path = tmp_path / "weird name ü.csv"
     path.write_bytes(b"a,b\n" + b"1,2\n" * 300_000)
