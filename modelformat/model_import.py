@@ -27,7 +27,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from .modelio import PICKLE_ADVICE
-from .onnx_export import refers_to_external_data
+from .onnx_checks import refers_to_external_data
 from .signature import SIGNATURE_VERSION, Signature, json_labels
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".pt", ".pth")

@@ -6,8 +6,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from modelformat.model_import import ImportRefused, onnx_prepare
+from modelformat.onnx_checks import refers_to_external_data
 from modelformat.onnx_converters import ConversionRefused
-from modelformat.onnx_export import make_session, refers_to_external_data
+from modelformat.onnx_export import make_session
 
 
 def external_constant_graph(name="g"):
