@@ -78,8 +78,6 @@ def _validation_code(exc: DjangoValidationError) -> str:
         codes = {error.code for errors in exc.error_dict.values() for error in errors}
     if codes and codes <= {"not_found", "does_not_exist"}:
         return RESOURCE_DOES_NOT_EXIST
-    if codes and codes <= {"conflict"}:
-        return RESOURCE_ALREADY_EXISTS
     return INVALID_PARAMETER_VALUE
 
 

@@ -115,7 +115,12 @@ def experiment_create(*, access: TrackingAccess, name, tags=None) -> Experiment:
     name = _experiment_name(name)
     pairs = _tag_pairs(tags, limit=MAX_TAGS_PER_BATCH)
     with transaction.atomic():
-        experiment = training_experiment_create(actor=access.user, workspace=access.workspace, name=name)
+        try:
+            experiment = training_experiment_create(actor=access.user, workspace=access.workspace, name=name)
+        except ValidationError as exc:
+            if any(e.code == "conflict" for errors in exc.error_dict.values() for e in errors):
+                raise MlflowError(f"An experiment named {name!r} already exists.", RESOURCE_ALREADY_EXISTS) from None
+            raise
         for key, value in pairs:
             _experiment_tag_write(experiment, key, value)
     return experiment
