@@ -25,7 +25,8 @@ def _graph_tensors(graph):
 def refers_to_external_data(graph) -> bool:
     """Whether any tensor of the graph names an external data file: onnxruntime would read that
     file (any path under its working folder) into the model, so a hostile model could serve it."""
-    from onnx import TensorProto  # deferred, as in make_session
+    # deferred: onnx is heavy to import and only ONNX files need it
+    from onnx import TensorProto
 
     return any(
         tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data) for tensor in _graph_tensors(graph)
