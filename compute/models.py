@@ -66,6 +66,8 @@ class ComputeTarget(models.Model):
     )
     instance_running = models.BooleanField(default=False)
     idle_shutdown_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # The last notebook activity (kernels, terminals) the instance's lab reported: idle shutdown counts it.
+    instance_activity_at = models.DateTimeField(null=True, blank=True)
     # Attached compute: machines join with this token (only its hash is kept, R5).
     join_token_prefix = models.CharField(max_length=16, blank=True)
     join_token_hash = models.CharField(max_length=64, blank=True)

@@ -144,6 +144,7 @@ INSTALLED_APPS = [
     "environments",
     "training",
     "commands",
+    "labs",
     "endpoints",
     "tracking",
     "portal",
