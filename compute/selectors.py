@@ -170,6 +170,16 @@ class Usage:
     month_hours: dict[str, Decimal] = field(default_factory=dict)
     month_cost: dict[str, Decimal] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)  # target name -> kind label
+    owners: dict[str, str] = field(default_factory=dict)  # compute instance name -> its owner's username
+
+    def instances_by_owner(self) -> list[tuple[str, Decimal, Decimal]]:
+        """This month's instance time per owner: (username, hours, cost), most hours first."""
+        hours: dict[str, Decimal] = defaultdict(lambda: Decimal("0"))
+        cost: dict[str, Decimal] = defaultdict(lambda: Decimal("0"))
+        for name, owner in self.owners.items():
+            hours[owner] += self.month_hours.get(name, Decimal("0"))
+            cost[owner] += self.month_cost.get(name, Decimal("0"))
+        return sorted(((o, hours[o], cost[o]) for o in hours), key=lambda row: (-row[1], row[0]))
 
     @property
     def month_total_hours(self) -> Decimal:
@@ -198,7 +208,7 @@ def usage(*, workspace: Workspace, days: int = 30, now: datetime | None = None) 
     in_period = Q(ended_at__isnull=True) | Q(ended_at__gte=period_start_dt)
     sessions = [
         (s.target, s.started_at, s.ended_at, 1, s.price_per_hour)
-        for s in NodeSession.objects.filter(in_period, workspace=workspace).select_related("target")
+        for s in NodeSession.objects.filter(in_period, workspace=workspace).select_related("target__owner")
     ] + [
         (s.target, s.started_at, s.ended_at, s.replicas, s.price_per_hour)
         for s in ServingSession.objects.filter(in_period, workspace=workspace).select_related("target")
@@ -209,10 +219,13 @@ def usage(*, workspace: Workspace, days: int = 30, now: datetime | None = None) 
     month_hours: dict[str, Decimal] = defaultdict(lambda: Decimal("0"))
     month_cost: dict[str, Decimal] = defaultdict(lambda: Decimal("0"))
     kinds: dict[str, str] = {}
+    owners: dict[str, str] = {}
     month_start_dt = datetime.combine(month_start, datetime.min.time(), tzinfo=tz)
     for target, started_at, ended_at, count, price in sessions:
         name = target.name
         kinds[name] = target.get_kind_display()
+        if target.kind == TargetKind.INSTANCE:
+            owners[name] = target.owner.username if target.owner else "(no owner)"
         end = ended_at or now
         for i, day in enumerate(day_list):
             day_start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
@@ -232,4 +245,5 @@ def usage(*, workspace: Workspace, days: int = 30, now: datetime | None = None) 
         month_hours={k: v.quantize(HOURS_SHOWN, ROUND_HALF_UP) for k, v in month_hours.items()},
         month_cost={k: v.quantize(COST_SHOWN, ROUND_HALF_UP) for k, v in month_cost.items()},
         kinds=kinds,
+        owners=owners,
     )

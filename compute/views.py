@@ -12,7 +12,7 @@ from studio.forms_errors import add_service_errors
 from workspaces.pages import page_workspace, render_page
 from workspaces.policy import PersonalAction
 
-from . import selectors, services
+from . import instance_addons, selectors, services
 from .forms import TargetCreateForm, TargetEditForm
 from .jobs.selectors import job_list
 from .models import TargetKind
@@ -56,6 +56,8 @@ def target_detail(request, workspace_id, target_id):
         "recent": job_list(workspace=workspace, filters={"target": target.pk})[:10],
         "quota": selectors.quota_use(workspace=workspace),
     }
+    if target.kind == TargetKind.INSTANCE:  # the notebook panel (labs), and what else apps above add
+        context |= instance_addons.page_context(request, target, live=bool(request.htmx))
     if request.htmx:
         return render_page(request, "compute/_target_live.html", workspace, **context)
     # Show only the buttons the user may press (a compute instance is its owner's).
@@ -151,6 +153,7 @@ def usage(request, workspace_id):
         workspace,
         usage=data,
         rows=rows,
+        instance_owners=data.instances_by_owner(),
         hours_chart=hours_chart,
         cost_chart=cost_chart,
         currency=getattr(settings, "STUDIO_CURRENCY", "$"),

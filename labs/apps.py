@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class LabsConfig(AppConfig):
     name = "labs"
     verbose_name = "Notebooks (JupyterLab on compute instances)"
+
+    def ready(self) -> None:
+        from compute import instance_addons
+
+        from . import views
+        from .selectors import lab_summary
+
+        instance_addons.register_page_context(views.instance_page_context)
+        instance_addons.register_lab_summary(lab_summary)

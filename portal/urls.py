@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("workspaces.api.urls")),
     path("", include("data.api.urls")),
     path("", include("compute.api.urls")),
+    path("", include("labs.api.urls")),
     path("", include("environments.api.urls")),
     path("", include("training.api.urls")),
     path("", include("commands.api.urls")),

@@ -375,6 +375,7 @@ CELERY_BEAT_SCHEDULE = {
     "jobs-reconcile": {"task": "training.tasks.reconcile_task", "schedule": 5.0},
     "uploads-sweep": {"task": "workspaces.tasks.remove_stale_staging_task", "schedule": 300.0},
     "command-scratch-sweep": {"task": "commands.tasks.remove_stale_scratch_task", "schedule": 300.0},
+    "instance-schedules": {"task": "labs.tasks.apply_schedules_task", "schedule": 60.0},
 }
 
 # --- Compute and jobs -----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from studio.api.inputs import InputSerializer
 
+from .. import instance_addons
 from ..models import NODE_SIZES, TARGET_NAME_PATTERN, ComputeTarget, Node, Priority, TargetKind
 
 
@@ -69,6 +71,36 @@ class TargetOut(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+
+class InstanceLabOut(serializers.Serializer):
+    """A compute instance's JupyterLab (filled by labs, registered in compute.instance_addons)."""
+
+    state = serializers.ChoiceField(choices=["stopped", "starting", "ready", "failed"])
+    reason = serializers.CharField(help_text="Why it is starting, stopped or failed.")
+    log_tail = serializers.CharField(help_text="The lab's last log lines, when it failed.")
+    url = serializers.CharField(
+        allow_null=True, help_text="Where to open JupyterLab: only for the instance's owner, only while ready."
+    )
+    environment_version = serializers.IntegerField(
+        allow_null=True, help_text="The environment version the lab starts in; null: the studio's default."
+    )
+    environment = serializers.CharField()
+    ready_at = serializers.DateTimeField(allow_null=True)
+
+
+class TargetDetailOut(TargetOut):
+    lab = serializers.SerializerMethodField()
+
+    class Meta(TargetOut.Meta):
+        fields = TargetOut.Meta.fields + ["lab"]
+
+    @extend_schema_field(InstanceLabOut(allow_null=True))
+    def get_lab(self, target):
+        if target.kind != TargetKind.INSTANCE:
+            return None
+        summary = instance_addons.lab_summary(target, self.context["request"].user)
+        return InstanceLabOut(summary).data if summary is not None else None
 
 
 class TargetCreatedOut(TargetOut):

@@ -10,6 +10,7 @@ from .serializers import (
     NodeOut,
     QuotaOut,
     TargetCreatedOut,
+    TargetDetailOut,
     TargetIn,
     TargetOut,
     TargetUpdateIn,
@@ -38,9 +39,10 @@ class TargetListApi(WorkspaceListApiView):
 
 
 class TargetDetailApi(WorkspaceApiView):
-    @extend_schema(responses=TargetOut, summary="One compute target")
+    @extend_schema(responses=TargetDetailOut, summary="One compute target (an instance with its notebook)")
     def get(self, request, workspace_id, target_id):
-        return Response(TargetOut(selectors.target_get(workspace=self.workspace, target_id=target_id)).data)
+        target = selectors.target_get(workspace=self.workspace, target_id=target_id)
+        return Response(TargetDetailOut(target, context={"request": request}).data)
 
     @extend_schema(request=TargetUpdateIn, responses=TargetOut, summary="Change a target's scale settings")
     def patch(self, request, workspace_id, target_id):

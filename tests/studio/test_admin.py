@@ -16,6 +16,7 @@ PROJECT_APPS = {
     "commands",
     "endpoints",
     "tracking",
+    "labs",
 }
 
 
