@@ -327,6 +327,7 @@ SPECTACULAR_SETTINGS = {
         "NodeStatusEnum": "compute.models.NodeStatus",
         "TargetKindEnum": "compute.models.TargetKind",
         "IngestStatusEnum": "data.models.IngestStatus",
+        "ScheduleActionEnum": "labs.models.ScheduleAction",
     },
 }
 

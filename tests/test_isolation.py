@@ -53,7 +53,13 @@ def sample_ids(workspace) -> dict:
     from training.models import Experiment
 
     experiment = Experiment.objects.create(workspace=workspace, name="trials of ü")
+    from labs.services import schedule_create
+
+    schedule = schedule_create(
+        actor=owner, target=target, action="stop", time_of_day="18:00", weekdays="01234", time_zone="UTC"
+    )
     return {
+        "schedule_id": schedule.pk,
         "workspace_id": workspace.pk,
         "snapshot_id": snapshot.pk,
         "output": "model",

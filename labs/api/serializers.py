@@ -14,9 +14,18 @@ class LabEnvironmentIn(InputSerializer):
 
 class ScheduleIn(InputSerializer):
     action = serializers.ChoiceField(choices=ScheduleAction.choices)
-    time_of_day = serializers.CharField(max_length=10, help_text="HH:MM on a 24-hour clock, e.g. 08:30.")
+    time_of_day = serializers.RegexField(
+        r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$",
+        max_length=5,
+        help_text="HH:MM on a 24-hour clock, e.g. 08:30.",
+        error_messages={"invalid": "Give a time as HH:MM, from 00:00 to 23:59."},
+    )
     weekdays = serializers.ListField(
-        child=serializers.IntegerField(), max_length=7, help_text="Days it fires: 0 is Monday, 6 is Sunday."
+        child=serializers.IntegerField(min_value=0, max_value=6),
+        min_length=1,
+        max_length=7,
+        help_text="Days it fires: 0 is Monday, 6 is Sunday.",
+        error_messages={"min_length": "Choose at least one weekday."},
     )
     time_zone = serializers.CharField(max_length=64, help_text="An IANA time zone, e.g. Europe/Paris or UTC.")
 

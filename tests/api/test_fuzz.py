@@ -34,6 +34,10 @@ CONTENT_NOT_IN_SCHEMA = {
     ("POST", "/api/v1/workspaces/{workspace_id}/code/"): [positive_data_acceptance, negative_data_rejection],
     # A model must be a skops, ONNX or MLflow model file that fits its signature; multipart fields are text.
     ("POST", "/api/v1/workspaces/{workspace_id}/models/upload/"): [positive_data_acceptance, negative_data_rejection],
+    # A time zone must be an IANA name (a list of ~600, not a pattern); an environment version must be
+    # one of the workspace's own.
+    ("POST", "/api/v1/workspaces/{workspace_id}/compute/{target_id}/schedules/"): [positive_data_acceptance],
+    ("PUT", "/api/v1/workspaces/{workspace_id}/compute/{target_id}/lab/environment/"): [positive_data_acceptance],
     # An expiry must be in the future: "later than now" is not something a schema can say.
     ("POST", "/api/v1/tokens/"): [positive_data_acceptance],
     # min_nodes ≤ max_nodes is a rule between two fields, which OpenAPI 3.0 cannot express.
