@@ -26,6 +26,7 @@ from compute.models import ComputeQuota, ComputeTarget, Node, NodeSession, NodeS
 from data.models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
 from endpoints.models import Deployment, Endpoint, MonitoringBucket
 from environments.models import BuildState, Environment, EnvironmentBuild, EnvironmentVersion
+from labs.models import InstanceLab, InstanceSchedule, LabState
 from studio.models import ApiToken, SignInLink, SignInLinkPurpose, WorkerCheck
 from tracking.models import ExperimentTag, RunTag
 from training.models import Experiment, ModelAlias, ModelVersion, RegisteredModel, TrainingJobKind
@@ -321,6 +322,11 @@ def make_world(make_user, n: int) -> Workspace:
         environment=environment, version=1, base="python", spec_hash=f"{n:064d}", created_by=user
     )
     EnvironmentBuild.objects.create(version=environment_version, host=f"host-{n}", state=BuildState.READY)
+    instance = make_target(workspace, user, n, kind=TargetKind.INSTANCE, name=f"box-{n}")
+    InstanceLab.objects.create(
+        target=instance, environment_version=environment_version, state=LabState.READY, host=marker(n)
+    )
+    InstanceSchedule.objects.create(target=instance, action="stop", time_of_day="18:00", time_zone="Europe/Paris")
     model_version = make_model(workspace, user, n, job=job, data_version=data_version).versions.get()
     endpoint = make_endpoint(workspace, user, model_version, inference, n)
     ServingSession.objects.create(
