@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from commands.sealing import unseal
+from compute.agent import LocalAgent, recover_after_restart
 from compute.jobs.models import Job, Metric
 from compute.models import Node, NodeStatus, TargetKind
 from compute.services import instance_start, instance_stop, target_create
@@ -23,7 +24,7 @@ from data.services import data_version_from_file
 from labs.models import InstanceLab, LabState
 from labs.runtime import lab_environment_packages, lab_home
 from studio.models import ApiToken
-from tests.conftest import wait_for
+from tests.conftest import BackgroundLoop, wait_for
 
 pytestmark = [pytest.mark.worker]
 KERNEL_CLIENT = Path(__file__).with_name("kernel_client.py")
@@ -164,3 +165,34 @@ def test_an_instance_lab_runs_notebooks_that_read_data_log_to_mlflow_and_keep_th
     out = run_cell(again, "import os; print(open(os.path.expanduser('~/notes.txt')).read())")
     assert out["stdout"].strip() == "kept across restarts ✓", out
     assert os.path.isdir(home)
+
+
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_a_lab_left_by_a_dead_agent_stops_and_the_restarted_agent_starts_a_new_one(
+    owner, workspace, agent, broker, node_env, studio_data_dir
+):
+    target = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="box-two").target
+    first = ready_lab(target)
+    # The agent dies without a word (kill -9): its node and lab processes live on, orphaned.
+    agent.loop.stop()
+    orphans = {**agent.children, **{f"lab-{k}": v for k, v in agent.labs.items()}}
+    agent.children.clear()
+    agent.labs.clear()
+
+    assert recover_after_restart() == 1
+    for process in orphans.values():
+        process.wait(timeout=60)
+    stopped = lab_of(target)
+    assert stopped.state == LabState.STOPPED and stopped.address == "" and stopped.node_id == first.node_id
+    assert Node.objects.get(pk=first.node_id).status == NodeStatus.LOST
+
+    restarted = LocalAgent(log_dir=str(studio_data_dir / "node-logs"), extra_env=node_env)
+    loop = BackgroundLoop(restarted.tick, 0.1).start()
+    try:
+        wait_for(lambda: lab_of(target).node_id != first.node_id, timeout=60, message="a new node's lab")
+        again = ready_lab(target)
+        assert again.address != "" and again.pid != first.pid
+    finally:
+        loop.stop()
+        restarted.stop_all(kill=True)
+    assert not loop.errors, loop.errors
