@@ -268,6 +268,9 @@ class LabRun:
             self.line(f"node-{self.node_id} is not a node of a compute instance: no lab.")
             return 2
         self.target = node.target
+        if not self._node_live():
+            self.line(f"node-{self.node_id} is no longer running: no lab.")  # a newer node may own the lab now
+            return 0
         self.lab, _ = InstanceLab.objects.get_or_create(target=self.target)
         now = timezone.now()
         InstanceLab.objects.filter(pk=self.lab.pk).update(
@@ -309,6 +312,8 @@ class LabRun:
         try:
             python = lab_environment_prepare(self.lab, self.line)
         except builder.BuildFailed as exc:
+            if self.stop_requested.is_set():
+                return  # the SIGTERM that stops the lab ended the installer too: not a failure
             raise LabFailed(f"the environment failed to build: {exc}") from None
         if self.stop_requested.is_set() or not self._node_live():
             return
@@ -355,6 +360,9 @@ class LabRun:
                 "JUPYTER_TOKEN": jupyter_token,  # not in the command line, which other users can read
                 "STUDIO_API_URL": public,
                 "STUDIO_WORKSPACE_ID": str(target.workspace_id),
+                # The names the studio's own client and CLI read.
+                "STUDIO_URL": public,
+                "STUDIO_WORKSPACE": str(target.workspace_id),
                 "STUDIO_DATA_DIR": sandbox.path_of(spec.mounts[0]),
                 "STUDIO_TOKEN": issued_plaintext,
                 "MLFLOW_TRACKING_URI": f"{public}/w/{target.workspace_id}/mlflow",
