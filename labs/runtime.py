@@ -350,6 +350,11 @@ class LabRun:
         home_path = sandbox.path_of(spec.workdir)
         public = settings.STUDIO_PUBLIC_URL.rstrip("/")
         spec.argv = jupyter_argv(python=f"{env_prefix}/bin/python", port=port, base_url=base_url, root_dir=home_path)
+        if sandbox.protections.bubblewrap:
+            # Kernels talk over Unix sockets in the sandbox's private /tmp, not TCP ports every
+            # process of the host could reach (without bubblewrap the path would be too long).
+            spec.argv.append("--KernelManager.transport=ipc")
+            spec.env["JUPYTER_RUNTIME_DIR"] = "/tmp/jupyter-runtime"  # noqa: S108 - the sandbox's own /tmp
         spec.env.update(
             {
                 "PATH": f"{env_prefix}/bin:/usr/local/bin:/usr/bin:/bin",

@@ -145,6 +145,9 @@ def test_an_instance_lab_runs_notebooks_that_read_data_log_to_mlflow_and_keep_th
     seen = json.loads(out["stdout"])
     assert set(seen["tried"].values()) <= {"FileNotFoundError", "PermissionError"}, seen
     assert seen["secrets"] == [] and seen["user"] != 0
+    lab_log = (studio_data_dir / "node-logs" / f"lab-{lab.node_id}.log").read_text()
+    assert "Kernel started" in lab_log and "over TCP" not in lab_log  # kernels on Unix sockets only
+    assert token not in lab_log and lab_token.prefix not in lab_log
 
     # Stopped: the server goes, the notebooks' token is revoked, the home stays.
     instance_stop(actor=owner, target=target)
