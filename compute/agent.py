@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -41,6 +42,24 @@ SINGLE_THREAD_ENV = {
     "VECLIB_MAXIMUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
 }
+
+
+# Called with (node id, exit code or None) when a lab process has ended without saying so itself
+# (killed, or left by an agent that died): the labs app registers what to record (labs/apps.py).
+LAB_ENDED_HOOKS: list[Callable[[int, int | None], None]] = []
+
+
+def lab_ended_register(hook: Callable[[int, int | None], None]) -> None:
+    if hook not in LAB_ENDED_HOOKS:
+        LAB_ENDED_HOOKS.append(hook)
+
+
+def _lab_ended(node_id: int, code: int | None) -> None:
+    for hook in LAB_ENDED_HOOKS:
+        try:
+            hook(node_id, code)
+        except Exception:  # noqa: BLE001 - the agent must outlive a failed record; the next lab overwrites it
+            log.exception("recording the end of the lab of node-%s failed", node_id)
 
 
 def instance_lab_argv(*, node_id: int) -> list[str]:
@@ -174,8 +193,9 @@ class LocalAgent:
                 if node_id not in self.children or node_id in self.labs_stopping:
                     self._stop_lab(node_id)  # its node is gone or going: the lab goes too
                 continue
-            del self.labs[node_id]  # the lab recorded its own end (STOPPED or FAILED)
+            del self.labs[node_id]
             self.labs_stopping.pop(node_id, None)
+            _lab_ended(node_id, lab.returncode)  # a lab that could record its own end has done so
 
     def _stop_leaving(self) -> None:
         if not self.children:
@@ -274,6 +294,7 @@ def recover_after_restart() -> int:
                     os.killpg(pid, signal.SIGTERM)  # it stops its Jupyter server and says STOPPED
                 except OSError:
                     pass
+        _lab_ended(node.pk, None)  # a lab whose process is gone without a word (a reboot) is stopped
         services.node_mark_stopped(node_id=node.pk, reason="the studio restarted", lost=True)
         count += 1
     return count

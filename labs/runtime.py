@@ -92,6 +92,39 @@ def lab_base_url(*, workspace_id: int, target_id: int) -> str:
     return f"/w/{int(workspace_id)}/compute/{int(target_id)}/lab/"
 
 
+def lab_token_name(target) -> str:
+    """The name of the API token a lab gives its notebooks (one live at a time per instance)."""
+    return f"lab of {target.name} (#{int(target.pk)})"[:100]
+
+
+def lab_tokens_revoke(target) -> int:
+    """Revoke the notebooks' tokens of this instance's labs that are still live."""
+    if target.owner_id is None:
+        return 0
+    return ApiToken.objects.filter(
+        user_id=target.owner_id, workspace_id=target.workspace_id, name=lab_token_name(target), revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
+def lab_process_ended(node_id: int, code: int | None) -> None:
+    """The agent saw this node's lab process end (or found it gone after a restart). A lab that
+    ended normally has recorded it; one that was killed did not: it is stopped now, its address
+    and token cleared, its notebooks' token revoked."""
+    lab = InstanceLab.objects.filter(node_id=node_id).select_related("target").first()
+    if lab is None or lab.state in (LabState.STOPPED, LabState.FAILED):
+        return
+    why = "the lab's process was lost" if code is None else f"the lab's process ended (code {code})"
+    InstanceLab.objects.filter(pk=lab.pk, node_id=node_id).update(
+        state=LabState.STOPPED if code in (None, 0) or code < 0 else LabState.FAILED,
+        reason=why,
+        address="",
+        token_sealed="",
+        pid=None,
+        stopped_at=timezone.now(),
+    )
+    lab_tokens_revoke(lab.target)
+
+
 # --- The environment ---------------------------------------------------------------------------------
 def _package_name(line: str) -> str | None:
     try:
@@ -320,7 +353,8 @@ class LabRun:
         home, data = lab_home(target.pk), lab_data_dir(target.pk)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         data_view_refresh(workspace_id=target.workspace_id, folder=data)
-        issued = token_create(user=owner, name=f"lab of {target.name}", workspace=target.workspace)
+        lab_tokens_revoke(target)  # one left by a lab that was killed
+        issued = token_create(user=owner, name=lab_token_name(target), workspace=target.workspace)
         self.api_token, issued_plaintext = issued.token, issued.plaintext
         jupyter_token = secrets.token_urlsafe(32)
         port = free_port()

@@ -2,6 +2,9 @@
 instance up past its idle timeout, deleting the instance deletes its home, the data view, and the
 lab environment's packages."""
 
+import os
+import signal
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -9,11 +12,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from compute import services
+from compute.agent import LocalAgent
 from compute.models import ComputeTarget, Node, NodeStatus, TargetKind
 from data.services import data_asset_delete, data_version_from_file
 from environments.services import environment_create
-from labs.models import InstanceLab
-from labs.runtime import LAB_PACKAGES, data_view_refresh, lab_environment_packages, lab_home
+from labs.models import InstanceLab, LabState
+from labs.runtime import LAB_PACKAGES, data_view_refresh, lab_environment_packages, lab_home, lab_token_name
+from studio.services import token_create
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +110,24 @@ def test_a_chosen_environment_gets_the_lab_packages_it_lacks(owner, workspace, i
     _, packages = lab_environment_packages(lab)
     assert packages == ["jupyterlab==4.6.5", "mlflow-skinny==3.17.2"]  # its own JupyterLab is kept
     assert lab_home(instance.pk).is_relative_to(settings.DATA_DIR)
+
+
+def test_a_lab_killed_without_a_word_is_recorded_stopped_by_the_agent(owner, instance):
+    node = Node.objects.get(target=instance)
+    notebooks_token = token_create(user=owner, name=lab_token_name(instance), workspace=instance.workspace).token
+    lab = InstanceLab.objects.create(
+        target=instance, node=node, state=LabState.READY, address="127.0.0.1:1", token_sealed="sealed", pid=1
+    )
+    agent = LocalAgent()
+    process = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands for the lab process
+    agent.labs[node.pk] = process
+    agent.children[node.pk] = process  # its node still runs: only the lab dies
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    agent._reap_labs()
+    lab.refresh_from_db()
+    assert lab.state == LabState.STOPPED and lab.address == "" and lab.token_sealed == "" and lab.pid is None
+    assert "code -9" in lab.reason
+    notebooks_token.refresh_from_db()
+    assert notebooks_token.revoked_at is not None
+    assert node.pk not in agent.labs

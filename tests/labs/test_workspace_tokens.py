@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from rest_framework.test import APIClient
 
+from studio.credentials import credential_limit
 from studio.services import token_create
 from training.models import Experiment
 from workspaces.models import Membership, Role
@@ -76,8 +77,6 @@ def test_a_workspace_token_keeps_its_users_role_there(contributor, workspace, re
 
 
 def test_the_services_refuse_a_limited_actor(owner, workspace):
-    from studio.credentials import credential_limit
-
     credential_limit(owner, workspace.pk)
     with pytest.raises(PermissionDenied):
         workspace_create(actor=owner, name="nope")
