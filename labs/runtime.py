@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -435,26 +435,33 @@ class LabRun:
             outcome = self.sandbox.wait(timeout=0.5)
             if outcome is not None:
                 return outcome
-            close_old_connections()
-            if not self._node_live():
-                self.line("The instance's node is no longer running: stopping the lab.")
-                return None
-            now = time.monotonic()
-            if now >= next_status:
-                next_status = now + (STATUS_SECONDS if ready else 0.5)
-                status = jupyter_request(self.address, f"{self.base_url}api/status", self.jupyter_token)
-                if status is not None:
-                    if not ready:
-                        ready = True
-                        self.line("JupyterLab is ready.")
-                        self._set(state=LabState.READY, reason="", ready_at=timezone.now(), log_tail=self._tail_text())
-                    self._record_activity(status.get("last_activity"))
-            if now >= next_data:
-                next_data = now + DATA_REFRESH_SECONDS
-                data_view_refresh(workspace_id=self.target.workspace_id, folder=lab_data_dir(self.target.pk))
-            if now >= next_log and self.tail_changed:
-                next_log = now + LOG_WRITE_SECONDS
-                self._set(log_tail=self._tail_text())
+            try:
+                close_old_connections()
+                if not self._node_live():
+                    self.line("The instance's node is no longer running: stopping the lab.")
+                    return None
+                now = time.monotonic()
+                if now >= next_status:
+                    next_status = now + (STATUS_SECONDS if ready else 0.5)
+                    status = jupyter_request(self.address, f"{self.base_url}api/status", self.jupyter_token)
+                    if status is not None:
+                        if not ready:
+                            self.line("JupyterLab is ready.")
+                            self._set(
+                                state=LabState.READY, reason="", ready_at=timezone.now(), log_tail=self._tail_text()
+                            )
+                            ready = True
+                        self._record_activity(status.get("last_activity"))
+                if now >= next_data:
+                    next_data = now + DATA_REFRESH_SECONDS
+                    data_view_refresh(workspace_id=self.target.workspace_id, folder=lab_data_dir(self.target.pk))
+                if now >= next_log and self.tail_changed:
+                    next_log = now + LOG_WRITE_SECONDS
+                    self._set(log_tail=self._tail_text())
+            except (DatabaseError, OSError) as exc:
+                # The notebooks keep running through a database or disk hiccup; the next round tries again.
+                self.line(f"[lab] a round of checks failed ({type(exc).__name__}: {exc}); retrying")
+                time.sleep(2)
         return None
 
     def _record_activity(self, value) -> None:
