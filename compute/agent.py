@@ -5,6 +5,11 @@ state that the host has room for, stops the processes of nodes asked to leave (o
 reports processes that died on their own as lost (their jobs are re-queued at once). Node
 processes are children of the agent: when the agent stops, they stop.
 
+A compute instance's node gets a second process beside it: its lab (`manage.py instance_lab`,
+JupyterLab in the sandbox), started right after the node's worker, logging to lab-<node>.log, and
+stopped with it. A lab also stops itself when its node is no longer live, so one left behind by an
+agent that died ends when the restarted agent declares that node lost.
+
 Host capacity (R10): a node process runs one job at a time with single-threaded math libraries,
 so it takes one core and STUDIO_NODE_MEMORY_MIB of memory; the agent never runs more than
 STUDIO_HOST_NODE_CORES and STUDIO_HOST_NODE_MEMORY_MIB hold. Nodes that do not fit wait, with
@@ -18,13 +23,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections
 
 from . import services
-from .models import Node, NodeStatus
+from .models import Node, NodeStatus, TargetKind
 
 log = logging.getLogger("studio.agent")
 
@@ -36,6 +42,29 @@ SINGLE_THREAD_ENV = {
     "VECLIB_MAXIMUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
 }
+
+
+# Called with (node id, exit code or None) when a lab process has ended without saying so itself
+# (killed, or left by an agent that died): the labs app registers what to record (labs/apps.py).
+LAB_ENDED_HOOKS: list[Callable[[int, int | None], None]] = []
+
+
+def lab_ended_register(hook: Callable[[int, int | None], None]) -> None:
+    if hook not in LAB_ENDED_HOOKS:
+        LAB_ENDED_HOOKS.append(hook)
+
+
+def _lab_ended(node_id: int, code: int | None) -> None:
+    for hook in LAB_ENDED_HOOKS:
+        try:
+            hook(node_id, code)
+        except Exception:  # noqa: BLE001 - the agent must outlive a failed record; the next lab overwrites it
+            log.exception("recording the end of the lab of node-%s failed", node_id)
+
+
+def instance_lab_argv(*, node_id: int) -> list[str]:
+    """The command that runs a compute instance's lab beside its node (labs/runtime.py)."""
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "instance_lab", "--node", str(int(node_id))]
 
 
 def node_worker_argv(*, queue: str, node_name: str) -> list[str]:
@@ -70,12 +99,15 @@ class LocalAgent:
     extra_env: dict = field(default_factory=dict)
     children: dict[int, subprocess.Popen] = field(default_factory=dict)
     stopping: dict[int, float] = field(default_factory=dict)  # node id -> when we sent SIGTERM
+    labs: dict[int, subprocess.Popen] = field(default_factory=dict)  # node id -> its instance's lab
+    labs_stopping: dict[int, float] = field(default_factory=dict)  # node id -> when its lab got SIGTERM
 
     def tick(self) -> None:
         services.autoscale()
         self._start_requested()
         self._stop_leaving()
         self._reap_exited()
+        self._reap_labs()
 
     def run_forever(self, should_stop=lambda: False) -> None:
         while not should_stop():
@@ -122,9 +154,48 @@ class LocalAgent:
             )
             self.children[node.pk] = proc
             services.node_mark_started(node=node, pid=proc.pid, hostname=socket.gethostname())
+            if node.target.kind == TargetKind.INSTANCE:
+                self._start_lab(node, env)
             if node.reason == services.WAITING_FOR_HOST:
                 services.target_jobs_waiting(target=node.target, reason=None)
             log.info("started %s for %s (pid %s)", node.name, node.target.name, proc.pid)
+
+    def _start_lab(self, node: Node, env: dict) -> None:
+        out = subprocess.DEVNULL
+        if self.log_dir:
+            out = open(os.path.join(self.log_dir, f"lab-{node.pk}.log"), "ab")  # noqa: SIM115
+        self.labs[node.pk] = subprocess.Popen(
+            instance_lab_argv(node_id=node.pk),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=settings.BASE_DIR,
+        )
+        log.info("started the lab of %s beside %s (pid %s)", node.target.name, node.name, self.labs[node.pk].pid)
+
+    def _stop_lab(self, node_id: int, *, kill: bool = False) -> None:
+        """SIGTERM: the lab stops its Jupyter server and says STOPPED; SIGKILL if it has not within 20 s."""
+        lab = self.labs.get(node_id)
+        if lab is None or lab.poll() is not None:
+            return
+        sent = self.labs_stopping.setdefault(node_id, time.monotonic())
+        # A repeated SIGTERM is harmless: the lab is already stopping.
+        sig = signal.SIGKILL if kill or time.monotonic() - sent > 20 else signal.SIGTERM
+        try:
+            os.killpg(lab.pid, sig)
+        except OSError:
+            pass
+
+    def _reap_labs(self) -> None:
+        for node_id, lab in list(self.labs.items()):
+            if lab.poll() is None:
+                if node_id not in self.children or node_id in self.labs_stopping:
+                    self._stop_lab(node_id)  # its node is gone or going: the lab goes too
+                continue
+            del self.labs[node_id]
+            self.labs_stopping.pop(node_id, None)
+            _lab_ended(node_id, lab.returncode)  # a lab that could record its own end has done so
 
     def _stop_leaving(self) -> None:
         if not self.children:
@@ -142,9 +213,11 @@ class LocalAgent:
                 # Its job (if any) goes back to the queue now; the job's process then exits.
                 _hand_back(node_id, f"node-{node_id} was asked to leave")
                 proc.terminate()  # Celery's warm shutdown
+                self._stop_lab(node_id)
                 self.stopping[node_id] = now
             elif now - sent > 20:
                 os.killpg(proc.pid, signal.SIGKILL)
+                self._stop_lab(node_id, kill=True)
 
     def _reap_exited(self) -> None:
         for node_id, proc in list(self.children.items()):
@@ -152,6 +225,7 @@ class LocalAgent:
             if code is None:
                 continue
             del self.children[node_id]
+            self._stop_lab(node_id)
             asked = self.stopping.pop(node_id, None) is not None
             if asked:
                 services.node_mark_stopped(node_id=node_id, reason="stopped by the autoscaler")
@@ -163,6 +237,8 @@ class LocalAgent:
         """Stop every node process this agent started (on Ctrl-C of the run command). Running jobs
         are handed back to the queue at once, which makes their processes exit; then a warm
         shutdown within `timeout`, or at once with `kill`."""
+        for node_id in self.labs:
+            self._stop_lab(node_id, kill=kill)
         for node_id, proc in self.children.items():
             if proc.poll() is None:
                 if kill:
@@ -179,6 +255,13 @@ class LocalAgent:
                 proc.wait()
             services.node_mark_stopped(node_id=node_id, reason="the studio was stopped")
         self.children.clear()
+        for lab in self.labs.values():
+            try:
+                lab.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(lab.pid, signal.SIGKILL)
+                lab.wait()
+        self.labs.clear()
 
 
 def host_node_capacity() -> int:
@@ -205,6 +288,13 @@ def recover_after_restart() -> int:
                 os.killpg(node.pid, signal.SIGTERM)
             except OSError:
                 pass
+        if node.hostname == socket.gethostname():
+            for pid in _lab_processes(node.pk):
+                try:
+                    os.killpg(pid, signal.SIGTERM)  # it stops its Jupyter server and says STOPPED
+                except OSError:
+                    pass
+        _lab_ended(node.pk, None)  # a lab whose process is gone without a word (a reboot) is stopped
         services.node_mark_stopped(node_id=node.pk, reason="the studio restarted", lost=True)
         count += 1
     return count
@@ -217,3 +307,19 @@ def _is_node_process(pid: int, node_name: str) -> bool:
             return f"{node_name}@".encode() in fh.read()
     except OSError:
         return False
+
+
+def _lab_processes(node_id: int) -> list[int]:
+    """The pids of lab processes still running for this node (started by a previous agent)."""
+    wanted = b"\0".join(arg.encode() for arg in instance_lab_argv(node_id=node_id)[2:]) + b"\0"
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                if fh.read().endswith(wanted):
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -1,8 +1,10 @@
 """Compute targets, node life cycle and the autoscaler. Roles are checked here (R4)."""
 
+import shutil
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -280,7 +282,12 @@ def target_delete(*, actor, target: ComputeTarget) -> None:
         _nodes_leave(target.nodes.filter(status__in=NodeStatus.live()), reason="the compute target was deleted")
         name = target.name
         workspace = target.workspace
+        folder = instance_folder(target.pk) if target.kind == TargetKind.INSTANCE else None
         target.delete()  # finished jobs keep their history; their target shows as deleted
+        if folder is not None:
+            # The lab's home goes with the instance (the delete page says so); its lab process has
+            # seen the node leave by then or stops within seconds, so nothing writes there any more.
+            transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
         activity_record(workspace=workspace, actor=actor, verb="compute_deleted", summary=f"{actor} deleted {name}")
 
 
@@ -310,6 +317,19 @@ def instance_restart(*, actor, target: ComputeTarget) -> ComputeTarget:
     """Replace the instance's node with a fresh one."""
     instance_stop(actor=actor, target=target, reason="restarted by its owner")
     return instance_start(actor=actor, target=target)
+
+
+def instance_activity_record(*, target_id: int, at) -> None:
+    """The instance's lab saw notebook activity at `at` (kept only if later than what is known)."""
+    ComputeTarget.objects.filter(pk=target_id, kind=TargetKind.INSTANCE).filter(
+        Q(instance_activity_at__isnull=True) | Q(instance_activity_at__lt=at)
+    ).update(instance_activity_at=at)
+
+
+def instance_folder(target_id: int) -> Path:
+    """The instance's own files on the studio's disk (its lab's home, its data view), computed
+    from its id (R1); removed when the instance is deleted."""
+    return Path(settings.DATA_DIR) / "instances" / str(int(target_id))
 
 
 def join_token_regenerate(*, actor, target: ComputeTarget) -> str:
@@ -650,12 +670,16 @@ def _scale_up_reason(target: ComputeTarget) -> str:
 
 
 def _instance_want(target: ComputeTarget, nodes: list[Node], now) -> int:
-    """An instance runs one node while started; it stops itself after its idle timeout."""
+    """An instance runs one node while started; it stops itself after its idle timeout: no job
+    and no notebook activity (reported by its lab) for that long."""
     if not target.instance_running:
         return 0
     if target.idle_shutdown_minutes and target.demand == 0:
+        cutoff = now - timedelta(minutes=target.idle_shutdown_minutes)
         idle = [n for n in nodes if n.status == NodeStatus.IDLE and n.idle_since]
-        if idle and all(n.idle_since <= now - timedelta(minutes=target.idle_shutdown_minutes) for n in idle):
+        # Notebook activity (a kernel busy, a terminal used) keeps the instance up as jobs do.
+        notebook_busy = target.instance_activity_at is not None and target.instance_activity_at > cutoff
+        if idle and not notebook_busy and all(n.idle_since <= cutoff for n in idle):
             ComputeTarget.objects.filter(pk=target.pk).update(instance_running=False)
             return 0
     return 1

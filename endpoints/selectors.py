@@ -9,6 +9,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from modelformat.drift import drift_report, merge_counts
+from studio.credentials import workspace_limit
 from training.registry_selectors import model_version_json_file
 
 from .models import Deployment, Endpoint, MonitoringBucket
@@ -227,11 +228,12 @@ def endpoints_health(*, endpoints, now=None) -> list[Health]:
 
 def endpoints_health_for_user(*, user, limit: int = 20) -> list[Health]:
     deployments = Deployment.objects.select_related("model_version", "model_version__model")
-    endpoints = (
-        Endpoint.objects.filter(workspace__memberships__user=user)
-        .select_related("workspace")
-        .prefetch_related(Prefetch("deployments", queryset=deployments))[:limit]
-    )
+    endpoints = Endpoint.objects.filter(workspace__memberships__user=user)
+    if workspace_limit(user) is not None:
+        endpoints = endpoints.filter(workspace_id=workspace_limit(user))
+    endpoints = endpoints.select_related("workspace").prefetch_related(Prefetch("deployments", queryset=deployments))[
+        :limit
+    ]
     return endpoints_health(endpoints=endpoints)
 
 

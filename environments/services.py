@@ -213,6 +213,13 @@ def environment_prepare(*, version: EnvironmentVersion, on_line: Callable[[str],
     return prepared.python
 
 
+def environment_install_list(*, version: EnvironmentVersion) -> list[str]:
+    """Every package line a build of this version installs (its lock once it has one), for a
+    derived environment such as a compute instance's lab. Raises builder.BuildFailed."""
+    packages, requirements = _install_list(version)
+    return [*packages, *requirements]
+
+
 def _install_list(version: EnvironmentVersion) -> tuple[list[str], list[str]]:
     """(base pins, requirements) to install: the version's lock once it has one, else its specification."""
     if version.lock.strip():

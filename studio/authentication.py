@@ -4,6 +4,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.settings import api_settings
 
 from . import services
+from .credentials import credential_limit
 from .csrf import csrf_refusal, csrf_refusal_message
 
 
@@ -22,6 +23,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = services.token_authenticate(parts[1])
         if token is None:
             raise exceptions.AuthenticationFailed("The API token is invalid, expired or revoked.")
+        credential_limit(token.user, token.workspace_id)  # a lab's token reaches its workspace only
         return token.user, token
 
     def authenticate_header(self, request):

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from .credentials import workspace_limit
 from .models import ApiToken, WorkerCheck
 
 # The scheduler sends a canary every 30 s; past this age no worker is consuming.
@@ -15,6 +16,8 @@ CANARY_STALE_AFTER = timedelta(seconds=90)
 
 
 def token_list(*, user) -> QuerySet[ApiToken]:
+    if workspace_limit(user) is not None:  # a lab's token does not see its user's other tokens
+        return ApiToken.objects.none()
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
 
 

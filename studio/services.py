@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from .credentials import LIMITED_TOKEN_MESSAGE, workspace_limit
 from .models import ApiToken, SignInLink, SignInLinkPurpose, WorkerCheck
 from .secrets import secret_matches, secret_new, secret_split
 from .validation import model_validate
@@ -27,19 +28,30 @@ class IssuedToken:
     plaintext: str  # shown once, never stored
 
 
-def token_create(*, user, name: str, expires_at: datetime | None = None) -> IssuedToken:
-    """Issue a personal API token; the plaintext is returned once and only its hash is kept."""
+def token_create(*, user, name: str, expires_at: datetime | None = None, workspace=None) -> IssuedToken:
+    """Issue a personal API token; the plaintext is returned once and only its hash is kept. With
+    `workspace`, the token works only there (a compute instance's lab gives one to its notebooks).
+    A token already limited to a workspace cannot make tokens."""
+    if workspace_limit(user) is not None:
+        raise PermissionDenied(LIMITED_TOKEN_MESSAGE)
     model_validate(ApiToken(name=name.strip() if isinstance(name, str) else ""), fields=["name"])
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": ["The expiry must be in the future."]})
     secret = secret_new(TOKEN_PREFIX)
     token = ApiToken.objects.create(
-        user=user, name=name.strip(), prefix=secret.prefix, secret_hash=secret.hash, expires_at=expires_at
+        user=user,
+        name=name.strip(),
+        prefix=secret.prefix,
+        secret_hash=secret.hash,
+        expires_at=expires_at,
+        workspace=workspace,
     )
     return IssuedToken(token=token, plaintext=secret.plaintext)
 
 
 def token_revoke(*, user, token: ApiToken) -> ApiToken:
+    if workspace_limit(user) is not None:
+        raise PermissionDenied(LIMITED_TOKEN_MESSAGE)
     if token.user_id != user.pk:
         raise PermissionDenied("This token belongs to someone else.")
     if token.revoked_at is None:

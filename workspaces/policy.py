@@ -9,6 +9,8 @@ import copy
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from studio.credentials import workspace_limit
+
 from .models import Membership, Role, Workspace
 
 
@@ -51,6 +53,9 @@ def role_of(user, workspace: Workspace) -> str | None:
     """The user's role in the workspace, or None. Cached on the workspace object per user."""
     if user is None or not user.is_authenticated:
         return None
+    limit = workspace_limit(user)
+    if limit is not None and limit != workspace.pk:
+        return None  # a token limited to another workspace: not a member here
     if getattr(user, "acting_through_console", False) and user.is_active and user.is_staff:
         return Role.OWNER
     cached = getattr(workspace, "_role_cache", None)

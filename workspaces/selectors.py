@@ -4,6 +4,8 @@ from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Que
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from studio.credentials import workspace_limit
+
 from . import usage
 from .models import Activity, Membership, Workspace
 from .policy import Action, require
@@ -67,11 +69,17 @@ def workspace_storage_used(*, workspace: Workspace) -> int:
     return _with_storage(Workspace.objects.filter(pk=workspace.pk)).values_list("storage_used", flat=True).get()
 
 
+def _reachable(workspaces: QuerySet[Workspace], user, field: str = "pk") -> QuerySet:
+    """Only the workspace a workspace-limited token may reach (studio/credentials.py)."""
+    limit = workspace_limit(user)
+    return workspaces if limit is None else workspaces.filter(**{field: limit})
+
+
 def workspace_list_for_user(*, user, with_storage: bool = False) -> QuerySet[Workspace]:
     """The user's workspaces with their role and counts (`with_storage`: and storage used), in one query."""
     if not user.is_authenticated:
         return Workspace.objects.none()
-    workspaces = _with_counts(Workspace.objects.filter(memberships__user=user), user)
+    workspaces = _with_counts(_reachable(Workspace.objects.filter(memberships__user=user), user), user)
     return (_with_storage(workspaces) if with_storage else workspaces).order_by("name", "id")
 
 
@@ -89,7 +97,7 @@ def workspace_get_for_user(*, user, workspace_id, action: str = Action.VIEW, wit
     workspaces = _with_counts(Workspace.objects.filter(pk=workspace_id), user)
     if with_storage:
         workspaces = _with_storage(workspaces)
-    workspace = workspaces.first() if user.is_authenticated else None
+    workspace = _reachable(workspaces, user).first() if user.is_authenticated else None
     if workspace is None or workspace.role is None:
         raise Http404("Workspace not found.")
     workspace._role_cache = (user.pk, workspace.role)
@@ -121,7 +129,7 @@ def activity_list_for_workspace(*, workspace: Workspace) -> QuerySet[Activity]:
 
 def activity_recent_for_user(*, user, limit: int = 15) -> QuerySet[Activity]:
     return (
-        Activity.objects.filter(workspace__memberships__user=user)
+        _reachable(Activity.objects.filter(workspace__memberships__user=user), user, "workspace_id")
         .select_related("actor", "workspace")
         .order_by("-created_at", "-id")[:limit]
     )

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.template.defaultfilters import filesizeformat
 
+from studio.credentials import LIMITED_TOKEN_MESSAGE, workspace_limit
 from studio.models import SignInLinkPurpose
 from studio.services import sign_in_link_create
 from studio.validation import model_validate
@@ -47,6 +48,8 @@ def workspace_create(*, actor, name: str, description: str = "") -> Workspace:
     """Create a workspace owned by `actor`."""
     if actor is None or not actor.is_authenticated:
         raise ValidationError("Sign in to create a workspace.")
+    if workspace_limit(actor) is not None:
+        raise PermissionDenied(LIMITED_TOKEN_MESSAGE)
     with transaction.atomic():
         workspace = Workspace(name=_clean_name(name), description=_clean_description(description), created_by=actor)
         workspace.full_clean()
