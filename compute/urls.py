@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -9,5 +9,6 @@ urlpatterns = [
     path("<id:target_id>/", views.target_detail, name="compute-detail"),
     path("<id:target_id>/edit/", views.target_edit, name="compute-edit"),
     path("<id:target_id>/delete/", views.target_delete, name="compute-delete"),
+    path("<id:target_id>/", include("labs.urls")),  # before <slug:action>: "lab" is not an action
     path("<id:target_id>/<slug:action>/", views.target_action, name="compute-action"),
 ]
