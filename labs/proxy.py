@@ -250,7 +250,10 @@ class LabProxy:
         # The studio's cookies (its session above all) are not the lab's business.
         studio_cookies = {settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME}
         lab_cookies = [
-            f"{name}={morsel.coded_value}" for name, morsel in request.cookies.items() if name not in studio_cookies
+            pair
+            for header in request.headers.getall("Cookie", ())
+            for pair in (p.strip() for p in header.split(";"))
+            if pair and pair.split("=", 1)[0].strip() not in studio_cookies
         ]
         if lab_cookies:
             headers["Cookie"] = "; ".join(lab_cookies)
@@ -289,12 +292,17 @@ class LabProxy:
                 name = cookie.split("=", 1)[0].strip()
                 if name not in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
                     response.headers.add("Set-Cookie", mask.text(cookie))
+            if upstream.content_length is not None and upstream.content_length <= CHUNK_BYTES:
+                # Most answers (the API's, static files) are small: headers and body go in one write.
+                body = await upstream.read()
+                await response.prepare(request)
+                await response.write_eof(mask.feed(body) + mask.flush())
+                return response
             await response.prepare(request)
             request["lab_prepared"] = True  # past here an upstream error can only cut the body short
             async for chunk in upstream.content.iter_chunked(CHUNK_BYTES):
                 await response.write(mask.feed(chunk))
-            await response.write(mask.flush())
-            await response.write_eof()
+            await response.write_eof(mask.flush())
             return response
 
     async def _websocket(self, request: web.Request, route: LabRoute) -> web.StreamResponse:
@@ -317,6 +325,7 @@ class LabProxy:
             protocols=(upstream.protocol,) if upstream.protocol else (),
             autoping=True,
             max_msg_size=WS_MAX_MESSAGE_BYTES,
+            compress=False,  # as Jupyter serves them: no per-message deflate on the proxy's CPU
         )
         try:
             await browser.prepare(request)

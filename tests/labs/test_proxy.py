@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -361,3 +362,112 @@ def test_the_token_mask_finds_the_token_across_chunk_boundaries(cut):
     assert len(out) == len(stream)
     assert secret.encode() not in out
     assert out == stream.replace(secret.encode(), b"0" * len(secret))
+
+
+class RecordingUpstream:
+    """A small HTTP/WebSocket server standing in for Jupyter where the test must see what arrives
+    upstream (headers, close codes), in a thread with its own event loop."""
+
+    def __init__(self):
+        self.seen: dict = {}
+        self.loop = asyncio.new_event_loop()
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    async def headers(self, request):
+        self.seen["headers"] = dict(request.headers)
+        self.seen["query"] = dict(request.query)
+        response = aiohttp.web.json_response({"ok": True}, headers={"X-Echo": f"token {TOKEN}"})
+        response.headers["Connection"] = "X-Hop"
+        response.headers["X-Hop"] = "hop-by-hop"
+        response.headers["Location"] = f"http://{self.address}{BASE}tree"
+        response.set_cookie("sessionid", "planted-by-the-lab")
+        response.set_cookie("lab-cookie", "ok")
+        return response
+
+    async def websocket(self, request):
+        ws = aiohttp.web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.data.startswith("close "):
+                await ws.close(code=int(message.data.split()[1]))
+                break
+            await ws.send_str(message.data)
+        self.seen["close_code"] = ws.close_code
+        return ws
+
+    def _serve(self):
+        asyncio.set_event_loop(self.loop)
+        app = aiohttp.web.Application()
+        app.router.add_get(BASE + "headers", self.headers)
+        app.router.add_get(BASE + "ws", self.websocket)
+        self.runner = aiohttp.web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        self.loop.run_until_complete(aiohttp.web.TCPSite(self.runner, "127.0.0.1", self.port).start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    def start(self):
+        self.thread.start()
+        assert self.ready.wait(30)
+        return self
+
+    def stop(self):
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+
+@pytest.fixture
+def recorded(lab):
+    upstream = RecordingUpstream().start()
+    InstanceLab.objects.filter(pk=lab["lab"].pk).update(address=upstream.address)
+    yield upstream
+    upstream.stop()
+
+
+def test_headers_are_rewritten_for_the_lab_and_filtered_on_the_way_back(proxy, lab, recorded):
+    cookies = {**_cookies(lab["people"]["bob"]), "csrftoken": "studio-csrf", "_xsrf": "lab-xsrf"}
+    response = requests.get(
+        f"{proxy}{BASE}headers?token=guess&path=a%20b",
+        cookies=cookies,
+        headers={"Connection": "keep-alive, X-Private", "X-Private": "hop", "Origin": proxy, "X-Kept": "yes"},
+        allow_redirects=False,
+    )
+    assert response.status_code == 200
+    seen = recorded.seen["headers"]
+    assert seen["Authorization"] == f"token {TOKEN}"
+    assert seen["Host"] == recorded.address and seen["Origin"] == f"http://{recorded.address}"
+    assert seen["Cookie"] == "_xsrf=lab-xsrf"  # the studio's session and CSRF cookies stay behind
+    assert "X-Private" not in seen and "Accept-Encoding" not in seen and seen["X-Kept"] == "yes"
+    assert recorded.seen["query"] == {"path": "a b"}  # a token in the URL would beat the proxy's
+    assert response.headers["Location"] == f"{BASE}tree"
+    assert "X-Hop" not in response.headers
+    assert response.headers["X-Echo"] == "token " + "0" * len(TOKEN)
+    assert "sessionid" not in response.cookies and response.cookies["lab-cookie"] == "ok"
+
+
+async def _close_codes(proxy: str, cookies: dict) -> tuple[int, str]:
+    url = f"{proxy.replace('http', 'ws', 1)}{BASE}ws"
+    async with aiohttp.ClientSession(cookies=cookies) as session:
+        async with session.ws_connect(url, headers={"Origin": proxy}) as ws:
+            await ws.send_str("hello")
+            echoed = (await ws.receive(timeout=30)).data
+            await ws.send_str("close 4321")
+            closing = await ws.receive(timeout=30)
+            assert closing.type == aiohttp.WSMsgType.CLOSE
+            from_lab = ws.close_code
+        async with session.ws_connect(url, headers={"Origin": proxy}) as ws:
+            await ws.send_str("bye")
+            await ws.receive(timeout=30)
+            await ws.close(code=4455)
+    return from_lab, echoed
+
+
+def test_websocket_close_codes_pass_both_ways(proxy, lab, recorded):
+    from_lab, echoed = asyncio.run(_close_codes(proxy, _cookies(lab["people"]["bob"])))
+    assert echoed == "hello"
+    assert from_lab == 4321
+    wait_for(lambda: recorded.seen.get("close_code") == 4455, timeout=30, message="the browser's close code upstream")
