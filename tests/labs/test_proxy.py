@@ -471,3 +471,27 @@ def test_websocket_close_codes_pass_both_ways(proxy, lab, recorded):
     assert echoed == "hello"
     assert from_lab == 4321
     wait_for(lambda: recorded.seen.get("close_code") == 4455, timeout=30, message="the browser's close code upstream")
+
+
+def test_jupyterlab_runs_a_notebook_in_chromium_through_the_proxy(proxy, lab, browser):
+    """The real front end: its page config's token masked, its XSRF cookie and its kernel
+    WebSocket all through the proxy."""
+    context = browser.new_context(viewport={"width": 1366, "height": 800})
+    context.set_default_timeout(60_000)
+    try:
+        session = _cookies(lab["people"]["bob"])["sessionid"]
+        context.add_cookies([{"name": "sessionid", "value": session, "url": proxy}])
+        page = context.new_page()
+        refused = []
+        page.on("response", lambda r: refused.append(r.url) if r.status in (401, 403) else None)
+        page.goto(f"{proxy}{BASE}")
+        page.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
+        cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+        cell.click()
+        page.keyboard.type("print(6 * 7, 'ü')")
+        page.keyboard.press("Shift+Enter")
+        page.locator(".jp-OutputArea-output", has_text="42 ü").wait_for()
+        assert not refused, refused
+        assert TOKEN not in page.content()
+    finally:
+        context.close()
