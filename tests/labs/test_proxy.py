@@ -123,8 +123,8 @@ def jupyter(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def proxy(django_db_setup, tmp_path_factory):
-    """The lab proxy process, reading the test database."""
+def proxy_process(django_db_setup, tmp_path_factory):
+    """The lab proxy process, reading the test database: (its URL, its process)."""
     port = _free_port()
     data_dir = tmp_path_factory.mktemp("proxy-data")
     log = data_dir / "proxy.log"
@@ -143,9 +143,21 @@ def proxy(django_db_setup, tmp_path_factory):
         proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/", timeout=60, proc=proc, log=log)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def proxy(proxy_process) -> str:
+    return proxy_process[0]
+
+
+def _peak_memory_bytes(proc: subprocess.Popen) -> int:
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
 
 
 @pytest.fixture
@@ -312,9 +324,11 @@ def test_a_websocket_or_a_write_from_a_foreign_origin_is_refused(proxy, lab):
     assert requests.get(f"{proxy}{BASE}api/kernels", cookies=cookies).json() == []  # nothing was started
 
 
-def test_a_multi_mib_file_goes_up_and_comes_back_whole(proxy, lab, jupyter):
+def test_a_multi_mib_file_goes_up_and_comes_back_whole_never_whole_in_the_proxy(proxy_process, lab, jupyter):
+    proxy, process = proxy_process
     cookies = _cookies(lab["people"]["bob"])
-    payload = os.urandom(6 * 2**20) + TOKEN.encode()[:10]
+    peak_before = _peak_memory_bytes(process)
+    payload = os.urandom(24 * 2**20) + TOKEN.encode()[:10]
     name = "big data ü.bin"
     body = {"type": "file", "format": "base64", "content": base64.b64encode(payload).decode()}
     upload = requests.put(f"{proxy}{BASE}api/contents/{quote(name)}", cookies=cookies, json=body, timeout=120)
@@ -334,6 +348,8 @@ def test_a_multi_mib_file_goes_up_and_comes_back_whole(proxy, lab, jupyter):
     )
     assert raw.status_code in (200, 201), raw.text[:500]
     assert (jupyter["root"] / "chunked ü.bin").read_bytes() == payload
+    # 32 MiB of JSON went up twice and 24 MiB came down: streamed, the proxy's peak barely moved.
+    assert _peak_memory_bytes(process) - peak_before < 12 * 2**20
 
 
 def test_the_studio_sends_the_owner_to_the_lab_origin_and_others_to_404(lab, settings):
@@ -471,6 +487,13 @@ def test_websocket_close_codes_pass_both_ways(proxy, lab, recorded):
     assert echoed == "hello"
     assert from_lab == 4321
     wait_for(lambda: recorded.seen.get("close_code") == 4455, timeout=30, message="the browser's close code upstream")
+
+
+def test_a_lab_that_does_not_answer_is_a_502_page(proxy, lab):
+    InstanceLab.objects.filter(pk=lab["lab"].pk).update(address=f"127.0.0.1:{_free_port()}")
+    response = requests.get(f"{proxy}{BASE}api/status", cookies=_cookies(lab["people"]["bob"]))
+    assert response.status_code == 502
+    assert "not answering" in response.text
 
 
 def test_jupyterlab_runs_a_notebook_in_chromium_through_the_proxy(proxy, lab, browser):
