@@ -48,7 +48,8 @@ HOP_BY_HOP = frozenset(
     )
 )
 # Upstream is loopback: compression there only costs CPU, and it would hide the token from the mask.
-NOT_UPSTREAM = HOP_BY_HOP | {"host", "authorization", "cookie", "origin", "referer", "accept-encoding"}
+# Expect: the proxy has already told the browser to go on; the body is on its way.
+NOT_UPSTREAM = HOP_BY_HOP | {"host", "authorization", "cookie", "origin", "referer", "accept-encoding", "expect"}
 NOT_UPSTREAM_WS = NOT_UPSTREAM | {
     "sec-websocket-key",
     "sec-websocket-version",
@@ -207,12 +208,12 @@ class LabProxy:
             return _state_page(route)
         if not self._origin_allowed(request):
             return web.Response(status=403, text="Cross-origin requests to a lab are refused.\n")
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request, route)
         try:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                return await self._websocket(request, route)
             return await self._http(request, route)
-        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-            if isinstance(exc, aiohttp.ClientConnectorError) or not request.get("lab_prepared"):
+        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
+            if not request.get("lab_prepared"):
                 # The lab moved or died: look it up afresh next time.
                 self.routes.forget(session_key=session_key, workspace_id=workspace_id, target_id=target_id)
                 return _page(
@@ -329,10 +330,13 @@ class LabProxy:
         )
         try:
             await browser.prepare(request)
+            request["lab_prepared"] = True
             await asyncio.gather(
                 _pump(browser, upstream, mask=None),
                 _pump(upstream, browser, mask=mask),
             )
+        except (ConnectionError, aiohttp.ClientError):
+            pass  # one side went away mid-message: both are closed below
         finally:
             await upstream.close()
             await browser.close()

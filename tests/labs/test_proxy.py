@@ -494,6 +494,9 @@ def test_a_lab_that_does_not_answer_is_a_502_page(proxy, lab):
     response = requests.get(f"{proxy}{BASE}api/status", cookies=_cookies(lab["people"]["bob"]))
     assert response.status_code == 502
     assert "not answering" in response.text
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        asyncio.run(_run_code(proxy, _cookies(lab["people"]["bob"]), "0" * 8, "print(1)", origin=proxy))
+    assert refused.value.status == 502
 
 
 def test_jupyterlab_runs_a_notebook_in_chromium_through_the_proxy(proxy, lab, browser):
@@ -518,3 +521,16 @@ def test_jupyterlab_runs_a_notebook_in_chromium_through_the_proxy(proxy, lab, br
         assert TOKEN not in page.content()
     finally:
         context.close()
+
+
+def test_the_route_is_two_queries_and_an_owner_demoted_to_reader_loses_the_lab(lab, django_assert_num_queries):
+    from labs.routes import lab_route
+
+    bob = lab["people"]["bob"]
+    with django_assert_num_queries(2):
+        route = lab_route(workspace_id=WORKSPACE_ID, target_id=TARGET_ID, user=bob)
+    assert route.ready and route.token == TOKEN and TOKEN not in repr(route)
+    Membership.objects.filter(user=bob).update(role=Role.READER)
+    client = Client()
+    client.force_login(bob)
+    assert client.get(BASE).status_code == 404
