@@ -515,8 +515,13 @@ def test_jupyterlab_runs_a_notebook_in_chromium_through_the_proxy(proxy, lab, br
         cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
         cell.click()
         page.keyboard.type("print(6 * 7, 'ü')")
-        page.keyboard.press("Shift+Enter")
-        page.locator(".jp-OutputArea-output", has_text="42 ü").wait_for()
+        try:
+            page.locator(".jp-Notebook .jp-Cell .cm-content", has_text="print(6 * 7").first.wait_for()
+            page.keyboard.press("Shift+Enter")
+            page.locator(".jp-OutputArea-output", has_text="42 ü").wait_for(timeout=180_000)
+        except Exception:
+            page.screenshot(path=str(Path(os.environ.get("STUDIO_DATA_DIR", "/tmp")) / "lab-proxy-failure.png"))
+            raise
         assert not refused, refused
         assert TOKEN not in page.content()
     finally:
