@@ -512,6 +512,8 @@ def test_jupyterlab_runs_a_notebook_in_chromium_through_the_proxy(proxy, lab, br
         page.on("response", lambda r: refused.append(r.url) if r.status in (401, 403) else None)
         page.goto(f"{proxy}{BASE}")
         page.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
+        # A cell run before the kernel is connected is not run: wait for the kernel's "Idle".
+        page.locator("#jp-main-statusbar", has_text="Idle").wait_for(timeout=180_000)
         cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
         cell.click()
         page.keyboard.type("print(6 * 7, 'ü')")
