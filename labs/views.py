@@ -1,9 +1,13 @@
-"""The notebook panel of a compute instance's page, and its forms: thin over labs.services."""
+"""The notebook panel of a compute instance's page and its forms (thin over labs.services), and the
+studio's side of JupyterLab: a link on the studio's origin that lands on the lab proxy's."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.http.request import split_domain_port
 from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from compute.selectors import target_get
 from compute.services import target_allows
@@ -13,6 +17,7 @@ from workspaces.policy import PersonalAction
 
 from . import selectors, services
 from .forms import LabEnvironmentForm, ScheduleForm
+from .routes import lab_route
 
 
 def instance_page_context(request, target, *, live: bool) -> dict:
@@ -98,3 +103,20 @@ def schedule_delete(request, workspace_id, target_id, schedule_id):
     services.schedule_delete(actor=request.user, schedule=schedule)
     messages.success(request, "Schedule deleted.")
     return _back(workspace, target)
+
+
+@require_safe
+def lab_redirect(request, workspace_id, target_id, rest=""):
+    """The instance's owner goes to the lab proxy (which shows a "starting…" page until the lab is
+    ready); anyone else gets 404, as from the proxy itself."""
+    lab_route(workspace_id=workspace_id, target_id=target_id, user=request.user)
+    return HttpResponseRedirect(lab_origin(request) + request.get_full_path())
+
+
+def lab_origin(request) -> str:
+    """STUDIO_LAB_URL, or the host name this request came to at the lab port (so the browser sends
+    the same session cookie there: cookies ignore ports)."""
+    if settings.STUDIO_LAB_URL:
+        return settings.STUDIO_LAB_URL
+    domain, _port = split_domain_port(request.get_host())
+    return f"{request.scheme}://{domain}:{settings.STUDIO_LAB_PORT}"

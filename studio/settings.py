@@ -415,6 +415,17 @@ STUDIO_COMMAND_MAX_OUTPUT_BYTES = env_int("STUDIO_COMMAND_MAX_OUTPUT_BYTES", 2 *
 # The address a job's code reaches the studio's API at (with its run token, when it has network).
 STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL", "http://127.0.0.1:8000")
 
+# --- JupyterLab on compute instances ------------------------------------------------------------------
+# The lab proxy (`manage.py lab_proxy`, started by the run command) serves the instances' labs on an
+# origin of their own, so notebook output cannot act on the studio's pages. It authenticates with the
+# studio's session cookie: a different port of the studio's host name works as it is (cookies ignore
+# ports); another host name needs SESSION_COOKIE_DOMAIN covering both.
+STUDIO_LAB_PORT = env_int("STUDIO_LAB_PORT", env_int("STUDIO_PORT", 8000) + 1)
+# The proxy's public origin, e.g. https://labs.example.org; empty: the studio's own host name at STUDIO_LAB_PORT.
+STUDIO_LAB_URL = env_str("STUDIO_LAB_URL").rstrip("/")
+# How long the proxy trusts a session → lab look-up (a revoked session or a stopped lab ends within it).
+STUDIO_LAB_ROUTE_SECONDS = env_float("STUDIO_LAB_ROUTE_SECONDS", 5.0)
+
 # --- Serving ------------------------------------------------------------------------------------------
 STUDIO_SCORING_MAX_ROWS = env_int("STUDIO_SCORING_MAX_ROWS", 10_000)
 STUDIO_SCORING_MAX_BODY_BYTES = env_int("STUDIO_SCORING_MAX_BODY_BYTES", 20 * 1024 * 1024)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -24,7 +25,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data_dir, port):
+def start(data_dir, port, lab_port=None):
     env = {
         k: v
         for k, v in os.environ.items()
@@ -33,7 +34,8 @@ def start(data_dir, port):
     env["STUDIO_DATA_DIR"] = str(data_dir)
     log = open(data_dir / f"run-{time.monotonic_ns()}.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "studio", "--port", str(port), "--web-workers", "1"],
+        [sys.executable, "manage.py", "studio", "--port", str(port), "--web-workers", "1"]
+        + (["--lab-port", str(lab_port)] if lab_port else []),
         cwd=REPO,
         env=env,
         stdout=log,
@@ -66,6 +68,19 @@ def wait_for_http(url, timeout=60):
     raise AssertionError(f"{url} never answered")
 
 
+def lab_proxy_status(url, timeout=60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own server
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} never answered")
+
+
 def sign_in(base, username, password) -> bool:
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -89,9 +104,9 @@ def child_pids(pid):
 
 
 def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path):
-    port = free_port()
+    port, lab_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    proc, log = start(tmp_path, port)
+    proc, log = start(tmp_path, port, lab_port)
     try:
         text = wait_for_output(log, r"Password: (\S+)")
         password = re.search(r"Password: (\S+)", text).group(1)
@@ -100,7 +115,8 @@ def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path
         assert status == 200 and "Sign in to Studio" in html
         assert sign_in(base, "admin", password)
         children = child_pids(proc.pid)
-        assert len(children) == 4  # web server, worker, scheduler, compute agent
+        assert len(children) == 5  # web server, lab proxy, worker, scheduler, compute agent
+        assert lab_proxy_status(f"http://127.0.0.1:{lab_port}/w/1/compute/1/lab/") == 404  # no session: no lab
     finally:
         stop(proc)
     assert proc.returncode == 0
@@ -110,7 +126,7 @@ def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path
         urllib.request.urlopen(base + "/login/", timeout=2)  # noqa: S310
 
     # A second run reuses what exists and changes no password.
-    proc, log = start(tmp_path, port)
+    proc, log = start(tmp_path, port, lab_port)
     try:
         text = wait_for_output(log, r"Press Ctrl-C")
         assert "the one printed on the first run" in text

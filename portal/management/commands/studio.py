@@ -1,9 +1,10 @@
 """`python manage.py studio`: migrate, seed the demo and run the whole studio on this machine.
 
-Starts, as child processes, the web server (gunicorn, static files by whitenoise), a Celery
-worker for the studio's own tasks, the periodic scheduler (Celery beat) and the local compute
-agent, which starts and stops the compute clusters' node processes. A child that dies is
-restarted with a backoff (studio/supervisor.py); the others, the web server first, go on.
+Starts, as child processes, the web server (gunicorn, static files by whitenoise), the lab proxy
+(the compute instances' JupyterLab, on a port of its own), a Celery worker for the studio's own
+tasks, the periodic scheduler (Celery beat) and the local compute agent, which starts and stops
+the compute clusters' node processes. A child that dies is restarted with a backoff
+(studio/supervisor.py); the others, the web server first, go on.
 Ctrl-C or SIGTERM stops them all.
 """
 
@@ -40,6 +41,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", "8000")))
+        parser.add_argument(
+            "--lab-port", type=int, default=None, help="Where the lab proxy serves JupyterLab (default: port + 1)."
+        )
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("STUDIO_WEB_WORKERS", "2")))
         parser.add_argument("--no-worker", action="store_true", help="Start no Celery worker (workers run elsewhere).")
         parser.add_argument("--no-beat", action="store_true", help="Start no scheduler (it runs elsewhere).")
@@ -55,7 +59,16 @@ class Command(BaseCommand):
             remove_stale_partial_files([broker_options["data_folder_out"], broker_options["control_folder"]])
         seed = demo_seed()
 
-        env = {**os.environ, **SINGLE_THREAD_ENV, "DJANGO_SETTINGS_MODULE": "studio.settings"}
+        if options["lab_port"] is None:
+            configured = "STUDIO_LAB_PORT" in os.environ
+            options["lab_port"] = settings.STUDIO_LAB_PORT if configured else options["port"] + 1
+        # Every child agrees on the lab port (the web server's "Open JupyterLab" redirect points there).
+        env = {
+            **os.environ,
+            **SINGLE_THREAD_ENV,
+            "DJANGO_SETTINGS_MODULE": "studio.settings",
+            "STUDIO_LAB_PORT": str(options["lab_port"]),
+        }
         bin_dir = os.path.dirname(sys.executable)
         address = f"{options['host']}:{options['port']}"
         self._start(
@@ -76,6 +89,13 @@ class Command(BaseCommand):
                 "--log-level",
                 "warning",
             ],
+            env,
+        )
+        # Lab traffic (long polls, WebSockets, uploads) in an asyncio process of its own, never in
+        # the web server's threads.
+        self._start(
+            "lab-proxy",
+            [sys.executable, "manage.py", "lab_proxy", "--host", options["host"], "--port", str(options["lab_port"])],
             env,
         )
         if not options["no_worker"]:
