@@ -209,6 +209,22 @@ def data_view_refresh(*, workspace_id: int, folder: Path) -> int:
 
 
 # --- Jupyter -----------------------------------------------------------------------------------------
+# JupyterLab's own defaults that a studio's lab does not want: no question about fetching news from
+# the internet (a studio may have none), no update checks. Written once; the owner may change them.
+LAB_USER_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def lab_settings_default(home: Path) -> None:
+    folder = home / ".jupyter" / "lab" / "user-settings"
+    for name, values in LAB_USER_SETTINGS.items():
+        path = folder / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -352,6 +368,7 @@ class LabRun:
             return
         home, data = lab_home(target.pk), lab_data_dir(target.pk)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lab_settings_default(home)
         data_view_refresh(workspace_id=target.workspace_id, folder=data)
         lab_tokens_revoke(target)  # one left by a lab that was killed
         issued = token_create(user=owner, name=lab_token_name(target), workspace=target.workspace)

@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlparse
 
 import aiohttp
 import pytest
@@ -25,8 +27,7 @@ from compute.jobs.models import Job, Metric
 from compute.models import TargetKind
 from compute.services import target_create
 from labs.models import InstanceLab, LabState
-from labs.runtime import lab_home
-from tests.conftest import _database_url, login, wait_for
+from tests.conftest import login, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -57,10 +58,11 @@ def node_env(node_env, live_server):
 
 
 @pytest.fixture
-def lab_proxy(node_env, settings, studio_data_dir):
-    """The lab proxy process on its own origin, reading the test database, as the run command starts it."""
+def lab_proxy(node_env, settings, studio_data_dir, live_server):
+    """The lab proxy process on its own origin, reading the test database, as the run command starts
+    it: the studio's host name at another port (cookies ignore ports, not host names)."""
     port = _free_port()
-    origin = f"http://127.0.0.1:{port}"
+    origin = f"http://{urlparse(live_server.url).hostname}:{port}"
     settings.STUDIO_LAB_URL = origin  # the studio's lab link sends the owner there
     env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
@@ -124,7 +126,7 @@ async def _foreign_websocket_status(origin: str, path: str, session: str) -> int
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
 def test_a_notebook_on_an_instance_reads_data_logs_to_the_studio_and_its_home_outlives_a_restart(
-    new_page, owner, contributor, reader, workspace, penguins, agent, broker, lab_proxy, live_server
+    new_page, owner, contributor, reader, workspace, penguins, agent, broker, lab_proxy, live_server, studio_data_dir
 ):
     target = target_create(actor=contributor, workspace=workspace, kind=TargetKind.INSTANCE, name="bobs-lab").target
     instance_page = f"{live_server.url}/w/{workspace.pk}/compute/{target.pk}/"
@@ -147,12 +149,20 @@ def test_a_notebook_on_an_instance_reads_data_logs_to_the_studio_and_its_home_ou
     assert lab.url.startswith(lab_proxy + lab_path), lab.url
 
     # A notebook cell reads the data version with pandas and logs a metric with MLflow.
-    lab.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
+    problems = []
+    lab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    lab.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        lab.locator(".jp-LauncherCard[data-category='Notebook']").first.click()
+    except Exception:
+        shot(lab, "lab-launcher-missing")
+        raise
     lab.locator("#jp-main-statusbar", has_text="Idle").wait_for(timeout=180_000)
     lab.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
     lab.keyboard.insert_text(CELL)
     lab.keyboard.press("Shift+Enter")
     output = lab.locator(".jp-OutputArea-output", has_text="rows 344 logged")
+    expect(lab.get_by_text("Would you like to get notified")).to_have_count(0)  # no news from the internet
     try:
         output.wait_for(timeout=180_000)
     finally:
@@ -175,8 +185,13 @@ def test_a_notebook_on_an_instance_reads_data_logs_to_the_studio_and_its_home_ou
     terminal.click()
     time.sleep(1)  # the shell's prompt
     lab.keyboard.type("echo from-the-terminal-$((6*7)) > ~/terminal.txt\n")
-    home = lab_home(target.pk)
-    wait_for(lambda: (home / "terminal.txt").exists(), timeout=60, message="the terminal's command to run")
+    home = studio_data_dir / "instances" / str(target.pk) / "home"  # the lab's DATA_DIR
+    try:
+        wait_for(lambda: (home / "terminal.txt").exists(), timeout=60, message="the terminal's command to run")
+    except AssertionError:
+        shot(lab, "lab-terminal-failed")
+        print("PROBLEMS", problems)
+        raise
     assert (home / "terminal.txt").read_text().strip() == "from-the-terminal-42"
     shot(lab, "lab-3-terminal")
 
@@ -184,10 +199,14 @@ def test_a_notebook_on_an_instance_reads_data_logs_to_the_studio_and_its_home_ou
     for user in (owner, reader):
         session = _session(user)
         assert requests.get(lab_proxy + lab_path + "lab", cookies={"sessionid": session}, timeout=30).status_code == 404
-        studio = requests.get(live_server.url + lab_path, cookies={"sessionid": session}, timeout=30, allow_redirects=False)
+        studio = requests.get(
+            live_server.url + lab_path, cookies={"sessionid": session}, timeout=30, allow_redirects=False
+        )
         assert studio.status_code == 404
-    status = asyncio.run(_foreign_websocket_status(lab_proxy, lab_path + "api/events/subscribe", _session(contributor)))
-    assert status == 403
+    # (Playwright's loop owns this thread: the WebSocket client runs in one of its own.)
+    handshake = _foreign_websocket_status(lab_proxy, lab_path + "api/events/subscribe", _session(contributor))
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, handshake).result(timeout=60) == 403
 
     # Stop: the lab is gone. Start again: the home is still there.
     page.goto(instance_page)

@@ -20,4 +20,6 @@ class Command(BaseCommand):
         # The ORM runs in the proxy's own look-up threads, never on the event loop.
         self.stdout.write(f"Lab proxy on http://{options['host']}:{options['port']}/")
         self.stdout.flush()
-        web.run_app(make_app(), host=options["host"], port=options["port"], access_log=None, print=None)
+        web.run_app(
+            make_app(), host=options["host"], port=options["port"], access_log=None, print=None, shutdown_timeout=5
+        )
