@@ -5,12 +5,14 @@ Real parts only: workers are real `celery worker` processes against real Redis o
 service or browser fails the test instead of skipping it.
 """
 
+import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -442,3 +444,29 @@ def penguins(workspace, owner, tmp_path):
     source = tmp_path / "penguins.csv"
     palmerpenguins.load_penguins().to_csv(source, index=False)
     return data_version_from_file(actor=owner, workspace=workspace, path=source, name="penguins")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL (production's database) a test that runs against both brokers runs against
+    Redis only (production's broker); the embedded broker is the default's, tested with SQLite, the
+    default's database. A test that names only the embedded broker still runs on both databases."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        return
+    ids = {item.nodeid for item in items}
+    kept, dropped = [], []
+    for item in items:
+        twin = item.nodeid.replace("[embedded", "[redis").replace("-embedded]", "-redis]")
+        if item.nodeid != twin and twin in ids:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def run_coroutine(coroutine, timeout: float = 300):
+    """asyncio.run in a thread of its own: Playwright's sync API keeps an event loop running in the
+    main thread once a browser test has run in this process."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=timeout)

@@ -6,13 +6,11 @@ a terminal, stops the instance and finds the lab gone, starts it again and finds
 workspace's Owner and another member get not-found on his lab; a foreign origin's WebSocket is
 refused."""
 
-import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,7 +25,7 @@ from compute.jobs.models import Job, Metric
 from compute.models import TargetKind
 from compute.services import target_create
 from labs.models import InstanceLab, LabState
-from tests.conftest import login, wait_for
+from tests.conftest import login, run_coroutine, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -203,10 +201,8 @@ def test_a_notebook_on_an_instance_reads_data_logs_to_the_studio_and_its_home_ou
             live_server.url + lab_path, cookies={"sessionid": session}, timeout=30, allow_redirects=False
         )
         assert studio.status_code == 404
-    # (Playwright's loop owns this thread: the WebSocket client runs in one of its own.)
     handshake = _foreign_websocket_status(lab_proxy, lab_path + "api/events/subscribe", _session(contributor))
-    with ThreadPoolExecutor(1) as pool:
-        assert pool.submit(asyncio.run, handshake).result(timeout=60) == 403
+    assert run_coroutine(handshake, timeout=60) == 403
 
     # Stop: the lab is gone. Start again: the home is still there.
     page.goto(instance_page)

@@ -30,7 +30,7 @@ from commands.sealing import seal
 from compute.models import ComputeTarget, TargetKind
 from labs.models import InstanceLab, LabState
 from labs.proxy import TokenMask
-from tests.conftest import CI, REPO, _database_url, wait_for
+from tests.conftest import CI, REPO, _database_url, run_coroutine, wait_for
 from workspaces.models import Membership, Role, Workspace
 
 JUPYTERLAB = "jupyterlab==4.6.6"
@@ -302,7 +302,7 @@ def test_a_kernel_runs_code_over_a_websocket_through_the_proxy(proxy, lab):
     assert kernel.status_code == 201, kernel.text
     kernel_id = kernel.json()["id"]
     try:
-        stdout, status = asyncio.run(_run_code(proxy, cookies, kernel_id, "print(6 * 7, 'ü')", origin=proxy))
+        stdout, status = run_coroutine(_run_code(proxy, cookies, kernel_id, "print(6 * 7, 'ü')", origin=proxy))
         assert (stdout, status) == ("42 ü\n", "ok")
     finally:
         requests.delete(f"{proxy}{BASE}api/kernels/{kernel_id}", cookies=cookies, timeout=60)
@@ -311,7 +311,7 @@ def test_a_kernel_runs_code_over_a_websocket_through_the_proxy(proxy, lab):
 def test_a_websocket_or_a_write_from_a_foreign_origin_is_refused(proxy, lab):
     cookies = _cookies(lab["people"]["bob"])
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        asyncio.run(_run_code(proxy, cookies, "0" * 8, "print(1)", origin="http://evil.example"))
+        run_coroutine(_run_code(proxy, cookies, "0" * 8, "print(1)", origin="http://evil.example"))
     assert refused.value.status == 403
     write = requests.post(
         f"{proxy}{BASE}api/kernels", cookies=cookies, json={}, headers={"Origin": "http://evil.example"}
@@ -483,7 +483,7 @@ async def _close_codes(proxy: str, cookies: dict) -> tuple[int, str]:
 
 
 def test_websocket_close_codes_pass_both_ways(proxy, lab, recorded):
-    from_lab, echoed = asyncio.run(_close_codes(proxy, _cookies(lab["people"]["bob"])))
+    from_lab, echoed = run_coroutine(_close_codes(proxy, _cookies(lab["people"]["bob"])))
     assert echoed == "hello"
     assert from_lab == 4321
     wait_for(lambda: recorded.seen.get("close_code") == 4455, timeout=30, message="the browser's close code upstream")
@@ -495,7 +495,7 @@ def test_a_lab_that_does_not_answer_is_a_502_page(proxy, lab):
     assert response.status_code == 502
     assert "not answering" in response.text
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        asyncio.run(_run_code(proxy, _cookies(lab["people"]["bob"]), "0" * 8, "print(1)", origin=proxy))
+        run_coroutine(_run_code(proxy, _cookies(lab["people"]["bob"]), "0" * 8, "print(1)", origin=proxy))
     assert refused.value.status == 502
 
 
