@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from studio.secrets import secret_matches, secret_new, secret_split
 from studio.validation import model_validate
-from workspaces.models import Workspace
+from workspaces.models import Membership, Role, Workspace
 from workspaces.policy import Action, PersonalAction, require, require_personal
 from workspaces.services import activity_record
 
@@ -544,10 +544,11 @@ def autoscale(*, now=None) -> list[ScaleDecision]:
         for node in Node.objects.filter(target__in=targets, status__in=NodeStatus.live()).order_by("requested_at"):
             live_nodes.setdefault(node.target_id, []).append(node)
         wants = {}
+        orphaned = _instances_whose_owner_lost_access(targets)
         for target in targets:
             nodes = live_nodes.get(target.pk, [])
             if target.kind == TargetKind.INSTANCE:
-                wants[target.pk] = _instance_want(target, nodes, now)
+                wants[target.pk] = 0 if target.pk in orphaned else _instance_want(target, nodes, now)
             else:
                 wants[target.pk] = max(target.min_nodes, min(target.max_nodes, target.demand))
             if len(nodes) > wants[target.pk]:
@@ -667,6 +668,26 @@ def _scale_up_reason(target: ComputeTarget) -> str:
     if target.kind == TargetKind.INSTANCE:
         return "the instance was started"
     return f"queued work on {target.name}: scaling up (max {target.max_nodes})"
+
+
+def _instances_whose_owner_lost_access(targets: list[ComputeTarget]) -> set[int]:
+    """Running instances whose owner may no longer use them (removed from the workspace, made a
+    Reader, disabled): they are stopped, so their lab stops reading the workspace's data. One query."""
+    running = [t for t in targets if t.kind == TargetKind.INSTANCE and t.instance_running]
+    if not running:
+        return set()
+    allowed = set(
+        Membership.objects.filter(
+            workspace_id__in={t.workspace_id for t in running},
+            user_id__in={t.owner_id for t in running if t.owner_id},
+            user__is_active=True,
+            role__in=[Role.OWNER, Role.CONTRIBUTOR],
+        ).values_list("workspace_id", "user_id")
+    )
+    orphaned = {t.pk for t in running if (t.workspace_id, t.owner_id) not in allowed}
+    if orphaned:
+        ComputeTarget.objects.filter(pk__in=orphaned).update(instance_running=False)
+    return orphaned
 
 
 def _instance_want(target: ComputeTarget, nodes: list[Node], now) -> int:

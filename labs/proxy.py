@@ -60,7 +60,8 @@ NOT_UPSTREAM_WS = NOT_UPSTREAM | {
 NOT_DOWNSTREAM = HOP_BY_HOP | {"set-cookie"}  # cookies: filtered one by one
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHUNK_BYTES = 256 * 1024
-WS_MAX_MESSAGE_BYTES = 128 * 2**20  # a big plot in a kernel message; far below memory trouble
+WS_MAX_MESSAGE_BYTES = 32 * 2**20  # a big plot in a kernel message; several open tabs stay far below memory trouble
+WS_HEARTBEAT_SECONDS = 30  # half-open WebSockets (a laptop closed) are noticed and closed
 ROUTE_CACHE_MAX = 10_000
 
 
@@ -289,9 +290,10 @@ class LabProxy:
                     value = _local_location(value, route)
                 response.headers.add(name, mask.text(value))
             for cookie in upstream.headers.getall("Set-Cookie", ()):
-                # Cookies are shared across ports: a lab must not overwrite the studio's session.
-                name = cookie.split("=", 1)[0].strip()
-                if name not in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
+                # Only Jupyter's XSRF cookie reaches the browser: cookies are shared across ports (a
+                # lab must not set the studio's session), and Jupyter's login cookie would work
+                # like its token (the proxy adds the token to every request anyway).
+                if cookie.split("=", 1)[0].strip() == "_xsrf":
                     response.headers.add("Set-Cookie", mask.text(cookie))
             if upstream.content_length is not None and upstream.content_length <= CHUNK_BYTES:
                 # Most answers (the API's, static files) are small: headers and body go in one write.
@@ -314,6 +316,7 @@ class LabProxy:
                 headers=self._upstream_headers(request, route, websocket=True),
                 protocols=offered,
                 autoping=True,
+                heartbeat=WS_HEARTBEAT_SECONDS,
                 max_msg_size=WS_MAX_MESSAGE_BYTES,
                 compress=0,
             )
@@ -325,6 +328,7 @@ class LabProxy:
         browser = web.WebSocketResponse(
             protocols=(upstream.protocol,) if upstream.protocol else (),
             autoping=True,
+            heartbeat=WS_HEARTBEAT_SECONDS,
             max_msg_size=WS_MAX_MESSAGE_BYTES,
             compress=False,  # as Jupyter serves them: no per-message deflate on the proxy's CPU
         )

@@ -47,7 +47,7 @@ from packaging.utils import canonicalize_name
 
 from commands.sealing import seal
 from compute.models import Node, NodeStatus, TargetKind
-from compute.sandbox import Limits, Mount, Sandbox, SandboxSpec
+from compute.sandbox import Limits, Mount, Sandbox, SandboxError, SandboxSpec
 from compute.services import instance_activity_record, instance_folder
 from data.models import DataVersion
 from data.services import data_version_path
@@ -395,8 +395,14 @@ class LabRun:
             hide=[Path(settings.DATA_DIR), Path(settings.BASE_DIR), Path.home()],
             network=True,  # MLflow and the studio's API; pip for the session
             secrets=[jupyter_token, issued_plaintext],
+            # Never without bubblewrap: labs run for days side by side as one user, and without its
+            # namespaces each would see the others' processes, homes and kernels.
+            bubblewrap=True,
         )
-        sandbox = Sandbox(spec, on_line=lambda stream, text: self.line(text))
+        try:
+            sandbox = Sandbox(spec, on_line=lambda stream, text: self.line(text))
+        except SandboxError as exc:
+            raise LabFailed(f"this host cannot isolate a lab ({exc}): install bubblewrap") from None
         env_prefix = sandbox.path_of(environment)
         home_path = sandbox.path_of(spec.workdir)
         public = settings.STUDIO_PUBLIC_URL.rstrip("/")

@@ -30,7 +30,8 @@ def lab_summary(*, target: ComputeTarget, user) -> dict:
         "state": lab.state,
         "state_label": lab.get_state_display(),
         "reason": lab.reason,
-        "log_tail": lab.log_tail if lab.state == LabState.FAILED else "",
+        # The log names the owner's files and notebooks: theirs to read.
+        "log_tail": lab.log_tail if lab.state == LabState.FAILED and user.pk == target.owner_id else "",
         "url": lab_path(target) if ready and user.pk == target.owner_id else None,
         "environment_version": version.pk if version else None,
         "environment": str(version) if version else "the studio's default (JupyterLab and MLflow)",

@@ -151,6 +151,7 @@ def schedule_update(*, actor, schedule: InstanceSchedule, **changes) -> Instance
     schedule.time_zone = fields["time_zone"]
     if "enabled" in changes:
         schedule.enabled = bool(changes["enabled"])
+    schedule.last_fired_at = timezone.now()  # a time moved to just before now does not fire at once
     schedule.full_clean()
     schedule.save()
     return schedule

@@ -60,9 +60,14 @@ def role_of(user, workspace: Workspace) -> str | None:
         return Role.OWNER
     cached = getattr(workspace, "_role_cache", None)
     if cached is not None and cached[0] == user.pk:
-        return cached[1]
-    role = Membership.objects.filter(workspace_id=workspace.pk, user_id=user.pk).values_list("role", flat=True).first()
-    workspace._role_cache = (user.pk, role)
+        role = cached[1]
+    else:
+        role = Membership.objects.filter(workspace_id=workspace.pk, user_id=user.pk).values_list("role", flat=True).first()
+        workspace._role_cache = (user.pk, role)
+    if limit is not None and role == Role.OWNER:
+        # A token limited to one workspace (a notebook's) does a Contributor's work at most: code in
+        # a notebook must not add members or make credentials that outlive the token.
+        return Role.CONTRIBUTOR
     return role
 
 

@@ -131,3 +131,27 @@ def test_a_lab_killed_without_a_word_is_recorded_stopped_by_the_agent(owner, ins
     notebooks_token.refresh_from_db()
     assert notebooks_token.revoked_at is not None
     assert node.pk not in agent.labs
+
+
+@pytest.mark.parametrize("change", ["removed", "made a reader", "disabled"])
+def test_an_instance_whose_owner_lost_access_is_stopped_with_its_lab(contributor, workspace, change):
+    """Bob's lab reads the workspace's data: once he may not, the autoscaler stops his instance
+    (so its lab stops), even while his notebooks are busy."""
+    from workspaces.models import Membership, Role
+
+    target = services.target_create(
+        actor=contributor, workspace=workspace, kind=TargetKind.INSTANCE, name="bobs-box"
+    ).target
+    services.autoscale()
+    services.instance_activity_record(target_id=target.pk, at=timezone.now())
+    membership = Membership.objects.filter(workspace=workspace, user=contributor)
+    if change == "removed":
+        membership.delete()
+    elif change == "made a reader":
+        membership.update(role=Role.READER)
+    else:
+        type(contributor).objects.filter(pk=contributor.pk).update(is_active=False)
+    services.autoscale()
+    target.refresh_from_db()
+    assert not target.instance_running
+    assert Node.objects.get(target=target).status in (NodeStatus.LEAVING, NodeStatus.STOPPED)

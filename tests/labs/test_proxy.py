@@ -400,7 +400,9 @@ class RecordingUpstream:
         response.headers["X-Hop"] = "hop-by-hop"
         response.headers["Location"] = f"http://{self.address}{BASE}tree"
         response.set_cookie("sessionid", "planted-by-the-lab")
-        response.set_cookie("lab-cookie", "ok")
+        response.set_cookie("username-127-0-0-1-8888", "works-like-the-token")
+        response.headers.add("Set-Cookie", "=sessionid=planted-without-a-name; Path=/")
+        response.set_cookie("_xsrf", "ok")
         return response
 
     async def websocket(self, request):
@@ -462,7 +464,10 @@ def test_headers_are_rewritten_for_the_lab_and_filtered_on_the_way_back(proxy, l
     assert response.headers["Location"] == f"{BASE}tree"
     assert "X-Hop" not in response.headers
     assert response.headers["X-Echo"] == "token " + "0" * len(TOKEN)
-    assert "sessionid" not in response.cookies and response.cookies["lab-cookie"] == "ok"
+    # Only Jupyter's XSRF cookie comes back: not the session, not Jupyter's login cookie, not a
+    # nameless cookie that the browser would send as the studio's session.
+    assert set(response.cookies.keys()) == {"_xsrf"} and response.cookies["_xsrf"] == "ok"
+    assert "planted" not in str(response.raw.headers) and "works-like-the-token" not in str(response.raw.headers)
 
 
 async def _close_codes(proxy: str, cookies: dict) -> tuple[int, str]:

@@ -83,3 +83,13 @@ def test_the_services_refuse_a_limited_actor(owner, workspace):
     with pytest.raises(PermissionDenied):
         token_create(user=owner, name="nope")
     assert Membership.objects.filter(user=owner, role=Role.OWNER).count() == 1
+
+
+def test_an_owners_workspace_token_does_a_contributors_work_only(owner, lab_client, workspace, outsider):
+    """Code in a notebook must not add members or make credentials that outlive its token."""
+    added = lab_client.post(
+        f"/api/v1/workspaces/{workspace.pk}/members/", {"username": outsider.username, "role": "owner"}, format="json"
+    )
+    assert added.status_code == 403, added.content
+    assert not Membership.objects.filter(workspace=workspace, user=outsider).exists()
+    assert lab_client.get(f"/api/v1/workspaces/{workspace.pk}/data-assets/").status_code == 200
