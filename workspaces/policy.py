@@ -62,7 +62,8 @@ def role_of(user, workspace: Workspace) -> str | None:
     if cached is not None and cached[0] == user.pk:
         role = cached[1]
     else:
-        role = Membership.objects.filter(workspace_id=workspace.pk, user_id=user.pk).values_list("role", flat=True).first()
+        mine = Membership.objects.filter(workspace_id=workspace.pk, user_id=user.pk)
+        role = mine.values_list("role", flat=True).first()
         workspace._role_cache = (user.pk, role)
     if limit is not None and role == Role.OWNER:
         # A token limited to one workspace (a notebook's) does a Contributor's work at most: code in
