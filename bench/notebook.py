@@ -51,9 +51,18 @@ class Lab:
     """The studio side: a user, a workspace, a compute instance, the agent in a thread, the proxy."""
 
     def __init__(self, work: Path):
+        # The throwaway studio's settings before Django starts (bench/automl.py imports models).
+        data_dir = work / "studio-data"
+        data_dir.mkdir(parents=True)
+        os.environ.update({"STUDIO_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "studio.settings"})
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.pop("CELERY_BROKER_URL", None)
+        import django
+
+        django.setup()
         from automl import _Studio
 
-        self.studio = _Studio(data_dir=work / "studio-data", with_cluster=False)
+        self.studio = _Studio(data_dir=data_dir, with_cluster=False)
         from django.test import Client
 
         from compute.agent import LocalAgent
@@ -188,11 +197,10 @@ async def _round_trip(ws, code: str, session: str) -> float:
             return time.perf_counter() - started
 
 
-async def kernel_round_trips(lab: Lab, rounds: int) -> dict:
+async def kernel_round_trips(lab: Lab, rounds: int, address: str, token: str) -> dict:
     """Medians of interleaved execute round trips, direct and through the proxy, on one kernel."""
     import aiohttp
 
-    address, token = lab.direct()
     direct_headers = {"Authorization": f"token {token}"}
     proxied_headers = {"Cookie": f"sessionid={lab.cookie}", "Origin": lab.origin}
     async with aiohttp.ClientSession() as http:
@@ -218,11 +226,10 @@ async def kernel_round_trips(lab: Lab, rounds: int) -> dict:
     return {name: statistics.median(values) * 1000 for name, values in times.items()}
 
 
-async def static_p50(lab: Lab, requests: int) -> dict:
+async def static_p50(lab: Lab, requests: int, address: str, token: str) -> dict:
     """p50 of sequential GETs of one of JupyterLab's JavaScript files, through the proxy and directly."""
     import aiohttp
 
-    address, token = lab.direct()
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://{address}{lab.base}lab", headers={"Authorization": f"token {token}"}) as r:
             page = await r.text()
@@ -329,10 +336,10 @@ def main():
             lab.stop_and_wait()
             starts.append(lab.start_and_time())
             print(f"start → lab answering: {starts[-1]:.2f} s", flush=True)
-        kernel = asyncio.run(kernel_round_trips(lab, args.rounds))
+        kernel = asyncio.run(kernel_round_trips(lab, args.rounds, *lab.direct()))
         kernel_ratio = kernel["proxied"] / kernel["direct"]
         print(f"kernel round trip: direct {kernel['direct']:.2f} ms, proxied {kernel['proxied']:.2f} ms", flush=True)
-        static = asyncio.run(static_p50(lab, args.requests))
+        static = asyncio.run(static_p50(lab, args.requests, *lab.direct()))
         print(
             f"static asset {static['asset']} ({static['bytes']:,} bytes): direct p50 {static['direct']:.2f} ms, "
             f"proxied p50 {static['proxied']:.2f} ms",

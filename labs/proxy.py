@@ -65,6 +65,9 @@ WS_HEARTBEAT_SECONDS = 30  # half-open WebSockets (a laptop closed) are noticed 
 ROUTE_CACHE_MAX = 10_000
 
 
+NOT_READY_SECONDS = 0.3  # how long "starting" is believed: the lab opens within this of being ready
+
+
 @dataclass
 class _CachedRoute:
     expires: float
@@ -92,10 +95,14 @@ class RouteCache:
             lookup = loop.run_in_executor(self.executor, _load_route, session_key, workspace_id, target_id)
             entry = self.entries[key] = _CachedRoute(now + self.ttl, asyncio.ensure_future(lookup))
         try:
-            return await asyncio.shield(entry.lookup)
+            route = await asyncio.shield(entry.lookup)
         except Exception:
             self.entries.pop(key, None)  # a database hiccup is not cached
             raise
+        if route is not None and route.state != LabState.READY:
+            # A starting lab is polled by its owner's page: it opens the moment it is ready.
+            entry.expires = min(entry.expires, now + NOT_READY_SECONDS)
+        return route
 
     def forget(self, *, session_key: str, workspace_id: int, target_id: int) -> None:
         self.entries.pop((session_key, workspace_id, target_id), None)

@@ -455,7 +455,8 @@ class LabRun:
         next_log = time.monotonic() + LOG_WRITE_SECONDS
         next_data += DATA_REFRESH_SECONDS
         while not self.stop_requested.is_set():
-            outcome = self.sandbox.wait(timeout=0.5)
+            # Until it answers, the server is asked often: its owner is waiting to open it.
+            outcome = self.sandbox.wait(timeout=0.5 if ready else 0.1)
             if outcome is not None:
                 return outcome
             try:
@@ -465,7 +466,7 @@ class LabRun:
                     return None
                 now = time.monotonic()
                 if now >= next_status:
-                    next_status = now + (STATUS_SECONDS if ready else 0.5)
+                    next_status = now + (STATUS_SECONDS if ready else 0.1)
                     status = jupyter_request(self.address, f"{self.base_url}api/status", self.jupyter_token)
                     if status is not None:
                         if not ready:
