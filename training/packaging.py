@@ -38,6 +38,8 @@ def package_model(
     column_types: dict,
     target: str,
     classes: list,
+    task: str = "classification",
+    y: pd.Series | None = None,
     prefix: str = "",
     latency_ms: float | None = None,
     deadline: float | None = None,

@@ -1,0 +1,35 @@
+"""The prediction tasks the studio trains for, and the task suggested for a target column.
+
+Every spec (train, Automated ML) carries ``task``; a spec without one is a classification (what
+the studio trained before regression existed).
+"""
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASKS = {CLASSIFICATION: "Classification", REGRESSION: "Regression"}
+
+# Regression metrics (training.ml.metrics holds their directions and computations).
+REGRESSION_PRIMARY_METRICS = ("normalized_rmse", "rmse", "mae", "r2", "spearman", "mape")
+DEFAULT_PRIMARY_METRIC = {CLASSIFICATION: "auc_weighted", REGRESSION: "normalized_rmse"}
+
+# A numeric target with more distinct values than this is suggested as a regression.
+REGRESSION_MIN_DISTINCT = 20
+NUMERIC_TYPES = ("numeric", "integer")
+
+
+def check_task(task) -> str:
+    """The spec's task (classification when left out); raises ValueError on anything else."""
+    if task is None:
+        return CLASSIFICATION
+    if task not in TASKS:
+        raise ValueError(f"Choose a task: {', '.join(TASKS)}.")
+    return task
+
+
+def suggest_task(column: dict) -> str:
+    """The task for a target column given as {"type": its semantic type, "distinct": its number of
+    distinct values (from the data version's profile)}: numbers with many values are a regression."""
+    distinct = column.get("distinct")
+    if column.get("type") in NUMERIC_TYPES and (distinct is None or distinct > REGRESSION_MIN_DISTINCT):
+        return REGRESSION
+    return CLASSIFICATION
