@@ -12,7 +12,7 @@ from sklearn.ensemble import StackingRegressor, VotingRegressor
 from modelformat.modelio import load_model, save_model
 from training.ml.algorithms import REGRESSION_ALGORITHMS, algorithms_for, check_algorithms
 from training.ml.columns import plan_features
-from training.ml.ensemble import choose_final_model
+from training.ml.ensemble import build_stacking_model, build_voting_model, choose_final_model
 from training.ml.explain import permutation_feature_importance
 from training.ml.metrics import is_better, regression_charts, regression_metrics, score
 from training.ml.search import AutoMLSearch, AutoMLSpec, automl_setup
@@ -220,8 +220,6 @@ def test_voting_and_stacking_regressors_blend_trials_and_save(tmp_path):
     final, model = choose_final_model(search, predictions, y.to_numpy(), models.__getitem__, X, y, infer_limit_ms=None)
     kinds = {c["kind"]: c for c in final["candidates"]}
     assert set(kinds) == {"single", "voting", "stacking"} and kinds["stacking"]["score"] is not None
-    from training.ml.ensemble import build_stacking_model, build_voting_model
-
     ids = list(predictions)
     voting = build_voting_model(models, {i: 1 / 3 for i in ids}, X, y, regression=True)
     stacking = build_stacking_model(models, predictions, y.to_numpy(), regression=True)
