@@ -14,6 +14,7 @@ from sklearn.ensemble import (
     StackingRegressor,
     VotingRegressor,
 )
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline
@@ -114,7 +115,8 @@ def unfitted(name: str, frame: pd.DataFrame) -> Pipeline:
 
 def fitted(name: str, frame: pd.DataFrame):
     """A fitted pipeline: an algorithm name of ``FAMILIES``, or "log_target" (ridge on log1p of the
-    target), "voting" or "stacking" (ensembles of full member pipelines, as the final job makes)."""
+    target), "voting" (fitted member pipelines, frozen) or "stacking" (member pipelines refitted by
+    its cross-validation, a non-negative linear blend on top)."""
     X, y = features(frame), frame[TARGET]
     if name == "log_target":
         featurizer, _ = build_featurizer(plan(frame), "linear")
@@ -127,15 +129,23 @@ def fitted(name: str, frame: pd.DataFrame):
                 ),
             ]
         )
-    elif name == "voting":
-        members = [(m, unfitted(m, frame)) for m in ("ridge", "random_forest", "hist_gradient_boosting")]
+    elif name == "voting":  # trials' fitted pipelines, frozen, as the final job combines them
+        members = [(m, FrozenEstimator(fitted(m, frame))) for m in ("ridge", "random_forest", "lightgbm")]
         model = VotingRegressor(members, weights=[0.5, 0.3, 0.2])
     elif name == "stacking":
         members = [(m, unfitted(m, frame)) for m in ("ridge", "extra_trees")]
         model = StackingRegressor(members, final_estimator=LinearRegression(positive=True), cv=3)
+    elif name == "lightgbm":  # categorical splits on the ordinal codes, as a trial fits it
+        model = unfitted(name, frame)
+        cats = _categorical_indices(frame)
+        return model.fit(X, y, estimator__categorical_feature=cats or "auto")
     else:
         model = unfitted(name, frame)
     return model.fit(X, y)
+
+
+def _categorical_indices(frame: pd.DataFrame) -> list:
+    return build_featurizer(plan(frame), "boosting")[1]["categorical_indices"]
 
 
 KINDS = (*FAMILIES, "log_target", "voting", "stacking")
