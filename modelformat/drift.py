@@ -187,16 +187,20 @@ def count_predictions(profile: Mapping, predictions) -> dict:
 
 def prediction_drift(profile: Mapping | None, counts: Mapping) -> dict | None:
     """PSI of served predictions against the training target (regression), with the statuses of
-    input drift: ``{"rows", "psi", "status"}``; None for a model without a prediction profile."""
+    input drift: ``{"rows", "psi", "status", "edges", "expected", "observed"}`` (the bins' upper
+    edges, the training shares and the served shares, missing last); None for a model without a
+    prediction profile."""
     reference = (profile or {}).get("prediction")
     if not reference:
         return None
-    observed = counts.get("prediction") or []
+    observed = list(counts.get("prediction") or [])
     rows = int(sum(observed))
-    if not rows:
-        return {"rows": 0, "psi": None, "status": INSUFFICIENT}
+    bins = {"edges": reference["edges"], "expected": reference["expected"]}
+    if not rows or len(observed) != len(reference["expected"]):
+        return {"rows": rows, "psi": None, "status": INSUFFICIENT, **bins, "observed": []}
     value = psi_from_counts(reference["expected"], observed)
-    return {"rows": rows, "psi": round(value, 6), "status": psi_status(value, rows)}
+    shares = [round(c / rows, 6) for c in observed]
+    return {"rows": rows, "psi": round(value, 6), "status": psi_status(value, rows), **bins, "observed": shares}
 
 
 def _bin_counts(column_profile: Mapping, values) -> list[int]:

@@ -161,6 +161,8 @@ def test_monitoring_shows_prediction_drift_higher_for_shifted_inputs(api, client
     client.force_login(owner)
     page = client.get(f"/w/{workspace.pk}/endpoints/{deployed.endpoint.pk}/?tab=monitoring").content.decode()
     assert "Prediction drift — green" in page and "predictions drifted" in page
+    assert 'data-chart="mon-prediction-green"' in page and "served predictions" in page
+    assert abs(sum(moved["observed"]) - 1) < 1e-4 and len(moved["observed"]) == len(moved["edges"]) + 2
 
 
 @pytest.mark.django_db
