@@ -172,6 +172,8 @@ def test_pages_and_openapi_say_the_model_predicts_a_number(api, client, owner, w
     page = client.get(f"/w/{workspace.pk}/models/{version.model_id}/v/{version.version}/").content.decode()
     assert "Regression · hist_gradient_boosting predicts <strong>Sale Price ($)</strong> (number)" in page
     assert "relative of scikit-learn" in page and "classes:" not in page
+    listing = client.get(f"/w/{workspace.pk}/models/{version.model_id}/").content.decode()
+    assert "Normalised RMSE" in listing and "AUC" not in listing
     consume = client.get(f"/w/{workspace.pk}/endpoints/{deployed.endpoint.pk}/?tab=consume").content.decode()
     assert "one number per row" in consume and '"probabilities"' not in consume
     document = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/endpoints/{deployed.endpoint.pk}/openapi/").json()
