@@ -36,7 +36,7 @@ mismatch" of issue 10).
   and baselines in double; ``KNeighborsRegressor`` gets the distance fix; HistGradientBoosting's
   categorical splits as above (its raw sum is the prediction). Written here: ``VotingRegressor``
   and ``StackingRegressor`` (every member reads all inputs), ``TransformedTargetRegressor``
-  (log1p/expm1) and ``SVR`` (in double: onnxruntime's ``SVMRegressor`` has no double kernel).
+  (log1p/expm1, standard scaling) and ``SVR`` (in double: onnxruntime's ``SVMRegressor`` has no double kernel).
 """
 
 from __future__ import annotations
@@ -1091,7 +1091,9 @@ def _member_prediction(scope, container, operator, member, precision: str) -> st
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.proto import onnx_proto
 
-    sub = scope.declare_local_operator(sklearn_operator_name_map[type(member)], member)
+    # a type skl2onnx does not know (a TransformedTargetRegressor) is found by its class in the
+    # custom converters, as at the top of the graph
+    sub = scope.declare_local_operator(sklearn_operator_name_map.get(type(member)), member)
     sub.inputs = list(operator.inputs)
     prediction = scope.declare_local_variable("member_prediction", _numeric_type(precision)())
     sub.outputs.append(prediction)
@@ -1158,7 +1160,8 @@ def _stacking_regressor_converter(precision: str):
 
 def _target_transform_converter(precision: str):
     """TransformedTargetRegressor: the fitted regressor, then the inverse of the target transform
-    (expm1 as Exp − 1, computed in double: the prediction is a price, not a log)."""
+    in double (expm1 as Exp − 1: the prediction is a price, not a log; a standard scaling as
+    y · scale + mean). Nested wrappers (log1p around a scaled target) convert one inside the other."""
     # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
     from skl2onnx.proto import onnx_proto
 
@@ -1168,13 +1171,21 @@ def _target_transform_converter(precision: str):
         op = operator.raw_operator
         transform = target_transform(op)
         if transform is None:
-            raise ConversionRefused("target transforms other than log1p/expm1 are not converted")
+            raise ConversionRefused("target transforms other than log1p/expm1 and standard scaling are not converted")
         prediction = _member_prediction(scope, container, operator, op.regressor_, precision)
         prediction = _node(scope, container, "Cast", [prediction], "target_d", to=double)
         if transform == "log1p":
             raised = _node(scope, container, "Exp", [prediction], "target_exp")
             one = _const(scope, container, "one", double, [1.0], [])
             prediction = _node(scope, container, "Sub", [raised, one], "target_expm1")
+        elif transform == "standard":  # StandardScaler.inverse_transform: y · scale + mean
+            scaler = op.transformer_
+            if getattr(scaler, "scale_", None) is not None:
+                scale = _const(scope, container, "target_scale", double, [float(scaler.scale_[0])], [])
+                prediction = _node(scope, container, "Mul", [prediction, scale], "target_scaled")
+            if getattr(scaler, "mean_", None) is not None and scaler.with_mean:
+                mean = _const(scope, container, "target_mean", double, [float(scaler.mean_[0])], [])
+                prediction = _node(scope, container, "Add", [prediction, mean], "target_unscaled")
         container.add_node(
             "Cast",
             [prediction],

@@ -17,8 +17,8 @@ Both ensemble layouts the studio makes are handled: a voting or stacking ensembl
 pipelines (each with its own featurizer, possibly ``FrozenEstimator``-wrapped), and one featurizer
 shared by plain members, ``Pipeline(featurizer, VotingClassifier(estimators))``. Regressors
 take the same paths (``VotingRegressor``, ``StackingRegressor``); a ``TransformedTargetRegressor``
-is looked through to its fitted regressor, and converts when its target transform is none or
-log1p/expm1 (``target_transform``).
+is looked through to its fitted regressor, and converts when its target transform is none,
+log1p/expm1 or a standard scaling (``target_transform``).
 """
 
 from __future__ import annotations
@@ -91,11 +91,13 @@ def is_regressor(model) -> bool:
 
 
 def target_transform(model) -> str | None:
-    """A TransformedTargetRegressor's target transform: "identity", "log1p" (inverse expm1) or
-    None for any other (not converted)."""
+    """A TransformedTargetRegressor's target transform: "identity", "log1p" (inverse expm1),
+    "standard" (a fitted ``StandardScaler``: the training of linear models and SVR on a
+    standardised target) or None for any other (not converted)."""
+    if getattr(model, "transformer", None) is not None:  # a transformer object rather than functions
+        fitted = getattr(model, "transformer_", None)
+        return "standard" if _name(fitted) == "StandardScaler" else None
     func, inverse = getattr(model, "func", None), getattr(model, "inverse_func", None)
-    if getattr(model, "transformer_", None) is not None and getattr(model, "transformer", None) is not None:
-        return None  # a fitted transformer object (a scaler...) rather than the two functions
     if func is None and inverse is None:
         return "identity"
     if func is np.log1p and inverse is np.expm1:
@@ -133,7 +135,7 @@ def preflight(model) -> str | None:
             return "hard-voting ensembles have no probabilities to convert"
         if kind == TARGET_TRANSFORMED:
             if target_transform(item) is None:
-                return "target transforms other than log1p/expm1 are not converted"
+                return "target transforms other than log1p/expm1 and standard scaling are not converted"
             continue
         if kind == "StackingRegressor" and getattr(item, "passthrough", False):
             return "stacking with passthrough columns is not converted"

@@ -18,6 +18,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
 from training.ml.columns import plan_features
@@ -86,10 +87,10 @@ def _estimator(name: str, cats: list):
     return {
         "linear_regression": lambda: LinearRegression(),
         "ridge": lambda: Ridge(alpha=1.0),
-        "lasso": lambda: Lasso(alpha=50.0, max_iter=5_000),
+        "lasso": lambda: Lasso(alpha=0.01, max_iter=5_000),
         "elastic_net": lambda: ElasticNet(alpha=0.1, max_iter=5_000),
         "knn": lambda: KNeighborsRegressor(n_neighbors=5, weights="distance"),
-        "svr": lambda: SVR(C=50_000.0),
+        "svr": lambda: SVR(C=10.0, epsilon=0.1),
         "random_forest": lambda: RandomForestRegressor(n_estimators=15, max_depth=8, random_state=0),
         "extra_trees": lambda: ExtraTreesRegressor(n_estimators=15, max_depth=8, random_state=0),
         "gradient_boosting": lambda: GradientBoostingRegressor(n_estimators=30, random_state=0),
@@ -108,32 +109,37 @@ def plan(frame: pd.DataFrame) -> dict:
     return plan_features(features(frame), COLUMN_TYPES)
 
 
-def unfitted(name: str, frame: pd.DataFrame) -> Pipeline:
+# fitted on a standardised target, as the engine fits them (penalties and epsilon in target units)
+SCALED_TARGET = ("ridge", "lasso", "elastic_net", "svr")
+
+
+def unfitted(name: str, frame: pd.DataFrame, *, log_target: bool = False) -> Pipeline:
     featurizer, layout = build_featurizer(plan(frame), FAMILIES[name])
-    return Pipeline([("featurizer", featurizer), ("estimator", _estimator(name, layout["categorical_indices"]))])
+    estimator = _estimator(name, layout["categorical_indices"])
+    if name in SCALED_TARGET:
+        estimator = TransformedTargetRegressor(regressor=estimator, transformer=StandardScaler())
+    if log_target:
+        estimator = TransformedTargetRegressor(
+            regressor=estimator, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+        )
+    return Pipeline([("featurizer", featurizer), ("estimator", estimator)])
 
 
 def fitted(name: str, frame: pd.DataFrame):
-    """A fitted pipeline: an algorithm name of ``FAMILIES``, or "log_target" (ridge on log1p of the
-    target), "voting" (fitted member pipelines, frozen) or "stacking" (member pipelines refitted by
-    its cross-validation, a non-negative linear blend on top)."""
+    """A fitted pipeline: an algorithm name of ``FAMILIES`` (linear models and SVR on a standardised
+    target), "log_target" / "log_target_boosting" (ridge / HGB on log1p of the target), "voting"
+    (fitted member pipelines, frozen) or "stacking" (member pipelines refitted by its
+    cross-validation, a non-negative linear blend on top)."""
     X, y = features(frame), frame[TARGET]
-    if name == "log_target":
-        featurizer, _ = build_featurizer(plan(frame), "linear")
-        model = Pipeline(
-            [
-                ("featurizer", featurizer),
-                (
-                    "estimator",
-                    TransformedTargetRegressor(regressor=Ridge(), func=np.log1p, inverse_func=np.expm1),
-                ),
-            ]
-        )
+    if name == "log_target":  # log1p around the standardised target: ridge trained on log prices
+        model = unfitted("ridge", frame, log_target=True)
+    elif name == "log_target_boosting":
+        model = unfitted("hist_gradient_boosting", frame, log_target=True)
     elif name == "voting":  # trials' fitted pipelines, frozen, as the final job combines them
-        members = [(m, FrozenEstimator(fitted(m, frame))) for m in ("ridge", "random_forest", "lightgbm")]
+        members = [(m, FrozenEstimator(fitted(m, frame))) for m in ("log_target", "random_forest", "lightgbm")]
         model = VotingRegressor(members, weights=[0.5, 0.3, 0.2])
     elif name == "stacking":
-        members = [(m, unfitted(m, frame)) for m in ("ridge", "extra_trees")]
+        members = [(m, unfitted(m, frame)) for m in ("svr", "extra_trees")]
         model = StackingRegressor(members, final_estimator=LinearRegression(positive=True), cv=3)
     elif name == "lightgbm":  # categorical splits on the ordinal codes, as a trial fits it
         model = unfitted(name, frame)
@@ -148,4 +154,4 @@ def _categorical_indices(frame: pd.DataFrame) -> list:
     return build_featurizer(plan(frame), "boosting")[1]["categorical_indices"]
 
 
-KINDS = (*FAMILIES, "log_target", "voting", "stacking")
+KINDS = (*FAMILIES, "log_target", "log_target_boosting", "voting", "stacking")
