@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from endpoints.scoring.predictor import load_predictor
-from modelformat.drift import count_predictions, prediction_drift
+from modelformat.drift import count_predictions, merge_counts, prediction_drift
 from modelformat.onnx_export import TOLERANCE
 from tests.training import regression_models as rm
 from tests.training.test_packaging import _Artifacts
@@ -81,6 +81,10 @@ def test_the_prediction_profile_is_the_training_target_and_detects_a_shift(tmp_p
     shifted = prediction_drift({"prediction": profile}, count_predictions(profile, target * 1.6))
     assert same["status"] == "Passed" and shifted["status"] == "Alerted"
     assert shifted["psi"] > same["psi"]
+    # counts of several buckets (processes, minutes) add up bin by bin
+    halves = [count_predictions(profile, part) for part in (target[:120], target[120:])]
+    assert merge_counts(*halves)["prediction"] == count_predictions(profile, target)["prediction"]
+    assert merge_counts({"rows": 0}, halves[0])["prediction"] == halves[0]["prediction"]
 
 
 def test_a_classifier_package_keeps_its_classes_and_has_no_prediction_profile(tmp_path):
