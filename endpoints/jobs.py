@@ -120,7 +120,9 @@ class BatchScoreJob(JobHandler):
                 sniff(scored, scored.name),
                 final,
                 limits=data_services.ingest_limits(),
-                column_types=_output_types(data_version, scored, summary["prediction_column"]),
+                column_types=_output_types(
+                    data_version, scored, summary["prediction_column"], regression=predictor.regression
+                ),
             )
             version = data_services.ingest_complete(
                 ingest=row,
@@ -150,12 +152,12 @@ class BatchScoreJob(JobHandler):
         }
 
 
-def _output_types(data_version, scored, prediction_column: str) -> dict[str, str]:
+def _output_types(data_version, scored, prediction_column: str, *, regression: bool = False) -> dict[str, str]:
     """The scored table keeps the input's column types, and predictions are labels: text such as
-    "true"/"false" or "10" must not be read again as booleans or numbers."""
+    "true"/"false" or "10" must not be read again as booleans or numbers; a regression's are numbers."""
     names = set(pq.ParquetFile(scored).schema_arrow.names)
     types = {c["name"]: c["semantic_type"] for c in data_version.schema["columns"] if c["name"] in names}
-    return types | {prediction_column: "categorical"}
+    return types | {prediction_column: "numeric" if regression else "categorical"}
 
 
 def _is_id(value) -> bool:

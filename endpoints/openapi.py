@@ -25,6 +25,35 @@ def _column_schema(column: dict) -> dict:
     return schema
 
 
+def _answer(version, classes: list) -> dict:
+    """The 200 response: a regression's numbers, or a classifier's labels and probabilities."""
+    if version is not None and version.task == "regression":
+        target = version.target_column or "the target"
+        predictions = {"type": "array", "items": {"type": "number"}, "description": f"Predicted {target}, one per row"}
+        schema = {
+            "type": "object",
+            "properties": {"predictions": predictions, "deployment": {"type": "string"}, "model": {"type": "string"}},
+        }
+        example = {"predictions": [231500.0, 187250.5], "deployment": "blue", "model": str(version)}
+        return {
+            "description": f"Predicted values of {target} (numbers)",
+            "content": {"application/json": {"schema": schema, "example": example}},
+        }
+    schema = {
+        "type": "object",
+        "properties": {
+            "predictions": {"type": "array", "items": {"type": "string", "enum": [str(c) for c in classes]}},
+            "probabilities": {
+                "type": "array",
+                "items": {"type": "object", "additionalProperties": {"type": "number"}},
+            },
+            "deployment": {"type": "string"},
+            "model": {"type": "string"},
+        },
+    }
+    return {"description": "Predictions and class probabilities", "content": {"application/json": {"schema": schema}}}
+
+
 def endpoint_openapi(endpoint, url: str) -> dict:
     deployment = next((d for d in endpoint.deployments.all() if endpoint.traffic.get(d.name)), None)
     deployment = deployment or next(iter(endpoint.deployments.all()), None)
@@ -101,28 +130,7 @@ def endpoint_openapi(endpoint, url: str) -> dict:
                         },
                     },
                     "responses": {
-                        "200": {
-                            "description": "Predictions and class probabilities",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "predictions": {
-                                                "type": "array",
-                                                "items": {"type": "string", "enum": [str(c) for c in classes]},
-                                            },
-                                            "probabilities": {
-                                                "type": "array",
-                                                "items": {"type": "object", "additionalProperties": {"type": "number"}},
-                                            },
-                                            "deployment": {"type": "string"},
-                                            "model": {"type": "string"},
-                                        },
-                                    }
-                                }
-                            },
-                        },
+                        "200": _answer(deployment.model_version if deployment else None, classes),
                         "400": {
                             "description": (
                                 "Invalid payload (the column and row at fault), not JSON (parse_error), "

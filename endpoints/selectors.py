@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from modelformat.drift import drift_report, merge_counts
+from modelformat.drift import drift_report, merge_counts, prediction_drift
 from studio.credentials import workspace_limit
 from training.registry_selectors import model_version_json_file
 
@@ -75,6 +75,7 @@ class DeploymentStats(RequestCounts):
     quality: dict = field(default_factory=dict)
     mirrored: bool = False
     drift: dict | None = None
+    prediction_drift: dict | None = None  # a regression's served predictions against its training target
 
     @property
     def error_rate(self) -> float:
@@ -137,6 +138,7 @@ def monitoring(*, endpoint: Endpoint, range_name: str = "hour", now=None, bucket
         reference = references.get(key.replace(" (mirror)", ""))
         if reference and st.quality:
             st.drift = drift_report(reference, st.quality)
+            st.prediction_drift = prediction_drift(reference, st.quality)
     return Monitoring(
         since=since,
         step=step,
@@ -197,6 +199,12 @@ def endpoint_health(*, endpoint: Endpoint, now=None, buckets: list | None = None
                     alerts.append({"kind": "drift", "message": f"{name}: {column} drifted (PSI {result['psi']:.2f})"})
             if s.drift["status"] in ("Alerted", "Warning") and worst != "Alerted":
                 worst = s.drift["status"]
+        shifted = s.prediction_drift
+        if shifted and shifted["status"] in ("Alerted", "Warning"):
+            if shifted["status"] == "Alerted":
+                alerts.append({"kind": "drift", "message": f"{name}: predictions drifted (PSI {shifted['psi']:.2f})"})
+            if worst != "Alerted":
+                worst = shifted["status"]
     return Health(
         endpoint=endpoint,
         requests=requests,

@@ -24,8 +24,8 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from endpoints.scoring.predictor import Predictor, get_predictor
-from modelformat.drift import count_batch, count_refusal, merge_counts
-from modelformat.signature import PayloadError, Signature
+from modelformat.drift import count_batch, count_predictions, count_refusal, merge_counts
+from modelformat.signature import REGRESSION, PayloadError, Signature
 from studio.api.errors import error_body
 from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.ratelimit import rate_limit
@@ -258,7 +258,8 @@ class MonitorBuffer:
             counts.rows += rows
             counts.latency_ms_sum += latency_ms
             counts.histogram[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
-            if predictions:
+            regression = deployment is not None and deployment.signature.task == REGRESSION
+            if predictions and not regression:  # classes counted; numbers go to the prediction drift bins
                 counts.predicted.update(map(str, predictions))
             reference = deployment.reference if deployment else None
             if reference is not None and refusal is not None:
@@ -266,6 +267,8 @@ class MonitorBuffer:
             sample = batch is not None and reference is not None and counts.quality_rows < QUALITY_ROWS_PER_MINUTE
         if sample:
             more = count_batch(reference, batch.columns, deployment.signature)
+            if regression and predictions and reference.get("prediction"):
+                more.update(count_predictions(reference["prediction"], predictions))
             with self._lock:
                 counts.quality = merge_counts(counts.quality, more)
                 counts.quality_rows += rows

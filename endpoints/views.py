@@ -178,7 +178,28 @@ def _monitoring_charts(data) -> dict:
         fig = go.Figure([go.Bar(x=list(p.keys()), y=list(p.values()), name=name) for name, p in predicted])
         fig.update_layout(barmode="group", yaxis_title="rows predicted")
         charts["predicted"] = figure_data(fig)
+    for name, st in data.deployments.items():
+        if st.prediction_drift and st.prediction_drift["observed"]:
+            charts.setdefault("prediction_bins", {})[name] = _prediction_bins_chart(go, st.prediction_drift)
     return charts
+
+
+def _prediction_bins_chart(go, drift: dict) -> dict:
+    """A regression's served predictions beside its training target, share per bin."""
+    edges = drift["edges"]
+    labels = (
+        [f"≤ {edges[0]:,.4g}"]
+        + [f"{low:,.4g} – {high:,.4g}" for low, high in zip(edges, edges[1:], strict=False)]
+        + [f"> {edges[-1]:,.4g}" if edges else "all", "missing"]
+    )
+    fig = go.Figure(
+        [
+            go.Bar(x=labels, y=drift["expected"], name="training target"),
+            go.Bar(x=labels, y=drift["observed"], name="served predictions"),
+        ]
+    )
+    fig.update_layout(barmode="group", yaxis_title="share of rows", yaxis_tickformat=".0%")
+    return figure_data(fig)
 
 
 @require_POST

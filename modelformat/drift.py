@@ -37,6 +37,11 @@ Counts (``count_batch``; add with ``merge_counts``)::
 ``out_of_range`` counts numbers below the training minimum or above its maximum; ``unseen``
 counts labels outside the signature's training categories; ``refused`` / ``type_errors`` count
 payloads refused by validation (``count_refusal``), by the column at fault.
+
+A regression's profile also has ``"prediction"`` (``prediction_profile``: the training target's
+bins, as a numeric column's), and its counts a ``"prediction"`` list of served predictions per bin
+(``count_predictions``): ``prediction_drift`` is the PSI of what the model predicts against what it
+was trained on — the shift that matters even when each input drifts only a little.
 """
 
 from __future__ import annotations
@@ -152,6 +157,50 @@ def reference_profile(X_train: pd.DataFrame, signature, *, bins: int = BINS, top
         profile["missing"] = round(bin_counts[-1] / n, 8) if n else 0.0
         columns[spec.name] = profile
     return {"version": PROFILE_VERSION, "rows": n, "columns": columns}
+
+
+def prediction_profile(y_train, *, bins: int = BINS) -> dict | None:
+    """The reference of a regression's predictions: the training target's distribution, binned as
+    a numeric column (``reference_profile["prediction"]``); None without numbers."""
+    values = _as_numbers(y_train)
+    present = values[~np.isnan(values)]
+    if len(present) == 0:
+        return None
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+    profile = {
+        "kind": "numeric",
+        "edges": [float(e) for e in edges],
+        "min": float(present.min()),
+        "max": float(present.max()),
+    }
+    counts = _bin_counts(profile, values)
+    profile["expected"] = [round(c / len(values), 8) for c in counts]
+    profile["missing"] = round(counts[-1] / len(values), 8)
+    return profile
+
+
+def count_predictions(profile: Mapping, predictions) -> dict:
+    """Counts of served predictions in the prediction profile's bins (regression), as
+    ``{"prediction": [..]}`` to merge into a batch's counts."""
+    return {"prediction": _bin_counts(profile, np.asarray(predictions, dtype=np.float64))}
+
+
+def prediction_drift(profile: Mapping | None, counts: Mapping) -> dict | None:
+    """PSI of served predictions against the training target (regression), with the statuses of
+    input drift: ``{"rows", "psi", "status", "edges", "expected", "observed"}`` (the bins' upper
+    edges, the training shares and the served shares, missing last); None for a model without a
+    prediction profile."""
+    reference = (profile or {}).get("prediction")
+    if not reference:
+        return None
+    observed = list(counts.get("prediction") or [])
+    rows = int(sum(observed))
+    bins = {"edges": reference["edges"], "expected": reference["expected"]}
+    if not rows or len(observed) != len(reference["expected"]):
+        return {"rows": rows, "psi": None, "status": INSUFFICIENT, **bins, "observed": []}
+    value = psi_from_counts(reference["expected"], observed)
+    shares = [round(c / rows, 6) for c in observed]
+    return {"rows": rows, "psi": round(value, 6), "status": psi_status(value, rows), **bins, "observed": shares}
 
 
 def _bin_counts(column_profile: Mapping, values) -> list[int]:
@@ -284,6 +333,14 @@ def merge_counts(total: Mapping, more: Mapping) -> dict:
         else:
             bins[name] = list(values)
     out["bins"] = bins
+    prediction = list(total.get("prediction") or [])
+    more_prediction = list(more.get("prediction") or [])
+    if prediction and len(prediction) == len(more_prediction):
+        prediction = [a + b for a, b in zip(prediction, more_prediction, strict=True)]
+    elif more_prediction:
+        prediction = more_prediction
+    if prediction:
+        out["prediction"] = prediction
     for key in ("nulls", "out_of_range", "unseen", "type_errors"):
         merged = dict(total.get(key, {}))
         for name, value in more.get(key, {}).items():

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from .modelio import PICKLE_ADVICE
 from .onnx_checks import refers_to_external_data
-from .signature import SIGNATURE_VERSION, Signature, json_labels
+from .signature import CLASSIFICATION, REGRESSION, SIGNATURE_VERSION, Signature, json_labels
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".pt", ".pth")
 MAX_MLMODEL_BYTES = 1024 * 1024
@@ -36,6 +36,7 @@ MAX_MEMBERS = 10_000
 # What a .tar.gz may unpack to in all: walking its members decompresses every one of them.
 MAX_UNPACKED_BYTES = 4 * 1024**3
 PROBABILITIES = "probabilities"
+PREDICTIONS = "predictions"  # a regressor's output, rows × 1
 FEED_METADATA = "studio_feed"  # as onnx_export.FEED_METADATA
 
 # A given signature type → (semantic type, pandas dtype the payload is cast to).
@@ -69,8 +70,9 @@ class ImportRefused(ValueError):
 
 
 # --- Signatures -------------------------------------------------------------------------------
-def signature_from_columns(columns, *, classes=None, target=None) -> dict:
-    """A studio signature from ``[{"name": ..., "type": ...}]`` (types: ``COLUMN_TYPES``)."""
+def signature_from_columns(columns, *, classes=None, target=None, task: str = CLASSIFICATION) -> dict:
+    """A studio signature from ``[{"name": ..., "type": ...}]`` (types: ``COLUMN_TYPES``); a
+    regression's says so (``task``, no classes, a number out)."""
     if not isinstance(columns, list) or not columns:
         raise ImportRefused("A signature is a non-empty list of {name, type} objects.", "signature")
     out, seen = [], set()
@@ -93,6 +95,8 @@ def signature_from_columns(columns, *, classes=None, target=None) -> dict:
         "target": target,
         "classes": json_labels(classes) if classes is not None else None,
     }
+    if task == REGRESSION:
+        signature.update(task=REGRESSION, classes=[], output={"name": target, "type": "number"})
     Signature(signature)
     return signature
 
@@ -411,8 +415,8 @@ def onnx_prepare(onnx_bytes: bytes, signature: dict) -> tuple[bytes, dict]:
     ]
 
     classes = _class_labels(graph)
-    if not classes:
-        raise ImportRefused("The ONNX model declares no class labels: the studio serves classifiers.")
+    if not classes:  # no labels: a regressor, served as its one numeric output
+        return _regressor_prepared(model, signature, feed, new_inputs, bridges, shapes, read)
     zipmaps = [n for n in graph.node if n.op_type == "ZipMap"]
     if zipmaps:
         probabilities = zipmaps[-1].input[0]
@@ -454,6 +458,56 @@ def onnx_prepare(onnx_bytes: bytes, signature: dict) -> tuple[bytes, dict]:
         raise ImportRefused(f"The ONNX model is not valid: {str(exc)[:300]}") from None
     columns = [{**c, "required": c["name"] in read} for c in signature["columns"]]
     signature = {**signature, "columns": columns, "classes": json_labels(classes)}
+    return model.SerializeToString(), signature
+
+
+def _regressor_prepared(model, signature, feed, new_inputs, bridges, shapes, read) -> tuple[bytes, dict]:
+    """An ONNX regressor: its last numeric output (skl2onnx's "variable") becomes ``predictions``,
+    rows × 1 in double."""
+    # deferred: onnx is heavy to import and only ONNX files need it
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    numeric = [o for o in graph.output if o.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE)]
+    shapes_ok = [o for o in numeric if len(_dims(o)) == 1 or (len(_dims(o)) == 2 and _dims(o)[-1] in (1, None))]
+    if not shapes_ok:
+        raise ImportRefused("The ONNX model declares no class labels and no output of one number per row.")
+    source = shapes_ok[-1].name
+    if source == PREDICTIONS:
+        source = f"{PREDICTIONS}__studio_raw"
+        for node in graph.node:
+            node.output[:] = [source if n == PREDICTIONS else n for n in node.output]
+            node.input[:] = [source if n == PREDICTIONS else n for n in node.input]
+    cast = f"{PREDICTIONS}__studio_double"
+    tail = [
+        helper.make_node("Cast", [source], [cast], to=TensorProto.DOUBLE),
+        helper.make_node("Reshape", [cast, "__studio_shape"], [PREDICTIONS]),
+    ]
+    del graph.input[:]
+    graph.input.extend(new_inputs)
+    graph.initializer.extend(shapes)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend([*bridges, *nodes, *tail])
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info(PREDICTIONS, TensorProto.DOUBLE, [None, 1])])
+    model.metadata_props.add(key=FEED_METADATA, value=json.dumps(feed))
+    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("", 13))
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - the checker raises several types
+        raise ImportRefused(f"The ONNX model is not valid: {str(exc)[:300]}") from None
+    columns = [{**c, "required": c["name"] in read} for c in signature["columns"]]
+    target = signature.get("target")
+    signature = {
+        **signature,
+        "columns": columns,
+        "task": REGRESSION,
+        "classes": [],
+        "output": {"name": target, "type": "number"},
+    }
     return model.SerializeToString(), signature
 
 

@@ -32,6 +32,11 @@ mismatch" of issue 10).
 * ``VotingClassifier`` (soft) and ``StackingClassifier``: every member reads all the model's
   inputs (skl2onnx's stacking converter reads only the first), and every member's probabilities
   are cast to the attempt's precision before they are combined.
+* Regressors: tree ensembles (forests, gradient boostings, LightGBM) keep thresholds, leaf values
+  and baselines in double; ``KNeighborsRegressor`` gets the distance fix; HistGradientBoosting's
+  categorical splits as above (its raw sum is the prediction). Written here: ``VotingRegressor``
+  and ``StackingRegressor`` (every member reads all inputs), ``TransformedTargetRegressor``
+  (log1p/expm1, standard scaling) and ``SVR`` (in double: onnxruntime's ``SVMRegressor`` has no double kernel).
 """
 
 from __future__ import annotations
@@ -41,21 +46,29 @@ import inspect
 import warnings
 
 import numpy as np
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
+    GradientBoostingRegressor,
     HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
+    RandomForestRegressor,
     StackingClassifier,
+    StackingRegressor,
     VotingClassifier,
+    VotingRegressor,
 )
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.impute import SimpleImputer
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.svm import SVR
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from .onnx_model import datetime_parts_classes
+from .onnx_model import datetime_parts_classes, is_regressor, target_transform
 
 MISSING_LABEL = "nan"
 UNSEEN_PROBE = "__studio_unseen_category__"
@@ -681,6 +694,10 @@ def _datetime_parts_shape(precision: str):
 
 
 # --- Tree ensembles ------------------------------------------------------------------------------
+# Tree ops and the position of their numeric output
+TREE_OPS = {"TreeEnsembleClassifier": 1, "TreeEnsembleRegressor": 0}
+
+
 def _tree_converter(converter, *, double_thresholds: bool):
     """Wrap a tree-ensemble converter: boolean list attributes are written as ints (newer onnx
     refuses bools) and, for double inputs, thresholds are kept in double precision
@@ -703,12 +720,15 @@ def _tree_converter(converter, *, double_thresholds: bool):
             for key, value in attrs.items():
                 if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
                     attrs[key] = [int(v) for v in value]
-            if double and op_type == "TreeEnsembleClassifier" and op_domain == "ai.onnx.ml":
-                thresholds = np.asarray(attrs.pop("nodes_values"), dtype=np.float64)
-                attrs["nodes_values_as_tensor"] = numpy_helper.from_array(thresholds)
+            if double and op_type in TREE_OPS and op_domain == "ai.onnx.ml":
+                for key in ("nodes_values", "target_weights", "base_values"):
+                    if key in attrs:  # leaf values and baselines too: a regressor sums them
+                        values = np.asarray(attrs.pop(key), dtype=np.float64)
+                        attrs[f"{key}_as_tensor"] = numpy_helper.from_array(values)
                 outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-                declared, scores = outputs[1], scope.get_unique_variable_name("tree_scores")
-                outputs[1] = scores
+                position = TREE_OPS[op_type]  # the classifier's scores, the regressor's predictions
+                declared, scores = outputs[position], scope.get_unique_variable_name("tree_scores")
+                outputs[position] = scores
                 result = add_node(op_type, inputs, outputs, op_domain=op_domain, op_version=3, **attrs)
                 add_node(
                     "Cast",
@@ -913,6 +933,15 @@ def _hgb_categorical_converter(plain_converter, precision: str):
             target_weights_as_tensor=numpy_helper.from_array(np.asarray(targets["weights"], dtype=np.float64)),
         )
         raw = _node(scope, container, "Cast", [raw], "hgb_raw_d", to=double)
+        if is_regressor(op):  # squared error: the raw sum is the prediction
+            container.add_node(
+                "Cast",
+                [raw],
+                [operator.outputs[0].full_name],
+                to=_proto(precision),
+                name=scope.get_unique_operator_name("Cast"),
+            )
+            return
         if per_iteration == 1:
             second = _node(scope, container, "Sigmoid", [raw], "hgb_p1")
             first = _node(
@@ -943,6 +972,9 @@ def _hgb_shape(plain_calculator, precision: str):
         categorical = getattr(operator.raw_operator, "is_categorical_", None)
         if categorical is None or not np.asarray(categorical).any():
             return plain_calculator(operator)
+        if is_regressor(operator.raw_operator):
+            operator.outputs[0].type = numeric([None, 1])
+            return
         operator.outputs[0].type = Int64TensorType([None])
         operator.outputs[1].type = numeric([None, len(operator.raw_operator.classes_)])
 
@@ -1052,6 +1084,199 @@ def _ensemble_shape(precision: str):
     return calculate
 
 
+# --- Regressors over raw columns ----------------------------------------------------------------
+def _member_prediction(scope, container, operator, member, precision: str) -> str:
+    """Declare the regressor ``member`` over all the operator's inputs; its [N, 1] predictions' name."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.proto import onnx_proto
+
+    # a type skl2onnx does not know (a TransformedTargetRegressor) is found by its class in the
+    # custom converters, as at the top of the graph
+    sub = scope.declare_local_operator(sklearn_operator_name_map.get(type(member)), member)
+    sub.inputs = list(operator.inputs)
+    prediction = scope.declare_local_variable("member_prediction", _numeric_type(precision)())
+    sub.outputs.append(prediction)
+    cast = _node(scope, container, "Cast", [prediction.full_name], "member_prediction_cast", to=_proto(precision))
+    shape = _const(scope, container, "column", onnx_proto.TensorProto.INT64, [-1, 1])
+    return _node(scope, container, "Reshape", [cast, shape], "member_column")
+
+
+def _voting_regressor_converter(precision: str):
+    """The weighted mean of the members' predictions (``np.average`` as scikit-learn computes it)."""
+
+    def convert(scope, operator, container):
+        op = operator.raw_operator
+        members = [m for m in op.estimators_ if m is not None and m != "drop"]
+        weights = np.ones(len(members)) if op.weights is None else np.asarray(op.weights, dtype=np.float64)
+        weights = weights / weights.sum()
+        terms = []
+        for member, weight in zip(members, weights, strict=True):
+            prediction = _member_prediction(scope, container, operator, member, precision)
+            scale = _const(scope, container, "weight", _proto(precision), [weight], [])
+            terms.append(_node(scope, container, "Mul", [prediction, scale], "weighted"))
+        total = terms[0] if len(terms) == 1 else _node(scope, container, "Sum", terms, "voting_sum")
+        container.add_node(
+            "Identity", [total], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Identity")
+        )
+
+    return convert
+
+
+def _stacking_regressor_converter(precision: str):
+    """Members' predictions side by side, then the final regressor (skl2onnx's own converter feeds
+    every member the first input only)."""
+
+    def convert(scope, operator, container):
+        # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
+        from skl2onnx._supported_operators import sklearn_operator_name_map
+
+        op = operator.raw_operator
+        if op.passthrough:
+            raise ConversionRefused("stacking with passthrough columns is not converted")
+        features = [
+            _member_prediction(scope, container, operator, member, precision)
+            for member in op.estimators_
+            if member != "drop"
+        ]
+        merged = scope.declare_local_variable("stack_features", _numeric_type(precision)([None, len(features)]))
+        container.add_node(
+            "Concat", features, [merged.full_name], axis=1, name=scope.get_unique_operator_name("Concat")
+        )
+        final = scope.declare_local_operator(sklearn_operator_name_map[type(op.final_estimator_)], op.final_estimator_)
+        final.inputs.append(merged)
+        prediction = scope.declare_local_variable("stack_prediction", _numeric_type(precision)())
+        final.outputs.append(prediction)
+        container.add_node(
+            "Cast",
+            [prediction.full_name],
+            [operator.outputs[0].full_name],
+            to=_proto(precision),
+            name=scope.get_unique_operator_name("Cast"),
+        )
+
+    return convert
+
+
+def _target_transform_converter(precision: str):
+    """TransformedTargetRegressor: the fitted regressor, then the inverse of the target transform
+    in double (expm1 as Exp − 1: the prediction is a price, not a log; a standard scaling as
+    y · scale + mean). Nested wrappers (log1p around a scaled target) convert one inside the other."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
+    from skl2onnx.proto import onnx_proto
+
+    double = onnx_proto.TensorProto.DOUBLE
+
+    def convert(scope, operator, container):
+        op = operator.raw_operator
+        transform = target_transform(op)
+        if transform is None:
+            raise ConversionRefused("target transforms other than log1p/expm1 and standard scaling are not converted")
+        prediction = _member_prediction(scope, container, operator, op.regressor_, precision)
+        prediction = _node(scope, container, "Cast", [prediction], "target_d", to=double)
+        if transform == "log1p":
+            raised = _node(scope, container, "Exp", [prediction], "target_exp")
+            one = _const(scope, container, "one", double, [1.0], [])
+            prediction = _node(scope, container, "Sub", [raised, one], "target_expm1")
+        elif transform == "standard":  # StandardScaler.inverse_transform: y · scale + mean
+            scaler = op.transformer_
+            if getattr(scaler, "scale_", None) is not None:
+                scale = _const(scope, container, "target_scale", double, [float(scaler.scale_[0])], [])
+                prediction = _node(scope, container, "Mul", [prediction, scale], "target_scaled")
+            if getattr(scaler, "mean_", None) is not None and scaler.with_mean:
+                mean = _const(scope, container, "target_mean", double, [float(scaler.mean_[0])], [])
+                prediction = _node(scope, container, "Add", [prediction, mean], "target_unscaled")
+        container.add_node(
+            "Cast",
+            [prediction],
+            [operator.outputs[0].full_name],
+            to=_proto(precision),
+            name=scope.get_unique_operator_name("Cast"),
+        )
+
+    return convert
+
+
+def _svr_converter(precision: str):
+    """SVR written out in double (onnxruntime's ``SVMRegressor`` has no double kernel, and its
+    float32 one misses 1e-5 on targets in the thousands): the kernel between the rows and the
+    support vectors, times the dual coefficients, plus the intercept."""
+    # deferred: skl2onnx is heavy to import and only an ONNX conversion needs it
+    from skl2onnx.proto import onnx_proto
+
+    double = onnx_proto.TensorProto.DOUBLE
+
+    def convert(scope, operator, container):
+        op = operator.raw_operator
+        if op.kernel not in ("linear", "poly", "rbf", "sigmoid"):
+            raise ConversionRefused(f"SVR with a {op.kernel!r} kernel is not converted")
+        vectors = np.asarray(op.support_vectors_, dtype=np.float64)
+        x = _node(scope, container, "Cast", [_concat(scope, container, operator.inputs)], "svr_x", to=double)
+        support = _const(scope, container, "svr_vectors_t", double, vectors.T.ravel().tolist(), list(vectors.T.shape))
+        dot = _node(scope, container, "MatMul", [x, support], "svr_dot")
+        gamma = _const(scope, container, "svr_gamma", double, [float(op._gamma)], [])  # noqa: SLF001
+        if op.kernel == "linear":
+            kernel = dot
+        elif op.kernel == "rbf":  # |x − v|² = |x|² − 2 x·v + |v|²
+            squares = _node(scope, container, "Mul", [x, x], "svr_x2")
+            axes = _const(scope, container, "svr_axes", onnx_proto.TensorProto.INT64, [1])
+            norms = _node(scope, container, "ReduceSum", [squares, axes], "svr_xnorm", keepdims=1)
+            v_norms = _const(
+                scope, container, "svr_vnorm", double, (vectors**2).sum(axis=1).tolist(), [1, len(vectors)]
+            )
+            minus_two = _const(scope, container, "svr_m2", double, [-2.0], [])
+            distance = _node(
+                scope,
+                container,
+                "Add",
+                [norms, _node(scope, container, "Mul", [dot, minus_two], "svr_m2dot")],
+                "svr_d1",
+            )
+            distance = _node(scope, container, "Add", [distance, v_norms], "svr_d2")
+            zero = _const(scope, container, "svr_zero", double, [0.0], [])
+            distance = _node(scope, container, "Max", [distance, zero], "svr_d")
+            scaled = _node(scope, container, "Mul", [distance, gamma], "svr_gd")
+            kernel = _node(scope, container, "Exp", [_node(scope, container, "Neg", [scaled], "svr_neg")], "svr_k")
+        else:
+            coef0 = _const(scope, container, "svr_coef0", double, [float(op.coef0)], [])
+            inner = _node(
+                scope, container, "Add", [_node(scope, container, "Mul", [dot, gamma], "svr_g"), coef0], "svr_in"
+            )
+            if op.kernel == "poly":
+                degree = _const(scope, container, "svr_degree", double, [float(op.degree)], [])
+                kernel = _node(scope, container, "Pow", [inner, degree], "svr_k")
+            else:
+                kernel = _node(scope, container, "Tanh", [inner], "svr_k")
+        dual = np.asarray(op.dual_coef_, dtype=np.float64)  # [1, n_support]
+        weights = _const(scope, container, "svr_dual", double, dual.T.ravel().tolist(), [dual.shape[1], 1])
+        intercept = _const(scope, container, "svr_intercept", double, [float(np.ravel(op.intercept_)[0])], [])
+        total = _node(
+            scope,
+            container,
+            "Add",
+            [_node(scope, container, "MatMul", [kernel, weights], "svr_sum"), intercept],
+            "svr_y",
+        )
+        container.add_node(
+            "Cast",
+            [total],
+            [operator.outputs[0].full_name],
+            to=_proto(precision),
+            name=scope.get_unique_operator_name("Cast"),
+        )
+
+    return convert
+
+
+def _regressor_shape(precision: str):
+    numeric = _numeric_type(precision)
+
+    def calculate(operator):
+        operator.outputs[0].type = numeric([None, 1])
+
+    return calculate
+
+
 # --- The table for one attempt -------------------------------------------------------------------
 def converters_for(precision: str, model) -> tuple[dict, dict]:
     """(custom_conversion_functions, custom_shape_calculators) for a "double" or "float" attempt at
@@ -1068,6 +1293,10 @@ def converters_for(precision: str, model) -> tuple[dict, dict]:
         TfidfVectorizer: _tfidf_converter(precision),
         VotingClassifier: _voting_converter(precision),
         StackingClassifier: _stacking_converter(precision),
+        VotingRegressor: _voting_regressor_converter(precision),
+        StackingRegressor: _stacking_regressor_converter(precision),
+        TransformedTargetRegressor: _target_transform_converter(precision),
+        SVR: _svr_converter(precision),
     }
     shapes = {
         SimpleImputer: _imputer_shape_calculator(),
@@ -1075,6 +1304,10 @@ def converters_for(precision: str, model) -> tuple[dict, dict]:
         TfidfVectorizer: _tfidf_shape(precision),
         VotingClassifier: _ensemble_shape(precision),
         StackingClassifier: _ensemble_shape(precision),
+        VotingRegressor: _regressor_shape(precision),
+        StackingRegressor: _regressor_shape(precision),
+        TransformedTargetRegressor: _regressor_shape(precision),
+        SVR: _regressor_shape(precision),
     }
     for cls in datetime_parts_classes(model):
         converters[cls] = _datetime_parts_converter(precision)
@@ -1086,15 +1319,18 @@ def converters_for(precision: str, model) -> tuple[dict, dict]:
         RandomForestClassifier,
         ExtraTreesClassifier,
         GradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestRegressor,
+        ExtraTreesRegressor,
+        GradientBoostingRegressor,
+        DecisionTreeRegressor,
     ):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=True)
-    converters[KNeighborsClassifier] = _knn_converter(get_converter(sklearn_operator_name_map[KNeighborsClassifier]))
-    converters[HistGradientBoostingClassifier] = _hgb_categorical_converter(
-        converters[HistGradientBoostingClassifier], precision
-    )
-    shapes[HistGradientBoostingClassifier] = _hgb_shape(
-        get_shape_calculator(sklearn_operator_name_map[HistGradientBoostingClassifier]), precision
-    )
+    for cls in (KNeighborsClassifier, KNeighborsRegressor):
+        converters[cls] = _knn_converter(get_converter(sklearn_operator_name_map[cls]))
+    for cls in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
+        converters[cls] = _hgb_categorical_converter(converters[cls], precision)
+        shapes[cls] = _hgb_shape(get_shape_calculator(sklearn_operator_name_map[cls]), precision)
     for cls in (DecisionTreeClassifier,):
         converters[cls] = _tree_converter(get_converter(sklearn_operator_name_map[cls]), double_thresholds=False)
     return converters, shapes
@@ -1104,12 +1340,21 @@ def register_lightgbm() -> bool:
     """Register onnxmltools' LightGBM converter with skl2onnx when onnxmltools is installed."""
     try:
         # deferred: onnxmltools is optional (heavy too): without it LightGBM models stay skops-only
-        from lightgbm import LGBMClassifier
+        from lightgbm import LGBMClassifier, LGBMRegressor
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
         from skl2onnx import update_registered_converter
-        from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+        from skl2onnx.common.shape_calculator import (
+            calculate_linear_classifier_output_shapes,
+            calculate_linear_regressor_output_shapes,
+        )
     except ImportError:
         return False
+    update_registered_converter(
+        LGBMRegressor,
+        "LightGbmLGBMRegressor",
+        calculate_linear_regressor_output_shapes,
+        _tree_converter(convert_lightgbm, double_thresholds=True),
+    )
     update_registered_converter(
         LGBMClassifier,
         "LightGbmLGBMClassifier",

@@ -9,7 +9,10 @@ each label column set to a category never seen in training) and compares with th
 ``predict_proba``: the largest absolute difference must be at most ``TOLERANCE`` (1e-5) and the
 predicted labels (the most probable class) must be the same, except on rows where scikit-learn's
 own top two probabilities are within ``TOLERANCE`` of each other (a near tie that float32
-rounding may break either way). Otherwise it returns ``(None, report)``: ``report["reason"]`` is
+rounding may break either way). A regressor (``onnx_model.is_regressor``; its signature says
+``"task": "regression"``) is compared on ``predict``: every prediction within ``TOLERANCE``
+*relative* (``|onnx − sklearn| / max(|sklearn|, 1)``: prices in the thousands are compared
+relatively, values near zero absolutely). Otherwise it returns ``(None, report)``: ``report["reason"]`` is
 a sentence for the model page, ``report["detail"]`` the technical text (converter or onnxruntime
 errors), and the model is served from its skops file.
 
@@ -47,7 +50,7 @@ import pandas as pd
 from . import onnx_model
 from .onnx_checks import refers_to_external_data
 from .onnx_converters import ConversionRefused, converters_for, exact_neighbour_weights, register_lightgbm
-from .signature import Signature, json_labels, unused_columns
+from .signature import REGRESSION, Signature, json_labels, unused_columns
 
 TOLERANCE = 1e-5
 MAX_CHECK_ROWS = 5_000
@@ -255,6 +258,26 @@ def _sample(X: pd.DataFrame) -> pd.DataFrame:
     return X.sample(MAX_CHECK_ROWS, random_state=0)
 
 
+def compare_predictions(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    """Largest absolute and relative differences of two prediction columns (regression)."""
+    reference = np.asarray(reference, dtype=np.float64).reshape(-1)
+    candidate = np.asarray(candidate, dtype=np.float64)
+    if candidate.size != reference.size:
+        return {"max_abs_diff": None, "max_rel_diff": None, "shape": [[len(reference), 1], list(candidate.shape)]}
+    candidate = candidate.reshape(-1)
+    if not len(reference):
+        return {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "label_mismatches": 0}
+    gap = np.abs(reference - candidate)
+    if (np.isnan(candidate) != np.isnan(reference)).any():
+        return {"max_abs_diff": float("inf"), "max_rel_diff": float("inf"), "label_mismatches": 0}
+    relative = gap / np.maximum(np.abs(reference), 1.0)
+    return {
+        "max_abs_diff": float(np.nanmax(gap)),
+        "max_rel_diff": float(np.nanmax(relative)),
+        "label_mismatches": 0,
+    }
+
+
 def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
     """Largest absolute difference and label disagreements (outside near ties) of two probability tables."""
     reference = np.asarray(reference, dtype=np.float64)
@@ -280,7 +303,8 @@ def try_convert(pipeline, signature, X_sample: pd.DataFrame) -> tuple[bytes | No
 
     The report is JSON: ``{"converted", "reason", "detail", "sha256", "size_bytes", "rows_checked",
     "probe_rows", "max_abs_diff", "label_mismatches", "near_tie_mismatches", "tolerance", "inputs",
-    "output", "opset", "seconds", "versions", "attempts"}``. Nothing here raises for a model that
+    "output", "opset", "seconds", "versions", "attempts"}`` (a regressor's: also "task" and
+    "max_rel_diff"). Nothing here raises for a model that
     does not convert: the reason (a sentence for people) is in ``report["reason"]``, the technical
     text, if any, in ``report["detail"]``.
     """
@@ -331,12 +355,18 @@ def _versions() -> dict:
 def _convert_and_verify(pipeline, signature: Signature, X_sample: pd.DataFrame, report: dict) -> bytes | None:
     if not isinstance(X_sample, pd.DataFrame) or len(X_sample) == 0:
         raise ConversionRefused("no sample rows to verify the conversion on")
-    if not hasattr(pipeline, "predict_proba"):
-        raise ConversionRefused("the model has no predict_proba")
-    classes = json_labels(getattr(pipeline, "classes_", []))
-    if signature.classes is not None and classes != signature.classes:
-        raise ConversionRefused(f"the signature's classes {signature.classes} are not the model's {classes}")
-    report["classes"] = classes
+    regression = signature.task == REGRESSION
+    if regression != onnx_model.is_regressor(pipeline):
+        raise ConversionRefused(f"the signature is a {signature.task}'s and the model is not")
+    if regression:
+        report["task"] = REGRESSION
+    else:
+        if not hasattr(pipeline, "predict_proba"):
+            raise ConversionRefused("the model has no predict_proba")
+        classes = json_labels(getattr(pipeline, "classes_", []))
+        if signature.classes is not None and classes != signature.classes:
+            raise ConversionRefused(f"the signature's classes {signature.classes} are not the model's {classes}")
+        report["classes"] = classes
     # Reasons known without converting come first: they cost microseconds, a conversion seconds.
     if onnx_model.contains_lightgbm(pipeline) and not register_lightgbm():
         raise ConversionRefused("LightGBM models need onnxmltools to convert (not installed)")
@@ -363,15 +393,16 @@ def _convert_and_verify(pipeline, signature: Signature, X_sample: pd.DataFrame, 
                     f"column {spec.name!r} has the category 'nan', which ONNX inputs use for missing"
                 )
 
+    scores = pipeline.predict if regression else pipeline.predict_proba
     try:
-        reference = pipeline.predict_proba(frame)
+        reference = scores(frame)
     except Exception as exc:  # noqa: BLE001 - the model itself refuses the probe rows (nulls)
         # Such inputs fail on the skops path too; check the conversion on the sample rows alone.
         report["probes_skipped"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         probes = probes.iloc[:0]
         batch = signature.validate_frame(sample.reset_index(drop=True))
         frame = batch.to_frame(signature)
-        reference = pipeline.predict_proba(frame)
+        reference = scores(frame)
     aliases = {spec.name: f"input_{i}" for i, spec in enumerate(used)}
     model = onnx_model.prepare(pipeline, aliases)
     report["rows_checked"] = len(frame)
@@ -418,10 +449,12 @@ def _attempt(model, signature, used, kinds, aliases, precision, batch, reference
     initial_types = [(aliases[spec.name], types.get(kinds[spec.name], StringTensorType)([None, 1])) for spec in used]
     converters, shapes = converters_for(precision, model)
     final = onnx_model.final_classifier(model)
+    regression = signature.task == REGRESSION
+    options = {} if regression else {id(final): {"zipmap": False}}
     onx = convert_sklearn(
         model,
         initial_types=initial_types,
-        options={id(final): {"zipmap": False}, **onnx_model.text_options(model)},
+        options={**options, **onnx_model.text_options(model)},
         target_opset=TARGET_OPSET,
         custom_conversion_functions=converters,
         custom_shape_calculators=shapes,
@@ -434,6 +467,19 @@ def _attempt(model, signature, used, kinds, aliases, precision, batch, reference
     session = make_session(onnx_bytes, log_severity=4)
     inputs, output = session_io(session, signature)
     candidate = session.run([output], onnx_feed(batch.columns, inputs))[0]
+    if regression:
+        result = compare_predictions(reference, candidate)
+        report.update(result)
+        if result["max_abs_diff"] is None:
+            raise ConversionRefused(f"the ONNX model gives predictions of shape {result['shape'][1]}")
+        if not result["max_rel_diff"] <= TOLERANCE:
+            raise ConversionRefused(
+                f"the ONNX copy's predictions differ from the model's by up to {result['max_rel_diff']:.2g} "
+                f"relative (allowed: {TOLERANCE:g})"
+            )
+        report["inputs"] = [{"name": name, "type": kind} for name, kind in inputs]
+        report["output"] = output
+        return onnx_bytes
     result = compare(reference, candidate)
     report.update(result)
     if result["max_abs_diff"] is None:

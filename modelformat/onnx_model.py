@@ -15,7 +15,10 @@
 
 Both ensemble layouts the studio makes are handled: a voting or stacking ensemble of full member
 pipelines (each with its own featurizer, possibly ``FrozenEstimator``-wrapped), and one featurizer
-shared by plain members, ``Pipeline(featurizer, VotingClassifier(estimators))``.
+shared by plain members, ``Pipeline(featurizer, VotingClassifier(estimators))``. Regressors
+take the same paths (``VotingRegressor``, ``StackingRegressor``); a ``TransformedTargetRegressor``
+is looked through to its fitted regressor, and converts when its target transform is none,
+log1p/expm1 or a standard scaling (``target_transform``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 
-ENSEMBLES = ("VotingClassifier", "StackingClassifier")
+ENSEMBLES = ("VotingClassifier", "StackingClassifier", "VotingRegressor", "StackingRegressor")
+TARGET_TRANSFORMED = "TransformedTargetRegressor"
 # scikit-learn's word patterns, as RE2 (onnxruntime's Tokenizer) spells them: Python's Unicode \w is
 # a letter, a number or "_".
 TOKEN_PATTERNS = {r"(?u)\b\w+\b": r"[\p{L}\p{N}_]+", r"(?u)\b\w\w+\b": r"[\p{L}\p{N}_]{2,}"}
@@ -76,6 +80,29 @@ def components(model):
             stack.extend(getattr(item, "estimators_", []))
             if getattr(item, "final_estimator_", None) is not None:
                 stack.append(item.final_estimator_)
+        elif _name(item) == TARGET_TRANSFORMED and hasattr(item, "regressor_"):
+            stack.append(item.regressor_)
+
+
+def is_regressor(model) -> bool:
+    """Whether the model predicts numbers: no ``predict_proba`` and no ``classes_`` (a scikit-learn
+    regressor, a pipeline ending in one, or an ensemble of them)."""
+    return hasattr(model, "predict") and not hasattr(model, "predict_proba") and not hasattr(model, "classes_")
+
+
+def target_transform(model) -> str | None:
+    """A TransformedTargetRegressor's target transform: "identity", "log1p" (inverse expm1),
+    "standard" (a fitted ``StandardScaler``: the training of linear models and SVR on a
+    standardised target) or None for any other (not converted)."""
+    if getattr(model, "transformer", None) is not None:  # a transformer object rather than functions
+        fitted = getattr(model, "transformer_", None)
+        return "standard" if _name(fitted) == "StandardScaler" else None
+    func, inverse = getattr(model, "func", None), getattr(model, "inverse_func", None)
+    if func is None and inverse is None:
+        return "identity"
+    if func is np.log1p and inverse is np.expm1:
+        return "log1p"
+    return None
 
 
 def datetime_parts_classes(model) -> set[type]:
@@ -106,6 +133,12 @@ def preflight(model) -> str | None:
             continue
         if kind == "VotingClassifier" and item.voting != "soft":
             return "hard-voting ensembles have no probabilities to convert"
+        if kind == TARGET_TRANSFORMED:
+            if target_transform(item) is None:
+                return "target transforms other than log1p/expm1 and standard scaling are not converted"
+            continue
+        if kind == "StackingRegressor" and getattr(item, "passthrough", False):
+            return "stacking with passthrough columns is not converted"
         if kind == "StackingClassifier" and (
             getattr(item, "passthrough", False) or any(m != "predict_proba" for m in item.stack_method_)
         ):
@@ -223,6 +256,10 @@ def prepare(model, aliases: dict[str, str]):
             clone.named_estimators_ = Bunch(**dict(zip(names, members, strict=False)))
         if getattr(model, "weights", None) is not None:
             clone.weights = np.asarray(model.weights, dtype=np.float64)
+        return clone
+    if _name(model) == TARGET_TRANSFORMED and hasattr(model, "regressor_"):
+        clone = copy.copy(model)
+        clone.regressor_ = prepare(model.regressor_, aliases)
         return clone
     return model
 

@@ -11,6 +11,10 @@ The signature is plain JSON, stored with each registered model version::
      "target": "churned",
      "classes": [0, 1]}
 
+A regression's signature says so and what it predicts: ``"task": "regression", "classes": [],
+"output": {"name": "Sale Price ($)", "type": "number"}``. A signature without ``task`` is a
+classification's (what every model was before regression existed).
+
 ``type`` is the column's semantic type (numeric, integer, boolean, categorical, datetime, text,
 identifier). ``dtype`` is the pandas dtype a payload is cast to, chosen from the training column's
 own dtype so that the pipeline sees what it was trained on: ``float64`` (every number, integers
@@ -75,6 +79,10 @@ from sklearn.pipeline import Pipeline
 from .column_types import SEMANTIC_TYPES, infer_column_type
 
 SIGNATURE_VERSION = 1
+# The tasks a signature may declare (the same names as training.tasks, which the model format does
+# not import: it sits below training)
+CLASSIFICATION, REGRESSION = "classification", "regression"
+TASKS = (CLASSIFICATION, REGRESSION)
 MAX_ROWS = 10_000
 MAX_CATEGORIES = 1_000
 ENVELOPE_KEYS = ("inputs", "data", "input_data", "dataframe_records", "dataframe_split", "instances")
@@ -162,13 +170,16 @@ def build_signature(
     classes: Iterable | None = None,
     optional: Iterable[str] = (),
     max_categories: int = MAX_CATEGORIES,
+    task: str = CLASSIFICATION,
 ) -> dict:
     """The JSON signature of a model trained on the feature frame ``X`` (target column excluded).
 
     ``column_types`` maps names to semantic types (e.g. the featurization plan's); missing ones are
     inferred. ``optional`` names columns the model does not use (see ``unused_columns``): a payload
-    may leave them out.
+    may leave them out. ``task="regression"``: no classes, and the output is a number.
     """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}; got {task!r}")
     if not isinstance(X, pd.DataFrame):
         raise TypeError("X must be a pandas DataFrame")
     given = dict(column_types or {})
@@ -200,6 +211,8 @@ def build_signature(
         "target": target,
         "classes": json_labels(classes) if classes is not None else None,
     }
+    if task == REGRESSION:
+        signature.update(task=REGRESSION, classes=[], output={"name": target, "type": "number"})
     Signature(signature)  # checks the result
     return signature
 
@@ -331,7 +344,12 @@ class Signature:
             raise ValueError("signature column names must be unique")
         self.by_name = {s.name: s for s in specs}
         self.target = data.get("target")
+        self.task = data.get("task") or CLASSIFICATION
+        if self.task not in TASKS:
+            raise ValueError(f"unknown signature task {self.task!r}")
         self.classes = list(data["classes"]) if isinstance(data.get("classes"), list) else None
+        if self.task == REGRESSION:
+            self.classes = []
         self.data = dict(data)
         self._casters = {s.name: _CASTERS[s.kind] for s in specs}
 

@@ -2,8 +2,10 @@
 
 Writes the job's artifacts: `model.skops` (the one model format, with its SHA-256), the input
 `signature.json`, a verified ONNX twin `model.onnx` when the pipeline converts (probabilities
-within 1e-5 of scikit-learn's on the validation rows, else no ONNX file and the reason in
-`onnx_report.json`), and the drift `reference_profile.json` used by endpoint monitoring.
+within 1e-5 of scikit-learn's on the validation rows, a regressor's predictions within 1e-5
+relative; else no ONNX file and the reason in `onnx_report.json`), and the drift
+`reference_profile.json` used by endpoint monitoring (for a regression, with the training target's
+distribution: served predictions are compared with it).
 Registering the model later only copies these files.
 """
 
@@ -12,12 +14,13 @@ import time
 
 import pandas as pd
 
-from modelformat.drift import reference_profile
+from modelformat.drift import prediction_profile, reference_profile
 from modelformat.modelio import save_model
 from modelformat.onnx_export import try_convert
 from modelformat.signature import build_signature, unused_columns
 
 from .ml.latency import row_latency_ms
+from .tasks import REGRESSION
 
 ONNX_CHECK_ROWS = 2_000
 # Deep forests on tens of thousands of rows make files of hundreds of MB; converting one to ONNX
@@ -52,15 +55,22 @@ def package_model(
     end after it (an Automated ML run's time budget).
     """
     started = time.perf_counter()
+    regression = task == REGRESSION
     if latency_ms is None:
-        latency_ms = row_latency_ms(model, X_check.head(1) if len(X_check) else X.head(1))
+        timed = _PredictTimed(model) if regression else model
+        latency_ms = row_latency_ms(timed, X_check.head(1) if len(X_check) else X.head(1))
     sha = save_model(model, ctx.artifact_path(f"{prefix}model.skops"))
     artifact = ctx.artifact_saved(f"{prefix}model.skops", kind="model")
     if artifact.sha256 != sha:
         raise RuntimeError("the model file changed while it was being recorded")
     types = {name: kind for name, kind in column_types.items() if name in X.columns}
     signature = build_signature(
-        X, column_types=types, target=target, classes=classes, optional=unused_columns(model, X.columns)
+        X,
+        column_types=types,
+        target=target,
+        classes=[] if regression else classes,
+        optional=unused_columns(model, X.columns),
+        task=task,
     )
     _write_json(ctx, f"{prefix}signature.json", signature, "signature")
     if artifact.size > ONNX_MAX_MODEL_BYTES:
@@ -89,11 +99,15 @@ def package_model(
         ctx.artifact_saved(f"{prefix}model.onnx", kind="model")
     _write_json(ctx, f"{prefix}onnx_report.json", report, "report")
     sample = X if len(X) <= PROFILE_ROWS else X.sample(PROFILE_ROWS, random_state=0)
-    _write_json(ctx, f"{prefix}reference_profile.json", reference_profile(sample, signature), "monitoring")
+    profile = reference_profile(sample, signature)
+    if regression and y is not None:  # served predictions are compared with the training target
+        profile["prediction"] = prediction_profile(y)
+    _write_json(ctx, f"{prefix}reference_profile.json", profile, "monitoring")
     ctx.log(
         f"Packaged {prefix}model.skops ({artifact.size:,} bytes)"
         + (
-            f" and a verified ONNX twin (max difference {report['max_abs_diff']:.1e})"
+            f" and a verified ONNX twin (max difference {report['max_abs_diff']:.1e}"
+            + (f", {report['max_rel_diff']:.1e} relative)" if report.get("max_rel_diff") is not None else ")")
             if onnx_bytes
             else f"; no ONNX twin ({report['reason']})"
         )
@@ -105,10 +119,19 @@ def package_model(
         "onnx": bool(onnx_bytes),
         "onnx_reason": report.get("reason"),
         "onnx_max_abs_diff": report.get("max_abs_diff"),
+        "onnx_max_rel_diff": report.get("max_rel_diff"),
+        "task": task,
         "onnx_seconds": report.get("seconds"),
         "packaging_seconds": round(time.perf_counter() - started, 3),
         "latency_ms": latency_ms,
     }
+
+
+class _PredictTimed:
+    """A regressor as ``row_latency_ms`` times models: serving calls its ``predict``."""
+
+    def __init__(self, model):
+        self.predict_proba = model.predict
 
 
 def _onnx_seconds_estimate(size_bytes: int) -> float:

@@ -23,6 +23,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,7 +31,7 @@ from django.db import transaction
 
 from data.models import DataVersion
 from data.services import data_version_path
-from modelformat.drift import reference_profile
+from modelformat.drift import prediction_profile, reference_profile
 from modelformat.model_import import (
     MAX_MEMBERS,
     ArchiveFolder,
@@ -47,7 +48,8 @@ from modelformat.model_import import (
 )
 from modelformat.modelio import PICKLE_ADVICE, ModelFileError, is_pickle, load_model
 from modelformat.onnx_export import make_session, onnx_feed, session_io
-from modelformat.signature import Signature, build_signature, json_labels
+from modelformat.onnx_model import is_regressor
+from modelformat.signature import CLASSIFICATION, REGRESSION, Signature, build_signature, json_labels
 from workspaces.policy import Action, require
 from workspaces.services import StorageQuotaExceeded, activity_record, workspace_storage_check
 
@@ -94,23 +96,29 @@ def _data_sample(data_version: DataVersion, target_column: str):
     return frame, {n: types[n] for n in names if n in types}
 
 
-def _signature(*, given, data_version, target_column, mlflow_columns, model_columns, classes):
+def _target_sample(data_version: DataVersion, target_column: str):
+    table = pq.ParquetFile(data_version_path(data_version)).read(columns=[target_column])
+    return table.slice(0, SAMPLE_ROWS).column(0).to_pandas()
+
+
+def _signature(*, given, data_version, target_column, mlflow_columns, model_columns, classes, task=CLASSIFICATION):
     """(signature, sample frame or None) from the first source there is (module docstring)."""
+    target = target_column or None
     if given not in (None, "", []):
         columns = parse_signature_text(given)
-        return signature_from_columns(columns, classes=classes, target=target_column or None), None
+        return signature_from_columns(columns, classes=classes, target=target, task=task), None
     if data_version is not None:
         if target_column:
             check_target(data_version, target_column)
         frame, types = _data_sample(data_version, target_column)
         if frame.shape[1] == 0:
             raise ValidationError({"data_version": [f"{data_version} has no columns besides the target."]})
-        signature = build_signature(frame, column_types=types, target=target_column or None, classes=classes)
+        signature = build_signature(frame, column_types=types, target=target, classes=classes, task=task)
         return signature, frame
     if mlflow_columns:
-        return signature_from_columns(mlflow_columns, classes=classes, target=target_column or None), None
+        return signature_from_columns(mlflow_columns, classes=classes, target=target, task=task), None
     if model_columns:
-        return signature_from_columns(model_columns, classes=classes, target=target_column or None), None
+        return signature_from_columns(model_columns, classes=classes, target=target, task=task), None
     raise ValidationError(
         {
             "data_version": [
@@ -139,14 +147,17 @@ def _prepare_skops(data: bytes, options: dict):
             model = load_model(path, digest)
         except ModelFileError as exc:
             raise ValidationError({"file": [f"The skops file cannot be served: {exc}"]}) from None
-    if not hasattr(model, "predict_proba") or getattr(model, "classes_", None) is None:
+    # a regressor has neither predict_proba nor classes_: it predicts numbers
+    regression = is_regressor(model)
+    if not regression and (not hasattr(model, "predict_proba") or getattr(model, "classes_", None) is None):
         raise ValidationError(
-            {"file": ["The model is not a fitted classifier (it has no predict_proba and classes_)."]}
+            {"file": ["The model is neither a fitted classifier (predict_proba and classes_) nor a regressor."]}
         )
-    classes = json_labels(model.classes_)
+    classes = [] if regression else json_labels(model.classes_)
     fitted = getattr(model, "feature_names_in_", None)
     columns = None if fitted is None else [{"name": str(c), "type": "numeric"} for c in fitted]
-    signature, frame = _signature(**options, model_columns=columns, classes=classes)
+    task = REGRESSION if regression else CLASSIFICATION
+    signature, frame = _signature(**options, model_columns=columns, classes=classes, task=task)
     if fitted is not None:
         names = {c["name"] for c in signature["columns"]}
         missing = [str(c) for c in fitted if str(c) not in names]
@@ -156,7 +167,9 @@ def _prepare_skops(data: bytes, options: dict):
             )
     try:
         batch = _check_rows(signature, frame)
-        model.predict_proba(batch.to_frame(Signature(signature)))
+        scored = (model.predict if regression else model.predict_proba)(batch.to_frame(Signature(signature)))
+        if regression:
+            np.asarray(scored, dtype=np.float64).reshape(batch.n_rows)  # one number per row
     except Exception as exc:  # noqa: BLE001 - any failure: the model does not take these inputs
         raise ValidationError(
             {"signature": [f"The model does not score rows of this signature: {type(exc).__name__}: {str(exc)[:300]}"]}
@@ -181,7 +194,12 @@ def _prepare_onnx(data: bytes, options: dict):
         raise ValidationError(
             {"file": [f"The ONNX model does not run on rows of this signature: {type(exc).__name__}: {str(exc)[:300]}"]}
         ) from None
-    if result.shape != (batch.n_rows, len(signature["classes"])):
+    if signature.get("task") == REGRESSION:
+        if result.shape != (batch.n_rows, 1):
+            raise ValidationError(
+                {"file": [f"The ONNX model gives {result.shape[1:]} values per row, not one number."]}
+            )
+    elif result.shape != (batch.n_rows, len(signature["classes"])):
         message = f"The ONNX model gives {result.shape[1:]} values per row for {len(signature['classes'])} classes."
         raise ValidationError({"file": [message]})
     producer = session.get_modelmeta().producer_name or "ONNX"
@@ -264,7 +282,10 @@ def model_import(
         raise ValidationError({"signature": [str(exc)]}) from None
     files["signature.json"] = json.dumps(sig, default=str).encode()
     if frame is not None and len(frame):
-        files["reference_profile.json"] = json.dumps(reference_profile(frame, sig), default=str).encode()
+        profile = reference_profile(frame, sig)
+        if sig.get("task") == REGRESSION and target_column:  # served predictions vs the target
+            profile["prediction"] = prediction_profile(_target_sample(data_version, target_column))
+        files["reference_profile.json"] = json.dumps(profile, default=str).encode()
     return _version_create(
         actor=actor,
         workspace=workspace,
@@ -316,6 +337,7 @@ def _version_create(
             target_column=signature.get("target") or "",
             signature=signature,
             classes=signature.get("classes") or [],
+            task=signature.get("task") or CLASSIFICATION,
             lineage={**lineage, "libraries": library_versions()},
             file_size=len(served),
             sha256=sha256,

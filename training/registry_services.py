@@ -25,6 +25,7 @@ from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir
 
 from .models import ALIAS_MESSAGE, ALIAS_PATTERN, ModelAlias, ModelVersion, RegisteredModel
+from .tasks import CLASSIFICATION, REGRESSION
 
 LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "onnxruntime", "skl2onnx")
 SERVED_FILES = ("model.skops", "model.onnx", "signature.json", "reference_profile.json", "onnx_report.json")
@@ -128,7 +129,9 @@ def model_register(
             algorithm=algorithm or result.get("algorithm", ""),
             target_column=signature.get("target") or spec.get("target_column", ""),
             signature=signature,
-            classes=signature.get("classes") or result.get("classes", []),
+            task=signature.get("task") or CLASSIFICATION,
+            classes=signature.get("classes")
+            or ([] if signature.get("task") == REGRESSION else result.get("classes", [])),
             metrics=metrics if metrics is not None else (result.get("metrics") or {}),
             lineage={
                 "job": job.pk,

@@ -241,7 +241,8 @@ class MonitoringApi(WorkspaceApiView):
     @extend_schema(
         parameters=[MonitoringQueryIn],
         responses={200: OpenApiTypes.OBJECT},
-        summary="Requests, errors, latency percentiles, rows, predicted classes and drift per deployment",
+        summary="Requests, errors, latency percentiles, rows, predicted classes, input drift and (regression) "
+        "prediction drift per deployment",
     )
     def get(self, request, workspace_id, endpoint_id):
         endpoint = selectors.endpoint_get(workspace=self.workspace, endpoint_id=endpoint_id)
@@ -264,6 +265,7 @@ class MonitoringApi(WorkspaceApiView):
                     "predicted": dict(s.predicted),
                     "mirrored": s.mirrored,
                     "drift": s.drift,
+                    "prediction_drift": s.prediction_drift,
                     "quality": s.quality,
                 }
                 for name, s in data.deployments.items()

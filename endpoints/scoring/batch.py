@@ -1,7 +1,8 @@
 """Batch scoring of a Parquet file, chunk by chunk, into a new Parquet file.
 
 The output has every input column, untouched (same Arrow types, same order), followed by
-``prediction`` and one ``probability_<class>`` column per class — a user wants the rows they sent
+``prediction`` and one ``probability_<class>`` column per class (a regression: ``prediction``
+alone, float64) — a user wants the rows they sent
 beside what the model said about them. A name that is already an input column gets ``_scored``
 appended. Memory stays bounded: one chunk of ``chunk_rows`` rows (plus the Parquet row group being
 read) is held at a time. The output is written to a temporary file next to the destination and
@@ -72,9 +73,10 @@ def score_table(predictor, parquet_path, out_parquet_path, *, chunk_rows: int = 
             f"The table has no column {shown} (the model needs it).", field=missing[0], code="missing_column"
         )
     wanted = [name for name in signature.names if name in present]
+    regression = getattr(predictor, "regression", False)
     classes = list(predictor.classes)
     prediction_name, probability_names = output_columns(schema.names, classes)
-    label_type = _label_type(classes)
+    label_type = pa.float64() if regression else _label_type(classes)
     out_schema = pa.schema(
         list(schema) + [pa.field(prediction_name, label_type)] + [pa.field(n, pa.float64()) for n in probability_names]
     )
@@ -89,6 +91,13 @@ def score_table(predictor, parquet_path, out_parquet_path, *, chunk_rows: int = 
             table = pa.Table.from_batches([record_batch]).replace_schema_metadata(None)
             frame = table.select(wanted).to_pandas()
             validated = signature.validate_frame(frame, row_offset=rows)
+            if regression:
+                numbers = predictor.predict_numbers_batch(validated)
+                writer.write_table(table.append_column(prediction_name, pa.array(numbers, type=pa.float64())))
+                rows, chunks = rows + len(frame), chunks + 1
+                if on_chunk is not None:
+                    on_chunk(rows, source.metadata.num_rows)
+                continue
             proba = np.asarray(predictor.predict_proba_batch(validated), dtype=np.float64)
             labels = class_array[proba.argmax(axis=1)] if len(proba) else class_array[:0]
             table = table.append_column(prediction_name, pa.array(labels.tolist(), type=label_type))

@@ -10,6 +10,10 @@ Output of ``predict`` / ``predict_batch`` / ``score`` (JSON)::
     {"predictions": ["yes", "no"],
      "probabilities": [{"no": 0.12, "yes": 0.88}, {"no": 0.7, "yes": 0.3}]}
 
+A regression (the signature's ``"task": "regression"``) answers numbers, no probabilities::
+
+    {"predictions": [231500.0, 187250.5]}
+
 The prediction is the most probable class (for every model: one ``predict_proba`` call gives both,
 and the label always agrees with the probabilities shown). Probability keys are the class labels as
 strings (JSON object keys); predictions keep the labels' own JSON type. Probabilities are rounded
@@ -35,7 +39,7 @@ import pandas as pd
 
 from modelformat.modelio import load_model
 from modelformat.onnx_export import make_session, onnx_feed, session_io
-from modelformat.signature import MAX_ROWS, Signature, ValidatedBatch, json_labels
+from modelformat.signature import MAX_ROWS, REGRESSION, Signature, ValidatedBatch, json_labels
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +67,12 @@ class Predictor:
         self._lock = threading.Lock()
         self.session = None
         self.onnx_error: str | None = None
-        if model is not None and hasattr(model, "classes_"):
+        self.regression = self.signature.task == REGRESSION
+        if self.regression:
+            if model is not None and hasattr(model, "classes_"):
+                raise PredictorError("the signature is a regression's but the model is a classifier")
+            classes = []
+        elif model is not None and hasattr(model, "classes_"):
             classes = json_labels(model.classes_)
             if self.signature.classes is not None and classes != self.signature.classes:
                 raise PredictorError(
@@ -111,10 +120,24 @@ class Predictor:
         return self.predict_batch(self.signature.validate_frame(frame))
 
     def predict_batch(self, batch: ValidatedBatch) -> dict:
+        if self.regression:
+            return self.format_numbers(self.predict_numbers_batch(batch))
         return self.format(self.predict_proba_batch(batch))
+
+    def predict_numbers_batch(self, batch: ValidatedBatch) -> np.ndarray:
+        """A regression's predictions (float64, one per row) for validated columns."""
+        return np.asarray(self._run(batch, lambda frame: self.model.predict(frame)), dtype=np.float64).reshape(-1)
+
+    def format_numbers(self, values: np.ndarray) -> dict:
+        return {"predictions": np.asarray(values, dtype=np.float64).tolist()}
 
     def predict_proba_batch(self, batch: ValidatedBatch) -> np.ndarray:
         """Probabilities (rows × classes, in ``self.classes`` order) for validated columns."""
+        return self._run(batch, lambda frame: np.asarray(self.model.predict_proba(frame)))
+
+    def _run(self, batch: ValidatedBatch, skops_scores) -> np.ndarray:
+        """The ONNX output for the batch, else (no twin, or onnxruntime failed) ``skops_scores``
+        of the pipeline on the cast frame."""
         if self.session is not None:
             try:
                 return self.session.run(self._output_names, onnx_feed(batch.columns, self._inputs))[0]
@@ -123,7 +146,7 @@ class Predictor:
                     raise
                 logger.warning("ONNX scoring failed (%s: %s); using the skops model", type(exc).__name__, exc)
                 self.onnx_error = f"{type(exc).__name__}: {exc}"
-        return np.asarray(self.model.predict_proba(batch.to_frame(self.signature)))
+        return skops_scores(batch.to_frame(self.signature))
 
     def format(self, proba: np.ndarray) -> dict:
         rounded = np.round(proba.astype(np.float64), PROBABILITY_DECIMALS)
