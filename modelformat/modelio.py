@@ -151,29 +151,6 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         # the studio's own transformers (training/ml/transformers.py)
         "training.ml.transformers.CastColumns",
         "training.ml.transformers.DatetimeParts",
-        # --- regressors: added by helper regserve for its packaging/serving tests, until helper
-        # regml's reviewed list lands (theirs wins on merge; this block then goes)
-        "lightgbm.sklearn.LGBMRegressor",
-        "numpy.expm1",  # TransformedTargetRegressor(func=np.log1p, inverse_func=np.expm1): numpy ufuncs
-        "numpy.log1p",
-        "sklearn._loss._loss.CyHalfSquaredError",
-        "sklearn._loss.link.IdentityLink",
-        "sklearn._loss.loss.HalfSquaredError",
-        "sklearn.compose._target.TransformedTargetRegressor",
-        "sklearn.dummy.DummyRegressor",
-        "sklearn.ensemble._forest.ExtraTreesRegressor",
-        "sklearn.ensemble._forest.RandomForestRegressor",
-        "sklearn.ensemble._gb.GradientBoostingRegressor",
-        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
-        "sklearn.ensemble._stacking.StackingRegressor",
-        "sklearn.ensemble._voting.VotingRegressor",
-        "sklearn.linear_model._base.LinearRegression",
-        "sklearn.linear_model._coordinate_descent.ElasticNet",
-        "sklearn.linear_model._coordinate_descent.Lasso",
-        "sklearn.linear_model._ridge.Ridge",
-        "sklearn.neighbors._regression.KNeighborsRegressor",
-        "sklearn.svm._classes.SVR",
-        "sklearn.tree._classes.ExtraTreeRegressor",
     }
 )
 
