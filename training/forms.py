@@ -8,9 +8,22 @@ from studio.forms import CheckedJSONField
 from studio.forms_errors import add_service_errors
 from training.models import TrainingJobKind
 
+from .automl_forms import REGRESSION_ALGORITHM_LABELS
+from .automl_selectors import task_suggestion
 from .datasets import check_target, included_columns
 from .kinds.train import TRAIN_ALGORITHMS, check_hyperparameters
 from .ml.algorithms import ALGORITHMS
+from .tasks import CLASSIFICATION, REGRESSION, TASKS
+
+
+def train_algorithms(task: str) -> dict[str, str]:
+    """{name: label} of the algorithms a train job of this task may use."""
+    return dict(REGRESSION_ALGORITHM_LABELS) if task == REGRESSION else TRAIN_ALGORITHMS
+
+
+def _algorithm(name: str, task: str):
+    """The algorithm's search space and defaults (for its typed hyperparameter inputs), if known."""
+    return ALGORITHMS.get(name) if task == CLASSIFICATION else None
 
 
 class JobSubmitForm(forms.Form):
@@ -92,6 +105,13 @@ class TrainJobForm(JobSubmitForm):
     target_column = forms.CharField(
         max_length=200, label="Target column", help_text="The column to predict.", widget=forms.Select
     )
+    task = forms.TypedChoiceField(
+        choices=list(TASKS.items()),
+        initial=CLASSIFICATION,
+        required=False,
+        empty_value=CLASSIFICATION,  # a form posted without a task, as before regression existed
+        help_text="Classification predicts a class; regression predicts a number.",
+    )
     algorithm = forms.ChoiceField(choices=[])
     hyperparameters = CheckedJSONField(
         required=False,
@@ -115,9 +135,10 @@ class TrainJobForm(JobSubmitForm):
         self.fields["data_version_id"].choices = [
             (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)") for v in versions
         ]
-        self.fields["algorithm"].choices = list(TRAIN_ALGORITHMS.items())
         self.versions = {v.pk: v for v in versions}
         self._target_column_choices(versions)
+        self._choose_task()
+        self.fields["algorithm"].choices = list(train_algorithms(self.task_value).items())
         self._add_hyperparameter_fields()
 
     def _chosen(self, name):
@@ -148,21 +169,48 @@ class TrainJobForm(JobSubmitForm):
             }
         )
 
+    def _choose_task(self) -> None:
+        """The task: as chosen, else the one suggested for the chosen target column; changing the
+        target or the task reloads the task, the algorithms and their hyperparameters."""
+        version, target = self._chosen_version(), self._chosen("target_column")
+        self.task_suggestion = task_suggestion(version, target) if version is not None and target else None
+        chosen = self._chosen("task")
+        if not self.is_bound and "task" not in self.initial and self.task_suggestion is not None:
+            chosen = self.initial["task"] = self.task_suggestion.task
+        self.task_value = chosen if chosen in TASKS else CLASSIFICATION
+        reload = {
+            "hx-get": "?kind=train",
+            "hx-trigger": "change",
+            "hx-sync": "this:replace",
+            "hx-select": "#task-fields",
+            "hx-target": "#task-fields",
+            "hx-swap": "outerHTML",
+        }
+        self.fields["task"].widget.attrs.update(
+            reload | {"hx-include": "#id_data_version_id, #id_target_column, #id_task"}
+        )
+        self.fields["target_column"].widget.attrs.update(
+            reload | {"hx-include": "#id_data_version_id, #id_target_column"}
+        )
+
     def _add_hyperparameter_fields(self) -> None:
         """Typed inputs for the chosen algorithm's main hyperparameters; choosing another reloads them."""
+        algorithms = train_algorithms(self.task_value)
         algorithm = self._chosen("algorithm")
-        if algorithm not in TRAIN_ALGORITHMS:
-            algorithm = next(iter(TRAIN_ALGORITHMS))
-        self.hyperparameter_algorithm = TRAIN_ALGORITHMS[algorithm]
-        defaults = ALGORITHMS[algorithm].defaults()
-        for param in ALGORITHMS[algorithm].space:
-            self.fields[HYPERPARAMETER_PREFIX + param.name] = _hyperparameter_field(param, defaults.get(param.name))
+        if algorithm not in algorithms:
+            algorithm = next(iter(algorithms))
+        self.hyperparameter_algorithm = algorithms[algorithm]
+        known = _algorithm(algorithm, self.task_value)
+        if known is not None:
+            defaults = known.defaults()
+            for param in known.space:
+                self.fields[HYPERPARAMETER_PREFIX + param.name] = _hyperparameter_field(param, defaults.get(param.name))
         self.fields["algorithm"].widget.attrs.update(
             {
                 "hx-get": "?kind=train",
                 "hx-trigger": "change",
                 "hx-sync": "this:replace",
-                "hx-include": "#id_algorithm",
+                "hx-include": "#id_algorithm, #id_task",
                 "hx-select": "#hyperparameter-fields",
                 "hx-target": "#hyperparameter-fields",
                 "hx-swap": "outerHTML",
@@ -192,7 +240,7 @@ class TrainJobForm(JobSubmitForm):
             self.add_error(
                 "hyperparameters", f"Set {', '.join(sorted(set(raw) & set(typed)))} in its field or here, not both."
             )
-        elif data.get("algorithm") and "hyperparameters" in data:
+        elif data.get("algorithm") and "hyperparameters" in data and data.get("task", CLASSIFICATION) == CLASSIFICATION:
             for name, value in typed.items():  # a typed value's error shows beside its own field
                 try:
                     check_hyperparameters(data["algorithm"], {name: value})
@@ -227,6 +275,7 @@ class TrainJobForm(JobSubmitForm):
         return {
             "data_version_id": data["data_version_id"],
             "target_column": data["target_column"],
+            "task": data["task"],
             "algorithm": data["algorithm"],
             "hyperparameters": data.get("hyperparameters") or {},
             "validation": validation,
