@@ -1,0 +1,104 @@
+"""Regression on the pages: the wizard and the Train form suggest the task from the target column
+(and say why), list the task's metrics and algorithms; result pages of real regression runs show
+the six metrics, the regression charts and a task badge, never a classification chart."""
+
+import html
+
+import pytest
+
+from compute.models import TargetKind
+from compute.services import target_create
+from data.services import data_version_from_file
+from tests.training.regression_data import TARGET, write_houses
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def houses(owner, workspace, tmp_path):
+    source = tmp_path / "houses é.csv"
+    write_houses(source)
+    return data_version_from_file(actor=owner, workspace=workspace, path=source, name="houses (2024)")
+
+
+@pytest.fixture
+def cluster(owner, workspace):
+    return target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+
+
+def columns_part(client, workspace, version, target) -> str:
+    """The wizard's columns fragment as htmx asks for it when the target select changes."""
+    response = client.get(
+        f"/w/{workspace.pk}/jobs/automl/columns/",
+        {"data_version_id": version.pk, "target_column": target},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_TRIGGER="id_target_column",
+    )
+    assert response.status_code == 200
+    return html.unescape(response.content.decode())
+
+
+def test_the_wizard_suggests_regression_for_a_numeric_target_with_its_metrics_and_algorithms(
+    client, owner, workspace, houses
+):
+    client.force_login(owner)
+    part = columns_part(client, workspace, houses, TARGET)
+    assert 'data-testid="task-suggestion"' in part and "Suggested: <strong>Regression</strong>" in part
+    assert f"{TARGET} is" in part and "distinct values: a number to predict" in part
+    # the task, metric and algorithm fields swap in out of band, for the suggested task
+    assert 'id="automl-task-fields" hx-swap-oob="true"' in part and 'id="automl-algorithms"' in part
+    assert '<option value="regression" selected>' in part
+    for label in ("Normalised RMSE", "RMSE", "MAE", "R²", "Spearman correlation", "MAPE"):
+        assert f">{label}</option>" in part
+    assert 'value="auc_weighted"' not in part and ">AUC weighted</option>" not in part
+    assert 'value="ridge"' in part and 'value="svr"' in part and 'value="logistic_regression"' not in part
+
+    # a yes/no target is a classification, and choosing it says so
+    part = columns_part(client, workspace, houses, "Has garage? (yes/no)")
+    assert "Suggested: <strong>Classification</strong>" in part and '<option value="classification" selected>' in part
+    assert ">AUC weighted</option>" in part and ">R²</option>" not in part
+
+    # the wizard opened on that data and target (and re-rendered after errors) shows the same
+    page = html.unescape(
+        client.get(
+            f"/w/{workspace.pk}/jobs/automl/new/", {"data_version_id": houses.pk, "target_column": TARGET}
+        ).content.decode()
+    )
+    assert "Suggested: <strong>Regression</strong>" in page and '<option value="regression" selected>' in page
+    # choosing the task by hand keeps it (the htmx reload passes it)
+    page = html.unescape(
+        client.get(
+            f"/w/{workspace.pk}/jobs/automl/new/",
+            {"data_version_id": houses.pk, "target_column": TARGET, "task": "classification"},
+        ).content.decode()
+    )
+    assert '<option value="classification" selected>' in page and ">Log loss</option>" in page
+
+
+def test_mape_is_not_offered_for_a_target_whose_range_holds_zero(client, owner, workspace, tmp_path):
+    source = tmp_path / "with zeros.csv"
+    write_houses(source, zero_prices=True)
+    version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="houses with zeros")
+    client.force_login(owner)
+    part = columns_part(client, workspace, version, TARGET)
+    assert '<option value="regression" selected>' in part and ">MAE</option>" in part
+    assert ">MAPE</option>" not in part and 'data-testid="mape-note"' in part
+
+
+def test_the_train_form_suggests_the_task_and_lists_the_tasks_algorithms(client, owner, workspace, houses, cluster):
+    client.force_login(owner)
+    page = html.unescape(
+        client.get(
+            f"/w/{workspace.pk}/jobs/new/",
+            {"kind": "train", "data_version_id": houses.pk, "target_column": TARGET},
+        ).content.decode()
+    )
+    assert 'id="task-fields"' in page and "Suggested: <strong>Regression</strong>" in page
+    task_select = page.split('name="task"')[1].split("</select>")[0]
+    assert '<option value="regression" selected>' in task_select
+    algorithms = page.split('name="algorithm"')[1].split("</select>")[0]
+    assert ">Ridge</option>" in algorithms and ">Support vector regression (SVR)</option>" in algorithms
+    assert "Logistic regression" not in algorithms
+    # changing the target reloads the task fields (htmx) from the target select
+    target_select = page.split('name="target_column"')[1].split(">")[0]
+    assert 'hx-select="#task-fields"' in target_select
