@@ -6,6 +6,7 @@ import csv
 import numpy as np
 
 TARGET = "Sale Price ($)"
+COLUMNS = ["Listing ID", "Lot Area (sq ft)", "Neighbourhood / zone", "Sold on", "Has garage? (yes/no)", "Notes", TARGET]
 
 
 def write_houses(path, rows: int = 120, *, zero_prices: bool = False) -> None:
