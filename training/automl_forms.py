@@ -1,6 +1,6 @@
 from django import forms
 
-from .ml.algorithms import ALGORITHMS
+from .ml.algorithms import ALGORITHMS, algorithms_for
 from .ml.search import DEFAULT_INFER_LIMIT_MS
 from .tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, TASKS
 
@@ -36,24 +36,10 @@ ALGORITHM_LABELS = {
     "sgd": "SGD",
 }
 
-# TODO(regui): training.ml.algorithms.algorithms_for(task) once h-regml is merged.
-REGRESSION_ALGORITHM_LABELS = {
-    "ridge": "Ridge",
-    "lasso": "Lasso",
-    "elastic_net": "Elastic net",
-    "random_forest": "Random forest",
-    "extra_trees": "Extra trees",
-    "gradient_boosting": "Gradient boosting",
-    "hist_gradient_boosting": "Histogram gradient boosting",
-    "lightgbm": "LightGBM",
-    "knn": "k-nearest neighbours",
-    "svr": "Support vector regression (SVR)",
-}
-
 
 def algorithm_choices(task: str) -> list[tuple[str, str]]:
     if task == REGRESSION:
-        return list(REGRESSION_ALGORITHM_LABELS.items())
+        return list(algorithms_for(REGRESSION).items())
     return [(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS]
 
 

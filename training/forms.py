@@ -8,22 +8,11 @@ from studio.forms import CheckedJSONField
 from studio.forms_errors import add_service_errors
 from training.models import TrainingJobKind
 
-from .automl_forms import REGRESSION_ALGORITHM_LABELS
 from .automl_selectors import task_suggestion
-from .datasets import check_target, included_columns
-from .kinds.train import TRAIN_ALGORITHMS, check_hyperparameters
-from .ml.algorithms import ALGORITHMS
+from .datasets import check_numeric_target, check_target, included_columns
+from .kinds.train import check_hyperparameters, train_algorithms
+from .ml.algorithms import get_algorithm
 from .tasks import CLASSIFICATION, REGRESSION, TASKS
-
-
-def train_algorithms(task: str) -> dict[str, str]:
-    """{name: label} of the algorithms a train job of this task may use."""
-    return dict(REGRESSION_ALGORITHM_LABELS) if task == REGRESSION else TRAIN_ALGORITHMS
-
-
-def _algorithm(name: str, task: str):
-    """The algorithm's search space and defaults (for its typed hyperparameter inputs), if known."""
-    return ALGORITHMS.get(name) if task == CLASSIFICATION else None
 
 
 class JobSubmitForm(forms.Form):
@@ -200,11 +189,10 @@ class TrainJobForm(JobSubmitForm):
         if algorithm not in algorithms:
             algorithm = next(iter(algorithms))
         self.hyperparameter_algorithm = algorithms[algorithm]
-        known = _algorithm(algorithm, self.task_value)
-        if known is not None:
-            defaults = known.defaults()
-            for param in known.space:
-                self.fields[HYPERPARAMETER_PREFIX + param.name] = _hyperparameter_field(param, defaults.get(param.name))
+        known = get_algorithm(algorithm, self.task_value)
+        defaults = known.defaults()
+        for param in known.space:
+            self.fields[HYPERPARAMETER_PREFIX + param.name] = _hyperparameter_field(param, defaults.get(param.name))
         self.fields["algorithm"].widget.attrs.update(
             {
                 "hx-get": "?kind=train",
@@ -228,6 +216,8 @@ class TrainJobForm(JobSubmitForm):
         if version is not None and "target_column" in data:
             try:
                 check_target(version, data["target_column"])
+                if data.get("task") == REGRESSION:
+                    check_numeric_target(version, data["target_column"])
             except ValidationError as exc:
                 add_service_errors(self, exc)
         typed = {
@@ -240,16 +230,17 @@ class TrainJobForm(JobSubmitForm):
             self.add_error(
                 "hyperparameters", f"Set {', '.join(sorted(set(raw) & set(typed)))} in its field or here, not both."
             )
-        elif data.get("algorithm") and "hyperparameters" in data and data.get("task", CLASSIFICATION) == CLASSIFICATION:
+        elif data.get("algorithm") and "hyperparameters" in data:
+            task = data.get("task") or CLASSIFICATION
             for name, value in typed.items():  # a typed value's error shows beside its own field
                 try:
-                    check_hyperparameters(data["algorithm"], {name: value})
+                    check_hyperparameters(data["algorithm"], {name: value}, task)
                 except ValidationError as exc:
                     self.add_error(HYPERPARAMETER_PREFIX + name, exc.message_dict["hyperparameters"])
             if not any(self.has_error(HYPERPARAMETER_PREFIX + name) for name in typed):
                 params = {**raw, **typed} if isinstance(raw, dict) else raw
                 try:
-                    data["hyperparameters"] = check_hyperparameters(data["algorithm"], params)
+                    data["hyperparameters"] = check_hyperparameters(data["algorithm"], params, task)
                 except ValidationError as exc:
                     add_service_errors(self, exc)
         return data
