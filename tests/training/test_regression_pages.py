@@ -6,10 +6,13 @@ import html
 
 import pytest
 
+from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
 from data.services import data_version_from_file
+from tests.conftest import wait_for
 from tests.training.regression_data import TARGET, write_houses
+from training.models import TrainingJobKind
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +105,96 @@ def test_the_train_form_suggests_the_task_and_lists_the_tasks_algorithms(client,
     # changing the target reloads the task fields (htmx) from the target select
     target_select = page.split('name="target_column"')[1].split(">")[0]
     assert 'hx-select="#task-fields"' in target_select
+
+
+def finished(job_id, timeout: float):
+    return wait_for(
+        lambda: Job.objects.filter(pk=job_id, status__in=JobStatus.finished()).first(),
+        timeout=timeout,
+        message=f"job {job_id} to finish",
+    )
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_a_regression_train_job_and_automl_run_show_their_metrics_and_charts(
+    client, owner, workspace, houses, agent, broker, reconciler
+):
+    cluster = target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=1, max_nodes=1
+    ).target
+    client.force_login(owner)
+    # Both submitted through the pages: the wizard, then the Train form.
+    response = client.post(
+        f"/w/{workspace.pk}/jobs/automl/new/",
+        {
+            "data_version_id": houses.pk,
+            "target_column": TARGET,
+            "task": "regression",
+            "primary_metric": "r2",
+            "validation": "holdout",
+            "holdout_fraction": "0.25",
+            "test_fraction": "0.2",
+            "timeout_minutes": "0.5",
+            "trial_timeout_s": "20",
+            "max_trials": "2",
+            "max_concurrent_trials": "1",
+            "allowed_algorithms": ["ridge", "lightgbm"],
+            "infer_limit_ms": "",
+            "target": cluster.pk,
+            "seed": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    run = Job.objects.get(kind=TrainingJobKind.AUTOML)
+    assert run.spec["task"] == "regression" and run.spec["automl"]["primary_metric"] == "r2"
+    response = client.post(
+        f"/w/{workspace.pk}/jobs/new/",
+        {
+            "kind": "train",
+            "target": cluster.pk,
+            "data_version_id": houses.pk,
+            "target_column": TARGET,
+            "task": "regression",
+            "algorithm": "ridge",
+            "hp_alpha": "2.5",
+            "hyperparameters": "{}",
+            "validation_method": "holdout",
+            "holdout_fraction": "0.2",
+            "seed": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    train = Job.objects.get(kind=TrainingJobKind.TRAIN)
+    assert train.spec["task"] == "regression" and train.spec["hyperparameters"] == {"alpha": 2.5}
+
+    run, train = finished(run.pk, 90), finished(train.pk, 60)
+    assert run.status == JobStatus.COMPLETED, (run.status_reason, run.error)
+    assert train.status == JobStatus.COMPLETED, (train.status_reason, train.error)
+
+    page = html.unescape(client.get(f"/w/{workspace.pk}/jobs/{train.pk}/").content.decode())
+    assert 'data-testid="job-task">Regression<' in page
+    metrics = page.split('data-testid="regression-metrics"')[1].split("</table>")[0]
+    for label in ("Normalised RMSE", "RMSE", "MAE", "R²", "Spearman correlation", "MAPE"):
+        assert f"<th>{label}</th>" in metrics
+    assert "result-predicted-vs-actual" in page and "result-residual-histogram" in page
+    assert "result-residuals-vs-predicted" in page
+    assert "Confusion matrix" not in page and "ROC curve" not in page
+
+    page = html.unescape(client.get(f"/w/{workspace.pk}/jobs/{run.pk}/").content.decode())
+    assert 'data-testid="task-badge">Regression<' in page and "<dd>R²</dd>" in page
+    best = page.split('data-testid="best-metrics"')[1].split("</table>")[0]
+    assert "<th>R²</th>" in best and "<th>Normalised RMSE</th>" in best and "<th>MAPE</th>" in best
+    assert "—" not in best.split("<th>R²</th>")[1].split("</tr>")[0]  # filled, not left null
+    assert "automl-predicted-vs-actual" in page and "automl-importance" in page
+    assert "automl-confusion" not in page and "automl-roc" not in page
+    leaderboard = page.split('data-testid="leaderboard"')[1].split("</table>")[0]
+    assert '<th class="num">R²</th>' in leaderboard and "Accuracy" not in leaderboard
+    assert "ridge" in leaderboard
+
+    final = Job.objects.get(parent=run, kind=TrainingJobKind.AUTOML_FINAL)
+    page = html.unescape(client.get(f"/w/{workspace.pk}/jobs/{final.pk}/").content.decode())
+    assert 'data-testid="job-task">Regression<' in page and 'data-testid="regression-metrics"' in page
+    trial = Job.objects.filter(parent=run, kind=TrainingJobKind.AUTOML_TRIAL).first()
+    response = client.get(f"/w/{workspace.pk}/jobs/{trial.pk}/")
+    assert response.status_code == 200 and 'data-testid="job-task">Regression<' in response.content.decode()
