@@ -162,6 +162,7 @@ def automl_columns(request, workspace_id):
             "imputes": IMPUTE_STRATEGIES,
             "task_form": task_form,
             "suggestion": suggestion,
+            "target_profile": profiles.get(target, {}),
         },
     )
 

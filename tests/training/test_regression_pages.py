@@ -55,6 +55,7 @@ def test_the_wizard_suggests_regression_for_a_numeric_target_with_its_metrics_an
         assert f">{label}</option>" in part
     assert 'value="auc_weighted"' not in part and ">AUC weighted</option>" not in part
     assert 'value="ridge"' in part and 'value="svr"' in part and 'value="logistic_regression"' not in part
+    assert 'data-testid="target-range"' in part and f"{TARGET} ranges from" in part
 
     # a yes/no target is a classification, and choosing it says so
     part = columns_part(client, workspace, houses, "Has garage? (yes/no)")
@@ -105,6 +106,49 @@ def test_the_train_form_suggests_the_task_and_lists_the_tasks_algorithms(client,
     # changing the target reloads the task fields (htmx) from the target select
     target_select = page.split('name="target_column"')[1].split(">")[0]
     assert 'hx-select="#task-fields"' in target_select
+
+
+def test_a_regression_of_a_text_column_is_refused_beside_the_field(client, owner, workspace, houses, cluster):
+    client.force_login(owner)
+    wizard = {
+        "data_version_id": houses.pk,
+        "target_column": "Notes",
+        "task": "regression",
+        "primary_metric": "auc_weighted",  # not a regression metric either
+        "validation": "auto",
+        "test_fraction": "0.2",
+        "timeout_minutes": "1",
+        "trial_timeout_s": "20",
+        "max_trials": "2",
+        "max_concurrent_trials": "1",
+        "target": cluster.pk,
+        "seed": "0",
+    }
+    response = client.post(f"/w/{workspace.pk}/jobs/automl/new/", wizard)
+    assert response.status_code == 200
+    assert "auc_weighted is not a primary metric of this task" in html.unescape(response.content.decode())
+    response = client.post(f"/w/{workspace.pk}/jobs/automl/new/", wizard | {"primary_metric": "mae"})
+    assert response.status_code == 200
+    assert "A regression predicts a number, and 'Notes' is" in html.unescape(response.content.decode())
+    response = client.post(
+        f"/w/{workspace.pk}/jobs/new/",
+        {
+            "kind": "train",
+            "target": cluster.pk,
+            "data_version_id": houses.pk,
+            "target_column": "Notes",
+            "task": "regression",
+            "algorithm": "lasso",
+            "hyperparameters": "{}",
+            "validation_method": "cv",
+            "n_folds": "3",
+            "seed": "0",
+        },
+    )
+    assert response.status_code == 200
+    page = html.unescape(response.content.decode())
+    assert "A regression predicts a number, and 'Notes' is" in page
+    assert not Job.objects.exists()
 
 
 def finished(job_id, timeout: float):
