@@ -130,7 +130,7 @@ def fit_pipeline(
     """
     algorithm = get_algorithm(spec.algorithm, spec.task)
     params = dict(spec.params if params is None else params)
-    featurizer, layout = build_featurizer(spec.plan, algorithm.family, seed=spec.seed)
+    featurizer, layout = build_featurizer(spec.plan, algorithm.family, seed=spec.seed, regression=spec.is_regression)
     cats = layout["categorical_indices"]
     y = np.asarray(y, dtype=np.float64) if spec.is_regression else np.asarray(y)
     split = (
