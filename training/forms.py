@@ -94,11 +94,9 @@ class TrainJobForm(JobSubmitForm):
     target_column = forms.CharField(
         max_length=200, label="Target column", help_text="The column to predict.", widget=forms.Select
     )
-    task = forms.TypedChoiceField(
+    task = forms.ChoiceField(
         choices=list(TASKS.items()),
         initial=CLASSIFICATION,
-        required=False,
-        empty_value=CLASSIFICATION,  # a form posted without a task, as before regression existed
         help_text="Classification predicts a class; regression predicts a number.",
     )
     algorithm = forms.ChoiceField(choices=[])
@@ -119,6 +117,9 @@ class TrainJobForm(JobSubmitForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.is_bound and not self.data.get("task"):  # posted without a task, as before regression existed
+            self.data = self.data.copy()
+            self.data["task"] = CLASSIFICATION
 
         versions = list(data_versions_ready(workspace=self.workspace)[:200])
         self.fields["data_version_id"].choices = [

@@ -239,6 +239,11 @@ def test_a_regression_train_job_and_automl_run_show_their_metrics_and_charts(
     final = Job.objects.get(parent=run, kind=TrainingJobKind.AUTOML_FINAL)
     page = html.unescape(client.get(f"/w/{workspace.pk}/jobs/{final.pk}/").content.decode())
     assert 'data-testid="job-task">Regression<' in page and 'data-testid="regression-metrics"' in page
+    # "Clone and edit" opens the wizard and the Train form on the same task, metric and algorithm.
+    page = html.unescape(client.get(f"/w/{workspace.pk}/jobs/automl/new/?clone={run.pk}").content.decode())
+    assert '<option value="regression" selected>' in page and '<option value="r2" selected>' in page
+    page = html.unescape(client.get(f"/w/{workspace.pk}/jobs/new/?clone={train.pk}").content.decode())
+    assert '<option value="regression" selected>' in page and '<option value="ridge" selected>' in page
     trial = Job.objects.filter(parent=run, kind=TrainingJobKind.AUTOML_TRIAL).first()
     response = client.get(f"/w/{workspace.pk}/jobs/{trial.pk}/")
     assert response.status_code == 200 and 'data-testid="job-task">Regression<' in response.content.decode()
