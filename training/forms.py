@@ -171,7 +171,7 @@ class TrainJobForm(JobSubmitForm):
         reload = {
             "hx-get": "?kind=train",
             "hx-trigger": "change",
-            "hx-sync": "this:replace",
+            "hx-sync": "closest form:replace",  # the newest of these reloads wins (a quick algorithm pick)
             "hx-select": "#task-fields",
             "hx-target": "#task-fields",
             "hx-swap": "outerHTML",
@@ -180,7 +180,7 @@ class TrainJobForm(JobSubmitForm):
             reload | {"hx-include": "#id_data_version_id, #id_target_column, #id_task"}
         )
         self.fields["target_column"].widget.attrs.update(
-            reload | {"hx-include": "#id_data_version_id, #id_target_column"}
+            reload | {"hx-include": "#id_data_version_id, #id_target_column, #id_algorithm"}
         )
 
     def _add_hyperparameter_fields(self) -> None:
@@ -198,7 +198,7 @@ class TrainJobForm(JobSubmitForm):
             {
                 "hx-get": "?kind=train",
                 "hx-trigger": "change",
-                "hx-sync": "this:replace",
+                "hx-sync": "closest form:replace",
                 "hx-include": "#id_algorithm, #id_task",
                 "hx-select": "#hyperparameter-fields",
                 "hx-target": "#hyperparameter-fields",
