@@ -1,10 +1,10 @@
 from django import forms
 
-from .ml.algorithms import ALGORITHMS
-from .ml.metrics import PRIMARY_METRICS
+from .ml.algorithms import ALGORITHMS, algorithms_for
 from .ml.search import DEFAULT_INFER_LIMIT_MS
+from .tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, TASKS
 
-METRIC_LABELS = {
+CLASSIFICATION_METRIC_LABELS = {
     "accuracy": "Accuracy",
     "auc_weighted": "AUC weighted",
     "balanced_accuracy": "Balanced accuracy",
@@ -12,6 +12,16 @@ METRIC_LABELS = {
     "average_precision_weighted": "Average precision weighted",
     "log_loss": "Log loss",
 }
+# In training.tasks.REGRESSION_PRIMARY_METRICS' order (normalised RMSE, the default, first).
+REGRESSION_METRIC_LABELS = {
+    "normalized_rmse": "Normalised RMSE",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R²",
+    "spearman": "Spearman correlation",
+    "mape": "MAPE",
+}
+METRIC_LABELS = {**CLASSIFICATION_METRIC_LABELS, **REGRESSION_METRIC_LABELS}
 ALGORITHM_LABELS = {
     "logistic_regression": "Logistic regression",
     "random_forest": "Random forest",
@@ -27,10 +37,35 @@ ALGORITHM_LABELS = {
 }
 
 
+def algorithm_choices(task: str) -> list[tuple[str, str]]:
+    if task == REGRESSION:
+        return list(algorithms_for(REGRESSION).items())
+    return [(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS]
+
+
+def metric_choices(task: str, *, mape: bool = True) -> list[tuple[str, str]]:
+    """The primary metrics of a task; MAPE left out for a target that may hold zeros."""
+    if task == REGRESSION:
+        return [(m, label) for m, label in REGRESSION_METRIC_LABELS.items() if mape or m != "mape"]
+    return list(CLASSIFICATION_METRIC_LABELS.items())
+
+
 class AutoMLForm(forms.Form):
     data_version_id = forms.TypedChoiceField(coerce=int, label="Data")
     target_column = forms.CharField(max_length=200, label="Target column")
-    primary_metric = forms.ChoiceField(choices=[(m, METRIC_LABELS[m]) for m in PRIMARY_METRICS], initial="auc_weighted")
+    task = forms.TypedChoiceField(
+        choices=list(TASKS.items()),
+        initial=CLASSIFICATION,
+        required=False,
+        empty_value=CLASSIFICATION,  # a form posted without a task, as before regression existed
+        help_text="Classification predicts a class; regression predicts a number.",
+    )
+    primary_metric = forms.ChoiceField(
+        choices=list(METRIC_LABELS.items()),
+        required=False,
+        help_text="Left empty: the task's default (AUC weighted; normalised RMSE for a regression).",
+        error_messages={"invalid_choice": "%(value)s is not a primary metric of this task."},
+    )
     validation = forms.ChoiceField(
         choices=[
             ("auto", "Auto (by the data's size)"),
@@ -77,13 +112,13 @@ class AutoMLForm(forms.Form):
         help_text="Ignore the scoring time limit: the most accurate candidate wins, however slow.",
     )
     allowed_algorithms = forms.MultipleChoiceField(
-        choices=[(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS],
+        choices=[],
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: all of them.",
     )
     blocked_algorithms = forms.MultipleChoiceField(
-        choices=[(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS],
+        choices=[],
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
@@ -98,8 +133,18 @@ class AutoMLForm(forms.Form):
     )
     seed = forms.IntegerField(initial=0)
 
-    def __init__(self, *args, versions, targets, **kwargs):
+    def __init__(self, *args, versions, targets, mape: bool = True, **kwargs):
+        """`mape`: offer MAPE (False when the target may hold zeros, from its profile)."""
         super().__init__(*args, **kwargs)
+        chosen = self.data.get("task") if self.is_bound else self.initial.get("task")
+        self.task_value = chosen if chosen in TASKS else CLASSIFICATION
+        self.mape_offered = mape
+        self.fields["primary_metric"].choices = [("", "— the task's default —")] + metric_choices(
+            self.task_value, mape=mape
+        )
+        self.fields["primary_metric"].initial = DEFAULT_PRIMARY_METRIC[self.task_value]
+        for name in ("allowed_algorithms", "blocked_algorithms"):
+            self.fields[name].choices = algorithm_choices(self.task_value)
         choices = [(v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)") for v in versions]
         self.fields["data_version_id"].choices = choices
         self.fields["validation_data_version_id"].choices = [("", "—")] + choices
@@ -112,6 +157,7 @@ class AutoMLForm(forms.Form):
         """The wizard's initial values to clone the Automated ML run `job` (then edit and submit)."""
         spec, automl = job.spec, job.spec.get("automl", {})
         initial = {key: spec.get(key) for key in ("data_version_id", "target_column", "test_fraction", "seed")}
+        initial["task"] = spec.get("task") or CLASSIFICATION
         initial |= {key: automl.get(key) for key in cls.base_fields if key in automl}
         initial |= {
             "validation_data_version_id": spec.get("validation_data_version_id"),
@@ -131,7 +177,7 @@ class AutoMLForm(forms.Form):
     def settings(self, overrides: dict) -> dict:
         data = self.cleaned_data
         settings = {
-            "primary_metric": data["primary_metric"],
+            "primary_metric": data.get("primary_metric") or DEFAULT_PRIMARY_METRIC[data["task"]],
             "validation": data["validation"],
             "n_folds": data.get("n_folds"),
             "holdout_fraction": data.get("holdout_fraction"),

@@ -13,6 +13,15 @@ from .automl_services import automl_spec, first_trial_seconds, trials_of
 from .ml.latency import within_limit
 from .ml.metrics import sort_key
 from .models import TrainingJobKind
+from .tasks import (
+    CLASSIFICATION,
+    DEFAULT_PRIMARY_METRIC,
+    REGRESSION,
+    REGRESSION_MIN_DISTINCT,
+    REGRESSION_PRIMARY_METRICS,
+    TASKS,
+    suggest_task,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class LeaderboardRow:
 @dataclass(frozen=True)
 class AutoMLRun:
     job: Job
+    task: str
     setup: dict
     guardrails: list
     metric: str
@@ -42,7 +52,9 @@ class AutoMLRun:
     trials_done: int
     first_trial_s: float | None
     final: Job | None  # the newest final-model job, if one was started
-    final_metrics: list[tuple[str, float]]  # numeric test metrics of a completed final model, by name
+    # test metrics of a completed final model: a classification's numeric ones by name, a
+    # regression's six in their order (MAPE None when the target has zeros)
+    final_metrics: list[tuple[str, float | None]]
     final_charts: dict | None  # the completed final model's charts.json
     final_importance: list | None  # its importance.json
 
@@ -71,16 +83,24 @@ def _leaderboard(trials: list[Job], *, metric: str, infer_limit_ms: float | None
     return scored + [r for r in rows if r.score is None]
 
 
+def _final_metrics(task: str, metrics: dict) -> list[tuple[str, float | None]]:
+    if task == REGRESSION and metrics:
+        return [(name, metrics.get(name)) for name in REGRESSION_PRIMARY_METRICS]
+    return sorted((k, v) for k, v in metrics.items() if isinstance(v, (int, float)))
+
+
 def automl_run_get(*, job: Job) -> AutoMLRun:
     """Guardrails, the live leaderboard and the final model's results of the run `job`."""
     trials = list(trials_of(job).select_related("node"))
-    metric = job.spec.get("automl", {}).get("primary_metric", "auc_weighted")
+    task = job.spec.get("task") or CLASSIFICATION
+    metric = job.spec.get("automl", {}).get("primary_metric") or DEFAULT_PRIMARY_METRIC[task]
     infer_limit_ms = automl_spec(job).infer_limit_ms
     setup = job.result.get("setup", {})
     final = job.children.filter(kind=TrainingJobKind.AUTOML_FINAL).order_by("-id").first()
     completed = final is not None and final.status == JobStatus.COMPLETED
     return AutoMLRun(
         job=job,
+        task=task,
         setup=setup,
         guardrails=setup.get("guardrails", []),
         metric=metric,
@@ -90,11 +110,36 @@ def automl_run_get(*, job: Job) -> AutoMLRun:
         trials_done=sum(t.status in JobStatus.finished() for t in trials),
         first_trial_s=first_trial_seconds(job),
         final=final,
-        final_metrics=sorted(
-            (k, v) for k, v in (final.result.get("test_metrics") or {}).items() if isinstance(v, (int, float))
-        )
-        if completed
-        else [],
+        final_metrics=_final_metrics(task, final.result.get("test_metrics") or {}) if completed else [],
         final_charts=job_json_artifact(job=final, name="charts.json") if completed else None,
         final_importance=job_json_artifact(job=final, name="importance.json") if completed else None,
     )
+
+
+@dataclass(frozen=True)
+class TaskSuggestion:
+    task: str
+    label: str
+    why: str
+    may_have_zeros: bool  # a regression's MAPE is not offered then (it divides by the target)
+
+
+def task_suggestion(version, target_column: str) -> TaskSuggestion | None:
+    """The task suggested for predicting `target_column` of `version`, with the reason, read from
+    the version's schema (semantic type) and profile (distinct values, range)."""
+    column = next((c for c in (version.schema or {}).get("columns", []) if c["name"] == target_column), None)
+    if column is None:
+        return None
+    facts = next((p for p in (version.profile or {}).get("column_profiles", []) if p.get("name") == target_column), {})
+    kind, distinct = column.get("semantic_type", ""), facts.get("distinct")
+    task = suggest_task({"type": kind, "distinct": distinct})
+    counted = f" with {distinct:,} distinct values" if distinct is not None else ""
+    if task == REGRESSION:
+        why = f"{target_column} is {kind}{counted}: a number to predict."
+    elif kind in ("numeric", "integer"):
+        why = f"{target_column} is {kind}{counted} (at most {REGRESSION_MIN_DISTINCT}): classes to predict."
+    else:
+        why = f"{target_column} is {kind or 'not numeric'}{counted}: classes to predict."
+    low, high = facts.get("min"), facts.get("max")
+    may_have_zeros = not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and (low > 0 or high < 0))
+    return TaskSuggestion(task=task, label=TASKS[task], why=why, may_have_zeros=may_have_zeros)

@@ -24,6 +24,7 @@ from .ml.ensemble import MAX_MEMBERS
 from .ml.search import AutoMLSearch, AutoMLSpec
 from .ml.trial import TrialResult
 from .registry_services import model_register
+from .tasks import CLASSIFICATION
 
 log = logging.getLogger("studio.automl")
 
@@ -267,6 +268,7 @@ def automl_submit(
     data_version,
     target_column: str,
     settings: dict,
+    task: str = CLASSIFICATION,
     test_fraction: float = 0.2,
     seed: int = 0,
     validation_data_version=None,
@@ -284,6 +286,7 @@ def automl_submit(
         spec={
             "data_version_id": data_version.pk if data_version else None,
             "target_column": target_column,
+            "task": task,
             "automl": settings,
             "test_fraction": test_fraction,
             "seed": seed,

@@ -18,10 +18,11 @@ from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
 from . import automl_services
-from .automl_forms import AutoMLForm
-from .automl_selectors import automl_run_get
-from .charts import classification_figures
+from .automl_forms import METRIC_LABELS, AutoMLForm
+from .automl_selectors import TaskSuggestion, automl_run_get, task_suggestion
+from .charts import result_figures
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
+from .tasks import REGRESSION, TASKS
 
 
 def _overrides(request, version) -> dict:
@@ -51,7 +52,19 @@ def automl_new(request, workspace_id):
         initial = AutoMLForm.initial_from_job(clone_of)
     if request.GET.get("data"):
         initial["data_version_id"] = request.GET["data"]
-    form = AutoMLForm(request.POST or None, versions=versions, targets=targets, initial=initial)
+    # Choosing a task reloads the task's fields with the chosen data and target (htmx).
+    initial |= {key: request.GET[key] for key in ("task", "data_version_id", "target_column") if request.GET.get(key)}
+    chosen = request.POST or initial
+    suggestion = _suggestion(versions, chosen.get("data_version_id"), chosen.get("target_column"))
+    if suggestion is not None and "task" not in initial:
+        initial["task"] = suggestion.task
+    form = AutoMLForm(
+        request.POST or None,
+        versions=versions,
+        targets=targets,
+        initial=initial,
+        mape=suggestion is None or not suggestion.may_have_zeros,
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         version = form.versions.get(data["data_version_id"])
@@ -64,6 +77,7 @@ def automl_new(request, workspace_id):
                 target=form.targets.get(data["target"]),
                 data_version=version,
                 target_column=data["target_column"],
+                task=data["task"],
                 settings=form.settings(overrides),
                 test_fraction=data["test_fraction"],
                 seed=data["seed"],
@@ -82,10 +96,17 @@ def automl_new(request, workspace_id):
         "training/automl_new.html",
         workspace,
         form=form,
+        suggestion=suggestion,
         clone_of=clone_of,
         no_targets=not targets,
         no_data=not versions,
     )
+
+
+def _suggestion(versions, version_id, target_column) -> TaskSuggestion | None:
+    """The task suggested for the chosen data's target column, if both are chosen."""
+    version = next((v for v in versions if str(v.pk) == str(version_id)), None)
+    return task_suggestion(version, target_column) if version is not None and target_column else None
 
 
 def _automl_run(workspace, job_id):
@@ -109,12 +130,23 @@ def automl_columns(request, workspace_id):
     columns = [c for c in schema.get("columns", []) if not c.get("excluded")]
     target = request.GET.get("target_column", "")
     if request.GET.get("only") == "target":  # the Train form's target select, for the chosen data
-        return render(request, "training/_target_column_select.html", {"columns": columns, "target": target})
+        return render(
+            request,
+            "training/_target_column_select.html",
+            {"columns": columns, "target": target, "workspace": workspace},
+        )
     profiles = {c["name"]: c for c in profile.get("column_profiles", [])}
     balance = profiles.get(target, {}).get("top_values", []) if target else []
     clone_of = _automl_run(workspace, request.GET.get("clone"))
     overrides = clone_of.spec.get("automl", {}).get("column_overrides", {}) if clone_of else {}
     total = sum(v["count"] for v in balance) or 1
+    # A newly chosen target: its suggested task, with the metrics and algorithms of that task.
+    suggestion = task_suggestion(version, target) if version and target else None
+    task_form = None
+    if suggestion is not None and request.headers.get("HX-Trigger") == "id_target_column":
+        task_form = AutoMLForm(
+            initial={"task": suggestion.task}, versions=[], targets=[], mape=not suggestion.may_have_zeros
+        )
     return render(
         request,
         "training/_automl_columns.html",
@@ -128,6 +160,9 @@ def automl_columns(request, workspace_id):
             "types": SEMANTIC_TYPES,
             "overrides": overrides,
             "imputes": IMPUTE_STRATEGIES,
+            "task_form": task_form,
+            "suggestion": suggestion,
+            "target_profile": profiles.get(target, {}),
         },
     )
 
@@ -136,6 +171,9 @@ def automl_context(job) -> dict:
     """What the run page shows: the run's read model, with the final model's charts as figures."""
     run = automl_run_get(job=job)
     context = {
+        "task": run.task,
+        "task_label": TASKS[run.task],
+        "metric_label": METRIC_LABELS.get(run.metric, run.metric),
         "guardrails": run.guardrails,
         "leaderboard": run.leaderboard,
         "metric": run.metric,
@@ -147,9 +185,14 @@ def automl_context(job) -> dict:
         "trials_done": run.trials_done,
     }
     if run.final is not None and run.final.status == JobStatus.COMPLETED:
-        context["final_metrics"] = run.final_metrics
+        # a regression's metrics by their labels (R², MAE...); a classification's as they were named
+        context["final_metrics"] = (
+            [(METRIC_LABELS[name], value) for name, value in run.final_metrics]
+            if run.task == REGRESSION
+            else run.final_metrics
+        )
         charts, importance = run.final_charts, run.final_importance
-        context["charts"] = classification_figures(charts, full=True) if charts is not None else []
+        context["charts"] = result_figures(charts, full=True) if charts is not None else []
         context["importance_chart"] = _importance_figure(importance) if importance is not None else None
     return context
 

@@ -1,8 +1,11 @@
-"""Plotly figures for classification results, from the chart data of training.ml.metrics."""
+"""Plotly figures for classification and regression results, from the chart data of
+training.ml.metrics (charts.json; a regression's says {"task": "regression"})."""
 
 import plotly.graph_objects as go
 
 from studio.charts import figure_data
+
+from .tasks import REGRESSION
 
 
 def confusion_matrix(chart: dict, *, normalized: bool = False) -> dict:
@@ -122,6 +125,57 @@ def classification_figures(chart: dict, *, full: bool = False) -> list[tuple[str
             ("gains", "Cumulative gains", cumulative_gains(chart)),
         ]
     return figures
+
+
+def predicted_vs_actual(chart: dict) -> dict:
+    points = chart["predicted_vs_actual"]
+    actual, predicted = points["actual"], points["predicted"]
+    fig = go.Figure(go.Scatter(x=actual, y=predicted, mode="markers", marker={"size": 5, "opacity": 0.6}, name="rows"))
+    values = [v for v in actual + predicted if v is not None]
+    if values:  # the line a perfect model's points would sit on
+        low, high = min(values), max(values)
+        fig.add_trace(
+            go.Scatter(x=[low, high], y=[low, high], mode="lines", line={"dash": "dash", "color": "#aaa"}, name="y = x")
+        )
+    fig.update_layout(xaxis_title="actual", yaxis_title="predicted")
+    return figure_data(fig)
+
+
+def residual_histogram(chart: dict) -> dict:
+    histogram = chart["residual_histogram"]
+    edges, counts = histogram["edges"], histogram["counts"]
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=False)]
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=False)]
+    fig = go.Figure(go.Bar(x=centres, y=counts, width=widths, marker_color="#3451d1"))
+    fig.update_layout(xaxis_title="residual (actual − predicted)", yaxis_title="rows", bargap=0.02)
+    return figure_data(fig)
+
+
+def residuals_vs_predicted(chart: dict) -> dict:
+    points = chart["residuals_vs_predicted"]
+    fig = go.Figure(
+        go.Scatter(x=points["predicted"], y=points["residual"], mode="markers", marker={"size": 5, "opacity": 0.6})
+    )
+    fig.add_hline(y=0, line={"dash": "dash", "color": "#aaa"})
+    fig.update_layout(xaxis_title="predicted", yaxis_title="residual (actual − predicted)", showlegend=False)
+    return figure_data(fig)
+
+
+def regression_figures(chart: dict) -> list[tuple[str, str, dict]]:
+    """(id, title, figure) for a regression's results page."""
+    return [
+        ("predicted-vs-actual", "Predicted vs actual", predicted_vs_actual(chart)),
+        ("residual-histogram", "Residuals", residual_histogram(chart)),
+        ("residuals-vs-predicted", "Residuals vs predicted", residuals_vs_predicted(chart)),
+    ]
+
+
+def result_figures(chart: dict, *, full: bool = False) -> list[tuple[str, str, dict]]:
+    """The figures of a result's charts.json, by its task: a regression's never go through the
+    classification charts (they have no confusion matrix), nor the other way round."""
+    if chart.get("task") == REGRESSION:
+        return regression_figures(chart)
+    return classification_figures(chart, full=full)
 
 
 # One colour per compared run, the same on every chart (a run missing a metric shifts nothing).

@@ -8,9 +8,11 @@ from studio.forms import CheckedJSONField
 from studio.forms_errors import add_service_errors
 from training.models import TrainingJobKind
 
-from .datasets import check_target, included_columns
-from .kinds.train import TRAIN_ALGORITHMS, check_hyperparameters
-from .ml.algorithms import ALGORITHMS
+from .automl_selectors import task_suggestion
+from .datasets import check_numeric_target, check_target, included_columns
+from .kinds.train import check_hyperparameters, train_algorithms
+from .ml.algorithms import get_algorithm
+from .tasks import CLASSIFICATION, REGRESSION, TASKS
 
 
 class JobSubmitForm(forms.Form):
@@ -92,6 +94,11 @@ class TrainJobForm(JobSubmitForm):
     target_column = forms.CharField(
         max_length=200, label="Target column", help_text="The column to predict.", widget=forms.Select
     )
+    task = forms.ChoiceField(
+        choices=list(TASKS.items()),
+        initial=CLASSIFICATION,
+        help_text="Classification predicts a class; regression predicts a number.",
+    )
     algorithm = forms.ChoiceField(choices=[])
     hyperparameters = CheckedJSONField(
         required=False,
@@ -110,14 +117,18 @@ class TrainJobForm(JobSubmitForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.is_bound and not self.data.get("task"):  # posted without a task, as before regression existed
+            self.data = self.data.copy()
+            self.data["task"] = CLASSIFICATION
 
         versions = list(data_versions_ready(workspace=self.workspace)[:200])
         self.fields["data_version_id"].choices = [
             (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)") for v in versions
         ]
-        self.fields["algorithm"].choices = list(TRAIN_ALGORITHMS.items())
         self.versions = {v.pk: v for v in versions}
         self._target_column_choices(versions)
+        self._choose_task()
+        self.fields["algorithm"].choices = list(train_algorithms(self.task_value).items())
         self._add_hyperparameter_fields()
 
     def _chosen(self, name):
@@ -148,21 +159,47 @@ class TrainJobForm(JobSubmitForm):
             }
         )
 
+    def _choose_task(self) -> None:
+        """The task: as chosen, else the one suggested for the chosen target column; changing the
+        target or the task reloads the task, the algorithms and their hyperparameters."""
+        version, target = self._chosen_version(), self._chosen("target_column")
+        self.task_suggestion = task_suggestion(version, target) if version is not None and target else None
+        chosen = self._chosen("task")
+        if not self.is_bound and "task" not in self.initial and self.task_suggestion is not None:
+            chosen = self.initial["task"] = self.task_suggestion.task
+        self.task_value = chosen if chosen in TASKS else CLASSIFICATION
+        reload = {
+            "hx-get": "?kind=train",
+            "hx-trigger": "change",
+            "hx-sync": "closest form:replace",  # the newest of these reloads wins (a quick algorithm pick)
+            "hx-select": "#task-fields",
+            "hx-target": "#task-fields",
+            "hx-swap": "outerHTML",
+        }
+        self.fields["task"].widget.attrs.update(
+            reload | {"hx-include": "#id_data_version_id, #id_target_column, #id_task"}
+        )
+        self.fields["target_column"].widget.attrs.update(
+            reload | {"hx-include": "#id_data_version_id, #id_target_column, #id_algorithm"}
+        )
+
     def _add_hyperparameter_fields(self) -> None:
         """Typed inputs for the chosen algorithm's main hyperparameters; choosing another reloads them."""
+        algorithms = train_algorithms(self.task_value)
         algorithm = self._chosen("algorithm")
-        if algorithm not in TRAIN_ALGORITHMS:
-            algorithm = next(iter(TRAIN_ALGORITHMS))
-        self.hyperparameter_algorithm = TRAIN_ALGORITHMS[algorithm]
-        defaults = ALGORITHMS[algorithm].defaults()
-        for param in ALGORITHMS[algorithm].space:
+        if algorithm not in algorithms:
+            algorithm = next(iter(algorithms))
+        self.hyperparameter_algorithm = algorithms[algorithm]
+        known = get_algorithm(algorithm, self.task_value)
+        defaults = known.defaults()
+        for param in known.space:
             self.fields[HYPERPARAMETER_PREFIX + param.name] = _hyperparameter_field(param, defaults.get(param.name))
         self.fields["algorithm"].widget.attrs.update(
             {
                 "hx-get": "?kind=train",
                 "hx-trigger": "change",
-                "hx-sync": "this:replace",
-                "hx-include": "#id_algorithm",
+                "hx-sync": "closest form:replace",
+                "hx-include": "#id_algorithm, #id_task",
                 "hx-select": "#hyperparameter-fields",
                 "hx-target": "#hyperparameter-fields",
                 "hx-swap": "outerHTML",
@@ -180,6 +217,8 @@ class TrainJobForm(JobSubmitForm):
         if version is not None and "target_column" in data:
             try:
                 check_target(version, data["target_column"])
+                if data.get("task") == REGRESSION:
+                    check_numeric_target(version, data["target_column"])
             except ValidationError as exc:
                 add_service_errors(self, exc)
         typed = {
@@ -193,15 +232,16 @@ class TrainJobForm(JobSubmitForm):
                 "hyperparameters", f"Set {', '.join(sorted(set(raw) & set(typed)))} in its field or here, not both."
             )
         elif data.get("algorithm") and "hyperparameters" in data:
+            task = data.get("task") or CLASSIFICATION
             for name, value in typed.items():  # a typed value's error shows beside its own field
                 try:
-                    check_hyperparameters(data["algorithm"], {name: value})
+                    check_hyperparameters(data["algorithm"], {name: value}, task)
                 except ValidationError as exc:
                     self.add_error(HYPERPARAMETER_PREFIX + name, exc.message_dict["hyperparameters"])
             if not any(self.has_error(HYPERPARAMETER_PREFIX + name) for name in typed):
                 params = {**raw, **typed} if isinstance(raw, dict) else raw
                 try:
-                    data["hyperparameters"] = check_hyperparameters(data["algorithm"], params)
+                    data["hyperparameters"] = check_hyperparameters(data["algorithm"], params, task)
                 except ValidationError as exc:
                     add_service_errors(self, exc)
         return data
@@ -227,6 +267,7 @@ class TrainJobForm(JobSubmitForm):
         return {
             "data_version_id": data["data_version_id"],
             "target_column": data["target_column"],
+            "task": data["task"],
             "algorithm": data["algorithm"],
             "hyperparameters": data.get("hyperparameters") or {},
             "validation": validation,

@@ -8,7 +8,8 @@ from compute.jobs.selectors import job_list
 from studio.ids import parse_id
 from workspaces.models import Workspace
 
-from .models import Experiment
+from .models import Experiment, TrainingJobKind
+from .tasks import CLASSIFICATION
 
 
 def experiment_list(*, workspace: Workspace) -> QuerySet[Experiment]:
@@ -21,3 +22,15 @@ def jobs_for_compare(*, workspace: Workspace, ids) -> list[Job]:
     if len(jobs) != len(set(clean)):
         raise Http404("Job not found.")
     return jobs
+
+
+def job_task(job: Job) -> str | None:
+    """The task a training job trains for (None for other kinds): its spec's, a trial's from its
+    trial spec, a final model's from its run; specs written before regression are classifications."""
+    if job.kind in (TrainingJobKind.TRAIN, TrainingJobKind.AUTOML):
+        return job.spec.get("task") or CLASSIFICATION
+    if job.kind == TrainingJobKind.AUTOML_TRIAL:
+        return (job.spec.get("trial") or {}).get("task") or CLASSIFICATION
+    if job.kind == TrainingJobKind.AUTOML_FINAL and job.parent_id:
+        return job.parent.spec.get("task") or CLASSIFICATION
+    return None

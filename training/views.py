@@ -21,9 +21,11 @@ from training.models import TrainingJobKind
 from workspaces.pages import page_workspace, render_page
 
 from . import downloads, selectors
+from .automl_forms import REGRESSION_METRIC_LABELS
 from .automl_views import automl_context
-from .charts import classification_figures
+from .charts import result_figures
 from .forms import SUBMIT_FORMS
+from .tasks import REGRESSION, TASKS
 
 
 def job_list(request, workspace_id):
@@ -121,7 +123,8 @@ def _metric_charts(job) -> list[tuple[str, dict]]:
 
 
 def _result_charts(job) -> list:
-    """The confusion matrix and ROC curve a train job saved (charts.json)."""
+    """The charts a train job saved (charts.json): a classification's confusion matrix and ROC
+    curve, a regression's predicted vs actual and residuals."""
     artifact = job_selectors.job_artifacts(job=job).filter(name="charts.json").first()
     if artifact is None:
         return []
@@ -129,14 +132,29 @@ def _result_charts(job) -> list:
     if chart is None:
         return []
 
-    return classification_figures(chart)
+    return result_figures(chart)
+
+
+def _regression_metrics(job) -> list[tuple[str, float | None]]:
+    """A regression job's six metrics with their labels: a train job's on validation, a final
+    model's on the test split, a trial's on its validation folds."""
+    result = job.result or {}
+    metrics = result.get("metrics") or result.get("test_metrics") or (result.get("trial_result") or {}).get("metrics")
+    if not metrics:
+        return []
+    return [(label, metrics.get(name)) for name, label in REGRESSION_METRIC_LABELS.items()]
 
 
 def job_detail(request, workspace_id, job_id):
     workspace = page_workspace(request, workspace_id)
     job = job_selectors.job_get(workspace=workspace, job_id=job_id)
+    task = selectors.job_task(job)
+    completed = job.status == JobStatus.COMPLETED
     context = {
-        "result_charts": _result_charts(job) if job.status == JobStatus.COMPLETED else [],
+        "result_charts": _result_charts(job) if completed else [],
+        "task": task,
+        "task_label": TASKS.get(task, ""),
+        "regression_metrics": _regression_metrics(job) if completed and task == REGRESSION else [],
         "job": job,
         "events": job_selectors.job_events(job=job),
         "artifacts": job_selectors.job_artifacts(job=job),

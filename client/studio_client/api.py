@@ -570,12 +570,14 @@ class AutoMLApi(Resource):
         target_column: str,
         *,
         compute: str | None = None,
+        task: str | None = None,
         settings: dict | None = None,
         register_as: str = "",
         experiment: str = "",
         display_name: str = "",
         test_fraction: float | None = None,
     ) -> Job:
+        """Starts a run; `task` is "classification" (the studio's default) or "regression"."""
         version = self.ws.data.version(data)
         target = self.ws.compute.get(compute) if compute else self.ws.compute.default()
         payload: dict[str, Any] = {
@@ -585,6 +587,7 @@ class AutoMLApi(Resource):
             "settings": settings or {},
         }
         for key, value in (
+            ("task", task),
             ("register_as", register_as),
             ("experiment", experiment),
             ("display_name", display_name),

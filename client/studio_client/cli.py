@@ -271,6 +271,7 @@ def cmd_automl_create(ctx: Context, args):
         args.data,
         args.target_column,
         compute=args.compute,
+        task=args.task,
         settings=settings,
         register_as=args.register_as or "",
         experiment=args.experiment or "",
@@ -459,11 +460,16 @@ def _parser() -> argparse.ArgumentParser:
     command(env, "list", cmd_env_list, "the environments")
 
     automl = group("automl", "Automated ML")
-    sub = command(automl, "create", cmd_automl_create, "start an AutoML classification run")
+    sub = command(automl, "create", cmd_automl_create, "start an AutoML classification or regression run")
     sub.add_argument("--data", required=True, help="data asset: name, name:version or name@latest")
     sub.add_argument("--target-column", required=True)
+    sub.add_argument(
+        "--task",
+        choices=["classification", "regression"],
+        help="what to predict: a class (the default) or a number (a numeric target)",
+    )
     sub.add_argument("--compute", help="compute cluster name (default: the workspace's default)")
-    sub.add_argument("--metric", help="primary metric, e.g. accuracy")
+    sub.add_argument("--metric", help="primary metric, e.g. accuracy, or for a regression normalized_rmse, r2, mae")
     sub.add_argument("--max-trials", type=int)
     sub.add_argument("--timeout", type=float, help="seconds for the whole run")
     sub.add_argument("--max-concurrent-trials", type=int)

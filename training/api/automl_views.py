@@ -15,20 +15,27 @@ from workspaces.api.base import WorkspaceApiView
 from .. import automl_services
 from ..automl_selectors import automl_run_get
 from ..ml.search import DEFAULT_INFER_LIMIT_MS
+from ..tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, REGRESSION_PRIMARY_METRICS, TASKS
 from .serializers import JobOut
+
+CLASSIFICATION_METRICS = (
+    "accuracy",
+    "auc_weighted",
+    "balanced_accuracy",
+    "f1_weighted",
+    "average_precision_weighted",
+    "log_loss",
+)
+TASK_METRICS = {CLASSIFICATION: CLASSIFICATION_METRICS, REGRESSION: REGRESSION_PRIMARY_METRICS}
 
 
 class AutoMLSettingsIn(InputSerializer):
     primary_metric = serializers.ChoiceField(
-        choices=[
-            "accuracy",
-            "auc_weighted",
-            "balanced_accuracy",
-            "f1_weighted",
-            "average_precision_weighted",
-            "log_loss",
-        ],
-        default="auc_weighted",
+        choices=[*CLASSIFICATION_METRICS, *REGRESSION_PRIMARY_METRICS],
+        required=False,
+        help_text="Classification: accuracy, auc_weighted (the default), balanced_accuracy, f1_weighted, "
+        "average_precision_weighted, log_loss. Regression: normalized_rmse (the default), rmse, mae, r2, "
+        "spearman, mape (refused when the target has zeros).",
     )
     validation = serializers.ChoiceField(choices=["auto", "cv", "holdout"], default="auto")
     n_folds = serializers.IntegerField(min_value=2, max_value=20, required=False, allow_null=True)
@@ -39,7 +46,13 @@ class AutoMLSettingsIn(InputSerializer):
     max_concurrent_trials = serializers.IntegerField(min_value=1, max_value=64, default=2)
     metric_threshold = serializers.FloatField(required=False, allow_null=True)
     early_stop_trials = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    allowed_algorithms = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    allowed_algorithms = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        allow_null=True,
+        help_text="Names of the task's algorithms (regression: ridge, lasso, elastic_net, random_forest, "
+        "extra_trees, gradient_boosting, hist_gradient_boosting, lightgbm, knn, svr); null: all of them.",
+    )
     blocked_algorithms = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     infer_limit_ms = serializers.FloatField(
         min_value=0.1,
@@ -57,6 +70,11 @@ class AutoMLSettingsIn(InputSerializer):
 class AutoMLIn(InputSerializer):
     data_version = serializers.IntegerField(help_text="Id of a data version of this workspace.")
     target_column = serializers.CharField(max_length=200)
+    task = serializers.ChoiceField(
+        choices=list(TASKS.items()),
+        default=CLASSIFICATION,
+        help_text="classification (predict a class) or regression (predict a number: the target must be numeric).",
+    )
     target = serializers.IntegerField(help_text="Id of a compute cluster of this workspace.")
     settings = AutoMLSettingsIn(required=False)
     validation_data_version = serializers.IntegerField(required=False, allow_null=True)
@@ -66,9 +84,20 @@ class AutoMLIn(InputSerializer):
     experiment = serializers.CharField(max_length=100, required=False, allow_blank=True)
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
+    def validate(self, data):
+        metric = (data.get("settings") or {}).get("primary_metric")
+        if metric is not None and metric not in TASK_METRICS[data["task"]]:
+            message = (
+                f"{metric} is not a {data['task']} metric; choose one of: {', '.join(TASK_METRICS[data['task']])}."
+            )
+            raise serializers.ValidationError({"settings": {"primary_metric": [message]}})
+        return data
+
 
 class AutoMLStartApi(WorkspaceApiView):
-    @extend_schema(request=AutoMLIn, responses={201: JobOut}, summary="Start an Automated ML run (classification)")
+    @extend_schema(
+        request=AutoMLIn, responses={201: JobOut}, summary="Start an Automated ML run (classification or regression)"
+    )
     def post(self, request, workspace_id):
         data = AutoMLIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -86,6 +115,7 @@ class AutoMLStartApi(WorkspaceApiView):
             settings = dict(defaults.validated_data)
         # null means "not set" except for the inference-time limit, where it means "no limit"
         settings = {k: v for k, v in settings.items() if v is not None or k == "infer_limit_ms"}
+        settings.setdefault("primary_metric", DEFAULT_PRIMARY_METRIC[values["task"]])
         validation_version = (
             data_version_get_by_id(workspace=self.workspace, version_id=values["validation_data_version"])
             if values.get("validation_data_version")
@@ -97,6 +127,7 @@ class AutoMLStartApi(WorkspaceApiView):
             target=target,
             data_version=data_version_get_by_id(workspace=self.workspace, version_id=values["data_version"]),
             target_column=values["target_column"],
+            task=values["task"],
             settings=settings,
             test_fraction=values["test_fraction"],
             seed=values["seed"],
@@ -146,6 +177,7 @@ class BestModelOut(serializers.Serializer):
 
 class AutoMLRunOut(serializers.Serializer):
     run = JobOut(source="job")
+    task = serializers.ChoiceField(choices=list(TASKS.items()), help_text="classification or regression")
     guardrails = serializers.ListField(child=serializers.JSONField(), help_text="[{name, status, message, ...}]")
     validation = serializers.JSONField(source="setup.validation", default=None)
     first_trial_seconds = serializers.FloatField(source="first_trial_s", allow_null=True)

@@ -7,6 +7,7 @@ from studio.ids import MAX_ID_DIGITS
 
 from ..experiment_selectors import COLUMN_NAME, DEFAULT_SORT, MAX_COLUMNS
 from ..models import Experiment
+from ..selectors import job_task
 
 
 class JobFilterIn(QueryInputSerializer):
@@ -27,7 +28,8 @@ class JobIn(InputSerializer):
         required=False,
         default=dict,
         help_text=(
-            "The job's parameters. train: {data_version_id, target_column, algorithm, hyperparameters, "
+            "The job's parameters. train: {data_version_id, target_column, task (classification, the default, or "
+            "regression: a numeric target), algorithm (of the task), hyperparameters, "
             "validation: {method: holdout, holdout_fraction} or {method: cv, n_folds}, seed}. "
             "diagnostic: {sleep_seconds}. batch_score: {model_version_id or endpoint_id, data_version_id, "
             "output_asset (optional; default <asset>-scored)}. command: {code_snapshot_id, command (with "
@@ -50,6 +52,7 @@ class JobOut(serializers.ModelSerializer):
     duration_seconds = serializers.FloatField(allow_null=True)
     data_version = serializers.SerializerMethodField()
     spec = serializers.DictField(source="public_spec", read_only=True)
+    task = serializers.SerializerMethodField(help_text="A training job's task: classification or regression.")
 
     class Meta:
         model = Job
@@ -64,6 +67,7 @@ class JobOut(serializers.ModelSerializer):
             "experiment",
             "parent",
             "spec",
+            "task",
             "data_version",
             "attempt",
             "max_attempts",
@@ -80,6 +84,9 @@ class JobOut(serializers.ModelSerializer):
 
     def get_target(self, job) -> dict | None:
         return {"id": job.target_id, "name": job.target.name} if job.target_id else None
+
+    def get_task(self, job) -> str | None:
+        return job_task(job)
 
     def get_data_version(self, job) -> dict | None:
         if not job.data_version_id:
