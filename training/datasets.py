@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from data.models import DataVersion
 from data.services import data_version_path
 
+from .tasks import NUMERIC_TYPES, REGRESSION
+
 _CACHE: OrderedDict[tuple[int, str], pd.DataFrame] = OrderedDict()
 _CACHE_SIZE = 3
 
@@ -37,6 +39,26 @@ def check_target(version: DataVersion, target_column) -> str:
     return target_column
 
 
+def check_numeric_target(version: DataVersion, target_column: str) -> None:
+    """A regression's target must be a number column (by the version's schema)."""
+    column = next(c for c in included_columns(version) if c["name"] == target_column)
+    if column.get("semantic_type") not in NUMERIC_TYPES:
+        raise ValidationError(
+            {
+                "target_column": [
+                    f"A regression predicts a number, and {target_column!r} is {column.get('semantic_type')}: "
+                    "choose a numeric column or the classification task."
+                ]
+            }
+        )
+
+
+def target_zero_rows(version: DataVersion, target_column: str) -> int:
+    """How many rows have 0 as the target (MAPE divides by it); reads that one column."""
+    column = pq.read_table(data_version_path(version), columns=[target_column]).column(0).to_pandas()
+    return int((pd.to_numeric(column, errors="coerce") == 0).sum())
+
+
 def _frame(version: DataVersion) -> pd.DataFrame:
     key = (version.pk, version.parquet_sha256)
     if key in _CACHE:
@@ -52,11 +74,19 @@ def _frame(version: DataVersion) -> pd.DataFrame:
     return frame
 
 
-def load_training_data(version: DataVersion, target_column: str) -> TrainingData:
+def load_training_data(version: DataVersion, target_column: str, task: str = "classification") -> TrainingData:
     """The features and target of a version: rows with a missing target are left out; the target
-    becomes text labels (classes are compared as strings everywhere after this)."""
+    becomes text labels (classes are compared as strings everywhere after this), or for a
+    regression float numbers."""
     frame = _frame(version)
     target = frame[target_column]
+    if task == REGRESSION:
+        values = pd.to_numeric(target, errors="coerce").astype("float64")
+        keep = values.notna() & values.abs().lt(float("inf"))
+        X = frame.loc[keep].drop(columns=[target_column]).reset_index(drop=True)
+        types = {c["name"]: c["semantic_type"] for c in included_columns(version) if c["name"] != target_column}
+        y = values[keep].reset_index(drop=True)
+        return TrainingData(X=X, y=y, column_types=types, dropped_rows=int((~keep).sum()))
     keep = target.notna()
     labels = target[keep]
     column = next(c for c in included_columns(version) if c["name"] == target_column)

@@ -18,19 +18,32 @@ from modelformat.signature import build_signature
 from studio.validation import model_validate
 
 from .. import automl_services
-from ..datasets import check_target, load_training_data
+from ..datasets import check_numeric_target, check_target, load_training_data, target_zero_rows
 from ..ml.columns import check_overrides
 from ..ml.ensemble import choose_final_model
 from ..ml.explain import permutation_feature_importance
-from ..ml.metrics import classification_charts, classification_metrics
+from ..ml.metrics import (
+    REGRESSION_DIRECTIONS,
+    check_primary_metric,
+    classification_charts,
+    classification_metrics,
+    regression_charts,
+    regression_metrics,
+)
 from ..ml.search import AutoMLSearch, AutoMLSpec, automl_setup
-from ..ml.trial import TrialSpec, predict_proba_aligned, run_trial
+from ..ml.trial import TrialSpec, predict_proba_aligned, predict_values, run_trial
 from ..ml.validation import split_test, validation_rows
 from ..models import RegisteredModel, TrainingJobKind
 from ..packaging import package_model
 from ..registry_selectors import models_registered_from
+from ..tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc_weighted", "f1_weighted", "log_loss")
+REGRESSION_SUMMARY_METRICS = tuple(REGRESSION_DIRECTIONS)
+
+
+def summary_metrics(task: str) -> tuple[str, ...]:
+    return REGRESSION_SUMMARY_METRICS if task == REGRESSION else SUMMARY_METRICS
 
 
 def _version(workspace, version_id, field):
@@ -49,13 +62,17 @@ class AutomlData:
 
     def __init__(self, spec: dict):
         version = DataVersion.objects.get(pk=spec["data_version_id"])
-        data = load_training_data(version, spec["target_column"])
+        self.task = spec.get("task", CLASSIFICATION)
+        data = load_training_data(version, spec["target_column"], self.task)
         self.column_types = data.column_types
         self.version = version
+        self.dropped_rows = data.dropped_rows
         X, y = data.X, data.y
         fraction = spec.get("test_fraction") or 0
         if fraction:
-            self.X, self.X_test, self.y, self.y_test = split_test(X, y, fraction, seed=spec["seed"])
+            self.X, self.X_test, self.y, self.y_test = split_test(
+                X, y, fraction, seed=spec["seed"], stratified=self.task != REGRESSION
+            )
             self.X, self.y = self.X.reset_index(drop=True), self.y.reset_index(drop=True)
             self.X_test, self.y_test = self.X_test.reset_index(drop=True), self.y_test.reset_index(drop=True)
         else:
@@ -63,7 +80,7 @@ class AutomlData:
         self.validation = None
         if spec.get("validation_data_version_id"):
             valid = load_training_data(
-                DataVersion.objects.get(pk=spec["validation_data_version_id"]), spec["target_column"]
+                DataVersion.objects.get(pk=spec["validation_data_version_id"]), spec["target_column"], self.task
             )
             self.validation = (valid.X[X.columns], valid.y)
 
@@ -94,14 +111,25 @@ class AutoMLJob(JobHandler):
         if not isinstance(spec, dict):
             raise ValidationError({"spec": ["The spec must be a JSON object."]})
         version = _version(workspace, spec.get("data_version_id"), "data_version_id")
+        settings = dict(spec.get("automl") or {})
+        try:
+            task = check_task(spec.get("task", settings.get("task")))
+        except ValueError as exc:
+            raise ValidationError({"task": [str(exc)]}) from None
+        settings["task"] = task
         target = check_target(version, spec.get("target_column"))
+        if task == REGRESSION:
+            check_numeric_target(version, target)
         validation_version = None
         if spec.get("validation_data_version_id") is not None:
             validation_version = _version(workspace, spec["validation_data_version_id"], "validation_data_version_id")
             check_target(validation_version, target)
-        settings = dict(spec.get("automl") or {})
+            if task == REGRESSION:
+                check_numeric_target(validation_version, target)
         if validation_version is not None:
             settings["validation"] = "validation_set"
+        if task == REGRESSION:
+            _check_regression_metric(settings, version, target)
         types = {
             c["name"]: c["semantic_type"]
             for c in version.schema.get("columns", [])
@@ -127,6 +155,7 @@ class AutoMLJob(JobHandler):
             raise ValidationError({"register_as": ["Use letters, digits, dots, hyphens or underscores."]})
         return CleanSpec(
             spec={
+                "task": task,
                 "data_version_id": version.pk,
                 "target_column": target,
                 "automl": automl.to_dict(),
@@ -153,7 +182,12 @@ class AutoMLJob(JobHandler):
         )
         try:
             setup = automl_setup(
-                spec, data.X, data.y, seed=ctx.spec["seed"], has_validation_set=data.validation is not None
+                spec,
+                data.X,
+                data.y,
+                seed=ctx.spec["seed"],
+                has_validation_set=data.validation is not None,
+                dropped_target_rows=data.dropped_rows,
             )
         except ValueError as exc:
             raise JobError(str(exc)) from None
@@ -164,7 +198,13 @@ class AutoMLJob(JobHandler):
         search.ask(spec.max_concurrent_trials)
         ctx.log(f"Set up in {time.perf_counter() - started:.2f} s; starting {len(search.trials)} trials")
         return Detach(
-            result={"setup": setup, "search": search.state(), "leaderboard": [], "classes": setup["classes"]},
+            result={
+                "setup": setup,
+                "search": search.state(),
+                "leaderboard": [],
+                "classes": setup["classes"],
+                "task": spec.task,
+            },
             reason=f"searching: {len(search.trials)} trials queued",
         )
 
@@ -216,9 +256,11 @@ class AutoMLTrialJob(JobHandler):
             "params": trial.params,
             "score": result.score,
             "latency_ms": result.latency_ms,
-            **{k: result.metrics.get(k) for k in SUMMARY_METRICS},
+            **{k: result.metrics.get(k) for k in summary_metrics(trial.task)},
             "metrics": result.metrics,
             "classes": trial.classes,
+            "task": trial.task,
+            "target_transform": trial.target_transform,
         }
 
     def on_finished(self, *, job_id: int, status: str) -> None:
@@ -255,6 +297,8 @@ class AutoMLFinalJob(JobHandler):
         search = AutoMLSearch.restore(spec, parent.result["setup"], parent.result["search"], seed=parent.spec["seed"])
         data = automl_data(parent)
         classes = search.setup["classes"]
+        regression = spec.task == REGRESSION
+        summary = summary_metrics(spec.task)
         trial_jobs = {
             j.spec["trial"]["trial_id"]: j
             for j in parent.children.filter(kind=TrainingJobKind.AUTOML_TRIAL, status=JobStatus.COMPLETED)
@@ -268,10 +312,11 @@ class AutoMLFinalJob(JobHandler):
                 predictions[trial_id] = np.load(job_artifact_dir(job) / "oof.npy", allow_pickle=False)
         if not predictions:
             raise JobError("No trial left validation predictions to build a model from.")
+        kind = np.float64 if regression else object
         if data.validation is not None:
-            y_eval = np.asarray(data.validation[1], dtype=object)
+            y_eval = np.asarray(data.validation[1], dtype=kind)
         else:
-            y_eval = np.asarray(data.y, dtype=object)[validation_rows(search.setup["validation"], len(data.y), data.y)]
+            y_eval = np.asarray(data.y, dtype=kind)[validation_rows(search.setup["validation"], len(data.y), data.y)]
         seconds_left = automl_services.final_seconds_left(parent)
         deadline = time.monotonic() + seconds_left
         # members are taken only from trials whose packaging fits what is left of the budget
@@ -339,12 +384,15 @@ class AutoMLFinalJob(JobHandler):
             else search.trial(final["members"][0]["trial_id"]).algorithm,
         }
         if y_score is not None and len(y_score):
-            proba = predict_proba_aligned(model, X_score, classes)
-            metrics = classification_metrics(np.asarray(y_score, dtype=object), proba, classes)
-            charts = classification_charts(np.asarray(y_score, dtype=object), proba, classes)
-            ctx.log(
-                "Test: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in SUMMARY_METRICS if metrics.get(k) is not None)
-            )
+            if regression:
+                predicted = predict_values(model, X_score)
+                metrics = regression_metrics(np.asarray(y_score, dtype=np.float64), predicted)
+                charts = regression_charts(np.asarray(y_score, dtype=np.float64), predicted, seed=parent.spec["seed"])
+            else:
+                proba = predict_proba_aligned(model, X_score, classes)
+                metrics = classification_metrics(np.asarray(y_score, dtype=object), proba, classes)
+                charts = classification_charts(np.asarray(y_score, dtype=object), proba, classes)
+            ctx.log("Test: " + ", ".join(f"{k} {metrics[k]:.4g}" for k in summary if metrics.get(k) is not None))
             importance = permutation_feature_importance(
                 model,
                 X_score,
@@ -356,11 +404,16 @@ class AutoMLFinalJob(JobHandler):
                 max_rows=2000,
             )
             result.update(test_metrics=metrics, metrics=metrics)
-            for name in SUMMARY_METRICS:
+            for name in summary:
                 if metrics.get(name) is not None:
                     ctx.metric(f"test_{name}", metrics[name])
             _write_json(ctx, "charts.json", charts, "chart")
             _write_json(ctx, "importance.json", importance, "report")
+        elif regression:
+            # no test part: the final model's metrics on the validation rows, all six of them
+            predicted = _validation_predictions(final, predictions, model)
+            result["metrics"] = regression_metrics(y_eval, predicted)
+            _write_json(ctx, "charts.json", regression_charts(y_eval, predicted, seed=parent.spec["seed"]), "chart")
         else:
             result["metrics"] = {spec.primary_metric: final["score"]}
         _write_json(ctx, "leaderboard.json", search.leaderboard(), "report")
@@ -373,16 +426,51 @@ class AutoMLFinalJob(JobHandler):
             column_types=data.column_types,
             target=parent.spec["target_column"],
             classes=classes,
+            task=spec.task,
+            y=data.y,
             latency_ms=final["latency_ms"],
             deadline=deadline,
         )
         result.update(packaged)
-        result.update({k: result.get("metrics", {}).get(k) for k in SUMMARY_METRICS})
+        if regression:
+            result["task"] = REGRESSION
+        result.update({k: result.get("metrics", {}).get(k) for k in summary})
         ctx.log(f"Final model ready in {time.perf_counter() - started:.1f} s")
         return result
 
     def on_finished(self, *, job_id: int, status: str) -> None:
         automl_services.automl_finish(final_job_id=job_id, status=status)
+
+
+def _check_regression_metric(settings: dict, version, target: str) -> None:
+    """A regression's primary metric: normalised RMSE unless chosen; MAPE only on a target without zeros."""
+    metric = settings.setdefault("primary_metric", DEFAULT_PRIMARY_METRIC[REGRESSION])
+    try:
+        check_primary_metric(metric, REGRESSION)
+    except ValueError as exc:
+        raise ValidationError({"primary_metric": [str(exc)]}) from None
+    if metric == "mape":
+        zeros = target_zero_rows(version, target)
+        if zeros:
+            raise ValidationError(
+                {
+                    "primary_metric": [
+                        f"MAPE divides by the target, and {target!r} is 0 in {zeros:,} rows: "
+                        "choose another metric (normalised RMSE, RMSE, MAE, R², Spearman)."
+                    ]
+                }
+            )
+
+
+def _validation_predictions(final: dict, predictions: dict, model) -> np.ndarray:
+    """The final regression model's predictions on the validation rows, from its members' ones."""
+    ids = [m["trial_id"] for m in final["members"]]
+    if final["kind"] == "stacking":
+        return model.final_estimator_.predict(np.column_stack([predictions[i] for i in ids]))
+    weights = [m["weight"] or 0.0 for m in final["members"]]
+    return sum(w * np.asarray(predictions[i], dtype=np.float64) for i, w in zip(ids, weights, strict=True)) / sum(
+        weights
+    )
 
 
 def _write_json(ctx, name: str, data, kind: str) -> None:

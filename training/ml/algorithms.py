@@ -1,4 +1,6 @@
-"""The classification algorithms the search may use: estimator factories, search spaces, portfolio.
+"""The algorithms the search may use: estimator factories, search spaces, portfolio — one registry
+for classification (``ALGORITHMS``) and one for regression (``REGRESSION_ALGORITHMS``); names are
+shared where the model kind is (``random_forest`` is a forest of classifiers or of regressors).
 
 Each algorithm has a hyperparameter space (used by the local search in ``search.py``) and the
 *portfolio* lists strong, cheap configurations that the search tries first, in this order, before
@@ -11,18 +13,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lightgbm import LGBMClassifier
+from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import (
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
+    GradientBoostingRegressor,
     HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
+    RandomForestRegressor,
 )
-from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge, SGDClassifier
 from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.svm import SVC, LinearSVC
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.svm import SVC, SVR, LinearSVC
+
+from ..tasks import CLASSIFICATION, REGRESSION
 
 EARLY_STOPPING_ROUNDS = 30
 EARLY_STOPPING_MIN_DELTA = 1e-4  # validation log-loss gains below this do not count
@@ -69,6 +77,10 @@ class Algorithm:
     max_rows: int | None = None  # skipped on larger training sets (too slow or too big)
     supports_class_weight: bool = True
     early_stopping: bool = False  # boosting rounds chosen by early stopping (see trial.fit_pipeline)
+    task: str = CLASSIFICATION
+    # regression: fit on a standardised target (linear models and SVR have penalties and an
+    # epsilon in the target's units, which a house price of 1e5 would make meaningless)
+    scale_target: bool = False
 
     def make(self, params: dict, *, seed: int, class_weight: str | None, categorical_indices=()):
         """An unfitted estimator for ``params``: every hyperparameter of the space must be given;
@@ -76,14 +88,16 @@ class Algorithm:
         cw = class_weight if self.supports_class_weight else None
         known = {p.name for p in self.space} | {"n_estimators"}
         extras = {k: v for k, v in params.items() if k not in known}
-        estimator = _FACTORIES[self.name](
+        factories = _REGRESSION_FACTORIES if self.task == REGRESSION else _FACTORIES
+        estimator = factories[self.name](
             {k: v for k, v in params.items() if k in known}, seed, cw, list(categorical_indices)
         )
         return estimator.set_params(**extras) if extras else estimator
 
     def defaults(self) -> dict:
         """The algorithm's first portfolio configuration: a complete, strong starting point."""
-        return dict(next(params for name, params in PORTFOLIO if name == self.name))
+        portfolio = REGRESSION_PORTFOLIO if self.task == REGRESSION else PORTFOLIO
+        return dict(next(params for name, params in portfolio if name == self.name))
 
 
 def _logistic(p, seed, cw, cats):
@@ -324,11 +338,217 @@ PORTFOLIO: tuple[tuple[str, dict], ...] = (
     ),
     ("knn", dict(n_neighbors=7, weights="uniform")),
 )
+
+
+# --- Regression ----------------------------------------------------------------------------------
+def _linear_regressor(cls, **fixed):
+    def make(p, seed, cw, cats):
+        kwargs = {k: p[k] for k in ("alpha", "l1_ratio") if k in p}
+        if cls is not Ridge:
+            kwargs.update(max_iter=5000, random_state=seed)
+        return cls(**kwargs, **fixed)
+
+    return make
+
+
+def _forest_regressor(cls):
+    def make(p, seed, cw, cats):
+        return cls(
+            n_estimators=p["n_estimators"],
+            max_features=p["max_features"],
+            min_samples_leaf=p["min_samples_leaf"],
+            n_jobs=1,
+            random_state=seed,
+        )
+
+    return make
+
+
+def _gradient_boosting_regressor(p, seed, cw, cats):
+    return GradientBoostingRegressor(
+        n_estimators=p["n_estimators"],
+        learning_rate=p["learning_rate"],
+        max_depth=p["max_depth"],
+        subsample=p["subsample"],
+        min_samples_leaf=p["min_samples_leaf"],
+        random_state=seed,
+    )
+
+
+def _hist_gradient_boosting_regressor(p, seed, cw, cats):
+    return HistGradientBoostingRegressor(
+        loss="squared_error",
+        learning_rate=p["learning_rate"],
+        max_iter=p.get("n_estimators", MAX_BOOSTING_ROUNDS),
+        max_leaf_nodes=p["max_leaf_nodes"],
+        min_samples_leaf=p["min_samples_leaf"],
+        l2_regularization=p["l2_regularization"],
+        max_features=p["max_features"],
+        categorical_features=cats or None,
+        early_stopping="n_estimators" not in p,  # then trial.fit_pipeline passes held-out rows (X_val)
+        n_iter_no_change=EARLY_STOPPING_ROUNDS,
+        tol=EARLY_STOPPING_MIN_DELTA,
+        random_state=seed,
+    )
+
+
+def _lightgbm_regressor(p, seed, cw, cats):
+    return LGBMRegressor(
+        objective="regression",  # l2: early stopping watches the validation l2
+        n_estimators=p.get("n_estimators", MAX_BOOSTING_ROUNDS),
+        learning_rate=p["learning_rate"],
+        num_leaves=p["num_leaves"],
+        min_child_samples=p["min_child_samples"],
+        colsample_bytree=p["colsample_bytree"],
+        subsample=p["subsample"],
+        subsample_freq=1 if p["subsample"] < 1 else 0,
+        reg_lambda=p["reg_lambda"],
+        random_state=seed,
+        n_jobs=1,
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
+
+
+def _knn_regressor(p, seed, cw, cats):
+    return KNeighborsRegressor(n_neighbors=p["n_neighbors"], weights=p["weights"], n_jobs=1)
+
+
+def _svr(p, seed, cw, cats):
+    # epsilon is in standard deviations of the target: the trial scales the target (scale_target)
+    return SVR(C=p["C"], epsilon=p["epsilon"], kernel="rbf", gamma="scale")
+
+
+_REGRESSION_FACTORIES = {
+    "ridge": _linear_regressor(Ridge),
+    "lasso": _linear_regressor(Lasso),
+    "elastic_net": _linear_regressor(ElasticNet),
+    "random_forest": _forest_regressor(RandomForestRegressor),
+    "extra_trees": _forest_regressor(ExtraTreesRegressor),
+    "gradient_boosting": _gradient_boosting_regressor,
+    "hist_gradient_boosting": _hist_gradient_boosting_regressor,
+    "lightgbm": _lightgbm_regressor,
+    "knn": _knn_regressor,
+    "svr": _svr,
+}
+
+_FOREST_REGRESSOR_SPACE = _FOREST_SPACE[:3]  # no criterion: squared error is the one worth trying
+_REGRESSION_LABELS = {
+    "ridge": "Ridge",
+    "lasso": "Lasso",
+    "elastic_net": "Elastic net",
+    "random_forest": "Random forest",
+    "extra_trees": "Extra trees",
+    "gradient_boosting": "Gradient boosting",
+    "hist_gradient_boosting": "Histogram gradient boosting",
+    "lightgbm": "LightGBM",
+    "knn": "k-nearest neighbours",
+    "svr": "Support vector regression (SVR)",
+}
+CLASSIFICATION_LABELS = {
+    "logistic_regression": "Logistic regression",
+    "random_forest": "Random forest",
+    "extra_trees": "Extra trees",
+    "gradient_boosting": "Gradient boosting",
+    "hist_gradient_boosting": "Histogram gradient boosting",
+    "lightgbm": "LightGBM",
+    "knn": "k-nearest neighbours",
+    "svc": "Support vector machine (SVC)",
+    "linear_svm": "Linear SVM",
+    "naive_bayes": "Naive Bayes",
+    "sgd": "Stochastic gradient descent",
+}
+_BY_NAME = {a.name: a for a in ALGORITHMS.values()}
+REGRESSION_ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("ridge", "linear", (Param("alpha", "float", 1e-3, 100.0, log=True),), scale_target=True),
+        Algorithm("lasso", "linear", (Param("alpha", "float", 1e-4, 10.0, log=True),), scale_target=True),
+        Algorithm(
+            "elastic_net",
+            "linear",
+            (Param("alpha", "float", 1e-4, 10.0, log=True), Param("l1_ratio", "float", 0.05, 0.95)),
+            scale_target=True,
+        ),
+        Algorithm("random_forest", "tree", _FOREST_REGRESSOR_SPACE),
+        Algorithm("extra_trees", "tree", _FOREST_REGRESSOR_SPACE),
+        Algorithm("gradient_boosting", "tree", _BY_NAME["gradient_boosting"].space, max_rows=20_000),
+        Algorithm("hist_gradient_boosting", "boosting", _BY_NAME["hist_gradient_boosting"].space, early_stopping=True),
+        Algorithm("lightgbm", "boosting", _BY_NAME["lightgbm"].space, early_stopping=True),
+        Algorithm("knn", "linear", _BY_NAME["knn"].space, max_rows=50_000),
+        # kernel SVR is quadratic or worse in rows: past ~10k rows it takes minutes
+        Algorithm(
+            "svr",
+            "linear",
+            (Param("C", "float", 1e-2, 100.0, log=True), Param("epsilon", "float", 0.01, 0.5, log=True)),
+            max_rows=10_000,
+            scale_target=True,
+        ),
+    )
+}
+REGRESSION_ALGORITHMS = {
+    name: Algorithm(**{**a.__dict__, "task": REGRESSION, "supports_class_weight": False})
+    for name, a in REGRESSION_ALGORITHMS.items()
+}
+
+# The regression portfolio, in the same spirit as PORTFOLIO: the cheapest useful model first
+# (ridge on a standardised target), then boosting, forests, and diverse others for blending.
+REGRESSION_PORTFOLIO: tuple[tuple[str, dict], ...] = (
+    ("ridge", dict(alpha=1.0)),
+    ("lightgbm", dict(learning_rate=0.1, num_leaves=31, min_child_samples=20, **_LGBM)),
+    ("hist_gradient_boosting", dict(learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=20, **_HGB)),
+    (
+        "lightgbm",
+        dict(
+            learning_rate=0.05, num_leaves=15, min_child_samples=10, colsample_bytree=0.5, subsample=0.8, reg_lambda=1.0
+        ),
+    ),
+    ("random_forest", dict(n_estimators=200, max_features=0.5, min_samples_leaf=1)),
+    ("extra_trees", dict(n_estimators=200, max_features=0.7, min_samples_leaf=2)),
+    ("elastic_net", dict(alpha=0.01, l1_ratio=0.5)),
+    ("svr", dict(C=1.0, epsilon=0.1)),
+    ("knn", dict(n_neighbors=10, weights="distance")),
+    ("gradient_boosting", dict(n_estimators=100, learning_rate=0.1, max_depth=3, subsample=0.8, min_samples_leaf=5)),
+    (
+        "lightgbm",
+        dict(
+            learning_rate=0.05, num_leaves=63, min_child_samples=5, colsample_bytree=0.7, subsample=0.9, reg_lambda=0.1
+        ),
+    ),
+    ("lasso", dict(alpha=0.001)),
+    (
+        "hist_gradient_boosting",
+        dict(learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=10, l2_regularization=1.0, max_features=0.5),
+    ),
+    ("random_forest", dict(n_estimators=300, max_features=1.0, min_samples_leaf=3)),
+    ("ridge", dict(alpha=10.0)),
+    ("svr", dict(C=10.0, epsilon=0.05)),
+    ("knn", dict(n_neighbors=25, weights="uniform")),
+)
+
+
+def registry(task: str = CLASSIFICATION) -> dict[str, Algorithm]:
+    """The algorithms of a task, by name."""
+    return REGRESSION_ALGORITHMS if task == REGRESSION else ALGORITHMS
+
+
+def get_algorithm(name: str, task: str = CLASSIFICATION) -> Algorithm:
+    return registry(task)[name]
+
+
+def algorithms_for(task: str) -> dict[str, str]:
+    """{name: label} of the algorithms of a task, in registry order (for forms and the API)."""
+    if task == REGRESSION:
+        return dict(_REGRESSION_LABELS)
+    return {name: CLASSIFICATION_LABELS.get(name, name) for name in ALGORITHMS}
+
+
 FOREST_TREE_BUDGET = 4_000_000  # trees x training rows: larger data sets get fewer portfolio trees
 LARGE_ROWS = 20_000
 
 
-def portfolio_for(algorithms: list[str], n_train_rows: int) -> list[tuple[str, dict]]:
+def portfolio_for(algorithms: list[str], n_train_rows: int, task: str = CLASSIFICATION) -> list[tuple[str, dict]]:
     """The portfolio for this run: allowed algorithms only, made affordable on large data.
 
     A forest's cost grows with trees x rows; above ``FOREST_TREE_BUDGET`` the portfolio's forests
@@ -336,13 +556,14 @@ def portfolio_for(algorithms: list[str], n_train_rows: int) -> list[tuple[str, d
     learning rate of at least 0.1. The search may move to costlier settings if that pays.
     """
     out = []
-    for name, params in PORTFOLIO:
+    algos = registry(task)
+    for name, params in REGRESSION_PORTFOLIO if task == REGRESSION else PORTFOLIO:
         if name not in algorithms:
             continue
         if name in ("random_forest", "extra_trees"):
             cap = max(50, FOREST_TREE_BUDGET // max(n_train_rows, 1))
             params = {**params, "n_estimators": min(params["n_estimators"], cap)}
-        if ALGORITHMS[name].early_stopping and n_train_rows > LARGE_ROWS:
+        if algos[name].early_stopping and n_train_rows > LARGE_ROWS:
             # slow learning rates need thousands of rounds on large data: start affordable
             params = {**params, "learning_rate": max(params["learning_rate"], 0.1)}
         if (name, params) not in out:
@@ -350,13 +571,14 @@ def portfolio_for(algorithms: list[str], n_train_rows: int) -> list[tuple[str, d
     return out
 
 
-def check_algorithms(allowed, blocked) -> list[str]:
+def check_algorithms(allowed, blocked, task: str = CLASSIFICATION) -> list[str]:
     """The algorithm names the search may use, in registry order; raises ValueError on unknown names."""
+    algos = registry(task)
     for names, label in ((allowed, "allowed_algorithms"), (blocked, "blocked_algorithms")):
-        unknown = sorted(set(names or ()) - set(ALGORITHMS))
+        unknown = sorted(set(names or ()) - set(algos))
         if unknown:
-            raise ValueError(f"{label}: unknown algorithms {unknown}; known: {sorted(ALGORITHMS)}")
-    chosen = [a for a in ALGORITHMS if (not allowed or a in allowed) and a not in set(blocked or ())]
+            raise ValueError(f"{label}: unknown algorithms {unknown}; known: {sorted(algos)}")
+    chosen = [a for a in algos if (not allowed or a in allowed) and a not in set(blocked or ())]
     if not chosen:
         raise ValueError("allowed_algorithms minus blocked_algorithms leaves no algorithm")
     return chosen

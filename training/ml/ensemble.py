@@ -10,6 +10,11 @@
 
 Both are plain scikit-learn estimators that take raw columns and save with ``modelio``.
 
+Regression (a regression primary metric; ``classes`` is ``[]``): the same selection over the
+members' validation predictions (vectors, not probability matrices), a ``VotingRegressor`` with
+the weights, and a ``StackingRegressor`` whose meta-learner is a ``LinearRegression(positive=True)``
+(a non-negative blend of the members, which cannot turn a member's prediction upside down).
+
 Built for serving: a voting ensemble drops members whose removal changes the validation score by
 less than ``PRUNE_TOLERANCE`` (lightest first), and members whose fitted featurizers are identical
 (the same family of algorithm refit on the same rows) share one: the ensemble is
@@ -22,15 +27,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import StackingClassifier, VotingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch
 
 from .latency import row_latency_ms, within_limit
-from .metrics import METRIC_DIRECTIONS, batch_scorer, is_better, score
+from .metrics import DIRECTIONS, batch_scorer, is_better, is_regression_metric, score
 
 SELECTION_PATIENCE = 6  # stop adding members after this many picks without improvement
 SELECTION_BAGS = 15
@@ -53,8 +58,9 @@ def _select(preds: list[np.ndarray], y, classes, metric: str, iterations: int) -
     saturated (an AUC of 1.0 on a small data set), the better-calibrated blend wins the tie.
     """
     primary = batch_scorer(metric, y, classes)
-    logloss = batch_scorer("log_loss", y, classes) if metric != "log_loss" else None
-    sign = METRIC_DIRECTIONS[metric]
+    tie_break = metric != "log_loss" and not is_regression_metric(metric)
+    logloss = batch_scorer("log_loss", y, classes) if tie_break else None
+    sign = DIRECTIONS[metric]
     stacked = np.stack(preds)  # (candidates, rows, classes)
     counts = np.zeros(len(preds), dtype=int)
     total = np.zeros_like(preds[0], dtype=np.float64)
@@ -101,13 +107,14 @@ def voting_ensemble(
     """
     ids = list(predictions)
     preds = [np.asarray(predictions[i], dtype=np.float64) for i in ids]
-    y = np.asarray(y, dtype=object)
+    regression = is_regression_metric(metric)
+    y = np.asarray(y, dtype=np.float64 if regression else object)
     rng = np.random.default_rng(seed)
     n = len(y)
     weights = np.zeros(len(preds))
     for _ in range(SELECTION_BAGS):
         rows = rng.choice(n, size=min(n, SELECTION_BAG_ROWS), replace=True)
-        if len(np.unique(y[rows])) < len(np.unique(y)):
+        if not regression and len(np.unique(y[rows])) < len(np.unique(y)):
             continue
         counts, _ = _select([p[rows] for p in preds], y[rows], classes, metric, iterations)
         weights += counts / counts.sum()
@@ -131,7 +138,7 @@ def voting_ensemble(
 
 def _indistinguishable_from_best(preds, y, classes, metric: str, rng) -> np.ndarray:
     """1.0 for each candidate whose score is within ``2 * SE`` of the best one's (SE by bootstrap)."""
-    sign = METRIC_DIRECTIONS[metric]
+    sign = DIRECTIONS[metric]
     values = np.array([score(metric, y, p, classes) * sign for p in preds])
     values = np.nan_to_num(values, nan=-np.inf)
     best = int(np.argmax(values))
@@ -139,7 +146,7 @@ def _indistinguishable_from_best(preds, y, classes, metric: str, rng) -> np.ndar
     boots = []
     for _ in range(BOOTSTRAP_SAMPLES):
         rows = rng.choice(n, size=n, replace=True)
-        if len(np.unique(y[rows])) == len(np.unique(y)):
+        if is_regression_metric(metric) or len(np.unique(y[rows])) == len(np.unique(y)):
             boots.append(score(metric, y[rows], preds[best][rows], classes))
     se = float(np.nanstd(boots)) if len(boots) >= 2 else 0.0
     return (values >= values[best] - 2 * se).astype(float)
@@ -163,6 +170,8 @@ def stacking_ensemble(predictions: dict[int, np.ndarray], y, classes, metric: st
     "score": cross-fitted score}`` (a stacker has no fixed weights).
     """
     ids = list(predictions)
+    if is_regression_metric(metric):
+        return _stacking_regression(ids, predictions, y, metric, seed)
     y = np.asarray(y, dtype=object)
     Z = _stack_features([np.asarray(predictions[i], dtype=np.float64) for i in ids])
     folds = _cross_fit_rows(y, seed)
@@ -183,6 +192,23 @@ def stacking_ensemble(predictions: dict[int, np.ndarray], y, classes, metric: st
     }
 
 
+def _meta_regressor() -> LinearRegression:
+    return LinearRegression(positive=True)
+
+
+def _stacking_regression(ids, predictions, y, metric: str, seed: int) -> dict:
+    y = np.asarray(y, dtype=np.float64)
+    Z = np.column_stack([np.asarray(predictions[i], dtype=np.float64) for i in ids])
+    members = [{"trial_id": int(i), "weight": None} for i in ids]
+    if len(y) < 2 * CROSS_FIT_FOLDS:
+        return {"kind": "stacking", "members": members, "score": None}
+    cross = np.zeros(len(y))
+    for fit_rows, score_rows in KFold(CROSS_FIT_FOLDS, shuffle=True, random_state=seed).split(Z):
+        cross[score_rows] = _meta_regressor().fit(Z[fit_rows], y[fit_rows]).predict(Z[score_rows])
+    value = score(metric, y, cross, [])
+    return {"kind": "stacking", "members": members, "score": None if np.isnan(value) else round(float(value), 6)}
+
+
 def _blend_score(weights: dict[int, float], predictions: dict[int, np.ndarray], y, classes, metric: str) -> float:
     total = sum(weights.values())
     blend = sum(w / total * np.asarray(predictions[i], dtype=np.float64) for i, w in weights.items())
@@ -200,8 +226,7 @@ def prune_members(
     less than ``tolerance``. Returns the plan with the members kept, its new ``score`` and ``pruned`` (the
     dropped trial ids, in the order they went).
     """
-    y = np.asarray(y, dtype=object)
-    sign = METRIC_DIRECTIONS[metric]
+    sign = DIRECTIONS[metric]
     weights = {m["trial_id"]: m["weight"] for m in voting["members"]}
     full = _blend_score(weights, predictions, y, classes, metric) * sign
     position = {trial_id: k for k, trial_id in enumerate(weights)}
@@ -279,12 +304,18 @@ def _shareable(model) -> bool:
     return isinstance(model, Pipeline) and len(model.steps) == 2
 
 
-def _fitted_voter(named: list[tuple[str, object]], weights: list[float], labels) -> VotingClassifier:
-    """A soft VotingClassifier over already fitted estimators, with the state ``fit`` would leave.
+def _fitted_voter(named: list[tuple[str, object]], weights: list[float], labels):
+    """A soft VotingClassifier over already fitted estimators, with the state ``fit`` would leave
+    (a VotingRegressor when ``labels`` is None: a regression).
 
     Built directly (as ``build_stacking_model`` does) rather than through ``FrozenEstimator``, so
     its members stay plain estimators for the ONNX converter.
     """
+    if labels is None:
+        regressor = VotingRegressor(named, weights=weights)
+        regressor.estimators_ = [estimator for _, estimator in named]
+        regressor.named_estimators_ = Bunch(**dict(named))
+        return regressor
     voter = VotingClassifier(named, voting="soft", weights=weights)
     voter.estimators_ = [estimator for _, estimator in named]
     voter.named_estimators_ = Bunch(**dict(named))
@@ -293,17 +324,21 @@ def _fitted_voter(named: list[tuple[str, object]], weights: list[float], labels)
     return voter
 
 
-def build_voting_model(members: dict[int, object], weights: dict[int, float], X, y):
+def build_voting_model(members: dict[int, object], weights: dict[int, float], X, y, *, regression: bool = False):
     """Soft-voting ensemble over already fitted member pipelines ({trial_id: pipeline}), featurising once.
 
     Members with identical featurizers become ``Pipeline(featurizer, VotingClassifier(their
     estimators))``; with one such group that pipeline is the model, otherwise a ``VotingClassifier``
     of the groups weighted by their members' total weight. Probabilities equal those of a flat
-    vote over the members (to rounding). Takes raw columns like each member.
+    vote over the members (to rounding). Takes raw columns like each member. With ``regression``
+    the voters are VotingRegressors (a weighted average of the members' predictions).
     """
     ids = [i for i in weights if weights[i] > 0]
-    y = np.asarray(y, dtype=object)
-    labels = y[_rows_with_every_class(y)]
+    if regression:
+        labels = None
+    else:
+        y = np.asarray(y, dtype=object)
+        labels = y[_rows_with_every_class(y)]
     parts = []
     for group in featurizer_groups({i: members[i] for i in ids}):
         if len(group) == 1:
@@ -327,14 +362,28 @@ def build_voting_model(members: dict[int, object], weights: dict[int, float], X,
 
 
 def build_stacking_model(
-    members: dict[int, object], predictions: dict[int, np.ndarray], y_valid, *, seed: int = 0
-) -> StackingClassifier:
+    members: dict[int, object], predictions: dict[int, np.ndarray], y_valid, *, seed: int = 0, regression: bool = False
+):
     """Stacking classifier: refit member pipelines + a meta-model fit on their validation probabilities.
 
     ``predictions`` and ``y_valid`` are the members' out-of-fold (or holdout) probabilities and the
-    matching labels; ``members`` are the pipelines refit on all training rows.
+    matching labels; ``members`` are the pipelines refit on all training rows. With ``regression``:
+    a StackingRegressor whose LinearRegression(positive=True) is fit on the members' predictions.
     """
     ids = list(predictions)
+    if regression:
+        Z = np.column_stack([np.asarray(predictions[i], dtype=np.float64) for i in ids])
+        meta = _meta_regressor().fit(Z, np.asarray(y_valid, dtype=np.float64))
+        stack = StackingRegressor(
+            [(f"trial_{i}", members[i]) for i in ids], final_estimator=_meta_regressor(), cv="prefit"
+        )
+        stack.estimators_ = [members[i] for i in ids]
+        stack.named_estimators_ = Bunch(**{f"trial_{i}": members[i] for i in ids})
+        stack.stack_method_ = ["predict"] * len(ids)
+        stack.final_estimator_ = meta
+        if hasattr(members[ids[0]], "feature_names_in_"):
+            stack.feature_names_in_ = members[ids[0]].feature_names_in_
+        return stack
     y_valid = np.asarray(y_valid, dtype=object)
     Z = _stack_features([np.asarray(predictions[i], dtype=np.float64) for i in ids])
     encoder = LabelEncoder().fit(y_valid)
@@ -423,15 +472,27 @@ def plan_final_model(search, predictions: dict[int, np.ndarray], y_valid) -> dic
 
 
 def assemble_final_model(
-    final: dict, members: dict[int, object], predictions: dict[int, np.ndarray], y_valid, X, y, *, seed: int = 0
+    final: dict,
+    members: dict[int, object],
+    predictions: dict[int, np.ndarray],
+    y_valid,
+    X,
+    y,
+    *,
+    seed: int = 0,
+    regression: bool = False,
 ):
     """The final estimator for a ``plan_final_model`` choice, from member pipelines refit on all rows."""
     ids = member_ids(final)
     if final["kind"] == "single":
         return members[ids[0]]
     if final["kind"] == "voting":
-        return build_voting_model(members, {m["trial_id"]: m["weight"] for m in final["members"]}, X, y)
-    return build_stacking_model({i: members[i] for i in ids}, {i: predictions[i] for i in ids}, y_valid, seed=seed)
+        return build_voting_model(
+            members, {m["trial_id"]: m["weight"] for m in final["members"]}, X, y, regression=regression
+        )
+    return build_stacking_model(
+        {i: members[i] for i in ids}, {i: predictions[i] for i in ids}, y_valid, seed=seed, regression=regression
+    )
 
 
 def choose_final_model(
@@ -457,6 +518,7 @@ def choose_final_model(
     ``infer_limit_met`` and per-candidate ``latency_ms``, the assembled model).
     """
     classes, metric = search.setup["classes"], search.metric
+    regression = is_regression_metric(metric)
     latencies = {i: r.latency_ms for i, r in search.results.items()}
     loaded: dict[int, object] = {}
 
@@ -492,7 +554,7 @@ def choose_final_model(
         voting = prune_members(voting, preds, y_valid, classes, metric)
         while True:
             weights = {m["trial_id"]: m["weight"] for m in voting["members"]}
-            models["voting"] = build_voting_model({i: member(i) for i in weights}, weights, X, y)
+            models["voting"] = build_voting_model({i: member(i) for i in weights}, weights, X, y, regression=regression)
             voting["latency_ms"] = row_latency_ms(models["voting"], X_row)
             if within_limit(voting["latency_ms"], infer_limit_ms) or len(weights) < 2:
                 break
@@ -501,7 +563,11 @@ def choose_final_model(
         stack_ids = member_ids(voting) if len(voting["members"]) >= 2 else library[:5]
         stacking = stacking_ensemble({i: preds[i] for i in stack_ids}, y_valid, classes, metric, seed=search.seed)
         models["stacking"] = build_stacking_model(
-            {i: member(i) for i in stack_ids}, {i: preds[i] for i in stack_ids}, y_valid, seed=search.seed
+            {i: member(i) for i in stack_ids},
+            {i: preds[i] for i in stack_ids},
+            y_valid,
+            seed=search.seed,
+            regression=regression,
         )
         stacking["latency_ms"] = row_latency_ms(models["stacking"], X_row)
         candidates.append(stacking)
@@ -551,8 +617,7 @@ def _preferred(candidates: list[dict], metric: str) -> dict | None:
 
 def _drop_costliest_member(voting: dict, predictions, y, classes, metric: str, latencies: dict) -> dict:
     """The voting plan without the member that costs the least validation score per millisecond."""
-    y = np.asarray(y, dtype=object)
-    sign = METRIC_DIRECTIONS[metric]
+    sign = DIRECTIONS[metric]
     weights = {m["trial_id"]: m["weight"] for m in voting["members"]}
     full = _blend_score(weights, predictions, y, classes, metric) * sign
 

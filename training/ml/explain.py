@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from .metrics import METRIC_DIRECTIONS, score
+from .metrics import DIRECTIONS, is_regression_metric, score
 
 MAX_ROWS = 2_000
 
@@ -31,19 +31,28 @@ def permutation_feature_importance(
 
     Returns ``[{"feature": name, "importance": mean drop, "std": std of the drop}, ...]`` sorted
     by importance, largest first. A positive importance always means "the model needs it", also
-    for metrics where smaller is better (log loss). At most ``max_rows`` rows are used.
+    for metrics where smaller is better (log loss). At most ``max_rows`` rows are used. For a
+    regression metric, ``classes`` is ignored and the model's ``predict`` is scored.
     """
-    y = np.asarray(y, dtype=object)
+    regression = is_regression_metric(metric)
+    y = np.asarray(y, dtype=np.float64 if regression else object)
     if len(X) > max_rows:
         rows = np.random.default_rng(seed).choice(len(X), max_rows, replace=False)
         X, y = X.iloc[np.sort(rows)], y[np.sort(rows)]
-    sign = METRIC_DIRECTIONS[metric]
-    model_classes = list(model.classes_)
-    order = [model_classes.index(c) for c in classes]
+    sign = DIRECTIONS[metric]
+    if regression:
 
-    def scorer(estimator, X_, y_) -> float:
-        proba = np.asarray(estimator.predict_proba(X_))[:, order]
-        return sign * score(metric, y_, proba, classes)
+        def scorer(estimator, X_, y_) -> float:
+            value = score(metric, y_, np.asarray(estimator.predict(X_), dtype=np.float64), [])
+            return sign * value if np.isfinite(value) else 0.0
+
+    else:
+        model_classes = list(model.classes_)
+        order = [model_classes.index(c) for c in classes]
+
+        def scorer(estimator, X_, y_) -> float:
+            proba = np.asarray(estimator.predict_proba(X_))[:, order]
+            return sign * score(metric, y_, proba, classes)
 
     result = permutation_importance(model, X, y, scoring=scorer, n_repeats=n_repeats, random_state=seed, n_jobs=1)
     rows = [

@@ -56,8 +56,13 @@ def _block(steps: list):
     return steps[0][1] if len(steps) == 1 else Pipeline(steps)
 
 
-def build_featurizer(plan: dict, family: str, *, seed: int = 0) -> tuple[ColumnTransformer, dict]:
+def build_featurizer(
+    plan: dict, family: str, *, seed: int = 0, regression: bool = False
+) -> tuple[ColumnTransformer, dict]:
     """Return (unfitted ColumnTransformer, info) for one algorithm family.
+
+    ``regression`` makes target encoding encode a continuous target: left to guess, scikit-learn
+    takes whole-number prices for hundreds of classes.
 
     ``info["categorical_indices"]`` lists the output columns holding ordinal-coded categoricals
     (the first columns, for the ``boosting`` family; empty otherwise).
@@ -94,7 +99,8 @@ def build_featurizer(plan: dict, family: str, *, seed: int = 0) -> tuple[ColumnT
             transformers.append(("onehot", Pipeline([("cast", CastColumns("string")), ("encode", onehot)]), low))
         if high and family == "linear":
             # Cross-fitted target encoding: fit_transform never uses a row's own target.
-            target = TargetEncoder(cv=KFold(5, shuffle=True, random_state=seed))
+            cv = KFold(5, shuffle=True, random_state=seed)
+            target = TargetEncoder(target_type="continuous", cv=cv) if regression else TargetEncoder(cv=cv)
             steps = [("cast", CastColumns("string")), ("encode", target), ("scale", StandardScaler())]
             transformers.append(("target", Pipeline(steps), high))
         elif high:

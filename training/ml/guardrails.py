@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
-from sklearn.tree import DecisionTreeClassifier
+from scipy.stats import skew
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from .columns import feature_columns
 from .metrics import score
@@ -23,6 +24,9 @@ LEAK_AUC = 0.99
 LEAK_SAMPLE_ROWS = 3_000
 IMBALANCE_RATIO = 0.2  # smallest class / largest class below this is "imbalanced"
 MIN_ROWS_PER_CLASS = 10
+LEAK_R2 = 0.99  # regression: a column alone explaining this much of the target's variance leaks it
+LEAK_SPEARMAN = 0.995  # ... or a number column in (almost) the target's own order (a copy in other units)
+SKEW_LIMIT = 1.0  # a positive target skewed more than this is also tried on a log scale
 
 
 def _guardrail(name: str, status: str, message: str, details: dict | None = None) -> dict:
@@ -62,8 +66,43 @@ def _single_column_auc(col: pd.Series, kind: str, y: np.ndarray, classes: list, 
     return score("auc_weighted", y, oof, classes)
 
 
-def detect_leaks(X: pd.DataFrame, y, plan: dict, classes: list, *, seed: int = 0, threshold: float = LEAK_AUC) -> dict:
-    """{column: single-column AUC} for the feature columns that alone predict the target too well."""
+def _single_column_r2(col: pd.Series, kind: str, y: np.ndarray, seed: int) -> float:
+    """Cross-validated R² of a model that sees only this column (a regression's leak check)."""
+    if kind in ("numeric", "integer") or (kind == "boolean" and pd.api.types.is_numeric_dtype(col)):
+        x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float).reshape(-1, 1)
+        keys = None
+        present = ~np.isnan(x[:, 0])
+        if present.sum() >= 15 and abs(score("spearman", y[present], x[present, 0], [])) >= LEAK_SPEARMAN:
+            return 1.0  # the target in other units or with noise: no model needed to see it
+    elif kind in ("categorical", "boolean"):
+        x, keys = None, col.astype(object).where(col.notna(), "__missing__").astype(str).to_numpy()
+    else:
+        return float("nan")
+    oof = np.zeros(len(y))
+    for tr, va in KFold(3, shuffle=True, random_state=seed).split(y):
+        if x is not None:
+            tree = DecisionTreeRegressor(min_samples_leaf=3, max_leaf_nodes=256, random_state=seed)
+            oof[va] = tree.fit(x[tr], y[tr]).predict(x[va])
+        else:
+            means = pd.Series(y[tr]).groupby(keys[tr]).mean()  # the category's mean, learned elsewhere
+            oof[va] = pd.Series(keys[va]).map(means).fillna(float(y[tr].mean())).to_numpy()
+    return score("r2", y, oof, [])
+
+
+def detect_leaks(
+    X: pd.DataFrame,
+    y,
+    plan: dict,
+    classes: list,
+    *,
+    seed: int = 0,
+    threshold: float = LEAK_AUC,
+    task: str = "classification",
+) -> dict:
+    """{column: single-column AUC} for the feature columns that alone predict the target too well
+    (for a regression: {column: single-column R²} at or above ``LEAK_R2``)."""
+    if task == "regression":
+        return _detect_regression_leaks(X, np.asarray(y, dtype=np.float64), plan, seed)
     y = np.asarray(y, dtype=object)
     rows = np.arange(len(y))
     if len(rows) > LEAK_SAMPLE_ROWS:
@@ -82,6 +121,105 @@ def detect_leaks(X: pd.DataFrame, y, plan: dict, classes: list, *, seed: int = 0
         if auc == auc and auc >= threshold:
             leaks[column["name"]] = round(auc, 4)
     return leaks
+
+
+def _detect_regression_leaks(X: pd.DataFrame, y: np.ndarray, plan: dict, seed: int) -> dict:
+    rows = np.arange(len(y))
+    if len(rows) > LEAK_SAMPLE_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, LEAK_SAMPLE_ROWS, replace=False))
+    y_s = y[rows]
+    if len(y_s) < 15 or np.all(y_s == y_s[0]):
+        return {}
+    leaks = {}
+    for column in feature_columns(plan):
+        if column["keep"]:
+            continue
+        r2 = _single_column_r2(X[column["name"]].iloc[rows].reset_index(drop=True), column["type"], y_s, seed)
+        if r2 == r2 and r2 >= LEAK_R2:
+            leaks[column["name"]] = round(r2, 4)
+    return leaks
+
+
+def target_profile(y) -> dict:
+    """What the regression guardrails need to know of the target: range, spread, skew, zeros."""
+    y = np.asarray(y, dtype=np.float64)
+    return {
+        "min": float(y.min()),
+        "max": float(y.max()),
+        "mean": float(y.mean()),
+        "std": float(y.std()),
+        "skew": round(float(skew(y)), 4) if len(y) > 2 and y.std() > 0 else 0.0,
+        "zeros": int(np.sum(y == 0)),
+        "distinct": int(len(np.unique(y))),
+    }
+
+
+def suggest_target_transform(stats: dict) -> str | None:
+    """ "log1p" for a positive target skewed past ``SKEW_LIMIT`` (prices, counts, durations)."""
+    return "log1p" if stats["min"] > 0 and abs(stats["skew"]) > SKEW_LIMIT else None
+
+
+def run_regression_guardrails(
+    *, plan: dict, target: dict, target_transform: str | None, validation: dict, leaks: dict, dropped_rows: int = 0
+) -> list[dict]:
+    """The guardrail report of a regression: the target (missing rows, skew) instead of the
+    classes, then the feature checks every run gets."""
+    out = []
+    if dropped_rows:
+        out.append(
+            _guardrail(
+                "missing_target",
+                "done",
+                f"{dropped_rows:,} row(s) without a target value were left out.",
+                {"rows": dropped_rows},
+            )
+        )
+    else:
+        out.append(_guardrail("missing_target", "passed", "Every row has a target value.", {"rows": 0}))
+    if target_transform == "log1p":
+        out.append(
+            _guardrail(
+                "skewed_target",
+                "done",
+                f"The target is skewed (skewness {target['skew']:.2f}) and positive: the best candidates "
+                "are also trained on log(1 + target), predictions transformed back.",
+                {"skew": target["skew"], "transform": "log1p", "limit": SKEW_LIMIT},
+            )
+        )
+    else:
+        out.append(
+            _guardrail(
+                "skewed_target",
+                "passed",
+                f"The target's skewness is {target['skew']:.2f}"
+                + ("." if target["min"] > 0 or abs(target["skew"]) <= SKEW_LIMIT else " (not all positive: no log)."),
+                {"skew": target["skew"], "limit": SKEW_LIMIT},
+            )
+        )
+    feature_checks = run_guardrails(
+        plan=plan, class_counts={"-": 1}, class_weight=None, validation=validation, leaks=leaks
+    )
+    for guardrail in feature_checks:
+        if guardrail["name"] in ("class_balancing", "rows_per_class"):
+            continue
+        if guardrail["name"] == "target_leakage":
+            guardrail = _leak_guardrail(leaks)
+        out.append(guardrail)
+    return out
+
+
+def _leak_guardrail(leaks: dict) -> dict:
+    if leaks:
+        return _guardrail(
+            "target_leakage",
+            "alerted",
+            f"{len(leaks)} column(s) alone predict the target almost perfectly (R² >= {LEAK_R2} or "
+            f"rank correlation >= {LEAK_SPEARMAN}) and were dropped.",
+            {"columns": leaks, "threshold": LEAK_R2},
+        )
+    return _guardrail(
+        "target_leakage", "passed", "No single column predicts the target almost perfectly.", {"threshold": LEAK_R2}
+    )
 
 
 def run_guardrails(

@@ -22,16 +22,18 @@ LATENCY_CALLS = 7
 
 
 def row_latency_ms(model, X_row: pd.DataFrame, *, calls: int = LATENCY_CALLS) -> float:
-    """Median CPU milliseconds of ``model.predict_proba`` on the one-row frame ``X_row``."""
+    """Median CPU milliseconds of ``model.predict_proba`` (a regressor's ``predict``) on the
+    one-row frame ``X_row``."""
     if len(X_row) != 1:
         raise ValueError(f"measure on exactly one row, not {len(X_row)}")
     timings = []
+    predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.predict_proba(X_row)  # warm-up: first-call caches (column indices, thread pools)
+        predict(X_row)  # warm-up: first-call caches (column indices, thread pools)
         for _ in range(calls):
             started = time.process_time()
-            model.predict_proba(X_row)
+            predict(X_row)
             timings.append(time.process_time() - started)
     return round(statistics.median(timings) * 1000, 3)
 

@@ -1,4 +1,4 @@
-"""Classification metrics and chart data, as plain JSON (no Django, no plotting library).
+"""Classification and regression metrics and chart data, as plain JSON (no Django, no plotting library).
 
 Every function takes true labels, a probability matrix whose columns follow ``classes`` (the
 sorted class labels the engine uses everywhere) and returns floats, lists and dicts only, so the
@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import rankdata
 from sklearn import metrics as skm
+
+from ..tasks import REGRESSION_PRIMARY_METRICS
 
 MAX_CURVE_POINTS = 200
 
@@ -32,6 +34,19 @@ METRIC_DIRECTIONS: dict[str, int] = {
     "log_loss": -1,
     "matthews_correlation": 1,
 }
+# Regression metrics take a vector of predictions where classification takes probabilities.
+REGRESSION_DIRECTIONS: dict[str, int] = {
+    "normalized_rmse": -1,
+    "rmse": -1,
+    "mae": -1,
+    "r2": 1,
+    "spearman": 1,
+    "mape": -1,
+}
+# every metric's direction, for code that ranks by either task's metrics
+DIRECTIONS: dict[str, int] = {**METRIC_DIRECTIONS, **REGRESSION_DIRECTIONS}
+MAX_CHART_POINTS = 2_000
+RESIDUAL_BINS = 30
 PRIMARY_METRICS = (
     "accuracy",
     "auc_weighted",
@@ -42,10 +57,15 @@ PRIMARY_METRICS = (
 )
 
 
-def check_primary_metric(name: str) -> str:
-    if name not in PRIMARY_METRICS:
-        raise ValueError(f"primary_metric must be one of {', '.join(PRIMARY_METRICS)}; got {name!r}")
+def check_primary_metric(name: str, task: str = "classification") -> str:
+    allowed = REGRESSION_PRIMARY_METRICS if task == "regression" else PRIMARY_METRICS
+    if name not in allowed:
+        raise ValueError(f"primary_metric must be one of {', '.join(allowed)}; got {name!r}")
     return name
+
+
+def is_regression_metric(name: str) -> bool:
+    return name in REGRESSION_DIRECTIONS
 
 
 def is_better(metric: str, a: float | None, b: float | None) -> bool:
@@ -54,14 +74,14 @@ def is_better(metric: str, a: float | None, b: float | None) -> bool:
         return False
     if b is None or (isinstance(b, float) and math.isnan(b)):
         return True
-    return a * METRIC_DIRECTIONS[metric] > b * METRIC_DIRECTIONS[metric]
+    return a * DIRECTIONS[metric] > b * DIRECTIONS[metric]
 
 
 def sort_key(metric: str, score: float | None) -> float:
     """A key where smaller is better, for sorting leaderboards (failed trials last)."""
     if score is None or math.isnan(score):
         return math.inf
-    return -score * METRIC_DIRECTIONS[metric]
+    return -score * DIRECTIONS[metric]
 
 
 def _as_labels(y, classes: Sequence) -> np.ndarray:
@@ -109,7 +129,10 @@ def _average_precision_weighted(onehot: np.ndarray, proba: np.ndarray) -> float:
 
 
 def score(metric: str, y_true, proba, classes: Sequence) -> float:
-    """One metric from labels and a probability matrix (columns follow ``classes``)."""
+    """One metric from labels and a probability matrix (columns follow ``classes``); for a
+    regression metric, from true values and a vector of predictions (``classes`` is ignored)."""
+    if metric in REGRESSION_DIRECTIONS:
+        return regression_score(metric, y_true, proba)
     codes = _as_labels(y_true, classes)
     p = _clean_proba(proba)
     return _score_codes(metric, codes, p, len(classes))
@@ -117,6 +140,8 @@ def score(metric: str, y_true, proba, classes: Sequence) -> float:
 
 def scorer(metric: str, y_true, classes: Sequence):
     """A fast ``proba -> score`` function for fixed labels (used in loops such as ensemble selection)."""
+    if metric in REGRESSION_DIRECTIONS:
+        return lambda pred: regression_score(metric, y_true, pred)
     codes = _as_labels(y_true, classes)
     k = len(classes)
     if metric == "log_loss":
@@ -201,7 +226,10 @@ def _positive_rank_sums(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
 
 
 def batch_scorer(metric: str, y_true, classes: Sequence):
-    """Like ``scorer`` but scores many probability matrices at once: (m, n, k) -> (m,) scores."""
+    """Like ``scorer`` but scores many probability matrices at once: (m, n, k) -> (m,) scores
+    (for a regression metric: many prediction vectors, (m, n) -> (m,))."""
+    if metric in REGRESSION_DIRECTIONS:
+        return _regression_batch_scorer(metric, y_true)
     codes = _as_labels(y_true, classes)
     k = len(classes)
     n = len(codes)
@@ -245,6 +273,103 @@ def classification_metrics(y_true, proba, classes: Sequence) -> dict[str, float]
         value = _score_codes(name, codes, p, len(classes))
         out[name] = None if math.isnan(value) else round(value, 6)
     return out
+
+
+# --- Regression ------------------------------------------------------------------------------
+def _regression_arrays(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    if len(y) != len(pred):
+        raise ValueError(f"{len(y)} true values but {len(pred)} predictions")
+    return y, pred
+
+
+def regression_score(metric: str, y_true, y_pred) -> float:
+    """One regression metric; NaN where it is undefined (MAPE with a zero target, R² of a constant)."""
+    y, pred = _regression_arrays(y_true, y_pred)
+    if not np.all(np.isfinite(pred)):
+        return float("nan")
+    if metric in ("rmse", "normalized_rmse"):
+        rmse = float(np.sqrt(np.mean((y - pred) ** 2)))
+        if metric == "rmse":
+            return rmse
+        spread = float(y.max() - y.min()) if len(y) else 0.0
+        return rmse / spread if spread > 0 else float("nan")
+    if metric == "mae":
+        return float(np.mean(np.abs(y - pred)))
+    if metric == "r2":
+        total = float(np.sum((y - y.mean()) ** 2))
+        return 1.0 - float(np.sum((y - pred) ** 2)) / total if total > 0 else float("nan")
+    if metric == "spearman":
+        if len(y) < 2 or np.all(y == y[0]) or np.all(pred == pred[0]):
+            return float("nan")
+        return float(np.corrcoef(rankdata(y), rankdata(pred))[0, 1])
+    if metric == "mape":
+        if np.any(y == 0):
+            return float("nan")  # undefined: a zero target divides by zero
+        return float(np.mean(np.abs((y - pred) / y)))
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def _regression_batch_scorer(metric: str, y_true):
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    if metric not in ("rmse", "normalized_rmse", "mae"):
+        return lambda blends: np.array([regression_score(metric, y, b) for b in blends])
+    spread = float(y.max() - y.min()) if len(y) else 0.0
+
+    def batch(blends) -> np.ndarray:
+        b = np.asarray(blends, dtype=np.float64)
+        if metric == "mae":
+            return np.mean(np.abs(b - y[None]), axis=1)
+        rmse = np.sqrt(np.mean((b - y[None]) ** 2, axis=1))
+        if metric == "rmse":
+            return rmse
+        return rmse / spread if spread > 0 else np.full(len(b), np.nan)
+
+    return batch
+
+
+def regression_metrics(y_true, y_pred) -> dict[str, float | None]:
+    """The six regression metrics the studio shows, as {name: float} (undefined ones are None:
+    MAPE when a true value is zero)."""
+    out = {}
+    for name in REGRESSION_DIRECTIONS:
+        value = regression_score(name, y_true, y_pred)
+        out[name] = None if math.isnan(value) else round(value, 6)
+    return out
+
+
+def regression_charts(y_true, y_pred, *, seed: int = 0) -> dict:
+    """Chart data for one regression model on one data set, as plain JSON::
+
+        {"task": "regression",
+         "predicted_vs_actual": {"actual": [..], "predicted": [..]},
+         "residual_histogram": {"edges": [..], "counts": [..]},
+         "residuals_vs_predicted": {"predicted": [..], "residual": [..]}}
+
+    Residuals are actual - predicted. The point clouds keep at most ``MAX_CHART_POINTS`` rows,
+    a seeded sample (the histogram counts every row).
+    """
+    y, pred = _regression_arrays(y_true, y_pred)
+    residual = y - pred
+    rows = np.arange(len(y))
+    if len(y) > MAX_CHART_POINTS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(y), MAX_CHART_POINTS, replace=False))
+    finite = residual[np.isfinite(residual)]
+    if len(finite):
+        counts, edges = np.histogram(finite, bins=RESIDUAL_BINS)
+    else:
+        counts, edges = np.zeros(0, dtype=int), np.zeros(0)
+
+    def floats(values) -> list[float]:
+        return [round(float(v), 6) for v in values]
+
+    return {
+        "task": "regression",
+        "predicted_vs_actual": {"actual": floats(y[rows]), "predicted": floats(pred[rows])},
+        "residual_histogram": {"edges": floats(edges), "counts": [int(c) for c in counts]},
+        "residuals_vs_predicted": {"predicted": floats(pred[rows]), "residual": floats(residual[rows])},
+    }
 
 
 # --- Chart data --------------------------------------------------------------------------------

@@ -38,11 +38,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .algorithms import ALGORITHMS, check_algorithms, portfolio_for
+from ..tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
+from .algorithms import check_algorithms, get_algorithm, portfolio_for
 from .columns import plan_features
-from .guardrails import detect_leaks, run_guardrails
+from .guardrails import (
+    detect_leaks,
+    run_guardrails,
+    run_regression_guardrails,
+    suggest_target_transform,
+    target_profile,
+)
 from .latency import within_limit
-from .metrics import METRIC_DIRECTIONS, check_primary_metric, is_better, sort_key
+from .metrics import DIRECTIONS, check_primary_metric, is_better, sort_key
 from .trial import TrialResult, TrialSpec
 from .validation import METHODS, choose_validation
 
@@ -52,6 +59,10 @@ STEP_DECAY = 0.8
 # Scoring one row with the final model should take at most this long on one core (AutoGluon's
 # infer_limit): ensembles of many members each with its own featurizer cost ~100 ms otherwise.
 DEFAULT_INFER_LIMIT_MS = 10.0
+# A skewed positive regression target: log1p variants of this many of the best trials (one per
+# algorithm), proposed once this many portfolio results are in.
+LOG_VARIANTS = 2
+LOG_VARIANTS_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class AutoMLSpec:
     ensemble_iterations: int = 40
     # the most a 1-row predict_proba of the final model may take; None: best accuracy regardless of speed
     infer_limit_ms: float | None = DEFAULT_INFER_LIMIT_MS
+    task: str = CLASSIFICATION
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,12 +101,15 @@ class AutoMLSpec:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown AutoML settings: {sorted(unknown)}")
+        if data.get("task") == REGRESSION and "primary_metric" not in data:
+            data = {**data, "primary_metric": DEFAULT_PRIMARY_METRIC[REGRESSION]}
         spec = cls(**data)
         spec.check()
         return spec
 
     def check(self) -> None:
-        check_primary_metric(self.primary_metric)
+        check_task(self.task)
+        check_primary_metric(self.primary_metric, self.task)
         if self.validation not in METHODS:
             raise ValueError(f"validation must be one of {METHODS}")
         for name in ("max_trials", "max_concurrent_trials"):
@@ -117,22 +132,35 @@ class AutoMLSpec:
             raise ValueError("infer_limit_ms must be a positive number of milliseconds, or null for no limit")
         if self.class_weighting not in ("auto", "balanced", "none"):
             raise ValueError("class_weighting must be auto, balanced or none")
-        check_algorithms(self.allowed_algorithms, self.blocked_algorithms)
+        check_algorithms(self.allowed_algorithms, self.blocked_algorithms, self.task)
 
 
 def _json_label(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def automl_setup(spec: AutoMLSpec, X: pd.DataFrame, y, *, seed: int = 0, has_validation_set: bool = False) -> dict:
+def automl_setup(
+    spec: AutoMLSpec,
+    X: pd.DataFrame,
+    y,
+    *,
+    seed: int = 0,
+    has_validation_set: bool = False,
+    dropped_target_rows: int = 0,
+) -> dict:
     """Profile the training data once: featurization plan, validation, class weights, guardrails.
 
     Returns plain JSON::
 
         {"n_rows", "n_train_rows", "n_columns", "classes", "class_counts", "plan", "validation",
          "class_weight", "algorithms", "skipped_algorithms", "guardrails"}
+
+    A regression (``spec.task``) has no classes (``[]``, ``{}``) and adds ``"task"``,
+    ``"target"`` (guardrails.target_profile) and ``"target_transform"`` (None or "log1p").
     """
     spec.check()
+    if spec.task == REGRESSION:
+        return _regression_setup(spec, X, y, seed, has_validation_set, dropped_target_rows)
     y = pd.Series(np.asarray(y, dtype=object))
     if len(y) != len(X):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
@@ -175,15 +203,7 @@ def automl_setup(spec: AutoMLSpec, X: pd.DataFrame, y, *, seed: int = 0, has_val
         n_train = int(len(X) * (1 - validation["fraction"]))
     else:
         n_train = len(X)
-    algorithms, skipped = [], {}
-    for name in check_algorithms(spec.allowed_algorithms, spec.blocked_algorithms):
-        limit = ALGORITHMS[name].max_rows
-        if limit is not None and n_train > limit:
-            skipped[name] = f"more than {limit:,} training rows"
-        else:
-            algorithms.append(name)
-    if not algorithms:
-        raise ValueError(f"no allowed algorithm handles {n_train:,} training rows: {skipped}")
+    algorithms, skipped = _affordable_algorithms(spec, n_train)
     guardrails = run_guardrails(
         plan=plan, class_counts=class_counts, class_weight=class_weight, validation=validation, leaks=leaks
     )
@@ -202,6 +222,88 @@ def automl_setup(spec: AutoMLSpec, X: pd.DataFrame, y, *, seed: int = 0, has_val
     }
 
 
+def _training_rows(validation: dict, n_rows: int) -> int:
+    if validation["method"] == "cv":
+        return n_rows * (validation["n_folds"] - 1) // validation["n_folds"]
+    if validation["method"] == "holdout":
+        return int(n_rows * (1 - validation["fraction"]))
+    return n_rows
+
+
+def _affordable_algorithms(spec: AutoMLSpec, n_train: int) -> tuple[list[str], dict]:
+    algorithms, skipped = [], {}
+    for name in check_algorithms(spec.allowed_algorithms, spec.blocked_algorithms, spec.task):
+        limit = get_algorithm(name, spec.task).max_rows
+        if limit is not None and n_train > limit:
+            skipped[name] = f"more than {limit:,} training rows"
+        else:
+            algorithms.append(name)
+    if not algorithms:
+        raise ValueError(f"no allowed algorithm handles {n_train:,} training rows: {skipped}")
+    return algorithms, skipped
+
+
+def _regression_setup(
+    spec: AutoMLSpec, X: pd.DataFrame, y, seed: int, has_validation_set: bool, dropped_target_rows: int
+) -> dict:
+    y = pd.Series(pd.to_numeric(pd.Series(np.asarray(y)), errors="coerce"), dtype=np.float64)
+    if len(y) != len(X):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+    if y.isna().any():
+        raise ValueError("the target has missing or non-numeric values; drop those rows first")
+    if len(y) < 10:
+        raise ValueError(f"a regression needs at least 10 rows with a target; there are {len(y)}")
+    if y.nunique() < 2:
+        raise ValueError(f"the target is constant (every row is {y.iloc[0]:g}): there is nothing to predict")
+    target = target_profile(y)
+    if spec.primary_metric == "mape" and target["zeros"]:
+        raise ValueError(f"MAPE divides by the target, which is 0 in {target['zeros']:,} rows: choose another metric")
+    transform = suggest_target_transform(target)
+    plan = plan_features(X, spec.column_types, spec.column_overrides)
+    leaks = detect_leaks(X, y.to_numpy(), plan, [], seed=seed, task=REGRESSION)
+    for column in plan["columns"]:
+        if column["name"] in leaks:
+            column["dropped"] = "leak"
+    method = "validation_set" if has_validation_set else spec.validation
+    if method == "validation_set" and not has_validation_set:
+        raise ValueError("validation is validation_set but no validation data was given")
+    validation = choose_validation(
+        len(X),
+        len(X),
+        method=method,
+        n_folds=spec.n_folds,
+        holdout_fraction=spec.holdout_fraction,
+        seed=seed,
+        stratified=False,
+    )
+    n_train = _training_rows(validation, len(X))
+    algorithms, skipped = _affordable_algorithms(spec, n_train)
+    guardrails = run_regression_guardrails(
+        plan=plan,
+        target=target,
+        target_transform=transform,
+        validation=validation,
+        leaks=leaks,
+        dropped_rows=dropped_target_rows,
+    )
+    return {
+        "task": REGRESSION,
+        "n_rows": len(X),
+        "n_train_rows": int(n_train),
+        "n_columns": X.shape[1],
+        "classes": [],
+        "class_counts": {},
+        "target": target,
+        "target_transform": transform,
+        "plan": plan,
+        "validation": validation,
+        "class_weight": None,
+        "algorithms": algorithms,
+        "skipped_algorithms": skipped,
+        "guardrails": guardrails,
+    }
+
+
 class AutoMLSearch:
     """Proposes trials (``ask``) and learns from their results (``tell``); holds no data."""
 
@@ -210,9 +312,10 @@ class AutoMLSearch:
         self.setup = setup
         self.seed = int(seed)
         self.metric = spec.primary_metric
+        self.task = setup.get("task", CLASSIFICATION)
         self.lag = 2 * spec.max_concurrent_trials - 1
         self.algorithms = list(setup["algorithms"])
-        self.portfolio = portfolio_for(self.algorithms, setup["n_train_rows"])
+        self.portfolio = portfolio_for(self.algorithms, setup["n_train_rows"], self.task)
         self.trials: list[TrialSpec] = []
         self.results: dict[int, TrialResult] = {}
         self.stop_reason: str | None = None
@@ -300,6 +403,7 @@ class AutoMLSearch:
                     "algorithm": t.algorithm,
                     "params": t.params,
                     "origin": t.origin,
+                    "target_transform": t.target_transform,
                     "status": r.status,
                     "score": r.score,
                     "metrics": r.metrics,
@@ -353,7 +457,7 @@ class AutoMLSearch:
         t = self.spec.metric_threshold
         if t is None:
             return False
-        sign = METRIC_DIRECTIONS[self.metric]
+        sign = DIRECTIONS[self.metric]
         return any(r.status == "succeeded" and r.score is not None and r.score * sign >= t * sign for r in results)
 
     def _stop_rule(self, k: int, visible: int) -> str | None:
@@ -373,7 +477,9 @@ class AutoMLSearch:
                 return "no_improvement"
         return None
 
-    def _make(self, k: int, algorithm: str, params: dict, origin: str) -> TrialSpec:
+    def _make(
+        self, k: int, algorithm: str, params: dict, origin: str, target_transform: str | None = None
+    ) -> TrialSpec:
         return TrialSpec(
             trial_id=k,
             algorithm=algorithm,
@@ -386,6 +492,8 @@ class AutoMLSearch:
             class_weight=self.setup["class_weight"],
             seed=self.seed,
             time_limit_s=self.spec.trial_timeout_s,
+            task=self.task,
+            target_transform=target_transform,
         )
 
     def _propose(self, k: int, visible: int) -> TrialSpec | None:
@@ -398,12 +506,31 @@ class AutoMLSearch:
         for t in self.trials:
             if t.origin == "portfolio":
                 position = self.portfolio.index((t.algorithm, t.params)) + 1
+        if self.setup.get("target_transform") and visible >= min(LOG_VARIANTS_AFTER, len(self.portfolio)):
+            variant = self._log_variant(k, seen)
+            if variant is not None:
+                return variant
         while position < len(self.portfolio):
             algorithm, params = self.portfolio[position]
             if algorithm not in failed_algorithms:
                 return self._make(k, algorithm, params, "portfolio")
             position += 1
         return self._local_step(k, seen)
+
+    def _log_variant(self, k: int, seen: list) -> TrialSpec | None:
+        """The next best trial (one per algorithm, at most LOG_VARIANTS) not yet tried on log(1 + y)."""
+        ok = [(t, r) for t, r in seen if r.status == "succeeded" and r.score is not None and not t.target_transform]
+        ok.sort(key=lambda tr: self._rank_key(tr[1].score, tr[1].metrics, tr[0].trial_id))
+        best: dict[str, TrialSpec] = {}
+        for t, _ in ok:
+            best.setdefault(t.algorithm, t)
+        done = {(t.algorithm, repr(sorted(t.params.items()))) for t in self.trials if t.origin == "log_target"}
+        if len(done) >= LOG_VARIANTS:
+            return None
+        for t in list(best.values())[:LOG_VARIANTS]:
+            if (t.algorithm, repr(sorted(t.params.items()))) not in done:
+                return self._make(k, t.algorithm, t.params, "log_target", self.setup["target_transform"])
+        return None
 
     def _local_step(self, k: int, seen: list) -> TrialSpec | None:
         rng = np.random.default_rng([self.seed, k])
@@ -419,7 +546,7 @@ class AutoMLSearch:
             # failures = search steps tried after the incumbent without beating it
             failures = sum(1 for t, _ in rows if t.trial_id > best_t.trial_id and t.origin == "search")
             step = max(INITIAL_STEP * STEP_DECAY**failures, MIN_STEP)
-            dims = len(ALGORITHMS[algorithm].space)
+            dims = len(get_algorithm(algorithm, self.task).space)
             if failures >= 6 + 2 * dims:
                 continue  # retired: its neighbourhood is exhausted
             candidates.append((best_r.score, algorithm, best_t, step))
@@ -429,15 +556,16 @@ class AutoMLSearch:
         weights = np.array([0.5**rank for rank in range(len(candidates))])
         choice = candidates[int(rng.choice(len(candidates), p=weights / weights.sum()))]
         _, algorithm, incumbent, step = choice
-        space = ALGORITHMS[algorithm].space
-        tried = [t.params for t in self.trials if t.algorithm == algorithm]
+        space = get_algorithm(algorithm, self.task).space
+        same = incumbent.target_transform
+        tried = [t.params for t in self.trials if t.algorithm == algorithm and t.target_transform == same]
         for attempt in range(20):
             unit = np.array([p.to_unit(incumbent.params[p.name]) for p in space])
             moved = unit + rng.normal(0.0, step * (1 + attempt / 5), size=len(space))
             params = dict(incumbent.params)
             params.update({p.name: p.from_unit(u) for p, u in zip(space, moved, strict=True)})
             if params not in tried:
-                return self._make(k, algorithm, params, "search")
+                return self._make(k, algorithm, params, "search", incumbent.target_transform)
         return None
 
 

@@ -15,17 +15,21 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 from lightgbm import early_stopping as lightgbm_early_stopping
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
-from .algorithms import ALGORITHMS, EARLY_STOPPING_MIN_DELTA, EARLY_STOPPING_ROUNDS
+from ..tasks import CLASSIFICATION, REGRESSION
+from .algorithms import EARLY_STOPPING_MIN_DELTA, EARLY_STOPPING_ROUNDS, get_algorithm
 from .featurize import build_featurizer
 from .latency import row_latency_ms
-from .metrics import classification_metrics, score
+from .metrics import classification_metrics, regression_metrics, score
 from .validation import validation_splits
 
 REFIT_ROUNDS_FACTOR = 1.1  # the final model sees more rows than a fold, so it gets a few more rounds
 EARLY_STOPPING_FRACTION = 0.1
+TARGET_TRANSFORMS = (None, "log1p")
 
 
 class TrialTimeout(Exception):
@@ -47,6 +51,8 @@ class TrialSpec:
     class_weight: str | None = None
     seed: int = 0
     time_limit_s: float | None = None
+    task: str = CLASSIFICATION  # specs stored before regression existed are classifications
+    target_transform: str | None = None  # regression: None or "log1p" (fit on log(1 + y))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +60,10 @@ class TrialSpec:
     @classmethod
     def from_dict(cls, data: dict) -> TrialSpec:
         return cls(**data)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == REGRESSION
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,14 @@ def _time_guard(deadline: float | None):
     return callback
 
 
-def _early_stopping_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _early_stopping_split(y: np.ndarray, seed: int, *, regression: bool = False):
     """Rows to fit on and rows to pick the number of boosting rounds on (stratified, seeded)."""
+    if regression:
+        n_stop = max(int(len(y) * EARLY_STOPPING_FRACTION), 20)
+        if n_stop >= len(y) // 2:
+            return None
+        fit_rows, stop_rows = train_test_split(np.arange(len(y)), test_size=n_stop, random_state=seed)
+        return np.sort(fit_rows), np.sort(stop_rows)
     n_stop = max(int(len(y) * EARLY_STOPPING_FRACTION), 2 * len(np.unique(y)), 20)
     _, counts = np.unique(y, return_counts=True)
     if n_stop >= len(y) // 2 or counts.min() < 2:
@@ -112,15 +128,21 @@ def fit_pipeline(
     stopping on a stratified 10% of (X, y) itself — never on the rows the trial is scored on,
     so validation scores stay honest. ``info["rounds"]`` then says how many rounds were kept.
     """
-    algorithm = ALGORITHMS[spec.algorithm]
+    algorithm = get_algorithm(spec.algorithm, spec.task)
     params = dict(spec.params if params is None else params)
-    featurizer, layout = build_featurizer(spec.plan, algorithm.family, seed=spec.seed)
+    featurizer, layout = build_featurizer(spec.plan, algorithm.family, seed=spec.seed, regression=spec.is_regression)
     cats = layout["categorical_indices"]
-    y = np.asarray(y)
-    split = _early_stopping_split(y, spec.seed) if algorithm.early_stopping and "n_estimators" not in params else None
+    y = np.asarray(y, dtype=np.float64) if spec.is_regression else np.asarray(y)
+    split = (
+        _early_stopping_split(y, spec.seed, regression=spec.is_regression)
+        if algorithm.early_stopping and "n_estimators" not in params
+        else None
+    )
     if algorithm.early_stopping and "n_estimators" not in params and split is None:
         params["n_estimators"] = 100  # too few rows to hold some out: a fixed, modest number of rounds
     estimator = algorithm.make(params, seed=spec.seed, class_weight=spec.class_weight, categorical_indices=cats)
+    inner = estimator
+    estimator = wrap_target(estimator, scale=algorithm.scale_target, transform=spec.target_transform)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         Z = featurizer.fit_transform(X, y)
@@ -128,6 +150,8 @@ def fit_pipeline(
         if split is not None:
             fit_rows, stop_rows = split
             Z_fit, y_fit, Z_stop, y_stop = Z[fit_rows], y[fit_rows], Z[stop_rows], y[stop_rows]
+            if spec.target_transform == "log1p":
+                y_stop = np.log1p(y_stop)  # the wrapped booster sees log targets, so must its stop rows
         else:
             Z_fit, y_fit = Z, y
         if spec.algorithm == "lightgbm":
@@ -139,13 +163,42 @@ def fit_pipeline(
                 )
             estimator.fit(Z_fit, y_fit, **fit_kwargs)
             if split is not None:
-                info["rounds"] = int(estimator.best_iteration_ or estimator.n_estimators_)
+                fitted = _fitted_inner(estimator, inner)
+                info["rounds"] = int(fitted.best_iteration_ or fitted.n_estimators_)
         elif spec.algorithm == "hist_gradient_boosting" and split is not None:
             estimator.fit(Z_fit, y_fit, X_val=Z_stop, y_val=y_stop)
-            info["rounds"] = int(max(estimator.n_iter_ - EARLY_STOPPING_ROUNDS, 1))
+            info["rounds"] = int(max(_fitted_inner(estimator, inner).n_iter_ - EARLY_STOPPING_ROUNDS, 1))
         else:
             estimator.fit(Z_fit, y_fit)
     return Pipeline([("featurizer", featurizer), ("estimator", estimator)]), info
+
+
+def wrap_target(estimator, *, scale: bool, transform: str | None):
+    """The regressor as fitted: on a standardised target when ``scale`` (linear models, SVR), on
+    log(1 + y) when ``transform`` is "log1p" (predictions come back through expm1)."""
+    if transform not in TARGET_TRANSFORMS:
+        raise ValueError(f"target_transform must be null or log1p, not {transform!r}")
+    if scale:
+        estimator = TransformedTargetRegressor(regressor=estimator, transformer=StandardScaler())
+    if transform == "log1p":
+        estimator = TransformedTargetRegressor(
+            regressor=estimator, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+        )
+    return estimator
+
+
+def _fitted_inner(estimator, inner):
+    """The fitted algorithm inside any TransformedTargetRegressor wrapping."""
+    while isinstance(estimator, TransformedTargetRegressor):
+        estimator = estimator.regressor_
+    return estimator if estimator is not None else inner
+
+
+def predict_values(model, X) -> np.ndarray:
+    """A regressor's predictions as float64."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(model.predict(X), dtype=np.float64).ravel()
 
 
 def predict_proba_aligned(model, X, classes) -> np.ndarray:
@@ -176,14 +229,15 @@ def run_trial(spec: TrialSpec, X: pd.DataFrame, y, validation=None, *, refit: bo
     """
     started = time.monotonic()
     deadline = started + spec.time_limit_s if spec.time_limit_s else None
-    y = np.asarray(y, dtype=object)
+    kind = np.float64 if spec.is_regression else object
+    y = np.asarray(y, dtype=kind)
     classes = list(spec.classes)
     fit_s = predict_s = 0.0
     try:
         if spec.validation["method"] == "validation_set":
             if validation is None:
                 raise ValueError("this trial validates on a separate validation set, but none was given")
-            X_va, y_va = validation[0], np.asarray(validation[1], dtype=object)
+            X_va, y_va = validation[0], np.asarray(validation[1], dtype=kind)
             folds = [(None, None)]
         else:
             folds = validation_splits(spec.validation, y)
@@ -198,7 +252,10 @@ def run_trial(spec: TrialSpec, X: pd.DataFrame, y, validation=None, *, refit: bo
             t0 = time.monotonic()
             model, info = fit_pipeline(spec, X_tr, y_tr, deadline=deadline)
             t1 = time.monotonic()
-            proba = predict_proba_aligned(model, X_v, classes)
+            if spec.is_regression:
+                proba = predict_values(model, X_v)
+            else:
+                proba = predict_proba_aligned(model, X_v, classes)
             predict_s += time.monotonic() - t1
             fit_s += t1 - t0
             n_features = info["n_features"]
@@ -209,18 +266,24 @@ def run_trial(spec: TrialSpec, X: pd.DataFrame, y, validation=None, *, refit: bo
             fold_scores.append(score(spec.primary_metric, y_v, proba, classes))
             if deadline is not None and time.monotonic() > deadline:
                 raise TrialTimeout(f"time limit of {spec.time_limit_s:g}s reached")
+        # regression predictions stay float64: a price of 1e6 in float32 is only good to 0.06
+        out_type = np.float64 if spec.is_regression else np.float32
         if spec.validation["method"] == "cv":
-            oof = np.zeros((len(y), len(classes)), dtype=np.float32)
+            shape = (len(y),) if spec.is_regression else (len(y), len(classes))
+            oof = np.zeros(shape, dtype=out_type)
             for (_, valid_rows), proba in zip(folds, preds, strict=True):
                 oof[valid_rows] = proba
             y_eval = y
         else:
-            oof = preds[0].astype(np.float32)
+            oof = preds[0].astype(out_type)
             y_eval = truths[0]
         refit_params = dict(spec.params)
         if rounds:
             refit_params["n_estimators"] = max(1, int(round(float(np.mean(rounds)) * REFIT_ROUNDS_FACTOR)))
-        metrics = classification_metrics(y_eval, oof, classes)
+        if spec.is_regression:
+            metrics = regression_metrics(y_eval, oof)
+        else:
+            metrics = classification_metrics(y_eval, oof, classes)
         final_model = None
         if refit:
             if spec.validation["method"] == "cv":
@@ -260,5 +323,6 @@ def _failure(spec: TrialSpec, status: str, error: str, started: float) -> TrialR
 
 def fit_final_pipeline(spec: TrialSpec, result: TrialResult, X: pd.DataFrame, y) -> Pipeline:
     """Refit a finished trial's pipeline on all the training data with its ``refit_params``."""
-    model, _ = fit_pipeline(spec, X, np.asarray(y, dtype=object), params=result.refit_params)
+    kind = np.float64 if spec.is_regression else object
+    model, _ = fit_pipeline(spec, X, np.asarray(y, dtype=kind), params=result.refit_params)
     return model

@@ -13,7 +13,7 @@ machine validates on exactly the same rows.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 CV_MAX_ROWS = 20_000  # "auto": cross-validation below this many training rows, holdout above
 SMALL_ROWS = 1_000  # "auto": 10 folds below this, 5 above
@@ -28,8 +28,20 @@ def choose_validation(
     n_folds: int | None = None,
     holdout_fraction: float | None = None,
     seed: int = 0,
+    stratified: bool = True,
 ) -> dict:
-    """Resolve the requested validation into a concrete plan; raises ValueError on bad settings."""
+    """Resolve the requested validation into a concrete plan; raises ValueError on bad settings.
+
+    A regression passes ``stratified=False`` (and its row count as ``min_class_count``): its plan
+    then says ``"stratified": false`` and its splits are plain shuffled ones.
+    """
+    plan = _choose(n_rows, min_class_count, method, n_folds, holdout_fraction, seed)
+    if not stratified:
+        plan["stratified"] = False
+    return plan
+
+
+def _choose(n_rows, min_class_count, method, n_folds, holdout_fraction, seed) -> dict:
     if method not in METHODS:
         raise ValueError(f"validation method must be one of {METHODS}; got {method!r}")
     if method == "validation_set":
@@ -67,11 +79,15 @@ def validation_splits(validation: dict, y) -> list[tuple[np.ndarray, np.ndarray]
     """(train_rows, valid_rows) index pairs for ``cv`` and ``holdout`` plans."""
     y = np.asarray(y)
     rows = np.arange(len(y))
+    stratified = validation.get("stratified", True)  # plans stored before regression are stratified
     if validation["method"] == "cv":
-        folds = StratifiedKFold(validation["n_folds"], shuffle=True, random_state=validation["seed"])
-        return [(tr, va) for tr, va in folds.split(rows, y)]
+        kind = StratifiedKFold if stratified else KFold
+        folds = kind(validation["n_folds"], shuffle=True, random_state=validation["seed"])
+        return [(tr, va) for tr, va in folds.split(rows, y if stratified else None)]
     if validation["method"] == "holdout":
-        tr, va = train_test_split(rows, test_size=validation["fraction"], stratify=y, random_state=validation["seed"])
+        tr, va = train_test_split(
+            rows, test_size=validation["fraction"], stratify=y if stratified else None, random_state=validation["seed"]
+        )
         return [(np.sort(tr), np.sort(va))]
     raise ValueError(f"no splits for validation method {validation['method']!r}")
 
@@ -85,8 +101,9 @@ def validation_rows(validation: dict, n_rows: int, y) -> np.ndarray:
     return np.arange(n_rows)  # a separate validation set: all of its rows
 
 
-def split_test(X, y, fraction: float, seed: int = 0):
-    """Hold out a stratified test split, scored only on the final model: X_train, X_test, y_train, y_test."""
+def split_test(X, y, fraction: float, seed: int = 0, *, stratified: bool = True):
+    """Hold out a test split (stratified for a classification), scored only on the final model:
+    X_train, X_test, y_train, y_test."""
     if not 0.0 < fraction < 0.5:
         raise ValueError("test fraction must be between 0 and 0.5")
-    return train_test_split(X, y, test_size=fraction, stratify=np.asarray(y), random_state=seed)
+    return train_test_split(X, y, test_size=fraction, stratify=np.asarray(y) if stratified else None, random_state=seed)
