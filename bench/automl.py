@@ -27,6 +27,18 @@ twin (from the final job's packaging summary; reported, the issue's goal is >= 9
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/automl.py [--datasets penguins,titanic] [--budget 60]
         [--systems studio,flaml,logreg,hgb] [--seed 0]
+
+``--task regression`` runs the same product path with ``"task": "regression"`` (primary metric
+normalized_rmse) on every data set of ``regression_public_suite`` against FLAML (rmse), ``ridge``
+(impute + one-hot + scale + RidgeCV) and ``hgb`` (HistGradientBoostingRegressor, native
+categoricals); it ranks by test RMSE and ends with::
+
+    BENCH automl_regression mean_rank_studio=<a> mean_rank_flaml=<b> worst_r2_gap_pct=<c>
+        budget_held=yes|no onnx_coverage=<d> goals=met|missed
+
+``worst_r2_gap_pct`` is the largest 100 x (R2 of the better of ridge/hgb - the studio's R2) over
+the data sets (R2 points in percent; negative when the studio is ahead everywhere). Goals: mean
+rank ahead of FLAML's, gap <= 1 %, budget held.
 """
 
 from __future__ import annotations
@@ -53,8 +65,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from automl_public_suite import DATASETS, train_test  # noqa: E402
 from sklearn.metrics import balanced_accuracy_score, log_loss, roc_auc_score  # noqa: E402
-
-from training.models import TrainingJobKind  # noqa: E402
 
 SYSTEMS = ("studio", "flaml", "logreg", "hgb")
 BASELINES = ("logreg", "hgb")
@@ -179,7 +189,7 @@ class _Studio:
             cls.instance = cls()
         return cls.instance
 
-    def data_version(self, X, y, name: str):
+    def data_version(self, X, y, name: str, target_type: str = "categorical"):
         """The training part as a data version, through the studio's own ingest engine."""
         from data.services import data_version_from_file
 
@@ -187,39 +197,39 @@ class _Studio:
         frame["target"] = y.to_numpy()
         source = self.data_dir / f"{name}.parquet"
         frame.to_parquet(source, index=False)
-        # The label stays text ("yes"/"no" would be inferred boolean), as a user sets it on the Schema tab.
+        # A label stays text ("yes"/"no" would be inferred boolean), as a user sets it on the Schema tab;
+        # a regression target is numeric (a price in whole dollars would otherwise be an integer column).
         return data_version_from_file(
-            actor=self.user, workspace=self.workspace, path=source, name=name, column_types={"target": "categorical"}
+            actor=self.user, workspace=self.workspace, path=source, name=name, column_types={"target": target_type}
         )
 
 
-def studio_automl(studio: _Studio, X, y, *, budget: float, seed: int, register_as: str = "") -> dict:
+def studio_automl(
+    studio: _Studio, X, y, *, budget: float, seed: int, register_as: str = "", task: str = "classification"
+) -> dict:
     """One Automated ML run through the services on the studio's cluster, waited for: the run,
     its final job, the packaged model and the figures (``ready_s``: submit -> the run completed
     with its final model ready)."""
     from compute.jobs.models import Artifact, Job, JobStatus
     from compute.jobs.recovery import job_artifact_dir
     from modelformat.modelio import load_model
-    from training.automl_services import automl_submit, first_trial_seconds
+    from training.automl_services import first_trial_seconds
+    from training.models import TrainingJobKind  # Django models: only after _Studio's django.setup()
 
-    version = studio.data_version(X, y, f"bench-{time.monotonic_ns()}")
+    regression = task == "regression"
+    version = studio.data_version(
+        X, y, f"bench-{time.monotonic_ns()}", target_type="numeric" if regression else "categorical"
+    )
+    settings = {
+        "primary_metric": "normalized_rmse" if regression else "auc_weighted",
+        "max_trials": 10_000,
+        "max_concurrent_trials": 2,
+        "timeout_s": budget,
+        "trial_timeout_s": max(budget / 3, 10.0),
+    }
     submitted = time.monotonic()
-    run = automl_submit(
-        actor=studio.user,
-        workspace=studio.workspace,
-        target=studio.cluster,
-        data_version=version,
-        target_column="target",
-        test_fraction=0,
-        seed=seed,
-        register_as=register_as,
-        settings={
-            "primary_metric": "auc_weighted",
-            "max_trials": 10_000,
-            "max_concurrent_trials": 2,
-            "timeout_s": budget,
-            "trial_timeout_s": max(budget / 3, 10.0),
-        },
+    run = _automl_submit(
+        studio, version, settings=settings, seed=seed, register_as=register_as, task=task if regression else None
     )
     while not Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).exists():
         time.sleep(0.05)
@@ -231,7 +241,8 @@ def studio_automl(studio: _Studio, X, y, *, budget: float, seed: int, register_a
     artifact = Artifact.objects.get(job=final, name="model.skops")
     model = load_model(job_artifact_dir(final) / artifact.name, artifact.sha256)
     trials = Job.objects.filter(parent=run, kind=TrainingJobKind.AUTOML_TRIAL)
-    onnx_report = json.loads((job_artifact_dir(final) / "onnx_report.json").read_text())
+    report_path = job_artifact_dir(final) / "onnx_report.json"
+    onnx_report = json.loads(report_path.read_text()) if report_path.exists() else {"reason": "no onnx_report.json"}
     final_s = (final.finished_at - final.created_at).total_seconds()
     note = (
         f"{trials.count()} trials ({trials.filter(status=JobStatus.COMPLETED).count()} ok) as jobs on 2 nodes, "
@@ -251,6 +262,50 @@ def studio_automl(studio: _Studio, X, y, *, budget: float, seed: int, register_a
         "model_bytes": artifact.size,
     }
     return {"run": run, "final": final, "model": model, "note": note, "facts": facts}
+
+
+def _automl_submit(studio: _Studio, version, *, settings: dict, seed: int, register_as: str, task: str | None):
+    """``automl_submit`` as a user's form calls it; with a task, the run's spec carries ``"task"`` (the
+    contract) - through ``automl_submit`` when it takes one, else the same spec through ``job_submit``."""
+    import inspect
+
+    from compute.jobs.services import job_submit
+    from training.automl_services import automl_submit
+    from training.models import TrainingJobKind
+
+    common = {
+        "actor": studio.user,
+        "workspace": studio.workspace,
+        "target": studio.cluster,
+    }
+    if task is None or "task" in inspect.signature(automl_submit).parameters:
+        extra = {"task": task} if task is not None else {}
+        return automl_submit(
+            **common,
+            data_version=version,
+            target_column="target",
+            test_fraction=0,
+            seed=seed,
+            register_as=register_as,
+            settings=settings,
+            **extra,
+        )
+    return job_submit(
+        **common,
+        kind=TrainingJobKind.AUTOML,
+        spec={
+            "task": task,
+            "data_version_id": version.pk,
+            "target_column": "target",
+            "automl": settings,
+            "test_fraction": 0,
+            "seed": seed,
+            "register_as": register_as,
+            "validation_data_version_id": None,
+        },
+        experiment_name="Automated ML",
+        time_limit_seconds=int(settings["timeout_s"]) + 600,
+    )
 
 
 def fit_studio(X, y, budget: float, seed: int, verbose: bool):
@@ -273,6 +328,217 @@ class _RawColumns:
 
 
 FITTERS = {"studio": fit_studio, "flaml": fit_flaml, "logreg": fit_logreg, "hgb": fit_hgb}
+
+
+# --- regression (--task regression)
+
+REGRESSION_SYSTEMS = ("studio", "flaml", "ridge", "hgb")
+REGRESSION_BASELINES = ("ridge", "hgb")
+MAX_R2_GAP_PCT = 1.0
+
+
+def fit_flaml_regression(X, y, budget: float, seed: int, verbose: bool):
+    from flaml import AutoML
+
+    automl = AutoML()
+    automl.fit(X, y, task="regression", time_budget=budget, metric="rmse", seed=seed, n_jobs=2, verbose=0)
+    return automl, f"best {automl.best_estimator}", {}
+
+
+def fit_ridge(X, y, budget: float, seed: int, verbose: bool):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cats = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    nums = [c for c in X.columns if c not in cats]
+    features = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), nums),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                cats,
+            ),
+        ]
+    )
+    model = Pipeline([("features", features), ("model", RidgeCV(alphas=np.logspace(-3, 3, 13)))])
+    model.fit(X, y)
+    return model, f"alpha {model.named_steps['model'].alpha_:g}", {}
+
+
+def fit_hgb_regression(X, y, budget: float, seed: int, verbose: bool):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    model = HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=seed)
+    return model.fit(X, y), "", {}
+
+
+def fit_studio_regression(X, y, budget: float, seed: int, verbose: bool):
+    out = studio_automl(_Studio.get(), X, y, budget=budget, seed=seed, task="regression")
+    return _RawColumnsRegressor(out["model"]), out["note"], out["facts"]
+
+
+class _RawColumnsRegressor:
+    """The registered regressor scores raw columns as a data version holds them (categories as text)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict(self, X):
+        frame = X.copy()
+        for column in frame.columns:
+            if isinstance(frame[column].dtype, pd.CategoricalDtype):
+                frame[column] = frame[column].astype(object)
+        return self.model.predict(frame)
+
+
+REGRESSION_FITTERS = {
+    "studio": fit_studio_regression,
+    "flaml": fit_flaml_regression,
+    "ridge": fit_ridge,
+    "hgb": fit_hgb_regression,
+}
+
+
+def regression_scores(model, X_test, y_test) -> dict:
+    """Test RMSE, MAE, R2, normalised RMSE (RMSE / the test target's range) and Spearman correlation."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pred = np.asarray(model.predict(X_test), dtype=float).ravel()
+    y = np.asarray(y_test, dtype=float)
+    if len(pred) != len(y) or not np.isfinite(pred).all():
+        raise RuntimeError(f"{len(pred)} predictions for {len(y)} rows, {int((~np.isfinite(pred)).sum())} not finite")
+    rmse = float(np.sqrt(mean_squared_error(y, pred)))
+    return {
+        "rmse": rmse,
+        "mae": float(mean_absolute_error(y, pred)),
+        "r2": float(r2_score(y, pred)),
+        "normalized_rmse": rmse / float(y.max() - y.min()),
+        "spearman": float(spearmanr(y, pred).statistic),
+    }
+
+
+def main_regression(args, datasets: list[str], systems: list[str]) -> int:
+    from regression_public_suite import train_test as regression_train_test
+
+    print(
+        f"task=regression budget={args.budget:g}s seed={args.seed} load={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}",
+        flush=True,
+    )
+    results: dict[str, dict[str, dict]] = {}
+    for name in datasets:
+        X_train, X_test, y_train, y_test = regression_train_test(name)
+        print(
+            f"\n== {name}: {len(X_train)} train / {len(X_test)} test rows, {X_train.shape[1]} columns, "
+            f"target {y_train.min():g}..{y_train.max():g} (median {y_train.median():g})",
+            flush=True,
+        )
+        results[name] = {}
+        for system in systems:
+            started = time.monotonic()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model, note, facts = REGRESSION_FITTERS[system](
+                        X_train, y_train, args.budget, args.seed, args.verbose
+                    )
+                scores = regression_scores(model, X_test, y_test)
+            except Exception as exc:  # noqa: BLE001 - a system that fails loses this data set, the bench goes on
+                wall = time.monotonic() - started
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                results[name][system] = {"error": error, "wall_s": round(wall, 1), "rmse": float("inf")}
+                print(f"  {system:7s} FAILED after {wall:.1f}s: {error}", flush=True)
+                continue
+            wall = time.monotonic() - started
+            results[name][system] = {**scores, "wall_s": round(wall, 1), "note": note, **facts}
+            print(
+                f"  {system:7s} rmse={scores['rmse']:.5g} mae={scores['mae']:.5g} r2={scores['r2']:.4f} "
+                f"nrmse={scores['normalized_rmse']:.4f} spearman={scores['spearman']:.4f} wall={wall:6.1f}s  {note}",
+                flush=True,
+            )
+
+    # --- summary
+    print("\n" + "=" * 100)
+    print("test RMSE / R2; wall seconds (a failed system: inf / -)")
+    print(f"{'data set':18s}" + "".join(f"{s:>22s}" for s in systems))
+
+    def cell(row) -> str:
+        return "FAILED" if "error" in row else f"{row['rmse']:.5g} / {row['r2']:.4f}"
+
+    rank_rows = []
+    for name in datasets:
+        row = results[name]
+        print(f"{name:18s}" + "".join(cell(row[s]).rjust(22) for s in systems))
+        print(f"{'':18s}" + "".join(f"{row[s]['wall_s']:>21.1f}s" for s in systems))
+        # Rank 1 = lowest RMSE; ties share the average rank; a failed system ranks last.
+        rank_rows.append(pd.Series({s: row[s]["rmse"] for s in systems}).rank(method="average").to_dict())
+    mean_rank = {s: float(np.mean([r[s] for r in rank_rows])) for s in systems}
+    print("mean rank by RMSE: " + ", ".join(f"{s}={mean_rank[s]:.2f}" for s in systems))
+
+    gaps = {}
+    baselines = [b for b in REGRESSION_BASELINES if b in systems]
+    if "studio" in systems and baselines:
+        for name in datasets:
+            best = max(results[name][b].get("r2", float("-inf")) for b in baselines)
+            studio_r2 = results[name]["studio"].get("r2", float("-inf"))
+            gaps[name] = 100 * (best - studio_r2) if np.isfinite(studio_r2) else float("inf")
+        print(
+            "studio R2 below the better of ridge/hgb, points in %: "
+            + ", ".join(f"{k}={v:+.2f}" for k, v in gaps.items())
+        )
+    worst_gap = max(gaps.values()) if gaps else float("nan")
+    rank_studio = mean_rank.get("studio", float("nan"))
+    rank_flaml = mean_rank.get("flaml", float("nan"))
+    studio_rows = {name: results[name]["studio"] for name in datasets if "studio" in systems}
+    ready = {name: row.get("ready_s", float("inf")) for name, row in studio_rows.items()}
+    budget_held = bool(ready) and all(v <= args.budget + BUDGET_SLACK_S for v in ready.values())
+    onnx = [bool(row.get("onnx")) for row in studio_rows.values()]
+    onnx_coverage = sum(onnx) / len(onnx) if onnx else float("nan")
+    if ready:
+        print(
+            f"studio submit -> final model ready (budget {args.budget:g} s, goal <= budget + {BUDGET_SLACK_S:g} s): "
+            + ", ".join(f"{k}={v:.1f}s" for k, v in ready.items())
+        )
+        print(
+            "final model's ONNX twin: "
+            + ", ".join(
+                f"{k}=" + ("yes" if row.get("onnx") else f"no ({row.get('onnx_reason') or row.get('error')})")
+                for k, row in studio_rows.items()
+            )
+        )
+    met = rank_studio < rank_flaml and worst_gap <= MAX_R2_GAP_PCT and budget_held  # nan: missed
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "task": "regression",
+                    "budget": args.budget,
+                    "results": results,
+                    "mean_rank": mean_rank,
+                    "r2_gaps_pct": gaps,
+                    "ready_s": ready,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    print(
+        f"BENCH automl_regression mean_rank_studio={rank_studio:.2f} mean_rank_flaml={rank_flaml:.2f} "
+        f"worst_r2_gap_pct={worst_gap:.2f} budget_held={'yes' if budget_held else 'no'} "
+        f"onnx_coverage={onnx_coverage:.2f} goals={'met' if met else 'missed'}"
+    )
+    return 0
 
 
 def test_scores(model, X_test, y_test) -> dict:
@@ -306,21 +572,30 @@ def ranks(values: dict[str, float]) -> dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--task", choices=("classification", "regression"), default="classification")
+    parser.add_argument("--datasets", help="comma-separated (default: every data set of the task's suite)")
     parser.add_argument("--budget", type=float, default=60.0)
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--systems", help="comma-separated (default: every system of the task)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="print every studio trial")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    datasets = [d for d in args.datasets.split(",") if d]
-    systems = [s for s in args.systems.split(",") if s]
+    if args.task == "regression":
+        from regression_public_suite import DATASETS as suite
+
+        fitters = REGRESSION_FITTERS
+    else:
+        suite, fitters = DATASETS, FITTERS
+    datasets = [d for d in (args.datasets or ",".join(suite)).split(",") if d]
+    systems = [s for s in (args.systems or ",".join(fitters)).split(",") if s]
     for name in datasets:
-        if name not in DATASETS:
-            parser.error(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+        if name not in suite:
+            parser.error(f"unknown data set {name!r}; known: {', '.join(suite)}")
     for name in systems:
-        if name not in FITTERS:
-            parser.error(f"unknown system {name!r}; known: {', '.join(FITTERS)}")
+        if name not in fitters:
+            parser.error(f"unknown system {name!r}; known: {', '.join(fitters)}")
+    if args.task == "regression":
+        return main_regression(args, datasets, systems)
 
     print(f"budget={args.budget:g}s seed={args.seed} load={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}", flush=True)
     results: dict[str, dict[str, dict]] = {}
