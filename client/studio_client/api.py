@@ -704,6 +704,11 @@ class EndpointApi(Resource):
             payload["mirror_percent"] = mirror_percent
         return _record(Endpoint, self.t.request("PUT", self.base + f"endpoints/{found.id}/traffic/", json=payload))
 
+    def monitoring(self, endpoint: str, *, range: str = "hour") -> dict:
+        """Requests, errors, latency, input drift and (a regression's) prediction drift per deployment."""
+        found = self.get(endpoint)
+        return self.t.get(self.base + f"endpoints/{found.id}/monitoring/", range=range)
+
     def regenerate_key(self, endpoint: str, which: str = "primary") -> dict:
         found = self.get(endpoint)
         return self.t.post(self.base + f"endpoints/{found.id}/keys/", {"which": which})

@@ -372,6 +372,19 @@ def cmd_endpoint_traffic(ctx: Context, args):
     return endpoint.raw, f"Traffic of {endpoint.name}: {endpoint.traffic}"
 
 
+def cmd_endpoint_monitoring(ctx: Context, args):
+    report = ctx.workspace().endpoints.monitoring(args.endpoint, range=args.range)
+    lines = [f"{args.endpoint}, last {args.range}: {report['total_requests']} requests"]
+    for name, d in report["deployments"].items():
+        line = f"  {name}: {d['requests']} requests, {d['errors_4xx'] + d['errors_5xx']} errors, p50 {d['p50_ms']} ms"
+        for label, drift in (("input drift", d["drift"]), ("prediction drift", d["prediction_drift"])):
+            if drift:
+                psi = f" (PSI {drift['psi']:.2f})" if drift.get("psi") is not None else ""
+                line += f"; {label} {drift['status']}{psi}"
+        lines.append(line)
+    return report, "\n".join(lines)
+
+
 def cmd_endpoint_invoke(ctx: Context, args):
     ws = ctx.workspace()
     if bool(args.data) == bool(args.file):
@@ -517,6 +530,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--file", help="a JSON file of rows")
     sub.add_argument("--key", help="the endpoint key (else STUDIO_ENDPOINT_KEY or the one kept at create)")
     sub.add_argument("--deployment", help="score with this deployment only")
+    sub = command(endpoint, "monitoring", cmd_endpoint_monitoring, "requests, latency and drift per deployment")
+    sub.add_argument("endpoint")
+    sub.add_argument("--range", choices=("hour", "day", "week"), default="hour")
     return parser
 
 

@@ -1,6 +1,8 @@
 """`studio automl create --task regression` as a real process against a live studio with real
 node workers: the run reaches Completed with its task, `--json` keeps the job's shape, and a
-regression on a text column is refused naming the field. The Python client takes `task=` too."""
+regression on a text column is refused naming the field; the registered model is deployed, answers
+numbers through `studio endpoint invoke`, and its monitoring shows prediction drift. The Python
+client takes `task=` too."""
 
 import json
 import os
@@ -14,6 +16,7 @@ from studio_client import Studio
 from compute.models import TargetKind
 from compute.services import target_create
 from data.services import data_version_from_file
+from endpoints import serving
 from studio.services import token_create
 from tests.training.regression_data import TARGET, write_houses
 
@@ -54,6 +57,7 @@ def test_automl_create_task_regression_reaches_completed(
     write_houses(source, rows=80)
     data_version_from_file(actor=owner, workspace=workspace, path=source, name="houses (é)")
     target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=1, max_nodes=1)
+    target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving")
     token = token_create(user=owner, name="laptop (cli)").plaintext
     run("login", live_server.url, "--token", token)
     run("workspace", "use", "Team")
@@ -69,7 +73,7 @@ def test_automl_create_task_regression_reaches_completed(
             "automl", "create", "--data", "houses (é):1", "--target-column", TARGET, "--task", "regression",
             "--compute", "cpu", "--metric", "mae", "--max-trials", 2, "--max-concurrent-trials", 1,
             "--timeout", 60, "--trial-timeout", 20, "--allowed-algorithms", "ridge,lightgbm", "--name", "Prices é",
-            "--wait", "--json",
+            "--register-as", "house-prices", "--wait", "--json",
         ).stdout
     )  # fmt: skip
     assert started["status"] == "completed", started
@@ -77,6 +81,32 @@ def test_automl_create_task_regression_reaches_completed(
     assert started["spec"]["automl"]["primary_metric"] == "mae"
     shown = json.loads(run("job", "show", started["id"], "--json").stdout)
     assert shown["task"] == "regression" and set(shown) == set(started)
+
+    # Registered as a regression, deployed, invoked: numbers come back; monitoring bins them.
+    models = json.loads(run("model", "list", "--json").stdout)
+    assert [(m["name"], m["latest_version"]) for m in models] == [("house-prices", 1)]
+    run("endpoint", "create", "prices-api")
+    deployed = json.loads(
+        run("endpoint", "deploy", "prices-api", "--name", "blue", "--model", "house-prices", "--compute", "serving",
+            "--json").stdout
+    )  # fmt: skip
+    assert deployed["status"] == "ready", deployed
+    run("endpoint", "traffic", "prices-api", "blue=100")
+    houses = [
+        {"Listing ID": "H-1", "Lot Area (sq ft)": 12000, "Neighbourhood / zone": "Süd", "Sold on": "2024-05-03",
+         "Has garage? (yes/no)": "yes", "Notes": "close to the école"},
+        {"Listing ID": "H-2", "Lot Area (sq ft)": None, "Neighbourhood / zone": "new zone", "Sold on": None,
+         "Has garage? (yes/no)": "no", "Notes": ""},
+    ]  # fmt: skip
+    scored = json.loads(run("endpoint", "invoke", "prices-api", "--data", json.dumps(houses), "--json").stdout)
+    predictions = scored["predictions"]
+    assert len(predictions) == 2 and all(isinstance(p, float) for p in predictions), scored
+    assert 20_000 < predictions[0] < 400_000 and "probabilities" not in scored
+    serving.monitor.flush()
+    monitoring = json.loads(run("endpoint", "monitoring", "prices-api", "--json").stdout)
+    drift = monitoring["deployments"]["blue"]["prediction_drift"]
+    assert drift["rows"] == 2 and drift["status"], drift
+    assert "prediction drift" in run("endpoint", "monitoring", "prices-api").stdout
 
     # The Python client the CLI is made of.
     ws = Studio(live_server.url, token).workspace("Team")
