@@ -411,6 +411,10 @@ class AutoMLFinalJob(JobHandler):
             _write_json(ctx, "importance.json", importance, "report")
         elif regression:
             # no test part: the final model's metrics on the validation rows, all six of them
+            for member in final["members"]:  # the over-the-limit fallback may pick a trial outside the library
+                if member["trial_id"] not in predictions:
+                    oof = job_artifact_dir(trial_jobs[member["trial_id"]]) / "oof.npy"
+                    predictions[member["trial_id"]] = np.load(oof, allow_pickle=False)
             predicted = _validation_predictions(final, predictions, model)
             result["metrics"] = regression_metrics(y_eval, predicted)
             _write_json(ctx, "charts.json", regression_charts(y_eval, predicted, seed=parent.spec["seed"]), "chart")
