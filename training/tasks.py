@@ -21,7 +21,7 @@ def check_task(task) -> str:
     """The spec's task (classification when left out); raises ValueError on anything else."""
     if task is None:
         return CLASSIFICATION
-    if task not in TASKS:
+    if not isinstance(task, str) or task not in TASKS:
         raise ValueError(f"Choose a task: {', '.join(TASKS)}.")
     return task
 

@@ -129,7 +129,9 @@ class Predictor:
         return np.asarray(self._run(batch, lambda frame: self.model.predict(frame)), dtype=np.float64).reshape(-1)
 
     def format_numbers(self, values: np.ndarray) -> dict:
-        return {"predictions": np.asarray(values, dtype=np.float64).tolist()}
+        """Floats; an overflow (an input far outside the training range) is null, as strict JSON wants."""
+        values = np.asarray(values, dtype=np.float64)
+        return {"predictions": [float(v) if np.isfinite(v) else None for v in values]}
 
     def predict_proba_batch(self, batch: ValidatedBatch) -> np.ndarray:
         """Probabilities (rows × classes, in ``self.classes`` order) for validated columns."""

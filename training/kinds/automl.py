@@ -129,7 +129,7 @@ class AutoMLJob(JobHandler):
         if validation_version is not None:
             settings["validation"] = "validation_set"
         if task == REGRESSION:
-            _check_regression_metric(settings, version, target)
+            _check_regression_metric(settings, [version, validation_version], target)
         types = {
             c["name"]: c["semantic_type"]
             for c in version.schema.get("columns", [])
@@ -238,15 +238,20 @@ class AutoMLTrialJob(JobHandler):
         result, model, proba = run_trial(trial, data.X, data.y, data.validation, refit=True)
         save_seconds = 0.0
         if result.status == "succeeded":
-            np.save(ctx.artifact_path("oof.npy"), proba.astype(np.float32), allow_pickle=False)
+            # a regression keeps float64: a price of 1e6 in float32 is good to 0.06 only
+            kept = np.float64 if trial.task == REGRESSION else np.float32
+            np.save(ctx.artifact_path("oof.npy"), proba.astype(kept), allow_pickle=False)
             ctx.artifact_saved("oof.npy", kind="predictions")
             saving = time.perf_counter()
             save_model(model, ctx.artifact_path("model.skops"))
             ctx.artifact_saved("model.skops", kind="model")
             save_seconds = time.perf_counter() - saving  # the run keeps time to package its ensemble
-            _write_signature(ctx, data, trial.classes)
-            ctx.metric(trial.primary_metric, result.score)
-            ctx.log(f"{trial.primary_metric} {result.score:.4f} in {result.duration_seconds:.2f} s")
+            _write_signature(ctx, data, trial.classes, trial.task)
+            if result.score is None:  # e.g. Spearman of a constant prediction: undefined, ranked last
+                ctx.log(f"{trial.primary_metric} undefined in {result.duration_seconds:.2f} s")
+            else:
+                ctx.metric(trial.primary_metric, result.score)
+                ctx.log(f"{trial.primary_metric} {result.score:.4f} in {result.duration_seconds:.2f} s")
         else:
             ctx.log(f"Trial {result.status}: {result.error}")
         return {
@@ -269,10 +274,11 @@ class AutoMLTrialJob(JobHandler):
             automl_services.automl_advance(parent_id=parent_id)
 
 
-def _write_signature(ctx, data: AutomlData, classes) -> None:
+def _write_signature(ctx, data: AutomlData, classes, task: str) -> None:
+    """A trial's signature: registering a trial's model serves it as the task it was trained for."""
     types = {k: v for k, v in data.column_types.items() if k in data.X.columns}
     signature = build_signature(
-        data.X, column_types=types, target=ctx.job.parent.spec["target_column"], classes=classes
+        data.X, column_types=types, target=ctx.job.parent.spec["target_column"], classes=classes, task=task
     )
     ctx.artifact_path("signature.json").write_text(json.dumps(signature, default=str))
     ctx.artifact_saved("signature.json", kind="signature")
@@ -446,15 +452,16 @@ class AutoMLFinalJob(JobHandler):
         automl_services.automl_finish(final_job_id=job_id, status=status)
 
 
-def _check_regression_metric(settings: dict, version, target: str) -> None:
-    """A regression's primary metric: normalised RMSE unless chosen; MAPE only on a target without zeros."""
+def _check_regression_metric(settings: dict, versions: list, target: str) -> None:
+    """A regression's primary metric: normalised RMSE unless chosen; MAPE only on a target without
+    zeros (in the training and the validation data)."""
     metric = settings.setdefault("primary_metric", DEFAULT_PRIMARY_METRIC[REGRESSION])
     try:
         check_primary_metric(metric, REGRESSION)
     except ValueError as exc:
         raise ValidationError({"primary_metric": [str(exc)]}) from None
     if metric == "mape":
-        zeros = target_zero_rows(version, target)
+        zeros = sum(target_zero_rows(version, target) for version in versions if version is not None)
         if zeros:
             raise ValidationError(
                 {

@@ -200,7 +200,8 @@ class TrainJob(JobHandler):
         if result.status != "succeeded":
             raise JobError(f"Training failed: {result.error}")
         for step, value in enumerate(result.fold_scores):
-            ctx.metric("fold_accuracy", value, step=step)
+            if value is not None:
+                ctx.metric("fold_accuracy", value, step=step)
         for name in SUMMARY_METRICS:
             if result.metrics.get(name) is not None:
                 ctx.metric(name, result.metrics[name])
@@ -287,7 +288,8 @@ class TrainJob(JobHandler):
         if result.status != "succeeded":
             raise JobError(f"Training failed: {result.error}")
         for step, value in enumerate(result.fold_scores):
-            ctx.metric(f"fold_{metric}", value, step=step)
+            if value is not None:  # undefined on a fold (a constant prediction's Spearman)
+                ctx.metric(f"fold_{metric}", value, step=step)
         for name in REGRESSION_SUMMARY_METRICS:
             if result.metrics.get(name) is not None:
                 ctx.metric(name, result.metrics[name])

@@ -330,12 +330,13 @@ def _regression_batch_scorer(metric: str, y_true):
 
 
 def regression_metrics(y_true, y_pred) -> dict[str, float | None]:
-    """The six regression metrics the studio shows, as {name: float} (undefined ones are None:
-    MAPE when a true value is zero)."""
+    """The six regression metrics the studio shows, as {name: float} to 7 significant digits (a target
+    in millionths keeps its errors); undefined or overflowed ones are None (MAPE when a true value is
+    zero, Spearman of a constant prediction)."""
     out = {}
     for name in REGRESSION_DIRECTIONS:
         value = regression_score(name, y_true, y_pred)
-        out[name] = None if math.isnan(value) else round(value, 6)
+        out[name] = float(f"{value:.7g}") if math.isfinite(value) else None
     return out
 
 
