@@ -16,6 +16,7 @@ from compute.services import target_create
 from tests.conftest import wait_for
 from training.automl_services import automl_submit
 from training.models import TrainingJobKind
+from training.registry_services import model_register
 
 SIX = ("normalized_rmse", "rmse", "mae", "r2", "spearman", "mape")
 WORDS = ["sunny", "renovated", "quiet", "busy road", "garden"]
@@ -155,6 +156,12 @@ def test_a_regression_automl_run_tries_log_targets_ensembles_and_scores_the_test
     assert importance[0]["feature"] == "Living Area (sq ft)"
     leaderboard = artifact_json(final, "leaderboard.json")
     assert leaderboard[0]["score"] <= leaderboard[-1]["score"] or leaderboard[-1]["score"] is None
+    # a trial's own model registers as a regression too (its signature says so)
+    trial = trials.filter(status=JobStatus.COMPLETED).first()
+    assert artifact_json(trial, "signature.json")["task"] == "regression"
+    version = model_register(actor=owner, job=trial, name="one trial")
+    assert version.task == "regression" and version.classes == []
+    assert np.load(job_artifact_dir(trial) / "oof.npy").dtype == np.float64
 
 
 @pytest.mark.django_db

@@ -18,6 +18,7 @@ from training.ml.metrics import is_better, regression_charts, regression_metrics
 from training.ml.search import AutoMLSearch, AutoMLSpec, automl_setup
 from training.ml.trial import TrialSpec, predict_values, run_trial
 from training.ml.validation import choose_validation, validation_splits
+from training.tasks import check_task
 
 REGRESSORS = [
     "ridge",
@@ -231,3 +232,18 @@ def test_voting_and_stacking_regressors_blend_trials_and_save(tmp_path):
         loaded = roundtrip(built, tmp_path, name)
         np.testing.assert_allclose(loaded.predict(X.head(10)), built.predict(X.head(10)), rtol=1e-9)
     assert predict_values(model, X.head(5)).shape == (5,)
+
+
+def test_undefined_and_overflowed_metrics_are_null_and_tiny_targets_keep_their_errors():
+    y = np.array([1e-6, 2e-6, 3e-6, 4e-6])
+    constant = regression_metrics(y, np.full(4, 2.5e-6))
+    assert constant["spearman"] is None  # a constant prediction has no rank correlation
+    assert constant["rmse"] == pytest.approx(1.118034e-6, rel=1e-6)  # not rounded to 0.0
+    overflowed = regression_metrics(np.array([1.0, 2.0]), np.array([np.inf, 1.0]))
+    assert overflowed["rmse"] is None and overflowed["mae"] is None
+
+
+@pytest.mark.parametrize("task", [[], {"a": 1}, 3, "Regression"])
+def test_a_task_that_is_not_one_of_the_names_is_a_value_error(task):
+    with pytest.raises(ValueError, match="Choose a task"):
+        check_task(task)
