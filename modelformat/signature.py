@@ -79,7 +79,7 @@ from sklearn.pipeline import Pipeline
 from .column_types import SEMANTIC_TYPES, infer_column_type
 
 SIGNATURE_VERSION = 1
-# The tasks a signature may declare (the same names as training.tasks, which the model format does
+# The tasks a signature may declare (the same names as training.ml.tasks, which the model format does
 # not import: it sits below training)
 CLASSIFICATION, REGRESSION = "classification", "regression"
 TASKS = (CLASSIFICATION, REGRESSION)

@@ -2,7 +2,7 @@ from django import forms
 
 from .ml.algorithms import ALGORITHMS, algorithms_for
 from .ml.search import DEFAULT_INFER_LIMIT_MS
-from .tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, TASKS
+from .ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, TASKS
 
 CLASSIFICATION_METRIC_LABELS = {
     "accuracy": "Accuracy",
@@ -12,7 +12,7 @@ CLASSIFICATION_METRIC_LABELS = {
     "average_precision_weighted": "Average precision weighted",
     "log_loss": "Log loss",
 }
-# In training.tasks.REGRESSION_PRIMARY_METRICS' order (normalised RMSE, the default, first).
+# In training.ml.tasks.REGRESSION_PRIMARY_METRICS' order (normalised RMSE, the default, first).
 REGRESSION_METRIC_LABELS = {
     "normalized_rmse": "Normalised RMSE",
     "rmse": "RMSE",

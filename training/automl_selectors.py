@@ -12,8 +12,7 @@ from compute.jobs.selectors import job_json_artifact
 from .automl_services import automl_spec, first_trial_seconds, trials_of
 from .ml.latency import within_limit
 from .ml.metrics import sort_key
-from .models import TrainingJobKind
-from .tasks import (
+from .ml.tasks import (
     CLASSIFICATION,
     DEFAULT_PRIMARY_METRIC,
     REGRESSION,
@@ -22,6 +21,7 @@ from .tasks import (
     TASKS,
     suggest_task,
 )
+from .models import TrainingJobKind
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from workspaces.policy import Action, require
 
 from .ml.ensemble import MAX_MEMBERS
 from .ml.search import AutoMLSearch, AutoMLSpec
+from .ml.tasks import CLASSIFICATION
 from .ml.trial import TrialResult
 from .registry_services import model_register
-from .tasks import CLASSIFICATION
 
 log = logging.getLogger("studio.automl")
 
@@ -268,7 +268,7 @@ def automl_submit(
     data_version,
     target_column: str,
     settings: dict,
-    task: str = CLASSIFICATION,
+    task: str | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
     validation_data_version=None,
@@ -286,7 +286,7 @@ def automl_submit(
         spec={
             "data_version_id": data_version.pk if data_version else None,
             "target_column": target_column,
-            "task": task,
+            "task": task or settings.get("task", CLASSIFICATION),  # the API sends it apart, scripts in settings
             "automl": settings,
             "test_fraction": test_fraction,
             "seed": seed,

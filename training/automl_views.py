@@ -22,7 +22,7 @@ from .automl_forms import METRIC_LABELS, AutoMLForm
 from .automl_selectors import TaskSuggestion, automl_run_get, task_suggestion
 from .charts import result_figures
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
-from .tasks import REGRESSION, TASKS
+from .ml.tasks import REGRESSION, TASKS
 
 
 def _overrides(request, version) -> dict:

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 
 from studio.charts import figure_data
 
-from .tasks import REGRESSION
+from .ml.tasks import REGRESSION
 
 
 def confusion_matrix(chart: dict, *, normalized: bool = False) -> dict:

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from data.models import DataVersion
 from data.services import data_version_path
 
-from .tasks import NUMERIC_TYPES, REGRESSION
+from .ml.tasks import NUMERIC_TYPES, REGRESSION
 
 _CACHE: OrderedDict[tuple[int, str], pd.DataFrame] = OrderedDict()
 _CACHE_SIZE = 3

@@ -12,7 +12,7 @@ from .automl_selectors import task_suggestion
 from .datasets import check_numeric_target, check_target, included_columns
 from .kinds.train import check_hyperparameters, train_algorithms
 from .ml.algorithms import get_algorithm
-from .tasks import CLASSIFICATION, REGRESSION, TASKS
+from .ml.tasks import CLASSIFICATION, REGRESSION, TASKS
 
 
 class JobSubmitForm(forms.Form):

@@ -76,7 +76,7 @@ class ModelVersion(models.Model):
         "data.DataVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions"
     )
     algorithm = models.CharField(max_length=100, blank=True)
-    # training.tasks: "classification" (classes listed) or "regression" (numeric predictions, no classes)
+    # training.ml.tasks: "classification" (classes listed) or "regression" (numeric predictions, no classes)
     task = models.CharField(max_length=20, default="classification")
     target_column = models.CharField(max_length=200, blank=True)
     signature = models.JSONField(default=dict)  # {"columns": [{"name", "type", "categories"?}], ...}

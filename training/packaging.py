@@ -20,7 +20,7 @@ from modelformat.onnx_export import try_convert
 from modelformat.signature import build_signature, unused_columns
 
 from .ml.latency import row_latency_ms
-from .tasks import REGRESSION
+from .ml.tasks import REGRESSION
 
 ONNX_CHECK_ROWS = 2_000
 # Deep forests on tens of thousands of rows make files of hundreds of MB; converting one to ONNX

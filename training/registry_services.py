@@ -24,8 +24,8 @@ from training.models import TrainingJobKind
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir
 
+from .ml.tasks import CLASSIFICATION, REGRESSION
 from .models import ALIAS_MESSAGE, ALIAS_PATTERN, ModelAlias, ModelVersion, RegisteredModel
-from .tasks import CLASSIFICATION, REGRESSION
 
 LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "onnxruntime", "skl2onnx")
 SERVED_FILES = ("model.skops", "model.onnx", "signature.json", "reference_profile.json", "onnx_report.json")

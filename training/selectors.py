@@ -8,8 +8,8 @@ from compute.jobs.selectors import job_list
 from studio.ids import parse_id
 from workspaces.models import Workspace
 
+from .ml.tasks import CLASSIFICATION
 from .models import Experiment, TrainingJobKind
-from .tasks import CLASSIFICATION
 
 
 def experiment_list(*, workspace: Workspace) -> QuerySet[Experiment]:

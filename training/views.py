@@ -25,7 +25,7 @@ from .automl_forms import REGRESSION_METRIC_LABELS
 from .automl_views import automl_context
 from .charts import result_figures
 from .forms import SUBMIT_FORMS
-from .tasks import REGRESSION, TASKS
+from .ml.tasks import REGRESSION, TASKS
 
 
 def job_list(request, workspace_id):

@@ -41,10 +41,13 @@ def test_the_wizard_suggests_regression_for_a_numeric_target(new_page, owner, wo
     expect(page.locator("#automl-algorithms")).to_contain_text("Support vector regression (SVR)")
 
     # A task chosen by hand brings its own metrics and algorithms, and back again.
-    page.select_option("#id_task", "classification")
+    # (each swap awaited: a second choice made while the first's answer is on its way would be undone by it)
+    with page.expect_response(lambda response: "task=classification" in response.url):
+        page.select_option("#id_task", "classification")
     expect(page.locator("#id_primary_metric option", has_text="AUC weighted")).to_have_count(1)
     expect(page.locator("#automl-algorithms")).to_contain_text("Logistic regression")
-    page.select_option("#id_task", "regression")
+    with page.expect_response(lambda response: "task=regression" in response.url):
+        page.select_option("#id_task", "regression")
     expect(page.locator("#id_primary_metric option", has_text="R²")).to_have_count(1)
     page.select_option("#id_primary_metric", "r2")
     page.locator("#automl-algorithms").get_by_label("Ridge").first.check()

@@ -159,7 +159,7 @@ def test_a_regression_automl_run_tries_log_targets_ensembles_and_scores_the_test
     # a trial's own model registers as a regression too (its signature says so)
     trial = trials.filter(status=JobStatus.COMPLETED).first()
     assert artifact_json(trial, "signature.json")["task"] == "regression"
-    version = model_register(actor=owner, job=trial, name="one trial")
+    version = model_register(actor=owner, job=trial, name="one-trial")
     assert version.task == "regression" and version.classes == []
     assert np.load(job_artifact_dir(trial) / "oof.npy").dtype == np.float64
 

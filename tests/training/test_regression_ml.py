@@ -16,9 +16,9 @@ from training.ml.ensemble import build_stacking_model, build_voting_model, choos
 from training.ml.explain import permutation_feature_importance
 from training.ml.metrics import is_better, regression_charts, regression_metrics, score
 from training.ml.search import AutoMLSearch, AutoMLSpec, automl_setup
+from training.ml.tasks import check_task
 from training.ml.trial import TrialSpec, predict_values, run_trial
 from training.ml.validation import choose_validation, validation_splits
-from training.tasks import check_task
 
 REGRESSORS = [
     "ridge",

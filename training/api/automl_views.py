@@ -15,7 +15,7 @@ from workspaces.api.base import WorkspaceApiView
 from .. import automl_services
 from ..automl_selectors import automl_run_get
 from ..ml.search import DEFAULT_INFER_LIMIT_MS
-from ..tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, REGRESSION_PRIMARY_METRICS, TASKS
+from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, REGRESSION_PRIMARY_METRICS, TASKS
 from .serializers import JobOut
 
 CLASSIFICATION_METRICS = (
@@ -84,15 +84,6 @@ class AutoMLIn(InputSerializer):
     experiment = serializers.CharField(max_length=100, required=False, allow_blank=True)
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
-    def validate(self, data):
-        metric = (data.get("settings") or {}).get("primary_metric")
-        if metric is not None and metric not in TASK_METRICS[data["task"]]:
-            message = (
-                f"{metric} is not a {data['task']} metric; choose one of: {', '.join(TASK_METRICS[data['task']])}."
-            )
-            raise serializers.ValidationError({"settings": {"primary_metric": [message]}})
-        return data
-
 
 class AutoMLStartApi(WorkspaceApiView):
     @extend_schema(
@@ -121,11 +112,14 @@ class AutoMLStartApi(WorkspaceApiView):
             if values.get("validation_data_version")
             else None
         )
+        data_version = data_version_get_by_id(workspace=self.workspace, version_id=values["data_version"])
+        # checked once the ids are known to be this workspace's (a missing one is a 404 first)
+        _check_metric(values["task"], settings["primary_metric"])
         job = automl_services.automl_submit(
             actor=request.user,
             workspace=self.workspace,
             target=target,
-            data_version=data_version_get_by_id(workspace=self.workspace, version_id=values["data_version"]),
+            data_version=data_version,
             target_column=values["target_column"],
             task=values["task"],
             settings=settings,
@@ -137,6 +131,12 @@ class AutoMLStartApi(WorkspaceApiView):
             register_as=values["register_as"],
         )
         return Response(JobOut(job).data, status=status.HTTP_201_CREATED)
+
+
+def _check_metric(task: str, metric: str) -> None:
+    if metric not in TASK_METRICS[task]:
+        message = f"{metric} is not a {task} metric; choose one of: {', '.join(TASK_METRICS[task])}."
+        raise ValidationError({"settings": [f"primary_metric: {message}"]})
 
 
 class LeaderboardRowOut(serializers.Serializer):

@@ -31,12 +31,12 @@ from ..ml.metrics import (
     regression_metrics,
 )
 from ..ml.search import AutoMLSearch, AutoMLSpec, automl_setup
+from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
 from ..ml.trial import TrialSpec, predict_proba_aligned, predict_values, run_trial
 from ..ml.validation import split_test, validation_rows
 from ..models import RegisteredModel, TrainingJobKind
 from ..packaging import package_model
 from ..registry_selectors import models_registered_from
-from ..tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc_weighted", "f1_weighted", "log_loss")
 REGRESSION_SUMMARY_METRICS = tuple(REGRESSION_DIRECTIONS)

@@ -18,11 +18,11 @@ from ..datasets import check_numeric_target, check_target, load_training_data
 from ..ml.algorithms import algorithms_for, get_algorithm
 from ..ml.columns import plan_features
 from ..ml.metrics import REGRESSION_DIRECTIONS, classification_charts, regression_charts
+from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
 from ..ml.trial import TrialSpec, run_trial
 from ..ml.validation import choose_validation, validation_splits
 from ..packaging import package_model
 from ..registry_selectors import models_registered_from
-from ..tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
 
 # The algorithms a user picks by hand (Automated ML searches more).
 TRAIN_ALGORITHMS = {

@@ -30,7 +30,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVC, SVR, LinearSVC
 
-from ..tasks import CLASSIFICATION, REGRESSION
+from .tasks import CLASSIFICATION, REGRESSION
 
 EARLY_STOPPING_ROUNDS = 30
 EARLY_STOPPING_MIN_DELTA = 1e-4  # validation log-loss gains below this do not count

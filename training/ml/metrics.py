@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn import metrics as skm
 
-from ..tasks import REGRESSION_PRIMARY_METRICS
+from .tasks import REGRESSION_PRIMARY_METRICS
 
 MAX_CURVE_POINTS = 200
 

@@ -38,7 +38,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
 from .algorithms import check_algorithms, get_algorithm, portfolio_for
 from .columns import plan_features
 from .guardrails import (
@@ -50,6 +49,7 @@ from .guardrails import (
 )
 from .latency import within_limit
 from .metrics import DIRECTIONS, check_primary_metric, is_better, sort_key
+from .tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
 from .trial import TrialResult, TrialSpec
 from .validation import METHODS, choose_validation
 

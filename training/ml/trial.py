@@ -20,11 +20,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..tasks import CLASSIFICATION, REGRESSION
 from .algorithms import EARLY_STOPPING_MIN_DELTA, EARLY_STOPPING_ROUNDS, get_algorithm
 from .featurize import build_featurizer
 from .latency import row_latency_ms
 from .metrics import classification_metrics, regression_metrics, score
+from .tasks import CLASSIFICATION, REGRESSION
 from .validation import validation_splits
 
 REFIT_ROUNDS_FACTOR = 1.1  # the final model sees more rows than a fold, so it gets a few more rounds
