@@ -282,7 +282,7 @@ async def _run_code(proxy: str, cookies: dict, kernel_id: str, code: str, *, ori
         async with session.ws_connect(url, headers={"Origin": origin}) as ws:
             request = _execute_request(code)
             await ws.send_str(json.dumps(request))
-            stdout = ""
+            stdout, status, idle = "", None, False
             async with asyncio.timeout(120):
                 async for message in ws:
                     assert TOKEN not in message.data
@@ -291,8 +291,13 @@ async def _run_code(proxy: str, cookies: dict, kernel_id: str, code: str, *, ori
                         continue
                     if reply["msg_type"] == "stream":
                         stdout += reply["content"]["text"]
-                    if reply["msg_type"] == "execute_reply":
-                        return stdout, reply["content"]["status"]
+                    elif reply["msg_type"] == "execute_reply":
+                        status = reply["content"]["status"]
+                    elif reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
+                        idle = True
+                    # the reply (shell) may overtake the output (iopub): done when both say so
+                    if status is not None and idle:
+                        return stdout, status
     raise AssertionError("no execute_reply")
 
 
