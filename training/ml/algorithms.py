@@ -104,70 +104,86 @@ def _logistic(p, seed, cw, cats):
     return LogisticRegression(C=p["C"], max_iter=2000, class_weight=cw, random_state=seed)
 
 
-def _forest(cls):
+def _forest(cls, *, classifier: bool):
     def make(p, seed, cw, cats):
+        # squared error is the one regression criterion worth trying; class weights are a classifier's
+        task_args = dict(criterion=p["criterion"], class_weight=cw) if classifier else {}
         return cls(
             n_estimators=p["n_estimators"],
             max_features=p["max_features"],
             min_samples_leaf=p["min_samples_leaf"],
-            criterion=p["criterion"],
-            class_weight=cw,
             n_jobs=1,
+            random_state=seed,
+            **task_args,
+        )
+
+    return make
+
+
+def _gradient_boosting(cls):
+    def make(p, seed, cw, cats):
+        return cls(
+            n_estimators=p["n_estimators"],
+            learning_rate=p["learning_rate"],
+            max_depth=p["max_depth"],
+            subsample=p["subsample"],
+            min_samples_leaf=p["min_samples_leaf"],
             random_state=seed,
         )
 
     return make
 
 
-def _gradient_boosting(p, seed, cw, cats):
-    return GradientBoostingClassifier(
-        n_estimators=p["n_estimators"],
-        learning_rate=p["learning_rate"],
-        max_depth=p["max_depth"],
-        subsample=p["subsample"],
-        min_samples_leaf=p["min_samples_leaf"],
-        random_state=seed,
-    )
+def _hist_gradient_boosting(cls, *, classifier: bool):
+    def make(p, seed, cw, cats):
+        task_args = dict(class_weight=cw) if classifier else dict(loss="squared_error")
+        return cls(
+            learning_rate=p["learning_rate"],
+            max_iter=p.get("n_estimators", MAX_BOOSTING_ROUNDS),
+            max_leaf_nodes=p["max_leaf_nodes"],
+            min_samples_leaf=p["min_samples_leaf"],
+            l2_regularization=p["l2_regularization"],
+            max_features=p["max_features"],
+            categorical_features=cats or None,
+            early_stopping="n_estimators" not in p,  # then trial.fit_pipeline passes held-out rows (X_val)
+            n_iter_no_change=EARLY_STOPPING_ROUNDS,
+            tol=EARLY_STOPPING_MIN_DELTA,
+            random_state=seed,
+            **task_args,
+        )
+
+    return make
 
 
-def _hist_gradient_boosting(p, seed, cw, cats):
-    return HistGradientBoostingClassifier(
-        learning_rate=p["learning_rate"],
-        max_iter=p.get("n_estimators", MAX_BOOSTING_ROUNDS),
-        max_leaf_nodes=p["max_leaf_nodes"],
-        min_samples_leaf=p["min_samples_leaf"],
-        l2_regularization=p["l2_regularization"],
-        max_features=p["max_features"],
-        categorical_features=cats or None,
-        early_stopping="n_estimators" not in p,  # then trial.fit_pipeline passes held-out rows (X_val)
-        n_iter_no_change=EARLY_STOPPING_ROUNDS,
-        tol=EARLY_STOPPING_MIN_DELTA,
-        class_weight=cw,
-        random_state=seed,
-    )
+def _lightgbm(cls, *, classifier: bool):
+    def make(p, seed, cw, cats):
+        # a regressor's l2 objective: early stopping watches the validation l2
+        task_args = dict(class_weight=cw) if classifier else dict(objective="regression")
+        return cls(
+            n_estimators=p.get("n_estimators", MAX_BOOSTING_ROUNDS),
+            learning_rate=p["learning_rate"],
+            num_leaves=p["num_leaves"],
+            min_child_samples=p["min_child_samples"],
+            colsample_bytree=p["colsample_bytree"],
+            subsample=p["subsample"],
+            subsample_freq=1 if p["subsample"] < 1 else 0,
+            reg_lambda=p["reg_lambda"],
+            random_state=seed,
+            n_jobs=1,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+            **task_args,
+        )
+
+    return make
 
 
-def _lightgbm(p, seed, cw, cats):
-    return LGBMClassifier(
-        n_estimators=p.get("n_estimators", MAX_BOOSTING_ROUNDS),
-        learning_rate=p["learning_rate"],
-        num_leaves=p["num_leaves"],
-        min_child_samples=p["min_child_samples"],
-        colsample_bytree=p["colsample_bytree"],
-        subsample=p["subsample"],
-        subsample_freq=1 if p["subsample"] < 1 else 0,
-        reg_lambda=p["reg_lambda"],
-        class_weight=cw,
-        random_state=seed,
-        n_jobs=1,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
-    )
+def _knn(cls):
+    def make(p, seed, cw, cats):
+        return cls(n_neighbors=p["n_neighbors"], weights=p["weights"], n_jobs=1)
 
-
-def _knn(p, seed, cw, cats):
-    return KNeighborsClassifier(n_neighbors=p["n_neighbors"], weights=p["weights"], n_jobs=1)
+    return make
 
 
 def _svc(p, seed, cw, cats):
@@ -197,12 +213,12 @@ def _sgd(p, seed, cw, cats):
 
 _FACTORIES = {
     "logistic_regression": _logistic,
-    "random_forest": _forest(RandomForestClassifier),
-    "extra_trees": _forest(ExtraTreesClassifier),
-    "gradient_boosting": _gradient_boosting,
-    "hist_gradient_boosting": _hist_gradient_boosting,
-    "lightgbm": _lightgbm,
-    "knn": _knn,
+    "random_forest": _forest(RandomForestClassifier, classifier=True),
+    "extra_trees": _forest(ExtraTreesClassifier, classifier=True),
+    "gradient_boosting": _gradient_boosting(GradientBoostingClassifier),
+    "hist_gradient_boosting": _hist_gradient_boosting(HistGradientBoostingClassifier, classifier=True),
+    "lightgbm": _lightgbm(LGBMClassifier, classifier=True),
+    "knn": _knn(KNeighborsClassifier),
     "svc": _svc,
     "linear_svm": _linear_svm,
     "naive_bayes": _naive_bayes,
@@ -351,70 +367,6 @@ def _linear_regressor(cls, **fixed):
     return make
 
 
-def _forest_regressor(cls):
-    def make(p, seed, cw, cats):
-        return cls(
-            n_estimators=p["n_estimators"],
-            max_features=p["max_features"],
-            min_samples_leaf=p["min_samples_leaf"],
-            n_jobs=1,
-            random_state=seed,
-        )
-
-    return make
-
-
-def _gradient_boosting_regressor(p, seed, cw, cats):
-    return GradientBoostingRegressor(
-        n_estimators=p["n_estimators"],
-        learning_rate=p["learning_rate"],
-        max_depth=p["max_depth"],
-        subsample=p["subsample"],
-        min_samples_leaf=p["min_samples_leaf"],
-        random_state=seed,
-    )
-
-
-def _hist_gradient_boosting_regressor(p, seed, cw, cats):
-    return HistGradientBoostingRegressor(
-        loss="squared_error",
-        learning_rate=p["learning_rate"],
-        max_iter=p.get("n_estimators", MAX_BOOSTING_ROUNDS),
-        max_leaf_nodes=p["max_leaf_nodes"],
-        min_samples_leaf=p["min_samples_leaf"],
-        l2_regularization=p["l2_regularization"],
-        max_features=p["max_features"],
-        categorical_features=cats or None,
-        early_stopping="n_estimators" not in p,  # then trial.fit_pipeline passes held-out rows (X_val)
-        n_iter_no_change=EARLY_STOPPING_ROUNDS,
-        tol=EARLY_STOPPING_MIN_DELTA,
-        random_state=seed,
-    )
-
-
-def _lightgbm_regressor(p, seed, cw, cats):
-    return LGBMRegressor(
-        objective="regression",  # l2: early stopping watches the validation l2
-        n_estimators=p.get("n_estimators", MAX_BOOSTING_ROUNDS),
-        learning_rate=p["learning_rate"],
-        num_leaves=p["num_leaves"],
-        min_child_samples=p["min_child_samples"],
-        colsample_bytree=p["colsample_bytree"],
-        subsample=p["subsample"],
-        subsample_freq=1 if p["subsample"] < 1 else 0,
-        reg_lambda=p["reg_lambda"],
-        random_state=seed,
-        n_jobs=1,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
-    )
-
-
-def _knn_regressor(p, seed, cw, cats):
-    return KNeighborsRegressor(n_neighbors=p["n_neighbors"], weights=p["weights"], n_jobs=1)
-
-
 def _svr(p, seed, cw, cats):
     # epsilon is in standard deviations of the target: the trial scales the target (scale_target)
     return SVR(C=p["C"], epsilon=p["epsilon"], kernel="rbf", gamma="scale")
@@ -424,17 +376,19 @@ _REGRESSION_FACTORIES = {
     "ridge": _linear_regressor(Ridge),
     "lasso": _linear_regressor(Lasso),
     "elastic_net": _linear_regressor(ElasticNet),
-    "random_forest": _forest_regressor(RandomForestRegressor),
-    "extra_trees": _forest_regressor(ExtraTreesRegressor),
-    "gradient_boosting": _gradient_boosting_regressor,
-    "hist_gradient_boosting": _hist_gradient_boosting_regressor,
-    "lightgbm": _lightgbm_regressor,
-    "knn": _knn_regressor,
+    "random_forest": _forest(RandomForestRegressor, classifier=False),
+    "extra_trees": _forest(ExtraTreesRegressor, classifier=False),
+    "gradient_boosting": _gradient_boosting(GradientBoostingRegressor),
+    "hist_gradient_boosting": _hist_gradient_boosting(HistGradientBoostingRegressor, classifier=False),
+    "lightgbm": _lightgbm(LGBMRegressor, classifier=False),
+    "knn": _knn(KNeighborsRegressor),
     "svr": _svr,
 }
 
 _FOREST_REGRESSOR_SPACE = _FOREST_SPACE[:3]  # no criterion: squared error is the one worth trying
-_REGRESSION_LABELS = {
+# One label per algorithm name, whichever task it serves.
+ALGORITHM_LABELS = {
+    "logistic_regression": "Logistic regression",
     "ridge": "Ridge",
     "lasso": "Lasso",
     "elastic_net": "Elastic net",
@@ -444,17 +398,8 @@ _REGRESSION_LABELS = {
     "hist_gradient_boosting": "Histogram gradient boosting",
     "lightgbm": "LightGBM",
     "knn": "k-nearest neighbours",
-    "svr": "Support vector regression (SVR)",
-}
-CLASSIFICATION_LABELS = {
-    "logistic_regression": "Logistic regression",
-    "random_forest": "Random forest",
-    "extra_trees": "Extra trees",
-    "gradient_boosting": "Gradient boosting",
-    "hist_gradient_boosting": "Histogram gradient boosting",
-    "lightgbm": "LightGBM",
-    "knn": "k-nearest neighbours",
     "svc": "Support vector machine (SVC)",
+    "svr": "Support vector regression (SVR)",
     "linear_svm": "Linear SVM",
     "naive_bayes": "Naive Bayes",
     "sgd": "Stochastic gradient descent",
@@ -539,9 +484,7 @@ def get_algorithm(name: str, task: str = CLASSIFICATION) -> Algorithm:
 
 def algorithms_for(task: str) -> dict[str, str]:
     """{name: label} of the algorithms of a task, in registry order (for forms and the API)."""
-    if task == REGRESSION:
-        return dict(_REGRESSION_LABELS)
-    return {name: CLASSIFICATION_LABELS.get(name, name) for name in ALGORITHMS}
+    return {name: ALGORITHM_LABELS.get(name, name) for name in registry(task)}
 
 
 FOREST_TREE_BUDGET = 4_000_000  # trees x training rows: larger data sets get fewer portfolio trees
