@@ -330,7 +330,6 @@ def onnx_prepare(onnx_bytes: bytes, signature: dict) -> tuple[bytes, dict]:
     """The ONNX model rewritten for the studio's feed, and the signature with its classes set and
     the columns the model does not read made optional. Raises ImportRefused."""
     # deferred: onnx is heavy to import and only ONNX files need it
-    import onnx
     from onnx import TensorProto, helper
 
     model = _parse(onnx_bytes)
@@ -438,17 +437,30 @@ def onnx_prepare(onnx_bytes: bytes, signature: dict) -> tuple[bytes, dict]:
         for node in graph.node:
             node.input[:] = [probabilities if n == PROBABILITIES else n for n in node.input]
             node.output[:] = [probabilities if n == PROBABILITIES else n for n in node.output]
-    bridges_out = helper.make_node("Cast", [probabilities], [PROBABILITIES], to=TensorProto.DOUBLE)
+    tail = [helper.make_node("Cast", [probabilities], [PROBABILITIES], to=TensorProto.DOUBLE)]
+    outputs = [helper.make_tensor_value_info(PROBABILITIES, TensorProto.DOUBLE, [None, len(classes)]), *outputs]
+    _finish_graph(model, feed=feed, inputs=new_inputs, initializers=shapes, head=bridges, tail=tail, outputs=outputs)
+    columns = [{**c, "required": c["name"] in read} for c in signature["columns"]]
+    signature = {**signature, "columns": columns, "classes": json_labels(classes)}
+    return model.SerializeToString(), signature
+
+
+def _finish_graph(model, *, feed, inputs, initializers, head, tail, outputs) -> None:
+    """The prepared graph: the signature's inputs, the bridges to the model's own inputs before its
+    nodes, the output nodes after them, the feed recorded; checked by ONNX's checker."""
+    # deferred: onnx is heavy to import and only ONNX files need it
+    import onnx
+    from onnx import helper
+
+    graph = model.graph
     del graph.input[:]
-    graph.input.extend(new_inputs)
-    graph.initializer.extend(shapes)
+    graph.input.extend(inputs)
+    graph.initializer.extend(initializers)
     nodes = list(graph.node)
     del graph.node[:]
-    graph.node.extend([*bridges, *nodes, bridges_out])
+    graph.node.extend([*head, *nodes, *tail])
     del graph.output[:]
-    graph.output.extend(
-        [helper.make_tensor_value_info(PROBABILITIES, TensorProto.DOUBLE, [None, len(classes)]), *outputs]
-    )
+    graph.output.extend(outputs)
     model.metadata_props.add(key=FEED_METADATA, value=json.dumps(feed))
     if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("", 13))
@@ -456,16 +468,12 @@ def onnx_prepare(onnx_bytes: bytes, signature: dict) -> tuple[bytes, dict]:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - the checker raises several types
         raise ImportRefused(f"The ONNX model is not valid: {str(exc)[:300]}") from None
-    columns = [{**c, "required": c["name"] in read} for c in signature["columns"]]
-    signature = {**signature, "columns": columns, "classes": json_labels(classes)}
-    return model.SerializeToString(), signature
 
 
 def _regressor_prepared(model, signature, feed, new_inputs, bridges, shapes, read) -> tuple[bytes, dict]:
     """An ONNX regressor: its last numeric output (skl2onnx's "variable") becomes ``predictions``,
     rows × 1 in double."""
     # deferred: onnx is heavy to import and only ONNX files need it
-    import onnx
     from onnx import TensorProto, helper
 
     graph = model.graph
@@ -484,21 +492,8 @@ def _regressor_prepared(model, signature, feed, new_inputs, bridges, shapes, rea
         helper.make_node("Cast", [source], [cast], to=TensorProto.DOUBLE),
         helper.make_node("Reshape", [cast, "__studio_shape"], [PREDICTIONS]),
     ]
-    del graph.input[:]
-    graph.input.extend(new_inputs)
-    graph.initializer.extend(shapes)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend([*bridges, *nodes, *tail])
-    del graph.output[:]
-    graph.output.extend([helper.make_tensor_value_info(PREDICTIONS, TensorProto.DOUBLE, [None, 1])])
-    model.metadata_props.add(key=FEED_METADATA, value=json.dumps(feed))
-    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("", 13))
-    try:
-        onnx.checker.check_model(model)
-    except Exception as exc:  # noqa: BLE001 - the checker raises several types
-        raise ImportRefused(f"The ONNX model is not valid: {str(exc)[:300]}") from None
+    outputs = [helper.make_tensor_value_info(PREDICTIONS, TensorProto.DOUBLE, [None, 1])]
+    _finish_graph(model, feed=feed, inputs=new_inputs, initializers=shapes, head=bridges, tail=tail, outputs=outputs)
     columns = [{**c, "required": c["name"] in read} for c in signature["columns"]]
     target = signature.get("target")
     signature = {
