@@ -149,29 +149,35 @@ class TrainJob(JobHandler):
 
     def run(self, ctx) -> dict:
         spec = ctx.spec
-        if spec.get("task") == REGRESSION:
-            return self._run_regression(ctx)
+        task = spec.get("task") or CLASSIFICATION
+        regression = task == REGRESSION
+        target = spec["target_column"]
         version = DataVersion.objects.select_related("asset").get(pk=spec["data_version_id"])
         started = time.perf_counter()
-        data = load_training_data(version, spec["target_column"])
-        classes = sorted(data.y.unique().tolist())
+        data = load_training_data(version, target, task)
+        classes = [] if regression else sorted(data.y.unique().tolist())
         counts = data.y.value_counts()
+        if regression:
+            described = f"from {data.y.min():g} to {data.y.max():g} (mean {data.y.mean():g})"
+        else:
+            described = f"with {len(classes)} classes ({', '.join(f'{k}: {v:,}' for k, v in counts.items())})"
         ctx.log(
-            f"Loaded {version}: {len(data.X):,} rows, {data.X.shape[1]} feature columns, target "
-            f"{spec['target_column']!r} with {len(classes)} classes "
-            f"({', '.join(f'{k}: {v:,}' for k, v in counts.items())})"
+            f"Loaded {version}: {len(data.X):,} rows, {data.X.shape[1]} feature columns, target {target!r} {described}"
             + (f"; {data.dropped_rows:,} rows without a target left out" if data.dropped_rows else "")
         )
-        if len(classes) < 2:
-            raise JobError(f"The target {spec['target_column']!r} has only one class; a classifier needs two or more.")
+        if regression and data.y.nunique() < 2:
+            raise JobError(f"The target {target!r} is constant: a regression needs it to vary.")
+        if not regression and len(classes) < 2:
+            raise JobError(f"The target {target!r} has only one class; a classifier needs two or more.")
         try:
             validation = choose_validation(
                 len(data.y),
-                int(counts.min()),
+                len(data.y) if regression else int(counts.min()),
                 method=spec["validation"]["method"],
                 n_folds=spec["validation"].get("n_folds"),
                 holdout_fraction=spec["validation"].get("holdout_fraction"),
                 seed=spec["seed"],
+                stratified=not regression,
             )
         except ValueError as exc:
             raise JobError(str(exc)) from None
@@ -179,94 +185,8 @@ class TrainJob(JobHandler):
         dropped = [f"{c['name']} ({c['dropped']})" for c in plan["columns"] if c["dropped"]]
         if dropped:
             ctx.log(f"Not used as features: {', '.join(dropped)}")
-        params = {**get_algorithm(spec["algorithm"]).defaults(), **spec["hyperparameters"]}
-        trial = TrialSpec(
-            trial_id=0,
-            algorithm=spec["algorithm"],
-            params=params,
-            origin="manual",
-            plan=plan,
-            validation=validation,
-            primary_metric="accuracy",
-            classes=classes,
-            seed=spec["seed"],
-        )
-        ctx.log(
-            f"Training {TRAIN_ALGORITHMS[spec['algorithm']]} with {spec['hyperparameters'] or 'default settings'}; "
-            f"validation: {validation['reason']}"
-        )
-        ctx.check_canceled()
-        result, model, proba = run_trial(trial, data.X, data.y)
-        if result.status != "succeeded":
-            raise JobError(f"Training failed: {result.error}")
-        for step, value in enumerate(result.fold_scores):
-            if value is not None:
-                ctx.metric("fold_accuracy", value, step=step)
-        for name in SUMMARY_METRICS:
-            if result.metrics.get(name) is not None:
-                ctx.metric(name, result.metrics[name])
-        rows = _evaluation_rows(validation, data.y)
-        y_eval = data.y.to_numpy() if rows is None else data.y.to_numpy()[rows]
-        X_check = data.X.sample(min(len(data.X), 2000), random_state=0) if rows is None else data.X.iloc[rows]
-        charts = classification_charts(y_eval, proba, classes)
-        ctx.artifact_path("charts.json").write_text(json.dumps(charts))
-        ctx.artifact_saved("charts.json", kind="chart")
-        ctx.log(
-            "Validation: "
-            + ", ".join(f"{k} {result.metrics[k]:.4f}" for k in SUMMARY_METRICS if result.metrics.get(k) is not None)
-        )
-        ctx.check_canceled()
-        packaged = package_model(
-            ctx,
-            model,
-            X=data.X,
-            X_check=X_check,
-            column_types=data.column_types,
-            target=spec["target_column"],
-            classes=classes,
-        )
-        ctx.log(f"Done in {time.perf_counter() - started:.1f} s")
-        return {
-            **{k: result.metrics.get(k) for k in SUMMARY_METRICS},
-            "metrics": result.metrics,
-            "algorithm": spec["algorithm"],
-            "classes": classes,
-            "rows": len(data.y),
-            "validation": validation["reason"],
-            "plan": plan,
-            **packaged,
-        }
-
-    def _run_regression(self, ctx) -> dict:
-        spec = ctx.spec
-        version = DataVersion.objects.select_related("asset").get(pk=spec["data_version_id"])
-        started = time.perf_counter()
-        data = load_training_data(version, spec["target_column"], REGRESSION)
-        ctx.log(
-            f"Loaded {version}: {len(data.X):,} rows, {data.X.shape[1]} feature columns, target "
-            f"{spec['target_column']!r} from {data.y.min():g} to {data.y.max():g} (mean {data.y.mean():g})"
-            + (f"; {data.dropped_rows:,} rows without a numeric target left out" if data.dropped_rows else "")
-        )
-        if data.y.nunique() < 2:
-            raise JobError(f"The target {spec['target_column']!r} is constant: a regression needs it to vary.")
-        try:
-            validation = choose_validation(
-                len(data.y),
-                len(data.y),
-                method=spec["validation"]["method"],
-                n_folds=spec["validation"].get("n_folds"),
-                holdout_fraction=spec["validation"].get("holdout_fraction"),
-                seed=spec["seed"],
-                stratified=False,
-            )
-        except ValueError as exc:
-            raise JobError(str(exc)) from None
-        plan = plan_features(data.X, data.column_types)
-        dropped = [f"{c['name']} ({c['dropped']})" for c in plan["columns"] if c["dropped"]]
-        if dropped:
-            ctx.log(f"Not used as features: {', '.join(dropped)}")
-        params = {**get_algorithm(spec["algorithm"], REGRESSION).defaults(), **spec["hyperparameters"]}
-        metric = DEFAULT_PRIMARY_METRIC[REGRESSION]
+        params = {**get_algorithm(spec["algorithm"], task).defaults(), **spec["hyperparameters"]}
+        metric = DEFAULT_PRIMARY_METRIC[REGRESSION] if regression else "accuracy"
         trial = TrialSpec(
             trial_id=0,
             algorithm=spec["algorithm"],
@@ -275,35 +195,38 @@ class TrainJob(JobHandler):
             plan=plan,
             validation=validation,
             primary_metric=metric,
-            classes=[],
+            classes=classes,
             seed=spec["seed"],
-            task=REGRESSION,
+            task=task,
         )
-        label = algorithms_for(REGRESSION)[spec["algorithm"]]
         ctx.log(
-            f"Training {label} with {spec['hyperparameters'] or 'default settings'}; validation: {validation['reason']}"
+            f"Training {train_algorithms(task)[spec['algorithm']]} with "
+            f"{spec['hyperparameters'] or 'default settings'}; validation: {validation['reason']}"
         )
         ctx.check_canceled()
-        result, model, predictions = run_trial(trial, data.X, data.y)
+        result, model, predicted = run_trial(trial, data.X, data.y)
         if result.status != "succeeded":
             raise JobError(f"Training failed: {result.error}")
         for step, value in enumerate(result.fold_scores):
             if value is not None:  # undefined on a fold (a constant prediction's Spearman)
                 ctx.metric(f"fold_{metric}", value, step=step)
-        for name in REGRESSION_SUMMARY_METRICS:
+        summary = REGRESSION_SUMMARY_METRICS if regression else SUMMARY_METRICS
+        for name in summary:
             if result.metrics.get(name) is not None:
                 ctx.metric(name, result.metrics[name])
         rows = _evaluation_rows(validation, data.y)
         y_eval = data.y.to_numpy() if rows is None else data.y.to_numpy()[rows]
         X_check = data.X.sample(min(len(data.X), 2000), random_state=0) if rows is None else data.X.iloc[rows]
-        charts = regression_charts(y_eval, predictions, seed=spec["seed"])
+        if regression:
+            charts = regression_charts(y_eval, predicted, seed=spec["seed"])
+        else:
+            charts = classification_charts(y_eval, predicted, classes)
         ctx.artifact_path("charts.json").write_text(json.dumps(charts))
         ctx.artifact_saved("charts.json", kind="chart")
+        shown = ".4g" if regression else ".4f"  # prices in the thousands, scores between 0 and 1
         ctx.log(
             "Validation: "
-            + ", ".join(
-                f"{k} {result.metrics[k]:.4g}" for k in REGRESSION_SUMMARY_METRICS if result.metrics.get(k) is not None
-            )
+            + ", ".join(f"{k} {result.metrics[k]:{shown}}" for k in summary if result.metrics.get(k) is not None)
         )
         ctx.check_canceled()
         packaged = package_model(
@@ -312,18 +235,18 @@ class TrainJob(JobHandler):
             X=data.X,
             X_check=X_check,
             column_types=data.column_types,
-            target=spec["target_column"],
-            classes=[],
-            task=REGRESSION,
-            y=data.y,
+            target=target,
+            classes=classes,
+            task=task,
+            y=data.y if regression else None,
         )
         ctx.log(f"Done in {time.perf_counter() - started:.1f} s")
         return {
-            **{k: result.metrics.get(k) for k in REGRESSION_SUMMARY_METRICS},
+            **{k: result.metrics.get(k) for k in summary},
             "metrics": result.metrics,
-            "task": REGRESSION,
+            "task": task,
             "algorithm": spec["algorithm"],
-            "classes": [],
+            "classes": classes,
             "rows": len(data.y),
             "validation": validation["reason"],
             "plan": plan,
