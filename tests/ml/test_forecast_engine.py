@@ -413,5 +413,5 @@ def test_boosting_needs_enough_rows():
     )
     result = search(prepare(seasonal_series(96), chosen), chosen, deadline=time.monotonic() + 30)
     row = next(r for r in result.leaderboard if r["algorithm"] == "lightgbm_lags")
-    assert row["status"] == "failed" and "at least 150 training rows" in row["error"]
+    assert row["status"] == "failed" and "at least 120 training rows" in row["error"]
     assert result.best["algorithm"] == "seasonal_naive"

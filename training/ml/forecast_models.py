@@ -333,7 +333,7 @@ CALENDAR_PARTS = ("month", "dayofweek", "day", "hour", "weekofyear")
 FOURIER_TERMS = 3
 MAX_TRAINING_ROWS = 200_000
 # fewer rows (one short yearly or quarterly series) and the trees fit the backtest's noise
-MIN_BOOSTING_ROWS = 150
+MIN_BOOSTING_ROWS = 120
 
 
 def boosting_features(m: int, shortest: int, n_known: int) -> dict:
