@@ -129,10 +129,13 @@ def forecast_validate(workspace, spec: dict, version: DataVersion) -> CleanSpec:
     ):
         raise _field_error("timeout_s", f"The time budget is {MIN_TIMEOUT_S} to {MAX_TIMEOUT_S:,} seconds.")
     algorithms = given.get("algorithms")
-    if algorithms is not None and (
-        not isinstance(algorithms, list) or not algorithms or any(a not in FORECAST_ALGORITHMS for a in algorithms)
-    ):
-        raise _field_error("algorithms", f"Choose among {', '.join(FORECAST_ALGORITHMS)} (or leave it empty: all).")
+    if algorithms is not None:
+        unknown = [a for a in algorithms if a not in FORECAST_ALGORITHMS] if isinstance(algorithms, list) else []
+        if not isinstance(algorithms, list) or not algorithms or unknown:
+            named = f"{unknown[0]!r} is not a forecasting algorithm: " if unknown else ""
+            raise _field_error(
+                "algorithms", f"{named}choose among {', '.join(FORECAST_ALGORITHMS)} (or leave it empty: all)."
+            )
     values = {
         **{k: given[k] for k in SETTING_KEYS if k in given},
         "time_column": time_column,
