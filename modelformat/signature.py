@@ -230,8 +230,12 @@ def build_forecast_signature(frame: pd.DataFrame, *, column_types: Mapping[str, 
     ``MAX_FORECAST_SERIES`` known series keys)."""
     time_column, target = forecast["time_column"], forecast["target_column"]
     names = [time_column, *forecast.get("series_columns", []), target, *forecast.get("known_ahead", [])]
+    series_columns = list(forecast.get("series_columns", []))
     types = {**{n: column_types[n] for n in names if n in column_types}, time_column: "datetime", target: "numeric"}
     columns = frame[names].copy()
+    for name in series_columns:  # ids, as text: store 3, 3.0 and "3" name one series (the engine's keys)
+        types[name] = "categorical"
+        columns[name] = columns[name].map(lambda v: None if _is_missing(v) else _label(v).strip()).astype(object)
     columns[time_column] = pd.to_datetime(columns[time_column], errors="coerce", format="mixed")
     columns[target] = pd.to_numeric(columns[target], errors="coerce")
     info = dict(forecast)

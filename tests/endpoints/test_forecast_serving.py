@@ -17,6 +17,7 @@ from endpoints import services as endpoint_services
 from endpoints import serving
 from tests.conftest import wait_for
 from tests.ml.forecast_data import messy_sales
+from training.automl_services import automl_submit
 from training.models import ModelVersion
 
 HORIZON = 7
@@ -145,3 +146,59 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     drift = stats["prediction_drift"]
     assert drift["rows"] == HORIZON * 2 + HORIZON + HORIZON, drift  # each forecast value is a prediction
     assert stats["predicted"] == {}
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+def test_a_model_using_known_ahead_values_deploys_and_asks_for_them(
+    client, owner, workspace, inference, agent, broker, reconciler, tmp_path
+):
+    """Lag features with the promotions known ahead, stores numbered 1 and 2: the deploy warm-up
+    sends next week's values; a request without them is a 400 naming what is missing."""
+    sales = messy_sales(periods=90, stores=STORES).rename(columns={"Store ID": "Store #"})
+    sales["Store #"] = sales["Store #"].map({"A-1": 1, "B 2": 2})
+    source = tmp_path / "numbered stores.csv"
+    sales.to_csv(source, index=False)
+    data = data_version_from_file(actor=owner, workspace=workspace, path=source, name="numbered stores")
+    cluster = target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=1, max_nodes=1
+    ).target
+    run = automl_submit(
+        actor=owner,
+        workspace=workspace,
+        target=cluster,
+        data_version=data,
+        target_column="Units Sold",
+        task="forecasting",
+        settings={
+            "time_column": "Date",
+            "series_columns": ["Store #"],
+            "known_ahead": ["Promo?"],
+            "horizon": HORIZON,
+            "timeout_s": 30,
+            "algorithms": ["lightgbm_lags"],
+        },
+        register_as="numbered-sales",
+    )
+    run = wait_for(
+        lambda: Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).first(), timeout=120, message="the run"
+    )
+    assert run.status == JobStatus.COMPLETED, (run.error, run.status_reason)
+    version = ModelVersion.objects.get(model__name="numbered-sales")
+    created = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="numbered-api")
+    deployment = endpoint_services.deployment_create(
+        actor=owner, endpoint=created.endpoint, name="blue", model_version=version, target=inference
+    )
+    assert deployment.status != "failed", deployment.status_reason
+    cache.clear()
+    serving.configs.clear()
+
+    missing = post(client, "numbered-api", {}, created.primary)
+    assert missing.status_code == 400 and missing.json()["error"]["fields"], missing.content
+    assert "Promo?" in missing.json()["error"]["message"]
+    recent = sales[sales["Store #"] == 2].tail(30)
+    future = [{**row, "Store #": 2.0} for row in future_rows("B 2", recent["Date"].iloc[-1], promo="yes")]
+    given = post(client, "numbered-api", {"history": records(recent), "future": future}, created.primary)
+    assert given.status_code == 200, given.content
+    forecasts = given.json()["forecasts"]
+    assert len(forecasts) == HORIZON and {row["Store #"] for row in forecasts} == {"2"}
