@@ -96,7 +96,7 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     assert body["frequency"] == "D" and body["leaderboard"] and body["validation_score"] is not None
 
     version = ModelVersion.objects.get(model__name="store-sales", version=1)
-    assert version.task == "forecasting" and version.job_id == run.pk
+    assert version.task == "forecasting" and version.job_id == run.pk and version.scoring_latency_ms > 0
     assert version.signature["forecast"]["series"] == [{"Store ID": s} for s in STORES]
     created = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="sales-api")
     endpoint_services.deployment_create(
@@ -138,6 +138,13 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     assert too_short.status_code == 400 and too_short.json()["error"]["fields"], too_short.content
     bad_level = post(client, "sales-api", {"level": 5}, key)
     assert bad_level.status_code == 400 and "level" in bad_level.json()["error"]["fields"]
+
+    document = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/endpoints/{created.endpoint.pk}/openapi/").json()
+    operation = document["paths"]["/score/sales-api/"]["post"]
+    body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"history", "future", "origin", "series", "level"} <= set(body_schema["properties"])
+    answer_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert "forecasts" in answer_schema["properties"] and "predictions" not in answer_schema["properties"]
 
     serving.monitor.flush()
     url = f"/api/v1/workspaces/{workspace.pk}/endpoints/{created.endpoint.pk}/monitoring/"

@@ -30,6 +30,7 @@ from ..ml.forecast import (
     search,
 )
 from ..ml.tasks import FORECASTING, FORECASTING_PRIMARY_METRICS, NUMERIC_TYPES
+from ..models import ModelVersion
 from ..registry_services import model_register
 
 # The settings a spec's "automl" object may hold (the target is the spec's target_column).
@@ -270,6 +271,8 @@ def forecast_run(ctx) -> dict:
                 algorithm=best["algorithm"],
                 in_own_run=True,
             )
+            # the version is made while the run still runs: its result (and latency) is not saved yet
+            ModelVersion.objects.filter(pk=registered.pk).update(scoring_latency_ms=packaged["latency_ms"])
             result["registered"] = str(registered)
             ctx.log(f"Registered as {registered}")
         except (ValidationError, PermissionDenied, Http404) as exc:
