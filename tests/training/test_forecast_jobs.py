@@ -142,6 +142,10 @@ def test_batch_forecasting_from_a_data_version_and_from_the_stored_history(
     assert done.status == JobStatus.COMPLETED, (done.error, done.status_reason)
     assert any("Guardrail missing_timestamps: fixed" in line.text for line in done.log.all()), "guardrails logged"
     version = ModelVersion.objects.get(model__name="sales")
+    assert any(line.text.startswith("Seasonal naive: normalized_rmse") for line in done.log.all()), "candidates logged"
+    again = api(owner).post(f"/api/v1/workspaces/{workspace.pk}/jobs/{run.pk}/register/", {"name": "sales-copy"})
+    assert again.status_code == 201, again.content  # the run's own files, registered by hand
+    assert ModelVersion.objects.get(model__name="sales-copy").sha256 == version.sha256
 
     # new history for one store, with next week's promotions in rows without sales yet
     recent = sales[sales["Store ID"] == "B 2"].tail(30).copy()
