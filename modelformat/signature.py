@@ -462,10 +462,9 @@ class Signature:
             raise PayloadError(f"The {field} has no rows.", field=field)
         try:
             return signature.validate_columns(rows, max_rows=max_rows)
-        except PayloadError as exc:
-            if exc.code == "too_many_rows":
-                raise
-            raise PayloadError(f"{field}: {exc.message}", field=exc.field, row=exc.row, code=exc.code) from None
+        except PayloadError as exc:  # the column at fault, or the list itself when it is too long
+            at_fault = field if exc.code == "too_many_rows" else exc.field
+            raise PayloadError(f"{field}: {exc.message}", field=at_fault, row=exc.row, code=exc.code) from None
 
     def _forecast_rows(self, signature: Signature, rows, field: str, max_rows: int) -> pd.DataFrame:
         return self._forecast_batch(signature, rows, field, max_rows).to_frame(signature)

@@ -209,3 +209,39 @@ def test_a_model_using_known_ahead_values_deploys_and_asks_for_them(
     assert given.status_code == 200, given.content
     forecasts = given.json()["forecasts"]
     assert len(forecasts) == HORIZON and {row["Store #"] for row in forecasts} == {"2"}
+
+
+def test_forecasting_requests_are_checked_against_the_signature():
+    from modelformat.signature import PayloadError, Signature, build_forecast_signature
+
+    sales = messy_sales(periods=30, stores=STORES)
+    info = {
+        "time_column": "Date",
+        "series_columns": ["Store ID"],
+        "target_column": "Units Sold",
+        "known_ahead": ["Promo?"],
+        "horizon": HORIZON,
+        "frequency": "D",
+        "gap": 0,
+        "season_length": 7,
+        "series": [{"Store ID": s} for s in STORES],
+    }
+    signature = Signature(build_forecast_signature(sales, column_types={"Promo?": "categorical"}, forecast=info))
+    assert signature.columns[0].type == "datetime" and signature.by_name["Store ID"].dtype == "str"
+    history = records(sales.head(3))
+    checked = signature.validate_forecast({"history": history, "level": 0.95})
+    assert len(checked.history) == 3 and checked.level == 0.95 and checked.future is None
+
+    def refused(payload, **limits) -> PayloadError:
+        with pytest.raises(PayloadError) as error:
+            signature.validate_forecast(payload, **limits)
+        return error.value
+
+    assert refused([1, 2]).code == "invalid_payload"
+    assert refused({"history": history, "origin": "2024-01-05"}).field == "origin"
+    assert refused({"history": [{"Date": "2024-01-01", "Store ID": "A-1"}]}).field == "Units Sold"
+    assert refused({"series": [{"Shop": "A-1"}]}).field == "series"
+    assert refused({"history": []}).field == "history"
+    too_many = refused({"history": history}, max_rows=2)
+    assert too_many.field == "history" and too_many.status == 413
+    assert refused({"horizon": 3}).field == "horizon"  # not a request field: the horizon is the model's
