@@ -415,3 +415,30 @@ def test_boosting_needs_enough_rows():
     row = next(r for r in result.leaderboard if r["algorithm"] == "lightgbm_lags")
     assert row["status"] == "failed" and "at least 120 training rows" in row["error"]
     assert result.best["algorithm"] == "seasonal_naive"
+
+
+def test_a_gap_skips_steps_after_the_history():
+    _, result = run(messy_sales(periods=80), algorithms=["seasonal_naive", "ets"], gap=2, horizon=5)
+    forecast = result.forecaster.forecast(future=None) if not result.forecaster.uses_known_ahead else None
+    assert forecast is not None and len(forecast) == 10
+    assert forecast["Date"].iloc[0] == pd.Timestamp("2024-03-20") + pd.Timedelta(days=3)  # last day + gap + 1
+    window = result.windows[-1]["series"][0]
+    assert window["time"][0] == "2024-03-16T00:00:00"  # the last 5 days, after a gap of 2 from the origin
+    assert result.windows[-1]["origin"] == "2024-03-13T00:00:00"
+
+
+def test_constant_and_zero_series_and_two_id_columns():
+    frame = messy_sales(periods=60, stores=("A-1", "B 2", "C 3"), seed=2)
+    frame["Region"] = np.where(frame["Store ID"] == "A-1", "North", "South ")
+    frame.loc[frame["Store ID"] == "C 3", "Units Sold"] = 0.0
+    chosen = settings(series_columns=["Region", "Store ID"], known_ahead=[], horizon=5)
+    prepared = prepare(frame, chosen)
+    assert prepared.series[0] == {"Region": "North", "Store ID": "A-1"}
+    result = search(prepared, chosen, deadline=time.monotonic() + 30)
+    forecast = result.forecaster.forecast()
+    assert list(forecast.columns[:2]) == ["Region", "Store ID"] and len(forecast) == 15
+    zero = forecast[forecast["Store ID"] == "C 3"]
+    assert (zero["forecast"] < 1).all() and (zero["lower"] >= 0).all()
+    rows = {row["algorithm"]: row for row in result.leaderboard}
+    assert rows["ets"]["status"] == rows["arima"]["status"] == "succeeded"  # the constant series: its naive forecast
+    assert np.isfinite(forecast[["forecast", "lower", "upper"]].to_numpy()).all()

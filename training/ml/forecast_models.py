@@ -212,13 +212,16 @@ def _fit_ets(y: np.ndarray, times: np.ndarray, context: Context) -> dict:
                 continue
             if np.isfinite(result.aic) and (best is None or result.aic < best[0]):
                 best = (result.aic, config, np.asarray(result.params, dtype="float64"))
-    if best is None:
-        raise ValueError("no ETS configuration could be fitted")
-    return {"config": best[1], "params": best[2], "start": int(times[start].astype("datetime64[ns]").astype("int64"))}
+    start_ns = int(times[start].astype("datetime64[ns]").astype("int64"))
+    if best is None:  # e.g. a constant series: its seasonal naive forecast stands in
+        return {"config": None, "params": np.zeros(0), "start": start_ns}
+    return {"config": best[1], "params": best[2], "start": start_ns}
 
 
 def _predict_ets(state: dict, series: Series, steps: int, context: Context, stored: bool) -> np.ndarray:
     fitted = state["series"].get(str(series.code)) if stored else None
+    if fitted is not None and fitted["config"] is None:
+        return seasonal_naive(series.y, context.season_length, steps)
     if fitted is not None:
         keep = series.times.astype("datetime64[ns]").astype("int64") >= fitted["start"]
         if keep.sum() >= max(3, 2 * context.season_length):
@@ -304,8 +307,8 @@ def _fit_arima(series: Series, context: Context) -> dict:
                 continue
             if np.isfinite(result.aic) and (best is None or result.aic < best[0]):
                 best = (result.aic, config, np.asarray(result.params, dtype="float64"))
-    if best is None:
-        raise ValueError("no ARIMA order could be fitted")
+    if best is None:  # e.g. a constant series: its seasonal naive forecast stands in
+        return {"config": None, "params": np.zeros(0)}
     config = {**best[1], "order": list(best[1]["order"]), "seasonal_order": list(best[1]["seasonal_order"])}
     return {"config": config, "params": best[2]}
 
@@ -314,6 +317,8 @@ def _predict_arima(state: dict, series: Series, steps: int, context: Context, st
     fitted = state["series"].get(str(series.code))
     if fitted is None or len(series.y) < 3:
         fitted = _fit_arima(series, _no_deadline(context))
+    if fitted["config"] is None:
+        return seasonal_naive(series.y, context.season_length, steps)
     # the parameters hold for any stretch of the series: the filter starts from the model's own prior
     y, times = series.y[-_local_window(context) :], series.times[-_local_window(context) :]
     config = fitted["config"]
