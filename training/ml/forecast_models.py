@@ -339,6 +339,13 @@ FOURIER_TERMS = 3
 MAX_TRAINING_ROWS = 200_000
 # fewer rows (one short yearly or quarterly series) and the trees fit the backtest's noise
 MIN_BOOSTING_ROWS = 120
+# How the boosted members forecast several steps. Direct (one model, the step a feature, the target
+# the change from the origin) for LightGBM: on the public suite it beat recursive on 8 of the 12
+# series both could fit (sunspots 1.26 -> 0.46 MASE, US births 2.90 -> 1.12: no error feeds
+# back). For HistGradientBoosting the two tied (6 of 12): recursive, one row per time (cheaper),
+# which also gives the ensemble a member of the other kind.
+BOOSTING_STRATEGY = {"lightgbm_lags": "direct", "hgb_lags": "recursive"}
+DIRECT_MAX_ROWS = 50_000  # (origin, step) rows: origins are thinned beyond this
 
 
 def boosting_features(m: int, shortest: int, n_known: int) -> dict:
@@ -422,25 +429,37 @@ def _working(y: np.ndarray, log: bool) -> np.ndarray:
 
 
 def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
-    log = _log_scale(panel)
+    log, strategy = _log_scale(panel), BOOSTING_STRATEGY[algorithm]
     features = boosting_features(context.season_length, min(len(s.y) for s in panel), context.n_known)
     rows, targets = [], []
+    steps = context.gap + context.horizon
     for s in panel:
         context.check_time()
         y = _working(s.y, log)
         scale = series_scale(y, context.season_length)
-        positions = np.arange(1, len(y))
-        rows.append(
-            _feature_matrix(y, positions, s.times[positions], s.known[positions], s.code, scale, features, context)
-        )
-        targets.append((y[positions] - y[positions - 1]) / scale)
+        if strategy == "recursive":
+            positions = np.arange(1, len(y))
+            rows.append(
+                _feature_matrix(y, positions, s.times[positions], s.known[positions], s.code, scale, features, context)
+            )
+            targets.append((y[positions] - y[positions - 1]) / scale)
+            continue
+        # direct: one row per (origin, step), the step a feature, the target the change from the origin
+        every = max(1, -(-len(y) * steps // max(DIRECT_MAX_ROWS // len(panel), 1)))
+        for h in range(1, steps + 1):
+            origins = np.arange(1, len(y) - h + 1, every)
+            at = origins + h - 1
+            matrix = _feature_matrix(y, origins, s.times[at], s.known[at], s.code, scale, features, context)
+            rows.append(np.column_stack([matrix, np.full(len(origins), float(h))]))
+            targets.append((y[at] - y[origins - 1]) / scale)
     X, y = np.vstack(rows)[-MAX_TRAINING_ROWS:], np.concatenate(targets)[-MAX_TRAINING_ROWS:]
-    if len(y) < MIN_BOOSTING_ROWS:
+    times_seen = sum(len(s.y) - 1 for s in panel)
+    if times_seen < MIN_BOOSTING_ROWS:
         raise ValueError(
             f"boosting on lag features needs at least {MIN_BOOSTING_ROWS} training rows over the series; "
-            f"a backtest window has {len(y)}"
+            f"a backtest window has {times_seen}"
         )
-    code_column = X.shape[1] - 1 - context.n_known
+    code_column = X.shape[1] - 1 - context.n_known - (strategy == "direct")
     # a category per series (HistGradientBoosting takes at most 255 of them: beyond, a number)
     categorical = code_column if context.n_series <= 250 else None
     estimator = _estimator(algorithm, context, categorical)
@@ -452,7 +471,7 @@ def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
         else:
             estimator.fit(X, y)
     context.check_time()
-    return {"algorithm": algorithm, "features": features, "model": estimator, "log": log}
+    return {"algorithm": algorithm, "features": features, "model": estimator, "log": log, "strategy": strategy}
 
 
 def _predict_boosting(
@@ -462,6 +481,19 @@ def _predict_boosting(
     extended = [np.concatenate([_working(s.y, log), np.zeros(steps)]) for s in panel]
     scales = [series_scale(y[: len(s.y)], context.season_length) for s, y in zip(panel, extended, strict=True)]
     times = [step_times(s.times[-1], context.frequency, steps) for s in panel]
+    if state.get("strategy") == "direct":
+        out = []
+        for i, (s, y) in enumerate(zip(panel, extended, strict=True)):
+            history = y[: len(s.y)]
+            matrix = _feature_matrix(
+                history, np.full(steps, len(history)), times[i], future[i] if context.n_known else None,
+                s.code, scales[i], features, context,
+            )  # fmt: skip
+            with _quiet():
+                change = model.predict(np.column_stack([matrix, np.arange(1, steps + 1, dtype=float)]))
+            values = history[-1] + change * scales[i]
+            out.append(np.exp(values) if log else values)
+        return out
     for step in range(steps):
         rows = np.vstack(
             [
