@@ -88,6 +88,7 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     assert result["leaderboard"][0]["status"] == "succeeded"
     assert set(result["metrics"]) >= {"mase", "smape", "rmse", "mae", "normalized_rmse"}
     assert result["backtest"]["windows"] and result["stop_reason"]
+    assert result["elapsed_seconds"] <= 30  # within the budget
 
     detail = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/automl/{run.pk}/")
     assert detail.status_code == 200, detail.content
@@ -153,6 +154,8 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     drift = stats["prediction_drift"]
     assert drift["rows"] == HORIZON * 2 + HORIZON + HORIZON, drift  # each forecast value is a prediction
     assert stats["predicted"] == {}
+    assert set(stats["drift"]["columns"]) == {"Promo?"}, stats["drift"]  # input drift: the known-ahead column
+    assert stats["drift"]["rows"] == HORIZON  # the one request that sent future values
 
 
 @pytest.mark.worker
