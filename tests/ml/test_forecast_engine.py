@@ -442,3 +442,12 @@ def test_constant_and_zero_series_and_two_id_columns():
     rows = {row["algorithm"]: row for row in result.leaderboard}
     assert rows["ets"]["status"] == rows["arima"]["status"] == "succeeded"  # the constant series: its naive forecast
     assert np.isfinite(forecast[["forecast", "lower", "upper"]].to_numpy()).all()
+
+
+def test_with_many_series_boosting_is_backtested_before_the_local_models():
+    stores = tuple(f"Store #{i}" for i in range(12))
+    chosen = settings()
+    prepared = prepare(messy_sales(periods=40, stores=stores), chosen)
+    result = search(prepared, chosen, deadline=time.monotonic() - 1)  # nothing but seasonal naive has time
+    skipped = [row["algorithm"] for row in result.leaderboard if row["status"] == "failed"]
+    assert skipped == ["lightgbm_lags", "hgb_lags", "ets", "arima"]

@@ -37,6 +37,7 @@ MAX_SERIES_COLUMNS = 3
 MAX_BACKTEST_WINDOWS = 10
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 30, 86_400
 MAX_CHART_SERIES = 20
+MANY_SERIES_FIRST_GLOBAL = 10  # from this many series, boosting is backtested before ETS and ARIMA
 # more than this share of timestamps off the inferred grid: the data has no frequency of its own
 MAX_OFF_GRID_SHARE = 0.2
 GUARDRAILS = ("frequency", "missing_timestamps", "duplicate_timestamps", "history_length", "missing_target")
@@ -728,6 +729,9 @@ def search(
     algorithms = settings.algorithms or list(FORECAST_ALGORITHMS)
     if "seasonal_naive" not in algorithms:  # the reference every run has (and the fallback that always fits)
         algorithms = ["seasonal_naive", *algorithms]
+    if len(panel) >= MANY_SERIES_FIRST_GLOBAL:
+        # local models cost time per series: the global ones (one fit over every series) go first
+        algorithms = sorted(algorithms, key=lambda a: (a != "seasonal_naive", not models.uses_known_ahead(a)))
     results: list[Backtest] = []
     stop_reason = "every algorithm was backtested"
     for algorithm in algorithms:

@@ -168,7 +168,13 @@ def _local_window(context: Context) -> int:
     return max(4 * m, 300) if m <= 24 else 4 * m
 
 
-def ets_configurations(y: np.ndarray, m: int) -> list[dict]:
+# beyond this many series a local model tries a short list of configurations (its time is per series)
+MANY_SERIES = 50
+
+
+def ets_configurations(y: np.ndarray, m: int, *, few: bool = False) -> list[dict]:
+    """Error add (and mul when positive), trend none/add/add damped, season none/add (and mul when
+    positive) when there are two full seasons; ``few``: additive, damped or no trend only."""
     positive = bool(np.all(y > 0))
     errors = ["add", "mul"] if positive else ["add"]
     trends = [(None, False), ("add", False), ("add", True)]
@@ -177,6 +183,8 @@ def ets_configurations(y: np.ndarray, m: int) -> list[dict]:
         seasonals += ["add", "mul"] if positive and m <= 24 else ["add"]
     if m > 24:
         errors = ["add"]
+    if few:
+        errors, trends, seasonals = ["add"], [(None, False), ("add", True)], seasonals[:2]
     return [
         {"error": e, "trend": t, "damped_trend": d, "seasonal": s, "seasonal_periods": m if s else None}
         for e in errors
@@ -204,7 +212,7 @@ def _fit_ets(y: np.ndarray, times: np.ndarray, context: Context) -> dict:
     y = y[start:]
     best = None
     with _quiet():
-        for config in ets_configurations(y, context.season_length):
+        for config in ets_configurations(y, context.season_length, few=context.n_series > MANY_SERIES):
             context.check_time()
             try:
                 result = _ets_model(y, config).fit(disp=False, maxiter=200)
