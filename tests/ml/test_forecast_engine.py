@@ -102,6 +102,13 @@ def test_frequency_inferred_despite_missing_months():
     assert guardrail(prepared, "missing_timestamps")["message"].startswith("3 missing")
 
 
+def test_business_days_with_a_missing_day():
+    df = messy_sales(periods=60, stores=("A-1",), freq="B")
+    prepared = prepare(df, settings(known_ahead=[]))
+    assert prepared.frequency == "B" and prepared.season_length == 5
+    assert guardrail(prepared, "missing_timestamps")["message"].startswith("1 missing")
+
+
 def test_irregular_timestamps_fail_unless_a_frequency_is_chosen():
     rng = np.random.default_rng(0)
     times = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, 200, 150)), unit="D")

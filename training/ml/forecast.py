@@ -371,10 +371,12 @@ def infer_frequency(times_per_series: list[pd.DatetimeIndex]) -> str | None:
     every = pd.DatetimeIndex(np.concatenate([t.asi8 for t in times_per_series]))
     if median < pd.Timedelta(days=1):
         return normalize_frequency(to_offset(median).freqstr)
+    if days == 1 and len(every) >= 10 and (every.day_of_week < 5).all():
+        return "B"  # daily steps, never a weekend: business days
     if days in (1, 2, 3, 4, 5, 6) and days == int(days):
         return "D" if days == 1 else f"{int(days)}D"
     if days == 7:
-        weekday = pd.Series(every.dayofweek).mode().iloc[0]
+        weekday = pd.Series(every.day_of_week).mode().iloc[0]
         return "W-" + ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"][weekday]
     months = {28: 1, 29: 1, 30: 1, 31: 1, 89: 3, 90: 3, 91: 3, 92: 3, 365: 12, 366: 12}.get(int(days))
     if months is None:
