@@ -342,7 +342,6 @@ def _predict_arima(state: dict, series: Series, steps: int, context: Context, st
 # gradient boosting on lag features, across series (recursive: one model predicts the next step)
 
 GRADIENT_BOOSTING = ("lightgbm_lags", "hgb_lags")
-CALENDAR_PARTS = ("month", "dayofweek", "day", "hour", "weekofyear")
 FOURIER_TERMS = 3
 MAX_TRAINING_ROWS = 200_000
 # fewer rows (one short yearly or quarterly series) and the trees fit the backtest's noise
