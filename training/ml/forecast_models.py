@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMRegressor
 from pandas.tseries.frequencies import to_offset
+from sklearn.ensemble import HistGradientBoostingRegressor
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+from statsmodels.tsa.statespace.sarimax import SARIMAX
+from statsmodels.tsa.stattools import kpss
 
 FORECAST_ALGORITHMS = ("seasonal_naive", "ets", "arima", "lightgbm_lags", "hgb_lags")
 ALGORITHM_LABELS = {
@@ -194,8 +199,6 @@ def ets_configurations(y: np.ndarray, m: int, *, few: bool = False) -> list[dict
 
 
 def _ets_model(y: np.ndarray, config: dict):
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
-
     return ETSModel(
         y,
         error=config["error"],
@@ -256,8 +259,6 @@ def _seasonal_arima(y: np.ndarray, m: int) -> bool:
 
 
 def _difference_order(y: np.ndarray) -> int:
-    from statsmodels.tsa.stattools import kpss
-
     if len(y) < 12:
         return 1
     with _quiet():
@@ -289,8 +290,6 @@ def _fourier(positions: np.ndarray, m: int, k: int) -> np.ndarray | None:
 
 
 def _sarimax(y: np.ndarray, config: dict, exog):
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
-
     return SARIMAX(
         y,
         exog=exog,
@@ -395,8 +394,6 @@ def _feature_matrix(y, positions, times, known, code, scale, features, context) 
 
 def _estimator(algorithm: str, context: Context, categorical: int | None):
     if algorithm == "lightgbm_lags":
-        from lightgbm import LGBMRegressor
-
         return LGBMRegressor(
             n_estimators=300,
             learning_rate=0.05,
@@ -409,8 +406,6 @@ def _estimator(algorithm: str, context: Context, categorical: int | None):
             n_jobs=1,
             verbose=-1,
         )
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
     mask = None
     if categorical is not None:
         mask = np.zeros(categorical + 1, dtype=bool)
