@@ -19,10 +19,10 @@ from workspaces.selectors import workspace_get_for_user
 
 from . import automl_services
 from .automl_forms import METRIC_LABELS, AutoMLForm
-from .automl_selectors import TaskSuggestion, automl_run_get, task_suggestion
-from .charts import result_figures
+from .automl_selectors import TaskSuggestion, automl_run_get, forecast_run_get, inferred_frequency, task_suggestion
+from .charts import forecast_figures, result_figures
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
-from .ml.tasks import REGRESSION, TASKS
+from .ml.tasks import FORECASTING, FORECASTING_PRIMARY_METRICS, REGRESSION, TASKS
 
 
 def _overrides(request, version) -> dict:
@@ -167,8 +167,21 @@ def automl_columns(request, workspace_id):
     )
 
 
+def automl_frequency(request, workspace_id):
+    """htmx: the frequency inferred from the chosen time column of the chosen data."""
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.VIEW)
+    chosen, time_column = request.GET.get("data_version_id", ""), request.GET.get("time_column", "")
+    inferred, error = None, ""
+    if chosen and time_column:
+        version = data_version_get_by_id(workspace=workspace, version_id=chosen)
+        inferred, error = inferred_frequency(version, time_column)
+    return render(request, "training/_automl_frequency.html", {"inferred": inferred, "inferred_error": error})
+
+
 def automl_context(job) -> dict:
     """What the run page shows: the run's read model, with the final model's charts as figures."""
+    if job.spec.get("task") == FORECASTING:
+        return forecast_context(job)
     run = automl_run_get(job=job)
     context = {
         "task": run.task,
@@ -214,3 +227,21 @@ def _importance_figure(rows: list[dict]) -> dict:
         xaxis_title="drop in the primary metric when shuffled", height=max(260, 22 * len(rows)), margin={"l": 140}
     )
     return figure_data(fig)
+
+
+def forecast_context(job) -> dict:
+    """A forecasting run's page: guardrails, leaderboard, backtest metrics and forecast-vs-actual charts."""
+    run = forecast_run_get(job=job)
+    return {
+        "task": FORECASTING,
+        "task_label": TASKS[FORECASTING],
+        "metric": run.metric,
+        "metric_label": METRIC_LABELS.get(run.metric, run.metric),
+        "forecast": run,
+        "guardrails": run.guardrails,
+        "forecast_metrics": [
+            (METRIC_LABELS[name], run.metrics.get(name)) for name in FORECASTING_PRIMARY_METRICS if name in run.metrics
+        ],
+        "forecast_charts": forecast_figures(run.windows) if run.windows else [],
+        "series_label": ", ".join(run.settings.get("series_columns") or []),
+    }

@@ -6,11 +6,13 @@ the studio trained before regression existed).
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
-TASKS = {CLASSIFICATION: "Classification", REGRESSION: "Regression"}
+FORECASTING = "forecasting"
+TASKS = {CLASSIFICATION: "Classification", REGRESSION: "Regression", FORECASTING: "Forecasting"}
 
 # Regression metrics (training.ml.metrics holds their directions and computations).
 REGRESSION_PRIMARY_METRICS = ("normalized_rmse", "rmse", "mae", "r2", "spearman", "mape")
-DEFAULT_PRIMARY_METRIC = {CLASSIFICATION: "auc_weighted", REGRESSION: "normalized_rmse"}
+FORECASTING_PRIMARY_METRICS = ("normalized_rmse", "mase", "smape", "rmse", "mae")
+DEFAULT_PRIMARY_METRIC = {CLASSIFICATION: "auc_weighted", REGRESSION: "normalized_rmse", FORECASTING: "normalized_rmse"}
 
 # A numeric target with more distinct values than this is suggested as a regression.
 REGRESSION_MIN_DISTINCT = 20
