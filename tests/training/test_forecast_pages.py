@@ -212,3 +212,77 @@ def test_a_completed_forecasting_run_shows_its_summary_leaderboard_and_charts(cl
     labels = [b["label"] for b in figure["layout"]["updatemenus"][0]["buttons"]]
     assert labels == ["Store ID = A-1", "Store ID = B 2"]
     assert figure["data"][1]["fill"] == "tonexty"
+
+
+def forecasting_deployment(owner, workspace):
+    """A registered forecasting model deployed to an endpoint (made in the database: the pages read
+    the version's signature; scoring itself is tested end to end on real workers)."""
+    from endpoints.models import Deployment, Endpoint
+    from training.models import ModelVersion, RegisteredModel
+
+    model = RegisteredModel.objects.create(workspace=workspace, name="sales-forecast", created_by=owner)
+    signature = {
+        "task": "forecasting",
+        "columns": [
+            {"name": "Date", "type": "datetime"},
+            {"name": "Store ID", "type": "categorical"},
+            {"name": "Units Sold", "type": "numeric"},
+            {"name": "Promo?", "type": "boolean"},
+        ],
+        "classes": [],
+        "output": {"name": "Units Sold", "type": "number"},
+        "forecast": {
+            "time_column": "Date",
+            "series_columns": ["Store ID"],
+            "target_column": "Units Sold",
+            "known_ahead": ["Promo?"],
+            "horizon": 7,
+            "frequency": "D",
+            "gap": 0,
+            "season_length": 7,
+            "series": [{"Store ID": "A-1"}, {"Store ID": "B 2"}],
+        },
+    }
+    version = ModelVersion.objects.create(
+        model=model,
+        version=1,
+        algorithm="ensemble",
+        task="forecasting",
+        target_column="Units Sold",
+        signature=signature,
+        sha256="0" * 64,
+        created_by=owner,
+    )
+    inference = target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serve").target
+    endpoint = Endpoint.objects.create(workspace=workspace, name="sales-fc", traffic={"blue": 100}, created_by=owner)
+    Deployment.objects.create(endpoint=endpoint, name="blue", model_version=version, target=inference, created_by=owner)
+    return model, version, endpoint
+
+
+def test_a_forecasting_model_and_its_endpoint_tabs_show_forecasting_requests(client, owner, workspace):
+    model, version, endpoint = forecasting_deployment(owner, workspace)
+    client.force_login(owner)
+    page = page_text(client.get(f"/w/{workspace.pk}/models/{model.pk}/v/1/"))
+    summary = page.split('data-testid="model-task">', 1)[1].split("</p>", 1)[0]
+    assert summary.replace("<strong>", "").replace("</strong>", "") == (
+        "Forecasting · forecasts Units Sold 7 steps ahead (D), per Store ID; known ahead: Promo?"
+    )
+
+    page = page_text(client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/", {"tab": "test"}))
+    assert 'data-testid="forecast-test"' in page
+    body = page.split('data-testid="forecast-body" spellcheck="false">', 1)[1].split("</textarea>", 1)[0]
+    assert json.loads(body) == {}
+    example = json.loads(page.split('data-testid="history-example">', 1)[1].split("</pre>", 1)[0])
+    assert len(example["history"]) == 14 and example["level"] == 0.9
+    assert set(example["history"][0]) == {"Date", "Store ID", "Units Sold", "Promo?"}
+    assert example["history"][0]["Store ID"] == "A-1"
+    assert len(example["future"]) == 7 and set(example["future"][0]) == {"Date", "Store ID", "Promo?"}
+    assert example["future"][0]["Date"] > example["history"][-1]["Date"]
+    assert 'data-forecast-table data-testid="forecast-table" data-series="Store ID" data-time="Date"' in page
+
+    page = page_text(client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/", {"tab": "consume"}))
+    curl = page.split('data-testid="curl-snippet">', 1)[1].split("</pre>", 1)[0]
+    assert "/score/sales-fc/" in curl and "-d '{}'" in curl
+    python = page.split('data-testid="python-snippet">', 1)[1].split("</pre>", 1)[0]
+    assert '"history": [' in python and 'json.load(response)["forecasts"]' in python
+    assert '"horizon": 7, "frequency": "D"' in page
