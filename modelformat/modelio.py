@@ -151,6 +151,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         # the studio's own transformers (training/ml/transformers.py)
         "training.ml.transformers.CastColumns",
         "training.ml.transformers.DatetimeParts",
+        # the forecaster (training/ml/forecast.py): its members are dicts of ndarrays and estimators
+        "training.ml.forecast.Forecaster",
     }
 )
 

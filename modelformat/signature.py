@@ -81,8 +81,11 @@ from .column_types import SEMANTIC_TYPES, infer_column_type
 SIGNATURE_VERSION = 1
 # The tasks a signature may declare (the same names as training.ml.tasks, which the model format does
 # not import: it sits below training)
-CLASSIFICATION, REGRESSION = "classification", "regression"
-TASKS = (CLASSIFICATION, REGRESSION)
+CLASSIFICATION, REGRESSION, FORECASTING = "classification", "regression", "forecasting"
+TASKS = (CLASSIFICATION, REGRESSION, FORECASTING)
+FORECAST_KEYS = ("time_column", "series_columns", "target_column", "known_ahead", "horizon", "frequency", "gap")
+FORECAST_REQUEST_KEYS = ("history", "future", "level", "origin", "series")
+MAX_FORECAST_SERIES = 1_000  # known series keys kept in a forecasting signature
 MAX_ROWS = 10_000
 MAX_CATEGORIES = 1_000
 ENVELOPE_KEYS = ("inputs", "data", "input_data", "dataframe_records", "dataframe_split", "instances")
@@ -171,6 +174,7 @@ def build_signature(
     optional: Iterable[str] = (),
     max_categories: int = MAX_CATEGORIES,
     task: str = CLASSIFICATION,
+    forecast: Mapping | None = None,
 ) -> dict:
     """The JSON signature of a model trained on the feature frame ``X`` (target column excluded).
 
@@ -211,10 +215,28 @@ def build_signature(
         "target": target,
         "classes": json_labels(classes) if classes is not None else None,
     }
-    if task == REGRESSION:
-        signature.update(task=REGRESSION, classes=[], output={"name": target, "type": "number"})
+    if task in (REGRESSION, FORECASTING):
+        signature.update(task=task, classes=[], output={"name": target, "type": "number"})
+    if task == FORECASTING:
+        signature["forecast"] = dict(forecast or {})
     Signature(signature)  # checks the result
     return signature
+
+
+def build_forecast_signature(frame: pd.DataFrame, *, column_types: Mapping[str, str], forecast: Mapping) -> dict:
+    """A forecasting model's signature: its columns are the time column (a datetime), the series
+    columns, the target (a number) and the known-ahead columns, as a history row has them;
+    ``forecast`` holds the settings serving needs (``FORECAST_KEYS``, ``season_length`` and up to
+    ``MAX_FORECAST_SERIES`` known series keys)."""
+    time_column, target = forecast["time_column"], forecast["target_column"]
+    names = [time_column, *forecast.get("series_columns", []), target, *forecast.get("known_ahead", [])]
+    types = {**{n: column_types[n] for n in names if n in column_types}, time_column: "datetime", target: "numeric"}
+    columns = frame[names].copy()
+    columns[time_column] = pd.to_datetime(columns[time_column], errors="coerce", format="mixed")
+    columns[target] = pd.to_numeric(columns[target], errors="coerce")
+    info = dict(forecast)
+    info["series"] = list(info.get("series", []))[:MAX_FORECAST_SERIES]
+    return build_signature(columns, column_types=types, target=target, task=FORECASTING, forecast=info)
 
 
 def unused_columns(model, columns: Iterable[str]) -> set[str]:
@@ -287,6 +309,20 @@ class ColumnSpec:
 
 
 @dataclass
+class ForecastRequest:
+    """A checked forecasting request: each series' recent history (or None: the stored history, cut
+    at ``origin`` when given), the known-ahead ``future`` values, the series asked for, the level."""
+
+    level: float = 0.9
+    history: pd.DataFrame | None = None
+    future: pd.DataFrame | None = None
+    future_batch: ValidatedBatch | None = None
+    origin: pd.Timestamp | None = None
+    series: list | None = None
+    rows: int = 0
+
+
+@dataclass
 class ValidatedBatch:
     """Validated columns, in signature order: numpy float64 arrays (NaN for missing), bool arrays (or
     object arrays of True/False/NaN), object arrays of ``str`` with NaN for missing, or pandas
@@ -348,10 +384,99 @@ class Signature:
         if self.task not in TASKS:
             raise ValueError(f"unknown signature task {self.task!r}")
         self.classes = list(data["classes"]) if isinstance(data.get("classes"), list) else None
-        if self.task == REGRESSION:
+        if self.task in (REGRESSION, FORECASTING):
             self.classes = []
         self.data = dict(data)
         self._casters = {s.name: _CASTERS[s.kind] for s in specs}
+        self.forecast: dict | None = None
+        if self.task == FORECASTING:
+            self._compile_forecast(data.get("forecast"))
+
+    def _compile_forecast(self, forecast) -> None:
+        if not isinstance(forecast, Mapping) or any(k not in forecast for k in FORECAST_KEYS):
+            raise ValueError(f"a forecasting signature needs a forecast object with {', '.join(FORECAST_KEYS)}")
+        self.forecast = dict(forecast)
+        keys = [forecast["time_column"], *forecast["series_columns"]]
+        if any(name not in self.by_name for name in [*keys, forecast["target_column"], *forecast["known_ahead"]]):
+            raise ValueError("a forecasting signature's time, series, target and known-ahead columns are its columns")
+
+        def part(required: set, names: list) -> Signature:
+            columns = [{**self.data["columns"][self.names.index(n)], "required": n in required} for n in names]
+            return Signature({"version": SIGNATURE_VERSION, "columns": columns, "classes": []})
+
+        # a history row: time, series and target (known-ahead values optional); a future row: no target
+        self.history_signature = part(
+            {*keys, forecast["target_column"]}, [*keys, forecast["target_column"], *forecast["known_ahead"]]
+        )
+        self.future_signature = part({*keys, *forecast["known_ahead"]}, [*keys, *forecast["known_ahead"]])
+
+    def validate_forecast(self, payload, *, max_rows: int = MAX_ROWS) -> ForecastRequest:
+        """Check a forecasting request (``{"history": rows, "future": rows, "level": 0.9}``,
+        ``{"origin": time, "series": [keys]}`` or ``{}``); raises ``PayloadError`` naming the field."""
+        if self.forecast is None:
+            raise PayloadError("This model does not forecast.", code="invalid_payload")
+        if not isinstance(payload, Mapping):
+            raise PayloadError(
+                'A forecasting request is a JSON object: {"history": [rows]}, {"origin": "2024-01-01"} or {}.',
+                code="invalid_payload",
+            )
+        unknown = [k for k in payload if k not in FORECAST_REQUEST_KEYS]
+        if unknown:
+            raise PayloadError(
+                f"Unknown field {unknown[0]!r}: a forecasting request has {', '.join(FORECAST_REQUEST_KEYS)}.",
+                field=str(unknown[0]),
+                code="unknown_field",
+            )
+        level = payload.get("level", 0.9)
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 <= level <= 0.99:
+            raise PayloadError("The level is a number from 0.5 to 0.99 (e.g. 0.9).", field="level")
+        request = ForecastRequest(level=float(level))
+        if payload.get("history") is not None:
+            if payload.get("origin") is not None:
+                raise PayloadError("Send either a history or an origin, not both.", field="origin")
+            request.history = self._forecast_rows(self.history_signature, payload["history"], "history", max_rows)
+            request.rows = len(request.history)
+        if payload.get("future") is not None:
+            batch = self._forecast_batch(self.future_signature, payload["future"], "future", max_rows)
+            request.future, request.future_batch = batch.to_frame(self.future_signature), batch
+        if payload.get("origin") is not None:
+            origin = payload["origin"]
+            parsed = pd.to_datetime(origin, errors="coerce") if isinstance(origin, str) else pd.NaT
+            if pd.isna(parsed):
+                raise PayloadError(
+                    f'The origin {origin!r} is not a date: send ISO 8601 text, e.g. "2024-05-01".', field="origin"
+                )
+            request.origin = parsed.tz_localize(None) if parsed.tzinfo is not None else parsed
+        if payload.get("series") is not None:
+            request.series = self._series_keys(payload["series"])
+        return request
+
+    def _forecast_batch(self, signature: Signature, rows, field: str, max_rows: int) -> ValidatedBatch:
+        if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+            raise PayloadError(f"The {field} is a list of row objects.", field=field)
+        if not rows:
+            raise PayloadError(f"The {field} has no rows.", field=field)
+        try:
+            return signature.validate_columns(rows, max_rows=max_rows)
+        except PayloadError as exc:
+            if exc.code == "too_many_rows":
+                raise
+            raise PayloadError(f"{field}: {exc.message}", field=exc.field, row=exc.row, code=exc.code) from None
+
+    def _forecast_rows(self, signature: Signature, rows, field: str, max_rows: int) -> pd.DataFrame:
+        return self._forecast_batch(signature, rows, field, max_rows).to_frame(signature)
+
+    def _series_keys(self, keys) -> list[dict]:
+        columns = self.forecast["series_columns"]
+        if not isinstance(keys, list) or not all(isinstance(k, Mapping) for k in keys):
+            raise PayloadError("The series are a list of objects naming each series, e.g. [{...}].", field="series")
+        chosen = []
+        for position, key in enumerate(keys, 1):
+            missing = [c for c in columns if c not in key]
+            if missing:
+                raise PayloadError(f"Series {position} has no value for {missing[0]!r}.", field="series")
+            chosen.append({c: key[c] for c in columns})
+        return chosen
 
     def to_json(self) -> dict:
         return self.data

@@ -295,8 +295,14 @@ def automl_submit(
         },
         experiment_name=experiment_name or "Automated ML",
         display_name=display_name,
-        time_limit_seconds=int(settings.get("timeout_s", 3600)) + 600,
+        time_limit_seconds=_budget_seconds(settings) + 600,
     )
+
+
+def _budget_seconds(settings: dict) -> int:
+    """The run's budget, for its job's time limit (a wrong value is refused by the kind's checks)."""
+    budget = settings.get("timeout_s", 3600)
+    return int(budget) if isinstance(budget, (int, float)) and not isinstance(budget, bool) else 3600
 
 
 def trials_of(parent: Job):

@@ -24,7 +24,7 @@ from training.models import TrainingJobKind
 from workspaces.policy import Action, require
 from workspaces.services import activity_record, workspace_artifact_dir
 
-from .ml.tasks import CLASSIFICATION, REGRESSION
+from .ml.tasks import CLASSIFICATION, FORECASTING, REGRESSION
 from .models import ALIAS_MESSAGE, ALIAS_PATTERN, ModelAlias, ModelVersion, RegisteredModel
 
 LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "onnxruntime", "skl2onnx")
@@ -63,9 +63,10 @@ def _clean_aliases(aliases) -> list[str]:
 
 
 def registration_source(job: Job) -> Job:
-    """The job whose files make the model: an Automated ML run's model is its final job's."""
+    """The job whose files make the model: an Automated ML run's model is its final job's (a
+    forecasting run's is its own: one job searches and packages)."""
 
-    if job.kind == TrainingJobKind.AUTOML:
+    if job.kind == TrainingJobKind.AUTOML and (job.spec or {}).get("task") != FORECASTING:
         final = job.children.filter(kind=TrainingJobKind.AUTOML_FINAL, status=JobStatus.COMPLETED).first()
         if final is None:
             raise ValidationError(f"{job.name} has no final model yet.")
@@ -73,9 +74,10 @@ def registration_source(job: Job) -> Job:
     return job
 
 
-def registrable_prefix(job: Job, prefix: str = "") -> str:
-    """Check that `job` finished and packaged a model under `prefix`; return the prefix."""
-    if job.status != JobStatus.COMPLETED:
+def registrable_prefix(job: Job, prefix: str = "", *, in_own_run: bool = False) -> str:
+    """Check that `job` finished and packaged a model under `prefix`; return the prefix.
+    `in_own_run`: the job registers its own model as its last step (a forecasting run), still running."""
+    if job.status != JobStatus.COMPLETED and not (in_own_run and job.status == JobStatus.RUNNING):
         raise ValidationError(f"{job.name} is {job.get_status_display().lower()}: only completed jobs have a model.")
     names = set(Artifact.objects.filter(job=job).values_list("name", flat=True))
     if f"{prefix}model.skops" not in names or f"{prefix}signature.json" not in names:
@@ -95,12 +97,13 @@ def model_register(
     metrics: dict | None = None,
     algorithm: str = "",
     lineage: dict | None = None,
+    in_own_run: bool = False,
 ) -> ModelVersion:
     """Register the model a completed job packaged as the next version of the model `name`."""
     require(actor, job.workspace, Action.WRITE)
     name = _clean_model_name(name)
     aliases = _clean_aliases(aliases)
-    registrable_prefix(job, prefix)
+    registrable_prefix(job, prefix, in_own_run=in_own_run)
     if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
         raise ValidationError({"tags": ["Tags are a list of words."]})
     source = job_artifact_dir(job)
@@ -131,7 +134,7 @@ def model_register(
             signature=signature,
             task=signature.get("task") or CLASSIFICATION,
             classes=signature.get("classes")
-            or ([] if signature.get("task") == REGRESSION else result.get("classes", [])),
+            or ([] if signature.get("task") in (REGRESSION, FORECASTING) else result.get("classes", [])),
             metrics=metrics if metrics is not None else (result.get("metrics") or {}),
             lineage={
                 "job": job.pk,

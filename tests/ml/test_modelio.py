@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import skops.io as sio
 from sklearn.pipeline import Pipeline
@@ -136,3 +137,47 @@ def test_no_pickle_or_joblib_loading_in_the_ml_engine():
     pattern = re.compile(r"\b(pickle|joblib|cloudpickle|dill)\.(load|loads|Unpickler)\b|import (pickle|joblib|dill)")
     offenders = [p.name for p in root.glob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_every_forecaster_member_saves_and_loads_with_the_fixed_allow_list(tmp_path):
+    """A forecaster of each algorithm (and an ensemble of them all) holds only allow-listed types and
+    forecasts the same after the round trip."""
+    from training.ml import forecast_models
+    from training.ml.forecast import Forecaster, ForecastSettings, prepare
+
+    from .forecast_data import messy_sales
+
+    settings = ForecastSettings.from_dict(
+        {"time_column": "Date", "target_column": "Units Sold", "series_columns": ["Store ID"], "horizon": 7,
+         "known_ahead": ["Promo?"], "timeout_s": 60}
+    )  # fmt: skip
+    prepared = prepare(messy_sales(periods=80), settings)
+    FORECAST_ALGORITHMS = ("seasonal_naive",)
+    context = forecast_models.Context(
+        season_length=7, frequency="D", horizon=7, gap=0, seed=0, n_series=2, n_known=1, nonnegative=True, deadline=None
+    )
+    states = {name: forecast_models.fit(name, prepared.panel, context) for name in FORECAST_ALGORITHMS}
+    future = prepared.frame.assign(Date=lambda d: d["Date"] + pd.Timedelta(days=7))  # known-ahead for the horizon
+    kinds = {name: [(name, 1.0)] for name in FORECAST_ALGORITHMS}
+    kinds["ensemble"] = [(name, 1 / len(FORECAST_ALGORITHMS)) for name in FORECAST_ALGORITHMS]
+    for kind, members in kinds.items():
+        forecaster = Forecaster(
+            settings=settings.to_dict(),
+            frequency=prepared.frequency,
+            season_length=prepared.season_length,
+            series=prepared.series,
+            panel=prepared.panel,
+            members=[{"algorithm": name, "weight": weight, "state": states[name]} for name, weight in members],
+            interval_sigma=np.linspace(0.5, 1.0, 7),
+            known_ahead_encodings=prepared.known_ahead_encodings,
+            nonnegative=True,
+            anchor=prepared.anchor,
+        )
+        path = tmp_path / f"{kind}.skops"
+        digest = save_model(forecaster, path)
+        loaded = load_model(path, digest)
+        expected = forecaster.forecast(future=future)
+        pd.testing.assert_frame_equal(loaded.forecast(future=future), expected, obj=kind)
+        assert expected["forecast"].notna().all(), kind
+        plain = sio.load(path, trusted=sorted(modelio.TRUSTED_TYPES))
+        pd.testing.assert_frame_equal(plain.forecast(future=future), expected, obj=kind)

@@ -15,7 +15,15 @@ from workspaces.api.base import WorkspaceApiView
 from .. import automl_services
 from ..automl_selectors import automl_run_get
 from ..ml.search import DEFAULT_INFER_LIMIT_MS
-from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, REGRESSION_PRIMARY_METRICS, TASKS
+from ..ml.tasks import (
+    CLASSIFICATION,
+    DEFAULT_PRIMARY_METRIC,
+    FORECASTING,
+    FORECASTING_PRIMARY_METRICS,
+    REGRESSION,
+    REGRESSION_PRIMARY_METRICS,
+    TASKS,
+)
 from .serializers import JobOut
 
 CLASSIFICATION_METRICS = (
@@ -67,13 +75,37 @@ class AutoMLSettingsIn(InputSerializer):
     )
 
 
+class ForecastSettingsIn(InputSerializer):
+    """A forecasting run's settings (task "forecasting"): checked against the data when the run is
+    submitted; a 400 names the setting at fault (time_column, horizon, ...) at the top level."""
+
+    time_column = serializers.CharField(help_text="The column that dates each row (it must parse as dates).")
+    horizon = serializers.IntegerField(help_text="How many steps to forecast (1 to 1000).")
+    series_columns = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="0 to 3 columns naming each series."
+    )
+    frequency = serializers.CharField(
+        required=False, allow_null=True, help_text='A pandas offset alias ("D", "W-MON", "MS", ...); null: inferred.'
+    )
+    known_ahead = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Feature columns whose future values are known."
+    )
+    gap = serializers.IntegerField(required=False, help_text="Steps between the history's end and the forecast.")
+    season_length = serializers.IntegerField(required=False, allow_null=True)
+    backtest_windows = serializers.IntegerField(required=False, help_text="Rolling origins (1 to 10, default 3).")
+    primary_metric = serializers.ChoiceField(choices=FORECASTING_PRIMARY_METRICS, required=False)
+    timeout_s = serializers.FloatField(required=False, help_text="30 to 86400 seconds (default 600).")
+    algorithms = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+
+
 class AutoMLIn(InputSerializer):
     data_version = serializers.IntegerField(help_text="Id of a data version of this workspace.")
     target_column = serializers.CharField(max_length=200)
     task = serializers.ChoiceField(
         choices=list(TASKS.items()),
         default=CLASSIFICATION,
-        help_text="classification (predict a class) or regression (predict a number: the target must be numeric).",
+        help_text="classification (predict a class), regression (predict a number: the target must be numeric) "
+        "or forecasting (the settings are then ForecastSettingsIn's).",
     )
     target = serializers.IntegerField(help_text="Id of a compute cluster of this workspace.")
     settings = AutoMLSettingsIn(required=False)
@@ -85,12 +117,19 @@ class AutoMLIn(InputSerializer):
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
+class ForecastAutoMLIn(AutoMLIn):
+    settings = serializers.DictField(required=False, help_text="ForecastSettingsIn's fields.")
+
+
 class AutoMLStartApi(WorkspaceApiView):
     @extend_schema(
-        request=AutoMLIn, responses={201: JobOut}, summary="Start an Automated ML run (classification or regression)"
+        request=AutoMLIn,
+        responses={201: JobOut},
+        summary="Start an Automated ML run (classification, regression or forecasting)",
     )
     def post(self, request, workspace_id):
-        data = AutoMLIn(data=request.data)
+        forecasting = isinstance(request.data, dict) and request.data.get("task") == FORECASTING
+        data = (ForecastAutoMLIn if forecasting else AutoMLIn)(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         target = ComputeTarget.objects.filter(workspace=self.workspace, pk=values["target"]).first()
@@ -98,7 +137,9 @@ class AutoMLStartApi(WorkspaceApiView):
             raise ValidationError(
                 {"target": ValidationError("This workspace has no compute target with that id.", code="not_found")}
             )
-        if "settings" in values:
+        if forecasting:  # checked by the run's kind, which names each setting at fault
+            settings = dict(values.get("settings") or {})
+        elif "settings" in values:
             settings = dict(values["settings"])
         else:
             defaults = AutoMLSettingsIn(data={})
@@ -114,7 +155,8 @@ class AutoMLStartApi(WorkspaceApiView):
         )
         data_version = data_version_get_by_id(workspace=self.workspace, version_id=values["data_version"])
         # checked once the ids are known to be this workspace's (a missing one is a 404 first)
-        _check_metric(values["task"], settings["primary_metric"])
+        if not forecasting:
+            _check_metric(values["task"], settings["primary_metric"])
         job = automl_services.automl_submit(
             actor=request.user,
             workspace=self.workspace,
@@ -186,13 +228,38 @@ class AutoMLRunOut(serializers.Serializer):
     best_model = BestModelOut(source="final", allow_null=True)
 
 
+class ForecastRunOut(serializers.Serializer):
+    """A forecasting run: one job; its result fields are null until it completes."""
+
+    run = JobOut(source="*")
+    task = serializers.CharField(default=FORECASTING)
+    frequency = serializers.CharField(source="result.frequency", default=None)
+    frequency_inferred = serializers.BooleanField(source="result.frequency_inferred", default=None, allow_null=True)
+    season_length = serializers.IntegerField(source="result.season_length", default=None)
+    horizon = serializers.IntegerField(source="spec.automl.horizon")
+    series_count = serializers.IntegerField(source="result.series_count", default=None)
+    guardrails = serializers.JSONField(source="result.guardrails", default=list)
+    leaderboard = serializers.JSONField(source="result.leaderboard", default=list, help_text="Best first.")
+    algorithm = serializers.CharField(source="result.algorithm", default=None)
+    members = serializers.JSONField(source="result.members", default=None, help_text="[{algorithm, weight}]")
+    metrics = serializers.JSONField(source="result.metrics", default=None, help_text="Backtest: mase, smape, ...")
+    primary_metric = serializers.CharField(source="spec.automl.primary_metric")
+    validation_score = serializers.FloatField(source="result.validation_score", default=None)
+    backtest = serializers.JSONField(source="result.backtest", default=None, help_text="{windows: [...]}")
+    stop_reason = serializers.CharField(source="result.stop_reason", default=None)
+    registered = serializers.CharField(source="result.registered", default=None)
+    latency_ms = serializers.FloatField(source="result.latency_ms", default=None)
+
+
 class AutoMLRunApi(WorkspaceApiView):
     @extend_schema(
-        responses=AutoMLRunOut,
+        responses=AutoMLRunOut,  # a forecasting run answers ForecastRunOut
         summary="A run's guardrails, live leaderboard and best model (poll while it runs)",
     )
     def get(self, request, workspace_id, job_id):
         job = job_get(workspace=self.workspace, job_id=job_id)
         if job.kind != TrainingJobKind.AUTOML:
             raise ValidationError({"job_id": [f"Job #{job.pk} is not an Automated ML run."]})
+        if job.spec.get("task") == FORECASTING:
+            return Response(ForecastRunOut(job).data)
         return Response(AutoMLRunOut(automl_run_get(job=job)).data)

@@ -31,12 +31,13 @@ from ..ml.metrics import (
     regression_metrics,
 )
 from ..ml.search import AutoMLSearch, AutoMLSpec, automl_setup
-from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
+from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, FORECASTING, REGRESSION, check_task
 from ..ml.trial import TrialSpec, predict_proba_aligned, predict_values, run_trial
 from ..ml.validation import split_test, validation_rows
 from ..models import RegisteredModel, TrainingJobKind
 from ..packaging import package_model
 from ..registry_selectors import models_registered_from
+from .forecast import forecast_run, forecast_validate
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "auc_weighted", "f1_weighted", "log_loss")
 REGRESSION_SUMMARY_METRICS = tuple(REGRESSION_DIRECTIONS)
@@ -117,6 +118,11 @@ class AutoMLJob(JobHandler):
         except ValueError as exc:
             raise ValidationError({"task": [str(exc)]}) from None
         settings["task"] = task
+        register_as = spec.get("register_as") or ""
+        if register_as and not _is_model_name(register_as):
+            raise ValidationError({"register_as": ["Use letters, digits, dots, hyphens or underscores."]})
+        if task == FORECASTING:  # one job backtests its candidates: no trials, no final job
+            return forecast_validate(workspace, spec, version)
         target = check_target(version, spec.get("target_column"))
         if task == REGRESSION:
             check_numeric_target(version, target)
@@ -150,9 +156,6 @@ class AutoMLJob(JobHandler):
         seed = spec.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValidationError({"seed": ["The seed is a whole number."]})
-        register_as = spec.get("register_as") or ""
-        if register_as and not _is_model_name(register_as):
-            raise ValidationError({"register_as": ["Use letters, digits, dots, hyphens or underscores."]})
         return CleanSpec(
             spec={
                 "task": task,
@@ -168,6 +171,8 @@ class AutoMLJob(JobHandler):
         )
 
     def run(self, ctx):
+        if ctx.spec.get("task") == FORECASTING:
+            return forecast_run(ctx)
         started = time.perf_counter()
         spec = AutoMLSpec.from_dict(ctx.spec["automl"])
         data = automl_data(ctx.job)
@@ -208,7 +213,7 @@ class AutoMLJob(JobHandler):
             reason=f"searching: {len(search.trials)} trials queued",
         )
 
-    def on_detached(self, *, job_id: int) -> None:
+    def on_detached(self, *, job_id: int) -> None:  # never for forecasting: its run does not detach
         automl_services.automl_start(parent_id=job_id)
 
     def references(self, job) -> list[str]:

@@ -18,7 +18,7 @@ from ..datasets import check_numeric_target, check_target, load_training_data
 from ..ml.algorithms import algorithms_for, get_algorithm
 from ..ml.columns import plan_features
 from ..ml.metrics import REGRESSION_DIRECTIONS, classification_charts, regression_charts
-from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, check_task
+from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, TABULAR_TASKS, check_task
 from ..ml.trial import TrialSpec, run_trial
 from ..ml.validation import choose_validation, validation_splits
 from ..packaging import package_model
@@ -114,7 +114,7 @@ class TrainJob(JobHandler):
                     errors.setdefault(field, []).extend(messages)
 
         try:
-            task = check_task(spec.get("task"))
+            task = check_task(spec.get("task"), TABULAR_TASKS)  # forecasting is Automated ML only
         except ValueError as exc:
             errors["task"] = [str(exc)]
             task = CLASSIFICATION

@@ -1,30 +1,38 @@
 """The prediction tasks the studio trains for, and the task suggested for a target column.
 
 Every spec (train, Automated ML) carries ``task``; a spec without one is a classification (what
-the studio trained before regression existed).
+the studio trained before regression existed). Forecasting is an Automated ML task only: one job
+backtests a handful of time-series models (training.ml.forecast, training.kinds.forecast).
 """
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 FORECASTING = "forecasting"
 TASKS = {CLASSIFICATION: "Classification", REGRESSION: "Regression", FORECASTING: "Forecasting"}
+# The tasks of one table row -> one prediction (a train job's, an Automated ML trial's).
+TABULAR_TASKS = {CLASSIFICATION: TASKS[CLASSIFICATION], REGRESSION: TASKS[REGRESSION]}
 
 # Regression metrics (training.ml.metrics holds their directions and computations).
 REGRESSION_PRIMARY_METRICS = ("normalized_rmse", "rmse", "mae", "r2", "spearman", "mape")
+# Forecasting metrics, computed on the rolling-origin backtest (all: lower is better).
 FORECASTING_PRIMARY_METRICS = ("normalized_rmse", "mase", "smape", "rmse", "mae")
-DEFAULT_PRIMARY_METRIC = {CLASSIFICATION: "auc_weighted", REGRESSION: "normalized_rmse", FORECASTING: "normalized_rmse"}
+DEFAULT_PRIMARY_METRIC = {
+    CLASSIFICATION: "auc_weighted",
+    REGRESSION: "normalized_rmse",
+    FORECASTING: "normalized_rmse",
+}
 
 # A numeric target with more distinct values than this is suggested as a regression.
 REGRESSION_MIN_DISTINCT = 20
 NUMERIC_TYPES = ("numeric", "integer")
 
 
-def check_task(task) -> str:
-    """The spec's task (classification when left out); raises ValueError on anything else."""
+def check_task(task, tasks=TASKS) -> str:
+    """The spec's task (classification when left out); raises ValueError on anything not in `tasks`."""
     if task is None:
         return CLASSIFICATION
-    if not isinstance(task, str) or task not in TASKS:
-        raise ValueError(f"Choose a task: {', '.join(TASKS)}.")
+    if not isinstance(task, str) or task not in tasks:
+        raise ValueError(f"Choose a task: {', '.join(tasks)}.")
     return task
 
 

@@ -1,0 +1,291 @@
+"""The forecasting engine on small messy data: settings, guardrails, backtest search, the Forecaster."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelformat.modelio import load_model, save_model
+from training.ml.forecast import (
+    ForecastInputError,
+    ForecastSettings,
+    ForecastSettingsError,
+    forecast_metrics,
+    prepare,
+    search,
+    season_length_for,
+    smape,
+)
+
+from .forecast_data import messy_sales
+
+SALES = {
+    "time_column": "Date",
+    "target_column": "Units Sold",
+    "series_columns": ["Store ID"],
+    "known_ahead": ["Promo?"],
+    "horizon": 7,
+    "timeout_s": 60,
+}
+
+
+def settings(**changes) -> ForecastSettings:
+    return ForecastSettings.from_dict({**SALES, **changes})
+
+
+def run(df, algorithms=("seasonal_naive",), seconds=30, **changes):
+    chosen = settings(algorithms=list(algorithms), **changes)
+    prepared = prepare(df, chosen)
+    return prepared, search(prepared, chosen, deadline=time.monotonic() + seconds)
+
+
+def guardrail(prepared, name):
+    return next(g for g in prepared.guardrails if g["name"] == name)
+
+
+def seasonal_series(periods=96, freq="MS", season_length=12, seed=0, noise=1.0) -> pd.DataFrame:
+    """One clean seasonal series with a trend (what every algorithm should forecast well)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(periods)
+    y = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / season_length) + rng.normal(0, noise, periods)
+    return pd.DataFrame({"Month Start": pd.date_range("2015-01-01", periods=periods, freq=freq), "Sales ($)": y})
+
+
+# ---- prepare: guardrails and inference ----------------------------------------------------------
+
+
+def test_prepare_messy_sales_fills_and_reports():
+    prepared = prepare(messy_sales(), settings())
+    assert prepared.frequency == "D" and prepared.frequency_inferred and prepared.season_length == 7
+    assert prepared.series == [{"Store ID": "A-1"}, {"Store ID": "B 2"}]
+    assert [g["name"] for g in prepared.guardrails] == [
+        "frequency",
+        "missing_timestamps",
+        "duplicate_timestamps",
+        "history_length",
+        "missing_target",
+    ]
+    assert guardrail(prepared, "missing_timestamps")["status"] == "fixed"
+    assert "1 missing" in guardrail(prepared, "missing_timestamps")["message"]
+    assert guardrail(prepared, "duplicate_timestamps")["status"] == "fixed"
+    assert guardrail(prepared, "missing_target")["status"] == "fixed"
+    frame = prepared.frame
+    assert list(frame.columns) == ["Store ID", "Date", "Units Sold", "Promo?"]
+    assert frame.groupby("Store ID").size().tolist() == [120, 120]
+    assert frame["Units Sold"].notna().all()
+    assert set(frame["Promo?"]) == {0.0, 1.0}  # yes/no known ahead as 1/0
+
+
+@pytest.mark.parametrize(
+    ("freq", "expected", "season"),
+    [("MS", "MS", 12), ("D", "D", 7), ("W-MON", "W-MON", 52), ("QS", "QS", 4), ("h", "h", 24)],
+)
+def test_frequency_is_inferred(freq, expected, season):
+    df = messy_sales(periods=130, freq=freq)
+    prepared = prepare(df.assign(Date=pd.to_datetime(df["Date"]).astype(str)), settings(known_ahead=[]))
+    assert prepared.frequency == expected
+    assert prepared.season_length == season
+    assert season_length_for("30min") == 48 and season_length_for("YS") == 1
+
+
+def test_frequency_inferred_despite_missing_months():
+    df = seasonal_series(60).drop(index=[5, 17, 30])
+    prepared = prepare(
+        df, ForecastSettings.from_dict({"time_column": "Month Start", "target_column": "Sales ($)", "horizon": 6})
+    )
+    assert prepared.frequency == "MS"
+    assert guardrail(prepared, "missing_timestamps")["message"].startswith("3 missing")
+
+
+def test_irregular_timestamps_fail_unless_a_frequency_is_chosen():
+    rng = np.random.default_rng(0)
+    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, 200, 150)), unit="D")
+    df = pd.DataFrame({"When": times.astype(str), "Level": rng.normal(size=150)})
+    base = {"time_column": "When", "target_column": "Level", "horizon": 5}
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(df, ForecastSettings.from_dict(base))
+    assert caught.value.field == "frequency" and "irregular" in str(caught.value)
+    prepared = prepare(df, ForecastSettings.from_dict({**base, "frequency": "W-MON"}))
+    frequency = guardrail(prepared, "frequency")
+    assert frequency["status"] == "fixed" and "moved to the nearest step" in frequency["message"]
+    assert prepared.frequency == "W-MON" and not prepared.frequency_inferred
+
+
+def test_a_few_off_grid_times_are_moved():
+    df = seasonal_series(48)
+    df.loc[10, "Month Start"] = pd.Timestamp("2015-11-03")  # a few days late
+    prepared = prepare(
+        df, ForecastSettings.from_dict({"time_column": "Month Start", "target_column": "Sales ($)", "horizon": 6})
+    )
+    assert prepared.frequency == "MS"
+    assert guardrail(prepared, "frequency")["status"] == "fixed"
+
+
+# ---- bad settings --------------------------------------------------------------------------------
+
+
+def test_time_column_that_does_not_parse_names_the_value():
+    df = messy_sales()
+    df.loc[5, "Date"] = "31/02/2024?"
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(df, settings())
+    assert caught.value.field == "time_column"
+    assert "'31/02/2024?'" in str(caught.value) and "row 6" in str(caught.value)
+
+
+def test_numbers_are_not_a_time_column():
+    df = messy_sales().assign(Date=lambda d: np.arange(len(d)))
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(df, settings())
+    assert caught.value.field == "time_column" and "numbers" in str(caught.value)
+
+
+def test_horizon_longer_than_history():
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(messy_sales(periods=40), settings(horizon=30))
+    assert caught.value.field == "horizon"
+    assert "Horizon 30 needs at least" in str(caught.value) and "has 40" in str(caught.value)
+
+
+def test_short_history_drops_backtest_windows_with_a_warning():
+    prepared = prepare(messy_sales(periods=40), settings(horizon=12, backtest_windows=3))
+    assert prepared.backtest_windows == 2
+    assert guardrail(prepared, "history_length")["status"] == "warning"
+
+
+def test_non_numeric_target():
+    df = messy_sales()
+    df["Units Sold"] = df["Units Sold"].astype(object)
+    df.loc[3, "Units Sold"] = "lots"
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(df, settings())
+    assert caught.value.field == "target_column" and "'lots'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"horizon": 0}, "horizon"),
+        ({"horizon": "soon"}, "horizon"),
+        ({"horizon": None}, "horizon"),
+        ({"frequency": "fortnightly"}, "frequency"),
+        ({"gap": -1}, "gap"),
+        ({"backtest_windows": 11}, "backtest_windows"),
+        ({"primary_metric": "r2"}, "primary_metric"),
+        ({"series_columns": ["Date"]}, "series_columns"),
+        ({"known_ahead": ["Units Sold"]}, "known_ahead"),
+        ({"algorithms": ["prophet"]}, "algorithms"),
+        ({"time_column": None}, "time_column"),
+    ],
+)
+def test_bad_settings_name_their_field(changes, field):
+    with pytest.raises(ForecastSettingsError) as caught:
+        settings(**changes)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"time_column": "When"}, "time_column"),
+        ({"target_column": "Revenue"}, "target_column"),
+        ({"series_columns": ["Shop"]}, "series_columns"),
+        ({"known_ahead": ["Holiday"]}, "known_ahead"),
+    ],
+)
+def test_columns_that_do_not_exist(changes, field):
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(messy_sales(), settings(**changes))
+    assert caught.value.field == field
+
+
+def test_settings_round_trip():
+    chosen = settings(frequency="w-mon", gap=2)
+    assert chosen.frequency == "W-MON"
+    assert ForecastSettings.from_dict(chosen.to_dict()) == chosen
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+
+
+def test_metrics():
+    history = np.array([1.0, 2, 3, 1, 2, 3, 1, 2, 3])
+    metrics = forecast_metrics([1, 2, 3], [1, 2, 4], history, season_length=3)
+    assert np.isnan(metrics["mase"])  # a history its seasonal naive forecasts exactly: no scale
+    metrics = forecast_metrics([1, 2, 3], [1, 2, 4], history, season_length=1)
+    assert metrics["mae"] == pytest.approx(1 / 3)
+    assert metrics["mase"] == pytest.approx((1 / 3) / np.mean(np.abs(np.diff(history))))
+    assert metrics["rmse"] == pytest.approx(np.sqrt(1 / 3))
+    assert metrics["normalized_rmse"] == pytest.approx(np.sqrt(1 / 3) / 2)
+    assert smape(np.array([0.0, 1]), np.array([0.0, 1])) == 0.0
+    assert smape(np.array([0.0]), np.array([2.0])) == 200.0
+
+
+# ---- search and the forecaster -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def naive_run():
+    return run(messy_sales())
+
+
+def test_search_backtests_on_rolling_origins(naive_run):
+    prepared, result = naive_run
+    assert result.best["algorithm"] == "seasonal_naive"
+    assert set(result.metrics) == {"mase", "smape", "rmse", "mae", "normalized_rmse"}
+    assert result.best["score"] == result.metrics["normalized_rmse"]
+    assert len(result.windows) == 3
+    window = result.windows[-1]
+    assert window["origin"] == "2024-04-22T00:00:00"
+    assert [s["key"] for s in window["series"]] == prepared.series
+    first = window["series"][0]
+    assert len(first["time"]) == len(first["actual"]) == len(first["forecast"]) == 7
+    assert all(lo <= f <= hi for lo, f, hi in zip(first["lower"], first["forecast"], first["upper"], strict=True))
+
+
+def test_forecast_from_the_stored_history(naive_run):
+    _, result = naive_run
+    forecast = result.forecaster.forecast()
+    assert list(forecast.columns) == ["Store ID", "Date", "forecast", "lower", "upper"]
+    assert len(forecast) == 14
+    first = forecast[forecast["Store ID"] == "A-1"]
+    assert first["Date"].iloc[0] == pd.Timestamp("2024-04-30")
+    assert (first["lower"] <= first["forecast"]).all() and (first["forecast"] <= first["upper"]).all()
+    narrow = result.forecaster.forecast(level=0.5)
+    assert ((narrow["upper"] - narrow["lower"]) < (forecast["upper"] - forecast["lower"])).all()
+
+
+def test_forecast_from_an_origin(naive_run):
+    _, result = naive_run
+    forecast = result.forecaster.forecast(origin="2024-03-01", series=[{"Store ID": "B 2"}])
+    assert forecast["Date"].iloc[0] == pd.Timestamp("2024-03-02") and set(forecast["Store ID"]) == {"B 2"}
+    with pytest.raises(ForecastInputError) as caught:
+        result.forecaster.forecast(origin="1999-01-01")
+    assert caught.value.field == "origin"
+
+
+def test_forecast_with_new_history_for_an_unseen_series(naive_run):
+    _, result = naive_run
+    history = messy_sales(periods=30, stores=("C 3",), seed=4)
+    forecast = result.forecaster.forecast(history)
+    assert set(forecast["Store ID"]) == {"C 3"} and len(forecast) == 7
+    last = pd.to_datetime(history["Date"]).max()
+    assert forecast["Date"].iloc[0] == last + pd.Timedelta(days=1)
+    with pytest.raises(ForecastInputError) as caught:
+        result.forecaster.forecast(history.head(2))
+    assert caught.value.field == "history"
+    bad = history.assign(Date="yesterday-ish")
+    with pytest.raises(ForecastInputError) as caught:
+        result.forecaster.forecast(bad)
+    assert caught.value.field == "Date" and "yesterday-ish" in str(caught.value)
+    with pytest.raises(ForecastInputError):
+        result.forecaster.forecast(level=1.5)
+
+
+def test_forecaster_round_trip_gives_identical_forecasts(naive_run, tmp_path):
+    _, result = naive_run
+    digest = save_model(result.forecaster, tmp_path / "model.skops")
+    loaded = load_model(tmp_path / "model.skops", digest)
+    pd.testing.assert_frame_equal(loaded.forecast(), result.forecaster.forecast())
+    pd.testing.assert_frame_equal(loaded.forecast(origin="2024-03-01"), result.forecaster.forecast(origin="2024-03-01"))

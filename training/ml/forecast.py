@@ -1,0 +1,1162 @@
+"""Time-series forecasting: settings, preparation with guardrails, the rolling-origin search and
+the served ``Forecaster`` (pure: pandas, numpy, scikit-learn, statsmodels, LightGBM; no Django).
+
+``prepare`` turns a long table (time, series ids, target, known-ahead columns) into regular series
+and reports what it fixed; ``search`` backtests every algorithm on rolling origins within a deadline
+and returns the leaderboard, the chart data and a ``Forecaster`` refit on the whole history. The
+members themselves (seasonal naive, ETS, ARIMA, boosting on lag features) live in
+``forecast_models.py``; this module only knows their ``fit``/``predict`` interface.
+
+A ``Forecaster`` is saved with skops: it holds dicts, lists, strings, ndarrays and scikit-learn or
+LightGBM estimators only. Statsmodels members keep their configuration and fitted parameters and
+re-run the model with those parameters at forecast time (so no statsmodels type is in the file).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+from scipy.stats import norm
+
+from . import forecast_models as models
+from .forecast_models import OutOfTime, Panel, Series
+
+FORECAST_ALGORITHMS = models.FORECAST_ALGORITHMS
+ALGORITHM_LABELS = models.ALGORITHM_LABELS
+# every forecasting metric is an error: smaller is better
+FORECAST_METRICS = ("normalized_rmse", "mase", "smape", "rmse", "mae")
+MAX_HORIZON = 1000
+MAX_GAP = 1000
+MAX_SERIES_COLUMNS = 3
+MAX_BACKTEST_WINDOWS = 10
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 30, 86_400
+MAX_CHART_SERIES = 20
+# more than this share of timestamps off the inferred grid: the data has no frequency of its own
+MAX_OFF_GRID_SHARE = 0.2
+GUARDRAILS = ("frequency", "missing_timestamps", "duplicate_timestamps", "history_length", "missing_target")
+SERIES_KEY_SEPARATOR = "\x1f"
+
+
+class ForecastSettingsError(ValueError):
+    """A setting (or the data it names) that cannot be used; ``field`` names the setting."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class ForecastInputError(ValueError):
+    """A forecast request that cannot be answered; ``field`` names the part at fault."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# ----------------------------------------------------------------------------------------------
+# settings
+
+
+def _as_int(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise ForecastSettingsError(name, f"{name} must be a whole number, not {value!r}.")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, (int, np.integer)):
+        raise ForecastSettingsError(name, f"{name} must be a whole number, not {value!r}.")
+    if not low <= int(value) <= high:
+        raise ForecastSettingsError(name, f"{name} must be between {low} and {high}, not {value}.")
+    return int(value)
+
+
+def _as_names(value, name: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ForecastSettingsError(name, f"{name} must be a list of column names.")
+    if len(set(value)) != len(value):
+        raise ForecastSettingsError(name, f"{name} names a column twice.")
+    return list(value)
+
+
+def normalize_frequency(alias) -> str:
+    """A pandas offset alias in its canonical spelling; raises ForecastSettingsError("frequency")."""
+    if not isinstance(alias, str) or not alias.strip():
+        raise ForecastSettingsError(
+            "frequency", f"frequency must be a pandas offset alias such as MS, W-MON or D, not {alias!r}."
+        )
+    try:
+        with warnings.catch_warnings():  # deprecated spellings ("w-mon", "H") still name a frequency
+            warnings.simplefilter("ignore")
+            offset = to_offset(alias.strip())
+    except (ValueError, TypeError):
+        raise ForecastSettingsError(
+            "frequency", f"Unknown frequency {alias!r}: use a pandas offset alias such as D, W-MON, MS, QS, YS or h."
+        ) from None
+    freq = offset.freqstr
+    # the common spellings of the default anchors
+    return {"QS-JAN": "QS", "YS-JAN": "YS", "QE-DEC": "QE", "YE-DEC": "YE"}.get(freq, freq)
+
+
+def season_length_for(frequency: str) -> int:
+    """The usual seasonal period of a frequency: MS 12, QS 4, YS 1, W 52, D 7, h 24, 30min 48, else 1."""
+    offset = to_offset(frequency)
+    base, n = offset.rule_code.split("-")[0], max(int(offset.n), 1)
+    per_cycle = {"MS": 12, "ME": 12, "BMS": 12, "BME": 12, "SMS": 24, "SME": 24, "QS": 4, "QE": 4, "BQS": 4,
+                 "BQE": 4, "W": 52, "D": 7, "B": 5, "h": 24, "bh": 8, "min": 1440}.get(base)  # fmt: skip
+    if per_cycle is None or per_cycle % n:
+        return 1
+    season = per_cycle // n
+    return season if season <= 1000 else 1
+
+
+@dataclass
+class ForecastSettings:
+    time_column: str
+    target_column: str
+    horizon: int
+    series_columns: list[str] = field(default_factory=list)
+    frequency: str | None = None
+    known_ahead: list[str] = field(default_factory=list)
+    gap: int = 0
+    season_length: int | None = None
+    backtest_windows: int = 3
+    primary_metric: str = "normalized_rmse"
+    algorithms: list[str] | None = None
+    timeout_s: float = 600
+
+    FIELDS = (
+        "time_column", "target_column", "horizon", "series_columns", "frequency", "known_ahead", "gap",
+        "season_length", "backtest_windows", "primary_metric", "algorithms", "timeout_s",
+    )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ForecastSettings:
+        """Settings from a spec's dict (other keys are ignored), checked."""
+        if not isinstance(data, dict):
+            raise ForecastSettingsError("time_column", "The forecasting settings must be an object.")
+        for required in ("time_column", "target_column", "horizon"):
+            if data.get(required) in (None, ""):
+                raise ForecastSettingsError(required, f"{required} is required for a forecast.")
+        kwargs = {name: data[name] for name in cls.FIELDS if name in data and data[name] is not None}
+        for name in ("series_columns", "known_ahead"):
+            kwargs[name] = _as_names(kwargs.get(name), name)
+        settings = cls(**kwargs)
+        settings.check()
+        return settings
+
+    def to_dict(self) -> dict:
+        return {name: (list(v) if isinstance(v := getattr(self, name), list) else v) for name in self.FIELDS}
+
+    def check(self) -> ForecastSettings:
+        """Types and ranges (what needs the data is ``prepare``'s); normalizes in place."""
+        for name in ("time_column", "target_column"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ForecastSettingsError(name, f"{name} must be a column name.")
+        self.horizon = _as_int(self.horizon, "horizon", 1, MAX_HORIZON)
+        self.gap = _as_int(self.gap, "gap", 0, MAX_GAP)
+        self.backtest_windows = _as_int(self.backtest_windows, "backtest_windows", 1, MAX_BACKTEST_WINDOWS)
+        if self.season_length is not None:
+            self.season_length = _as_int(self.season_length, "season_length", 1, 1000)
+        self.series_columns = _as_names(self.series_columns, "series_columns")
+        self.known_ahead = _as_names(self.known_ahead, "known_ahead")
+        if len(self.series_columns) > MAX_SERIES_COLUMNS:
+            raise ForecastSettingsError("series_columns", f"At most {MAX_SERIES_COLUMNS} series id columns.")
+        special = {self.time_column, self.target_column}
+        if special & set(self.series_columns):
+            raise ForecastSettingsError("series_columns", "A series id column cannot be the time column or the target.")
+        if (special | set(self.series_columns)) & set(self.known_ahead):
+            raise ForecastSettingsError(
+                "known_ahead", "A known-ahead column cannot be the time column, the target or a series id column."
+            )
+        if self.frequency is not None:
+            self.frequency = normalize_frequency(self.frequency)
+        if self.primary_metric not in FORECAST_METRICS:
+            raise ForecastSettingsError(
+                "primary_metric",
+                f"primary_metric must be one of {', '.join(FORECAST_METRICS)}, not {self.primary_metric!r}.",
+            )
+        if self.algorithms is not None:
+            if (
+                isinstance(self.algorithms, str)
+                or not isinstance(self.algorithms, (list, tuple))
+                or not self.algorithms
+            ):
+                raise ForecastSettingsError("algorithms", "algorithms must be a non-empty list (or left out for all).")
+            unknown = [a for a in self.algorithms if a not in FORECAST_ALGORITHMS]
+            if unknown:
+                raise ForecastSettingsError(
+                    "algorithms", f"Unknown algorithm {unknown[0]!r}: choose from {', '.join(FORECAST_ALGORITHMS)}."
+                )
+            self.algorithms = list(dict.fromkeys(self.algorithms))
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)):
+            raise ForecastSettingsError("timeout_s", f"timeout_s must be a number of seconds, not {self.timeout_s!r}.")
+        if not MIN_TIMEOUT_S <= self.timeout_s <= MAX_TIMEOUT_S:
+            raise ForecastSettingsError("timeout_s", f"timeout_s must be between {MIN_TIMEOUT_S} and {MAX_TIMEOUT_S}.")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# parsing and regular grids (shared by ``prepare`` and ``Forecaster.forecast``)
+
+
+def parse_times(
+    values: pd.Series, column: str, error=ForecastSettingsError, field_name: str | None = None
+) -> pd.Series:
+    """Timestamps (naive, ns) from a column; NaT where the cell is empty. Raises ``error`` naming the
+    first value that is not a date (numbers are refused: a time column holds dates)."""
+    field_name = field_name or column
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        parsed = values.dt.tz_convert(None)
+    elif pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            first = values.dropna()
+            shown = repr(first.iloc[0]) if len(first) else "numbers"
+            raise error(field_name, f"The time column {column!r} holds numbers ({shown}), not dates.")
+        text = values.astype("string").str.strip()
+        text = text.mask(text == "")
+        parsed = _to_datetime(text)
+        bad = parsed.isna() & text.notna()
+        if bad.any():
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            raise error(
+                field_name,
+                f"The time column {column!r} has a value that does not parse as a date: "
+                f"{text.iloc[position]!r} (row {position + 1}).",
+            )
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert(None)
+    return parsed.astype("datetime64[ns]")
+
+
+def _to_datetime(text: pd.Series) -> pd.Series:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            parsed = pd.to_datetime(text, errors="coerce")
+        except (ValueError, TypeError, OverflowError):
+            parsed = pd.Series(pd.NaT, index=text.index)
+        if (parsed.isna() & text.notna()).any():  # a format inferred from the first value: try each alone
+            try:
+                parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+            except (ValueError, TypeError, OverflowError):
+                pass
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype) or parsed.dtype == object:
+            parsed = pd.to_datetime(parsed, errors="coerce", utc=True).dt.tz_convert(None)
+    return parsed
+
+
+def parse_target(
+    values: pd.Series, column: str, error=ForecastSettingsError, field_name: str | None = None
+) -> pd.Series:
+    """The target as float64 (NaN where empty); raises ``error`` on a value that is not a number."""
+    field_name = field_name or column
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64")
+    text = values.astype("string").str.strip()
+    text = text.mask(text == "")
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = numbers.isna() & text.notna()
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise error(
+            field_name, f"The target {column!r} must be numeric; it has {text.iloc[position]!r} (row {position + 1})."
+        )
+    return numbers.astype("float64")
+
+
+_TRUE, _FALSE = {"yes", "y", "true", "t", "1", "on"}, {"no", "n", "false", "f", "0", "off"}
+
+
+def known_ahead_encoding(values: pd.Series) -> dict:
+    """How a known-ahead column becomes a number: as is, yes/no as 1/0, or a category's code."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return {"kind": "number"}
+    text = values.dropna().astype(str).str.strip().str.lower()
+    text = text[text != ""]
+    if len(text) and pd.to_numeric(text, errors="coerce").notna().all():
+        return {"kind": "number"}
+    if len(text) and text.isin(_TRUE | _FALSE).all():
+        return {"kind": "yes_no"}
+    return {"kind": "category", "categories": sorted(map(str, values.dropna().astype(str).str.strip().unique()))[:1000]}
+
+
+def encode_known_ahead(values: pd.Series, encoding: dict) -> np.ndarray:
+    if encoding["kind"] == "number":
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            return values.astype("float64").to_numpy()
+        return pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype("float64").to_numpy()
+    text = values.astype("string").str.strip()
+    if encoding["kind"] == "yes_no":
+        lower = text.str.lower()
+        return np.where(lower.isin(_TRUE), 1.0, np.where(lower.isin(_FALSE), 0.0, np.nan))
+    codes = {c: float(i) for i, c in enumerate(encoding["categories"])}
+    return np.array([codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in text.tolist()], dtype="float64")
+
+
+def _series_key_text(values) -> str:
+    return SERIES_KEY_SEPARATOR.join(str(v) for v in values)
+
+
+def series_key_columns(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Each row's series key as one string (the ids as text, trimmed; a missing id is "")."""
+    if not columns:
+        return pd.Series("", index=frame.index)
+    parts = [frame[c].astype("string").str.strip().fillna("") for c in columns]
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + SERIES_KEY_SEPARATOR + part
+    return key.astype(object)
+
+
+def _grid_offset(frequency: str):
+    return to_offset(frequency)
+
+
+def _anchor(times: pd.DatetimeIndex, frequency: str) -> pd.Timestamp:
+    """A grid point at or before the first time (anchored offsets roll back; fixed steps start there)."""
+    offset = _grid_offset(frequency)
+    first = times.min()
+    return offset.rollback(first) if not offset.is_on_offset(first) else first
+
+
+def snap_to_grid(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None = None) -> tuple[np.ndarray, int]:
+    """Each time moved to the nearest step of the frequency's grid, and how many moved."""
+    index = pd.DatetimeIndex(times)
+    anchor = anchor if anchor is not None else _anchor(index, frequency)
+    end = index.max()
+    grid = pd.date_range(anchor, end + to_offset(frequency), freq=frequency)
+    values, grid_values = index.asi8, grid.asi8
+    right = np.clip(np.searchsorted(grid_values, values), 1, len(grid_values) - 1)
+    left = right - 1
+    nearest = np.where(values - grid_values[left] <= grid_values[right] - values, left, right)
+    snapped = grid_values[nearest]
+    return snapped.astype("datetime64[ns]"), int((snapped != values).sum())
+
+
+def step_times(last: pd.Timestamp, frequency: str, steps: int) -> pd.DatetimeIndex:
+    """The ``steps`` grid times after ``last``."""
+    return pd.date_range(last, periods=steps + 1, freq=frequency)[1:]
+
+
+def infer_frequency(times_per_series: list[pd.DatetimeIndex]) -> str | None:
+    """The frequency of the longest series (pandas' own inference, then the median step when a few
+    timestamps are missing); None when the steps name no frequency."""
+    longest = max(times_per_series, key=len)
+    if len(longest) >= 3:
+        with warnings.catch_warnings():  # pandas 3 warns it will return an offset one day
+            warnings.simplefilter("ignore")
+            inferred = pd.infer_freq(longest)
+        if inferred:
+            return normalize_frequency(getattr(inferred, "freqstr", inferred))
+    steps = np.concatenate([np.diff(t.asi8) for t in times_per_series if len(t) > 1] or [np.array([], "int64")])
+    if not len(steps):
+        return None
+    median = pd.Timedelta(int(np.median(steps)), unit="ns")
+    days = median / pd.Timedelta(days=1)
+    every = pd.DatetimeIndex(np.concatenate([t.asi8 for t in times_per_series]))
+    if median < pd.Timedelta(days=1):
+        return normalize_frequency(to_offset(median).freqstr)
+    if days in (1, 2, 3, 4, 5, 6) and days == int(days):
+        return "D" if days == 1 else f"{int(days)}D"
+    if days == 7:
+        weekday = pd.Series(every.dayofweek).mode().iloc[0]
+        return "W-" + ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"][weekday]
+    months = {28: 1, 29: 1, 30: 1, 31: 1, 89: 3, 90: 3, 91: 3, 92: 3, 365: 12, 366: 12}.get(int(days))
+    if months is None:
+        return None
+    starts, ends = (every.day == 1).mean(), every.is_month_end.mean()
+    if max(starts, ends) < 0.5:
+        return None
+    suffix = "S" if starts >= ends else "E"
+    if months == 1:
+        return f"M{suffix}"
+    names = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+    first_month = int(pd.Series(every.month).mode().iloc[0])
+    if months == 3:
+        anchor = (first_month - 1) % 3 if suffix == "S" else (first_month - 1) % 3 + 9
+        return normalize_frequency(f"Q{suffix}-{names[anchor]}")
+    return normalize_frequency(f"Y{suffix}-{names[first_month - 1]}")
+
+
+def regularise(frame: pd.DataFrame, frequency: str, anchor: pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict]:
+    """Per series (frame has "key", "time", "y" and known-ahead columns ka0..): times snapped to the
+    grid, duplicates dropped (the last kept), missing steps added, the target interpolated.
+    Returns the regular frame sorted by key and time, and the counts of what was fixed."""
+    counts = {"moved": 0, "duplicates": 0, "missing_timestamps": 0, "missing_target": 0}
+    snapped, counts["moved"] = snap_to_grid(frame["time"].to_numpy(), frequency, anchor)
+    frame = frame.assign(time=snapped).sort_values(["key", "time"], kind="stable")
+    duplicated = frame.duplicated(["key", "time"], keep="last")
+    counts["duplicates"] = int(duplicated.sum())
+    frame = frame[~duplicated]
+    counts["missing_target"] = int(frame["y"].isna().sum())
+    parts = []
+    for key, part in frame.groupby("key", sort=True):
+        grid = pd.date_range(part["time"].iloc[0], part["time"].iloc[-1], freq=frequency)
+        full = part.set_index("time").reindex(grid)
+        counts["missing_timestamps"] += len(grid) - len(part)
+        full["key"] = key
+        full["y"] = full["y"].interpolate(limit_direction="both")
+        extra = [c for c in full.columns if c.startswith("ka")]
+        if extra:
+            full[extra] = full[extra].ffill().bfill()
+        full.index.name = "time"
+        parts.append(full.reset_index())
+    out = pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]
+    return out[["key", "time", "y", *[c for c in out.columns if c.startswith("ka")]]], counts
+
+
+# ----------------------------------------------------------------------------------------------
+# prepare
+
+
+@dataclass
+class Prepared:
+    frame: pd.DataFrame  # long: series columns, time column, target, known-ahead (encoded)
+    frequency: str
+    frequency_inferred: bool
+    season_length: int
+    series: list[dict]
+    guardrails: list[dict]
+    backtest_windows: int  # the windows the shortest series allows (<= the setting)
+    panel: Panel  # the same data as arrays, per series, for the models
+    known_ahead_encodings: dict
+    anchor: pd.Timestamp
+
+
+def min_history(settings: ForecastSettings, windows: int = 1) -> int:
+    """Rows a series needs: a training part of max(horizon, 3) and, per window, gap + horizon."""
+    return max(settings.horizon, 3) + settings.gap + settings.horizon * windows
+
+
+def prepare(df: pd.DataFrame, settings: ForecastSettings) -> Prepared:
+    """Regular series from a long table, with guardrails; raises ForecastSettingsError(field, message)."""
+    settings.check()
+    columns = [settings.time_column, settings.target_column, *settings.series_columns, *settings.known_ahead]
+    for name, value in (("time_column", settings.time_column), ("target_column", settings.target_column)):
+        if value not in df.columns:
+            raise ForecastSettingsError(name, f"{name} {value!r} is not a column of the data.")
+    for name in ("series_columns", "known_ahead"):
+        missing = [c for c in getattr(settings, name) if c not in df.columns]
+        if missing:
+            raise ForecastSettingsError(name, f"{name}: {missing[0]!r} is not a column of the data.")
+    del columns
+    if not len(df):
+        raise ForecastSettingsError("time_column", "The data has no rows.")
+    times = parse_times(df[settings.time_column], settings.time_column, field_name="time_column")
+    target = parse_target(df[settings.target_column], settings.target_column, field_name="target_column")
+    encodings = {c: known_ahead_encoding(df[c]) for c in settings.known_ahead}
+    long = pd.DataFrame({"key": series_key_columns(df, settings.series_columns), "time": times, "y": target})
+    for i, column in enumerate(settings.known_ahead):
+        long[f"ka{i}"] = encode_known_ahead(df[column], encodings[column])
+    no_time = int(long["time"].isna().sum())
+    long = long[long["time"].notna()]
+    if long.empty:
+        raise ForecastSettingsError("time_column", f"The time column {settings.time_column!r} is empty.")
+    empty_series = [k for k, part in long.groupby("key") if part["y"].notna().sum() == 0]
+    if empty_series:
+        raise ForecastSettingsError(
+            "target_column", f"The series {_describe_key(empty_series[0], settings)} has no target values."
+        )
+
+    guardrails = {}
+    per_series = [pd.DatetimeIndex(part["time"].drop_duplicates().sort_values()) for _, part in long.groupby("key")]
+    inferred = settings.frequency is None
+    frequency = settings.frequency or infer_frequency(per_series)
+    if frequency is None:
+        raise ForecastSettingsError(
+            "frequency",
+            "The timestamps are irregular: no frequency fits them. "
+            "Choose a frequency (they are then moved to the nearest step).",
+        )
+    anchor = _anchor(pd.DatetimeIndex(long["time"]), frequency)
+    _, moved = snap_to_grid(long["time"].to_numpy(), frequency, anchor)
+    share = moved / len(long)
+    if inferred and share > MAX_OFF_GRID_SHARE:
+        raise ForecastSettingsError(
+            "frequency",
+            f"The timestamps are irregular: {share:.0%} of them are off the inferred {frequency} steps. "
+            "Choose a frequency (they are then moved to the nearest step).",
+        )
+    regular, counts = regularise(long, frequency, anchor)
+    season_length = settings.season_length or season_length_for(frequency)
+    how = "inferred" if inferred else "chosen"
+    if moved:
+        guardrails["frequency"] = (
+            "fixed",
+            f"Frequency {frequency} ({how}); {moved} timestamps off its steps were moved to the nearest step.",
+        )
+    else:
+        guardrails["frequency"] = ("passed", f"Frequency {frequency} ({how}), season length {season_length}.")
+    filled = counts["missing_timestamps"]
+    message = (
+        f"{filled} missing timestamps were added; their target was interpolated."
+        if filled
+        else "No timestamp is missing."
+    )
+    if no_time:
+        message += f" {no_time} rows without a time were dropped."
+    guardrails["missing_timestamps"] = ("fixed" if filled or no_time else "passed", message)
+    dup = counts["duplicates"]
+    guardrails["duplicate_timestamps"] = (
+        ("fixed", f"{dup} rows repeated a series' timestamp; the last of each was kept.")
+        if dup
+        else ("passed", "No series repeats a timestamp.")
+    )
+    missing = counts["missing_target"]
+    guardrails["missing_target"] = (
+        ("fixed", f"{missing} missing target values were interpolated.")
+        if missing
+        else ("passed", "No target value is missing.")
+    )
+
+    lengths = regular.groupby("key").size()
+    shortest_key, shortest = lengths.idxmin(), int(lengths.min())
+    need = min_history(settings)
+    if shortest < need:
+        raise ForecastSettingsError(
+            "horizon",
+            f"Horizon {settings.horizon} needs at least "
+            f"{max(settings.horizon, 3)}+{settings.gap}+{settings.horizon} = {need} "
+            f"rows per series (a training part and one backtest window, gap {settings.gap}); the shortest series"
+            f"{' (' + _describe_key(shortest_key, settings) + ')' if settings.series_columns else ''} has {shortest}.",
+        )
+    windows = settings.backtest_windows
+    while windows > 1 and shortest < min_history(settings, windows):
+        windows -= 1
+    if windows < settings.backtest_windows:
+        guardrails["history_length"] = (
+            "warning",
+            f"The shortest series has {shortest} rows: "
+            f"{windows} of the {settings.backtest_windows} backtest windows fit.",
+        )
+    else:
+        guardrails["history_length"] = (
+            "passed",
+            f"The shortest series has {shortest} rows: {windows} backtest windows fit.",
+        )
+
+    keys = sorted(regular["key"].unique())
+    series = [_key_dict(k, settings.series_columns) for k in keys]
+    panel = _panel(regular, keys, len(settings.known_ahead))
+    frame = regular.rename(columns={"time": settings.time_column, "y": settings.target_column})
+    for i, column in enumerate(settings.known_ahead):
+        frame = frame.rename(columns={f"ka{i}": column})
+    key_parts = (
+        frame["key"].str.split(SERIES_KEY_SEPARATOR, expand=True, regex=False) if settings.series_columns else None
+    )
+    for i, column in enumerate(settings.series_columns):
+        frame[column] = key_parts[i]
+    frame = frame[[*settings.series_columns, settings.time_column, settings.target_column, *settings.known_ahead]]
+    return Prepared(
+        frame=frame.reset_index(drop=True),
+        frequency=frequency,
+        frequency_inferred=inferred,
+        season_length=season_length,
+        series=series,
+        guardrails=[{"name": n, "status": guardrails[n][0], "message": guardrails[n][1]} for n in GUARDRAILS],
+        backtest_windows=windows,
+        panel=panel,
+        known_ahead_encodings=encodings,
+        anchor=anchor,
+    )
+
+
+def _key_dict(key: str, columns: list[str]) -> dict:
+    if not columns:
+        return {}
+    return dict(zip(columns, key.split(SERIES_KEY_SEPARATOR), strict=True))
+
+
+def _describe_key(key: str, settings: ForecastSettings) -> str:
+    return ", ".join(f"{c}={v}" for c, v in _key_dict(key, settings.series_columns).items()) or "the series"
+
+
+def _panel(regular: pd.DataFrame, keys: list[str], n_known: int, codes: dict | None = None) -> Panel:
+    codes = codes if codes is not None else {k: i for i, k in enumerate(keys)}
+    out = []
+    for key, part in regular.groupby("key", sort=True):
+        known = (
+            part[[f"ka{i}" for i in range(n_known)]].to_numpy(dtype="float64") if n_known else np.zeros((len(part), 0))
+        )
+        out.append(
+            Series(
+                key=key,
+                code=codes.get(key, -1),
+                times=part["time"].to_numpy().astype("datetime64[ns]"),
+                y=part["y"].to_numpy(dtype="float64"),
+                known=known,
+            )
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics
+
+
+def mase_scale(history: np.ndarray, season_length: int) -> float:
+    """MAE of the in-sample seasonal naive forecast (naive when the history is shorter than a season)."""
+    m = season_length if len(history) > season_length else 1
+    if len(history) <= m:
+        return float("nan")
+    return float(np.mean(np.abs(history[m:] - history[:-m])))
+
+
+def series_scale(history: np.ndarray, season_length: int) -> float:
+    """A positive scale of a series (to compare and normalize series): the MASE scale, else the spread."""
+    for value in (
+        mase_scale(history, season_length),
+        mase_scale(history, 1),
+        float(np.std(history)),
+        float(np.mean(np.abs(history))),
+    ):
+        if np.isfinite(value) and value > 1e-12:
+            return value
+    return 1.0
+
+
+def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Symmetric MAPE in 0..200; a zero forecast of a zero actual counts as no error."""
+    denominator = np.abs(actual) + np.abs(forecast)
+    ratio = np.divide(np.abs(actual - forecast), denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    return float(200.0 * np.mean(ratio))
+
+
+def forecast_metrics(actual, forecast, history, season_length: int) -> dict[str, float]:
+    """The five metrics of one series' forecast window, against its history before the origin."""
+    actual, forecast, history = (np.asarray(a, dtype="float64") for a in (actual, forecast, history))
+    error = actual - forecast
+    mae = float(np.mean(np.abs(error)))
+    rmse = float(np.sqrt(np.mean(error**2)))
+    scale = mase_scale(history, season_length)
+    spread = float(np.max(history) - np.min(history)) if len(history) else float("nan")
+    return {
+        "mase": mae / scale if np.isfinite(scale) and scale > 0 else float("nan"),
+        "smape": smape(actual, forecast),
+        "rmse": rmse,
+        "mae": mae,
+        "normalized_rmse": rmse / spread if np.isfinite(spread) and spread > 0 else float("nan"),
+    }
+
+
+def mean_metrics(rows: list[dict]) -> dict[str, float | None]:
+    """The mean of each metric over windows and series (undefined values left out; None if all are)."""
+    out = {}
+    for name in FORECAST_METRICS:
+        values = np.array([r[name] for r in rows], dtype="float64")
+        values = values[np.isfinite(values)]
+        out[name] = float(f"{values.mean():.7g}") if len(values) else None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# search
+
+
+@dataclass
+class Backtest:
+    """One candidate's rolling-origin backtest: forecasts and actuals per window and series."""
+
+    algorithm: str
+    label: str
+    forecasts: list[list[np.ndarray]] = field(default_factory=list)  # [window][series] -> horizon values
+    metrics: dict = field(default_factory=dict)
+    score: float = math.inf
+    seconds: float = 0.0
+    status: str = "succeeded"
+    error: str = ""
+    state: dict | None = None  # the member refit on the whole history
+    members: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    leaderboard: list[dict]
+    best: dict
+    metrics: dict
+    windows: list[dict]
+    forecaster: Forecaster
+    stop_reason: str = ""
+
+
+def _windows(panel: Panel, settings: ForecastSettings, windows: int) -> list[list[int]]:
+    """Per window, per series: the cut (training is y[:cut]); the last window's test ends each series."""
+    return [
+        [len(s.y) - settings.gap - settings.horizon - (windows - 1 - w) * settings.horizon for s in panel]
+        for w in range(windows)
+    ]
+
+
+def _cut(series: Series, cut: int) -> Series:
+    return Series(
+        key=series.key, code=series.code, times=series.times[:cut], y=series.y[:cut], known=series.known[:cut]
+    )
+
+
+def _future_known(series: Series, cut: int, steps: int) -> np.ndarray:
+    """The known-ahead values of the steps after the cut (backtests know them from the data)."""
+    return series.known[cut : cut + steps]
+
+
+def search(
+    prepared: Prepared,
+    settings: ForecastSettings,
+    *,
+    seed: int = 0,
+    deadline: float | None = None,
+    log=lambda msg: None,
+) -> SearchResult:
+    """Backtest every algorithm on rolling origins (and an ensemble of the best), within the deadline."""
+    started = time.monotonic()
+    deadline = deadline if deadline is not None else started + float(settings.timeout_s)
+    panel, m = prepared.panel, prepared.season_length
+    steps = settings.gap + settings.horizon
+    cuts = _windows(panel, settings, prepared.backtest_windows)
+    context = models.Context(
+        season_length=m,
+        frequency=prepared.frequency,
+        horizon=settings.horizon,
+        gap=settings.gap,
+        seed=seed,
+        n_series=len(prepared.series),
+        n_known=len(settings.known_ahead),
+        nonnegative=bool(all((s.y >= 0).all() for s in panel)),
+        deadline=deadline,
+    )
+    algorithms = settings.algorithms or list(FORECAST_ALGORITHMS)
+    if "seasonal_naive" not in algorithms:  # the reference every run has (and the fallback that always fits)
+        algorithms = ["seasonal_naive", *algorithms]
+    results: list[Backtest] = []
+    stop_reason = "every algorithm was backtested"
+    for algorithm in algorithms:
+        candidate = Backtest(algorithm=algorithm, label=ALGORITHM_LABELS[algorithm])
+        results.append(candidate)
+        if algorithm != "seasonal_naive" and time.monotonic() >= deadline:
+            candidate.status, candidate.error = "failed", "Skipped: the time budget ran out before it started."
+            stop_reason = "the time budget ran out"
+            continue
+        log(f"Backtesting {candidate.label} on {len(cuts)} rolling origins")
+        began = time.monotonic()
+        try:
+            for window_cuts in cuts:
+                train = [_cut(s, c) for s, c in zip(panel, window_cuts, strict=True)]
+                future = [_future_known(s, c, steps) for s, c in zip(panel, window_cuts, strict=True)]
+                state = models.fit(algorithm, train, context)
+                predictions = models.predict(state, train, steps, future, context, stored=True)
+                candidate.forecasts.append([p[settings.gap :] for p in predictions])
+            candidate.state = models.fit(algorithm, panel, context)
+        except OutOfTime:
+            candidate.status, candidate.error = "failed", "Skipped: the time budget ran out while it was fitted."
+            stop_reason = "the time budget ran out"
+        except Exception as exc:  # noqa: BLE001 - a failing model is a leaderboard row, not a failed run
+            candidate.status, candidate.error = "failed", f"{exc.__class__.__name__}: {str(exc)[:300]}"
+        candidate.seconds = round(time.monotonic() - began, 3)
+        if candidate.status == "succeeded":
+            _score(candidate, panel, cuts, settings, m)
+            log(f"{candidate.label}: {settings.primary_metric} {candidate.score:.4g} in {candidate.seconds:.1f} s")
+        else:
+            log(f"{candidate.label}: {candidate.error}")
+    ensemble = _ensemble(results, panel, cuts, settings, m)
+    if ensemble is not None:
+        results.append(ensemble)
+    succeeded = sorted((r for r in results if r.status == "succeeded"), key=lambda r: r.score)
+    failed = [r for r in results if r.status != "succeeded"]
+    if not succeeded:
+        raise RuntimeError(
+            "No forecasting model could be fitted: " + "; ".join(f"{r.algorithm}: {r.error}" for r in failed)
+        )
+    best = succeeded[0]
+    members = best.members or [(best.algorithm, 1.0)]
+    by_name = {r.algorithm: r for r in results if r.algorithm != "ensemble"}
+    sigma = _interval_sigma(best, panel, cuts, settings, m)
+    forecaster = Forecaster(
+        settings=settings.to_dict(),
+        frequency=prepared.frequency,
+        season_length=m,
+        series=prepared.series,
+        panel=panel,
+        members=[
+            {"algorithm": name, "weight": float(weight), "state": by_name[name].state} for name, weight in members
+        ],
+        interval_sigma=sigma,
+        known_ahead_encodings=prepared.known_ahead_encodings,
+        nonnegative=context.nonnegative,
+        anchor=prepared.anchor,
+    )
+    leaderboard = [_row(rank, r, settings) for rank, r in enumerate(succeeded, 1)]
+    leaderboard += [_row(None, r, settings) for r in failed]
+    return SearchResult(
+        leaderboard=leaderboard,
+        best=leaderboard[0],
+        metrics=dict(best.metrics),
+        windows=_chart_windows(best, panel, cuts, settings, sigma, prepared, context.nonnegative),
+        forecaster=forecaster,
+        stop_reason=stop_reason,
+    )
+
+
+def _row(rank, candidate: Backtest, settings: ForecastSettings) -> dict:
+    return {
+        "rank": rank,
+        "algorithm": candidate.algorithm,
+        "label": candidate.label,
+        "score": None if not math.isfinite(candidate.score) else float(f"{candidate.score:.7g}"),
+        "metrics": dict(candidate.metrics),
+        "seconds": candidate.seconds,
+        "status": candidate.status,
+        "error": candidate.error,
+        **(
+            {"members": [{"algorithm": a, "weight": round(w, 4)} for a, w in candidate.members]}
+            if candidate.members
+            else {}
+        ),
+    }
+
+
+def _score(candidate: Backtest, panel: Panel, cuts, settings: ForecastSettings, m: int) -> None:
+    rows = []
+    for window_cuts, forecasts in zip(cuts, candidate.forecasts, strict=True):
+        for s, cut, forecast in zip(panel, window_cuts, forecasts, strict=True):
+            start = cut + settings.gap
+            rows.append(forecast_metrics(s.y[start : start + settings.horizon], forecast, s.y[:cut], m))
+    candidate.metrics = mean_metrics(rows)
+    score = candidate.metrics[settings.primary_metric]
+    if score is None:  # e.g. MASE of constant histories: fall back on the scale-free sMAPE
+        score = candidate.metrics["smape"]
+    candidate.score = float(score) if score is not None else math.inf
+
+
+def _ensemble(results: list[Backtest], panel: Panel, cuts, settings, m: int) -> Backtest | None:
+    """The weighted mean of the best two or three (weights from inverse error), if it backtests better
+    than the best of them; the better of the two sizes."""
+    ranked = sorted((r for r in results if r.status == "succeeded" and math.isfinite(r.score)), key=lambda r: r.score)
+    best: Backtest | None = None
+    for size in (2, 3):
+        if len(ranked) < size:
+            break
+        chosen = ranked[:size]
+        inverse = np.array([1.0 / max(r.score, 1e-9) for r in chosen])
+        weights = inverse / inverse.sum()
+        candidate = Backtest(
+            algorithm="ensemble",
+            label="Ensemble of " + ", ".join(r.algorithm for r in chosen),
+            members=[(r.algorithm, float(w)) for r, w in zip(chosen, weights, strict=True)],
+            seconds=0.0,
+        )
+        candidate.forecasts = [
+            [sum(w * r.forecasts[wi][si] for r, w in zip(chosen, weights, strict=True)) for si in range(len(panel))]
+            for wi in range(len(cuts))
+        ]
+        _score(candidate, panel, cuts, settings, m)
+        if best is None or candidate.score < best.score:
+            best = candidate
+    if best is None or best.score >= ranked[0].score:
+        return None
+    return best
+
+
+def _interval_sigma(best: Backtest, panel: Panel, cuts, settings: ForecastSettings, m: int) -> np.ndarray:
+    """Per horizon step, the RMS of the backtest errors scaled per series (non-decreasing in the step)."""
+    errors = []
+    for window_cuts, forecasts in zip(cuts, best.forecasts, strict=True):
+        for s, cut, forecast in zip(panel, window_cuts, forecasts, strict=True):
+            start = cut + settings.gap
+            actual = s.y[start : start + settings.horizon]
+            errors.append((actual - forecast) / series_scale(s.y[:cut], m))
+    squared = np.nanmean(np.square(np.array(errors)), axis=0)
+    sigma = np.sqrt(np.nan_to_num(squared, nan=1.0))
+    return np.maximum.accumulate(np.maximum(sigma, 1e-9))
+
+
+def _interval(forecast: np.ndarray, sigma: np.ndarray, scale: float, level: float, nonnegative: bool):
+    z = float(norm.ppf(0.5 + level / 2))
+    lower, upper = forecast - z * sigma * scale, forecast + z * sigma * scale
+    if nonnegative:
+        lower = np.maximum(lower, 0.0)
+    return lower, upper
+
+
+def _chart_windows(best: Backtest, panel, cuts, settings, sigma, prepared: Prepared, nonnegative: bool) -> list[dict]:
+    m, shown = prepared.season_length, min(len(panel), MAX_CHART_SERIES)
+    windows = []
+    for window_cuts, forecasts in zip(cuts, best.forecasts, strict=True):
+        series = []
+        for s, cut, forecast in list(zip(panel, window_cuts, forecasts, strict=True))[:shown]:
+            start = cut + settings.gap
+            lower, upper = _interval(forecast, sigma, series_scale(s.y[:cut], m), 0.9, nonnegative)
+            series.append(
+                {
+                    "key": prepared.series[s.code],
+                    "time": [pd.Timestamp(t).isoformat() for t in s.times[start : start + settings.horizon]],
+                    "actual": _floats(s.y[start : start + settings.horizon]),
+                    "forecast": _floats(forecast),
+                    "lower": _floats(lower),
+                    "upper": _floats(upper),
+                }
+            )
+        origin = max(pd.Timestamp(s.times[c - 1]) for s, c in zip(panel, window_cuts, strict=True))
+        windows.append({"origin": origin.isoformat(), "series": series})
+    return windows
+
+
+def _floats(values) -> list[float]:
+    return [float(f"{v:.7g}") for v in np.asarray(values, dtype="float64")]
+
+
+# ----------------------------------------------------------------------------------------------
+# the served model
+
+
+class Forecaster:
+    """A fitted forecast model: its members (and weights), interval widths and the stored history."""
+
+    def __init__(self, *, settings: dict, frequency: str, season_length: int, series: list[dict], panel: Panel,
+                 members: list[dict], interval_sigma: np.ndarray, known_ahead_encodings: dict, nonnegative: bool,
+                 anchor: pd.Timestamp):  # fmt: skip
+        self.settings = dict(settings)
+        self.frequency = frequency
+        self.season_length = int(season_length)
+        self.horizon = int(settings["horizon"])
+        self.gap = int(settings.get("gap") or 0)
+        self.series = [dict(s) for s in series]
+        self.series_codes = {s.key: s.code for s in panel}
+        self.members = members
+        self.interval_sigma = np.asarray(interval_sigma, dtype="float64")
+        self.known_ahead_encodings = known_ahead_encodings
+        self.nonnegative = bool(nonnegative)
+        self.anchor_ns = int(pd.Timestamp(anchor).value)
+        # the stored history, as flat arrays (codes follow ``series``)
+        self.history = {
+            "code": np.concatenate([np.full(len(s.y), s.code, dtype="int64") for s in panel]),
+            "time": np.concatenate([s.times.astype("datetime64[ns]").astype("int64") for s in panel]),
+            "y": np.concatenate([s.y for s in panel]),
+            "known": np.concatenate([s.known for s in panel]),
+        }
+
+    # what callers read
+    @property
+    def time_column(self) -> str:
+        return self.settings["time_column"]
+
+    @property
+    def target_column(self) -> str:
+        return self.settings["target_column"]
+
+    @property
+    def series_columns(self) -> list[str]:
+        return list(self.settings.get("series_columns") or [])
+
+    @property
+    def known_ahead(self) -> list[str]:
+        return list(self.settings.get("known_ahead") or [])
+
+    @property
+    def uses_known_ahead(self) -> bool:
+        return bool(self.known_ahead) and any(models.uses_known_ahead(m["algorithm"]) for m in self.members)
+
+    @property
+    def algorithm(self) -> str:
+        return self.members[0]["algorithm"] if len(self.members) == 1 else "ensemble"
+
+    def _context(self) -> models.Context:
+        return models.Context(
+            season_length=self.season_length,
+            frequency=self.frequency,
+            horizon=self.horizon,
+            gap=self.gap,
+            seed=0,
+            n_series=len(self.series),
+            n_known=len(self.known_ahead),
+            nonnegative=self.nonnegative,
+            deadline=None,
+        )
+
+    def _stored_panel(self, origin, series: list[dict] | None) -> Panel:
+        history = self.history
+        wanted = None if series is None else {self._key_of(s) for s in series}
+        cut_ns = None
+        if origin is not None:
+            try:
+                cut = pd.Timestamp(origin)
+            except (ValueError, TypeError):
+                raise ForecastInputError("origin", f"The origin {origin!r} does not parse as a time.") from None
+            if cut.tzinfo is not None:
+                cut = cut.tz_convert(None)
+            cut_ns = int(cut.value)
+            if not (history["time"] == cut_ns).any():
+                first, last = (pd.Timestamp(int(v)).isoformat() for v in (history["time"].min(), history["time"].max()))
+                raise ForecastInputError(
+                    "origin",
+                    f"The origin {cut.isoformat()} is not a time of the stored history "
+                    f"({first} to {last}, {self.frequency}).",
+                )
+        panel = []
+        for s in self.series:
+            key = self._key_of(s)
+            code = self.series_codes[key]
+            if wanted is not None and key not in wanted:
+                continue
+            rows = history["code"] == code
+            if cut_ns is not None:
+                rows &= history["time"] <= cut_ns
+            if rows.sum() < 3:
+                if cut_ns is not None and wanted is None:
+                    continue  # a series that starts after the origin has nothing to forecast from
+                raise ForecastInputError(
+                    "origin", f"The series {self._describe(key)} has fewer than 3 points before the origin."
+                )
+            panel.append(
+                Series(
+                    key=key,
+                    code=code,
+                    times=history["time"][rows].astype("datetime64[ns]"),
+                    y=history["y"][rows],
+                    known=history["known"][rows],
+                )
+            )
+        if wanted is not None:
+            unknown = wanted - {s.key for s in panel}
+            if unknown:
+                raise ForecastInputError("series", f"Unknown series: {self._describe(sorted(unknown)[0])}.")
+        if not panel:
+            raise ForecastInputError("origin", "No series has history before the origin.")
+        return panel
+
+    def _key_of(self, values: dict) -> str:
+        missing = [c for c in self.series_columns if c not in values]
+        if missing:
+            raise ForecastInputError(
+                missing[0], f"A series is named by {', '.join(self.series_columns)}; {missing[0]!r} is missing."
+            )
+        return _series_key_text(str(values[c]).strip() for c in self.series_columns)
+
+    def _describe(self, key: str) -> str:
+        return ", ".join(f"{c}={v}" for c, v in _key_dict(key, self.series_columns).items()) or "the series"
+
+    def _given_panel(self, history: pd.DataFrame) -> Panel:
+        if not isinstance(history, pd.DataFrame) or history.empty:
+            raise ForecastInputError("history", "The history has no rows.")
+        for column in [self.time_column, self.target_column, *self.series_columns]:
+            if column not in history.columns:
+                raise ForecastInputError(column, f"The history has no column {column!r}.")
+        long = pd.DataFrame(
+            {
+                "key": series_key_columns(history, self.series_columns),
+                "time": parse_times(history[self.time_column], self.time_column, ForecastInputError),
+                "y": parse_target(history[self.target_column], self.target_column, ForecastInputError),
+            }
+        )
+        for i, column in enumerate(self.known_ahead):
+            values = history[column] if column in history.columns else pd.Series(np.nan, index=history.index)
+            long[f"ka{i}"] = encode_known_ahead(values, self.known_ahead_encodings[column])
+        long = long[long["time"].notna()]
+        if long.empty:
+            raise ForecastInputError(self.time_column, "The history has no times.")
+        empty = [k for k, part in long.groupby("key") if part["y"].notna().sum() == 0]
+        if empty:
+            raise ForecastInputError(self.target_column, f"The series {self._describe(empty[0])} has no target values.")
+        regular, _ = regularise(long, self.frequency, pd.Timestamp(self.anchor_ns))
+        lengths = regular.groupby("key").size()
+        if lengths.min() < 3:
+            key = lengths.idxmin()
+            raise ForecastInputError(
+                "history",
+                f"The series {self._describe(key)} has {int(lengths.min())} points of history; at least 3 are needed.",
+            )
+        return _panel(regular, sorted(lengths.index), len(self.known_ahead), self.series_codes)
+
+    def _future_panel(self, panel: Panel, future: pd.DataFrame | None, steps: int) -> list[np.ndarray]:
+        """Per series, the known-ahead values of the steps (gap steps repeat the last known value)."""
+        n_known = len(self.known_ahead)
+        out = []
+        needed = self.uses_known_ahead
+        table = None
+        if future is not None and n_known:
+            if not isinstance(future, pd.DataFrame):
+                raise ForecastInputError("future", "future must be rows of known-ahead values.")
+            for column in [self.time_column, *self.series_columns]:
+                if column not in future.columns:
+                    raise ForecastInputError("future", f"The future rows have no column {column!r}.")
+            table = pd.DataFrame(
+                {
+                    "key": series_key_columns(future, self.series_columns),
+                    "time": parse_times(future[self.time_column], self.time_column, ForecastInputError, "future"),
+                }
+            )
+            for i, column in enumerate(self.known_ahead):
+                values = future[column] if column in future.columns else pd.Series(np.nan, index=future.index)
+                table[f"ka{i}"] = encode_known_ahead(values, self.known_ahead_encodings[column])
+            table = (
+                table.dropna(subset=["time"]).drop_duplicates(["key", "time"], keep="last").set_index(["key", "time"])
+            )
+        for s in panel:
+            times = step_times(pd.Timestamp(s.times[-1]), self.frequency, steps)
+            values = np.tile(s.known[-1] if len(s.known) else np.full(n_known, np.nan), (steps, 1))
+            if table is not None:
+                found = table.reindex(pd.MultiIndex.from_arrays([[s.key] * steps, times])).to_numpy(dtype="float64")
+                given = ~np.isnan(found)
+                values = np.where(given, found, values)
+            else:
+                given = np.zeros((steps, n_known), dtype=bool)
+            if needed:
+                horizon_given = given[self.gap :]
+                for i, column in enumerate(self.known_ahead):
+                    if not horizon_given[:, i].all():
+                        missing_at = times[self.gap :][~horizon_given[:, i]][0]
+                        raise ForecastInputError(
+                            "future",
+                            f"The known-ahead column {column!r} has no value for {self._describe(s.key)} at "
+                            f"{missing_at.isoformat()}: give it for every forecast step.",
+                        )
+            out.append(values)
+        return out
+
+    def forecast(self, history: pd.DataFrame | None = None, *, future: pd.DataFrame | None = None, origin=None,
+                 level: float = 0.9, series: list[dict] | None = None) -> pd.DataFrame:  # fmt: skip
+        """The horizon's forecasts per series with interval bounds at ``level`` (see the module doc)."""
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 <= level <= 0.99:
+            raise ForecastInputError("level", f"level must be a number between 0.5 and 0.99, not {level!r}.")
+        if history is None:
+            panel, stored = self._stored_panel(origin, series), True
+        else:
+            panel, stored = self._given_panel(history), False
+            if series is not None:
+                wanted = {self._key_of(s) for s in series}
+                panel = [s for s in panel if s.key in wanted]
+        steps = self.gap + self.horizon
+        future_known = self._future_panel(panel, future, steps)
+        context = self._context()
+        combined = np.zeros((len(panel), self.horizon))
+        for member in self.members:
+            predictions = models.predict(member["state"], panel, steps, future_known, context, stored=stored)
+            combined += member["weight"] * np.array([p[self.gap :] for p in predictions])
+        if self.nonnegative:
+            combined = np.maximum(combined, 0.0)
+        rows = []
+        for s, forecast in zip(panel, combined, strict=True):
+            lower, upper = _interval(
+                forecast, self.interval_sigma, series_scale(s.y, self.season_length), level, self.nonnegative
+            )
+            times = step_times(pd.Timestamp(s.times[-1]), self.frequency, steps)[self.gap :]
+            key = _key_dict(s.key, self.series_columns)
+            for t, f, lo, hi in zip(times, forecast, lower, upper, strict=True):
+                rows.append({**key, self.time_column: t, "forecast": float(f), "lower": float(lo), "upper": float(hi)})
+        columns = [*self.series_columns, self.time_column, "forecast", "lower", "upper"]
+        return pd.DataFrame(rows, columns=columns)
