@@ -87,7 +87,7 @@ def automl_new(request, workspace_id):
                 register_as=data.get("register_as") or "",
             )
         except ValidationError as exc:
-            add_service_errors(form, exc)
+            add_service_errors(form, _on_wizard_fields(exc))
         else:
             messages.success(request, f"Automated ML run {job.name} submitted to {job.target.name}.")
             return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
@@ -101,6 +101,16 @@ def automl_new(request, workspace_id):
         no_targets=not targets,
         no_data=not versions,
     )
+
+
+# The service names the spec's settings; the wizard asks for some of them under other names.
+WIZARD_FIELDS = {"timeout_s": "timeout_minutes", "algorithms": "allowed_algorithms"}
+
+
+def _on_wizard_fields(exc: ValidationError) -> ValidationError:
+    if not hasattr(exc, "error_dict"):
+        return exc
+    return ValidationError({WIZARD_FIELDS.get(field, field): errors for field, errors in exc.message_dict.items()})
 
 
 def _suggestion(versions, version_id, target_column) -> TaskSuggestion | None:

@@ -12,7 +12,7 @@ from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
 from compute.services import target_create
 from data.services import data_version_from_file
-from tests.training.forecast_sales_local import messy_sales
+from tests.ml.forecast_data import messy_sales
 from training.models import TrainingJobKind
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +101,33 @@ def test_bad_forecasting_settings_are_refused_beside_their_fields(client, owner,
     assert "fortnightly is not a frequency the studio knows." in page
     page = page_text(client.post(url, wizard_post(sales, cluster, time_column="Sales date")))
     assert "Select a valid choice. Sales date is not one of the available choices." in page
+    # the service's checks on the data itself, beside the field they name
+    page = page_text(client.post(url, wizard_post(sales, cluster, time_column="Store ID", series_columns=[])))
+    assert error_of(page, "time_column").startswith("'Store ID' does not parse as dates: 'A-1'")
+    page = page_text(client.post(url, wizard_post(sales, cluster, horizon="40")))
+    assert error_of(page, "horizon").startswith("Horizon 40 needs at least") and "has 60" in page
+    page = page_text(client.post(url, wizard_post(sales, cluster, target_column="Promo?")))
+    assert "choose a numeric column" in page
+    page = page_text(client.post(url, wizard_post(sales, cluster, known_ahead=["Store ID"])))
+    assert "'Store ID' is already the time, target or a series column." in error_of(page, "known_ahead")
     assert not Job.objects.exists()
+    # good settings: a forecasting run with the contract's settings
+    response = client.post(url, wizard_post(sales, cluster, allowed_algorithms=["seasonal_naive", "ets"]))
+    assert response.status_code == 302, error_of(page_text(client.post(url, wizard_post(sales, cluster))), "")
+    job = Job.objects.get()
+    assert job.spec["task"] == "forecasting" and job.spec["target_column"] == "Units Sold"
+    automl = job.spec["automl"]
+    assert automl["time_column"] == "Date" and automl["series_columns"] == ["Store ID"]
+    assert automl["horizon"] == 7 and automl["known_ahead"] == ["Promo?"] and automl["backtest_windows"] == 2
+    assert automl["primary_metric"] == "mase" and automl["timeout_s"] == 60 and automl["frequency"] is None
+    assert automl["algorithms"] == ["seasonal_naive", "ets"]
+
+
+def error_of(page: str, field: str) -> str:
+    """The error shown beside the field `field` (its id is id_<field>; the error follows it)."""
+    marker = f'id="id_{field}"' if field else 'class="flash flash-error"'
+    after = page.split(marker, 1)[1] if marker in page else page
+    return after.split('class="error" role="alert">', 1)[1].split("</div>", 1)[0] if 'role="alert"' in after else ""
 
 
 def forecast_result() -> dict:
