@@ -248,7 +248,10 @@ def forecast_context(job) -> dict:
         "metric": run.metric,
         "metric_label": METRIC_LABELS.get(run.metric, run.metric),
         "forecast": run,
-        "guardrails": run.guardrails,
+        # "missing_timestamps" -> "Missing timestamps"
+        "guardrails": [{**g, "label": str(g.get("name", "")).replace("_", " ").capitalize()} for g in run.guardrails],
+        # the leaderboard's metric columns besides the primary one (MASE, sMAPE, RMSE)
+        "leaderboard_columns": [(m, METRIC_LABELS[m]) for m in ("mase", "smape", "rmse") if m != run.metric],
         "forecast_metrics": [
             (METRIC_LABELS[name], run.metrics.get(name)) for name in FORECASTING_PRIMARY_METRICS if name in run.metrics
         ],

@@ -227,7 +227,7 @@ def forecast_chart(window_series: list[dict], *, level: float | None = None) -> 
                 {"buttons": buttons, "direction": "down", "x": 0, "xanchor": "left", "y": 1.18, "yanchor": "top"}
             ]
         )
-    fig.update_layout(xaxis_title="time", yaxis_title="value")
+    fig.update_layout(yaxis_title="value")  # no x title: the dates say it, and it would sit on the legend
     return figure_data(fig)
 
 

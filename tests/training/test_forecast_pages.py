@@ -223,7 +223,7 @@ def test_a_completed_forecasting_run_shows_its_summary_leaderboard_and_charts(cl
     assert 'data-testid="forecast-frequency">D (inferred)<' in page
     assert 'data-testid="forecast-horizon">3 steps<' in page
     assert 'data-testid="forecast-series-count">2 <span class="muted small">(by Store ID)</span>' in page
-    assert "1 missing day filled in store A-1." in page
+    assert 'Missing timestamps</th><td class="small">1 missing day filled in store A-1.' in page
     leaderboard = page.split('data-testid="leaderboard"', 1)[1].split("</table>", 1)[0]
     assert "Ensemble of ets, arima" in leaderboard and "Seasonal naive" in leaderboard
     assert "0.7100" in leaderboard and "4.2000" in leaderboard and "2.5000" in leaderboard
