@@ -39,6 +39,20 @@ categoricals); it ranks by test RMSE and ends with::
 ``worst_r2_gap_pct`` is the largest 100 x (R2 of the better of ridge/hgb - the studio's R2) over
 the data sets (R2 points in percent; negative when the studio is ahead everywhere). Goals: mean
 rank ahead of FLAML's, gap <= 1 %, budget held.
+
+``--task forecasting`` runs every series of ``forecast_public_suite`` (the history is everything
+but the last ``horizon`` points): ``studio`` - the product path, the history as a data version
+("Date", "Value") and an Automated ML run with task "forecasting" ({time_column, horizon,
+season_length, timeout_s = the budget, 30 s by default}), then the run's packaged model forecasts
+from the end of the history; ``ets`` - statsmodels' automatic ETS (ETSModel of lowest AIC over the
+same configurations, on the whole history); ``snaive`` - seasonal naive; ``engine`` (on request) -
+the studio's engine called directly. It ranks by test MASE per series and ends with::
+
+    BENCH automl_forecasting mean_rank_studio=<a> mean_rank_ets=<b> mean_rank_snaive=<c>
+        worst_vs_snaive_pct=<d> series=<n> goals=met|missed
+
+Goals: the studio's mean rank below both, and on no series a MASE more than 10 % above seasonal
+naive's (``worst_vs_snaive_pct``).
 """
 
 from __future__ import annotations
@@ -541,6 +555,225 @@ def main_regression(args, datasets: list[str], systems: list[str]) -> int:
     return 0
 
 
+# --- forecasting (--task forecasting)
+
+FORECAST_SYSTEMS = ("studio", "ets", "snaive")  # and "engine": the studio's engine called directly
+FORECAST_BUDGET_S = 30.0
+MAX_WORSE_THAN_SNAIVE_PCT = 10.0
+
+
+def _forecast_studio(name: str, hist_ts, hist_y, spec: dict, budget: float, seed: int) -> tuple[np.ndarray, str, dict]:
+    """The product path: the history as a data version ("Date", "Value"), an Automated ML run with
+    task "forecasting" on the studio's cluster, then the run's packaged model forecasting from the
+    end of the stored history."""
+    studio = _Studio.get()
+    from compute.jobs.models import Artifact, Job, JobStatus
+    from compute.jobs.recovery import job_artifact_dir
+    from compute.jobs.services import job_submit
+    from data.services import data_version_from_file
+    from modelformat.modelio import load_model
+    from training.models import TrainingJobKind
+
+    frame = pd.DataFrame({"Date": hist_ts, "Value": hist_y})
+    source = studio.data_dir / f"forecast-{name}-{time.monotonic_ns()}.parquet"
+    frame.to_parquet(source, index=False)
+    version = data_version_from_file(
+        actor=studio.user,
+        workspace=studio.workspace,
+        path=source,
+        name=f"bench-{name}",
+        column_types={"Value": "numeric"},
+    )
+    settings = {
+        "time_column": "Date",
+        "horizon": spec["horizon"],
+        "season_length": spec["season_length"],
+        "timeout_s": budget,
+    }
+    submitted = time.monotonic()
+    run = job_submit(
+        actor=studio.user,
+        workspace=studio.workspace,
+        target=studio.cluster,
+        kind=TrainingJobKind.AUTOML,
+        spec={
+            "task": "forecasting",
+            "data_version_id": version.pk,
+            "target_column": "Value",
+            "automl": settings,
+            "test_fraction": 0,
+            "seed": seed,
+            "register_as": "",
+            "validation_data_version_id": None,
+        },
+        experiment_name="Automated ML",
+        time_limit_seconds=int(budget) + 600,
+    )
+    while not Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).exists():
+        time.sleep(0.05)
+    ready_s = time.monotonic() - submitted
+    run.refresh_from_db()
+    if run.status != JobStatus.COMPLETED:
+        raise RuntimeError(f"the run ended {run.status}: {run.status_reason} {run.error}")
+    artifact = Artifact.objects.get(job=run, name="model.skops")
+    model = load_model(job_artifact_dir(run) / artifact.name, artifact.sha256)
+    forecast = model.forecast()
+    result = run.result or {}
+    members = "+".join(m["algorithm"] for m in result.get("members") or []) or result.get("algorithm")
+    note = f"{members}, backtest {result.get('primary_metric')}={result.get('validation_score')}, ready {ready_s:.1f}s"
+    return forecast["forecast"].to_numpy(dtype=float), note, {"ready_s": round(ready_s, 2)}
+
+
+def _forecast_engine(name: str, hist_ts, hist_y, spec: dict, budget: float, seed: int) -> tuple[np.ndarray, str, dict]:
+    """The studio's forecasting engine called directly (prepare, search, the refit forecaster)."""
+    from training.ml.forecast import ForecastSettings, prepare, search
+
+    settings = ForecastSettings.from_dict(
+        {
+            "time_column": "Date",
+            "target_column": "Value",
+            "horizon": spec["horizon"],
+            "season_length": spec["season_length"],
+            "timeout_s": max(budget, 30),
+        }
+    )
+    started = time.monotonic()
+    prepared = prepare(pd.DataFrame({"Date": hist_ts, "Value": hist_y}), settings)
+    result = search(prepared, settings, seed=seed, deadline=started + budget)
+    forecast = result.forecaster.forecast()
+    best = result.best
+    label = "+".join(m["algorithm"] for m in best.get("members", [])) or best["algorithm"]
+    failed = [r["algorithm"] for r in result.leaderboard if r["status"] != "succeeded"]
+    note = f"{label} backtest nrmse={best['score']:.4g}" + (f" (not run: {','.join(failed)})" if failed else "")
+    return forecast["forecast"].to_numpy(dtype=float), note, {"ready_s": round(time.monotonic() - started, 2)}
+
+
+def _forecast_ets(name: str, hist_ts, hist_y, spec: dict, budget: float, seed: int) -> tuple[np.ndarray, str, dict]:
+    """statsmodels' automatic ETS: ETSModel of lowest AIC over the engine's configuration set, on the whole history."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    from training.ml.forecast_models import ets_configurations
+
+    best = None
+    for config in ets_configurations(hist_y, spec["season_length"]):
+        try:
+            result = ETSModel(
+                hist_y,
+                error=config["error"],
+                trend=config["trend"],
+                damped_trend=config["damped_trend"] if config["trend"] else False,
+                seasonal=config["seasonal"],
+                seasonal_periods=config["seasonal_periods"],
+            ).fit(disp=False)
+        except Exception:  # noqa: BLE001, S112 - a configuration that does not fit is not chosen
+            continue
+        if np.isfinite(result.aic) and (best is None or result.aic < best[0]):
+            best = (result.aic, config, result)
+    if best is None:
+        raise RuntimeError("no ETS configuration fitted")
+    config = best[1]
+    label = f"ETS({config['error'][0].upper()},{(config['trend'] or 'n')[0].upper()}{'d' if config['damped_trend'] else ''},{(config['seasonal'] or 'n')[0].upper()})"
+    return np.asarray(best[2].forecast(spec["horizon"]), dtype=float), label, {}
+
+
+def _forecast_snaive(name: str, hist_ts, hist_y, spec: dict, budget: float, seed: int) -> tuple[np.ndarray, str, dict]:
+    from training.ml.forecast_models import seasonal_naive
+
+    return seasonal_naive(hist_y, spec["season_length"], spec["horizon"]), "", {}
+
+
+FORECASTERS = {"studio": _forecast_studio, "ets": _forecast_ets, "snaive": _forecast_snaive, "engine": _forecast_engine}
+
+
+def test_mase(history: np.ndarray, actual: np.ndarray, forecast: np.ndarray, m: int) -> float:
+    """MAE on the test window over the in-sample MAE of the seasonal naive forecast on the whole history."""
+    m = m if len(history) > m else 1
+    scale = float(np.mean(np.abs(history[m:] - history[:-m])))
+    return float(np.mean(np.abs(actual - forecast)) / scale)
+
+
+def main_forecasting(args, datasets: list[str], systems: list[str]) -> int:
+    from forecast_public_suite import SERIES
+    from forecast_public_suite import train_test as forecast_train_test
+
+    print(
+        f"task=forecasting budget={args.budget:g}s per series seed={args.seed} "
+        f"load={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}",
+        flush=True,
+    )
+    results: dict[str, dict[str, dict]] = {}
+    for name in datasets:
+        spec = SERIES[name]
+        hist_ts, hist_y, test_ts, test_y = forecast_train_test(name)
+        print(
+            f"\n== {name}: {len(hist_y)} points ({spec['freq']}, m={spec['season_length']}), horizon {spec['horizon']}",
+            flush=True,
+        )
+        results[name] = {}
+        for system in systems:
+            started = time.monotonic()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    forecast, note, facts = FORECASTERS[system](name, hist_ts, hist_y, spec, args.budget, args.seed)
+                if len(forecast) != len(test_y) or not np.isfinite(forecast).all():
+                    raise RuntimeError(f"{len(forecast)} forecasts for {len(test_y)} test points (or not finite)")
+            except Exception as exc:  # noqa: BLE001 - a system that fails loses this series, the bench goes on
+                wall = time.monotonic() - started
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                results[name][system] = {"error": error, "wall_s": round(wall, 1), "mase": float("inf")}
+                print(f"  {system:7s} FAILED after {wall:.1f}s: {error}", flush=True)
+                continue
+            wall = time.monotonic() - started
+            mase = test_mase(hist_y, test_y, forecast, spec["season_length"])
+            results[name][system] = {"mase": mase, "wall_s": round(wall, 1), "note": note, **facts}
+            print(f"  {system:7s} mase={mase:.4f} wall={wall:6.1f}s  {note}", flush=True)
+
+    print("\n" + "=" * 100)
+    print("test MASE (scale: the in-sample seasonal naive MAE of the history); a failed system: inf")
+    print(f"{'series':24s}" + "".join(f"{s:>10s}" for s in systems))
+    rank_rows = []
+    for name in datasets:
+        row = results[name]
+        print(f"{name:24s}" + "".join(f"{row[s]['mase']:>10.4f}" for s in systems))
+        rank_rows.append(pd.Series({s: row[s]["mase"] for s in systems}).rank(method="average").to_dict())
+    mean_rank = {s: float(np.mean([r[s] for r in rank_rows])) for s in systems}
+    print("mean rank by MASE: " + ", ".join(f"{s}={mean_rank[s]:.2f}" for s in systems))
+    # the studio's figure: the product path, or the engine alone when the product path was not run
+    studio = "studio" if "studio" in systems else ("engine" if "engine" in systems else None)
+    worse = {}
+    if studio and "snaive" in systems:
+        for name in datasets:
+            worse[name] = 100 * (results[name][studio]["mase"] / results[name]["snaive"]["mase"] - 1)
+        print(f"{studio} MASE vs seasonal naive, %: " + ", ".join(f"{k}={v:+.1f}" for k, v in worse.items()))
+    worst = max(worse.values()) if worse else float("nan")
+    rank_studio = mean_rank.get(studio, float("nan")) if studio else float("nan")
+    rank_ets, rank_snaive = mean_rank.get("ets", float("nan")), mean_rank.get("snaive", float("nan"))
+    met = rank_studio < rank_ets and rank_studio < rank_snaive and worst <= MAX_WORSE_THAN_SNAIVE_PCT
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "task": "forecasting",
+                    "budget": args.budget,
+                    "results": results,
+                    "mean_rank": mean_rank,
+                    "studio": studio,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    if studio == "engine":
+        print("(mean_rank_studio is the engine called directly: the product path was not run)")
+    print(
+        f"BENCH automl_forecasting mean_rank_studio={rank_studio:.2f} mean_rank_ets={rank_ets:.2f} "
+        f"mean_rank_snaive={rank_snaive:.2f} worst_vs_snaive_pct={worst:.1f} series={len(datasets)} "
+        f"goals={'met' if met else 'missed'}"
+    )
+    return 0
+
+
 def test_scores(model, X_test, y_test) -> dict:
     classes = sorted(pd.unique(y_test))
     with warnings.catch_warnings():
@@ -572,22 +805,29 @@ def ranks(values: dict[str, float]) -> dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", choices=("classification", "regression"), default="classification")
+    parser.add_argument("--task", choices=("classification", "regression", "forecasting"), default="classification")
     parser.add_argument("--datasets", help="comma-separated (default: every data set of the task's suite)")
-    parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--budget", type=float, help="seconds per data set (60; forecasting: 30 per series)")
     parser.add_argument("--systems", help="comma-separated (default: every system of the task)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="print every studio trial")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    if args.budget is None:
+        args.budget = FORECAST_BUDGET_S if args.task == "forecasting" else 60.0
     if args.task == "regression":
         from regression_public_suite import DATASETS as suite
 
         fitters = REGRESSION_FITTERS
+    elif args.task == "forecasting":
+        from forecast_public_suite import SERIES as suite
+
+        fitters = FORECASTERS
     else:
         suite, fitters = DATASETS, FITTERS
     datasets = [d for d in (args.datasets or ",".join(suite)).split(",") if d]
-    systems = [s for s in (args.systems or ",".join(fitters)).split(",") if s]
+    default_systems = FORECAST_SYSTEMS if args.task == "forecasting" else fitters
+    systems = [s for s in (args.systems or ",".join(default_systems)).split(",") if s]
     for name in datasets:
         if name not in suite:
             parser.error(f"unknown data set {name!r}; known: {', '.join(suite)}")
@@ -596,6 +836,8 @@ def main(argv=None) -> int:
             parser.error(f"unknown system {name!r}; known: {', '.join(fitters)}")
     if args.task == "regression":
         return main_regression(args, datasets, systems)
+    if args.task == "forecasting":
+        return main_forecasting(args, datasets, systems)
 
     print(f"budget={args.budget:g}s seed={args.seed} load={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}", flush=True)
     results: dict[str, dict[str, dict]] = {}

@@ -20,12 +20,13 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
+import pandas as pd
 from django.conf import settings
 from django.db import close_old_connections
 
 from endpoints.scoring.predictor import Predictor, get_predictor
 from modelformat.drift import count_batch, count_predictions, count_refusal, merge_counts
-from modelformat.signature import REGRESSION, PayloadError, Signature
+from modelformat.signature import FORECASTING, REGRESSION, PayloadError, Signature
 from studio.api.errors import error_body
 from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.ratelimit import rate_limit
@@ -258,16 +259,21 @@ class MonitorBuffer:
             counts.rows += rows
             counts.latency_ms_sum += latency_ms
             counts.histogram[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
-            regression = deployment is not None and deployment.signature.task == REGRESSION
-            if predictions and not regression:  # classes counted; numbers go to the prediction drift bins
+            # numbers (a regression's predictions, forecasts) go to the prediction drift bins; classes are counted
+            numbers = deployment is not None and deployment.signature.task in (REGRESSION, FORECASTING)
+            if predictions and not numbers:
                 counts.predicted.update(map(str, predictions))
             reference = deployment.reference if deployment else None
             if reference is not None and refusal is not None:
                 counts.quality = merge_counts(counts.quality, count_refusal(refusal))
-            sample = batch is not None and reference is not None and counts.quality_rows < QUALITY_ROWS_PER_MINUTE
+            sample = (
+                (batch is not None or (numbers and predictions))  # a forecast from the stored history has no inputs
+                and reference is not None
+                and counts.quality_rows < QUALITY_ROWS_PER_MINUTE
+            )
         if sample:
-            more = count_batch(reference, batch.columns, deployment.signature)
-            if regression and predictions and reference.get("prediction"):
+            more = count_batch(reference, batch.columns, deployment.signature) if batch is not None else {}
+            if numbers and predictions and reference.get("prediction"):
                 more.update(count_predictions(reference["prediction"], predictions))
             with self._lock:
                 counts.quality = merge_counts(counts.quality, more)
@@ -375,8 +381,16 @@ def score_request(
         return ScoreOutcome(400, error_body("parse_error", f"The body is not valid JSON: {exc}"), deployment)
     try:
         predictor = deployment.predictor()
-        batch = predictor.signature.validate_columns(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
-        result = predictor.predict_batch(batch)
+        if predictor.forecasting:
+            request = predictor.signature.validate_forecast(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
+            result = predictor.forecast(request)
+            # every forecast value is a prediction; the known-ahead values are the monitored inputs
+            predictions = [row["forecast"] for row in result["forecasts"] if row["forecast"] is not None]
+            batch, rows = request.future_batch, len(result["forecasts"])
+        else:
+            batch = predictor.signature.validate_columns(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
+            result = predictor.predict_batch(batch)
+            predictions, rows = result["predictions"], batch.n_rows
     except PayloadError as exc:
         _record(exc.status, deployment, refusal=exc)
         fields_at_fault = {exc.field: [str(exc)]} if exc.field else None
@@ -384,7 +398,7 @@ def score_request(
     except Exception:
         _record(500, deployment)
         raise
-    _record(200, deployment, rows=batch.n_rows, predictions=result["predictions"], batch=batch)
+    _record(200, deployment, rows=rows, predictions=predictions, batch=batch)
     answer = {**result, "deployment": deployment.name, "model": deployment.model_label}
     return ScoreOutcome(200, answer, deployment)
 
@@ -422,6 +436,35 @@ def sample_row(signature: dict, reference: dict | None) -> dict:
     return row
 
 
+def sample_forecast_request(signature: dict) -> dict:
+    """A valid forecasting request: ``{}`` (from the end of the stored history), or — for a model
+    that needs known-ahead values — the first known series with a neutral value per column for
+    each forecast step (for the Test tab and the deploy warm-up)."""
+    info = signature.get("forecast") or {}
+    if not info.get("known_ahead"):
+        return {}
+    columns = {c["name"]: c for c in signature.get("columns", [])}
+    key = (info.get("series") or [{}])[0]
+    last = (info.get("last_times") or [None])[0]
+    if last is None:
+        return {}
+    steps = info["gap"] + info["horizon"]
+    times = pd.date_range(pd.Timestamp(last), periods=steps + 1, freq=info["frequency"])[1 + info["gap"] :]
+    neutral = {name: _neutral_value(columns.get(name, {})) for name in info["known_ahead"]}
+    future = [{**key, info["time_column"]: t.isoformat(), **neutral} for t in times]
+    return {"series": [key], "future": future}
+
+
+def _neutral_value(column: dict):
+    if column.get("categories"):
+        return column["categories"][0]
+    if column.get("type") == "boolean":
+        return False
+    if column.get("type") == "datetime":
+        return "2024-01-01T00:00:00"
+    return 0
+
+
 def warm_up(model_version) -> tuple[str, str | None]:
     """Load a model version in this process and score one sample row: (backend, error or None)."""
     folder = model_version_dir(model_version)
@@ -438,7 +481,10 @@ def warm_up(model_version) -> tuple[str, str | None]:
             onnx_path=(folder / "model.onnx") if model_version.onnx_sha256 else None,
             onnx_sha256=model_version.onnx_sha256 or None,
         )
-        predictor.score([sample_row(model_version.signature, reference)])
+        if predictor.forecasting:
+            predictor.forecast(signature.validate_forecast(sample_forecast_request(model_version.signature)))
+        else:
+            predictor.score([sample_row(model_version.signature, reference)])
         return predictor.backend, None
     except Exception as exc:  # noqa: BLE001 - any failure means the version must not take traffic
         return "", f"{type(exc).__name__}: {exc}"

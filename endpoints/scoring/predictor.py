@@ -14,6 +14,12 @@ A regression (the signature's ``"task": "regression"``) answers numbers, no prob
 
     {"predictions": [231500.0, 187250.5]}
 
+A forecasting model (``"task": "forecasting"``, served from skops) takes a forecasting request
+(``Signature.validate_forecast``) and answers the horizon's forecasts per series::
+
+    {"forecasts": [{"Store ID": "A", "Date": "2024-02-01T00:00:00", "forecast": 13.1,
+                    "lower": 9.0, "upper": 17.2}, ...], "horizon": 12, "frequency": "MS", "level": 0.9}
+
 The prediction is the most probable class (for every model: one ``predict_proba`` call gives both,
 and the label always agrees with the probabilities shown). Probability keys are the class labels as
 strings (JSON object keys); predictions keep the labels' own JSON type. Probabilities are rounded
@@ -39,7 +45,16 @@ import pandas as pd
 
 from modelformat.modelio import load_model
 from modelformat.onnx_export import make_session, onnx_feed, session_io
-from modelformat.signature import MAX_ROWS, REGRESSION, Signature, ValidatedBatch, json_labels
+from modelformat.signature import (
+    FORECASTING,
+    MAX_ROWS,
+    REGRESSION,
+    ForecastRequest,
+    PayloadError,
+    Signature,
+    ValidatedBatch,
+    json_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +83,10 @@ class Predictor:
         self.session = None
         self.onnx_error: str | None = None
         self.regression = self.signature.task == REGRESSION
-        if self.regression:
+        self.forecasting = self.signature.task == FORECASTING
+        if self.forecasting and onnx_bytes is not None:
+            raise PredictorError("forecasting models are served from skops, not ONNX")
+        if self.regression or self.forecasting:
             if model is not None and hasattr(model, "classes_"):
                 raise PredictorError("the signature is a regression's but the model is a classifier")
             classes = []
@@ -114,6 +132,43 @@ class Predictor:
         """Validate a JSON payload and score it (raises ``PayloadError`` for bad input)."""
         batch = self.signature.validate_columns(payload, max_rows=max_rows, unknown_columns=unknown_columns)
         return self.predict_batch(batch)
+
+    def forecast(self, request: ForecastRequest) -> dict:
+        """A forecasting model's answer to a checked request; a request the model cannot forecast
+        from (too short a history, an unknown origin or series, missing known-ahead values) is a
+        ``PayloadError`` naming the field."""
+        if not self.forecasting:
+            raise PayloadError("This model does not forecast: send rows to score.", code="invalid_payload")
+        try:
+            frame = self.model.forecast(
+                request.history,
+                future=request.future,
+                origin=request.origin,
+                level=request.level,
+                series=request.series,
+            )
+        except ValueError as exc:  # the engine's ForecastInputError names the field at fault
+            field = getattr(exc, "field", None)
+            if field is None:
+                raise
+            raise PayloadError(str(exc), field=field, code="invalid_value") from None
+        return self.format_forecasts(frame, level=request.level)
+
+    def format_forecasts(self, frame: pd.DataFrame, *, level: float) -> dict:
+        info = self.signature.forecast
+        time_column = info["time_column"]
+        rows = []
+        for record in frame.to_dict(orient="records"):
+            row = {}
+            for name, value in record.items():
+                if name == time_column:
+                    row[name] = pd.Timestamp(value).isoformat()
+                elif name in ("forecast", "lower", "upper"):
+                    row[name] = float(value) if np.isfinite(value) else None
+                else:
+                    row[name] = value.item() if hasattr(value, "item") else value
+            rows.append(row)
+        return {"forecasts": rows, "horizon": info["horizon"], "frequency": info["frequency"], "level": level}
 
     def predict(self, frame: pd.DataFrame) -> dict:
         """Score a DataFrame (cast with the signature's rules first)."""

@@ -289,3 +289,86 @@ def test_forecaster_round_trip_gives_identical_forecasts(naive_run, tmp_path):
     loaded = load_model(tmp_path / "model.skops", digest)
     pd.testing.assert_frame_equal(loaded.forecast(), result.forecaster.forecast())
     pd.testing.assert_frame_equal(loaded.forecast(origin="2024-03-01"), result.forecaster.forecast(origin="2024-03-01"))
+
+
+# ---- the members, the ensemble, intervals ------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["ets", "arima", "lightgbm_lags", "hgb_lags"])
+def test_each_algorithm_matches_seasonal_naive_on_a_clean_seasonal_series(algorithm):
+    chosen = ForecastSettings.from_dict(
+        {"time_column": "Month Start", "target_column": "Sales ($)", "horizon": 12, "algorithms": [algorithm]}
+    )
+    result = search(prepare(seasonal_series(96), chosen), chosen, deadline=time.monotonic() + 30)
+    rows = {row["algorithm"]: row for row in result.leaderboard}
+    assert rows[algorithm]["status"] == "succeeded", rows[algorithm]["error"]
+    assert rows[algorithm]["score"] <= rows["seasonal_naive"]["score"] * 1.05
+    assert rows[algorithm]["metrics"]["mase"] < 1.2
+
+
+@pytest.fixture(scope="module")
+def full_run():
+    chosen = settings()
+    prepared = prepare(messy_sales(), chosen)
+    return prepared, search(prepared, chosen, seed=0, deadline=time.monotonic() + 40)
+
+
+def test_the_search_backtests_every_algorithm_and_an_ensemble(full_run):
+    _, result = full_run
+    rows = {row["algorithm"]: row for row in result.leaderboard}
+    assert set(rows) == {"seasonal_naive", "ets", "arima", "lightgbm_lags", "hgb_lags", "ensemble"}
+    assert all(row["status"] == "succeeded" for row in rows.values()), result.leaderboard
+    assert [row["rank"] for row in result.leaderboard] == list(range(1, 7))
+    ensemble = rows["ensemble"]
+    assert ensemble["label"].startswith("Ensemble of ")
+    assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1, abs=1e-3)
+    singles = [row["score"] for row in result.leaderboard if row["algorithm"] != "ensemble"]
+    assert ensemble["score"] < min(singles)  # kept only because it beats the best single model
+    assert result.best["algorithm"] == "ensemble" and result.forecaster.algorithm == "ensemble"
+    assert rows["lightgbm_lags"]["score"] < rows["seasonal_naive"]["score"]
+
+
+def test_intervals_contain_about_the_level_of_backtest_actuals(full_run):
+    _, result = full_run
+    inside = total = 0
+    for window in result.windows:
+        for series in window["series"]:
+            for actual, lower, upper in zip(series["actual"], series["lower"], series["upper"], strict=True):
+                inside += lower <= actual <= upper
+                total += 1
+    assert 0.75 <= inside / total <= 1.0
+
+
+def test_known_ahead_values_are_required_for_the_horizon(full_run):
+    prepared, result = full_run
+    forecaster = result.forecaster
+    assert forecaster.uses_known_ahead
+    with pytest.raises(ForecastInputError) as caught:
+        forecaster.forecast()
+    assert caught.value.field == "future" and "'Promo?'" in str(caught.value)
+    future = prepared.frame.assign(Date=lambda d: d["Date"] + pd.Timedelta(days=7), **{"Promo?": "yes"})
+    with_promo = forecaster.forecast(future=future)
+    without = forecaster.forecast(future=future.assign(**{"Promo?": "no"}))
+    assert (with_promo["forecast"] > without["forecast"]).mean() > 0.8  # promotions sell
+
+
+def test_the_full_forecaster_round_trip(full_run, tmp_path):
+    prepared, result = full_run
+    future = prepared.frame.assign(Date=lambda d: d["Date"] + pd.Timedelta(days=7))
+    digest = save_model(result.forecaster, tmp_path / "model.skops")
+    loaded = load_model(tmp_path / "model.skops", digest)
+    pd.testing.assert_frame_equal(loaded.forecast(future=future), result.forecaster.forecast(future=future))
+    history = messy_sales(periods=30, stores=("C 3",), seed=4)
+    ahead = history.assign(Date=(pd.to_datetime(history["Date"]) + pd.Timedelta(days=7)).dt.strftime("%Y-%m-%d"))
+    new = loaded.forecast(history, future=ahead)
+    assert set(new["Store ID"]) == {"C 3"} and new["forecast"].between(20, 120).all()
+
+
+def test_a_deadline_that_passes_skips_models_but_not_the_run():
+    chosen = settings()
+    prepared = prepare(messy_sales(), chosen)
+    result = search(prepared, chosen, deadline=time.monotonic() - 1)
+    rows = {row["algorithm"]: row for row in result.leaderboard}
+    assert rows["seasonal_naive"]["status"] == "succeeded"
+    assert rows["ets"]["status"] == "failed" and rows["ets"]["error"].startswith("Skipped")
+    assert result.best["algorithm"] == "seasonal_naive" and result.stop_reason == "the time budget ran out"

@@ -143,7 +143,7 @@ def test_every_forecaster_member_saves_and_loads_with_the_fixed_allow_list(tmp_p
     """A forecaster of each algorithm (and an ensemble of them all) holds only allow-listed types and
     forecasts the same after the round trip."""
     from training.ml import forecast_models
-    from training.ml.forecast import Forecaster, ForecastSettings, prepare
+    from training.ml.forecast import FORECAST_ALGORITHMS, Forecaster, ForecastSettings, prepare
 
     from .forecast_data import messy_sales
 
@@ -152,9 +152,17 @@ def test_every_forecaster_member_saves_and_loads_with_the_fixed_allow_list(tmp_p
          "known_ahead": ["Promo?"], "timeout_s": 60}
     )  # fmt: skip
     prepared = prepare(messy_sales(periods=80), settings)
-    FORECAST_ALGORITHMS = ("seasonal_naive",)
     context = forecast_models.Context(
-        season_length=7, frequency="D", horizon=7, gap=0, seed=0, n_series=2, n_known=1, nonnegative=True, deadline=None
+        season_length=7,
+        frequency="D",
+        horizon=7,
+        gap=0,
+        seed=0,
+        n_series=2,
+        n_known=1,
+        nonnegative=True,
+        deadline=None,
+        anchor_ns=prepared.anchor.value,
     )
     states = {name: forecast_models.fit(name, prepared.panel, context) for name in FORECAST_ALGORITHMS}
     future = prepared.frame.assign(Date=lambda d: d["Date"] + pd.Timedelta(days=7))  # known-ahead for the horizon

@@ -66,7 +66,7 @@ def test_an_automl_regression_starts_with_the_tasks_default_metric_and_shows_its
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"task": "forecasting"}, "task"),
+        ({"task": "clustering"}, "task"),  # (forecasting is a task since issue 14)
         ({"target_column": "Neighbourhood / zone"}, "target_column"),  # not a number
         ({"settings": {"primary_metric": "auc_weighted"}}, "settings"),  # a classification metric
         ({"settings": {"allowed_algorithms": ["logistic_regression"]}}, None),  # a classifier

@@ -19,7 +19,7 @@ from compute.jobs.runner import JobError
 from data.models import DataVersion
 from modelformat.drift import prediction_profile, reference_profile
 from modelformat.modelio import save_model
-from modelformat.signature import Signature, build_forecast_signature
+from modelformat.signature import MAX_FORECAST_SERIES, Signature, build_forecast_signature
 
 from ..datasets import _frame, check_target, included_columns
 from ..ml.forecast import (
@@ -129,10 +129,13 @@ def forecast_validate(workspace, spec: dict, version: DataVersion) -> CleanSpec:
     ):
         raise _field_error("timeout_s", f"The time budget is {MIN_TIMEOUT_S} to {MAX_TIMEOUT_S:,} seconds.")
     algorithms = given.get("algorithms")
-    if algorithms is not None and (
-        not isinstance(algorithms, list) or not algorithms or any(a not in FORECAST_ALGORITHMS for a in algorithms)
-    ):
-        raise _field_error("algorithms", f"Choose among {', '.join(FORECAST_ALGORITHMS)} (or leave it empty: all).")
+    if algorithms is not None:
+        unknown = [a for a in algorithms if a not in FORECAST_ALGORITHMS] if isinstance(algorithms, list) else []
+        if not isinstance(algorithms, list) or not algorithms or unknown:
+            named = f"{unknown[0]!r} is not a forecasting algorithm: " if unknown else ""
+            raise _field_error(
+                "algorithms", f"{named}choose among {', '.join(FORECAST_ALGORITHMS)} (or leave it empty: all)."
+            )
     values = {
         **{k: given[k] for k in SETTING_KEYS if k in given},
         "time_column": time_column,
@@ -201,7 +204,7 @@ def forecast_run(ctx) -> dict:
         raise JobError(f"{exc.field}: {exc}") from None
     for guardrail in prepared.guardrails:
         ctx.log(f"Guardrail {guardrail['name']}: {guardrail['status']} — {guardrail['message']}")
-    inferred = not settings.frequency
+    inferred = prepared.frequency_inferred
     ctx.log(
         f"{len(prepared.series)} series; frequency {prepared.frequency}{' (inferred)' if inferred else ''}; "
         f"season length {prepared.season_length}; primary metric {settings.primary_metric}"
@@ -314,6 +317,8 @@ def _package(ctx, forecaster, frame: pd.DataFrame, prepared, settings: ForecastS
             "gap": settings.gap,
             "season_length": prepared.season_length,
             "series": _json_keys(prepared.series),
+            # each known series' last time: where a forecast from the stored history starts
+            "last_times": [pd.Timestamp(s.times[-1]).isoformat() for s in prepared.panel][:MAX_FORECAST_SERIES],
         },
     )
     _write_json(ctx, "signature.json", signature, "signature")

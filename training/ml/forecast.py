@@ -25,7 +25,7 @@ from pandas.tseries.frequencies import to_offset
 from scipy.stats import norm
 
 from . import forecast_models as models
-from .forecast_models import OutOfTime, Panel, Series
+from .forecast_models import OutOfTime, Panel, Series, series_scale, step_times
 
 FORECAST_ALGORITHMS = models.FORECAST_ALGORITHMS
 ALGORITHM_LABELS = models.ALGORITHM_LABELS
@@ -302,6 +302,8 @@ def encode_known_ahead(values: pd.Series, encoding: dict) -> np.ndarray:
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             return values.astype("float64").to_numpy()
         return pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype("float64").to_numpy()
+    if encoding["kind"] == "yes_no" and (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+        return values.astype("float64").to_numpy()  # already 1/0
     text = values.astype("string").str.strip()
     if encoding["kind"] == "yes_no":
         lower = text.str.lower()
@@ -348,11 +350,6 @@ def snap_to_grid(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None 
     nearest = np.where(values - grid_values[left] <= grid_values[right] - values, left, right)
     snapped = grid_values[nearest]
     return snapped.astype("datetime64[ns]"), int((snapped != values).sum())
-
-
-def step_times(last: pd.Timestamp, frequency: str, steps: int) -> pd.DatetimeIndex:
-    """The ``steps`` grid times after ``last``."""
-    return pd.date_range(last, periods=steps + 1, freq=frequency)[1:]
 
 
 def infer_frequency(times_per_series: list[pd.DatetimeIndex]) -> str | None:
@@ -619,19 +616,6 @@ def mase_scale(history: np.ndarray, season_length: int) -> float:
     return float(np.mean(np.abs(history[m:] - history[:-m])))
 
 
-def series_scale(history: np.ndarray, season_length: int) -> float:
-    """A positive scale of a series (to compare and normalize series): the MASE scale, else the spread."""
-    for value in (
-        mase_scale(history, season_length),
-        mase_scale(history, 1),
-        float(np.std(history)),
-        float(np.mean(np.abs(history))),
-    ):
-        if np.isfinite(value) and value > 1e-12:
-            return value
-    return 1.0
-
-
 def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
     """Symmetric MAPE in 0..200; a zero forecast of a zero actual counts as no error."""
     denominator = np.abs(actual) + np.abs(forecast)
@@ -739,6 +723,7 @@ def search(
         n_known=len(settings.known_ahead),
         nonnegative=bool(all((s.y >= 0).all() for s in panel)),
         deadline=deadline,
+        anchor_ns=int(prepared.anchor.value),
     )
     algorithms = settings.algorithms or list(FORECAST_ALGORITHMS)
     if "seasonal_naive" not in algorithms:  # the reference every run has (and the fallback that always fits)
@@ -986,6 +971,7 @@ class Forecaster:
             n_known=len(self.known_ahead),
             nonnegative=self.nonnegative,
             deadline=None,
+            anchor_ns=self.anchor_ns,
         )
 
     def _stored_panel(self, origin, series: list[dict] | None) -> Panel:

@@ -7,10 +7,15 @@ local models may reuse their parameters as they are.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
 
 FORECAST_ALGORITHMS = ("seasonal_naive", "ets", "arima", "lightgbm_lags", "hgb_lags")
 ALGORITHM_LABELS = {
@@ -50,6 +55,7 @@ class Context:
     n_known: int
     nonnegative: bool
     deadline: float | None
+    anchor_ns: int = 0  # the grid's first time (the phase of Fourier terms)
 
     def check_time(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -57,22 +63,92 @@ class Context:
 
 
 def uses_known_ahead(algorithm: str) -> bool:
-    return algorithm in ("lightgbm_lags", "hgb_lags")
+    return algorithm in GRADIENT_BOOSTING
+
+
+# ----------------------------------------------------------------------------------------------
+# time helpers
+
+
+def step_times(last, frequency: str, steps: int) -> pd.DatetimeIndex:
+    """The ``steps`` grid times after ``last``."""
+    return pd.date_range(pd.Timestamp(last), periods=steps + 1, freq=frequency)[1:]
+
+
+_MONTHS_PER_STEP = {"MS": 1, "ME": 1, "BMS": 1, "BME": 1, "QS": 3, "QE": 3, "BQS": 3, "BQE": 3, "YS": 12, "YE": 12}
+
+
+def periods_since(anchor_ns: int, times, frequency: str) -> np.ndarray:
+    """Steps of the frequency from the anchor to each time (the phase of Fourier terms)."""
+    offset = to_offset(frequency)
+    index = pd.DatetimeIndex(times)
+    anchor = pd.Timestamp(anchor_ns)
+    try:
+        step = pd.Timedelta(offset).value
+        return np.round((index.asi8 - anchor.value) / step).astype("int64")
+    except ValueError:
+        pass
+    code, n = offset.rule_code.split("-")[0], max(int(offset.n), 1)
+    if code == "W":
+        return ((index.asi8 - anchor.value) // (7 * 86_400 * 10**9 * n)).astype("int64")
+    if code in _MONTHS_PER_STEP:
+        months = (index.year - anchor.year) * 12 + (index.month - anchor.month)
+        return (np.asarray(months) // (_MONTHS_PER_STEP[code] * n)).astype("int64")
+    grid = pd.date_range(min(anchor, index.min()), index.max(), freq=offset)
+    return (np.searchsorted(grid.asi8, index.asi8) - np.searchsorted(grid.asi8, anchor.value)).astype("int64")
+
+
+def series_scale(history: np.ndarray, season_length: int) -> float:
+    """A positive scale of a series: the MAE of its in-sample seasonal naive forecast (naive when
+    shorter than two seasons), else its spread; 1 for a constant series of zeros."""
+    for m in (season_length, 1):
+        if len(history) > m:
+            value = float(np.mean(np.abs(history[m:] - history[:-m])))
+            if np.isfinite(value) and value > 1e-12:
+                return value
+    for value in (float(np.std(history)), float(np.mean(np.abs(history)))):
+        if np.isfinite(value) and value > 1e-12:
+            return value
+    return 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# the interface
 
 
 def fit(algorithm: str, panel: Panel, context: Context) -> dict:
+    """A member fitted on every series of the panel (a state of plain values, for skops)."""
     if algorithm == "seasonal_naive":
         return {"algorithm": algorithm}
-    raise NotImplementedError(f"{algorithm} is not available yet")
+    if algorithm == "ets":
+        return {"algorithm": algorithm, "series": {str(s.code): _fit_ets(s.y, s.times, context) for s in panel}}
+    if algorithm == "arima":
+        return {"algorithm": algorithm, "series": {str(s.code): _fit_arima(s, context) for s in panel}}
+    if algorithm in GRADIENT_BOOSTING:
+        return _fit_boosting(algorithm, panel, context)
+    raise ValueError(f"Unknown forecasting algorithm {algorithm!r}.")
 
 
 def predict(
     state: dict, panel: Panel, steps: int, future: list[np.ndarray], context: Context, *, stored: bool
 ) -> list[np.ndarray]:
+    """``steps`` forecasts after the end of each series (``future``: its known-ahead values per step)."""
     algorithm = state["algorithm"]
     if algorithm == "seasonal_naive":
-        return [seasonal_naive(s.y, context.season_length, steps) for s in panel]
-    raise NotImplementedError(f"{algorithm} is not available yet")
+        out = [seasonal_naive(s.y, context.season_length, steps) for s in panel]
+    elif algorithm == "ets":
+        out = [_predict_ets(state, s, steps, context, stored) for s in panel]
+    elif algorithm == "arima":
+        out = [_predict_arima(state, s, steps, context, stored) for s in panel]
+    elif algorithm in GRADIENT_BOOSTING:
+        out = _predict_boosting(state, panel, steps, future, context)
+    else:
+        raise ValueError(f"Unknown forecasting algorithm {algorithm!r}.")
+    out = [
+        np.where(np.isfinite(f), f, seasonal_naive(s.y, context.season_length, steps))
+        for s, f in zip(panel, out, strict=True)
+    ]
+    return [np.maximum(f, 0.0) for f in out] if context.nonnegative else out
 
 
 def seasonal_naive(y: np.ndarray, season_length: int, steps: int) -> np.ndarray:
@@ -80,3 +156,323 @@ def seasonal_naive(y: np.ndarray, season_length: int, steps: int) -> np.ndarray:
     m = season_length if len(y) >= season_length else 1
     last_season = y[-m:]
     return np.array([last_season[h % m] for h in range(steps)], dtype="float64")
+
+
+# ----------------------------------------------------------------------------------------------
+# exponential smoothing: statsmodels ETSModel, the configuration chosen by AIC per series
+
+
+def _local_window(context: Context) -> int:
+    """How much of a long series the local models fit on (older points cost time, add little)."""
+    m = context.season_length
+    return max(4 * m, 300) if m <= 24 else 4 * m
+
+
+def ets_configurations(y: np.ndarray, m: int) -> list[dict]:
+    positive = bool(np.all(y > 0))
+    errors = ["add", "mul"] if positive else ["add"]
+    trends = [(None, False), ("add", False), ("add", True)]
+    seasonals = [None]
+    if m > 1 and len(y) >= 2 * m + 2:
+        seasonals += ["add", "mul"] if positive and m <= 24 else ["add"]
+    if m > 24:
+        errors = ["add"]
+    return [
+        {"error": e, "trend": t, "damped_trend": d, "seasonal": s, "seasonal_periods": m if s else None}
+        for e in errors
+        for t, d in trends
+        for s in seasonals
+    ]
+
+
+def _ets_model(y: np.ndarray, config: dict):
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    return ETSModel(
+        y,
+        error=config["error"],
+        trend=config["trend"],
+        damped_trend=bool(config["damped_trend"]) if config["trend"] else False,
+        seasonal=config["seasonal"],
+        seasonal_periods=config["seasonal_periods"],
+    )
+
+
+def _fit_ets(y: np.ndarray, times: np.ndarray, context: Context) -> dict:
+    """The ETS configuration of lowest AIC for one series, and its parameters."""
+    start = max(0, len(y) - _local_window(context))
+    y = y[start:]
+    best = None
+    with _quiet():
+        for config in ets_configurations(y, context.season_length):
+            context.check_time()
+            try:
+                result = _ets_model(y, config).fit(disp=False, maxiter=200)
+            except Exception:  # noqa: BLE001, S112 - a configuration that does not fit is not chosen
+                continue
+            if np.isfinite(result.aic) and (best is None or result.aic < best[0]):
+                best = (result.aic, config, np.asarray(result.params, dtype="float64"))
+    if best is None:
+        raise ValueError("no ETS configuration could be fitted")
+    return {"config": best[1], "params": best[2], "start": int(times[start].astype("datetime64[ns]").astype("int64"))}
+
+
+def _predict_ets(state: dict, series: Series, steps: int, context: Context, stored: bool) -> np.ndarray:
+    fitted = state["series"].get(str(series.code)) if stored else None
+    if fitted is not None:
+        keep = series.times.astype("datetime64[ns]").astype("int64") >= fitted["start"]
+        if keep.sum() >= max(3, 2 * context.season_length):
+            with _quiet():
+                result = _ets_model(series.y[keep], fitted["config"]).smooth(fitted["params"])
+                return np.asarray(result.forecast(steps), dtype="float64")
+    # a new history (or a series never seen): the local model is fitted on what is given
+    refit = _fit_ets(series.y, series.times, _no_deadline(context))
+    return _predict_ets({"series": {str(series.code): refit}}, series, steps, context, stored=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# ARIMA: statsmodels SARIMAX, a few orders chosen by AIC per series
+
+
+def _seasonal_arima(y: np.ndarray, m: int) -> bool:
+    """A seasonal difference when the first differences correlate at the seasonal lag."""
+    if m <= 1 or m > 24 or len(y) < 3 * m + 2:
+        return False
+    d = np.diff(y)
+    d = d - d.mean()
+    denominator = float(np.sum(d * d))
+    return denominator > 0 and float(np.sum(d[m:] * d[:-m]) / denominator) > 0.2
+
+
+def _difference_order(y: np.ndarray) -> int:
+    from statsmodels.tsa.stattools import kpss
+
+    if len(y) < 12:
+        return 1
+    with _quiet():
+        try:
+            p_value = kpss(y, regression="c", nlags="auto")[1]
+        except Exception:  # noqa: BLE001 - no test result: difference (the safer choice)
+            return 1
+    return 1 if p_value < 0.05 else 0
+
+
+def arima_configurations(y: np.ndarray, m: int) -> list[dict]:
+    if _seasonal_arima(y, m):
+        d = _difference_order(y[m:] - y[:-m])
+        orders = [(0, d, 1), (1, d, 0), (1, d, 1)]
+        seasonal = [(0, 1, 1, m), (1, 1, 0, m)]
+        return [{"order": o, "seasonal_order": so, "trend": "n", "fourier": 0} for o in orders for so in seasonal]
+    d = _difference_order(y)
+    trend = "c" if d == 0 else "t"
+    fourier = 3 if m > 24 and len(y) >= 2 * m else 0
+    orders = [(1, d, 0), (0, d, 1), (1, d, 1), (2, d, 0), (2, d, 2)]
+    return [{"order": o, "seasonal_order": (0, 0, 0, 0), "trend": trend, "fourier": fourier} for o in orders]
+
+
+def _fourier(positions: np.ndarray, m: int, k: int) -> np.ndarray | None:
+    if not k:
+        return None
+    angle = 2 * np.pi * np.outer(positions % m, np.arange(1, k + 1)) / m
+    return np.hstack([np.sin(angle), np.cos(angle)])
+
+
+def _sarimax(y: np.ndarray, config: dict, exog):
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    return SARIMAX(
+        y,
+        exog=exog,
+        order=tuple(config["order"]),
+        seasonal_order=tuple(config["seasonal_order"]),
+        trend=config["trend"],
+    )
+
+
+def _fit_arima(series: Series, context: Context) -> dict:
+    start = max(0, len(series.y) - _local_window(context))
+    y, times = series.y[start:], series.times[start:]
+    positions = periods_since(context.anchor_ns, times, context.frequency)
+    best = None
+    with _quiet():
+        for config in arima_configurations(y, context.season_length):
+            context.check_time()
+            exog = _fourier(positions, context.season_length, config["fourier"])
+            try:
+                result = _sarimax(y, config, exog).fit(disp=False, maxiter=50, method="lbfgs")
+            except Exception:  # noqa: BLE001, S112 - an order that does not fit is not chosen
+                continue
+            if np.isfinite(result.aic) and (best is None or result.aic < best[0]):
+                best = (result.aic, config, np.asarray(result.params, dtype="float64"))
+    if best is None:
+        raise ValueError("no ARIMA order could be fitted")
+    config = {**best[1], "order": list(best[1]["order"]), "seasonal_order": list(best[1]["seasonal_order"])}
+    return {"config": config, "params": best[2]}
+
+
+def _predict_arima(state: dict, series: Series, steps: int, context: Context, stored: bool) -> np.ndarray:
+    fitted = state["series"].get(str(series.code))
+    if fitted is None or len(series.y) < 3:
+        fitted = _fit_arima(series, _no_deadline(context))
+    # the parameters hold for any stretch of the series: the filter starts from the model's own prior
+    y, times = series.y[-_local_window(context) :], series.times[-_local_window(context) :]
+    config = fitted["config"]
+    positions = periods_since(context.anchor_ns, times, context.frequency)
+    ahead = periods_since(context.anchor_ns, step_times(times[-1], context.frequency, steps), context.frequency)
+    m = context.season_length
+    with _quiet():
+        result = _sarimax(y, config, _fourier(positions, m, config["fourier"])).filter(fitted["params"])
+        return np.asarray(result.forecast(steps, exog=_fourier(ahead, m, config["fourier"])), dtype="float64")
+
+
+# ----------------------------------------------------------------------------------------------
+# gradient boosting on lag features, across series (recursive: one model predicts the next step)
+
+GRADIENT_BOOSTING = ("lightgbm_lags", "hgb_lags")
+CALENDAR_PARTS = ("month", "dayofweek", "day", "hour", "weekofyear")
+FOURIER_TERMS = 3
+MAX_TRAINING_ROWS = 200_000
+
+
+def boosting_features(m: int, shortest: int, n_known: int) -> dict:
+    """Which lags and windows (no lag longer than half the shortest training series)."""
+    limit = max(2, shortest // 2)
+    lags = sorted({k for k in [*range(2, max(min(m, 24), 4) + 1), m, 2 * m] if 2 <= k <= limit})
+    windows = sorted({w for w in (3, m) if 2 <= w <= limit})
+    return {"lags": lags, "windows": windows, "fourier": FOURIER_TERMS if m > 1 else 0, "n_known": n_known}
+
+
+def _feature_matrix(y, positions, times, known, code, scale, features, context) -> np.ndarray:
+    """Rows of features for the targets at ``positions`` of ``y`` (which holds the past of each)."""
+    pad = max([*features["lags"], *features["windows"], 1])
+    padded = np.concatenate([np.full(pad, y[0]), y])
+    at = np.asarray(positions) + pad
+    base = padded[at - 1]
+    columns = [(padded[at - k] - base) / scale for k in features["lags"]]
+    for w in features["windows"]:
+        window = padded[at[:, None] - np.arange(1, w + 1)[None, :]]
+        columns.append((window.mean(axis=1) - base) / scale)
+        columns.append(window.std(axis=1) / scale)
+    index = pd.DatetimeIndex(times)
+    columns += [
+        index.month.to_numpy(),
+        index.day_of_week.to_numpy(),
+        index.day.to_numpy(),
+        index.hour.to_numpy(),
+        index.isocalendar().week.to_numpy(dtype="int64"),
+    ]
+    fourier = _fourier(
+        periods_since(context.anchor_ns, index, context.frequency), context.season_length, features["fourier"]
+    )
+    if fourier is not None:
+        columns += list(fourier.T)
+    columns.append(np.full(len(at), float(code) if code >= 0 else np.nan))
+    if features["n_known"]:
+        columns += list(np.asarray(known, dtype="float64").reshape(len(at), -1).T)
+    return np.column_stack([np.asarray(c, dtype="float64") for c in columns])
+
+
+def _estimator(algorithm: str, context: Context, categorical: int | None):
+    if algorithm == "lightgbm_lags":
+        from lightgbm import LGBMRegressor
+
+        return LGBMRegressor(
+            n_estimators=300,
+            learning_rate=0.05,
+            num_leaves=31,
+            min_child_samples=5,
+            subsample=0.9,
+            subsample_freq=1,
+            colsample_bytree=0.9,
+            random_state=context.seed,
+            n_jobs=1,
+            verbose=-1,
+        )
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    mask = None
+    if categorical is not None:
+        mask = np.zeros(categorical + 1, dtype=bool)
+        mask[categorical] = True
+    return HistGradientBoostingRegressor(
+        max_iter=300,
+        learning_rate=0.05,
+        min_samples_leaf=5,
+        early_stopping=False,
+        categorical_features=mask,
+        random_state=context.seed,
+    )
+
+
+def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
+    features = boosting_features(context.season_length, min(len(s.y) for s in panel), context.n_known)
+    rows, targets = [], []
+    for s in panel:
+        context.check_time()
+        scale = series_scale(s.y, context.season_length)
+        positions = np.arange(1, len(s.y))
+        rows.append(
+            _feature_matrix(s.y, positions, s.times[positions], s.known[positions], s.code, scale, features, context)
+        )
+        targets.append((s.y[positions] - s.y[positions - 1]) / scale)
+    X, y = np.vstack(rows)[-MAX_TRAINING_ROWS:], np.concatenate(targets)[-MAX_TRAINING_ROWS:]
+    code_column = X.shape[1] - 1 - context.n_known
+    # a category per series (HistGradientBoosting takes at most 255 of them: beyond, a number)
+    categorical = code_column if context.n_series <= 250 else None
+    estimator = _estimator(algorithm, context, categorical)
+    if algorithm == "hgb_lags" and categorical is not None:
+        estimator.set_params(categorical_features=[i == code_column for i in range(X.shape[1])])
+    with _quiet():
+        if algorithm == "lightgbm_lags":
+            estimator.fit(X, y, categorical_feature=[code_column] if categorical is not None else "auto")
+        else:
+            estimator.fit(X, y)
+    context.check_time()
+    return {"algorithm": algorithm, "features": features, "model": estimator}
+
+
+def _predict_boosting(
+    state: dict, panel: Panel, steps: int, future: list[np.ndarray], context: Context
+) -> list[np.ndarray]:
+    features, model = state["features"], state["model"]
+    extended = [np.concatenate([s.y, np.zeros(steps)]) for s in panel]
+    scales = [series_scale(s.y, context.season_length) for s in panel]
+    times = [step_times(s.times[-1], context.frequency, steps) for s in panel]
+    for step in range(steps):
+        rows = np.vstack(
+            [
+                _feature_matrix(
+                    y[: len(s.y) + step + 1],
+                    np.array([len(s.y) + step]),
+                    times[i][step : step + 1],
+                    future[i][step : step + 1] if context.n_known else None,
+                    s.code,
+                    scales[i],
+                    features,
+                    context,
+                )
+                for i, (s, y) in enumerate(zip(panel, extended, strict=True))
+            ]
+        )
+        with _quiet():
+            change = model.predict(rows)
+        for i, s in enumerate(panel):
+            value = extended[i][len(s.y) + step - 1] + change[i] * scales[i]
+            extended[i][len(s.y) + step] = max(value, 0.0) if context.nonnegative else value
+    return [y[len(s.y) :] for s, y in zip(panel, extended, strict=True)]
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _no_deadline(context: Context) -> Context:
+    return dataclasses.replace(context, deadline=None)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """statsmodels and LightGBM warn about convergence and feature names: the backtest judges them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with np.errstate(all="ignore"):
+            yield

@@ -1,0 +1,147 @@
+"""Forecasting end to end on real workers: upload messy store sales, start a forecasting Automated
+ML run through the API, get it registered, deploy it, forecast with a history (and known-ahead
+values), from an origin and from the stored history, see 400s naming the field, and monitoring
+count the forecasts as predictions with their drift."""
+
+import json
+
+import pandas as pd
+import pytest
+from django.core.cache import cache
+
+from compute.jobs.models import Job, JobStatus
+from compute.models import TargetKind
+from compute.services import target_create
+from data.services import data_version_from_file
+from endpoints import services as endpoint_services
+from endpoints import serving
+from tests.conftest import wait_for
+from tests.ml.forecast_data import messy_sales
+from training.models import ModelVersion
+
+HORIZON = 7
+STORES = ("A-1", "B 2")
+
+
+def post(client, name, payload, key):
+    return client.post(
+        f"/score/{name}/", json.dumps(payload), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records"))
+
+
+def future_rows(store: str, after: str, *, promo="no") -> list[dict]:
+    times = pd.date_range(pd.Timestamp(after), periods=HORIZON + 1, freq="D")[1:]
+    return [{"Date": t.strftime("%Y-%m-%d"), "Store ID": store, "Promo?": promo} for t in times]
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+def test_upload_forecast_register_deploy_score_and_monitor(
+    api, client, owner, workspace, inference, agent, broker, reconciler, tmp_path
+):
+    sales = messy_sales(periods=120, stores=STORES)
+    source = tmp_path / "store sales.csv"
+    sales.to_csv(source, index=False)
+    data = data_version_from_file(actor=owner, workspace=workspace, path=source, name="store sales")
+    cluster = target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=1, max_nodes=1
+    ).target
+    response = api(owner).post(
+        f"/api/v1/workspaces/{workspace.pk}/automl/",
+        {
+            "task": "forecasting",
+            "data_version": data.pk,
+            "target_column": "Units Sold",
+            "target": cluster.pk,
+            "register_as": "store-sales",
+            "settings": {
+                "time_column": "Date",
+                "series_columns": ["Store ID"],
+                "known_ahead": ["Promo?"],
+                "horizon": HORIZON,
+                "timeout_s": 30,
+                "backtest_windows": 2,
+                "algorithms": ["seasonal_naive", "ets"],
+            },
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    run = wait_for(
+        lambda: Job.objects.filter(pk=response.json()["id"], status__in=JobStatus.finished()).first(),
+        timeout=120,
+        message="the forecasting run",
+    )
+    assert run.status == JobStatus.COMPLETED, (run.error, run.status_reason)
+    assert run.children.count() == 0  # one job: no trials, no final job
+    result = run.result
+    assert result["task"] == "forecasting" and result["registered"] == "store-sales:1"
+    assert result["frequency"] == "D" and result["frequency_inferred"] and result["season_length"] == 7
+    assert result["series_count"] == 2 and result["horizon"] == HORIZON
+    guardrails = {g["name"]: g["status"] for g in result["guardrails"]}
+    assert guardrails["missing_timestamps"] == "fixed" and guardrails["duplicate_timestamps"] == "fixed"
+    assert result["leaderboard"][0]["status"] == "succeeded"
+    assert set(result["metrics"]) >= {"mase", "smape", "rmse", "mae", "normalized_rmse"}
+    assert result["backtest"]["windows"] and result["stop_reason"]
+
+    detail = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/automl/{run.pk}/")
+    assert detail.status_code == 200, detail.content
+    body = detail.json()
+    assert body["task"] == "forecasting" and body["registered"] == "store-sales:1"
+    assert body["frequency"] == "D" and body["leaderboard"] and body["validation_score"] is not None
+
+    version = ModelVersion.objects.get(model__name="store-sales", version=1)
+    assert version.task == "forecasting" and version.job_id == run.pk
+    assert version.signature["forecast"]["series"] == [{"Store ID": s} for s in STORES]
+    created = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="sales-api")
+    endpoint_services.deployment_create(
+        actor=owner, endpoint=created.endpoint, name="blue", model_version=version, target=inference
+    )
+    cache.clear()
+    serving.configs.clear()
+    key = created.primary
+
+    stored = post(client, "sales-api", {}, key)
+    assert stored.status_code == 200, stored.content
+    answer = stored.json()
+    assert answer["horizon"] == HORIZON and answer["frequency"] == "D" and answer["level"] == 0.9
+    assert len(answer["forecasts"]) == HORIZON * 2
+    first = answer["forecasts"][0]
+    assert set(first) == {"Store ID", "Date", "forecast", "lower", "upper"}
+    assert first["lower"] <= first["forecast"] <= first["upper"]
+    assert first["Date"] == "2024-04-30T00:00:00"  # the day after the history's last
+
+    recent = sales[sales["Store ID"] == "B 2"].tail(40)
+    given = post(
+        client,
+        "sales-api",
+        {"history": records(recent), "future": future_rows("B 2", recent["Date"].iloc[-1]), "level": 0.8},
+        key,
+    )
+    assert given.status_code == 200, given.content
+    assert {row["Store ID"] for row in given.json()["forecasts"]} == {"B 2"} and given.json()["level"] == 0.8
+
+    origin = post(client, "sales-api", {"origin": "2024-03-01", "series": [{"Store ID": "A-1"}]}, key)
+    assert origin.status_code == 200, origin.content
+    assert [row["Date"][:10] for row in origin.json()["forecasts"]][:2] == ["2024-03-02", "2024-03-03"]
+
+    bad_time = post(client, "sales-api", {"history": [{**records(recent)[0], "Date": "31/02/2024 noon"}]}, key)
+    assert bad_time.status_code == 400 and "Date" in bad_time.json()["error"]["fields"]
+    unknown_origin = post(client, "sales-api", {"origin": "1999-01-01"}, key)
+    assert unknown_origin.status_code == 400 and "origin" in unknown_origin.json()["error"]["fields"]
+    too_short = post(client, "sales-api", {"history": records(recent.tail(2))}, key)
+    assert too_short.status_code == 400 and too_short.json()["error"]["fields"], too_short.content
+    bad_level = post(client, "sales-api", {"level": 5}, key)
+    assert bad_level.status_code == 400 and "level" in bad_level.json()["error"]["fields"]
+
+    serving.monitor.flush()
+    url = f"/api/v1/workspaces/{workspace.pk}/endpoints/{created.endpoint.pk}/monitoring/"
+    stats = api(owner).get(url).json()["deployments"]["blue"]
+    assert stats["requests"] == 7 and stats["errors_4xx"] == 4, stats
+    drift = stats["prediction_drift"]
+    assert drift["rows"] == HORIZON * 2 + HORIZON + HORIZON, drift  # each forecast value is a prediction
+    assert stats["predicted"] == {}
