@@ -1,10 +1,13 @@
 """Example request bodies for a forecasting deployment (the Test tab prefills them, the Consume tab's
-snippets send them): `{}` forecasts from the stored history; a body with "history" (and "future"
-for known-ahead features) forecasts a series from the recent values the caller gives."""
+snippets send them): serving's sample request forecasts from the stored history (`{}`, or the
+known-ahead "future" a model needs); a body with "history" forecasts a series from the recent
+values the caller gives."""
 
 from datetime import UTC, datetime
 
 import pandas as pd
+
+from .serving import sample_forecast_request
 
 # An example history as long as the local models need (2 seasons), but never a wall of rows.
 MAX_EXAMPLE_ROWS = 28
@@ -18,8 +21,11 @@ def _typical(profile: dict, default):
     return edges[len(edges) // 2] if edges else default
 
 
-def _last_time(profile: dict) -> pd.Timestamp:
-    """The end of the training history if the reference profile has it, else a fixed date."""
+def _last_time(forecast: dict, profile: dict) -> pd.Timestamp:
+    """The end of the training history (the signature's, else the reference profile's), else a fixed date."""
+    last = (forecast.get("last_times") or [None])[0]
+    if last is not None:
+        return pd.Timestamp(last)
     edges = profile.get("edges") or []
     if profile.get("kind") == "numeric" and edges:
         return pd.Timestamp(datetime.fromtimestamp(edges[-1], tz=UTC)).tz_localize(None).normalize()
@@ -27,7 +33,7 @@ def _last_time(profile: dict) -> pd.Timestamp:
 
 
 def forecast_examples(signature: dict, reference: dict | None) -> dict:
-    """{"stored": {}, "history": {...}}: request bodies valid for this model's signature."""
+    """{"stored": {...}, "history": {...}}: request bodies valid for this model's signature."""
     forecast = signature.get("forecast") or {}
     columns = (reference or {}).get("columns", {})
     time_column, target = forecast.get("time_column", "time"), forecast.get("target_column", "value")
@@ -36,7 +42,7 @@ def forecast_examples(signature: dict, reference: dict | None) -> dict:
     rows = min(MAX_EXAMPLE_ROWS, max(2 * season, 6))
     key = (forecast.get("series") or [{}])[0] if forecast.get("series_columns") else {}
     try:
-        times = pd.date_range(end=_last_time(columns.get(time_column, {})), periods=rows, freq=frequency)
+        times = pd.date_range(end=_last_time(forecast, columns.get(time_column, {})), periods=rows, freq=frequency)
         ahead = pd.date_range(
             times[-1], periods=forecast.get("gap", 0) + (forecast.get("horizon") or 1) + 1, freq=frequency
         )
@@ -51,4 +57,4 @@ def forecast_examples(signature: dict, reference: dict | None) -> dict:
         future = ahead[1 + forecast.get("gap", 0) :]
         body["future"] = [{time_column: t.isoformat(), **key, **known} for t in future]
     body["level"] = 0.9
-    return {"stored": {}, "history": body}
+    return {"stored": sample_forecast_request(signature), "history": body}

@@ -128,7 +128,8 @@ def endpoint_detail(request, workspace_id, endpoint_id):
             context.update(
                 forecasting=True,
                 forecast=signature.get("forecast") or {},
-                sample_json=json.dumps(examples["stored"]),
+                sample_json=json.dumps(examples["stored"], ensure_ascii=False),
+                stored_json=json.dumps(examples["stored"], indent=2, ensure_ascii=False),
                 history_json=json.dumps(examples["history"], indent=2, ensure_ascii=False),
                 test_deployment=deployment,
             )

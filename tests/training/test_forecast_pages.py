@@ -267,6 +267,7 @@ def forecasting_deployment(owner, workspace):
             "gap": 0,
             "season_length": 7,
             "series": [{"Store ID": "A-1"}, {"Store ID": "B 2"}],
+            "last_times": ["2024-03-01T00:00:00", "2024-03-01T00:00:00"],
         },
     }
     version = ModelVersion.objects.create(
@@ -297,18 +298,28 @@ def test_a_forecasting_model_and_its_endpoint_tabs_show_forecasting_requests(cli
     page = page_text(client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/", {"tab": "test"}))
     assert 'data-testid="forecast-test"' in page
     body = page.split('data-testid="forecast-body" spellcheck="false">', 1)[1].split("</textarea>", 1)[0]
-    assert json.loads(body) == {}
+    # the stored history needs the known-ahead future of the horizon: prefilled for the first series
+    stored = json.loads(body)
+    assert stored["series"] == [{"Store ID": "A-1"}] and len(stored["future"]) == 7
+    assert stored["future"][0]["Date"] == "2024-03-02T00:00:00" and set(stored["future"][0]) == {
+        "Date",
+        "Store ID",
+        "Promo?",
+    }
     example = json.loads(page.split('data-testid="history-example">', 1)[1].split("</pre>", 1)[0])
     assert len(example["history"]) == 14 and example["level"] == 0.9
     assert set(example["history"][0]) == {"Date", "Store ID", "Units Sold", "Promo?"}
     assert example["history"][0]["Store ID"] == "A-1"
     assert len(example["future"]) == 7 and set(example["future"][0]) == {"Date", "Store ID", "Promo?"}
-    assert example["future"][0]["Date"] > example["history"][-1]["Date"]
+    assert (
+        example["history"][-1]["Date"] == "2024-03-01T00:00:00"
+        and example["future"][0]["Date"] == "2024-03-02T00:00:00"
+    )
     assert 'data-forecast-table data-testid="forecast-table" data-series="Store ID" data-time="Date"' in page
 
     page = page_text(client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/", {"tab": "consume"}))
     curl = page.split('data-testid="curl-snippet">', 1)[1].split("</pre>", 1)[0]
-    assert "/score/sales-fc/" in curl and "-d '{}'" in curl
+    assert "/score/sales-fc/" in curl and '-d \'{"series": [{"Store ID": "A-1"}], "future": [' in curl
     python = page.split('data-testid="python-snippet">', 1)[1].split("</pre>", 1)[0]
     assert '"history": [' in python and 'json.load(response)["forecasts"]' in python
     assert '"horizon": 7, "frequency": "D"' in page
