@@ -3,6 +3,7 @@ snippets send them): serving's sample request forecasts from the stored history 
 known-ahead "future" a model needs); a body with "history" forecasts a series from the recent
 values the caller gives."""
 
+import math
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -51,7 +52,17 @@ def forecast_examples(signature: dict, reference: dict | None) -> dict:
         ahead = pd.date_range(times[-1], periods=(forecast.get("horizon") or 1) + 1, freq="D")
     level = float(_typical(columns.get(target, {}), 0.0))
     known = {name: _typical(columns.get(name, {}), 0) for name in forecast.get("known_ahead") or []}
-    history = [{time_column: t.isoformat(), **key, target: round(level, 4), **known} for t in times]
+    # a season around the target's median (a flat example would be a poor one for ETS or ARIMA)
+    swing = max(abs(level) * 0.1, 1.0)
+    history = [
+        {
+            time_column: t.isoformat(),
+            **key,
+            target: round(level + swing * math.sin(2 * math.pi * i / max(season, 2)), 4),
+        }
+        | known
+        for i, t in enumerate(times)
+    ]
     body: dict = {"history": history}
     if known:
         future = ahead[1 + forecast.get("gap", 0) :]

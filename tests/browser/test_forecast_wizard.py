@@ -2,8 +2,10 @@
 Forecasting, with its time column, series, horizon, the frequency inferred from the data and a
 known-ahead feature → the run completes → its page shows the frequency "(inferred)", the
 guardrails, the leaderboard and a forecast-vs-actual chart per backtest window with the series
-picker → registered, the model version says what it forecasts."""
+picker → registered, the model version says what it forecasts → deployed, the Test tab forecasts
+from the stored history and from a history given in the body, shown as a table."""
 
+import json
 import re
 
 import pytest
@@ -36,6 +38,7 @@ def test_forecasting_from_the_wizard_to_the_result_page(
     cluster = target_create(
         actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=1, max_nodes=1
     ).target
+    target_create(actor=owner, workspace=workspace, kind=TargetKind.INFERENCE, name="serving")
     wait_for(
         lambda: Node.objects.filter(target=cluster, status=NodeStatus.IDLE).exists(), timeout=60, message="a warm node"
     )
@@ -101,3 +104,30 @@ def test_forecasting_from_the_wizard_to_the_result_page(
     expect(page.get_by_test_id("model-task")).to_have_text(
         "Forecasting · forecasts Units Sold 7 steps ahead (D), per Store ID; known ahead: Promo?"
     )
+
+    # Deployed: the Test tab forecasts the 7 days after the history, with intervals, as a table.
+    page.get_by_role("link", name="Deploy…").click()
+    page.fill("input[name=name]", "sales-api")
+    page.get_by_role("button", name="Create endpoint").click()
+    page.wait_for_url(re.compile(r"/endpoints/\d+/"))
+    page.get_by_test_id("keys-copied").click()
+    page.get_by_test_id("deploy").click()
+    expect(page.get_by_test_id("deployment-table")).to_contain_text("sales-forecast:1")
+    page.get_by_role("link", name="Test").click()
+    body = json.loads(page.get_by_test_id("forecast-body").input_value())
+    assert len(body["future"]) == 7 and body["series"] == [{"Store ID": "A-1"}], body
+    page.get_by_test_id("test-score").click()
+    table = page.get_by_test_id("forecast-table")
+    expect(table.locator("tbody tr")).to_have_count(7, timeout=30_000)
+    expect(table.locator("thead")).to_contain_text("Store ID")
+    expect(table.locator("thead")).to_contain_text("upper")
+    expect(table.locator("tbody tr").first).to_contain_text("A-1")
+    answer = json.loads(page.get_by_test_id("test-response").inner_text())
+    first = answer["forecasts"][0]
+    assert answer["horizon"] == 7 and answer["frequency"] == "D"
+    assert first["lower"] <= first["forecast"] <= first["upper"], first
+    # the example with a history: the series given (its own recent days) is forecast
+    page.get_by_role("button", name="Use the example with a history").click()
+    page.get_by_test_id("test-score").click()
+    expect(page.get_by_test_id("test-response")).to_contain_text('"forecasts"', timeout=30_000)
+    expect(table.locator("tbody tr")).to_have_count(7)
