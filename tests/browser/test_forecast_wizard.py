@@ -1,4 +1,4 @@
-"""In Chromium, on real workers: messy daily sales of two stores → the Automated ML wizard →
+"""In Chromium, on real workers: messy daily sales of two stores uploaded → the Automated ML wizard →
 Forecasting, with its time column, series, horizon, the frequency inferred from the data and a
 known-ahead feature → the run completes → its page shows the frequency "(inferred)", the
 guardrails, the leaderboard and a forecast-vs-actual chart per backtest window with the series
@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from compute.jobs.models import Job
 from compute.models import Node, NodeStatus, TargetKind
 from compute.services import target_create
-from data.services import data_version_from_file
+from data.models import DataVersion
 from tests.conftest import login, wait_for
 from tests.ml.forecast_data import messy_sales
 from training.models import TrainingJobKind
@@ -34,7 +34,6 @@ def test_forecasting_from_the_wizard_to_the_result_page(
 ):
     source = tmp_path / "store sales (daily).csv"
     messy_sales(periods=90).to_csv(source, index=False)
-    sales = data_version_from_file(actor=owner, workspace=workspace, path=source, name="store sales")
     cluster = target_create(
         actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=1, max_nodes=1
     ).target
@@ -45,6 +44,15 @@ def test_forecasting_from_the_wizard_to_the_result_page(
 
     page = new_page()
     login(page, "alice")
+    # uploaded as a user does: the file, its ingest, its version
+    page.goto(f"/w/{workspace.pk}/data/upload/")
+    page.set_input_files("input[type=file]", str(source))
+    page.fill("input[name=name]", "store sales")
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.get_by_test_id("ingest-ready")).to_be_visible(timeout=60_000)
+    sales = DataVersion.objects.get(asset__name="store sales", version=1)
+    assert [c["semantic_type"] for c in sales.schema["columns"]][:1] == ["datetime"], sales.schema
+
     page.goto(f"/w/{workspace.pk}/jobs/automl/new/")
     with page.expect_response(lambda response: "/automl/columns/" in response.url):
         page.select_option("#id_data_version_id", str(sales.pk))
