@@ -323,3 +323,40 @@ def test_a_forecasting_model_and_its_endpoint_tabs_show_forecasting_requests(cli
     python = page.split('data-testid="python-snippet">', 1)[1].split("</pre>", 1)[0]
     assert '"history": [' in python and 'json.load(response)["forecasts"]' in python
     assert '"horizon": 7, "frequency": "D"' in page
+
+
+def test_clone_and_edit_of_a_forecasting_run_keeps_its_settings(client, owner, workspace, sales):
+    job = Job.objects.create(
+        workspace=workspace,
+        kind=TrainingJobKind.AUTOML,
+        status=JobStatus.COMPLETED,
+        submitted_by=owner,
+        spec={
+            "task": "forecasting",
+            "data_version_id": sales.pk,
+            "target_column": "Units Sold",
+            "automl": {
+                "time_column": "Date",
+                "series_columns": ["Store ID"],
+                "known_ahead": ["Promo?"],
+                "horizon": 5,
+                "gap": 1,
+                "frequency": "D",
+                "backtest_windows": 4,
+                "primary_metric": "smape",
+                "timeout_s": 90.0,
+                "algorithms": ["ets", "arima"],
+            },
+        },
+        result=forecast_result(),
+    )
+    client.force_login(owner)
+    page = page_text(client.get(f"/w/{workspace.pk}/jobs/automl/new/", {"clone": job.pk}))
+    assert '<option value="forecasting" selected>' in page and '<option value="Date" selected>' in page
+    assert 'name="horizon" value="5"' in page and 'name="gap" value="1"' in page
+    assert 'name="backtest_windows" value="4"' in page and '<option value="D" selected>' in page
+    assert '<option value="smape" selected>' in page and 'name="timeout_minutes" value="1.5"' in page
+    for name, value in (("series_columns", "Store ID"), ("known_ahead", "Promo?"), ("allowed_algorithms", "ets")):
+        assert f'name="{name}" value="{value}"' in page
+        tag = page.split(f'name="{name}" value="{value}"', 1)[1].split(">", 1)[0]
+        assert "checked" in tag, (name, tag)
