@@ -96,11 +96,30 @@ def automl_new(request, workspace_id):
         "training/automl_new.html",
         workspace,
         form=form,
+        **_frequency_preview(form),
         suggestion=suggestion,
         clone_of=clone_of,
         no_targets=not targets,
         no_data=not versions,
     )
+
+
+def _frequency_preview(form) -> dict:
+    """The frequency inferred from a forecasting form's chosen time column (shown again after errors)."""
+    chosen = form.data if form.is_bound else form.initial
+    version = form.versions.get(_int_or_none(chosen.get("data_version_id")))
+    time_column = chosen.get("time_column")
+    if form.task_value != FORECASTING or version is None or not time_column:
+        return {}
+    inferred, error = inferred_frequency(version, time_column)
+    return {"inferred": inferred, "inferred_error": error}
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 # The service names the spec's settings; the wizard asks for some of them under other names.
