@@ -54,6 +54,57 @@ def _answer(version, classes: list) -> dict:
     return {"description": "Predictions and class probabilities", "content": {"application/json": {"schema": schema}}}
 
 
+def _forecast_body(signature: dict, record: dict) -> dict:
+    """A forecasting request: each series' recent history (with known-ahead future values), an
+    origin in the stored history, or {} (from the end of the stored history)."""
+    info = signature.get("forecast") or {}
+    keys = [info.get("time_column"), *info.get("series_columns", [])]
+    future = {
+        "type": "object",
+        "properties": {n: record["properties"][n] for n in [*keys, *info.get("known_ahead", [])] if n},
+    }
+    series = {"type": "object", "properties": {n: record["properties"][n] for n in info.get("series_columns", [])}}
+    return {
+        "type": "object",
+        "properties": {
+            "history": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}, "maxItems": 10000},
+            "future": {"type": "array", "items": future, "description": "Known-ahead values per forecast step"},
+            "origin": {"type": "string", "format": "date-time", "description": "Cut the stored history here"},
+            "series": {"type": "array", "items": series, "description": "The series to forecast (default all)"},
+            "level": {"type": "number", "minimum": 0.5, "maximum": 0.99, "default": 0.9},
+        },
+    }
+
+
+def _forecast_answer(signature: dict) -> dict:
+    info = signature.get("forecast") or {}
+    row = {
+        "type": "object",
+        "properties": {
+            **{n: {"type": "string"} for n in info.get("series_columns", [])},
+            info.get("time_column", "time"): {"type": "string", "format": "date-time"},
+            "forecast": {"type": "number"},
+            "lower": {"type": "number"},
+            "upper": {"type": "number"},
+        },
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "forecasts": {"type": "array", "items": row},
+            "horizon": {"type": "integer"},
+            "frequency": {"type": "string"},
+            "level": {"type": "number"},
+            "deployment": {"type": "string"},
+            "model": {"type": "string"},
+        },
+    }
+    return {
+        "description": f"{info.get('horizon')} forecasts per series with interval bounds",
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
 def endpoint_openapi(endpoint, url: str) -> dict:
     deployment = next((d for d in endpoint.deployments.all() if endpoint.traffic.get(d.name)), None)
     deployment = deployment or next(iter(endpoint.deployments.all()), None)
@@ -81,7 +132,7 @@ def endpoint_openapi(endpoint, url: str) -> dict:
             }
         },
     }
-    return {
+    document = {
         "openapi": "3.0.3",
         "info": {
             "title": f"{endpoint.name} scoring API",
@@ -166,3 +217,10 @@ def endpoint_openapi(endpoint, url: str) -> dict:
             },
         },
     }
+    signature = deployment.model_version.signature if deployment else {}
+    if signature.get("task") == "forecasting":
+        post = document["paths"][f"/score/{endpoint.name}/"]["post"]
+        post["summary"] = "Forecast the next steps of one or more series"
+        post["requestBody"]["content"]["application/json"]["schema"] = _forecast_body(signature, record)
+        post["responses"]["200"] = _forecast_answer(signature)
+    return document

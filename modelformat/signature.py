@@ -230,8 +230,12 @@ def build_forecast_signature(frame: pd.DataFrame, *, column_types: Mapping[str, 
     ``MAX_FORECAST_SERIES`` known series keys)."""
     time_column, target = forecast["time_column"], forecast["target_column"]
     names = [time_column, *forecast.get("series_columns", []), target, *forecast.get("known_ahead", [])]
+    series_columns = list(forecast.get("series_columns", []))
     types = {**{n: column_types[n] for n in names if n in column_types}, time_column: "datetime", target: "numeric"}
     columns = frame[names].copy()
+    for name in series_columns:  # ids, as text: store 3, 3.0 and "3" name one series (the engine's keys)
+        types[name] = "categorical"
+        columns[name] = columns[name].map(lambda v: None if _is_missing(v) else _label(v).strip()).astype(object)
     columns[time_column] = pd.to_datetime(columns[time_column], errors="coerce", format="mixed")
     columns[target] = pd.to_numeric(columns[target], errors="coerce")
     info = dict(forecast)
@@ -458,10 +462,9 @@ class Signature:
             raise PayloadError(f"The {field} has no rows.", field=field)
         try:
             return signature.validate_columns(rows, max_rows=max_rows)
-        except PayloadError as exc:
-            if exc.code == "too_many_rows":
-                raise
-            raise PayloadError(f"{field}: {exc.message}", field=exc.field, row=exc.row, code=exc.code) from None
+        except PayloadError as exc:  # the column at fault, or the list itself when it is too long
+            at_fault = field if exc.code == "too_many_rows" else exc.field
+            raise PayloadError(f"{field}: {exc.message}", field=at_fault, row=exc.row, code=exc.code) from None
 
     def _forecast_rows(self, signature: Signature, rows, field: str, max_rows: int) -> pd.DataFrame:
         return self._forecast_batch(signature, rows, field, max_rows).to_frame(signature)

@@ -129,7 +129,10 @@ class Predictor:
 
     # -- scoring
     def score(self, payload, *, max_rows: int = MAX_ROWS, unknown_columns: str = "ignore") -> dict:
-        """Validate a JSON payload and score it (raises ``PayloadError`` for bad input)."""
+        """Validate a JSON payload and score it (raises ``PayloadError`` for bad input); a
+        forecasting model takes a forecasting request."""
+        if self.forecasting:
+            return self.forecast(self.signature.validate_forecast(payload, max_rows=max_rows))
         batch = self.signature.validate_columns(payload, max_rows=max_rows, unknown_columns=unknown_columns)
         return self.predict_batch(batch)
 

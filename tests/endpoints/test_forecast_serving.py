@@ -17,6 +17,7 @@ from endpoints import services as endpoint_services
 from endpoints import serving
 from tests.conftest import wait_for
 from tests.ml.forecast_data import messy_sales
+from training.automl_services import automl_submit
 from training.models import ModelVersion
 
 HORIZON = 7
@@ -87,6 +88,7 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     assert result["leaderboard"][0]["status"] == "succeeded"
     assert set(result["metrics"]) >= {"mase", "smape", "rmse", "mae", "normalized_rmse"}
     assert result["backtest"]["windows"] and result["stop_reason"]
+    assert result["elapsed_seconds"] <= 30  # within the budget
 
     detail = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/automl/{run.pk}/")
     assert detail.status_code == 200, detail.content
@@ -95,7 +97,7 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     assert body["frequency"] == "D" and body["leaderboard"] and body["validation_score"] is not None
 
     version = ModelVersion.objects.get(model__name="store-sales", version=1)
-    assert version.task == "forecasting" and version.job_id == run.pk
+    assert version.task == "forecasting" and version.job_id == run.pk and version.scoring_latency_ms > 0
     assert version.signature["forecast"]["series"] == [{"Store ID": s} for s in STORES]
     created = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="sales-api")
     endpoint_services.deployment_create(
@@ -138,6 +140,13 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     bad_level = post(client, "sales-api", {"level": 5}, key)
     assert bad_level.status_code == 400 and "level" in bad_level.json()["error"]["fields"]
 
+    document = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/endpoints/{created.endpoint.pk}/openapi/").json()
+    operation = document["paths"]["/score/sales-api/"]["post"]
+    body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"history", "future", "origin", "series", "level"} <= set(body_schema["properties"])
+    answer_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert "forecasts" in answer_schema["properties"] and "predictions" not in answer_schema["properties"]
+
     serving.monitor.flush()
     url = f"/api/v1/workspaces/{workspace.pk}/endpoints/{created.endpoint.pk}/monitoring/"
     stats = api(owner).get(url).json()["deployments"]["blue"]
@@ -145,3 +154,97 @@ def test_upload_forecast_register_deploy_score_and_monitor(
     drift = stats["prediction_drift"]
     assert drift["rows"] == HORIZON * 2 + HORIZON + HORIZON, drift  # each forecast value is a prediction
     assert stats["predicted"] == {}
+    assert set(stats["drift"]["columns"]) == {"Promo?"}, stats["drift"]  # input drift: the known-ahead column
+    assert stats["drift"]["rows"] == HORIZON  # the one request that sent future values
+
+
+@pytest.mark.worker
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+def test_a_model_using_known_ahead_values_deploys_and_asks_for_them(
+    client, owner, workspace, inference, agent, broker, reconciler, tmp_path
+):
+    """Lag features with the promotions known ahead, stores numbered 1 and 2: the deploy warm-up
+    sends next week's values; a request without them is a 400 naming what is missing."""
+    sales = messy_sales(periods=90, stores=STORES).rename(columns={"Store ID": "Store #"})
+    sales["Store #"] = sales["Store #"].map({"A-1": 1, "B 2": 2})
+    source = tmp_path / "numbered stores.csv"
+    sales.to_csv(source, index=False)
+    data = data_version_from_file(actor=owner, workspace=workspace, path=source, name="numbered stores")
+    cluster = target_create(
+        actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", min_nodes=1, max_nodes=1
+    ).target
+    run = automl_submit(
+        actor=owner,
+        workspace=workspace,
+        target=cluster,
+        data_version=data,
+        target_column="Units Sold",
+        task="forecasting",
+        settings={
+            "time_column": "Date",
+            "series_columns": ["Store #"],
+            "known_ahead": ["Promo?"],
+            "horizon": HORIZON,
+            "timeout_s": 30,
+            "algorithms": ["lightgbm_lags"],
+        },
+        register_as="numbered-sales",
+    )
+    run = wait_for(
+        lambda: Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).first(), timeout=120, message="the run"
+    )
+    assert run.status == JobStatus.COMPLETED, (run.error, run.status_reason)
+    version = ModelVersion.objects.get(model__name="numbered-sales")
+    created = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="numbered-api")
+    deployment = endpoint_services.deployment_create(
+        actor=owner, endpoint=created.endpoint, name="blue", model_version=version, target=inference
+    )
+    assert deployment.status != "failed", deployment.status_reason
+    cache.clear()
+    serving.configs.clear()
+
+    missing = post(client, "numbered-api", {}, created.primary)
+    assert missing.status_code == 400 and missing.json()["error"]["fields"], missing.content
+    assert "Promo?" in missing.json()["error"]["message"]
+    recent = sales[sales["Store #"] == 2].tail(30)
+    future = [{**row, "Store #": 2.0} for row in future_rows("B 2", recent["Date"].iloc[-1], promo="yes")]
+    given = post(client, "numbered-api", {"history": records(recent), "future": future}, created.primary)
+    assert given.status_code == 200, given.content
+    forecasts = given.json()["forecasts"]
+    assert len(forecasts) == HORIZON and {row["Store #"] for row in forecasts} == {"2"}
+
+
+def test_forecasting_requests_are_checked_against_the_signature():
+    from modelformat.signature import PayloadError, Signature, build_forecast_signature
+
+    sales = messy_sales(periods=30, stores=STORES)
+    info = {
+        "time_column": "Date",
+        "series_columns": ["Store ID"],
+        "target_column": "Units Sold",
+        "known_ahead": ["Promo?"],
+        "horizon": HORIZON,
+        "frequency": "D",
+        "gap": 0,
+        "season_length": 7,
+        "series": [{"Store ID": s} for s in STORES],
+    }
+    signature = Signature(build_forecast_signature(sales, column_types={"Promo?": "categorical"}, forecast=info))
+    assert signature.columns[0].type == "datetime" and signature.by_name["Store ID"].dtype == "str"
+    history = records(sales.head(3))
+    checked = signature.validate_forecast({"history": history, "level": 0.95})
+    assert len(checked.history) == 3 and checked.level == 0.95 and checked.future is None
+
+    def refused(payload, **limits) -> PayloadError:
+        with pytest.raises(PayloadError) as error:
+            signature.validate_forecast(payload, **limits)
+        return error.value
+
+    assert refused([1, 2]).code == "invalid_payload"
+    assert refused({"history": history, "origin": "2024-01-05"}).field == "origin"
+    assert refused({"history": [{"Date": "2024-01-01", "Store ID": "A-1"}]}).field == "Units Sold"
+    assert refused({"series": [{"Shop": "A-1"}]}).field == "series"
+    assert refused({"history": []}).field == "history"
+    too_many = refused({"history": history}, max_rows=2)
+    assert too_many.field == "history" and too_many.status == 413
+    assert refused({"horizon": 3}).field == "horizon"  # not a request field: the horizon is the model's

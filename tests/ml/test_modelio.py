@@ -151,7 +151,7 @@ def test_every_forecaster_member_saves_and_loads_with_the_fixed_allow_list(tmp_p
         {"time_column": "Date", "target_column": "Units Sold", "series_columns": ["Store ID"], "horizon": 7,
          "known_ahead": ["Promo?"], "timeout_s": 60}
     )  # fmt: skip
-    prepared = prepare(messy_sales(periods=80), settings)
+    prepared = prepare(messy_sales(periods=100), settings)
     context = forecast_models.Context(
         season_length=7,
         frequency="D",

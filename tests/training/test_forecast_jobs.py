@@ -142,6 +142,10 @@ def test_batch_forecasting_from_a_data_version_and_from_the_stored_history(
     assert done.status == JobStatus.COMPLETED, (done.error, done.status_reason)
     assert any("Guardrail missing_timestamps: fixed" in line.text for line in done.log.all()), "guardrails logged"
     version = ModelVersion.objects.get(model__name="sales")
+    assert any(line.text.startswith("Seasonal naive: normalized_rmse") for line in done.log.all()), "candidates logged"
+    again = api(owner).post(f"/api/v1/workspaces/{workspace.pk}/jobs/{run.pk}/register/", {"name": "sales-copy"})
+    assert again.status_code == 201, again.content  # the run's own files, registered by hand
+    assert ModelVersion.objects.get(model__name="sales-copy").sha256 == version.sha256
 
     # new history for one store, with next week's promotions in rows without sales yet
     recent = sales[sales["Store ID"] == "B 2"].tail(30).copy()
@@ -173,3 +177,20 @@ def test_batch_forecasting_from_a_data_version_and_from_the_stored_history(
     output = DataVersion.objects.get(pk=jobs[1].result["output_data_version_id"])
     assert output.asset.name == "sales-forecasts"
     assert {c["name"]: c["semantic_type"] for c in output.schema["columns"]}["forecast"] == "numeric"
+
+
+@pytest.mark.django_db
+def test_a_queued_run_is_read_back_with_its_settings_and_no_result_yet(api, owner, workspace, tmp_path):
+    data = upload(owner, workspace, tmp_path, messy_sales(periods=60))
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    response = start(api, owner, workspace, cluster, data, {**SETTINGS, "frequency": "D", "gap": 1})
+    assert response.status_code == 201, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.spec["task"] == "forecasting" and job.spec["target_column"] == "Units Sold"
+    assert job.spec["automl"]["frequency"] == "D" and job.spec["automl"]["gap"] == 1
+    assert job.spec["automl"]["series_columns"] == ["Store ID"] and "target_column" not in job.spec["automl"]
+    detail = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/automl/{job.pk}/")
+    assert detail.status_code == 200, detail.content
+    body = detail.json()
+    assert body["task"] == "forecasting" and body["horizon"] == HORIZON and body["primary_metric"] == "normalized_rmse"
+    assert body["leaderboard"] == [] and body["metrics"] is None and body["registered"] is None

@@ -30,6 +30,7 @@ from ..ml.forecast import (
     search,
 )
 from ..ml.tasks import FORECASTING, FORECASTING_PRIMARY_METRICS, NUMERIC_TYPES
+from ..models import ModelVersion
 from ..registry_services import model_register
 
 # The settings a spec's "automl" object may hold (the target is the spec's target_column).
@@ -146,12 +147,11 @@ def forecast_validate(workspace, spec: dict, version: DataVersion) -> CleanSpec:
         "target_column": target,
     }
     try:
-        settings = ForecastSettings.from_dict(values)
-        settings.check()
+        settings = ForecastSettings.from_dict(values)  # types and ranges
     except ForecastSettingsError as exc:
         raise _field_error(exc.field, str(exc)) from None
     except (TypeError, ValueError) as exc:
-        raise _field_error("automl", str(exc)) from None
+        raise _field_error("settings", str(exc)) from None
     if version.rows <= VALIDATE_MAX_ROWS:
         frame = forecast_frame(version, settings)
         bad = _first_unparsed(frame[time_column])
@@ -210,11 +210,8 @@ def forecast_run(ctx) -> dict:
         f"season length {prepared.season_length}; primary metric {settings.primary_metric}"
     )
     _set_reason(ctx.job, f"backtesting on {len(prepared.series)} series")
-    searched = 0
 
     def progress(message: str) -> None:
-        nonlocal searched
-        searched += 1
         ctx.log(message)
         _set_reason(ctx.job, f"backtesting: {message}"[:500])
 
@@ -270,6 +267,8 @@ def forecast_run(ctx) -> dict:
                 algorithm=best["algorithm"],
                 in_own_run=True,
             )
+            # the version is made while the run still runs: its result (and latency) is not saved yet
+            ModelVersion.objects.filter(pk=registered.pk).update(scoring_latency_ms=packaged["latency_ms"])
             result["registered"] = str(registered)
             ctx.log(f"Registered as {registered}")
         except (ValidationError, PermissionDenied, Http404) as exc:

@@ -212,13 +212,16 @@ def _fit_ets(y: np.ndarray, times: np.ndarray, context: Context) -> dict:
                 continue
             if np.isfinite(result.aic) and (best is None or result.aic < best[0]):
                 best = (result.aic, config, np.asarray(result.params, dtype="float64"))
-    if best is None:
-        raise ValueError("no ETS configuration could be fitted")
-    return {"config": best[1], "params": best[2], "start": int(times[start].astype("datetime64[ns]").astype("int64"))}
+    start_ns = int(times[start].astype("datetime64[ns]").astype("int64"))
+    if best is None:  # e.g. a constant series: its seasonal naive forecast stands in
+        return {"config": None, "params": np.zeros(0), "start": start_ns}
+    return {"config": best[1], "params": best[2], "start": start_ns}
 
 
 def _predict_ets(state: dict, series: Series, steps: int, context: Context, stored: bool) -> np.ndarray:
     fitted = state["series"].get(str(series.code)) if stored else None
+    if fitted is not None and fitted["config"] is None:
+        return seasonal_naive(series.y, context.season_length, steps)
     if fitted is not None:
         keep = series.times.astype("datetime64[ns]").astype("int64") >= fitted["start"]
         if keep.sum() >= max(3, 2 * context.season_length):
@@ -304,8 +307,8 @@ def _fit_arima(series: Series, context: Context) -> dict:
                 continue
             if np.isfinite(result.aic) and (best is None or result.aic < best[0]):
                 best = (result.aic, config, np.asarray(result.params, dtype="float64"))
-    if best is None:
-        raise ValueError("no ARIMA order could be fitted")
+    if best is None:  # e.g. a constant series: its seasonal naive forecast stands in
+        return {"config": None, "params": np.zeros(0)}
     config = {**best[1], "order": list(best[1]["order"]), "seasonal_order": list(best[1]["seasonal_order"])}
     return {"config": config, "params": best[2]}
 
@@ -314,6 +317,8 @@ def _predict_arima(state: dict, series: Series, steps: int, context: Context, st
     fitted = state["series"].get(str(series.code))
     if fitted is None or len(series.y) < 3:
         fitted = _fit_arima(series, _no_deadline(context))
+    if fitted["config"] is None:
+        return seasonal_naive(series.y, context.season_length, steps)
     # the parameters hold for any stretch of the series: the filter starts from the model's own prior
     y, times = series.y[-_local_window(context) :], series.times[-_local_window(context) :]
     config = fitted["config"]
@@ -332,6 +337,8 @@ GRADIENT_BOOSTING = ("lightgbm_lags", "hgb_lags")
 CALENDAR_PARTS = ("month", "dayofweek", "day", "hour", "weekofyear")
 FOURIER_TERMS = 3
 MAX_TRAINING_ROWS = 200_000
+# fewer rows (one short yearly or quarterly series) and the trees fit the backtest's noise
+MIN_BOOSTING_ROWS = 120
 
 
 def boosting_features(m: int, shortest: int, n_known: int) -> dict:
@@ -404,18 +411,35 @@ def _estimator(algorithm: str, context: Context, categorical: int | None):
     )
 
 
+def _log_scale(panel: Panel) -> bool:
+    """Positive series are modelled in logs: their changes become ratios, which a tree extrapolates
+    to a level it has not seen (growth, seasons that widen with the level)."""
+    return all(len(s.y) and bool((s.y > 0).all()) for s in panel)
+
+
+def _working(y: np.ndarray, log: bool) -> np.ndarray:
+    return np.log(np.maximum(y, 1e-9)) if log else y
+
+
 def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
+    log = _log_scale(panel)
     features = boosting_features(context.season_length, min(len(s.y) for s in panel), context.n_known)
     rows, targets = [], []
     for s in panel:
         context.check_time()
-        scale = series_scale(s.y, context.season_length)
-        positions = np.arange(1, len(s.y))
+        y = _working(s.y, log)
+        scale = series_scale(y, context.season_length)
+        positions = np.arange(1, len(y))
         rows.append(
-            _feature_matrix(s.y, positions, s.times[positions], s.known[positions], s.code, scale, features, context)
+            _feature_matrix(y, positions, s.times[positions], s.known[positions], s.code, scale, features, context)
         )
-        targets.append((s.y[positions] - s.y[positions - 1]) / scale)
+        targets.append((y[positions] - y[positions - 1]) / scale)
     X, y = np.vstack(rows)[-MAX_TRAINING_ROWS:], np.concatenate(targets)[-MAX_TRAINING_ROWS:]
+    if len(y) < MIN_BOOSTING_ROWS:
+        raise ValueError(
+            f"boosting on lag features needs at least {MIN_BOOSTING_ROWS} training rows over the series; "
+            f"a backtest window has {len(y)}"
+        )
     code_column = X.shape[1] - 1 - context.n_known
     # a category per series (HistGradientBoosting takes at most 255 of them: beyond, a number)
     categorical = code_column if context.n_series <= 250 else None
@@ -428,15 +452,15 @@ def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
         else:
             estimator.fit(X, y)
     context.check_time()
-    return {"algorithm": algorithm, "features": features, "model": estimator}
+    return {"algorithm": algorithm, "features": features, "model": estimator, "log": log}
 
 
 def _predict_boosting(
     state: dict, panel: Panel, steps: int, future: list[np.ndarray], context: Context
 ) -> list[np.ndarray]:
-    features, model = state["features"], state["model"]
-    extended = [np.concatenate([s.y, np.zeros(steps)]) for s in panel]
-    scales = [series_scale(s.y, context.season_length) for s in panel]
+    features, model, log = state["features"], state["model"], bool(state.get("log"))
+    extended = [np.concatenate([_working(s.y, log), np.zeros(steps)]) for s in panel]
+    scales = [series_scale(y[: len(s.y)], context.season_length) for s, y in zip(panel, extended, strict=True)]
     times = [step_times(s.times[-1], context.frequency, steps) for s in panel]
     for step in range(steps):
         rows = np.vstack(
@@ -458,8 +482,9 @@ def _predict_boosting(
             change = model.predict(rows)
         for i, s in enumerate(panel):
             value = extended[i][len(s.y) + step - 1] + change[i] * scales[i]
-            extended[i][len(s.y) + step] = max(value, 0.0) if context.nonnegative else value
-    return [y[len(s.y) :] for s, y in zip(panel, extended, strict=True)]
+            extended[i][len(s.y) + step] = max(value, 0.0) if context.nonnegative and not log else value
+    forecasts = [y[len(s.y) :] for s, y in zip(panel, extended, strict=True)]
+    return [np.exp(f) for f in forecasts] if log else forecasts
 
 
 # ----------------------------------------------------------------------------------------------
