@@ -171,7 +171,11 @@ class AutoMLForm(forms.Form):
     )
     # Forecasting only (the task's fields; required ones are checked in clean()).
     time_column = forms.ChoiceField(
-        choices=[], required=False, label="Time column", help_text="Dates or times; datetime columns first."
+        choices=[],
+        required=False,  # required for a forecast (set in __init__)
+        label="Time column",
+        help_text="Dates or times; datetime columns first.",
+        error_messages={"required": "Choose the time column: the dates of the series."},
     )
     series_columns = forms.MultipleChoiceField(
         choices=[],
@@ -181,7 +185,12 @@ class AutoMLForm(forms.Form):
         help_text="None ticked: one series. Up to 3: one model over every series they name.",
     )
     horizon = forms.IntegerField(
-        min_value=1, max_value=1000, required=False, label="Horizon", help_text="How many steps ahead to forecast."
+        min_value=1,
+        max_value=1000,
+        required=False,  # required for a forecast (set in __init__)
+        label="Horizon",
+        help_text="How many steps ahead to forecast.",
+        error_messages={"required": "Give the horizon: how many steps ahead to forecast."},
     )
     frequency = forms.ChoiceField(
         choices=FREQUENCY_CHOICES,
@@ -247,6 +256,8 @@ class AutoMLForm(forms.Form):
         self.targets = {t.pk: t for t in targets}
         self.versions = {v.pk: v for v in versions}
         self._offer_columns(self.data if self.is_bound else self.initial)
+        for name in ("time_column", "horizon"):
+            self.fields[name].required = self.task_value == FORECASTING
 
     def _offer_columns(self, chosen) -> None:
         """The forecasting fields' columns: the chosen data's, datetime ones first for the time column."""
@@ -265,10 +276,6 @@ class AutoMLForm(forms.Form):
         data = super().clean()
         if data.get("task") != FORECASTING:
             return data
-        if not data.get("time_column"):
-            self.add_error("time_column", "Choose the time column: the dates of the series.")
-        if data.get("horizon") is None and "horizon" not in self.errors:
-            self.add_error("horizon", "Give the horizon: how many steps ahead to forecast.")
         if len(data.get("series_columns") or []) > 3:
             self.add_error("series_columns", "Tick at most 3 series id columns.")
         timeout = data.get("timeout_minutes")

@@ -70,6 +70,7 @@ def test_the_wizard_offers_forecasting_with_its_settings_and_the_inferred_freque
     assert 'data-testid="forecast-settings"' in page
     for name in ("time_column", "horizon", "gap", "backtest_windows", "frequency", "season_length"):
         assert f'name="{name}"' in page, name
+    assert '<label for="id_horizon">Horizon</label>' in page  # required for a forecast: not "(optional)"
     # the time column select lists the datetime column first
     select = page.split('id="id_time_column"', 1)[1].split("</select>", 1)[0]
     options = [part.split('"', 1)[0] for part in select.split('<option value="')[1:]]
