@@ -363,7 +363,9 @@ def cmd_automl_show(ctx: Context, args):
     ws = ctx.workspace()
     job = ws.jobs.get(args.id)
     result = job.result or {}
-    if result.get("task") == "forecasting":
+    if job.raw.get("task") == "forecasting" or result.get("task") == "forecasting":
+        if not result.get("leaderboard"):  # the run's one job writes its result when it ends
+            return job.raw, _job_text(job) + f"\nA forecasting run: results when it completes (now {job.status})."
         return job.raw, _job_text(job) + "\n" + _forecast_summary(result)
     run = ws.automl.get(args.id)
     best = run.get("best_model") or {}

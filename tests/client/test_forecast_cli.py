@@ -7,6 +7,7 @@ monitoring counts them; the Python client's `automl.create(task="forecasting", s
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,8 @@ def test_forecasting_from_upload_to_invoke_on_the_command_line(
         settings={"time_column": "Date", "horizon": 3, "series_columns": ["Store ID"]},
     )
     assert job.raw["task"] == "forecasting" and job.status == "queued"
+    pending = run("automl", "show", job.id).stdout
+    assert re.search(r"A forecasting run: results when it completes \(now (queued|running)\)\.", pending), pending
     ws.jobs.cancel(job.id)
     key = json.loads((tmp_path / "studio.json").read_text())["endpoint_keys"]
     answer = ws.endpoints.forecast("sales-api", key=next(iter(key.values())), history=body["history"],
