@@ -170,6 +170,8 @@ class TaskSuggestion:
     label: str
     why: str
     may_have_zeros: bool  # a regression's MAPE is not offered then (it divides by the target)
+    # a numeric target in data with a datetime column may be forecast over time: that column
+    time_column: str | None = None
 
 
 def task_suggestion(version, target_column: str) -> TaskSuggestion | None:
@@ -190,7 +192,14 @@ def task_suggestion(version, target_column: str) -> TaskSuggestion | None:
         why = f"{target_column} is {kind or 'not numeric'}{counted}: classes to predict."
     low, high = facts.get("min"), facts.get("max")
     may_have_zeros = not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and (low > 0 or high < 0))
-    return TaskSuggestion(task=task, label=TASKS[task], why=why, may_have_zeros=may_have_zeros)
+    dated = [c["name"] for c in (version.schema or {}).get("columns", []) if c.get("semantic_type") == "datetime"]
+    return TaskSuggestion(
+        task=task,
+        label=TASKS[task],
+        why=why,
+        may_have_zeros=may_have_zeros,
+        time_column=dated[0] if dated and task == REGRESSION else None,
+    )
 
 
 MAX_FREQUENCY_ROWS = 200_000

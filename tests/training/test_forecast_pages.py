@@ -62,6 +62,17 @@ def wizard_post(sales, cluster, **changes) -> dict:
 def test_the_wizard_offers_forecasting_with_its_settings_and_the_inferred_frequency(client, owner, workspace, sales):
     client.force_login(owner)
     base = f"/w/{workspace.pk}/jobs/automl/"
+    # a numeric target is still suggested as a regression; the date column hints at forecasting
+    part = page_text(
+        client.get(
+            base + "columns/",
+            {"data_version_id": sales.pk, "target_column": "Units Sold"},
+            HTTP_HX_REQUEST="true",
+            HTTP_HX_TRIGGER="id_target_column",
+        )
+    )
+    assert "Suggested: <strong>Regression</strong>" in part
+    assert "The data has a date column (Date): choose Forecasting to predict its next values over time." in part
     # choosing the task reloads its fields with the chosen data's columns (htmx passes data and target)
     page = page_text(
         client.get(base + "new/", {"task": "forecasting", "data_version_id": sales.pk, "target_column": "Units Sold"})
