@@ -231,12 +231,18 @@ def forecast_chart(window_series: list[dict], *, level: float | None = None) -> 
     return figure_data(fig)
 
 
+def _moment(iso) -> str:
+    """An ISO time as a page shows it: the date alone at midnight ("2024-03-16"), else "2024-03-16 14:00"."""
+    text = str(iso or "")[:19]
+    return text.removesuffix("T00:00:00").replace("T", " ")
+
+
 def forecast_figures(windows: list[dict], *, level: float | None = None) -> list[tuple[str, str, dict]]:
     """(id, title, figure) per backtest window, oldest origin first."""
     return [
         (
             f"backtest-{index}",
-            f"Backtest window {index} (origin {str(window.get('origin', ''))[:19]})",
+            f"Backtest window {index} (origin {_moment(window.get('origin'))})",
             forecast_chart(window["series"], level=level),
         )
         for index, window in enumerate(windows, start=1)

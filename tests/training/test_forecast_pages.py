@@ -244,7 +244,7 @@ def test_a_completed_forecasting_run_shows_its_summary_leaderboard_and_charts(cl
     assert "Members: ets (0.60), arima (0.40)" in page
     assert 'data-testid="register-form"' in page
     # one chart per backtest window; each series picked from the chart's menu, its band drawn
-    assert 'data-testid="forecast-charts"' in page and "Backtest window 2 (origin 2024-02-16T00:00:00)" in page
+    assert 'data-testid="forecast-charts"' in page and "Backtest window 2 (origin 2024-02-16)" in page
     figure = json.loads(page.split('id="forecast-backtest-1" type="application/json">', 1)[1].split("</script>", 1)[0])
     assert [t["name"] for t in figure["data"] if t.get("name")][:3] == ["interval", "actual", "forecast"]
     assert [t.get("visible") for t in figure["data"]] == [True] * 4 + [False] * 4
