@@ -3,10 +3,15 @@ Forecasting, with its time column, series, horizon, the frequency inferred from 
 known-ahead feature → the run completes → its page shows the frequency "(inferred)", the
 guardrails, the leaderboard and a forecast-vs-actual chart per backtest window with the series
 picker → registered, the model version says what it forecasts → deployed, the Test tab forecasts
-from the stored history and from a history given in the body, shown as a table."""
+from the stored history and from a history given in the body, shown as a table; the Consume tab's
+curl and Python snippets run as they are."""
 
+import ast
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from playwright.sync_api import expect
@@ -15,6 +20,7 @@ from compute.jobs.models import Job
 from compute.models import Node, NodeStatus, TargetKind
 from compute.services import target_create
 from data.models import DataVersion
+from endpoints import serving
 from tests.conftest import login, wait_for
 from tests.ml.forecast_data import messy_sales
 from training.models import TrainingJobKind
@@ -118,6 +124,7 @@ def test_forecasting_from_the_wizard_to_the_result_page(
     page.fill("input[name=name]", "sales-api")
     page.get_by_role("button", name="Create endpoint").click()
     page.wait_for_url(re.compile(r"/endpoints/\d+/"))
+    key = page.get_by_test_id("primary-key").inner_text().strip()
     page.get_by_test_id("keys-copied").click()
     page.get_by_test_id("deploy").click()
     expect(page.get_by_test_id("deployment-table")).to_contain_text("sales-forecast:1")
@@ -139,3 +146,17 @@ def test_forecasting_from_the_wizard_to_the_result_page(
     page.get_by_test_id("test-score").click()
     expect(page.get_by_test_id("test-response")).to_contain_text('"forecasts"', timeout=30_000)
     expect(table.locator("tbody tr")).to_have_count(7)
+
+    # The Consume tab's snippets run as they are, with the key: curl (the stored history), Python (a history)
+    page.get_by_role("link", name="Consume").click()
+    curl = page.get_by_test_id("curl-snippet").inner_text().replace("$KEY", key)
+    output = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60).stdout
+    assert len(json.loads(output)["forecasts"]) == 7, output
+    python = page.get_by_test_id("python-snippet").inner_text()
+    done = subprocess.run(
+        [sys.executable, "-c", python], capture_output=True, text=True, timeout=60, env={**os.environ, "KEY": key}
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [ast.literal_eval(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 7 and all({"forecast", "lower", "upper", "Date", "Store ID"} <= set(r) for r in rows), rows
+    serving.monitor.flush()  # the requests' counts written now, not at exit (when the test database is gone)
