@@ -189,6 +189,9 @@ def test_a_queued_run_is_read_back_with_its_settings_and_no_result_yet(api, owne
     assert job.spec["task"] == "forecasting" and job.spec["target_column"] == "Units Sold"
     assert job.spec["automl"]["frequency"] == "D" and job.spec["automl"]["gap"] == 1
     assert job.spec["automl"]["series_columns"] == ["Store ID"] and "target_column" not in job.spec["automl"]
+    from training.kinds.automl import AutoMLJob
+
+    assert AutoMLJob().validate(workspace=workspace, spec=job.spec).spec == job.spec  # a clone checks the same
     detail = api(owner).get(f"/api/v1/workspaces/{workspace.pk}/automl/{job.pk}/")
     assert detail.status_code == 200, detail.content
     body = detail.json()
