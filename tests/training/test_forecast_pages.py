@@ -308,6 +308,9 @@ def test_a_forecasting_model_and_its_endpoint_tabs_show_forecasting_requests(cli
         "Forecasting · forecasts Units Sold 7 steps ahead (D), per Store ID; known ahead: Promo?"
     )
 
+    page = page_text(client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/"))  # the details tab
+    assert "sales-forecast:1" in page
+    page = page_text(client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/", {"tab": "monitoring"}))
     page = page_text(client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/", {"tab": "test"}))
     assert 'data-testid="forecast-test"' in page
     body = page.split('data-testid="forecast-body" spellcheck="false">', 1)[1].split("</textarea>", 1)[0]
