@@ -27,6 +27,7 @@ from workspaces.policy import Action
 from workspaces.selectors import workspace_get_for_user
 
 from . import selectors, services, serving
+from .forecast_samples import forecast_examples
 from .forms import BatchScoreJobForm, DeploymentForm, EndpointForm
 from .openapi import endpoint_openapi
 
@@ -120,13 +121,26 @@ def endpoint_detail(request, workspace_id, endpoint_id):
     elif tab in ("test", "consume") and deployments:
         deployment = next((d for d in deployments if endpoint.traffic.get(d.name)), deployments[0])
         reference = model_version_json_file(version=deployment.model_version, name="reference_profile.json")
-        sample = serving.sample_row(deployment.model_version.signature, reference)
-        context.update(
-            sample=sample,
-            sample_json=json.dumps([sample], indent=2, default=str),
-            signature_columns=deployment.model_version.signature.get("columns", []),
-            test_deployment=deployment,
-        )
+        signature = deployment.model_version.signature
+        if signature.get("task") == "forecasting":
+            # a forecasting model takes a body, not rows: {} (the stored history) or a series' history
+            examples = forecast_examples(signature, reference)
+            context.update(
+                forecasting=True,
+                forecast=signature.get("forecast") or {},
+                sample_json=json.dumps(examples["stored"], ensure_ascii=False),
+                stored_json=json.dumps(examples["stored"], indent=2, ensure_ascii=False),
+                history_json=json.dumps(examples["history"], indent=2, ensure_ascii=False),
+                test_deployment=deployment,
+            )
+        else:
+            sample = serving.sample_row(signature, reference)
+            context.update(
+                sample=sample,
+                sample_json=json.dumps([sample], indent=2, default=str),
+                signature_columns=signature.get("columns", []),
+                test_deployment=deployment,
+            )
     elif tab == "monitoring":
         range_name = request.GET.get("range", "hour")
         data = selectors.monitoring(endpoint=endpoint, range_name=range_name)

@@ -2,7 +2,7 @@ from django import forms
 
 from .ml.algorithms import ALGORITHMS, algorithms_for
 from .ml.search import DEFAULT_INFER_LIMIT_MS
-from .ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, REGRESSION, TASKS
+from .ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, FORECASTING, REGRESSION, TASKS
 
 CLASSIFICATION_METRIC_LABELS = {
     "accuracy": "Accuracy",
@@ -21,7 +21,49 @@ REGRESSION_METRIC_LABELS = {
     "spearman": "Spearman correlation",
     "mape": "MAPE",
 }
-METRIC_LABELS = {**CLASSIFICATION_METRIC_LABELS, **REGRESSION_METRIC_LABELS}
+# In training.ml.tasks.FORECASTING_PRIMARY_METRICS' order.
+FORECASTING_METRIC_LABELS = {
+    "normalized_rmse": "Normalised RMSE",
+    "mase": "MASE",
+    "smape": "sMAPE",
+    "rmse": "RMSE",
+    "mae": "MAE",
+}
+METRIC_LABELS = {**CLASSIFICATION_METRIC_LABELS, **REGRESSION_METRIC_LABELS, **FORECASTING_METRIC_LABELS}
+# training.ml.forecast.FORECAST_ALGORITHMS, labelled (the engine's tuple is the source of the names).
+FORECAST_ALGORITHM_LABELS = {
+    "seasonal_naive": "Seasonal naive",
+    "ets": "Exponential smoothing (ETS)",
+    "arima": "ARIMA",
+    "lightgbm_lags": "LightGBM on lag features",
+    "hgb_lags": "Histogram gradient boosting on lag features",
+}
+# Common pandas offset aliases; anything else is inferred from the data or given through the API.
+FREQUENCY_CHOICES = [
+    ("", "Infer from the data"),
+    ("30min", "Every 30 minutes (30min)"),
+    ("h", "Hourly (h)"),
+    ("D", "Daily (D)"),
+    ("B", "Business days (B)"),
+    ("W-SUN", "Weekly, Sundays (W-SUN)"),
+    ("W-MON", "Weekly, Mondays (W-MON)"),
+    ("MS", "Monthly, month start (MS)"),
+    ("ME", "Monthly, month end (ME)"),
+    ("QS", "Quarterly, quarter start (QS)"),
+    ("QE", "Quarterly, quarter end (QE)"),
+    ("YS", "Yearly, year start (YS)"),
+    ("YE", "Yearly, year end (YE)"),
+]
+FORECAST_FIELDS = (
+    "time_column",
+    "series_columns",
+    "horizon",
+    "frequency",
+    "known_ahead",
+    "gap",
+    "season_length",
+    "backtest_windows",
+)
 ALGORITHM_LABELS = {
     "logistic_regression": "Logistic regression",
     "random_forest": "Random forest",
@@ -38,6 +80,8 @@ ALGORITHM_LABELS = {
 
 
 def algorithm_choices(task: str) -> list[tuple[str, str]]:
+    if task == FORECASTING:
+        return list(FORECAST_ALGORITHM_LABELS.items())
     if task == REGRESSION:
         return list(algorithms_for(REGRESSION).items())
     return [(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS]
@@ -45,6 +89,8 @@ def algorithm_choices(task: str) -> list[tuple[str, str]]:
 
 def metric_choices(task: str, *, mape: bool = True) -> list[tuple[str, str]]:
     """The primary metrics of a task; MAPE left out for a target that may hold zeros."""
+    if task == FORECASTING:
+        return list(FORECASTING_METRIC_LABELS.items())
     if task == REGRESSION:
         return [(m, label) for m, label in REGRESSION_METRIC_LABELS.items() if mape or m != "mape"]
     return list(CLASSIFICATION_METRIC_LABELS.items())
@@ -58,12 +104,13 @@ class AutoMLForm(forms.Form):
         initial=CLASSIFICATION,
         required=False,
         empty_value=CLASSIFICATION,  # a form posted without a task, as before regression existed
-        help_text="Classification predicts a class; regression predicts a number.",
+        help_text="Classification predicts a class; regression predicts a number; forecasting predicts "
+        "the next values of a time series.",
     )
     primary_metric = forms.ChoiceField(
         choices=list(METRIC_LABELS.items()),
         required=False,
-        help_text="Left empty: the task's default (AUC weighted; normalised RMSE for a regression).",
+        help_text="Left empty: the task's default (AUC weighted; normalised RMSE for a regression or a forecast).",
         error_messages={"invalid_choice": "%(value)s is not a primary metric of this task."},
     )
     validation = forms.ChoiceField(
@@ -122,6 +169,63 @@ class AutoMLForm(forms.Form):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
+    # Forecasting only (the task's fields; required ones are checked in clean()).
+    time_column = forms.ChoiceField(
+        choices=[],
+        required=False,  # required for a forecast (set in __init__)
+        label="Time column",
+        help_text="Dates or times; datetime columns first.",
+        error_messages={"required": "Choose the time column: the dates of the series."},
+    )
+    series_columns = forms.MultipleChoiceField(
+        choices=[],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Series id columns",
+        help_text="None ticked: one series. Up to 3: one model over every series they name.",
+    )
+    horizon = forms.IntegerField(
+        min_value=1,
+        max_value=1000,
+        required=False,  # required for a forecast (set in __init__)
+        label="Horizon",
+        help_text="How many steps ahead to forecast.",
+        error_messages={"required": "Give the horizon: how many steps ahead to forecast."},
+    )
+    frequency = forms.ChoiceField(
+        choices=FREQUENCY_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": "%(value)s is not a frequency the studio knows."},
+    )
+    known_ahead = forms.MultipleChoiceField(
+        choices=[],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Known-ahead features",
+        help_text="Columns whose future values are known (a promotion plan, holidays): given at forecast time.",
+    )
+    gap = forms.IntegerField(
+        min_value=0,
+        max_value=1000,
+        required=False,
+        initial=0,
+        help_text="Steps between the end of the history and the first forecast step.",
+    )
+    season_length = forms.IntegerField(
+        min_value=1,
+        max_value=1000,
+        required=False,
+        label="Season length",
+        help_text="Left empty: from the frequency (12 for monthly, 7 for daily, 24 for hourly…).",
+    )
+    backtest_windows = forms.IntegerField(
+        min_value=1,
+        max_value=10,
+        required=False,
+        initial=3,
+        label="Backtest windows",
+        help_text="Rolling origins: each model is refit and scored on this many windows of the horizon.",
+    )
     target = forms.TypedChoiceField(coerce=int, label="Compute cluster")
     experiment_name = forms.CharField(max_length=100, required=False, initial="Automated ML", label="Experiment")
     display_name = forms.CharField(max_length=200, required=False, label="Run name")
@@ -151,6 +255,33 @@ class AutoMLForm(forms.Form):
         self.fields["target"].choices = [(t.pk, f"{t.name} (up to {t.max_nodes} nodes)") for t in targets]
         self.targets = {t.pk: t for t in targets}
         self.versions = {v.pk: v for v in versions}
+        self._offer_columns(self.data if self.is_bound else self.initial)
+        for name in ("time_column", "horizon"):
+            self.fields[name].required = self.task_value == FORECASTING
+
+    def _offer_columns(self, chosen) -> None:
+        """The forecasting fields' columns: the chosen data's, datetime ones first for the time column."""
+        version = self.versions.get(_int(chosen.get("data_version_id")))
+        columns = [c for c in (version.schema or {}).get("columns", []) if not c.get("excluded")] if version else []
+        dated = [c for c in columns if c.get("semantic_type") == "datetime"]
+        ordered = dated + [c for c in columns if c not in dated]
+        self.fields["time_column"].choices = [("", "— choose —")] + [
+            (c["name"], f"{c['name']} ({c.get('semantic_type', '?')})") for c in ordered
+        ]
+        names = [(c["name"], c["name"]) for c in columns]
+        self.fields["series_columns"].choices = names
+        self.fields["known_ahead"].choices = names
+
+    def clean(self):
+        data = super().clean()
+        if data.get("task") != FORECASTING:
+            return data
+        if len(data.get("series_columns") or []) > 3:
+            self.add_error("series_columns", "Tick at most 3 series id columns.")
+        timeout = data.get("timeout_minutes")
+        if timeout is not None and timeout < 0.5:
+            self.add_error("timeout_minutes", "A forecasting run needs at least 0.5 minutes (30 s).")
+        return data
 
     @classmethod
     def initial_from_job(cls, job) -> dict:
@@ -166,6 +297,8 @@ class AutoMLForm(forms.Form):
             "experiment_name": job.experiment.name if job.experiment else "",
             "display_name": f"{job.name} (clone)",
         }
+        if initial["task"] == FORECASTING and automl.get("algorithms"):
+            initial["allowed_algorithms"] = automl["algorithms"]
         if automl.get("timeout_s"):
             initial["timeout_minutes"] = automl["timeout_s"] / 60
         if automl.get("trial_timeout_s"):
@@ -176,6 +309,8 @@ class AutoMLForm(forms.Form):
 
     def settings(self, overrides: dict) -> dict:
         data = self.cleaned_data
+        if data["task"] == FORECASTING:
+            return self._forecast_settings()
         settings = {
             "primary_metric": data.get("primary_metric") or DEFAULT_PRIMARY_METRIC[data["task"]],
             "validation": data["validation"],
@@ -196,3 +331,31 @@ class AutoMLForm(forms.Form):
         if overrides:
             settings["column_overrides"] = overrides
         return settings
+
+    def _forecast_settings(self) -> dict:
+        """The contract's forecasting settings (spec["automl"]); no trials, so no trial limits."""
+        data = self.cleaned_data
+        chosen = data.get("allowed_algorithms") or list(FORECAST_ALGORITHM_LABELS)
+        blocked = set(data.get("blocked_algorithms") or [])
+        algorithms = [a for a in chosen if a not in blocked]
+        return {
+            "time_column": data["time_column"],
+            "series_columns": data.get("series_columns") or [],
+            "horizon": data["horizon"],
+            "frequency": data.get("frequency") or None,
+            "known_ahead": data.get("known_ahead") or [],
+            "gap": data.get("gap") or 0,
+            "season_length": data.get("season_length"),
+            "backtest_windows": data.get("backtest_windows") or 3,
+            "primary_metric": data.get("primary_metric") or DEFAULT_PRIMARY_METRIC[FORECASTING],
+            "timeout_s": float(data["timeout_minutes"]) * 60,
+            # every algorithm (None) unless the user narrowed the choice
+            "algorithms": None if set(algorithms) == set(FORECAST_ALGORITHM_LABELS) else algorithms,
+        }
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -15,6 +15,7 @@ from .ml.metrics import sort_key
 from .ml.tasks import (
     CLASSIFICATION,
     DEFAULT_PRIMARY_METRIC,
+    FORECASTING,
     REGRESSION,
     REGRESSION_MIN_DISTINCT,
     REGRESSION_PRIMARY_METRICS,
@@ -117,11 +118,60 @@ def automl_run_get(*, job: Job) -> AutoMLRun:
 
 
 @dataclass(frozen=True)
+class ForecastRun:
+    """A forecasting run's results, from its job's result (one job: no trials, no final child)."""
+
+    job: Job
+    metric: str
+    settings: dict  # spec["automl"]: time column, series columns, horizon...
+    frequency: str | None
+    frequency_inferred: bool
+    horizon: int | None
+    series_count: int | None
+    season_length: int | None
+    guardrails: list
+    leaderboard: list[dict]  # best first: rank, algorithm, label, score, metrics, seconds, status, error
+    algorithm: str | None
+    members: list[dict]
+    metrics: dict
+    validation_score: float | None
+    windows: list[dict]  # backtest windows: origin, series [{key, time, actual, forecast, lower, upper}]
+    stop_reason: str
+    registered: str | None
+
+
+def forecast_run_get(*, job: Job) -> ForecastRun:
+    """What a forecasting run's page shows; empty until the run has finished."""
+    result, settings = job.result or {}, job.spec.get("automl", {})
+    return ForecastRun(
+        job=job,
+        metric=result.get("primary_metric") or settings.get("primary_metric") or DEFAULT_PRIMARY_METRIC[FORECASTING],
+        settings=settings,
+        frequency=result.get("frequency") or settings.get("frequency"),
+        frequency_inferred=bool(result.get("frequency_inferred")),
+        horizon=result.get("horizon") or settings.get("horizon"),
+        series_count=result.get("series_count"),
+        season_length=result.get("season_length"),
+        guardrails=result.get("guardrails") or [],
+        leaderboard=result.get("leaderboard") or [],
+        algorithm=result.get("algorithm"),
+        members=result.get("members") or [],
+        metrics=result.get("metrics") or {},
+        validation_score=result.get("validation_score"),
+        windows=(result.get("backtest") or {}).get("windows") or [],
+        stop_reason=result.get("stop_reason") or "",
+        registered=result.get("registered"),
+    )
+
+
+@dataclass(frozen=True)
 class TaskSuggestion:
     task: str
     label: str
     why: str
     may_have_zeros: bool  # a regression's MAPE is not offered then (it divides by the target)
+    # a numeric target in data with a datetime column may be forecast over time: that column
+    time_column: str | None = None
 
 
 def task_suggestion(version, target_column: str) -> TaskSuggestion | None:
@@ -142,4 +192,51 @@ def task_suggestion(version, target_column: str) -> TaskSuggestion | None:
         why = f"{target_column} is {kind or 'not numeric'}{counted}: classes to predict."
     low, high = facts.get("min"), facts.get("max")
     may_have_zeros = not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and (low > 0 or high < 0))
-    return TaskSuggestion(task=task, label=TASKS[task], why=why, may_have_zeros=may_have_zeros)
+    dated = [c["name"] for c in (version.schema or {}).get("columns", []) if c.get("semantic_type") == "datetime"]
+    return TaskSuggestion(
+        task=task,
+        label=TASKS[task],
+        why=why,
+        may_have_zeros=may_have_zeros,
+        time_column=dated[0] if dated and task == REGRESSION else None,
+    )
+
+
+MAX_FREQUENCY_ROWS = 200_000
+
+
+def inferred_frequency(version, time_column: str) -> tuple[str | None, str]:
+    """The frequency pandas infers from the distinct times of `time_column` (a preview for the
+    wizard; the run infers it again per series), and a message when it cannot."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from data.services import data_version_path
+
+    names = [c["name"] for c in (version.schema or {}).get("columns", [])]
+    if time_column not in names:
+        return None, f"{time_column} is not a column of {version}."
+    column = pq.read_table(data_version_path(version), columns=[time_column]).column(0)
+    values = column.slice(0, MAX_FREQUENCY_ROWS).to_pandas()
+    textual = values.dtype == object or pd.api.types.is_string_dtype(values)
+    times = pd.to_datetime(values, errors="coerce", format="mixed") if textual else values
+    if not pd.api.types.is_datetime64_any_dtype(times):
+        return None, f"{time_column} does not hold dates."
+    bad = values[times.isna() & values.notna()]
+    if len(bad):
+        return None, f"{time_column} does not parse as dates: {bad.iloc[0]!r}."
+    distinct = pd.DatetimeIndex(times.dropna().unique()).sort_values()
+    if len(distinct) < 3:
+        return None, f"{time_column} has fewer than 3 distinct times."
+    with pd.option_context("future.infer_freq_returns_offset", True):
+        offset = pd.infer_freq(distinct)
+    alias = offset.freqstr if offset is not None else None
+    if alias is None:
+        # a missing timestamp or two: the most common step between times
+        step = pd.Series(distinct[1:] - distinct[:-1]).mode().iloc[0]
+        try:
+            alias = pd.tseries.frequencies.to_offset(step).freqstr
+        except ValueError:
+            return None, "The times are irregular: choose the frequency."
+        return alias, ""
+    return alias, ""

@@ -19,10 +19,10 @@ from workspaces.selectors import workspace_get_for_user
 
 from . import automl_services
 from .automl_forms import METRIC_LABELS, AutoMLForm
-from .automl_selectors import TaskSuggestion, automl_run_get, task_suggestion
-from .charts import result_figures
+from .automl_selectors import TaskSuggestion, automl_run_get, forecast_run_get, inferred_frequency, task_suggestion
+from .charts import forecast_figures, result_figures
 from .ml.columns import IMPUTE_STRATEGIES, SEMANTIC_TYPES
-from .ml.tasks import REGRESSION, TASKS
+from .ml.tasks import FORECASTING, FORECASTING_PRIMARY_METRICS, REGRESSION, TASKS
 
 
 def _overrides(request, version) -> dict:
@@ -87,7 +87,7 @@ def automl_new(request, workspace_id):
                 register_as=data.get("register_as") or "",
             )
         except ValidationError as exc:
-            add_service_errors(form, exc)
+            add_service_errors(form, _on_wizard_fields(exc))
         else:
             messages.success(request, f"Automated ML run {job.name} submitted to {job.target.name}.")
             return redirect("job-detail", workspace_id=workspace.pk, job_id=job.pk)
@@ -96,11 +96,40 @@ def automl_new(request, workspace_id):
         "training/automl_new.html",
         workspace,
         form=form,
+        **_frequency_preview(form),
         suggestion=suggestion,
         clone_of=clone_of,
         no_targets=not targets,
         no_data=not versions,
     )
+
+
+def _frequency_preview(form) -> dict:
+    """The frequency inferred from a forecasting form's chosen time column (shown again after errors)."""
+    chosen = form.data if form.is_bound else form.initial
+    version = form.versions.get(_int_or_none(chosen.get("data_version_id")))
+    time_column = chosen.get("time_column")
+    if form.task_value != FORECASTING or version is None or not time_column:
+        return {}
+    inferred, error = inferred_frequency(version, time_column)
+    return {"inferred": inferred, "inferred_error": error}
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# The service names the spec's settings; the wizard asks for some of them under other names.
+WIZARD_FIELDS = {"timeout_s": "timeout_minutes", "algorithms": "allowed_algorithms"}
+
+
+def _on_wizard_fields(exc: ValidationError) -> ValidationError:
+    if not hasattr(exc, "error_dict"):
+        return exc
+    return ValidationError({WIZARD_FIELDS.get(field, field): errors for field, errors in exc.message_dict.items()})
 
 
 def _suggestion(versions, version_id, target_column) -> TaskSuggestion | None:
@@ -167,8 +196,21 @@ def automl_columns(request, workspace_id):
     )
 
 
+def automl_frequency(request, workspace_id):
+    """htmx: the frequency inferred from the chosen time column of the chosen data."""
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, action=Action.VIEW)
+    chosen, time_column = request.GET.get("data_version_id", ""), request.GET.get("time_column", "")
+    inferred, error = None, ""
+    if chosen and time_column:
+        version = data_version_get_by_id(workspace=workspace, version_id=chosen)
+        inferred, error = inferred_frequency(version, time_column)
+    return render(request, "training/_automl_frequency.html", {"inferred": inferred, "inferred_error": error})
+
+
 def automl_context(job) -> dict:
     """What the run page shows: the run's read model, with the final model's charts as figures."""
+    if job.spec.get("task") == FORECASTING:
+        return forecast_context(job)
     run = automl_run_get(job=job)
     context = {
         "task": run.task,
@@ -214,3 +256,24 @@ def _importance_figure(rows: list[dict]) -> dict:
         xaxis_title="drop in the primary metric when shuffled", height=max(260, 22 * len(rows)), margin={"l": 140}
     )
     return figure_data(fig)
+
+
+def forecast_context(job) -> dict:
+    """A forecasting run's page: guardrails, leaderboard, backtest metrics and forecast-vs-actual charts."""
+    run = forecast_run_get(job=job)
+    return {
+        "task": FORECASTING,
+        "task_label": TASKS[FORECASTING],
+        "metric": run.metric,
+        "metric_label": METRIC_LABELS.get(run.metric, run.metric),
+        "forecast": run,
+        # "missing_timestamps" -> "Missing timestamps"
+        "guardrails": [{**g, "label": str(g.get("name", "")).replace("_", " ").capitalize()} for g in run.guardrails],
+        # the leaderboard's metric columns besides the primary one (MASE, sMAPE, RMSE)
+        "leaderboard_columns": [(m, METRIC_LABELS[m]) for m in ("mase", "smape", "rmse") if m != run.metric],
+        "forecast_metrics": [
+            (METRIC_LABELS[name], run.metrics.get(name)) for name in FORECASTING_PRIMARY_METRICS if name in run.metrics
+        ],
+        "forecast_charts": forecast_figures(run.windows) if run.windows else [],
+        "series_label": ", ".join(run.settings.get("series_columns") or []),
+    }

@@ -1,5 +1,6 @@
 """Plotly figures for classification and regression results, from the chart data of
-training.ml.metrics (charts.json; a regression's says {"task": "regression"})."""
+training.ml.metrics (charts.json; a regression's says {"task": "regression"}), and a forecasting
+run's backtest windows (its result's "backtest")."""
 
 import plotly.graph_objects as go
 
@@ -176,6 +177,77 @@ def result_figures(chart: dict, *, full: bool = False) -> list[tuple[str, str, d
     if chart.get("task") == REGRESSION:
         return regression_figures(chart)
     return classification_figures(chart, full=full)
+
+
+def series_label(key: dict) -> str:
+    """A series' name from its key ({"Store ID": "A-1"} -> "Store ID = A-1"); "all" for a single series."""
+    return ", ".join(f"{column} = {value}" for column, value in key.items()) or "all"
+
+
+def forecast_chart(window_series: list[dict], *, level: float | None = None) -> dict:
+    """Forecast vs actual of one backtest window, with the prediction interval as a band: one
+    series shown at a time, a picker (a dropdown in the figure) when there are several."""
+    fig = go.Figure()
+    band = f"{level:.0%} interval" if level else "interval"
+    per_series = 4  # lower bound, upper bound (filled down to the lower), actual, forecast
+    for index, series in enumerate(window_series):
+        visible = index == 0
+        times = series["time"]
+        fig.add_trace(
+            go.Scatter(x=times, y=series["lower"], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip")
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=series["upper"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor="rgba(52, 81, 209, 0.18)",
+                name=band,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(x=times, y=series["actual"], mode="lines+markers", name="actual", line={"color": "#222"})
+        )
+        fig.add_trace(
+            go.Scatter(x=times, y=series["forecast"], mode="lines+markers", name="forecast", line={"color": "#3451d1"})
+        )
+        for trace in fig.data[-per_series:]:
+            trace.visible = visible
+    if len(window_series) > 1:
+        buttons = []
+        for index, series in enumerate(window_series):
+            shown = [i // per_series == index for i in range(per_series * len(window_series))]
+            buttons.append(
+                {"label": series_label(series.get("key") or {}), "method": "restyle", "args": [{"visible": shown}]}
+            )
+        fig.update_layout(
+            updatemenus=[
+                {"buttons": buttons, "direction": "down", "x": 0, "xanchor": "left", "y": 1.18, "yanchor": "top"}
+            ]
+        )
+    fig.update_layout(yaxis_title="value")  # no x title: the dates say it, and it would sit on the legend
+    return figure_data(fig)
+
+
+def _moment(iso) -> str:
+    """An ISO time as a page shows it: the date alone at midnight ("2024-03-16"), else "2024-03-16 14:00"."""
+    text = str(iso or "")[:19]
+    return text.removesuffix("T00:00:00").replace("T", " ")
+
+
+def forecast_figures(windows: list[dict], *, level: float | None = None) -> list[tuple[str, str, dict]]:
+    """(id, title, figure) per backtest window, oldest origin first."""
+    return [
+        (
+            f"backtest-{index}",
+            f"Backtest window {index} (origin {_moment(window.get('origin'))})",
+            forecast_chart(window["series"], level=level),
+        )
+        for index, window in enumerate(windows, start=1)
+        if window.get("series")
+    ]
 
 
 # One colour per compared run, the same on every chart (a run missing a metric shifts nothing).

@@ -7,6 +7,7 @@ urlpatterns = [
     path("new/", views.job_submit, name="job-submit"),
     path("automl/new/", automl_views.automl_new, name="automl-new"),
     path("automl/columns/", automl_views.automl_columns, name="automl-columns"),
+    path("automl/frequency/", automl_views.automl_frequency, name="automl-frequency"),
     path("compare/", views.job_compare, name="job-compare"),
     path("<id:job_id>/", views.job_detail, name="job-detail"),
     path("<id:job_id>/log/", views.job_log, name="job-log"),

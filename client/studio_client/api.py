@@ -577,7 +577,9 @@ class AutoMLApi(Resource):
         display_name: str = "",
         test_fraction: float | None = None,
     ) -> Job:
-        """Starts a run; `task` is "classification" (the studio's default) or "regression"."""
+        """Starts a run; `task` is "classification" (the studio's default), "regression" or
+        "forecasting" — then `settings` holds time_column and horizon (required), series_columns,
+        frequency, known_ahead, gap, backtest_windows, season_length, primary_metric, timeout_s."""
         version = self.ws.data.version(data)
         target = self.ws.compute.get(compute) if compute else self.ws.compute.default()
         payload: dict[str, Any] = {
@@ -722,6 +724,29 @@ class EndpointApi(Resource):
             "POST", f"/score/{endpoint}/", json=rows, headers=headers, auth=_NoSessionAuth(headers["Authorization"])
         )
         return response.json()
+
+    def forecast(
+        self,
+        endpoint: str,
+        *,
+        key: str,
+        history: list[dict] | None = None,
+        future: list[dict] | None = None,
+        origin: str | None = None,
+        series: list[dict] | None = None,
+        level: float | None = None,
+        deployment: str | None = None,
+    ) -> dict:
+        """Asks a forecasting endpoint for the horizon's forecasts: from the stored history (nothing
+        given, or cut at `origin`, for `series`), or from each series' recent `history` rows (with
+        the known-ahead values of the horizon in `future`). Returns {"forecasts": [...], ...}."""
+        body: dict[str, Any] = {}
+        for name, value in (("history", history), ("future", future), ("origin", origin), ("series", series)):
+            if value is not None:
+                body[name] = value
+        if level is not None:
+            body["level"] = level
+        return self.invoke(endpoint, body, key=key, deployment=deployment)
 
 
 class _NoSessionAuth:

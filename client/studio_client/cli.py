@@ -252,9 +252,35 @@ def cmd_env_list(ctx: Context, args):
     return rows, _table(rows, ["id", "name", "latest_version", "latest_base"])
 
 
+FORECAST_OPTIONS = ("time_column", "horizon", "series_column", "frequency", "known_ahead", "gap", "backtest_windows")
+
+
+def _forecast_settings(args) -> dict[str, Any]:
+    """The forecasting settings of `automl create --task forecasting` (the studio checks them)."""
+    missing = [f"--{name.replace('_', '-')}" for name in ("time_column", "horizon") if getattr(args, name) is None]
+    if missing:
+        raise Usage(f"A forecasting run needs {' and '.join(missing)}.")
+    settings: dict[str, Any] = {
+        "time_column": args.time_column,
+        "horizon": args.horizon,
+        "series_columns": args.series_column or [],
+        "known_ahead": args.known_ahead or [],
+    }
+    for name in ("frequency", "gap", "backtest_windows", "season_length"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    return settings
+
+
 def cmd_automl_create(ctx: Context, args):
     ws = ctx.workspace()
     settings: dict[str, Any] = {}
+    if args.task == "forecasting":
+        settings = _forecast_settings(args)
+    else:
+        given = [f"--{name.replace('_', '-')}" for name in FORECAST_OPTIONS if getattr(args, name) not in (None, [])]
+        if given:
+            raise Usage(f"{', '.join(given)}: only for --task forecasting.")
     if args.metric:
         settings["primary_metric"] = args.metric
     if args.max_trials:
@@ -266,7 +292,8 @@ def cmd_automl_create(ctx: Context, args):
     if args.trial_timeout:
         settings["trial_timeout_s"] = args.trial_timeout
     if args.allowed_algorithms:
-        settings["allowed_algorithms"] = [a.strip() for a in args.allowed_algorithms.split(",") if a.strip()]
+        chosen = [a.strip() for a in args.allowed_algorithms.split(",") if a.strip()]
+        settings["algorithms" if args.task == "forecasting" else "allowed_algorithms"] = chosen
     job = ws.automl.create(
         args.data,
         args.target_column,
@@ -282,7 +309,80 @@ def cmd_automl_create(ctx: Context, args):
         job = ws.jobs.wait(job.id)
         if job.status != "completed":
             return _failed(job)
+        if (job.result or {}).get("task") == "forecasting":
+            return job.raw, f"AutoML job {job.id} is {job.status}.\n" + _forecast_summary(job.result)
     return job.raw, f"AutoML job {job.id} is {job.status}."
+
+
+def _number(value, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _forecast_summary(result: dict) -> str:
+    """A forecasting run's result as text: what it forecasts, the guardrails, the best model, the leaderboard."""
+    frequency = f"{result.get('frequency')}{' (inferred)' if result.get('frequency_inferred') else ''}"
+    lines = [
+        f"Forecasting: {result.get('horizon')} steps ahead, frequency {frequency}, "
+        f"{result.get('series_count')} series, season length {result.get('season_length')}",
+    ]
+    for guard in result.get("guardrails") or []:
+        lines.append(f"  guardrail {guard.get('name')}: {guard.get('status')} — {guard.get('message')}")
+    if result.get("algorithm"):
+        members = ", ".join(
+            f"{m.get('algorithm')} ({m['weight']:.2f})" if m.get("weight") is not None else str(m.get("algorithm"))
+            for m in result.get("members") or []
+        )
+        lines.append(
+            f"Best model: {result['algorithm']}{f' of {members}' if members else ''}; "
+            f"backtest {result.get('primary_metric')} {_number(result.get('validation_score'))}"
+        )
+        metrics = result.get("metrics") or {}
+        lines.append("  " + ", ".join(f"{name} {_number(value)}" for name, value in metrics.items()))
+    if result.get("registered"):
+        lines.append(f"Registered as {result['registered']}")
+    rows = [
+        {
+            "rank": row.get("rank"),
+            "algorithm": row.get("label") or row.get("algorithm"),
+            "score": _number(row.get("score")),
+            "mase": _number((row.get("metrics") or {}).get("mase")),
+            "smape": _number((row.get("metrics") or {}).get("smape")),
+            "rmse": _number((row.get("metrics") or {}).get("rmse")),
+            "seconds": _number(row.get("seconds"), 2),
+            "status": row.get("status"),
+        }
+        for row in result.get("leaderboard") or []
+    ]
+    if rows:
+        lines += ["", _table(rows, ["rank", "algorithm", "score", "mase", "smape", "rmse", "seconds", "status"])]
+    return "\n".join(lines)
+
+
+def cmd_automl_show(ctx: Context, args):
+    """An AutoML run: a forecasting run's summary from its result, else the run's leaderboard API."""
+    ws = ctx.workspace()
+    job = ws.jobs.get(args.id)
+    result = job.result or {}
+    if job.raw.get("task") == "forecasting" or result.get("task") == "forecasting":
+        if not result.get("leaderboard"):  # the run's one job writes its result when it ends
+            return job.raw, _job_text(job) + f"\nA forecasting run: results when it completes (now {job.status})."
+        return job.raw, _job_text(job) + "\n" + _forecast_summary(result)
+    run = ws.automl.get(args.id)
+    best = run.get("best_model") or {}
+    rows = [
+        {
+            "trial": r.get("trial_id"),
+            "algorithm": r.get("algorithm"),
+            "score": _number(r.get("score")),
+            "status": r.get("status"),
+        }
+        for r in (run.get("leaderboard") or [])[:10]
+    ]
+    lines = [_job_text(job), f"task: {run.get('task')}"]
+    if best.get("test_metrics"):
+        lines.append("best model test metrics: " + ", ".join(f"{k} {v}" for k, v in best["test_metrics"].items()))
+    lines += ["", _table(rows, ["trial", "algorithm", "score", "status"])]
+    return run, "\n".join(lines)
 
 
 def _signature(text: str | None):
@@ -405,7 +505,24 @@ def cmd_endpoint_invoke(ctx: Context, args):
     if not key:
         raise Usage("No key for this endpoint: pass --key or set STUDIO_ENDPOINT_KEY.")
     answer = ws.endpoints.invoke(args.endpoint, rows, key=key, deployment=args.deployment)
+    if isinstance(answer, dict) and isinstance(answer.get("forecasts"), list):
+        return answer, _forecasts_text(answer)
     return answer, json.dumps(answer, indent=2, ensure_ascii=False)
+
+
+def _forecasts_text(answer: dict) -> str:
+    """A forecasting endpoint's answer as a table: series and time columns, forecast, lower, upper."""
+    rows = answer["forecasts"]
+    bounds = ("forecast", "lower", "upper")
+    keys = [k for k in (rows[0] if rows else {}) if k not in bounds]
+    shown = [{**{k: r.get(k) for k in keys}, **{b: _number(r.get(b)) for b in bounds}} for r in rows]
+    level = answer.get("level")
+    head = (
+        f"{len(rows)} forecasts, {answer.get('horizon')} steps ahead ({answer.get('frequency')})"
+        + (f", {level:.0%} interval" if isinstance(level, (int, float)) else "")
+        + f" — {answer.get('model')} on {answer.get('deployment')}"
+    )
+    return head + "\n" + _table(shown, keys + list(bounds))
 
 
 # --- Parser -------------------------------------------------------------------------------------
@@ -473,26 +590,44 @@ def _parser() -> argparse.ArgumentParser:
     command(env, "list", cmd_env_list, "the environments")
 
     automl = group("automl", "Automated ML")
-    sub = command(automl, "create", cmd_automl_create, "start an AutoML classification or regression run")
+    sub = command(automl, "create", cmd_automl_create, "start an AutoML classification, regression or forecasting run")
     sub.add_argument("--data", required=True, help="data asset: name, name:version or name@latest")
     sub.add_argument("--target-column", required=True)
     sub.add_argument(
         "--task",
-        choices=["classification", "regression"],
-        help="what to predict: a class (the default) or a number (a numeric target)",
+        choices=["classification", "regression", "forecasting"],
+        help="what to predict: a class (the default), a number (a numeric target), or a series' next values",
     )
+    forecasting = sub.add_argument_group("forecasting (with --task forecasting)")
+    forecasting.add_argument("--time-column", help="the column of dates (required)")
+    forecasting.add_argument("--horizon", type=int, help="how many steps ahead to forecast (required)")
+    forecasting.add_argument(
+        "--series-column", action="append", help="a series id column (repeat for up to 3; none: one series)"
+    )
+    forecasting.add_argument("--frequency", help="a pandas offset alias, e.g. D, W-MON, MS (default: inferred)")
+    forecasting.add_argument(
+        "--known-ahead", action="append", help="a feature whose future values are known (repeat for several)"
+    )
+    forecasting.add_argument("--gap", type=int, help="steps between the history's end and the first forecast")
+    forecasting.add_argument("--backtest-windows", type=int, help="rolling origins to backtest on (default 3)")
+    forecasting.add_argument("--season-length", type=int, help="default: from the frequency (7 for D, 12 for MS)")
     sub.add_argument("--compute", help="compute cluster name (default: the workspace's default)")
-    sub.add_argument("--metric", help="primary metric, e.g. accuracy, or for a regression normalized_rmse, r2, mae")
+    sub.add_argument(
+        "--metric", help="primary metric: e.g. accuracy; normalized_rmse, r2 (regression); mase, smape (forecasting)"
+    )
     sub.add_argument("--max-trials", type=int)
     sub.add_argument("--timeout", type=float, help="seconds for the whole run")
     sub.add_argument("--max-concurrent-trials", type=int)
     sub.add_argument("--trial-timeout", type=float, help="seconds for one trial")
-    sub.add_argument("--allowed-algorithms", help="comma-separated")
+    sub.add_argument("--allowed-algorithms", help="comma-separated (forecasting: seasonal_naive, ets, arima...)")
     sub.add_argument("--test-fraction", type=float, help="share of rows held out to test the best model")
     sub.add_argument("--register-as", help="register the best model under this name")
     sub.add_argument("--experiment")
     sub.add_argument("--name", help="display name")
     sub.add_argument("--wait", action="store_true", help="wait until the run finishes")
+    command(automl, "show", cmd_automl_show, "an AutoML run's results (a forecast's summary)").add_argument(
+        "id", type=int
+    )
 
     model = group("model", "registered models")
     sub = command(model, "register", cmd_model_register, "register a job's model or a model file")
@@ -524,10 +659,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = command(endpoint, "traffic", cmd_endpoint_traffic, "split traffic, e.g. blue=90 green=10")
     sub.add_argument("endpoint")
     sub.add_argument("split", nargs="+")
-    sub = command(endpoint, "invoke", cmd_endpoint_invoke, "score rows with the endpoint")
+    sub = command(endpoint, "invoke", cmd_endpoint_invoke, "score rows (or ask a forecasting endpoint for forecasts)")
     sub.add_argument("endpoint")
-    sub.add_argument("--data", help="rows as JSON")
-    sub.add_argument("--file", help="a JSON file of rows")
+    sub.add_argument("--data", help='rows as JSON; a forecasting endpoint takes a body: {} or {"history": [...]}')
+    sub.add_argument("--file", help="a JSON file of rows (or of a forecasting body)")
     sub.add_argument("--key", help="the endpoint key (else STUDIO_ENDPOINT_KEY or the one kept at create)")
     sub.add_argument("--deployment", help="score with this deployment only")
     sub = command(endpoint, "monitoring", cmd_endpoint_monitoring, "requests, latency and drift per deployment")

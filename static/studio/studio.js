@@ -153,6 +153,54 @@
     });
   });
 
+  // <form data-score-json>: send the textarea's JSON body as it is (a forecasting deployment) and
+  // show the forecasts as a table (series, time, forecast, lower, upper) above the raw answer.
+  function forecastTable(box, rows) {
+    var series = (box.getAttribute("data-series") || "").split("|").filter(Boolean);
+    var columns = series.concat([box.getAttribute("data-time"), "forecast", "lower", "upper"]);
+    var table = document.createElement("table");
+    table.className = "table compact";
+    var head = table.createTHead().insertRow();
+    columns.forEach(function (name) {
+      var th = document.createElement("th");
+      th.textContent = name;
+      head.appendChild(th);
+    });
+    var body = table.createTBody();
+    rows.forEach(function (row) {
+      var tr = body.insertRow();
+      columns.forEach(function (name) {
+        var td = tr.insertCell(), value = row[name];
+        if (typeof value === "number") { td.className = "num"; value = Math.round(value * 10000) / 10000; }
+        td.textContent = value === null || value === undefined ? "" : String(value);
+      });
+    });
+    box.replaceChildren(table);
+  }
+  document.querySelectorAll("form[data-score-json]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var out = document.querySelector("[data-test-response]"), box = document.querySelector("[data-forecast-table]");
+      var body = new FormData(form);
+      out.textContent = "Forecasting…";
+      if (box) box.replaceChildren();
+      fetch(form.action, { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (json) {
+          if (box && Array.isArray(json.forecasts)) forecastTable(box, json.forecasts);
+          out.textContent = JSON.stringify(json, null, 2);
+        })
+        .catch(function (e) { out.textContent = "Failed: " + e; });
+    });
+  });
+  // <button data-fill="#textarea" data-fill-from="id">: put the JSON text of <script id="id"> in the textarea.
+  document.querySelectorAll("[data-fill]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var source = document.getElementById(button.getAttribute("data-fill-from"));
+      document.querySelector(button.getAttribute("data-fill")).value = JSON.parse(source.textContent);
+    });
+  });
+
   // Close an open <details class="menu"> when clicking elsewhere.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
