@@ -183,7 +183,7 @@ def automl_advance(*, parent_id: int) -> None:
                 child_job_submit(
                     parent=parent,
                     kind=TrainingJobKind.AUTOML_FINAL,
-                    spec={},
+                    spec={"task": spec.task},  # job lists show it without reading the run
                     display_name="Ensemble and final model",
                     time_limit_seconds=int(max(600, spec.timeout_s)),
                 )

@@ -72,7 +72,7 @@ def package_model(
         optional=unused_columns(model, X.columns),
         task=task,
     )
-    _write_json(ctx, f"{prefix}signature.json", signature, "signature")
+    write_json_artifact(ctx, f"{prefix}signature.json", signature, "signature")
     if artifact.size > ONNX_MAX_MODEL_BYTES:
         onnx_bytes, report = (
             None,
@@ -97,12 +97,12 @@ def package_model(
     if onnx_bytes is not None:
         ctx.artifact_path(f"{prefix}model.onnx").write_bytes(onnx_bytes)
         ctx.artifact_saved(f"{prefix}model.onnx", kind="model")
-    _write_json(ctx, f"{prefix}onnx_report.json", report, "report")
+    write_json_artifact(ctx, f"{prefix}onnx_report.json", report, "report")
     sample = X if len(X) <= PROFILE_ROWS else X.sample(PROFILE_ROWS, random_state=0)
     profile = reference_profile(sample, signature)
     if regression and y is not None:  # served predictions are compared with the training target
         profile["prediction"] = prediction_profile(y)
-    _write_json(ctx, f"{prefix}reference_profile.json", profile, "monitoring")
+    write_json_artifact(ctx, f"{prefix}reference_profile.json", profile, "monitoring")
     ctx.log(
         f"Packaged {prefix}model.skops ({artifact.size:,} bytes)"
         + (
@@ -138,6 +138,7 @@ def _onnx_seconds_estimate(size_bytes: int) -> float:
     return 0.5 + ONNX_SECONDS_PER_MB * size_bytes / 1024**2
 
 
-def _write_json(ctx, name: str, data, kind: str) -> None:
+def write_json_artifact(ctx, name: str, data, kind: str) -> None:
+    """Write ``data`` as the job's JSON artifact ``name``."""
     ctx.artifact_path(name).write_text(json.dumps(data, default=str))
     ctx.artifact_saved(name, kind=kind)

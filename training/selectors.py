@@ -31,6 +31,9 @@ def job_task(job: Job) -> str | None:
         return job.spec.get("task") or CLASSIFICATION
     if job.kind == TrainingJobKind.AUTOML_TRIAL:
         return (job.spec.get("trial") or {}).get("task") or CLASSIFICATION
-    if job.kind == TrainingJobKind.AUTOML_FINAL and job.parent_id:
-        return job.parent.spec.get("task") or CLASSIFICATION
+    if job.kind == TrainingJobKind.AUTOML_FINAL:
+        if job.spec.get("task"):
+            return job.spec["task"]
+        # a final job submitted before it kept its task: its run's (one query)
+        return (job.parent.spec.get("task") if job.parent_id else None) or CLASSIFICATION
     return None

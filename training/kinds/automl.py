@@ -35,7 +35,7 @@ from ..ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, FORECASTING, REGR
 from ..ml.trial import TrialSpec, predict_proba_aligned, predict_values, run_trial
 from ..ml.validation import split_test, validation_rows
 from ..models import RegisteredModel, TrainingJobKind
-from ..packaging import package_model
+from ..packaging import package_model, write_json_artifact
 from ..registry_selectors import models_registered_from
 from .forecast import forecast_run, forecast_validate
 
@@ -418,8 +418,8 @@ class AutoMLFinalJob(JobHandler):
             for name in summary:
                 if metrics.get(name) is not None:
                     ctx.metric(f"test_{name}", metrics[name])
-            _write_json(ctx, "charts.json", charts, "chart")
-            _write_json(ctx, "importance.json", importance, "report")
+            write_json_artifact(ctx, "charts.json", charts, "chart")
+            write_json_artifact(ctx, "importance.json", importance, "report")
         elif regression:
             # no test part: the final model's metrics on the validation rows, all six of them
             for member in final["members"]:  # the over-the-limit fallback may pick a trial outside the library
@@ -428,10 +428,12 @@ class AutoMLFinalJob(JobHandler):
                     predictions[member["trial_id"]] = np.load(oof, allow_pickle=False)
             predicted = _validation_predictions(final, predictions, model)
             result["metrics"] = regression_metrics(y_eval, predicted)
-            _write_json(ctx, "charts.json", regression_charts(y_eval, predicted, seed=parent.spec["seed"]), "chart")
+            write_json_artifact(
+                ctx, "charts.json", regression_charts(y_eval, predicted, seed=parent.spec["seed"]), "chart"
+            )
         else:
             result["metrics"] = {spec.primary_metric: final["score"]}
-        _write_json(ctx, "leaderboard.json", search.leaderboard(), "report")
+        write_json_artifact(ctx, "leaderboard.json", search.leaderboard(), "report")
         ctx.check_canceled()
         packaged = package_model(
             ctx,
@@ -487,8 +489,3 @@ def _validation_predictions(final: dict, predictions: dict, model) -> np.ndarray
     return sum(w * np.asarray(predictions[i], dtype=np.float64) for i, w in zip(ids, weights, strict=True)) / sum(
         weights
     )
-
-
-def _write_json(ctx, name: str, data, kind: str) -> None:
-    ctx.artifact_path(name).write_text(json.dumps(data, default=str))
-    ctx.artifact_saved(name, kind=kind)

@@ -6,7 +6,6 @@ run job itself (no trial or final children).
 ``AutoMLJob.validate`` / ``run`` hand a forecasting spec to ``forecast_validate`` / ``forecast_run``.
 """
 
-import json
 import time
 
 import pandas as pd
@@ -31,6 +30,7 @@ from ..ml.forecast import (
 )
 from ..ml.tasks import FORECASTING, FORECASTING_PRIMARY_METRICS, NUMERIC_TYPES
 from ..models import ModelVersion
+from ..packaging import write_json_artifact
 from ..registry_services import model_register
 
 # The settings a spec's "automl" object may hold (the target is the spec's target_column).
@@ -320,7 +320,7 @@ def _package(ctx, forecaster, frame: pd.DataFrame, prepared, settings: ForecastS
             "last_times": [pd.Timestamp(s.times[-1]).isoformat() for s in prepared.panel][:MAX_FORECAST_SERIES],
         },
     )
-    _write_json(ctx, "signature.json", signature, "signature")
+    write_json_artifact(ctx, "signature.json", signature, "signature")
     compiled = Signature(signature)
     if settings.known_ahead:
         future = compiled.future_signature
@@ -329,9 +329,9 @@ def _package(ctx, forecaster, frame: pd.DataFrame, prepared, settings: ForecastS
     else:
         profile = {"version": 1, "rows": len(frame), "columns": {}}
     profile["prediction"] = prediction_profile(pd.to_numeric(frame[settings.target_column], errors="coerce").dropna())
-    _write_json(ctx, "reference_profile.json", profile, "monitoring")
+    write_json_artifact(ctx, "reference_profile.json", profile, "monitoring")
     report = {"converted": False, "reason": "forecasting models are served from skops"}
-    _write_json(ctx, "onnx_report.json", report, "report")
+    write_json_artifact(ctx, "onnx_report.json", report, "report")
     latency_ms = _forecast_latency_ms(forecaster)
     ctx.log(f"Packaged model.skops ({artifact.size:,} bytes) in {time.perf_counter() - started:.1f} s")
     return {
@@ -364,8 +364,3 @@ def _json_value(value):
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value
-
-
-def _write_json(ctx, name: str, data, kind: str) -> None:
-    ctx.artifact_path(name).write_text(json.dumps(data, default=str))
-    ctx.artifact_saved(name, kind=kind)
