@@ -102,6 +102,13 @@ def test_frequency_inferred_despite_missing_months():
     assert guardrail(prepared, "missing_timestamps")["message"].startswith("3 missing")
 
 
+def test_business_days_with_a_missing_day():
+    df = messy_sales(periods=60, stores=("A-1",), freq="B")
+    prepared = prepare(df, settings(known_ahead=[]))
+    assert prepared.frequency == "B" and prepared.season_length == 5
+    assert guardrail(prepared, "missing_timestamps")["message"].startswith("1 missing")
+
+
 def test_irregular_timestamps_fail_unless_a_frequency_is_chosen():
     rng = np.random.default_rng(0)
     times = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, 200, 150)), unit="D")
@@ -442,3 +449,12 @@ def test_constant_and_zero_series_and_two_id_columns():
     rows = {row["algorithm"]: row for row in result.leaderboard}
     assert rows["ets"]["status"] == rows["arima"]["status"] == "succeeded"  # the constant series: its naive forecast
     assert np.isfinite(forecast[["forecast", "lower", "upper"]].to_numpy()).all()
+
+
+def test_with_many_series_boosting_is_backtested_before_the_local_models():
+    stores = tuple(f"Store #{i}" for i in range(12))
+    chosen = settings()
+    prepared = prepare(messy_sales(periods=40, stores=stores), chosen)
+    result = search(prepared, chosen, deadline=time.monotonic() - 1)  # nothing but seasonal naive has time
+    skipped = [row["algorithm"] for row in result.leaderboard if row["status"] == "failed"]
+    assert skipped == ["lightgbm_lags", "hgb_lags", "ets", "arima"]

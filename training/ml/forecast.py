@@ -37,6 +37,7 @@ MAX_SERIES_COLUMNS = 3
 MAX_BACKTEST_WINDOWS = 10
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 30, 86_400
 MAX_CHART_SERIES = 20
+MANY_SERIES_FIRST_GLOBAL = 10  # from this many series, boosting is backtested before ETS and ARIMA
 # more than this share of timestamps off the inferred grid: the data has no frequency of its own
 MAX_OFF_GRID_SHARE = 0.2
 GUARDRAILS = ("frequency", "missing_timestamps", "duplicate_timestamps", "history_length", "missing_target")
@@ -370,10 +371,12 @@ def infer_frequency(times_per_series: list[pd.DatetimeIndex]) -> str | None:
     every = pd.DatetimeIndex(np.concatenate([t.asi8 for t in times_per_series]))
     if median < pd.Timedelta(days=1):
         return normalize_frequency(to_offset(median).freqstr)
+    if days == 1 and len(every) >= 10 and (every.day_of_week < 5).all():
+        return "B"  # daily steps, never a weekend: business days
     if days in (1, 2, 3, 4, 5, 6) and days == int(days):
         return "D" if days == 1 else f"{int(days)}D"
     if days == 7:
-        weekday = pd.Series(every.dayofweek).mode().iloc[0]
+        weekday = pd.Series(every.day_of_week).mode().iloc[0]
         return "W-" + ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"][weekday]
     months = {28: 1, 29: 1, 30: 1, 31: 1, 89: 3, 90: 3, 91: 3, 92: 3, 365: 12, 366: 12}.get(int(days))
     if months is None:
@@ -728,6 +731,9 @@ def search(
     algorithms = settings.algorithms or list(FORECAST_ALGORITHMS)
     if "seasonal_naive" not in algorithms:  # the reference every run has (and the fallback that always fits)
         algorithms = ["seasonal_naive", *algorithms]
+    if len(panel) >= MANY_SERIES_FIRST_GLOBAL:
+        # local models cost time per series: the global ones (one fit over every series) go first
+        algorithms = sorted(algorithms, key=lambda a: (a != "seasonal_naive", not models.uses_known_ahead(a)))
     results: list[Backtest] = []
     stop_reason = "every algorithm was backtested"
     for algorithm in algorithms:

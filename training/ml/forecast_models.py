@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMRegressor
 from pandas.tseries.frequencies import to_offset
+from sklearn.ensemble import HistGradientBoostingRegressor
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+from statsmodels.tsa.statespace.sarimax import SARIMAX
+from statsmodels.tsa.stattools import kpss
 
 FORECAST_ALGORITHMS = ("seasonal_naive", "ets", "arima", "lightgbm_lags", "hgb_lags")
 ALGORITHM_LABELS = {
@@ -168,7 +173,13 @@ def _local_window(context: Context) -> int:
     return max(4 * m, 300) if m <= 24 else 4 * m
 
 
-def ets_configurations(y: np.ndarray, m: int) -> list[dict]:
+# beyond this many series a local model tries a short list of configurations (its time is per series)
+MANY_SERIES = 50
+
+
+def ets_configurations(y: np.ndarray, m: int, *, few: bool = False) -> list[dict]:
+    """Error add (and mul when positive), trend none/add/add damped, season none/add (and mul when
+    positive) when there are two full seasons; ``few``: additive, damped or no trend only."""
     positive = bool(np.all(y > 0))
     errors = ["add", "mul"] if positive else ["add"]
     trends = [(None, False), ("add", False), ("add", True)]
@@ -177,6 +188,8 @@ def ets_configurations(y: np.ndarray, m: int) -> list[dict]:
         seasonals += ["add", "mul"] if positive and m <= 24 else ["add"]
     if m > 24:
         errors = ["add"]
+    if few:
+        errors, trends, seasonals = ["add"], [(None, False), ("add", True)], seasonals[:2]
     return [
         {"error": e, "trend": t, "damped_trend": d, "seasonal": s, "seasonal_periods": m if s else None}
         for e in errors
@@ -186,8 +199,6 @@ def ets_configurations(y: np.ndarray, m: int) -> list[dict]:
 
 
 def _ets_model(y: np.ndarray, config: dict):
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
-
     return ETSModel(
         y,
         error=config["error"],
@@ -204,7 +215,7 @@ def _fit_ets(y: np.ndarray, times: np.ndarray, context: Context) -> dict:
     y = y[start:]
     best = None
     with _quiet():
-        for config in ets_configurations(y, context.season_length):
+        for config in ets_configurations(y, context.season_length, few=context.n_series > MANY_SERIES):
             context.check_time()
             try:
                 result = _ets_model(y, config).fit(disp=False, maxiter=200)
@@ -248,8 +259,6 @@ def _seasonal_arima(y: np.ndarray, m: int) -> bool:
 
 
 def _difference_order(y: np.ndarray) -> int:
-    from statsmodels.tsa.stattools import kpss
-
     if len(y) < 12:
         return 1
     with _quiet():
@@ -281,8 +290,6 @@ def _fourier(positions: np.ndarray, m: int, k: int) -> np.ndarray | None:
 
 
 def _sarimax(y: np.ndarray, config: dict, exog):
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
-
     return SARIMAX(
         y,
         exog=exog,
@@ -334,11 +341,17 @@ def _predict_arima(state: dict, series: Series, steps: int, context: Context, st
 # gradient boosting on lag features, across series (recursive: one model predicts the next step)
 
 GRADIENT_BOOSTING = ("lightgbm_lags", "hgb_lags")
-CALENDAR_PARTS = ("month", "dayofweek", "day", "hour", "weekofyear")
 FOURIER_TERMS = 3
 MAX_TRAINING_ROWS = 200_000
 # fewer rows (one short yearly or quarterly series) and the trees fit the backtest's noise
 MIN_BOOSTING_ROWS = 120
+# How the boosted members forecast several steps. Direct (one model, the step a feature, the target
+# the change from the origin) for LightGBM: on the public suite it beat recursive on 8 of the 12
+# series both could fit (sunspots 1.26 -> 0.46 MASE, US births 2.90 -> 1.12: no error feeds
+# back). For HistGradientBoosting the two tied (6 of 12): recursive, one row per time (cheaper),
+# which also gives the ensemble a member of the other kind.
+BOOSTING_STRATEGY = {"lightgbm_lags": "direct", "hgb_lags": "recursive"}
+DIRECT_MAX_ROWS = 50_000  # (origin, step) rows: origins are thinned beyond this
 
 
 def boosting_features(m: int, shortest: int, n_known: int) -> dict:
@@ -381,8 +394,6 @@ def _feature_matrix(y, positions, times, known, code, scale, features, context) 
 
 def _estimator(algorithm: str, context: Context, categorical: int | None):
     if algorithm == "lightgbm_lags":
-        from lightgbm import LGBMRegressor
-
         return LGBMRegressor(
             n_estimators=300,
             learning_rate=0.05,
@@ -395,8 +406,6 @@ def _estimator(algorithm: str, context: Context, categorical: int | None):
             n_jobs=1,
             verbose=-1,
         )
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
     mask = None
     if categorical is not None:
         mask = np.zeros(categorical + 1, dtype=bool)
@@ -422,25 +431,37 @@ def _working(y: np.ndarray, log: bool) -> np.ndarray:
 
 
 def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
-    log = _log_scale(panel)
+    log, strategy = _log_scale(panel), BOOSTING_STRATEGY[algorithm]
     features = boosting_features(context.season_length, min(len(s.y) for s in panel), context.n_known)
     rows, targets = [], []
+    steps = context.gap + context.horizon
     for s in panel:
         context.check_time()
         y = _working(s.y, log)
         scale = series_scale(y, context.season_length)
-        positions = np.arange(1, len(y))
-        rows.append(
-            _feature_matrix(y, positions, s.times[positions], s.known[positions], s.code, scale, features, context)
-        )
-        targets.append((y[positions] - y[positions - 1]) / scale)
+        if strategy == "recursive":
+            positions = np.arange(1, len(y))
+            rows.append(
+                _feature_matrix(y, positions, s.times[positions], s.known[positions], s.code, scale, features, context)
+            )
+            targets.append((y[positions] - y[positions - 1]) / scale)
+            continue
+        # direct: one row per (origin, step), the step a feature, the target the change from the origin
+        every = max(1, -(-len(y) * steps // max(DIRECT_MAX_ROWS // len(panel), 1)))
+        for h in range(1, steps + 1):
+            origins = np.arange(1, len(y) - h + 1, every)
+            at = origins + h - 1
+            matrix = _feature_matrix(y, origins, s.times[at], s.known[at], s.code, scale, features, context)
+            rows.append(np.column_stack([matrix, np.full(len(origins), float(h))]))
+            targets.append((y[at] - y[origins - 1]) / scale)
     X, y = np.vstack(rows)[-MAX_TRAINING_ROWS:], np.concatenate(targets)[-MAX_TRAINING_ROWS:]
-    if len(y) < MIN_BOOSTING_ROWS:
+    times_seen = sum(len(s.y) - 1 for s in panel)
+    if times_seen < MIN_BOOSTING_ROWS:
         raise ValueError(
             f"boosting on lag features needs at least {MIN_BOOSTING_ROWS} training rows over the series; "
-            f"a backtest window has {len(y)}"
+            f"a backtest window has {times_seen}"
         )
-    code_column = X.shape[1] - 1 - context.n_known
+    code_column = X.shape[1] - 1 - context.n_known - (strategy == "direct")
     # a category per series (HistGradientBoosting takes at most 255 of them: beyond, a number)
     categorical = code_column if context.n_series <= 250 else None
     estimator = _estimator(algorithm, context, categorical)
@@ -452,7 +473,7 @@ def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
         else:
             estimator.fit(X, y)
     context.check_time()
-    return {"algorithm": algorithm, "features": features, "model": estimator, "log": log}
+    return {"algorithm": algorithm, "features": features, "model": estimator, "log": log, "strategy": strategy}
 
 
 def _predict_boosting(
@@ -462,6 +483,19 @@ def _predict_boosting(
     extended = [np.concatenate([_working(s.y, log), np.zeros(steps)]) for s in panel]
     scales = [series_scale(y[: len(s.y)], context.season_length) for s, y in zip(panel, extended, strict=True)]
     times = [step_times(s.times[-1], context.frequency, steps) for s in panel]
+    if state.get("strategy") == "direct":
+        out = []
+        for i, (s, y) in enumerate(zip(panel, extended, strict=True)):
+            history = y[: len(s.y)]
+            matrix = _feature_matrix(
+                history, np.full(steps, len(history)), times[i], future[i] if context.n_known else None,
+                s.code, scales[i], features, context,
+            )  # fmt: skip
+            with _quiet():
+                change = model.predict(np.column_stack([matrix, np.arange(1, steps + 1, dtype=float)]))
+            values = history[-1] + change * scales[i]
+            out.append(np.exp(values) if log else values)
+        return out
     for step in range(steps):
         rows = np.vstack(
             [
