@@ -6,8 +6,12 @@ The page turns it into figures; the API serializes it as it is (training/api/aut
 import json
 from dataclasses import dataclass
 
+import pandas as pd
+import pyarrow.parquet as pq
+
 from compute.jobs.models import Job, JobStatus
 from compute.jobs.selectors import job_json_artifact
+from data.services import data_version_path
 
 from .automl_services import automl_spec, first_trial_seconds, trials_of
 from .ml.latency import within_limit
@@ -208,11 +212,6 @@ MAX_FREQUENCY_ROWS = 200_000
 def inferred_frequency(version, time_column: str) -> tuple[str | None, str]:
     """The frequency pandas infers from the distinct times of `time_column` (a preview for the
     wizard; the run infers it again per series), and a message when it cannot."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    from data.services import data_version_path
-
     names = [c["name"] for c in (version.schema or {}).get("columns", [])]
     if time_column not in names:
         return None, f"{time_column} is not a column of {version}."
