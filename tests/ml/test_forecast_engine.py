@@ -632,3 +632,18 @@ def test_stored_series_are_slices_and_a_request_deadline_stops_refits(naive_run)
         ets.forecaster.forecast(history, deadline=time.monotonic() - 1)
     assert caught.value.field == "history" and isinstance(caught.value, ValueError)
     assert len(ets.forecaster.forecast(history, deadline=time.monotonic() + 30)) == 14
+
+
+def test_times_with_a_zone_are_their_own_wall_time(naive_run):
+    paris = one_store(periods=60, start="2024-03-01")
+    paris["Date"] = pd.date_range("2024-03-01", periods=60, freq="D", tz="Europe/Paris")  # summer time on 03-31
+    chosen = settings(series_columns=[], known_ahead=[], horizon=7, algorithms=["seasonal_naive"])
+    prepared = prepare(paris, chosen)
+    assert prepared.frequency == "D" and guardrail(prepared, "frequency")["status"] == "passed"
+    assert prepared.frame["Date"].iloc[0] == pd.Timestamp("2024-03-01")
+    text = paris.assign(Date=paris["Date"].map(lambda t: t.isoformat()))  # +01:00, then +02:00
+    assert text["Date"].iloc[0].endswith("+01:00") and text["Date"].iloc[-1].endswith("+02:00")
+    assert prepare(text, chosen).frame["Date"].tolist() == prepared.frame["Date"].tolist()
+    _, result = naive_run
+    cut = result.forecaster.forecast(origin="2024-03-01T00:00:00+01:00", series=[{"Store ID": "A-1"}])
+    assert cut["Date"].iloc[0] == pd.Timestamp("2024-03-02")

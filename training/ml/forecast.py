@@ -233,10 +233,11 @@ def parse_times(
     values: pd.Series, column: str, error=ForecastSettingsError, field_name: str | None = None
 ) -> pd.Series:
     """Timestamps (naive, ns) from a column; NaT where the cell is empty. Raises ``error`` naming the
-    first value that is not a date (numbers are refused: a time column holds dates)."""
+    first value that is not a date (numbers are refused: a time column holds dates). A time with a
+    zone becomes its own wall time (a day in Paris stays that day, whatever its UTC offset)."""
     field_name = field_name or column
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        parsed = values.dt.tz_convert(None)
+        parsed = values.dt.tz_localize(None)
     elif pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -256,7 +257,7 @@ def parse_times(
                 f"{text.iloc[position]!r} (row {position + 1}).",
             )
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert(None)
+        parsed = parsed.dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
 
 
@@ -272,9 +273,34 @@ def _to_datetime(text: pd.Series) -> pd.Series:
                 parsed = pd.to_datetime(text, errors="coerce", format="mixed")
             except (ValueError, TypeError, OverflowError):
                 pass
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype) or parsed.dtype == object:
-            parsed = pd.to_datetime(parsed, errors="coerce", utc=True).dt.tz_convert(None)
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            parsed = parsed.dt.tz_localize(None)
+        if parsed.dtype == object:
+            parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+        unparsed = np.flatnonzero((parsed.isna() & text.notna()).to_numpy())
+        if len(unparsed):
+            # offsets that change (summer time) parse one by one, each to its own wall time (given
+            # up after 100 failures in a row: that column holds no dates, the first bad one is named)
+            parsed = parsed.astype("datetime64[ns]").copy()
+            failures = 0
+            for position in unparsed:
+                stamp = _wall_time(text.iloc[position])
+                failures = failures + 1 if stamp is pd.NaT else 0
+                if failures > 100:
+                    break
+                parsed.iloc[position] = stamp
     return parsed
+
+
+def _wall_time(value) -> pd.Timestamp:
+    """One text as a naive timestamp: its own local time when it has a zone; NaT when it is no date."""
+    if value is None or value is pd.NA:
+        return pd.NaT
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    return stamp.tz_localize(None) if stamp is not pd.NaT and stamp.tzinfo is not None else stamp
 
 
 def parse_target(
@@ -1104,8 +1130,8 @@ class Forecaster:
                 cut = pd.Timestamp(origin)
             except (ValueError, TypeError):
                 raise ForecastInputError("origin", f"The origin {origin!r} does not parse as a time.") from None
-            if cut.tzinfo is not None:
-                cut = cut.tz_convert(None)
+            if cut.tzinfo is not None:  # the history is in wall time
+                cut = cut.tz_localize(None)
             cut_ns = int(cut.value)
             if not (history["time"] == cut_ns).any():
                 first, last = (pd.Timestamp(int(v)).isoformat() for v in (history["time"].min(), history["time"].max()))
