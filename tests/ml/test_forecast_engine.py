@@ -647,3 +647,18 @@ def test_times_with_a_zone_are_their_own_wall_time(naive_run):
     _, result = naive_run
     cut = result.forecaster.forecast(origin="2024-03-01T00:00:00+01:00", series=[{"Store ID": "A-1"}])
     assert cut["Date"].iloc[0] == pd.Timestamp("2024-03-02")
+
+
+def test_series_scale_is_the_mase_scale_and_metrics_are_regressions():
+    from training.ml.forecast import mase_scale
+    from training.ml.forecast_models import series_scale
+    from training.ml.metrics import regression_score
+
+    history = np.array([1.0, 5.0, 2.0, 6.0, 3.0, 7.0, 4.0, 8.0])
+    assert series_scale(history, 2) == mase_scale(history, 2) == 1.0
+    seasonal_only = np.tile([1.0, 5.0], 4)  # its seasonal naive is exact: the naive scale stands in
+    assert mase_scale(seasonal_only, 2) == 0 and series_scale(seasonal_only, 2) == mase_scale(seasonal_only, 1)
+    actual, forecast = np.array([3.0, 4.0, 9.0]), np.array([2.0, 4.0, 7.0])
+    metrics = forecast_metrics(actual, forecast, history, 2)
+    assert metrics["rmse"] == regression_score("rmse", actual, forecast)
+    assert metrics["normalized_rmse"] == pytest.approx(metrics["rmse"] / 7.0)  # the history's range

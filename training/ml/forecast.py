@@ -27,7 +27,8 @@ from scipy.stats import norm
 from modelformat.signature import _label as id_label
 
 from . import forecast_models as models
-from .forecast_models import OutOfTime, Panel, Series, series_scale, step_times
+from .forecast_models import OutOfTime, Panel, Series, mase_scale, series_scale, step_times
+from .metrics import regression_score
 
 FORECAST_ALGORITHMS = models.FORECAST_ALGORITHMS
 ALGORITHM_LABELS = models.ALGORITHM_LABELS
@@ -751,14 +752,6 @@ def _panel(regular: pd.DataFrame, keys: list[str], n_known: int, codes: dict | N
 # metrics
 
 
-def mase_scale(history: np.ndarray, season_length: int) -> float:
-    """MAE of the in-sample seasonal naive forecast (naive when the history is shorter than a season)."""
-    m = season_length if len(history) > season_length else 1
-    if len(history) <= m:
-        return float("nan")
-    return float(np.mean(np.abs(history[m:] - history[:-m])))
-
-
 def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
     """Symmetric MAPE in 0..200; a zero forecast of a zero actual counts as no error."""
     denominator = np.abs(actual) + np.abs(forecast)
@@ -767,11 +760,12 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def forecast_metrics(actual, forecast, history, season_length: int) -> dict[str, float]:
-    """The five metrics of one series' forecast window, against its history before the origin."""
+    """The five metrics of one series' forecast window, against its history before the origin.
+    RMSE and MAE are regression's; normalised RMSE divides by the range of the history before the
+    origin (not of the window's actuals, as regression's does: a short window's range is often ~0)."""
     actual, forecast, history = (np.asarray(a, dtype="float64") for a in (actual, forecast, history))
-    error = actual - forecast
-    mae = float(np.mean(np.abs(error)))
-    rmse = float(np.sqrt(np.mean(error**2)))
+    mae = regression_score("mae", actual, forecast)
+    rmse = regression_score("rmse", actual, forecast)
     scale = mase_scale(history, season_length)
     spread = float(np.max(history) - np.min(history)) if len(history) else float("nan")
     return {

@@ -102,14 +102,21 @@ def periods_since(anchor_ns: int, times, frequency: str) -> np.ndarray:
     return (np.searchsorted(grid.asi8, index.asi8) - np.searchsorted(grid.asi8, anchor.value)).astype("int64")
 
 
+def mase_scale(history: np.ndarray, season_length: int) -> float:
+    """MAE of the in-sample seasonal naive forecast (naive when the history is shorter than a season)."""
+    m = season_length if len(history) > season_length else 1
+    if len(history) <= m:
+        return float("nan")
+    return float(np.mean(np.abs(history[m:] - history[:-m])))
+
+
 def series_scale(history: np.ndarray, season_length: int) -> float:
-    """A positive scale of a series: the MAE of its in-sample seasonal naive forecast (naive when
-    shorter than two seasons), else its spread; 1 for a constant series of zeros."""
+    """A positive scale of a series: its MASE scale (the naive one when the seasonal one is zero),
+    else its spread; 1 for a constant series of zeros."""
     for m in (season_length, 1):
-        if len(history) > m:
-            value = float(np.mean(np.abs(history[m:] - history[:-m])))
-            if np.isfinite(value) and value > 1e-12:
-                return value
+        value = mase_scale(history, m)
+        if np.isfinite(value) and value > 1e-12:
+            return value
     for value in (float(np.std(history)), float(np.mean(np.abs(history)))):
         if np.isfinite(value) and value > 1e-12:
             return value
