@@ -458,3 +458,207 @@ def test_with_many_series_boosting_is_backtested_before_the_local_models():
     result = search(prepared, chosen, deadline=time.monotonic() - 1)  # nothing but seasonal naive has time
     skipped = [row["algorithm"] for row in result.leaderboard if row["status"] == "failed"]
     assert skipped == ["lightgbm_lags", "hgb_lags", "ets", "arima"]
+
+
+# ---- hardening: sizes, bounds, messy ids and targets ----------------------------------------------
+
+
+def one_store(periods=40, start="2024-01-01", freq="D", **columns) -> pd.DataFrame:
+    times = pd.date_range(start, periods=periods, freq=freq)
+    y = 20 + np.sin(np.arange(periods) * 2 * np.pi / 7) * 5 + np.arange(periods) * 0.1
+    return pd.DataFrame({"Date": times.strftime("%Y-%m-%d %H:%M"), "Units Sold": y, **columns})
+
+
+@pytest.mark.parametrize("frequency", ["min", "ms"])
+def test_a_frequency_far_finer_than_the_data_is_refused_before_its_grid_is_built(frequency):
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(messy_sales(periods=60), settings(frequency=frequency))
+    assert caught.value.field == "frequency" and "coarser" in str(caught.value)
+
+
+def test_a_history_spanning_centuries_is_refused(naive_run):
+    _, result = naive_run
+    history = pd.DataFrame(
+        {"Date": ["2024-01-01", "2024-01-02", "2200-01-01"], "Store ID": "A-1", "Units Sold": [1.0, 2.0, 3.0]}
+    )
+    with pytest.raises(ForecastInputError) as caught:
+        result.forecaster.forecast(history)
+    assert caught.value.field == "history" and "steps" in str(caught.value)
+
+
+def test_times_at_the_end_of_pandas_dates_are_input_errors(naive_run):
+    _, result = naive_run
+    history = one_store(periods=30, start="2262-03-01", **{"Store ID": "A-1"})  # the horizon passes 2262-04-11
+    with pytest.raises(ForecastInputError) as caught:
+        result.forecaster.forecast(history)
+    assert caught.value.field == "history"
+    late = one_store(periods=40, start="2262-03-03")  # ends on the last day pandas holds
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(late, settings(series_columns=[], known_ahead=[], horizon=7))
+    assert caught.value.field == "time_column"
+
+
+def test_a_history_before_the_training_start_keeps_its_days_apart(naive_run):
+    _, result = naive_run
+    history = messy_sales(periods=20, stores=("A-1",), seed=3)
+    history["Date"] = pd.date_range("2023-12-20", periods=len(history), freq="D").strftime("%Y-%m-%d")
+    history = history.drop_duplicates("Date")
+    assert len(result.forecaster._given_panel(history)[0].y) == 20  # not merged onto 2024-01-01
+    assert result.forecaster.forecast(history)["Date"].iloc[0] == pd.Timestamp("2024-01-09")
+    early = history.drop_duplicates("Date").head(5)  # entirely before the training data starts
+    with pytest.raises(ForecastInputError):
+        result.forecaster.forecast(early.head(2))
+    assert len(result.forecaster.forecast(early)) == 7
+
+
+def test_a_series_id_with_the_key_separator_names_the_field(naive_run):
+    frame = messy_sales(periods=60)
+    frame.loc[frame["Store ID"] == "B 2", "Store ID"] = "B\x1f2"
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(frame, settings())
+    assert caught.value.field == "series_columns"
+    _, result = naive_run
+    with pytest.raises(ForecastInputError) as caught:
+        result.forecaster.forecast(frame[frame["Store ID"] == "B\x1f2"])
+    assert caught.value.field == "history"
+
+
+def test_missing_targets_at_a_series_end_do_not_move_the_forecast():
+    frame = one_store(periods=60, Promo="no")
+    frame.loc[50:, "Units Sold"] = np.nan  # the last ten days have no target yet
+    frame.loc[:2, "Units Sold"] = np.nan
+    chosen = settings(series_columns=[], known_ahead=[], horizon=7, algorithms=["seasonal_naive"])
+    prepared = prepare(frame, chosen)
+    dates = prepared.frame["Date"]
+    assert dates.min() == pd.Timestamp("2024-01-04") and dates.max() == pd.Timestamp("2024-02-19")
+    assert "13 missing" in guardrail(prepared, "missing_target")["message"]
+    result = search(prepared, chosen, deadline=time.monotonic() + 30)
+    assert result.forecaster.forecast()["Date"].iloc[0] == pd.Timestamp("2024-02-20")
+    # a request's history too
+    forecast = result.forecaster.forecast(frame)
+    assert forecast["Date"].iloc[0] == pd.Timestamp("2024-02-20")
+
+
+def test_a_duplicate_without_a_target_does_not_replace_a_value():
+    frame = one_store(periods=40)
+    frame = pd.concat([frame, frame.iloc[[20]].assign(**{"Units Sold": np.nan})], ignore_index=True)
+    chosen = settings(series_columns=[], known_ahead=[], horizon=7, algorithms=["seasonal_naive"])
+    prepared = prepare(frame, chosen)
+    assert prepared.frame["Units Sold"].iloc[20] == pytest.approx(frame["Units Sold"].iloc[20])
+    assert guardrail(prepared, "duplicate_timestamps")["status"] == "fixed"
+
+
+def test_infinite_targets_are_missing_values():
+    frame = one_store(periods=40)
+    frame["Units Sold"] = frame["Units Sold"].round(2).astype(str)
+    frame.loc[[10, 20], "Units Sold"] = ["inf", "-inf"]
+    chosen = settings(series_columns=[], known_ahead=[], horizon=7, algorithms=["seasonal_naive"])
+    prepared = prepare(frame, chosen)
+    assert np.isfinite(prepared.frame["Units Sold"]).all()
+    assert guardrail(prepared, "missing_target")["message"].startswith("2 missing")
+    result = search(prepared, chosen, deadline=time.monotonic() + 30)
+    assert all(value is not None for value in result.metrics.values())
+
+
+def test_numeric_series_ids_match_as_the_signature_labels_them():
+    frame = pd.concat([one_store(periods=40, **{"Store #": 1.0}), one_store(periods=40, **{"Store #": 2.0})])
+    frame.loc[frame.index[-1], "Store #"] = np.nan  # a float column because an id is missing
+    frame = frame.dropna(subset=["Store #"]).reset_index(drop=True)
+    chosen = settings(series_columns=["Store #"], known_ahead=[], horizon=7, algorithms=["seasonal_naive"])
+    prepared = prepare(frame, chosen)
+    assert prepared.series == [{"Store #": "1"}, {"Store #": "2"}]
+    result = search(prepared, chosen, deadline=time.monotonic() + 30)
+    forecaster = result.forecaster
+    assert set(forecaster.forecast(series=[{"Store #": 1}])["Store #"]) == {"1"}
+    assert set(forecaster.forecast(series=[{"Store #": "2"}])["Store #"]) == {"2"}
+    history = frame[frame["Store #"] == 1.0]
+    assert forecaster._given_panel(history)[0].code == 0  # a known series, not a new one
+
+
+def test_boosting_keeps_rows_of_every_series_under_its_row_cap(monkeypatch):
+    from training.ml import forecast_models
+
+    stores = tuple(f"S{i}" for i in range(4))
+    chosen = settings(known_ahead=[], horizon=3)
+    prepared = prepare(messy_sales(periods=80, stores=stores), chosen)
+    context = forecast_models.Context(
+        season_length=7, frequency="D", horizon=3, gap=0, seed=0, n_series=4, n_known=0, nonnegative=True,
+        deadline=None, anchor_ns=int(prepared.anchor.value),
+    )  # fmt: skip
+    monkeypatch.setattr(forecast_models, "MAX_TRAINING_ROWS", 200)
+    seen = {}
+    original = forecast_models.HistGradientBoostingRegressor.fit
+
+    def spy(self, X, y, *args, **kwargs):
+        seen["codes"] = np.unique(X[:, -1])
+        return original(self, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(forecast_models.HistGradientBoostingRegressor, "fit", spy)
+    forecast_models.fit("hgb_lags", prepared.panel, context)
+    assert list(seen["codes"]) == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_window_features_from_cumulative_sums_match_the_windows():
+    from training.ml import forecast_models
+
+    y = np.random.default_rng(0).normal(1000, 50, 60)
+    features = {"lags": [2], "windows": [3, 7], "fourier": 0, "n_known": 0}
+    context = forecast_models.Context(
+        season_length=7, frequency="D", horizon=3, gap=0, seed=0, n_series=1, n_known=0, nonnegative=False,
+        deadline=None,
+    )  # fmt: skip
+    positions = np.arange(1, 60)
+    times = pd.date_range("2024-01-01", periods=60, freq="D")[positions]
+    matrix = forecast_models._feature_matrix(y, positions, times, None, 0, 2.0, features, context)
+    padded = np.concatenate([np.full(7, y[0]), y])
+    at = positions + 7
+    for column, w in ((1, 3), (3, 7)):
+        window = padded[at[:, None] - np.arange(1, w + 1)[None, :]]
+        assert np.allclose(matrix[:, column], (window.mean(axis=1) - padded[at - 1]) / 2.0)
+        assert np.allclose(matrix[:, column + 1], window.std(axis=1) / 2.0, atol=1e-6)
+
+
+def test_stored_series_are_slices_and_a_request_deadline_stops_refits(naive_run):
+    from training.ml.forecast import ForecastTimeout
+
+    _, result = naive_run
+    forecaster = result.forecaster
+    assert (np.diff(forecaster.history["code"]) >= 0).all()
+    cut = forecaster.forecast(origin="2024-03-01")
+    assert set(cut["Store ID"]) == {"A-1", "B 2"} and (cut["Date"] == pd.Timestamp("2024-03-02")).sum() == 2
+    _, ets = run(messy_sales(periods=60), algorithms=["ets"], known_ahead=[])
+    history = messy_sales(periods=30, stores=("C 3", "D 4"), seed=5)
+    with pytest.raises(ForecastTimeout) as caught:
+        ets.forecaster.forecast(history, deadline=time.monotonic() - 1)
+    assert caught.value.field == "history" and isinstance(caught.value, ValueError)
+    assert len(ets.forecaster.forecast(history, deadline=time.monotonic() + 30)) == 14
+
+
+def test_times_with_a_zone_are_their_own_wall_time(naive_run):
+    paris = one_store(periods=60, start="2024-03-01")
+    paris["Date"] = pd.date_range("2024-03-01", periods=60, freq="D", tz="Europe/Paris")  # summer time on 03-31
+    chosen = settings(series_columns=[], known_ahead=[], horizon=7, algorithms=["seasonal_naive"])
+    prepared = prepare(paris, chosen)
+    assert prepared.frequency == "D" and guardrail(prepared, "frequency")["status"] == "passed"
+    assert prepared.frame["Date"].iloc[0] == pd.Timestamp("2024-03-01")
+    text = paris.assign(Date=paris["Date"].map(lambda t: t.isoformat()))  # +01:00, then +02:00
+    assert text["Date"].iloc[0].endswith("+01:00") and text["Date"].iloc[-1].endswith("+02:00")
+    assert prepare(text, chosen).frame["Date"].tolist() == prepared.frame["Date"].tolist()
+    _, result = naive_run
+    cut = result.forecaster.forecast(origin="2024-03-01T00:00:00+01:00", series=[{"Store ID": "A-1"}])
+    assert cut["Date"].iloc[0] == pd.Timestamp("2024-03-02")
+
+
+def test_series_scale_is_the_mase_scale_and_metrics_are_regressions():
+    from training.ml.forecast import mase_scale
+    from training.ml.forecast_models import series_scale
+    from training.ml.metrics import regression_score
+
+    history = np.array([1.0, 5.0, 2.0, 6.0, 3.0, 7.0, 4.0, 8.0])
+    assert series_scale(history, 2) == mase_scale(history, 2) == 1.0
+    seasonal_only = np.tile([1.0, 5.0], 4)  # its seasonal naive is exact: the naive scale stands in
+    assert mase_scale(seasonal_only, 2) == 0 and series_scale(seasonal_only, 2) == mase_scale(seasonal_only, 1)
+    actual, forecast = np.array([3.0, 4.0, 9.0]), np.array([2.0, 4.0, 7.0])
+    metrics = forecast_metrics(actual, forecast, history, 2)
+    assert metrics["rmse"] == regression_score("rmse", actual, forecast)
+    assert metrics["normalized_rmse"] == pytest.approx(metrics["rmse"] / 7.0)  # the history's range

@@ -24,8 +24,11 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from scipy.stats import norm
 
+from modelformat.signature import _label as id_label
+
 from . import forecast_models as models
-from .forecast_models import OutOfTime, Panel, Series, series_scale, step_times
+from .forecast_models import OutOfTime, Panel, Series, mase_scale, series_scale, step_times
+from .metrics import regression_score
 
 FORECAST_ALGORITHMS = models.FORECAST_ALGORITHMS
 ALGORITHM_LABELS = models.ALGORITHM_LABELS
@@ -42,6 +45,11 @@ MANY_SERIES_FIRST_GLOBAL = 10  # from this many series, boosting is backtested b
 MAX_OFF_GRID_SHARE = 0.2
 GUARDRAILS = ("frequency", "missing_timestamps", "duplicate_timestamps", "history_length", "missing_target")
 SERIES_KEY_SEPARATOR = "\x1f"
+# A regular grid is built in memory: a frequency far finer than the data (minutes over centuries)
+# would ask for gigabytes. Its length is checked first: at most this many points per data row ...
+GRID_POINTS_PER_ROW = 20
+MIN_GRID_POINTS = 10_000  # (a short history with a few gaps is always fine)
+MAX_GRID_POINTS = 5_000_000  # ... and never more than this
 
 
 class ForecastSettingsError(ValueError):
@@ -57,6 +65,15 @@ class ForecastInputError(ValueError):
     """A forecast request that cannot be answered; ``field`` names the part at fault."""
 
     def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class ForecastTimeout(ValueError):
+    """A forecast request whose local models could not be refitted before its deadline."""
+
+    def __init__(self, message: str, field: str = "history"):
         super().__init__(message)
         self.field = field
         self.message = message
@@ -217,10 +234,11 @@ def parse_times(
     values: pd.Series, column: str, error=ForecastSettingsError, field_name: str | None = None
 ) -> pd.Series:
     """Timestamps (naive, ns) from a column; NaT where the cell is empty. Raises ``error`` naming the
-    first value that is not a date (numbers are refused: a time column holds dates)."""
+    first value that is not a date (numbers are refused: a time column holds dates). A time with a
+    zone becomes its own wall time (a day in Paris stays that day, whatever its UTC offset)."""
     field_name = field_name or column
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        parsed = values.dt.tz_convert(None)
+        parsed = values.dt.tz_localize(None)
     elif pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     else:
@@ -240,7 +258,7 @@ def parse_times(
                 f"{text.iloc[position]!r} (row {position + 1}).",
             )
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert(None)
+        parsed = parsed.dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")
 
 
@@ -256,9 +274,34 @@ def _to_datetime(text: pd.Series) -> pd.Series:
                 parsed = pd.to_datetime(text, errors="coerce", format="mixed")
             except (ValueError, TypeError, OverflowError):
                 pass
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype) or parsed.dtype == object:
-            parsed = pd.to_datetime(parsed, errors="coerce", utc=True).dt.tz_convert(None)
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            parsed = parsed.dt.tz_localize(None)
+        if parsed.dtype == object:
+            parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+        unparsed = np.flatnonzero((parsed.isna() & text.notna()).to_numpy())
+        if len(unparsed):
+            # offsets that change (summer time) parse one by one, each to its own wall time (given
+            # up after 100 failures in a row: that column holds no dates, the first bad one is named)
+            parsed = parsed.astype("datetime64[ns]").copy()
+            failures = 0
+            for position in unparsed:
+                stamp = _wall_time(text.iloc[position])
+                failures = failures + 1 if stamp is pd.NaT else 0
+                if failures > 100:
+                    break
+                parsed.iloc[position] = stamp
     return parsed
+
+
+def _wall_time(value) -> pd.Timestamp:
+    """One text as a naive timestamp: its own local time when it has a zone; NaT when it is no date."""
+    if value is None or value is pd.NA:
+        return pd.NaT
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    return stamp.tz_localize(None) if stamp is not pd.NaT and stamp.tzinfo is not None else stamp
 
 
 def parse_target(
@@ -266,10 +309,8 @@ def parse_target(
 ) -> pd.Series:
     """The target as float64 (NaN where empty); raises ``error`` on a value that is not a number."""
     field_name = field_name or column
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64")
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return _finite(values.astype("float64"))
     text = values.astype("string").str.strip()
     text = text.mask(text == "")
     numbers = pd.to_numeric(text, errors="coerce")
@@ -279,7 +320,12 @@ def parse_target(
         raise error(
             field_name, f"The target {column!r} must be numeric; it has {text.iloc[position]!r} (row {position + 1})."
         )
-    return numbers.astype("float64")
+    return _finite(numbers.astype("float64"))
+
+
+def _finite(numbers: pd.Series) -> pd.Series:
+    """Infinite targets are missing values (counted and interpolated like the empty ones)."""
+    return numbers.where(np.isfinite(numbers))
 
 
 _TRUE, _FALSE = {"yes", "y", "true", "t", "1", "on"}, {"no", "n", "false", "f", "0", "off"}
@@ -313,15 +359,43 @@ def encode_known_ahead(values: pd.Series, encoding: dict) -> np.ndarray:
     return np.array([codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in text.tolist()], dtype="float64")
 
 
+def series_id_text(value) -> str:
+    """One series id as the text of its key: the signature's label rule (1, 1.0 and "1" are one
+    series), trimmed; a missing id is ""."""
+    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return id_label(value).strip()
+
+
 def _series_key_text(values) -> str:
-    return SERIES_KEY_SEPARATOR.join(str(v) for v in values)
+    return SERIES_KEY_SEPARATOR.join(values)
 
 
-def series_key_columns(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """Each row's series key as one string (the ids as text, trimmed; a missing id is "")."""
+def series_key_columns(
+    frame: pd.DataFrame, columns: list[str], error=ForecastSettingsError, field_name: str = "series_columns"
+) -> pd.Series:
+    """Each row's series key as one string (``series_id_text`` of each id, joined); raises ``error``
+    when an id holds the key separator (it would split into other ids)."""
     if not columns:
-        return pd.Series("", index=frame.index)
-    parts = [frame[c].astype("string").str.strip().fillna("") for c in columns]
+        return pd.Series("", index=frame.index, dtype=object)
+    parts = []
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_string_dtype(values) or values.dtype == object:
+            text = values.map(series_id_text, na_action=None)
+        else:  # numbers, booleans, dates: one label per distinct value
+            labels = {v: series_id_text(v) for v in pd.unique(values)}
+            text = values.map(lambda v, labels=labels: labels.get(v, series_id_text(v)))
+        text = text.astype(object)
+        bad = text.str.contains(SERIES_KEY_SEPARATOR, regex=False)
+        if bad.any():
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            raise error(
+                field_name,
+                f"The series id column {column!r} has a value with the control character U+001F "
+                f"(row {position + 1}); remove it from the ids.",
+            )
+        parts.append(text)
     key = parts[0]
     for part in parts[1:]:
         key = key + SERIES_KEY_SEPARATOR + part
@@ -339,12 +413,61 @@ def _anchor(times: pd.DatetimeIndex, frequency: str) -> pd.Timestamp:
     return offset.rollback(first) if not offset.is_on_offset(first) else first
 
 
+def shortest_step_ns(frequency: str) -> int:
+    """The shortest step of the frequency in nanoseconds (a month: 28 days; business days: 1 day)."""
+    offset = to_offset(frequency)
+    try:
+        return max(int(pd.Timedelta(offset).value), 1)
+    except ValueError:  # calendar offsets: measure a year of them
+        sample = pd.date_range("2001-01-01", periods=13, freq=offset).as_unit("ns").asi8
+        return max(int(np.diff(sample).min()), 1)
+
+
+def grid_points(start, end, frequency: str) -> np.ndarray:
+    """An upper bound of the grid points from each start to each end (without building the grid)."""
+    start, end = np.asarray(start, dtype="datetime64[ns]"), np.asarray(end, dtype="datetime64[ns]")
+    span = (end.astype("int64") - start.astype("int64")).astype("float64")
+    return np.maximum(span, 0) / shortest_step_ns(frequency) + 2
+
+
+def check_grid_size(frame: pd.DataFrame, frequency: str, anchor, error, field_name: str) -> None:
+    """Refuse a frequency whose regular grid over the data (from the anchor, and per series) would
+    be far larger than the data itself; ``frame`` has "key" and "time"."""
+    rows = len(frame)
+    budget = min(MAX_GRID_POINTS, max(GRID_POINTS_PER_ROW * rows, MIN_GRID_POINTS))
+    first, last = frame["time"].min(), frame["time"].max()
+    start = min(first, pd.Timestamp(anchor)) if anchor is not None else first
+    spans = frame.groupby("key")["time"].agg(["min", "max"])
+    whole = float(grid_points(start, last, frequency))
+    per_series = float(grid_points(spans["min"].to_numpy(), spans["max"].to_numpy(), frequency).sum())
+    points = max(whole, per_series)
+    if points > budget:
+        raise error(
+            field_name,
+            f"The frequency {frequency} makes about {points:,.0f} steps from {pd.Timestamp(start).isoformat()} to "
+            f"{pd.Timestamp(last).isoformat()} for {rows:,} rows (at most {budget:,}): "
+            "choose a coarser frequency or check the times.",
+        )
+
+
+def _extended_anchor(anchor: pd.Timestamp, first: pd.Timestamp, frequency: str) -> pd.Timestamp:
+    """The anchor moved back by whole steps to at or before ``first`` (the grid keeps its phase)."""
+    if first >= anchor:
+        return anchor
+    steps = int(grid_points(first, anchor, frequency)) + 1
+    return pd.date_range(end=anchor, periods=steps, freq=frequency)[0]
+
+
 def snap_to_grid(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None = None) -> tuple[np.ndarray, int]:
-    """Each time moved to the nearest step of the frequency's grid, and how many moved."""
+    """Each time moved to the nearest step of the frequency's grid, and how many moved. Times before
+    the anchor stay apart: the grid extends backwards by whole steps."""
     index = pd.DatetimeIndex(times)
     anchor = anchor if anchor is not None else _anchor(index, frequency)
+    anchor = _extended_anchor(pd.Timestamp(anchor), index.min(), frequency)
     end = index.max()
-    grid = pd.date_range(anchor, end + to_offset(frequency), freq=frequency)
+    grid = pd.date_range(anchor, end + to_offset(frequency), freq=frequency).as_unit("ns")
+    if len(grid) < 2:
+        raise ForecastInputError("history", f"The times end before the grid of the frequency {frequency} starts.")
     values, grid_values = index.asi8, grid.asi8
     right = np.clip(np.searchsorted(grid_values, values), 1, len(grid_values) - 1)
     left = right - 1
@@ -401,18 +524,25 @@ def regularise(frame: pd.DataFrame, frequency: str, anchor: pd.Timestamp | None 
     Returns the regular frame sorted by key and time, and the counts of what was fixed."""
     counts = {"moved": 0, "duplicates": 0, "missing_timestamps": 0, "missing_target": 0}
     snapped, counts["moved"] = snap_to_grid(frame["time"].to_numpy(), frequency, anchor)
-    frame = frame.assign(time=snapped).sort_values(["key", "time"], kind="stable")
-    duplicated = frame.duplicated(["key", "time"], keep="last")
-    counts["duplicates"] = int(duplicated.sum())
-    frame = frame[~duplicated]
+    frame = frame.assign(time=snapped)
+    # a repeated timestamp keeps its last value of each column (a missing one does not win over a value)
+    deduplicated = frame.groupby(["key", "time"], sort=True, dropna=False).last().reset_index()
+    counts["duplicates"] = len(frame) - len(deduplicated)
+    frame = deduplicated
     counts["missing_target"] = int(frame["y"].isna().sum())
+    # a series starts and ends at a target value: rows before the first or after the last have none
+    # to interpolate from (filling them flat would move the forecast's origin)
+    has_y = frame["y"].notna()
+    seen = has_y.groupby(frame["key"]).cummax()
+    seen_after = has_y[::-1].groupby(frame["key"][::-1]).cummax()[::-1]
+    frame = frame[seen & seen_after]
     parts = []
     for key, part in frame.groupby("key", sort=True):
         grid = pd.date_range(part["time"].iloc[0], part["time"].iloc[-1], freq=frequency)
         full = part.set_index("time").reindex(grid)
         counts["missing_timestamps"] += len(grid) - len(part)
         full["key"] = key
-        full["y"] = full["y"].interpolate(limit_direction="both")
+        full["y"] = full["y"].interpolate(limit_area="inside")
         extra = [c for c in full.columns if c.startswith("ka")]
         if extra:
             full[extra] = full[extra].ffill().bfill()
@@ -447,6 +577,16 @@ def min_history(settings: ForecastSettings, windows: int = 1) -> int:
 
 def prepare(df: pd.DataFrame, settings: ForecastSettings) -> Prepared:
     """Regular series from a long table, with guardrails; raises ForecastSettingsError(field, message)."""
+    try:
+        return _prepare(df, settings)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta) as exc:
+        # times near pandas' limits (1677, 2262): the grid or its next step is out of range
+        raise ForecastSettingsError(
+            "time_column", f"The times reach the limits of dates pandas can hold (1677 to 2262): {exc}"
+        ) from None
+
+
+def _prepare(df: pd.DataFrame, settings: ForecastSettings) -> Prepared:
     settings.check()
     columns = [settings.time_column, settings.target_column, *settings.series_columns, *settings.known_ahead]
     for name, value in (("time_column", settings.time_column), ("target_column", settings.target_column)):
@@ -486,6 +626,7 @@ def prepare(df: pd.DataFrame, settings: ForecastSettings) -> Prepared:
             "Choose a frequency (they are then moved to the nearest step).",
         )
     anchor = _anchor(pd.DatetimeIndex(long["time"]), frequency)
+    check_grid_size(long, frequency, anchor, ForecastSettingsError, "frequency")
     _, moved = snap_to_grid(long["time"].to_numpy(), frequency, anchor)
     share = moved / len(long)
     if inferred and share > MAX_OFF_GRID_SHARE:
@@ -521,7 +662,7 @@ def prepare(df: pd.DataFrame, settings: ForecastSettings) -> Prepared:
     )
     missing = counts["missing_target"]
     guardrails["missing_target"] = (
-        ("fixed", f"{missing} missing target values were interpolated.")
+        ("fixed", f"{missing} missing or infinite target values were interpolated (or dropped at a series' ends).")
         if missing
         else ("passed", "No target value is missing.")
     )
@@ -611,14 +752,6 @@ def _panel(regular: pd.DataFrame, keys: list[str], n_known: int, codes: dict | N
 # metrics
 
 
-def mase_scale(history: np.ndarray, season_length: int) -> float:
-    """MAE of the in-sample seasonal naive forecast (naive when the history is shorter than a season)."""
-    m = season_length if len(history) > season_length else 1
-    if len(history) <= m:
-        return float("nan")
-    return float(np.mean(np.abs(history[m:] - history[:-m])))
-
-
 def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
     """Symmetric MAPE in 0..200; a zero forecast of a zero actual counts as no error."""
     denominator = np.abs(actual) + np.abs(forecast)
@@ -627,11 +760,12 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def forecast_metrics(actual, forecast, history, season_length: int) -> dict[str, float]:
-    """The five metrics of one series' forecast window, against its history before the origin."""
+    """The five metrics of one series' forecast window, against its history before the origin.
+    RMSE and MAE are regression's; normalised RMSE divides by the range of the history before the
+    origin (not of the window's actuals, as regression's does: a short window's range is often ~0)."""
     actual, forecast, history = (np.asarray(a, dtype="float64") for a in (actual, forecast, history))
-    error = actual - forecast
-    mae = float(np.mean(np.abs(error)))
-    rmse = float(np.sqrt(np.mean(error**2)))
+    mae = regression_score("mae", actual, forecast)
+    rmse = regression_score("rmse", actual, forecast)
     scale = mase_scale(history, season_length)
     spread = float(np.max(history) - np.min(history)) if len(history) else float("nan")
     return {
@@ -933,7 +1067,8 @@ class Forecaster:
         self.known_ahead_encodings = known_ahead_encodings
         self.nonnegative = bool(nonnegative)
         self.anchor_ns = int(pd.Timestamp(anchor).value)
-        # the stored history, as flat arrays (codes follow ``series``)
+        # the stored history, as flat arrays sorted by code (then time): a series is one slice
+        panel = sorted(panel, key=lambda s: s.code)
         self.history = {
             "code": np.concatenate([np.full(len(s.y), s.code, dtype="int64") for s in panel]),
             "time": np.concatenate([s.times.astype("datetime64[ns]").astype("int64") for s in panel]),
@@ -966,7 +1101,7 @@ class Forecaster:
     def algorithm(self) -> str:
         return self.members[0]["algorithm"] if len(self.members) == 1 else "ensemble"
 
-    def _context(self) -> models.Context:
+    def _context(self, deadline: float | None = None) -> models.Context:
         return models.Context(
             season_length=self.season_length,
             frequency=self.frequency,
@@ -976,7 +1111,7 @@ class Forecaster:
             n_series=len(self.series),
             n_known=len(self.known_ahead),
             nonnegative=self.nonnegative,
-            deadline=None,
+            deadline=deadline,
             anchor_ns=self.anchor_ns,
         )
 
@@ -989,8 +1124,8 @@ class Forecaster:
                 cut = pd.Timestamp(origin)
             except (ValueError, TypeError):
                 raise ForecastInputError("origin", f"The origin {origin!r} does not parse as a time.") from None
-            if cut.tzinfo is not None:
-                cut = cut.tz_convert(None)
+            if cut.tzinfo is not None:  # the history is in wall time
+                cut = cut.tz_localize(None)
             cut_ns = int(cut.value)
             if not (history["time"] == cut_ns).any():
                 first, last = (pd.Timestamp(int(v)).isoformat() for v in (history["time"].min(), history["time"].max()))
@@ -1005,10 +1140,11 @@ class Forecaster:
             code = self.series_codes[key]
             if wanted is not None and key not in wanted:
                 continue
-            rows = history["code"] == code
-            if cut_ns is not None:
-                rows &= history["time"] <= cut_ns
-            if rows.sum() < 3:
+            start, end = np.searchsorted(history["code"], [code, code + 1])
+            if cut_ns is not None:  # times are sorted within a series
+                end = start + int(np.searchsorted(history["time"][start:end], cut_ns, side="right"))
+            rows = slice(start, end)
+            if end - start < 3:
                 if cut_ns is not None and wanted is None:
                     continue  # a series that starts after the origin has nothing to forecast from
                 raise ForecastInputError(
@@ -1037,7 +1173,7 @@ class Forecaster:
             raise ForecastInputError(
                 missing[0], f"A series is named by {', '.join(self.series_columns)}; {missing[0]!r} is missing."
             )
-        return _series_key_text(str(values[c]).strip() for c in self.series_columns)
+        return _series_key_text(series_id_text(values[c]) for c in self.series_columns)
 
     def _describe(self, key: str) -> str:
         return ", ".join(f"{c}={v}" for c, v in _key_dict(key, self.series_columns).items()) or "the series"
@@ -1050,7 +1186,7 @@ class Forecaster:
                 raise ForecastInputError(column, f"The history has no column {column!r}.")
         long = pd.DataFrame(
             {
-                "key": series_key_columns(history, self.series_columns),
+                "key": series_key_columns(history, self.series_columns, ForecastInputError, "history"),
                 "time": parse_times(history[self.time_column], self.time_column, ForecastInputError),
                 "y": parse_target(history[self.target_column], self.target_column, ForecastInputError),
             }
@@ -1064,6 +1200,7 @@ class Forecaster:
         empty = [k for k, part in long.groupby("key") if part["y"].notna().sum() == 0]
         if empty:
             raise ForecastInputError(self.target_column, f"The series {self._describe(empty[0])} has no target values.")
+        check_grid_size(long, self.frequency, pd.Timestamp(self.anchor_ns), ForecastInputError, "history")
         regular, _ = regularise(long, self.frequency, pd.Timestamp(self.anchor_ns))
         lengths = regular.groupby("key").size()
         if lengths.min() < 3:
@@ -1088,7 +1225,7 @@ class Forecaster:
                     raise ForecastInputError("future", f"The future rows have no column {column!r}.")
             table = pd.DataFrame(
                 {
-                    "key": series_key_columns(future, self.series_columns),
+                    "key": series_key_columns(future, self.series_columns, ForecastInputError, "future"),
                     "time": parse_times(future[self.time_column], self.time_column, ForecastInputError, "future"),
                 }
             )
@@ -1121,8 +1258,24 @@ class Forecaster:
         return out
 
     def forecast(self, history: pd.DataFrame | None = None, *, future: pd.DataFrame | None = None, origin=None,
-                 level: float = 0.9, series: list[dict] | None = None) -> pd.DataFrame:  # fmt: skip
-        """The horizon's forecasts per series with interval bounds at ``level`` (see the module doc)."""
+                 level: float = 0.9, series: list[dict] | None = None,
+                 deadline: float | None = None) -> pd.DataFrame:  # fmt: skip
+        """The horizon's forecasts per series with interval bounds at ``level`` (see the module doc).
+        ``deadline`` (a ``time.monotonic()`` value): local models refitted on a given history stop
+        there with ForecastTimeout."""
+        try:
+            return self._forecast(history, future=future, origin=origin, level=level, series=series, deadline=deadline)
+        except OutOfTime:
+            raise ForecastTimeout(
+                "The history's series could not all be fitted in the time a request has: send fewer series."
+            ) from None
+        except (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta, IndexError) as exc:
+            # times near pandas' limits (1677, 2262): a grid or a forecast step out of range
+            raise ForecastInputError(
+                "history", f"The times cannot be forecast: they reach the limits of dates (1677 to 2262) ({exc})."
+            ) from None
+
+    def _forecast(self, history, *, future, origin, level, series, deadline) -> pd.DataFrame:
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 <= level <= 0.99:
             raise ForecastInputError("level", f"level must be a number between 0.5 and 0.99, not {level!r}.")
         if history is None:
@@ -1134,7 +1287,7 @@ class Forecaster:
                 panel = [s for s in panel if s.key in wanted]
         steps = self.gap + self.horizon
         future_known = self._future_panel(panel, future, steps)
-        context = self._context()
+        context = self._context(deadline)
         combined = np.zeros((len(panel), self.horizon))
         for member in self.members:
             predictions = models.predict(member["state"], panel, steps, future_known, context, stored=stored)

@@ -8,7 +8,6 @@ local models may reuse their parameters as they are.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -103,14 +102,21 @@ def periods_since(anchor_ns: int, times, frequency: str) -> np.ndarray:
     return (np.searchsorted(grid.asi8, index.asi8) - np.searchsorted(grid.asi8, anchor.value)).astype("int64")
 
 
+def mase_scale(history: np.ndarray, season_length: int) -> float:
+    """MAE of the in-sample seasonal naive forecast (naive when the history is shorter than a season)."""
+    m = season_length if len(history) > season_length else 1
+    if len(history) <= m:
+        return float("nan")
+    return float(np.mean(np.abs(history[m:] - history[:-m])))
+
+
 def series_scale(history: np.ndarray, season_length: int) -> float:
-    """A positive scale of a series: the MAE of its in-sample seasonal naive forecast (naive when
-    shorter than two seasons), else its spread; 1 for a constant series of zeros."""
+    """A positive scale of a series: its MASE scale (the naive one when the seasonal one is zero),
+    else its spread; 1 for a constant series of zeros."""
     for m in (season_length, 1):
-        if len(history) > m:
-            value = float(np.mean(np.abs(history[m:] - history[:-m])))
-            if np.isfinite(value) and value > 1e-12:
-                return value
+        value = mase_scale(history, m)
+        if np.isfinite(value) and value > 1e-12:
+            return value
     for value in (float(np.std(history)), float(np.mean(np.abs(history)))):
         if np.isfinite(value) and value > 1e-12:
             return value
@@ -142,9 +148,9 @@ def predict(
     if algorithm == "seasonal_naive":
         out = [seasonal_naive(s.y, context.season_length, steps) for s in panel]
     elif algorithm == "ets":
-        out = [_predict_ets(state, s, steps, context, stored) for s in panel]
+        out = [_predict_ets(state, s, steps, context, stored) for s in _timed(panel, context)]
     elif algorithm == "arima":
-        out = [_predict_arima(state, s, steps, context, stored) for s in panel]
+        out = [_predict_arima(state, s, steps, context, stored) for s in _timed(panel, context)]
     elif algorithm in GRADIENT_BOOSTING:
         out = _predict_boosting(state, panel, steps, future, context)
     else:
@@ -154,6 +160,13 @@ def predict(
         for s, f in zip(panel, out, strict=True)
     ]
     return [np.maximum(f, 0.0) for f in out] if context.nonnegative else out
+
+
+def _timed(panel: Panel, context: Context):
+    """The series, the deadline checked before each (a local model may be refitted on it)."""
+    for s in panel:
+        context.check_time()
+        yield s
 
 
 def seasonal_naive(y: np.ndarray, season_length: int, steps: int) -> np.ndarray:
@@ -240,7 +253,7 @@ def _predict_ets(state: dict, series: Series, steps: int, context: Context, stor
                 result = _ets_model(series.y[keep], fitted["config"]).smooth(fitted["params"])
                 return np.asarray(result.forecast(steps), dtype="float64")
     # a new history (or a series never seen): the local model is fitted on what is given
-    refit = _fit_ets(series.y, series.times, _no_deadline(context))
+    refit = _fit_ets(series.y, series.times, context)
     return _predict_ets({"series": {str(series.code): refit}}, series, steps, context, stored=True)
 
 
@@ -323,7 +336,7 @@ def _fit_arima(series: Series, context: Context) -> dict:
 def _predict_arima(state: dict, series: Series, steps: int, context: Context, stored: bool) -> np.ndarray:
     fitted = state["series"].get(str(series.code))
     if fitted is None or len(series.y) < 3:
-        fitted = _fit_arima(series, _no_deadline(context))
+        fitted = _fit_arima(series, context)
     if fitted["config"] is None:
         return seasonal_naive(series.y, context.season_length, steps)
     # the parameters hold for any stretch of the series: the filter starts from the model's own prior
@@ -369,10 +382,16 @@ def _feature_matrix(y, positions, times, known, code, scale, features, context) 
     at = np.asarray(positions) + pad
     base = padded[at - 1]
     columns = [(padded[at - k] - base) / scale for k in features["lags"]]
+    if features["windows"]:
+        # window sums from cumulative sums (memory per row, not per row and window); centred first
+        centred = padded - padded.mean()
+        sums = np.concatenate([[0.0], np.cumsum(centred)])
+        squares = np.concatenate([[0.0], np.cumsum(centred**2)])
     for w in features["windows"]:
-        window = padded[at[:, None] - np.arange(1, w + 1)[None, :]]
-        columns.append((window.mean(axis=1) - base) / scale)
-        columns.append(window.std(axis=1) / scale)
+        mean = (sums[at] - sums[at - w]) / w
+        variance = np.maximum((squares[at] - squares[at - w]) / w - mean**2, 0.0)
+        columns.append((mean + padded.mean() - base) / scale)
+        columns.append(np.sqrt(variance) / scale)
     index = pd.DatetimeIndex(times)
     columns += [
         index.month.to_numpy(),
@@ -435,12 +454,13 @@ def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
     features = boosting_features(context.season_length, min(len(s.y) for s in panel), context.n_known)
     rows, targets = [], []
     steps = context.gap + context.horizon
+    per_series = max(MAX_TRAINING_ROWS // len(panel), 1)  # every series keeps its latest rows
     for s in panel:
         context.check_time()
         y = _working(s.y, log)
         scale = series_scale(y, context.season_length)
         if strategy == "recursive":
-            positions = np.arange(1, len(y))
+            positions = np.arange(1, len(y))[-per_series:]
             rows.append(
                 _feature_matrix(y, positions, s.times[positions], s.known[positions], s.code, scale, features, context)
             )
@@ -522,10 +542,6 @@ def _predict_boosting(
 
 
 # ----------------------------------------------------------------------------------------------
-
-
-def _no_deadline(context: Context) -> Context:
-    return dataclasses.replace(context, deadline=None)
 
 
 @contextlib.contextmanager
