@@ -201,17 +201,18 @@ def test_a_queued_run_is_read_back_with_its_settings_and_no_result_yet(api, owne
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("frequency", ["1000000D", "ms"])
-def test_a_frequency_the_dates_cannot_be_laid_on_is_refused_on_the_frequency(
+def test_a_frequency_the_dates_cannot_be_laid_on_is_refused_naming_a_setting(
     api, owner, workspace, tmp_path, frequency
 ):
     """A step so long the grid leaves pandas' dates, or so short two months of days would be
-    billions of points: a 400 on the frequency while submitting, not a 500 (or the web process'
-    memory)."""
+    billions of points: a 400 naming the setting while submitting, not a 500 (or the web
+    process' memory)."""
     data = upload(owner, workspace, tmp_path, messy_sales(periods=60))
     cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
     response = start(api, owner, workspace, cluster, data, {**SETTINGS, "frequency": frequency})
     assert response.status_code == 400, response.content
-    assert response.json()["error"]["fields"].get("frequency"), response.json()
+    fields = response.json()["error"]["fields"]  # the engine says which: the step, or the dates it reaches
+    assert fields.get("frequency") or fields.get("time_column"), fields
     assert not Job.objects.exists()
 
 
