@@ -160,8 +160,8 @@ class Predictor:
             )
         except ForecastTimeout as exc:
             raise PayloadError(
-                f"The forecast did not finish within the request's time ({exc}): send fewer series or a "
-                "shorter history, or use a batch forecasting job.",
+                f"The forecast did not finish within the request's time. {exc} "
+                "A batch forecasting job has no such limit.",
                 field=exc.field,
                 code="timeout",
             ) from None
