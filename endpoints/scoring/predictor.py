@@ -20,6 +20,9 @@ A forecasting model (``"task": "forecasting"``, served from skops) takes a forec
     {"forecasts": [{"Store ID": "A", "Date": "2024-02-01T00:00:00", "forecast": 13.1,
                     "lower": 9.0, "upper": 17.2}, ...], "horizon": 12, "frequency": "MS", "level": 0.9}
 
+Served, a forecast is bounded before any work: series × horizon within the scoring row limit and
+at most ``MAX_FORECAST_SERIES`` series in a history (413), refits within a deadline (503 ``timeout``).
+
 The prediction is the most probable class (for every model: one ``predict_proba`` call gives both,
 and the label always agrees with the probabilities shown). Probability keys are the class labels as
 strings (JSON object keys); predictions keep the labels' own JSON type. Probabilities are rounded
