@@ -476,6 +476,18 @@ def test_a_frequency_far_finer_than_the_data_is_refused_before_its_grid_is_built
     assert caught.value.field == "frequency" and "coarser" in str(caught.value)
 
 
+def test_bursts_that_infer_seconds_and_steps_beyond_pandas_dates_are_frequency_errors():
+    days = pd.date_range("2024-01-01", periods=60, freq="D")
+    times = pd.DatetimeIndex([d + pd.Timedelta(seconds=k) for d in days for k in range(3)])  # median step 1 s
+    burst = pd.DataFrame({"Date": times.strftime("%Y-%m-%d %H:%M:%S"), "Units Sold": np.arange(180.0)})
+    with pytest.raises(ForecastSettingsError) as caught:
+        prepare(burst, settings(series_columns=[], known_ahead=[]))
+    assert caught.value.field == "frequency"
+    with pytest.raises(ForecastSettingsError) as caught:
+        settings(frequency="1000000D")
+    assert caught.value.field == "frequency"
+
+
 def test_a_history_spanning_centuries_is_refused(naive_run):
     _, result = naive_run
     history = pd.DataFrame(

@@ -123,6 +123,12 @@ def normalize_frequency(alias) -> str:
         raise ForecastSettingsError(
             "frequency", f"Unknown frequency {alias!r}: use a pandas offset alias such as D, W-MON, MS, QS, YS or h."
         ) from None
+    try:
+        shortest_step_ns(offset.freqstr)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta):
+        raise ForecastSettingsError(
+            "frequency", f"The frequency {alias!r} has steps longer than the dates pandas can hold (1677 to 2262)."
+        ) from None
     freq = offset.freqstr
     # the common spellings of the default anchors
     return {"QS-JAN": "QS", "YS-JAN": "YS", "QE-DEC": "QE", "YE-DEC": "YE"}.get(freq, freq)
