@@ -382,8 +382,11 @@ def score_request(
     try:
         predictor = deployment.predictor()
         if predictor.forecasting:
-            request = predictor.signature.validate_forecast(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
-            result = predictor.forecast(request)
+            max_rows = settings.STUDIO_SCORING_MAX_ROWS
+            request = predictor.signature.validate_forecast(payload, max_rows=max_rows)
+            # a history is refitted in this process: bounded in series, answer rows and time
+            deadline = time.monotonic() + settings.STUDIO_FORECAST_REQUEST_SECONDS
+            result = predictor.forecast(request, max_rows=max_rows, deadline=deadline)
             # every forecast value is a prediction; the known-ahead values are the monitored inputs
             predictions = [row["forecast"] for row in result["forecasts"] if row["forecast"] is not None]
             batch, rows = request.future_batch, len(result["forecasts"])
@@ -392,7 +395,8 @@ def score_request(
             result = predictor.predict_batch(batch)
             predictions, rows = result["predictions"], batch.n_rows
     except PayloadError as exc:
-        _record(exc.status, deployment, refusal=exc)
+        # a timeout is the server's (503), not a refusal of the caller's data
+        _record(exc.status, deployment, refusal=exc if exc.status < 500 else None)
         fields_at_fault = {exc.field: [str(exc)]} if exc.field else None
         return ScoreOutcome(exc.status, error_body(exc.code, str(exc), fields_at_fault, row=exc.row), deployment)
     except Exception:

@@ -112,7 +112,8 @@ class PayloadError(ValueError):
 
     @property
     def status(self) -> int:
-        return 413 if self.code == "too_many_rows" else 400
+        # too much asked is 413; a forecast that could not finish within the request's time is 503
+        return {"too_many_rows": 413, "too_many_series": 413, "timeout": 503}.get(self.code, 400)
 
     def to_json(self) -> dict:
         return {"code": self.code, "message": self.message, "field": self.field, "row": self.row}
@@ -478,7 +479,8 @@ class Signature:
             missing = [c for c in columns if c not in key]
             if missing:
                 raise PayloadError(f"Series {position} has no value for {missing[0]!r}.", field="series")
-            chosen.append({c: key[c] for c in columns})
+            # the engine names series with the same rule, so {"store": 1.0} is the series "1"
+            chosen.append({c: None if key[c] is None else _label(key[c]) for c in columns})
         return chosen
 
     def to_json(self) -> dict:
@@ -859,7 +861,8 @@ def _cast_flag(spec: ColumnSpec, values: list, offset: int) -> np.ndarray:
 
 
 def _label(v) -> str:
-    # the same rule as the featurizer's CastColumns: 3, 3.0 and "3" are one category
+    # the same rule as the featurizer's CastColumns: 3, 3.0 and "3" are one category. Pure (no
+    # Django, no state): the forecasting engine names series keys with it too.
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     if isinstance(v, np.generic):

@@ -428,6 +428,7 @@ STUDIO_LAB_ROUTE_SECONDS = env_float("STUDIO_LAB_ROUTE_SECONDS", 5.0)
 
 # --- Serving ------------------------------------------------------------------------------------------
 STUDIO_SCORING_MAX_ROWS = env_int("STUDIO_SCORING_MAX_ROWS", 10_000)
+STUDIO_FORECAST_REQUEST_SECONDS = env_int("STUDIO_FORECAST_REQUEST_SECONDS", 10)  # refits per scoring request
 STUDIO_SCORING_MAX_BODY_BYTES = env_int("STUDIO_SCORING_MAX_BODY_BYTES", 20 * 1024 * 1024)
 STUDIO_MONITOR_FLUSH_SECONDS = env_float("STUDIO_MONITOR_FLUSH_SECONDS", 5.0)
 # JSON bodies (API and scoring) nested deeper than this are refused before parsing (R10).

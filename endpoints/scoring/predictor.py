@@ -20,6 +20,9 @@ A forecasting model (``"task": "forecasting"``, served from skops) takes a forec
     {"forecasts": [{"Store ID": "A", "Date": "2024-02-01T00:00:00", "forecast": 13.1,
                     "lower": 9.0, "upper": 17.2}, ...], "horizon": 12, "frequency": "MS", "level": 0.9}
 
+Served, a forecast is bounded before any work: series × horizon within the scoring row limit and
+at most ``MAX_FORECAST_SERIES`` series in a history (413), refits within a deadline (503 ``timeout``).
+
 The prediction is the most probable class (for every model: one ``predict_proba`` call gives both,
 and the label always agrees with the probabilities shown). Probability keys are the class labels as
 strings (JSON object keys); predictions keep the labels' own JSON type. Probabilities are rounded
@@ -47,6 +50,7 @@ from modelformat.modelio import load_model
 from modelformat.onnx_export import make_session, onnx_feed, session_io
 from modelformat.signature import (
     FORECASTING,
+    MAX_FORECAST_SERIES,
     MAX_ROWS,
     REGRESSION,
     ForecastRequest,
@@ -55,6 +59,7 @@ from modelformat.signature import (
     ValidatedBatch,
     json_labels,
 )
+from training.ml.forecast import ForecastTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -132,16 +137,21 @@ class Predictor:
         """Validate a JSON payload and score it (raises ``PayloadError`` for bad input); a
         forecasting model takes a forecasting request."""
         if self.forecasting:
-            return self.forecast(self.signature.validate_forecast(payload, max_rows=max_rows))
+            return self.forecast(self.signature.validate_forecast(payload, max_rows=max_rows), max_rows=max_rows)
         batch = self.signature.validate_columns(payload, max_rows=max_rows, unknown_columns=unknown_columns)
         return self.predict_batch(batch)
 
-    def forecast(self, request: ForecastRequest) -> dict:
+    def forecast(self, request: ForecastRequest, *, max_rows: int | None = None, deadline: float | None = None) -> dict:
         """A forecasting model's answer to a checked request; a request the model cannot forecast
         from (too short a history, an unknown origin or series, missing known-ahead values) is a
-        ``PayloadError`` naming the field."""
+        ``PayloadError`` naming the field. ``max_rows`` bounds the answer (series × horizon) and
+        the series a history may hold; ``deadline`` (``time.monotonic()``) bounds the refits — a
+        request past it is a 503 ``timeout``. A batch job passes neither."""
         if not self.forecasting:
             raise PayloadError("This model does not forecast: send rows to score.", code="invalid_payload")
+        if max_rows is not None:
+            self._check_forecast_size(request, max_rows)
+        limits = {} if deadline is None else {"deadline": deadline}
         try:
             frame = self.model.forecast(
                 request.history,
@@ -149,13 +159,50 @@ class Predictor:
                 origin=request.origin,
                 level=request.level,
                 series=request.series,
+                **limits,
             )
-        except ValueError as exc:  # the engine's ForecastInputError names the field at fault
-            field = getattr(exc, "field", None)
-            if field is None:
-                raise
-            raise PayloadError(str(exc), field=field, code="invalid_value") from None
+        except ForecastTimeout as exc:
+            raise PayloadError(
+                f"The forecast did not finish within the request's time. {exc} "
+                "A batch forecasting job has no such limit.",
+                field=exc.field,
+                code="timeout",
+            ) from None
+        except (ValueError, OverflowError) as exc:  # the engine's errors name the field at fault
+            field = getattr(exc, "field", None) or ("history" if request.history is not None else None)
+            raise PayloadError(
+                f"The model cannot forecast from this request: {exc}" if field is None else str(exc),
+                field=field,
+                code="invalid_value" if getattr(exc, "field", None) else "invalid_payload",
+            ) from None
         return self.format_forecasts(frame, level=request.level)
+
+    def _check_forecast_size(self, request: ForecastRequest, max_rows: int) -> None:
+        """Refuse, before any work, a request whose answer (series × horizon rows) is over the
+        scoring limit, or a history of more series than a request may refit."""
+        info = self.signature.forecast
+        columns = list(info["series_columns"])
+        if request.history is not None:
+            given = len(request.history[columns].drop_duplicates()) if columns else 1
+            if given > MAX_FORECAST_SERIES:
+                raise PayloadError(
+                    f"The history holds {given:,} series; a request forecasts at most {MAX_FORECAST_SERIES:,} "
+                    "(each is refitted): split it, or use a batch forecasting job.",
+                    field="history",
+                    code="too_many_series",
+                )
+        else:
+            given = len(self.model.series)
+        n_series = min(given, len({tuple(s.values()) for s in request.series})) if request.series else given
+        answer = n_series * int(info["horizon"])
+        if answer > max_rows:
+            raise PayloadError(
+                f"{n_series:,} series × a horizon of {info['horizon']} is {answer:,} forecasts, over the "
+                f'{max_rows:,} a request may return: name fewer series ("series": [...]) or use a batch '
+                "forecasting job.",
+                field="series",
+                code="too_many_series",
+            )
 
     def format_forecasts(self, frame: pd.DataFrame, *, level: float) -> dict:
         info = self.signature.forecast

@@ -197,3 +197,43 @@ def test_a_queued_run_is_read_back_with_its_settings_and_no_result_yet(api, owne
     body = detail.json()
     assert body["task"] == "forecasting" and body["horizon"] == HORIZON and body["primary_metric"] == "normalized_rmse"
     assert body["leaderboard"] == [] and body["metrics"] is None and body["registered"] is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("frequency", ["1000000D", "ms"])
+def test_a_frequency_the_dates_cannot_be_laid_on_is_refused_naming_a_setting(
+    api, owner, workspace, tmp_path, frequency
+):
+    """A step so long the grid leaves pandas' dates, or so short two months of days would be
+    billions of points: a 400 naming the setting while submitting, not a 500 (or the web
+    process' memory)."""
+    data = upload(owner, workspace, tmp_path, messy_sales(periods=60))
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    response = start(api, owner, workspace, cluster, data, {**SETTINGS, "frequency": frequency})
+    assert response.status_code == 400, response.content
+    fields = response.json()["error"]["fields"]  # the engine says which: the step, or the dates it reaches
+    assert fields.get("frequency") or fields.get("time_column"), fields
+    assert not Job.objects.exists()
+
+
+def test_the_packaged_latency_times_one_series_and_is_skipped_past_the_deadline():
+    import time
+
+    from training.kinds.forecast import _forecast_latency_ms
+    from training.ml.forecast import ForecastSettings, prepare, search
+
+    settings = ForecastSettings.from_dict(
+        {**SETTINGS, "known_ahead": [], "target_column": "Units Sold", "algorithms": ["seasonal_naive"]}
+    )
+    forecaster = search(prepare(messy_sales(periods=60, stores=("A-1", "B 2", "C 3")), settings), settings).forecaster
+    asked = []
+    forecast = forecaster.forecast
+
+    def counting(*args, **kwargs):
+        asked.append(kwargs.get("series"))
+        return forecast(*args, **kwargs)
+
+    forecaster.forecast = counting
+    assert _forecast_latency_ms(forecaster, deadline=time.monotonic() - 1) is None and asked == []
+    assert _forecast_latency_ms(forecaster, deadline=time.monotonic() + 60) > 0
+    assert asked == [[{"Store ID": "A-1"}]]  # one series, not the three

@@ -115,7 +115,7 @@ def test_bad_forecasting_settings_are_refused_beside_their_fields(client, owner,
     assert "Select a valid choice. Sales date is not one of the available choices." in page
     # the service's checks on the data itself, beside the field they name
     page = page_text(client.post(url, wizard_post(sales, cluster, time_column="Store ID", series_columns=[])))
-    assert error_of(page, "time_column").startswith("'Store ID' does not parse as dates: 'A-1'")
+    assert error_of(page, "time_column").startswith("The time column 'Store ID' has a value that does not parse")
     page = page_text(client.post(url, wizard_post(sales, cluster, horizon="40")))
     assert "Inferred from the data: <strong>D</strong>" in page  # shown again with the errors
     assert error_of(page, "horizon").startswith("Horizon 40 needs at least") and "has 60" in page
