@@ -14,6 +14,7 @@ from compute.jobs.selectors import job_json_artifact
 from data.services import data_version_path
 
 from .automl_services import automl_spec, first_trial_seconds, trials_of
+from .ml.forecast import ForecastSettingsError, infer_frequency, parse_times
 from .ml.latency import within_limit
 from .ml.metrics import sort_key
 from .ml.tasks import (
@@ -210,32 +211,25 @@ MAX_FREQUENCY_ROWS = 200_000
 
 
 def inferred_frequency(version, time_column: str) -> tuple[str | None, str]:
-    """The frequency pandas infers from the distinct times of `time_column` (a preview for the
-    wizard; the run infers it again per series), and a message when it cannot."""
+    """The frequency the run will infer from `time_column` (the engine's own parsing and inference,
+    on the first rows: a preview for the wizard), and a message when it cannot."""
     names = [c["name"] for c in (version.schema or {}).get("columns", [])]
     if time_column not in names:
         return None, f"{time_column} is not a column of {version}."
-    column = pq.read_table(data_version_path(version), columns=[time_column]).column(0)
-    values = column.slice(0, MAX_FREQUENCY_ROWS).to_pandas()
-    textual = values.dtype == object or pd.api.types.is_string_dtype(values)
-    times = pd.to_datetime(values, errors="coerce", format="mixed") if textual else values
-    if not pd.api.types.is_datetime64_any_dtype(times):
-        return None, f"{time_column} does not hold dates."
-    bad = values[times.isna() & values.notna()]
-    if len(bad):
-        return None, f"{time_column} does not parse as dates: {bad.iloc[0]!r}."
-    distinct = pd.DatetimeIndex(times.dropna().unique()).sort_values()
-    if len(distinct) < 3:
-        return None, f"{time_column} has fewer than 3 distinct times."
-    with pd.option_context("future.infer_freq_returns_offset", True):
-        offset = pd.infer_freq(distinct)
-    alias = offset.freqstr if offset is not None else None
+    first = next(
+        pq.ParquetFile(data_version_path(version)).iter_batches(batch_size=MAX_FREQUENCY_ROWS, columns=[time_column]),
+        None,
+    )
+    if first is None:
+        return None, f"{version} has no rows."
+    try:
+        times = parse_times(first.column(0).to_pandas(), time_column)
+        distinct = pd.DatetimeIndex(times.dropna().unique()).sort_values()
+        if len(distinct) < 3:
+            return None, f"{time_column} has fewer than 3 distinct times."
+        alias = infer_frequency([distinct])
+    except ForecastSettingsError as exc:
+        return None, str(exc)
     if alias is None:
-        # a missing timestamp or two: the most common step between times
-        step = pd.Series(distinct[1:] - distinct[:-1]).mode().iloc[0]
-        try:
-            alias = pd.tseries.frequencies.to_offset(step).freqstr
-        except ValueError:
-            return None, "The times are irregular: choose the frequency."
-        return alias, ""
+        return None, "The times are irregular: choose the frequency."
     return alias, ""

@@ -97,7 +97,7 @@ def test_the_wizard_offers_forecasting_with_its_settings_and_the_inferred_freque
     part = page_text(client.get(base + "frequency/", {"data_version_id": sales.pk, "time_column": "Date"}))
     assert "Inferred from the data: <strong>D</strong>" in part
     part = page_text(client.get(base + "frequency/", {"data_version_id": sales.pk, "time_column": "Store ID"}))
-    assert "Store ID does not parse as dates: 'A-1'" in part
+    assert "The time column 'Store ID' has a value that does not parse as a date: 'A-1' (row 1)." in part
 
 
 def test_bad_forecasting_settings_are_refused_beside_their_fields(client, owner, workspace, sales, cluster):
@@ -376,3 +376,21 @@ def test_clone_and_edit_of_a_forecasting_run_keeps_its_settings(client, owner, w
         assert f'name="{name}" value="{value}"' in page
         tag = page.split(f'name="{name}" value="{value}"', 1)[1].split(">", 1)[0]
         assert "checked" in tag, (name, tag)
+
+
+def test_the_frequency_preview_is_the_runs_own_inference(client, owner, workspace, tmp_path):
+    """Monthly sales with a month missing preview as MS (the engine's inference), not as the most
+    common step in hours."""
+    import pandas as pd
+
+    dates = [d for i, d in enumerate(pd.date_range("2021-01-01", periods=30, freq="MS")) if i != 7]
+    source = tmp_path / "monthly sales.csv"
+    pd.DataFrame({"Month": [d.strftime("%Y-%m-%d") for d in dates], "Units Sold": range(len(dates))}).to_csv(
+        source, index=False
+    )
+    version = data_version_from_file(actor=owner, workspace=workspace, path=source, name="monthly sales")
+    client.force_login(owner)
+    part = page_text(
+        client.get(f"/w/{workspace.pk}/jobs/automl/frequency/", {"data_version_id": version.pk, "time_column": "Month"})
+    )
+    assert "Inferred from the data: <strong>MS</strong>" in part
