@@ -48,7 +48,13 @@ class BatchScoreJobForm(JobSubmitForm):
 
     kind = BATCH_SCORE
     model_version_id = forms.TypedChoiceField(coerce=int, label="Model version")
-    data_version_id = forms.TypedChoiceField(coerce=int, label="Data to score")
+    data_version_id = forms.TypedChoiceField(
+        coerce=int,
+        empty_value=None,
+        required=False,
+        label="Data to score",
+        help_text="A forecasting model may forecast from its stored history: leave it empty.",
+    )
     output_asset = forms.CharField(
         max_length=100,
         required=False,
@@ -63,7 +69,7 @@ class BatchScoreJobForm(JobSubmitForm):
         ]
         if not self.fields["model_version_id"].choices:
             self.fields["model_version_id"].help_text = "No model is registered yet: register a job's model first."
-        self.fields["data_version_id"].choices = [
+        self.fields["data_version_id"].choices = [("", "None: a forecasting model's stored history")] + [
             (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)")
             for v in data_versions_ready(workspace=self.workspace)[:200]
         ]

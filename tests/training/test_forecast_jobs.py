@@ -121,7 +121,7 @@ def test_a_train_job_does_not_take_the_forecasting_task(owner, workspace, tmp_pa
 @pytest.mark.worker
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 def test_batch_forecasting_from_a_data_version_and_from_the_stored_history(
-    api, owner, workspace, agent, broker, reconciler, tmp_path
+    api, client, owner, workspace, agent, broker, reconciler, tmp_path
 ):
     sales = messy_sales(periods=100)
     data = upload(owner, workspace, tmp_path, sales)
@@ -156,14 +156,34 @@ def test_batch_forecasting_from_a_data_version_and_from_the_stored_history(
     )
     history = upload(owner, workspace, tmp_path, pd.concat([recent, week]), name="store b history")
     jobs = []
-    for spec in ({"model_version_id": version.pk, "data_version_id": history.pk}, {"model_version_id": version.pk}):
-        response = api(owner).post(
-            f"/api/v1/workspaces/{workspace.pk}/jobs/",
-            {"kind": "batch_score", "target": cluster.pk, "spec": spec},
-            format="json",
-        )
-        assert response.status_code == 201, response.content
-        jobs.append(finished(response.json()["id"]))
+    response = api(owner).post(
+        f"/api/v1/workspaces/{workspace.pk}/jobs/",
+        {
+            "kind": "batch_score",
+            "target": cluster.pk,
+            "spec": {"model_version_id": version.pk, "data_version_id": history.pk},
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    jobs.append(finished(response.json()["id"]))
+    # from the stored history, through the Jobs page's batch scoring form (no data chosen)
+    client.force_login(owner)
+    form = client.get(f"/w/{workspace.pk}/jobs/new/?kind=batch_score&model_version_id={version.pk}").content.decode()
+    assert "None: a forecasting model&#x27;s stored history" in form
+    posted = client.post(
+        f"/w/{workspace.pk}/jobs/new/",
+        {
+            "kind": "batch_score",
+            "target": cluster.pk,
+            "model_version_id": version.pk,
+            "data_version_id": "",
+            "output_asset": "",
+            "experiment_name": "Default",
+        },
+    )
+    assert posted.status_code == 302, posted.content.decode()[:3000]
+    jobs.append(finished(Job.objects.filter(kind="batch_score").latest("pk").pk))
     for job in jobs:
         assert job.status == JobStatus.COMPLETED, (job.error, job.status_reason)
     from_history, from_stored = (
