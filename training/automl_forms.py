@@ -1,6 +1,10 @@
 from django import forms
 
-from .ml.algorithms import ALGORITHMS, algorithms_for
+from studio.ids import parse_id
+
+from .ml.algorithms import algorithms_for
+from .ml.forecast import ALGORITHM_LABELS as FORECAST_ALGORITHM_LABELS
+from .ml.forecast import FORECAST_ALGORITHMS
 from .ml.search import DEFAULT_INFER_LIMIT_MS
 from .ml.tasks import CLASSIFICATION, DEFAULT_PRIMARY_METRIC, FORECASTING, REGRESSION, TASKS
 
@@ -30,14 +34,6 @@ FORECASTING_METRIC_LABELS = {
     "mae": "MAE",
 }
 METRIC_LABELS = {**CLASSIFICATION_METRIC_LABELS, **REGRESSION_METRIC_LABELS, **FORECASTING_METRIC_LABELS}
-# training.ml.forecast.FORECAST_ALGORITHMS, labelled (the engine's tuple is the source of the names).
-FORECAST_ALGORITHM_LABELS = {
-    "seasonal_naive": "Seasonal naive",
-    "ets": "Exponential smoothing (ETS)",
-    "arima": "ARIMA",
-    "lightgbm_lags": "LightGBM on lag features",
-    "hgb_lags": "Histogram gradient boosting on lag features",
-}
 # Common pandas offset aliases; anything else is inferred from the data or given through the API.
 FREQUENCY_CHOICES = [
     ("", "Infer from the data"),
@@ -64,27 +60,12 @@ FORECAST_FIELDS = (
     "season_length",
     "backtest_windows",
 )
-ALGORITHM_LABELS = {
-    "logistic_regression": "Logistic regression",
-    "random_forest": "Random forest",
-    "extra_trees": "Extra trees",
-    "gradient_boosting": "Gradient boosting",
-    "hist_gradient_boosting": "Histogram gradient boosting",
-    "lightgbm": "LightGBM",
-    "knn": "k-nearest neighbours",
-    "svc": "SVC",
-    "linear_svm": "Linear SVM",
-    "naive_bayes": "Naive Bayes",
-    "sgd": "SGD",
-}
 
 
 def algorithm_choices(task: str) -> list[tuple[str, str]]:
     if task == FORECASTING:
-        return list(FORECAST_ALGORITHM_LABELS.items())
-    if task == REGRESSION:
-        return list(algorithms_for(REGRESSION).items())
-    return [(a, ALGORITHM_LABELS.get(a, a)) for a in ALGORITHMS]
+        return [(name, FORECAST_ALGORITHM_LABELS[name]) for name in FORECAST_ALGORITHMS]
+    return list(algorithms_for(task).items())
 
 
 def metric_choices(task: str, *, mape: bool = True) -> list[tuple[str, str]]:
@@ -261,7 +242,7 @@ class AutoMLForm(forms.Form):
 
     def _offer_columns(self, chosen) -> None:
         """The forecasting fields' columns: the chosen data's, datetime ones first for the time column."""
-        version = self.versions.get(_int(chosen.get("data_version_id")))
+        version = self.versions.get(parse_id(chosen.get("data_version_id")))
         columns = [c for c in (version.schema or {}).get("columns", []) if not c.get("excluded")] if version else []
         dated = [c for c in columns if c.get("semantic_type") == "datetime"]
         ordered = dated + [c for c in columns if c not in dated]
@@ -335,7 +316,7 @@ class AutoMLForm(forms.Form):
     def _forecast_settings(self) -> dict:
         """The contract's forecasting settings (spec["automl"]); no trials, so no trial limits."""
         data = self.cleaned_data
-        chosen = data.get("allowed_algorithms") or list(FORECAST_ALGORITHM_LABELS)
+        chosen = data.get("allowed_algorithms") or list(FORECAST_ALGORITHMS)
         blocked = set(data.get("blocked_algorithms") or [])
         algorithms = [a for a in chosen if a not in blocked]
         return {
@@ -350,12 +331,5 @@ class AutoMLForm(forms.Form):
             "primary_metric": data.get("primary_metric") or DEFAULT_PRIMARY_METRIC[FORECASTING],
             "timeout_s": float(data["timeout_minutes"]) * 60,
             # every algorithm (None) unless the user narrowed the choice
-            "algorithms": None if set(algorithms) == set(FORECAST_ALGORITHM_LABELS) else algorithms,
+            "algorithms": None if set(algorithms) == set(FORECAST_ALGORITHMS) else algorithms,
         }
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -12,6 +12,7 @@ from compute.selectors import job_targets
 from data.selectors import data_version_get_by_id, data_versions_ready
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
+from studio.ids import parse_id
 from training.models import TrainingJobKind
 from workspaces.pages import render_page
 from workspaces.policy import Action
@@ -107,19 +108,12 @@ def automl_new(request, workspace_id):
 def _frequency_preview(form) -> dict:
     """The frequency inferred from a forecasting form's chosen time column (shown again after errors)."""
     chosen = form.data if form.is_bound else form.initial
-    version = form.versions.get(_int_or_none(chosen.get("data_version_id")))
+    version = form.versions.get(parse_id(chosen.get("data_version_id")))
     time_column = chosen.get("time_column")
     if form.task_value != FORECASTING or version is None or not time_column:
         return {}
     inferred, error = inferred_frequency(version, time_column)
     return {"inferred": inferred, "inferred_error": error}
-
-
-def _int_or_none(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 # The service names the spec's settings; the wizard asks for some of them under other names.

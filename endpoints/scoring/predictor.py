@@ -59,7 +59,6 @@ from modelformat.signature import (
     ValidatedBatch,
     json_labels,
 )
-from training.ml.forecast import ForecastTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -161,11 +160,11 @@ class Predictor:
                 series=request.series,
                 **limits,
             )
-        except ForecastTimeout as exc:
+        except TimeoutError as exc:  # the engine's ForecastTimeout
             raise PayloadError(
                 f"The forecast did not finish within the request's time. {exc} "
                 "A batch forecasting job has no such limit.",
-                field=exc.field,
+                field=getattr(exc, "field", "history"),
                 code="timeout",
             ) from None
         except (ValueError, OverflowError) as exc:  # the engine's errors name the field at fault

@@ -29,11 +29,12 @@ from modelformat.signature import _label as id_label
 from . import forecast_models as models
 from .forecast_models import OutOfTime, Panel, Series, mase_scale, series_scale, step_times
 from .metrics import regression_score
+from .tasks import FORECASTING_PRIMARY_METRICS
 
 FORECAST_ALGORITHMS = models.FORECAST_ALGORITHMS
 ALGORITHM_LABELS = models.ALGORITHM_LABELS
 # every forecasting metric is an error: smaller is better
-FORECAST_METRICS = ("normalized_rmse", "mase", "smape", "rmse", "mae")
+FORECAST_METRICS = FORECASTING_PRIMARY_METRICS
 MAX_HORIZON = 1000
 MAX_GAP = 1000
 MAX_SERIES_COLUMNS = 3
@@ -70,8 +71,9 @@ class ForecastInputError(ValueError):
         self.message = message
 
 
-class ForecastTimeout(ValueError):
-    """A forecast request whose local models could not be refitted before its deadline."""
+class ForecastTimeout(ValueError, TimeoutError):
+    """A forecast request whose local models could not be refitted before its deadline (a
+    TimeoutError too, so serving catches it without importing the engine)."""
 
     def __init__(self, message: str, field: str = "history"):
         super().__init__(message)
