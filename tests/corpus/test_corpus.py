@@ -117,13 +117,13 @@ def finished(job_id: int, timeout: float) -> Job:
     )
 
 
-def upload(client, studio, name: str) -> DataVersion:
+def upload(client, studio, name: str, asset: str = "") -> DataVersion:
     content = (CORPUS / name).read_bytes()
     f = io.BytesIO(content)
     f.name = name
     response = client.post(
         f"/api/v1/workspaces/{studio.workspace.pk}/data-assets/",
-        {"file": f, "name": Path(name).stem},
+        {"file": f, "name": asset or Path(name).stem},
         format="multipart",
     )
     assert response.status_code == 202, response.content
@@ -298,3 +298,83 @@ def test_a_corpus_file_goes_from_upload_to_batch_scoring_with_its_labels_as_writ
     assert len(frame) == len(rows)
     assert list(frame.columns[: len(header)]) == header
     assert set(frame["prediction"]) <= set(labels) and frame["prediction"].map(type).eq(str).all()
+
+
+# The corpus files that suit the other tasks: (file, task, target, settings beyond the budget).
+TASK_FILES = [
+    ("web_sessions.csv", "regression", "duration (s)", {}),
+    ("spreadsheet_export.csv", "regression", "Revenue", {}),  # "4,355.36": separators in the target
+    # readings every ~17 minutes at jittered times, some with a zone: forecast hourly
+    ("sensors.csv", "forecasting", "temp.c", {"time_column": "recorded at", "frequency": "h", "horizon": 6}),
+    # orders on random days, several a day: daily revenue with gaps and repeated days
+    ("spreadsheet_export.csv", "forecasting", "Revenue", {"time_column": "Order Date", "horizon": 7}),
+]
+
+
+@pytest.mark.parametrize(("name", "task", "target", "given"), TASK_FILES)
+def test_a_corpus_file_is_a_regression_or_a_forecast_from_upload_to_monitoring(
+    api, client, studio, name, task, target, given
+):
+    rest = api(studio.owner)
+    ws = f"/api/v1/workspaces/{studio.workspace.pk}"
+    stem = f"{Path(name).stem.replace('_', '-')}-{task}"
+    version = upload(rest, studio, name, asset=stem)
+    budget = {"timeout_s": 30, "backtest_windows": 2} if task == "forecasting" else {"timeout_s": 15, "max_trials": 3}
+    automl = rest.post(
+        f"{ws}/automl/",
+        {
+            "data_version": version.pk,
+            "target_column": target,
+            "task": task,
+            "target": studio.cluster.pk,
+            "settings": {**budget, **given},
+            "register_as": stem,
+        },
+        format="json",
+    )
+    assert automl.status_code == 201, automl.content
+    run = finished(automl.json()["id"], timeout=150)
+    assert run.status == JobStatus.COMPLETED, (run.status_reason, run.error)
+    model = ModelVersion.objects.get(model__workspace=studio.workspace, model__name=stem)
+    assert model.task == task
+
+    endpoint = rest.post(f"{ws}/endpoints/", {"name": stem}, format="json")
+    assert endpoint.status_code == 201, endpoint.content
+    key, endpoint_id = endpoint.json()["primary_key"], endpoint.json()["id"]
+    deployed = rest.post(
+        f"{ws}/endpoints/{endpoint_id}/deployments/",
+        {"name": "blue", "model_version": model.pk, "target": studio.inference.pk},
+        format="json",
+    )
+    assert deployed.status_code == 201, deployed.content
+    header, rows = read_as_written(name)
+    if task == "regression":
+        payload = [{c: json_value(row[c]) for c in header if c != target} for row in rows[:SCORED_ROWS]]
+        expected = SCORED_ROWS
+    else:
+        payload, expected = {}, given["horizon"]  # from the end of the stored history
+    response = client.post(
+        f"/score/{stem}/", json.dumps(payload), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    if task == "regression":
+        assert len(body["predictions"]) == expected and all(isinstance(p, float) for p in body["predictions"])
+    else:
+        forecasts = body["forecasts"]
+        assert len(forecasts) == expected
+        assert all(f["lower"] <= f["forecast"] <= f["upper"] for f in forecasts)
+        assert pd.Timestamp(forecasts[1][given["time_column"]]) > pd.Timestamp(forecasts[0][given["time_column"]])
+
+    serving.monitor.flush()
+    monitoring = rest.get(f"{ws}/endpoints/{endpoint_id}/monitoring/").json()
+    blue = monitoring["deployments"]["blue"]
+    assert (blue["requests"], blue["errors_4xx"], blue["errors_5xx"]) == (1, 0, 0)
+    client.force_login(studio.owner)
+    for page in (
+        f"/w/{studio.workspace.pk}/jobs/{run.pk}/",
+        f"/w/{studio.workspace.pk}/models/{model.model_id}/v/{model.version}/",
+        *(f"/w/{studio.workspace.pk}/endpoints/{endpoint_id}/?tab={tab}" for tab in ENDPOINT_TABS),
+    ):
+        response = client.get(page)
+        assert response.status_code == 200, (page, response.content.decode()[:2000])
