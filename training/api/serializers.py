@@ -141,12 +141,16 @@ class ExperimentIn(InputSerializer):
     description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
+NAMES_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+NAME_RULE = "A name has 1–250 characters, with no control characters."
+
+
 def _names(value: str) -> list[str]:
     names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
     if len(names) > MAX_COLUMNS:
         raise serializers.ValidationError(f"Ask for at most {MAX_COLUMNS} names.")
     if not all(COLUMN_NAME.match(name) for name in names):
-        raise serializers.ValidationError("A name has 1–250 characters, with no control characters.")
+        raise serializers.ValidationError(NAME_RULE)
     return names
 
 
@@ -157,11 +161,22 @@ class ExperimentRunsIn(QueryInputSerializer):
         help_text="name, status, kind, created, duration, metrics.<name> or params.<key>; a leading - for "
         "descending. Runs without the value come last either way.",
     )
-    metrics = serializers.CharField(
-        required=False, default="", allow_blank=True, help_text="Metric names to return, comma-separated."
+    # The pattern puts the "no control characters" rule in the schema too, so clients know it.
+    metrics = serializers.RegexField(
+        NAMES_PATTERN,
+        required=False,
+        default="",
+        allow_blank=True,
+        error_messages={"invalid": NAME_RULE},
+        help_text="Metric names to return, comma-separated (no control characters).",
     )
-    params = serializers.CharField(
-        required=False, default="", allow_blank=True, help_text="Parameter keys to return, comma-separated."
+    params = serializers.RegexField(
+        NAMES_PATTERN,
+        required=False,
+        default="",
+        allow_blank=True,
+        error_messages={"invalid": NAME_RULE},
+        help_text="Parameter keys to return, comma-separated (no control characters).",
     )
     trials = serializers.BooleanField(required=False, default=False, help_text="Include Automated ML trials.")
 
