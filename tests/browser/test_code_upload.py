@@ -31,6 +31,7 @@ def test_a_chosen_folder_becomes_a_snapshot_with_its_files_shown(new_page, contr
     page = new_page()
     login(page, "bob")
     page.goto(f"/w/{workspace.pk}/code/")
+    expect(page.locator("[data-code-upload][data-ready]")).to_have_count(1)  # its script has set it up
     page.get_by_test_id("code-folder").set_input_files(str(folder))
     size = len(FILES["train.py"].encode()) + len(FILES["my lib/caf\u00e9 \u00fcber.py"].encode()) + 400
     expect(page.get_by_test_id("code-summary")).to_have_text(f"3 files, {size} B (stored once)", timeout=20000)
@@ -67,6 +68,7 @@ def test_an_archive_goes_through_the_same_box_and_a_hostile_one_is_refused(new_p
     page = new_page()
     login(page, "bob")
     page.goto(f"/w/{workspace.pk}/code/")
+    expect(page.locator("[data-code-upload][data-ready]")).to_have_count(1)  # its script has set it up
     page.get_by_test_id("code-archive").set_input_files(str(evil))
     expect(page.get_by_test_id("code-error")).to_contain_text("../../escape.py")
     assert not CodeSnapshot.objects.exists()

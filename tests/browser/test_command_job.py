@@ -82,6 +82,7 @@ def test_a_folder_of_code_runs_on_a_data_version_its_output_downloads_and_a_clon
     page.get_by_role("link", name="+ Submit a job").click()
     page.get_by_role("link", name="Command").click()
     expect(page.get_by_test_id("command-code")).to_be_visible()
+    expect(page.locator("[data-code-upload][data-ready]")).to_have_count(1)  # its script has set it up
 
     page.get_by_test_id("code-folder").set_input_files(str(code_folder(tmp_path)))
     expect(page.get_by_test_id("code-summary")).to_contain_text("2 files", timeout=20_000)
@@ -184,6 +185,7 @@ def test_an_undeclared_placeholder_is_named_and_the_form_keeps_what_was_typed(
     page = new_page()
     login(page, "bob")
     page.goto(f"/w/{workspace.pk}/jobs/new/?kind=command")
+    expect(page.locator("[data-code-upload][data-ready]")).to_have_count(1)  # its script has set it up
     page.get_by_test_id("code-folder").set_input_files(str(code_folder(tmp_path)))
     expect(page.get_by_test_id("code-summary")).to_contain_text("2 files", timeout=20_000)
     page.get_by_label("Data input 1: data version").select_option(str(penguins.pk))
