@@ -20,6 +20,7 @@ from training.ml.forecast import (
     season_length_for,
     smape,
 )
+from training.ml import forecast_models
 from training.ml.forecast_models import Series
 
 from .forecast_data import messy_sales
@@ -674,3 +675,27 @@ def test_series_scale_is_the_mase_scale_and_metrics_are_regressions():
     metrics = forecast_metrics(actual, forecast, history, 2)
     assert metrics["rmse"] == regression_score("rmse", actual, forecast)
     assert metrics["normalized_rmse"] == pytest.approx(metrics["rmse"] / 7.0)  # the history's range
+
+
+def test_a_known_series_recent_history_keeps_its_ets_parameters(monkeypatch):
+    """A request's recent history of a series the model knows is forecast with the fitted ETS
+    parameters (no search per request: seconds of fits); a series never seen is still fitted."""
+    chosen = ForecastSettings.from_dict(
+        {"time_column": "Month Start", "target_column": "Sales ($)", "horizon": 12, "algorithms": ["ets"]}
+    )
+    series = seasonal_series(96)
+    result = search(prepare(series, chosen), chosen, deadline=time.monotonic() + 30)
+    forecaster = result.forecaster
+    assert [m["algorithm"] for m in forecaster.members] == ["ets"]
+    stored = forecaster.forecast()["forecast"].to_numpy()
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a known series' history was fitted again")
+
+    monkeypatch.setattr(forecast_models, "_fit_ets", no_fit)
+    recent = forecaster.forecast(series.tail(48))["forecast"].to_numpy()
+    assert recent.shape == (12,) and np.all(np.isfinite(recent))
+    # the same parameters on the last four years: close to the forecast from the whole history
+    assert np.max(np.abs(recent - stored) / np.abs(stored)) < 0.05
+    with pytest.raises(AssertionError, match="fitted again"):  # too short to start from: it is fitted
+        forecaster.forecast(series.tail(18))

@@ -211,7 +211,7 @@ def ets_configurations(y: np.ndarray, m: int, *, few: bool = False) -> list[dict
     ]
 
 
-def _ets_model(y: np.ndarray, config: dict):
+def _ets_model(y: np.ndarray, config: dict, initialization_method: str = "estimated"):
     return ETSModel(
         y,
         error=config["error"],
@@ -219,6 +219,7 @@ def _ets_model(y: np.ndarray, config: dict):
         damped_trend=bool(config["damped_trend"]) if config["trend"] else False,
         seasonal=config["seasonal"],
         seasonal_periods=config["seasonal_periods"],
+        initialization_method=initialization_method,
     )
 
 
@@ -243,18 +244,39 @@ def _fit_ets(y: np.ndarray, times: np.ndarray, context: Context) -> dict:
 
 
 def _predict_ets(state: dict, series: Series, steps: int, context: Context, stored: bool) -> np.ndarray:
-    fitted = state["series"].get(str(series.code)) if stored else None
+    fitted = state["series"].get(str(series.code))
     if fitted is not None and fitted["config"] is None:
         return seasonal_naive(series.y, context.season_length, steps)
-    if fitted is not None:
+    if fitted is not None and stored:
         keep = series.times.astype("datetime64[ns]").astype("int64") >= fitted["start"]
         if keep.sum() >= max(3, 2 * context.season_length):
             with _quiet():
                 result = _ets_model(series.y[keep], fitted["config"]).smooth(fitted["params"])
                 return np.asarray(result.forecast(steps), dtype="float64")
-    # a new history (or a series never seen): the local model is fitted on what is given
+    if fitted is not None:
+        forecast = _ets_on_new_history(fitted, series.y, steps)
+        if forecast is not None:
+            return forecast
+    # a series never seen (or a history the known parameters cannot start on): fitted on what is given
     refit = _fit_ets(series.y, series.times, context)
     return _predict_ets({"series": {str(series.code): refit}}, series, steps, context, stored=True)
+
+
+def _ets_on_new_history(fitted: dict, y: np.ndarray, steps: int) -> np.ndarray | None:
+    """A known series' ETS forecast from a request's history: the fitted smoothing parameters, with
+    starting states taken from the history itself (statsmodels' heuristic), as ARIMA filters a new
+    history with its parameters. A fit per request would search every configuration (seconds).
+    None when the history cannot start the model (under two seasons, or not positive for a
+    multiplicative one): the caller fits on it."""
+    try:
+        with _quiet():
+            names = _ets_model(y, fitted["config"]).param_names  # the order the fitted parameters are in
+            values = dict(zip(names, fitted["params"], strict=True))
+            model = _ets_model(y, fitted["config"], initialization_method="heuristic")
+            forecast = np.asarray(model.smooth([values[n] for n in model.param_names]).forecast(steps), dtype="float64")
+    except (ValueError, KeyError, np.linalg.LinAlgError):
+        return None
+    return forecast if np.all(np.isfinite(forecast)) else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -375,8 +397,9 @@ def boosting_features(m: int, shortest: int, n_known: int) -> dict:
     return {"lags": lags, "windows": windows, "fourier": FOURIER_TERMS if m > 1 else 0, "n_known": n_known}
 
 
-def _feature_matrix(y, positions, times, known, code, scale, features, context) -> np.ndarray:
-    """Rows of features for the targets at ``positions`` of ``y`` (which holds the past of each)."""
+def _feature_matrix(y, positions, times, known, code, scale, features, context, calendar=None) -> np.ndarray:
+    """Rows of features for the targets at ``positions`` of ``y`` (which holds the past of each);
+    ``calendar``: the rows' ``_calendar_columns`` when computed beforehand."""
     pad = max([*features["lags"], *features["windows"], 1])
     padded = np.concatenate([np.full(pad, y[0]), y])
     at = np.asarray(positions) + pad
@@ -392,8 +415,18 @@ def _feature_matrix(y, positions, times, known, code, scale, features, context) 
         variance = np.maximum((squares[at] - squares[at - w]) / w - mean**2, 0.0)
         columns.append((mean + padded.mean() - base) / scale)
         columns.append(np.sqrt(variance) / scale)
+    columns += list((_calendar_columns(times, features, context) if calendar is None else calendar).T)
+    columns.append(np.full(len(at), float(code) if code >= 0 else np.nan))
+    if features["n_known"]:
+        columns += list(np.asarray(known, dtype="float64").reshape(len(at), -1).T)
+    return np.column_stack([np.asarray(c, dtype="float64") for c in columns])
+
+
+def _calendar_columns(times, features, context) -> np.ndarray:
+    """Calendar parts and Fourier terms of ``times`` (a row per time): they do not depend on the
+    target, so a recursive forecast computes them once for every step."""
     index = pd.DatetimeIndex(times)
-    columns += [
+    columns = [
         index.month.to_numpy(),
         index.day_of_week.to_numpy(),
         index.day.to_numpy(),
@@ -405,9 +438,6 @@ def _feature_matrix(y, positions, times, known, code, scale, features, context) 
     )
     if fourier is not None:
         columns += list(fourier.T)
-    columns.append(np.full(len(at), float(code) if code >= 0 else np.nan))
-    if features["n_known"]:
-        columns += list(np.asarray(known, dtype="float64").reshape(len(at), -1).T)
     return np.column_stack([np.asarray(c, dtype="float64") for c in columns])
 
 
@@ -516,6 +546,7 @@ def _predict_boosting(
             values = history[-1] + change * scales[i]
             out.append(np.exp(values) if log else values)
         return out
+    calendars = [_calendar_columns(t, features, context) for t in times]
     for step in range(steps):
         rows = np.vstack(
             [
@@ -528,6 +559,7 @@ def _predict_boosting(
                     scales[i],
                     features,
                     context,
+                    calendar=calendars[i][step : step + 1],
                 )
                 for i, (s, y) in enumerate(zip(panel, extended, strict=True))
             ]
