@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +55,28 @@ SINGLE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS"
 # Two bench data sets whose AutoML best models are served too: breast cancer's 30 columns have
 # spaces in their names ("mean radius"); penguins has text columns and missing values.
 AUTOML_DATASETS = ("breast_cancer", "penguins")
+# The AutoML regression models served: house prices (79 columns named like "Gr Liv Area", text
+# columns, missing values) and city housing medians (a text city column).
+REGRESSION_DATASETS = ("ames_price", "txhousing_median")
+# The forecasting model served: one model over eight monthly series of different spans.
+FORECAST_SERIES = (
+    "air_passengers",
+    "nottingham_temp",
+    "us_accidental_deaths",
+    "uk_lung_deaths_male",
+    "uk_lung_deaths_female",
+    "uk_driver_deaths",
+    "au_antidiabetic",
+    "iceland_debit_cards",
+)
+FORECAST_HISTORY_ROWS = 48  # each series' recent history a forecasting request sends: four years
 GOAL_C16, GOAL_P50, GOAL_ROWS = 10.0, 0.2, 3.0
+# The studio's versions of what the served models need, installed beside mlflow in its venv
+# (statsmodels and patsy: the forecasting model refits its members on a request's history).
+MLFLOW_VENV_PINS = [
+    f"{name}=={metadata.version(name)}"
+    for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy", "lightgbm", "statsmodels", "patsy")
+]
 PORTS: range | None = None  # None: any free port
 WRK_LUA = """
 wrk.method = "POST"
@@ -136,14 +158,13 @@ def wrk(url: str, body: Path, *, connections: int, seconds: int, key: str | None
 
 def ensure_mlflow_venv() -> Path:
     python = MLFLOW_VENV / "bin" / "python"
-    if not (MLFLOW_VENV / "bin" / "mlflow").exists():
-        print(f"setting up MLflow in {MLFLOW_VENV} (once)")
+    installed = MLFLOW_VENV / "studio-pins.txt"  # what the venv was set up with
+    wanted = "\n".join(MLFLOW_VENV_PINS)
+    if not (MLFLOW_VENV / "bin" / "mlflow").exists() or not installed.exists() or installed.read_text() != wanted:
+        print(f"setting up MLflow in {MLFLOW_VENV} (once)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        pins = [
-            f"{name}=={__import__('importlib.metadata').metadata.version(name)}"
-            for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy", "lightgbm")
-        ]
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "mlflow", *pins], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "mlflow", *MLFLOW_VENV_PINS], check=True)
+        installed.write_text(wanted)
     return python
 
 
@@ -157,8 +178,9 @@ def export_model(work: Path) -> dict:
     return json.loads((work / "manifest.json").read_text())
 
 
-def start_mlflow(folder: Path, model_sha256: str, port: int) -> subprocess.Popen:
-    """`mlflow models serve` of the fitted estimator in ``folder/model.skops`` (its own venv)."""
+def start_mlflow(folder: Path, model_sha256: str, port: int, *, forecasting: bool = False) -> subprocess.Popen:
+    """`mlflow models serve` of the fitted estimator in ``folder/model.skops`` (its own venv); a
+    forecasting model is served as the pyfunc a user would write (bench/serving_forecast_mlflow.py)."""
     python = ensure_mlflow_venv()
     model_dir = folder / "mlflow-model"
     if not (model_dir / "MLmodel").exists():
@@ -173,11 +195,13 @@ def start_mlflow(folder: Path, model_sha256: str, port: int) -> subprocess.Popen
             "mlflow.sklearn.save_model(model, sys.argv[3],\n"
             "    skops_trusted_types=skops.io.get_untrusted_types(file=sys.argv[1]))\n"
         )
+        if forecasting:
+            code = "import sys, serving_forecast_mlflow as m\nm.save(sys.argv[1], sys.argv[2], sys.argv[3])\n"
         subprocess.run(
             [str(python), "-c", code, str(folder / "model.skops"), model_sha256, str(model_dir)],
             check=True,
             capture_output=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'bench'}"},
         )
     env = {
         **os.environ,
@@ -240,22 +264,26 @@ def register_hand_built(studio, work: Path, manifest: dict):
     return version
 
 
-def automl_models(studio, work: Path, datasets: list[str], *, budget: float, seed: int) -> list[dict]:
-    """The AutoML best model of each bench data set, made by the product path (a run through the
-    services on the studio's cluster, registered by the run), with request bodies from the data
-    set's test part under its real column names."""
+def automl_models(
+    studio, work: Path, datasets: list[str], *, budget: float, seed: int, task: str = "classification"
+) -> list[dict]:
+    """The AutoML best model of each bench data set (of the classification or the regression suite),
+    made by the product path (a run through the services on the studio's cluster, registered by the
+    run), with request bodies from the data set's test part under its real column names."""
+    import automl_public_suite
     import pandas as pd
+    import regression_public_suite
     from automl import studio_automl
-    from automl_public_suite import train_test
 
     from training.models import ModelVersion
     from training.registry_services import model_version_dir
 
+    suite = regression_public_suite if task == "regression" else automl_public_suite
     models = []
     for dataset in datasets:
-        X_train, X_test, y_train, _ = train_test(dataset)
+        X_train, X_test, y_train, _ = suite.train_test(dataset)
         name = "automl-" + dataset.replace("_", "-")
-        made = studio_automl(studio, X_train, y_train, budget=budget, seed=seed, register_as=name)
+        made = studio_automl(studio, X_train, y_train, budget=budget, seed=seed, register_as=name, task=task)
         version = ModelVersion.objects.get(model__workspace=studio.workspace, model__name=name)
         folder = work / name
         folder.mkdir()
@@ -272,6 +300,7 @@ def automl_models(studio, work: Path, datasets: list[str], *, budget: float, see
             {
                 "name": name,
                 "dataset": dataset,
+                "task": task,
                 "version": version,
                 "folder": folder,
                 "model_sha256": version.sha256,
@@ -282,6 +311,100 @@ def automl_models(studio, work: Path, datasets: list[str], *, budget: float, see
             }
         )
     return models
+
+
+def forecast_model(studio, work: Path, series: list[str], *, budget: float, seed: int) -> dict:
+    """One forecasting model over several monthly series of bench/forecast_public_suite.py (a panel,
+    ``Series`` naming each), made by the product path: the histories as a data version, an Automated
+    ML run with task "forecasting" on the studio's cluster, registered by the run. Requests send
+    each series' last ``FORECAST_HISTORY_ROWS`` rows: one series (12 forecasts back) for the 1-row
+    figures, eight for the rows figure (96 forecasts); the studio takes ``{"history": rows}``,
+    MLflow the same rows as ``dataframe_records``."""
+    import forecast_public_suite
+    import pandas as pd
+
+    from compute.jobs.models import Job, JobStatus
+    from compute.jobs.services import job_submit
+    from data.services import data_version_from_file
+    from training.models import ModelVersion, TrainingJobKind
+    from training.registry_services import model_version_dir
+
+    parts = []
+    for name in series:
+        history_ts, history_y, _, _ = forecast_public_suite.train_test(name)
+        parts.append(pd.DataFrame({"Series": name, "Date": history_ts, "Value": history_y}))
+    panel = pd.concat(parts, ignore_index=True)
+    source = studio.data_dir / "forecast-panel.parquet"
+    panel.to_parquet(source, index=False)
+    version = data_version_from_file(
+        actor=studio.user,
+        workspace=studio.workspace,
+        path=source,
+        name="bench-forecast-panel",
+        column_types={"Value": "numeric"},
+    )
+    name = "automl-forecast-monthly"
+    # a forecasting run takes at least 30 s (the settings' floor)
+    settings = {"time_column": "Date", "series_columns": ["Series"], "horizon": 12, "timeout_s": max(budget, 30.0)}
+    submitted = time.monotonic()
+    run = job_submit(
+        actor=studio.user,
+        workspace=studio.workspace,
+        target=studio.cluster,
+        kind=TrainingJobKind.AUTOML,
+        spec={
+            "task": "forecasting",
+            "data_version_id": version.pk,
+            "target_column": "Value",
+            "automl": settings,
+            "test_fraction": 0,
+            "seed": seed,
+            "register_as": name,
+            "validation_data_version_id": None,
+        },
+        experiment_name="Automated ML",
+        time_limit_seconds=int(budget) + 600,
+    )
+    while not Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).exists():
+        time.sleep(0.05)
+    ready_s = time.monotonic() - submitted
+    run.refresh_from_db()
+    if run.status != JobStatus.COMPLETED:
+        raise RuntimeError(f"the forecasting run ended {run.status}: {run.status_reason} {run.error}")
+    version = ModelVersion.objects.get(model__workspace=studio.workspace, model__name=name)
+    folder = work / name
+    folder.mkdir()
+    for file in ("model.skops", "signature.json"):
+        shutil.copyfile(model_version_dir(version) / file, folder / file)
+    recent = panel.groupby("Series", sort=False).tail(FORECAST_HISTORY_ROWS).copy()
+    recent["Date"] = recent["Date"].map(lambda t: t.strftime("%Y-%m-%d"))
+    records = {key: part.to_dict(orient="records") for key, part in recent.groupby("Series", sort=False)}
+    one = records[series[0]]
+    many = [row for key in series[:8] for row in records[key]]
+    for prefix, wrap in (("", lambda rows: {"history": rows}), ("mlflow_", lambda rows: {"dataframe_records": rows})):
+        (folder / f"{prefix}payload_1.json").write_text(json.dumps(wrap(one)))
+        (folder / f"{prefix}payload_100.json").write_text(json.dumps(wrap(many)))
+    result = run.result or {}
+    members = "+".join(m["algorithm"] for m in result.get("members") or []) or result.get("algorithm")
+    print(
+        f"AutoML forecasting over {len(series)} monthly series ({len(panel):,} rows): {members}, backtest "
+        f"{result.get('primary_metric')}={result.get('validation_score')}; ready {ready_s:.1f} s after submit "
+        f"(budget {budget:g} s); registered as {version}",
+        flush=True,
+    )
+    return {
+        "name": name,
+        "dataset": "monthly panel",
+        "task": "forecasting",
+        "version": version,
+        "folder": folder,
+        "model_sha256": version.sha256,
+        "onnx": False,
+        "onnx_reason": "a forecasting model refits its members on each history: no ONNX twin",
+        "final_kind": members,
+        "columns": ["Series", "Date", "Value"],
+        "rows_per_request": 12 * min(len(series), 8),
+    }
 
 
 def write_payloads(folder: Path, rows) -> None:
@@ -394,9 +517,12 @@ def warm_up(url: str, key: str | None, body: Path, requests: int = 8) -> None:
             raise RuntimeError(f"{url} answered {response.status} while warming up")
 
 
-def measure(name: str, url: str, key: str | None, work: Path, seconds: int) -> dict:
-    """1 row at c1 and c16, 100 rows at c4, with the request bodies in ``work``."""
-    one, hundred = work / "payload_1.json", work / "payload_100.json"
+def measure(
+    name: str, url: str, key: str | None, work: Path, seconds: int, *, prefix: str = "", rows: int = 100
+) -> dict:
+    """1 row at c1 and c16, 100 rows at c4, with the request bodies in ``work`` (named with
+    ``prefix`` when the servers take different bodies); ``rows``: the rows a 100-row answer holds."""
+    one, hundred = work / f"{prefix}payload_1.json", work / f"{prefix}payload_100.json"
     warm_up(url, key, one)
     wrk(url, one, connections=1, seconds=2, key=key, work=work)  # warm up
     results = {
@@ -404,7 +530,7 @@ def measure(name: str, url: str, key: str | None, work: Path, seconds: int) -> d
         "c16": wrk(url, one, connections=16, seconds=seconds, key=key, work=work),
         "rows100_c4": wrk(url, hundred, connections=4, seconds=seconds, key=key, work=work),
     }
-    results["rows100_c4"]["rows_per_s"] = results["rows100_c4"]["rps"] * 100
+    results["rows100_c4"]["rows_per_s"] = results["rows100_c4"]["rps"] * rows
     for label, r in results.items():
         print(
             f"  {name:<7} {label:<11} {r['rps']:>9.1f} req/s  p50 {r['p50_ms']:>7.2f} ms  p90 {r['p90_ms']:>7.2f} ms  "
@@ -442,6 +568,17 @@ def main():
         default=",".join(AUTOML_DATASETS),
         help="bench data sets whose AutoML best model is also served (comma-separated; empty: none)",
     )
+    parser.add_argument(
+        "--automl-regression",
+        default=",".join(REGRESSION_DATASETS),
+        help="regression bench data sets whose AutoML best model is also served (comma-separated; empty: none)",
+    )
+    parser.add_argument(
+        "--forecast-series",
+        default=",".join(FORECAST_SERIES),
+        help="monthly series of the forecasting suite one AutoML forecasting model is made over and served "
+        "(comma-separated; empty: none)",
+    )
     parser.add_argument("--automl-budget", type=float, default=60.0, help="each AutoML run's time budget, seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ports", default=None, help="pick the servers' ports in this range, e.g. 18400-18499")
@@ -452,6 +589,8 @@ def main():
         low, high = (int(p) for p in args.ports.split("-"))
         PORTS = range(low, high + 1)
     datasets = [d for d in args.automl.split(",") if d]
+    regression_datasets = [d for d in args.automl_regression.split(",") if d]
+    series = [s for s in args.forecast_series.split(",") if s]
     work = Path(tempfile.mkdtemp(prefix="studio-bench-serving-"))
     manifest = export_model(work)
     print(
@@ -460,9 +599,14 @@ def main():
         f"in-process score of 1 row (validation + ONNX): {manifest['figures_ms']['score_1row_ms']:.3f} ms",
         flush=True,
     )
-    studio_env = make_studio(work, with_cluster=bool(datasets))
+    studio_env = make_studio(work, with_cluster=bool(datasets or regression_datasets or series))
     try:
         automl = automl_models(studio_env, work, datasets, budget=args.automl_budget, seed=args.seed)
+        automl += automl_models(
+            studio_env, work, regression_datasets, budget=args.automl_budget, seed=args.seed, task="regression"
+        )
+        if series:
+            automl.append(forecast_model(studio_env, work, series, budget=args.automl_budget, seed=args.seed))
     finally:
         studio_env.close()  # the cluster's nodes are stopped before anything is measured
     served = [{"name": "bench", "folder": work, "model_sha256": manifest["model_sha256"], "onnx": True}, *automl]
@@ -482,7 +626,8 @@ def main():
     if not args.skip_mlflow:
         for model in served:
             port = free_port()
-            proc = start_mlflow(model["folder"], model["model_sha256"], port)
+            forecasting = model.get("task") == "forecasting"
+            proc = start_mlflow(model["folder"], model["model_sha256"], port, forecasting=forecasting)
             try:
                 mlflow[model["name"]] = measure(
                     f"mlflow {model['name']}",
@@ -490,6 +635,8 @@ def main():
                     None,
                     model["folder"],
                     args.seconds,
+                    prefix="mlflow_" if forecasting else "",
+                    rows=model.get("rows_per_request", 100),
                 )
             finally:
                 stop(proc)
@@ -500,7 +647,12 @@ def main():
         for model in served:
             url = f"http://127.0.0.1:{port}/score/{model['name']}/"
             studio[model["name"]] = measure(
-                f"studio {model['name']}", url, keys[model["name"]], model["folder"], args.seconds
+                f"studio {model['name']}",
+                url,
+                keys[model["name"]],
+                model["folder"],
+                args.seconds,
+                rows=model.get("rows_per_request", 100),
             )
         url = f"http://127.0.0.1:{port}/score/bench/"
         load = wrk(
@@ -537,7 +689,8 @@ def main():
     for model in automl:
         r = compared[model["name"]]
         print(
-            f"BENCH serving_automl model={model['name']} onnx={'yes' if model['backend'] == 'onnx' else 'no'} "
+            f"BENCH serving_automl model={model['name']} task={model['task']} "
+            f"onnx={'yes' if model['backend'] == 'onnx' else 'no'} "
             f"c16_ratio={r['c16_ratio']:.1f} p50_ratio={r['p50_ratio']:.3f} rows100_ratio={r['rows100_ratio']:.1f} "
             f"studio_c1_p50_ms={studio[model['name']]['c1']['p50_ms']:.2f} "
             f"mlflow_c1_p50_ms={mlflow[model['name']]['c1']['p50_ms']:.2f} goals={'met' if r['met'] else 'missed'}"
@@ -545,7 +698,8 @@ def main():
     hand = compared["bench"]
     hand_met = hand["met"] and load["non_2xx"] == 0 and load["socket_errors"] == 0
     automl_met = all(compared[m["name"]]["met"] for m in automl)
-    onnx_share = sum(m["backend"] == "onnx" for m in automl) / len(automl) if automl else float("nan")
+    tabular = [m for m in automl if m["task"] != "forecasting"]  # a forecasting model has no ONNX twin
+    onnx_share = sum(m["backend"] == "onnx" for m in tabular) / len(tabular) if tabular else float("nan")
     print(
         f"BENCH serving c16_ratio={hand['c16_ratio']:.1f} p50_ratio={hand['p50_ratio']:.3f} "
         f"rows100_ratio={hand['rows100_ratio']:.1f} "
