@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from modelformat.modelio import load_model, save_model
+from training.ml import forecast_models
 from training.ml.forecast import (
     Backtest,
     ForecastInputError,
@@ -20,7 +21,6 @@ from training.ml.forecast import (
     season_length_for,
     smape,
 )
-from training.ml import forecast_models
 from training.ml.forecast_models import Series
 
 from .forecast_data import messy_sales
