@@ -6,8 +6,10 @@ history rows — rows without a target after a series' last known value are its 
 and without one the model's stored history is forecast; the forecasts (series columns, time,
 forecast, lower, upper) become the new version."""
 
+import contextlib
 import secrets
 import time
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -153,38 +155,12 @@ class BatchScoreJob(JobHandler):
             job=ctx.job,
             created_by=ctx.job.submitted_by,
         )
-        try:
+        with _writing_output(row, scored, final):
             summary = _score(predictor, data_services.data_version_path(data_version), scored, ctx)
             ctx.log(f"Scored {summary['rows_scored']:,} rows in {time.perf_counter() - started:.1f} s")
             ctx.check_canceled()
-            result = ingest(
-                scored,
-                sniff(scored, scored.name),
-                final,
-                limits=data_services.ingest_limits(),
-                column_types=_output_types(
-                    data_version, scored, summary["prediction_column"], regression=predictor.regression
-                ),
-            )
-            version = data_services.ingest_complete(
-                ingest=row,
-                parquet=final,
-                schema=result.schema,
-                rows=result.rows,
-                profile=result.profile,
-                sha256=sha256_file(final),
-                source_format="parquet",
-                warnings=list(result.warnings),
-            )
-        except (PayloadError, DataError) as exc:
-            message = str(exc)
-            data_services.ingest_fail(
-                ingest=row, error={"code": "batch_score", "message": message, "row": None, "column": None}
-            )
-            raise JobError(message) from None
-        finally:
-            scored.unlink(missing_ok=True)
-            final.unlink(missing_ok=True)
+            types = _output_types(data_version, scored, summary["prediction_column"], regression=predictor.regression)
+            version = _save_output(row, scored, final, types)
         ctx.log(f"Wrote {version} with the predictions")
         return {
             "output_data_version_id": version.pk,
@@ -224,7 +200,7 @@ def _forecast_job(ctx, model_version) -> dict:
         created_by=ctx.job.submitted_by,
     )
     started = time.perf_counter()
-    try:
+    with _writing_output(row, written, final):
         request = _forecast_request(predictor, data_version)
         forecasts = pd.DataFrame(predictor.forecast(request)["forecasts"])
         forecasts[info["time_column"]] = pd.to_datetime(forecasts[info["time_column"]])
@@ -235,32 +211,7 @@ def _forecast_job(ctx, model_version) -> dict:
             c["name"]: c["type"] for c in model_version.signature["columns"] if c["name"] in info["series_columns"]
         }
         types |= {info["time_column"]: "datetime", "forecast": "numeric", "lower": "numeric", "upper": "numeric"}
-        result = ingest(
-            written,
-            sniff(written, written.name),
-            final,
-            limits=data_services.ingest_limits(),
-            column_types=types,
-        )
-        version = data_services.ingest_complete(
-            ingest=row,
-            parquet=final,
-            schema=result.schema,
-            rows=result.rows,
-            profile=result.profile,
-            sha256=sha256_file(final),
-            source_format="parquet",
-            warnings=list(result.warnings),
-        )
-    except (PayloadError, DataError) as exc:
-        message = str(exc)
-        data_services.ingest_fail(
-            ingest=row, error={"code": "batch_score", "message": message, "row": None, "column": None}
-        )
-        raise JobError(message) from None
-    finally:
-        written.unlink(missing_ok=True)
-        final.unlink(missing_ok=True)
+        version = _save_output(row, written, final, types)
     ctx.log(f"Wrote {version} with the forecasts")
     return {
         "output_data_version_id": version.pk,
@@ -270,6 +221,40 @@ def _forecast_job(ctx, model_version) -> dict:
         "backend": predictor.backend,
         "task": FORECASTING,
     }
+
+
+@contextlib.contextmanager
+def _writing_output(row: Ingest, *staging: Path):
+    """Input the model cannot take fails the job with its message kept on the output's ingest row;
+    the staging files go either way."""
+    try:
+        yield
+    except (PayloadError, DataError) as exc:
+        message = str(exc)
+        data_services.ingest_fail(
+            ingest=row, error={"code": "batch_score", "message": message, "row": None, "column": None}
+        )
+        raise JobError(message) from None
+    finally:
+        for path in staging:
+            path.unlink(missing_ok=True)
+
+
+def _save_output(row: Ingest, written: Path, final: Path, column_types: dict) -> DataVersion:
+    """The job's output file as the ingest row's new data version, parsed and profiled as an upload."""
+    result = ingest(
+        written, sniff(written, written.name), final, limits=data_services.ingest_limits(), column_types=column_types
+    )
+    return data_services.ingest_complete(
+        ingest=row,
+        parquet=final,
+        schema=result.schema,
+        rows=result.rows,
+        profile=result.profile,
+        sha256=sha256_file(final),
+        source_format="parquet",
+        warnings=list(result.warnings),
+    )
 
 
 def _forecast_request(predictor, data_version) -> ForecastRequest:
