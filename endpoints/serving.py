@@ -441,14 +441,16 @@ def sample_row(signature: dict, reference: dict | None) -> dict:
 
 
 def sample_forecast_request(signature: dict) -> dict:
-    """A valid forecasting request: ``{}`` (from the end of the stored history), or — for a model
-    that needs known-ahead values — the first known series with a neutral value per column for
-    each forecast step (for the Test tab and the deploy warm-up)."""
+    """A valid forecasting request from the end of the stored history: ``{}``, or the first known
+    series (``{"series": [key]}``) for a model of several, with — for a model that needs known-ahead
+    values — a neutral value per column for each forecast step (for the Test tab and the deploy
+    warm-up)."""
     info = signature.get("forecast") or {}
-    if not info.get("known_ahead"):
-        return {}
-    columns = {c["name"]: c for c in signature.get("columns", [])}
     key = (info.get("series") or [{}])[0]
+    if not info.get("known_ahead"):
+        # the first series only: ``{}`` forecasts every stored series, over a request's rows for a model of many
+        return {"series": [key]} if info.get("series_columns") and key else {}
+    columns = {c["name"]: c for c in signature.get("columns", [])}
     last = (info.get("last_times") or [None])[0]
     if last is None:
         return {}

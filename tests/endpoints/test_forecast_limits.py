@@ -136,6 +136,21 @@ def test_an_answer_over_the_row_limit_is_a_413_on_the_series(client, reader, own
             assert len(answer.json()["forecasts"]) == HORIZON
 
 
+def test_the_test_tab_example_of_a_model_of_several_series_fits_a_request(
+    client, reader, owner, workspace, inference, tmp_path
+):
+    """The example (and the deploy warm-up) forecasts the first series, not every stored one: a model
+    of many series would otherwise offer an example over the row limit."""
+    created, _ = deploy(owner, workspace, inference, tmp_path)
+    version = created.endpoint.deployments.get().model_version
+    example = serving.sample_forecast_request(version.signature)
+    assert example == {"series": [{"Store ID": "A-1"}]}, example
+    with override_settings(STUDIO_SCORING_MAX_ROWS=HORIZON):
+        for answer in both_ways(client, reader, created, example):
+            assert answer.status_code == 200, answer.content
+            assert {row["Store ID"] for row in answer.json()["forecasts"]} == {"A-1"}
+
+
 def test_a_history_of_too_many_series_is_refused_before_any_refit(
     client, reader, owner, workspace, inference, tmp_path
 ):
