@@ -59,7 +59,8 @@ def target_zero_rows(version: DataVersion, target_column: str) -> int:
     return int((pd.to_numeric(column, errors="coerce") == 0).sum())
 
 
-def _frame(version: DataVersion) -> pd.DataFrame:
+def data_version_frame(version: DataVersion) -> pd.DataFrame:
+    """The version's included columns, the last few versions read kept in this process."""
     key = (version.pk, version.parquet_sha256)
     if key in _CACHE:
         _CACHE.move_to_end(key)
@@ -78,7 +79,7 @@ def load_training_data(version: DataVersion, target_column: str, task: str = "cl
     """The features and target of a version: rows with a missing target are left out; the target
     becomes text labels (classes are compared as strings everywhere after this), or for a
     regression float numbers."""
-    frame = _frame(version)
+    frame = data_version_frame(version)
     target = frame[target_column]
     if task == REGRESSION:
         values = pd.to_numeric(target, errors="coerce").astype("float64")

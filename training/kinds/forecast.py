@@ -20,7 +20,7 @@ from modelformat.drift import prediction_profile, reference_profile
 from modelformat.modelio import save_model
 from modelformat.signature import MAX_FORECAST_SERIES, Signature, build_forecast_signature
 
-from ..datasets import _frame, check_target, included_columns
+from ..datasets import check_target, data_version_frame, included_columns
 from ..ml.forecast import (
     MAX_SERIES_COLUMNS,
     ForecastSettings,
@@ -158,7 +158,7 @@ def forecast_validate(workspace, spec: dict, version: DataVersion) -> CleanSpec:
 def forecast_frame(version: DataVersion, settings: ForecastSettings) -> pd.DataFrame:
     """The columns a forecast reads from a data version (time, series, target, known-ahead)."""
     names = [settings.time_column, *settings.series_columns, settings.target_column, *settings.known_ahead]
-    return _frame(version)[names]
+    return data_version_frame(version)[names]
 
 
 def _set_reason(job: Job, reason: str) -> None:
