@@ -562,17 +562,50 @@ FORECAST_BUDGET_S = 30.0
 MAX_WORSE_THAN_SNAIVE_PCT = 10.0
 
 
+def forecast_run(studio: _Studio, version, settings: dict, *, seed: int, register_as: str = "") -> tuple:
+    """An Automated ML run with task "forecasting" of ``version`` ("Value" the target) submitted as
+    a user's form does and waited for: (the completed run, seconds from submit to completion)."""
+    from compute.jobs.models import Job, JobStatus
+    from compute.jobs.services import job_submit
+    from training.models import TrainingJobKind
+
+    submitted = time.monotonic()
+    run = job_submit(
+        actor=studio.user,
+        workspace=studio.workspace,
+        target=studio.cluster,
+        kind=TrainingJobKind.AUTOML,
+        spec={
+            "task": "forecasting",
+            "data_version_id": version.pk,
+            "target_column": "Value",
+            "automl": settings,
+            "test_fraction": 0,
+            "seed": seed,
+            "register_as": register_as,
+            "validation_data_version_id": None,
+        },
+        experiment_name="Automated ML",
+        time_limit_seconds=int(settings["timeout_s"]) + 600,
+    )
+    while not Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).exists():
+        time.sleep(0.05)
+    ready_s = time.monotonic() - submitted
+    run.refresh_from_db()
+    if run.status != JobStatus.COMPLETED:
+        raise RuntimeError(f"the forecasting run ended {run.status}: {run.status_reason} {run.error}")
+    return run, ready_s
+
+
 def _forecast_studio(name: str, hist_ts, hist_y, spec: dict, budget: float, seed: int) -> tuple[np.ndarray, str, dict]:
     """The product path: the history as a data version ("Date", "Value"), an Automated ML run with
     task "forecasting" on the studio's cluster, then the run's packaged model forecasting from the
     end of the stored history."""
     studio = _Studio.get()
-    from compute.jobs.models import Artifact, Job, JobStatus
+    from compute.jobs.models import Artifact
     from compute.jobs.recovery import job_artifact_dir
-    from compute.jobs.services import job_submit
     from data.services import data_version_from_file
     from modelformat.modelio import load_model
-    from training.models import TrainingJobKind
 
     frame = pd.DataFrame({"Date": hist_ts, "Value": hist_y})
     source = studio.data_dir / f"forecast-{name}-{time.monotonic_ns()}.parquet"
@@ -590,31 +623,7 @@ def _forecast_studio(name: str, hist_ts, hist_y, spec: dict, budget: float, seed
         "season_length": spec["season_length"],
         "timeout_s": budget,
     }
-    submitted = time.monotonic()
-    run = job_submit(
-        actor=studio.user,
-        workspace=studio.workspace,
-        target=studio.cluster,
-        kind=TrainingJobKind.AUTOML,
-        spec={
-            "task": "forecasting",
-            "data_version_id": version.pk,
-            "target_column": "Value",
-            "automl": settings,
-            "test_fraction": 0,
-            "seed": seed,
-            "register_as": "",
-            "validation_data_version_id": None,
-        },
-        experiment_name="Automated ML",
-        time_limit_seconds=int(budget) + 600,
-    )
-    while not Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).exists():
-        time.sleep(0.05)
-    ready_s = time.monotonic() - submitted
-    run.refresh_from_db()
-    if run.status != JobStatus.COMPLETED:
-        raise RuntimeError(f"the run ended {run.status}: {run.status_reason} {run.error}")
+    run, ready_s = forecast_run(studio, version, settings, seed=seed)
     artifact = Artifact.objects.get(job=run, name="model.skops")
     model = load_model(job_artifact_dir(run) / artifact.name, artifact.sha256)
     forecast = model.forecast()

@@ -322,11 +322,10 @@ def forecast_model(studio, work: Path, series: list[str], *, budget: float, seed
     MLflow the same rows as ``dataframe_records``."""
     import forecast_public_suite
     import pandas as pd
+    from automl import forecast_run
 
-    from compute.jobs.models import Job, JobStatus
-    from compute.jobs.services import job_submit
     from data.services import data_version_from_file
-    from training.models import ModelVersion, TrainingJobKind
+    from training.models import ModelVersion
     from training.registry_services import model_version_dir
 
     parts = []
@@ -346,31 +345,7 @@ def forecast_model(studio, work: Path, series: list[str], *, budget: float, seed
     name = "automl-forecast-monthly"
     # a forecasting run takes at least 30 s (the settings' floor)
     settings = {"time_column": "Date", "series_columns": ["Series"], "horizon": 12, "timeout_s": max(budget, 30.0)}
-    submitted = time.monotonic()
-    run = job_submit(
-        actor=studio.user,
-        workspace=studio.workspace,
-        target=studio.cluster,
-        kind=TrainingJobKind.AUTOML,
-        spec={
-            "task": "forecasting",
-            "data_version_id": version.pk,
-            "target_column": "Value",
-            "automl": settings,
-            "test_fraction": 0,
-            "seed": seed,
-            "register_as": name,
-            "validation_data_version_id": None,
-        },
-        experiment_name="Automated ML",
-        time_limit_seconds=int(budget) + 600,
-    )
-    while not Job.objects.filter(pk=run.pk, status__in=JobStatus.finished()).exists():
-        time.sleep(0.05)
-    ready_s = time.monotonic() - submitted
-    run.refresh_from_db()
-    if run.status != JobStatus.COMPLETED:
-        raise RuntimeError(f"the forecasting run ended {run.status}: {run.status_reason} {run.error}")
+    run, ready_s = forecast_run(studio, version, settings, seed=seed, register_as=name)
     version = ModelVersion.objects.get(model__workspace=studio.workspace, model__name=name)
     folder = work / name
     folder.mkdir()
