@@ -340,6 +340,17 @@ def test_the_search_backtests_every_algorithm(full_run):
         assert rows["ensemble"]["score"] < min(singles) and result.best["algorithm"] == "ensemble"
 
 
+def test_the_lowest_backtest_score_is_the_served_model(full_run):
+    """No simplicity rule overrides the backtest (measured on the public suite: each one made more
+    series worse than better); the served forecaster is exactly the leaderboard's first row."""
+    _, result = full_run
+    scores = [row["score"] for row in result.leaderboard if row["status"] == "succeeded"]
+    assert result.best["score"] == min(scores)
+    expected = [m["algorithm"] for m in result.best.get("members", [{"algorithm": result.best["algorithm"]}])]
+    assert [m["algorithm"] for m in result.forecaster.members] == expected
+    assert result.forecaster.algorithm == result.best["algorithm"]
+
+
 def test_the_ensemble_weights_its_members_by_inverse_error():
     """Two members wrong in opposite directions: their weighted mean beats both, and is kept."""
     panel, cuts, chosen = _one_series_backtest()
