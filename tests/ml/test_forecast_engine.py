@@ -341,6 +341,36 @@ def test_the_search_backtests_every_algorithm(full_run):
         assert rows["ensemble"]["score"] < min(singles) and result.best["algorithm"] == "ensemble"
 
 
+def test_the_lowest_backtest_score_is_the_served_model(full_run):
+    """No simplicity rule overrides the backtest (measured on the public suite: each one made more
+    series worse than better); the served forecaster is exactly the leaderboard's first row."""
+    _, result = full_run
+    scores = [row["score"] for row in result.leaderboard if row["status"] == "succeeded"]
+    assert result.best["score"] == min(scores)
+    expected = [m["algorithm"] for m in result.best.get("members", [{"algorithm": result.best["algorithm"]}])]
+    assert [m["algorithm"] for m in result.forecaster.members] == expected
+    assert result.forecaster.algorithm == result.best["algorithm"]
+
+
+def test_a_narrow_lead_over_seasonal_naive_is_still_served():
+    """A seasonal random walk on which ETS leads seasonal naive by less than one standard error of
+    the three windows' scores (a one-standard-error rule picks seasonal naive here): the lower
+    backtest score is served all the same."""
+    rng = np.random.default_rng(2)
+    t = np.arange(72)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 12) + np.cumsum(rng.normal(0, 1.5, 72)) + rng.normal(0, 2, 72)
+    df = pd.DataFrame({"Month": pd.date_range("2018-01-01", periods=72, freq="MS"), "Sales": y})
+    chosen = ForecastSettings.from_dict(
+        {"time_column": "Month", "target_column": "Sales", "horizon": 6, "season_length": 12,
+         "algorithms": ["seasonal_naive", "ets"], "timeout_s": 60}
+    )  # fmt: skip
+    result = search(prepare(df, chosen), chosen, deadline=time.monotonic() + 60)
+    rows = {row["algorithm"]: row for row in result.leaderboard}
+    assert rows["ets"]["score"] < rows["seasonal_naive"]["score"] < 1.25 * rows["ets"]["score"]
+    assert result.best["algorithm"] == "ets"
+    assert [m["algorithm"] for m in result.forecaster.members] == ["ets"]
+
+
 def test_the_ensemble_weights_its_members_by_inverse_error():
     """Two members wrong in opposite directions: their weighted mean beats both, and is kept."""
     panel, cuts, chosen = _one_series_backtest()

@@ -915,6 +915,9 @@ def search(
         raise RuntimeError(
             "No forecasting model could be fitted: " + "; ".join(f"{r.algorithm}: {r.error}" for r in failed)
         )
+    # The lowest backtest score wins outright. Rules that prefer a simpler model (or seasonal naive,
+    # or a 50/50 hedge with it) when the lead is within one standard error of the window scores were
+    # measured on the public suite and each made more series worse than better (bench/README.md).
     best = succeeded[0]
     members = best.members or [(best.algorithm, 1.0)]
     by_name = {r.algorithm: r for r in results if r.algorithm != "ensemble"}
