@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from .kinds import CleanSpec, JobHandler, register
+from .kinds import CleanSpec, JobHandler
 
 DIAGNOSTIC = "diagnostic"
 
@@ -53,6 +53,3 @@ class DiagnosticJob(JobHandler):
             remaining -= step
         report["seconds"] = round(time.perf_counter() - started, 4)
         return report
-
-
-register(DIAGNOSTIC, "Diagnostic", DiagnosticJob())
