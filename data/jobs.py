@@ -12,7 +12,7 @@ from compute.jobs.models import Job, JobStatus
 from compute.jobs.runner import JobError
 from data import services as data_services
 from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
-from data.models import Ingest, IngestStatus
+from data.models import INGEST, Ingest, IngestStatus  # noqa: F401 - the kind this module runs, named from here too
 from studio.hashing import sha256_file
 
 

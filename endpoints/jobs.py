@@ -19,6 +19,7 @@ from data import services as data_services
 from data.dataio import DataError, ingest, sniff
 from data.models import DataVersion, Ingest, IngestStatus
 from data.selectors import data_version_get_by_id
+from endpoints.models import BATCH_SCORE  # noqa: F401 - the kind this module runs, named from here too
 from endpoints.scoring.batch import score_table
 from endpoints.scoring.predictor import load_predictor
 from modelformat.signature import FORECASTING, ForecastRequest, PayloadError
