@@ -3,9 +3,10 @@
 Workers run only the studio's own code (R7): a job's kind picks a handler from this table and
 its spec is validated at submit time and read back from the database by the worker. The engine
 knows no kind itself: each app registers its kinds when Django starts (`AppConfig.ready`), each
-handler by the dotted path of its class in the app's `jobs.py`. The class is imported the first
-time the handler is needed: a job kind's module imports what its work needs (pandas, scikit-learn,
-LightGBM: seconds of imports), and a node must claim its first job without paying for every kind.
+handler by the dotted path of its class ("data.jobs.IngestJob"). The class is imported when the
+handler is first needed (on a node: by the first job of the kind it runs): a kind's module imports
+what its work needs (pandas, scikit-learn, LightGBM: seconds), and a node must claim its first job
+without paying for every kind.
 """
 
 from dataclasses import dataclass
