@@ -60,6 +60,20 @@ class JobHandler:
         return spec
 
 
+class _UnimportableKind(JobHandler):
+    """Stands in for a kind whose module fails to import: its jobs fail with the error (on a node,
+    as the job runs), its hooks do nothing, and the next use tries the import again."""
+
+    def __init__(self, error: ImportError):
+        self.error = error
+
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        raise self.error
+
+    def run(self, ctx) -> dict:
+        raise self.error
+
+
 # kind -> the dotted path of its handler's class, and the handler once it was first needed.
 _PATHS: dict[str, str] = {}
 _HANDLERS: dict[str, JobHandler] = {}
@@ -84,8 +98,12 @@ def handler_for(kind: str) -> JobHandler:
         path = _PATHS.get(kind)
         if path is None:
             raise ValidationError({"kind": [f"Unknown job kind {kind!r}."]})
+        try:
+            handler_class = import_string(path)
+        except ImportError as exc:
+            return _UnimportableKind(exc)
         # Two threads may both build it: handlers hold no state, either one will do.
-        handler = _HANDLERS.setdefault(kind, import_string(path)())
+        handler = _HANDLERS.setdefault(kind, handler_class())
     return handler
 
 

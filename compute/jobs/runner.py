@@ -181,7 +181,7 @@ def run_job(job_id: int) -> None:
     watchdog.start()
     try:
         # The kind's module, and the libraries it needs, load with the first job of the kind on this
-        # node (the job is STARTING meanwhile): a module that fails to import fails the job, not the node.
+        # node (the job is STARTING meanwhile); a module that fails to import fails the job, not the node.
         handler = handler_for(job.kind)
         services.job_mark_running(job=job)
         outcome, detail = "completed", handler.run(ctx)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from compute.agent import NODE_WORKER_ENV
+from compute.jobs import kinds, runner
 from compute.jobs.diagnostic import DIAGNOSTIC, ML_LIBRARIES
 from compute.jobs.kinds import handler_for
 from compute.jobs.models import Job, JobStatus
@@ -78,3 +79,17 @@ def test_a_node_claims_its_first_job_with_no_ml_library_loaded(owner, workspace,
     assert done.status == JobStatus.COMPLETED, (done.error, node_log(studio_data_dir, done.node))
     loaded = done.result["ml_libraries_loaded"]
     assert [name for name in loaded if name in NOT_AT_START] == [], loaded
+
+
+def test_a_kind_whose_module_fails_to_import_fails_its_job(owner, workspace, transactional_db, monkeypatch):
+    """The kind's module is imported by its job on the node: an import error fails the job with
+    its traceback in the log (it used to stop Django from starting), and the node goes on."""
+    monkeypatch.setitem(kinds._PATHS, "broken_import", "tests.compute.no_such_module.BrokenJob")
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu").target
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=cluster, spec={})
+    Job.objects.filter(pk=job.pk).update(kind="broken_import")  # as if its kind's module broke since
+    runner.run_job(job.pk)  # what the node's task does with the job's id: it returns
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.error == "ModuleNotFoundError: No module named 'tests.compute.no_such_module'"
+    assert "Traceback" in "\n".join(job.log.values_list("text", flat=True))
