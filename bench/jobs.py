@@ -6,6 +6,11 @@
 Measures, per broker, in one run on a fresh data directory:
   * warm node: submit → RUNNING latency, p50 and p95 over sequential jobs (goal p50 ≤ 150 ms, p95 ≤ 500 ms);
   * cold: submit → RUNNING from zero nodes (goal ≤ 5 s);
+  * cold, repeated: submit → RUNNING from zero nodes, --cold-runs times (4) each for a diagnostic job
+    and for a Train job (a small CSV, logistic regression), each on a new cluster whose node is
+    stopped afterwards; the worst is reported (goals ≤ 2 s and ≤ 5 s). A node imports a kind's
+    module (and the ML stack) when a job of it first runs, so the Train job pays that import;
+    these goals count too (goals=met only when they are met);
   * throughput: 200 diagnostic jobs through a 2-node cluster (goal ≥ 20 jobs/s);
   * the studio's overhead per job: a job's submit → COMPLETED p50 divided by a bare Celery task's
     round trip (a canary task that writes one row) p50 on the same node, in the same run.
@@ -13,7 +18,9 @@ The goals hold with Redis; the embedded broker's figures are printed beside them
 """
 
 import argparse
+import csv
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -21,10 +28,10 @@ import threading
 import time
 from pathlib import Path
 
-from compute.jobs.diagnostic import DIAGNOSTIC
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from compute.jobs.diagnostic import DIAGNOSTIC  # noqa: E402 - the studio's packages are found from REPO
 
 
 def percentile(values, q):
@@ -120,6 +127,53 @@ def wait(predicate, timeout, what):
     raise TimeoutError(what)
 
 
+def small_csv(path: Path, rows: int = 300) -> Path:
+    """A small classification table: three numeric features and a two-class label."""
+    rng = random.Random(7)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["x1", "x2", "x3", "label"])
+        for _ in range(rows):
+            x1, x2, x3 = rng.gauss(0, 1), rng.gauss(0, 1), rng.uniform(0, 10)
+            writer.writerow(
+                [f"{x1:.4f}", f"{x2:.4f}", f"{x3:.3f}", "yes" if x1 + 0.5 * x2 + rng.gauss(0, 0.5) > 0 else "no"]
+            )
+    return path
+
+
+def cold_starts(*, user, workspace, job_kind: str, spec: dict, runs: int, name: str) -> list[float]:
+    """submit → RUNNING from zero nodes, `runs` times: each on a new cluster, whose node is asked to
+    leave once its job completed (and has exited before the next run starts)."""
+    from compute.jobs.models import Job, JobStatus
+    from compute.jobs.services import job_submit
+    from compute.models import Node, NodeStatus, TargetKind
+    from compute.services import node_release, target_create
+
+    seconds = []
+    for run in range(runs):
+        cluster = target_create(
+            actor=user,
+            workspace=workspace,
+            kind=TargetKind.CLUSTER,
+            name=f"{name}-{run}",
+            min_nodes=0,
+            max_nodes=1,
+            idle_seconds_before_scaledown=600,
+        ).target
+        job = job_submit(actor=user, workspace=workspace, kind=job_kind, target=cluster, spec=spec)
+        running = wait(lambda j=job: Job.objects.filter(pk=j.pk, running_at__isnull=False).first(), 120, "running")
+        seconds.append((running.running_at - running.created_at).total_seconds())
+        done = wait(lambda j=job: Job.objects.filter(pk=j.pk, status__in=JobStatus.finished()).first(), 300, "done")
+        if done.status != JobStatus.COMPLETED:
+            raise RuntimeError(f"{job_kind} job {done.pk} {done.status}: {done.error}")
+        node_release(node_id=done.node_id, reason="bench: back to zero nodes")
+        wait(
+            lambda c=cluster: not Node.objects.filter(target=c).exclude(status=NodeStatus.STOPPED).exists(), 60, "stop"
+        )
+        time.sleep(0.5)  # the agent reaps the exited process: its place on the host is free again
+    return seconds
+
+
 def run_broker(kind: str, args, data_dir: Path) -> dict:
     from django.contrib.auth import get_user_model
 
@@ -127,6 +181,7 @@ def run_broker(kind: str, args, data_dir: Path) -> dict:
     from compute.jobs.services import job_submit
     from compute.models import Node, NodeStatus, TargetKind
     from compute.services import target_create, target_update
+    from data.services import data_version_from_file
     from studio.models import WorkerCheck
     from studio.tasks import worker_canary_task
     from workspaces.services import workspace_create
@@ -161,6 +216,31 @@ def run_broker(kind: str, args, data_dir: Path) -> dict:
         cold = submit()
         figures["cold_s"] = latency_to_running(cold)
         wait(lambda: Job.objects.filter(pk=cold.pk, status=JobStatus.COMPLETED).exists(), 60, "cold done")
+
+        # Cold, repeated, for a diagnostic job and for a Train job (which imports the ML stack).
+        if args.cold_runs:
+            table = small_csv(data_dir / f"cold-{kind}.csv")
+            version = data_version_from_file(actor=user, workspace=workspace, path=table, name=f"cold-{kind}")
+            train_spec = {
+                "data_version_id": version.pk,
+                "target_column": "label",
+                "algorithm": "logistic_regression",
+                "hyperparameters": {},
+                "validation": {"method": "holdout", "holdout_fraction": 0.25},
+            }
+            figures["cold_diagnostic_s"] = cold_starts(
+                user=user, workspace=workspace, job_kind=DIAGNOSTIC, spec={}, runs=args.cold_runs, name="cold-diag"
+            )
+            figures["cold_train_s"] = cold_starts(
+                user=user,
+                workspace=workspace,
+                job_kind="train",
+                spec=train_spec,
+                runs=args.cold_runs,
+                name="cold-train",
+            )
+        if args.cold_only:
+            return figures
 
         # Warm: one idle node, sequential jobs.
         warm, total = [], []
@@ -205,6 +285,8 @@ def main():
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--cold-runs", type=int, default=4, help="cold starts of each job kind (0: none)")
+    parser.add_argument("--cold-only", action="store_true", help="measure only the cold starts")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
@@ -219,8 +301,14 @@ def main():
         results[kind] = run_broker(kind, args, data_dir)
         f = results[kind]
         print(f"\n[{kind} broker]")
-        print(f"  submit → RUNNING, warm node:   p50 {f['warm_p50_ms']:.1f} ms   p95 {f['warm_p95_ms']:.1f} ms")
         print(f"  submit → RUNNING, zero nodes:  {f['cold_s']:.2f} s")
+        for label, key in (("diagnostic", "cold_diagnostic_s"), ("Train", "cold_train_s")):
+            if key in f:
+                runs = ", ".join(f"{s:.2f}" for s in f[key])
+                print(f"  … zero nodes, {label} job:    worst {max(f[key]):.2f} s  (runs: {runs})")
+        if args.cold_only:
+            continue
+        print(f"  submit → RUNNING, warm node:   p50 {f['warm_p50_ms']:.1f} ms   p95 {f['warm_p95_ms']:.1f} ms")
         print(
             f"  200 jobs through 2 nodes:      {f['burst_jobs_per_s']:.1f} jobs/s ({f['burst_failed']} not completed)"
         )
@@ -231,12 +319,25 @@ def main():
 
     main_kind = "redis" if "redis" in results else next(iter(results))
     f = results[main_kind]
+    cold_diag = max(f["cold_diagnostic_s"]) if f.get("cold_diagnostic_s") else None
+    cold_train = max(f["cold_train_s"]) if f.get("cold_train_s") else None
+    cold_figures = (f" cold_diagnostic_worst_s={cold_diag:.2f}" if cold_diag is not None else "") + (
+        f" cold_train_worst_s={cold_train:.2f}" if cold_train is not None else ""
+    )
+    cold_met = (cold_diag is None or cold_diag <= 2) and (cold_train is None or cold_train <= 5)
+    if args.cold_only:
+        print(
+            f"\nBENCH jobs_cold broker={main_kind} cold_s={f['cold_s']:.2f}{cold_figures} runs={args.cold_runs}"
+            f" goals={'met' if cold_met and f['cold_s'] <= 5 else 'missed'}"
+        )
+        return
     met = (
         f["warm_p50_ms"] <= 150
         and f["warm_p95_ms"] <= 500
         and f["cold_s"] <= 5
         and f["burst_jobs_per_s"] >= 20
         and f["burst_failed"] == 0
+        and cold_met
     )
     extra = ""
     if "embedded" in results and main_kind != "embedded":
@@ -247,7 +348,7 @@ def main():
         )
     print(
         f"\nBENCH jobs broker={main_kind} warm_p50_ms={f['warm_p50_ms']:.1f} warm_p95_ms={f['warm_p95_ms']:.1f}"
-        f" cold_s={f['cold_s']:.2f} jobs_per_s={f['burst_jobs_per_s']:.1f}"
+        f" cold_s={f['cold_s']:.2f}{cold_figures} jobs_per_s={f['burst_jobs_per_s']:.1f}"
         f" overhead_ratio={f['overhead_ratio']:.2f}{extra} goals={'met' if met else 'missed'}"
     )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from compute.jobs.kinds import CleanSpec, JobHandler, register
+from compute.jobs.kinds import CleanSpec, JobHandler
 from compute.jobs.runner import JobCanceled, JobError
 from compute.jobs.tokens import job_token_issue
 from compute.sandbox import Limits, Mount, Sandbox, SandboxSpec
@@ -17,12 +17,10 @@ from data.services import data_version_path
 from environments.builder import BuildFailed
 from environments.models import EnvironmentVersion
 from environments.services import environment_prepare
-from training.forms import submit_form_register
 
 from . import services
 from .code_services import code_snapshot_dir
-from .forms import CommandJobForm
-from .models import COMMAND, CodeSnapshot
+from .models import CodeSnapshot
 from .placeholders import resolve
 from .sealing import unseal
 from .specs import clean_command_spec, public_command_spec
@@ -216,7 +214,3 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
         "outputs": outputs,
         "seconds": round(outcome.seconds, 3),
     }
-
-
-register(COMMAND, "Command", CommandJob())
-submit_form_register(COMMAND, CommandJobForm)

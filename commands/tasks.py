@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from .code_services import code_staging_sweep
-from .services import command_scratch_sweep
+from .scratch import command_scratch_sweep
 
 
 @shared_task(name="commands.tasks.remove_stale_scratch_task")

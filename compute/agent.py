@@ -42,6 +42,11 @@ SINGLE_THREAD_ENV = {
     "VECLIB_MAXIMUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
 }
+# The environment of a node's worker. Celery runs Django's system checks when a worker starts, and
+# they load every URLconf and so every view, with pandas, scikit-learn and LightGBM (seconds): a
+# node runs jobs, never pages, and imports what a job needs when the job runs. (The web process and
+# `manage.py check` still run the checks.)
+NODE_WORKER_ENV = {**SINGLE_THREAD_ENV, "CELERY_SKIP_CHECKS": "1"}
 
 
 # Called with (node id, exit code or None) when a lab process has ended without saying so itself
@@ -135,7 +140,7 @@ class LocalAgent:
         for node in requested[: max(0, room)]:
             env = {
                 **os.environ,
-                **SINGLE_THREAD_ENV,
+                **NODE_WORKER_ENV,
                 **self.extra_env,
                 "STUDIO_NODE_ID": str(node.pk),
                 "DJANGO_SETTINGS_MODULE": "studio.settings",

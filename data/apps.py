@@ -6,11 +6,13 @@ class DataConfig(AppConfig):
     verbose_name = "Data"
 
     def ready(self) -> None:
+        from compute.jobs.kinds import register
         from workspaces.usage import count_register, stored_register
 
-        from . import jobs  # noqa: F401 - registers the ingest job kind with the job engine
-        from .models import DataAsset, DataVersion, Ingest, IngestStatus
+        from .models import INGEST, DataAsset, DataVersion, Ingest, IngestStatus
 
+        # A job kind's handler by its dotted path: imported (with pyarrow) when a job first needs it.
+        register(INGEST, "Data ingest", "data.jobs.IngestJob")
         count_register("data_asset_count", DataAsset)
         stored_register(DataVersion.objects.all, workspace_field="asset__workspace", size_field="parquet_size")
         stored_register(  # uploads waiting for their ingest

@@ -7,12 +7,12 @@ import time
 import pyarrow
 from django.core.exceptions import ValidationError
 
-from compute.jobs.kinds import CleanSpec, JobHandler, register
+from compute.jobs.kinds import CleanSpec, JobHandler
 from compute.jobs.models import Job, JobStatus
 from compute.jobs.runner import JobError
 from data import services as data_services
 from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
-from data.models import INGEST, Ingest, IngestStatus
+from data.models import INGEST, Ingest, IngestStatus  # noqa: F401 - the kind this module runs, named from here too
 from studio.hashing import sha256_file
 
 
@@ -123,6 +123,3 @@ class IngestJob(JobHandler):
         data_services.ingest_fail(
             ingest=row, error={"code": "job_" + status, "message": message, "row": None, "column": None}
         )
-
-
-register(INGEST, "Data ingest", IngestJob())

@@ -15,19 +15,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 from django.core.exceptions import ValidationError
 
-from compute.jobs.kinds import CleanSpec, JobHandler, register
+from compute.jobs.kinds import CleanSpec, JobHandler
 from compute.jobs.runner import JobError
 from data import services as data_services
 from data.dataio import DataError, ingest, sniff
 from data.models import DataVersion, Ingest, IngestStatus
 from data.selectors import data_version_get_by_id
-from endpoints.forms import BatchScoreJobForm
-from endpoints.models import BATCH_SCORE
+from endpoints.models import BATCH_SCORE  # noqa: F401 - the kind this module runs, named from here too
 from endpoints.scoring.batch import score_table
 from endpoints.scoring.predictor import load_predictor
 from modelformat.signature import FORECASTING, ForecastRequest, PayloadError
 from studio.hashing import sha256_file
-from training.forms import submit_form_register
 from training.models import ModelVersion
 from training.registry_selectors import model_version_get_by_id
 from training.registry_services import model_version_dir
@@ -305,7 +303,3 @@ def _score(predictor, source, out, ctx):
         ctx.check_canceled()
 
     return score_table(predictor, source, out, on_chunk=progress)
-
-
-register(BATCH_SCORE, "Batch scoring", BatchScoreJob())
-submit_form_register(BATCH_SCORE, BatchScoreJobForm)

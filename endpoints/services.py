@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.utils.module_loading import import_string
 
 from compute.models import ComputeTarget, TargetKind
 from compute.services import serving_session_close, serving_session_open, target_create
@@ -18,7 +19,13 @@ from workspaces.policy import Action, require
 from workspaces.services import activity_record
 
 from .models import Deployment, DeploymentStatus, Endpoint
-from .serving import warm_up
+
+
+def warm_up(model_version) -> tuple[str, str | None]:
+    """endpoints.serving.warm_up, imported on first use: the serving runtime imports pandas and the
+    model loaders, and the admin imports these services in every process that starts Django (nodes too)."""
+    return import_string("endpoints.serving.warm_up")(model_version)
+
 
 KEY_LABEL = "sk"
 MAX_REPLICAS = 20

@@ -26,6 +26,8 @@ import skops
 import skops.io as sio
 from skops.io._persist import SaveContext, get_state  # the steps of skops.io._persist._save
 
+from .digest import sha256_file
+
 # How to bring a pickled model to the studio: said wherever a pickle is refused.
 PICKLE_ADVICE = (
     "Pickle-based models are refused: loading one runs whatever code it holds. Save the model with "
@@ -155,16 +157,6 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "training.ml.forecast.Forecaster",
     }
 )
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks: the studio's one file digest (studio.hashing re-exports
-    it for the apps; it lives here, in the lowest layer, because the model format needs it too)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _dump_compact(model, path: str) -> None:

@@ -6,4 +6,8 @@ class TrackingConfig(AppConfig):
     verbose_name = "MLflow tracking"
 
     def ready(self) -> None:
-        from . import jobs  # noqa: F401 - registers the external run job kind with the job engine
+        from compute.jobs.kinds import register
+
+        from .jobs import EXTERNAL
+
+        register(EXTERNAL, "External run", "tracking.jobs.ExternalRunJob")

@@ -6,7 +6,7 @@ No worker ever runs it."""
 
 from django.core.exceptions import ValidationError
 
-from compute.jobs.kinds import CleanSpec, JobHandler, register
+from compute.jobs.kinds import CleanSpec, JobHandler
 from compute.jobs.runner import JobError
 
 EXTERNAL = "external"
@@ -25,6 +25,3 @@ class ExternalRunJob(JobHandler):
 
     def on_detached(self, *, job_id: int) -> None:
         """Nothing drives an external run but its client (no children): the reconciler's nudge is a no-op."""
-
-
-register(EXTERNAL, "External run", ExternalRunJob())

@@ -275,18 +275,6 @@ class TrainJobForm(JobSubmitForm):
         }
 
 
-# The job kinds the "Submit a job" page and "Clone and edit" offer, with their forms. Apps above
-# training add theirs with `submit_form_register` from their `jobs.py`.
-SUBMIT_FORMS = {
-    TrainingJobKind.TRAIN: TrainJobForm,
-    DIAGNOSTIC: DiagnosticJobForm,
-}
-
-
-def submit_form_register(kind: str, form_class) -> None:
-    SUBMIT_FORMS[kind] = form_class
-
-
 class ExperimentForm(forms.Form):
     """A new experiment: a name (any text) and an optional description (checked by the service)."""
 

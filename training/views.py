@@ -24,8 +24,8 @@ from . import downloads, selectors
 from .automl_forms import REGRESSION_METRIC_LABELS
 from .automl_views import automl_context
 from .charts import result_figures
-from .forms import SUBMIT_FORMS
 from .ml.tasks import REGRESSION, TASKS
+from .submit_forms import SUBMIT_FORMS, submit_form_class
 
 
 def job_list(request, workspace_id):
@@ -64,7 +64,7 @@ def job_submit(request, workspace_id):
         messages.error(request, f"{source.get_kind_display()} jobs cannot be cloned: {reason}")
         return redirect("job-detail", workspace_id=workspace.pk, job_id=source.pk)
     kind = request.POST.get("kind") or request.GET.get("kind") or (source.kind if source else TrainingJobKind.TRAIN)
-    form_class = SUBMIT_FORMS.get(kind)
+    form_class = submit_form_class(kind)
     if form_class is None:
         raise Http404("Unknown job kind.")
     targets = list(job_targets(workspace=workspace, user=request.user))

@@ -10,9 +10,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from .kinds import CleanSpec, JobHandler, register
+from .kinds import CleanSpec, JobHandler
 
 DIAGNOSTIC = "diagnostic"
+# Libraries a node imports only when a job needs them (a kind's module imports them when its first
+# job runs): the check reports those its process had already loaded, which slow a node's start.
+ML_LIBRARIES = ("lightgbm", "onnxruntime", "pandas", "pyarrow", "scipy", "skops", "sklearn", "statsmodels")
 
 
 class DiagnosticJob(JobHandler):
@@ -29,6 +32,7 @@ class DiagnosticJob(JobHandler):
 
     def run(self, ctx) -> dict:
         started = time.perf_counter()
+        ml_loaded = sorted(name for name in ML_LIBRARIES if name in sys.modules)
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         writable = os.access(settings.ARTIFACT_ROOT, os.W_OK) or not settings.ARTIFACT_ROOT.exists()
@@ -40,10 +44,12 @@ class DiagnosticJob(JobHandler):
             "cpus": os.cpu_count(),
             "database": connection.vendor,
             "artifacts_writable": writable,
+            "ml_libraries_loaded": ml_loaded,
         }
         ctx.log(
             f"Node check on {report['hostname']} (pid {report['pid']}): Python {report['python']}, "
-            f"{report['cpus']} CPUs, database {report['database']}, artifacts writable: {writable}"
+            f"{report['cpus']} CPUs, database {report['database']}, artifacts writable: {writable}, "
+            f"ML libraries loaded: {', '.join(ml_loaded) or 'none'}"
         )
         remaining = float(ctx.spec.get("sleep_seconds", 0))
         while remaining > 0:  # a stand-in for work that checks for cancellation between steps
@@ -53,6 +59,3 @@ class DiagnosticJob(JobHandler):
             remaining -= step
         report["seconds"] = round(time.perf_counter() - started, 4)
         return report
-
-
-register(DIAGNOSTIC, "Diagnostic", DiagnosticJob())

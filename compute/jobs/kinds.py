@@ -2,13 +2,17 @@
 
 Workers run only the studio's own code (R7): a job's kind picks a handler from this table and
 its spec is validated at submit time and read back from the database by the worker. The engine
-knows no kind itself: each app registers its kinds from its own `jobs.py` when Django starts
-(`AppConfig.ready`).
+knows no kind itself: each app registers its kinds when Django starts (`AppConfig.ready`), each
+handler by the dotted path of its class ("data.jobs.IngestJob"). The class is imported when the
+handler is first needed (on a node: by the first job of the kind it runs): a kind's module imports
+what its work needs (pandas, scikit-learn, LightGBM: seconds), and a node must claim its first job
+without paying for every kind.
 """
 
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
 
 
 @dataclass(frozen=True)
@@ -56,25 +60,50 @@ class JobHandler:
         return spec
 
 
+class _UnimportableKind(JobHandler):
+    """Stands in for a kind whose module fails to import: its jobs fail with the error (on a node,
+    as the job runs), its hooks do nothing, and the next use tries the import again."""
+
+    def __init__(self, error: ImportError):
+        self.error = error
+
+    def validate(self, *, workspace, spec) -> CleanSpec:
+        raise self.error
+
+    def run(self, ctx) -> dict:
+        raise self.error
+
+
+# kind -> the dotted path of its handler's class, and the handler once it was first needed.
+_PATHS: dict[str, str] = {}
 _HANDLERS: dict[str, JobHandler] = {}
 _LABELS: dict[str, str] = {}
 # (value, label) of every registered kind, filled as apps register: read by the API's schema.
 CHOICES: list[tuple[str, str]] = []
 
 
-def register(kind: str, label: str, handler: JobHandler) -> None:
-    if kind in _HANDLERS and type(_HANDLERS[kind]) is not type(handler):
+def register(kind: str, label: str, handler_path: str) -> None:
+    """Register `kind`, run by the JobHandler subclass at `handler_path` ("data.jobs.IngestJob")."""
+    if _PATHS.get(kind, handler_path) != handler_path:
         raise RuntimeError(f"job kind {kind!r} is registered twice")
-    if kind not in _HANDLERS:
+    if kind not in _PATHS:
         CHOICES.append((kind, label))
-    _HANDLERS[kind] = handler
+    _PATHS[kind] = handler_path
     _LABELS[kind] = label
 
 
 def handler_for(kind: str) -> JobHandler:
     handler = _HANDLERS.get(kind)
     if handler is None:
-        raise ValidationError({"kind": [f"Unknown job kind {kind!r}."]})
+        path = _PATHS.get(kind)
+        if path is None:
+            raise ValidationError({"kind": [f"Unknown job kind {kind!r}."]})
+        try:
+            handler_class = import_string(path)
+        except ImportError as exc:
+            return _UnimportableKind(exc)
+        # Two threads may both build it: handlers hold no state, either one will do.
+        handler = _HANDLERS.setdefault(kind, handler_class())
     return handler
 
 
@@ -83,12 +112,11 @@ def kind_label(kind: str) -> str:
 
 
 def submittable_kinds() -> list[str]:
-    return [kind for kind, handler in _HANDLERS.items() if handler.submittable]
+    return [kind for kind in _PATHS if handler_for(kind).submittable]
 
 
 def public_spec(kind: str, spec: dict) -> dict:
-    handler = _HANDLERS.get(kind)
-    return handler.public_spec(spec) if handler is not None else spec
+    return handler_for(kind).public_spec(spec) if kind in _PATHS else spec
 
 
 def job_references(job) -> list[str]:

@@ -179,8 +179,10 @@ def run_job(job_id: int) -> None:
     ctx = JobContext(job)
     watchdog = Watchdog(ctx)
     watchdog.start()
-    handler = handler_for(job.kind)
     try:
+        # The kind's module, and the libraries it needs, load with the first job of the kind on this
+        # node (the job is STARTING meanwhile); a module that fails to import fails the job, not the node.
+        handler = handler_for(job.kind)
         services.job_mark_running(job=job)
         outcome, detail = "completed", handler.run(ctx)
     except JobCanceled:

@@ -13,8 +13,8 @@ from compute.jobs.services import job_submit
 from compute.models import TargetKind
 from compute.services import target_create
 from data.models import DataAsset, DataVersion
-from training.forms import SUBMIT_FORMS
 from training.models import TrainingJobKind
+from training.submit_forms import SUBMIT_FORMS
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ import sys
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from compute.agent import SINGLE_THREAD_ENV, node_worker_argv
+from compute.agent import NODE_WORKER_ENV, node_worker_argv
 from compute.models import ComputeTarget
 from compute.services import node_join
 
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc).strip("[]'\"")) from None
         queue = ComputeTarget.objects.get(pk=target).queue
         self.stdout.write(f"Joined as {node.name}; consuming {queue}.")
-        env = {**os.environ, **SINGLE_THREAD_ENV, "STUDIO_NODE_ID": str(node.pk)}
+        env = {**os.environ, **NODE_WORKER_ENV, "STUDIO_NODE_ID": str(node.pk)}
         env.pop("STUDIO_JOIN_TOKEN", None)
         argv = node_worker_argv(queue=queue, node_name=node.name)
         os.execve(sys.executable, argv, env)  # noqa: S606 - the worker replaces this process; its pid stays the node's
