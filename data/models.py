@@ -71,7 +71,7 @@ class DataVersion(models.Model):
         return f"{self.asset.name}:{self.version}"
 
 
-INGEST = "ingest"  # the job kind an ingest runs as (registered in jobs.py)
+INGEST = "ingest"  # the job kind an ingest runs as (registered in apps.py; its handler is in jobs.py)
 
 
 class IngestStatus(models.TextChoices):

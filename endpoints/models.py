@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-BATCH_SCORE = "batch_score"  # the job kind this app registers (jobs.py)
+BATCH_SCORE = "batch_score"  # the job kind this app registers (apps.py; its handler is in jobs.py)
 
 # Endpoint names are part of the scoring URL; deployment names are headers and traffic keys.
 # The API's input serializers document the same pattern.

@@ -33,7 +33,7 @@ class Experiment(models.Model):
 
 
 class TrainingJobKind(models.TextChoices):
-    """Training's job kinds (registered with the job engine in `jobs.py`)."""
+    """Training's job kinds (registered with the job engine in `apps.py`)."""
 
     TRAIN = "train", "Train"
     AUTOML = "automl", "Automated ML"
