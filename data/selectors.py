@@ -77,7 +77,7 @@ def data_versions_ready(*, workspace: Workspace) -> QuerySet[DataVersion]:
 
 def ingest_list(*, workspace: Workspace, active_only: bool = False) -> QuerySet[Ingest]:
     ingests = Ingest.objects.filter(workspace=workspace).select_related(
-        "version", "version__asset", "job", "created_by"
+        "version", "version__asset", "job", "created_by", "datastore"
     )
     if active_only:
         ingests = ingests.filter(status__in=[IngestStatus.QUEUED, IngestStatus.RUNNING])
@@ -106,13 +106,6 @@ def datastore_get(*, workspace: Workspace, datastore_id) -> Datastore:
         return datastore_list(workspace=workspace).get(pk=int(datastore_id))
     except (Datastore.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Datastore not found.") from None
-
-
-def datastore_get_by_name(*, workspace: Workspace, name: str) -> Datastore:
-    try:
-        return datastore_list(workspace=workspace).get(name=name)
-    except Datastore.DoesNotExist:
-        raise Http404(f"No datastore named {name} in this workspace.") from None
 
 
 def datastore_imports(*, datastore: Datastore) -> QuerySet[Ingest]:

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from data.dataio import SEMANTIC_TYPES
-from data.models import DataAsset, DataVersion, Ingest
+from data.models import DataAsset, Datastore, DataVersion, Ingest
 from studio.api.inputs import InputSerializer, QueryInputSerializer
 
 
@@ -46,9 +46,57 @@ class AssetUpdateIn(InputSerializer):
     description = serializers.CharField(max_length=2000, allow_blank=True)
 
 
+class ImportIn(InputSerializer):
+    url = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, help_text="An http:// or https:// URL of a file."
+    )
+    datastore = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, help_text="The name of a datastore to run `query` on."
+    )
+    query = serializers.CharField(
+        max_length=100_000, required=False, allow_blank=True, help_text="One SELECT (or WITH) statement."
+    )
+    name = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="The data asset: a new name makes a new asset, an existing one its next version. "
+        "Required for a query; a URL's file name by default.",
+    )
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    tags = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="Comma-separated.")
+
+    def validate(self, attrs):
+        if bool(attrs.get("url")) == bool(attrs.get("datastore")):
+            raise serializers.ValidationError("Give either a url, or a datastore and a query.")
+        if attrs.get("datastore") and not attrs.get("query"):
+            raise serializers.ValidationError({"query": ["Give the SELECT query to import."]})
+        return attrs
+
+
+class DatastoreIn(InputSerializer):
+    name = serializers.CharField(max_length=100)
+    url = serializers.CharField(
+        max_length=2000,
+        write_only=True,
+        help_text="postgresql://user:password@host:port/database — sealed at rest and never shown again.",
+    )
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class DatastoreOut(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    import_count = serializers.IntegerField(default=0)
+
+    class Meta:
+        model = Datastore
+        fields = ["id", "name", "kind", "display", "description", "import_count", "created_by", "created_at"]
+
+
 class IngestOut(serializers.ModelSerializer):
     job = serializers.PrimaryKeyRelatedField(read_only=True)
     version = serializers.SerializerMethodField()
+    datastore = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = Ingest
@@ -57,8 +105,12 @@ class IngestOut(serializers.ModelSerializer):
             "asset_name",
             "status",
             "error",
+            "source_kind",
             "source_name",
             "source_size",
+            "source_url",
+            "datastore",
+            "query",
             "progress_rows",
             "progress_bytes",
             "job",
@@ -135,3 +187,13 @@ class PreviewOut(serializers.Serializer):
 class DeletedOut(serializers.Serializer):
     deleted = serializers.BooleanField()
     bytes_freed = serializers.IntegerField()
+
+
+class DatastoreDetailOut(DatastoreOut):
+    imports = serializers.SerializerMethodField()
+
+    class Meta(DatastoreOut.Meta):
+        fields = DatastoreOut.Meta.fields + ["imports"]
+
+    def get_imports(self, datastore) -> list[dict]:
+        return IngestOut(self.context["imports"], many=True).data

@@ -40,4 +40,11 @@ urlpatterns = [
         data_views.IngestDetailApi.as_view(),
         name="api-ingest-detail",
     ),
+    path("workspaces/<id:workspace_id>/data-imports/", data_views.ImportApi.as_view(), name="api-data-import"),
+    path("workspaces/<id:workspace_id>/datastores/", data_views.DatastoreListApi.as_view(), name="api-datastore-list"),
+    path(
+        "workspaces/<id:workspace_id>/datastores/<id:datastore_id>/",
+        data_views.DatastoreDetailApi.as_view(),
+        name="api-datastore-detail",
+    ),
 ]
