@@ -10,6 +10,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -312,7 +313,7 @@ def data_import_url(
         raise ValidationError({"url": [exc.message]}) from None
     if len(url) > Ingest._meta.get_field("source_url").max_length:
         raise ValidationError({"url": ["The URL is longer than 2,000 characters."]})
-    file_name = Path(url.split("?", 1)[0].split("#", 1)[0]).name[:255] or "download"
+    file_name = Path(unquote(urlsplit(url).path)).name[:255] or "download"
     name = _clean_name(name or default_asset_name(file_name))
     model_validate(DataAsset(description=description or ""), fields=["description"])
     workspace_storage_check(workspace=workspace, adding=1)

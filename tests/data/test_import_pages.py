@@ -1,0 +1,90 @@
+"""The Import and Datastores pages: forms, empty states, errors in place, the connection URL never
+rendered back, deletion after a confirmation, and roles (a reader sees, never changes)."""
+
+import pytest
+
+from compute.jobs.models import Job
+from data.models import Datastore, Ingest, IngestSource
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "pw-never-shown-93"
+
+
+def page(client, workspace, path=""):
+    return f"/w/{workspace.pk}/data/{path}"
+
+
+def test_empty_states_then_a_datastore_and_both_imports_from_the_pages(client, owner, workspace):
+    client.force_login(owner)
+    listing = client.get(page(client, workspace)).content.decode()
+    assert page(client, workspace, "import/") in listing and page(client, workspace, "datastores/") in listing
+    empty = client.get(page(client, workspace, "import/")).content.decode()
+    assert "No datastore yet." in empty and 'data-testid="import-url-form"' in empty
+    stores = client.get(page(client, workspace, "datastores/")).content.decode()
+    assert "No datastore yet." in stores and "Nothing imported from a URL yet." in stores
+
+    url = f"postgresql://etl:{PASSWORD}@db.internal:5433/sales"
+    wrong = client.post(page(client, workspace, "datastores/"), {"name": "dwh", "url": "mysql://etl@db/sales"})
+    assert wrong.status_code == 400 and "postgresql://" in wrong.content.decode()
+    bad_name = client.post(page(client, workspace, "datastores/"), {"name": "bad/name", "url": url})
+    assert bad_name.status_code == 400 and PASSWORD not in bad_name.content.decode()  # not rendered back
+    saved = client.post(page(client, workspace, "datastores/"), {"name": "dwh", "url": url}, follow=True)
+    text = saved.content.decode()
+    assert "etl@db.internal:5433/sales" in text and PASSWORD not in text and "Nothing imported from this" in text
+    twice = client.post(page(client, workspace, "datastores/"), {"name": "dwh", "url": url})
+    assert twice.status_code == 400 and "already has a datastore named dwh" in twice.content.decode()
+
+    form = client.get(page(client, workspace, "import/?source=query&datastore=dwh")).content.decode()
+    assert 'data-testid="import-query-form"' in form and '<option value="dwh" selected>' in form
+    refused = client.post(
+        page(client, workspace, "import/"),
+        {"source": "query", "datastore": "dwh", "query": "DELETE FROM sales", "name": "sales"},
+    )
+    assert refused.status_code == 400 and "Only a SELECT" in refused.content.decode()
+    done = client.post(
+        page(client, workspace, "import/"),
+        {"source": "query", "datastore": "dwh", "query": "SELECT * FROM sales;", "name": "sales"},
+        follow=True,
+    )
+    ingest = Ingest.objects.get(source_kind=IngestSource.QUERY)
+    assert (ingest.query, ingest.datastore.name, ingest.asset_name) == ("SELECT * FROM sales", "dwh", "sales")
+    assert Job.objects.get(pk=ingest.job_id).kind == "ingest"
+    assert "SELECT * FROM sales" in done.content.decode() and PASSWORD not in done.content.decode()
+
+    scheme = client.post(page(client, workspace, "import/"), {"source": "url", "url": "file:///etc/passwd"})
+    assert scheme.status_code == 400 and "http:// and https://" in scheme.content.decode()
+    client.post(page(client, workspace, "import/"), {"source": "url", "url": "https://example.org/d/rain%20fall.csv"})
+    by_url = Ingest.objects.get(source_kind=IngestSource.URL)
+    assert (by_url.asset_name, by_url.source_name) == ("rain fall", "rain fall.csv")
+    stores = client.get(page(client, workspace, "datastores/")).content.decode()
+    assert "https://example.org/d/rain%20fall.csv" in stores and "SELECT * FROM sales" in stores
+
+
+def test_deleting_a_datastore_asks_first_and_keeps_its_imports(client, owner, reader, workspace):
+    client.force_login(owner)
+    client.post(page(client, workspace, "datastores/"), {"name": "dwh", "url": "postgresql://etl@db/sales"})
+    datastore = Datastore.objects.get()
+    client.post(
+        page(client, workspace, "import/"),
+        {"source": "query", "datastore": "dwh", "query": "SELECT 1 AS one", "name": "one"},
+    )
+    delete_url = page(client, workspace, f"datastores/{datastore.pk}/delete/")
+    confirm = client.get(delete_url)
+    assert confirm.status_code == 200 and "Delete the datastore dwh?" in confirm.content.decode()
+    assert Datastore.objects.exists()  # a GET only asks
+
+    client.force_login(reader)
+    assert client.get(delete_url).status_code == 403 and client.post(delete_url).status_code == 403
+    readers_view = client.get(page(client, workspace, "datastores/")).content.decode()
+    assert "dwh" in readers_view and 'data-testid="datastore-form"' not in readers_view
+    assert (
+        client.post(page(client, workspace, "datastores/"), {"name": "x", "url": "postgresql://a@b/c"}).status_code
+        == 403
+    )
+
+    client.force_login(owner)
+    assert client.post(delete_url).status_code == 302
+    assert not Datastore.objects.exists()
+    ingest = Ingest.objects.get()
+    assert ingest.datastore is None and ingest.query == "SELECT 1 AS one"
