@@ -87,6 +87,8 @@ class DatastoreIn(InputSerializer):
 class DatastoreOut(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     import_count = serializers.IntegerField(default=0)
+    # Plain text: a choice set would be one more enum named "kind" in the OpenAPI schema.
+    kind = serializers.CharField(read_only=True, help_text="postgresql (the only kind for now)")
 
     class Meta:
         model = Datastore
