@@ -72,6 +72,10 @@ def check_url(url: str) -> str:
         raise DataError("The URL has no host name.", code="bad_url")
     if parts.username or parts.password:
         raise DataError("Put no user name or password in the URL.", code="bad_url")
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:
+        raise DataError("The URL's port is not a number from 1 to 65535.", code="bad_url") from None
     return url
 
 

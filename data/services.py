@@ -251,7 +251,9 @@ def datastore_create(*, actor, workspace: Workspace, name: str, url: str, descri
     except DataError as exc:
         raise ValidationError({"url": [exc.message]}) from None
     if Datastore.objects.filter(workspace=workspace, name=name).exists():
-        raise ValidationError({"name": [f"This workspace already has a datastore named {name}."]})
+        raise ValidationError(
+            {"name": [ValidationError(f"This workspace already has a datastore named {name}.", code="conflict")]}
+        )
     row.sealed_url = seal(url.strip(), purpose=DATASTORE_SEAL_PURPOSE)
     row.created_by = actor
     with transaction.atomic():
@@ -314,7 +316,10 @@ def data_import_url(
     if len(url) > Ingest._meta.get_field("source_url").max_length:
         raise ValidationError({"url": ["The URL is longer than 2,000 characters."]})
     file_name = Path(unquote(urlsplit(url).path)).name[:255] or "download"
-    name = _clean_name(name or default_asset_name(file_name))
+    if not name:
+        name = default_asset_name(file_name)
+        name = name if asset_name_valid(name) else "imported data"
+    name = _clean_name(name)
     model_validate(DataAsset(description=description or ""), fields=["description"])
     workspace_storage_check(workspace=workspace, adding=1)
     return _import_submit(

@@ -263,7 +263,7 @@ class DataApi(Resource):
     ) -> Ingest:
         """Imports the file at an http(s) URL (downloaded by the studio) as a data asset or its next version."""
         body = self.t.post(
-            self.base + "data-imports/", {"url": url, "name": name, "description": description, "tags": tags}
+            self.base + "data-imports/url/", {"url": url, "name": name, "description": description, "tags": tags}
         )
         ingest = _record(Ingest, body)
         return self.wait_ingest(ingest.id) if wait else ingest
@@ -273,7 +273,7 @@ class DataApi(Resource):
     ) -> Ingest:
         """Imports the rows of a SELECT query on a datastore (run read-only) as a data asset or its next version."""
         payload = {"datastore": datastore, "query": query, "name": name, "description": description, "tags": tags}
-        ingest = _record(Ingest, self.t.post(self.base + "data-imports/", payload))
+        ingest = _record(Ingest, self.t.post(self.base + "data-imports/query/", payload))
         return self.wait_ingest(ingest.id) if wait else ingest
 
     def wait_ingest(self, ingest_id: int, timeout: float = 1800) -> Ingest:

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from data.dataio import SEMANTIC_TYPES
-from data.models import DataAsset, Datastore, DataVersion, Ingest
+from data.models import ASSET_NAME_MESSAGE, ASSET_NAME_PATTERN, DataAsset, Datastore, DataVersion, Ingest
 from studio.api.inputs import InputSerializer, QueryInputSerializer
 
 
@@ -46,40 +46,64 @@ class AssetUpdateIn(InputSerializer):
     description = serializers.CharField(max_length=2000, allow_blank=True)
 
 
-class ImportIn(InputSerializer):
-    url = serializers.CharField(
-        max_length=2000, required=False, allow_blank=True, help_text="An http:// or https:// URL of a file."
+# Rules the services check, said as patterns so that the OpenAPI schema states what is accepted.
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{1,5})?(/[^\s\x00]*)?$"
+TAGS_PATTERN = r"^[^,\x00]{0,50}(,[^,\x00]{0,50}){0,19}$"
+_ENCODED = r"([A-Za-z0-9._~\-]|%0[1-9A-Fa-f]|%[1-9A-Fa-f][0-9A-Fa-f])"
+POSTGRES_URL_PATTERN = (
+    rf"^postgres(ql)?://({_ENCODED}+(:{_ENCODED}+)?@)?[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{{1,5}})?"
+    rf"(/{_ENCODED}*)?(\?sslmode=(disable|allow|prefer|require|verify-ca|verify-full))?$"
+)
+
+
+def _name_field(**kwargs):
+    return serializers.RegexField(
+        ASSET_NAME_PATTERN, max_length=100, error_messages={"invalid": ASSET_NAME_MESSAGE}, **kwargs
     )
-    datastore = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, help_text="The name of a datastore to run `query` on."
+
+
+class ImportCommonIn(InputSerializer):
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    tags = serializers.RegexField(
+        TAGS_PATTERN,
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="Comma-separated: at most 20 tags of at most 50 characters.",
+        error_messages={"invalid": "Give up to 20 tags of at most 50 characters, separated by commas."},
     )
-    query = serializers.CharField(
-        max_length=100_000, required=False, allow_blank=True, help_text="One SELECT (or WITH) statement."
+
+
+class ImportUrlIn(ImportCommonIn):
+    url = serializers.RegexField(
+        URL_PATTERN,
+        max_length=2000,
+        help_text="An http:// or https:// URL of a CSV, TSV, .csv.gz or Parquet file.",
+        error_messages={"invalid": "Give an http:// or https:// URL with a host name (no user or password)."},
     )
-    name = serializers.CharField(
-        max_length=100,
+    name = _name_field(
         required=False,
         allow_blank=True,
         help_text="The data asset: a new name makes a new asset, an existing one its next version. "
-        "Required for a query; a URL's file name by default.",
+        "Empty: the file's name in the URL.",
     )
-    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    tags = serializers.CharField(max_length=500, required=False, allow_blank=True, help_text="Comma-separated.")
 
-    def validate(self, attrs):
-        if bool(attrs.get("url")) == bool(attrs.get("datastore")):
-            raise serializers.ValidationError("Give either a url, or a datastore and a query.")
-        if attrs.get("datastore") and not attrs.get("query"):
-            raise serializers.ValidationError({"query": ["Give the SELECT query to import."]})
-        return attrs
+
+class ImportQueryIn(ImportCommonIn):
+    datastore = serializers.CharField(max_length=100, help_text="The name of a datastore of the workspace.")
+    query = serializers.CharField(max_length=100_000, help_text="One SELECT (or WITH) statement; it runs read-only.")
+    name = _name_field(help_text="The data asset: a new name makes a new asset, an existing one its next version.")
 
 
 class DatastoreIn(InputSerializer):
-    name = serializers.CharField(max_length=100)
-    url = serializers.CharField(
+    name = _name_field()
+    url = serializers.RegexField(
+        POSTGRES_URL_PATTERN,
         max_length=2000,
         write_only=True,
-        help_text="postgresql://user:password@host:port/database — sealed at rest and never shown again.",
+        help_text="postgresql://user:password@host:port/database[?sslmode=…], special characters "
+        "percent-encoded — sealed at rest and never shown again.",
+        error_messages={"invalid": "Give a postgresql://user:password@host:port/database URL."},
     )
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 

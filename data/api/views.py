@@ -1,7 +1,7 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -13,7 +13,8 @@ from data.api.serializers import (
     DatastoreIn,
     DatastoreOut,
     DeletedOut,
-    ImportIn,
+    ImportQueryIn,
+    ImportUrlIn,
     IngestOut,
     PreviewOut,
     PreviewQueryIn,
@@ -214,36 +215,47 @@ class IngestDetailApi(WorkspaceApiView):
         return Response(IngestOut(selectors.ingest_get(workspace=self.workspace, ingest_id=ingest_id)).data)
 
 
-class ImportApi(WorkspaceApiView):
+IMPORT_DESCRIPTION = (
+    "Made by an ingest job (poll the ingest): it fetches the data within the limits (see the README, "
+    "STUDIO_IMPORT_*), then parses, profiles and versions it as an upload. A refusal found by the job "
+    "is the ingest's error."
+)
+
+
+class ImportUrlApi(WorkspaceApiView):
     @extend_schema(
-        request=ImportIn,
+        request=ImportUrlIn,
         responses={202: IngestOut},
-        summary="Import a file from an HTTP(S) URL, or a datastore query's rows, as a new data version",
-        description=(
-            "Made by an ingest job (poll the ingest): it downloads the URL (http/https, at most 5 redirects, "
-            "STUDIO_IMPORT_MAX_BYTES, no private addresses unless allowed) or runs the query read-only "
-            "(STUDIO_IMPORT_STATEMENT_TIMEOUT_MS, more than STUDIO_IMPORT_MAX_ROWS rows fails), then parses, "
-            "profiles and versions it as an upload. A refusal found by the job is the ingest's error."
-        ),
+        summary="Import the file at an HTTP(S) URL as a new data asset or its next version",
+        description=IMPORT_DESCRIPTION
+        + " The download follows at most 5 redirects, stops at STUDIO_IMPORT_MAX_BYTES and refuses "
+        "private addresses unless the studio allows them.",
     )
     def post(self, request, workspace_id):
-        data = ImportIn(data=request.data)
+        data = ImportUrlIn(data=request.data)
         data.is_valid(raise_exception=True)
-        values = data.validated_data
-        common = {
-            "actor": request.user,
-            "workspace": self.workspace,
-            "name": values.get("name", ""),
-            "description": values.get("description", ""),
-            "tags": values.get("tags", ""),
-        }
-        if values.get("url"):
-            ingest = services.data_import_url(url=values["url"], **common)
-        else:
-            datastore = selectors.datastore_list(workspace=self.workspace).filter(name=values["datastore"]).first()
-            if datastore is None:
-                raise ValidationError({"datastore": [f"No datastore named {values['datastore']} in this workspace."]})
-            ingest = services.data_import_query(datastore=datastore, query=values["query"], **common)
+        ingest = services.data_import_url(actor=request.user, workspace=self.workspace, **data.validated_data)
+        return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportQueryApi(WorkspaceApiView):
+    @extend_schema(
+        request=ImportQueryIn,
+        responses={202: IngestOut},
+        summary="Import the rows of a SELECT query on a datastore as a new data asset or its next version",
+        description=IMPORT_DESCRIPTION
+        + " The query runs in a read-only transaction with STUDIO_IMPORT_STATEMENT_TIMEOUT_MS; more than "
+        "STUDIO_IMPORT_MAX_ROWS rows fails the import (narrow it with WHERE or LIMIT).",
+    )
+    def post(self, request, workspace_id):
+        data = ImportQueryIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        name = values.pop("datastore")
+        datastore = selectors.datastore_list(workspace=self.workspace).filter(name=name).first()
+        if datastore is None:
+            raise NotFound(f"No datastore named {name} in this workspace.")
+        ingest = services.data_import_query(actor=request.user, workspace=self.workspace, datastore=datastore, **values)
         return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -44,7 +44,8 @@ def settled(ingest_id, timeout=120):
 
 
 def submit(client, workspace, **payload):
-    response = client.post(f"/api/v1/workspaces/{workspace.pk}/data-imports/", payload, format="json")
+    kind = "url" if "url" in payload else "query"
+    response = client.post(f"/api/v1/workspaces/{workspace.pk}/data-imports/{kind}/", payload, format="json")
     assert response.status_code == 202, response.content
     return response.json()["id"]
 
@@ -78,7 +79,7 @@ def test_url_imports_make_versions_and_each_limit_fails_its_ingest(
     assert Ingest.objects.get(pk=ids["too_large"]).job.status == "failed"
 
     bad = client.post(
-        f"/api/v1/workspaces/{workspace.pk}/data-imports/", {"url": "ftp://127.0.0.1/x.csv"}, format="json"
+        f"/api/v1/workspaces/{workspace.pk}/data-imports/url/", {"url": "ftp://127.0.0.1/x.csv"}, format="json"
     )
     assert bad.status_code == 400 and "http://" in json.dumps(bad.json())
     assert Ingest.objects.filter(workspace=workspace).count() == 4
@@ -129,7 +130,7 @@ def test_query_imports_run_read_only_within_limits_and_the_url_never_shows(
         ingest = settled(ingest_id)
         assert (ingest.status, ingest.error.get("code")) == (IngestStatus.FAILED, code), ingest.error
     write = owner_api.post(
-        f"/api/v1/workspaces/{workspace.pk}/data-imports/",
+        f"/api/v1/workspaces/{workspace.pk}/data-imports/query/",
         {"datastore": "warehouse", "query": f"DROP SCHEMA {pg_schema} CASCADE", "name": "x"},
         format="json",
     )
