@@ -276,6 +276,12 @@ class DataApi(Resource):
         ingest = _record(Ingest, self.t.post(self.base + "data-imports/query/", payload))
         return self.wait_ingest(ingest.id) if wait else ingest
 
+    def ingest_version(self, ingest: Ingest) -> DataVersion:
+        """The version a ready ingest made (by its ids: an asset's name may look like an id)."""
+        made = ingest.version or {}
+        body = self.t.get(self.base + f"data-assets/{made['asset_id']}/versions/{made['version']}/")
+        return _record(DataVersion, {**body, "asset": ingest.asset_name})
+
     def wait_ingest(self, ingest_id: int, timeout: float = 1800) -> Ingest:
         deadline = time.monotonic() + timeout
         delay = 0.2

@@ -162,8 +162,7 @@ def cmd_data_upload(ctx: Context, args):
 def _ingest_result(ws: WorkspaceClient, ingest) -> tuple[Any, str]:
     if ingest.status != "ready":
         return ingest.raw, f"Submitted; ingest {ingest.id} is {ingest.status}."
-    number = (ingest.version or {}).get("version")
-    version = ws.data.version((ingest.asset_name, number))
+    version = ws.data.ingest_version(ingest)
     text = f"Data asset {ingest.asset_name} version {version.version} is ready ({version.rows} rows)."
     return ingest.raw | {"version": version.raw}, text
 
