@@ -11,6 +11,7 @@ from tests.data import import_helpers
 from tests.data.import_helpers import CSV, POSTGRES_URL
 
 http_files = import_helpers.http_files
+https_files = import_helpers.https_files
 pg_schema = import_helpers.pg_schema
 
 
@@ -85,3 +86,12 @@ def test_a_query_streams_rows_read_only_within_its_timeout_and_row_cap(pg_schema
     refused("connection_failed", fetch_query, "postgresql://postgres@127.0.0.1:1/postgres", "SELECT 1", out)
     refused("query_failed", fetch_query, POSTGRES_URL, "SELECT * FROM no_such_table_here", out)
     assert fetch_query(POSTGRES_URL, f"SELECT count(*) FROM {pg_schema}.sales", out).size > 0  # noqa: S608
+
+
+def test_https_certificates_are_verified(https_files, allow_loopback, tmp_path, monkeypatch):
+    base, certificate = https_files
+    message = refused("download_failed", fetch_url, f"{base}/data.csv", tmp_path / "out")
+    assert "certificate" in message.lower(), message
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setenv("SSL_CERT_FILE", certificate)  # now a trusted certificate for 127.0.0.1
+    assert fetch_url(f"{base}/data.csv", tmp_path / "out").size == len(CSV)
