@@ -237,7 +237,7 @@ def check_connection_url(url: str) -> str:
         raise DataError("Give a postgresql://user:password@host:port/database URL.", code="bad_url")
     try:
         parts = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
+    except (psycopg.ProgrammingError, UnicodeDecodeError):
         raise DataError("This is not a valid PostgreSQL connection URL.", code="bad_url") from None
     host = parts.get("host") or "localhost"
     port = parts.get("port") or "5432"

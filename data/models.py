@@ -104,7 +104,7 @@ class Ingest(models.Model):
     )  # set for a schema edit
     schema_changes = models.JSONField(default=dict, blank=True)
     source_kind = models.CharField(max_length=20, choices=IngestSource.choices, default=IngestSource.UPLOAD)
-    source_url = models.URLField(max_length=2000, blank=True)  # an import from a URL
+    source_url = models.CharField(max_length=2000, blank=True)  # an import from a URL (connectors.check_url)
     datastore = models.ForeignKey(
         "Datastore", null=True, blank=True, on_delete=models.SET_NULL, related_name="ingests"
     )  # an import of a query's rows

@@ -49,7 +49,7 @@ class AssetUpdateIn(InputSerializer):
 # Rules the services check, said as patterns so that the OpenAPI schema states what is accepted.
 URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{1,5})?(/[^\s\x00]*)?$"
 TAGS_PATTERN = r"^[^,\x00]{0,50}(,[^,\x00]{0,50}){0,19}$"
-_ENCODED = r"([A-Za-z0-9._~\-]|%0[1-9A-Fa-f]|%[1-9A-Fa-f][0-9A-Fa-f])"
+_ENCODED = r"([A-Za-z0-9._~\-]|%0[1-9A-Fa-f]|%[1-7][0-9A-Fa-f])"  # ASCII only, no NUL
 POSTGRES_URL_PATTERN = (
     rf"^postgres(ql)?://({_ENCODED}+(:{_ENCODED}+)?@)?[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{{1,5}})?"
     rf"(/{_ENCODED}*)?(\?sslmode=(disable|allow|prefer|require|verify-ca|verify-full))?$"
@@ -123,6 +123,7 @@ class IngestOut(serializers.ModelSerializer):
     job = serializers.PrimaryKeyRelatedField(read_only=True)
     version = serializers.SerializerMethodField()
     datastore = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    source_url = serializers.CharField(read_only=True, help_text="The URL given, for an import from a URL.")
 
     class Meta:
         model = Ingest

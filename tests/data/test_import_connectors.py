@@ -66,6 +66,7 @@ def test_queries_are_single_selects():
         refused("bad_query", check_query, bad)
     assert check_connection_url("postgresql://bob:secret@db.example:6543/sales") == "bob@db.example:6543/sales"
     refused("bad_url", check_connection_url, "mysql://bob@db/sales")
+    refused("bad_url", check_connection_url, "postgres://%e7%ef@db/sales")  # not UTF-8 once decoded
 
 
 def test_a_query_streams_rows_read_only_within_its_timeout_and_row_cap(pg_schema, settings, tmp_path):

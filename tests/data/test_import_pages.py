@@ -88,3 +88,16 @@ def test_deleting_a_datastore_asks_first_and_keeps_its_imports(client, owner, re
     assert not Datastore.objects.exists()
     ingest = Ingest.objects.get()
     assert ingest.datastore is None and ingest.query == "SELECT 1 AS one"
+
+
+def test_the_admin_console_shows_a_datastore_without_its_url(client, make_user, owner, workspace):
+    client.force_login(owner)
+    client.post(page(client, workspace, "datastores/"), {"name": "dwh", "url": f"postgresql://etl:{PASSWORD}@db/s"})
+    datastore = Datastore.objects.get()
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    for url in ("/admin/data/datastore/", f"/admin/data/datastore/{datastore.pk}/change/"):
+        response = client.get(url)
+        assert response.status_code == 200 and "etl@db:5432/s" in response.content.decode()
+        assert PASSWORD not in response.content.decode() and datastore.sealed_url not in response.content.decode()
+    assert client.post(f"/admin/data/datastore/{datastore.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Datastore.objects.exists()
