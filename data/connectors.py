@@ -113,7 +113,10 @@ def _resolve(host: str, port: int) -> str:
 def _pool(url: str, timeout: urllib3.Timeout) -> tuple[urllib3.HTTPConnectionPool, str]:
     """A connection pool to the checked address of the URL's host, and the Host header to send."""
     parts = urlsplit(url)
-    host = parts.hostname
+    try:
+        host = parts.hostname.encode("idna").decode("ascii")  # an international name, as DNS knows it
+    except UnicodeError:
+        raise DataError(f"The host name {parts.hostname} is not a valid name.", code="bad_url") from None
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     address = _resolve(host, port)
     host_header = host if parts.port is None else f"{host}:{parts.port}"
@@ -151,7 +154,7 @@ def fetch_url(url: str, destination: Path, *, progress=None) -> Fetched:
     for hop in range(MAX_REDIRECTS + 1):
         pool, host_header = _pool(current, timeout)
         parts = urlsplit(current)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")  # urllib3 percent-encodes
         try:
             response = pool.urlopen(
                 "GET",

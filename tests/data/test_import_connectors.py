@@ -46,6 +46,7 @@ def test_url_limits_refuse_with_a_clear_error_and_leave_no_file(http_files, allo
     refused("bad_scheme", fetch_url, "file:///etc/passwd", out)
     refused("bad_scheme", fetch_url, f"{http_files}/to-ftp", out)  # each redirect is checked again
     assert "HTTP 404" in refused("download_failed", fetch_url, f"{http_files}/missing.csv", out)
+    assert "HTTP 404" in refused("download_failed", fetch_url, f"{http_files}/über data.csv?q=ä b", out)
     refused("bad_url", fetch_url, "http://user:pw@127.0.0.1/x.csv", out)
 
     # 127.0.0.2 is loopback too, outside the allowed network; localhost also resolves to ::1.
