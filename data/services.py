@@ -40,7 +40,12 @@ from studio.sealing import seal, unseal
 from studio.validation import model_validate
 from workspaces.models import Workspace
 from workspaces.policy import Action, require
-from workspaces.services import activity_record, workspace_artifact_dir, workspace_storage_check
+from workspaces.services import (
+    StorageQuotaExceeded,
+    activity_record,
+    workspace_artifact_dir,
+    workspace_storage_check,
+)
 
 if TYPE_CHECKING:
     from data.uploads import StagedUpload
@@ -365,7 +370,13 @@ def data_import_query(
 
 
 def ingest_source_fetched(*, ingest: Ingest, name: str, size: int, sha256: str) -> None:
-    """An import's file is staged: record what it is, as an upload records its file."""
+    """An import's file is staged: record what it is, as an upload records its file. A file that
+    would pass the workspace's storage quota is refused, as the upload of it would be."""
+    try:
+        workspace_storage_check(workspace=ingest.workspace, adding=max(size, 1))
+    except StorageQuotaExceeded as exc:
+        message = exc.messages[0].replace("this upload would", "this import would")
+        raise DataError(message, code="quota_exceeded") from None
     Ingest.objects.filter(pk=ingest.pk).update(source_name=name[:255], source_size=size, source_sha256=sha256)
     ingest.source_name, ingest.source_size, ingest.source_sha256 = name[:255], size, sha256
 

@@ -4,6 +4,8 @@ rendered back, deletion after a confirmation, and roles (a reader sees, never ch
 import pytest
 
 from compute.jobs.models import Job
+from data import services
+from data.dataio import DataError
 from data.models import Datastore, Ingest, IngestSource
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +103,17 @@ def test_the_admin_console_shows_a_datastore_without_its_url(client, make_user, 
         assert PASSWORD not in response.content.decode() and datastore.sealed_url not in response.content.decode()
     assert client.post(f"/admin/data/datastore/{datastore.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not Datastore.objects.exists()
+
+
+def test_a_fetched_file_past_the_storage_quota_fails_the_import(client, owner, workspace):
+    client.force_login(owner)
+    client.post(page(client, workspace, "import/"), {"source": "url", "url": "https://example.org/big.csv"})
+    ingest = Ingest.objects.get()
+    workspace.storage_quota_bytes = 1000
+    workspace.save(update_fields=["storage_quota_bytes"])
+    with pytest.raises(DataError) as caught:
+        services.ingest_source_fetched(ingest=ingest, name="big.csv", size=5000, sha256="0" * 64)
+    assert caught.value.code == "quota_exceeded" and "this import would pass it" in caught.value.message
+    services.ingest_source_fetched(ingest=Ingest.objects.get(), name="big.csv", size=900, sha256="1" * 64)
+    ingest.refresh_from_db()
+    assert (ingest.source_name, ingest.source_size, ingest.source_sha256) == ("big.csv", 900, "1" * 64)
