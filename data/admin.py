@@ -3,7 +3,7 @@ from django.contrib import admin
 from workspaces.admin_console import ReadOnlyAdmin, ServiceAdmin
 
 from . import services as data_services
-from .models import DataAsset, DataVersion, Ingest, UploadSlot
+from .models import DataAsset, Datastore, DataVersion, Ingest, UploadSlot
 from .services import upload_slot_release
 
 
@@ -41,6 +41,21 @@ class IngestAdmin(ReadOnlyAdmin):
     list_filter = ["status", "created_at"]
     search_fields = ["asset_name", "source_name", "workspace__name"]
     list_select_related = ["workspace", "created_by"]
+
+
+@admin.register(Datastore)
+class DatastoreAdmin(ServiceAdmin):
+    """Datastores without their sealed URL (never shown); deleting one goes through `datastore_delete`."""
+
+    list_display = ["name", "workspace", "kind", "display", "created_by", "created_at"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["name", "display", "workspace__name"]
+    list_select_related = ["workspace", "created_by"]
+    fields = ["name", "workspace", "kind", "display", "description", "created_by", "created_at"]
+    readonly_fields = fields
+
+    def service_delete(self, actor, obj):
+        data_services.datastore_delete(actor=actor, datastore=obj)
 
 
 @admin.register(UploadSlot)

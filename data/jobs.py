@@ -1,4 +1,5 @@
-"""The ingest job: parse an upload (or re-type a version) into Parquet, profile it, make a version."""
+"""The ingest job: parse an upload (or a file it imports first, or re-type a version) into Parquet,
+profile it, make a version."""
 
 import os
 import secrets
@@ -11,8 +12,9 @@ from compute.jobs.kinds import CleanSpec, JobHandler
 from compute.jobs.models import Job, JobStatus
 from compute.jobs.runner import JobError
 from data import services as data_services
+from data.connectors import fetch_query, fetch_url
 from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
-from data.models import INGEST, Ingest, IngestStatus  # noqa: F401 - the kind this module runs, named from here too
+from data.models import INGEST, Ingest, IngestSource, IngestStatus  # noqa: F401 - INGEST: the kind this module runs, named from here too
 from studio.hashing import sha256_file
 
 
@@ -33,7 +35,9 @@ class IngestJob(JobHandler):
         # pyarrow parses and writes with a thread per core of the node (not OpenMP: no oversubscription).
         cores = ctx.job.target.node_size.cores if ctx.job.target else 1
         pyarrow.set_cpu_count(max(1, min(os.cpu_count() or 1, cores)))
-        row = Ingest.objects.select_related("base_version", "base_version__asset").get(pk=ctx.spec["ingest_id"])
+        row = Ingest.objects.select_related("base_version", "base_version__asset", "datastore").get(
+            pk=ctx.spec["ingest_id"]
+        )
         data_services.ingest_mark_running(ingest=row)
         folder = data_services.workspace_artifact_dir(row.workspace_id) / "data"
         folder.mkdir(parents=True, exist_ok=True)
@@ -65,6 +69,8 @@ class IngestJob(JobHandler):
                 source_format = "parquet"
             else:
                 upload = data_services.ingest_upload_path(row)
+                if row.source_kind != IngestSource.UPLOAD:
+                    fetch_source(ctx, row, upload, progress)
                 sniffed = sniff(upload, row.source_name, limits=data_services.ingest_limits())
                 ctx.log(
                     f"Reading {row.source_name} ({row.source_size:,} bytes) as {sniffed.format}"
@@ -123,3 +129,24 @@ class IngestJob(JobHandler):
         data_services.ingest_fail(
             ingest=row, error={"code": "job_" + status, "message": message, "row": None, "column": None}
         )
+
+
+def fetch_source(ctx, row: Ingest, destination, progress) -> None:
+    """Stage an import's file where an upload's would be, then the job goes on as for an upload."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if row.source_kind == IngestSource.URL:
+        ctx.log(f"Downloading {row.source_url}")
+        fetched = fetch_url(row.source_url, destination, progress=progress)
+        name = fetched.name
+    else:
+        if row.datastore is None:
+            raise DataError("The datastore of this import was deleted.", code="datastore_deleted")
+        ctx.log(f"Running the query on the datastore {row.datastore.name} ({row.datastore.display}), read-only")
+        try:
+            connection_url = data_services.datastore_connection_url(row.datastore)
+        except ValueError as exc:
+            raise DataError(str(exc), code="sealed") from None
+        fetched = fetch_query(connection_url, row.query, destination, progress=progress)
+        name = row.source_name
+    data_services.ingest_source_fetched(ingest=row, name=name, size=fetched.size, sha256=fetched.sha256)
+    ctx.log(f"Fetched {fetched.size:,} bytes")

@@ -1,4 +1,4 @@
-"""Data assets, their immutable versions, the ingests that make them, and upload slots.
+"""Data assets, their immutable versions, the ingests that make them, upload slots and datastores.
 
 Table names are the ones these models had in `workspaces/`, so moving them lost no row.
 """
@@ -81,9 +81,16 @@ class IngestStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class IngestSource(models.TextChoices):
+    UPLOAD = "upload", "Upload"  # also a schema edit (base_version set) and a file ingested in process
+    URL = "url", "URL"
+    QUERY = "query", "Datastore query"
+
+
 class Ingest(models.Model):
-    """An attempt to make a new data version: from an uploaded file, or from an existing version
-    with an edited schema. Runs as a job; on success it points at the version it made."""
+    """An attempt to make a new data version: from an uploaded file, a URL, a datastore's query, or
+    from an existing version with an edited schema. Runs as a job; on success it points at the
+    version it made."""
 
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="ingests")
     asset_name = models.CharField(max_length=100)
@@ -96,6 +103,12 @@ class Ingest(models.Model):
         DataVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )  # set for a schema edit
     schema_changes = models.JSONField(default=dict, blank=True)
+    source_kind = models.CharField(max_length=20, choices=IngestSource.choices, default=IngestSource.UPLOAD)
+    source_url = models.CharField(max_length=2000, blank=True)  # an import from a URL (connectors.check_url)
+    datastore = models.ForeignKey(
+        "Datastore", null=True, blank=True, on_delete=models.SET_NULL, related_name="ingests"
+    )  # an import of a query's rows
+    query = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=IngestStatus.choices, default=IngestStatus.QUEUED)
     error = models.JSONField(default=dict, blank=True)  # {"message", "row", "column"}
     progress_rows = models.BigIntegerField(default=0)
@@ -134,3 +147,30 @@ class UploadSlot(models.Model):
 
     def __str__(self) -> str:
         return f"upload slot {self.number} of {self.user}"
+
+
+class DatastoreKind(models.TextChoices):
+    POSTGRESQL = "postgresql", "PostgreSQL"
+
+
+class Datastore(models.Model):
+    """A connection to a database that data is imported from by query. The connection URL (with its
+    password) is sealed at rest and never shown again; `display` keeps what people may see."""
+
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="datastores")
+    name = name_field(max_length=100, pattern=ASSET_NAME_PATTERN, message=ASSET_NAME_MESSAGE)
+    description = description_field()
+    kind = models.CharField(max_length=20, choices=DatastoreKind.choices, default=DatastoreKind.POSTGRESQL)
+    sealed_url = models.TextField()  # studio.sealing, purpose DATASTORE_SEAL_PURPOSE
+    display = models.CharField(max_length=300, blank=True)  # user@host:port/database, no password
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="datastore_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name

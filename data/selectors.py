@@ -1,9 +1,9 @@
-"""Read queries for data assets, versions and ingests, scoped to one workspace."""
+"""Read queries for data assets, versions, ingests and datastores, scoped to one workspace."""
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
-from data.models import DataAsset, DataVersion, Ingest, IngestStatus
+from data.models import DataAsset, Datastore, DataVersion, Ingest, IngestSource, IngestStatus
 from workspaces.models import Workspace
 
 ASSET_SORTS = {
@@ -77,7 +77,7 @@ def data_versions_ready(*, workspace: Workspace) -> QuerySet[DataVersion]:
 
 def ingest_list(*, workspace: Workspace, active_only: bool = False) -> QuerySet[Ingest]:
     ingests = Ingest.objects.filter(workspace=workspace).select_related(
-        "version", "version__asset", "job", "created_by"
+        "version", "version__asset", "job", "created_by", "datastore"
     )
     if active_only:
         ingests = ingests.filter(status__in=[IngestStatus.QUEUED, IngestStatus.RUNNING])
@@ -89,3 +89,29 @@ def ingest_get(*, workspace: Workspace, ingest_id) -> Ingest:
         return ingest_list(workspace=workspace).get(pk=int(ingest_id))
     except (Ingest.DoesNotExist, TypeError, ValueError, OverflowError):
         raise Http404("Upload not found.") from None
+
+
+def datastore_list(*, workspace: Workspace) -> QuerySet[Datastore]:
+    """Datastores with how many imports each has had."""
+    return (
+        Datastore.objects.filter(workspace=workspace)
+        .select_related("created_by")
+        .annotate(import_count=Count("ingests"))
+        .order_by("name")
+    )
+
+
+def datastore_get(*, workspace: Workspace, datastore_id) -> Datastore:
+    try:
+        return datastore_list(workspace=workspace).get(pk=int(datastore_id))
+    except (Datastore.DoesNotExist, TypeError, ValueError, OverflowError):
+        raise Http404("Datastore not found.") from None
+
+
+def datastore_imports(*, datastore: Datastore) -> QuerySet[Ingest]:
+    """What was imported from a datastore (or tried): its ingests, newest first, with their versions."""
+    return ingest_list(workspace=datastore.workspace).filter(datastore=datastore, source_kind=IngestSource.QUERY)
+
+
+def url_imports(*, workspace: Workspace) -> QuerySet[Ingest]:
+    return ingest_list(workspace=workspace).filter(source_kind=IngestSource.URL)

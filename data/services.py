@@ -10,6 +10,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,15 +20,32 @@ from django.utils import timezone
 from compute.jobs.models import Job
 from compute.jobs.services import job_submit
 from compute.services import default_cluster_for
+from data.connectors import check_connection_url, check_query, check_url
 from data.dataio import DataError, Limits, Schema, sniff
 from data.dataio import ingest as run_ingest
-from data.models import INGEST, DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
+from data.models import (
+    INGEST,
+    DataAsset,
+    Datastore,
+    DatastoreKind,
+    DataVersion,
+    Ingest,
+    IngestSource,
+    IngestStatus,
+    UploadSlot,
+)
 from studio.hashing import sha256_file
 from studio.references import References
+from studio.sealing import seal, unseal
 from studio.validation import model_validate
 from workspaces.models import Workspace
 from workspaces.policy import Action, require
-from workspaces.services import activity_record, workspace_artifact_dir, workspace_storage_check
+from workspaces.services import (
+    StorageQuotaExceeded,
+    activity_record,
+    workspace_artifact_dir,
+    workspace_storage_check,
+)
 
 if TYPE_CHECKING:
     from data.uploads import StagedUpload
@@ -219,6 +237,148 @@ def data_upload(
             destination.unlink(missing_ok=True)  # the Ingest row rolled back: nothing refers to it
         raise
     return ingest
+
+
+# --- Imports from a URL or a datastore ---------------------------------------------------------
+DATASTORE_SEAL_PURPOSE = "datastore connection URLs"
+
+
+def datastore_create(*, actor, workspace: Workspace, name: str, url: str, description: str = "") -> Datastore:
+    """Save a PostgreSQL connection under `name`. The URL is sealed at rest and never shown again;
+    only user@host:port/database is kept in clear. The studio does not connect here: the first
+    import does, on a node."""
+    require(actor, workspace, Action.WRITE)
+    name = name.strip() if isinstance(name, str) else ""
+    row = Datastore(workspace=workspace, name=name, description=description or "", kind=DatastoreKind.POSTGRESQL)
+    model_validate(row, fields=["name", "description"])
+    try:
+        row.display = check_connection_url(url if isinstance(url, str) else "")
+    except DataError as exc:
+        raise ValidationError({"url": [exc.message]}) from None
+    if Datastore.objects.filter(workspace=workspace, name=name).exists():
+        raise ValidationError(
+            {"name": [ValidationError(f"This workspace already has a datastore named {name}.", code="conflict")]}
+        )
+    row.sealed_url = seal(url.strip(), purpose=DATASTORE_SEAL_PURPOSE)
+    row.created_by = actor
+    with transaction.atomic():
+        row.save()
+        activity_record(
+            workspace=workspace,
+            actor=actor,
+            verb="datastore_created",
+            summary=f"{actor} added the datastore {name} ({row.display})",
+        )
+    return row
+
+
+def datastore_delete(*, actor, datastore: Datastore) -> None:
+    """Forget a datastore and its sealed URL. Versions imported from it stay; their ingests keep the query."""
+    require(actor, datastore.workspace, Action.WRITE)
+    with transaction.atomic():
+        datastore.delete()
+        activity_record(
+            workspace=datastore.workspace,
+            actor=actor,
+            verb="datastore_deleted",
+            summary=f"{actor} deleted the datastore {datastore.name}",
+        )
+
+
+def datastore_connection_url(datastore: Datastore) -> str:
+    """The clear connection URL, for the ingest job only: never shown, logged or answered."""
+    return unseal(datastore.sealed_url, purpose=DATASTORE_SEAL_PURPOSE)
+
+
+def _import_submit(*, actor, workspace: Workspace, name: str, description: str, tags, **source) -> Ingest:
+    with transaction.atomic():
+        ingest = Ingest.objects.create(
+            workspace=workspace,
+            asset_name=name,
+            description=description or "",
+            tags=_clean_tags(tags),
+            created_by=actor,
+            **source,
+        )
+        ingest.job = _submit_ingest_job(
+            actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
+        )
+        ingest.save(update_fields=["job"])
+    return ingest
+
+
+def data_import_url(
+    *, actor, workspace: Workspace, url: str, name: str = "", description: str = "", tags=None
+) -> Ingest:
+    """Import the file at an HTTP(S) URL as version N+1 of the asset `name` (by default named after
+    the file), in an ingest job: it downloads within the limits (connectors.fetch_url), then parses,
+    profiles and versions the file as an upload."""
+    require(actor, workspace, Action.WRITE)
+    try:
+        url = check_url(url if isinstance(url, str) else "")
+    except DataError as exc:
+        raise ValidationError({"url": [exc.message]}) from None
+    if len(url) > Ingest._meta.get_field("source_url").max_length:
+        raise ValidationError({"url": ["The URL is longer than 2,000 characters."]})
+    file_name = Path(unquote(urlsplit(url).path)).name[:255] or "download"
+    if not name:
+        name = default_asset_name(file_name)
+        name = name if asset_name_valid(name) else "imported data"
+    name = _clean_name(name)
+    model_validate(DataAsset(description=description or ""), fields=["description"])
+    workspace_storage_check(workspace=workspace, adding=1)
+    return _import_submit(
+        actor=actor,
+        workspace=workspace,
+        name=name,
+        description=description,
+        tags=tags,
+        source_kind=IngestSource.URL,
+        source_url=url,
+        source_name=file_name,
+    )
+
+
+def data_import_query(
+    *, actor, workspace: Workspace, datastore: Datastore, query: str, name: str, description: str = "", tags=None
+) -> Ingest:
+    """Import the rows of a SELECT query on a datastore as version N+1 of the asset `name`, in an
+    ingest job (connectors.fetch_query: read-only, statement timeout, row cap)."""
+    require(actor, workspace, Action.WRITE)
+    if datastore.workspace_id != workspace.pk:
+        raise ValidationError({"datastore": ["No such datastore in this workspace."]})
+    try:
+        query = check_query(query if isinstance(query, str) else "")
+    except DataError as exc:
+        raise ValidationError({"query": [exc.message]}) from None
+    if not name:
+        raise ValidationError({"name": ["Name the data asset the query's rows go to."]})
+    name = _clean_name(name)
+    model_validate(DataAsset(description=description or ""), fields=["description"])
+    workspace_storage_check(workspace=workspace, adding=1)
+    return _import_submit(
+        actor=actor,
+        workspace=workspace,
+        name=name,
+        description=description,
+        tags=tags,
+        source_kind=IngestSource.QUERY,
+        datastore=datastore,
+        query=query,
+        source_name=f"query on {datastore.name}"[:255],
+    )
+
+
+def ingest_source_fetched(*, ingest: Ingest, name: str, size: int, sha256: str) -> None:
+    """An import's file is staged: record what it is, as an upload records its file. A file that
+    would pass the workspace's storage quota is refused, as the upload of it would be."""
+    try:
+        workspace_storage_check(workspace=ingest.workspace, adding=max(size, 1))
+    except StorageQuotaExceeded as exc:
+        message = exc.messages[0].replace("this upload would", "this import would")
+        raise DataError(message, code="quota_exceeded") from None
+    Ingest.objects.filter(pk=ingest.pk).update(source_name=name[:255], source_size=size, source_sha256=sha256)
+    ingest.source_name, ingest.source_size, ingest.source_sha256 = name[:255], size, sha256
 
 
 def data_version_from_file(

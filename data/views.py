@@ -1,5 +1,5 @@
-"""Data pages: asset list, upload (with a progress bar), ingest status, versions with preview,
-profile charts and the schema editor, downloads."""
+"""Data pages: asset list, upload (with a progress bar), imports from a URL or a datastore's query,
+datastores, ingest status, versions with preview, profile charts and the schema editor, downloads."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from data import selectors, services
 from data.dataio import SEMANTIC_TYPES, Schema, read_page
 from data.downloads import data_version_download
-from data.forms import DataUploadForm
+from data.forms import DataImportQueryForm, DataImportUrlForm, DatastoreForm, DataUploadForm
 from data.uploads import UploadRefused, too_large_message, upload_admitted
 from studio.charts import figure_data
 from studio.csrf import csrf_refusal, csrf_refusal_message
@@ -127,6 +127,95 @@ def _upload_error(request, workspace, errors, wants_json, status):
     for messages_ in errors.values():
         form.add_error(None, messages_)
     return _upload_page(request, workspace, form, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def data_import(request, workspace_id):
+    """Import from a URL or a datastore's query: either form submits an ingest job."""
+    workspace = page_workspace(request, workspace_id, write=True)
+    names = list(selectors.datastore_list(workspace=workspace).values_list("name", flat=True))
+    source = request.POST.get("source") if request.method == "POST" else request.GET.get("source", "url")
+    url_form = DataImportUrlForm(request.POST if source == "url" and request.method == "POST" else None)
+    query_form = DataImportQueryForm(
+        request.POST if source == "query" and request.method == "POST" else None,
+        datastore_names=names,
+        initial={"datastore": request.GET.get("datastore", "")},
+    )
+    form = url_form if source == "url" else query_form
+    if request.method == "POST" and form.is_valid():
+        values = form.cleaned_data
+        common = {
+            "actor": request.user,
+            "workspace": workspace,
+            "name": values["name"],
+            "description": values["description"],
+            "tags": values["tags"],
+        }
+        try:
+            if source == "url":
+                ingest = services.data_import_url(url=values["url"], **common)
+            else:
+                datastore = selectors.datastore_list(workspace=workspace).get(name=values["datastore"])
+                ingest = services.data_import_query(datastore=datastore, query=values["query"], **common)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            return redirect("data-ingest", workspace_id=workspace.pk, ingest_id=ingest.pk)
+    assets = selectors.data_asset_list(workspace=workspace, sort="name").values_list("name", flat=True)
+    response = render_page(
+        request,
+        "workspaces/data/import.html",
+        workspace,
+        url_form=url_form,
+        query_form=query_form,
+        source="query" if source == "query" else "url",
+        datastore_names=names,
+        asset_names=list(assets),
+    )
+    if request.method == "POST":
+        response.status_code = 400
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def datastore_list(request, workspace_id):
+    """Datastores, what was imported from each, and a form to add one."""
+    workspace = page_workspace(request, workspace_id)
+    form = DatastoreForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            datastore = services.datastore_create(actor=request.user, workspace=workspace, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Datastore {datastore.name} saved ({datastore.display}).")
+            return redirect("data-datastores", workspace_id=workspace.pk)
+    datastores = [
+        (datastore, list(selectors.datastore_imports(datastore=datastore)[:20]))
+        for datastore in selectors.datastore_list(workspace=workspace)
+    ]
+    response = render_page(
+        request,
+        "workspaces/data/datastores.html",
+        workspace,
+        form=form,
+        datastores=datastores,
+        url_imports=list(selectors.url_imports(workspace=workspace)[:20]),
+    )
+    if request.method == "POST":
+        response.status_code = 400
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def datastore_delete(request, workspace_id, datastore_id):
+    workspace = page_workspace(request, workspace_id, write=True)
+    datastore = selectors.datastore_get(workspace=workspace, datastore_id=datastore_id)
+    if request.method == "POST":
+        services.datastore_delete(actor=request.user, datastore=datastore)
+        messages.success(request, f"Datastore {datastore.name} deleted; the versions imported from it stay.")
+        return redirect("data-datastores", workspace_id=workspace.pk)
+    return render_page(request, "workspaces/data/datastore_delete.html", workspace, datastore=datastore)
 
 
 def ingest_detail(request, workspace_id, ingest_id):

@@ -459,6 +459,19 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp
 STUDIO_UPLOAD_MAX_CONCURRENT = env_int("STUDIO_UPLOAD_MAX_CONCURRENT", 3)
 # An upload that has received no byte for this long is dead: its staging file is swept, its slot freed.
 STUDIO_UPLOAD_STALE_SECONDS = env_int("STUDIO_UPLOAD_STALE_SECONDS", 900)
+# Imports of data from an HTTP(S) URL or a datastore's query (run by the ingest job on a node).
+# The largest file a URL import downloads (default: the upload limit); redirects are followed at most 5 times.
+STUDIO_IMPORT_MAX_BYTES = env_int("STUDIO_IMPORT_MAX_BYTES", STUDIO_UPLOAD_MAX_BYTES)
+# Seconds to connect, and seconds a whole download may take.
+STUDIO_IMPORT_CONNECT_TIMEOUT = env_float("STUDIO_IMPORT_CONNECT_TIMEOUT", 10.0)
+STUDIO_IMPORT_TIMEOUT_SECONDS = env_float("STUDIO_IMPORT_TIMEOUT_SECONDS", 600.0)
+# URL imports refuse private, loopback, link-local, multicast and reserved addresses (the studio's
+# own network) unless this is true, or the address is in one of these networks (e.g. "10.1.0.0/16").
+STUDIO_IMPORT_ALLOW_PRIVATE = env_bool("STUDIO_IMPORT_ALLOW_PRIVATE", False)
+STUDIO_IMPORT_ALLOWED_NETWORKS = env_list("STUDIO_IMPORT_ALLOWED_NETWORKS", [])
+# A datastore query: its statement_timeout (milliseconds) and the most rows it may return (more: the import fails).
+STUDIO_IMPORT_STATEMENT_TIMEOUT_MS = env_int("STUDIO_IMPORT_STATEMENT_TIMEOUT_MS", 300_000)
+STUDIO_IMPORT_MAX_ROWS = env_int("STUDIO_IMPORT_MAX_ROWS", 10_000_000)
 # A file a running job's code sends to the run API (PUT /api/v1/run/artifacts/<path>): 413 past it.
 STUDIO_RUN_ARTIFACT_MAX_BYTES = env_int("STUDIO_RUN_ARTIFACT_MAX_BYTES", 100 * 1024**2)
 # Code snapshots of command jobs: the bytes an upload (archive or folder) may send and its files

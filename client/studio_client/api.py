@@ -81,6 +81,15 @@ class Ingest(Record):
 
 
 @dataclass
+class Datastore(Record):
+    id: int = 0
+    name: str = ""
+    kind: str = ""
+    display: str = ""  # user@host:port/database: the connection URL itself is never shown again
+    import_count: int = 0
+
+
+@dataclass
 class CodeSnapshot(Record):
     id: int = 0
     name: str = ""
@@ -249,6 +258,30 @@ class DataApi(Resource):
         ingest = _record(Ingest, body)
         return self.wait_ingest(ingest.id) if wait else ingest
 
+    def import_url(
+        self, url: str, name: str = "", *, description: str = "", tags: str = "", wait: bool = True
+    ) -> Ingest:
+        """Imports the file at an http(s) URL (downloaded by the studio) as a data asset or its next version."""
+        body = self.t.post(
+            self.base + "data-imports/url/", {"url": url, "name": name, "description": description, "tags": tags}
+        )
+        ingest = _record(Ingest, body)
+        return self.wait_ingest(ingest.id) if wait else ingest
+
+    def import_query(
+        self, datastore: str, query: str, name: str, *, description: str = "", tags: str = "", wait: bool = True
+    ) -> Ingest:
+        """Imports the rows of a SELECT query on a datastore (run read-only) as a data asset or its next version."""
+        payload = {"datastore": datastore, "query": query, "name": name, "description": description, "tags": tags}
+        ingest = _record(Ingest, self.t.post(self.base + "data-imports/query/", payload))
+        return self.wait_ingest(ingest.id) if wait else ingest
+
+    def ingest_version(self, ingest: Ingest) -> DataVersion:
+        """The version a ready ingest made (by its ids: an asset's name may look like an id)."""
+        made = ingest.version or {}
+        body = self.t.get(self.base + f"data-assets/{made['asset_id']}/versions/{made['version']}/")
+        return _record(DataVersion, {**body, "asset": ingest.asset_name})
+
     def wait_ingest(self, ingest_id: int, timeout: float = 1800) -> Ingest:
         deadline = time.monotonic() + timeout
         delay = 0.2
@@ -273,6 +306,24 @@ class DataApi(Resource):
             self.base + f"data-assets/{asset.id}/versions/{version.version}/download/", destination, progress=progress
         )
         return destination
+
+
+class DatastoreApi(Resource):
+    def list(self) -> Iterator[Datastore]:
+        return (_record(Datastore, d) for d in self.t.pages(self.base + "datastores/"))
+
+    def get(self, name: str) -> Datastore:
+        found = _pick(self.t.pages(self.base + "datastores/"), name, "datastore")
+        return _record(Datastore, self.t.get(self.base + f"datastores/{found['id']}/"))
+
+    def create(self, name: str, url: str, *, description: str = "") -> Datastore:
+        """Saves a PostgreSQL connection URL (sealed by the studio, never shown again)."""
+        body = self.t.post(self.base + "datastores/", {"name": name, "url": url, "description": description})
+        return _record(Datastore, body)
+
+    def delete(self, name: str) -> None:
+        found = _pick(self.t.pages(self.base + "datastores/"), name, "datastore")
+        self.t.request("DELETE", self.base + f"datastores/{found['id']}/")
 
 
 class CodeApi(Resource):
@@ -767,6 +818,7 @@ class WorkspaceClient:
         self.id = info.id
         self.name = info.name
         self.data = DataApi(self)
+        self.datastores = DatastoreApi(self)
         self.code = CodeApi(self)
         self.compute = ComputeApi(self)
         self.environments = EnvironmentApi(self)

@@ -159,6 +159,48 @@ def cmd_data_upload(ctx: Context, args):
     return ingest.raw | {"version": version.raw}, text
 
 
+def _ingest_result(ws: WorkspaceClient, ingest) -> tuple[Any, str]:
+    if ingest.status != "ready":
+        return ingest.raw, f"Submitted; ingest {ingest.id} is {ingest.status}."
+    version = ws.data.ingest_version(ingest)
+    text = f"Data asset {ingest.asset_name} version {version.version} is ready ({version.rows} rows)."
+    return ingest.raw | {"version": version.raw}, text
+
+
+def cmd_data_import(ctx: Context, args):
+    ws = ctx.workspace()
+    common = {"description": args.description or "", "tags": args.tags or "", "wait": not args.no_wait}
+    if bool(args.url) == bool(args.datastore):
+        raise Usage("Give --url URL, or --datastore NAME with --query 'SELECT …'.")
+    if args.url:
+        ingest = ws.data.import_url(args.url, args.name or "", **common)
+    else:
+        if not args.query or not args.name:
+            raise Usage("Give --query 'SELECT …' and --name for the data asset with --datastore.")
+        ingest = ws.data.import_query(args.datastore, args.query, args.name, **common)
+    return _ingest_result(ws, ingest)
+
+
+def cmd_datastore_create(ctx: Context, args):
+    url = args.url or os.environ.get("STUDIO_DATASTORE_URL")
+    if not url:
+        if not sys.stdin.isatty():
+            raise Usage("Give the connection URL with --url or STUDIO_DATASTORE_URL (no terminal to ask for it).")
+        url = getpass.getpass("Connection URL (postgresql://user:password@host:port/database): ").strip()
+    datastore = ctx.workspace().datastores.create(args.name, url, description=args.description or "")
+    return datastore.raw, f"Datastore {datastore.name} saved ({datastore.display}); its URL is not shown again."
+
+
+def cmd_datastore_list(ctx: Context, args):
+    rows = [d.raw for d in ctx.workspace().datastores.list()]
+    return rows, _table(rows, ["id", "name", "kind", "display", "import_count"])
+
+
+def cmd_datastore_delete(ctx: Context, args):
+    ctx.workspace().datastores.delete(args.name)
+    return {"deleted": True, "name": args.name}, f"Datastore {args.name} deleted."
+
+
 def cmd_data_list(ctx: Context, args):
     rows = [a.raw for a in ctx.workspace().data.list()]
     return rows, _table(rows, ["id", "name", "latest_version", "latest_rows", "latest_columns"])
@@ -560,10 +602,28 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", help="the data asset's name (default: the file's name)")
     sub.add_argument("--description")
     sub.add_argument("--no-wait", action="store_true", help="do not wait for the ingest")
+    sub = command(data, "import", cmd_data_import, "import a URL's file or a datastore query's rows as a data asset")
+    sub.add_argument("--url", help="an http:// or https:// URL of a CSV, TSV, .csv.gz or Parquet file")
+    sub.add_argument("--datastore", help="a datastore's name (with --query)")
+    sub.add_argument("--query", help="one SELECT statement, run read-only on the datastore")
+    sub.add_argument("--name", help="the data asset's name (required with --query; default: the URL's file name)")
+    sub.add_argument("--description")
+    sub.add_argument("--tags", help="comma-separated")
+    sub.add_argument("--no-wait", action="store_true", help="do not wait for the ingest")
     command(data, "list", cmd_data_list, "the data assets")
     sub = command(data, "download", cmd_data_download, "download a data version's file")
     sub.add_argument("ref", help="name, name:version or name@latest")
     sub.add_argument("-o", "--output", help="a file or folder (default: here)")
+
+    stores = group("datastore", "datastores (databases that data is imported from)")
+    sub = command(stores, "create", cmd_datastore_create, "save a PostgreSQL connection (never shown again)")
+    sub.add_argument("name")
+    sub.add_argument(
+        "--url", help="postgresql://user:password@host:port/database (else STUDIO_DATASTORE_URL, else asked)"
+    )
+    sub.add_argument("--description")
+    command(stores, "list", cmd_datastore_list, "the datastores, without their URLs")
+    command(stores, "delete", cmd_datastore_delete, "forget a datastore").add_argument("name")
 
     job = group("job", "jobs")
     sub = command(job, "create", cmd_job_create, "submit a command job from a YAML file")

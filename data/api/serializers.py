@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from data.dataio import SEMANTIC_TYPES
-from data.models import DataAsset, DataVersion, Ingest
+from data.models import ASSET_NAME_MESSAGE, ASSET_NAME_PATTERN, DataAsset, Datastore, DataVersion, Ingest
 from studio.api.inputs import InputSerializer, QueryInputSerializer
 
 
@@ -46,9 +46,84 @@ class AssetUpdateIn(InputSerializer):
     description = serializers.CharField(max_length=2000, allow_blank=True)
 
 
+# Rules the services check, said as patterns so that the OpenAPI schema states what is accepted.
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{1,5})?(/[^\s\x00]*)?$"
+TAGS_PATTERN = r"^[^,\x00]{0,50}(,[^,\x00]{0,50}){0,19}$"
+_ENCODED = r"([A-Za-z0-9._~\-]|%0[1-9A-Fa-f]|%[1-7][0-9A-Fa-f])"  # ASCII only, no NUL
+POSTGRES_URL_PATTERN = (
+    rf"^postgres(ql)?://({_ENCODED}+(:{_ENCODED}+)?@)?[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{{1,5}})?"
+    rf"(/{_ENCODED}*)?(\?sslmode=(disable|allow|prefer|require|verify-ca|verify-full))?$"
+)
+
+
+def _name_field(**kwargs):
+    return serializers.RegexField(
+        ASSET_NAME_PATTERN, max_length=100, error_messages={"invalid": ASSET_NAME_MESSAGE}, **kwargs
+    )
+
+
+class ImportCommonIn(InputSerializer):
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    tags = serializers.RegexField(
+        TAGS_PATTERN,
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="Comma-separated: at most 20 tags of at most 50 characters.",
+        error_messages={"invalid": "Give up to 20 tags of at most 50 characters, separated by commas."},
+    )
+
+
+class ImportUrlIn(ImportCommonIn):
+    url = serializers.RegexField(
+        URL_PATTERN,
+        max_length=2000,
+        help_text="An http:// or https:// URL of a CSV, TSV, .csv.gz or Parquet file.",
+        error_messages={"invalid": "Give an http:// or https:// URL with a host name (no user or password)."},
+    )
+    name = _name_field(
+        required=False,
+        allow_blank=True,
+        help_text="The data asset: a new name makes a new asset, an existing one its next version. "
+        "Empty: the file's name in the URL.",
+    )
+
+
+class ImportQueryIn(ImportCommonIn):
+    datastore = serializers.CharField(max_length=100, help_text="The name of a datastore of the workspace.")
+    query = serializers.CharField(max_length=100_000, help_text="One SELECT (or WITH) statement; it runs read-only.")
+    name = _name_field(help_text="The data asset: a new name makes a new asset, an existing one its next version.")
+
+
+class DatastoreIn(InputSerializer):
+    name = _name_field()
+    url = serializers.RegexField(
+        POSTGRES_URL_PATTERN,
+        max_length=2000,
+        write_only=True,
+        help_text="postgresql://user:password@host:port/database[?sslmode=…], special characters "
+        "percent-encoded — sealed at rest and never shown again.",
+        error_messages={"invalid": "Give a postgresql://user:password@host:port/database URL."},
+    )
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class DatastoreOut(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    import_count = serializers.IntegerField(default=0)
+    # Plain text: a choice set would be one more enum named "kind" in the OpenAPI schema.
+    kind = serializers.CharField(read_only=True, help_text="postgresql (the only kind for now)")
+
+    class Meta:
+        model = Datastore
+        fields = ["id", "name", "kind", "display", "description", "import_count", "created_by", "created_at"]
+
+
 class IngestOut(serializers.ModelSerializer):
     job = serializers.PrimaryKeyRelatedField(read_only=True)
     version = serializers.SerializerMethodField()
+    datastore = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    source_url = serializers.CharField(read_only=True, help_text="The URL given, for an import from a URL.")
 
     class Meta:
         model = Ingest
@@ -57,8 +132,12 @@ class IngestOut(serializers.ModelSerializer):
             "asset_name",
             "status",
             "error",
+            "source_kind",
             "source_name",
             "source_size",
+            "source_url",
+            "datastore",
+            "query",
             "progress_rows",
             "progress_bytes",
             "job",
@@ -135,3 +214,13 @@ class PreviewOut(serializers.Serializer):
 class DeletedOut(serializers.Serializer):
     deleted = serializers.BooleanField()
     bytes_freed = serializers.IntegerField()
+
+
+class DatastoreDetailOut(DatastoreOut):
+    imports = serializers.SerializerMethodField()
+
+    class Meta(DatastoreOut.Meta):
+        fields = DatastoreOut.Meta.fields + ["imports"]
+
+    def get_imports(self, datastore) -> list[dict]:
+        return IngestOut(self.context["imports"], many=True).data

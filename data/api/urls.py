@@ -40,4 +40,16 @@ urlpatterns = [
         data_views.IngestDetailApi.as_view(),
         name="api-ingest-detail",
     ),
+    path("workspaces/<id:workspace_id>/data-imports/url/", data_views.ImportUrlApi.as_view(), name="api-import-url"),
+    path(
+        "workspaces/<id:workspace_id>/data-imports/query/",
+        data_views.ImportQueryApi.as_view(),
+        name="api-import-query",
+    ),
+    path("workspaces/<id:workspace_id>/datastores/", data_views.DatastoreListApi.as_view(), name="api-datastore-list"),
+    path(
+        "workspaces/<id:workspace_id>/datastores/<id:datastore_id>/",
+        data_views.DatastoreDetailApi.as_view(),
+        name="api-datastore-detail",
+    ),
 ]

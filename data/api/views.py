@@ -1,7 +1,7 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
@@ -9,7 +9,12 @@ from data import selectors, services
 from data.api.serializers import (
     AssetOut,
     AssetUpdateIn,
+    DatastoreDetailOut,
+    DatastoreIn,
+    DatastoreOut,
     DeletedOut,
+    ImportQueryIn,
+    ImportUrlIn,
     IngestOut,
     PreviewOut,
     PreviewQueryIn,
@@ -208,3 +213,84 @@ class IngestDetailApi(WorkspaceApiView):
     @extend_schema(responses=IngestOut, summary="One upload's status (poll until ready or failed)")
     def get(self, request, workspace_id, ingest_id):
         return Response(IngestOut(selectors.ingest_get(workspace=self.workspace, ingest_id=ingest_id)).data)
+
+
+IMPORT_DESCRIPTION = (
+    "Made by an ingest job (poll the ingest): it fetches the data within the limits (see the README, "
+    "STUDIO_IMPORT_*), then parses, profiles and versions it as an upload. A refusal found by the job "
+    "is the ingest's error."
+)
+
+
+class ImportUrlApi(WorkspaceApiView):
+    @extend_schema(
+        request=ImportUrlIn,
+        responses={202: IngestOut},
+        summary="Import the file at an HTTP(S) URL as a new data asset or its next version",
+        description=IMPORT_DESCRIPTION
+        + " The download follows at most 5 redirects, stops at STUDIO_IMPORT_MAX_BYTES and refuses "
+        "private addresses unless the studio allows them.",
+    )
+    def post(self, request, workspace_id):
+        data = ImportUrlIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        ingest = services.data_import_url(actor=request.user, workspace=self.workspace, **data.validated_data)
+        return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportQueryApi(WorkspaceApiView):
+    @extend_schema(
+        request=ImportQueryIn,
+        responses={202: IngestOut},
+        summary="Import the rows of a SELECT query on a datastore as a new data asset or its next version",
+        description=IMPORT_DESCRIPTION
+        + " The query runs in a read-only transaction with STUDIO_IMPORT_STATEMENT_TIMEOUT_MS; more than "
+        "STUDIO_IMPORT_MAX_ROWS rows fails the import (narrow it with WHERE or LIMIT).",
+    )
+    def post(self, request, workspace_id):
+        data = ImportQueryIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        name = values.pop("datastore")
+        datastore = selectors.datastore_list(workspace=self.workspace).filter(name=name).first()
+        if datastore is None:
+            raise NotFound(f"No datastore named {name} in this workspace.")
+        ingest = services.data_import_query(actor=request.user, workspace=self.workspace, datastore=datastore, **values)
+        return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DatastoreListApi(WorkspaceListApiView):
+    serializer_class = DatastoreOut
+
+    def get_queryset(self):
+        return selectors.datastore_list(workspace=self.workspace)
+
+    @extend_schema(summary="Datastores (connections that data is imported from), without their URLs")
+    def get(self, request, workspace_id):
+        return self.list(request)
+
+    @extend_schema(
+        request=DatastoreIn,
+        responses={201: DatastoreOut},
+        summary="Save a PostgreSQL connection; its URL is sealed at rest and never shown again",
+    )
+    def post(self, request, workspace_id):
+        data = DatastoreIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        datastore = services.datastore_create(actor=request.user, workspace=self.workspace, **data.validated_data)
+        datastore = selectors.datastore_get(workspace=self.workspace, datastore_id=datastore.pk)
+        return Response(DatastoreOut(datastore).data, status=status.HTTP_201_CREATED)
+
+
+class DatastoreDetailApi(WorkspaceApiView):
+    @extend_schema(responses=DatastoreDetailOut, summary="One datastore with what was imported from it")
+    def get(self, request, workspace_id, datastore_id):
+        datastore = selectors.datastore_get(workspace=self.workspace, datastore_id=datastore_id)
+        imports = selectors.datastore_imports(datastore=datastore)[:100]
+        return Response(DatastoreDetailOut(datastore, context={"imports": imports}).data)
+
+    @extend_schema(responses=DeletedOut, summary="Forget a datastore (the versions imported from it stay)")
+    def delete(self, request, workspace_id, datastore_id):
+        datastore = selectors.datastore_get(workspace=self.workspace, datastore_id=datastore_id)
+        services.datastore_delete(actor=request.user, datastore=datastore)
+        return Response({"deleted": True, "bytes_freed": 0})
