@@ -23,7 +23,7 @@ from compute.jobs.diagnostic import DIAGNOSTIC
 from compute.jobs.metrics import metrics_save
 from compute.jobs.models import Artifact, Job, JobEvent, JobLogLine, JobParam, JobStatus, JobToken, Metric
 from compute.models import ComputeQuota, ComputeTarget, Node, NodeSession, NodeStatus, ServingSession, TargetKind
-from data.models import DataAsset, DataVersion, Ingest, IngestStatus, UploadSlot
+from data.models import DataAsset, Datastore, DataVersion, Ingest, IngestStatus, UploadSlot
 from endpoints.models import Deployment, Endpoint, MonitoringBucket
 from environments.models import BuildState, Environment, EnvironmentBuild, EnvironmentVersion
 from labs.models import InstanceLab, InstanceSchedule, LabState
@@ -349,6 +349,13 @@ def make_world(make_user, n: int) -> Workspace:
         expires_at=now + timedelta(days=1),
     )
     UploadSlot.objects.create(user=user, number=0, touched_at=now)
+    Datastore.objects.create(
+        workspace=workspace,
+        name=f"warehouse-{n}",
+        sealed_url="sealed",
+        display=f"reader@db-{n}:5432/sales",
+        created_by=user,
+    )
     return workspace
 
 
