@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from training.ml.algorithms import (
+    EARLY_STOPPING_ROUNDS,
     REGRESSION_EARLY_STOPPING_ROUNDS,
     REGRESSION_PORTFOLIO,
     early_stopping_rounds,
@@ -79,25 +80,26 @@ def test_a_classification_stops_without_gains_at_any_time():
     assert len(search.trials) == len(search.portfolio) + 3
 
 
-@pytest.mark.parametrize("algorithm", ["lightgbm", "hist_gradient_boosting"])
-def test_regression_boosters_wait_longer_for_a_validation_gain(algorithm):
+@pytest.mark.parametrize(
+    "algorithm, patience",
+    [("lightgbm", REGRESSION_EARLY_STOPPING_ROUNDS), ("hist_gradient_boosting", EARLY_STOPPING_ROUNDS)],
+)
+def test_regression_lightgbm_waits_longer_for_a_validation_gain(algorithm, patience):
     X, y = friedman(600)
     search = regression_search((X, y))
     params = next(p for name, p in REGRESSION_PORTFOLIO if name == algorithm)
-    trial = search._make(0, algorithm, params, "portfolio")
-    model, info = fit_pipeline(trial, X, y)
+    model, info = fit_pipeline(search._make(0, algorithm, params, "portfolio"), X, y)
     booster = model.named_steps["estimator"]
     # rounds boosted: LightGBM keeps only the best ones, but its evaluation log has them all
     trained = len(booster.evals_result_["valid_0"]["l2"]) if algorithm == "lightgbm" else booster.n_iter_
+    best = booster.best_iteration_ if algorithm == "lightgbm" else info["rounds"]
     assert (
         early_stopping_rounds("regression")
         == REGRESSION_EARLY_STOPPING_ROUNDS
         > early_stopping_rounds("classification")
     )
-    # stopped (well before the cap) exactly the regression patience after the best round
-    assert trained < 3000
-    best = booster.best_iteration_ if algorithm == "lightgbm" else info["rounds"]
-    assert trained - best == REGRESSION_EARLY_STOPPING_ROUNDS
+    # stopped well before the cap, exactly the patience after the best round
+    assert trained < 3000 and trained - best == patience
     assert info["rounds"] == best
 
 

@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .algorithms import early_stopping_min_delta, early_stopping_rounds, get_algorithm
+from .algorithms import EARLY_STOPPING_ROUNDS, early_stopping_min_delta, early_stopping_rounds, get_algorithm
 from .featurize import build_featurizer
 from .latency import row_latency_ms
 from .metrics import classification_metrics, regression_metrics, score
@@ -169,7 +169,7 @@ def fit_pipeline(
                 info["rounds"] = int(fitted.best_iteration_ or fitted.n_estimators_)
         elif spec.algorithm == "hist_gradient_boosting" and split is not None:
             estimator.fit(Z_fit, y_fit, X_val=Z_stop, y_val=y_stop)
-            info["rounds"] = int(max(_fitted_inner(estimator, inner).n_iter_ - early_stopping_rounds(spec.task), 1))
+            info["rounds"] = int(max(_fitted_inner(estimator, inner).n_iter_ - EARLY_STOPPING_ROUNDS, 1))
         else:
             estimator.fit(Z_fit, y_fit)
     return Pipeline([("featurizer", featurizer), ("estimator", estimator)]), info
