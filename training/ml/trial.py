@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .algorithms import EARLY_STOPPING_MIN_DELTA, EARLY_STOPPING_ROUNDS, get_algorithm
+from .algorithms import EARLY_STOPPING_ROUNDS, early_stopping_min_delta, early_stopping_rounds, get_algorithm
 from .featurize import build_featurizer
 from .latency import row_latency_ms
 from .metrics import classification_metrics, regression_metrics, score
@@ -159,7 +159,9 @@ def fit_pipeline(
             if split is not None:
                 fit_kwargs["eval_set"] = [(Z_stop, y_stop)]
                 fit_kwargs["callbacks"].append(
-                    lightgbm_early_stopping(EARLY_STOPPING_ROUNDS, min_delta=EARLY_STOPPING_MIN_DELTA, verbose=False)
+                    lightgbm_early_stopping(
+                        early_stopping_rounds(spec.task), min_delta=early_stopping_min_delta(spec.task), verbose=False
+                    )
                 )
             estimator.fit(Z_fit, y_fit, **fit_kwargs)
             if split is not None:
