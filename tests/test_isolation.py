@@ -26,9 +26,10 @@ def sample_ids(workspace) -> dict:
     target = target_create(actor=owner, workspace=workspace, kind=TargetKind.INSTANCE, name="mine").target
     job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
     artifact = Artifact.objects.create(job=job, name="report.json", size=2, sha256="0" * 64)
-    from data.models import DataAsset, DataVersion, Ingest
+    from data.models import DataAsset, Datastore, DataVersion, Ingest
 
     asset = DataAsset.objects.create(workspace=workspace, name="table")
+    datastore = Datastore.objects.create(workspace=workspace, name="warehouse", sealed_url="sealed", display="db")
     version = DataVersion.objects.create(asset=asset, version=1, schema={"version": 1, "columns": []})
     ingest = Ingest.objects.create(workspace=workspace, asset_name="table")
     from endpoints.models import Deployment, Endpoint
@@ -70,6 +71,7 @@ def sample_ids(workspace) -> dict:
         "asset_id": asset.pk,
         "version": version.version,
         "ingest_id": ingest.pk,
+        "datastore_id": datastore.pk,
         "model_id": model.pk,
         "endpoint_id": endpoint.pk,
         "deployment_id": deployment.pk,
