@@ -184,6 +184,8 @@ def run_job(job_id: int) -> None:
         # node (the job is STARTING meanwhile); a module that fails to import fails the job, not the node.
         handler = handler_for(job.kind)
         services.job_mark_running(job=job)
+        # The time limit counts from RUNNING: loading the kind's code is the node's time, not the job's.
+        ctx.started = time.monotonic()
         outcome, detail = "completed", handler.run(ctx)
     except JobCanceled:
         outcome, detail = "canceled", "Canceled."
