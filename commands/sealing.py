@@ -1,24 +1,18 @@
-"""Secret values of command jobs, sealed at rest with a key derived from SECRET_KEY (Fernet)."""
+"""Secret values of command jobs (and labs' Jupyter tokens), sealed at rest with studio.sealing.
 
-import base64
-import hashlib
+The purpose keeps the key these values were always sealed with: sha256("studio command-job
+secrets\0" + SECRET_KEY), so values sealed before studio.sealing existed still open.
+"""
 
-from cryptography.fernet import Fernet, InvalidToken
-from django.conf import settings
+from studio import sealing
 
-
-def _fernet() -> Fernet:
-    digest = hashlib.sha256(b"studio command-job secrets\0" + settings.SECRET_KEY.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+PURPOSE = "command-job secrets"
 
 
 def seal(value: str) -> str:
-    return _fernet().encrypt(value.encode()).decode()
+    return sealing.seal(value, purpose=PURPOSE)
 
 
 def unseal(token: str) -> str:
     """The value; raises ValueError when the key changed since it was sealed."""
-    try:
-        return _fernet().decrypt(token.encode()).decode()
-    except InvalidToken:
-        raise ValueError("a secret cannot be read: SECRET_KEY changed since the job was submitted") from None
+    return sealing.unseal(token, purpose=PURPOSE)

@@ -1,7 +1,7 @@
 """Secrets sealed at rest with a key derived from SECRET_KEY (Fernet), one key per purpose.
 
 A purpose (e.g. "datastore connection URLs") keeps one kind of secret from being unsealed as
-another. commands/sealing.py seals command jobs' secrets the same way with its own key.
+another (commands.sealing: command jobs' secrets and labs' tokens; data: datastore URLs).
 """
 
 import base64
