@@ -291,6 +291,11 @@ def datastore_connection_url(datastore: Datastore) -> str:
 
 
 def _import_submit(*, actor, workspace: Workspace, name: str, description: str, tags, **source) -> Ingest:
+    """The checks every import shares (the asset's name and description, the storage quota), then
+    its ingest row and job."""
+    name = _clean_name(name)
+    model_validate(DataAsset(description=description or ""), fields=["description"])
+    workspace_storage_check(workspace=workspace, adding=1)
     with transaction.atomic():
         ingest = Ingest.objects.create(
             workspace=workspace,
@@ -324,9 +329,6 @@ def data_import_url(
     if not name:
         name = default_asset_name(file_name)
         name = name if asset_name_valid(name) else "imported data"
-    name = _clean_name(name)
-    model_validate(DataAsset(description=description or ""), fields=["description"])
-    workspace_storage_check(workspace=workspace, adding=1)
     return _import_submit(
         actor=actor,
         workspace=workspace,
@@ -353,9 +355,6 @@ def data_import_query(
         raise ValidationError({"query": [exc.message]}) from None
     if not name:
         raise ValidationError({"name": ["Name the data asset the query's rows go to."]})
-    name = _clean_name(name)
-    model_validate(DataAsset(description=description or ""), fields=["description"])
-    workspace_storage_check(workspace=workspace, adding=1)
     return _import_submit(
         actor=actor,
         workspace=workspace,
