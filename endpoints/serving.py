@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from endpoints.scoring.predictor import Predictor, get_predictor
-from modelformat.drift import count_batch, count_predictions, count_refusal, merge_counts
+from modelformat.drift import concat_columns, count_batch, count_predictions, count_refusal, merge_counts
 from modelformat.signature import FORECASTING, REGRESSION, PayloadError, Signature
 from studio.api.errors import error_body
 from studio.json_limits import JsonLimitError, json_loads_checked
@@ -213,6 +213,11 @@ class _Counts(RequestCounts):
     predicted: Counter = field(default_factory=Counter)
     quality: dict = field(default_factory=dict)
     quality_rows: int = 0
+    # Sampled inputs and numeric outputs, counted into `quality` at the flush, many requests at once:
+    # binning a 79-column row on the request thread cost more than scoring it.
+    samples: list = field(default_factory=list)
+    sampled_outputs: list = field(default_factory=list)
+    deployment: DeploymentRuntime | None = None
 
 
 class MonitorBuffer:
@@ -266,18 +271,17 @@ class MonitorBuffer:
             reference = deployment.reference if deployment else None
             if reference is not None and refusal is not None:
                 counts.quality = merge_counts(counts.quality, count_refusal(refusal))
-            sample = (
+            if (
                 (batch is not None or (numbers and predictions))  # a forecast from the stored history has no inputs
                 and reference is not None
                 and counts.quality_rows < QUALITY_ROWS_PER_MINUTE
-            )
-        if sample:
-            more = count_batch(reference, batch.columns, deployment.signature) if batch is not None else {}
-            if numbers and predictions and reference.get("prediction"):
-                more.update(count_predictions(reference["prediction"], predictions))
-            with self._lock:
-                counts.quality = merge_counts(counts.quality, more)
+            ):
+                counts.deployment = deployment
                 counts.quality_rows += rows
+                if batch is not None:
+                    counts.samples.append(batch.columns)
+                if numbers and predictions and reference.get("prediction"):
+                    counts.sampled_outputs.append(predictions)
         self._ensure_flusher()
 
     def _ensure_flusher(self) -> None:
@@ -303,6 +307,11 @@ class MonitorBuffer:
             data, self._data = self._data, {}
         if not data:
             return 0
+        for c in data.values():
+            try:
+                _count_samples(c)
+            except Exception:  # noqa: BLE001 - a sample that will not bin costs its drift counts, not the requests'
+                log.exception("drift counting failed")
         rows = [
             MonitoringBucket(
                 endpoint_id=endpoint_id,
@@ -321,6 +330,21 @@ class MonitorBuffer:
         existing = set(Endpoint.objects.filter(pk__in={r.endpoint_id for r in rows}).values_list("pk", flat=True))
         MonitoringBucket.objects.bulk_create([r for r in rows if r.endpoint_id in existing])
         return len(rows)
+
+
+def _count_samples(counts: _Counts) -> None:
+    """Bin a bucket's sampled inputs and outputs into its drift counts, all requests at once."""
+    deployment, reference = counts.deployment, counts.deployment and counts.deployment.reference
+    if reference is None:
+        return
+    more = {}
+    if counts.samples:
+        more = count_batch(reference, concat_columns(counts.samples), deployment.signature)
+    if counts.sampled_outputs:
+        outputs = [value for predictions in counts.sampled_outputs for value in predictions]
+        more.update(count_predictions(reference["prediction"], outputs))
+    counts.quality = merge_counts(counts.quality, more)
+    counts.samples, counts.sampled_outputs = [], []
 
 
 monitor = MonitorBuffer()

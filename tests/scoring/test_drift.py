@@ -11,6 +11,7 @@ from modelformat.drift import (
     INSUFFICIENT,
     PASSED,
     WARNING,
+    concat_columns,
     count_batch,
     count_refusal,
     drift_report,
@@ -83,6 +84,22 @@ def test_counts_add_up_batch_by_batch(profile, signature):
     assert report["columns"]["income"]["status"] in (WARNING, ALERTED)
     assert report["columns"]["plan"]["status"] == PASSED
     assert report["status"] in (WARNING, ALERTED)
+
+
+def test_rows_counted_one_by_one_or_gathered_count_as_one_batch(profile, signature):
+    """A scoring request's row is binned with dict lookups, a gathered minute of them with pandas:
+    the counts must be the same, unseen labels and missing values included."""
+    frame, _ = make_table(150, seed=31, shift=0.5)
+    frame.loc[::7, "plan"] = "enterprise"  # not a training category
+    frame.loc[::11, "region"] = None
+    whole = count_batch(profile, signature.validate_frame(frame).columns, signature)
+    rows = [signature.validate_frame(frame.iloc[[i]]).columns for i in range(len(frame))]
+    one_by_one = empty_counts(profile)
+    for columns in rows:
+        one_by_one = merge_counts(one_by_one, count_batch(profile, columns, signature))
+    assert one_by_one == whole
+    assert count_batch(profile, concat_columns(rows), signature) == whole
+    assert whole["unseen"]["plan"] > 0 and whole["nulls"]["region"] > 0
 
 
 def test_few_rows_are_insufficient_data(profile, signature):
