@@ -1,0 +1,78 @@
+"""Host B joins host A's studio as attached compute, over the network only (its own address, its
+own data directory, no route to A's loopback): jobs submitted to A's API run on B, and killing
+B's node mid-job re-queues the job, which completes once B's node is back."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import stop_node
+
+pytestmark = [pytest.mark.worker, pytest.mark.faults]
+
+
+def wait_for_job(studio, job_id: int, statuses: set[str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    job = {}
+    while time.monotonic() < deadline:
+        status, job = studio.api("GET", f"workspaces/{studio.workspace}/jobs/{job_id}/")
+        assert status == 200, job
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
+
+
+def submit(studio, sleep_seconds: float = 0) -> dict:
+    status, job = studio.api(
+        "POST",
+        f"workspaces/{studio.workspace}/jobs/",
+        {"kind": "diagnostic", "target": studio.attached, "spec": {"sleep_seconds": sleep_seconds}},
+    )
+    assert status == 201, job
+    return job
+
+
+def test_host_b_reaches_the_studio_only_through_host_a(studio, network):
+    """The premise: on B, this machine's loopback PostgreSQL is not there; A's address is."""
+    b, a = network.hosts["b"], network.hosts["a"]
+    probe = "import socket,sys; s=socket.socket(); s.settimeout(3); sys.exit(s.connect_ex((sys.argv[1], 5432)))"
+    assert subprocess.run(b.argv([sys.executable, "-c", probe, "127.0.0.1"]), timeout=30).returncode != 0
+    assert subprocess.run(b.argv([sys.executable, "-c", probe, a.address]), timeout=30).returncode == 0
+
+
+def test_a_job_submitted_to_host_a_runs_on_host_b(studio, network):
+    node, log = studio.start_node(network.hosts["b"])
+    try:
+        job = wait_for_job(studio, submit(studio)["id"], {"completed", "failed", "canceled"})
+        assert job["status"] == "completed", (job, log.read_text(errors="replace")[-3000:])
+        assert f"Joined as {job['node']};" in log.read_text(errors="replace"), job  # the node B's command made
+        assert job["result"]["database"] == "postgresql" and job["result"]["artifacts_writable"]
+    finally:
+        stop_node(node)
+
+
+def test_killing_host_bs_node_mid_job_requeues_the_job(studio, network):
+    b = network.hosts["b"]
+    first, first_log = studio.start_node(b)
+    job = submit(studio, sleep_seconds=12)
+    running = wait_for_job(studio, job["id"], {"running"})
+    os.killpg(first.pid, signal.SIGKILL)  # the node's worker and its job process
+    first.wait(timeout=30)
+    # the reconciler on A declares the silent node lost and puts the job back in the queue
+    queued = wait_for_job(studio, job["id"], {"queued", "failed"}, timeout=90)
+    assert queued["status"] == "queued", queued
+    second, second_log = studio.start_node(b)  # B comes back: a new node joins with the token
+    try:
+        done = wait_for_job(studio, job["id"], {"completed", "failed", "canceled"}, timeout=150)
+        assert done["status"] == "completed", (done, second_log.read_text(errors="replace")[-3000:])
+        assert done["attempt"] == 2 and done["node"] != running["node"], done
+        status, events = studio.api("GET", f"workspaces/{studio.workspace}/jobs/{job['id']}/events/")
+        reasons = " | ".join(str(e.get("reason", "")) for e in events.get("results", events))
+        assert "re-queued" in reasons and running["node"] in reasons, reasons
+    finally:
+        stop_node(second)
