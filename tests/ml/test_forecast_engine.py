@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from modelformat.modelio import load_model, save_model
-from training.ml import forecast_models
+from training.ml import forecast, forecast_models
 from training.ml.forecast import (
     Backtest,
     ForecastInputError,
@@ -729,3 +729,40 @@ def test_a_known_series_recent_history_keeps_its_ets_parameters(monkeypatch):
     assert np.max(np.abs(recent - stored) / np.abs(stored)) < 0.05
     with pytest.raises(AssertionError, match="fitted again"):  # too short to start from: it is fitted
         forecaster.forecast(series.tail(18))
+
+
+@pytest.mark.parametrize("freq", ["MS", "QS", "D", "h", "W-SUN", "B", "YS"])
+def test_a_regular_history_takes_the_fast_path_to_the_same_frame(freq):
+    """A request's recent history is usually regular already: regularise sorts it instead of
+    reindexing each series, and must give exactly what the general path gives."""
+    rng = np.random.default_rng(3)
+    parts = []
+    for i, periods in enumerate((30, 7, 48)):
+        times = pd.date_range("2019-01-07", periods=periods, freq=freq).as_unit("ns")
+        parts.append(pd.DataFrame({"key": f"store {i}", "time": times, "y": rng.normal(size=periods), "ka0": 1.0}))
+    frame = pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=0)  # rows in any order
+    snapped, steps, moved = forecast._snap(frame["time"].to_numpy(), freq, None)
+    assert moved == 0
+    general = forecast._fill_grid(
+        frame.assign(time=snapped), freq, dict.fromkeys(["duplicates", "missing_timestamps"], 0)
+    )
+    fast = forecast._already_regular(frame, snapped, steps)
+    assert fast is not None
+    pd.testing.assert_frame_equal(fast, general)
+    regular, counts = forecast.regularise(frame, freq)
+    pd.testing.assert_frame_equal(regular, general)
+    assert counts == {"moved": 0, "duplicates": 0, "missing_timestamps": 0, "missing_target": 0}
+
+
+def test_a_gap_a_repeat_or_a_missing_value_leaves_the_fast_path():
+    times = pd.date_range("2020-01-01", periods=12, freq="MS").as_unit("ns")
+    frame = pd.DataFrame({"key": "a", "time": times, "y": np.arange(12.0)})
+    for broken in (
+        frame.drop(index=5),
+        pd.concat([frame, frame.iloc[[3]]]),
+        frame.assign(y=frame["y"].where(frame.index != 4)),
+    ):
+        snapped, steps, _ = forecast._snap(broken["time"].to_numpy(), "MS", None)
+        assert forecast._already_regular(broken, snapped, steps) is None
+        regular, _ = forecast.regularise(broken, "MS")
+        assert len(regular) == 12 and regular["y"].notna().all()
