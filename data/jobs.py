@@ -15,6 +15,7 @@ from data import services as data_services
 from data.connectors import fetch_query, fetch_s3, fetch_url
 from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
 from data.models import INGEST, Ingest, IngestSource, IngestStatus  # noqa: F401 - INGEST: the kind this module runs, named from here too
+from studio import objectstore
 from studio.hashing import sha256_file
 
 
@@ -71,6 +72,8 @@ class IngestJob(JobHandler):
                 upload = data_services.ingest_upload_path(row)
                 if row.source_kind != IngestSource.UPLOAD:
                     fetch_source(ctx, row, upload, progress)
+                else:
+                    upload = objectstore.ensure_local(upload, sha256=row.source_sha256)  # staged on the web host
                 sniffed = sniff(upload, row.source_name, limits=data_services.ingest_limits())
                 ctx.log(
                     f"Reading {row.source_name} ({row.source_size:,} bytes) as {sniffed.format}"
@@ -105,6 +108,10 @@ class IngestJob(JobHandler):
         except DataError as exc:
             data_services.ingest_fail(ingest=row, error=exc.to_json())
             raise JobError(exc.message) from None
+        except objectstore.ObjectMissing as exc:
+            error = {"code": "missing_file", "message": str(exc), "row": None, "column": None}
+            data_services.ingest_fail(ingest=row, error=error)
+            raise JobError(str(exc)) from None
         finally:
             staging.unlink(missing_ok=True)
         ctx.log(f"Created {version} in {time.perf_counter() - started:.2f} s")

@@ -42,6 +42,7 @@ from data.models import (
     IngestStatus,
     UploadSlot,
 )
+from studio import objectstore
 from studio.hashing import sha256_file
 from studio.references import References
 from studio.sealing import seal, unseal
@@ -61,9 +62,16 @@ if TYPE_CHECKING:
 MAX_TAGS = 20
 
 
-def data_version_path(version: DataVersion) -> Path:
-    """Where a version's Parquet file lives, computed from its rows (R1)."""
+def data_version_location(version: DataVersion) -> Path:
+    """Where a version's Parquet file lives on every host, computed from its rows (R1)."""
     return workspace_artifact_dir(version.asset.workspace_id) / "data" / f"{int(version.pk)}.parquet"
+
+
+def data_version_path(version: DataVersion) -> Path:
+    """A version's Parquet file, ready to read on this host: with object storage, fetched (and
+    checked against the version's SHA-256) when this host lacks it or holds a damaged copy.
+    Raises objectstore.ObjectStoreError when it cannot be had."""
+    return objectstore.ensure_local(data_version_location(version), sha256=version.parquet_sha256)
 
 
 def ingest_upload_path(ingest: Ingest) -> Path:
@@ -235,6 +243,7 @@ def data_upload(
             destination = ingest_upload_path(ingest)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(upload.path, destination)
+            objectstore.publish(destination, sha256=sha256)  # the ingest job may run on another host
             ingest.job = _submit_ingest_job(
                 actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
             )
@@ -604,7 +613,15 @@ def ingest_fail(*, ingest: Ingest, error: dict, final: bool = True) -> None:
         status=IngestStatus.FAILED, error=error, finished_at=timezone.now()
     )
     if final:
-        ingest_upload_path(ingest).unlink(missing_ok=True)
+        _ingest_upload_remove(ingest)
+
+
+def _ingest_upload_remove(ingest: Ingest) -> None:
+    """The staged upload is done with: here and in object storage."""
+    path = ingest_upload_path(ingest)
+    path.unlink(missing_ok=True)
+    if ingest.source_kind == IngestSource.UPLOAD and not ingest.base_version_id:
+        objectstore.discard(path)
 
 
 def ingest_complete(
@@ -646,10 +663,15 @@ def ingest_complete(
             derived_from=ingest.base_version,
             created_by=ingest.created_by,
         )
-        final = data_version_path(version)
+        final = data_version_location(version)
         final.parent.mkdir(parents=True, exist_ok=True)
         parquet.replace(final)
-        transaction.on_commit(lambda: ingest_upload_path(ingest).unlink(missing_ok=True))
+        try:
+            objectstore.publish(final, sha256=sha256)  # before the version exists for other hosts
+        except objectstore.ObjectStoreError as exc:
+            final.unlink(missing_ok=True)  # the version row rolls back with this
+            raise DataError(str(exc), code="storage_failed") from None
+        transaction.on_commit(lambda: _ingest_upload_remove(ingest))
         Ingest.objects.filter(pk=ingest.pk).update(
             status=IngestStatus.READY, version=version, finished_at=timezone.now()
         )
@@ -690,8 +712,8 @@ def data_version_delete(*, actor, version: DataVersion) -> int:
     refs = _references([version])
     if refs:
         raise ValidationError(f"{version} is used by {'; '.join(refs)}. Delete those first.", code="conflict")
-    path = data_version_path(version)
-    freed = path.stat().st_size if path.exists() else 0
+    path = data_version_location(version)
+    freed = path.stat().st_size if path.exists() else version.parquet_size
     with transaction.atomic():
         asset = version.asset
         version.delete()
@@ -701,7 +723,7 @@ def data_version_delete(*, actor, version: DataVersion) -> int:
             verb="data_version_deleted",
             summary=f"{actor} deleted {asset.name} version {version.version}",
         )
-        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+        transaction.on_commit(lambda: _remove_files([path]))
     return freed
 
 
@@ -714,7 +736,7 @@ def data_asset_delete(*, actor, asset: DataAsset) -> int:
         raise ValidationError(
             f"{asset.name} has versions used by {'; '.join(refs)}. Delete those first.", code="conflict"
         )
-    paths = [data_version_path(v) for v in versions]
+    paths = [data_version_location(v) for v in versions]
     freed = sum(p.stat().st_size for p in paths if p.exists())
     with transaction.atomic():
         name = asset.name
@@ -726,8 +748,18 @@ def data_asset_delete(*, actor, asset: DataAsset) -> int:
             verb="data_asset_deleted",
             summary=f"{actor} deleted the data asset {name} ({len(versions)} versions)",
         )
-        transaction.on_commit(lambda: [p.unlink(missing_ok=True) for p in paths])
+        transaction.on_commit(lambda: _remove_files(paths))
     return freed
+
+
+def _remove_files(paths: list[Path]) -> None:
+    """Deleted versions' files go here and from object storage (an unreachable store keeps a stray copy)."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+        try:
+            objectstore.discard(path)
+        except objectstore.ObjectStoreError:
+            pass  # the rows are gone; a stray object costs storage, not correctness
 
 
 def data_asset_update(*, actor, asset: DataAsset, description: str) -> DataAsset:
