@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from data import selectors, services
 from data.dataio import SEMANTIC_TYPES, Schema, read_page
-from data.downloads import data_version_download
+from data.downloads import data_version_download, data_version_file
 from data.forms import (
     DataImportQueryForm,
     DataImportS3Form,
@@ -339,7 +339,7 @@ def version_detail(request, workspace_id, asset_id, version):
 
 
 def _preview(version, schema, page_number):
-    path = services.data_version_path(version)
+    path = data_version_file(version)
     pages = max(1, -(-version.rows // PREVIEW_ROWS))
     try:
         number = min(max(1, int(page_number or 1)), pages)

@@ -26,7 +26,7 @@ from data.api.serializers import (
     VersionOut,
 )
 from data.dataio import Schema, read_page
-from data.downloads import data_version_download
+from data.downloads import data_version_download, data_version_file
 from data.uploads import UploadRefused, too_large_message, upload_admitted
 from studio.api.errors import ErrorSerializer
 from studio.api.inputs import query_values
@@ -165,9 +165,7 @@ class VersionPreviewApi(WorkspaceApiView):
         data_version = _version(self, asset_id, version)
         query = query_values(PreviewQueryIn, request)
         offset, limit = query["offset"], query["limit"]
-        page = read_page(
-            services.data_version_path(data_version), offset, limit, schema=Schema.from_json(data_version.schema)
-        )
+        page = read_page(data_version_file(data_version), offset, limit, schema=Schema.from_json(data_version.schema))
         return Response({"columns": page.columns, "rows": page.rows, "total_rows": page.total_rows, "offset": offset})
 
 

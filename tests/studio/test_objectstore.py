@@ -138,7 +138,7 @@ def test_the_storage_url_is_checked_when_the_studio_starts(monkeypatch):
 
 @pytest.mark.django_db
 def test_a_data_version_made_on_one_host_is_read_on_another(
-    object_storage, owner, workspace, settings, tmp_path, django_capture_on_commit_callbacks
+    object_storage, s3_server, api, owner, workspace, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     rows = "".join(f"Köln {i},{'' if i % 7 == 0 else i * 0.5},2024-01-{1 + i % 28:02d}\n" for i in range(120))
     csv = write(tmp_path / "rain fall.csv", ("city,mm,day\n" + rows).encode())
@@ -150,6 +150,15 @@ def test_a_data_version_made_on_one_host_is_read_on_another(
     path = data_services.data_version_path(version)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == version.parquet_sha256
     assert read_page(path, 0, 5).total_rows == 120
+
+    # A file lost everywhere is a 404 that says so on a page or in the API, never a 500.
+    s3_server.client().delete_object(Bucket=object_storage, Key=f"studio prefix/{relative}")
+    move_to_host_b(settings, tmp_path / "d", relative)
+    base = f"/api/v1/workspaces/{workspace.pk}/data-assets/{version.asset_id}/versions/{version.version}"
+    for url in (f"{base}/download/?format=parquet", f"{base}/preview/"):
+        response = api(owner).get(url)
+        assert response.status_code == 404 and "missing" in response.content.decode(), (url, response.content)
+    objectstore.publish(write(data_services.data_version_location(version), path.read_bytes()))
 
     with django_capture_on_commit_callbacks(execute=True):
         data_services.data_version_delete(actor=owner, version=version)
