@@ -60,7 +60,10 @@ class ArtifactStorage(S3Storage):
 
         part = settings.STUDIO_STORAGE_MULTIPART_BYTES
         options.setdefault("file_overwrite", True)  # a key names one immutable file: no renaming
-        options.setdefault("transfer_config", TransferConfig(multipart_threshold=part, multipart_chunksize=part))
+        # At most 4 parts in flight and 4 read ahead: memory stays near 8 parts whatever the file's size.
+        config = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=4)
+        config.max_in_memory_upload_chunks = 4  # s3transfer's read-ahead of a file object (10 by default)
+        options.setdefault("transfer_config", config)
         if options.get("endpoint_url"):
             options.setdefault("addressing_style", "path")  # MinIO and most S3-compatible stores
         super().__init__(**options)
