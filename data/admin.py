@@ -45,13 +45,24 @@ class IngestAdmin(ReadOnlyAdmin):
 
 @admin.register(Datastore)
 class DatastoreAdmin(ServiceAdmin):
-    """Datastores without their sealed URL (never shown); deleting one goes through `datastore_delete`."""
+    """Datastores without their sealed URL or key pair (never shown); deleting one goes through `datastore_delete`."""
 
     list_display = ["name", "workspace", "kind", "display", "created_by", "created_at"]
     list_filter = ["kind", "created_at"]
     search_fields = ["name", "display", "workspace__name"]
     list_select_related = ["workspace", "created_by"]
-    fields = ["name", "workspace", "kind", "display", "description", "created_by", "created_at"]
+    fields = [
+        "name",
+        "workspace",
+        "kind",
+        "display",
+        "bucket",
+        "region",
+        "endpoint_url",
+        "description",
+        "created_by",
+        "created_at",
+    ]
     readonly_fields = fields
 
     def service_delete(self, actor, obj):

@@ -12,6 +12,10 @@ way; the body streams to disk under a size cap and a time limit.
 
 Queries: one SELECT (or WITH) statement, run in a read-only transaction with a statement timeout,
 read through a server-side cursor in batches and written to CSV; past the row cap the import fails.
+
+S3 objects: one key, or a prefix ending in "/" whose data files (CSV/TSV parts, header repeated or
+not) are joined in name order; the endpoint's host is checked like a URL's; the body streams to
+disk under the same size cap and time limit as a URL's.
 """
 
 import csv
@@ -26,6 +30,9 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urljoin, urlsplit
 
+import boto3
+import botocore.config
+import botocore.exceptions
 import psycopg
 import urllib3
 from django.conf import settings
@@ -340,3 +347,173 @@ def fetch_query(connection_url: str, query: str, destination: Path, *, progress=
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or ["unknown error"])[0][:300]
+
+
+# --- Datastores (S3) ----------------------------------------------------------------------------
+S3_DENIED_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "403")
+S3_MAX_PARTS = 1000
+S3_JOINABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+@dataclass
+class S3Location:
+    """Where an S3 datastore's objects are, and the key pair to read them with."""
+
+    bucket: str
+    region: str
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+
+
+def check_object_key(key: str) -> str:
+    """An S3 key or prefix (ending in "/"): no leading slash, 1–1024 characters, no control characters."""
+    key = (key or "").strip() if isinstance(key, str) else ""
+    if not key:
+        raise DataError("Give the key of the object to import (or a prefix ending in /).", code="bad_key")
+    if key.startswith("/"):
+        raise DataError("An S3 key does not start with /: give it as it appears in the bucket.", code="bad_key")
+    if len(key.encode()) > 1024 or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise DataError("An S3 key has at most 1,024 bytes and no control characters.", code="bad_key")
+    return key
+
+
+def check_endpoint_url(url: str) -> str:
+    """An S3-compatible endpoint (MinIO and the like) as http(s)://host[:port], or "" for AWS."""
+    url = (url or "").strip().rstrip("/") if isinstance(url, str) else ""
+    if not url:
+        return ""
+    url = check_url(url)
+    parts = urlsplit(url)
+    if parts.path or parts.query or parts.fragment:
+        raise DataError("Give the endpoint as http(s)://host[:port], with no path.", code="bad_url")
+    return url
+
+
+def _s3_client(location: S3Location):
+    if location.endpoint_url:
+        parts = urlsplit(location.endpoint_url)
+        _resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))  # R6, as for a URL
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=location.endpoint_url or None,
+        region_name=location.region or "us-east-1",
+        aws_access_key_id=location.access_key_id,
+        aws_secret_access_key=location.secret_access_key,
+        config=botocore.config.Config(
+            connect_timeout=settings.STUDIO_IMPORT_CONNECT_TIMEOUT,
+            read_timeout=settings.STUDIO_IMPORT_CONNECT_TIMEOUT * 3,
+            retries={"max_attempts": 2, "mode": "standard"},
+            s3={"addressing_style": "path"} if location.endpoint_url else None,
+        ),
+    )
+
+
+def _s3_error(exc: Exception, location: S3Location, key: str) -> DataError:
+    """A DataError that says what went wrong in the user's terms (never the secret key)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in S3_DENIED_CODES:
+            return DataError(
+                f"S3 refused the datastore's access key for s3://{location.bucket}/{key} ({code}): "
+                "check the key pair and that it may read this bucket.",
+                code="access_denied",
+            )
+        if code in ("NoSuchBucket",):
+            return DataError(f"The bucket {location.bucket} does not exist.", code="no_such_bucket")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return DataError(f"There is no object s3://{location.bucket}/{key}.", code="no_such_key")
+        return DataError(f"S3 answered {code or 'an error'} for s3://{location.bucket}/{key}.", code="s3_failed")
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return DataError("The datastore has no complete access key pair.", code="access_denied")
+    where = location.endpoint_url or f"S3 in {location.region or 'us-east-1'}"
+    return DataError(f"Could not reach {where}: {_first_line(exc)}", code="connection_failed")
+
+
+def _s3_objects(client, location: S3Location, key: str) -> list[tuple[str, int]]:
+    """(key, size) of what to import: the one object (its size told by its GET: a HEAD's 404 could
+    not say whether the bucket or the key is missing), or the data files under a prefix in name order."""
+    if not key.endswith("/"):
+        return [(key, 0)]
+    objects = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=key):
+        for item in page.get("Contents", []):
+            name = PurePosixPath(item["Key"]).name
+            if item["Key"].endswith("/") or not name or name.startswith(("_", ".")):
+                continue  # folder markers, _SUCCESS and hidden files written by Spark and friends
+            objects.append((item["Key"], int(item.get("Size") or 0)))
+            if len(objects) > S3_MAX_PARTS:
+                raise DataError(f"The prefix holds more than {S3_MAX_PARTS} files.", code="too_many_files")
+    if not objects:
+        raise DataError(f"There is no object under s3://{location.bucket}/{key}.", code="no_such_key")
+    if len(objects) > 1 and not all(k.lower().endswith(S3_JOINABLE_SUFFIXES) for k, _ in objects):
+        raise DataError(
+            "Only uncompressed CSV/TSV parts (.csv, .tsv, .txt) under a prefix can be joined; "
+            "give the key of one file instead.",
+            code="bad_prefix",
+        )
+    return sorted(objects)
+
+
+def fetch_s3(location: S3Location, key: str, destination: Path, *, progress=None) -> Fetched:
+    """Download the object `key` (or the parts under a prefix, joined) to `destination`, streamed
+    under the import size cap and time limit. Raises DataError."""
+    key = check_object_key(key)
+    max_bytes = settings.STUDIO_IMPORT_MAX_BYTES
+    deadline = time.monotonic() + settings.STUDIO_IMPORT_TIMEOUT_SECONDS
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        client = _s3_client(location)
+        objects = _s3_objects(client, location, key)
+        if sum(object_size for _, object_size in objects) > max_bytes:
+            raise DataError(_too_large(max_bytes), code="too_large")
+        header, last = None, b"\n"
+        with destination.open("wb") as fh:
+            for index, (object_key, _) in enumerate(objects):
+                response = client.get_object(Bucket=location.bucket, Key=object_key)
+                if size + int(response.get("ContentLength") or 0) > max_bytes:
+                    response["Body"].close()
+                    raise DataError(_too_large(max_bytes), code="too_large")
+                body = response["Body"]
+                first = True
+                for chunk in body.iter_chunks(CHUNK_BYTES):
+                    if first and len(objects) > 1:
+                        chunk, header = _join_part(chunk, header, index)
+                        first = False
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DataError(_too_large(max_bytes), code="too_large")
+                    if time.monotonic() > deadline:
+                        raise DataError(
+                            f"The download took longer than {settings.STUDIO_IMPORT_TIMEOUT_SECONDS:g} s.",
+                            code="timeout",
+                        )
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    last = chunk[-1:] or last
+                    if progress:
+                        progress(0, size)
+                if len(objects) > 1 and last != b"\n":  # a part without a final newline
+                    fh.write(b"\n")
+                    digest.update(b"\n")
+                    size, last = size + 1, b"\n"
+    except DataError:
+        destination.unlink(missing_ok=True)
+        raise
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        destination.unlink(missing_ok=True)
+        raise _s3_error(exc, location, key) from None
+    name = PurePosixPath(objects[0][0]).name[:200] if len(objects) == 1 else PurePosixPath(key).name + ".csv"
+    return Fetched(name or "object", size, digest.hexdigest())
+
+
+def _join_part(chunk: bytes, header: bytes | None, index: int) -> tuple[bytes, bytes | None]:
+    """The first chunk of part `index`: the first part's first line is the header; a later part
+    that repeats it has it dropped."""
+    line, newline, rest = chunk.partition(b"\n")
+    if index == 0:
+        return chunk, line + newline
+    if header is not None and line + newline == header:
+        return rest, header
+    return chunk, header

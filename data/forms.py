@@ -64,3 +64,42 @@ class DatastoreForm(forms.Form):
         help_text="Saved encrypted and never shown again. Use a user that may only read.",
     )
     description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class DataImportS3Form(forms.Form):
+    datastore = forms.ChoiceField(choices=(), label="S3 datastore")
+    key = forms.CharField(
+        max_length=1024,
+        label="Key",
+        widget=forms.TextInput(attrs={"placeholder": "exports/2024/sales.csv", "spellcheck": "false"}),
+        help_text="The object's key in the bucket, or a prefix ending in / whose CSV parts are joined.",
+    )
+    name = forms.CharField(max_length=100, required=False, label="Data asset", help_text="Empty: the object's name.")
+    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    tags = forms.CharField(max_length=500, required=False, help_text="Comma-separated, e.g. raw, 2024-q4")
+
+    def __init__(self, *args, datastore_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["datastore"].choices = [(n, n) for n in datastore_names]
+
+
+class DatastoreS3Form(forms.Form):
+    name = forms.CharField(max_length=100)
+    bucket = forms.CharField(max_length=63)
+    region = forms.CharField(max_length=50, required=False, help_text="Empty: us-east-1.")
+    endpoint_url = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Endpoint URL",
+        widget=forms.TextInput(attrs={"placeholder": "http://minio.internal:9000"}),
+        help_text="For MinIO or another S3-compatible store; empty for AWS S3.",
+    )
+    access_key_id = forms.CharField(max_length=128, label="Access key id")
+    secret_access_key = forms.CharField(
+        max_length=256,
+        label="Secret access key",
+        # Never rendered back, even after an error.
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Saved encrypted and never shown again. Use a key that may only read.",
+    )
+    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}))

@@ -12,9 +12,10 @@ from compute.jobs.kinds import CleanSpec, JobHandler
 from compute.jobs.models import Job, JobStatus
 from compute.jobs.runner import JobError
 from data import services as data_services
-from data.connectors import fetch_query, fetch_url
+from data.connectors import fetch_query, fetch_s3, fetch_url
 from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
 from data.models import INGEST, Ingest, IngestSource, IngestStatus  # noqa: F401 - INGEST: the kind this module runs, named from here too
+from studio import objectstore
 from studio.hashing import sha256_file
 
 
@@ -71,6 +72,8 @@ class IngestJob(JobHandler):
                 upload = data_services.ingest_upload_path(row)
                 if row.source_kind != IngestSource.UPLOAD:
                     fetch_source(ctx, row, upload, progress)
+                else:
+                    upload = objectstore.ensure_local(upload, sha256=row.source_sha256)  # staged on the web host
                 sniffed = sniff(upload, row.source_name, limits=data_services.ingest_limits())
                 ctx.log(
                     f"Reading {row.source_name} ({row.source_size:,} bytes) as {sniffed.format}"
@@ -105,6 +108,10 @@ class IngestJob(JobHandler):
         except DataError as exc:
             data_services.ingest_fail(ingest=row, error=exc.to_json())
             raise JobError(exc.message) from None
+        except objectstore.ObjectMissing as exc:
+            error = {"code": "missing_file", "message": str(exc), "row": None, "column": None}
+            data_services.ingest_fail(ingest=row, error=error)
+            raise JobError(str(exc)) from None
         finally:
             staging.unlink(missing_ok=True)
         ctx.log(f"Created {version} in {time.perf_counter() - started:.2f} s")
@@ -138,9 +145,17 @@ def fetch_source(ctx, row: Ingest, destination, progress) -> None:
         ctx.log(f"Downloading {row.source_url}")
         fetched = fetch_url(row.source_url, destination, progress=progress)
         name = fetched.name
+    elif row.datastore is None:
+        raise DataError("The datastore of this import was deleted.", code="datastore_deleted")
+    elif row.source_kind == IngestSource.S3:
+        ctx.log(f"Downloading {row.source_url} from the datastore {row.datastore.name}")
+        try:
+            location = data_services.datastore_s3_location(row.datastore)
+        except ValueError as exc:
+            raise DataError(str(exc), code="sealed") from None
+        fetched = fetch_s3(location, row.object_key, destination, progress=progress)
+        name = fetched.name
     else:
-        if row.datastore is None:
-            raise DataError("The datastore of this import was deleted.", code="datastore_deleted")
         ctx.log(f"Running the query on the datastore {row.datastore.name} ({row.datastore.display}), read-only")
         try:
             connection_url = data_services.datastore_connection_url(row.datastore)

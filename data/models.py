@@ -4,6 +4,7 @@ Table names are the ones these models had in `workspaces/`, so moving them lost 
 """
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 from studio.validation import description_field, name_field
@@ -85,11 +86,12 @@ class IngestSource(models.TextChoices):
     UPLOAD = "upload", "Upload"  # also a schema edit (base_version set) and a file ingested in process
     URL = "url", "URL"
     QUERY = "query", "Datastore query"
+    S3 = "s3", "S3 object"
 
 
 class Ingest(models.Model):
-    """An attempt to make a new data version: from an uploaded file, a URL, a datastore's query, or
-    from an existing version with an edited schema. Runs as a job; on success it points at the
+    """An attempt to make a new data version: from an uploaded file, a URL, a datastore's query or
+    object, or from an existing version with an edited schema. Runs as a job; on success it points at the
     version it made."""
 
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="ingests")
@@ -109,6 +111,7 @@ class Ingest(models.Model):
         "Datastore", null=True, blank=True, on_delete=models.SET_NULL, related_name="ingests"
     )  # an import of a query's rows
     query = models.TextField(blank=True)
+    object_key = models.CharField(max_length=1024, blank=True)  # an S3 datastore's key, or a prefix ending in /
     status = models.CharField(max_length=20, choices=IngestStatus.choices, default=IngestStatus.QUEUED)
     error = models.JSONField(default=dict, blank=True)  # {"message", "row", "column"}
     progress_rows = models.BigIntegerField(default=0)
@@ -151,17 +154,34 @@ class UploadSlot(models.Model):
 
 class DatastoreKind(models.TextChoices):
     POSTGRESQL = "postgresql", "PostgreSQL"
+    S3 = "s3", "S3"
+
+
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"
+S3_BUCKET_MESSAGE = "Give an S3 bucket name: 3–63 lowercase letters, digits, dots or hyphens."
+S3_REGION_PATTERN = r"^[a-z0-9][a-z0-9\-]{0,49}$"
+S3_REGION_MESSAGE = "Give a region such as us-east-1 (lowercase letters, digits and hyphens)."
 
 
 class Datastore(models.Model):
-    """A connection to a database that data is imported from by query. The connection URL (with its
-    password) is sealed at rest and never shown again; `display` keeps what people may see."""
+    """Where data is imported from: a PostgreSQL database (by query) or an S3 bucket (by key).
+
+    The secret part is sealed at rest and never shown again: a PostgreSQL connection URL with its
+    password, or an S3 access key pair (JSON). `display` and the bucket fields keep what people may see.
+    """
 
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="datastores")
     name = name_field(max_length=100, pattern=ASSET_NAME_PATTERN, message=ASSET_NAME_MESSAGE)
     description = description_field()
     kind = models.CharField(max_length=20, choices=DatastoreKind.choices, default=DatastoreKind.POSTGRESQL)
-    sealed_url = models.TextField()  # studio.sealing, purpose DATASTORE_SEAL_PURPOSE
+    sealed_secret = models.TextField()  # studio.sealing, purpose DATASTORE_SEAL_PURPOSE
+    bucket = models.CharField(
+        max_length=63, blank=True, validators=[RegexValidator(S3_BUCKET_PATTERN, S3_BUCKET_MESSAGE)]
+    )  # S3 only, as the next two
+    region = models.CharField(
+        max_length=50, blank=True, validators=[RegexValidator(S3_REGION_PATTERN, S3_REGION_MESSAGE)]
+    )
+    endpoint_url = models.CharField(max_length=300, blank=True)  # empty: AWS; else MinIO or another S3 API
     display = models.CharField(max_length=300, blank=True)  # user@host:port/database, no password
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

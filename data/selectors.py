@@ -110,7 +110,9 @@ def datastore_get(*, workspace: Workspace, datastore_id) -> Datastore:
 
 def datastore_imports(*, datastore: Datastore) -> QuerySet[Ingest]:
     """What was imported from a datastore (or tried): its ingests, newest first, with their versions."""
-    return ingest_list(workspace=datastore.workspace).filter(datastore=datastore, source_kind=IngestSource.QUERY)
+    return ingest_list(workspace=datastore.workspace).filter(
+        datastore=datastore, source_kind__in=[IngestSource.QUERY, IngestSource.S3]
+    )
 
 
 def url_imports(*, workspace: Workspace) -> QuerySet[Ingest]:

@@ -5,6 +5,7 @@ profiling run in an ingest job on the workspace's default cluster. A version exi
 its Parquet file and profile are complete, so a failure never leaves a half-made version.
 """
 
+import json
 import re
 import shutil
 from datetime import timedelta
@@ -20,7 +21,14 @@ from django.utils import timezone
 from compute.jobs.models import Job
 from compute.jobs.services import job_submit
 from compute.services import default_cluster_for
-from data.connectors import check_connection_url, check_query, check_url
+from data.connectors import (
+    S3Location,
+    check_connection_url,
+    check_endpoint_url,
+    check_object_key,
+    check_query,
+    check_url,
+)
 from data.dataio import DataError, Limits, Schema, sniff
 from data.dataio import ingest as run_ingest
 from data.models import (
@@ -34,6 +42,7 @@ from data.models import (
     IngestStatus,
     UploadSlot,
 )
+from studio import objectstore
 from studio.hashing import sha256_file
 from studio.references import References
 from studio.sealing import seal, unseal
@@ -53,9 +62,16 @@ if TYPE_CHECKING:
 MAX_TAGS = 20
 
 
-def data_version_path(version: DataVersion) -> Path:
-    """Where a version's Parquet file lives, computed from its rows (R1)."""
+def data_version_location(version: DataVersion) -> Path:
+    """Where a version's Parquet file lives on every host, computed from its rows (R1)."""
     return workspace_artifact_dir(version.asset.workspace_id) / "data" / f"{int(version.pk)}.parquet"
+
+
+def data_version_path(version: DataVersion) -> Path:
+    """A version's Parquet file, ready to read on this host: with object storage, fetched (and
+    checked against the version's SHA-256) when this host lacks it or holds a damaged copy.
+    Raises objectstore.ObjectStoreError when it cannot be had."""
+    return objectstore.ensure_local(data_version_location(version), sha256=version.parquet_sha256)
 
 
 def ingest_upload_path(ingest: Ingest) -> Path:
@@ -227,6 +243,7 @@ def data_upload(
             destination = ingest_upload_path(ingest)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(upload.path, destination)
+            objectstore.publish(destination, sha256=sha256)  # the ingest job may run on another host
             ingest.job = _submit_ingest_job(
                 actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
             )
@@ -259,7 +276,67 @@ def datastore_create(*, actor, workspace: Workspace, name: str, url: str, descri
         raise ValidationError(
             {"name": [ValidationError(f"This workspace already has a datastore named {name}.", code="conflict")]}
         )
-    row.sealed_url = seal(url.strip(), purpose=DATASTORE_SEAL_PURPOSE)
+    row.sealed_secret = seal(url.strip(), purpose=DATASTORE_SEAL_PURPOSE)
+    row.created_by = actor
+    with transaction.atomic():
+        row.save()
+        activity_record(
+            workspace=workspace,
+            actor=actor,
+            verb="datastore_created",
+            summary=f"{actor} added the datastore {name} ({row.display})",
+        )
+    return row
+
+
+def datastore_create_s3(
+    *,
+    actor,
+    workspace: Workspace,
+    name: str,
+    bucket: str,
+    access_key_id: str,
+    secret_access_key: str,
+    region: str = "",
+    endpoint_url: str = "",
+    description: str = "",
+) -> Datastore:
+    """Save an S3 bucket (on AWS, or on MinIO or another S3 API at `endpoint_url`) under `name`.
+    The key pair is sealed at rest and never shown again; the access key id stays visible in
+    `display`, as consoles show it. The studio does not connect here: the first import does."""
+    require(actor, workspace, Action.WRITE)
+    name = name.strip() if isinstance(name, str) else ""
+    row = Datastore(
+        workspace=workspace,
+        name=name,
+        description=description or "",
+        kind=DatastoreKind.S3,
+        bucket=(bucket or "").strip() if isinstance(bucket, str) else "",
+        region=(region or "").strip() if isinstance(region, str) else "",
+    )
+    if not row.bucket:
+        raise ValidationError({"bucket": ["Give the bucket the data is in."]})
+    model_validate(row, fields=["name", "description", "bucket", "region"])
+    try:
+        row.endpoint_url = check_endpoint_url(endpoint_url)
+    except DataError as exc:
+        raise ValidationError({"endpoint_url": [exc.message]}) from None
+    access_key_id = access_key_id.strip() if isinstance(access_key_id, str) else ""
+    secret_access_key = secret_access_key.strip() if isinstance(secret_access_key, str) else ""
+    if not access_key_id or len(access_key_id) > 128 or not access_key_id.isprintable() or " " in access_key_id:
+        raise ValidationError({"access_key_id": ["Give the access key id: 1–128 characters, no spaces."]})
+    if not secret_access_key or len(secret_access_key) > 256:
+        raise ValidationError({"secret_access_key": ["Give the secret access key (at most 256 characters)."]})
+    if Datastore.objects.filter(workspace=workspace, name=name).exists():
+        raise ValidationError(
+            {"name": [ValidationError(f"This workspace already has a datastore named {name}.", code="conflict")]}
+        )
+    where = f" at {urlsplit(row.endpoint_url).netloc}" if row.endpoint_url else ""
+    row.display = f"s3://{row.bucket}{where} ({row.region or 'us-east-1'}), key {access_key_id}"[:300]
+    row.sealed_secret = seal(
+        json.dumps({"access_key_id": access_key_id, "secret_access_key": secret_access_key}),
+        purpose=DATASTORE_SEAL_PURPOSE,
+    )
     row.created_by = actor
     with transaction.atomic():
         row.save()
@@ -287,7 +364,19 @@ def datastore_delete(*, actor, datastore: Datastore) -> None:
 
 def datastore_connection_url(datastore: Datastore) -> str:
     """The clear connection URL, for the ingest job only: never shown, logged or answered."""
-    return unseal(datastore.sealed_url, purpose=DATASTORE_SEAL_PURPOSE)
+    return unseal(datastore.sealed_secret, purpose=DATASTORE_SEAL_PURPOSE)
+
+
+def datastore_s3_location(datastore: Datastore) -> S3Location:
+    """An S3 datastore's bucket with its clear key pair, for the ingest job only."""
+    keys = json.loads(unseal(datastore.sealed_secret, purpose=DATASTORE_SEAL_PURPOSE))
+    return S3Location(
+        bucket=datastore.bucket,
+        region=datastore.region,
+        endpoint_url=datastore.endpoint_url,
+        access_key_id=keys["access_key_id"],
+        secret_access_key=keys["secret_access_key"],
+    )
 
 
 def _import_submit(*, actor, workspace: Workspace, name: str, description: str, tags, **source) -> Ingest:
@@ -349,6 +438,8 @@ def data_import_query(
     require(actor, workspace, Action.WRITE)
     if datastore.workspace_id != workspace.pk:
         raise ValidationError({"datastore": ["No such datastore in this workspace."]})
+    if datastore.kind != DatastoreKind.POSTGRESQL:
+        raise ValidationError({"datastore": [f"{datastore.name} is an S3 datastore: import a key from it."]})
     try:
         query = check_query(query if isinstance(query, str) else "")
     except DataError as exc:
@@ -365,6 +456,39 @@ def data_import_query(
         datastore=datastore,
         query=query,
         source_name=f"query on {datastore.name}"[:255],
+    )
+
+
+def data_import_s3(
+    *, actor, workspace: Workspace, datastore: Datastore, key: str, name: str = "", description: str = "", tags=None
+) -> Ingest:
+    """Import the object `key` of an S3 datastore (or the CSV parts under a prefix ending in "/") as
+    version N+1 of the asset `name` (by default named after the object), in an ingest job
+    (connectors.fetch_s3: streamed under the import size cap)."""
+    require(actor, workspace, Action.WRITE)
+    if datastore.workspace_id != workspace.pk:
+        raise ValidationError({"datastore": ["No such datastore in this workspace."]})
+    if datastore.kind != DatastoreKind.S3:
+        raise ValidationError({"datastore": [f"{datastore.name} is not an S3 datastore: import a query from it."]})
+    try:
+        key = check_object_key(key)
+    except DataError as exc:
+        raise ValidationError({"key": [exc.message]}) from None
+    file_name = Path(key.rstrip("/")).name[:255] or datastore.bucket
+    if not name:
+        name = default_asset_name(file_name)
+        name = name if asset_name_valid(name) else "imported data"
+    return _import_submit(
+        actor=actor,
+        workspace=workspace,
+        name=name,
+        description=description,
+        tags=tags,
+        source_kind=IngestSource.S3,
+        datastore=datastore,
+        object_key=key,
+        source_url=f"s3://{datastore.bucket}/{key}"[:2000],
+        source_name=file_name,
     )
 
 
@@ -489,7 +613,15 @@ def ingest_fail(*, ingest: Ingest, error: dict, final: bool = True) -> None:
         status=IngestStatus.FAILED, error=error, finished_at=timezone.now()
     )
     if final:
-        ingest_upload_path(ingest).unlink(missing_ok=True)
+        _ingest_upload_remove(ingest)
+
+
+def _ingest_upload_remove(ingest: Ingest) -> None:
+    """The staged upload is done with: here and in object storage."""
+    path = ingest_upload_path(ingest)
+    path.unlink(missing_ok=True)
+    if ingest.source_kind == IngestSource.UPLOAD and not ingest.base_version_id:
+        objectstore.discard(path)
 
 
 def ingest_complete(
@@ -531,10 +663,15 @@ def ingest_complete(
             derived_from=ingest.base_version,
             created_by=ingest.created_by,
         )
-        final = data_version_path(version)
+        final = data_version_location(version)
         final.parent.mkdir(parents=True, exist_ok=True)
         parquet.replace(final)
-        transaction.on_commit(lambda: ingest_upload_path(ingest).unlink(missing_ok=True))
+        try:
+            objectstore.publish(final, sha256=sha256)  # before the version exists for other hosts
+        except objectstore.ObjectStoreError as exc:
+            final.unlink(missing_ok=True)  # the version row rolls back with this
+            raise DataError(str(exc), code="storage_failed") from None
+        transaction.on_commit(lambda: _ingest_upload_remove(ingest))
         Ingest.objects.filter(pk=ingest.pk).update(
             status=IngestStatus.READY, version=version, finished_at=timezone.now()
         )
@@ -575,8 +712,8 @@ def data_version_delete(*, actor, version: DataVersion) -> int:
     refs = _references([version])
     if refs:
         raise ValidationError(f"{version} is used by {'; '.join(refs)}. Delete those first.", code="conflict")
-    path = data_version_path(version)
-    freed = path.stat().st_size if path.exists() else 0
+    path = data_version_location(version)
+    freed = path.stat().st_size if path.exists() else version.parquet_size
     with transaction.atomic():
         asset = version.asset
         version.delete()
@@ -586,7 +723,7 @@ def data_version_delete(*, actor, version: DataVersion) -> int:
             verb="data_version_deleted",
             summary=f"{actor} deleted {asset.name} version {version.version}",
         )
-        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+        transaction.on_commit(lambda: _remove_files([path]))
     return freed
 
 
@@ -599,7 +736,7 @@ def data_asset_delete(*, actor, asset: DataAsset) -> int:
         raise ValidationError(
             f"{asset.name} has versions used by {'; '.join(refs)}. Delete those first.", code="conflict"
         )
-    paths = [data_version_path(v) for v in versions]
+    paths = [data_version_location(v) for v in versions]
     freed = sum(p.stat().st_size for p in paths if p.exists())
     with transaction.atomic():
         name = asset.name
@@ -611,8 +748,18 @@ def data_asset_delete(*, actor, asset: DataAsset) -> int:
             verb="data_asset_deleted",
             summary=f"{actor} deleted the data asset {name} ({len(versions)} versions)",
         )
-        transaction.on_commit(lambda: [p.unlink(missing_ok=True) for p in paths])
+        transaction.on_commit(lambda: _remove_files(paths))
     return freed
+
+
+def _remove_files(paths: list[Path]) -> None:
+    """Deleted versions' files go here and from object storage (an unreachable store keeps a stray copy)."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+        try:
+            objectstore.discard(path)
+        except objectstore.ObjectStoreError:
+            pass  # the rows are gone; a stray object costs storage, not correctness
 
 
 def data_asset_update(*, actor, asset: DataAsset, description: str) -> DataAsset:

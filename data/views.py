@@ -13,8 +13,16 @@ from django.views.decorators.http import require_http_methods
 
 from data import selectors, services
 from data.dataio import SEMANTIC_TYPES, Schema, read_page
-from data.downloads import data_version_download
-from data.forms import DataImportQueryForm, DataImportUrlForm, DatastoreForm, DataUploadForm
+from data.downloads import data_version_download, data_version_file
+from data.forms import (
+    DataImportQueryForm,
+    DataImportS3Form,
+    DataImportUrlForm,
+    DatastoreForm,
+    DatastoreS3Form,
+    DataUploadForm,
+)
+from data.models import DatastoreKind
 from data.uploads import UploadRefused, too_large_message, upload_admitted
 from studio.charts import figure_data
 from studio.csrf import csrf_refusal, csrf_refusal_message
@@ -131,17 +139,23 @@ def _upload_error(request, workspace, errors, wants_json, status):
 
 @require_http_methods(["GET", "POST"])
 def data_import(request, workspace_id):
-    """Import from a URL or a datastore's query: either form submits an ingest job."""
+    """Import from a URL, a datastore's query or an S3 datastore's object: each form submits an ingest job."""
     workspace = page_workspace(request, workspace_id, write=True)
-    names = list(selectors.datastore_list(workspace=workspace).values_list("name", flat=True))
+    stores = selectors.datastore_list(workspace=workspace)
+    query_names = [d.name for d in stores if d.kind == DatastoreKind.POSTGRESQL]
+    s3_names = [d.name for d in stores if d.kind == DatastoreKind.S3]
     source = request.POST.get("source") if request.method == "POST" else request.GET.get("source", "url")
-    url_form = DataImportUrlForm(request.POST if source == "url" and request.method == "POST" else None)
-    query_form = DataImportQueryForm(
-        request.POST if source == "query" and request.method == "POST" else None,
-        datastore_names=names,
-        initial={"datastore": request.GET.get("datastore", "")},
-    )
-    form = url_form if source == "url" else query_form
+    posted = request.POST if request.method == "POST" else None
+    initial = {"datastore": request.GET.get("datastore", "")}
+    forms = {
+        "url": DataImportUrlForm(posted if source == "url" else None),
+        "query": DataImportQueryForm(
+            posted if source == "query" else None, datastore_names=query_names, initial=initial
+        ),
+        "s3": DataImportS3Form(posted if source == "s3" else None, datastore_names=s3_names, initial=initial),
+    }
+    source = source if source in forms else "url"
+    form = forms[source]
     if request.method == "POST" and form.is_valid():
         values = form.cleaned_data
         common = {
@@ -154,9 +168,12 @@ def data_import(request, workspace_id):
         try:
             if source == "url":
                 ingest = services.data_import_url(url=values["url"], **common)
-            else:
-                datastore = selectors.datastore_list(workspace=workspace).get(name=values["datastore"])
+            elif source == "query":
+                datastore = stores.get(name=values["datastore"])
                 ingest = services.data_import_query(datastore=datastore, query=values["query"], **common)
+            else:
+                datastore = stores.get(name=values["datastore"])
+                ingest = services.data_import_s3(datastore=datastore, key=values["key"], **common)
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
@@ -166,10 +183,12 @@ def data_import(request, workspace_id):
         request,
         "workspaces/data/import.html",
         workspace,
-        url_form=url_form,
-        query_form=query_form,
-        source="query" if source == "query" else "url",
-        datastore_names=names,
+        url_form=forms["url"],
+        query_form=forms["query"],
+        s3_form=forms["s3"],
+        source=source,
+        datastore_names=query_names,
+        s3_datastore_names=s3_names,
         asset_names=list(assets),
     )
     if request.method == "POST":
@@ -179,14 +198,18 @@ def data_import(request, workspace_id):
 
 @require_http_methods(["GET", "POST"])
 def datastore_list(request, workspace_id):
-    """Datastores, what was imported from each, and a form to add one."""
+    """Datastores, what was imported from each, and forms to add one (PostgreSQL or S3)."""
     workspace = page_workspace(request, workspace_id)
-    form = DatastoreForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    kind = request.POST.get("kind") if request.method == "POST" else None
+    form = DatastoreForm(request.POST if kind != DatastoreKind.S3 and request.method == "POST" else None)
+    s3_form = DatastoreS3Form(request.POST if kind == DatastoreKind.S3 else None)
+    posted = s3_form if kind == DatastoreKind.S3 else form
+    if request.method == "POST" and posted.is_valid():
+        create = services.datastore_create_s3 if posted is s3_form else services.datastore_create
         try:
-            datastore = services.datastore_create(actor=request.user, workspace=workspace, **form.cleaned_data)
+            datastore = create(actor=request.user, workspace=workspace, **posted.cleaned_data)
         except ValidationError as exc:
-            add_service_errors(form, exc)
+            add_service_errors(posted, exc)
         else:
             messages.success(request, f"Datastore {datastore.name} saved ({datastore.display}).")
             return redirect("data-datastores", workspace_id=workspace.pk)
@@ -199,6 +222,7 @@ def datastore_list(request, workspace_id):
         "workspaces/data/datastores.html",
         workspace,
         form=form,
+        s3_form=s3_form,
         datastores=datastores,
         url_imports=list(selectors.url_imports(workspace=workspace)[:20]),
     )
@@ -315,7 +339,7 @@ def version_detail(request, workspace_id, asset_id, version):
 
 
 def _preview(version, schema, page_number):
-    path = services.data_version_path(version)
+    path = data_version_file(version)
     pages = max(1, -(-version.rows // PREVIEW_ROWS))
     try:
         number = min(max(1, int(page_number or 1)), pages)

@@ -7,6 +7,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import dj_database_url
 
@@ -256,6 +257,41 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+
+# --- Object storage: ARTIFACT_ROOT stays every host's working copy (and the only copy by default);
+# with STUDIO_STORAGE_URL=s3://bucket/prefix?endpoint_url=http://minio:9000&region=eu-west-1 each
+# finished file is also published there with its SHA-256, and a host that lacks a file fetches it
+# before use (studio/objectstore.py). Credentials come from the usual AWS_* variables.
+def env_storage_url(name: str) -> dict | None:
+    """The options of the artifacts storage from an s3:// URL, or None when the variable is empty."""
+    raw = env_str(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = set(query) - {"endpoint_url", "region"}
+    if parts.scheme != "s3" or not parts.hostname or unknown or parts.username or parts.fragment:
+        raise ImproperlyConfiguredEnv(
+            f"{name}={raw!r} is not s3://bucket[/prefix][?endpoint_url=http(s)://host:port&region=name]"
+            + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else "")
+        )
+    endpoint_url = query.get("endpoint_url", "")
+    if endpoint_url and urlsplit(endpoint_url).scheme not in ("http", "https"):
+        raise ImproperlyConfiguredEnv(f"{name}: endpoint_url must be an http:// or https:// URL")
+    return {
+        "bucket_name": parts.hostname,
+        "location": parts.path.strip("/"),
+        "endpoint_url": endpoint_url or None,
+        "region_name": query.get("region") or None,
+    }
+
+
+STUDIO_STORAGE_OPTIONS = env_storage_url("STUDIO_STORAGE_URL")
+# Files above this size go up and down in parts of this size, several at a time.
+STUDIO_STORAGE_MULTIPART_BYTES = env_int("STUDIO_STORAGE_MULTIPART_BYTES", 16 * 1024 * 1024)
+if STUDIO_STORAGE_OPTIONS:
+    STORAGES["artifacts"] = {"BACKEND": "studio.objectstore.ArtifactStorage", "OPTIONS": STUDIO_STORAGE_OPTIONS}
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Content security policy (R8): no inline scripts, nothing from other origins -------------

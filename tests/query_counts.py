@@ -352,7 +352,7 @@ def make_world(make_user, n: int) -> Workspace:
     Datastore.objects.create(
         workspace=workspace,
         name=f"warehouse-{n}",
-        sealed_url="sealed",
+        sealed_secret="sealed",
         display=f"reader@db-{n}:5432/sales",
         created_by=user,
     )

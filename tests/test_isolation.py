@@ -29,7 +29,7 @@ def sample_ids(workspace) -> dict:
     from data.models import DataAsset, Datastore, DataVersion, Ingest
 
     asset = DataAsset.objects.create(workspace=workspace, name="table")
-    datastore = Datastore.objects.create(workspace=workspace, name="warehouse", sealed_url="sealed", display="db")
+    datastore = Datastore.objects.create(workspace=workspace, name="warehouse", sealed_secret="sealed", display="db")
     version = DataVersion.objects.create(asset=asset, version=1, schema={"version": 1, "columns": []})
     ingest = Ingest.objects.create(workspace=workspace, asset_name="table")
     from endpoints.models import Deployment, Endpoint

@@ -4,6 +4,7 @@ from django.http import FileResponse, Http404
 
 from compute.jobs.models import Artifact, Job
 from compute.jobs.recovery import job_artifact_dir
+from studio import objectstore
 from studio.downloads import file_attachment
 
 from .models import ModelVersion
@@ -15,9 +16,12 @@ MODEL_VERSION_FILES = {"skops": "model.skops", "onnx": "model.onnx", "signature"
 
 def artifact_download(job: Job, artifact: Artifact) -> FileResponse:
     """Files leave only through the permission-checked callers; the path comes from the rows (R1)."""
-    return file_attachment(
-        job_artifact_dir(job) / artifact.name, filename=artifact.name, missing="The artifact's file is missing."
-    )
+    path = job_artifact_dir(job) / artifact.name
+    try:
+        objectstore.ensure_local(path, sha256=artifact.sha256)  # the job may have run on another host
+    except objectstore.ObjectMissing:
+        pass  # file_attachment answers that it is missing
+    return file_attachment(path, filename=artifact.name, missing="The artifact's file is missing.")
 
 
 def model_version_download(model_version: ModelVersion, *, fmt: str) -> FileResponse:

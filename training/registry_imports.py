@@ -50,12 +50,20 @@ from modelformat.modelio import PICKLE_ADVICE, ModelFileError, is_pickle, load_m
 from modelformat.onnx_export import make_session, onnx_feed, session_io
 from modelformat.onnx_model import is_regressor
 from modelformat.signature import CLASSIFICATION, REGRESSION, Signature, build_signature, json_labels
+from studio import objectstore
 from workspaces.policy import Action, require
 from workspaces.services import StorageQuotaExceeded, activity_record, workspace_storage_check
 
 from .datasets import check_target, included_columns
 from .models import ModelVersion, RegisteredModel
-from .registry_services import _alias_set, _clean_aliases, _clean_model_name, library_versions, model_version_dir
+from .registry_services import (
+    _alias_set,
+    _clean_aliases,
+    _clean_model_name,
+    library_versions,
+    model_version_checksums,
+    model_version_location,
+)
 
 SAMPLE_ROWS = 10_000  # rows of the data version read for the signature's types and the drift reference
 CHECK_ROWS = 200  # of which the model is run on this many before it is registered
@@ -344,11 +352,12 @@ def _version_create(
             onnx_sha256=onnx_sha256,
             created_by=actor,
         )
-        folder = model_version_dir(version)
+        folder = model_version_location(version)
         folder.mkdir(parents=True, exist_ok=True)
         try:
             for file_name, data in files.items():
                 (folder / file_name).write_bytes(data)
+            objectstore.publish_folder(folder, sha256s=model_version_checksums(version))
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)  # the version row rolls back with this
             raise

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from compute.jobs.models import Artifact, Job, JobStatus
 from compute.jobs.recovery import job_artifact_dir
+from studio import objectstore
 from studio.hashing import sha256_file
 from studio.references import References
 from studio.validation import model_validate
@@ -31,9 +32,19 @@ LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "o
 SERVED_FILES = ("model.skops", "model.onnx", "signature.json", "reference_profile.json", "onnx_report.json")
 
 
-def model_version_dir(version: ModelVersion) -> Path:
-    """Where a registered version's files live, computed from its rows (R1)."""
+def model_version_location(version: ModelVersion) -> Path:
+    """Where a registered version's files live on every host, computed from its rows (R1)."""
     return workspace_artifact_dir(version.model.workspace_id) / "models" / str(int(version.pk))
+
+
+def model_version_checksums(version: ModelVersion) -> dict[str, str]:
+    return {"model.skops": version.sha256, "model.onnx": version.onnx_sha256}
+
+
+def model_version_dir(version: ModelVersion) -> Path:
+    """A registered version's files, ready to read on this host: with object storage, fetched (the
+    model files checked against the version's SHA-256s) when this host lacks them."""
+    return objectstore.ensure_local_folder(model_version_location(version), sha256s=model_version_checksums(version))
 
 
 def library_versions() -> dict:
@@ -109,6 +120,9 @@ def model_register(
     source = job_artifact_dir(job)
     artifacts = {a.name: a for a in Artifact.objects.filter(job=job, name__startswith=prefix)}
     model_artifact = artifacts[f"{prefix}model.skops"]
+    for artifact in artifacts.values():  # the job may have run on another host
+        if artifact.name.removeprefix(prefix) in SERVED_FILES:
+            objectstore.ensure_local(source / artifact.name, sha256=artifact.sha256)
     if sha256_file(source / model_artifact.name) != model_artifact.sha256:
         raise ValidationError("The job's model file does not match the hash recorded when it was written.")
     signature = json.loads((source / f"{prefix}signature.json").read_text())
@@ -150,7 +164,7 @@ def model_register(
             scoring_latency_ms=result.get("latency_ms"),
             created_by=actor,
         )
-        folder = model_version_dir(version)
+        folder = model_version_location(version)
         folder.mkdir(parents=True, exist_ok=True)
         try:
             for file_name in SERVED_FILES:
@@ -158,6 +172,7 @@ def model_register(
                     shutil.copyfile(source / f"{prefix}{file_name}", folder / file_name)
             if sha256_file(folder / "model.skops") != version.sha256:
                 raise ValidationError("The model file changed while it was copied; try again.")
+            objectstore.publish_folder(folder, sha256s=model_version_checksums(version))
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)  # the version row rolls back with this
             raise
@@ -207,7 +222,7 @@ def model_version_delete(*, actor, version: ModelVersion) -> int:
     refs = MODEL_VERSION_REFERENCES.of([version])
     if refs:
         raise ValidationError(f"{version} is {'; '.join(refs)}. Remove those deployments first.", code="conflict")
-    folder = model_version_dir(version)
+    folder = model_version_location(version)
     freed = sum(p.stat().st_size for p in folder.glob("*")) if folder.exists() else 0
     with transaction.atomic():
         model = version.model
@@ -220,8 +235,17 @@ def model_version_delete(*, actor, version: ModelVersion) -> int:
         )
         if not model.versions.exists():
             model.delete()
-        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+        transaction.on_commit(lambda: _remove_folder(folder))
     return freed
+
+
+def _remove_folder(folder: Path) -> None:
+    """A deleted version's files go here and from object storage (an unreachable store keeps a stray copy)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        objectstore.discard_folder(folder)
+    except objectstore.ObjectStoreError:
+        pass  # the rows are gone; a stray object costs storage, not correctness
 
 
 def model_update(*, actor, model: RegisteredModel, description: str) -> RegisteredModel:

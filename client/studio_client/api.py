@@ -276,6 +276,15 @@ class DataApi(Resource):
         ingest = _record(Ingest, self.t.post(self.base + "data-imports/query/", payload))
         return self.wait_ingest(ingest.id) if wait else ingest
 
+    def import_s3(
+        self, datastore: str, key: str, name: str = "", *, description: str = "", tags: str = "", wait: bool = True
+    ) -> Ingest:
+        """Imports an object of an S3 datastore (or the CSV parts under a prefix ending in /) as a data
+        asset or its next version."""
+        payload = {"datastore": datastore, "key": key, "name": name, "description": description, "tags": tags}
+        ingest = _record(Ingest, self.t.post(self.base + "data-imports/s3/", payload))
+        return self.wait_ingest(ingest.id) if wait else ingest
+
     def ingest_version(self, ingest: Ingest) -> DataVersion:
         """The version a ready ingest made (by its ids: an asset's name may look like an id)."""
         made = ingest.version or {}
@@ -320,6 +329,31 @@ class DatastoreApi(Resource):
         """Saves a PostgreSQL connection URL (sealed by the studio, never shown again)."""
         body = self.t.post(self.base + "datastores/", {"name": name, "url": url, "description": description})
         return _record(Datastore, body)
+
+    def create_s3(
+        self,
+        name: str,
+        bucket: str,
+        access_key_id: str,
+        secret_access_key: str,
+        *,
+        region: str = "",
+        endpoint_url: str = "",
+        description: str = "",
+    ) -> Datastore:
+        """Saves an S3 bucket (AWS, or MinIO and the like at `endpoint_url`) with a key pair (sealed by
+        the studio, the secret never shown again)."""
+        payload = {
+            "name": name,
+            "kind": "s3",
+            "bucket": bucket,
+            "region": region,
+            "endpoint_url": endpoint_url,
+            "access_key_id": access_key_id,
+            "secret_access_key": secret_access_key,
+            "description": description,
+        }
+        return _record(Datastore, self.t.post(self.base + "datastores/", payload))
 
     def delete(self, name: str) -> None:
         found = _pick(self.t.pages(self.base + "datastores/"), name, "datastore")

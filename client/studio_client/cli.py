@@ -171,9 +171,13 @@ def cmd_data_import(ctx: Context, args):
     ws = ctx.workspace()
     common = {"description": args.description or "", "tags": args.tags or "", "wait": not args.no_wait}
     if bool(args.url) == bool(args.datastore):
-        raise Usage("Give --url URL, or --datastore NAME with --query 'SELECT …'.")
+        raise Usage("Give --url URL, or --datastore NAME with --query 'SELECT …' or --key KEY.")
     if args.url:
         ingest = ws.data.import_url(args.url, args.name or "", **common)
+    elif args.key:
+        if args.query:
+            raise Usage("Give --query for a PostgreSQL datastore or --key for an S3 one, not both.")
+        ingest = ws.data.import_s3(args.datastore, args.key, args.name or "", **common)
     else:
         if not args.query or not args.name:
             raise Usage("Give --query 'SELECT …' and --name for the data asset with --datastore.")
@@ -182,6 +186,8 @@ def cmd_data_import(ctx: Context, args):
 
 
 def cmd_datastore_create(ctx: Context, args):
+    if args.bucket:
+        return _datastore_create_s3(ctx, args)
     url = args.url or os.environ.get("STUDIO_DATASTORE_URL")
     if not url:
         if not sys.stdin.isatty():
@@ -189,6 +195,26 @@ def cmd_datastore_create(ctx: Context, args):
         url = getpass.getpass("Connection URL (postgresql://user:password@host:port/database): ").strip()
     datastore = ctx.workspace().datastores.create(args.name, url, description=args.description or "")
     return datastore.raw, f"Datastore {datastore.name} saved ({datastore.display}); its URL is not shown again."
+
+
+def _datastore_create_s3(ctx: Context, args):
+    if not args.access_key_id:
+        raise Usage("Give --access-key-id with --bucket.")
+    secret = os.environ.get("STUDIO_DATASTORE_SECRET_ACCESS_KEY")
+    if not secret:
+        if not sys.stdin.isatty():
+            raise Usage("Give the secret access key in STUDIO_DATASTORE_SECRET_ACCESS_KEY (no terminal to ask for it).")
+        secret = getpass.getpass("Secret access key: ").strip()
+    datastore = ctx.workspace().datastores.create_s3(
+        args.name,
+        args.bucket,
+        args.access_key_id,
+        secret,
+        region=args.region or "",
+        endpoint_url=args.endpoint_url or "",
+        description=args.description or "",
+    )
+    return datastore.raw, f"Datastore {datastore.name} saved ({datastore.display}); its secret key is not shown again."
 
 
 def cmd_datastore_list(ctx: Context, args):
@@ -602,10 +628,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", help="the data asset's name (default: the file's name)")
     sub.add_argument("--description")
     sub.add_argument("--no-wait", action="store_true", help="do not wait for the ingest")
-    sub = command(data, "import", cmd_data_import, "import a URL's file or a datastore query's rows as a data asset")
+    sub = command(
+        data, "import", cmd_data_import, "import a URL's file, a datastore query's rows or an S3 object as a data asset"
+    )
     sub.add_argument("--url", help="an http:// or https:// URL of a CSV, TSV, .csv.gz or Parquet file")
-    sub.add_argument("--datastore", help="a datastore's name (with --query)")
-    sub.add_argument("--query", help="one SELECT statement, run read-only on the datastore")
+    sub.add_argument("--datastore", help="a datastore's name (with --query or --key)")
+    sub.add_argument("--query", help="one SELECT statement, run read-only on a PostgreSQL datastore")
+    sub.add_argument("--key", help="an object's key in an S3 datastore's bucket (or a prefix ending in /)")
     sub.add_argument("--name", help="the data asset's name (required with --query; default: the URL's file name)")
     sub.add_argument("--description")
     sub.add_argument("--tags", help="comma-separated")
@@ -615,11 +644,20 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("ref", help="name, name:version or name@latest")
     sub.add_argument("-o", "--output", help="a file or folder (default: here)")
 
-    stores = group("datastore", "datastores (databases that data is imported from)")
-    sub = command(stores, "create", cmd_datastore_create, "save a PostgreSQL connection (never shown again)")
+    stores = group("datastore", "datastores (databases and S3 buckets that data is imported from)")
+    sub = command(
+        stores, "create", cmd_datastore_create, "save a PostgreSQL connection or an S3 bucket (secrets never shown)"
+    )
     sub.add_argument("name")
     sub.add_argument(
         "--url", help="postgresql://user:password@host:port/database (else STUDIO_DATASTORE_URL, else asked)"
+    )
+    sub.add_argument("--bucket", help="an S3 bucket: makes an S3 datastore (with --access-key-id)")
+    sub.add_argument("--region", help="the bucket's region (default us-east-1)")
+    sub.add_argument("--endpoint-url", help="MinIO or another S3-compatible API: http(s)://host:port")
+    sub.add_argument(
+        "--access-key-id",
+        help="the S3 access key id; the secret comes from STUDIO_DATASTORE_SECRET_ACCESS_KEY, else is asked",
     )
     sub.add_argument("--description")
     command(stores, "list", cmd_datastore_list, "the datastores, without their URLs")

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.http import UnreadablePostError
 from django.utils import timezone
 
+from studio import objectstore
 from studio.validation import model_validate
 from workspaces.services import workspace_storage_check
 
@@ -222,6 +223,7 @@ def job_artifact_store(*, job: Job, path: str, stream, size: int) -> Artifact:
             Job.objects.select_for_update().filter(pk=job.pk).first()
             destination = _destination(job, name)
             os.replace(staged, destination)
+            objectstore.publish(destination, sha256=sha256)
             artifact, _ = Artifact.objects.update_or_create(
                 job=job, name=name, defaults={"kind": "logged", "size": size, "sha256": sha256}
             )

@@ -18,6 +18,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from studio import objectstore
 from studio.hashing import sha256_file
 
 from ..worker import current_node_id
@@ -105,12 +106,13 @@ class JobContext:
         return path
 
     def artifact_saved(self, name: str, kind: str = "") -> Artifact:
-        """Record a file written at artifact_path(name), with its size and SHA-256."""
+        """Record a file written at artifact_path(name), with its size and SHA-256, and publish it to
+        object storage (when the studio has one)."""
         path = self.artifact_path(name)
+        sha256 = sha256_file(path)
+        objectstore.publish(path, sha256=sha256)  # readable from any host before its row says it exists
         artifact, _ = Artifact.objects.update_or_create(
-            job_id=self.job.pk,
-            name=name,
-            defaults={"kind": kind, "size": path.stat().st_size, "sha256": sha256_file(path)},
+            job_id=self.job.pk, name=name, defaults={"kind": kind, "size": path.stat().st_size, "sha256": sha256}
         )
         return artifact
 

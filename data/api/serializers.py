@@ -1,7 +1,18 @@
 from rest_framework import serializers
 
 from data.dataio import SEMANTIC_TYPES
-from data.models import ASSET_NAME_MESSAGE, ASSET_NAME_PATTERN, DataAsset, Datastore, DataVersion, Ingest
+from data.models import (
+    ASSET_NAME_MESSAGE,
+    ASSET_NAME_PATTERN,
+    S3_BUCKET_MESSAGE,
+    S3_BUCKET_PATTERN,
+    S3_REGION_MESSAGE,
+    S3_REGION_PATTERN,
+    DataAsset,
+    Datastore,
+    DataVersion,
+    Ingest,
+)
 from studio.api.inputs import InputSerializer, QueryInputSerializer
 
 
@@ -50,6 +61,9 @@ class AssetUpdateIn(InputSerializer):
 URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{1,5})?(/[^\s\x00]*)?$"
 TAGS_PATTERN = r"^[^,\x00]{0,50}(,[^,\x00]{0,50}){0,19}$"
 _ENCODED = r"([A-Za-z0-9._~\-]|%0[1-9A-Fa-f]|%[1-7][0-9A-Fa-f])"  # ASCII only, no NUL
+ENDPOINT_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{1,5})?/?$"
+S3_KEY_PATTERN = r"^[^/\x00-\x1f\x7f][^\x00-\x1f\x7f]{0,1023}$"
+ACCESS_KEY_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
 POSTGRES_URL_PATTERN = (
     rf"^postgres(ql)?://({_ENCODED}+(:{_ENCODED}+)?@)?[A-Za-z0-9][A-Za-z0-9.\-]*(:[0-9]{{1,5}})?"
     rf"(/{_ENCODED}*)?(\?sslmode=(disable|allow|prefer|require|verify-ca|verify-full))?$"
@@ -95,11 +109,66 @@ class ImportQueryIn(ImportCommonIn):
     name = _name_field(help_text="The data asset: a new name makes a new asset, an existing one its next version.")
 
 
+class ImportS3In(ImportCommonIn):
+    datastore = serializers.CharField(max_length=100, help_text="The name of an S3 datastore of the workspace.")
+    key = serializers.RegexField(
+        S3_KEY_PATTERN,
+        max_length=1024,
+        help_text="The object's key in the bucket (no leading /), or a prefix ending in / whose CSV/TSV "
+        "parts are joined in name order.",
+        error_messages={"invalid": "Give the key as it appears in the bucket: no leading /, no control characters."},
+    )
+    name = _name_field(
+        required=False,
+        allow_blank=True,
+        help_text="The data asset: a new name makes a new asset, an existing one its next version. "
+        "Empty: the object's name.",
+    )
+
+
 class DatastoreIn(InputSerializer):
     name = _name_field()
+    kind = serializers.RegexField(
+        r"^(postgresql|s3)$",
+        required=False,
+        default="postgresql",
+        help_text="postgresql (give url) or s3 (give bucket, access_key_id, secret_access_key, and region "
+        "and endpoint_url as needed).",
+        error_messages={"invalid": "Give postgresql or s3."},
+    )
+    bucket = serializers.RegexField(
+        S3_BUCKET_PATTERN, max_length=63, required=False, error_messages={"invalid": S3_BUCKET_MESSAGE}
+    )
+    region = serializers.RegexField(
+        S3_REGION_PATTERN,
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        help_text="Empty: us-east-1.",
+        error_messages={"invalid": S3_REGION_MESSAGE},
+    )
+    endpoint_url = serializers.RegexField(
+        ENDPOINT_URL_PATTERN,
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        help_text="An S3-compatible API (MinIO and the like) as http(s)://host[:port]; empty: AWS S3.",
+        error_messages={"invalid": "Give the endpoint as http(s)://host[:port], with no path."},
+    )
+    access_key_id = serializers.RegexField(
+        ACCESS_KEY_ID_PATTERN,
+        max_length=128,
+        required=False,
+        write_only=True,
+        error_messages={"invalid": "Give the access key id: 1–128 characters, no spaces."},
+    )
+    secret_access_key = serializers.CharField(
+        max_length=256, required=False, write_only=True, help_text="Sealed at rest and never shown again."
+    )
     url = serializers.RegexField(
         POSTGRES_URL_PATTERN,
         max_length=2000,
+        required=False,
         write_only=True,
         help_text="postgresql://user:password@host:port/database[?sslmode=…], special characters "
         "percent-encoded — sealed at rest and never shown again.",
@@ -112,18 +181,32 @@ class DatastoreOut(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     import_count = serializers.IntegerField(default=0)
     # Plain text: a choice set would be one more enum named "kind" in the OpenAPI schema.
-    kind = serializers.CharField(read_only=True, help_text="postgresql (the only kind for now)")
+    kind = serializers.CharField(read_only=True, help_text="postgresql or s3")
 
     class Meta:
         model = Datastore
-        fields = ["id", "name", "kind", "display", "description", "import_count", "created_by", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "display",
+            "bucket",
+            "region",
+            "endpoint_url",
+            "description",
+            "import_count",
+            "created_by",
+            "created_at",
+        ]
 
 
 class IngestOut(serializers.ModelSerializer):
     job = serializers.PrimaryKeyRelatedField(read_only=True)
     version = serializers.SerializerMethodField()
     datastore = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    source_url = serializers.CharField(read_only=True, help_text="The URL given, for an import from a URL.")
+    source_url = serializers.CharField(
+        read_only=True, help_text="The URL given, for an import from a URL; s3://bucket/key for an S3 import."
+    )
 
     class Meta:
         model = Ingest
@@ -138,6 +221,7 @@ class IngestOut(serializers.ModelSerializer):
             "source_url",
             "datastore",
             "query",
+            "object_key",
             "progress_rows",
             "progress_bytes",
             "job",

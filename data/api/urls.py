@@ -46,6 +46,7 @@ urlpatterns = [
         data_views.ImportQueryApi.as_view(),
         name="api-import-query",
     ),
+    path("workspaces/<id:workspace_id>/data-imports/s3/", data_views.ImportS3Api.as_view(), name="api-import-s3"),
     path("workspaces/<id:workspace_id>/datastores/", data_views.DatastoreListApi.as_view(), name="api-datastore-list"),
     path(
         "workspaces/<id:workspace_id>/datastores/<id:datastore_id>/",

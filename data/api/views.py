@@ -14,6 +14,7 @@ from data.api.serializers import (
     DatastoreOut,
     DeletedOut,
     ImportQueryIn,
+    ImportS3In,
     ImportUrlIn,
     IngestOut,
     PreviewOut,
@@ -25,7 +26,7 @@ from data.api.serializers import (
     VersionOut,
 )
 from data.dataio import Schema, read_page
-from data.downloads import data_version_download
+from data.downloads import data_version_download, data_version_file
 from data.uploads import UploadRefused, too_large_message, upload_admitted
 from studio.api.errors import ErrorSerializer
 from studio.api.inputs import query_values
@@ -164,9 +165,7 @@ class VersionPreviewApi(WorkspaceApiView):
         data_version = _version(self, asset_id, version)
         query = query_values(PreviewQueryIn, request)
         offset, limit = query["offset"], query["limit"]
-        page = read_page(
-            services.data_version_path(data_version), offset, limit, schema=Schema.from_json(data_version.schema)
-        )
+        page = read_page(data_version_file(data_version), offset, limit, schema=Schema.from_json(data_version.schema))
         return Response({"columns": page.columns, "rows": page.rows, "total_rows": page.total_rows, "offset": offset})
 
 
@@ -259,6 +258,27 @@ class ImportQueryApi(WorkspaceApiView):
         return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
 
 
+class ImportS3Api(WorkspaceApiView):
+    @extend_schema(
+        request=ImportS3In,
+        responses={202: IngestOut},
+        summary="Import an object (or the CSV parts under a prefix) of an S3 datastore as a new data asset "
+        "or its next version",
+        description=IMPORT_DESCRIPTION + " The download stops at STUDIO_IMPORT_MAX_BYTES; a refused key pair, "
+        "a missing bucket or object is the ingest's error.",
+    )
+    def post(self, request, workspace_id):
+        data = ImportS3In(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        name = values.pop("datastore")
+        datastore = selectors.datastore_list(workspace=self.workspace).filter(name=name).first()
+        if datastore is None:
+            raise NotFound(f"No datastore named {name} in this workspace.")
+        ingest = services.data_import_s3(actor=request.user, workspace=self.workspace, datastore=datastore, **values)
+        return Response(IngestOut(ingest).data, status=status.HTTP_202_ACCEPTED)
+
+
 class DatastoreListApi(WorkspaceListApiView):
     serializer_class = DatastoreOut
 
@@ -272,12 +292,30 @@ class DatastoreListApi(WorkspaceListApiView):
     @extend_schema(
         request=DatastoreIn,
         responses={201: DatastoreOut},
-        summary="Save a PostgreSQL connection; its URL is sealed at rest and never shown again",
+        summary="Save a PostgreSQL connection or an S3 bucket; the URL or key pair is sealed at rest and never "
+        "shown again",
     )
     def post(self, request, workspace_id):
         data = DatastoreIn(data=request.data)
         data.is_valid(raise_exception=True)
-        datastore = services.datastore_create(actor=request.user, workspace=self.workspace, **data.validated_data)
+        values = dict(data.validated_data)
+        common = {
+            "actor": request.user,
+            "workspace": self.workspace,
+            "name": values["name"],
+            "description": values.get("description", ""),
+        }
+        if values["kind"] == "s3":
+            datastore = services.datastore_create_s3(
+                bucket=values.get("bucket", ""),
+                region=values.get("region", ""),
+                endpoint_url=values.get("endpoint_url", ""),
+                access_key_id=values.get("access_key_id", ""),
+                secret_access_key=values.get("secret_access_key", ""),
+                **common,
+            )
+        else:
+            datastore = services.datastore_create(url=values.get("url", ""), **common)
         datastore = selectors.datastore_get(workspace=self.workspace, datastore_id=datastore.pk)
         return Response(DatastoreOut(datastore).data, status=status.HTTP_201_CREATED)
 

@@ -43,6 +43,8 @@ CONTENT_NOT_IN_SCHEMA = {
     # min_nodes ≤ max_nodes is a rule between two fields, which OpenAPI 3.0 cannot express.
     ("POST", "/api/v1/workspaces/{workspace_id}/compute/"): [positive_data_acceptance],
     ("PATCH", "/api/v1/workspaces/{workspace_id}/compute/{target_id}/"): [positive_data_acceptance],
+    # Which fields a datastore needs depends on its kind (url for postgresql; bucket and a key pair for s3).
+    ("POST", "/api/v1/workspaces/{workspace_id}/datastores/"): [positive_data_acceptance],
     # Requirements are text whose every line must be a PEP 508 requirement: a grammar, not a pattern.
     ("POST", "/api/v1/workspaces/{workspace_id}/environments/"): [positive_data_acceptance],
     ("POST", "/api/v1/workspaces/{workspace_id}/environments/{environment_id}/versions/"): [positive_data_acceptance],

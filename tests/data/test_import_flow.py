@@ -138,7 +138,7 @@ def test_query_imports_run_read_only_within_limits_and_the_url_never_shows(
 
     # The password is sealed: nowhere in the database in clear, in an API answer or on a page.
     datastore = Datastore.objects.get()
-    assert PASSWORD not in datastore.sealed_url and datastore.display == "postgres@127.0.0.1:5432/postgres"
+    assert PASSWORD not in datastore.sealed_secret and datastore.display == "postgres@127.0.0.1:5432/postgres"
     dump = "".join(serializers.serialize("json", model.objects.all()) for model in apps.get_models())
     assert "warehouse" in dump and PASSWORD not in dump
     detail = owner_api.get(f"{base}{datastore.pk}/")

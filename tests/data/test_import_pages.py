@@ -100,7 +100,7 @@ def test_the_admin_console_shows_a_datastore_without_its_url(client, make_user, 
     for url in ("/admin/data/datastore/", f"/admin/data/datastore/{datastore.pk}/change/"):
         response = client.get(url)
         assert response.status_code == 200 and "etl@db:5432/s" in response.content.decode()
-        assert PASSWORD not in response.content.decode() and datastore.sealed_url not in response.content.decode()
+        assert PASSWORD not in response.content.decode() and datastore.sealed_secret not in response.content.decode()
     assert client.post(f"/admin/data/datastore/{datastore.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not Datastore.objects.exists()
 

@@ -1,0 +1,267 @@
+"""Object storage for finished files: publish on the host that made a file, fetch on a host that lacks it.
+
+Every file keeps its path under settings.ARTIFACT_ROOT (R1): the local directory is each host's
+working copy, and with no STUDIO_STORAGE_URL it is the only copy (then `publish`, `ensure_local`
+and `discard` do nothing). With it, the "artifacts" storage (django-storages' S3 backend, on AWS
+S3, MinIO or another S3-compatible store) holds a copy of each published file under the same
+relative key, with its SHA-256 in the object's metadata.
+
+- `publish(path, sha256=...)` uploads a finished file (streamed; in parts above
+  STUDIO_STORAGE_MULTIPART_BYTES).
+- `ensure_local(path, sha256=...)` returns the path once the local file is there and matches the
+  checksum (the one the caller recorded, else the one published): a missing or corrupted file is
+  downloaded (streamed, in ranged parts) to a temporary name, verified, then moved into place, so a
+  reader never sees half a file. A process remembers what it verified (size and modification time),
+  so a file is hashed once per process, not on every use.
+- `publish_folder` and `ensure_local_folder` do the same for every file of a folder (a model
+  version's files).
+- `discard(path)` removes the published copy of a deleted file.
+
+Files are immutable once published (a data version's Parquet, a model version's files, a finished
+job's outputs): a changed file is a new key, never a new body under an old one.
+"""
+
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import storages
+from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
+
+from studio.hashing import sha256_file
+
+SHA256_METADATA = "sha256"
+VERIFIED_ENTRIES = 10_000
+
+
+class ObjectStoreError(Exception):
+    """Object storage could not give or take a file; the message says which and why."""
+
+
+class ObjectMissing(ObjectStoreError):
+    """The file is neither on this host nor in object storage."""
+
+
+class ObjectCorrupt(ObjectStoreError):
+    """The file fetched from object storage does not match its checksum."""
+
+
+class ArtifactStorage(S3Storage):
+    """The S3 backend, writing each file's SHA-256 into its metadata and with its transfers in parts."""
+
+    def __init__(self, **options):
+        from boto3.s3.transfer import TransferConfig  # deferred: only hosts with object storage need it
+
+        part = settings.STUDIO_STORAGE_MULTIPART_BYTES
+        options.setdefault("file_overwrite", True)  # a key names one immutable file: no renaming
+        # At most 4 parts in flight and 4 read ahead: memory stays near 8 parts whatever the file's size.
+        config = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=4)
+        config.max_in_memory_upload_chunks = 4  # s3transfer's read-ahead of a file object (10 by default)
+        options.setdefault("transfer_config", config)
+        if options.get("endpoint_url"):
+            options.setdefault("addressing_style", "path")  # MinIO and most S3-compatible stores
+        super().__init__(**options)
+
+    def _get_write_parameters(self, name, content=None):
+        params = super()._get_write_parameters(name, content)
+        sha256 = getattr(content, "sha256", "")
+        if sha256:
+            params["Metadata"] = {**params.get("Metadata", {}), SHA256_METADATA: sha256}
+        return params
+
+    def object_for(self, name: str):
+        """The boto3 object of a stored name (its key has the storage's prefix)."""
+        return self.bucket.Object(self._normalize_name(clean_name(name)))
+
+    def describe(self, name: str) -> str:
+        return f"s3://{self.bucket_name}/{self._normalize_name(clean_name(name))}"
+
+
+# --- What this process hashed: path -> (size, mtime_ns, sha256, matches the store) ----------------
+_verified: OrderedDict[str, tuple[int, int, str, bool]] = OrderedDict()
+_verified_lock = threading.Lock()
+
+
+def _remember(path: Path, sha256: str, *, matches_store: bool = False) -> None:
+    stat = path.stat()
+    with _verified_lock:
+        _verified[str(path)] = (stat.st_size, stat.st_mtime_ns, sha256, matches_store)
+        _verified.move_to_end(str(path))
+        while len(_verified) > VERIFIED_ENTRIES:
+            _verified.popitem(last=False)
+
+
+def _verified_unchanged(path: Path) -> bool:
+    stat = path.stat()
+    with _verified_lock:
+        known = _verified.get(str(path))
+    return bool(known) and known[:2] == (stat.st_size, stat.st_mtime_ns) and known[3]
+
+
+def _local_sha256(path: Path) -> str:
+    """The file's SHA-256, hashed only when it changed since this process last hashed it."""
+    stat = path.stat()
+    with _verified_lock:
+        known = _verified.get(str(path))
+    if known and known[:2] == (stat.st_size, stat.st_mtime_ns):
+        return known[2]
+    sha256 = sha256_file(path)
+    _remember(path, sha256)
+    return sha256
+
+
+# --- The API --------------------------------------------------------------------------------------
+def enabled() -> bool:
+    return "artifacts" in settings.STORAGES
+
+
+def _storage() -> ArtifactStorage:
+    return storages["artifacts"]
+
+
+def key_for(path: Path) -> str:
+    """The object's key: the path relative to the artifact root (never a path outside it, R1)."""
+    try:
+        return Path(path).resolve().relative_to(Path(settings.ARTIFACT_ROOT).resolve()).as_posix()
+    except ValueError:
+        raise ValueError(f"{path} is not under the artifact root") from None
+
+
+def publish(path: Path, *, sha256: str = "") -> None:
+    """Upload a finished file to object storage with its SHA-256 (hashed here when not given)."""
+    if not enabled():
+        return
+    path = Path(path)
+    sha256 = sha256 or _local_sha256(path)
+    storage = _storage()
+    key = key_for(path)
+    try:
+        with path.open("rb") as fh:
+            content = File(fh, name=key)
+            content.sha256 = sha256
+            storage.save(key, content)
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"Could not publish {key} to {storage.describe(key)}: {_reason(exc)}") from None
+    _remember(path, sha256, matches_store=True)
+
+
+def ensure_local(path: Path, *, sha256: str = "") -> Path:
+    """The path, once this host has the file and it matches `sha256` (else the published checksum).
+    Raises ObjectMissing when no copy exists, ObjectCorrupt when the fetched copy does not match."""
+    path = Path(path)
+    if not enabled():
+        return path
+    if sha256 and path.is_file() and _local_sha256(path) == sha256:
+        return path
+    if not sha256 and path.is_file() and _verified_unchanged(path):
+        return path  # checked against the store earlier in this process, unchanged since
+    storage = _storage()
+    key = key_for(path)
+    where = storage.describe(key)
+    obj = storage.object_for(key)
+    try:
+        published = (obj.metadata or {}).get(SHA256_METADATA, "")  # a HEAD request
+    except ClientError as exc:
+        if _status(exc) == 404:
+            if path.is_file() and not sha256:
+                return path  # made here and not published (yet): nothing to compare with
+            raise ObjectMissing(f"{key} is not on this host nor in object storage ({where}).") from None
+        raise ObjectStoreError(f"Could not read {where}: {_reason(exc)}") from None
+    except BotoCoreError as exc:
+        raise ObjectStoreError(f"Could not reach object storage for {where}: {_reason(exc)}") from None
+    expected = sha256 or published
+    if path.is_file() and expected and _local_sha256(path) == expected:
+        _remember(path, expected, matches_store=True)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.fetching")
+    try:
+        with partial.open("wb") as fh:
+            obj.download_fileobj(fh, Config=storage.transfer_config)  # ranged GETs, written as they come
+        got = sha256_file(partial)
+        if expected and got != expected:
+            raise ObjectCorrupt(f"{where} does not match its checksum (SHA-256 {got}, expected {expected}).")
+        os.replace(partial, path)
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"Could not download {where}: {_reason(exc)}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    _remember(path, got, matches_store=True)
+    return path
+
+
+_folders_ready: set[str] = set()
+
+
+def ensure_local_folder(folder: Path, *, sha256s: dict[str, str] | None = None) -> Path:
+    """The folder, once this host has every file published under it (checked against `sha256s`
+    by file name where given, else the published checksums). A folder is immutable once published,
+    so a process checks it once. Raises ObjectMissing when neither this host nor the store has it."""
+    folder = Path(folder)
+    if not enabled() or str(folder) in _folders_ready:
+        return folder
+    storage = _storage()
+    key = key_for(folder)
+    try:
+        _, names = storage.listdir(key)
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"Could not list {storage.describe(key)}/: {_reason(exc)}") from None
+    if not names:
+        if folder.is_dir() and any(folder.iterdir()):
+            return folder  # made here and not published: nothing to compare with
+        raise ObjectMissing(f"{key}/ is not on this host nor in object storage ({storage.describe(key)}/).")
+    for name in names:
+        ensure_local(folder / name, sha256=(sha256s or {}).get(name, ""))
+    _folders_ready.add(str(folder))
+    return folder
+
+
+def publish_folder(folder: Path, *, sha256s: dict[str, str] | None = None) -> None:
+    """Publish every file of a finished folder (not its subfolders)."""
+    if not enabled():
+        return
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file():
+            publish(path, sha256=(sha256s or {}).get(path.name, ""))
+
+
+def discard(path: Path) -> None:
+    """Remove the published copy of a deleted file (a missing one is no error)."""
+    if not enabled():
+        return
+    key = key_for(path)
+    try:
+        _storage().delete(key)
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"Could not delete {key} from object storage: {_reason(exc)}") from None
+
+
+def discard_folder(folder: Path) -> None:
+    """Remove the published copies of every file of a deleted folder."""
+    if not enabled():
+        return
+    key = key_for(folder)
+    try:
+        _, names = _storage().listdir(key)
+        for name in names:
+            _storage().delete(f"{key}/{name}")
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"Could not delete {key}/ from object storage: {_reason(exc)}") from None
+    _folders_ready.discard(str(folder))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(": ")[:300]
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
