@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -171,6 +171,8 @@ class Watchdog(threading.Thread):
                     os._exit(0)
             except Exception:  # noqa: BLE001 - keep watching; the reconciler covers a dead database
                 log.exception("watchdog of job %s", job.pk)
+        # this thread's own connection: left open, it lingers until garbage collection, one more per job
+        connection.close()
 
 
 def run_job(job_id: int) -> None:
