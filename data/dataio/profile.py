@@ -131,7 +131,10 @@ class ColumnFacts:
                 counts = np.bincount(values - low)
                 present = np.flatnonzero(counts)
                 return np.repeat((present + low).astype(values.dtype), counts[present])
-        return np.sort(values)
+        if not values.flags.writeable:
+            return np.sort(values)  # a view of the column's own buffer
+        values.sort()  # a copy already (the column had several chunks): sorted where it is
+        return values
 
     @cached_property
     def run_starts(self) -> np.ndarray:
@@ -225,7 +228,7 @@ def _describe(values: np.ndarray, distinct: int) -> dict:
     above = np.minimum(below + 1, values.size - 1)
     quantiles = as_float[below] + (as_float[above] - as_float[below]) * (position - below)
     try:
-        counts, edges = np.histogram(as_float, bins=max(1, min(MAX_BINS, distinct)))
+        counts, edges = _sorted_histogram(as_float, bins=max(1, min(MAX_BINS, distinct)))
     except ValueError:  # a range too narrow for float64 bins (one value, or nanoseconds apart)
         counts, edges = np.array([values.size]), np.array([as_float[0], as_float[-1]])
     stats.update(
@@ -239,6 +242,16 @@ def _describe(values: np.ndarray, distinct: int) -> dict:
         }
     )
     return stats
+
+
+def _sorted_histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram(values, bins)`` of sorted float ``values``, by binary search: the same edges
+    (from the minimum and maximum) and counts (each bin half-open, the last closed), without a pass
+    over every value."""
+    edges = np.histogram_bin_edges(values[[0, -1]], bins=bins)
+    below = np.searchsorted(values, edges[1:-1], side="left")
+    bounds = np.concatenate(([0], below, [values.size]))
+    return np.diff(bounds), edges
 
 
 def _as_datetimes(stats: dict, kind: pa.DataType) -> dict:
