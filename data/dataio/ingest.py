@@ -584,7 +584,7 @@ def _to_stored(name: str, column: pa.Array, target: pa.DataType, rows_before: in
 def _give_back_memory() -> None:
     """Return the pages pyarrow's allocator keeps after frees to the system: a column let go should
     make room for the next one's work, not raise the process's peak."""
-    pa.default_memory_pool().release_unused()
+    pa.default_memory_pool().release_unused()  # malloc_trim with the system pool the ingest job uses
 
 
 def _finish(

@@ -109,7 +109,7 @@ class ColumnFacts:
     """
 
     def __init__(self, data: pa.ChunkedArray) -> None:
-        if pa.types.is_floating(data.type):
+        if pa.types.is_floating(data.type) and pc.any(pc.is_nan(data)).as_py():
             data = pc.if_else(pc.is_nan(data), pa.scalar(None, data.type), data)
         self.data = data  # text may come dictionary-encoded (see read_column)
         kind = self.kind = data.type.value_type if pa.types.is_dictionary(data.type) else data.type
@@ -123,7 +123,10 @@ class ColumnFacts:
             data = pc.cast(data, pa.timestamp("s"))
         if self.temporal:
             data = pc.cast(data, pa.int64())
-        values = pc.drop_null(data).to_numpy()
+        # Chunk by chunk into one new array: no whole-column copy in between.
+        chunks = [pc.drop_null(chunk).to_numpy(zero_copy_only=False) for chunk in data.chunks]
+        values = np.concatenate(chunks) if chunks else np.empty(0, data.type.to_pandas_dtype())
+        del chunks
         if values.dtype.kind in "iu" and values.size:
             low, high = int(values.min()), int(values.max())
             if high - low <= max(1_000_000, 2 * values.size):
@@ -131,9 +134,7 @@ class ColumnFacts:
                 counts = np.bincount(values - low)
                 present = np.flatnonzero(counts)
                 return np.repeat((present + low).astype(values.dtype), counts[present])
-        if not values.flags.writeable:
-            return np.sort(values)  # a view of the column's own buffer
-        values.sort()  # a copy already (the column had several chunks): sorted where it is
+        values.sort()  # a copy already: sorted where it is
         return values
 
     @cached_property
