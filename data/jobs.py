@@ -84,7 +84,14 @@ class IngestJob(JobHandler):
                         else ""
                     )
                 )
-                result = ingest(upload, sniffed, staging, limits=data_services.ingest_limits(), progress=progress)
+                result = ingest(
+                    upload,
+                    sniffed,
+                    staging,
+                    limits=data_services.ingest_limits(),
+                    progress=progress,
+                    with_sha256=True,
+                )
                 source_format = sniffed.format
             parsed = time.perf_counter()
             ctx.log(
@@ -101,7 +108,7 @@ class IngestJob(JobHandler):
                 schema=result.schema,
                 rows=result.rows,
                 profile=stats,
-                sha256=sha256_file(staging),
+                sha256=result.sha256 or sha256_file(staging),  # ingest hashes while it profiles
                 source_format=source_format,
                 warnings=list(result.warnings),
             )

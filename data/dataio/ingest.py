@@ -1,10 +1,13 @@
 """Turn an uploaded CSV, TSV, ``.csv.gz`` or Parquet file into the studio's Parquet, streaming.
 
 ``ingest`` runs in a worker after ``sniff``. It parses the upload block by block with pyarrow,
-checks every budget in ``Limits`` as it goes, writes Parquet row group by row group, then infers
-each column's semantic type (reading the new file one column at a time) and, when a column must
-change its stored type (text dates, overrides), rewrites the file once more, streaming. Memory
-stays bounded by a few blocks, one row group and one column, whatever the size of the file.
+checks every budget in ``Limits`` as it goes, writes Parquet row group by row group (on a second
+thread), then infers each column's semantic type and profiles it and, when a column must change
+its stored type (text dates, overrides), rewrites the file once more, streaming. A CSV within
+``Limits.in_memory_text_bytes`` keeps its parsed columns for the typing and the profile (several
+columns at a time, each let go once done: memory about 1.2× the text); a larger file is read back
+from the Parquet one column at a time, so memory stays bounded by a few blocks, one row group and
+one column, whatever the size of the file.
 
 On any error nothing is left at the destination (see ``sink.ParquetSink``).
 """
@@ -12,10 +15,11 @@ On any error nothing is left at the destination (see ``sink.ParquetSink``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,6 +64,7 @@ def ingest(
     progress: Progress | None = None,
     column_types: Mapping[str, str] | None = None,
     with_profile: bool = True,
+    with_sha256: bool = False,
 ) -> IngestResult:
     """Parse the upload at ``path`` (as ``sniff`` described it) into ``dest_parquet``.
 
@@ -71,7 +76,9 @@ def ingest(
 
     With ``with_profile`` (the default) the result carries the file's profile too, computed from
     the same column reads as type inference: the same document as ``profile(dest, result.schema)``,
-    for about half the reading.
+    for about half the reading. With ``with_sha256`` it carries the written file's SHA-256 too,
+    hashed on a thread while the columns are profiled (None when a column had to be cast, as the
+    file is then written again).
 
     Returns the schema (inferred types), row count, size written and warnings. Raises
     ``DataError`` for every problem with the data (see ``errors`` for the row convention); the
@@ -88,11 +95,11 @@ def ingest(
     try:
         if sniffed.format == "parquet":
             names, warnings = _parquet_to_stage(path, stage, limits, progress)
-            return _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile)
+            return _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile, with_sha256)
         reader = _CsvReader(path, sniffed, limits, progress)
         names, warnings = reader.read_into(stage)
         columns, reader.columns = reader.columns, None
-        result = _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile, columns)
+        result = _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile, with_sha256, columns)
         booleans = [c.name for c in result.schema.columns if c.physical_type == "bool"]
         if not booleans:
             return result
@@ -581,6 +588,26 @@ def _to_stored(name: str, column: pa.Array, target: pa.DataType, rows_before: in
 
 
 # --- Types ---------------------------------------------------------------------------------------
+def _sha256_in_background(path: Path) -> Callable[[], str]:
+    """Hash ``path`` on a thread (hashlib lets go of the GIL); the returned call waits for the hex digest.
+
+    The file is opened here, so renaming it meanwhile changes nothing.
+    """
+    source = open(path, "rb")  # noqa: SIM115 - closed by the thread
+
+    def digest() -> str:
+        with source:
+            hasher = hashlib.sha256()
+            while chunk := source.read(1 << 20):
+                hasher.update(chunk)
+            return hasher.hexdigest()
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    future = pool.submit(digest)
+    pool.shutdown(wait=False)
+    return future.result
+
+
 def _give_back_memory() -> None:
     """Return the pages pyarrow's allocator keeps after frees to the system: a column let go should
     make room for the next one's work, not raise the process's peak."""
@@ -595,6 +622,7 @@ def _finish(
     column_types: Mapping[str, str],
     limits: Limits,
     with_profile: bool,
+    with_sha256: bool = False,
     columns: list[list[pa.Array] | None] | None = None,
 ) -> IngestResult:
     """Infer each column's type (and profile it), then publish the stage file, rewritten if a type must change.
@@ -625,6 +653,7 @@ def _finish(
     stage_file = pq.ParquetFile(stage)
     arrow_schema = stage_file.schema_arrow
     rows = stage_file.metadata.num_rows
+    stage_sha256 = _sha256_in_background(stage) if with_sha256 else None
 
     def column_data(index: int, stored: pa.Field) -> pa.ChunkedArray:
         if columns is None:
@@ -683,7 +712,9 @@ def _finish(
             )
             for p, f in zip(plans, arrow_schema, strict=True)
         )
-        result = IngestResult(Schema(described), rows, dest.stat().st_size, tuple(warnings))
+        result = IngestResult(
+            Schema(described), rows, dest.stat().st_size, tuple(warnings), sha256=stage_sha256 and stage_sha256()
+        )
     if not with_profile:
         return result
     if None in summaries:

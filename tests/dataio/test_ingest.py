@@ -2,6 +2,7 @@
 
 import datetime as dt
 import gzip
+import hashlib
 import io
 from pathlib import Path
 
@@ -274,3 +275,12 @@ def test_in_memory_and_read_back_agree_on_seconds_nan_labels_and_late_text(work,
     assert [c.physical_type for c in kept.schema.columns] == ["timestamp[ms]", "double", "string", "string"]
     assert kept.profile == read_back.profile
     assert kept.profile["column_profiles"][1]["missing"] == read_back.profile["column_profiles"][1]["missing"] > 0
+
+
+def test_with_sha256_the_result_carries_the_written_files_digest(work):
+    text = "id,city,when\n" + "".join(f"{i},{['Oslo', 'Lima'][i % 2]},2024-01-{i % 28 + 1:02d}\n" for i in range(500))
+    assert work.ingest(text).sha256 is None
+    result = work.ingest(text, with_sha256=True)
+    assert result.sha256 == hashlib.sha256(work.dest.read_bytes()).hexdigest()
+    # A cast column makes the engine write the file again: the caller hashes that one itself.
+    assert work.ingest(text, with_sha256=True, column_types={"id": "numeric"}).sha256 is None
