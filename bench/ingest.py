@@ -89,6 +89,8 @@ def upload(port: int, workspace_id: int, token: str, path: Path) -> dict:
     boundary = uuid.uuid4().hex
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nbench\r\n'
+        # Every round uploads the same file: a new version each time, not a 409 "identical upload".
+        f'--{boundary}\r\nContent-Disposition: form-data; name="allow_identical"\r\n\r\ntrue\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
         "Content-Type: text/csv\r\n\r\n"
     ).encode()

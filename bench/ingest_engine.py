@@ -47,7 +47,9 @@ print(json.dumps({"seconds": seconds, "cpu": cpu_seconds, "peak_rss": peak}))
 ENGINE = """
 import json, os, sys, time
 import pandas  # pyarrow imports it lazily on first use; a worker pays that once, as the baseline does here
+import pyarrow
 from data.dataio import Limits, ingest, sniff
+pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # as the ingest job does (data/jobs.py)
 path, dest = sys.argv[1], sys.argv[2]
 start, cpu = time.perf_counter(), os.times()
 sniffed = sniff(path, "bench.csv")

@@ -1,10 +1,13 @@
 """Turn an uploaded CSV, TSV, ``.csv.gz`` or Parquet file into the studio's Parquet, streaming.
 
 ``ingest`` runs in a worker after ``sniff``. It parses the upload block by block with pyarrow,
-checks every budget in ``Limits`` as it goes, writes Parquet row group by row group, then infers
-each column's semantic type (reading the new file one column at a time) and, when a column must
-change its stored type (text dates, overrides), rewrites the file once more, streaming. Memory
-stays bounded by a few blocks, one row group and one column, whatever the size of the file.
+checks every budget in ``Limits`` as it goes, writes Parquet row group by row group (on a second
+thread), then infers each column's semantic type and profiles it and, when a column must change
+its stored type (text dates, overrides), rewrites the file once more, streaming. A CSV within
+``Limits.in_memory_text_bytes`` keeps its parsed columns for the typing and the profile (several
+columns at a time, each let go once done: memory about 1.2× the text); a larger file is read back
+from the Parquet one column at a time, so memory stays bounded by a few blocks, one row group and
+one column, whatever the size of the file.
 
 On any error nothing is left at the destination (see ``sink.ParquetSink``).
 """
@@ -12,10 +15,12 @@ On any error nothing is left at the destination (see ``sink.ParquetSink``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -59,6 +64,7 @@ def ingest(
     progress: Progress | None = None,
     column_types: Mapping[str, str] | None = None,
     with_profile: bool = True,
+    with_sha256: bool = False,
 ) -> IngestResult:
     """Parse the upload at ``path`` (as ``sniff`` described it) into ``dest_parquet``.
 
@@ -70,7 +76,9 @@ def ingest(
 
     With ``with_profile`` (the default) the result carries the file's profile too, computed from
     the same column reads as type inference: the same document as ``profile(dest, result.schema)``,
-    for about half the reading.
+    for about half the reading. With ``with_sha256`` it carries the written file's SHA-256 too,
+    hashed on a thread while the columns are profiled (None when a column had to be cast, as the
+    file is then written again).
 
     Returns the schema (inferred types), row count, size written and warnings. Raises
     ``DataError`` for every problem with the data (see ``errors`` for the row convention); the
@@ -87,10 +95,11 @@ def ingest(
     try:
         if sniffed.format == "parquet":
             names, warnings = _parquet_to_stage(path, stage, limits, progress)
-            return _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile)
+            return _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile, with_sha256)
         reader = _CsvReader(path, sniffed, limits, progress)
         names, warnings = reader.read_into(stage)
-        result = _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile)
+        columns, reader.columns = reader.columns, None
+        result = _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile, with_sha256, columns)
         booleans = [c.name for c in result.schema.columns if c.physical_type == "bool"]
         if not booleans:
             return result
@@ -211,6 +220,9 @@ class _CsvReader:
     all_text: bool = False
     block: int = 0
     rows: int = 0
+    # The parsed columns (one list of arrays per column) while the text read stays within
+    # ``limits.in_memory_text_bytes``; None once it is larger (the profile then reads the Parquet back).
+    columns: list[list[pa.Array] | None] | None = None
 
     def read_into(self, stage: Path) -> tuple[list[str], list[dict]]:
         sniffed = self.sniffed
@@ -291,6 +303,7 @@ class _CsvReader:
     def _read_once(self, stage: Path) -> None:
         invalid_rows: list = []
         self.rows = 0
+        self.columns = None
         source = self._source()
         read, parse, convert = self._options(invalid_rows=invalid_rows)
         try:
@@ -310,6 +323,7 @@ class _CsvReader:
                     raise _Retry
                 schema = pa.schema([pa.field(n, f.type) for n, f in zip(self.names, reader.schema, strict=True)])
                 batch = None
+                self.columns = [[] for _ in schema]
                 with ParquetSink(stage, schema, self.limits) as sink:
                     for batch in reader:
                         rows_before = self.rows
@@ -317,7 +331,15 @@ class _CsvReader:
                         _check_rows(self.rows, self.limits)
                         batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
                         _check_cells(batch, rows_before, self._first_row, self.limits)
-                        sink.write(batch)
+                        if sink.write(batch) and self.columns is not None:
+                            _give_back_memory()  # what the parser and the writer freed, before the next blocks
+                        if self.columns is not None:
+                            if source.bytes_in > self.limits.in_memory_text_bytes:
+                                self.columns = None
+                            else:
+                                for kept, field_, column in zip(self.columns, schema, batch.columns, strict=True):
+                                    # Labels as dictionaries, as read_column reads them: smaller, and counted by index.
+                                    kept.append(pc.dictionary_encode(column) if field_.name in sink.labels else column)
                         if self.progress:
                             self.progress(self.rows, source.bytes_read)
                     if self.rows == 0:
@@ -566,6 +588,32 @@ def _to_stored(name: str, column: pa.Array, target: pa.DataType, rows_before: in
 
 
 # --- Types ---------------------------------------------------------------------------------------
+def _sha256_in_background(path: Path) -> Callable[[], str]:
+    """Hash ``path`` on a thread (hashlib lets go of the GIL); the returned call waits for the hex digest.
+
+    The file is opened here, so renaming it meanwhile changes nothing.
+    """
+    source = open(path, "rb")  # noqa: SIM115 - closed by the thread
+
+    def digest() -> str:
+        with source:
+            hasher = hashlib.sha256()
+            while chunk := source.read(1 << 20):
+                hasher.update(chunk)
+            return hasher.hexdigest()
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    future = pool.submit(digest)
+    pool.shutdown(wait=False)
+    return future.result
+
+
+def _give_back_memory() -> None:
+    """Return the pages pyarrow's allocator keeps after frees to the system: a column let go should
+    make room for the next one's work, not raise the process's peak."""
+    pa.default_memory_pool().release_unused()  # malloc_trim with the system pool the ingest job uses
+
+
 def _finish(
     stage: Path,
     dest: Path,
@@ -574,11 +622,18 @@ def _finish(
     column_types: Mapping[str, str],
     limits: Limits,
     with_profile: bool,
+    with_sha256: bool = False,
+    columns: list[list[pa.Array] | None] | None = None,
 ) -> IngestResult:
     """Infer each column's type (and profile it), then publish the stage file, rewritten if a type must change.
 
     Each column is read once: its inference and, when its stored type stays, its profile come from
     the same read. Columns that are cast are profiled from the rewritten file.
+
+    ``columns`` are the parsed columns when the reader kept them (a file within
+    ``limits.in_memory_text_bytes``): they are used instead of reading the stage file back, several
+    at a time on pyarrow's CPUs, and each is let go once profiled. Without them the stage file is
+    read one column at a time (memory: one column, whatever the file's size).
     """
     unknown = [n for n in column_types if n not in names]
     if unknown:
@@ -598,39 +653,68 @@ def _finish(
     stage_file = pq.ParquetFile(stage)
     arrow_schema = stage_file.schema_arrow
     rows = stage_file.metadata.num_rows
+    stage_sha256 = _sha256_in_background(stage) if with_sha256 else None
 
-    plans, summaries, must_rewrite = [], [], False
-    for name, stored in zip(names, arrow_schema, strict=True):
+    def column_data(index: int, stored: pa.Field) -> pa.ChunkedArray:
+        if columns is None:
+            return read_column(stage, stored.name)
+        chunks, columns[index] = columns[index], None  # the caller's reference is the last one
+        data = pa.chunked_array(chunks, type=chunks[0].type) if chunks else pa.chunked_array([], stored.type)
+        if pa.types.is_dictionary(data.type):
+            return data
+        # As the Parquet holds it (seconds are stored as milliseconds, for one).
+        return data if data.type == stored.type else data.cast(stored.type)
+
+    def plan_column(index: int) -> tuple[ColumnPlan, dict | None, bool]:
+        name, stored = names[index], arrow_schema.field(index)
         inferred = infer_from_type(stored.type)
         facts = None
         if inferred is None or with_profile:
-            facts = ColumnFacts(read_column(stage, name))
-        inferred = inferred or infer_column(name, facts.data, lambda facts=facts: facts.distinct)
+            facts = ColumnFacts(column_data(index, stored))
+        elif columns is not None:
+            columns[index] = None
+        inferred = inferred or infer_column(name, facts.data, lambda: facts.distinct)
         semantic = column_types.get(name, inferred.semantic_type)
         if semantic == inferred.semantic_type:
             target, fmt = inferred.physical_type, inferred.datetime_format
         else:
             target, fmt = physical_type_for(semantic, stored.type), None
         cast = target != stored.type
-        must_rewrite = must_rewrite or cast
-        plans.append(ColumnPlan(name, semantic, inferred.semantic_type, fmt))
+        plan = ColumnPlan(name, semantic, inferred.semantic_type, fmt)
         # A column that keeps its stored type is profiled from this read; a cast one after the rewrite.
+        summary = None
         if with_profile and not cast:
-            summaries.append(profile_column(ColumnSchema(name, semantic, str(stored.type)), facts, rows))
-        else:
-            summaries.append(None)
-        del facts
+            summary = profile_column(ColumnSchema(name, semantic, str(stored.type)), facts, rows)
+        facts = None  # let the column go before giving memory back
+        if columns is not None:
+            _give_back_memory()
+        return plan, summary, cast
+
+    workers = min(pa.cpu_count(), len(names)) if columns is not None else 1
+    _give_back_memory()
+    if workers > 1:
+        # numpy's sorts and pyarrow's kernels let go of the GIL: columns are profiled side by side.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="profile") as pool:
+            planned = list(pool.map(plan_column, range(len(names))))
+    else:
+        planned = [plan_column(index) for index in range(len(names))]
+    plans = [plan for plan, _, _ in planned]
+    summaries = [summary for _, summary, _ in planned]
+    must_rewrite = any(cast for _, _, cast in planned)
+    del planned
     if must_rewrite:
         result = rewrite(stage, dest, plans, limits=limits, warnings=warnings)
     else:
         os.replace(stage, dest)
-        columns = tuple(
+        described = tuple(
             ColumnSchema(
                 name=p.name, semantic_type=p.semantic_type, physical_type=str(f.type), inferred_type=p.inferred_type
             )
             for p, f in zip(plans, arrow_schema, strict=True)
         )
-        result = IngestResult(Schema(columns), rows, dest.stat().st_size, tuple(warnings))
+        result = IngestResult(
+            Schema(described), rows, dest.stat().st_size, tuple(warnings), sha256=stage_sha256 and stage_sha256()
+        )
     if not with_profile:
         return result
     if None in summaries:

@@ -27,6 +27,9 @@ class Limits:
       (but within ``max_row_bytes``) makes the engine retry with blocks of ``max_row_bytes``.
     * ``row_group_rows`` / ``row_group_bytes`` — the shape of the Parquet we write: row groups of at
       most 131,072 rows and about 64 MB, whichever comes first (preview pages read one row group).
+    * ``in_memory_text_bytes`` — a CSV whose text is at most this size (512 MB) keeps its parsed
+      columns in memory for type inference and the profile, instead of reading them back from the
+      Parquet just written (about 1.2× the text); a larger one is read back one column at a time.
     """
 
     max_file_bytes: int = 20_000_000_000
@@ -43,6 +46,7 @@ class Limits:
     block_bytes: int = 1 << 20
     row_group_rows: int = 131_072
     row_group_bytes: int = 64_000_000
+    in_memory_text_bytes: int = 512_000_000
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():

@@ -109,7 +109,7 @@ class ColumnFacts:
     """
 
     def __init__(self, data: pa.ChunkedArray) -> None:
-        if pa.types.is_floating(data.type):
+        if pa.types.is_floating(data.type) and pc.any(pc.is_nan(data)).as_py():
             data = pc.if_else(pc.is_nan(data), pa.scalar(None, data.type), data)
         self.data = data  # text may come dictionary-encoded (see read_column)
         kind = self.kind = data.type.value_type if pa.types.is_dictionary(data.type) else data.type
@@ -123,7 +123,10 @@ class ColumnFacts:
             data = pc.cast(data, pa.timestamp("s"))
         if self.temporal:
             data = pc.cast(data, pa.int64())
-        values = pc.drop_null(data).to_numpy()
+        # Chunk by chunk into one new array: no whole-column copy in between.
+        chunks = [pc.drop_null(chunk).to_numpy(zero_copy_only=False) for chunk in data.chunks]
+        values = np.concatenate(chunks) if chunks else np.empty(0, data.type.to_pandas_dtype())
+        del chunks
         if values.dtype.kind in "iu" and values.size:
             low, high = int(values.min()), int(values.max())
             if high - low <= max(1_000_000, 2 * values.size):
@@ -131,7 +134,8 @@ class ColumnFacts:
                 counts = np.bincount(values - low)
                 present = np.flatnonzero(counts)
                 return np.repeat((present + low).astype(values.dtype), counts[present])
-        return np.sort(values)
+        values.sort()  # a copy already: sorted where it is
+        return values
 
     @cached_property
     def run_starts(self) -> np.ndarray:
@@ -225,7 +229,7 @@ def _describe(values: np.ndarray, distinct: int) -> dict:
     above = np.minimum(below + 1, values.size - 1)
     quantiles = as_float[below] + (as_float[above] - as_float[below]) * (position - below)
     try:
-        counts, edges = np.histogram(as_float, bins=max(1, min(MAX_BINS, distinct)))
+        counts, edges = _sorted_histogram(as_float, bins=max(1, min(MAX_BINS, distinct)))
     except ValueError:  # a range too narrow for float64 bins (one value, or nanoseconds apart)
         counts, edges = np.array([values.size]), np.array([as_float[0], as_float[-1]])
     stats.update(
@@ -239,6 +243,16 @@ def _describe(values: np.ndarray, distinct: int) -> dict:
         }
     )
     return stats
+
+
+def _sorted_histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram(values, bins)`` of sorted float ``values``, by binary search: the same edges
+    (from the minimum and maximum) and counts (each bin half-open, the last closed), without a pass
+    over every value."""
+    edges = np.histogram_bin_edges(values[[0, -1]], bins=bins)
+    below = np.searchsorted(values, edges[1:-1], side="left")
+    bounds = np.concatenate(([0], below, [values.size]))
+    return np.diff(bounds), edges
 
 
 def _as_datetimes(stats: dict, kind: pa.DataType) -> dict:

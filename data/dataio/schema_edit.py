@@ -31,7 +31,9 @@ class IngestResult:
 
     ``warnings`` are plain dicts ``{"code", "message", "column"}`` (e.g. a column that had no name
     and was renamed). ``rows`` counts data rows; ``parquet_bytes`` is the size of the file written.
-    ``profile`` is the file's profile when the call computed it (``ingest`` does by default).
+    ``profile`` is the file's profile when the call computed it (``ingest`` does by default);
+    ``sha256`` the file's SHA-256 (hex) when it did (``ingest(with_sha256=True)``, when no column
+    had to be cast).
     """
 
     schema: Schema
@@ -39,6 +41,7 @@ class IngestResult:
     parquet_bytes: int
     warnings: tuple[dict, ...] = ()
     profile: dict | None = None
+    sha256: str | None = None
 
     def to_json(self) -> dict:
         return {

@@ -49,6 +49,7 @@ class ParquetSink:
         os.close(fd)
         self.tmp = Path(name)
         self._writer: pq.ParquetWriter | None = None  # opened with the first batch
+        self.labels: frozenset[str] = frozenset()  # text columns written with dictionaries (set by the first batch)
         if pa.cpu_count() > 1:
             self._queue: queue.Queue = queue.Queue(maxsize=2)
             self._thread = threading.Thread(target=self._drain, name="parquet-sink", daemon=True)
@@ -75,6 +76,7 @@ class ParquetSink:
                     labels.append(field.name)
             else:
                 stats.append(field.name)
+        self.labels = frozenset(labels)
         self._writer = pq.ParquetWriter(
             self.tmp,
             self.schema,
@@ -83,9 +85,10 @@ class ParquetSink:
             write_statistics=stats or False,
         )
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def write(self, batch: pa.RecordBatch) -> bool:
+        """Append ``batch``; True when it completed a row group (handed to the writer)."""
         if batch.num_rows == 0:
-            return
+            return False
         if self._writer is None:
             self._open(batch)
         if self._group_rows is None:
@@ -97,6 +100,8 @@ class ParquetSink:
         self.rows += batch.num_rows
         if self._pending_rows >= self._group_rows:
             self._flush(final=False)
+            return True
+        return False
 
     def _flush(self, *, final: bool) -> None:
         if not self._pending:

@@ -2,7 +2,9 @@
 
 import datetime as dt
 import gzip
+import hashlib
 import io
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -233,3 +235,52 @@ def test_progress_counts_compressed_bytes_of_a_gzip(work):
     work.ingest(data, "x.csv.gz", limits=Limits(block_bytes=65_536), progress=lambda r, b: calls.append((r, b)))
     assert calls[-1] == (50_000, len(data))
     assert [r for r, _ in calls] == sorted(r for r, _ in calls)
+
+
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
+
+
+@pytest.fixture
+def two_cpus():
+    """pyarrow on two CPUs (the test command sets one): columns are then profiled side by side."""
+    before = pa.cpu_count()
+    pa.set_cpu_count(2)
+    yield
+    pa.set_cpu_count(before)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.csv")))
+def test_columns_kept_in_memory_give_the_profile_of_the_written_file(work, two_cpus, name):
+    """A file within in_memory_text_bytes is typed and profiled from its parsed columns (several at
+    a time); a larger one from the Parquet read back one column at a time: the same document."""
+    path = CORPUS / name
+    blocks = {"block_bytes": 16_384, "row_group_rows": 2_000}  # many chunks per column, several row groups
+    kept = work.ingest(path, name, limits=Limits(**blocks))
+    kept_file = work.table()
+    read_back = work.ingest(path, name, limits=Limits(in_memory_text_bytes=1, **blocks))
+    assert kept.schema == read_back.schema
+    assert kept.profile == read_back.profile == profile(work.dest, read_back.schema)
+    assert kept_file.equals(work.table())
+
+
+def test_in_memory_and_read_back_agree_on_seconds_nan_labels_and_late_text(work, two_cpus):
+    rows = ["when,ratio,label,code"]
+    for i in range(3_000):
+        ratio = "nan" if i % 11 == 0 else ("" if i % 13 == 0 else f"{i / 7:.3f}")
+        code = "X9" if i == 2_500 else str(i % 40)  # text after the first block: read again as text
+        rows.append(f"2024-03-{i % 28 + 1:02d} 10:{i % 60:02d}:05,{ratio},{['a b', 'c', ''][i % 3]},{code}")
+    text = "\n".join(rows) + "\n"
+    kept = work.ingest(text, limits=Limits(block_bytes=8_192))
+    read_back = work.ingest(text, limits=Limits(block_bytes=8_192, in_memory_text_bytes=1))
+    assert [c.physical_type for c in kept.schema.columns] == ["timestamp[ms]", "double", "string", "string"]
+    assert kept.profile == read_back.profile
+    assert kept.profile["column_profiles"][1]["missing"] == read_back.profile["column_profiles"][1]["missing"] > 0
+
+
+def test_with_sha256_the_result_carries_the_written_files_digest(work):
+    text = "id,city,when\n" + "".join(f"{i},{['Oslo', 'Lima'][i % 2]},2024-01-{i % 28 + 1:02d}\n" for i in range(500))
+    assert work.ingest(text).sha256 is None
+    result = work.ingest(text, with_sha256=True)
+    assert result.sha256 == hashlib.sha256(work.dest.read_bytes()).hexdigest()
+    # A cast column makes the engine write the file again: the caller hashes that one itself.
+    assert work.ingest(text, with_sha256=True, column_types={"id": "numeric"}).sha256 is None
