@@ -14,6 +14,7 @@ re-run the model with those parameters at forecast time (so no statsmodels type 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -478,16 +479,24 @@ def _snap(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None) -> tup
     index = pd.DatetimeIndex(times).as_unit("ns")  # the grid's unit
     anchor = anchor if anchor is not None else _anchor(index, frequency)
     anchor = _extended_anchor(pd.Timestamp(anchor), index.min(), frequency)
-    end = index.max()
-    grid = pd.date_range(anchor, end + to_offset(frequency), freq=frequency).as_unit("ns")
-    if len(grid) < 2:
+    grid_values = _grid_ns(pd.Timestamp(anchor), index.max(), frequency)
+    if len(grid_values) < 2:
         raise ForecastInputError("history", f"The times end before the grid of the frequency {frequency} starts.")
-    values, grid_values = index.asi8, grid.asi8
+    values = index.asi8
     right = np.clip(np.searchsorted(grid_values, values), 1, len(grid_values) - 1)
     left = right - 1
     nearest = np.where(values - grid_values[left] <= grid_values[right] - values, left, right)
     snapped = grid_values[nearest]
     return snapped.astype("datetime64[ns]"), nearest, int((snapped != values).sum())
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_ns(anchor: pd.Timestamp, end: pd.Timestamp, frequency: str) -> np.ndarray:
+    """The grid's points from the anchor to one step past ``end``, as nanoseconds (read-only). A
+    served model's grid starts at its training anchor: requests that end at the same time reuse it."""
+    grid = pd.date_range(anchor, end + to_offset(frequency), freq=frequency).as_unit("ns").asi8.copy()
+    grid.flags.writeable = False
+    return grid
 
 
 def infer_frequency(times_per_series: list[pd.DatetimeIndex]) -> str | None:
