@@ -11,6 +11,8 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from endpoints.replica import serve
+
 
 class Command(BaseCommand):
     help = "Serve one deployment's model as the replica of an inference cluster's node."
@@ -22,7 +24,5 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=0, help="Port to listen on (default: a free one).")
 
     def handle(self, *args, node, bind, port, **options):
-        from endpoints.replica import serve  # noqa: PLC0415 - after Django is set up
-
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         sys.exit(serve(node_id=node, bind=bind or settings.STUDIO_REPLICA_BIND, port=port))
