@@ -11,6 +11,7 @@ import time
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.db import connections
 from django.test import Client
 
 from compute.models import Node, NodeStatus
@@ -140,6 +141,7 @@ def test_scoring_goes_through_replicas_and_a_replica_killed_under_load_costs_no_
                 statuses.append(score(own, endpoint.primary).status_code)
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
+        connections.close_all()  # this thread's: the test database is dropped after the test
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     for thread in threads:
