@@ -134,10 +134,10 @@ class ReplicaHandler(BaseHTTPRequestHandler):
             count_against_limit=not forwarded,
         )
         if refusal is not None:
-            if refusal.status == 413:
+            if refusal.status == 413 or length > settings.STUDIO_SCORING_MAX_BODY_BYTES:
                 self.close_connection = True  # the body is not read: the connection cannot be reused
             else:
-                self.rfile.read(length)
+                self.rfile.read(length)  # read and dropped, so the keep-alive connection stays usable
             self._answer(refusal.status, refusal.body, refusal.headers)
             return
         body = self.rfile.read(length)
