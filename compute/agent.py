@@ -10,6 +10,12 @@ JupyterLab in the sandbox), started right after the node's worker, logging to la
 stopped with it. A lab also stops itself when its node is no longer live, so one left behind by an
 agent that died ends when the restarted agent declares that node lost.
 
+A node of an inference cluster is a serving replica of one deployment instead of a worker:
+`manage.py serve_replica` (an HTTP server, endpoints/replica.py), logging to node-<node>.log.
+Which replicas are wanted is the endpoints app's business: it registers a tick hook
+(`tick_hook_register`) that requests and releases replica nodes; the agent only starts and stops
+their processes like any node's.
+
 Host capacity (R10): a node process runs one job at a time with single-threaded math libraries,
 so it takes one core and STUDIO_NODE_MEMORY_MIB of memory; the agent never runs more than
 STUDIO_HOST_NODE_CORES and STUDIO_HOST_NODE_MEMORY_MIB hold. Nodes that do not fit wait, with
@@ -54,6 +60,24 @@ NODE_WORKER_ENV = {**SINGLE_THREAD_ENV, "CELERY_SKIP_CHECKS": "1"}
 LAB_ENDED_HOOKS: list[Callable[[int, int | None], None]] = []
 
 
+# Called at every tick after the autoscaler, before requested nodes are started: apps above compute
+# register what else asks for nodes (the endpoints app: serving replicas, endpoints/apps.py).
+TICK_HOOKS: list[Callable[[], None]] = []
+
+
+def tick_hook_register(hook: Callable[[], None]) -> None:
+    if hook not in TICK_HOOKS:
+        TICK_HOOKS.append(hook)
+
+
+def _run_tick_hooks() -> None:
+    for hook in TICK_HOOKS:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - one app's failed hook must not stop nodes from starting
+            log.exception("agent tick hook %s failed", getattr(hook, "__name__", hook))
+
+
 def lab_ended_register(hook: Callable[[int, int | None], None]) -> None:
     if hook not in LAB_ENDED_HOOKS:
         LAB_ENDED_HOOKS.append(hook)
@@ -70,6 +94,11 @@ def _lab_ended(node_id: int, code: int | None) -> None:
 def instance_lab_argv(*, node_id: int) -> list[str]:
     """The command that runs a compute instance's lab beside its node (labs/runtime.py)."""
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), "instance_lab", "--node", str(int(node_id))]
+
+
+def serving_replica_argv(*, node_id: int) -> list[str]:
+    """The command that runs a serving replica (endpoints/replica.py) for an inference cluster's node."""
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "serve_replica", "--node", str(int(node_id))]
 
 
 def node_worker_argv(*, queue: str, node_name: str) -> list[str]:
@@ -106,9 +135,11 @@ class LocalAgent:
     stopping: dict[int, float] = field(default_factory=dict)  # node id -> when we sent SIGTERM
     labs: dict[int, subprocess.Popen] = field(default_factory=dict)  # node id -> its instance's lab
     labs_stopping: dict[int, float] = field(default_factory=dict)  # node id -> when its lab got SIGTERM
+    replicas: set[int] = field(default_factory=set)  # node ids whose process is a serving replica
 
     def tick(self) -> None:
         services.autoscale()
+        _run_tick_hooks()
         self._start_requested()
         self._stop_leaving()
         self._reap_exited()
@@ -129,15 +160,23 @@ class LocalAgent:
             .select_related("target", "target__workspace")
             .order_by("requested_at", "pk")
         )
+        # Serving replicas have their own places on the host (STUDIO_HOST_MAX_REPLICAS), so a
+        # deployment never keeps a job from a core, nor a queue of jobs a deployment from serving.
+        replicas = [node for node in requested if node.deployment_id is not None]
+        requested = [node for node in requested if node.deployment_id is None]
+        running = [node_id for node_id, proc in self.children.items() if proc.poll() is None]
+        replica_room = settings.STUDIO_HOST_MAX_REPLICAS - sum(1 for node_id in running if node_id in self.replicas)
+        if replicas[max(0, replica_room) :]:
+            services.nodes_wait_for_host(nodes=replicas[max(0, replica_room) :])
         # A process asked to stop still holds its core and memory until it has exited.
-        room = host_node_capacity() - sum(1 for proc in self.children.values() if proc.poll() is None)
+        room = host_node_capacity() - sum(1 for node_id in running if node_id not in self.replicas)
         waiting = requested[max(0, room) :]
         if waiting:
             services.nodes_wait_for_host(nodes=waiting)
             # Nodes already on their way out free their places soon: ask only for the rest.
             leaving = sum(1 for node_id in self.stopping if node_id in self.children)
             services.nodes_release_idle(node_ids=list(self.children), count=len(waiting) - leaving)
-        for node in requested[: max(0, room)]:
+        for node in requested[: max(0, room)] + replicas[: max(0, replica_room)]:
             env = {
                 **os.environ,
                 **NODE_WORKER_ENV,
@@ -149,8 +188,13 @@ class LocalAgent:
             out = subprocess.DEVNULL
             if self.log_dir:
                 out = open(os.path.join(self.log_dir, f"node-{node.pk}.log"), "ab")  # noqa: SIM115
+            if node.deployment_id is not None:
+                argv = serving_replica_argv(node_id=node.pk)
+                self.replicas.add(node.pk)
+            else:
+                argv = node_worker_argv(queue=node.target.queue, node_name=node.name)
             proc = subprocess.Popen(
-                node_worker_argv(queue=node.target.queue, node_name=node.name),
+                argv,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -230,6 +274,7 @@ class LocalAgent:
             if code is None:
                 continue
             del self.children[node_id]
+            self.replicas.discard(node_id)
             self._stop_lab(node_id)
             asked = self.stopping.pop(node_id, None) is not None
             if asked:
@@ -260,6 +305,7 @@ class LocalAgent:
                 proc.wait()
             services.node_mark_stopped(node_id=node_id, reason="the studio was stopped")
         self.children.clear()
+        self.replicas.clear()
         for lab in self.labs.values():
             try:
                 lab.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -288,7 +334,7 @@ def recover_after_restart() -> int:
     for node in Node.objects.filter(provisioner="local", status__in=NodeStatus.live() + [NodeStatus.LEAVING]):
         if node.status == NodeStatus.REQUESTED:
             continue
-        if node.pid and node.hostname == socket.gethostname() and _is_node_process(node.pid, node.name):
+        if node.pid and node.hostname == socket.gethostname() and _is_node_process(node.pid, node.pk, node.name):
             try:
                 os.killpg(node.pid, signal.SIGTERM)
             except OSError:
@@ -305,13 +351,15 @@ def recover_after_restart() -> int:
     return count
 
 
-def _is_node_process(pid: int, node_name: str) -> bool:
-    """Is `pid` still that node's worker (and not a process that reused the number)?"""
+def _is_node_process(pid: int, node_id: int, node_name: str) -> bool:
+    """Is `pid` still that node's worker or replica (and not a process that reused the number)?"""
+    replica = b"\0".join(arg.encode() for arg in serving_replica_argv(node_id=node_id)[2:]) + b"\0"
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return f"{node_name}@".encode() in fh.read()
+            cmdline = fh.read()
     except OSError:
         return False
+    return f"{node_name}@".encode() in cmdline or cmdline.endswith(replica)
 
 
 def _lab_processes(node_id: int) -> list[int]:

@@ -131,7 +131,9 @@ class NodeStatus(models.TextChoices):
 
 
 class Node(models.Model):
-    """One Celery worker process (concurrency 1) consuming its target's queue."""
+    """One Celery worker process (concurrency 1) consuming its target's queue — or, on an inference
+    cluster, one serving replica of one deployment (`deployment_id`): an HTTP server process that
+    reports the address it answers on, its health (heartbeat) and its in-flight requests."""
 
     target = models.ForeignKey(ComputeTarget, on_delete=models.CASCADE, related_name="nodes")
     status = models.CharField(max_length=20, choices=NodeStatus.choices, default=NodeStatus.REQUESTED)
@@ -148,10 +150,18 @@ class Node(models.Model):
     jobs_run = models.PositiveIntegerField(default=0)
     # What the sandbox enforces for command jobs on this node's host, as the node reported it.
     protections = models.JSONField(default=list, blank=True)
+    # Serving replicas only. The deployment is named by id, not linked: compute sits below endpoints.
+    deployment_id = models.PositiveBigIntegerField(null=True, blank=True)
+    address = models.CharField(max_length=100, blank=True)  # host:port the replica answers on
+    in_flight = models.PositiveIntegerField(default=0)  # requests being scored, as of the last heartbeat
 
     class Meta:
         ordering = ["-requested_at", "-id"]
-        indexes = [models.Index(fields=["target", "status"]), models.Index(fields=["status", "provisioner"])]
+        indexes = [
+            models.Index(fields=["target", "status"]),
+            models.Index(fields=["status", "provisioner"]),
+            models.Index(fields=["deployment_id", "status"]),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -163,6 +173,10 @@ class Node(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in NodeStatus.live()
+
+    @property
+    def is_replica(self) -> bool:
+        return self.deployment_id is not None
 
 
 class NodeSession(models.Model):

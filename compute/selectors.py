@@ -69,6 +69,33 @@ def target_get(*, workspace: Workspace, target_id) -> ComputeTarget:
         raise Http404("Compute target not found.") from None
 
 
+@dataclass(frozen=True)
+class ServedDeployment:
+    """A deployment on an inference cluster with its replica nodes (live first, then recently gone)."""
+
+    deployment: object  # endpoints.Deployment, reached through the target (endpoints sits above compute)
+    replicas: list[Node]
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for node in self.replicas if node.status in (NodeStatus.IDLE, NodeStatus.BUSY))
+
+
+def served_deployments(*, target: ComputeTarget, include_stopped: int = 3) -> list[ServedDeployment]:
+    """An inference cluster's deployments and their replicas, for its page. Three queries."""
+    deployments = list(target.deployments.select_related("endpoint", "model_version__model").order_by("pk"))
+    live = NodeStatus.live() + [NodeStatus.LEAVING]
+    nodes: dict[int, list[Node]] = {}
+    for node in target.nodes.filter(deployment_id__in=[d.pk for d in deployments]).order_by("-requested_at")[:500]:
+        nodes.setdefault(node.deployment_id, []).append(node)
+    served = []
+    for deployment in deployments:
+        mine = nodes.get(deployment.pk, [])
+        replicas = [n for n in mine if n.status in live] + [n for n in mine if n.status not in live][:include_stopped]
+        served.append(ServedDeployment(deployment, replicas))
+    return served
+
+
 def node_list(*, target: ComputeTarget, include_stopped: int = 10) -> list[Node]:
     """Live nodes, then the most recently stopped ones."""
     live = list(target.nodes.filter(status__in=NodeStatus.live() + [NodeStatus.LEAVING]).order_by("requested_at"))
@@ -208,7 +235,10 @@ def usage(*, workspace: Workspace, days: int = 30, now: datetime | None = None) 
     in_period = Q(ended_at__isnull=True) | Q(ended_at__gte=period_start_dt)
     sessions = [
         (s.target, s.started_at, s.ended_at, 1, s.price_per_hour)
-        for s in NodeSession.objects.filter(in_period, workspace=workspace).select_related("target__owner")
+        # a serving replica's node session is counted in its deployment's serving session already
+        for s in NodeSession.objects.filter(in_period, workspace=workspace)
+        .exclude(target__kind=TargetKind.INFERENCE)
+        .select_related("target__owner")
     ] + [
         (s.target, s.started_at, s.ended_at, s.replicas, s.price_per_hour)
         for s in ServingSession.objects.filter(in_period, workspace=workspace).select_related("target")

@@ -390,6 +390,74 @@ def serving_session_close(*, deployment_ids: list[int]) -> None:
     )
 
 
+def replicas_scale(*, target: ComputeTarget, deployment_id: int, want: int) -> tuple[int, int]:
+    """Make `want` replica nodes of a deployment live on an inference cluster: request the missing
+    ones (the local agent starts them), ask the surplus to leave (those not started first). A replica
+    lost (killed, stopped heartbeating) is no longer live, so the next call replaces it. Returns
+    (requested, leaving). Called by the endpoint services each agent tick."""
+    if target.kind != TargetKind.INFERENCE:
+        raise ValidationError("Serving replicas run on inference clusters only.")
+    with transaction.atomic():
+        nodes = list(
+            Node.objects.select_for_update()
+            .filter(target=target, deployment_id=deployment_id, status__in=NodeStatus.live())
+            .order_by("requested_at", "pk")
+        )
+        missing = want - len(nodes)
+        for _ in range(max(0, missing)):
+            Node.objects.create(
+                target=target,
+                deployment_id=deployment_id,
+                status=NodeStatus.REQUESTED,
+                reason=f"a serving replica of deployment {deployment_id} is wanted",
+            )
+        surplus = sorted(nodes, key=lambda n: (n.status != NodeStatus.REQUESTED, -n.pk))[: max(0, -missing)]
+        _nodes_leave(surplus, reason="fewer replicas wanted" if want else "its deployment was removed")
+    return max(0, missing), len(surplus)
+
+
+def replica_nodes_orphaned(*, deployment_ids: set[int]) -> int:
+    """Ask live replica nodes whose deployment is not among `deployment_ids` (removed) to leave."""
+    orphans = list(
+        Node.objects.filter(deployment_id__isnull=False, status__in=NodeStatus.live()).exclude(
+            deployment_id__in=deployment_ids
+        )
+    )
+    _nodes_leave(orphans, reason="its deployment was removed")
+    return len(orphans)
+
+
+def replica_mark_ready(*, node_id: int, address: str, hostname: str, pid: int) -> bool:
+    """The replica answers on `address`: it takes traffic from now on. False unless the node is
+    STARTING (the agent has not recorded the start yet, or the node was asked to stop meanwhile)."""
+    now = timezone.now()
+    return bool(
+        Node.objects.filter(pk=node_id, status=NodeStatus.STARTING).update(
+            status=NodeStatus.IDLE,
+            address=address[:100],
+            hostname=hostname[:200],
+            pid=pid,
+            ready_at=now,
+            idle_since=now,
+            last_heartbeat_at=now,
+            reason=f"serving on {address}"[:300],
+        )
+    )
+
+
+def replica_heartbeat(*, node_id: int, in_flight: int) -> str | None:
+    """A replica is alive with `in_flight` requests; returns its node's status (a status other than
+    idle or busy tells it to stop)."""
+    now = timezone.now()
+    busy = in_flight > 0
+    Node.objects.filter(pk=node_id, status__in=[NodeStatus.IDLE, NodeStatus.BUSY]).update(
+        last_heartbeat_at=now,
+        in_flight=in_flight,
+        status=NodeStatus.BUSY if busy else NodeStatus.IDLE,
+    )
+    return Node.objects.filter(pk=node_id).values_list("status", flat=True).first()
+
+
 # --- Node life cycle (called by the local agent and by the node's own worker process) -----------
 def _close_session(node: Node, now) -> None:
     NodeSession.objects.filter(node=node, ended_at__isnull=True).update(ended_at=now)

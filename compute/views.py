@@ -56,6 +56,8 @@ def target_detail(request, workspace_id, target_id):
         "recent": job_list(workspace=workspace, filters={"target": target.pk})[:10],
         "quota": selectors.quota_use(workspace=workspace),
     }
+    if target.kind == TargetKind.INFERENCE:
+        context["served"] = selectors.served_deployments(target=target)
     if target.kind == TargetKind.INSTANCE:  # the notebook panel (labs), and what else apps above add
         context |= instance_addons.page_context(request, target, live=bool(request.htmx))
     if request.htmx:

@@ -6,11 +6,17 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils.module_loading import import_string
 
-from compute.models import ComputeTarget, TargetKind
-from compute.services import serving_session_close, serving_session_open, target_create
+from compute.models import ComputeTarget, Node, NodeStatus, TargetKind
+from compute.services import (
+    replica_nodes_orphaned,
+    replicas_scale,
+    serving_session_close,
+    serving_session_open,
+    target_create,
+)
 from studio.secrets import secret_matches, secret_new, secret_split
 from studio.validation import model_validate
 from training.models import ModelVersion
@@ -323,3 +329,32 @@ def traffic_set(
         )
     endpoint.refresh_from_db()
     return endpoint
+
+
+# --- Serving replicas ---------------------------------------------------------------------------------
+def replicas_reconcile() -> int:
+    """Give every ready deployment as many live replica nodes as its `replicas` (a lost one is
+    replaced; fewer wanted, the surplus leaves) and stop the replicas of removed deployments. The
+    local agent calls this every tick; its processes follow the nodes. Returns how many deployments
+    changed. Two queries when nothing changes."""
+    wanted = {
+        pk: (target, replicas)
+        for pk, target, replicas in Deployment.objects.filter(
+            status=DeploymentStatus.READY, target__kind=TargetKind.INFERENCE
+        ).values_list("pk", "target", "replicas")
+    }
+    live = dict(
+        Node.objects.filter(deployment_id__isnull=False, status__in=NodeStatus.live())
+        .values("deployment_id")
+        .annotate(n=Count("pk"))
+        .values_list("deployment_id", "n")
+    )
+    changed = 0
+    for deployment_id, (target_id, replicas) in wanted.items():
+        if live.get(deployment_id, 0) != replicas:
+            target = ComputeTarget.objects.get(pk=target_id)
+            replicas_scale(target=target, deployment_id=deployment_id, want=replicas)
+            changed += 1
+    if set(live) - set(wanted):
+        changed += replica_nodes_orphaned(deployment_ids=set(wanted))
+    return changed

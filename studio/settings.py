@@ -434,6 +434,8 @@ STUDIO_HOST_NODE_CORES = env_int("STUDIO_HOST_NODE_CORES", len(os.sched_getaffin
 STUDIO_HOST_NODE_MEMORY_MIB = env_int(
     "STUDIO_HOST_NODE_MEMORY_MIB", int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.75) // 2**20
 )
+# Serving replicas on this host (each one deployment's model behind an HTTP server), apart from job nodes.
+STUDIO_HOST_MAX_REPLICAS = env_int("STUDIO_HOST_MAX_REPLICAS", 16)
 STUDIO_NODE_MEMORY_MIB = env_int("STUDIO_NODE_MEMORY_MIB", 1024)
 # Environments of command jobs: each host builds them into its own cache (a local disk, not the shared
 # data directory), keyed by the specification's hash; least recently used ones go past the size limit.
@@ -467,6 +469,17 @@ STUDIO_SCORING_MAX_ROWS = env_int("STUDIO_SCORING_MAX_ROWS", 10_000)
 STUDIO_FORECAST_REQUEST_SECONDS = env_int("STUDIO_FORECAST_REQUEST_SECONDS", 10)  # refits per scoring request
 STUDIO_SCORING_MAX_BODY_BYTES = env_int("STUDIO_SCORING_MAX_BODY_BYTES", 20 * 1024 * 1024)
 STUDIO_MONITOR_FLUSH_SECONDS = env_float("STUDIO_MONITOR_FLUSH_SECONDS", 5.0)
+# The serving data plane (README "Serving topology"): each deployment's replicas are processes on
+# its inference cluster's nodes; the scoring URL forwards to them. While a deployment has no ready
+# replica, the portal scores in its own process (True, the embedded default) or answers 503
+# "starting" with Retry-After (False: web processes then never load a model).
+STUDIO_SERVING_IN_PROCESS = env_bool("STUDIO_SERVING_IN_PROCESS", True)
+# The address a replica binds (127.0.0.1: only this host reaches it) and the host it reports for
+# the portal to reach it (empty: the bound address); a replica's port is free one the OS picks.
+STUDIO_REPLICA_BIND = env_str("STUDIO_REPLICA_BIND", "127.0.0.1")
+STUDIO_REPLICA_ADVERTISE = env_str("STUDIO_REPLICA_ADVERTISE")
+# How long the portal waits for a replica's answer (a forecast refits: its own limit plus room).
+STUDIO_REPLICA_TIMEOUT_SECONDS = env_float("STUDIO_REPLICA_TIMEOUT_SECONDS", STUDIO_FORECAST_REQUEST_SECONDS + 50)
 # JSON bodies (API and scoring) nested deeper than this are refused before parsing (R10).
 STUDIO_JSON_MAX_DEPTH = env_int("STUDIO_JSON_MAX_DEPTH", 64)
 # The shared cache holds per-key throttling counters: Redis in production (STUDIO_CACHE_URL),

@@ -134,7 +134,15 @@ class NodeOut(serializers.ModelSerializer):
             "idle_since",
             "stopped_at",
             "jobs_run",
+            "deployment_id",
+            "address",
+            "in_flight",
         ]
+        extra_kwargs = {
+            "deployment_id": {"help_text": "Serving replicas: the deployment this node serves (else null)."},
+            "address": {"help_text": "Serving replicas: host:port the replica answers on."},
+            "in_flight": {"help_text": "Serving replicas: requests being scored at its last heartbeat."},
+        }
 
 
 class UsageRowOut(serializers.Serializer):

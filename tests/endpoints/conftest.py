@@ -114,12 +114,15 @@ def inference(workspace, owner):
 
 @pytest.fixture(autouse=True)
 def _fresh_serving_caches():
-    from endpoints import serving
+    from endpoints import routing, serving
     from endpoints.scoring.predictor import invalidate
 
     serving.configs.clear()
+    routing.directory.clear()
     invalidate()
     serving.monitor._data.clear()
     yield
     serving.configs.clear()
+    routing.directory.clear()
+    routing.pool.close_all()
     serving.monitor._data.clear()

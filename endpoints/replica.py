@@ -1,0 +1,229 @@
+"""A serving replica: one deployment's model behind a small HTTP server, on an inference cluster's node.
+
+The local agent starts it (`manage.py serve_replica --node N`) for a node the endpoint services
+requested. It loads only its own deployment's model (warmed with a sample row before it says it is
+ready), binds STUDIO_REPLICA_BIND on a free port, reports the address it answers on and then
+heartbeats with its in-flight requests. It stops when its node is asked to leave (or on SIGTERM),
+after answering what it is scoring.
+
+It answers POST /score/<endpoint>/ exactly as the portal would (endpoints/admission.py, then
+serving.score_request): the endpoint's key is always checked; the per-key limit only for requests
+that do not carry the portal's forwarding proof (the portal counted those). Monitoring is recorded
+here, in this process's buffer, flushed in batches under its own source (host:pid). GET /health
+says whether it serves.
+"""
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from compute.models import Node, NodeStatus
+from compute.services import replica_heartbeat, replica_mark_ready
+from studio.api.errors import error_body
+
+from . import serving
+from .admission import FORWARDED_HEADER, admit, is_forwarded
+from .models import Deployment
+
+log = logging.getLogger("studio.replica")
+
+
+class ReplicaServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, *, endpoint_name: str, deployment_name: str, node_id: int):
+        super().__init__(address, ReplicaHandler)
+        self.endpoint_name = endpoint_name
+        self.deployment_name = deployment_name
+        self.node_id = node_id
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def begin(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
+class ReplicaHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the portal reuses its connections
+    # The head and the body are two writes: without TCP_NODELAY the second waits for the client's
+    # delayed ACK (40 ms a request on Linux).
+    disable_nagle_algorithm = True
+    timeout = 300  # an idle keep-alive connection is closed after this long
+    server: ReplicaServer
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        finally:
+            connections.close_all()  # this connection's thread ends here; so do its database connections
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _answer(self, status: int, body: dict, headers: dict | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path != "/health":
+            self._answer(404, error_body("not_found", "This replica answers POST /score/<endpoint>/ and GET /health."))
+            return
+        server = self.server
+        self._answer(
+            200,
+            {
+                "endpoint": server.endpoint_name,
+                "deployment": server.deployment_name,
+                "node": server.node_id,
+                "in_flight": server.in_flight,
+            },
+        )
+
+    def do_POST(self) -> None:
+        started = time.perf_counter()
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._answer(400, error_body("bad_request", "Send a Content-Length header with the body's size."))
+            return
+        if len(parts) != 2 or parts[0] != "score":
+            self.close_connection = True
+            self._answer(404, error_body("not_found", "This replica answers POST /score/<endpoint>/ and GET /health."))
+            return
+        forwarded = is_forwarded(self.headers.get(FORWARDED_HEADER))
+        runtime, refusal = admit(
+            parts[1],
+            method="POST",
+            query_keys=parse_qs(url.query),
+            authorization=self.headers.get("Authorization", ""),
+            content_length=length,
+            started=started,
+            count_against_limit=not forwarded,
+        )
+        if refusal is not None:
+            if refusal.status == 413 or length > settings.STUDIO_SCORING_MAX_BODY_BYTES:
+                self.close_connection = True  # the body is not read: the connection cannot be reused
+            else:
+                self.rfile.read(length)  # read and dropped, so the keep-alive connection stays usable
+            self._answer(refusal.status, refusal.body, refusal.headers)
+            return
+        body = self.rfile.read(length)
+        if runtime.name != self.server.endpoint_name:
+            message = f"This replica serves {self.server.endpoint_name}, not {runtime.name}."
+            self._answer(404, error_body("not_served_here", message))
+            return
+        pinned = self.headers.get("X-Studio-Deployment") or self.server.deployment_name
+        if pinned != self.server.deployment_name:
+            message = f"This replica serves the deployment {self.server.deployment_name}, not {pinned}."
+            self._answer(404, error_body("not_served_here", message, {"X-Studio-Deployment": [message]}))
+            return
+        self.server.begin()
+        try:
+            outcome = serving.score_request(
+                runtime,
+                body=body,
+                started=started,
+                pinned=pinned,
+                mirrored=forwarded and self.headers.get("X-Studio-Mirrored") == "1",
+            )
+            status, answer = outcome.status, outcome.body
+        except Exception:  # noqa: BLE001 - recorded as a 500 by score_request; the replica keeps serving
+            log.exception("scoring failed on %s", self.server.deployment_name)
+            status, answer = 500, error_body("server_error", "The model failed on this request.")
+        finally:
+            self.server.end()
+        self._answer(status, answer)
+
+
+def _advertised_host(bind: str) -> str:
+    if settings.STUDIO_REPLICA_ADVERTISE:
+        return settings.STUDIO_REPLICA_ADVERTISE
+    return socket.getfqdn() if bind in ("0.0.0.0", "::", "") else bind  # noqa: S104 - a choice of the operator
+
+
+def serve(*, node_id: int, bind: str, port: int = 0) -> int:
+    """Run the replica of this node until its node leaves or SIGTERM: the exit code."""
+    node = Node.objects.select_related("target").filter(pk=node_id).first()
+    if node is None or node.deployment_id is None:
+        log.error("node-%s is not a serving replica", node_id)
+        return 2
+    deployment = Deployment.objects.select_related("endpoint", "model_version").filter(pk=node.deployment_id).first()
+    if deployment is None:
+        log.error("node-%s: deployment %s is gone", node_id, node.deployment_id)
+        return 2
+    backend, error = serving.warm_up(deployment.model_version)  # only this deployment's model
+    if error:
+        log.error("node-%s could not load %s: %s", node_id, deployment.model_version, error)
+        return 3
+    server = ReplicaServer(
+        (bind, port), endpoint_name=deployment.endpoint.name, deployment_name=deployment.name, node_id=node_id
+    )
+    address = f"{_advertised_host(bind)}:{server.server_address[1]}"
+    stop = threading.Event()
+
+    def _on_term(*_):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _on_term)
+    # The agent marks the node started right after starting this process: wait for that first.
+    deadline = time.monotonic() + 30
+    while not replica_mark_ready(node_id=node_id, address=address, hostname=socket.gethostname(), pid=os.getpid()):
+        status = Node.objects.filter(pk=node_id).values_list("status", flat=True).first()
+        if status != NodeStatus.REQUESTED or time.monotonic() > deadline or stop.is_set():
+            log.error("node-%s is %s: not serving", node_id, status)
+            server.server_close()
+            return 0
+        time.sleep(0.1)
+    threading.Thread(target=server.serve_forever, name="replica-http", daemon=True).start()
+    log.info("node-%s serves %s (%s) on %s", node_id, deployment, backend, address)
+    while not stop.wait(settings.STUDIO_HEARTBEAT_SECONDS):
+        try:
+            close_old_connections()
+            status = replica_heartbeat(node_id=node_id, in_flight=server.in_flight)
+        except Exception:  # noqa: BLE001 - a busy database: try again at the next beat (the reaper decides)
+            log.exception("node-%s could not heartbeat", node_id)
+            continue
+        if status not in (NodeStatus.IDLE, NodeStatus.BUSY):
+            log.info("node-%s is %s: stopping", node_id, status)
+            break
+    server.shutdown()  # no new request; those being answered finish (their threads are not joined)
+    deadline = time.monotonic() + 10
+    while server.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.server_close()
+    serving.monitor.flush()
+    return 0

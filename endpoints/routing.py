@@ -1,0 +1,193 @@
+"""The portal's side of the serving data plane: forward a scoring request to a replica.
+
+Replicas are nodes of an inference cluster (compute.Node with a deployment id) that report their
+address and heartbeat. Each portal process keeps:
+
+* a directory of healthy replicas per deployment, read from the database at most every
+  REPLICAS_TTL_SECONDS (one query for every deployment, never one per request);
+* keep-alive HTTP connections per replica, reused request after request;
+* its own count of requests outstanding per replica: a request goes to the replica with the
+  fewest (ties broken at random) — least outstanding requests.
+
+A request that cannot be sent or whose connection is reset before an answer (a replica killed,
+a keep-alive connection the replica closed) is sent once more, to another replica when there is
+one; scoring is idempotent, so this costs a killed replica at most the requests it had in flight
+(each retried once). A replica that refused a connection is left out for a few seconds, until the
+directory no longer lists it.
+"""
+
+import http.client
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from compute.models import Node, NodeStatus
+from studio.api.errors import error_body
+
+from .admission import FORWARDED_HEADER, forwarding_proof
+
+REPLICAS_TTL_SECONDS = 1.0  # as the endpoint configuration: a new replica takes traffic within it
+DOWN_SECONDS = 5.0  # a replica that refused a connection is not tried again for this long
+# refused, reset, broken pipe, closed before or while answering
+RETRYABLE = (ConnectionError, http.client.HTTPException)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    replica: str
+    retried: bool
+
+
+class ReplicaDirectory:
+    """Healthy replica addresses by deployment id: live, ready, heartbeating within the timeout."""
+
+    def __init__(self, ttl: float = REPLICAS_TTL_SECONDS):
+        self.ttl = ttl
+        self._by_deployment: dict[int, tuple[str, ...]] = {}
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def addresses(self, deployment_id: int) -> tuple[str, ...]:
+        if time.monotonic() - self._read_at >= self.ttl:
+            with self._lock:
+                if time.monotonic() - self._read_at >= self.ttl:
+                    self._by_deployment = self._read()
+                    self._read_at = time.monotonic()
+        return self._by_deployment.get(deployment_id, ())
+
+    def _read(self) -> dict[int, tuple[str, ...]]:
+        fresh = timezone.now() - timedelta(seconds=settings.STUDIO_HEARTBEAT_TIMEOUT)
+        rows = (
+            Node.objects.filter(deployment_id__isnull=False, status__in=[NodeStatus.IDLE, NodeStatus.BUSY])
+            .filter(Q(last_heartbeat_at__gte=fresh))
+            .exclude(address="")
+            .values_list("deployment_id", "address")
+        )
+        found: dict[int, list[str]] = {}
+        for deployment_id, address in rows:
+            found.setdefault(deployment_id, []).append(address)
+        return {k: tuple(sorted(v)) for k, v in found.items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_deployment, self._read_at = {}, float("-inf")
+
+
+class ReplicaPool:
+    """Keep-alive connections and outstanding-request counts per replica address."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[http.client.HTTPConnection]] = {}
+        self.outstanding: dict[str, int] = {}
+        self._down_until: dict[str, float] = {}
+
+    def choose(self, addresses: tuple[str, ...], *, avoid: str | None = None) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            usable = [a for a in addresses if self._down_until.get(a, 0) <= now and a != avoid]
+            if not usable and avoid in addresses and self._down_until.get(avoid, 0) <= now:
+                usable = [avoid]  # the only replica: once more on a fresh connection
+            if not usable:
+                return None
+            fewest = min(self.outstanding.get(a, 0) for a in usable)
+            chosen = random.choice([a for a in usable if self.outstanding.get(a, 0) == fewest])
+            self.outstanding[chosen] = self.outstanding.get(chosen, 0) + 1
+            return chosen
+
+    def done(self, address: str) -> None:
+        with self._lock:
+            self.outstanding[address] = max(0, self.outstanding.get(address, 0) - 1)
+
+    def mark_down(self, address: str) -> None:
+        with self._lock:
+            self._down_until[address] = time.monotonic() + DOWN_SECONDS
+            for connection in self._idle.pop(address, []):
+                connection.close()
+
+    def connection(self, address: str, *, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to `address`: (connection, reused)."""
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get(address)
+                if idle:
+                    return idle.pop(), True
+        host, port = address.rsplit(":", 1)
+        return http.client.HTTPConnection(host, int(port), timeout=settings.STUDIO_REPLICA_TIMEOUT_SECONDS), False
+
+    def give_back(self, address: str, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.setdefault(address, []).append(connection)
+
+    def close_all(self) -> None:
+        with self._lock:
+            for connections in self._idle.values():
+                for connection in connections:
+                    connection.close()
+            self._idle.clear()
+            self.outstanding.clear()
+            self._down_until.clear()
+
+
+directory = ReplicaDirectory()
+pool = ReplicaPool()
+
+
+def forward(
+    *, endpoint_name: str, deployment_id: int, deployment_name: str, body: bytes, authorization: str, mirrored=False
+) -> Answer | None:
+    """Score on a replica of the deployment: its answer, or None when it has no healthy replica
+    (none started yet, or every one failed)."""
+    addresses = directory.addresses(deployment_id)
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": authorization,
+        "X-Studio-Deployment": deployment_name,
+        FORWARDED_HEADER: forwarding_proof(),
+    }
+    if mirrored:
+        headers["X-Studio-Mirrored"] = "1"
+    failed = None
+    for attempt in range(2):
+        address = pool.choose(addresses, avoid=failed)
+        if address is None:
+            return None
+        try:
+            status, answer = _send(address, f"/score/{endpoint_name}/", body, headers, fresh=failed is not None)
+        except RETRYABLE as exc:
+            if isinstance(exc, ConnectionRefusedError):
+                pool.mark_down(address)
+            failed = address
+            continue
+        except OSError as exc:  # a timeout: the replica may still be scoring it, so it is not sent again
+            message = f"The replica {address} did not answer in time ({type(exc).__name__})."
+            return Answer(504, json.dumps(error_body("replica_timeout", message)).encode(), address, attempt > 0)
+        finally:
+            pool.done(address)
+        return Answer(status, answer, address, retried=attempt > 0)
+    return None
+
+
+def _send(address: str, path: str, body: bytes, headers: dict, *, fresh: bool) -> tuple[int, bytes]:
+    connection, reused = pool.connection(address, fresh=fresh)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+    except (OSError, http.client.HTTPException):  # reset, refused, timed out: this connection is done for
+        connection.close()
+        raise
+    if response.will_close:
+        connection.close()
+    else:
+        pool.give_back(address, connection)
+    return response.status, data

@@ -1,0 +1,234 @@
+"""The serving data plane: replicas are real processes on the inference cluster's nodes, started by
+the local agent; the scoring URL forwards to them and survives a replica killed with kill -9."""
+
+import http.client
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.db import connections
+from django.test import Client
+
+from compute.models import Node, NodeStatus
+from endpoints import routing, services, serving
+from endpoints.models import MonitoringBucket
+from tests.conftest import BackgroundLoop, _database_url
+
+ROW = {"tenure": 3, "charges": 80.5, "plan": "basic plan (old)", "region": None}
+BOOT_SECONDS = 120  # a replica imports the ML stack and warms its model: seconds, on a busy machine far more
+
+
+@pytest.fixture
+def replica_agent(settings, studio_data_dir, transactional_db):
+    """The local provisioner in a thread, starting real replica processes on the test database."""
+    from compute.agent import LocalAgent
+
+    settings.STUDIO_HEARTBEAT_TIMEOUT = 4
+    log_dir = studio_data_dir / "node-logs"
+    log_dir.mkdir(exist_ok=True)
+    env = {
+        "DATABASE_URL": _database_url(),
+        "STUDIO_DATA_DIR": str(studio_data_dir),
+        "STUDIO_HEARTBEAT_SECONDS": "0.5",
+        "STUDIO_HEARTBEAT_TIMEOUT": "4",
+        "STUDIO_MONITOR_FLUSH_SECONDS": "0.5",
+        "SECRET_KEY": django_settings.SECRET_KEY,
+    }
+    local = LocalAgent(log_dir=str(log_dir), extra_env=env)
+    yield local
+    if getattr(local, "loop", None):
+        local.loop.stop()
+        assert not local.loop.errors, local.loop.errors
+    local.stop_all(kill=True)
+
+
+def start(agent):
+    agent.loop = BackgroundLoop(agent.tick, 0.1).start()
+
+
+@pytest.fixture
+def endpoint(owner, workspace, model_version, inference):
+    created = services.endpoint_create(actor=owner, workspace=workspace, name="churn-api")
+    services.deployment_create(
+        actor=owner, endpoint=created.endpoint, name="blue", model_version=model_version, target=inference, replicas=2
+    )
+    cache.clear()
+    return created
+
+
+def score(client, key, rows=(ROW,)):
+    return client.post(
+        "/score/churn-api/", json.dumps(list(rows)), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+    )
+
+
+def ready_replicas(count, *, exclude=(), timeout=BOOT_SECONDS, studio_data_dir=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = list(
+            Node.objects.filter(deployment_id__isnull=False, status__in=[NodeStatus.IDLE, NodeStatus.BUSY])
+            .exclude(address="")
+            .exclude(pk__in=exclude)
+        )
+        if len(ready) >= count:
+            return ready
+        time.sleep(0.2)
+    logs = ""
+    if studio_data_dir:
+        logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in (studio_data_dir / "node-logs").glob("*.log"))
+    raise AssertionError(f"{count} replicas not ready in {timeout} s: {list(Node.objects.values())}\n{logs}")
+
+
+def test_without_a_ready_replica_the_portal_answers_starting_or_scores_itself(settings, endpoint, client):
+    settings.STUDIO_SERVING_IN_PROCESS = False
+    response = score(client, endpoint.primary)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "starting"
+    assert "starting" in response.json()["error"]["message"] and response["Retry-After"] == "2"
+    settings.STUDIO_SERVING_IN_PROCESS = True  # the embedded default's fallback: this process scores
+    response = score(client, endpoint.primary)
+    assert response.status_code == 200 and response.json()["deployment"] == "blue"
+
+
+def test_the_agent_asks_for_the_replicas_deployments_want_and_no_more(endpoint, owner):
+    deployment = endpoint.endpoint.deployments.get()
+    services.replicas_reconcile()
+    assert Node.objects.filter(deployment_id=deployment.pk, status=NodeStatus.REQUESTED).count() == 2
+    assert services.replicas_reconcile() == 0  # nothing changes: nothing asked
+    services.deployment_update(actor=owner, deployment=deployment, replicas=1)
+    services.replicas_reconcile()
+    assert Node.objects.filter(deployment_id=deployment.pk, status__in=NodeStatus.live()).count() == 1
+    Node.objects.filter(deployment_id=deployment.pk, status__in=NodeStatus.live()).update(status=NodeStatus.LOST)
+    services.replicas_reconcile()  # a lost replica is replaced
+    assert Node.objects.filter(deployment_id=deployment.pk, status__in=NodeStatus.live()).count() == 1
+    services.deployment_delete(actor=owner, deployment=deployment)
+    services.replicas_reconcile()  # a removed deployment's replicas stop
+    assert not Node.objects.filter(deployment_id=deployment.pk, status__in=NodeStatus.live()).exists()
+
+
+def test_scoring_goes_through_replicas_and_a_replica_killed_under_load_costs_no_request(
+    settings, replica_agent, endpoint, studio_data_dir, client
+):
+    settings.STUDIO_SERVING_IN_PROCESS = False  # every answer below comes from a replica
+    settings.STUDIO_HOST_MAX_REPLICAS = 3
+    start(replica_agent)
+    first = ready_replicas(2, studio_data_dir=studio_data_dir)
+    assert {n.address.split(":")[0] for n in first} == {"127.0.0.1"}
+    deadline = time.monotonic() + 10
+    response = score(client, endpoint.primary, rows=[ROW, {**ROW, "tenure": 60, "plan": "team"}])
+    while response.status_code == 503 and time.monotonic() < deadline:  # the directory is read once a second
+        time.sleep(0.2)
+        response = score(client, endpoint.primary)
+    assert response.status_code == 200, response.content
+    assert response.json()["deployment"] == "blue" and len(response.json()["predictions"]) in (1, 2)
+    # Bad input and a wrong key are still refused, with the same error bodies as before.
+    refused = score(client, endpoint.primary, rows=[{**ROW, "charges": "lots"}])
+    assert refused.status_code == 400 and refused.json()["error"]["fields"]
+    assert score(client, "sk_wrong").status_code == 401
+
+    # A small concurrent load; one replica is killed with kill -9 in the middle of it.
+    statuses, errors, stop = [], [], threading.Event()
+
+    def load():
+        own = Client()
+        while not stop.is_set():
+            try:
+                statuses.append(score(own, endpoint.primary).status_code)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+        connections.close_all()  # this thread's: the test database is dropped after the test
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    victim = first[0]
+    os.killpg(victim.pid, signal.SIGKILL)
+    time.sleep(2.0)
+    replacement = ready_replicas(1, exclude=[n.pk for n in first], studio_data_dir=studio_data_dir)
+    time.sleep(1.5)  # traffic reaches the replacement too
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(statuses) > 20
+    assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    victim.refresh_from_db()
+    assert victim.status == NodeStatus.LOST
+    assert replacement[0].deployment_id == victim.deployment_id
+
+    # Monitoring was counted by the replicas (their own sources), not by this process. The killed
+    # replica's counts not yet flushed (at most STUDIO_MONITOR_FLUSH_SECONDS of them) died with it.
+    assert not serving.monitor._data
+    time.sleep(2.0)  # the survivors flush every 0.5 s
+    buckets = list(MonitoringBucket.objects.filter(endpoint=endpoint.endpoint))
+    assert serving.monitor.source not in {b.source for b in buckets}
+    assert len({b.source for b in buckets}) >= 2
+    counted = sum(b.requests for b in buckets)
+    assert len(statuses) // 2 < counted <= len(statuses) + 2
+    assert sum(b.errors_4xx for b in buckets) >= 1  # the refused payload
+
+
+def test_a_replica_reached_directly_checks_the_key_and_throttles(settings, replica_agent, endpoint, studio_data_dir):
+    services.endpoint_update(actor=endpoint.endpoint.created_by, endpoint=endpoint.endpoint, requests_per_minute=3)
+    start(replica_agent)
+    replica = ready_replicas(1, studio_data_dir=studio_data_dir)[0]
+    host, port = replica.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def post(key, extra=None):
+        connection.request(
+            "POST",
+            "/score/churn-api/",
+            body=json.dumps([ROW]),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **(extra or {})},
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+
+    assert post("sk_wrong")[0] == 401
+    assert post(endpoint.primary, {"X-Studio-Forwarded": "forged"})[0] == 200  # counted: 1 of 3
+    status, body = post(endpoint.primary)  # the same keep-alive connection
+    assert status == 200 and body["deployment"] == "blue"
+    status, body = post(endpoint.primary, {"X-Studio-Deployment": "green"})  # only its own model is here
+    assert status == 404 and body["error"]["code"] == "not_served_here"
+    status, body = post(endpoint.primary)
+    assert status == 429 and body["error"]["code"] == "throttled"
+    connection.request("GET", "/health")
+    health = json.loads(connection.getresponse().read())
+    assert health == {"endpoint": "churn-api", "deployment": "blue", "node": replica.pk, "in_flight": 0}
+
+
+def test_the_inference_cluster_page_and_api_list_deployments_and_replicas(client, owner, endpoint, inference):
+    from compute.services import replica_mark_ready
+
+    services.replicas_reconcile()
+    nodes = list(Node.objects.filter(target=inference).order_by("pk"))
+    Node.objects.filter(pk=nodes[0].pk).update(status=NodeStatus.STARTING)
+    assert replica_mark_ready(node_id=nodes[0].pk, address="127.0.0.1:45678", hostname="here", pid=1)
+    client.force_login(owner)
+    page = client.get(f"/w/{inference.workspace_id}/compute/{inference.pk}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'data-testid="replica-table"' in html and "churn-api/blue" in html
+    assert "127.0.0.1:45678" in html and "1 of 2 ready" in html
+    api = client.get(f"/api/v1/workspaces/{inference.workspace_id}/compute/{inference.pk}/nodes/")
+    assert api.status_code == 200
+    rows = {row["id"]: row for row in api.json()["results"]}
+    assert rows[nodes[0].pk]["address"] == "127.0.0.1:45678" and rows[nodes[0].pk]["in_flight"] == 0
+    assert rows[nodes[1].pk]["status"] == "requested" and rows[nodes[1].pk]["deployment_id"] is not None
+
+
+def test_routing_prefers_the_replica_with_fewest_outstanding_requests():
+    pool = routing.ReplicaPool()
+    pool.outstanding = {"a:1": 3, "b:1": 1, "c:1": 2}
+    assert pool.choose(("a:1", "b:1", "c:1")) == "b:1"
+    assert pool.outstanding["b:1"] == 2
+    assert pool.choose(("a:1", "b:1", "c:1"), avoid="b:1") == "c:1"
+    pool.mark_down("c:1")
+    assert pool.choose(("c:1",)) is None
