@@ -202,6 +202,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests share one file database with real worker processes (an in-memory one cannot be shared).
     # One file per test run, so parallel runs on one machine do not collide.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-studio-{os.getpid()}.sqlite3")}
+elif env_bool("DB_TRANSACTION_POOLING"):
+    # Behind PgBouncer in transaction pooling a server-side cursor (QuerySet.iterator) can land on
+    # another server connection than the one that declared it (docs/scale.md).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth --------------------------------------------------------------------------------------

@@ -101,3 +101,13 @@ def test_processes_starting_together_share_one_generated_secret_key(tmp_path):
     keys = {out.strip() for out, _, _ in results}
     assert len(keys) == 1 and len(keys.pop()) >= 50
     assert sorted(p.name for p in (tmp_path / "data").iterdir() if "secret" in p.name) == ["secret_key"]
+
+
+def test_transaction_pooling_turns_server_side_cursors_off(tmp_path):
+    """Behind PgBouncer in transaction mode, QuerySet.iterator must not declare server-side cursors."""
+    show = "from django.conf import settings; print(settings.DATABASES['default'].get('DISABLE_SERVER_SIDE_CURSORS'))"
+    url = {"DATABASE_URL": "postgres://studio@db.invalid:5432/studio"}
+    pooled = _manage(["shell", "-c", show], {**url, "DB_TRANSACTION_POOLING": "true"}, tmp_path)
+    direct = _manage(["shell", "-c", show], url, tmp_path)
+    assert pooled.returncode == 0 and direct.returncode == 0, pooled.stderr + direct.stderr
+    assert pooled.stdout.split()[-1] == "True" and direct.stdout.split()[-1] == "None"
