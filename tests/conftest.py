@@ -446,17 +446,26 @@ def penguins(workspace, owner, tmp_path):
     return data_version_from_file(actor=owner, workspace=workspace, path=source, name="penguins")
 
 
+def _uses_the_database(item) -> bool:
+    if item.get_closest_marker("django_db") or item.get_closest_marker("database"):
+        return True
+    return bool({"db", "transactional_db", "django_db_reset_sequences", "live_server"} & set(item.fixturenames))
+
+
 def pytest_collection_modifyitems(config, items):
-    """On PostgreSQL (production's database) a test that runs against both brokers runs against
-    Redis only (production's broker); the embedded broker is the default's, tested with SQLite, the
-    default's database. A test that names only the embedded broker still runs on both databases."""
+    """The PostgreSQL pass runs what the database can change: the tests that use it. A test that
+    touches no database (the ML engine, the ingest engine, ONNX, signatures, the sandbox) ran in the
+    SQLite pass already, and would only run again. On PostgreSQL (production's database) a test
+    that runs against both brokers runs against Redis only (production's broker); the embedded
+    broker is the default's, tested with SQLite, the default's database. A test that names only the
+    embedded broker still runs on both databases."""
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         return
     ids = {item.nodeid for item in items}
     kept, dropped = [], []
     for item in items:
         twin = item.nodeid.replace("[embedded", "[redis").replace("-embedded]", "-redis]")
-        if item.nodeid != twin and twin in ids:
+        if (item.nodeid != twin and twin in ids) or not _uses_the_database(item):
             dropped.append(item)
         else:
             kept.append(item)

@@ -147,6 +147,7 @@ def run(tree: Path, *argv, env: dict) -> str:
     return done.stdout
 
 
+@pytest.mark.database  # its PostgreSQL case makes a database of its own on the pass's server
 @pytest.mark.timeout(600)  # about a minute and a half on a quiet machine: eight subprocesses, three small jobs
 def test_migrating_a_populated_database_of_the_previous_schema_keeps_every_row_and_serves_it(
     database_url, old_tree, tmp_path
