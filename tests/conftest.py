@@ -452,20 +452,24 @@ def _uses_the_database(item) -> bool:
     return bool({"db", "transactional_db", "django_db_reset_sequences", "live_server"} & set(item.fixturenames))
 
 
+def _starts_workers(item) -> bool:
+    """Tests of real worker processes (the job engine's flows and faults) run in the SQLite pass;
+    on PostgreSQL the engine with real workers is exercised by tests/scaleout (its own database)."""
+    if item.get_closest_marker("database"):
+        return False
+    markers = ("worker", "faults")
+    return "broker" in item.fixturenames or any(item.get_closest_marker(m) for m in markers)
+
+
 def pytest_collection_modifyitems(config, items):
-    """The PostgreSQL pass runs what the database can change: the tests that use it. A test that
-    touches no database (the ML engine, the ingest engine, ONNX, signatures, the sandbox) ran in the
-    SQLite pass already, and would only run again. On PostgreSQL (production's database) a test
-    that runs against both brokers runs against Redis only (production's broker); the embedded
-    broker is the default's, tested with SQLite, the default's database. A test that names only the
-    embedded broker still runs on both databases."""
+    """The PostgreSQL pass runs the core suites: the tests that use the database, without real
+    worker processes. A test that touches no database (the ML engine, the ingest engine, ONNX,
+    signatures, the sandbox) ran in the SQLite pass already, and would only run again."""
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         return
-    ids = {item.nodeid for item in items}
     kept, dropped = [], []
     for item in items:
-        twin = item.nodeid.replace("[embedded", "[redis").replace("-embedded]", "-redis]")
-        if (item.nodeid != twin and twin in ids) or not _uses_the_database(item):
+        if not _uses_the_database(item) or _starts_workers(item):
             dropped.append(item)
         else:
             kept.append(item)
