@@ -415,9 +415,7 @@ def data_import_url(
     if len(url) > Ingest._meta.get_field("source_url").max_length:
         raise ValidationError({"url": ["The URL is longer than 2,000 characters."]})
     file_name = Path(unquote(urlsplit(url).path)).name[:255] or "download"
-    if not name:
-        name = default_asset_name(file_name)
-        name = name if asset_name_valid(name) else "imported data"
+    name = name or _name_after(file_name)
     return _import_submit(
         actor=actor,
         workspace=workspace,
@@ -430,16 +428,26 @@ def data_import_url(
     )
 
 
+def _check_datastore(workspace: Workspace, datastore: Datastore, kind: str, wrong_kind: str) -> None:
+    if datastore.workspace_id != workspace.pk:
+        raise ValidationError({"datastore": ["No such datastore in this workspace."]})
+    if datastore.kind != kind:
+        raise ValidationError({"datastore": [f"{datastore.name} {wrong_kind}."]})
+
+
+def _name_after(file_name: str) -> str:
+    """The data asset an import goes to when none is named: its file's name, if it makes a valid one."""
+    name = default_asset_name(file_name)
+    return name if asset_name_valid(name) else "imported data"
+
+
 def data_import_query(
     *, actor, workspace: Workspace, datastore: Datastore, query: str, name: str, description: str = "", tags=None
 ) -> Ingest:
     """Import the rows of a SELECT query on a datastore as version N+1 of the asset `name`, in an
     ingest job (connectors.fetch_query: read-only, statement timeout, row cap)."""
     require(actor, workspace, Action.WRITE)
-    if datastore.workspace_id != workspace.pk:
-        raise ValidationError({"datastore": ["No such datastore in this workspace."]})
-    if datastore.kind != DatastoreKind.POSTGRESQL:
-        raise ValidationError({"datastore": [f"{datastore.name} is an S3 datastore: import a key from it."]})
+    _check_datastore(workspace, datastore, DatastoreKind.POSTGRESQL, "is an S3 datastore: import a key from it")
     try:
         query = check_query(query if isinstance(query, str) else "")
     except DataError as exc:
@@ -466,18 +474,13 @@ def data_import_s3(
     version N+1 of the asset `name` (by default named after the object), in an ingest job
     (connectors.fetch_s3: streamed under the import size cap)."""
     require(actor, workspace, Action.WRITE)
-    if datastore.workspace_id != workspace.pk:
-        raise ValidationError({"datastore": ["No such datastore in this workspace."]})
-    if datastore.kind != DatastoreKind.S3:
-        raise ValidationError({"datastore": [f"{datastore.name} is not an S3 datastore: import a query from it."]})
+    _check_datastore(workspace, datastore, DatastoreKind.S3, "is not an S3 datastore: import a query from it")
     try:
         key = check_object_key(key)
     except DataError as exc:
         raise ValidationError({"key": [exc.message]}) from None
     file_name = Path(key.rstrip("/")).name[:255] or datastore.bucket
-    if not name:
-        name = default_asset_name(file_name)
-        name = name if asset_name_valid(name) else "imported data"
+    name = name or _name_after(file_name)
     return _import_submit(
         actor=actor,
         workspace=workspace,
