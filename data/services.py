@@ -272,21 +272,7 @@ def datastore_create(*, actor, workspace: Workspace, name: str, url: str, descri
         row.display = check_connection_url(url if isinstance(url, str) else "")
     except DataError as exc:
         raise ValidationError({"url": [exc.message]}) from None
-    if Datastore.objects.filter(workspace=workspace, name=name).exists():
-        raise ValidationError(
-            {"name": [ValidationError(f"This workspace already has a datastore named {name}.", code="conflict")]}
-        )
-    row.sealed_secret = seal(url.strip(), purpose=DATASTORE_SEAL_PURPOSE)
-    row.created_by = actor
-    with transaction.atomic():
-        row.save()
-        activity_record(
-            workspace=workspace,
-            actor=actor,
-            verb="datastore_created",
-            summary=f"{actor} added the datastore {name} ({row.display})",
-        )
-    return row
+    return _datastore_save(actor, row, secret=url.strip())
 
 
 def datastore_create_s3(
@@ -327,24 +313,28 @@ def datastore_create_s3(
         raise ValidationError({"access_key_id": ["Give the access key id: 1–128 characters, no spaces."]})
     if not secret_access_key or len(secret_access_key) > 256:
         raise ValidationError({"secret_access_key": ["Give the secret access key (at most 256 characters)."]})
-    if Datastore.objects.filter(workspace=workspace, name=name).exists():
-        raise ValidationError(
-            {"name": [ValidationError(f"This workspace already has a datastore named {name}.", code="conflict")]}
-        )
     where = f" at {urlsplit(row.endpoint_url).netloc}" if row.endpoint_url else ""
     row.display = f"s3://{row.bucket}{where} ({row.region or 'us-east-1'}), key {access_key_id}"[:300]
-    row.sealed_secret = seal(
-        json.dumps({"access_key_id": access_key_id, "secret_access_key": secret_access_key}),
-        purpose=DATASTORE_SEAL_PURPOSE,
+    return _datastore_save(
+        actor, row, secret=json.dumps({"access_key_id": access_key_id, "secret_access_key": secret_access_key})
     )
+
+
+def _datastore_save(actor, row: Datastore, *, secret: str) -> Datastore:
+    """Save a checked datastore with its secret sealed, unless its workspace has one of that name."""
+    if Datastore.objects.filter(workspace=row.workspace, name=row.name).exists():
+        raise ValidationError(
+            {"name": [ValidationError(f"This workspace already has a datastore named {row.name}.", code="conflict")]}
+        )
+    row.sealed_secret = seal(secret, purpose=DATASTORE_SEAL_PURPOSE)
     row.created_by = actor
     with transaction.atomic():
         row.save()
         activity_record(
-            workspace=workspace,
+            workspace=row.workspace,
             actor=actor,
             verb="datastore_created",
-            summary=f"{actor} added the datastore {name} ({row.display})",
+            summary=f"{actor} added the datastore {row.name} ({row.display})",
         )
     return row
 
