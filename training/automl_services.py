@@ -34,6 +34,10 @@ FINAL_RESERVE_SECONDS = 8.0
 FINAL_PACKAGING_FACTOR = 2.5
 TRIAL_GRACE_SECONDS = 3
 MIN_TRIAL_SECONDS = 5.0  # no new trial starts with less time than this before the final model
+# Until a trial has succeeded, trials get at least this long (within the run's trial_timeout_s)
+# and the budget's end does not stop them: a short budget on a busy cluster still ends with a
+# model, a little late, rather than with none (as FLAML always finishes its first trial).
+FIRST_MODEL_SECONDS = 60.0
 BUDGET_SPENT = "stopped: the run's time budget is spent"
 # The final model is to be ready within the budget plus this (the goal is submit -> ready within
 # budget + 5 s; the rest is for queueing the final job and registering the model).
@@ -94,9 +98,11 @@ def trials_within_time(ranked: list[int], *, save_seconds: dict, seconds_left: f
     )
 
 
-def _submit_trials(parent: Job, trials, spec: AutoMLSpec, reserve: float) -> None:
+def _submit_trials(parent: Job, trials, spec: AutoMLSpec, reserve: float, *, have_model: bool) -> None:
     # A trial must end before the time kept for the final model (plus a little start-up grace).
     remaining = max(MIN_TRIAL_SECONDS, spec.timeout_s - reserve - _elapsed(parent))
+    if not have_model:
+        remaining = max(remaining, FIRST_MODEL_SECONDS)
     for trial in trials:
         limit = int(min(spec.trial_timeout_s, remaining) + TRIAL_GRACE_SECONDS)
         child_job_submit(
@@ -146,6 +152,7 @@ def automl_advance(*, parent_id: int) -> None:
         trials = [c for c in children if c.kind == TrainingJobKind.AUTOML_TRIAL]
         submitted = {c.spec["trial"]["trial_id"] for c in trials}
         _tell_finished(search, trials)
+        have_model = any(result.status == "succeeded" for result in search.results.values())
         # Trials the search proposed but that have no job yet (the first batch, after set-up).
         unsent = [t for t in search.trials if t.trial_id not in submitted]
         running = [c for c in trials if c.status in JobStatus.active()]
@@ -157,19 +164,19 @@ def automl_advance(*, parent_id: int) -> None:
         done = search.is_done(elapsed_s=elapsed) or trial_time_left < MIN_TRIAL_SECONDS
         if done:
             search.stop_reason = search.stop_reason or "time_budget"
-        if out_of_time:
+        if out_of_time and have_model:
             if running and child_jobs_stop(parent=parent, kind=TrainingJobKind.AUTOML_TRIAL, reason=BUDGET_SPENT):
                 # Queued trials are now canceled; running ones end within a second and call back.
                 trials = list(parent.children.filter(kind=TrainingJobKind.AUTOML_TRIAL))
                 _tell_finished(search, trials)
                 running = [c for c in trials if c.status in JobStatus.active()]
-        if unsent and not done:
-            _submit_trials(parent, unsent, spec, reserve)
+        if unsent and (not done or not trials):  # the first batch runs however short the budget
+            _submit_trials(parent, unsent, spec, reserve, have_model=have_model)
             running += unsent
         elif not done:
             free = spec.max_concurrent_trials - len(running)
             new = search.ask(free) if free > 0 else []
-            _submit_trials(parent, new, spec, reserve)
+            _submit_trials(parent, new, spec, reserve, have_model=have_model)
             running += new
         final = next((c for c in children if c.kind == TrainingJobKind.AUTOML_FINAL), None)
         leaderboard = search.leaderboard()

@@ -109,6 +109,26 @@ def test_a_run_ends_within_its_time_budget(owner, workspace, penguins, agent, br
     assert all(t.finished_at <= final.created_at for t in trials)
 
 
+def test_a_budget_too_short_for_any_trial_still_ends_with_a_model(
+    owner, workspace, penguins, agent, broker, reconciler
+):
+    """A 1-second budget is spent before the first trial ends: the first trial is not stopped
+    (a busy cluster's user gets a model a little late rather than none), and no other starts."""
+    cluster = target_create(actor=owner, workspace=workspace, kind=TargetKind.CLUSTER, name="cpu", max_nodes=1).target
+    parent = run(owner, workspace, cluster, penguins, timeout_s=1, max_trials=5, max_concurrent_trials=1)
+    done = wait_for(
+        lambda: Job.objects.filter(pk=parent.pk, status__in=JobStatus.finished()).first(),
+        timeout=180,
+        message="the Automated ML run to finish",
+    )
+    assert done.status == JobStatus.COMPLETED, (done.status_reason, done.error)
+    assert done.result["stop_reason"] == "time_budget"
+    trials = Job.objects.filter(parent=done, kind=TrainingJobKind.AUTOML_TRIAL)
+    assert [t.status for t in trials] == [JobStatus.COMPLETED]
+    assert trials.get().time_limit_seconds >= 30  # the run's trial_timeout_s, not the 1 s budget
+    assert ModelVersion.objects.filter(model__name="penguin-model").count() == 1
+
+
 def test_a_separate_validation_set_scores_the_trials_and_the_final_model(
     owner, workspace, penguins, agent, broker, reconciler, tmp_path
 ):
