@@ -14,7 +14,11 @@ A node of an inference cluster is a serving replica of one deployment instead of
 `manage.py serve_replica` (an HTTP server, endpoints/replica.py), logging to node-<node>.log.
 Which replicas are wanted is the endpoints app's business: it registers a tick hook
 (`tick_hook_register`) that requests and releases replica nodes; the agent only starts and stops
-their processes like any node's.
+their processes like any node's. While the host serves inference clusters the agent keeps one
+standby replica (`serve_replica --standby`, STUDIO_REPLICA_STANDBY): a process that has imported
+the serving stack and waits for a node; the next replica wanted takes it and only loads its model,
+so a replica is ready in well under the seconds a fresh interpreter takes (a deployment scaled to
+zero wakes within its first request).
 
 Host capacity (R10): a node process runs one job at a time with single-threaded math libraries,
 so it takes one core and STUDIO_NODE_MEMORY_MIB of memory; the agent never runs more than
@@ -101,6 +105,16 @@ def serving_replica_argv(*, node_id: int) -> list[str]:
     return [sys.executable, str(settings.BASE_DIR / "manage.py"), "serve_replica", "--node", str(int(node_id))]
 
 
+def serving_standby_argv() -> list[str]:
+    """A standby replica: imports the serving stack, then serves the node the agent names on its stdin."""
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "serve_replica", "--standby"]
+
+
+STANDBY_CMDLINE = b"\0".join(arg.encode() for arg in serving_standby_argv()[2:]) + b"\0"
+STANDBY_PAUSE_SECONDS = 2.0  # after a standby is taken, the next one waits so it does not slow the taker
+STANDBY_CHECK_SECONDS = 5.0  # how often the agent looks whether the host serves inference clusters
+
+
 def node_worker_argv(*, queue: str, node_name: str) -> list[str]:
     """The command that makes this machine a node: one Celery worker, one job at a time."""
     return [
@@ -136,11 +150,15 @@ class LocalAgent:
     labs: dict[int, subprocess.Popen] = field(default_factory=dict)  # node id -> its instance's lab
     labs_stopping: dict[int, float] = field(default_factory=dict)  # node id -> when its lab got SIGTERM
     replicas: set[int] = field(default_factory=set)  # node ids whose process is a serving replica
+    standby: subprocess.Popen | None = None  # a replica process waiting for its node
+    standby_taken_at: float = float("-inf")
+    inference_checked: tuple[float, bool] = (float("-inf"), False)  # (when, does the host serve)
 
     def tick(self) -> None:
         services.autoscale()
         _run_tick_hooks()
         self._start_requested()
+        self._keep_standby()
         self._stop_leaving()
         self._reap_exited()
         self._reap_labs()
@@ -185,22 +203,24 @@ class LocalAgent:
                 "DJANGO_SETTINGS_MODULE": "studio.settings",
             }
             env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-            out = subprocess.DEVNULL
-            if self.log_dir:
-                out = open(os.path.join(self.log_dir, f"node-{node.pk}.log"), "ab")  # noqa: SIM115
+            log_path = os.path.join(self.log_dir, f"node-{node.pk}.log") if self.log_dir else ""
+            proc = self._take_standby(node.pk, log_path) if node.deployment_id is not None else None
+            if proc is None:
+                out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+                if node.deployment_id is not None:
+                    argv = serving_replica_argv(node_id=node.pk)
+                else:
+                    argv = node_worker_argv(queue=node.target.queue, node_name=node.name)
+                proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=settings.BASE_DIR,
+                )
             if node.deployment_id is not None:
-                argv = serving_replica_argv(node_id=node.pk)
                 self.replicas.add(node.pk)
-            else:
-                argv = node_worker_argv(queue=node.target.queue, node_name=node.name)
-            proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=settings.BASE_DIR,
-            )
             self.children[node.pk] = proc
             services.node_mark_started(node=node, pid=proc.pid, hostname=socket.gethostname())
             if node.target.kind == TargetKind.INSTANCE:
@@ -208,6 +228,61 @@ class LocalAgent:
             if node.reason == services.WAITING_FOR_HOST:
                 services.target_jobs_waiting(target=node.target, reason=None)
             log.info("started %s for %s (pid %s)", node.name, node.target.name, proc.pid)
+
+    def _take_standby(self, node_id: int, log_path: str) -> subprocess.Popen | None:
+        """Hand the node to the standby replica (it logs to the node's log from now on), if one is alive."""
+        standby, self.standby = self.standby, None
+        if standby is None or standby.poll() is not None:
+            return None
+        try:
+            standby.stdin.write(f"{node_id}\t{log_path}\n".encode())
+            standby.stdin.close()
+        except OSError:  # it died just now
+            return None
+        self.standby_taken_at = time.monotonic()
+        return standby
+
+    def _keep_standby(self) -> None:
+        """Keep one standby replica while the host serves inference clusters (and has room for one)."""
+        if self.standby is not None and self.standby.poll() is not None:
+            log.warning("the standby replica exited with %s", self.standby.returncode)
+            self.standby = None
+        now = time.monotonic()
+        if self.standby is not None or settings.STUDIO_REPLICA_STANDBY < 1:
+            return
+        if now - self.standby_taken_at < STANDBY_PAUSE_SECONDS:
+            return
+        checked_at, serves = self.inference_checked
+        if now - checked_at >= STANDBY_CHECK_SECONDS:
+            serves = services.host_serves_inference()
+            self.inference_checked = (now, serves)
+        running = sum(1 for node_id, proc in self.children.items() if node_id in self.replicas and proc.poll() is None)
+        if not serves or running >= settings.STUDIO_HOST_MAX_REPLICAS:
+            return
+        env = {**os.environ, **NODE_WORKER_ENV, **self.extra_env, "DJANGO_SETTINGS_MODULE": "studio.settings"}
+        env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        env.pop("STUDIO_NODE_ID", None)
+        out = open(os.path.join(self.log_dir, "replica-standby.log"), "ab") if self.log_dir else subprocess.DEVNULL  # noqa: SIM115
+        self.standby = subprocess.Popen(
+            serving_standby_argv(),
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=settings.BASE_DIR,
+        )
+        log.info("started a standby replica (pid %s)", self.standby.pid)
+
+    def _stop_standby(self, *, kill: bool = False) -> None:
+        standby, self.standby = self.standby, None
+        if standby is None or standby.poll() is not None:
+            return
+        try:
+            os.killpg(standby.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            standby.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
     def _start_lab(self, node: Node, env: dict) -> None:
         out = subprocess.DEVNULL
@@ -287,6 +362,7 @@ class LocalAgent:
         """Stop every node process this agent started (on Ctrl-C of the run command). Running jobs
         are handed back to the queue at once, which makes their processes exit; then a warm
         shutdown within `timeout`, or at once with `kill`."""
+        self._stop_standby(kill=kill)
         for node_id in self.labs:
             self._stop_lab(node_id, kill=kill)
         for node_id, proc in self.children.items():
@@ -359,7 +435,8 @@ def _is_node_process(pid: int, node_id: int, node_name: str) -> bool:
             cmdline = fh.read()
     except OSError:
         return False
-    return f"{node_name}@".encode() in cmdline or cmdline.endswith(replica)
+    # A replica that began as the standby keeps the standby's command line.
+    return f"{node_name}@".encode() in cmdline or cmdline.endswith(replica) or cmdline.endswith(STANDBY_CMDLINE)
 
 
 def _lab_processes(node_id: int) -> list[int]:

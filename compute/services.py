@@ -416,6 +416,11 @@ def replicas_scale(*, target: ComputeTarget, deployment_id: int, want: int) -> t
     return max(0, missing), len(surplus)
 
 
+def host_serves_inference() -> bool:
+    """Are there inference clusters, whose replicas the local provisioner starts?"""
+    return ComputeTarget.objects.filter(kind=TargetKind.INFERENCE).exists()  # inference nodes are local
+
+
 def replica_nodes_orphaned(*, deployment_ids: set[int]) -> int:
     """Ask live replica nodes whose deployment is not among `deployment_ids` (removed) to leave."""
     orphans = list(

@@ -65,18 +65,33 @@ class EndpointAdmin(ServiceAdmin):
 
 @admin.register(Deployment)
 class DeploymentAdmin(ServiceAdmin):
-    """Replicas through `deployment_update`, removal through `deployment_delete` (refused while the
+    """Replicas and autoscaling through `deployment_update`, removal through `deployment_delete` (refused while the
     deployment takes live traffic); deployments are made in the studio, which warms the model up."""
 
     list_display = ["__str__", "model_version", "target", "replicas", "status", "backend", "created_at"]
     list_filter = ["status", "backend"]
     search_fields = ["name", "endpoint__name", "model_version__model__name"]
     list_select_related = ["endpoint", "model_version", "model_version__model", "target"]
-    fields = ["endpoint", "name", "model_version", "target", "replicas", "status", "status_reason", "backend"]
+    fields = [
+        "endpoint",
+        "name",
+        "model_version",
+        "target",
+        "replicas",
+        *services.AUTOSCALE_FIELDS,
+        "status",
+        "status_reason",
+        "backend",
+    ]
     readonly_fields = ["endpoint", "name", "model_version", "target", "status", "status_reason", "backend"]
 
     def service_save(self, actor, obj, form):
-        services.deployment_update(actor=actor, deployment=obj, replicas=obj.replicas)
+        # Autoscaling is on while max_replicas is set; replicas are then the autoscaler's to set.
+        if obj.max_replicas is None:
+            services.deployment_update(actor=actor, deployment=obj, replicas=obj.replicas, autoscale=None)
+        else:
+            autoscale = {f: getattr(obj, f) for f in services.AUTOSCALE_FIELDS if getattr(obj, f) is not None}
+            services.deployment_update(actor=actor, deployment=obj, autoscale=autoscale)
 
     def service_delete(self, actor, obj):
         services.deployment_delete(actor=actor, deployment=obj)

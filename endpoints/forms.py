@@ -31,11 +31,41 @@ class EndpointForm(forms.Form):
         return data
 
 
-class DeploymentForm(forms.Form):
+class ScalingForm(forms.Form):
+    """A deployment's replicas: a fixed count, or autoscaling between a minimum and a maximum."""
+
+    replicas = forms.IntegerField(min_value=1, max_value=20, initial=1, help_text="Where autoscaling starts.")
+    autoscale = forms.BooleanField(required=False, label="Autoscale on the load")
+    min_replicas = forms.IntegerField(
+        min_value=0, max_value=20, initial=1, required=False, help_text="0 scales to zero when idle."
+    )
+    max_replicas = forms.IntegerField(min_value=1, max_value=20, required=False)
+    target_in_flight = forms.IntegerField(
+        min_value=1, max_value=1000, initial=4, required=False, label="Target requests in flight per replica"
+    )
+    scale_in_seconds = forms.IntegerField(
+        min_value=10, max_value=86400, initial=300, required=False, label="Scale in after (seconds below the target)"
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("autoscale") and not data.get("max_replicas"):
+            self.add_error("max_replicas", "Give the most replicas to scale out to.")
+        return data
+
+    def autoscale_settings(self) -> dict | None:
+        data = self.cleaned_data
+        if not data.get("autoscale"):
+            return None
+        fields = ("min_replicas", "max_replicas", "target_in_flight", "scale_in_seconds")
+        return {field: data[field] for field in fields if data.get(field) is not None}
+
+
+class DeploymentForm(ScalingForm):
     name = forms.SlugField(max_length=63, initial="blue", help_text="e.g. blue, green, v2")
     model_version = forms.TypedChoiceField(coerce=int, label="Model version")
     target = forms.TypedChoiceField(coerce=int, label="Inference cluster")
-    replicas = forms.IntegerField(min_value=1, max_value=20, initial=1)
+    field_order = ["name", "model_version", "target"]
 
     def __init__(self, *args, versions, targets, **kwargs):
         super().__init__(*args, **kwargs)

@@ -57,7 +57,15 @@ class Deployment(models.Model):
     name = models.SlugField(max_length=63, validators=[validate_endpoint_name])
     model_version = models.ForeignKey("training.ModelVersion", on_delete=models.PROTECT, related_name="deployments")
     target = models.ForeignKey("compute.ComputeTarget", on_delete=models.PROTECT, related_name="deployments")
-    replicas = models.PositiveIntegerField(default=1)
+    replicas = models.PositiveIntegerField(default=1)  # wanted now: set by the user, or by the autoscaler
+    # Autoscaling (off while max_replicas is null): between min and max replicas, aiming at
+    # target_in_flight requests being scored per replica; scaled in after scale_in_seconds below
+    # that (last_busy_at is when the load last needed the current replicas). min 0: scale to zero.
+    min_replicas = models.PositiveIntegerField(null=True, blank=True)
+    max_replicas = models.PositiveIntegerField(null=True, blank=True)
+    target_in_flight = models.PositiveIntegerField(default=4)
+    scale_in_seconds = models.PositiveIntegerField(default=300)
+    last_busy_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=DeploymentStatus.choices, default=DeploymentStatus.READY)
     status_reason = models.CharField(max_length=500, blank=True)
     backend = models.CharField(max_length=20, blank=True)  # onnx | skops
@@ -73,6 +81,10 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint.name}/{self.name}"
+
+    @property
+    def autoscales(self) -> bool:
+        return self.max_replicas is not None
 
 
 class MonitoringBucket(models.Model):

@@ -15,9 +15,11 @@ says whether it serves.
 
 import json
 import logging
+import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,18 +51,37 @@ class ReplicaServer(ThreadingHTTPServer):
         self.node_id = node_id
         self._in_flight = 0
         self._lock = threading.Lock()
+        # Request-seconds scored since the last load reading: over the seconds between readings,
+        # the average number of requests in flight (what the autoscaler aims at per replica).
+        self._busy = 0.0
+        self._changed_at = self._read_at = time.monotonic()
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
+    def _account(self, now: float) -> None:
+        self._busy += self._in_flight * (now - self._changed_at)
+        self._changed_at = now
+
     def begin(self) -> None:
         with self._lock:
+            self._account(time.monotonic())
             self._in_flight += 1
 
     def end(self) -> None:
         with self._lock:
+            self._account(time.monotonic())
             self._in_flight -= 1
+
+    def load(self) -> int:
+        """The average requests in flight since the last reading, rounded up (any work counts as 1)."""
+        with self._lock:
+            now = time.monotonic()
+            self._account(now)
+            average = self._busy / max(now - self._read_at, 1e-3)
+            self._busy, self._read_at = 0.0, now
+        return math.ceil(round(average, 3))
 
 
 class ReplicaHandler(BaseHTTPRequestHandler):
@@ -168,6 +189,25 @@ class ReplicaHandler(BaseHTTPRequestHandler):
         self._answer(status, answer)
 
 
+def wait_for_node() -> int | None:
+    """A standby replica: import what loading and scoring a model takes, then wait for the agent to
+    name the node to serve (and the log to write to). None when the agent closed the pipe."""
+    from django.db import connection
+
+    serving.preload()
+    connection.close()  # no connection held while waiting (it may be hours)
+    log.info("standby replica ready (pid %s)", os.getpid())
+    line = sys.stdin.readline()
+    if not line.strip():
+        return None
+    node_id, _, log_path = line.strip().partition("\t")
+    if log_path:
+        with open(log_path, "ab") as out:  # from here on this process is that node's replica
+            os.dup2(out.fileno(), sys.stdout.fileno())
+            os.dup2(out.fileno(), sys.stderr.fileno())
+    return int(node_id)
+
+
 def _advertised_host(bind: str) -> str:
     if settings.STUDIO_REPLICA_ADVERTISE:
         return settings.STUDIO_REPLICA_ADVERTISE
@@ -213,7 +253,7 @@ def serve(*, node_id: int, bind: str, port: int = 0) -> int:
     while not stop.wait(settings.STUDIO_HEARTBEAT_SECONDS):
         try:
             close_old_connections()
-            status = replica_heartbeat(node_id=node_id, in_flight=server.in_flight)
+            status = replica_heartbeat(node_id=node_id, in_flight=server.load())
         except Exception:  # noqa: BLE001 - a busy database: try again at the next beat (the reaper decides)
             log.exception("node-%s could not heartbeat", node_id)
             continue

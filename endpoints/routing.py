@@ -32,8 +32,11 @@ from compute.models import Node, NodeStatus
 from studio.api.errors import error_body
 
 from .admission import FORWARDED_HEADER, forwarding_proof
+from .services import deployment_wake
 
 REPLICAS_TTL_SECONDS = 1.0  # as the endpoint configuration: a new replica takes traffic within it
+WAKE_EVERY_SECONDS = 1.0  # a process asks a deployment scaled to zero for a replica at most this often
+WAITING_POLL_SECONDS = 0.1  # how often a request waiting for a replica looks for one
 DOWN_SECONDS = 5.0  # a replica that refused a connection is not tried again for this long
 # refused, reset, broken pipe, closed before or while answering
 RETRYABLE = (ConnectionError, http.client.HTTPException)
@@ -55,11 +58,13 @@ class ReplicaDirectory:
         self._by_deployment: dict[int, tuple[str, ...]] = {}
         self._read_at = float("-inf")
         self._lock = threading.Lock()
+        self.woken: dict[int, float] = {}  # deployment id -> when this process last woke it from zero
 
-    def addresses(self, deployment_id: int) -> tuple[str, ...]:
-        if time.monotonic() - self._read_at >= self.ttl:
+    def addresses(self, deployment_id: int, *, max_age: float | None = None) -> tuple[str, ...]:
+        max_age = self.ttl if max_age is None else max_age
+        if time.monotonic() - self._read_at >= max_age:
             with self._lock:
-                if time.monotonic() - self._read_at >= self.ttl:
+                if time.monotonic() - self._read_at >= max_age:
                     self._by_deployment = self._read()
                     self._read_at = time.monotonic()
         return self._by_deployment.get(deployment_id, ())
@@ -79,7 +84,7 @@ class ReplicaDirectory:
 
     def clear(self) -> None:
         with self._lock:
-            self._by_deployment, self._read_at = {}, float("-inf")
+            self._by_deployment, self._read_at, self.woken = {}, float("-inf"), {}
 
 
 class ReplicaPool:
@@ -140,6 +145,29 @@ class ReplicaPool:
 
 directory = ReplicaDirectory()
 pool = ReplicaPool()
+
+
+def replica_coming(deployment_id: int) -> bool:
+    """No replica of the deployment is ready: wake it if it scaled to zero (at most once a second
+    per process), and say whether a replica is on its way (woken just now, or wanted and starting)."""
+    now = time.monotonic()
+    woken_at = directory.woken.get(deployment_id, float("-inf"))
+    if now - woken_at >= WAKE_EVERY_SECONDS and deployment_wake(deployment_id=deployment_id):
+        directory.woken[deployment_id] = now
+        return True
+    if now - woken_at < 5 * WAKE_EVERY_SECONDS:
+        return True
+    return Node.objects.filter(deployment_id=deployment_id, status__in=NodeStatus.live()).exists()
+
+
+def wait_for_replica(deployment_id: int, *, timeout: float) -> bool:
+    """Hold a request until a replica of the deployment is ready (a cold start), at most `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if directory.addresses(deployment_id, max_age=WAITING_POLL_SECONDS):
+            return True
+        time.sleep(WAITING_POLL_SECONDS)
+    return False
 
 
 def forward(

@@ -3,8 +3,9 @@
 The portal authenticates, checks the body size and throttles here (endpoints/admission.py), picks
 the deployment by the traffic split, and forwards the request to a healthy replica of it
 (endpoints/routing.py), which validates, scores and records monitoring. While a deployment has no
-ready replica the portal scores in its own process (STUDIO_SERVING_IN_PROCESS, the embedded
-default's fallback) or answers 503 "starting" with Retry-After.
+ready replica it is woken if it scaled to zero, and the portal scores in its own process
+(STUDIO_SERVING_IN_PROCESS, the embedded default's fallback) or holds the request until a replica
+is ready (STUDIO_REPLICA_WAIT_SECONDS), then answers 503 "starting" with Retry-After.
 """
 
 import random
@@ -28,14 +29,19 @@ def _dispatch(runtime, *, body: bytes, authorization: str, started: float, pinne
     """Score one admitted request: on a replica, else in this process or 503. A response."""
     deployment = runtime.route(pinned)
     if deployment is not None:
-        answer = routing.forward(
-            endpoint_name=runtime.name,
-            deployment_id=deployment.id,
-            deployment_name=deployment.name,
-            body=body,
-            authorization=authorization,
-            mirrored=mirrored,
-        )
+        forwarded = {
+            "endpoint_name": runtime.name,
+            "deployment_id": deployment.id,
+            "deployment_name": deployment.name,
+            "body": body,
+            "authorization": authorization,
+            "mirrored": mirrored,
+        }
+        answer = routing.forward(**forwarded)
+        if answer is None and routing.replica_coming(deployment.id) and not settings.STUDIO_SERVING_IN_PROCESS:
+            # A cold start (scaled to zero, or just deployed): the request waits for the replica.
+            if routing.wait_for_replica(deployment.id, timeout=settings.STUDIO_REPLICA_WAIT_SECONDS):
+                answer = routing.forward(**forwarded)
         if answer is not None:
             return HttpResponse(answer.body, status=answer.status, content_type="application/json")
         if not settings.STUDIO_SERVING_IN_PROCESS:

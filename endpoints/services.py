@@ -1,12 +1,16 @@
 """Endpoints, deployments, keys and traffic. Roles are checked here (R4); every change bumps the
 endpoint's config version so serving processes pick it up within a second."""
 
+import logging
+import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from compute.models import ComputeTarget, Node, NodeStatus, TargetKind
@@ -33,8 +37,15 @@ def warm_up(model_version) -> tuple[str, str | None]:
     return import_string("endpoints.serving.warm_up")(model_version)
 
 
+log = logging.getLogger("studio.serving")
+
 KEY_LABEL = "sk"
 MAX_REPLICAS = 20
+AUTOSCALE_DEFAULTS = {"min_replicas": 1, "target_in_flight": 4, "scale_in_seconds": 300}
+AUTOSCALE_FIELDS = ("min_replicas", "max_replicas", "target_in_flight", "scale_in_seconds")
+UNCHANGED = object()  # deployment_update: leave autoscaling as it is
+# The autoscaler records that the load still needs the current replicas at most this often.
+BUSY_MARK_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -163,11 +174,54 @@ def endpoint_delete(*, actor, endpoint: Endpoint) -> None:
         )
 
 
+def _checked_replicas(replicas) -> int:
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or not 1 <= replicas <= MAX_REPLICAS:
+        raise ValidationError({"replicas": [f"Give 1 to {MAX_REPLICAS} replicas."]})
+    return replicas
+
+
+def _checked_autoscale(autoscale) -> dict:
+    """The autoscaling settings, defaults filled in: min and max replicas (min 0 scales to zero),
+    the requests in flight per replica to aim at, and the seconds under that before scaling in."""
+    if not isinstance(autoscale, dict):
+        raise ValidationError({"autoscale": ["Give min_replicas, max_replicas, target_in_flight, scale_in_seconds."]})
+    unknown = sorted(set(autoscale) - {"max_replicas", *AUTOSCALE_DEFAULTS})
+    if unknown:
+        raise ValidationError({"autoscale": [f"Unknown setting {unknown[0]!r}."]})
+    values = AUTOSCALE_DEFAULTS | {"max_replicas": None} | autoscale
+    limits = {
+        "min_replicas": (0, MAX_REPLICAS),
+        "max_replicas": (1, MAX_REPLICAS),
+        "target_in_flight": (1, 1000),
+        "scale_in_seconds": (10, 86400),
+    }
+    for field, (low, high) in limits.items():
+        value = values[field]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValidationError({"autoscale": [f"{field} must be a whole number from {low} to {high}."]})
+    if values["min_replicas"] > values["max_replicas"]:
+        raise ValidationError({"autoscale": ["min_replicas must not be more than max_replicas."]})
+    return values
+
+
+def _clamped(replicas: int, autoscale: dict) -> int:
+    """Replicas within the autoscaling range; at least one to begin with (min 0 scales in later)."""
+    return min(max(replicas, autoscale["min_replicas"], 1), autoscale["max_replicas"])
+
+
 def deployment_create(
-    *, actor, endpoint: Endpoint, name: str, model_version: ModelVersion, target: ComputeTarget, replicas: int = 1
+    *,
+    actor,
+    endpoint: Endpoint,
+    name: str,
+    model_version: ModelVersion,
+    target: ComputeTarget,
+    replicas: int = 1,
+    autoscale: dict | None = None,
 ) -> Deployment:
     """Deploy a registered model version. It is loaded and scored once here (a sample row), so a
-    broken model never takes traffic; the first deployment of an endpoint gets 100 % of it."""
+    broken model never takes traffic; the first deployment of an endpoint gets 100 % of it. With
+    `autoscale` its replicas follow the load between min and max (`replicas` is where it starts)."""
     require(actor, endpoint.workspace, Action.WRITE)
     name = _stripped(name)
     model_validate(Deployment(endpoint=endpoint, name=name), fields=["name"])
@@ -179,8 +233,10 @@ def deployment_create(
         raise ValidationError(
             {"target": ValidationError("Choose an inference cluster of this workspace.", code="not_found")}
         )
-    if not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
-        raise ValidationError({"replicas": [f"Give 1 to {MAX_REPLICAS} replicas."]})
+    replicas = _checked_replicas(replicas)
+    if autoscale is not None:
+        autoscale = _checked_autoscale(autoscale)
+        replicas = _clamped(replicas, autoscale)
     if endpoint.deployments.filter(name=name).exists():
         raise ValidationError(
             {"name": ValidationError(f"{endpoint.name} already has a deployment called {name}.", code="conflict")}
@@ -197,6 +253,8 @@ def deployment_create(
             model_version=model_version,
             target=target,
             replicas=replicas,
+            **(autoscale or {}),
+            last_busy_at=timezone.now() if autoscale else None,
             status=DeploymentStatus.READY,
             backend=backend,
             created_by=actor,
@@ -218,17 +276,41 @@ def deployment_create(
 
 
 def deployment_update(
-    *, actor, deployment: Deployment, replicas: int | None = None, model_version: ModelVersion | None = None
+    *,
+    actor,
+    deployment: Deployment,
+    replicas: int | None = None,
+    model_version: ModelVersion | None = None,
+    autoscale=UNCHANGED,
 ) -> Deployment:
-    """Change replicas, or replace the model in place (requests keep flowing: the old model
-    serves until the new one is loaded)."""
+    """Change replicas or autoscaling (`autoscale=None` turns it off at the current count), or
+    replace the model in place (requests keep flowing: the old model serves until the new one is
+    loaded)."""
     endpoint = deployment.endpoint
     require(actor, endpoint.workspace, Action.WRITE)
-    replicas_changed = replicas is not None and replicas != deployment.replicas
+    was = deployment.replicas
     if replicas is not None:
-        if not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
-            raise ValidationError({"replicas": [f"Give 1 to {MAX_REPLICAS} replicas."]})
-        deployment.replicas = replicas
+        deployment.replicas = _checked_replicas(replicas)
+    if autoscale is None:
+        deployment.min_replicas = deployment.max_replicas = None
+        deployment.replicas = max(deployment.replicas, 1)
+    elif autoscale is not UNCHANGED:
+        current = {field: getattr(deployment, field) for field in AUTOSCALE_DEFAULTS} if deployment.autoscales else {}
+        chosen = _checked_autoscale(current | {"max_replicas": deployment.max_replicas} | autoscale)
+        for field, value in chosen.items():
+            setattr(deployment, field, value)
+        deployment.replicas = _clamped(deployment.replicas, chosen)
+        deployment.last_busy_at = timezone.now()  # the idle time before scaling in counts from now
+    elif replicas is not None and deployment.autoscales:
+        raise ValidationError(
+            {
+                "replicas": [
+                    f"{deployment.name} autoscales between {deployment.min_replicas} and {deployment.max_replicas} "
+                    "replicas: change its autoscale settings, or turn autoscaling off."
+                ]
+            }
+        )
+    replicas_changed = deployment.replicas != was
     if model_version is not None and model_version.pk != deployment.model_version_id:
         if model_version.model.workspace_id != endpoint.workspace_id:
             raise ValidationError(
@@ -333,28 +415,105 @@ def traffic_set(
 
 # --- Serving replicas ---------------------------------------------------------------------------------
 def replicas_reconcile() -> int:
-    """Give every ready deployment as many live replica nodes as its `replicas` (a lost one is
-    replaced; fewer wanted, the surplus leaves) and stop the replicas of removed deployments. The
-    local agent calls this every tick; its processes follow the nodes. Returns how many deployments
-    changed. Two queries when nothing changes."""
-    wanted = {
-        pk: (target, replicas)
-        for pk, target, replicas in Deployment.objects.filter(
-            status=DeploymentStatus.READY, target__kind=TargetKind.INFERENCE
-        ).values_list("pk", "target", "replicas")
-    }
-    live = dict(
-        Node.objects.filter(deployment_id__isnull=False, status__in=NodeStatus.live())
-        .values("deployment_id")
-        .annotate(n=Count("pk"))
-        .values_list("deployment_id", "n")
+    """Autoscale, then give every ready deployment as many live replica nodes as its `replicas`
+    (a lost one is replaced; fewer wanted, the surplus leaves) and stop the replicas of removed
+    deployments. The local agent calls this every tick; its processes follow the nodes. Returns how
+    many deployments changed. Two queries when nothing changes."""
+    deployments = list(
+        Deployment.objects.filter(status=DeploymentStatus.READY, target__kind=TargetKind.INFERENCE).only(
+            "pk",
+            "endpoint",
+            "target",
+            "replicas",
+            "min_replicas",
+            "max_replicas",
+            "target_in_flight",
+            "scale_in_seconds",
+            "last_busy_at",
+        )
     )
+    serving = [NodeStatus.IDLE, NodeStatus.BUSY]
+    live = {
+        row["deployment_id"]: row
+        for row in Node.objects.filter(deployment_id__isnull=False, status__in=NodeStatus.live())
+        .values("deployment_id")
+        .annotate(
+            n=Count("pk"),
+            ready=Count("pk", filter=Q(status__in=serving)),
+            load=Sum("in_flight", filter=Q(status__in=serving)),
+        )
+    }
     changed = 0
-    for deployment_id, (target_id, replicas) in wanted.items():
-        if live.get(deployment_id, 0) != replicas:
-            target = ComputeTarget.objects.get(pk=target_id)
-            replicas_scale(target=target, deployment_id=deployment_id, want=replicas)
+    for deployment in deployments:
+        row = live.get(deployment.pk, {})
+        if deployment.autoscales:
+            deployment_autoscale(deployment=deployment, in_flight=row.get("load") or 0, ready=row.get("ready", 0))
+        if row.get("n", 0) != deployment.replicas:
+            target = ComputeTarget.objects.get(pk=deployment.target_id)
+            replicas_scale(target=target, deployment_id=deployment.pk, want=deployment.replicas)
             changed += 1
-    if set(live) - set(wanted):
-        changed += replica_nodes_orphaned(deployment_ids=set(wanted))
+    if set(live) - {deployment.pk for deployment in deployments}:
+        changed += replica_nodes_orphaned(deployment_ids={deployment.pk for deployment in deployments})
     return changed
+
+
+def deployment_autoscale(*, deployment: Deployment, in_flight: int, ready: int) -> None:
+    """Set an autoscaled deployment's replicas for the load its `ready` replicas last reported
+    (requests in flight, averaged over a heartbeat): out at once to what the load needs, in only
+    after the load has needed fewer for `scale_in_seconds` with every replica serving (a replica
+    still starting has not shown what it can take). Writes only when something changes."""
+    needed = math.ceil(in_flight / deployment.target_in_flight)
+    want = min(max(needed, deployment.min_replicas), deployment.max_replicas)
+    now = timezone.now()
+    update = {}
+    if want >= deployment.replicas or ready < deployment.replicas:
+        if deployment.last_busy_at is None or now - deployment.last_busy_at >= timedelta(seconds=BUSY_MARK_SECONDS):
+            update["last_busy_at"] = now
+        if want > deployment.replicas:
+            update |= {"replicas": want, "last_busy_at": now}
+    elif deployment.last_busy_at is None:  # just set up: the idle time counts from now
+        update["last_busy_at"] = now
+    elif now - deployment.last_busy_at >= timedelta(seconds=deployment.scale_in_seconds):
+        update |= {"replicas": want, "last_busy_at": now}
+    if not update:
+        return
+    with transaction.atomic():
+        Deployment.objects.filter(pk=deployment.pk).update(**update)
+        if update.get("replicas", deployment.replicas) != deployment.replicas:
+            log.info(
+                "autoscaling %s: %s -> %s replicas (%s in flight)",
+                _label(deployment),
+                deployment.replicas,
+                want,
+                in_flight,
+            )
+            target = ComputeTarget.objects.get(pk=deployment.target_id)
+            serving_session_open(
+                target=target, deployment_id=deployment.pk, deployment_name=_label(deployment), replicas=want
+            )
+    for field, value in update.items():
+        setattr(deployment, field, value)
+
+
+def deployment_wake(*, deployment_id: int) -> bool:
+    """A request came for a deployment scaled to zero: one replica is wanted again (the agent
+    starts it; metering starts now). False when the deployment is not at zero."""
+    with transaction.atomic():
+        deployment = (
+            Deployment.objects.select_for_update()
+            .select_related("target", "endpoint")
+            .filter(pk=deployment_id, replicas=0, max_replicas__gte=1, status=DeploymentStatus.READY)
+            .first()
+        )
+        if deployment is None:
+            return False
+        Deployment.objects.filter(pk=deployment.pk).update(replicas=1, last_busy_at=timezone.now())
+        serving_session_open(
+            target=deployment.target, deployment_id=deployment.pk, deployment_name=str(deployment), replicas=1
+        )
+    return True
+
+
+def _label(deployment: Deployment) -> str:
+    endpoint = Endpoint.objects.filter(pk=deployment.endpoint_id).values_list("name", flat=True).first()
+    return f"{endpoint}/{deployment.name}"

@@ -495,6 +495,20 @@ def _neutral_value(column: dict):
     return 0
 
 
+def preload() -> None:
+    """Import what loading any allowed model and scoring it takes: the modules of the model
+    format's trusted types, and the ONNX runtime (a standby replica's work before its node)."""
+    import importlib
+
+    from modelformat.modelio import TRUSTED_TYPES
+
+    for module in sorted({name.rpartition(".")[0] for name in TRUSTED_TYPES} | {"onnx", "onnxruntime"}):
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a nested name (module.Class.Inner), or an optional library not installed
+            continue
+
+
 def warm_up(model_version) -> tuple[str, str | None]:
     """Load a model version in this process and score one sample row: (backend, error or None)."""
     folder = model_version_dir(model_version)

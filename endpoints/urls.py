@@ -10,6 +10,7 @@ urlpatterns = [
     path("<id:endpoint_id>/openapi.json", views.endpoint_openapi_view, name="endpoint-openapi"),
     path("<id:endpoint_id>/deployments/", views.deployment_create, name="deployment-create"),
     path("<id:endpoint_id>/deployments/<id:deployment_id>/delete/", views.deployment_delete, name="deployment-delete"),
+    path("<id:endpoint_id>/deployments/<id:deployment_id>/scale/", views.deployment_scale, name="deployment-scale"),
     path("<id:endpoint_id>/traffic/", views.traffic_update, name="endpoint-traffic"),
     path("<id:endpoint_id>/keys/", views.key_regenerate, name="endpoint-keys"),
     path("<id:endpoint_id>/delete/", views.endpoint_delete, name="endpoint-delete"),

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -28,7 +29,7 @@ from workspaces.selectors import workspace_get_for_user
 
 from . import selectors, services, serving
 from .forecast_samples import forecast_examples
-from .forms import BatchScoreJobForm, DeploymentForm, EndpointForm
+from .forms import BatchScoreJobForm, DeploymentForm, EndpointForm, ScalingForm
 from .openapi import endpoint_openapi
 
 
@@ -265,6 +266,7 @@ def deployment_create(request, workspace_id, endpoint_id):
                 model_version=model_version_get_by_id(workspace=workspace, version_id=data["model_version"]),
                 target=ComputeTarget.objects.get(pk=data["target"], workspace=workspace),
                 replicas=data["replicas"],
+                autoscale=form.autoscale_settings(),
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
@@ -272,6 +274,35 @@ def deployment_create(request, workspace_id, endpoint_id):
             messages.success(
                 request, f"Deployed {deployment.model_version} as {deployment.name}: {deployment.status_reason}."
             )
+    return redirect("endpoint-detail", workspace_id=workspace.pk, endpoint_id=endpoint.pk)
+
+
+@require_POST
+def deployment_scale(request, workspace_id, endpoint_id, deployment_id):
+    workspace = page_workspace(request, workspace_id, write=True)
+    endpoint = selectors.endpoint_get(workspace=workspace, endpoint_id=endpoint_id)
+    deployment = selectors.deployment_get(endpoint=endpoint, deployment_id=deployment_id)
+    form = ScalingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("endpoint-detail", workspace_id=workspace.pk, endpoint_id=endpoint.pk)
+    autoscale = form.autoscale_settings()
+    try:
+        deployment = services.deployment_update(
+            actor=request.user,
+            deployment=deployment,
+            replicas=None if autoscale else form.cleaned_data["replicas"],
+            autoscale=autoscale,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        scaling = (
+            f"autoscales between {deployment.min_replicas} and {deployment.max_replicas} replicas"
+            if deployment.autoscales
+            else f"has {deployment.replicas} replica{pluralize(deployment.replicas)}"
+        )
+        messages.success(request, f"{deployment.name} {scaling}.")
     return redirect("endpoint-detail", workspace_id=workspace.pk, endpoint_id=endpoint.pk)
 
 

@@ -440,6 +440,9 @@ STUDIO_HOST_NODE_MEMORY_MIB = env_int(
 )
 # Serving replicas on this host (each one deployment's model behind an HTTP server), apart from job nodes.
 STUDIO_HOST_MAX_REPLICAS = env_int("STUDIO_HOST_MAX_REPLICAS", 16)
+# Standby replicas the local agent keeps while there are inference clusters (0 or 1): a process
+# with the serving stack imported, which the next replica takes (a cold start of well under 2 s).
+STUDIO_REPLICA_STANDBY = env_int("STUDIO_REPLICA_STANDBY", 1)
 STUDIO_NODE_MEMORY_MIB = env_int("STUDIO_NODE_MEMORY_MIB", 1024)
 # Environments of command jobs: each host builds them into its own cache (a local disk, not the shared
 # data directory), keyed by the specification's hash; least recently used ones go past the size limit.
@@ -482,6 +485,9 @@ STUDIO_SERVING_IN_PROCESS = env_bool("STUDIO_SERVING_IN_PROCESS", True)
 # the portal to reach it (empty: the bound address); a replica's port is free one the OS picks.
 STUDIO_REPLICA_BIND = env_str("STUDIO_REPLICA_BIND", "127.0.0.1")
 STUDIO_REPLICA_ADVERTISE = env_str("STUDIO_REPLICA_ADVERTISE")
+# How long a scoring request waits for a replica on its way (a cold start: scaled to zero, or
+# just deployed) before a 503 "starting", when the portal does not score in its own process.
+STUDIO_REPLICA_WAIT_SECONDS = env_float("STUDIO_REPLICA_WAIT_SECONDS", 30.0)
 # How long the portal waits for a replica's answer (a forecast refits: its own limit plus room).
 STUDIO_REPLICA_TIMEOUT_SECONDS = env_float("STUDIO_REPLICA_TIMEOUT_SECONDS", STUDIO_FORECAST_REQUEST_SECONDS + 50)
 # JSON bodies (API and scoring) nested deeper than this are refused before parsing (R10).

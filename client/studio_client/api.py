@@ -167,6 +167,8 @@ class Deployment(Record):
     status: str = ""
     status_reason: str = ""
     target: str = ""
+    replicas: int = 0
+    autoscale: dict | None = None  # min_replicas, max_replicas, target_in_flight, scale_in_seconds
 
 
 @dataclass
@@ -773,14 +775,39 @@ class EndpointApi(Resource):
             payload["requests_per_minute"] = requests_per_minute
         return _record(Endpoint, self.t.post(self.base + "endpoints/", payload))
 
-    def deploy(self, endpoint: str, name: str, model: str, *, compute: str, replicas: int | None = None) -> Deployment:
+    def deploy(
+        self,
+        endpoint: str,
+        name: str,
+        model: str,
+        *,
+        compute: str,
+        replicas: int | None = None,
+        autoscale: dict | None = None,
+    ) -> Deployment:
+        """Deploys a model version; `autoscale` ({"min_replicas": 0, "max_replicas": 4, ...}) makes
+        its replicas follow the load."""
         found = self.get(endpoint)
         version = self.ws.models.version(model)
         target = self.ws.compute.get(compute)
         payload: dict[str, Any] = {"name": name, "model_version": version.id, "target": target["id"]}
         if replicas:
             payload["replicas"] = replicas
+        if autoscale:
+            payload["autoscale"] = autoscale
         return _record(Deployment, self.t.post(self.base + f"endpoints/{found.id}/deployments/", payload))
+
+    def scale(self, endpoint: str, deployment: str, *, replicas: int | None = None, autoscale: Any = ...) -> Deployment:
+        """Sets a deployment's replicas, or its autoscaling (a dict of settings; None turns it off)."""
+        found = self.get(endpoint)
+        chosen = _pick(iter(found.raw.get("deployments") or []), deployment, "deployment")
+        payload: dict[str, Any] = {}
+        if replicas is not None:
+            payload["replicas"] = replicas
+        if autoscale is not ...:
+            payload["autoscale"] = autoscale
+        url = self.base + f"endpoints/{found.id}/deployments/{chosen['id']}/"
+        return _record(Deployment, self.t.request("PATCH", url, json=payload))
 
     def traffic(self, endpoint: str, traffic: dict[str, int], *, mirror: str = "", mirror_percent=None) -> Endpoint:
         found = self.get(endpoint)

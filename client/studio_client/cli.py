@@ -520,13 +520,57 @@ def cmd_endpoint_list(ctx: Context, args):
     return rows, _table(rows, ["id", "name", "scoring_url", "traffic"])
 
 
+AUTOSCALE_OPTIONS = ("min_replicas", "max_replicas", "target_in_flight", "scale_in_seconds")
+
+
+def _autoscale_options(args) -> dict:
+    return {name: getattr(args, name) for name in AUTOSCALE_OPTIONS if getattr(args, name) is not None}
+
+
+def _scaling(deployment) -> str:
+    auto = deployment.autoscale
+    if auto:
+        return (
+            f"{deployment.replicas} replicas now, autoscaling between {auto['min_replicas']} and "
+            f"{auto['max_replicas']} ({auto['target_in_flight']} requests in flight per replica)"
+        )
+    return f"{deployment.replicas} replicas"
+
+
 def cmd_endpoint_deploy(ctx: Context, args):
     deployment = ctx.workspace().endpoints.deploy(
-        args.endpoint, args.name, args.model, compute=args.compute, replicas=args.replicas
+        args.endpoint,
+        args.name,
+        args.model,
+        compute=args.compute,
+        replicas=args.replicas,
+        autoscale=_autoscale_options(args) or None,
     )
     if deployment.status == "failed":
         raise StudioError(f"Deployment {deployment.name} failed: {deployment.status_reason}", code="deploy_failed")
-    return deployment.raw, f"Deployment {deployment.name} is {deployment.status}."
+    return deployment.raw, f"Deployment {deployment.name} is {deployment.status}: {_scaling(deployment)}."
+
+
+def cmd_endpoint_scale(ctx: Context, args):
+    autoscale = _autoscale_options(args)
+    if args.no_autoscale and autoscale:
+        raise Usage("--no-autoscale goes without --min-replicas, --max-replicas and the like.")
+    if args.replicas is None and not autoscale and not args.no_autoscale:
+        raise Usage("Give --replicas N, autoscaling options (--min-replicas, --max-replicas, ...) or --no-autoscale.")
+    deployment = ctx.workspace().endpoints.scale(
+        args.endpoint,
+        args.deployment,
+        replicas=args.replicas,
+        autoscale=None if args.no_autoscale else (autoscale or ...),
+    )
+    return deployment.raw, f"Deployment {deployment.name}: {_scaling(deployment)}."
+
+
+def _add_autoscale_options(sub) -> None:
+    sub.add_argument("--min-replicas", type=int, help="autoscale: the fewest replicas (0 scales to zero)")
+    sub.add_argument("--max-replicas", type=int, help="autoscale: the most replicas (turns autoscaling on)")
+    sub.add_argument("--target-in-flight", type=int, help="autoscale: requests being scored per replica to aim at")
+    sub.add_argument("--scale-in-seconds", type=int, help="autoscale: seconds below the target before scaling in")
 
 
 def cmd_endpoint_traffic(ctx: Context, args):
@@ -754,6 +798,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--model", required=True, help="name:version or name@latest")
     sub.add_argument("--compute", required=True, help="an inference target's name")
     sub.add_argument("--replicas", type=int)
+    _add_autoscale_options(sub)
+    sub = command(endpoint, "scale", cmd_endpoint_scale, "set a deployment's replicas or its autoscaling")
+    sub.add_argument("endpoint")
+    sub.add_argument("deployment")
+    sub.add_argument("--replicas", type=int)
+    _add_autoscale_options(sub)
+    sub.add_argument("--no-autoscale", action="store_true", help="turn autoscaling off (keeps the current replicas)")
     sub = command(endpoint, "traffic", cmd_endpoint_traffic, "split traffic, e.g. blue=90 green=10")
     sub.add_argument("endpoint")
     sub.add_argument("split", nargs="+")

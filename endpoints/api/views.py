@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -27,9 +27,21 @@ class EndpointUpdateIn(InputSerializer):
     requests_per_minute = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
 
 
+class AutoscaleIO(InputSerializer):
+    min_replicas = serializers.IntegerField(min_value=0, max_value=20, required=False, help_text="0: scale to zero.")
+    max_replicas = serializers.IntegerField(min_value=1, max_value=20, required=False)
+    target_in_flight = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, help_text="Requests being scored per replica to aim at."
+    )
+    scale_in_seconds = serializers.IntegerField(
+        min_value=10, max_value=86400, required=False, help_text="Below the target this long, replicas leave."
+    )
+
+
 class DeploymentOut(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     target = serializers.CharField(source="target.name")
+    autoscale = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
@@ -39,6 +51,7 @@ class DeploymentOut(serializers.ModelSerializer):
             "model_version",
             "target",
             "replicas",
+            "autoscale",
             "status",
             "status_reason",
             "backend",
@@ -47,6 +60,12 @@ class DeploymentOut(serializers.ModelSerializer):
 
     def get_model_version(self, d) -> dict:
         return {"id": d.model_version_id, "name": str(d.model_version)}
+
+    @extend_schema_field(AutoscaleIO(allow_null=True))
+    def get_autoscale(self, d) -> dict | None:
+        if not d.autoscales:
+            return None
+        return {field: getattr(d, field) for field in services.AUTOSCALE_FIELDS}
 
 
 class EndpointOut(serializers.ModelSerializer):
@@ -88,10 +107,12 @@ class DeploymentIn(InputSerializer):
     model_version = serializers.IntegerField(help_text="Id of a registered model version of this workspace.")
     target = serializers.IntegerField(help_text="Id of an inference cluster of this workspace.")
     replicas = serializers.IntegerField(min_value=1, max_value=20, required=False, default=1)
+    autoscale = AutoscaleIO(required=False, help_text="Replicas follow the load between min and max.")
 
 
 class DeploymentUpdateIn(InputSerializer):
     replicas = serializers.IntegerField(min_value=1, max_value=20, required=False)
+    autoscale = AutoscaleIO(required=False, allow_null=True, help_text="null turns autoscaling off.")
     model_version = serializers.IntegerField(required=False, help_text="Replace the model in place.")
 
 
@@ -191,6 +212,7 @@ class DeploymentListApi(WorkspaceApiView):
             name=values["name"],
             target=target,
             replicas=values["replicas"],
+            autoscale=values.get("autoscale"),
             model_version=model_version_get_by_id(workspace=self.workspace, version_id=values["model_version"]),
         )
         return Response(DeploymentOut(deployment).data, status=status.HTTP_201_CREATED)
@@ -200,7 +222,7 @@ class DeploymentDetailApi(WorkspaceApiView):
     @extend_schema(
         request=DeploymentUpdateIn,
         responses=DeploymentOut,
-        summary="Change replicas or replace the model (no request is dropped)",
+        summary="Change replicas or autoscaling, or replace the model (no request is dropped)",
     )
     def patch(self, request, workspace_id, endpoint_id, deployment_id):
         endpoint = selectors.endpoint_get(workspace=self.workspace, endpoint_id=endpoint_id)
@@ -214,7 +236,11 @@ class DeploymentDetailApi(WorkspaceApiView):
             else None
         )
         deployment = services.deployment_update(
-            actor=request.user, deployment=deployment, replicas=values.get("replicas"), model_version=version
+            actor=request.user,
+            deployment=deployment,
+            replicas=values.get("replicas"),
+            model_version=version,
+            autoscale=values.get("autoscale", services.UNCHANGED),
         )
         return Response(DeploymentOut(deployment).data)
 

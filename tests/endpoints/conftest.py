@@ -1,20 +1,23 @@
 import json
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from django.conf import settings as django_settings
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from compute.models import TargetKind
+from compute.models import Node, NodeStatus, TargetKind
 from compute.services import target_create
 from modelformat.drift import reference_profile
 from modelformat.modelio import save_model
 from modelformat.onnx_export import try_convert
 from modelformat.signature import build_signature
+from tests.conftest import BackgroundLoop, _database_url
 from training.models import ModelVersion, RegisteredModel
 from training.registry_services import model_version_dir
 
@@ -126,3 +129,52 @@ def _fresh_serving_caches():
     routing.directory.clear()
     routing.pool.close_all()
     serving.monitor._data.clear()
+
+
+# --- Serving replicas: real processes started by the local agent ----------------------------------
+BOOT_SECONDS = 120  # a replica imports the ML stack and warms its model: seconds, on a busy machine far more
+
+
+@pytest.fixture
+def replica_agent(settings, studio_data_dir, transactional_db):
+    """The local provisioner in a thread, starting real replica processes on the test database."""
+    from compute.agent import LocalAgent
+
+    settings.STUDIO_HEARTBEAT_TIMEOUT = 4
+    log_dir = studio_data_dir / "node-logs"
+    log_dir.mkdir(exist_ok=True)
+    env = {
+        "DATABASE_URL": _database_url(),
+        "STUDIO_DATA_DIR": str(studio_data_dir),
+        "STUDIO_HEARTBEAT_SECONDS": "0.5",
+        "STUDIO_HEARTBEAT_TIMEOUT": "4",
+        "STUDIO_MONITOR_FLUSH_SECONDS": "0.5",
+        "SECRET_KEY": django_settings.SECRET_KEY,
+    }
+    local = LocalAgent(log_dir=str(log_dir), extra_env=env)
+    yield local
+    if getattr(local, "loop", None):
+        local.loop.stop()
+        assert not local.loop.errors, local.loop.errors
+    local.stop_all(kill=True)
+
+
+def start(agent):
+    agent.loop = BackgroundLoop(agent.tick, 0.1).start()
+
+
+def ready_replicas(count, *, exclude=(), timeout=BOOT_SECONDS, studio_data_dir=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = list(
+            Node.objects.filter(deployment_id__isnull=False, status__in=[NodeStatus.IDLE, NodeStatus.BUSY])
+            .exclude(address="")
+            .exclude(pk__in=exclude)
+        )
+        if len(ready) >= count:
+            return ready
+        time.sleep(0.2)
+    logs = ""
+    if studio_data_dir:
+        logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in (studio_data_dir / "node-logs").glob("*.log"))
+    raise AssertionError(f"{count} replicas not ready in {timeout} s: {list(Node.objects.values())}\n{logs}")
