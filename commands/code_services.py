@@ -20,6 +20,7 @@ from django.http import Http404
 
 from commands.archive import ArchiveError, FileEntry, common_folder, extract, extract_files, manifest_hash
 from commands.models import CodeSnapshot
+from studio import objectstore
 from studio.validation import model_validate
 from workspaces.models import Workspace
 from workspaces.policy import Action, require
@@ -39,6 +40,19 @@ def code_root(workspace_id: int) -> Path:
 def code_snapshot_dir(snapshot: CodeSnapshot) -> Path:
     """Where a snapshot's files live, computed from its row (R1)."""
     return code_root(snapshot.workspace_id) / snapshot.sha256
+
+
+def _file_path(folder: Path, relative: str) -> Path:
+    return folder.joinpath(*relative.split("/"))
+
+
+def code_snapshot_local(snapshot: CodeSnapshot) -> Path:
+    """The snapshot's folder on this host: with object storage, files this host lacks (or whose
+    copy does not match the manifest's SHA-256) are fetched and checked first."""
+    folder = code_snapshot_dir(snapshot)
+    for entry in snapshot.files:
+        objectstore.ensure_local(_file_path(folder, entry["path"]), sha256=entry["sha256"])
+    return folder
 
 
 def _staging(workspace: Workspace) -> Path:
@@ -112,6 +126,8 @@ def _store(*, actor, workspace: Workspace, name: str, staging: Path, entries: li
             # The row is ours, so whatever is at the final place is a leftover of a crash: replace it.
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)
+            for entry in entries:  # with object storage: before the snapshot exists for other hosts
+                objectstore.publish(_file_path(final, entry.path), sha256=entry.sha256)
             activity_record(
                 workspace=workspace,
                 actor=actor,
@@ -211,8 +227,9 @@ def code_snapshot_entry(*, snapshot: CodeSnapshot, path: str) -> dict:
 
 
 def code_snapshot_file_path(*, snapshot: CodeSnapshot, path: str) -> Path:
+    """The file on this host (fetched from object storage where it is missing)."""
     entry = code_snapshot_entry(snapshot=snapshot, path=path)
-    return code_snapshot_dir(snapshot).joinpath(*entry["path"].split("/"))
+    return objectstore.ensure_local(_file_path(code_snapshot_dir(snapshot), entry["path"]), sha256=entry["sha256"])
 
 
 def code_snapshot_file(*, snapshot: CodeSnapshot, path: str) -> tuple[str | None, int]:

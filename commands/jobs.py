@@ -17,9 +17,10 @@ from data.services import data_version_path
 from environments.builder import BuildFailed
 from environments.models import EnvironmentVersion
 from environments.services import environment_prepare
+from studio import objectstore
 
 from . import services
-from .code_services import code_snapshot_dir
+from .code_services import code_snapshot_local
 from .models import CodeSnapshot
 from .placeholders import resolve
 from .sealing import unseal
@@ -133,7 +134,10 @@ def _run(ctx, job, spec: dict, scratch: Path) -> dict:
     snapshot = CodeSnapshot.objects.get(pk=spec["code_snapshot_id"])
     env_version = EnvironmentVersion.objects.select_related("environment").get(pk=spec["environment_version_id"])
     work = scratch / "work"
-    shutil.copytree(code_snapshot_dir(snapshot), work)
+    try:
+        shutil.copytree(code_snapshot_local(snapshot), work)
+    except objectstore.ObjectStoreError as exc:
+        raise JobError(f"The code {snapshot.name} could not be fetched: {exc}") from None
     ctx.log(f"Code: {snapshot.name} ({snapshot.file_count} files, {snapshot.sha256[:12]})")
 
     python = _environment_python(ctx, env_version)

@@ -5,6 +5,8 @@
 `fields` maps a field name to its messages; it is empty when no single field is at fault.
 """
 
+import sys
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
@@ -82,7 +84,28 @@ def error_body(code: str, message: str, fields: dict | None = None, *, row: int 
     return {"error": error}
 
 
+STORAGE_RETRY_AFTER = 10  # seconds: object storage that is down is usually back soon
+
+
+class StorageUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "storage_unavailable"
+    default_detail = "Object storage cannot be reached right now. Nothing was lost; try again shortly."
+
+
+def is_storage_error(exc) -> bool:
+    """Is `exc` object storage failing (studio.objectstore.ObjectStoreError)? Looked up among the
+    loaded modules: a process that never loaded object storage (boto) cannot raise it."""
+    objectstore = sys.modules.get("studio.objectstore")
+    return objectstore is not None and isinstance(exc, objectstore.ObjectStoreError)
+
+
 def exception_handler(exc, context):
+    if is_storage_error(exc):
+        response = drf_exception_handler(StorageUnavailable(f"{StorageUnavailable.default_detail} ({exc})"), context)
+        response.data = error_body("storage_unavailable", " ".join(_flatten(response.data["detail"])))
+        response["Retry-After"] = str(STORAGE_RETRY_AFTER)
+        return response
     if isinstance(exc, DjangoValidationError):
         exc = _from_django_validation_error(exc)
     elif isinstance(exc, Http404):
@@ -120,6 +143,7 @@ ANY_OPERATION_ERRORS = {
     "406": "The Accept header asks for a format this operation does not give",
     "413": "The request is too large",
     "429": "Too many requests: wait for the seconds in Retry-After",
+    "503": "Object storage cannot be reached right now (nothing was lost): retry after Retry-After",
 }
 CHANGE_ERRORS = {
     "409": "Refused in the current state (e.g. still in use, already finished, a name taken)",
