@@ -404,6 +404,9 @@ def agent(node_env, studio_data_dir, settings, transactional_db):
     from compute.agent import LocalAgent
 
     settings.STUDIO_HEARTBEAT_TIMEOUT = 4
+    # No serving replicas: these tests' deployments score in this process, whose monitoring they
+    # flush and read (a replica counts its own, flushed later). tests/endpoints' replica_agent serves.
+    settings.STUDIO_HOST_MAX_REPLICAS = 0
     log_dir = studio_data_dir / "node-logs"
     log_dir.mkdir(exist_ok=True)
     local = LocalAgent(log_dir=str(log_dir), extra_env=node_env)

@@ -301,6 +301,8 @@ def cmd_job_logs(ctx: Context, args):
 
 def cmd_job_cancel(ctx: Context, args):
     job = ctx.workspace().jobs.cancel(args.id)
+    if job.status != "canceled" and job.raw.get("cancel_requested_at"):
+        return job.raw, f"Job {job.id} is {job.status}: its node stops it within seconds."
     return job.raw, f"Job {job.id} is {job.status}."
 
 

@@ -243,8 +243,9 @@ def test_automl_from_the_cli_registers_a_model_that_deploys_and_a_bad_job_file_n
     assert spec["outputs"] == {"model": {"type": "model"}} and spec["env"] == {"MODE": "fast"}
     assert spec["code_snapshot_id"] and spec["environment_version_id"]
     cancelled = run("job", "cancel", queued["id"], "--json", ok=False)
-    if cancelled.returncode == 0:
-        assert as_json(cancelled)["status"] == "canceled"
+    if cancelled.returncode == 0:  # canceled, or (already on its node) stopped by the node within seconds
+        answer = as_json(cancelled)
+        assert answer["status"] == "canceled" or answer["cancel_requested_at"], answer
     else:
         assert cancelled.returncode == 1 and as_json(cancelled)["error"]["code"] == "conflict", cancelled.stdout
 

@@ -77,6 +77,7 @@ class JobOut(serializers.ModelSerializer):
             "started_at",
             "running_at",
             "finished_at",
+            "cancel_requested_at",
             "duration_seconds",
             "result",
             "error",
