@@ -29,7 +29,6 @@ the reason on them and their jobs, and an idle node no queued work needs gives u
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -144,6 +143,9 @@ def node_worker_argv(*, queue: str, node_name: str) -> list[str]:
 @dataclass
 class LocalAgent:
     log_dir: str | None = None
+    # A serving host (`compute_agent --replicas-only`): starts replica nodes only, and leaves job
+    # nodes and the clusters' autoscaler to the agent of a host that runs jobs.
+    replicas_only: bool = False
     extra_env: dict = field(default_factory=dict)
     children: dict[int, subprocess.Popen] = field(default_factory=dict)
     stopping: dict[int, float] = field(default_factory=dict)  # node id -> when we sent SIGTERM
@@ -155,7 +157,8 @@ class LocalAgent:
     inference_checked: tuple[float, bool] = (float("-inf"), False)  # (when, does the host serve)
 
     def tick(self) -> None:
-        services.autoscale()
+        if not self.replicas_only:
+            services.autoscale()
         _run_tick_hooks()
         self._start_requested()
         self._keep_standby()
@@ -181,7 +184,7 @@ class LocalAgent:
         # Serving replicas have their own places on the host (STUDIO_HOST_MAX_REPLICAS), so a
         # deployment never keeps a job from a core, nor a queue of jobs a deployment from serving.
         replicas = [node for node in requested if node.deployment_id is not None]
-        requested = [node for node in requested if node.deployment_id is None]
+        requested = [] if self.replicas_only else [node for node in requested if node.deployment_id is None]
         running = [node_id for node_id, proc in self.children.items() if proc.poll() is None]
         replica_room = settings.STUDIO_HOST_MAX_REPLICAS - sum(1 for node_id in running if node_id in self.replicas)
         if replicas[max(0, replica_room) :]:
@@ -195,6 +198,8 @@ class LocalAgent:
             leaving = sum(1 for node_id in self.stopping if node_id in self.children)
             services.nodes_release_idle(node_ids=list(self.children), count=len(waiting) - leaving)
         for node in requested[: max(0, room)] + replicas[: max(0, replica_room)]:
+            if not services.node_claim(node_id=node.pk, hostname=settings.STUDIO_HOSTNAME):
+                continue  # another host's agent took it
             env = {
                 **os.environ,
                 **NODE_WORKER_ENV,
@@ -211,18 +216,22 @@ class LocalAgent:
                     argv = serving_replica_argv(node_id=node.pk)
                 else:
                     argv = node_worker_argv(queue=node.target.queue, node_name=node.name)
-                proc = subprocess.Popen(
-                    argv,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    cwd=settings.BASE_DIR,
-                )
+                try:
+                    proc = subprocess.Popen(
+                        argv,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        cwd=settings.BASE_DIR,
+                    )
+                except OSError as exc:  # claimed, so no other agent retries it: it is lost (and replaced)
+                    services.node_mark_stopped(node_id=node.pk, reason=f"could not start: {exc}", lost=True)
+                    continue
             if node.deployment_id is not None:
                 self.replicas.add(node.pk)
             self.children[node.pk] = proc
-            services.node_mark_started(node=node, pid=proc.pid, hostname=socket.gethostname())
+            services.node_mark_started(node=node, pid=proc.pid, hostname=settings.STUDIO_HOSTNAME)
             if node.target.kind == TargetKind.INSTANCE:
                 self._start_lab(node, env)
             if node.reason == services.WAITING_FOR_HOST:
@@ -405,22 +414,25 @@ def _hand_back(node_id: int, reason: str) -> None:
 
 
 def recover_after_restart() -> int:
-    """At start-up, nodes this machine's previous agent left behind have no process any more."""
+    """At start-up, nodes this host's previous agent left behind have no process any more. Only
+    this host's (STUDIO_HOSTNAME): the nodes other hosts' agents run are theirs."""
     count = 0
-    for node in Node.objects.filter(provisioner="local", status__in=NodeStatus.live() + [NodeStatus.LEAVING]):
-        if node.status == NodeStatus.REQUESTED:
-            continue
-        if node.pid and node.hostname == socket.gethostname() and _is_node_process(node.pid, node.pk, node.name):
+    left_behind = Node.objects.filter(
+        provisioner="local",
+        hostname=settings.STUDIO_HOSTNAME,
+        status__in=[NodeStatus.STARTING, NodeStatus.IDLE, NodeStatus.BUSY, NodeStatus.LEAVING],
+    )
+    for node in left_behind:
+        if node.pid and _is_node_process(node.pid, node.pk, node.name):
             try:
                 os.killpg(node.pid, signal.SIGTERM)
             except OSError:
                 pass
-        if node.hostname == socket.gethostname():
-            for pid in _lab_processes(node.pk):
-                try:
-                    os.killpg(pid, signal.SIGTERM)  # it stops its Jupyter server and says STOPPED
-                except OSError:
-                    pass
+        for pid in _lab_processes(node.pk):
+            try:
+                os.killpg(pid, signal.SIGTERM)  # it stops its Jupyter server and says STOPPED
+            except OSError:
+                pass
         _lab_ended(node.pk, None)  # a lab whose process is gone without a word (a reboot) is stopped
         services.node_mark_stopped(node_id=node.pk, reason="the studio restarted", lost=True)
         count += 1

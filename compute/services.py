@@ -468,10 +468,26 @@ def _close_session(node: Node, now) -> None:
     NodeSession.objects.filter(node=node, ended_at__isnull=True).update(ended_at=now)
 
 
+def node_claim(*, node_id: int, hostname: str) -> bool:
+    """Take a REQUESTED node for this host's agent before starting its process (STARTING, on
+    `hostname`). Several agents see the same requested nodes (a portal's and a serving host's):
+    only one wins the update, and False tells the others to leave the node alone."""
+    return bool(
+        Node.objects.filter(pk=node_id, status=NodeStatus.REQUESTED).update(
+            status=NodeStatus.STARTING,
+            hostname=hostname[:200],
+            started_at=timezone.now(),
+            reason=f"starting on {hostname}"[:300],
+        )
+    )
+
+
 def node_mark_started(*, node: Node, pid: int, hostname: str) -> None:
+    """The node's process runs as `pid` on `hostname`: its metered session begins. A node already
+    past STARTING (a replica that said it is ready first) keeps its status."""
     now = timezone.now()
     with transaction.atomic():
-        Node.objects.filter(pk=node.pk).update(
+        Node.objects.filter(pk=node.pk, status__in=[NodeStatus.REQUESTED, NodeStatus.STARTING]).update(
             status=NodeStatus.STARTING, pid=pid, hostname=hostname, started_at=now, reason="worker process started"
         )
         NodeSession.objects.get_or_create(

@@ -239,9 +239,10 @@ def serve(*, node_id: int, bind: str, port: int = 0) -> int:
 
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
-    # The agent marks the node started right after starting this process: wait for that first.
+    # The agent claimed the node (STARTING) before starting this process; one asked to leave since is not served.
     deadline = time.monotonic() + 30
-    while not replica_mark_ready(node_id=node_id, address=address, hostname=socket.gethostname(), pid=os.getpid()):
+    hostname = settings.STUDIO_HOSTNAME
+    while not replica_mark_ready(node_id=node_id, address=address, hostname=hostname, pid=os.getpid()):
         status = Node.objects.filter(pk=node_id).values_list("status", flat=True).first()
         if status != NodeStatus.REQUESTED or time.monotonic() > deadline or stop.is_set():
             log.error("node-%s is %s: not serving", node_id, status)

@@ -5,6 +5,7 @@ Every variable read here is documented in README.md ("Configuration").
 
 import os
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -428,6 +429,9 @@ STUDIO_HEARTBEAT_TIMEOUT = env_float("STUDIO_HEARTBEAT_TIMEOUT", 20.0)
 STUDIO_REPUBLISH_AFTER = env_float("STUDIO_REPUBLISH_AFTER", 10.0)
 # How often the local agent scales clusters and starts or stops node processes.
 STUDIO_AGENT_INTERVAL = env_float("STUDIO_AGENT_INTERVAL", 0.25)
+# This host's name as its agents and replicas record it on their nodes, and as an agent restarting
+# finds the nodes it left behind: set it where hosts share a name (containers, network namespaces).
+STUDIO_HOSTNAME = env_str("STUDIO_HOSTNAME").strip() or socket.gethostname()
 STUDIO_JOB_MAX_ATTEMPTS = env_int("STUDIO_JOB_MAX_ATTEMPTS", 3)
 STUDIO_JOB_DEFAULT_TIME_LIMIT = env_int("STUDIO_JOB_DEFAULT_TIME_LIMIT", 3600)
 # Quotas (R10): nodes and cores a workspace may run at once across its clusters and instances

@@ -1,6 +1,8 @@
 """The studio on several hosts of this machine (see hosts.py): host A runs the portal (web server,
-the studio's worker and scheduler), Redis and the way to PostgreSQL; other hosts join over the
-bridge only, each with its own data directory.
+the studio's worker and scheduler), Redis, and the ways to PostgreSQL and to object storage (moto's
+S3 server, relayed like PostgreSQL); other hosts join over the bridge only, each with its own data
+directory, so files go from host to host through object storage alone. Host B joins attached
+compute; host C serves (its agent starts serving replicas only).
 
 The suite makes its own PostgreSQL database (several hosts cannot share SQLite), so it runs the
 same whichever database the rest of the suite is on. Without namespaces (not root) it is skipped
@@ -16,22 +18,25 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests import s3server
 from tests.conftest import REPO
 
 from .hosts import Host, NamespacesUnavailable, Network, TcpRelay
 
 POSTGRES = ("127.0.0.1", 5432)
 WEB_PORT = 8000
+S3_PORT = 9000  # moto's server, relayed onto A's address
 SEED = """
 import json
 from django.contrib.auth import get_user_model
-from compute.models import TargetKind
+from compute.models import ComputeTarget, TargetKind
 from compute.services import target_create
 from studio.services import token_create
 from workspaces.models import Workspace
@@ -39,6 +44,10 @@ from workspaces.models import Workspace
 admin = get_user_model().objects.get(username="admin")
 workspace = Workspace.objects.order_by("pk").first()
 attached = target_create(actor=admin, workspace=workspace, kind=TargetKind.ATTACHED, name="host-b", max_nodes=2)
+# The studio's own jobs (data ingest) run on the workspace's default compute: here the attached
+# compute, as A starts no nodes (no service changes the default: the admin shows it read-only).
+ComputeTarget.objects.filter(workspace=workspace).update(is_default=False)
+ComputeTarget.objects.filter(pk=attached.target.pk).update(is_default=True)
 token = token_create(user=admin, name="scale-out suite")
 print("SEED " + json.dumps({"workspace": workspace.pk, "attached": attached.target.pk,
                             "join_token": attached.join_token, "token": token.plaintext}))
@@ -51,13 +60,14 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one set of hosts and one studio for every test module here
 def network():
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         pytest.skip("the scale-out suite makes its own PostgreSQL database: it runs once, in the SQLite pass")
     try:
         net = Network()
         net.add_host("b")
+        net.add_host("c")
     except NamespacesUnavailable as exc:
         _unavailable(str(exc))
     yield net
@@ -76,24 +86,74 @@ class Studio:
     token: str
     root: Path
     log: Path
+    s3: s3server.S3Server  # as this (the root) namespace reaches it; the hosts go through A's relay
+    bucket: str
+    prefix: str
 
-    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    def request(self, method: str, url: str, *, data: bytes | None, content_type: str, bearer: str):
         request = urllib.request.Request(
-            f"{self.url}/api/v1/{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            url, method=method, data=data, headers={"Authorization": f"Bearer {bearer}", "Content-Type": content_type}
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the suite's own server
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - the suite's own server
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
 
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        return self.request(
+            method, f"{self.url}/api/v1/{path}", data=data, content_type="application/json", bearer=self.token
+        )
+
+    def upload(self, *, name: str, filename: str, content: bytes) -> tuple[int, dict]:
+        """A file posted as a new data asset, as a browser's form would (multipart)."""
+        boundary = secrets.token_hex(16)
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n{name}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        )
+        data = head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        return self.request(
+            "POST",
+            f"{self.url}/api/v1/workspaces/{self.workspace}/data-assets/",
+            data=data,
+            content_type=f"multipart/form-data; boundary={boundary}",
+            bearer=self.token,
+        )
+
+    def score(self, endpoint: str, key: str, rows: list[dict]) -> tuple[int, dict]:
+        url = f"{self.url}/score/{endpoint}/"
+        return self.request("POST", url, data=json.dumps(rows).encode(), content_type="application/json", bearer=key)
+
+    def stored_keys(self, under: str) -> list[str]:
+        """The keys object storage holds under `under` (relative to the studio's prefix)."""
+        pages = (
+            self.s3.client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/{under}")
+        )
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
     def host_env(self, host: Host) -> dict:
         data_dir = self.root / f"host-{host.name}"
         data_dir.mkdir(exist_ok=True)
-        return {**self.env, "STUDIO_DATA_DIR": str(data_dir)}
+        # Network namespaces share the machine's host name: each host says its own.
+        return {**self.env, "STUDIO_DATA_DIR": str(data_dir), "STUDIO_HOSTNAME": f"host-{host.name}"}
+
+    def start_agent(self, host: Host) -> tuple[subprocess.Popen, Path]:
+        """`manage.py compute_agent --replicas-only` on `host`: a serving host, its replicas listening
+        on the host's address (where A's portal reaches them). SIGTERM stops it and its replicas."""
+        log, node_logs = self.root / f"agent-{host.name}.log", self.root / f"node-logs-{host.name}"
+        node_logs.mkdir(exist_ok=True)
+        env = {**self.host_env(host), "STUDIO_REPLICA_BIND": host.address}
+        argv = [sys.executable, "manage.py", "compute_agent", "--replicas-only", "--log-dir", str(node_logs)]
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                host.argv(argv), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return proc, log
 
     def start_node(self, host: Host) -> tuple[subprocess.Popen, Path]:
         """`manage.py compute_node` on `host`, joining the attached compute with its token; the
@@ -108,7 +168,7 @@ class Studio:
         return proc, log
 
 
-def _base_env(a: Host, database: str, redis_password: str) -> dict:
+def _base_env(a: Host, database: str, redis_password: str, storage: dict) -> dict:
     dropped = ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE")
     env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("STUDIO_")}
     return env | {
@@ -120,6 +180,7 @@ def _base_env(a: Host, database: str, redis_password: str) -> dict:
         "STUDIO_PUBLIC_URL": f"http://{a.address}:{WEB_PORT}",
         "STUDIO_HEARTBEAT_TIMEOUT": "6",
         "STUDIO_REPUBLISH_AFTER": "2",
+        **storage,
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -147,10 +208,11 @@ def _database(name: str, *, drop: bool = False) -> None:
             c.execute(f'CREATE DATABASE "{name}"')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def studio(network, tmp_path_factory):
-    """Host A: a Redis on its address, PostgreSQL relayed to its address, and `manage.py studio`
-    (web, the studio's worker, the scheduler; no local agent: A starts no nodes) on its address."""
+    """Host A: a Redis on its address, PostgreSQL and object storage (a bucket on moto's S3 server)
+    relayed to its address, and `manage.py studio` (web, the studio's worker, the scheduler; no local
+    agent: A starts no nodes; every scoring answer comes from a replica) on its address."""
     a = network.hosts["a"]
     root = tmp_path_factory.mktemp("scaleout")
     database = f"scaleout_{network.tag}"
@@ -159,8 +221,16 @@ def studio(network, tmp_path_factory):
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server means no suite
         _unavailable(f"PostgreSQL is not reachable at {POSTGRES[0]}:{POSTGRES[1]}: {exc}")
     redis_password = secrets.token_hex(16)  # Redis serves other addresses than loopback only with one
-    env = _base_env(a, database, redis_password)
-    a_env = {**env, "STUDIO_DATA_DIR": str(root / "host-a")}
+    s3, prefix = s3server._start(), "studio"
+    bucket = s3.new_bucket()
+    storage = {
+        "STUDIO_STORAGE_URL": f"s3://{bucket}/{prefix}?endpoint_url=http://{a.address}:{S3_PORT}&region={s3.region}",
+        "AWS_ACCESS_KEY_ID": s3.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
+    }
+    env = _base_env(a, database, redis_password, storage)
+    a_env = {**env, "STUDIO_DATA_DIR": str(root / "host-a"), "STUDIO_HOSTNAME": "host-a"}
+    a_env["STUDIO_SERVING_IN_PROCESS"] = "0"
     log = root / "studio-a.log"
     with contextlib.ExitStack() as cleanup:  # each step undone even if a later one fails
         cleanup.callback(_database, database, drop=True)
@@ -173,6 +243,8 @@ def studio(network, tmp_path_factory):
         )
         cleanup.callback(stop_process, redis, signal.SIGTERM)
         cleanup.callback(TcpRelay((a.address, 5432), POSTGRES).start().stop)
+        moto = urllib.parse.urlsplit(s3.endpoint_url)
+        cleanup.callback(TcpRelay((a.address, S3_PORT), (moto.hostname, moto.port)).start().stop)
         with open(log, "w") as out:
             web = subprocess.Popen(
                 [sys.executable, "manage.py", "studio", "--host", a.address, "--port", str(WEB_PORT)]
@@ -195,7 +267,16 @@ def studio(network, tmp_path_factory):
         )
         line = next((x for x in seeded.stdout.splitlines() if x.startswith("SEED ")), None)
         assert line, seeded.stdout + seeded.stderr
-        yield Studio(url=f"http://{a.address}:{WEB_PORT}", env=env, root=root, log=log, **json.loads(line[5:]))
+        yield Studio(
+            url=f"http://{a.address}:{WEB_PORT}",
+            env=env,
+            root=root,
+            log=log,
+            s3=s3,
+            bucket=bucket,
+            prefix=prefix,
+            **json.loads(line[5:]),
+        )
 
 
 def stop_process(proc: subprocess.Popen, how: int = signal.SIGKILL) -> None:
@@ -212,3 +293,15 @@ def stop_process(proc: subprocess.Popen, how: int = signal.SIGKILL) -> None:
 
 def stop_node(proc: subprocess.Popen) -> None:
     stop_process(proc, signal.SIGKILL)
+
+
+def wait_for_job(studio, job_id: int, statuses: set[str], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    job = {}
+    while time.monotonic() < deadline:
+        status, job = studio.api("GET", f"workspaces/{studio.workspace}/jobs/{job_id}/")
+        assert status == 200, job
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")

@@ -6,25 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from .conftest import stop_node
+from .conftest import stop_node, wait_for_job
 
 pytestmark = [pytest.mark.worker, pytest.mark.faults]
-
-
-def wait_for_job(studio, job_id: int, statuses: set[str], timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    job = {}
-    while time.monotonic() < deadline:
-        status, job = studio.api("GET", f"workspaces/{studio.workspace}/jobs/{job_id}/")
-        assert status == 200, job
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
 
 
 def submit(studio, sleep_seconds: float = 0) -> dict:

@@ -1,4 +1,5 @@
-"""`python manage.py compute_agent`: the local provisioner (the run command starts one)."""
+"""`python manage.py compute_agent [--replicas-only]`: the local provisioner (the run command starts one;
+a serving host runs one with --replicas-only)."""
 
 import signal
 
@@ -12,8 +13,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--log-dir", default=None, help="Write each node's worker log to this folder.")
+        parser.add_argument(
+            "--replicas-only",
+            action="store_true",
+            help="A serving host: start only the serving replicas of inference clusters (no job nodes, no "
+            "cluster autoscaling; another host's agent does that).",
+        )
 
-    def handle(self, *args, log_dir=None, **options):
+    def handle(self, *args, log_dir=None, replicas_only=False, **options):
         stop = {"now": False}
 
         def on_signal(signum, frame):
@@ -24,7 +31,7 @@ class Command(BaseCommand):
         recovered = recover_after_restart()
         if recovered:
             self.stdout.write(f"Marked {recovered} node(s) of a previous run as lost.")
-        agent = LocalAgent(log_dir=log_dir)
+        agent = LocalAgent(log_dir=log_dir, replicas_only=replicas_only)
         try:
             agent.run_forever(should_stop=lambda: stop["now"])
         finally:
