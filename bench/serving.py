@@ -4,6 +4,7 @@
     .venv/bin/python bench/serving.py                     # sets up a throwaway MLflow venv once
     .venv/bin/python bench/serving.py --seconds 10 --soak 600   # also the 10-minute soak
     .venv/bin/python bench/serving.py --seconds 3 --load-seconds 5 --automl-budget 20   # a quick look
+    .venv/bin/python bench/serving.py --replicas          # the studio through its inference replicas
 
 The models:
 
@@ -410,9 +411,43 @@ def serving_backend(version) -> str:
     ).backend
 
 
-def start_studio(studio, versions: dict, port: int, workers: int, threads: int) -> tuple[subprocess.Popen, dict]:
+def start_replicas(studio, work: Path) -> subprocess.Popen:
+    """The local agent, serving replicas only (`compute_agent --replicas-only`), until every
+    deployment has a ready replica."""
+    from compute.models import Node, NodeStatus
+    from endpoints.models import Deployment
+
+    log_dir = work / "replica-logs"
+    log_dir.mkdir(exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "compute_agent", "--replicas-only", "--log-dir", str(log_dir)],
+        cwd=REPO,
+        env={**os.environ},
+        stdout=open(work / "replica-agent.log", "wb"),  # noqa: SIM115 - open for the child's life
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wanted = set(Deployment.objects.values_list("pk", flat=True))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready = set(
+            Node.objects.filter(deployment_id__in=wanted, status__in=[NodeStatus.IDLE, NodeStatus.BUSY])
+            .exclude(address="")
+            .values_list("deployment_id", flat=True)
+        )
+        if ready >= wanted:
+            return proc
+        time.sleep(0.5)
+    stop(proc)
+    raise TimeoutError("the deployments' replicas were not ready in 300 s")
+
+
+def start_studio(
+    studio, versions: dict, port: int, workers: int, threads: int, *, through_replicas: bool = False
+) -> tuple[subprocess.Popen, dict]:
     """One endpoint per model version (its name), deployed on an inference cluster, served by
-    gunicorn as `make run` does; returns the process and each endpoint's key."""
+    gunicorn as `make run` does; returns the process and each endpoint's key. `through_replicas`:
+    the portal forwards every request to the deployment's replica (STUDIO_SERVING_IN_PROCESS=0)."""
     from compute.models import TargetKind
     from compute.services import target_create
     from endpoints.services import deployment_create, endpoint_create
@@ -443,7 +478,7 @@ def start_studio(studio, versions: dict, port: int, workers: int, threads: int) 
             "warning",
         ],
         cwd=REPO,
-        env={**os.environ},
+        env={**os.environ, "STUDIO_SERVING_IN_PROCESS": "0" if through_replicas else "1"},
         start_new_session=True,
     )
     wait_http(port, "/health/")
@@ -539,6 +574,11 @@ def main():
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument(
+        "--replicas",
+        action="store_true",
+        help="serve through the inference cluster's replicas (the portal forwards; no model in the web processes)",
+    )
+    parser.add_argument(
         "--automl",
         default=",".join(AUTOML_DATASETS),
         help="bench data sets whose AutoML best model is also served (comma-separated; empty: none)",
@@ -616,7 +656,10 @@ def main():
             finally:
                 stop(proc)
     port = free_port()
-    proc, keys = start_studio(studio_env, versions, port, args.workers, args.threads)
+    proc, keys = start_studio(studio_env, versions, port, args.workers, args.threads, through_replicas=args.replicas)
+    replicas = start_replicas(studio_env, work) if args.replicas else None
+    path = "replicas" if args.replicas else "in_process"
+    print(f"studio serving path: {path}", flush=True)
     studio = {}
     try:
         for model in served:
@@ -641,6 +684,8 @@ def main():
             soak_run(url, proc, work, args.soak)
     finally:
         stop(proc)
+        if replicas is not None:
+            stop(replicas)
 
     print()
     if not mlflow:
@@ -664,7 +709,7 @@ def main():
     for model in automl:
         r = compared[model["name"]]
         print(
-            f"BENCH serving_automl model={model['name']} task={model['task']} "
+            f"BENCH serving_automl model={model['name']} task={model['task']} path={path} "
             f"onnx={'yes' if model['backend'] == 'onnx' else 'no'} "
             f"c16_ratio={r['c16_ratio']:.1f} p50_ratio={r['p50_ratio']:.3f} rows100_ratio={r['rows100_ratio']:.1f} "
             f"studio_c1_p50_ms={studio[model['name']]['c1']['p50_ms']:.2f} "
@@ -676,7 +721,7 @@ def main():
     tabular = [m for m in automl if m["task"] != "forecasting"]  # a forecasting model has no ONNX twin
     onnx_share = sum(m["backend"] == "onnx" for m in tabular) / len(tabular) if tabular else float("nan")
     print(
-        f"BENCH serving c16_ratio={hand['c16_ratio']:.1f} p50_ratio={hand['p50_ratio']:.3f} "
+        f"BENCH serving path={path} c16_ratio={hand['c16_ratio']:.1f} p50_ratio={hand['p50_ratio']:.3f} "
         f"rows100_ratio={hand['rows100_ratio']:.1f} "
         f"studio_c16_rps={studio['bench']['c16']['rps']:.0f} mlflow_c16_rps={mlflow['bench']['c16']['rps']:.0f} "
         f"studio_c1_p50_ms={studio['bench']['c1']['p50_ms']:.2f} mlflow_c1_p50_ms={mlflow['bench']['c1']['p50_ms']:.2f} "

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connection, connections
 
 from compute.models import Node, NodeStatus
 from compute.services import replica_heartbeat, replica_mark_ready
@@ -192,8 +192,6 @@ class ReplicaHandler(BaseHTTPRequestHandler):
 def wait_for_node() -> int | None:
     """A standby replica: import what loading and scoring a model takes, then wait for the agent to
     name the node to serve (and the log to write to). None when the agent closed the pipe."""
-    from django.db import connection
-
     serving.preload()
     connection.close()  # no connection held while waiting (it may be hours)
     log.info("standby replica ready (pid %s)", os.getpid())

@@ -35,7 +35,7 @@ from .admission import FORWARDED_HEADER, forwarding_proof
 from .services import deployment_wake
 
 REPLICAS_TTL_SECONDS = 1.0  # as the endpoint configuration: a new replica takes traffic within it
-WAKE_EVERY_SECONDS = 1.0  # a process asks a deployment scaled to zero for a replica at most this often
+WAKE_EVERY_SECONDS = 1.0  # how often a process asks whether a replica is coming (and wakes one from zero)
 WAITING_POLL_SECONDS = 0.1  # how often a request waiting for a replica looks for one
 DOWN_SECONDS = 5.0  # a replica that refused a connection is not tried again for this long
 # refused, reset, broken pipe, closed before or while answering
@@ -58,7 +58,7 @@ class ReplicaDirectory:
         self._by_deployment: dict[int, tuple[str, ...]] = {}
         self._read_at = float("-inf")
         self._lock = threading.Lock()
-        self.woken: dict[int, float] = {}  # deployment id -> when this process last woke it from zero
+        self.coming: dict[int, tuple[float, bool]] = {}  # deployment id -> (checked when, a replica on its way)
 
     def addresses(self, deployment_id: int, *, max_age: float | None = None) -> tuple[str, ...]:
         max_age = self.ttl if max_age is None else max_age
@@ -84,7 +84,7 @@ class ReplicaDirectory:
 
     def clear(self) -> None:
         with self._lock:
-            self._by_deployment, self._read_at, self.woken = {}, float("-inf"), {}
+            self._by_deployment, self._read_at, self.coming = {}, float("-inf"), {}
 
 
 class ReplicaPool:
@@ -148,16 +148,19 @@ pool = ReplicaPool()
 
 
 def replica_coming(deployment_id: int) -> bool:
-    """No replica of the deployment is ready: wake it if it scaled to zero (at most once a second
-    per process), and say whether a replica is on its way (woken just now, or wanted and starting)."""
+    """No replica of the deployment is ready: wake it if it scaled to zero, and say whether a
+    replica is on its way (woken, or wanted and starting). Asked of the database at most once a
+    second per deployment and process, never per request (the in-process fallback stays as fast)."""
     now = time.monotonic()
-    woken_at = directory.woken.get(deployment_id, float("-inf"))
-    if now - woken_at >= WAKE_EVERY_SECONDS and deployment_wake(deployment_id=deployment_id):
-        directory.woken[deployment_id] = now
-        return True
-    if now - woken_at < 5 * WAKE_EVERY_SECONDS:
-        return True
-    return Node.objects.filter(deployment_id=deployment_id, status__in=NodeStatus.live()).exists()
+    checked_at, coming = directory.coming.get(deployment_id, (float("-inf"), False))
+    if now - checked_at < WAKE_EVERY_SECONDS:
+        return coming
+    coming = (
+        deployment_wake(deployment_id=deployment_id)
+        or Node.objects.filter(deployment_id=deployment_id, status__in=NodeStatus.live()).exists()
+    )
+    directory.coming[deployment_id] = (now, coming)
+    return coming
 
 
 def wait_for_replica(deployment_id: int, *, timeout: float) -> bool:

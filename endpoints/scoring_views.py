@@ -38,7 +38,9 @@ def _dispatch(runtime, *, body: bytes, authorization: str, started: float, pinne
             "mirrored": mirrored,
         }
         answer = routing.forward(**forwarded)
-        if answer is None and routing.replica_coming(deployment.id) and not settings.STUDIO_SERVING_IN_PROCESS:
+        # Mirrored copies never wake a deployment scaled to zero: a mirror is not worth a replica.
+        coming = answer is None and not mirrored and routing.replica_coming(deployment.id)
+        if coming and not settings.STUDIO_SERVING_IN_PROCESS:
             # A cold start (scaled to zero, or just deployed): the request waits for the replica.
             if routing.wait_for_replica(deployment.id, timeout=settings.STUDIO_REPLICA_WAIT_SECONDS):
                 answer = routing.forward(**forwarded)

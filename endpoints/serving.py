@@ -9,6 +9,7 @@ row per request.
 
 import atexit
 import bisect
+import importlib
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from django.db import close_old_connections
 
 from endpoints.scoring.predictor import Predictor, get_predictor
 from modelformat.drift import concat_columns, count_batch, count_predictions, count_refusal, merge_counts
+from modelformat.modelio import TRUSTED_TYPES
 from modelformat.signature import FORECASTING, REGRESSION, PayloadError, Signature
 from studio.api.errors import error_body
 from studio.json_limits import JsonLimitError, json_loads_checked
@@ -498,10 +500,6 @@ def _neutral_value(column: dict):
 def preload() -> None:
     """Import what loading any allowed model and scoring it takes: the modules of the model
     format's trusted types, and the ONNX runtime (a standby replica's work before its node)."""
-    import importlib
-
-    from modelformat.modelio import TRUSTED_TYPES
-
     for module in sorted({name.rpartition(".")[0] for name in TRUSTED_TYPES} | {"onnx", "onnxruntime"}):
         try:
             importlib.import_module(module)

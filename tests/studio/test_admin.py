@@ -239,13 +239,21 @@ def test_deployment_replicas_go_through_the_service_and_reload_serving(console, 
     endpoint.refresh_from_db()
     before = endpoint.config_version
     url = f"/admin/endpoints/deployment/{deployed.pk}/"
-    console.post(url + "change/", {"replicas": 99})
+    form = {"replicas": 1, "min_replicas": "", "max_replicas": "", "target_in_flight": 4, "scale_in_seconds": 300}
+    console.post(url + "change/", form | {"replicas": 99})
     deployed.refresh_from_db()
     assert deployed.replicas == 1  # 99 is past the service's cap: refused
-    console.post(url + "change/", {"replicas": 2})
+    console.post(url + "change/", form | {"replicas": 2})
     deployed.refresh_from_db()
     endpoint.refresh_from_db()
     assert deployed.replicas == 2 and endpoint.config_version > before
+    console.post(url + "change/", form | {"min_replicas": 0, "max_replicas": 30})  # past the cap: refused
+    deployed.refresh_from_db()
+    assert not deployed.autoscales
+    console.post(url + "change/", form | {"replicas": 2, "min_replicas": 0, "max_replicas": 3, "target_in_flight": 2})
+    deployed.refresh_from_db()
+    assert (deployed.min_replicas, deployed.max_replicas, deployed.target_in_flight) == (0, 3, 2)
+    assert deployed.replicas == 2  # where autoscaling starts
     assert console.get("/admin/endpoints/deployment/add/").status_code == 403  # deployed in the studio
 
 
