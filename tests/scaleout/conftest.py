@@ -43,7 +43,8 @@ from workspaces.models import Workspace
 
 admin = get_user_model().objects.get(username="admin")
 workspace = Workspace.objects.order_by("pk").first()
-attached = target_create(actor=admin, workspace=workspace, kind=TargetKind.ATTACHED, name="host-b", max_nodes=2)
+# 4: a node killed by one test counts against the limit until the reconciler declares it lost
+attached = target_create(actor=admin, workspace=workspace, kind=TargetKind.ATTACHED, name="host-b", max_nodes=4)
 # The studio's own jobs (data ingest) run on the workspace's default compute: here the attached
 # compute, as A starts no nodes (no service changes the default: the admin shows it read-only).
 ComputeTarget.objects.filter(workspace=workspace).update(is_default=False)
