@@ -242,13 +242,13 @@ def make_studio(work: Path, *, with_cluster: bool):
     return _Studio(data_dir=work / "studio-data", with_cluster=with_cluster)
 
 
-def register_hand_built(studio, work: Path, manifest: dict):
+def register_hand_built(studio, work: Path, manifest: dict, name: str = "bench-model"):
     """The hand-built pipeline as a registered model version (its files copied in)."""
     from training.models import ModelVersion, RegisteredModel
     from training.registry_services import model_version_dir
 
     signature = json.loads((work / "signature.json").read_text())
-    model = RegisteredModel.objects.create(workspace=studio.workspace, name="bench-model")
+    model = RegisteredModel.objects.create(workspace=studio.workspace, name=name)
     version = ModelVersion.objects.create(
         model=model,
         version=1,
@@ -448,6 +448,13 @@ def start_studio(
     """One endpoint per model version (its name), deployed on an inference cluster, served by
     gunicorn as `make run` does; returns the process and each endpoint's key. `through_replicas`:
     the portal forwards every request to the deployment's replica (STUDIO_SERVING_IN_PROCESS=0)."""
+    keys = deploy(studio, versions)
+    return start_gunicorn(port, workers, threads, through_replicas=through_replicas), keys
+
+
+def deploy(studio, versions: dict) -> dict:
+    """One endpoint per model version (its name), each with one deployment on an inference
+    cluster; returns each endpoint's key."""
     from compute.models import TargetKind
     from compute.services import target_create
     from endpoints.services import deployment_create, endpoint_create
@@ -464,6 +471,11 @@ def start_studio(
             actor=studio.user, endpoint=created.endpoint, name="blue", model_version=version, target=inference
         )
         keys[name] = created.primary
+    return keys
+
+
+def start_gunicorn(port: int, workers: int, threads: int, *, through_replicas: bool = False) -> subprocess.Popen:
+    """The portal in gunicorn, as `make run` runs it."""
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -482,7 +494,7 @@ def start_studio(
         start_new_session=True,
     )
     wait_http(port, "/health/")
-    return proc, keys
+    return proc
 
 
 def rss_mb(pid: int) -> float:

@@ -1,7 +1,6 @@
 """Compute targets, node life cycle and the autoscaler. Roles are checked here (R4)."""
 
 import shutil
-import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -595,7 +594,7 @@ def node_join(*, token: str, target_id: int, hostname: str, pid: int) -> Node:
     if live >= target.max_nodes:
         raise ValidationError(f"{target.name} already has {live} of at most {target.max_nodes} nodes.")
     node = Node.objects.create(target=target, status=NodeStatus.STARTING, provisioner="attached")
-    node_mark_started(node=node, pid=pid, hostname=hostname or socket.gethostname())
+    node_mark_started(node=node, pid=pid, hostname=hostname or settings.STUDIO_HOSTNAME)
     return node
 
 

@@ -5,7 +5,6 @@ or by `manage.py compute_node` on an attached machine): report ready, heartbeat,
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 
@@ -65,7 +64,7 @@ def _on_worker_ready(sender=None, **kwargs):
 
     services.node_mark_ready(
         node_id=node_id,
-        hostname=socket.gethostname(),
+        hostname=settings.STUDIO_HOSTNAME,
         pid=os.getpid(),
         protections=protections_available().describe(),
     )

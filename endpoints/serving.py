@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-import socket
 import threading
 import time
 from collections import Counter
@@ -229,7 +228,7 @@ class MonitorBuffer:
         self._lock = threading.Lock()
         self._data: dict[tuple, _Counts] = {}
         self._thread: threading.Thread | None = None
-        self.source = f"{socket.gethostname()}:{os.getpid()}"[:100]
+        self.source = f"{settings.STUDIO_HOSTNAME}:{os.getpid()}"[:100]
 
     def record(
         self,

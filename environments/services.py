@@ -6,7 +6,6 @@ build resolved, so every later build (on any host) installs exactly the same pac
 """
 
 import collections
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -168,7 +167,7 @@ def environment_cache_dir() -> Path:
 def environment_prepare(*, version: EnvironmentVersion, on_line: Callable[[str], None]) -> Path:
     """The python to run a job of this version with, from this host's cache or built now (its
     output streamed to `on_line`). Records the build on this host; raises builder.BuildFailed."""
-    host = socket.gethostname()
+    host = settings.STUDIO_HOSTNAME
     cache_dir = environment_cache_dir()
     ready = builder.reuse(spec_hash=version.spec_hash, cache_dir=cache_dir)
     now = timezone.now()

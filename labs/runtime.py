@@ -327,7 +327,7 @@ class LabRun:
             state=LabState.STARTING,
             reason=PREPARING,
             log_tail="",
-            host=socket.gethostname(),
+            host=settings.STUDIO_HOSTNAME,
             address="",
             token_sealed="",
             pid=os.getpid(),

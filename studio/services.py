@@ -1,6 +1,5 @@
 """Services for accounts (API tokens, one-time sign-in links, disabling, lock-outs) and worker health."""
 
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -220,10 +219,10 @@ def worker_check_complete(*, check_id: int | None) -> None:
     """Called by the worker that consumed the canary. A scheduled canary (no id) records itself."""
     now = timezone.now()
     if check_id is None:
-        WorkerCheck.objects.create(broker=broker_kind(), completed_at=now, worker=socket.gethostname())
+        WorkerCheck.objects.create(broker=broker_kind(), completed_at=now, worker=settings.STUDIO_HOSTNAME)
         # Keep a day of canaries: enough to show health, not a table that grows forever.
         WorkerCheck.objects.filter(requested_at__lt=now - timedelta(days=1)).delete()
         return
     WorkerCheck.objects.filter(pk=check_id, completed_at__isnull=True).update(
-        completed_at=now, worker=socket.gethostname()
+        completed_at=now, worker=settings.STUDIO_HOSTNAME
     )

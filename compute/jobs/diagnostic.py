@@ -2,7 +2,6 @@
 
 import os
 import platform
-import socket
 import sys
 import time
 
@@ -37,7 +36,7 @@ class DiagnosticJob(JobHandler):
             cursor.execute("SELECT 1")
         writable = os.access(settings.ARTIFACT_ROOT, os.W_OK) or not settings.ARTIFACT_ROOT.exists()
         report = {
-            "hostname": socket.gethostname(),
+            "hostname": settings.STUDIO_HOSTNAME,
             "pid": os.getpid(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),

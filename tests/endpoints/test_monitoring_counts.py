@@ -33,3 +33,8 @@ def test_counts_recorded_flushed_and_read_back_agree(owner, workspace, settings)
         "rows": 5,
         "latency_ms_sum": 10.0,
     }
+
+
+def test_a_buffer_names_its_host_by_the_studio_hostname(settings):
+    settings.STUDIO_HOSTNAME = "host-b"  # several hosts of one machine (or containers) keep apart
+    assert MonitorBuffer().source.startswith("host-b:")

@@ -1,6 +1,5 @@
 """Environment services: versions, identical specifications, roles, deletion, and the build on a node."""
 
-import socket
 import time
 
 import pytest
@@ -146,12 +145,13 @@ def test_deleting_is_refused_while_a_job_names_a_version(owner, reader, workspac
 
 # --- On the node ---------------------------------------------------------------------------------------
 def test_prepare_builds_records_the_build_and_keeps_the_lock(owner, workspace, settings):
+    settings.STUDIO_HOSTNAME = "build-host"  # builds are per host, by the host's studio name
     version = _create(owner, workspace, requirements="six")
     lines: list[str] = []
     python = services.environment_prepare(version=version, on_line=lines.append)
     assert python.exists() and str(python).startswith(str(settings.STUDIO_ENVIRONMENT_CACHE_DIR))
     build = EnvironmentBuild.objects.get(version=version)
-    assert build.host == socket.gethostname()
+    assert build.host == "build-host"
     assert build.state == BuildState.READY and build.size_bytes > 0 and build.seconds > 0
     assert build.last_used_at and build.finished_at and "six" in build.log_tail
     version.refresh_from_db()

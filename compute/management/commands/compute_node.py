@@ -6,9 +6,9 @@ and becomes that node's Celery worker.
 """
 
 import os
-import socket
 import sys
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, target, token, **options):
         try:
-            node = node_join(token=token, target_id=target, hostname=socket.gethostname(), pid=os.getpid())
+            node = node_join(token=token, target_id=target, hostname=settings.STUDIO_HOSTNAME, pid=os.getpid())
         except (PermissionDenied, ValidationError) as exc:
             raise CommandError(str(exc).strip("[]'\"")) from None
         queue = ComputeTarget.objects.get(pk=target).queue
