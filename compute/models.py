@@ -175,6 +175,11 @@ class Node(models.Model):
         return self.status in NodeStatus.live()
 
     @property
+    def failed_before_serving(self) -> bool:
+        """A replica that died (or could not start) before it ever answered."""
+        return self.deployment_id is not None and self.status == NodeStatus.LOST and self.ready_at is None
+
+    @property
     def is_replica(self) -> bool:
         return self.deployment_id is not None
 

@@ -1,5 +1,6 @@
 """Read queries for compute pages and the API, scoped to one workspace."""
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -75,6 +76,7 @@ class ServedDeployment:
 
     deployment: object  # endpoints.Deployment, reached through the target (endpoints sits above compute)
     replicas: list[Node]
+    failed_starts: int = 0  # its latest replicas that died before serving, in a row (retried ever later)
 
     @property
     def ready(self) -> int:
@@ -91,8 +93,10 @@ def served_deployments(*, target: ComputeTarget, include_stopped: int = 3) -> li
     served = []
     for deployment in deployments:
         mine = nodes.get(deployment.pk, [])
-        replicas = [n for n in mine if n.status in live] + [n for n in mine if n.status not in live][:include_stopped]
-        served.append(ServedDeployment(deployment, replicas))
+        gone = [n for n in mine if n.status not in live]
+        failed = sum(1 for _ in itertools.takewhile(lambda node: node.failed_before_serving, gone))
+        replicas = [n for n in mine if n.status in live] + gone[:include_stopped]
+        served.append(ServedDeployment(deployment, replicas, failed))
     return served
 
 

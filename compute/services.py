@@ -1,5 +1,6 @@
 """Compute targets, node life cycle and the autoscaler. Roles are checked here (R4)."""
 
+import itertools
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +37,7 @@ from .models import (
 JOIN_TOKEN_LABEL = "join"  # noqa: S105 - a label, not a secret
 DEFAULT_CLUSTER_NAME = "cpu-cluster"
 WAITING_FOR_HOST = "waiting for capacity on this host"
+REPLICA_RETRY_FIRST_SECONDS, REPLICA_RETRY_MAX_SECONDS = 2, 300  # after replicas die before serving
 WAITING_FOR_QUOTA = "waiting: workspace quota of"  # how every quota reason on a job starts
 
 
@@ -403,6 +405,8 @@ def replicas_scale(*, target: ComputeTarget, deployment_id: int, want: int) -> t
             .order_by("requested_at", "pk")
         )
         missing = want - len(nodes)
+        if missing > 0 and replica_retry_in(deployment_id=deployment_id)[1] > 0:
+            missing = 0  # its last replicas died before serving: wait before the next try
         for _ in range(max(0, missing)):
             Node.objects.create(
                 target=target,
@@ -413,6 +417,19 @@ def replicas_scale(*, target: ComputeTarget, deployment_id: int, want: int) -> t
         surplus = sorted(nodes, key=lambda n: (n.status != NodeStatus.REQUESTED, -n.pk))[: max(0, -missing)]
         _nodes_leave(surplus, reason="fewer replicas wanted" if want else "its deployment was removed")
     return max(0, missing), len(surplus)
+
+
+def replica_retry_in(*, deployment_id: int) -> tuple[int, float]:
+    """(replicas of the deployment that died before serving, in a row, newest first; seconds before
+    another may be requested). A model that cannot load, or a replica that crashes on start, is
+    retried after 2 s, then 4, 8, ... up to REPLICA_RETRY_MAX_SECONDS, not on every agent tick."""
+    gone = Node.objects.filter(deployment_id=deployment_id, status__in=[NodeStatus.STOPPED, NodeStatus.LOST])
+    recent = list(gone.order_by("-pk").only("deployment_id", "status", "ready_at", "stopped_at")[:10])
+    failed = list(itertools.takewhile(lambda node: node.failed_before_serving, recent))
+    if not failed or failed[0].stopped_at is None:
+        return len(failed), 0.0
+    wait = min(REPLICA_RETRY_FIRST_SECONDS * 2 ** (len(failed) - 1), REPLICA_RETRY_MAX_SECONDS)
+    return len(failed), max(0.0, wait - (timezone.now() - failed[0].stopped_at).total_seconds())
 
 
 def host_serves_inference() -> bool:

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, connections
 
 from compute.models import Node, NodeStatus
-from compute.services import replica_heartbeat, replica_mark_ready
+from compute.services import node_mark_stopped, replica_heartbeat, replica_mark_ready
 from studio.api.errors import error_body
 
 from . import serving
@@ -225,6 +225,9 @@ def serve(*, node_id: int, bind: str, port: int = 0) -> int:
     backend, error = serving.warm_up(deployment.model_version)  # only this deployment's model
     if error:
         log.error("node-%s could not load %s: %s", node_id, deployment.model_version, error)
+        # Recorded here, where the cause is known (the agent would only see the exit code); the
+        # agent then waits ever longer before the deployment's next replica (replica_retry_in).
+        node_mark_stopped(node_id=node_id, reason=f"could not load {deployment.model_version}: {error}", lost=True)
         return 3
     server = ReplicaServer(
         (bind, port), endpoint_name=deployment.endpoint.name, deployment_name=deployment.name, node_id=node_id

@@ -7,11 +7,13 @@ import os
 import signal
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from compute.models import Node, NodeStatus
 from endpoints import routing, services, serving
@@ -157,6 +159,66 @@ def test_a_replica_reached_directly_checks_the_key_and_throttles(settings, repli
     connection.request("GET", "/health")
     health = json.loads(connection.getresponse().read())
     assert health == {"endpoint": "churn-api", "deployment": "blue", "node": replica.pk, "in_flight": 0}
+
+
+def test_replicas_that_die_before_serving_are_retried_ever_later(endpoint, owner, client, inference):
+    from compute.services import replica_retry_in
+
+    deployment = endpoint.endpoint.deployments.get()
+
+    def requested():
+        services.replicas_reconcile()
+        return Node.objects.filter(deployment_id=deployment.pk, status=NodeStatus.REQUESTED).count()
+
+    def die_before_serving(seconds_ago=0):
+        Node.objects.filter(deployment_id=deployment.pk, status__in=NodeStatus.live()).update(
+            status=NodeStatus.LOST, stopped_at=timezone.now() - timedelta(seconds=seconds_ago)
+        )
+
+    assert requested() == 2
+    die_before_serving()  # both could not load the model: 2 failures, 4 s
+    assert replica_retry_in(deployment_id=deployment.pk)[0] == 2 and requested() == 0
+    client.force_login(owner)
+    page = client.get(f"/w/{inference.workspace_id}/compute/{inference.pk}/").content.decode()
+    assert "2 replicas in a row stopped before serving" in page
+    Node.objects.filter(deployment_id=deployment.pk).update(stopped_at=timezone.now() - timedelta(seconds=5))
+    assert requested() == 2  # the wait is over
+    die_before_serving()
+    failures, wait = replica_retry_in(deployment_id=deployment.pk)
+    assert failures == 4 and 15 < wait <= 16 and requested() == 0
+    Node.objects.filter(deployment_id=deployment.pk).update(stopped_at=timezone.now() - timedelta(seconds=17))
+    assert requested() == 2
+    Node.objects.filter(deployment_id=deployment.pk, status=NodeStatus.REQUESTED).update(
+        status=NodeStatus.IDLE, ready_at=timezone.now()
+    )
+    die_before_serving()  # served, then killed: replaced at once
+    assert replica_retry_in(deployment_id=deployment.pk) == (0, 0.0) and requested() == 2
+
+
+def test_a_replica_that_cannot_load_its_model_says_why_and_is_not_restarted_every_tick(
+    replica_agent, endpoint, model_version
+):
+    from training.registry_services import model_version_dir
+
+    for name in ("model.skops", "model.onnx"):  # tampered with: neither checksum matches
+        with open(model_version_dir(model_version) / name, "ab") as file:
+            file.write(b"tampered")
+    deployment = endpoint.endpoint.deployments.get()
+    start(replica_agent)
+    deadline = time.monotonic() + 90
+    nodes = Node.objects.filter(deployment_id=deployment.pk)
+    while nodes.count() < 3 or nodes.filter(status=NodeStatus.LOST).count() < 2:  # two failed, a retry asked
+        assert time.monotonic() < deadline, list(Node.objects.values("status", "reason"))
+        time.sleep(0.2)
+    nodes = list(nodes.order_by("pk"))
+    lost = [n for n in nodes if n.status == NodeStatus.LOST]
+    assert len(lost) >= 2 and all(
+        n.ready_at is None and n.reason.startswith(f"could not load {model_version}") for n in lost
+    ), [n.reason for n in lost]
+    # The agent ticks every 0.1 s; a retry waits at least 2 s after the last replica that failed.
+    retry = nodes[2]
+    failed_before = [n.stopped_at for n in lost if n.pk < retry.pk and n.stopped_at <= retry.requested_at]
+    assert (retry.requested_at - max(failed_before)).total_seconds() >= 1.9
 
 
 def test_the_inference_cluster_page_and_api_list_deployments_and_replicas(client, owner, endpoint, inference):
