@@ -5,6 +5,7 @@ from training.forms import JobSubmitForm
 from training.registry_selectors import model_versions_in_workspace
 
 from .models import BATCH_SCORE
+from .services import AUTOSCALE_FIELDS
 
 
 class EndpointForm(forms.Form):
@@ -57,8 +58,7 @@ class ScalingForm(forms.Form):
         data = self.cleaned_data
         if not data.get("autoscale"):
             return None
-        fields = ("min_replicas", "max_replicas", "target_in_flight", "scale_in_seconds")
-        return {field: data[field] for field in fields if data.get(field) is not None}
+        return {field: data[field] for field in AUTOSCALE_FIELDS if data.get(field) is not None}
 
 
 class DeploymentForm(ScalingForm):

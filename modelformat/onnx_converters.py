@@ -841,8 +841,10 @@ def _hgb_categorical_converter(plain_converter, precision: str):
         originals = [*np.flatnonzero(op.is_categorical_), *np.flatnonzero(~np.asarray(op.is_categorical_))]
         source = _node(scope, container, "Cast", [_concat(scope, container, operator.inputs)], "hgb_x", to=double)
         width = op.n_features_in_
-        derived: dict[tuple[int, int], int] = {}
-        columns = []
+        # One derived column per distinct (feature, left categories): its number in order of discovery,
+        # and its value for each of the feature's known codes.
+        derived: dict[tuple[int, tuple], int] = {}
+        sides_of: dict[tuple[int, tuple], list[float]] = {}
         nodes = {k: [] for k in ("treeids", "nodeids", "featureids", "modes", "values", "true", "false", "missing")}
         targets = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
         per_iteration = len(op._predictors[0])  # noqa: SLF001
@@ -870,15 +872,14 @@ def _hgb_categorical_converter(plain_converter, precision: str):
                         left = predictor.raw_left_cat_bitsets[int(node["bitset_idx"])]
                         key = (feature, tuple(int(word) for word in left))
                         if key not in derived:
-                            derived[key] = width + len(derived)
+                            derived[key] = len(derived)
                             seen = known[f_idx_map[feature]]
-                            values = [v for v in encoder.categories_[feature] if not np.isnan(v)]
-                            sides = [
+                            codes = sum(1 for v in encoder.categories_[feature] if not np.isnan(v))
+                            sides_of[key] = [
                                 (0.0 if _in_bitset(left, c) else 1.0) if _in_bitset(seen, c) else float("nan")
-                                for c in range(len(values))
+                                for c in range(codes)
                             ]
-                            columns.append((int(originals[feature]), [float(v) for v in values], sides))
-                        nodes["featureids"].append(derived[key])
+                        nodes["featureids"].append(-1 - derived[key])  # numbered below, grouped by feature
                         nodes["values"].append(0.5)
                     else:
                         nodes["featureids"].append(int(originals[feature]))
@@ -887,24 +888,42 @@ def _hgb_categorical_converter(plain_converter, precision: str):
                     nodes["true"].append(int(node["left"]))
                     nodes["false"].append(int(node["right"]))
                     nodes["missing"].append(int(bool(node["missing_go_to_left"])))
+        # The derived columns of a feature come from one lookup: its value → a row of a table whose
+        # columns are that feature's derived columns (the last row, NaN, for missing or unseen values).
+        # A column per split's categories each with its own lookup made thousands of nodes for a
+        # text column split on in many trees: minutes of conversion and milliseconds a request.
+        by_feature: dict[int, list[tuple[int, tuple]]] = {}
+        for key in derived:
+            by_feature.setdefault(key[0], []).append(key)
+        position: dict[int, int] = {}
         parts = [source]
-        for feature, codes, sides in columns:
-            index = _const(scope, container, "hgb_feature", onnx_proto.TensorProto.INT64, [feature])
-            values = _node(scope, container, "Gather", [source, index], "hgb_codes", axis=1)
-            values = _node(scope, container, "Cast", [values], "hgb_codes_f", to=single)
-            side = _node(
+        for feature, keys in by_feature.items():
+            values = [float(v) for v in encoder.categories_[feature] if not np.isnan(v)]
+            for key in keys:
+                position[derived[key]] = width + len(position)
+            sides = np.asarray([sides_of[key] for key in keys], dtype=np.float64).T
+            table = np.vstack([sides, np.full((1, len(keys)), np.nan)])
+            index = _const(scope, container, "hgb_feature", onnx_proto.TensorProto.INT64, [originals[feature]])
+            codes = _node(scope, container, "Gather", [source, index], "hgb_codes", axis=1)
+            codes = _node(scope, container, "Cast", [codes], "hgb_codes_f", to=single)
+            row = _node(
                 scope,
                 container,
                 "LabelEncoder",
-                [values],
-                "hgb_side",
+                [codes],
+                "hgb_row_f",
                 op_domain="ai.onnx.ml",
                 op_version=2,
-                keys_floats=[float(c) for c in codes],
-                values_floats=sides,
-                default_float=float("nan"),
+                keys_floats=values,
+                values_floats=[float(i) for i in range(len(values))],
+                default_float=float(len(values)),
             )
-            parts.append(_node(scope, container, "Cast", [side], "hgb_side_d", to=double))
+            row = _node(scope, container, "Cast", [row], "hgb_row", to=onnx_proto.TensorProto.INT64)
+            flat = _const(scope, container, "hgb_flat", onnx_proto.TensorProto.INT64, [-1])
+            row = _node(scope, container, "Reshape", [row, flat], "hgb_row_flat")
+            lookup = _const(scope, container, "hgb_sides", double, table, list(table.shape))
+            parts.append(_node(scope, container, "Gather", [lookup, row], "hgb_side", axis=0))
+        nodes["featureids"] = [position[-1 - f] if f < 0 else f for f in nodes["featureids"]]
         features = parts[0] if len(parts) == 1 else _node(scope, container, "Concat", parts, "hgb_features", axis=1)
         baseline = np.asarray(op._baseline_prediction, dtype=np.float64).ravel()  # noqa: SLF001
         raw = _node(

@@ -35,21 +35,10 @@ from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
 from studio.hashing import sha256_file
+from studio.storage_errors import ObjectCorrupt, ObjectMissing, ObjectStoreError
 
 SHA256_METADATA = "sha256"
 VERIFIED_ENTRIES = 10_000
-
-
-class ObjectStoreError(Exception):
-    """Object storage could not give or take a file; the message says which and why."""
-
-
-class ObjectMissing(ObjectStoreError):
-    """The file is neither on this host nor in object storage."""
-
-
-class ObjectCorrupt(ObjectStoreError):
-    """The file fetched from object storage does not match its checksum."""
 
 
 class ArtifactStorage(S3Storage):

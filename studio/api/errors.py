@@ -5,14 +5,14 @@
 `fields` maps a field name to its messages; it is empty when no single field is at fault.
 """
 
-import sys
-
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers
 from rest_framework.fields import get_error_detail
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from studio.storage_errors import ObjectStoreError
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -94,10 +94,8 @@ class StorageUnavailable(exceptions.APIException):
 
 
 def is_storage_error(exc) -> bool:
-    """Is `exc` object storage failing (studio.objectstore.ObjectStoreError)? Looked up among the
-    loaded modules: a process that never loaded object storage (boto) cannot raise it."""
-    objectstore = sys.modules.get("studio.objectstore")
-    return objectstore is not None and isinstance(exc, objectstore.ObjectStoreError)
+    """Is `exc` object storage failing?"""
+    return isinstance(exc, ObjectStoreError)
 
 
 def exception_handler(exc, context):
