@@ -8,6 +8,7 @@ import pytest
 from django.apps import apps
 from django.core import serializers
 
+from compute.jobs.models import JobStatus
 from compute.models import Node
 from data.models import Datastore, Ingest, IngestStatus
 from data.services import data_version_path
@@ -37,7 +38,10 @@ def node_env(node_env):
 
 def settled(ingest_id, timeout=120):
     return wait_for(
-        lambda: Ingest.objects.filter(pk=ingest_id, status__in=["ready", "failed"]).first(),
+        # The ingest row ends inside its job, a moment before the job's own status does.
+        lambda: Ingest.objects.filter(
+            pk=ingest_id, status__in=["ready", "failed"], job__status__in=JobStatus.finished()
+        ).first(),
         timeout=timeout,
         message=f"ingest {ingest_id} to finish",
     )
