@@ -1,5 +1,7 @@
 """Compute targets, their nodes (real Celery worker processes) and metered node time."""
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -182,6 +184,12 @@ class Node(models.Model):
     @property
     def is_replica(self) -> bool:
         return self.deployment_id is not None
+
+
+def failed_starts_in_a_row(stopped_replicas: Iterable[Node]) -> list[Node]:
+    """Of a deployment's stopped replicas, newest first: those that failed before serving, up to
+    the newest that served. The page shows how many; the next start waits longer for each."""
+    return list(itertools.takewhile(lambda node: node.failed_before_serving, stopped_replicas))
 
 
 class NodeSession(models.Model):

@@ -1,6 +1,5 @@
 """Read queries for compute pages and the API, scoped to one workspace."""
 
-import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -24,6 +23,7 @@ from .models import (
     NodeStatus,
     ServingSession,
     TargetKind,
+    failed_starts_in_a_row,
 )
 
 # Targets whose nodes count against a workspace's quota: those the studio provisions itself.
@@ -94,7 +94,7 @@ def served_deployments(*, target: ComputeTarget, include_stopped: int = 3) -> li
     for deployment in deployments:
         mine = nodes.get(deployment.pk, [])
         gone = [n for n in mine if n.status not in live]
-        failed = sum(1 for _ in itertools.takewhile(lambda node: node.failed_before_serving, gone))
+        failed = len(failed_starts_in_a_row(gone))
         replicas = [n for n in mine if n.status in live] + gone[:include_stopped]
         served.append(ServedDeployment(deployment, replicas, failed))
     return served

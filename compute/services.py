@@ -1,6 +1,5 @@
 """Compute targets, node life cycle and the autoscaler. Roles are checked here (R4)."""
 
-import itertools
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +31,7 @@ from .models import (
     Priority,
     ServingSession,
     TargetKind,
+    failed_starts_in_a_row,
 )
 
 JOIN_TOKEN_LABEL = "join"  # noqa: S105 - a label, not a secret
@@ -425,7 +425,7 @@ def replica_retry_in(*, deployment_id: int) -> tuple[int, float]:
     retried after 2 s, then 4, 8, ... up to REPLICA_RETRY_MAX_SECONDS, not on every agent tick."""
     gone = Node.objects.filter(deployment_id=deployment_id, status__in=[NodeStatus.STOPPED, NodeStatus.LOST])
     recent = list(gone.order_by("-pk").only("deployment_id", "status", "ready_at", "stopped_at")[:10])
-    failed = list(itertools.takewhile(lambda node: node.failed_before_serving, recent))
+    failed = failed_starts_in_a_row(recent)
     if not failed or failed[0].stopped_at is None:
         return len(failed), 0.0
     wait = min(REPLICA_RETRY_FIRST_SECONDS * 2 ** (len(failed) - 1), REPLICA_RETRY_MAX_SECONDS)

@@ -841,10 +841,8 @@ def _hgb_categorical_converter(plain_converter, precision: str):
         originals = [*np.flatnonzero(op.is_categorical_), *np.flatnonzero(~np.asarray(op.is_categorical_))]
         source = _node(scope, container, "Cast", [_concat(scope, container, operator.inputs)], "hgb_x", to=double)
         width = op.n_features_in_
-        # One derived column per distinct (feature, left categories): its number in order of discovery,
-        # and its value for each of the feature's known codes.
+        # One derived column per distinct (feature, left categories): its number in order of discovery.
         derived: dict[tuple[int, tuple], int] = {}
-        sides_of: dict[tuple[int, tuple], list[float]] = {}
         nodes = {k: [] for k in ("treeids", "nodeids", "featureids", "modes", "values", "true", "false", "missing")}
         targets = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
         per_iteration = len(op._predictors[0])  # noqa: SLF001
@@ -871,14 +869,7 @@ def _hgb_categorical_converter(plain_converter, precision: str):
                         # bitset_idx indexes this tree's own bitsets: key the derived column by content
                         left = predictor.raw_left_cat_bitsets[int(node["bitset_idx"])]
                         key = (feature, tuple(int(word) for word in left))
-                        if key not in derived:
-                            derived[key] = len(derived)
-                            seen = known[f_idx_map[feature]]
-                            codes = sum(1 for v in encoder.categories_[feature] if not np.isnan(v))
-                            sides_of[key] = [
-                                (0.0 if _in_bitset(left, c) else 1.0) if _in_bitset(seen, c) else float("nan")
-                                for c in range(codes)
-                            ]
+                        derived.setdefault(key, len(derived))
                         nodes["featureids"].append(-1 - derived[key])  # numbered below, grouped by feature
                         nodes["values"].append(0.5)
                     else:
@@ -899,9 +890,20 @@ def _hgb_categorical_converter(plain_converter, precision: str):
         parts = [source]
         for feature, keys in by_feature.items():
             values = [float(v) for v in encoder.categories_[feature] if not np.isnan(v)]
+            seen = known[f_idx_map[feature]]
             for key in keys:
                 position[derived[key]] = width + len(position)
-            sides = np.asarray([sides_of[key] for key in keys], dtype=np.float64).T
+            # A derived column's value for each known code: 0 left, 1 right, NaN never seen in training.
+            sides = np.asarray(
+                [
+                    [
+                        (0.0 if _in_bitset(left, c) else 1.0) if _in_bitset(seen, c) else np.nan
+                        for c in range(len(values))
+                    ]
+                    for _, left in keys
+                ],
+                dtype=np.float64,
+            ).T
             table = np.vstack([sides, np.full((1, len(keys)), np.nan)])
             index = _const(scope, container, "hgb_feature", onnx_proto.TensorProto.INT64, [originals[feature]])
             codes = _node(scope, container, "Gather", [source, index], "hgb_codes", axis=1)
