@@ -125,22 +125,29 @@ class ColumnFacts:
             data = pc.cast(data, pa.int64())
         # Chunk by chunk into one new array: no whole-column copy in between.
         chunks = [pc.drop_null(chunk).to_numpy(zero_copy_only=False) for chunk in data.chunks]
-        values = np.concatenate(chunks) if chunks else np.empty(0, data.type.to_pandas_dtype())
+        dtype = data.type.to_pandas_dtype()
+        values = np.concatenate(chunks) if chunks else np.empty(0, dtype)
         del chunks
         if values.dtype.kind in "iu" and values.size:
             low, high = int(values.min()), int(values.max())
             if high - low <= max(1_000_000, 2 * values.size):
                 # Counting sort: codes, ratings, years, row numbers... O(n) instead of O(n log n).
-                counts = np.bincount(values - low)
-                present = np.flatnonzero(counts)
-                return np.repeat((present + low).astype(values.dtype), counts[present])
+                # In place and one array at a time: an id column's peak stays near three copies.
+                values -= values.dtype.type(low)
+                counts = np.bincount(values)
+                del values
+                return np.repeat(np.arange(low, high + 1, dtype=dtype), counts)
         values.sort()  # a copy already: sorted where it is
         return values
 
     @cached_property
     def run_starts(self) -> np.ndarray:
         values = self.sorted_values
-        return np.flatnonzero(values[1:] != values[:-1]) + 1 if values.size else np.empty(0, np.int64)
+        if not values.size:
+            return np.empty(0, np.int64)
+        starts = np.flatnonzero(values[1:] != values[:-1])
+        starts += 1
+        return starts
 
     @cached_property
     def counts(self) -> pa.StructArray:
@@ -159,7 +166,8 @@ class ColumnFacts:
     @cached_property
     def distinct(self) -> int:
         if self.sortable:
-            return int(self.run_starts.size + 1) if self.sorted_values.size else 0
+            values = self.sorted_values  # counted without run_starts, which only top values need
+            return int(np.count_nonzero(values[1:] != values[:-1])) + 1 if values.size else 0
         return len(self.counts)
 
 
@@ -284,19 +292,26 @@ def _top_runs(values: np.ndarray, starts: np.ndarray, kind: pa.DataType) -> list
     """Most frequent values of sorted ``values`` (runs between ``starts``), ties by value."""
     if values.size == 0:
         return []
+    if starts.size + 1 == values.size:
+        # All different (an id): the first values, once each; no arrays of a million counts.
+        chosen = list(range(min(TOP_VALUES, values.size)))
+        return _top_values(values[: len(chosen)], [1] * len(chosen), kind)
     bounds = np.concatenate(([0], starts, [values.size]))
     counts = np.diff(bounds)
     k = min(TOP_VALUES, counts.size)
     shortlist = np.argpartition(-counts, k - 1)[:k] if counts.size > k else np.arange(counts.size)
     # Runs are in value order, so sorting the shortlist by (count desc, run index) breaks ties by value.
     chosen = sorted(shortlist.tolist(), key=lambda i: (-counts[i], i))
-    firsts = values[bounds[chosen]]
+    return _top_values(values[bounds[chosen]], [int(counts[i]) for i in chosen], kind)
+
+
+def _top_values(firsts: np.ndarray, counts: list[int], kind: pa.DataType) -> list[dict]:
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         firsts = pc.cast(pa.array(firsts, pa.int64()), pa.timestamp("s") if pa.types.is_date(kind) else kind)
         firsts = firsts.to_pylist()
     else:
         firsts = firsts.tolist()
-    return [{"value": v, "count": int(counts[i])} for v, i in zip(firsts, chosen, strict=True)]
+    return [{"value": v, "count": c} for v, c in zip(firsts, counts, strict=True)]
 
 
 def _top_counts(counts: pa.StructArray) -> list[dict]:

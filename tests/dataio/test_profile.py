@@ -192,3 +192,28 @@ def test_numbers_stored_as_text_are_inferred_from_a_dictionary_read(tmp_path):
     pq.write_table(pa.table({"n": [str(i % 40) for i in range(400)]}), path, row_group_size=100)
     report = by_name(profile(path))["n"]
     assert report["semantic_type"] == "integer"
+
+
+@pytest.mark.parametrize(
+    "values, semantic",
+    [
+        (list(range(-3, 2_000)), "identifier"),  # all different: the first ten, once each
+        ([7, -2, 7, None, -2, 7, 0, 1_000_000, 5, 5, 5, 5], "integer"),  # negatives, repeats, a wide range
+        (np.array([3, 0, 3, 255, 3, 0], np.uint8), "integer"),  # small unsigned codes
+        (list(range(2_000, 0, -1)) + [17, 17, None], "integer"),  # ids with one repeated
+    ],
+)
+def test_integer_columns_counted_in_place_match_pandas(tmp_path, values, semantic):
+    """Integers in a narrow range are sorted by counting, in place; the figures are pandas'."""
+    path = tmp_path / "v.parquet"
+    column = pa.array(values)
+    pq.write_table(pa.table({"n": column}), path, row_group_size=700)
+    report = by_name(profile(path, Schema((ColumnSchema("n", semantic, str(column.type)),))))["n"]
+    series = pd.Series(column.to_pandas(), name="n").dropna().astype("int64")
+    assert report["distinct"] == series.nunique() and report["missing"] == column.null_count
+    if semantic == "integer":
+        assert (report["min"], report["max"]) == (series.min(), series.max())
+        assert report["quantiles"]["p50"] == pytest.approx(series.median())
+    if semantic == "identifier" or series.nunique() <= 20:
+        expected = series.value_counts().reset_index().sort_values(["count", "n"], ascending=[False, True])
+        assert [(t["value"], t["count"]) for t in report["top_values"]] == list(expected.itertuples(index=False))[:10]
