@@ -133,6 +133,8 @@ class ColumnFacts:
             if high - low <= max(1_000_000, 2 * values.size):
                 # Counting sort: codes, ratings, years, row numbers... O(n) instead of O(n log n).
                 # In place and one array at a time: an id column's peak stays near three copies.
+                if values.dtype.itemsize < 8:
+                    values = values.astype(np.int64)  # an int8's -100..100 would wrap when shifted
                 values -= values.dtype.type(low)
                 counts = np.bincount(values)
                 del values

@@ -200,6 +200,8 @@ def test_numbers_stored_as_text_are_inferred_from_a_dictionary_read(tmp_path):
         (list(range(-3, 2_000)), "identifier"),  # all different: the first ten, once each
         ([7, -2, 7, None, -2, 7, 0, 1_000_000, 5, 5, 5, 5], "integer"),  # negatives, repeats, a wide range
         (np.array([3, 0, 3, 255, 3, 0], np.uint8), "integer"),  # small unsigned codes
+        (np.array([-100, 100, 5, 5, -100, 5], np.int8), "integer"),  # a range wider than int8 itself
+        (np.array([-30_000, 30_000, 7, 7], np.int16), "integer"),  # an uploaded Parquet's small types
         (list(range(2_000, 0, -1)) + [17, 17, None], "integer"),  # ids with one repeated
     ],
 )
