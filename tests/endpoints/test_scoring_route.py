@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.cache import cache
 
-from endpoints import serving, services
+from endpoints import services, serving
 from endpoints.scoring.predictor import invalidate
 from studio import objectstore
 from tests import s3server
