@@ -35,7 +35,8 @@ class ScoringRouteMiddleware:
             return score(request, *match.args, **match.kwargs)
         except ObjectStoreError:
             # A scoring client reads JSON: storage that is down is a 503 to retry, not the pages' HTML
-            # page. Any other error is Django's logged 500, as for any view.
+            # page, and without the store's address (the API's answer has it): the caller holds a
+            # key, not an account. Any other error is Django's logged 500, as for any view.
             response = JsonResponse(error_body("storage_unavailable", StorageUnavailable.default_detail), status=503)
             response["Retry-After"] = str(STORAGE_RETRY_AFTER)
             return response

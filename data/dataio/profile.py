@@ -296,8 +296,8 @@ def _top_runs(values: np.ndarray, starts: np.ndarray, kind: pa.DataType) -> list
         return []
     if starts.size + 1 == values.size:
         # All different (an id): the first values, once each; no arrays of a million counts.
-        chosen = list(range(min(TOP_VALUES, values.size)))
-        return _top_values(values[: len(chosen)], [1] * len(chosen), kind)
+        k = min(TOP_VALUES, values.size)
+        return _top_values(values[:k], [1] * k, kind)
     bounds = np.concatenate(([0], starts, [values.size]))
     counts = np.diff(bounds)
     k = min(TOP_VALUES, counts.size)

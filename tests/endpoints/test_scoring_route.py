@@ -83,3 +83,4 @@ def test_object_storage_down_while_scoring_is_a_json_503_to_retry(
     assert refused.status_code == 503, refused.content
     assert refused["Content-Type"] == "application/json" and refused["Retry-After"] == "10"
     assert refused.json()["error"]["code"] == "storage_unavailable"
+    assert "127.0.0.1:9" not in refused.content.decode()  # the store's address is not the key holder's business
