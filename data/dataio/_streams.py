@@ -58,13 +58,18 @@ class RawReader(Protocol):
 
 
 class PlainReader:
-    """The file's bytes as they are."""
+    """The file's bytes as they are, from ``start`` up to ``end`` (the end of the file by default)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, start: int = 0, end: int | None = None) -> None:
         self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._file.seek(start)
+        self._left = None if end is None else end - start
         self.bytes_read = 0
 
     def read(self, size: int) -> bytes:
+        if self._left is not None:
+            size = min(size, self._left)
+            self._left -= size
         data = self._file.read(size)
         self.bytes_read += len(data)
         return data
@@ -173,7 +178,8 @@ class TextSource(io.RawIOBase):
       row and, when it can tell, the column) or ``"latin-1"`` (decoded as windows-1252, transcoded).
     * A line longer than ``limits.max_row_bytes`` raises ``DataError`` after reading at most one
       chunk past the limit.
-    * A UTF-8 byte-order mark at the start is dropped.
+    * A UTF-8 byte-order mark at the start is dropped (``at_start=False``: the bytes are a later
+      part of the file, read on their own).
 
     ``read(n)`` returns exactly ``n`` bytes until the end (pyarrow's reader needs full blocks).
     An encoding error names its column from ``column_names`` when set, else (``header=True``) from
@@ -190,6 +196,7 @@ class TextSource(io.RawIOBase):
         quotechar: str,
         limits: Limits,
         header: bool = False,
+        at_start: bool = True,
     ) -> None:
         super().__init__()
         if encoding not in ("utf-8", "latin-1"):
@@ -203,7 +210,7 @@ class TextSource(io.RawIOBase):
         self._chunk = limits.max_row_bytes
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._buffer = bytearray()
-        self._first = True
+        self._first = at_start  # a byte-order mark is dropped at the start of the file only
         self._done = False
         self._line_run = 0  # bytes since the last line break
         self._chunk_lines = 0  # line breaks in the chunk being read

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,12 +30,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from ._streams import TextSource, open_raw
+from ._halves import HalfFailed, SecondHalf, first_half_ended_in_quotes, middle_line_start
+from ._streams import PlainReader, TextSource, open_raw
 from .errors import DataError, column_label, fmt_bytes, fmt_count
 from .limits import Limits
 from .profile import ColumnFacts, assemble, profile_column, read_column
 from .schema_edit import ColumnPlan, IngestResult, Progress, rewrite
-from .sink import ParquetSink
+from .sink import ParquetSink, label_columns
 from .sniff import Sniffed, sniff
 from .types import (
     CSV_FALSE_VALUES,
@@ -51,6 +53,7 @@ from .types import (
 
 _MAX_TYPE_RETRIES = 6
 _PARQUET_BATCH_ROWS = 65_536
+_HALF_TRIM_BATCHES = 4
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
 _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 
@@ -201,6 +204,39 @@ class _Retry(Exception):  # noqa: N818 - control flow inside _CsvReader, never e
     """Read the file again with what the failed pass learnt (names, text columns, block size)."""
 
 
+class _HalvesWrong(Exception):  # noqa: N818 - control flow inside _CsvReader, never escapes
+    """The two halves met inside a quoted value: read the file again on one thread."""
+
+
+@contextlib.contextmanager
+def _csv_reader(source: TextSource, read, parse, convert) -> Iterator[pcsv.CSVStreamingReader]:
+    """pyarrow's streaming reader over ``source``, closed on the way out. Left to the garbage
+    collector, a reader could let go of the Python file from one of Arrow's threads while the
+    interpreter exits, which aborted the process (apache/arrow#33975)."""
+    reader = pcsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _plain(column: pa.Array) -> pa.Array:
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+
+
+def _as_label(column: pa.Array) -> pa.Array:
+    return column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
+
+
+def _first_then_second(first: Iterable[pa.RecordBatch], second: SecondHalf) -> Iterator[pa.RecordBatch]:
+    last = None
+    for last in first:
+        yield last
+    if first_half_ended_in_quotes(last):
+        raise _HalvesWrong
+    yield from second
+
+
 @dataclass
 class _CsvReader:
     """Reads a text upload into a stage Parquet file, re-reading it when a pass learns something.
@@ -223,37 +259,65 @@ class _CsvReader:
     # The parsed columns (one list of arrays per column) while the text read stays within
     # ``limits.in_memory_text_bytes``; None once it is larger (the profile then reads the Parquet back).
     columns: list[list[pa.Array] | None] | None = None
+    # Parse the file from ``middle`` on another thread (see _halves); False once that went wrong.
+    middle: int | None = None
+    in_halves: bool = False
 
     def read_into(self, stage: Path) -> tuple[list[str], list[dict]]:
         sniffed = self.sniffed
         self.block = self.limits.block_bytes
         self.text_positions = {p - 1 for p in sniffed.text_columns}
+        self.middle = self._middle() if self._halves_pay() else None
+        self.in_halves = self.middle is not None
         if not sniffed.has_header:
             if not sniffed.n_columns:
                 raise ValueError("a file without a header needs Sniffed.n_columns")
             self.names, self.warnings = check_names(
                 [f"column_{i}" for i in range(1, sniffed.n_columns + 1)], self.limits
             )
-        for _attempt in range(_MAX_TYPE_RETRIES + 3):
+        for _attempt in range(2 * (_MAX_TYPE_RETRIES + 3)):
             try:
                 self._read_once(stage)
                 return self.names, self.warnings
             except _Retry:
                 continue
+            except (_HalvesWrong, DataError, HalfFailed):
+                if not self.in_halves:
+                    raise
+                # Read on one thread, from what the sniffer said: that pass finds the error (and its row) or
+                # the types again, without anything the halves may have got wrong.
+                self.in_halves = False
+                self.text_positions = {p - 1 for p in sniffed.text_columns}
+                self.all_text = False
+                self.block = self.limits.block_bytes
         raise AssertionError("the last pass reads every column as text and cannot ask for another")
+
+    def _halves_pay(self) -> bool:
+        """Two halves pay for a plain text file large enough, within the in-memory budget (the second
+        half's batches wait in memory for the first half's end), on a node with two cores or more."""
+        sniffed, limits = self.sniffed, self.limits
+        size = self.path.stat().st_size
+        return (
+            sniffed.format != "csv.gz"
+            and pa.cpu_count() > 1
+            and limits.halves_from_bytes <= size <= limits.in_memory_text_bytes
+        )
 
     @property
     def _first_row(self) -> int:
         """The row number of the first data row (the header is row 1)."""
         return 2 if self.sniffed.has_header else 1
 
-    def _options(self, *, use_threads: bool = True, invalid_rows: list | None = None):
+    def _options(self, *, invalid_rows: list | None = None, header: bool = True):
         sniffed, names = self.sniffed, self.names
         read = pcsv.ReadOptions(
-            use_threads=use_threads,
+            # The streaming reader parses on one thread either way (the halves are how the engine uses two);
+            # without Arrow's thread pool, no work on the Python file outlives the read (apache/arrow#50482:
+            # a process that read through a Python file could hang or crash at exit).
+            use_threads=False,
             block_size=self.block,
             column_names=names,
-            skip_rows=1 if names is not None and sniffed.has_header else 0,
+            skip_rows=1 if names is not None and sniffed.has_header and header else 0,
         )
 
         def on_invalid_row(row):
@@ -285,16 +349,22 @@ class _CsvReader:
         )
         return read, parse, convert
 
-    def _source(self) -> TextSource:
+    def _source(self, start: int = 0, end: int | None = None) -> TextSource:
+        """The file's text (from byte ``start`` to ``end`` when reading in halves)."""
         sniffed = self.sniffed
+        if start or end is not None:
+            raw = PlainReader(self.path, start, end)
+        else:
+            raw = open_raw(self.path, sniffed.format == "csv.gz", self.limits)
         source = TextSource(
-            open_raw(self.path, sniffed.format == "csv.gz", self.limits),
+            raw,
             encoding=sniffed.encoding,
             newline=sniffed.newline,
             delimiter=sniffed.delimiter,
             quotechar=sniffed.quotechar,
             limits=self.limits,
-            header=bool(sniffed.has_header),
+            header=bool(sniffed.has_header) and not start,
+            at_start=not start,
         )
         if self.names is not None:
             source.column_names = self.names
@@ -304,11 +374,13 @@ class _CsvReader:
         invalid_rows: list = []
         self.rows = 0
         self.columns = None
-        source = self._source()
+        middle = self.middle if self.in_halves else None
+        source = self._source(end=middle)
+        sources = [source]
+        second = None
         read, parse, convert = self._options(invalid_rows=invalid_rows)
         try:
-            with contextlib.closing(source):
-                reader = pcsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+            with contextlib.closing(source), _csv_reader(source, read, parse, convert) as reader:
                 if self.names is None:
                     self.names, self.warnings = check_names(reader.schema.names, self.limits)
                     source.column_names = self.names
@@ -322,33 +394,73 @@ class _CsvReader:
                     self.text_positions |= times
                     raise _Retry
                 schema = pa.schema([pa.field(n, f.type) for n, f in zip(self.names, reader.schema, strict=True)])
+                batches = reader
+                if middle is not None:
+                    batches = iter(reader)
+                    first = next(batches, None)
+                    labels = label_columns(schema, first) if first is not None else frozenset()
+                    sources.append(self._source(start=middle))
+                    second = SecondHalf(lambda: self._second_half(sources[1], schema, labels))
+                    second.start()
+                    batches = _first_then_second(itertools.chain([first] if first else [], batches), second)
                 batch = None
                 self.columns = [[] for _ in schema]
                 with ParquetSink(stage, schema, self.limits) as sink:
-                    for batch in reader:
+                    for parsed in batches:
                         rows_before = self.rows
-                        self.rows += batch.num_rows
+                        self.rows += parsed.num_rows
                         _check_rows(self.rows, self.limits)
-                        batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                        batch = pa.RecordBatch.from_arrays([_plain(c) for c in parsed.columns], schema=schema)
                         _check_cells(batch, rows_before, self._first_row, self.limits)
                         if sink.write(batch) and self.columns is not None:
                             _give_back_memory()  # what the parser and the writer freed, before the next blocks
                         if self.columns is not None:
-                            if source.bytes_in > self.limits.in_memory_text_bytes:
+                            if sum(s.bytes_in for s in sources) > self.limits.in_memory_text_bytes:
                                 self.columns = None
                             else:
-                                for kept, field_, column in zip(self.columns, schema, batch.columns, strict=True):
+                                for kept, field_, column in zip(self.columns, schema, parsed.columns, strict=True):
                                     # Labels as dictionaries, as read_column reads them: smaller, and counted by index.
-                                    kept.append(pc.dictionary_encode(column) if field_.name in sink.labels else column)
+                                    kept.append(_as_label(column) if field_.name in sink.labels else column)
                         if self.progress:
-                            self.progress(self.rows, source.bytes_read)
+                            self.progress(self.rows, sum(s.bytes_read for s in sources))
                     if self.rows == 0:
                         raise DataError("The file has a header but no data rows.", code="no_rows")
-                    if source.quotes % 2:
+                    if sum(s.quotes for s in sources) % 2:
                         self._check_last_row(batch)
                     sink.commit()
         except pa.ArrowInvalid as exc:
             self._explain(exc, invalid_rows)
+        except HalfFailed as exc:
+            if not isinstance(exc.error, pa.ArrowInvalid) or not _CONVERSION_ERROR.search(str(exc.error)):
+                raise
+            self._explain(exc.error, [])  # a value of another type in the second half: that column as text
+        finally:
+            if second is not None:
+                second.stop()
+            for later in sources[1:]:
+                later.close()
+
+    def _middle(self) -> int | None:
+        sniffed = self.sniffed
+        return middle_line_start(
+            self.path, self.path.stat().st_size, newline=sniffed.newline, quotechar=sniffed.quotechar
+        )
+
+    def _second_half(self, source: TextSource, schema: pa.Schema, labels: frozenset[str]) -> Iterator[pa.RecordBatch]:
+        """The second half's batches, typed as the first block typed the columns (or as text, as learnt),
+        with the labels as dictionaries already: they wait in memory for the first half's end."""
+        read, parse, convert = self._options(header=False)
+        convert.column_types = {f.name: f.type for f in schema}
+        source.column_names = self.names
+        with _csv_reader(source, read, parse, convert) as reader:
+            for number, batch in enumerate(reader, 1):
+                if number % _HALF_TRIM_BATCHES == 0:
+                    # This thread's frees wait in its own malloc arena until a trim: between the first half's
+                    # row groups they added ~50 MB to the peak on 1M rows.
+                    _give_back_memory()
+                named = zip(schema.names, batch.columns, strict=True)
+                columns = [pc.dictionary_encode(c) if n in labels else c for n, c in named]
+                yield pa.RecordBatch.from_arrays(columns, names=schema.names)
 
     def _explain(self, exc: pa.ArrowInvalid, invalid_rows: list) -> None:
         """Turn a pyarrow error into a retry or a ``DataError`` in the user's words."""
@@ -424,7 +536,8 @@ class _CsvReader:
         convert.column_types = {name: pa.string() for name in names}
         source = self._source()
         with contextlib.closing(source):
-            batch = next(iter(pcsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)))
+            with _csv_reader(source, read, parse, convert) as reader:
+                batch = next(iter(reader))
         found = {}
         for name in names:
             best: dict[bool, tuple[int, str]] = {}
@@ -442,14 +555,15 @@ class _CsvReader:
     def _locate_invalid_row(self) -> int | None:
         """Parse again on one thread (which numbers rows) up to the invalid row; convert one column only."""
         found: list = []
-        read, parse, convert = self._options(use_threads=False, invalid_rows=found)
+        read, parse, convert = self._options(invalid_rows=found)
         if self.names:
             convert.include_columns = self.names[:1]
             convert.column_types = {self.names[0]: pa.string()}
         source = self._source()
         with contextlib.closing(source), contextlib.suppress(pa.ArrowInvalid, DataError):
-            for _batch in pcsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert):
-                pass
+            with _csv_reader(source, read, parse, convert) as reader:
+                for _batch in reader:
+                    pass
         return found[0].number if found else None
 
 

@@ -30,6 +30,8 @@ class Limits:
     * ``in_memory_text_bytes`` — a CSV whose text is at most this size (512 MB) keeps its parsed
       columns in memory for type inference and the profile, instead of reading them back from the
       Parquet just written (about 1.2× the text); a larger one is read back one column at a time.
+    * ``halves_from_bytes`` — a plain CSV at least this large (32 MB), within ``in_memory_text_bytes``,
+      is parsed as two halves at once when pyarrow has two CPUs or more (its reader parses on one).
     """
 
     max_file_bytes: int = 20_000_000_000
@@ -47,6 +49,7 @@ class Limits:
     row_group_rows: int = 131_072
     row_group_bytes: int = 64_000_000
     in_memory_text_bytes: int = 512_000_000
+    halves_from_bytes: int = 32_000_000
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():

@@ -32,6 +32,16 @@ COMPRESSION = "snappy"
 _DONE = object()
 
 
+def label_columns(schema: pa.Schema, first: pa.RecordBatch) -> frozenset[str]:
+    """The text columns whose values repeat in the first batch (at most one distinct value in two)."""
+    labels = set()
+    for field, column in zip(schema, first.columns, strict=True):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            if pc.count_distinct(column).as_py() <= 0.5 * max(1, len(column) - column.null_count):
+                labels.add(field.name)
+    return frozenset(labels)
+
+
 class ParquetSink:
     """Append record batches of one schema; ``commit()`` publishes the file atomically."""
 
@@ -69,19 +79,13 @@ class ParquetSink:
         and for nearly unique text (ids, free text), which the first batch tells apart. Statistics
         are kept for numbers and dates, where readers use them to skip row groups.
         """
-        labels, stats = [], []
-        for field, column in zip(self.schema, first.columns, strict=True):
-            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-                if pc.count_distinct(column).as_py() <= 0.5 * max(1, len(column) - column.null_count):
-                    labels.append(field.name)
-            else:
-                stats.append(field.name)
-        self.labels = frozenset(labels)
+        self.labels = label_columns(self.schema, first)
+        stats = [f.name for f in self.schema if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
         self._writer = pq.ParquetWriter(
             self.tmp,
             self.schema,
             compression=COMPRESSION,
-            use_dictionary=labels or False,
+            use_dictionary=sorted(self.labels) or False,
             write_statistics=stats or False,
         )
 
