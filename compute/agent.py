@@ -36,7 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import close_old_connections
+
+from studio.db import close_broken_connections, close_connections
 
 from . import services
 from .models import Node, NodeStatus, TargetKind
@@ -167,13 +168,16 @@ class LocalAgent:
         self._reap_labs()
 
     def run_forever(self, should_stop=lambda: False) -> None:
-        while not should_stop():
-            close_old_connections()
-            try:
-                self.tick()
-            except Exception:  # noqa: BLE001 - the agent must outlive a failed tick (e.g. DB busy)
-                log.exception("agent tick failed")
-            time.sleep(settings.STUDIO_AGENT_INTERVAL)
+        try:
+            while not should_stop():
+                close_broken_connections()
+                try:
+                    self.tick()
+                except Exception:  # noqa: BLE001 - the agent must outlive a failed tick (e.g. DB busy)
+                    log.exception("agent tick failed")
+                time.sleep(settings.STUDIO_AGENT_INTERVAL)
+        finally:
+            close_connections()
 
     def _start_requested(self) -> None:
         requested = list(

@@ -12,6 +12,8 @@ from celery import signals
 from django.conf import settings
 from django.db import close_old_connections
 
+from studio.db import close_broken_connections
+
 from . import services
 from .sandbox import protections_available
 
@@ -36,7 +38,7 @@ class _Heartbeat(threading.Thread):
         last_ok = time.monotonic()
         while not self.stop_event.wait(settings.STUDIO_HEARTBEAT_SECONDS):
             try:
-                close_old_connections()
+                close_broken_connections()
                 status = services.node_heartbeat(node_id=self.node_id)
                 last_ok = time.monotonic()
             except Exception:  # noqa: BLE001 - a heartbeat failure must not kill the thread

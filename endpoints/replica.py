@@ -26,11 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections
+from django.db import connection, connections
 
 from compute.models import Node, NodeStatus
 from compute.services import node_mark_stopped, replica_heartbeat, replica_mark_ready
 from studio.api.errors import error_body
+from studio.db import close_broken_connections
 
 from . import serving
 from .admission import FORWARDED_HEADER, admit, is_forwarded
@@ -254,7 +255,7 @@ def serve(*, node_id: int, bind: str, port: int = 0) -> int:
     log.info("node-%s serves %s (%s) on %s", node_id, deployment, backend, address)
     while not stop.wait(settings.STUDIO_HEARTBEAT_SECONDS):
         try:
-            close_old_connections()
+            close_broken_connections()
             status = replica_heartbeat(node_id=node_id, in_flight=server.load())
         except Exception:  # noqa: BLE001 - a busy database: try again at the next beat (the reaper decides)
             log.exception("node-%s could not heartbeat", node_id)

@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from django.conf import settings
-from django.db import close_old_connections
 
 from endpoints.scoring.predictor import Predictor, get_predictor
 from modelformat.drift import concat_columns, count_batch, count_predictions, count_refusal, merge_counts
 from modelformat.modelio import TRUSTED_TYPES
 from modelformat.signature import FORECASTING, REGRESSION, PayloadError, Signature
 from studio.api.errors import error_body
+from studio.db import close_broken_connections
 from studio.json_limits import JsonLimitError, json_loads_checked
 from studio.ratelimit import rate_limit
 from training.registry_services import model_version_dir
@@ -298,7 +298,7 @@ class MonitorBuffer:
         while settings.STUDIO_MONITOR_FLUSH_SECONDS > 0:
             time.sleep(settings.STUDIO_MONITOR_FLUSH_SECONDS)
             try:
-                close_old_connections()
+                close_broken_connections()
                 self.flush()
             except Exception:  # noqa: BLE001 - monitoring must never take serving down
                 log.exception("monitoring flush failed")

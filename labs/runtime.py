@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 from django.utils import timezone
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -54,6 +54,7 @@ from data.services import data_version_path
 from environments import builder
 from environments.bases import base_get
 from environments.services import environment_cache_dir, environment_install_list
+from studio.db import close_broken_connections
 from studio.models import ApiToken
 from studio.services import token_create
 
@@ -460,7 +461,7 @@ class LabRun:
             if outcome is not None:
                 return outcome
             try:
-                close_old_connections()
+                close_broken_connections()
                 if not self._node_live():
                     self.line("The instance's node is no longer running: stopping the lab.")
                     return None
