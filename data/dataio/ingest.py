@@ -402,7 +402,7 @@ class _CsvReader:
                     sources.append(self._source(start=middle))
                     second = SecondHalf(lambda: self._second_half(sources[1], schema, labels))
                     second.start()
-                    batches = _first_then_second(itertools.chain([first] if first else [], batches), second)
+                    batches = _first_then_second(itertools.chain([first] if first is not None else [], batches), second)
                 batch = None
                 self.columns = [[] for _ in schema]
                 with ParquetSink(stage, schema, self.limits) as sink:
