@@ -221,11 +221,12 @@ class Agent:
 
     def _run(self):
         from django.conf import settings
-        from django.db import close_old_connections
+
+        from studio.db import close_broken_connections
 
         while not self.stop_event.is_set():  # LocalAgent.run_forever, with a pause
             if not self.paused.is_set():
-                close_old_connections()
+                close_broken_connections()
                 try:
                     self.agent.tick()
                 except Exception:  # noqa: BLE001 - as run_forever: the agent outlives a failed tick (DB refused)
