@@ -36,8 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import connections
 
-from studio.db import close_broken_connections, close_connections
+from studio.db import close_broken_connections
 
 from . import services
 from .models import Node, NodeStatus, TargetKind
@@ -177,7 +178,7 @@ class LocalAgent:
                     log.exception("agent tick failed")
                 time.sleep(settings.STUDIO_AGENT_INTERVAL)
         finally:
-            close_connections()
+            connections.close_all()  # this thread's, now: not when the thread is collected
 
     def _start_requested(self) -> None:
         requested = list(

@@ -22,9 +22,3 @@ def close_broken_connections() -> None:
                 conn.errors_occurred = False
             else:
                 conn.close()
-
-
-def close_connections() -> None:
-    """When such a loop ends: its thread's connections go now, not when the thread is collected."""
-    for conn in connections.all(initialized_only=True):
-        conn.close()
