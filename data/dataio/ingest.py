@@ -15,11 +15,14 @@ On any error nothing is left at the destination (see ``sink.ParquetSink``).
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import itertools
 import os
 import re
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -425,8 +428,7 @@ class _CsvReader:
                             self.progress(self.rows, sum(s.bytes_read for s in sources))
                     if self.rows == 0:
                         raise DataError("The file has a header but no data rows.", code="no_rows")
-                    if sum(s.quotes for s in sources) % 2:
-                        self._check_last_row(batch)
+                    self._check_last_row(batch, odd_quotes=sum(s.quotes for s in sources) % 2 == 1)
                     sink.commit()
         except pa.ArrowInvalid as exc:
             self._explain(exc, invalid_rows)
@@ -504,18 +506,20 @@ class _CsvReader:
             row=self._first_row + self.rows,
         ) from None
 
-    def _check_last_row(self, batch: pa.RecordBatch) -> None:
-        """An odd number of quote characters: refuse if a quote left open swallowed the end of the file.
+    def _check_last_row(self, batch: pa.RecordBatch, *, odd_quotes: bool) -> None:
+        """Refuse if a quote left open swallowed the end of the file.
 
         pyarrow ends such a field silently at the end of the file; the sign is a last row whose last
-        text value holds line breaks. (A lone literal quote, as in ``5" pipe``, is accepted.)
+        value holds line breaks. The count of quote characters cannot confirm it (a literal quote, as
+        in ``5" pipe``, counts too), so a quote-aware read of the file does; the count decides only if
+        that read fails.
         """
         last = batch.slice(batch.num_rows - 1)
         for position, column in reversed(list(enumerate(last.columns, 1))):
             value = column[0].as_py()
             if value is None:
                 continue
-            if isinstance(value, str) and ("\n" in value or "\r" in value):
+            if isinstance(value, str) and ("\n" in value or "\r" in value) and self._ends_inside_quotes(odd_quotes):
                 row = self._first_row + self.rows - 1
                 lines = value.count("\n") or value.count("\r")
                 raise DataError(
@@ -527,6 +531,22 @@ class _CsvReader:
                     column=self.names[position - 1],
                 )
             return
+
+    def _ends_inside_quotes(self, odd_quotes: bool) -> bool:
+        """Whether the file ends inside a quoted field, read again by Python's csv module (a rare case:
+        the last value holds a line break). A sentinel line after the file stays a record of its own
+        only if no quote was left open; csv's lenient rules for stray quotes are pyarrow's."""
+        sniffed, sentinel = self.sniffed, "studio-end-of-file"
+        csv.field_size_limit(max(csv.field_size_limit(), self.limits.max_row_bytes))
+        source = self._source()
+        with contextlib.closing(source):
+            text = io.TextIOWrapper(io.BufferedReader(source), encoding="utf-8", newline="")
+            lines = itertools.chain(text, ["\n", sentinel + "\n"])
+            try:
+                last = deque(csv.reader(lines, delimiter=sniffed.delimiter, quotechar=sniffed.quotechar), maxlen=1)
+            except csv.Error:  # unexpected (values are shorter than the limit): the count decides
+                return odd_quotes
+        return list(last) != [[sentinel]]
 
     def spellings(self, names: list[str]) -> dict[str, tuple[str, str]]:
         """How the file writes false and true in these boolean columns: the most common spelling

@@ -255,3 +255,24 @@ def test_unterminated_quote_in_a_middle_column(work):
 def test_a_lone_literal_quote_is_accepted(work):
     work.ingest('item,size\npipe,5" wide\nbolt,2 mm\n')
     assert work.table().column("size").to_pylist() == ['5" wide', "2 mm"]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", ""])
+def test_a_lone_literal_quote_and_a_closed_line_break_in_the_last_value_are_accepted(work, end):
+    """The odd quote count comes from ``5"``; the last value's line break is inside closed quotes."""
+    text = 'item,size,note\npipe,5" wide,ok\nbolt,2 mm,"two\nlines"' + end
+    work.ingest(text.replace("\n", "\r\n") if end == "\r\n" else text)
+    note = work.table().column("note").to_pylist()
+    assert [n.replace("\r\n", "\n") for n in note] == ["ok", "two\nlines"]
+
+
+def test_a_closed_line_break_in_the_last_value_then_empty_values_is_accepted(work):
+    work.ingest('item,size,note,n\npipe,5" wide,ok,1\nbolt,2 mm,"two\nlines",""\n')
+    assert work.table().column("note").to_pylist() == ["ok", "two\nlines"]
+
+
+def test_an_open_quote_hidden_by_a_lone_literal_quote_is_refused(work):
+    """The count is even (``5"`` and the open one), yet the file ends inside the quotes."""
+    text = 'id,note\n1,5" wide\n2,"never closed\n' + "".join(f"{i},x\n" for i in range(3, 50))
+    error = work.refused(text)
+    assert error.code == "unterminated_quote" and error.row == 3 and error.column == "note"
