@@ -30,6 +30,7 @@ from tests.conftest import REPO
 
 from .hosts import Host, NamespacesUnavailable, Network, TcpRelay
 
+LABEL = "churned?"  # messy_csv's label
 POSTGRES = ("127.0.0.1", 5432)
 WEB_PORT = 8000
 S3_PORT = 9000  # moto's server, relayed onto A's address
@@ -155,6 +156,25 @@ class Studio:
                 host.argv(argv), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         return proc, log
+
+    def ingest(self, host: Host, *, name: str, content: bytes) -> dict:
+        """A CSV uploaded to A's API and ingested by a node on `host` (the default compute is the
+        attached one), which is stopped after; the ingest as the API shows it, ready."""
+        node, log = self.start_node(host)
+        try:
+            status, ingest = self.upload(name=name, filename=f"{name}.csv", content=content)
+            assert status == 202, ingest
+
+            def ingested():
+                status, found = self.api("GET", f"workspaces/{self.workspace}/ingests/{ingest['id']}/")
+                assert status == 200, found
+                return found if found["status"] in ("ready", "failed") else None
+
+            ingest = wait_for(f"the ingest (node log: {log})", ingested, timeout=150)
+            assert ingest["status"] == "ready", (ingest, log.read_text(errors="replace")[-3000:])
+            return ingest
+        finally:
+            stop_node(node)
 
     def start_node(self, host: Host) -> tuple[subprocess.Popen, Path]:
         """`manage.py compute_node` on `host`, joining the attached compute with its token; the
@@ -294,6 +314,26 @@ def stop_process(proc: subprocess.Popen, how: int = signal.SIGKILL) -> None:
 
 def stop_node(proc: subprocess.Popen) -> None:
     stop_process(proc, signal.SIGKILL)
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"waited {timeout} s for {what}")
+
+
+def messy_csv(rows: int = 80) -> bytes:
+    """Column names with spaces, a yes/no label, missing values in a number and a category."""
+    lines = [f"monthly charges,tenure months,plan type,{LABEL}"]
+    for i in range(rows):
+        charges, tenure = 20 + (i * 37) % 90, (i * 13) % 72
+        churned = "yes" if charges - tenure > 30 else "no"
+        plan = "" if i % 7 == 3 else ("basic plan", "pro", "team")[i % 3]
+        lines.append(f"{'' if i % 11 == 5 else charges},{tenure},{plan},{churned}")
+    return ("\n".join(lines) + "\n").encode()
 
 
 def wait_for_job(studio, job_id: int, statuses: set[str], timeout: float = 120) -> dict:

@@ -5,35 +5,12 @@ an inference cluster runs its replica on C (`compute_agent --replicas-only`), wh
 scoring URL: A scores nothing itself (STUDIO_SERVING_IN_PROCESS=0)."""
 
 import signal
-import time
 
 import pytest
 
-from .conftest import stop_node, stop_process, wait_for_job
+from .conftest import LABEL, messy_csv, stop_node, stop_process, wait_for, wait_for_job
 
 pytestmark = [pytest.mark.worker]
-
-LABEL = "churned?"
-
-
-def messy_csv(rows: int = 80) -> bytes:
-    """Column names with spaces, a yes/no label, missing values in a number and a category."""
-    lines = [f"monthly charges,tenure months,plan type,{LABEL}"]
-    for i in range(rows):
-        charges, tenure = 20 + (i * 37) % 90, (i * 13) % 72
-        churned = "yes" if charges - tenure > 30 else "no"
-        plan = "" if i % 7 == 3 else ("basic plan", "pro", "team")[i % 3]
-        lines.append(f"{'' if i % 11 == 5 else charges},{tenure},{plan},{churned}")
-    return ("\n".join(lines) + "\n").encode()
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(interval)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 def test_a_model_trained_on_b_through_object_storage_is_served_by_c(studio, network):
@@ -41,20 +18,7 @@ def test_a_model_trained_on_b_through_object_storage_is_served_by_c(studio, netw
     ws = f"workspaces/{studio.workspace}"
 
     # Uploaded to A, ingested on A (a node of the workspace's default compute, the attached one).
-    ingest_node, ingest_log = studio.start_node(a)
-    try:
-        status, ingest = studio.upload(name="churn c", filename="churn c.csv", content=messy_csv())
-        assert status == 202, ingest
-
-        def ingested():
-            status, found = studio.api("GET", f"{ws}/ingests/{ingest['id']}/")
-            assert status == 200, found
-            return found if found["status"] in ("ready", "failed") else None
-
-        ingest = wait_for(f"the ingest (node log: {ingest_log})", ingested, timeout=150)
-        assert ingest["status"] == "ready", (ingest, ingest_log.read_text(errors="replace")[-3000:])
-    finally:
-        stop_node(ingest_node)
+    ingest = studio.ingest(a, name="churn c", content=messy_csv())
     version = ingest["version"]["id"]
     parquet = f"artifacts/workspaces/{studio.workspace}/data/{version}.parquet"
     assert studio.stored_keys(f"workspaces/{studio.workspace}/data/{version}.parquet")
