@@ -30,9 +30,6 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urljoin, urlsplit
 
-import boto3
-import botocore.config
-import botocore.exceptions
 import psycopg
 import urllib3
 from django.conf import settings
@@ -391,6 +388,9 @@ def check_endpoint_url(url: str) -> str:
 
 
 def _s3_client(location: S3Location):
+    import boto3  # deferred: boto3 (~24 MB) only in a process that imports from S3
+    import botocore.config  # deferred: with boto3
+
     if location.endpoint_url:
         parts = urlsplit(location.endpoint_url)
         _resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))  # R6, as for a URL
@@ -411,6 +411,8 @@ def _s3_client(location: S3Location):
 
 def _s3_error(exc: Exception, location: S3Location, key: str) -> DataError:
     """A DataError that says what went wrong in the user's terms (never the secret key)."""
+    import botocore.exceptions  # deferred: loaded by the client that raised `exc`
+
     if isinstance(exc, botocore.exceptions.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in S3_DENIED_CODES:
@@ -458,6 +460,8 @@ def _s3_objects(client, location: S3Location, key: str) -> list[tuple[str, int]]
 def fetch_s3(location: S3Location, key: str, destination: Path, *, progress=None) -> Fetched:
     """Download the object `key` (or the parts under a prefix, joined) to `destination`, streamed
     under the import size cap and time limit. Raises DataError."""
+    from botocore.exceptions import BotoCoreError, ClientError  # deferred: boto3 only for S3 imports
+
     key = check_object_key(key)
     max_bytes = settings.STUDIO_IMPORT_MAX_BYTES
     deadline = time.monotonic() + settings.STUDIO_IMPORT_TIMEOUT_SECONDS
@@ -501,7 +505,7 @@ def fetch_s3(location: S3Location, key: str, destination: Path, *, progress=None
     except DataError:
         destination.unlink(missing_ok=True)
         raise
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+    except (BotoCoreError, ClientError) as exc:
         destination.unlink(missing_ok=True)
         raise _s3_error(exc, location, key) from None
     name = PurePosixPath(objects[0][0]).name[:200] if len(objects) == 1 else PurePosixPath(key).name + ".csv"

@@ -27,49 +27,14 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
-from storages.backends.s3 import S3Storage
-from storages.utils import clean_name
 
 from studio.hashing import sha256_file
-from studio.storage_errors import ObjectCorrupt, ObjectMissing, ObjectStoreError
+from studio.storage_errors import ObjectCorrupt, ObjectMissing, ObjectStoreError  # noqa: F401 - ObjectStoreError: raised through the backend, named from here too
 
-SHA256_METADATA = "sha256"
 VERIFIED_ENTRIES = 10_000
-
-
-class ArtifactStorage(S3Storage):
-    """The S3 backend, writing each file's SHA-256 into its metadata and with its transfers in parts."""
-
-    def __init__(self, **options):
-        from boto3.s3.transfer import TransferConfig  # deferred: only hosts with object storage need it
-
-        part = settings.STUDIO_STORAGE_MULTIPART_BYTES
-        options.setdefault("file_overwrite", True)  # a key names one immutable file: no renaming
-        # At most 4 parts in flight and 4 read ahead: memory stays near 8 parts whatever the file's size.
-        config = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=4)
-        config.max_in_memory_upload_chunks = 4  # s3transfer's read-ahead of a file object (10 by default)
-        options.setdefault("transfer_config", config)
-        if options.get("endpoint_url"):
-            options.setdefault("addressing_style", "path")  # MinIO and most S3-compatible stores
-        super().__init__(**options)
-
-    def _get_write_parameters(self, name, content=None):
-        params = super()._get_write_parameters(name, content)
-        sha256 = getattr(content, "sha256", "")
-        if sha256:
-            params["Metadata"] = {**params.get("Metadata", {}), SHA256_METADATA: sha256}
-        return params
-
-    def object_for(self, name: str):
-        """The boto3 object of a stored name (its key has the storage's prefix)."""
-        return self.bucket.Object(self._normalize_name(clean_name(name)))
-
-    def describe(self, name: str) -> str:
-        return f"s3://{self.bucket_name}/{self._normalize_name(clean_name(name))}"
 
 
 # --- What this process hashed: path -> (size, mtime_ns, sha256, matches the store) ----------------
@@ -110,7 +75,8 @@ def enabled() -> bool:
     return "artifacts" in settings.STORAGES
 
 
-def _storage() -> ArtifactStorage:
+def _storage():
+    """The "artifacts" storage: objectstore_s3.ArtifactStorage, which Django imports on first use."""
     return storages["artifacts"]
 
 
@@ -130,13 +96,10 @@ def publish(path: Path, *, sha256: str = "") -> None:
     sha256 = sha256 or _local_sha256(path)
     storage = _storage()
     key = key_for(path)
-    try:
-        with path.open("rb") as fh:
-            content = File(fh, name=key)
-            content.sha256 = sha256
-            storage.save(key, content)
-    except (BotoCoreError, ClientError) as exc:
-        raise ObjectStoreError(f"Could not publish {key} to {storage.describe(key)}: {_reason(exc)}") from None
+    with storage.failing_as(f"Could not publish {key} to {storage.describe(key)}"), path.open("rb") as fh:
+        content = File(fh, name=key)
+        content.sha256 = sha256
+        storage.save(key, content)
     _remember(path, sha256, matches_store=True)
 
 
@@ -153,17 +116,11 @@ def ensure_local(path: Path, *, sha256: str = "") -> Path:
     storage = _storage()
     key = key_for(path)
     where = storage.describe(key)
-    obj = storage.object_for(key)
-    try:
-        published = (obj.metadata or {}).get(SHA256_METADATA, "")  # a HEAD request
-    except ClientError as exc:
-        if _status(exc) == 404:
-            if path.is_file() and not sha256:
-                return path  # made here and not published (yet): nothing to compare with
-            raise ObjectMissing(f"{key} is not on this host nor in object storage ({where}).") from None
-        raise ObjectStoreError(f"Could not read {where}: {_reason(exc)}") from None
-    except BotoCoreError as exc:
-        raise ObjectStoreError(f"Could not reach object storage for {where}: {_reason(exc)}") from None
+    published = storage.published_sha256(key)
+    if published is None:
+        if path.is_file() and not sha256:
+            return path  # made here and not published (yet): nothing to compare with
+        raise ObjectMissing(f"{key} is not on this host nor in object storage ({where}).")
     expected = sha256 or published
     if path.is_file() and expected and _local_sha256(path) == expected:
         _remember(path, expected, matches_store=True)
@@ -171,14 +128,13 @@ def ensure_local(path: Path, *, sha256: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.fetching")
     try:
-        with partial.open("wb") as fh:
-            obj.download_fileobj(fh, Config=storage.transfer_config)  # ranged GETs, written as they come
+        with storage.failing_as(f"Could not download {where}"), partial.open("wb") as fh:
+            # ranged GETs, written as they come
+            storage.object_for(key).download_fileobj(fh, Config=storage.transfer_config)
         got = sha256_file(partial)
         if expected and got != expected:
             raise ObjectCorrupt(f"{where} does not match its checksum (SHA-256 {got}, expected {expected}).")
         os.replace(partial, path)
-    except (BotoCoreError, ClientError) as exc:
-        raise ObjectStoreError(f"Could not download {where}: {_reason(exc)}") from None
     finally:
         partial.unlink(missing_ok=True)
     _remember(path, got, matches_store=True)
@@ -197,10 +153,8 @@ def ensure_local_folder(folder: Path, *, sha256s: dict[str, str] | None = None) 
         return folder
     storage = _storage()
     key = key_for(folder)
-    try:
+    with storage.failing_as(f"Could not list {storage.describe(key)}/"):
         _, names = storage.listdir(key)
-    except (BotoCoreError, ClientError) as exc:
-        raise ObjectStoreError(f"Could not list {storage.describe(key)}/: {_reason(exc)}") from None
     if not names:
         if folder.is_dir() and any(folder.iterdir()):
             return folder  # made here and not published: nothing to compare with
@@ -224,33 +178,18 @@ def discard(path: Path) -> None:
     """Remove the published copy of a deleted file (a missing one is no error)."""
     if not enabled():
         return
-    key = key_for(path)
-    try:
-        _storage().delete(key)
-    except (BotoCoreError, ClientError) as exc:
-        raise ObjectStoreError(f"Could not delete {key} from object storage: {_reason(exc)}") from None
+    key, storage = key_for(path), _storage()
+    with storage.failing_as(f"Could not delete {key} from object storage"):
+        storage.delete(key)
 
 
 def discard_folder(folder: Path) -> None:
     """Remove the published copies of every file of a deleted folder."""
     if not enabled():
         return
-    key = key_for(folder)
-    try:
-        _, names = _storage().listdir(key)
+    key, storage = key_for(folder), _storage()
+    with storage.failing_as(f"Could not delete {key}/ from object storage"):
+        _, names = storage.listdir(key)
         for name in names:
-            _storage().delete(f"{key}/{name}")
-    except (BotoCoreError, ClientError) as exc:
-        raise ObjectStoreError(f"Could not delete {key}/ from object storage: {_reason(exc)}") from None
+            storage.delete(f"{key}/{name}")
     _folders_ready.discard(str(folder))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(": ")[:300]
-    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__

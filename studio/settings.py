@@ -299,7 +299,7 @@ STUDIO_STORAGE_OPTIONS = env_storage_url("STUDIO_STORAGE_URL")
 # Files above this size go up and down in parts of this size, several at a time.
 STUDIO_STORAGE_MULTIPART_BYTES = env_int("STUDIO_STORAGE_MULTIPART_BYTES", 16 * 1024 * 1024)
 if STUDIO_STORAGE_OPTIONS:
-    STORAGES["artifacts"] = {"BACKEND": "studio.objectstore.ArtifactStorage", "OPTIONS": STUDIO_STORAGE_OPTIONS}
+    STORAGES["artifacts"] = {"BACKEND": "studio.objectstore_s3.ArtifactStorage", "OPTIONS": STUDIO_STORAGE_OPTIONS}
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Content security policy (R8): no inline scripts, nothing from other origins -------------

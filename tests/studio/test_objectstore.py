@@ -6,6 +6,8 @@ read on a host that never had its file."""
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +16,7 @@ from data.dataio import read_page
 from studio import objectstore
 from studio.settings import ImproperlyConfiguredEnv, env_storage_url
 from tests import s3server
+from tests.conftest import REPO
 
 s3_server = s3server.s3_server
 s3_bucket = s3server.s3_bucket
@@ -33,7 +36,7 @@ def object_storage(settings, s3_server, s3_bucket, tmp_path, monkeypatch):
     settings.ARTIFACT_ROOT = tmp_path / "host-a" / "artifacts"
     options = env_storage_url("STUDIO_STORAGE_URL")
     settings.STORAGES = settings.STORAGES | {
-        "artifacts": {"BACKEND": "studio.objectstore.ArtifactStorage", "OPTIONS": options}
+        "artifacts": {"BACKEND": "studio.objectstore_s3.ArtifactStorage", "OPTIONS": options}
     }
     return s3_bucket
 
@@ -165,3 +168,41 @@ def test_a_data_version_made_on_one_host_is_read_on_another(
     assert not (settings.ARTIFACT_ROOT / relative).exists()
     with pytest.raises(objectstore.ObjectMissing):  # gone from object storage too
         objectstore.ensure_local(move_to_host_b(settings, tmp_path / "c", relative))
+
+
+def test_a_store_that_cannot_be_reached_or_lacks_its_bucket_is_a_clear_error(object_storage, settings, tmp_path):
+    relative = "workspaces/7/data/9.parquet"
+    path = write(settings.ARTIFACT_ROOT / relative, b"PAR1 data")
+    artifacts = settings.STORAGES["artifacts"]
+    missing_bucket = {**artifacts["OPTIONS"], "bucket_name": "no-such-bucket"}
+    settings.STORAGES = settings.STORAGES | {"artifacts": {**artifacts, "OPTIONS": missing_bucket}}
+    with pytest.raises(objectstore.ObjectStoreError) as caught:
+        objectstore.publish(path)
+    assert str(caught.value).startswith(
+        f"Could not publish {relative} to s3://no-such-bucket/studio prefix/{relative}: "
+    )
+    assert "NoSuchBucket" in str(caught.value)
+
+    closed = {**artifacts["OPTIONS"], "endpoint_url": "http://127.0.0.1:9"}  # the discard port: nobody listens
+    settings.STORAGES = settings.STORAGES | {"artifacts": {**artifacts, "OPTIONS": closed}}
+    there = move_to_host_b(settings, tmp_path, relative)
+    with pytest.raises(objectstore.ObjectStoreError) as caught:
+        objectstore.ensure_local(there, sha256="0" * 64)
+    assert str(caught.value).startswith(
+        f"Could not reach object storage for s3://{object_storage}/studio prefix/{relative}: "
+    )
+    assert not there.exists()
+
+
+def test_a_process_without_object_storage_never_imports_boto3():
+    """boto3 costs every web process, node and replica ~10 MB: only object storage and S3 imports load it."""
+    code = (
+        "import sys, django; django.setup(); import compute.worker, data.jobs, data.services, studio.objectstore; "
+        "print(sorted(m for m in ('boto3', 'botocore', 'storages.backends.s3') if m in sys.modules))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "STUDIO_STORAGE_URL"} | {
+        "DJANGO_SETTINGS_MODULE": "studio.settings"
+    }
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
