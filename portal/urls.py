@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from studio import views as studio_views
+from studio.api import schema  # noqa: F401 - registers the OpenAPI auth extensions; with the URLs, not in every node
 
 from . import views
 

@@ -11,4 +11,3 @@ class StudioConfig(AppConfig):
         from .ids import IdConverter
 
         register_converter(IdConverter, "id")  # before any URLconf is imported
-        from .api import schema  # noqa: F401 - registers the OpenAPI auth extension
