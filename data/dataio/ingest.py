@@ -105,7 +105,14 @@ def ingest(
         reader = _CsvReader(path, sniffed, limits, progress)
         names, warnings = reader.read_into(stage)
         columns, reader.columns = reader.columns, None
-        result = _finish(stage, dest, names, warnings, column_types or {}, limits, with_profile, with_sha256, columns)
+        try:
+            overrides = column_types or {}
+            result = _finish(
+                stage, dest, names, warnings, overrides, limits, with_profile, with_sha256, columns, reader.sink
+            )
+        except BaseException:
+            reader.sink.abort()
+            raise
         booleans = [c.name for c in result.schema.columns if c.physical_type == "bool"]
         if not booleans:
             return result
@@ -265,6 +272,8 @@ class _CsvReader:
     # Parse the file from ``middle`` on another thread (see _halves); False once that went wrong.
     middle: int | None = None
     in_halves: bool = False
+    # After read_into: the stage file's writer, still writing its last row groups (see _finish).
+    sink: ParquetSink | None = None
 
     def read_into(self, stage: Path) -> tuple[list[str], list[dict]]:
         sniffed = self.sniffed
@@ -429,7 +438,8 @@ class _CsvReader:
                     if self.rows == 0:
                         raise DataError("The file has a header but no data rows.", code="no_rows")
                     self._check_last_row(batch, odd_quotes=sum(s.quotes for s in sources) % 2 == 1)
-                    sink.commit()
+                    sink.hand_over()
+                    self.sink = sink
         except pa.ArrowInvalid as exc:
             self._explain(exc, invalid_rows)
         except HalfFailed as exc:
@@ -758,6 +768,7 @@ def _finish(
     with_profile: bool,
     with_sha256: bool = False,
     columns: list[list[pa.Array] | None] | None = None,
+    writing: ParquetSink | None = None,
 ) -> IngestResult:
     """Infer each column's type (and profile it), then publish the stage file, rewritten if a type must change.
 
@@ -768,6 +779,9 @@ def _finish(
     ``limits.in_memory_text_bytes``): they are used instead of reading the stage file back, several
     at a time on pyarrow's CPUs, and each is let go once profiled. Without them the stage file is
     read one column at a time (memory: one column, whatever the file's size).
+
+    ``writing`` is the stage file's writer when it may still be writing its last row groups: the
+    columns kept in memory are profiled meanwhile (the writer had a core to itself for ~0.15 s).
     """
     unknown = [n for n in column_types if n not in names]
     if unknown:
@@ -784,10 +798,20 @@ def _finish(
             code="invalid_schema",
             column=name,
         )
-    stage_file = pq.ParquetFile(stage)
-    arrow_schema = stage_file.schema_arrow
-    rows = stage_file.metadata.num_rows
-    stage_sha256 = _sha256_in_background(stage) if with_sha256 else None
+    if writing is not None and columns is None:
+        writing.commit()  # the columns are read back from the file
+        writing = None
+    if writing is not None:
+        arrow_schema, rows, stage_sha256 = writing.stored_schema(), writing.rows, None
+    else:
+        stage_file = pq.ParquetFile(stage)
+        arrow_schema = stage_file.schema_arrow
+        rows = stage_file.metadata.num_rows
+        stage_sha256 = _sha256_in_background(stage) if with_sha256 else None
+
+    def written() -> Callable[[], str] | None:
+        writing.commit()
+        return _sha256_in_background(stage) if with_sha256 else None
 
     def column_data(index: int, stored: pa.Field) -> pa.ChunkedArray:
         if columns is None:
@@ -829,9 +853,14 @@ def _finish(
     if workers > 1:
         # numpy's sorts and pyarrow's kernels let go of the GIL: columns are profiled side by side.
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="profile") as pool:
-            planned = list(pool.map(plan_column, range(len(names))))
+            plans_coming = pool.map(plan_column, range(len(names)))  # all submitted now
+            if writing is not None:
+                stage_sha256, writing = written(), None
+            planned = list(plans_coming)
     else:
         planned = [plan_column(index) for index in range(len(names))]
+    if writing is not None:
+        stage_sha256 = written()
     plans = [plan for plan, _, _ in planned]
     summaries = [summary for _, summary, _ in planned]
     must_rewrite = any(cast for _, _, cast in planned)

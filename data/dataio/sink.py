@@ -8,12 +8,14 @@ rows, fewer for wide rows so a group stays near ``Limits.row_group_bytes``), whi
 paging reads one at a time.
 
 When pyarrow may use more than one CPU, row groups are encoded and compressed on a background
-thread while the caller parses the next ones (at most two row groups wait in between).
+thread while the caller parses the next ones (at most two row groups wait in between), and
+``hand_over()`` lets the caller go on while that thread writes the last ones; ``commit()`` waits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import tempfile
@@ -59,6 +61,7 @@ class ParquetSink:
         os.close(fd)
         self.tmp = Path(name)
         self._writer: pq.ParquetWriter | None = None  # opened with the first batch
+        self._handed_over = False
         self.labels: frozenset[str] = frozenset()  # text columns written with dictionaries (set by the first batch)
         if pa.cpu_count() > 1:
             self._queue: queue.Queue = queue.Queue(maxsize=2)
@@ -80,14 +83,19 @@ class ParquetSink:
         are kept for numbers and dates, where readers use them to skip row groups.
         """
         self.labels = label_columns(self.schema, first)
+        self._writer = pq.ParquetWriter(self.tmp, self.schema, **self._options())
+
+    def _options(self) -> dict:
         stats = [f.name for f in self.schema if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-        self._writer = pq.ParquetWriter(
-            self.tmp,
-            self.schema,
-            compression=COMPRESSION,
-            use_dictionary=sorted(self.labels) or False,
-            write_statistics=stats or False,
-        )
+        labels = sorted(self.labels) or False
+        return dict(compression=COMPRESSION, use_dictionary=labels, write_statistics=stats or False)
+
+    def stored_schema(self) -> pa.Schema:
+        """The schema the finished file will give back (seconds become milliseconds, for one), known
+        before it is written: an empty file written with the same options, read back."""
+        buffer = io.BytesIO()
+        pq.ParquetWriter(buffer, self.schema, **self._options()).close()
+        return pq.ParquetFile(io.BytesIO(buffer.getvalue())).schema_arrow
 
     def write(self, batch: pa.RecordBatch) -> bool:
         """Append ``batch``; True when it completed a row group (handed to the writer)."""
@@ -138,16 +146,30 @@ class ParquetSink:
 
     def _stop_thread(self) -> None:
         if self._thread is not None:
-            self._queue.put(_DONE)
+            if not self._handed_over:  # else _DONE is queued already
+                self._queue.put(_DONE)
             self._thread.join()
             self._thread = None
 
-    def commit(self) -> Path:
-        """Write what is buffered, close, and rename onto ``dest``; returns ``dest``."""
+    def hand_over(self) -> None:
+        """Give the writer's thread the last rows and return while it writes them; ``commit()`` (or
+        ``abort()``) must follow. Without the thread, they are written here."""
         try:
             if self._writer is None:
                 self._open(pa.RecordBatch.from_pylist([], schema=self.schema))
             self._flush(final=True)
+            if self._thread is not None:
+                self._queue.put(_DONE)
+            self._handed_over = True
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self) -> Path:
+        """Write what is buffered, close, and rename onto ``dest``; returns ``dest``."""
+        if not self._handed_over:
+            self.hand_over()
+        try:
             self._stop_thread()
             if self._error is not None:
                 raise self._error

@@ -97,6 +97,50 @@ def test_sink_reports_a_failure_of_its_writer_thread(folder, monkeypatch):
     assert not any(t.name == "parquet-sink" for t in threading.enumerate())
 
 
+def test_sink_knows_the_schema_its_file_will_give_back_before_writing_it(folder, monkeypatch):
+    monkeypatch.setattr(pa, "cpu_count", lambda: 2)
+    schema = pa.schema(
+        [
+            ("when", pa.timestamp("s")),  # Parquet keeps milliseconds
+            ("when utc", pa.timestamp("s", tz="UTC")),
+            ("day", pa.date32()),
+            ("plan", pa.string()),  # a label: written with a dictionary
+            ("note", pa.string()),
+            ("ok", pa.bool_()),
+            ("empty", pa.null()),
+            ("n", pa.int64()),
+        ]
+    )
+    rows = [
+        [1_700_000_000 + i, 1_700_000_000, 19_000 + i, "a" if i % 2 else "b", f"n{i}", i % 2 == 0, None, i]
+        for i in range(40)
+    ]
+    columns = zip(*rows, strict=True)
+    batch = pa.record_batch(
+        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
+    with ParquetSink(folder / "v.parquet", schema, Limits(row_group_rows=16)) as sink:
+        sink.write(batch)
+        expected = sink.stored_schema()
+        sink.hand_over()  # the thread writes the last row groups while we look
+        assert expected.field("when").type == pa.timestamp("ms")
+        assert sink.commit() == folder / "v.parquet"
+    assert pq.ParquetFile(folder / "v.parquet").schema_arrow == expected
+    assert pq.read_table(folder / "v.parquet").num_rows == 40
+
+
+def test_sink_aborted_after_hand_over_leaves_nothing(folder, monkeypatch):
+    monkeypatch.setattr(pa, "cpu_count", lambda: 2)
+    schema = pa.schema([("a", pa.int64())])
+    sink = ParquetSink(folder / "v.parquet", schema, Limits(row_group_rows=2))
+    for _ in range(10):
+        sink.write(pa.record_batch([pa.array([1, 2, 3])], schema=schema))
+    sink.hand_over()
+    sink.abort()  # what ingest does when profiling fails meanwhile
+    assert list(folder.iterdir()) == []
+    assert not any(t.name == "parquet-sink" for t in threading.enumerate())
+
+
 def test_gzip_reader_returns_full_reads_across_members(tmp_path):
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(b"a" * 100_000) + gzip.compress(b"b" * 100_000) + b"\0" * 16)
