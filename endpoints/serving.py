@@ -25,8 +25,8 @@ from django.conf import settings
 
 from endpoints.scoring.predictor import Predictor, get_predictor
 from modelformat.drift import concat_columns, count_batch, count_predictions, count_refusal, merge_counts
-from modelformat.modelio import TRUSTED_TYPES
 from modelformat.signature import FORECASTING, REGRESSION, PayloadError, Signature
+from modelformat.trusted_types import TRUSTED_TYPES
 from studio.api.errors import error_body
 from studio.db import close_broken_connections
 from studio.json_limits import JsonLimitError, json_loads_checked

@@ -5,7 +5,8 @@ refuses, in this order: a file whose SHA-256 differs from the recorded one, anyt
 skops (zip) file — pickles in particular — and any file naming a type that is not in
 ``TRUSTED_TYPES``. Only then does skops build the objects, with the same fixed allow-list.
 
-``TRUSTED_TYPES`` is a reviewed constant: every type our pipelines and ensembles can contain
+``TRUSTED_TYPES`` (in ``trusted_types``, which imports nothing: a replica serving ONNX needs the
+list, not skops) is a reviewed constant: every type our pipelines and ensembles can contain
 (``tests/ml/test_modelio.py`` trains each algorithm and each ensemble kind and checks that they
 load). It is never derived from the file being loaded. When a new algorithm or transformer is
 added, its types are added here after review.
@@ -27,6 +28,7 @@ import skops.io as sio
 from skops.io._persist import SaveContext, get_state  # the steps of skops.io._persist._save
 
 from .digest import sha256_file
+from .trusted_types import TRUSTED_TYPES
 
 # How to bring a pickled model to the studio: said wherever a pickle is refused.
 PICKLE_ADVICE = (
@@ -46,117 +48,6 @@ class ModelIntegrityError(ModelFileError):
 
 class UntrustedModelError(ModelFileError):
     """The file is not a skops file, or names types outside the allow-list."""
-
-
-TRUSTED_TYPES: frozenset[str] = frozenset(
-    {
-        # Python and NumPy values (data only)
-        "builtins.dict",
-        "builtins.int",
-        "builtins.list",
-        "builtins.slice",
-        "builtins.str",
-        "builtins.tuple",
-        "collections.OrderedDict",
-        "collections.defaultdict",  # LightGBM's parameter dicts
-        "numpy.bool_",
-        "numpy.dtype",
-        "numpy.float32",
-        "numpy.float64",
-        "numpy.int32",
-        "numpy.int64",
-        "numpy.ndarray",
-        "numpy.random._generator.Generator",  # HistGradientBoosting feature subsampling
-        "numpy.random.mtrand.RandomState",
-        "numpy.str_",
-        "numpy.uint64",
-        # the one function a pipeline may refer to: HistGradientBoosting's internal categorical
-        # preprocessor is a FunctionTransformer(functools.partial(check_array, ...))
-        "functools.partial",
-        "sklearn.preprocessing._function_transformer.FunctionTransformer",
-        "sklearn.utils.validation.check_array",
-        # a regression on log(1 + y): TransformedTargetRegressor(func=numpy.log1p, inverse_func=numpy.expm1)
-        "numpy.expm1",
-        "numpy.log1p",
-        # scikit-learn: pipeline and featurization
-        "sklearn.compose._column_transformer.ColumnTransformer",
-        "sklearn.feature_extraction.text.TfidfTransformer",
-        "sklearn.feature_extraction.text.TfidfVectorizer",
-        "sklearn.impute._base.MissingIndicator",
-        "sklearn.impute._base.SimpleImputer",
-        "sklearn.model_selection._split.KFold",
-        "sklearn.pipeline.Pipeline",
-        "sklearn.preprocessing._data.StandardScaler",
-        "sklearn.preprocessing._encoders.OneHotEncoder",
-        "sklearn.preprocessing._encoders.OrdinalEncoder",
-        "sklearn.preprocessing._label.LabelEncoder",
-        "sklearn.preprocessing._target_encoder.TargetEncoder",
-        "sklearn.utils._bunch.Bunch",
-        # scikit-learn: estimators and their fitted parts
-        "sklearn._loss._loss.CyHalfBinomialLoss",
-        "sklearn._loss._loss.CyHalfMultinomialLoss",
-        "sklearn._loss.link.Interval",
-        "sklearn._loss.link.LogitLink",
-        "sklearn._loss.link.MultinomialLogit",
-        "sklearn._loss.loss.HalfBinomialLoss",
-        "sklearn._loss.loss.HalfMultinomialLoss",
-        "sklearn._loss._loss.CyHalfSquaredError",
-        "sklearn._loss.link.IdentityLink",
-        "sklearn._loss.loss.HalfSquaredError",
-        "sklearn.calibration.CalibratedClassifierCV",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.compose._target.TransformedTargetRegressor",
-        "sklearn.dummy.DummyClassifier",
-        "sklearn.dummy.DummyRegressor",
-        "sklearn.ensemble._forest.ExtraTreesClassifier",
-        "sklearn.ensemble._forest.ExtraTreesRegressor",
-        "sklearn.ensemble._forest.RandomForestClassifier",
-        "sklearn.ensemble._forest.RandomForestRegressor",
-        "sklearn.ensemble._gb.GradientBoostingClassifier",
-        "sklearn.ensemble._gb.GradientBoostingRegressor",
-        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.linear_model._base.LinearRegression",
-        "sklearn.linear_model._coordinate_descent.ElasticNet",
-        "sklearn.linear_model._coordinate_descent.Lasso",
-        "sklearn.linear_model._logistic.LogisticRegression",
-        "sklearn.linear_model._ridge.Ridge",
-        "sklearn.linear_model._sgd_fast.ModifiedHuber",
-        "sklearn.linear_model._stochastic_gradient.SGDClassifier",
-        "sklearn.metrics._dist_metrics.EuclideanDistance64",
-        "sklearn.naive_bayes.GaussianNB",
-        "sklearn.neighbors._ball_tree.BallTree",
-        "sklearn.neighbors._classification.KNeighborsClassifier",
-        "sklearn.neighbors._kd_tree.KDTree",
-        "sklearn.neighbors._regression.KNeighborsRegressor",
-        "sklearn.svm._classes.LinearSVC",
-        "sklearn.svm._classes.SVC",
-        "sklearn.svm._classes.SVR",
-        "sklearn.tree._classes.DecisionTreeClassifier",
-        "sklearn.tree._classes.DecisionTreeRegressor",
-        "sklearn.tree._classes.ExtraTreeClassifier",
-        "sklearn.tree._classes.ExtraTreeRegressor",
-        "sklearn.tree._tree.Tree",
-        # scikit-learn: ensembles of trials
-        "sklearn.ensemble._stacking.StackingClassifier",
-        "sklearn.ensemble._stacking.StackingRegressor",
-        "sklearn.ensemble._voting.VotingClassifier",
-        "sklearn.ensemble._voting.VotingRegressor",
-        "sklearn.frozen._frozen.FrozenEstimator",
-        # LightGBM (the booster is persisted as its model text)
-        "lightgbm.basic.Booster",
-        "lightgbm.sklearn.LGBMClassifier",
-        "lightgbm.sklearn.LGBMRegressor",
-        # the studio's own transformers (training/ml/transformers.py)
-        "training.ml.transformers.CastColumns",
-        "training.ml.transformers.DatetimeParts",
-        # the forecaster (training/ml/forecast.py): its members are dicts of ndarrays and estimators
-        "training.ml.forecast.Forecaster",
-    }
-)
 
 
 def _dump_compact(model, path: str) -> None:

@@ -68,15 +68,12 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.svm import SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from .onnx_feed import ConversionRefused
 from .onnx_model import datetime_parts_classes, is_regressor, target_transform
 
 MISSING_LABEL = "nan"
 UNSEEN_PROBE = "__studio_unseen_category__"
 SECONDS_PER_DAY = 86_400.0
-
-
-class ConversionRefused(Exception):
-    """The model cannot be converted, for a reason worth showing to the user."""
 
 
 def _numeric_type(precision: str):

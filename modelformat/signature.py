@@ -73,8 +73,6 @@ from operator import itemgetter
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
 
 from .column_types import SEMANTIC_TYPES, infer_column_type
 
@@ -270,6 +268,10 @@ def unused_columns(model, columns: Iterable[str]) -> set[str]:
 
 
 def _column_transformers(model):
+    # deferred: scikit-learn only where a model object is at hand (training), not to validate a request
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
     if isinstance(model, ColumnTransformer):
         yield model
         return

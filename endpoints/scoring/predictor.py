@@ -46,8 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modelformat.modelio import load_model
-from modelformat.onnx_export import make_session, onnx_feed, session_io
+from modelformat.onnx_feed import make_session, onnx_feed, session_io
 from modelformat.signature import (
     FORECASTING,
     MAX_FORECAST_SERIES,
@@ -288,6 +287,9 @@ def load_predictor(
     """
 
     def load_skops():
+        # deferred: skops and scikit-learn (~1.6 s, ~130 MB) only for a model without a working ONNX twin
+        from modelformat.modelio import load_model
+
         return load_model(model_path, model_sha256)
 
     if model_path is None:  # a model registered from an ONNX file: onnxruntime alone, no fallback

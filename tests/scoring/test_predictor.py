@@ -1,6 +1,9 @@
 """The Predictor: ONNX when verified, skops otherwise, loaded once per process per model version."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from endpoints.scoring.predictor import (
 from modelformat import modelio
 from modelformat.modelio import ModelIntegrityError
 from modelformat.signature import PayloadError
+from tests.conftest import REPO
 
 from .conftest import record
 
@@ -192,3 +196,35 @@ def test_concurrent_first_requests_load_once(model_files, signature):
     for thread in threads:
         thread.join()
     assert len(loads) == 1 and len({id(r) for r in results}) == 1
+
+
+def test_a_process_serving_an_onnx_twin_never_imports_scikit_learn(model_files, signature_json):
+    """A replica's scoring imports onnxruntime, numpy and pandas; scikit-learn, skops and skl2onnx
+    (~1 s and ~90 MB) only for a model without a working twin."""
+    code = """
+import json, sys
+import django
+django.setup()
+import endpoints.replica
+from endpoints.scoring.predictor import load_predictor
+files, signature, row = json.loads(sys.stdin.read())
+predictor = load_predictor(signature=signature, **files)
+result = predictor.score([row])
+heavy = sorted(m for m in ("sklearn", "skops", "skl2onnx", "scipy") if m in sys.modules)
+print(json.dumps({"backend": predictor.backend, "labels": result["predictions"], "heavy": heavy}))
+"""
+    files = {k: str(v) for k, v in model_files.items()}
+    env = os.environ | {"DJANGO_SETTINGS_MODULE": "studio.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps([files, signature_json, record()]),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["backend"] == "onnx" and len(answer["labels"]) == 1, answer
+    assert answer["heavy"] == [], answer
