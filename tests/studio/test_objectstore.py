@@ -6,8 +6,6 @@ read on a host that never had its file."""
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,7 +14,6 @@ from data.dataio import read_page
 from studio import objectstore
 from studio.settings import ImproperlyConfiguredEnv, env_storage_url
 from tests import s3server
-from tests.conftest import REPO
 
 s3_server = s3server.s3_server
 s3_bucket = s3server.s3_bucket
@@ -192,17 +189,3 @@ def test_a_store_that_cannot_be_reached_or_lacks_its_bucket_is_a_clear_error(obj
         f"Could not reach object storage for s3://{object_storage}/studio prefix/{relative}: "
     )
     assert not there.exists()
-
-
-def test_a_process_without_object_storage_never_imports_boto3():
-    """boto3 costs every web process, node and replica ~10 MB: only object storage and S3 imports load it."""
-    code = (
-        "import sys, django; django.setup(); import compute.worker, data.jobs, data.services, studio.objectstore; "
-        "print(sorted(m for m in ('boto3', 'botocore', 'storages.backends.s3') if m in sys.modules))"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "STUDIO_STORAGE_URL"} | {
-        "DJANGO_SETTINGS_MODULE": "studio.settings"
-    }
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
