@@ -68,10 +68,9 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
 from sklearn.svm import SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from .onnx_feed import ConversionRefused
+from .onnx_feed import MISSING_LABEL, ConversionRefused
 from .onnx_model import datetime_parts_classes, is_regressor, target_transform
 
-MISSING_LABEL = "nan"
 UNSEEN_PROBE = "__studio_unseen_category__"
 SECONDS_PER_DAY = 86_400.0
 

@@ -810,6 +810,7 @@ def _finish(
         stage_sha256 = _sha256_in_background(stage) if with_sha256 else None
 
     def written() -> Callable[[], str] | None:
+        """Wait for the writer's last row groups, then hash the file (while columns are profiled)."""
         writing.commit()
         return _sha256_in_background(stage) if with_sha256 else None
 
@@ -855,12 +856,12 @@ def _finish(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="profile") as pool:
             plans_coming = pool.map(plan_column, range(len(names)))  # all submitted now
             if writing is not None:
-                stage_sha256, writing = written(), None
+                stage_sha256 = written()
             planned = list(plans_coming)
     else:
         planned = [plan_column(index) for index in range(len(names))]
-    if writing is not None:
-        stage_sha256 = written()
+        if writing is not None:
+            stage_sha256 = written()
     plans = [plan for plan, _, _ in planned]
     summaries = [summary for _, summary, _ in planned]
     must_rewrite = any(cast for _, _, cast in planned)
