@@ -182,7 +182,7 @@ def main():
     web = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
-            "studio.wsgi:application",
+            "portal.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

@@ -475,22 +475,14 @@ def deploy(studio, versions: dict) -> dict:
 
 
 def start_gunicorn(port: int, workers: int, threads: int, *, through_replicas: bool = False) -> subprocess.Popen:
-    """The portal in gunicorn, as `make run` runs it."""
+    """The portal in gunicorn, as `make run` runs it (its command line, access log included)."""
+    from portal.management.commands.studio import web_server_argv  # deferred: Django is set up by now
+
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "studio.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--log-level",
-            "warning",
-        ],
+        web_server_argv(f"127.0.0.1:{port}", workers=workers, threads=threads),
         cwd=REPO,
         env={**os.environ, "STUDIO_SERVING_IN_PROCESS": "0" if through_replicas else "1"},
+        stdout=subprocess.DEVNULL,  # the access log: written as the studio writes it, not kept
         start_new_session=True,
     )
     wait_http(port, "/health/")

@@ -145,7 +145,7 @@ def start_studio(port: int, workers: int, threads: int, log) -> subprocess.Popen
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
-            "studio.wsgi:application",
+            "portal.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",

@@ -173,7 +173,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "portal.urls"
-WSGI_APPLICATION = "studio.wsgi.application"
+WSGI_APPLICATION = "portal.wsgi.application"
 
 TEMPLATES = [
     {

@@ -87,7 +87,7 @@ def gunicorn(store_url, studio_data_dir, transactional_db):
             "STUDIO_MONITOR_FLUSH_SECONDS": "0.5",
             "OMP_NUM_THREADS": "1",
         }
-        argv = [sys.executable, "-m", "gunicorn", "studio.wsgi:application", "--bind", f"127.0.0.1:{port}"]
+        argv = [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}"]
         argv += ["--workers", str(workers), "--threads", "4", "--log-level", "warning"]
         proc = subprocess.Popen(argv, cwd=REPO, env=env, start_new_session=True)
         started.append(proc)

@@ -96,7 +96,7 @@ class WebProcess:
         self.port = port
         self.log = open(data_dir / f"web-{port}.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "studio.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
+            [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
             cwd=REPO,
             env=env,
             stdout=self.log,

@@ -35,6 +35,29 @@ SINGLE_THREAD_ENV = {
 }
 
 
+def web_server_argv(address: str, *, workers: int, threads: int = 4) -> list[str]:
+    """The web server's command line: gunicorn's threaded workers on the studio's WSGI application,
+    with an access log that leaves out answered scoring requests (studio/weblog.py)."""
+    return [
+        os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+        "portal.wsgi:application",
+        "--bind",
+        address,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--timeout",
+        "120",
+        "--access-logfile",
+        "-",
+        "--logger-class",
+        "studio.weblog.AccessLogger",
+        "--log-level",
+        "warning",
+    ]
+
+
 class Command(BaseCommand):
     help = "Run Studio: web server, worker and scheduler, on embedded defaults unless configured."
 
@@ -71,26 +94,7 @@ class Command(BaseCommand):
         }
         bin_dir = os.path.dirname(sys.executable)
         address = f"{options['host']}:{options['port']}"
-        self._start(
-            "web",
-            [
-                os.path.join(bin_dir, "gunicorn"),
-                "studio.wsgi:application",
-                "--bind",
-                address,
-                "--workers",
-                str(options["web_workers"]),
-                "--threads",
-                "4",
-                "--timeout",
-                "120",
-                "--access-logfile",
-                "-",
-                "--log-level",
-                "warning",
-            ],
-            env,
-        )
+        self._start("web", web_server_argv(address, workers=options["web_workers"]), env)
         # Lab traffic (long polls, WebSockets, uploads) in an asyncio process of its own, never in
         # the web server's threads.
         self._start(
