@@ -15,9 +15,11 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
+from compute import agent as agent_module
 from compute.models import Node, NodeStatus
 from endpoints import routing, services, serving
 from endpoints.models import MonitoringBucket
+from tests.conftest import wait_for
 from tests.endpoints.conftest import ready_replicas, start
 
 ROW = {"tenure": 3, "charges": 80.5, "plan": "basic plan (old)", "region": None}
@@ -129,6 +131,19 @@ def test_scoring_goes_through_replicas_and_a_replica_killed_under_load_costs_no_
     counted = sum(b.requests for b in buckets)
     assert len(statuses) // 2 < counted <= len(statuses) + 2
     assert sum(b.errors_4xx for b in buckets) >= 1  # the refused payload
+
+
+def test_the_standby_follows_the_first_replicas_without_waiting_for_the_hosts_next_check(
+    monkeypatch, replica_agent, endpoint, studio_data_dir
+):
+    """A replica killed soon after its deployment is replaced from a standby that has had the time
+    to import the serving stack: the host starting replicas is reason enough to keep one."""
+    monkeypatch.setattr(agent_module, "STANDBY_CHECK_SECONDS", 3600)  # no periodic check during the test
+    replica_agent.inference_checked = (time.monotonic(), False)  # looked before the deployment: nothing served
+    start(replica_agent)
+    serving_now = ready_replicas(2, studio_data_dir=studio_data_dir)
+    standby = wait_for(lambda: replica_agent.standby, timeout=60, message="a standby replica")
+    assert standby.poll() is None and standby.pid not in {n.pid for n in serving_now}
 
 
 def test_a_replica_reached_directly_checks_the_key_and_throttles(settings, replica_agent, endpoint, studio_data_dir):
