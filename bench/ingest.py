@@ -169,6 +169,7 @@ def main():
     from compute.agent import LocalAgent
     from compute.models import Node, NodeStatus
     from compute.services import default_cluster_for, target_update
+    from portal.management.commands.studio import web_server_argv
     from studio.services import token_create
     from workspaces.services import workspace_create
 
@@ -180,18 +181,8 @@ def main():
 
     port = free_port()
     web = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "portal.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--log-level",
-            "warning",
-        ],
+        web_server_argv(f"127.0.0.1:{port}", workers=2),  # as `manage.py studio` starts it
+        stdout=subprocess.DEVNULL,  # the access log
         cwd=REPO,
         env={**os.environ},
         start_new_session=True,

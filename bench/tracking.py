@@ -142,21 +142,10 @@ def start_mlflow(work: Path, port: int, workers: int, log) -> subprocess.Popen:
 
 def start_studio(port: int, workers: int, threads: int, log) -> subprocess.Popen:
     """gunicorn as `manage.py studio` starts it, on this process's database and data directory."""
+    from portal.management.commands.studio import web_server_argv  # deferred: Django is set up by now
+
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "portal.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--timeout",
-            "120",
-            "--log-level",
-            "warning",
-        ],
+        web_server_argv(f"127.0.0.1:{port}", workers=workers, threads=threads),
         cwd=REPO,
         env={**os.environ, **SINGLE},
         stdout=log,
