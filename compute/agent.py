@@ -237,7 +237,7 @@ class LocalAgent:
                 self.replicas.add(node.pk)
                 # A host that starts a replica serves inference: its next standby starts after the
                 # pause, not at the next check up to 5 s later (a replica killed meanwhile waited
-                # for a standby still importing: 8-9 s to a replacement under load instead of 3-4).
+                # for a standby still importing: 8-9 s to a replacement under load instead of 2).
                 self.replica_started_at = time.monotonic()
                 self.inference_checked = (self.replica_started_at, True)
             self.children[node.pk] = proc
