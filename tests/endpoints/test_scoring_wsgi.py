@@ -4,16 +4,20 @@ none of the pages' middleware, and the access log leaves out the answered ones (
 while it keeps refused scoring requests and pages."""
 
 import http.client
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import time
 
 import pytest
+from django.test import RequestFactory
 
-from endpoints import services
+from endpoints import scoring_views, services
 from portal.management.commands.studio import web_server_argv
+from portal.wsgi import application
 from tests.conftest import REPO, _database_url
 from tests.endpoints.conftest import register
 from tests.endpoints.test_throttle_exact import free_port
@@ -91,3 +95,39 @@ def test_scoring_is_answered_the_short_way_and_left_out_of_the_access_log(web_se
     scoring = [line for line in lines if f'"POST /score/{name}/ ' in line]
     assert [line.split('" ')[1].split()[0] for line in scoring] == ["400", "401"], lines
     assert sum('"GET /health/ ' in line for line in lines) >= 2  # the fixture's and the test's
+
+
+def test_an_error_in_the_short_way_is_answered_as_djangos_handler_answers_it(
+    monkeypatch, caplog, transactional_db, owner, workspace, inference
+):
+    """The WSGI application itself, called as gunicorn calls it: a view that raises is Django's
+    logged 500 (django.request), and the next request is answered as usual."""
+    created = services.endpoint_create(actor=owner, workspace=workspace, name="churn-api")
+    services.deployment_create(
+        actor=owner, endpoint=created.endpoint, name="blue", model_version=register(workspace, owner), target=inference
+    )
+    body = json.dumps([ROW]).encode()
+    headers = {"content_type": "application/json", "HTTP_AUTHORIZATION": f"Bearer {created.primary}"}
+    environ = RequestFactory().post("/score/churn-api/", body, **headers).environ
+
+    def call():
+        answered = {}
+
+        def start_response(status, response_headers):
+            answered["status"], answered["headers"] = status, dict(response_headers)
+
+        content = b"".join(application({**environ, "wsgi.input": io.BytesIO(body)}, start_response))
+        return answered["status"], answered["headers"], content
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the scoring path broke")
+
+    monkeypatch.setattr(scoring_views, "_dispatch", broken)
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        status, response_headers, _ = call()
+    assert status.startswith("500 ") and response_headers["X-Content-Type-Options"] == "nosniff"
+    assert any(r.exc_info and "the scoring path broke" in str(r.exc_info[1]) for r in caplog.records)
+
+    monkeypatch.undo()
+    status, _, content = call()
+    assert status == "200 OK" and json.loads(content)["deployment"] == "blue"
