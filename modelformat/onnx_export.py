@@ -318,10 +318,13 @@ def _attempt(model, signature, used, kinds, aliases, precision, batch, reference
     final = onnx_model.final_classifier(model)
     regression = signature.task == REGRESSION
     options = {} if regression else {id(final): {"zipmap": False}}
+    for part_options in (onnx_model.text_options(model), onnx_model.neighbour_options(model)):
+        for part, given in part_options.items():
+            options[part] = {**options.get(part, {}), **given}  # the final classifier may be a k-NN
     onx = convert_sklearn(
         model,
         initial_types=initial_types,
-        options={**options, **onnx_model.text_options(model)},
+        options=options,
         target_opset=TARGET_OPSET,
         custom_conversion_functions=converters,
         custom_shape_calculators=shapes,

@@ -230,6 +230,24 @@ def text_options(prepared) -> dict:
     }
 
 
+# The distances onnxruntime's CDist kernel computes: skl2onnx's default for the others is a Scan
+# over the training rows, one loop step per row (~1.5 ms of a 1-row request with 426 rows).
+CDIST_METRICS = ("euclidean", "sqeuclidean")
+
+
+def neighbour_options(prepared) -> dict:
+    """skl2onnx options for the nearest-neighbour models of a prepared model: their distances to
+    the training rows in one CDist node (onnxruntime's own kernel) rather than a Scan, where the
+    metric allows it (measured on an Automated ML voting ensemble with a 25-neighbour member: a
+    1-row request 1.79 → 0.30 ms, 100 rows 6.0 → 1.4 ms, same predictions)."""
+    return {
+        id(item): {"optim": "cdist"}
+        for item in components(prepared)
+        if _name(item) in ("KNeighborsClassifier", "KNeighborsRegressor")
+        and getattr(item, "effective_metric_", None) in CDIST_METRICS
+    }
+
+
 def _as_pipeline(member):
     return member if _is_pipeline(member) else Pipeline([("estimator", member)])
 

@@ -312,3 +312,31 @@ def test_distance_weighted_neighbours_verify_on_the_rows_they_were_trained_on():
     onnx_bytes, report = try_convert(model, signature, X)
     assert report["converted"] is True, (report["reason"], report["detail"])
     assert report["max_abs_diff"] <= MAX_DIFF
+
+
+def _op_types(onnx_bytes: bytes) -> set[str]:
+    import onnx
+
+    model = onnx.ModelProto.FromString(onnx_bytes)
+    return {node.op_type for node in model.graph.node}
+
+
+def test_neighbour_distances_are_one_cdist_node_where_the_metric_allows():
+    # skl2onnx's default is a Scan over the training rows: ~1.5 ms of a 1-row request
+    X, y = make_table(400, seed=8)
+    X["opened at"] = pd.date_range("2021-01-01", periods=400, freq="D")
+    model, signature = _studio_pipeline(X, y, None, algorithm="knn")
+    assert model.steps[-1][1].effective_metric_ == "euclidean"
+    onnx_bytes, report = try_convert(model, signature, X)
+    assert report["converted"] is True, (report["reason"], report["detail"])
+    assert report["max_abs_diff"] <= MAX_DIFF and report["label_mismatches"] == 0
+    assert "CDist" in _op_types(onnx_bytes) and "Scan" not in _op_types(onnx_bytes)
+
+    # onnxruntime's kernel computes no other distance: a Manhattan k-NN keeps the Scan, and verifies
+    model.steps[-1][1].set_params(p=1)
+    model.steps[-1][1].fit(model[:-1].transform(X), y)
+    assert model.steps[-1][1].effective_metric_ == "manhattan"
+    onnx_bytes, report = try_convert(model, signature, X)
+    assert report["converted"] is True, (report["reason"], report["detail"])
+    assert report["max_abs_diff"] <= MAX_DIFF
+    assert "Scan" in _op_types(onnx_bytes) and "CDist" not in _op_types(onnx_bytes)
