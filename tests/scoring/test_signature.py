@@ -153,6 +153,30 @@ def test_booleans_and_infinities_are_not_numbers(signature):
     assert "finite" in refusal(signature, record(balance="-inf")).message
 
 
+def test_number_columns_cast_at_once_read_as_cast_one_by_one():
+    # many number columns are cast in one array when all are plain JSON numbers or nulls
+    names = [f"mean {i}" for i in range(12)]
+    sig = build_signature(pd.DataFrame({n: np.linspace(0, 1, 50) for n in names}))
+    assert len(Signature(sig)._number_names) == 12
+    one_by_one = Signature(sig)
+    one_by_one._number_names = ()
+    rows = [{n: (None if (i + j) % 5 == 0 else (i * j if j % 2 else i / (j + 1))) for j, n in enumerate(names)}
+            for i in range(7)]  # fmt: skip
+    for payload in (rows[0], rows, {n: [r[n] for r in rows] for n in names}, [*rows[:3], {**rows[3], "mean 4": "2.5"}]):
+        fast, slow = Signature(sig).validate_columns(payload), one_by_one.validate_columns(payload)
+        assert list(fast.columns) == list(slow.columns) == names
+        for name in names:
+            np.testing.assert_array_equal(fast.columns[name], slow.columns[name])
+            assert fast.columns[name].dtype == np.float64
+    # an error is found and worded as column by column: the first column at fault, in the signature's order
+    bad = [rows[0], {**rows[1], "mean 7": float("inf"), "mean 3": True}]
+    for signature in (Signature(sig), one_by_one):
+        error = refusal(signature, bad)
+        assert (error.field, error.row) == ("mean 3", 2)
+    assert "finite" in refusal(Signature(sig), {**rows[0], "mean 9": 1e308 * 10}).message
+    assert refusal(Signature(sig), {**rows[0], "mean 2": 10**400}).field == "mean 2"
+
+
 def test_numbers_are_accepted_as_labels_the_way_the_featurizer_writes_them(signature):
     frame = validate_payload(signature, [record(plan=3), record(plan=3.0), record(plan=True)])
     assert frame["plan"].tolist() == ["3", "3", "True"]
