@@ -20,7 +20,7 @@ The models:
 The studio serves every model from a registered model version through a real endpoint (a key,
 the traffic split, validation against the signature, monitoring) in gunicorn, as `make run`
 does; it uses the verified ONNX twin when there is one (reported per model). MLflow serves the
-same fitted estimators (`mlflow.sklearn`), installed in its own virtualenv for this benchmark
+same fitted estimators (`mlflow.sklearn`; mlflow 3.17.2, pinned), installed in its own virtualenv for this benchmark
 only. Both run with OMP_NUM_THREADS=1 on this machine, measured one after the other with wrk
 over loopback:
 
@@ -72,11 +72,16 @@ FORECAST_SERIES = (
 )
 FORECAST_HISTORY_ROWS = 48  # each series' recent history a forecasting request sends: four years
 GOAL_C16, GOAL_P50, GOAL_ROWS = 10.0, 0.2, 3.0
-# The studio's versions of what the served models need, installed beside mlflow in its venv
-# (statsmodels and patsy: the forecasting model refits its members on a request's history).
+# MLflow at the version bench/tracking.py measures (its server, uvicorn since 3.x, sets the
+# baseline: an unpinned install moves every ratio), and the studio's versions of what the served
+# models need (statsmodels and patsy: the forecasting model refits its members on a request's history).
+MLFLOW_VERSION = "3.17.2"
 MLFLOW_VENV_PINS = [
-    f"{name}=={metadata.version(name)}"
-    for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy", "lightgbm", "statsmodels", "patsy")
+    f"mlflow=={MLFLOW_VERSION}",
+    *(
+        f"{name}=={metadata.version(name)}"
+        for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy", "lightgbm", "statsmodels", "patsy")
+    ),
 ]
 PORTS: range | None = None  # None: any free port
 WRK_LUA = """
@@ -164,7 +169,7 @@ def ensure_mlflow_venv() -> Path:
     if not (MLFLOW_VENV / "bin" / "mlflow").exists() or not installed.exists() or installed.read_text() != wanted:
         print(f"setting up MLflow in {MLFLOW_VENV} (once)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "mlflow", *MLFLOW_VENV_PINS], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *MLFLOW_VENV_PINS], check=True)
         installed.write_text(wanted)
     return python
 
