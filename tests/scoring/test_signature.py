@@ -227,6 +227,34 @@ def test_date_objects_in_a_frame_are_dates():
     assert pd.isna(cast["day"].iloc[2])
 
 
+def test_plain_iso_dates_parsed_at_once_read_as_pandas_reads_them(monkeypatch):
+    """Dates and times without a zone go through numpy in one call; anything else (a zone, a
+    nanosecond, a year past 2262, other formats) through pandas' parser, which words the errors."""
+    from modelformat import signature as module
+
+    texts = ["2024-05-01", "2024-05-01T13:30", "2024-05-01 13:30:05", "2024-05-01T13:30:05.250", " 1999-12-31 "]
+    others = ["2024-05-01T13:30:00+02:00", "2024-05-01T13:30:00.123456789", "May 1, 2024", "9999-01-01"]
+    for unit in ("us", "ns"):
+        sig = Signature(build_signature(pd.DataFrame({"day": pd.date_range("2024-01-01", periods=3, unit=unit)})))
+        general = Signature(sig.data)
+        payloads = [{"day": texts}, *({"day": [t]} for t in others[: 3 if unit == "ns" else 4])]
+        with monkeypatch.context() as patched:
+            patched.setattr(module, "_naive_iso_at_once", lambda texts, dtype: None)
+            slow = [general.validate_columns(p).columns["day"] for p in payloads]
+        for payload, expected in zip(payloads, slow, strict=True):
+            got = sig.validate_columns(payload).columns["day"]
+            assert got.dtype == expected.dtype == np.dtype(f"datetime64[{unit}]")
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+        assert module._naive_iso_at_once(np.array([t.strip() for t in texts], dtype=object), np.dtype("M8[us]"))
+        for other in others:
+            assert module._naive_iso_at_once(np.array([other], dtype=object), np.dtype("M8[us]")) is None
+    # a model whose dates are nanoseconds cannot take the year 9999: refused by name, not a server error
+    error = refusal(sig, {"day": ["2024-05-01", "9999-01-01"]})
+    assert (error.field, error.row) == ("day", 2) and "1677 to 2262" in error.message
+    error = refusal(sig, {"day": ["2024-05-01", "2024-02-30"]})  # numpy refuses it; pandas' parser names it
+    assert (error.field, error.row) == ("day", 2)
+
+
 # --- columns -------------------------------------------------------------------------------------
 def test_a_missing_column_is_named(signature):
     payload = record()
