@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -151,7 +152,7 @@ class Predictor:
             self._check_forecast_size(request, max_rows)
         limits = {} if deadline is None else {"deadline": deadline}
         try:
-            frame = self.model.forecast(
+            columns = self.model.forecast_columns(
                 request.history,
                 future=request.future,
                 origin=request.origin,
@@ -173,7 +174,7 @@ class Predictor:
                 field=field,
                 code="invalid_value" if getattr(exc, "field", None) else "invalid_payload",
             ) from None
-        return self.format_forecasts(frame, level=request.level)
+        return self.format_forecasts(columns, level=request.level)
 
     def _check_forecast_size(self, request: ForecastRequest, max_rows: int) -> None:
         """Refuse, before any work, a request whose answer (series × horizon rows) is over the
@@ -181,7 +182,7 @@ class Predictor:
         info = self.signature.forecast
         columns = list(info["series_columns"])
         if request.history is not None:
-            given = len(request.history[columns].drop_duplicates()) if columns else 1
+            given = _distinct_rows(request.history, columns) if columns else 1
             if given > MAX_FORECAST_SERIES:
                 raise PayloadError(
                     f"The history holds {given:,} series; a request forecasts at most {MAX_FORECAST_SERIES:,} "
@@ -202,20 +203,14 @@ class Predictor:
                 code="too_many_series",
             )
 
-    def format_forecasts(self, frame: pd.DataFrame, *, level: float) -> dict:
+    def format_forecasts(self, columns: dict[str, np.ndarray], *, level: float) -> dict:
+        """The engine's forecast columns as JSON rows: times as ISO 8601 text, bounds that overflowed
+        as null (strict JSON has no infinity)."""
         info = self.signature.forecast
         time_column = info["time_column"]
-        rows = []
-        for record in frame.to_dict(orient="records"):
-            row = {}
-            for name, value in record.items():
-                if name == time_column:
-                    row[name] = pd.Timestamp(value).isoformat()
-                elif name in ("forecast", "lower", "upper"):
-                    row[name] = float(value) if np.isfinite(value) else None
-                else:
-                    row[name] = value.item() if hasattr(value, "item") else value
-            rows.append(row)
+        values = {name: _json_values(name, column, time_column) for name, column in columns.items()}
+        names = list(values)
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
         return {"forecasts": rows, "horizon": info["horizon"], "frequency": info["frequency"], "level": level}
 
     def predict(self, frame: pd.DataFrame) -> dict:
@@ -396,3 +391,25 @@ def get_predictor(
 def invalidate(version_id=None) -> int:
     """Drop a model version's Predictor from this process's cache (call when a deployment changes)."""
     return predictor_cache.invalidate(version_id)
+
+
+def _distinct_rows(frame: pd.DataFrame, columns: list[str]) -> int:
+    """How many distinct combinations of ``columns`` the frame holds (missing is a value)."""
+    if len(columns) == 1:
+        return int(frame[columns[0]].nunique(dropna=False))
+    return len(frame[columns].drop_duplicates())
+
+
+def _json_values(name: str, column: np.ndarray, time_column: str) -> list:
+    if name == time_column:
+        return _iso_times(np.asarray(column, dtype="datetime64[ns]"))
+    if name in ("forecast", "lower", "upper"):
+        return [float(v) if math.isfinite(v) else None for v in np.asarray(column, dtype="float64").tolist()]
+    return [v.item() if hasattr(v, "item") else v for v in column]
+
+
+def _iso_times(times: np.ndarray) -> list[str]:
+    """``Timestamp.isoformat`` of each time ("2024-05-01T00:00:00"), at once when none has a fraction of a second."""
+    if (times.astype("int64") % 1_000_000_000 == 0).all():
+        return np.datetime_as_string(times, unit="s").tolist()
+    return [pd.Timestamp(t).isoformat() for t in times]

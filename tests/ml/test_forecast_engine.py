@@ -754,6 +754,48 @@ def test_a_regular_history_takes_the_fast_path_to_the_same_frame(freq):
     assert counts == {"moved": 0, "duplicates": 0, "missing_timestamps": 0, "missing_target": 0}
 
 
+def _general_panel(forecaster, history):
+    """A request's panel through DataFrames and ``regularise``: what the array path must equal."""
+    long = pd.DataFrame(
+        {
+            "key": forecast.series_key_columns(history, forecaster.series_columns),
+            "time": forecast.parse_times(history["Date"], "Date"),
+            "y": forecast.parse_target(history["Units Sold"], "Units Sold"),
+        }
+    )
+    for i, column in enumerate(forecaster.known_ahead):
+        long[f"ka{i}"] = forecast.encode_known_ahead(history[column], forecaster.known_ahead_encodings[column])
+    anchor = pd.Timestamp(forecaster.anchor_ns)
+    regular, _ = forecast.regularise(long[long["time"].notna()], forecaster.frequency, anchor)
+    return forecast._panel(regular, [], len(forecaster.known_ahead), forecaster.series_codes)
+
+
+def test_a_request_history_reads_alike_through_arrays_and_through_frames(naive_run, monkeypatch):
+    """A regular history (rows in any order) becomes its panel through numpy alone; one with a gap,
+    a repeat, a missing value or an unknown store goes through ``regularise``; both equal the
+    general path, series by series."""
+    forecaster = naive_run[1].forecaster
+    messy = messy_sales(periods=40, stores=("A-1", "B 2", "C 3"), seed=5)  # a gap, a repeat, missing values
+    regular = messy.drop_duplicates(["Store ID", "Date"]).dropna(subset=["Units Sold"])
+    regular = regular[regular.groupby("Store ID")["Date"].transform("min") <= regular["Date"]]
+    regular = regular[pd.to_datetime(regular["Date"]) >= pd.Timestamp("2024-01-25")]  # after the gap and NaNs
+    assert regular["Units Sold"].notna().all() and len(regular) < len(messy)
+    shuffled = regular.sample(frac=1.0, random_state=1)
+    for history, fast in ((shuffled, True), (messy, False), (messy.sample(frac=1.0, random_state=2), False)):
+        expected = _general_panel(forecaster, history)
+        with monkeypatch.context() as patched:
+            if fast:  # the array path never builds the frame
+                patched.setattr(forecast, "regularise", lambda *a, **k: pytest.fail("took the general path"))
+            got = forecaster._given_panel(history)
+        assert [s.key for s in got] == [s.key for s in expected] == ["A-1", "B 2", "C 3"]
+        assert [s.code for s in got] == [s.code for s in expected] == [0, 1, -1]
+        for mine, theirs in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(mine.times, theirs.times)
+            assert mine.times.dtype == np.dtype("datetime64[ns]")
+            np.testing.assert_array_equal(mine.y, theirs.y)
+            np.testing.assert_array_equal(mine.known, theirs.known)
+
+
 def test_a_gap_a_repeat_or_a_missing_value_leaves_the_fast_path():
     times = pd.date_range("2020-01-01", periods=12, freq="MS").as_unit("ns")
     frame = pd.DataFrame({"key": "a", "time": times, "y": np.arange(12.0)})

@@ -332,6 +332,15 @@ def parse_target(
     return _finite(numbers.astype("float64"))
 
 
+def _target_values(values: pd.Series, column: str) -> np.ndarray:
+    """``parse_target`` of a request's column as float64 (NaN where missing or infinite)."""
+    if values.dtype != "float64":
+        return parse_target(values, column, ForecastInputError).to_numpy()
+    numbers = values.to_numpy(copy=True)
+    numbers[~np.isfinite(numbers)] = np.nan
+    return numbers
+
+
 def _finite(numbers: pd.Series) -> pd.Series:
     """Infinite targets are missing values (counted and interpolated like the empty ones)."""
     return numbers.where(np.isfinite(numbers))
@@ -390,7 +399,15 @@ def series_key_columns(
     parts = []
     for column in columns:
         values = frame[column]
-        if pd.api.types.is_string_dtype(values) or values.dtype == object:
+        codes, uniques = pd.factorize(values)
+        if all(isinstance(u, str) for u in uniques):  # text ids: one label per distinct text
+            labels = [series_id_text(u) for u in uniques]
+            if not any(SERIES_KEY_SEPARATOR in label for label in labels):
+                parts.append(pd.Series(np.array([*labels, ""], dtype=object)[codes], index=frame.index))  # -1: ""
+                continue
+            text = values.map(series_id_text, na_action=None)  # to name the first row at fault
+        elif pd.api.types.is_string_dtype(values) or values.dtype == object:
+            # mixed values each get their own label (factorize would merge True with 1)
             text = values.map(series_id_text, na_action=None)
         else:  # numbers, booleans, dates: one label per distinct value
             labels = {v: series_id_text(v) for v in pd.unique(values)}
@@ -422,6 +439,7 @@ def _anchor(times: pd.DatetimeIndex, frequency: str) -> pd.Timestamp:
     return offset.rollback(first) if not offset.is_on_offset(first) else first
 
 
+@functools.lru_cache(maxsize=64)
 def shortest_step_ns(frequency: str) -> int:
     """The shortest step of the frequency in nanoseconds (a month: 28 days; business days: 1 day)."""
     offset = to_offset(frequency)
@@ -442,13 +460,19 @@ def grid_points(start, end, frequency: str) -> np.ndarray:
 def check_grid_size(frame: pd.DataFrame, frequency: str, anchor, error, field_name: str) -> None:
     """Refuse a frequency whose regular grid over the data (from the anchor, and per series) would
     be far larger than the data itself; ``frame`` has "key" and "time"."""
-    rows = len(frame)
-    budget = min(MAX_GRID_POINTS, max(GRID_POINTS_PER_ROW * rows, MIN_GRID_POINTS))
-    first, last = frame["time"].min(), frame["time"].max()
-    start = min(first, pd.Timestamp(anchor)) if anchor is not None else first
     spans = frame.groupby("key")["time"].agg(["min", "max"])
+    firsts, lasts = spans["min"].to_numpy(), spans["max"].to_numpy()
+    _check_grid_points(len(frame), firsts, lasts, frequency, anchor, error, field_name)
+
+
+def _check_grid_points(rows: int, firsts: np.ndarray, lasts: np.ndarray, frequency: str, anchor, error,
+                       field_name: str) -> None:  # fmt: skip
+    """``check_grid_size`` from each series' first and last time."""
+    budget = min(MAX_GRID_POINTS, max(GRID_POINTS_PER_ROW * rows, MIN_GRID_POINTS))
+    first, last = pd.Timestamp(firsts.min()), pd.Timestamp(lasts.max())
+    start = min(first, pd.Timestamp(anchor)) if anchor is not None else first
     whole = float(grid_points(start, last, frequency))
-    per_series = float(grid_points(spans["min"].to_numpy(), spans["max"].to_numpy(), frequency).sum())
+    per_series = float(grid_points(firsts, lasts, frequency).sum())
     points = max(whole, per_series)
     if points > budget:
         raise error(
@@ -1063,11 +1087,16 @@ def _interval_sigma(best: Backtest, panel: Panel, cuts, settings: ForecastSettin
 
 
 def _interval(forecast: np.ndarray, sigma: np.ndarray, scale: float, level: float, nonnegative: bool):
-    z = float(norm.ppf(0.5 + level / 2))
+    z = _z_score(level)
     lower, upper = forecast - z * sigma * scale, forecast + z * sigma * scale
     if nonnegative:
         lower = np.maximum(lower, 0.0)
     return lower, upper
+
+
+@functools.lru_cache(maxsize=128)
+def _z_score(level: float) -> float:
+    return float(norm.ppf(0.5 + level / 2))
 
 
 def _chart_windows(best: Backtest, panel, cuts, settings, sigma, prepared: Prepared, nonnegative: bool) -> list[dict]:
@@ -1236,32 +1265,61 @@ class Forecaster:
         for column in [self.time_column, self.target_column, *self.series_columns]:
             if column not in history.columns:
                 raise ForecastInputError(column, f"The history has no column {column!r}.")
-        long = pd.DataFrame(
-            {
-                "key": series_key_columns(history, self.series_columns, ForecastInputError, "history"),
-                "time": parse_times(history[self.time_column], self.time_column, ForecastInputError),
-                "y": parse_target(history[self.target_column], self.target_column, ForecastInputError),
-            }
-        )
+        keys = series_key_columns(history, self.series_columns, ForecastInputError, "history").to_numpy()
+        times = parse_times(history[self.time_column], self.time_column, ForecastInputError).to_numpy()
+        y = _target_values(history[self.target_column], self.target_column)
+        known = np.zeros((len(history), len(self.known_ahead)))
         for i, column in enumerate(self.known_ahead):
             values = history[column] if column in history.columns else pd.Series(np.nan, index=history.index)
-            long[f"ka{i}"] = encode_known_ahead(values, self.known_ahead_encodings[column])
-        long = long[long["time"].notna()]
-        if long.empty:
+            known[:, i] = encode_known_ahead(values, self.known_ahead_encodings[column])
+        timed = ~np.isnat(times)
+        if not timed.any():
             raise ForecastInputError(self.time_column, "The history has no times.")
-        empty = [k for k, part in long.groupby("key") if part["y"].notna().sum() == 0]
-        if empty:
-            raise ForecastInputError(self.target_column, f"The series {self._describe(empty[0])} has no target values.")
-        check_grid_size(long, self.frequency, pd.Timestamp(self.anchor_ns), ForecastInputError, "history")
-        regular, _ = regularise(long, self.frequency, pd.Timestamp(self.anchor_ns))
-        lengths = regular.groupby("key").size()
-        if lengths.min() < 3:
-            key = lengths.idxmin()
+        keys, times, y, known = keys[timed], times[timed], y[timed], known[timed]
+        codes, names = pd.factorize(keys, sort=True)  # names sorted: the panel's order
+        valued = np.bincount(codes, weights=~np.isnan(y), minlength=len(names))
+        if (valued == 0).any():
+            empty = names[int(np.flatnonzero(valued == 0)[0])]
+            raise ForecastInputError(self.target_column, f"The series {self._describe(empty)} has no target values.")
+        order = np.lexsort((times, codes))
+        codes, times, y, known = codes[order], times[order], y[order], known[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        ends = np.r_[starts[1:], len(codes)]
+        anchor = pd.Timestamp(self.anchor_ns)
+        _check_grid_points(len(codes), times[starts], times[ends - 1], self.frequency, anchor, ForecastInputError,
+                           "history")  # fmt: skip
+        panel = self._regular_panel(names, starts, ends, times, y, known, anchor)
+        if panel is None:  # off the grid, gaps, repeats or missing values: the general path fixes them
+            long = pd.DataFrame({"key": names[codes], "time": times, "y": y})
+            for i in range(known.shape[1]):
+                long[f"ka{i}"] = known[:, i]
+            regular, _ = regularise(long, self.frequency, anchor)
+            panel = _panel(regular, list(names), known.shape[1], self.series_codes)
+        short = min(panel, key=lambda s: len(s.y))
+        if len(short.y) < 3:
             raise ForecastInputError(
                 "history",
-                f"The series {self._describe(key)} has {int(lengths.min())} points of history; at least 3 are needed.",
+                f"The series {self._describe(short.key)} has {len(short.y)} points of history; at least 3 are needed.",
             )
-        return _panel(regular, sorted(lengths.index), len(self.known_ahead), self.series_codes)
+        return panel
+
+    def _regular_panel(self, names, starts, ends, times, y, known, anchor) -> Panel | None:
+        """The panel of a history already on the grid, sorted by series and time, with one row per
+        step, no gap and no missing value (a scoring request's recent history usually is); None
+        otherwise. ``regularise`` would give the same series through DataFrames, a few milliseconds."""
+        if np.isnan(y).any() or np.isnan(known).any():
+            return None
+        snapped, steps, moved = _snap(times, self.frequency, anchor)
+        if moved:
+            return None
+        within = np.ones(len(steps) - 1, dtype=bool)
+        within[starts[1:] - 1] = False  # a series' first step follows another series' last
+        if not np.all(np.diff(steps)[within] == 1):  # 0: a repeated time; more than 1: a gap
+            return None
+        return [
+            Series(key=key, code=self.series_codes.get(key, -1), times=snapped[a:b], y=y[a:b], known=known[a:b])
+            for key, a, b in zip(names, starts, ends, strict=True)
+        ]
 
     def _future_panel(self, panel: Panel, future: pd.DataFrame | None, steps: int) -> list[np.ndarray]:
         """Per series, the known-ahead values of the steps (gap steps repeat the last known value)."""
@@ -1315,6 +1373,15 @@ class Forecaster:
         """The horizon's forecasts per series with interval bounds at ``level`` (see the module doc).
         ``deadline`` (a ``time.monotonic()`` value): local models refitted on a given history stop
         there with ForecastTimeout."""
+        columns = self.forecast_columns(history, future=future, origin=origin, level=level, series=series,
+                                        deadline=deadline)  # fmt: skip
+        return pd.DataFrame(columns, columns=list(columns))
+
+    def forecast_columns(self, history: pd.DataFrame | None = None, *, future: pd.DataFrame | None = None,
+                         origin=None, level: float = 0.9, series: list[dict] | None = None,
+                         deadline: float | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+        """``forecast`` as columns (series columns, the time column as datetime64[ns], forecast,
+        lower, upper): what an endpoint turns into JSON without a DataFrame between."""
         try:
             return self._forecast(history, future=future, origin=origin, level=level, series=series, deadline=deadline)
         except OutOfTime:
@@ -1327,7 +1394,7 @@ class Forecaster:
                 "history", f"The times cannot be forecast: they reach the limits of dates (1677 to 2262) ({exc})."
             ) from None
 
-    def _forecast(self, history, *, future, origin, level, series, deadline) -> pd.DataFrame:
+    def _forecast(self, history, *, future, origin, level, series, deadline) -> dict[str, np.ndarray]:
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 <= level <= 0.99:
             raise ForecastInputError("level", f"level must be a number between 0.5 and 0.99, not {level!r}.")
         if history is None:
@@ -1346,14 +1413,17 @@ class Forecaster:
             combined += member["weight"] * np.array([p[self.gap :] for p in predictions])
         if self.nonnegative:
             combined = np.maximum(combined, 0.0)
-        rows = []
-        for s, forecast in zip(panel, combined, strict=True):
-            lower, upper = _interval(
-                forecast, self.interval_sigma, series_scale(s.y, self.season_length), level, self.nonnegative
-            )
-            times = step_times(pd.Timestamp(s.times[-1]), self.frequency, steps)[self.gap :]
-            key = _key_dict(s.key, self.series_columns)
-            for t, f, lo, hi in zip(times, forecast, lower, upper, strict=True):
-                rows.append({**key, self.time_column: t, "forecast": float(f), "lower": float(lo), "upper": float(hi)})
-        columns = [*self.series_columns, self.time_column, "forecast", "lower", "upper"]
-        return pd.DataFrame(rows, columns=columns)
+        bounds = [
+            _interval(forecast, self.interval_sigma, series_scale(s.y, self.season_length), level, self.nonnegative)
+            for s, forecast in zip(panel, combined, strict=True)
+        ]
+        ids = [_key_dict(s.key, self.series_columns) for s in panel]
+        return {
+            **{c: np.repeat(np.array([i[c] for i in ids], dtype=object), self.horizon) for c in self.series_columns},
+            self.time_column: np.concatenate(
+                [step_times(s.times[-1], self.frequency, steps)[self.gap :].to_numpy() for s in panel]
+            ),
+            "forecast": combined.reshape(-1),
+            "lower": np.concatenate([lower for lower, _ in bounds]),
+            "upper": np.concatenate([upper for _, upper in bounds]),
+        }

@@ -8,6 +8,7 @@ local models may reuse their parameters as they are.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -76,7 +77,13 @@ def uses_known_ahead(algorithm: str) -> bool:
 
 def step_times(last, frequency: str, steps: int) -> pd.DatetimeIndex:
     """The ``steps`` grid times after ``last``."""
-    return pd.date_range(pd.Timestamp(last), periods=steps + 1, freq=frequency)[1:]
+    return _step_times(pd.Timestamp(last), frequency, steps)
+
+
+@functools.lru_cache(maxsize=256)
+def _step_times(last: pd.Timestamp, frequency: str, steps: int) -> pd.DatetimeIndex:
+    # a DatetimeIndex is immutable: the series of a request (and the next requests) mostly end at one time
+    return pd.date_range(last, periods=steps + 1, freq=frequency)[1:]
 
 
 _MONTHS_PER_STEP = {"MS": 1, "ME": 1, "BMS": 1, "BME": 1, "QS": 3, "QE": 3, "BQS": 3, "BQE": 3, "YS": 12, "YE": 12}
