@@ -68,7 +68,7 @@ class Deployment(models.Model):
     last_busy_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=DeploymentStatus.choices, default=DeploymentStatus.READY)
     status_reason = models.CharField(max_length=500, blank=True)
-    backend = models.CharField(max_length=20, blank=True)  # onnx | skops
+    backend = models.CharField(max_length=20, blank=True)  # onnx | skops | skops+onnx (forecasting)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from modelformat.onnx_feed import make_session, onnx_feed, session_io
+from modelformat.onnx_members import member_regressors
 from modelformat.signature import (
     FORECASTING,
     MAX_FORECAST_SERIES,
@@ -88,8 +89,14 @@ class Predictor:
         self.onnx_error: str | None = None
         self.regression = self.signature.task == REGRESSION
         self.forecasting = self.signature.task == FORECASTING
+        # a forecasting model's ONNX file holds its boosting members' twins: the engine stays skops
+        self._member_twins, self.member_twins_error = None, None
         if self.forecasting and onnx_bytes is not None:
-            raise PredictorError("forecasting models are served from skops, not ONNX")
+            if model is None and model_loader is None:
+                raise PredictorError("a forecasting model is served from its skops file (the ONNX file: its members)")
+            self._member_twins, onnx_bytes = onnx_bytes, None
+            if model is not None:
+                self._model = self._with_twins(model)
         if self.regression or self.forecasting:
             if model is not None and hasattr(model, "classes_"):
                 raise PredictorError("the signature is a regression's but the model is a classifier")
@@ -118,6 +125,8 @@ class Predictor:
 
     @property
     def backend(self) -> str:
+        if self._member_twins is not None:
+            return "skops+onnx"  # the engine from skops, its boosting members through ONNX
         return "onnx" if self.session is not None else "skops"
 
     @property
@@ -128,8 +137,18 @@ class Predictor:
                 if self._model is None:
                     if self._model_loader is None:
                         raise PredictorError("no skops model to fall back on")
-                    self._model = self._model_loader()
+                    self._model = self._with_twins(self._model_loader())
         return self._model
+
+    def _with_twins(self, model):
+        """A forecasting model with its members' ONNX twins attached (without them if they fail to load)."""
+        if self._member_twins is not None:
+            try:
+                model.use_regressors(member_regressors(self._member_twins))
+            except Exception as exc:  # noqa: BLE001 - the members' own estimators serve all the same
+                self._member_twins, self.member_twins_error = None, f"{type(exc).__name__}: {exc}"
+                logger.warning("forecasting members' ONNX twins not loaded (%s); serving the estimators", exc)
+        return model
 
     # -- scoring
     def score(self, payload, *, max_rows: int = MAX_ROWS, unknown_columns: str = "ignore") -> dict:

@@ -5,9 +5,11 @@ count the forecasts as predictions with their drift."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from django.core.cache import cache
+from django.urls import reverse
 
 from compute.jobs.models import Job, JobStatus
 from compute.models import TargetKind
@@ -15,10 +17,12 @@ from compute.services import target_create
 from data.services import data_version_from_file
 from endpoints import services as endpoint_services
 from endpoints import serving
+from modelformat.modelio import load_model
 from tests.conftest import wait_for
 from tests.ml.forecast_data import messy_sales
 from training.automl_services import automl_submit
 from training.models import ModelVersion
+from training.registry_services import model_version_dir
 
 HORIZON = 7
 STORES = ("A-1", "B 2")
@@ -195,11 +199,18 @@ def test_a_model_using_known_ahead_values_deploys_and_asks_for_them(
     )
     assert run.status == JobStatus.COMPLETED, (run.error, run.status_reason)
     version = ModelVersion.objects.get(model__name="numbered-sales")
+    # the boosting member's ONNX twin was verified and registered with the model
+    assert run.result["onnx"] is True and version.onnx_sha256, run.result.get("onnx_reason")
     created = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="numbered-api")
     deployment = endpoint_services.deployment_create(
         actor=owner, endpoint=created.endpoint, name="blue", model_version=version, target=inference
     )
     assert deployment.status != "failed", deployment.status_reason
+    assert deployment.backend == "skops+onnx"
+    client.force_login(owner)
+    page = client.get(reverse("model-version", args=[workspace.pk, version.model_id, version.version]))
+    assert "for its boosting member: forecasts within" in page.content.decode()
+    client.logout()
     cache.clear()
     serving.configs.clear()
 
@@ -212,6 +223,13 @@ def test_a_model_using_known_ahead_values_deploys_and_asks_for_them(
     assert given.status_code == 200, given.content
     forecasts = given.json()["forecasts"]
     assert len(forecasts) == HORIZON and {row["Store #"] for row in forecasts} == {"2"}
+    # what the member's own estimator forecasts from the same request (the model file alone)
+    folder = model_version_dir(version)
+    plain = load_model(folder / "model.skops", version.sha256)
+    assert not getattr(plain, "_regressors", None)
+    expected = plain.forecast(pd.DataFrame(records(recent)), future=pd.DataFrame(future))["forecast"].to_numpy()
+    served = np.array([row["forecast"] for row in forecasts])
+    np.testing.assert_allclose(served, expected, rtol=1e-5)
 
 
 def test_forecasting_requests_are_checked_against_the_signature():

@@ -18,6 +18,8 @@ from compute.jobs.runner import JobError
 from data.models import DataVersion
 from modelformat.drift import prediction_profile, reference_profile
 from modelformat.modelio import save_model
+from modelformat.onnx_export import TARGET_OPSET, TOLERANCE
+from modelformat.onnx_members import member_regressors, members_to_onnx
 from modelformat.signature import MAX_FORECAST_SERIES, Signature, build_forecast_signature
 
 from ..datasets import check_target, data_version_frame, included_columns
@@ -308,17 +310,54 @@ def _package(
         profile = {"version": 1, "rows": len(frame), "columns": {}}
     profile["prediction"] = prediction_profile(pd.to_numeric(frame[settings.target_column], errors="coerce").dropna())
     write_json_artifact(ctx, "reference_profile.json", profile, "monitoring")
-    report = {"converted": False, "reason": "forecasting models are served from skops"}
+    try:
+        report = _member_twins(ctx, forecaster)
+    except Exception as exc:  # noqa: BLE001 - the model is served by its estimators all the same
+        report = {"converted": False, "reason": f"the ONNX twins did not load: {type(exc).__name__}: {exc}"}
     write_json_artifact(ctx, "onnx_report.json", report, "report")
     latency_ms = _forecast_latency_ms(forecaster, deadline)
-    ctx.log(f"Packaged model.skops ({artifact.size:,} bytes) in {time.perf_counter() - started:.1f} s")
+    twins = (
+        f" and ONNX twins of members {', '.join(str(p + 1) for p in report['members'])} "
+        f"(max difference {report['max_rel_diff']:.1e} relative)"
+        if report["converted"]
+        else f"; no ONNX twin ({report['reason']})"
+    )
+    ctx.log(f"Packaged model.skops ({artifact.size:,} bytes){twins} in {time.perf_counter() - started:.1f} s")
     return {
         "model_artifact": artifact.pk,
         "model_sha256": sha,
-        "onnx": False,
-        "onnx_reason": report["reason"],
+        "onnx": report["converted"],
+        "onnx_reason": report.get("reason"),
         "latency_ms": latency_ms,
         "packaging_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _member_twins(ctx, forecaster) -> dict:
+    """``model.onnx`` with an ONNX twin of each boosting member whose forecasts, through the twin,
+    stay within TOLERANCE (relative) of its estimator's; the report says which members have one.
+    The twins are attached to ``forecaster`` (its latency is then the served one)."""
+    estimators = forecaster.boosting_estimators()
+    if not estimators:
+        return {"converted": False, "reason": "only boosting members have ONNX twins; this model has none"}
+    every, refused = members_to_onnx(estimators, TARGET_OPSET)
+    candidates = member_regressors(every) if every else {}
+    differences = {p: forecaster.regressor_difference({p: r}) for p, r in candidates.items()}
+    passed = {p: estimators[p] for p, difference in differences.items() if difference <= TOLERANCE}
+    for position, difference in differences.items():
+        if position not in passed:
+            refused[position] = f"its forecasts differ by up to {difference:.2g} relative (allowed: {TOLERANCE:g})"
+    if not passed:
+        return {"converted": False, "reason": "no boosting member verified: " + "; ".join(refused.values())}
+    onnx_bytes, _ = members_to_onnx(passed, TARGET_OPSET)
+    ctx.artifact_path("model.onnx").write_bytes(onnx_bytes)
+    ctx.artifact_saved("model.onnx", kind="model")
+    forecaster.use_regressors(member_regressors(onnx_bytes))
+    return {
+        "converted": True,
+        "members": sorted(passed),
+        "max_rel_diff": max(differences[p] for p in passed),
+        "refused": {str(p): reason for p, reason in refused.items()},
     }
 
 

@@ -18,7 +18,7 @@ import functools
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -1182,6 +1182,37 @@ class Forecaster:
     def algorithm(self) -> str:
         return self.members[0]["algorithm"] if len(self.members) == 1 else "ensemble"
 
+    def boosting_estimators(self) -> dict[int, object]:
+        """The fitted estimators of the boosting members by member position: what an ONNX twin can
+        stand in for (each predicts rows of ``n_features_in_`` float64 features)."""
+        found = {i: models.boosting_estimator(m["state"]) for i, m in enumerate(self.members)}
+        return {i: estimator for i, estimator in found.items() if estimator is not None}
+
+    def use_regressors(self, regressors: dict) -> None:
+        """From now on, predict these boosting members' feature rows with the given callables (by
+        member position; verified ONNX twins). Not saved with the model: set after loading it."""
+        self._regressors = dict(regressors)
+
+    def regressor_difference(self, regressors: dict, max_series: int = 50) -> float:
+        """The largest difference, relative to at least 1, between each member's forecasts through its
+        estimator and through ``regressors`` (by member position), from the stored history: each
+        series as it is and as a series never seen (no code). What a twin must pass to serve."""
+        panel = self._stored_panel(None, None)[:max_series]
+        steps = self.gap + self.horizon
+        context = self._context()
+        worst = 0.0
+        for variant in (panel, [replace(s, code=-1) for s in panel]):
+            future = [np.tile(s.known[-1], (steps, 1)) for s in variant]  # the last known values held
+            for position, regressor in regressors.items():
+                state = self.members[position]["state"]
+                reference = np.concatenate(models.predict(state, variant, steps, future, context, stored=True))
+                twin = models.predict(state, variant, steps, future, context, stored=True, regressor=regressor)
+                twin = np.concatenate(twin)
+                if (np.isnan(reference) != np.isnan(twin)).any():
+                    return math.inf
+                worst = max(worst, float(np.nanmax(np.abs(reference - twin) / np.maximum(np.abs(reference), 1.0))))
+        return worst
+
     def _context(self, deadline: float | None = None) -> models.Context:
         return models.Context(
             season_length=self.season_length,
@@ -1408,8 +1439,11 @@ class Forecaster:
         future_known = self._future_panel(panel, future, steps)
         context = self._context(deadline)
         combined = np.zeros((len(panel), self.horizon))
-        for member in self.members:
-            predictions = models.predict(member["state"], panel, steps, future_known, context, stored=stored)
+        regressors = getattr(self, "_regressors", {})  # (a model loaded from its file has none)
+        for position, member in enumerate(self.members):
+            predictions = models.predict(
+                member["state"], panel, steps, future_known, context, stored=stored, regressor=regressors.get(position)
+            )
             combined += member["weight"] * np.array([p[self.gap :] for p in predictions])
         if self.nonnegative:
             combined = np.maximum(combined, 0.0)

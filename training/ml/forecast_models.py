@@ -11,6 +11,7 @@ import contextlib
 import functools
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,9 +149,12 @@ def fit(algorithm: str, panel: Panel, context: Context) -> dict:
 
 
 def predict(
-    state: dict, panel: Panel, steps: int, future: list[np.ndarray], context: Context, *, stored: bool
-) -> list[np.ndarray]:
-    """``steps`` forecasts after the end of each series (``future``: its known-ahead values per step)."""
+    state: dict, panel: Panel, steps: int, future: list[np.ndarray], context: Context, *, stored: bool,
+    regressor: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> list[np.ndarray]:  # fmt: skip
+    """``steps`` forecasts after the end of each series (``future``: its known-ahead values per step).
+    ``regressor``: what a boosting member predicts its feature rows with instead of its estimator
+    (a verified ONNX twin: a recursive forecast calls it once per step)."""
     algorithm = state["algorithm"]
     if algorithm == "seasonal_naive":
         out = [seasonal_naive(s.y, context.season_length, steps) for s in panel]
@@ -159,7 +163,7 @@ def predict(
     elif algorithm == "arima":
         out = [_predict_arima(state, s, steps, context, stored) for s in _timed(panel, context)]
     elif algorithm in GRADIENT_BOOSTING:
-        out = _predict_boosting(state, panel, steps, future, context)
+        out = _predict_boosting(state, panel, steps, future, context, regressor or state["model"].predict)
     else:
         raise ValueError(f"Unknown forecasting algorithm {algorithm!r}.")
     out = [
@@ -375,7 +379,9 @@ def _predict_arima(state: dict, series: Series, steps: int, context: Context, st
     ahead = periods_since(context.anchor_ns, step_times(times[-1], context.frequency, steps), context.frequency)
     m = context.season_length
     with _quiet():
-        result = _sarimax(y, config, _fourier(positions, m, config["fourier"])).filter(fitted["params"])
+        # no parameter covariance (numerical derivatives, most of a filter's time): the forecast does not use it
+        model = _sarimax(y, config, _fourier(positions, m, config["fourier"]))
+        result = model.filter(fitted["params"], cov_type="none")
         return np.asarray(result.forecast(steps, exog=_fourier(ahead, m, config["fourier"])), dtype="float64")
 
 
@@ -438,7 +444,7 @@ def _calendar_columns(times, features, context) -> np.ndarray:
         index.day_of_week.to_numpy(),
         index.day.to_numpy(),
         index.hour.to_numpy(),
-        index.isocalendar().week.to_numpy(dtype="int64"),
+        [t.isocalendar()[1] for t in index],  # (pandas' isocalendar() builds a frame: 2 ms a call)
     ]
     fourier = _fourier(
         periods_since(context.anchor_ns, index, context.frequency), context.season_length, features["fourier"]
@@ -533,10 +539,15 @@ def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
     return {"algorithm": algorithm, "features": features, "model": estimator, "log": log, "strategy": strategy}
 
 
+def boosting_estimator(state: dict):
+    """A boosting member's fitted estimator (it predicts the rows of ``feature_rows``), else None."""
+    return state.get("model") if state["algorithm"] in GRADIENT_BOOSTING else None
+
+
 def _predict_boosting(
-    state: dict, panel: Panel, steps: int, future: list[np.ndarray], context: Context
+    state: dict, panel: Panel, steps: int, future: list[np.ndarray], context: Context, regress
 ) -> list[np.ndarray]:
-    features, model, log = state["features"], state["model"], bool(state.get("log"))
+    features, log = state["features"], bool(state.get("log"))
     extended = [np.concatenate([_working(s.y, log), np.zeros(steps)]) for s in panel]
     scales = [series_scale(y[: len(s.y)], context.season_length) for s, y in zip(panel, extended, strict=True)]
     times = [step_times(s.times[-1], context.frequency, steps) for s in panel]
@@ -549,7 +560,7 @@ def _predict_boosting(
                 s.code, scales[i], features, context,
             )  # fmt: skip
             with _quiet():
-                change = model.predict(np.column_stack([matrix, np.arange(1, steps + 1, dtype=float)]))
+                change = regress(np.column_stack([matrix, np.arange(1, steps + 1, dtype=float)]))
             values = history[-1] + change * scales[i]
             out.append(np.exp(values) if log else values)
         return out
@@ -572,7 +583,7 @@ def _predict_boosting(
             ]
         )
         with _quiet():
-            change = model.predict(rows)
+            change = regress(rows)
         for i, s in enumerate(panel):
             value = extended[i][len(s.y) + step - 1] + change[i] * scales[i]
             extended[i][len(s.y) + step] = max(value, 0.0) if context.nonnegative and not log else value
