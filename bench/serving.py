@@ -72,6 +72,7 @@ FORECAST_SERIES = (
 )
 FORECAST_HISTORY_ROWS = 48  # each series' recent history a forecasting request sends: four years
 GOAL_C16, GOAL_P50, GOAL_ROWS = 10.0, 0.2, 3.0
+ONNX_WORDS = {"onnx": "yes", "skops+onnx": "members"}  # a deployment's backend in the BENCH line
 # MLflow at the version bench/tracking.py measures (its server, uvicorn since 3.x, sets the
 # baseline: an unpinned install moves every ratio), and the studio's versions of what the served
 # models need (statsmodels and patsy: the forecasting model refits its members on a request's history).
@@ -380,8 +381,8 @@ def forecast_model(studio, work: Path, series: list[str], *, budget: float, seed
         "version": version,
         "folder": folder,
         "model_sha256": version.sha256,
-        "onnx": False,
-        "onnx_reason": "a forecasting model refits its members on each history: no ONNX twin",
+        "onnx": bool(version.onnx_sha256),  # its boosting members' twins (the studio's side only)
+        "onnx_reason": result.get("onnx_reason") or "",
         "final_kind": members,
         "columns": ["Series", "Date", "Value"],
         "rows_per_request": 12 * min(len(series), 8),
@@ -719,7 +720,7 @@ def main():
         r = compared[model["name"]]
         print(
             f"BENCH serving_automl model={model['name']} task={model['task']} path={path} "
-            f"onnx={'yes' if model['backend'] == 'onnx' else 'no'} "
+            f"onnx={ONNX_WORDS.get(model['backend'], 'no')} "
             f"c16_ratio={r['c16_ratio']:.1f} p50_ratio={r['p50_ratio']:.3f} rows100_ratio={r['rows100_ratio']:.1f} "
             f"studio_c1_p50_ms={studio[model['name']]['c1']['p50_ms']:.2f} "
             f"mlflow_c1_p50_ms={mlflow[model['name']]['c1']['p50_ms']:.2f} goals={'met' if r['met'] else 'missed'}"
@@ -727,7 +728,7 @@ def main():
     hand = compared["bench"]
     hand_met = hand["met"] and load["non_2xx"] == 0 and load["socket_errors"] == 0
     automl_met = all(compared[m["name"]]["met"] for m in automl)
-    tabular = [m for m in automl if m["task"] != "forecasting"]  # a forecasting model has no ONNX twin
+    tabular = [m for m in automl if m["task"] != "forecasting"]  # a forecasting model is skops (+ ONNX members)
     onnx_share = sum(m["backend"] == "onnx" for m in tabular) / len(tabular) if tabular else float("nan")
     print(
         f"BENCH serving path={path} c16_ratio={hand['c16_ratio']:.1f} p50_ratio={hand['p50_ratio']:.3f} "
