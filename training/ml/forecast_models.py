@@ -103,9 +103,9 @@ def periods_since(anchor_ns: int, times, frequency: str) -> np.ndarray:
     code, n = offset.rule_code.split("-")[0], max(int(offset.n), 1)
     if code == "W":
         return ((index.asi8 - anchor.value) // (7 * 86_400 * 10**9 * n)).astype("int64")
-    if code in _MONTHS_PER_STEP:
-        months = (index.year - anchor.year) * 12 + (index.month - anchor.month)
-        return (np.asarray(months) // (_MONTHS_PER_STEP[code] * n)).astype("int64")
+    if code in _MONTHS_PER_STEP:  # whole months between the two (numpy's month unit: no pandas fields)
+        months = index.values.astype("datetime64[M]").astype("int64") - np.datetime64(anchor, "M").astype("int64")
+        return (months // (_MONTHS_PER_STEP[code] * n)).astype("int64")
     grid = pd.date_range(min(anchor, index.min()), index.max(), freq=offset)
     return (np.searchsorted(grid.asi8, index.asi8) - np.searchsorted(grid.asi8, anchor.value)).astype("int64")
 
@@ -417,7 +417,9 @@ def _feature_matrix(y, positions, times, known, code, scale, features, context, 
     padded = np.concatenate([np.full(pad, y[0]), y])
     at = np.asarray(positions) + pad
     base = padded[at - 1]
-    columns = [(padded[at - k] - base) / scale for k in features["lags"]]
+    # every lag at once (the same arithmetic as one column at a time)
+    lags = np.asarray(features["lags"], dtype="int64")
+    columns = list((padded[at[None, :] - lags[:, None]] - base) / scale)
     if features["windows"]:
         # window sums from cumulative sums (memory per row, not per row and window); centred first
         centred = padded - padded.mean()
@@ -551,20 +553,27 @@ def _predict_boosting(
     extended = [np.concatenate([_working(s.y, log), np.zeros(steps)]) for s in panel]
     scales = [series_scale(y[: len(s.y)], context.season_length) for s, y in zip(panel, extended, strict=True)]
     times = [step_times(s.times[-1], context.frequency, steps) for s in panel]
-    if state.get("strategy") == "direct":
+    calendars, by_start = [], {}
+    for t in times:  # series that end at the same time share their steps' calendar
+        if (t[0], len(t)) not in by_start:
+            by_start[t[0], len(t)] = _calendar_columns(t, features, context)
+        calendars.append(by_start[t[0], len(t)])
+    if state.get("strategy") == "direct":  # every series' steps in one call
+        matrices = [
+            _feature_matrix(
+                y[: len(s.y)], np.full(steps, len(s.y)), times[i], future[i] if context.n_known else None,
+                s.code, scales[i], features, context, calendar=calendars[i],
+            )
+            for i, (s, y) in enumerate(zip(panel, extended, strict=True))
+        ]  # fmt: skip
+        step_numbers = np.arange(1, steps + 1, dtype=float)
+        with _quiet():
+            changes = regress(np.vstack([np.column_stack([m, step_numbers]) for m in matrices])).reshape(len(panel), -1)
         out = []
-        for i, (s, y) in enumerate(zip(panel, extended, strict=True)):
-            history = y[: len(s.y)]
-            matrix = _feature_matrix(
-                history, np.full(steps, len(history)), times[i], future[i] if context.n_known else None,
-                s.code, scales[i], features, context,
-            )  # fmt: skip
-            with _quiet():
-                change = regress(np.column_stack([matrix, np.arange(1, steps + 1, dtype=float)]))
-            values = history[-1] + change * scales[i]
+        for i, s in enumerate(panel):
+            values = extended[i][len(s.y) - 1] + changes[i] * scales[i]
             out.append(np.exp(values) if log else values)
         return out
-    calendars = [_calendar_columns(t, features, context) for t in times]
     for step in range(steps):
         rows = np.vstack(
             [
