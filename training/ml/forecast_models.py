@@ -377,12 +377,14 @@ def _predict_arima(state: dict, series: Series, steps: int, context: Context, st
     config = fitted["config"]
     positions = periods_since(context.anchor_ns, times, context.frequency)
     ahead = periods_since(context.anchor_ns, step_times(times[-1], context.frequency, steps), context.frequency)
-    m = context.season_length
+    exog = _fourier(np.concatenate([positions, ahead]), context.season_length, config["fourier"])
     with _quiet():
-        # no parameter covariance (numerical derivatives, most of a filter's time): the forecast does not use it
-        model = _sarimax(y, config, _fourier(positions, m, config["fourier"]))
+        # One filter over the history and the steps left empty: its predictions there are the
+        # forecasts (what ``forecast`` gives, without building a second model); no parameter
+        # covariance either (numerical derivatives, most of a filter's time, unused here).
+        model = _sarimax(np.concatenate([y, np.full(steps, np.nan)]), config, exog)
         result = model.filter(fitted["params"], cov_type="none")
-        return np.asarray(result.forecast(steps, exog=_fourier(ahead, m, config["fourier"])), dtype="float64")
+        return np.asarray(result.forecasts[0, -steps:], dtype="float64")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,6 +456,16 @@ def _calendar_columns(times, features, context) -> np.ndarray:
     if fourier is not None:
         columns += list(fourier.T)
     return np.column_stack([np.asarray(c, dtype="float64") for c in columns])
+
+
+@functools.lru_cache(maxsize=256)
+def _step_calendar(last, frequency: str, steps: int, fourier: int, anchor_ns: int, season_length: int) -> np.ndarray:
+    """``_calendar_columns`` of the ``steps`` times after ``last`` (read-only: shared)."""
+    context = Context(season_length=season_length, frequency=frequency, horizon=steps, gap=0, seed=0, n_series=1,
+                      n_known=0, nonnegative=False, deadline=None, anchor_ns=anchor_ns)  # fmt: skip
+    calendar = _calendar_columns(step_times(last, frequency, steps), {"fourier": fourier}, context)
+    calendar.flags.writeable = False
+    return calendar
 
 
 def _estimator(algorithm: str, context: Context, categorical: int | None):
@@ -553,11 +565,12 @@ def _predict_boosting(
     extended = [np.concatenate([_working(s.y, log), np.zeros(steps)]) for s in panel]
     scales = [series_scale(y[: len(s.y)], context.season_length) for s, y in zip(panel, extended, strict=True)]
     times = [step_times(s.times[-1], context.frequency, steps) for s in panel]
-    calendars, by_start = [], {}
-    for t in times:  # series that end at the same time share their steps' calendar
-        if (t[0], len(t)) not in by_start:
-            by_start[t[0], len(t)] = _calendar_columns(t, features, context)
-        calendars.append(by_start[t[0], len(t)])
+    # series (and requests) that end at the same time share their steps' calendar
+    calendars = [
+        _step_calendar(s.times[-1], context.frequency, steps, features["fourier"], context.anchor_ns,
+                       context.season_length)
+        for s in panel
+    ]  # fmt: skip
     if state.get("strategy") == "direct":  # every series' steps in one call
         matrices = [
             _feature_matrix(
