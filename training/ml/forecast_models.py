@@ -424,13 +424,14 @@ def _feature_matrix(y, positions, times, known, code, scale, features, context, 
     columns = list((padded[at[None, :] - lags[:, None]] - base) / scale)
     if features["windows"]:
         # window sums from cumulative sums (memory per row, not per row and window); centred first
-        centred = padded - padded.mean()
+        level = padded.mean()
+        centred = padded - level
         sums = np.concatenate([[0.0], np.cumsum(centred)])
         squares = np.concatenate([[0.0], np.cumsum(centred**2)])
     for w in features["windows"]:
         mean = (sums[at] - sums[at - w]) / w
         variance = np.maximum((squares[at] - squares[at - w]) / w - mean**2, 0.0)
-        columns.append((mean + padded.mean() - base) / scale)
+        columns.append((mean + level - base) / scale)
         columns.append(np.sqrt(variance) / scale)
     columns += list((_calendar_columns(times, features, context) if calendar is None else calendar).T)
     columns.append(np.full(len(at), float(code) if code >= 0 else np.nan))
@@ -564,7 +565,6 @@ def _predict_boosting(
     features, log = state["features"], bool(state.get("log"))
     extended = [np.concatenate([_working(s.y, log), np.zeros(steps)]) for s in panel]
     scales = [series_scale(y[: len(s.y)], context.season_length) for s, y in zip(panel, extended, strict=True)]
-    times = [step_times(s.times[-1], context.frequency, steps) for s in panel]
     # series (and requests) that end at the same time share their steps' calendar
     calendars = [
         _step_calendar(s.times[-1], context.frequency, steps, features["fourier"], context.anchor_ns,
@@ -574,7 +574,7 @@ def _predict_boosting(
     if state.get("strategy") == "direct":  # every series' steps in one call
         matrices = [
             _feature_matrix(
-                y[: len(s.y)], np.full(steps, len(s.y)), times[i], future[i] if context.n_known else None,
+                y[: len(s.y)], np.full(steps, len(s.y)), None, future[i] if context.n_known else None,
                 s.code, scales[i], features, context, calendar=calendars[i],
             )
             for i, (s, y) in enumerate(zip(panel, extended, strict=True))
@@ -587,28 +587,28 @@ def _predict_boosting(
             values = extended[i][len(s.y) - 1] + changes[i] * scales[i]
             out.append(np.exp(values) if log else values)
         return out
-    for step in range(steps):
-        rows = np.vstack(
-            [
-                _feature_matrix(
-                    y[: len(s.y) + step + 1],
-                    np.array([len(s.y) + step]),
-                    times[i][step : step + 1],
-                    future[i][step : step + 1] if context.n_known else None,
-                    s.code,
-                    scales[i],
-                    features,
-                    context,
-                    calendar=calendars[i][step : step + 1],
-                )
-                for i, (s, y) in enumerate(zip(panel, extended, strict=True))
-            ]
-        )
-        with _quiet():
+    with _quiet():
+        for step in range(steps):
+            rows = np.vstack(
+                [
+                    _feature_matrix(
+                        y[: len(s.y) + step + 1],
+                        np.array([len(s.y) + step]),
+                        None,  # the calendar is given
+                        future[i][step : step + 1] if context.n_known else None,
+                        s.code,
+                        scales[i],
+                        features,
+                        context,
+                        calendar=calendars[i][step : step + 1],
+                    )
+                    for i, (s, y) in enumerate(zip(panel, extended, strict=True))
+                ]
+            )
             change = regress(rows)
-        for i, s in enumerate(panel):
-            value = extended[i][len(s.y) + step - 1] + change[i] * scales[i]
-            extended[i][len(s.y) + step] = max(value, 0.0) if context.nonnegative and not log else value
+            for i, s in enumerate(panel):
+                value = extended[i][len(s.y) + step - 1] + change[i] * scales[i]
+                extended[i][len(s.y) + step] = max(value, 0.0) if context.nonnegative and not log else value
     forecasts = [y[len(s.y) :] for s, y in zip(panel, extended, strict=True)]
     return [np.exp(f) for f in forecasts] if log else forecasts
 
