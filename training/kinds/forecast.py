@@ -350,9 +350,10 @@ def _member_twins(ctx, forecaster) -> dict:
     if not passed:
         return {"converted": False, "reason": "no boosting member verified: " + "; ".join(refused.values())}
     onnx_bytes, _ = members_to_onnx(passed, TARGET_OPSET)
+    regressors = member_regressors(onnx_bytes)  # loaded before the file is kept
     ctx.artifact_path("model.onnx").write_bytes(onnx_bytes)
     ctx.artifact_saved("model.onnx", kind="model")
-    forecaster.use_regressors(member_regressors(onnx_bytes))
+    forecaster.use_regressors(regressors)
     return {
         "converted": True,
         "members": sorted(passed),
