@@ -332,18 +332,11 @@ def parse_target(
     return _finite(numbers.astype("float64"))
 
 
-def _target_values(values: pd.Series, column: str) -> np.ndarray:
-    """``parse_target`` of a request's column as float64 (NaN where missing or infinite)."""
-    if values.dtype != "float64":
-        return parse_target(values, column, ForecastInputError).to_numpy()
-    numbers = values.to_numpy(copy=True)
-    numbers[~np.isfinite(numbers)] = np.nan
-    return numbers
-
-
 def _finite(numbers: pd.Series) -> pd.Series:
     """Infinite targets are missing values (counted and interpolated like the empty ones)."""
-    return numbers.where(np.isfinite(numbers))
+    values = numbers.to_numpy(dtype="float64", copy=True)  # (numpy: Series.where costs a request ~0.1 ms)
+    values[~np.isfinite(values)] = np.nan
+    return pd.Series(values, index=numbers.index, name=numbers.name)
 
 
 _TRUE, _FALSE = {"yes", "y", "true", "t", "1", "on"}, {"no", "n", "false", "f", "0", "off"}
@@ -1298,7 +1291,7 @@ class Forecaster:
                 raise ForecastInputError(column, f"The history has no column {column!r}.")
         keys = series_key_columns(history, self.series_columns, ForecastInputError, "history").to_numpy()
         times = parse_times(history[self.time_column], self.time_column, ForecastInputError).to_numpy()
-        y = _target_values(history[self.target_column], self.target_column)
+        y = parse_target(history[self.target_column], self.target_column, ForecastInputError).to_numpy()
         known = np.zeros((len(history), len(self.known_ahead)))
         for i, column in enumerate(self.known_ahead):
             values = history[column] if column in history.columns else pd.Series(np.nan, index=history.index)

@@ -443,6 +443,10 @@ def _feature_matrix(y, positions, times, known, code, scale, features, context, 
 def _calendar_columns(times, features, context) -> np.ndarray:
     """Calendar parts and Fourier terms of ``times`` (a row per time): they do not depend on the
     target, so a recursive forecast computes them once for every step."""
+    return _calendar(times, features["fourier"], context.anchor_ns, context.frequency, context.season_length)
+
+
+def _calendar(times, fourier: int, anchor_ns: int, frequency: str, season_length: int) -> np.ndarray:
     index = pd.DatetimeIndex(times)
     columns = [
         index.month.to_numpy(),
@@ -451,20 +455,16 @@ def _calendar_columns(times, features, context) -> np.ndarray:
         index.hour.to_numpy(),
         [t.isocalendar()[1] for t in index],  # (pandas' isocalendar() builds a frame: 2 ms a call)
     ]
-    fourier = _fourier(
-        periods_since(context.anchor_ns, index, context.frequency), context.season_length, features["fourier"]
-    )
-    if fourier is not None:
-        columns += list(fourier.T)
+    terms = _fourier(periods_since(anchor_ns, index, frequency), season_length, fourier)
+    if terms is not None:
+        columns += list(terms.T)
     return np.column_stack([np.asarray(c, dtype="float64") for c in columns])
 
 
 @functools.lru_cache(maxsize=256)
 def _step_calendar(last, frequency: str, steps: int, fourier: int, anchor_ns: int, season_length: int) -> np.ndarray:
-    """``_calendar_columns`` of the ``steps`` times after ``last`` (read-only: shared)."""
-    context = Context(season_length=season_length, frequency=frequency, horizon=steps, gap=0, seed=0, n_series=1,
-                      n_known=0, nonnegative=False, deadline=None, anchor_ns=anchor_ns)  # fmt: skip
-    calendar = _calendar_columns(step_times(last, frequency, steps), {"fourier": fourier}, context)
+    """``_calendar`` of the ``steps`` times after ``last`` (read-only: shared by series and requests)."""
+    calendar = _calendar(step_times(last, frequency, steps), fourier, anchor_ns, frequency, season_length)
     calendar.flags.writeable = False
     return calendar
 
@@ -555,7 +555,7 @@ def _fit_boosting(algorithm: str, panel: Panel, context: Context) -> dict:
 
 
 def boosting_estimator(state: dict):
-    """A boosting member's fitted estimator (it predicts the rows of ``feature_rows``), else None."""
+    """A boosting member's fitted estimator (it predicts the rows ``_feature_matrix`` builds), else None."""
     return state.get("model") if state["algorithm"] in GRADIENT_BOOSTING else None
 
 
