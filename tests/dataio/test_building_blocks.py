@@ -3,6 +3,7 @@
 import gzip
 import threading
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -159,3 +160,31 @@ def test_gzip_reader_refuses_trailing_garbage(tmp_path):
     reader = GzipReader(path, Limits())
     with pytest.raises(DataError, match="unexpected data after its end"):
         reader.read(1 << 20)
+
+
+def test_sink_leaves_uncompressed_only_the_numbers_that_hardly_shrink(folder):
+    rng = np.random.default_rng(0)
+    n = 20_000
+    schema = pa.schema(
+        [("price in $", pa.float64()), ("rounded", pa.float64()), ("count", pa.int64()), ("note", pa.string())]
+    )
+    batch = pa.record_batch(
+        [
+            pa.array(rng.normal(100, 20, n)),  # random-looking floats: snappy saves little
+            pa.array(rng.integers(0, 5, n) * 0.5),  # few distinct values: shrinks well
+            pa.array(rng.integers(0, 1000, n), mask=rng.random(n) < 0.05),
+            pa.array([f"row {i}" for i in range(n)]),
+        ],
+        schema=schema,
+    )
+    with ParquetSink(folder / "v.parquet", schema, Limits()) as sink:
+        sink.write(batch)
+        assert sink.uncompressed == {"price in $"}
+        sink.commit()
+    stored = pq.ParquetFile(folder / "v.parquet")
+    codecs = {
+        stored.metadata.row_group(0).column(i).path_in_schema: stored.metadata.row_group(0).column(i).compression
+        for i in range(4)
+    }
+    assert codecs == {"price in $": "UNCOMPRESSED", "rounded": "SNAPPY", "count": "SNAPPY", "note": "SNAPPY"}
+    assert pq.read_table(folder / "v.parquet").equals(pa.Table.from_batches([batch]))
