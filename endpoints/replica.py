@@ -45,11 +45,16 @@ class ReplicaServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, *, endpoint_name: str, deployment_name: str, node_id: int):
+    def __init__(self, address, *, endpoint_name: str, deployment_name: str, node_id: int, cores: int = 1):
         super().__init__(address, ReplicaHandler)
         self.endpoint_name = endpoint_name
         self.deployment_name = deployment_name
         self.node_id = node_id
+        # Requests are read and answered on their own threads, but scored at most `cores` at a time.
+        # Python scores under one lock (the GIL): sixteen threads scoring at once hand it to one
+        # another each time one lets go (a numpy call, a Cython filter), and a forecasting model
+        # served 93 requests/s at 16 connections against 143 at one.
+        self.scoring = threading.BoundedSemaphore(max(1, cores))
         self._in_flight = 0
         self._lock = threading.Lock()
         # Request-seconds scored since the last load reading: over the seconds between readings,
@@ -177,13 +182,14 @@ class ReplicaHandler(BaseHTTPRequestHandler):
             return
         self.server.begin()
         try:
-            outcome = serving.score_request(
-                runtime,
-                body=body,
-                started=started,
-                pinned=pinned,
-                mirrored=forwarded and self.headers.get("X-Studio-Mirrored") == "1",
-            )
+            with self.server.scoring:
+                outcome = serving.score_request(
+                    runtime,
+                    body=body,
+                    started=started,
+                    pinned=pinned,
+                    mirrored=forwarded and self.headers.get("X-Studio-Mirrored") == "1",
+                )
             status, answer = outcome.status, outcome.body
         except Exception:  # noqa: BLE001 - recorded as a 500 by score_request; the replica keeps serving
             log.exception("scoring failed on %s", self.server.deployment_name)
@@ -234,7 +240,11 @@ def serve(*, node_id: int, bind: str, port: int = 0) -> int:
         node_mark_stopped(node_id=node_id, reason=f"could not load {deployment.model_version}: {error}", lost=True)
         return 3
     server = ReplicaServer(
-        (bind, port), endpoint_name=deployment.endpoint.name, deployment_name=deployment.name, node_id=node_id
+        (bind, port),
+        endpoint_name=deployment.endpoint.name,
+        deployment_name=deployment.name,
+        node_id=node_id,
+        cores=min(node.target.node_size.cores, os.cpu_count() or 1),
     )
     address = f"{_advertised_host(bind)}:{server.server_address[1]}"
     stop = threading.Event()

@@ -176,6 +176,61 @@ def test_a_replica_reached_directly_checks_the_key_and_throttles(settings, repli
     assert health == {"endpoint": "churn-api", "deployment": "blue", "node": replica.pk, "in_flight": 0}
 
 
+def test_a_replica_scores_as_many_requests_at_once_as_it_has_cores_and_counts_the_waiting_ones(
+    transactional_db, monkeypatch, endpoint
+):
+    """Requests are read and answered on their own threads but scored `cores` at a time: sixteen
+    threads scoring at once hand Python's lock to one another and serve fewer requests a second."""
+    from endpoints.replica import ReplicaServer
+
+    deployment = endpoint.endpoint.deployments.get()
+    server = ReplicaServer(
+        ("127.0.0.1", 0), endpoint_name="churn-api", deployment_name="blue", node_id=deployment.pk, cores=1
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    real_score_request, lock = serving.score_request, threading.Lock()
+    scoring, most_at_once, first = [0], [0], threading.Event()
+
+    def observed(*args, **kwargs):  # the real scoring, watched
+        with lock:
+            scoring[0] += 1
+            most_at_once[0] = max(most_at_once[0], scoring[0])
+        try:
+            if not first.is_set():  # hold the first until every request has arrived and waits
+                wait_for(lambda: server.in_flight == 8, timeout=30, message="8 requests in flight")
+                first.set()
+            return real_score_request(*args, **kwargs)
+        finally:
+            with lock:
+                scoring[0] -= 1
+
+    monkeypatch.setattr(serving, "score_request", observed)
+    answers = []
+
+    def post():
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
+        connection.request(
+            "POST", "/score/churn-api/", body=json.dumps([ROW]), headers={"Authorization": f"Bearer {endpoint.primary}"}
+        )
+        response = connection.getresponse()
+        answers.append((response.status, json.loads(response.read())))
+        connections.close_all()
+
+    try:
+        clients = [threading.Thread(target=post) for _ in range(8)]
+        for client_thread in clients:
+            client_thread.start()
+        for client_thread in clients:
+            client_thread.join(timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [status for status, _ in answers] == [200] * 8, answers
+    assert all(len(body["predictions"]) == 1 for _, body in answers)
+    assert first.is_set() and most_at_once[0] == 1
+    assert server.in_flight == 0
+
+
 def test_replicas_that_die_before_serving_are_retried_ever_later(endpoint, owner, client, inference):
     from compute.services import replica_retry_in
 
