@@ -183,10 +183,7 @@ def test_a_replica_scores_as_many_requests_at_once_as_it_has_cores_and_counts_th
     threads scoring at once hand Python's lock to one another and serve fewer requests a second."""
     from endpoints.replica import ReplicaServer
 
-    deployment = endpoint.endpoint.deployments.get()
-    server = ReplicaServer(
-        ("127.0.0.1", 0), endpoint_name="churn-api", deployment_name="blue", node_id=deployment.pk, cores=1
-    )
+    server = ReplicaServer(("127.0.0.1", 0), endpoint_name="churn-api", deployment_name="blue", node_id=0, cores=1)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     real_score_request, lock = serving.score_request, threading.Lock()
     scoring, most_at_once, first = [0], [0], threading.Event()
