@@ -349,9 +349,11 @@ def _member_twins(ctx, forecaster) -> dict:
             refused[position] = f"its forecasts differ by up to {difference:.2g} relative (allowed: {TOLERANCE:g})"
     if not passed:
         return {"converted": False, "reason": "no boosting member verified: " + "; ".join(refused.values())}
-    # the file converted first when every twin verified; else the verified ones alone
-    onnx_bytes = every if len(passed) == len(candidates) else members_to_onnx(passed, TARGET_OPSET)[0]
-    regressors = member_regressors(onnx_bytes)  # loaded before the file is kept
+    if len(passed) == len(candidates):  # every twin verified: the file converted first, loaded already
+        onnx_bytes, regressors = every, candidates
+    else:  # the verified ones alone, loaded before the file is kept
+        onnx_bytes = members_to_onnx(passed, TARGET_OPSET)[0]
+        regressors = member_regressors(onnx_bytes)
     ctx.artifact_path("model.onnx").write_bytes(onnx_bytes)
     ctx.artifact_saved("model.onnx", kind="model")
     forecaster.use_regressors(regressors)
