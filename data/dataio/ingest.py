@@ -57,6 +57,7 @@ from .types import (
 _MAX_TYPE_RETRIES = 6
 _PARQUET_BATCH_ROWS = 65_536
 _HALF_TRIM_BATCHES = 4
+_MAX_ROW_END_TRIES = 1_000  # line breaks inside quotes skipped to find where a block's last whole row ends
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
 _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 
@@ -566,8 +567,14 @@ class _CsvReader:
         convert.column_types = {name: pa.string() for name in names}
         source = self._source()
         with contextlib.closing(source):
-            with _csv_reader(source, read, parse, convert) as reader:
-                batch = next(iter(reader))
+            head = source.read(self.block)
+        # Parsed from memory: a streaming reader stopped after its first batch kept reading the file
+        # ahead on Arrow's I/O thread, and a process exiting meanwhile aborted (apache/arrow#33975).
+        head = head[: self._rows_end(head)] if len(head) == self.block else head
+        try:
+            batch = pcsv.read_csv(pa.py_buffer(head), read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid:  # the first block was read whole before: the cut found no row's end
+            return {}
         found = {}
         for name in names:
             best: dict[bool, tuple[int, str]] = {}
@@ -581,6 +588,22 @@ class _CsvReader:
                 false = best[False][1] if False in best else _counterpart(best[True][1])
                 found[name] = (false, true)
         return found
+
+    def _rows_end(self, head: bytes) -> int:
+        """Where the last whole row of ``head`` ends: after its last line break outside quotes
+        (len(head) when there is none to find)."""
+        newline, quote = self.sniffed.newline.encode(), self.sniffed.quotechar.encode()
+        end = head.rfind(newline)
+        quotes = head.count(quote, 0, end) if end > 0 else 0
+        for _ in range(_MAX_ROW_END_TRIES):
+            if end <= 0:
+                break
+            if quotes % 2 == 0:
+                return end + len(newline)
+            before = head.rfind(newline, 0, end)
+            quotes -= head.count(quote, max(before, 0), end)
+            end = before
+        return len(head)
 
     def _locate_invalid_row(self) -> int | None:
         """Parse again on one thread (which numbers rows) up to the invalid row; convert one column only."""
