@@ -37,6 +37,7 @@ COMPRESSION = "snappy"
 _COMPRESSED_AT_MOST = 0.6
 _SAMPLE_BYTES = 1 << 20
 _DONE = object()
+_GROUPS_AHEAD = 3  # row groups handed to the writer and not yet written (each holds its rows)
 
 
 def label_columns(schema: pa.Schema, first: pa.RecordBatch) -> frozenset[str]:
@@ -85,7 +86,8 @@ class ParquetSink:
         self.labels: frozenset[str] = frozenset()  # text columns written with dictionaries (set by the first batch)
         self.uncompressed: frozenset[str] = frozenset()  # numbers written uncompressed (set by the first batch)
         if pa.cpu_count() > 1:
-            self._queue: queue.Queue = queue.Queue(maxsize=2)
+            self._queue: queue.Queue = queue.Queue()
+            self._slots = threading.Semaphore(_GROUPS_AHEAD)
             self._thread = threading.Thread(target=self._drain, name="parquet-sink", daemon=True)
             self._thread.start()
 
@@ -148,27 +150,35 @@ class ParquetSink:
         size = self._group_rows or max(1, table.num_rows)
         full = table.num_rows if final else table.num_rows - table.num_rows % size
         if full:
-            self._submit(table.slice(0, full), size)
+            self._submit(table.slice(0, full), size, final=final)
         rest = table.slice(full)
         self._pending = rest.to_batches() if rest.num_rows else []
         self._pending_rows = rest.num_rows
 
-    def _submit(self, table: pa.Table, size: int) -> None:
+    def _submit(self, table: pa.Table, size: int, *, final: bool) -> None:
+        """To the writer's thread; blocks while it is ``_GROUPS_AHEAD`` row groups behind, except for
+        the last rows (``hand_over`` returns at once: the columns are profiled while they are written)."""
         if self._thread is None:
             self._writer.write_table(table, row_group_size=size)
             return
         if self._error is not None:
             raise self._error
-        self._queue.put((table, size))
+        if not final:
+            self._slots.acquire()
+        self._queue.put((table, size, not final))
 
     def _drain(self) -> None:
-        # Runs until it gets _DONE, even after an error, so the producer never blocks on a full queue.
+        # Runs until it gets _DONE, even after an error, so the producer never waits for a slot forever.
         while (item := self._queue.get()) is not _DONE:
+            table, size, took_slot = item
             if self._error is None:
                 try:
-                    self._writer.write_table(item[0], row_group_size=item[1])
+                    self._writer.write_table(table, row_group_size=size)
                 except BaseException as exc:  # noqa: BLE001 - handed to the producing thread
                     self._error = exc
+            del table, item
+            if took_slot:
+                self._slots.release()
 
     def _stop_thread(self) -> None:
         if self._thread is not None:

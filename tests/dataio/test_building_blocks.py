@@ -142,6 +142,42 @@ def test_sink_aborted_after_hand_over_leaves_nothing(folder, monkeypatch):
     assert not any(t.name == "parquet-sink" for t in threading.enumerate())
 
 
+def _sink_with_a_stuck_writer(folder, monkeypatch):
+    """A sink of two-row groups whose writer thread blocks until the returned event is set."""
+    monkeypatch.setattr(pa, "cpu_count", lambda: 2)
+    schema = pa.schema([("a", pa.int64())])
+    sink = ParquetSink(folder / "v.parquet", schema, Limits(row_group_rows=2))
+    sink.write(pa.record_batch([pa.array([0, 0])], schema=schema))  # opens the writer: one group
+    stuck, write = threading.Event(), sink._writer.write_table
+    monkeypatch.setattr(sink._writer, "write_table", lambda *a, **k: stuck.wait(30) and write(*a, **k))
+    for i in (1, 2):
+        sink.write(pa.record_batch([pa.array([i, i])], schema=schema))  # three groups the writer owes
+    return sink, schema, stuck
+
+
+def test_sink_waits_while_its_writer_is_three_row_groups_behind(folder, monkeypatch):
+    sink, schema, stuck = _sink_with_a_stuck_writer(folder, monkeypatch)
+    fourth = threading.Thread(target=sink.write, args=(pa.record_batch([pa.array([3, 3])], schema=schema),))
+    fourth.start()
+    fourth.join(0.5)
+    assert fourth.is_alive()  # each waiting group holds its rows in memory: three at most
+    stuck.set()
+    fourth.join(30)
+    assert pq.read_table(sink.commit()).column("a").to_pylist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_sink_hands_over_the_last_rows_without_waiting_for_a_writer_that_is_behind(folder, monkeypatch):
+    # The columns are then profiled while the writer catches up (one core sat idle before).
+    sink, schema, stuck = _sink_with_a_stuck_writer(folder, monkeypatch)
+    sink.write(pa.record_batch([pa.array([3])], schema=schema))  # the last, unfinished group
+    handing_over = threading.Thread(target=sink.hand_over)
+    handing_over.start()
+    handing_over.join(10)
+    assert not handing_over.is_alive()  # returned while the writer is still stuck
+    stuck.set()
+    assert pq.read_table(sink.commit()).column("a").to_pylist() == [0, 0, 1, 1, 2, 2, 3]
+
+
 def test_gzip_reader_returns_full_reads_across_members(tmp_path):
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(b"a" * 100_000) + gzip.compress(b"b" * 100_000) + b"\0" * 16)
