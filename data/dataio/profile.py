@@ -123,6 +123,16 @@ class ColumnFacts:
             data = pc.cast(data, pa.timestamp("s"))
         if self.temporal:
             data = pc.cast(data, pa.int64())
+        if pa.types.is_floating(data.type):
+            # Into one array chunk by chunk, missing values as NaN, which the sort puts last (NaN itself
+            # counts as missing here): no chunk's nulls dropped into a copy of its own first.
+            values = np.empty(len(data), data.type.to_pandas_dtype())
+            start = 0
+            for chunk in data.chunks:
+                values[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+                start += len(chunk)
+            values.sort()
+            return values[: len(data) - data.null_count]
         # Chunk by chunk into one new array: no whole-column copy in between.
         chunks = [pc.drop_null(chunk).to_numpy(zero_copy_only=False) for chunk in data.chunks]
         dtype = data.type.to_pandas_dtype()
