@@ -14,6 +14,7 @@ from compute.jobs.runner import JobError
 from data import services as data_services
 from data.connectors import fetch_query, fetch_s3, fetch_url
 from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
+from data.dataio.own_process import IngestProcessDied, ingest_in_own_process
 from data.models import INGEST, Ingest, IngestSource, IngestStatus  # noqa: F401 - INGEST: the kind this module runs, named from here too
 from studio import objectstore
 from studio.hashing import sha256_file
@@ -34,8 +35,8 @@ class IngestJob(JobHandler):
 
     def run(self, ctx) -> dict:
         # pyarrow parses and writes with a thread per core of the node (not OpenMP: no oversubscription).
-        cores = ctx.job.target.node_size.cores if ctx.job.target else 1
-        pyarrow.set_cpu_count(max(1, min(os.cpu_count() or 1, cores)))
+        cores = max(1, min(os.cpu_count() or 1, ctx.job.target.node_size.cores if ctx.job.target else 1))
+        pyarrow.set_cpu_count(cores)
         # Arrow's buffers from malloc, which gives freed memory back (trimmed as the engine lets columns
         # go): mimalloc, the default, kept ~100 MB of freed parser pages, which counts in the node's peak.
         pyarrow.set_memory_pool(pyarrow.system_memory_pool())
@@ -87,14 +88,15 @@ class IngestJob(JobHandler):
                         else ""
                     )
                 )
-                result = ingest(
-                    upload,
-                    sniffed,
-                    staging,
-                    limits=data_services.ingest_limits(),
-                    progress=progress,
-                    with_sha256=True,
-                )
+                limits = data_services.ingest_limits()
+                if sniffed.size >= limits.own_process_from_bytes:
+                    # A fresh process with the engine alone: the node's own carries Django and its heap.
+                    result, peak = ingest_in_own_process(
+                        upload, sniffed, staging, limits=limits, cores=cores, progress=progress, with_sha256=True
+                    )
+                    ctx.log(f"Parsed in a process of its own: peak memory {peak / 1e6:,.0f} MB")
+                else:
+                    result = ingest(upload, sniffed, staging, limits=limits, progress=progress, with_sha256=True)
                 source_format = sniffed.format
             parsed = time.perf_counter()
             ctx.log(
@@ -118,6 +120,11 @@ class IngestJob(JobHandler):
         except DataError as exc:
             data_services.ingest_fail(ingest=row, error=exc.to_json())
             raise JobError(exc.message) from None
+        except IngestProcessDied as exc:
+            message = f"{exc} Try the upload again; if it fails again, the file may need a node with more memory."
+            error = {"code": "ingest_process_died", "message": message, "row": None, "column": None}
+            data_services.ingest_fail(ingest=row, error=error)
+            raise JobError(message) from None
         except objectstore.ObjectMissing as exc:
             error = {"code": "missing_file", "message": str(exc), "row": None, "column": None}
             data_services.ingest_fail(ingest=row, error=error)

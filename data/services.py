@@ -79,7 +79,7 @@ def ingest_upload_path(ingest: Ingest) -> Path:
 
 
 def ingest_limits() -> Limits:
-    return Limits()
+    return Limits(own_process_from_bytes=max(1, settings.STUDIO_INGEST_OWN_PROCESS_FROM_BYTES))
 
 
 def _clean_name(name) -> str:

@@ -525,6 +525,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp
 STUDIO_UPLOAD_MAX_CONCURRENT = env_int("STUDIO_UPLOAD_MAX_CONCURRENT", 3)
 # An upload that has received no byte for this long is dead: its staging file is swept, its slot freed.
 STUDIO_UPLOAD_STALE_SECONDS = env_int("STUDIO_UPLOAD_STALE_SECONDS", 900)
+# Files at least this large are ingested on the node in a fresh process with only the data engine
+# loaded (less memory than the node's own process, which keeps its heap clean); 0: every file.
+STUDIO_INGEST_OWN_PROCESS_FROM_BYTES = env_int("STUDIO_INGEST_OWN_PROCESS_FROM_BYTES", 16_000_000)
 # Imports of data from an HTTP(S) URL or a datastore's query (run by the ingest job on a node).
 # The largest file a URL import downloads (default: the upload limit); redirects are followed at most 5 times.
 STUDIO_IMPORT_MAX_BYTES = env_int("STUDIO_IMPORT_MAX_BYTES", STUDIO_UPLOAD_MAX_BYTES)

@@ -867,9 +867,6 @@ def _finish(
         summary = None
         if with_profile and not cast:
             summary = profile_column(ColumnSchema(name, semantic, str(stored.type)), facts, rows)
-        facts = None  # let the column go before giving memory back
-        if columns is not None:
-            _give_back_memory()
         return plan, summary, cast
 
     workers = min(pa.cpu_count(), len(names)) if columns is not None else 1

@@ -32,6 +32,8 @@ class Limits:
       Parquet just written (about 1.2× the text); a larger one is read back one column at a time.
     * ``halves_from_bytes`` — a plain CSV at least this large (32 MB), within ``in_memory_text_bytes``,
       is parsed as two halves at once when pyarrow has two CPUs or more (its reader parses on one).
+    * ``own_process_from_bytes`` — an upload at least this large (16 MB) is ingested by the worker in
+      a fresh process with only the engine loaded (``own_process``), not in the worker's own.
     """
 
     max_file_bytes: int = 20_000_000_000
@@ -50,6 +52,7 @@ class Limits:
     row_group_bytes: int = 64_000_000
     in_memory_text_bytes: int = 512_000_000
     halves_from_bytes: int = 32_000_000
+    own_process_from_bytes: int = 16_000_000
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():

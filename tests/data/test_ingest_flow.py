@@ -1,7 +1,12 @@
 """Upload → ingest job on a real node → a version with schema and profile; bad files fail cleanly."""
 
+import contextlib
 import gzip
 import io
+import os
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +115,69 @@ def test_the_demo_seed_ingests_the_penguins(owner, workspace, agent, broker):
     demo_data_seed(actor=owner, workspace=workspace)
     ingest = settled(Ingest.objects.get(asset_name="penguins").pk)
     assert ingest.status == IngestStatus.READY and ingest.version.rows == 344
+
+
+MESSY = "Customer ID,Full name,Signed up,Monthly £,Churned?,Notes\n" + "".join(
+    f"C-{i:05d},{['Ana Lima', 'Jo Smith', ''][i % 3]},2024-0{i % 9 + 1}-1{i % 9},"
+    f'{"" if i % 7 == 0 else f"{i * 1.25:.2f}"},{["yes", "no"][i % 2]},"said ""hi"", then left"\n'
+    for i in range(3_000)
+)
+
+
+def test_a_large_upload_is_parsed_in_a_process_of_its_own_and_its_errors_still_name_the_row(
+    api, owner, workspace, agent, broker, node_env, studio_data_dir
+):
+    node_env["STUDIO_INGEST_OWN_PROCESS_FROM_BYTES"] = "1"  # every file counts as large on this node
+    client = api(owner)
+    body = upload(client, workspace, MESSY.encode(), filename="customers 2024.csv", name="customers")
+    ingest = settled(body["id"])
+    node = Node.objects.first()
+    assert ingest.status == IngestStatus.READY, (ingest.error, node and node_log(studio_data_dir, node))
+    log = [line.text for line in Job.objects.get(pk=body["job"]).log.order_by("seq")]
+    assert any(line.startswith("Parsed in a process of its own: peak memory") for line in log), log
+    version = ingest.version
+    assert (version.rows, version.columns) == (3_000, 6)
+    types = {c["name"]: c["semantic_type"] for c in version.schema["columns"]}
+    assert types["Signed up"] == "datetime" and types["Monthly £"] == "numeric"
+    columns = {c["name"]: c for c in version.profile["column_profiles"]}
+    assert columns["Monthly £"]["missing"] == 429 and columns["Full name"]["missing"] == 1_000
+
+    bad = settled(upload(client, workspace, b"a,b\n1,2\n3,4,5\n", filename="bad.csv", name="bad")["id"])
+    assert bad.status == IngestStatus.FAILED
+    assert (bad.error["code"], bad.error["row"]) == ("ragged_row", 3), bad.error
+
+
+def _own_processes_under(pid: int) -> list[int]:
+    """The ingest helpers among ``pid``'s descendants (the node's job process starts them)."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                queue.extend(int(child) for child in children.read_text().split())
+        with contextlib.suppress(OSError):
+            if b"data.dataio.own_process" in Path(f"/proc/{parent}/cmdline").read_bytes():
+                found.append(parent)
+    return found
+
+
+def test_an_ingest_whose_own_process_is_killed_fails_with_a_message_and_the_node_ingests_the_next(
+    api, owner, workspace, agent, broker, node_env, studio_data_dir
+):
+    node_env["STUDIO_INGEST_OWN_PROCESS_FROM_BYTES"] = "1"
+    client = api(owner)
+    rows = "".join(f"{i},{i * 0.37:.3f},city {i % 90},2024-01-{i % 28 + 1:02d}\n" for i in range(400_000))
+    body = upload(client, workspace, ("id,amount,city,day\n" + rows).encode(), filename="big.csv", name="big")
+    node = wait_for(lambda: Node.objects.filter(pid__isnull=False).first(), timeout=60, message="a node")
+    deadline = time.monotonic() + 60
+    while Ingest.objects.get(pk=body["id"]).status not in ("ready", "failed") and time.monotonic() < deadline:
+        for pid in _own_processes_under(node.pid):  # the one parsing, and any the job starts instead
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    ingest = settled(body["id"])
+    assert ingest.status == IngestStatus.FAILED, node_log(studio_data_dir, node)
+    assert ingest.error["code"] == "ingest_process_died"
+    assert "stopped unexpectedly (signal 9)" in ingest.error["message"], ingest.error
+    good = settled(upload(client, workspace, GOOD.encode(), name="good")["id"])
+    assert good.status == IngestStatus.READY, good.error
