@@ -12,7 +12,10 @@ missing), then in the same run measures:
     ends at the ingest's `finished_at` as the API gives it (the moment it became ready, on this
     machine's clock); the bench polls every 0.25 s, as polling every 20 ms took CPU from the node
     on two cores (the engine's own log: 1.31-1.39 s polled at 50 Hz, 1.11-1.14 s at 4 Hz);
-  * the worker's peak memory (VmHWM of the node's job process) as a multiple of the CSV size.
+  * the worker's peak memory as a multiple of the CSV size: the highest VmHWM among the node's
+    processes, its job process and the process of its own a large upload is parsed in (sampled
+    every 20 ms while the rounds run, as that process exits after its ingest), and the peak that
+    process reports in the job's log, whichever is higher.
 Goals: studio time ≤ 1.0× the baseline, worker peak memory ≤ 3× the CSV size.
 """
 
@@ -124,13 +127,25 @@ def get(port: int, url: str, token: str) -> dict:
     return json.loads(conn.getresponse().read())
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (its job runs in a prefork child, a large ingest in a
+    process that child starts)."""
+    found, queue = [], [pid]
+    while queue:
+        p = queue.pop()
+        found.append(p)
+        for children in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                queue.extend(int(c) for c in children.read_text().split())
+            except OSError:
+                pass
+    return found
+
+
 def peak_rss_bytes(pid: int) -> int:
-    """The highest VmHWM among the node's processes (its job runs in a prefork child)."""
-    pids = [pid] + [
-        int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    ]
+    """The highest VmHWM among ``pid``'s processes now."""
     peak = 0
-    for p in pids:
+    for p in descendants(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -138,6 +153,27 @@ def peak_rss_bytes(pid: int) -> int:
         except OSError:
             pass
     return peak
+
+
+class PeakSampler(threading.Thread):
+    """The highest VmHWM seen among a node's processes, every 20 ms (processes come and go)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.stopping = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.02):
+            self.peak = max(self.peak, peak_rss_bytes(self.pid))
+
+
+def logged_peak_bytes(job_id: int) -> int:
+    """The peak memory the process of its own reported in the ingest job's log (0 if none)."""
+    from compute.jobs.models import JobLogLine
+
+    prefix = "Parsed in a process of its own: peak memory "
+    lines = JobLogLine.objects.filter(job_id=job_id, text__startswith=prefix).values_list("text", flat=True)
+    return max((int(text[len(prefix) :].split()[0].replace(",", "")) * 1_000_000 for text in lines), default=0)
 
 
 def main():
@@ -221,7 +257,10 @@ def main():
         ):
             time.sleep(0.05)
 
-        studio_times, baselines = [], []
+        studio_times, baselines, logged = [], [], 0
+        node = Node.objects.filter(target=cluster, status__in=NodeStatus.live()).first()
+        sampler = PeakSampler(node.pid)
+        sampler.start()
         for round_number in range(args.rounds):
             baselines.append(baseline_seconds(csv))
             started, started_wall = time.perf_counter(), time.time()
@@ -239,12 +278,15 @@ def main():
             if not uploaded < total <= seen:
                 raise RuntimeError(f"finished_at is not within the round: {state['finished_at']}")
             studio_times.append(total)
+            logged = max(logged, logged_peak_bytes(body["job"]))
             print(
                 f"round {round_number + 1}: baseline {baselines[-1]:.2f} s; studio {total:.2f} s "
                 f"(upload {uploaded:.2f} s, ingest {total - uploaded:.2f} s; seen ready by polling at {seen:.2f} s)"
             )
-        node = Node.objects.filter(target=cluster, status__in=NodeStatus.live()).first()
-        peak = peak_rss_bytes(node.pid)
+        sampler.stopping.set()
+        sampler.join()
+        sampled = max(sampler.peak, peak_rss_bytes(node.pid))
+        peak = max(sampled, logged)
     finally:
         stop.set()
         thread.join()
@@ -259,7 +301,10 @@ def main():
     print(f"\nCSV: {csv_bytes / 1e6:.0f} MB, {args.rows:,} rows; load average {os.getloadavg()[0]:.1f}")
     print(f"baseline pandas read_csv + describe(include='all'): {baseline_s:.2f} s (median of {args.rounds})")
     print(f"studio upload → profiled and ready:                 {studio_s:.2f} s (median) = {ratio:.2f}× the baseline")
-    print(f"worker peak memory: {peak / 1e6:.0f} MB = {memory:.2f}× the CSV")
+    print(
+        f"worker peak memory: {peak / 1e6:.0f} MB = {memory:.2f}× the CSV "
+        f"(sampled {sampled / 1e6:.0f} MB; reported by the ingest's own process {logged / 1e6:.0f} MB)"
+    )
     met = ratio <= 1.0 and memory <= 3.0
     print(
         f"BENCH ingest studio_s={studio_s:.2f} baseline_s={baseline_s:.2f} ratio={ratio:.2f} "
