@@ -867,6 +867,13 @@ def _finish(
         summary = None
         if with_profile and not cast:
             summary = profile_column(ColumnSchema(name, semantic, str(stored.type)), facts, rows)
+        counted = facts is not None and not facts.sortable
+        facts = None  # let the column go before giving memory back
+        if columns is not None and counted:
+            # A text column's hash table of values (a million ids: ~60 MB in small pieces) stays in
+            # this thread's malloc arena: given back, 524 → 405 MB on a wide file. Numbers' sorted
+            # copies are reused as they are (trimming after each cost 0.12 s of 1.6 s, for 20 MB).
+            _give_back_memory()
         return plan, summary, cast
 
     workers = min(pa.cpu_count(), len(names)) if columns is not None else 1
