@@ -69,29 +69,31 @@ def test_a_data_error_arrives_with_its_code_row_and_column(work):
     assert work.leftovers() == []
 
 
+def run_many_blocks(helper: IngestProcess, work, progress) -> None:
+    """Hand ``helper`` a 60,000-row file read in small blocks (progress comes many times)."""
+    path = work.upload("id,amount,city\n" + "".join(f"{i},{i * 0.5},city {i % 7}\n" for i in range(60_000)))
+    helper.run(
+        progress,
+        path=str(path),
+        sniffed=sniff(path, "big.csv"),
+        dest_parquet=str(work.dest),
+        limits=Limits(block_bytes=16_384),
+        cores=1,
+    )
+
+
 def test_a_helper_killed_mid_ingest_is_reported_with_the_signal(work):
-    rows = "".join(f"{i},{i * 0.5},city {i % 7}\n" for i in range(60_000))
-    path = work.upload("id,amount,city\n" + rows)
     helper = IngestProcess.spare()
 
     def kill_at_first_progress(rows_done, bytes_done):
         os.kill(helper.popen.pid, signal.SIGKILL)
 
     with pytest.raises(IngestProcessDied, match=r"signal 9"):
-        helper.run(
-            kill_at_first_progress,
-            path=str(path),
-            sniffed=sniff(path, "big.csv"),
-            dest_parquet=str(work.dest),
-            limits=Limits(block_bytes=16_384),
-            cores=1,
-        )
+        run_many_blocks(helper, work, kill_at_first_progress)
     assert not work.dest.exists()
 
 
 def test_a_cancel_from_progress_stops_the_helper_and_goes_on_up(work):
-    rows = "".join(f"{i},{i * 0.5}\n" for i in range(60_000))
-    path = work.upload("id,amount\n" + rows)
     helper = IngestProcess.spare()
 
     class Canceled(Exception):
@@ -101,14 +103,7 @@ def test_a_cancel_from_progress_stops_the_helper_and_goes_on_up(work):
         raise Canceled
 
     with pytest.raises(Canceled):
-        helper.run(
-            cancel,
-            path=str(path),
-            sniffed=sniff(path, "big.csv"),
-            dest_parquet=str(work.dest),
-            limits=Limits(block_bytes=16_384),
-            cores=1,
-        )
+        run_many_blocks(helper, work, cancel)
     assert helper.popen.poll() is not None  # killed, not left parsing for nobody
     assert not work.dest.exists()
 
