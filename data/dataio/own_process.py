@@ -33,7 +33,7 @@ from .limits import Limits
 from .sniff import Sniffed
 
 _ROOT = Path(__file__).resolve().parents[2]  # the directory that holds the ``data`` package
-_READY_TIMEOUT_S = 60.0  # importing pyarrow on a loaded node; a process not ready by then is replaced
+_READY_TIMEOUT_S = 60.0  # importing pyarrow on a loaded node; a helper not ready by then fails the ingest
 
 
 class IngestProcessDied(RuntimeError):
@@ -165,7 +165,7 @@ def _serve(conn: Connection) -> None:
     pyarrow.set_cpu_count(max(1, request.pop("cores")))
     # malloc gives freed pages back when trimmed (ingest trims as it goes); mimalloc kept ~100 MB.
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-    send_lock = threading.Lock()  # progress comes from the parsing threads
+    send_lock = threading.Lock()  # one message at a time on the connection, whichever thread reports
 
     def progress(rows: int, bytes_done: int) -> None:
         with send_lock:
