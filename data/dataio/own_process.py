@@ -5,7 +5,7 @@ first row), and the heap an earlier ingest left behind. A large upload is parsed
 
     result, peak_rss_bytes = ingest_in_own_process(path, sniffed, dest, limits=limits, cores=2, progress=cb)
 
-The process is started ahead of need (``IngestProcess.spare``: the imports, ~0.3 s, are paid while
+The process is started ahead of need (``IngestProcess.spare``: the imports, ~0.2 s, are paid while
 the worker is idle), serves one ingest and exits, so every ingest starts from a clean heap. pandas
 is kept out of it (pyarrow would import it on its first conversion: 50 MB the engine does not use).
 A crash of pyarrow on a hostile file ends that process, not the worker's; the worker's process
