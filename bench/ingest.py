@@ -127,23 +127,11 @@ def get(port: int, url: str, token: str) -> dict:
     return json.loads(conn.getresponse().read())
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process under it (its job runs in a prefork child, a large ingest in a
-    process that child starts)."""
-    found, queue = [], [pid]
-    while queue:
-        p = queue.pop()
-        found.append(p)
-        for children in Path(f"/proc/{p}/task").glob("*/children"):
-            try:
-                queue.extend(int(c) for c in children.read_text().split())
-            except OSError:
-                pass
-    return found
-
-
 def peak_rss_bytes(pid: int) -> int:
-    """The highest VmHWM among ``pid``'s processes now."""
+    """The highest VmHWM among ``pid``'s processes now (its job runs in a prefork child, a large
+    ingest in a process that child starts)."""
+    from compute.sandbox.tree import descendants  # deferred: the repository is on sys.path once main runs
+
     peak = 0
     for p in descendants(pid):
         try:

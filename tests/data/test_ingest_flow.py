@@ -12,6 +12,7 @@ import pytest
 
 from compute.jobs.models import Job, JobStatus
 from compute.models import Node
+from compute.sandbox.tree import descendants
 from data.models import DataAsset, DataVersion, Ingest, IngestStatus
 from data.services import data_version_path
 from tests.conftest import node_log, wait_for
@@ -149,15 +150,11 @@ def test_a_large_upload_is_parsed_in_a_process_of_its_own_and_its_errors_still_n
 
 def _own_processes_under(pid: int) -> list[int]:
     """The ingest helpers among ``pid``'s descendants (the node's job process starts them)."""
-    found, queue = [], [pid]
-    while queue:
-        parent = queue.pop()
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                queue.extend(int(child) for child in children.read_text().split())
+    found = []
+    for process in descendants(pid):
         with contextlib.suppress(OSError):
-            if b"data.dataio.own_process" in Path(f"/proc/{parent}/cmdline").read_bytes():
-                found.append(parent)
+            if b"data.dataio.own_process" in Path(f"/proc/{process}/cmdline").read_bytes():
+                found.append(process)
     return found
 
 
