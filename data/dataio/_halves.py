@@ -18,18 +18,22 @@ import numpy as np
 import pyarrow as pa
 
 _SEARCH_BYTES = 1 << 20  # how far past the middle to look for a line break outside quotes
+# Where the second half starts, as a share of the file. The first half's thread also takes every
+# batch (checks, the Parquet writer's input, the columns kept), so an even split left it 0.2 s
+# behind the second on 1M rows; at 42 % the read pass took 0.72 s instead of 0.81 s.
+_FIRST_HALF_SHARE = 0.42
 _READ_CHUNK = 8 << 20
 _END = object()
 
 
 def middle_line_start(path: Path, size: int, *, newline: str, quotechar: str) -> int | None:
-    """The offset of a line start near the middle of the file with an even number of quote
-    characters before it: there, most likely, no quoted value is open. None when there is none
-    within a megabyte past the middle.
+    """The offset of a line start near the middle of the file (at ``_FIRST_HALF_SHARE`` of it) with an
+    even number of quote characters before it: there, most likely, no quoted value is open. None
+    when there is none within a megabyte past that point.
 
     Likely, not certain: a literal quote inside an unquoted value (``5" pipe``) upsets the count.
     The reader checks the first half's last row for that (``first_half_ended_in_quotes``)."""
-    middle = size // 2
+    middle = int(size * _FIRST_HALF_SHARE)
     quote, line_break = ord(quotechar), ord(newline)
     quotes = 0
     with open(path, "rb") as fh:
