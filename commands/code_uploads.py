@@ -9,7 +9,6 @@ Django's multipart parser refuses a request with more than DATA_UPLOAD_MAX_NUMBE
 box packs a dropped folder into a .tar in the browser for that reason).
 """
 
-import uuid
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -24,7 +23,6 @@ from data.uploads import (
     StagedUpload,
     StagedUploadHandler,
     UploadRefused,
-    staging_dir,
     upload_slot_admit,
 )
 
@@ -36,6 +34,8 @@ PART_ALLOWANCE = 512
 class CodeUploadHandler(StagedUploadHandler):
     """Streams the `file` and `files` parts to staging, counting their bytes together."""
 
+    hashed = False  # the snapshot hashes each file as it unpacks it
+
     def __init__(self, request=None, slot=None):
         super().__init__(request, max_bytes=settings.STUDIO_CODE_MAX_BYTES, slot=slot)
         self.total = 0
@@ -44,14 +44,11 @@ class CodeUploadHandler(StagedUploadHandler):
         if field_name not in FILE_FIELDS:
             raise SkipFile()
         super(StagedUploadHandler, self).new_file(field_name, *args, **kwargs)
-        self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
-        self.staged.append(self.path)
-        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
-        self.size = 0
-        self.digest = _NoDigest()
+        self.stage()
         raise StopFutureHandlers()
 
     def file_complete(self, file_size):
+        self.writer.finish()
         self._close()
         return _StagedCode(self.path, self.file_name or "upload", file_size, self.content_type)
 
@@ -69,16 +66,6 @@ class _StagedCode(StagedUpload):
 
     def close(self):
         pass
-
-
-class _NoDigest:
-    """The snapshot hashes each file as it unpacks it: no need to hash the upload too."""
-
-    def update(self, data):
-        pass
-
-    def hexdigest(self):
-        return ""
 
 
 def too_large_message() -> str:

@@ -11,9 +11,11 @@ user's file had is kept only as text for display.
 """
 
 import hashlib
+import queue
+import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from django.conf import settings
@@ -29,6 +31,8 @@ from workspaces.services import StorageQuotaExceeded, workspace_storage_check
 MULTIPART_ALLOWANCE = 64 * 1024
 # An upload in progress marks its slot as alive this often.
 SLOT_TOUCH_SECONDS = 30
+# Chunks (1 MiB each) received and not yet written: the memory an upload may hold.
+_CHUNKS_AHEAD = 8
 
 
 def staging_dir() -> Path:
@@ -52,6 +56,42 @@ class StagedUpload(UploadedFile):
         self.path.unlink(missing_ok=True)
 
 
+class _ChunkWriter(threading.Thread):
+    """Writes and hashes an upload's chunks on a thread of its own: file writes and hashlib let go
+    of the GIL, so the request's thread parses the next chunk meanwhile."""
+
+    def __init__(self, fh, *, hashed: bool) -> None:
+        super().__init__(name="upload-writer", daemon=True)
+        self.fh = fh
+        self.digest = hashlib.sha256() if hashed else None
+        self.error: OSError | None = None
+        self._chunks: queue.Queue = queue.Queue(maxsize=_CHUNKS_AHEAD)
+        self.start()
+
+    def run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self.error is None:
+                try:
+                    self.fh.write(chunk)
+                    if self.digest is not None:
+                        self.digest.update(chunk)
+                except OSError as exc:  # a full disk: raised on the request's thread (next chunk, or the end)
+                    self.error = exc
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._chunks.put(chunk)
+
+    def finish(self) -> str:
+        """Wait for every chunk to be written; the SHA-256 of them all ("" when not hashed)."""
+        self._chunks.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.digest.hexdigest() if self.digest is not None else ""
+
+
 class StagedUploadHandler(FileUploadHandler):
     """Writes each uploaded file to staging as it arrives, counting bytes against the cap, and
     remembers every file it made so that `discard_all()` can remove what nobody took."""
@@ -59,6 +99,7 @@ class StagedUploadHandler(FileUploadHandler):
     chunk_size = 1024 * 1024
 
     field_name = "file"
+    hashed = True  # the SHA-256 of the bytes received (uploads are deduplicated and verified by it)
 
     def __init__(self, request=None, max_bytes: int | None = None, slot=None):
         super().__init__(request)
@@ -73,12 +114,16 @@ class StagedUploadHandler(FileUploadHandler):
         if field_name != self.field_name:
             raise SkipFile()  # only the form's file field is ever used: other parts are not stored
         super().new_file(field_name, *args, **kwargs)
+        self.stage()
+        raise StopFutureHandlers()
+
+    def stage(self) -> None:
+        """Open a staging file for the part whose bytes come next."""
         self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
         self.staged.append(self.path)
         self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
         self.size = 0
-        self.digest = hashlib.sha256()
-        raise StopFutureHandlers()
+        self.writer = _ChunkWriter(self.fh, hashed=self.hashed)
 
     def receive_data_chunk(self, raw_data, start):
         self.size += len(raw_data)
@@ -86,18 +131,16 @@ class StagedUploadHandler(FileUploadHandler):
             self._close()
             self.path.unlink(missing_ok=True)
             self._refuse()
-        self.fh.write(raw_data)
-        self.digest.update(raw_data)
+        self.writer.put(raw_data)
         if self.slot is not None and time.monotonic() - self.touched > SLOT_TOUCH_SECONDS:
             upload_slot_touch(slot=self.slot)
             self.touched = time.monotonic()
         return None
 
     def file_complete(self, file_size):
+        sha256 = self.writer.finish()
         self._close()
-        return StagedUpload(
-            self.path, self.file_name or "upload", file_size, self.content_type, sha256=self.digest.hexdigest()
-        )
+        return StagedUpload(self.path, self.file_name or "upload", file_size, self.content_type, sha256=sha256)
 
     def upload_interrupted(self):
         if self.fh is not None:
@@ -113,6 +156,8 @@ class StagedUploadHandler(FileUploadHandler):
 
     def _close(self):
         if self.fh is not None:
+            with suppress(OSError):  # the file is removed: what it failed to write is moot
+                self.writer.finish()
             self.fh.close()
             self.fh = None
 

@@ -1,10 +1,13 @@
 """Uploads through the API and the page: streamed to disk, sniffed, queued as an ingest job."""
 
+import errno
+import hashlib
 import io
 
 import pytest
 
 from compute.jobs.models import Job
+from data import uploads
 from data.jobs import INGEST
 from data.models import Ingest, IngestStatus
 from data.services import ingest_upload_path
@@ -55,6 +58,42 @@ def test_a_file_over_the_limit_is_refused_while_streaming(api, owner, workspace,
     response = upload(api(owner), workspace, b"a,b\n" + b"1,2\n" * 10_000)
     assert response.status_code == 413
     assert "upload limit" in response.json()["error"]["message"]
+    assert not Ingest.objects.exists()
+    assert not list((settings.ARTIFACT_ROOT / "staging").glob("*"))
+
+
+def test_a_file_of_many_chunks_is_staged_whole_with_the_sha256_of_every_byte(api, owner, workspace):
+    # 1 MiB chunks are written and hashed on a thread of their own while the next ones are parsed.
+    rows = b"".join(b"%d,name %d with spaces,%d.5\n" % (i, i % 97, i) for i in range(250_000))
+    content = b"id,name,amount\n" + rows
+    assert len(content) > 7 * 2**20
+    response = upload(api(owner), workspace, content, filename="many chunks.csv")
+    assert response.status_code == 202, response.content
+    ingest = Ingest.objects.get(pk=response.json()["id"])
+    assert ingest.source_sha256 == hashlib.sha256(content).hexdigest()
+    assert ingest_upload_path(ingest).read_bytes() == content
+
+
+def test_a_disk_that_fills_up_mid_upload_is_an_error_and_stores_nothing(api, owner, workspace, settings, monkeypatch):
+    # The staging file is written on the writer's thread: its error must reach the request, not be
+    # lost (a truncated file would be taken with the checksum of what was written).
+    class FillsUp:
+        def __init__(self, fh):
+            self.fh, self.written = fh, 0
+
+        def write(self, data):
+            if self.written > 2 * 2**20:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return self.fh.write(data)
+
+        def close(self):
+            self.fh.close()
+
+    real_open = open
+    monkeypatch.setattr(uploads, "open", lambda *a, **k: FillsUp(real_open(*a, **k)), raising=False)
+    with pytest.raises(OSError, match="No space left"):
+        upload(api(owner), workspace, b"a,b\n" + b"1,2\n" * 1_500_000)
     assert not Ingest.objects.exists()
     assert not list((settings.ARTIFACT_ROOT / "staging").glob("*"))
 
