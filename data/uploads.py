@@ -64,7 +64,7 @@ class _ChunkWriter(threading.Thread):
         super().__init__(name="upload-writer", daemon=True)
         self.fh = fh
         self.digest = hashlib.sha256() if hashed else None
-        self.error: OSError | None = None
+        self.error: Exception | None = None
         self._chunks: queue.Queue = queue.Queue(maxsize=_CHUNKS_AHEAD)
         self.start()
 
@@ -75,8 +75,8 @@ class _ChunkWriter(threading.Thread):
                     self.fh.write(chunk)
                     if self.digest is not None:
                         self.digest.update(chunk)
-                except OSError as exc:  # a full disk: raised on the request's thread (next chunk, or the end)
-                    self.error = exc
+                except Exception as exc:  # noqa: BLE001 - a full disk, say: raised on the request's thread
+                    self.error = exc  # (with the next chunk, or at the end); the thread goes on taking chunks
 
     def put(self, chunk: bytes) -> None:
         if self.error is not None:
@@ -156,7 +156,7 @@ class StagedUploadHandler(FileUploadHandler):
 
     def _close(self):
         if self.fh is not None:
-            with suppress(OSError):  # the file is removed: what it failed to write is moot
+            with suppress(Exception):  # the file is removed: what it failed to write is moot
                 self.writer.finish()
             self.fh.close()
             self.fh = None

@@ -74,16 +74,24 @@ def test_a_file_of_many_chunks_is_staged_whole_with_the_sha256_of_every_byte(api
     assert ingest_upload_path(ingest).read_bytes() == content
 
 
-def test_a_disk_that_fills_up_mid_upload_is_an_error_and_stores_nothing(api, owner, workspace, settings, monkeypatch):
-    # The staging file is written on the writer's thread: its error must reach the request, not be
-    # lost (a truncated file would be taken with the checksum of what was written).
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(errno.ENOSPC, "No space left on device"), ValueError("No space left, said differently")],
+    ids=["full disk", "any other error"],
+)
+def test_a_write_that_fails_mid_upload_is_an_error_and_stores_nothing(
+    api, owner, workspace, settings, monkeypatch, failure
+):
+    # The staging file is written on the writer's thread: its error must reach the request, neither
+    # lost (a truncated file would be taken with the checksum of what was written) nor leaving the
+    # request waiting on a thread that stopped.
     class FillsUp:
         def __init__(self, fh):
             self.fh, self.written = fh, 0
 
         def write(self, data):
             if self.written > 2 * 2**20:
-                raise OSError(errno.ENOSPC, "No space left on device")
+                raise failure
             self.written += len(data)
             return self.fh.write(data)
 
@@ -92,7 +100,7 @@ def test_a_disk_that_fills_up_mid_upload_is_an_error_and_stores_nothing(api, own
 
     real_open = open
     monkeypatch.setattr(uploads, "open", lambda *a, **k: FillsUp(real_open(*a, **k)), raising=False)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(type(failure), match="No space left"):
         upload(api(owner), workspace, b"a,b\n" + b"1,2\n" * 1_500_000)
     assert not Ingest.objects.exists()
     assert not list((settings.ARTIFACT_ROOT / "staging").glob("*"))
