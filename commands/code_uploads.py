@@ -13,7 +13,6 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
-from django.core.files.uploadhandler import SkipFile, StopFutureHandlers
 from django.http import UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 
@@ -31,26 +30,23 @@ FILE_FIELDS = frozenset({"file", "files"})
 PART_ALLOWANCE = 512
 
 
+class _StagedCode(StagedUpload):
+    """A staged part, already closed: Django closes every parsed file when a later part is refused."""
+
+    def close(self):
+        pass
+
+
 class CodeUploadHandler(StagedUploadHandler):
     """Streams the `file` and `files` parts to staging, counting their bytes together."""
 
+    field_names = FILE_FIELDS
+    staged_class = _StagedCode
     hashed = False  # the snapshot hashes each file as it unpacks it
 
     def __init__(self, request=None, slot=None):
         super().__init__(request, max_bytes=settings.STUDIO_CODE_MAX_BYTES, slot=slot)
         self.total = 0
-
-    def new_file(self, field_name, *args, **kwargs):
-        if field_name not in FILE_FIELDS:
-            raise SkipFile()
-        super(StagedUploadHandler, self).new_file(field_name, *args, **kwargs)
-        self.stage()
-        raise StopFutureHandlers()
-
-    def file_complete(self, file_size):
-        self.writer.finish()
-        self._close()
-        return _StagedCode(self.path, self.file_name or "upload", file_size, self.content_type)
 
     def receive_data_chunk(self, raw_data, start):
         self.total += len(raw_data)
@@ -59,13 +55,6 @@ class CodeUploadHandler(StagedUploadHandler):
             self.path.unlink(missing_ok=True)
             self._refuse()
         return super().receive_data_chunk(raw_data, start)
-
-
-class _StagedCode(StagedUpload):
-    """A staged part, already closed: Django closes every parsed file when a later part is refused."""
-
-    def close(self):
-        pass
 
 
 def too_large_message() -> str:

@@ -66,6 +66,7 @@ class _ChunkWriter(threading.Thread):
         self.digest = hashlib.sha256() if hashed else None
         self.error: Exception | None = None
         self._chunks: queue.Queue = queue.Queue(maxsize=_CHUNKS_AHEAD)
+        self._finished = False
         self.start()
 
     def run(self) -> None:
@@ -85,8 +86,10 @@ class _ChunkWriter(threading.Thread):
 
     def finish(self) -> str:
         """Wait for every chunk to be written; the SHA-256 of them all ("" when not hashed)."""
-        self._chunks.put(None)
-        self.join()
+        if not self._finished:
+            self._finished = True
+            self._chunks.put(None)
+            self.join()
         if self.error is not None:
             raise self.error
         return self.digest.hexdigest() if self.digest is not None else ""
@@ -98,8 +101,9 @@ class StagedUploadHandler(FileUploadHandler):
 
     chunk_size = 1024 * 1024
 
-    field_name = "file"
+    field_names = frozenset({"file"})  # the form's parts that are files to stage; others are skipped
     hashed = True  # the SHA-256 of the bytes received (uploads are deduplicated and verified by it)
+    staged_class = StagedUpload
 
     def __init__(self, request=None, max_bytes: int | None = None, slot=None):
         super().__init__(request)
@@ -111,19 +115,15 @@ class StagedUploadHandler(FileUploadHandler):
         self.touched = time.monotonic()
 
     def new_file(self, field_name, *args, **kwargs):
-        if field_name != self.field_name:
-            raise SkipFile()  # only the form's file field is ever used: other parts are not stored
+        if field_name not in self.field_names:
+            raise SkipFile()  # only the form's file fields are ever used: other parts are not stored
         super().new_file(field_name, *args, **kwargs)
-        self.stage()
-        raise StopFutureHandlers()
-
-    def stage(self) -> None:
-        """Open a staging file for the part whose bytes come next."""
         self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
         self.staged.append(self.path)
         self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
         self.size = 0
         self.writer = _ChunkWriter(self.fh, hashed=self.hashed)
+        raise StopFutureHandlers()
 
     def receive_data_chunk(self, raw_data, start):
         self.size += len(raw_data)
@@ -140,7 +140,7 @@ class StagedUploadHandler(FileUploadHandler):
     def file_complete(self, file_size):
         sha256 = self.writer.finish()
         self._close()
-        return StagedUpload(self.path, self.file_name or "upload", file_size, self.content_type, sha256=sha256)
+        return self.staged_class(self.path, self.file_name or "upload", file_size, self.content_type, sha256=sha256)
 
     def upload_interrupted(self):
         if self.fh is not None:
