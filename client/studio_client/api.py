@@ -194,7 +194,11 @@ def _pick(items: Iterator[dict], name: str, what: str, where: str = "in this wor
     folded = [i for i in items if str(i.get("name", "")).casefold() == name.casefold()]
     if len(folded) == 1:
         return folded[0]
-    raise StudioError(f"No {what} named '{name}' {where}.", status=404, code="not_found")
+    names = [str(i.get("name")) for i in items]
+    known = (
+        f" (there are: {', '.join(names[:10])}{', …' if len(names) > 10 else ''})" if names else " (there is none yet)"
+    )
+    raise StudioError(f"No {what} named '{name}' {where}{known}.", status=404, code="not_found")
 
 
 def _split_ref(ref: str | tuple, what: str) -> tuple[str, int | None]:
@@ -413,6 +417,13 @@ class ComputeApi(Resource):
 
     def get(self, name: str) -> dict:
         return _pick(self.list(), name, "compute target")
+
+    def create(self, name: str, *, kind: str = "cluster", size: str | None = None, **settings) -> dict:
+        """A compute cluster, inference cluster or attached machine (`kind`); `settings` are the API's
+        (min_nodes, max_nodes, idle_seconds_before_scaledown, priority, description). An attached
+        machine's answer carries its join token, shown once."""
+        payload = {"name": name, "kind": kind, **({"size": size} if size else {}), **settings}
+        return self.t.post(self.base + "compute/", {k: v for k, v in payload.items() if v is not None})
 
     def default(self) -> dict:
         targets = [t for t in self.list() if t.get("is_default") and t.get("kind") == "cluster"]

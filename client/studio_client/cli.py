@@ -246,7 +246,33 @@ def _follow(ctx: Context, ws: WorkspaceClient, job_id: int, to_stderr: bool) -> 
 
 
 def _job_text(job) -> str:
-    return _show(job.raw, ["id", "display_name", "kind", "status", "status_reason", "experiment", "error"])
+    raw = job.raw
+    where = {
+        "compute": (raw.get("target") or {}).get("name"),
+        "node": raw.get("node"),
+        "attempt": f"{raw['attempt']} of {raw['max_attempts']}"
+        if raw.get("attempt") and raw.get("max_attempts")
+        else None,
+        "submitted": " by ".join(str(v) for v in (raw.get("created_at"), raw.get("submitted_by")) if v),
+        "duration": _duration(raw.get("duration_seconds")),
+    }
+    head = _show(raw, ["id", "display_name", "kind", "status", "status_reason", "experiment"])
+    tail = _show(raw, ["error"])
+    return "\n".join(filter(None, [head, _show(where, list(where)), tail]))
+
+
+def _duration(seconds) -> str | None:
+    """A job's run time as people read it: 51.4 s, 3 min 12 s, 2 h 05 min."""
+    if seconds is None:
+        return None
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def cmd_job_create(ctx: Context, args):
@@ -492,6 +518,38 @@ def cmd_model_register(ctx: Context, args):
     return version.raw, f"Registered {version.model} version {version.version} (id {version.id})."
 
 
+def cmd_compute_list(ctx: Context, args):
+    rows = list(ctx.workspace().compute.list())
+    table = [
+        {
+            **t,
+            "nodes": f"{t.get('min_nodes')}–{t.get('max_nodes')}",
+            "running": sum((t.get("nodes") or {}).values()),
+            "jobs": f"{t.get('jobs_running', 0)} running, {t.get('jobs_queued', 0)} queued",
+            "default": "yes" if t.get("is_default") else "",
+        }
+        for t in rows
+    ]
+    return rows, _table(table, ["id", "name", "kind", "size", "nodes", "running", "jobs", "default"])
+
+
+def cmd_compute_create(ctx: Context, args):
+    target = ctx.workspace().compute.create(
+        args.name,
+        kind=args.kind,
+        size=args.size,
+        min_nodes=args.min_nodes,
+        max_nodes=args.max_nodes,
+        description=args.description,
+    )
+    what = {"cluster": "compute cluster", "inference": "inference cluster", "attached": "attached compute"}
+    nodes = f"{target['min_nodes']}–{target['max_nodes']} nodes"
+    text = f"Created the {what.get(target['kind'], target['kind'])} {target['name']} ({target['size']}, {nodes})."
+    if target.get("join_token"):
+        text += f"\nJoin token (shown once): {target['join_token']}"
+    return target, text
+
+
 def cmd_model_list(ctx: Context, args):
     rows = [m.raw for m in ctx.workspace().models.list()]
     return rows, _table(rows, ["id", "name", "latest_version", "description"])
@@ -531,12 +589,13 @@ def _autoscale_options(args) -> dict:
 
 def _scaling(deployment) -> str:
     auto = deployment.autoscale
+    replicas = f"{deployment.replicas} replica{'' if deployment.replicas == 1 else 's'}"
     if auto:
         return (
-            f"{deployment.replicas} replicas now, autoscaling between {auto['min_replicas']} and "
+            f"{replicas} now, autoscaling between {auto['min_replicas']} and "
             f"{auto['max_replicas']} ({auto['target_in_flight']} requests in flight per replica)"
         )
-    return f"{deployment.replicas} replicas"
+    return replicas
 
 
 def cmd_endpoint_deploy(ctx: Context, args):
@@ -726,6 +785,22 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("id", type=int)
     sub.add_argument("--output", help="only this output (e.g. model)")
     sub.add_argument("-o", "--output-dir", default=".", help="folder to write into (default: here)")
+
+    compute = group("compute", "compute clusters, inference clusters and attached machines")
+    command(compute, "list", cmd_compute_list, "the workspace's compute, with nodes running and jobs")
+    sub = command(compute, "create", cmd_compute_create, "create a compute cluster (or an inference cluster)")
+    sub.add_argument("name", help="2–64 letters, digits or hyphens")
+    sub.add_argument(
+        "--kind",
+        choices=["cluster", "inference", "attached"],
+        default="cluster",
+        help="cluster: runs jobs (the default); inference: serves endpoints' deployments; attached: a machine "
+        "that joins with a token",
+    )
+    sub.add_argument("--size", choices=["small", "medium", "large", "xlarge"], help="cores per node (default small: 1)")
+    sub.add_argument("--min-nodes", type=int)
+    sub.add_argument("--max-nodes", type=int)
+    sub.add_argument("--description")
 
     env = group("env", "environments")
     command(env, "create", cmd_env_create, "create an environment (or its next version) from YAML").add_argument(

@@ -4,12 +4,17 @@ from rest_framework import serializers
 from studio.api.inputs import InputSerializer
 
 from .. import instance_addons
-from ..models import NODE_SIZES, TARGET_NAME_PATTERN, ComputeTarget, Node, Priority, TargetKind
+from ..models import NODE_SIZES, TARGET_NAME_MESSAGE, TARGET_NAME_PATTERN, ComputeTarget, Node, Priority, TargetKind
 
 
 class TargetIn(InputSerializer):
     kind = serializers.ChoiceField(choices=TargetKind.choices)
-    name = serializers.RegexField(TARGET_NAME_PATTERN, max_length=64, help_text="2–64 letters, digits or hyphens.")
+    name = serializers.RegexField(
+        TARGET_NAME_PATTERN,
+        max_length=64,
+        help_text="2–64 letters, digits or hyphens.",
+        error_messages={"invalid": TARGET_NAME_MESSAGE},
+    )
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     size = serializers.ChoiceField(choices=list(NODE_SIZES), required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)

@@ -190,6 +190,9 @@ def test_upload_command_job_register_deploy_and_invoke_from_the_cli(
     assert shown["status"] == "completed" and shown["display_name"] == "Größe → label"
     assert shown["experiment"] == "cli tests"
     assert shown["spec"]["env"] == {"MODE": "fast"}
+    text = run("job", "show", job_id).stdout  # what a person reads: where it ran, who sent it, how long
+    assert "compute: cpu\n" in text and "by alice\n" in text and "attempt: 1 of " in text, text
+    assert " s\n" in text.split("duration: ", 1)[1][:20], text
     assert "trained on" in run("job", "logs", job_id).stdout
     jobs = as_json(run("job", "list", "--kind", "command", "--json"))
     assert [j["id"] for j in jobs] == [job_id]
@@ -292,6 +295,39 @@ def test_automl_from_the_cli_registers_a_model_that_deploys_and_a_bad_job_file_n
     # A job that does not exist here is a 404 with the studio's message.
     missing = run("job", "show", 999999, "--json", ok=False)
     assert missing.returncode == 1 and as_json(missing)["error"]["status"] == 404
+
+
+def test_compute_is_listed_and_created_from_the_cli_and_a_wrong_name_says_which_exist(
+    live_server, owner, workspace, run, tmp_path
+):
+    run("login", live_server.url, "--token", token_create(user=owner, name="cli").plaintext)
+    run("workspace", "use", "Team")
+    assert "(none)" in run("compute", "list").stdout  # the empty state
+
+    bad = run("compute", "create", "GPU pool!", ok=False)
+    assert bad.returncode == 1 and "2–64 letters, digits or hyphens" in bad.stderr, bad.stderr
+    created = run("compute", "create", "gpu-pool", "--size", "medium", "--max-nodes", 3)
+    assert "Created the compute cluster gpu-pool (medium, 0–3 nodes)." in created.stdout, created.stdout
+    serving_ = as_json(run("compute", "create", "serving", "--kind", "inference", "--json"))
+    assert (serving_["kind"], serving_["size"]) == ("inference", "small")
+    listed = as_json(run("compute", "list", "--json"))
+    assert [(t["name"], t["kind"], t["max_nodes"]) for t in listed] == [
+        ("gpu-pool", "cluster", 3),
+        ("serving", "inference", serving_["max_nodes"]),
+    ]
+    table = run("compute", "list").stdout
+    assert "gpu-pool" in table and "0–3" in table and "0 running, 0 queued" in table, table
+    again = run("compute", "create", "serving", ok=False)
+    assert again.returncode == 1 and "serving" in again.stderr
+
+    run("endpoint", "create", "churn-api")
+    wrong = run("endpoint", "deploy", "churn-api", "--name", "blue", "--model", "churn", "--compute", "gpu", ok=False)
+    assert wrong.returncode == 1
+    assert "No model named 'churn' in this workspace (there is none yet)." in wrong.stderr, wrong.stderr
+    ws = Studio(live_server.url, json.loads((tmp_path / "conf" / "studio.json").read_text())["token"]).workspace("Team")
+    with pytest.raises(StudioError) as caught:
+        ws.compute.get("gpu")
+    assert str(caught.value) == "No compute target named 'gpu' in this workspace (there are: gpu-pool, serving)."
 
 
 def test_a_model_file_made_elsewhere_is_registered_from_the_cli(live_server, owner, workspace, penguins, run, tmp_path):

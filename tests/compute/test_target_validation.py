@@ -31,3 +31,14 @@ def test_the_api_answers_a_400_naming_the_description(api, owner, workspace):
         format="json",
     )
     assert response.status_code == 400 and "description" in response.json()["error"]["fields"]
+
+
+def test_the_api_says_what_a_target_name_may_be(api, owner, workspace):
+    response = api(owner).post(
+        f"/api/v1/workspaces/{workspace.pk}/compute/", {"kind": "cluster", "name": "GPU pool!"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["name"] == [
+        "Use 2–64 letters, digits or hyphens, starting with a letter (e.g. cpu-cluster)."
+    ]
+    assert not ComputeTarget.objects.filter(workspace=workspace).exists()
