@@ -577,7 +577,13 @@ def cmd_endpoint_create(ctx: Context, args):
 
 def cmd_endpoint_list(ctx: Context, args):
     rows = [e.raw for e in ctx.workspace().endpoints.list()]
-    return rows, _table(rows, ["id", "name", "scoring_url", "traffic"])
+    table = [{**r, "traffic": _traffic(r.get("traffic")) or "(none yet)"} for r in rows]
+    return rows, _table(table, ["id", "name", "scoring_url", "traffic"])
+
+
+def _traffic(traffic: dict | None) -> str:
+    """An endpoint's traffic split as it is given: blue=90 green=10."""
+    return " ".join(f"{name}={percent}" for name, percent in (traffic or {}).items())
 
 
 AUTOSCALE_OPTIONS = ("min_replicas", "max_replicas", "target_in_flight", "scale_in_seconds")
@@ -642,7 +648,7 @@ def cmd_endpoint_traffic(ctx: Context, args):
             raise Usage(f"'{item}': give traffic as deployment=percent, e.g. blue=90 green=10.")
         traffic[name] = int(percent)
     endpoint = ctx.workspace().endpoints.traffic(args.endpoint, traffic)
-    return endpoint.raw, f"Traffic of {endpoint.name}: {endpoint.traffic}"
+    return endpoint.raw, f"Traffic of {endpoint.name}: {_traffic(endpoint.traffic)}"
 
 
 def cmd_endpoint_monitoring(ctx: Context, args):
@@ -653,7 +659,7 @@ def cmd_endpoint_monitoring(ctx: Context, args):
         for label, drift in (("input drift", d["drift"]), ("prediction drift", d["prediction_drift"])):
             if drift:
                 psi = f" (PSI {drift['psi']:.2f})" if drift.get("psi") is not None else ""
-                line += f"; {label} {drift['status']}{psi}"
+                line += f"; {label}: {drift['status'].lower()}{psi}"
         lines.append(line)
     return report, "\n".join(lines)
 

@@ -159,6 +159,8 @@ def deploy_and_invoke(run, model_ref: str, config: Path, name: str, **extra) -> 
     assert deployed["status"] == "ready", deployed
     traffic = as_json(run("endpoint", "traffic", name, "blue=100", "--json"))
     assert traffic["traffic"] == {"blue": 100}
+    listed = run("endpoint", "list").stdout
+    assert f"/score/{name}/  blue=100" in listed, listed
 
     cache.clear()
     rows = [{"größe (cm)": 85, "weight kg": 55.0, **extra}, {"größe (cm)": 12, "weight kg": None, **extra}]
