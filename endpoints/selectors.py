@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from modelformat.drift import drift_report, merge_counts, prediction_drift
+from modelformat.drift import ALERTED, INSUFFICIENT, PASSED, WARNING, drift_report, merge_counts, prediction_drift
 from studio.credentials import workspace_limit
 from training.registry_selectors import model_version_json_file
 
@@ -191,20 +191,21 @@ def endpoint_health(*, endpoint: Endpoint, now=None, buckets: list | None = None
         alerts.append(
             {"kind": "errors", "message": f"{error_rate:.0%} of {requests:,} requests failed in the last hour"}
         )
-    worst = "Passed"
+    # The worst status of the day's drift reports; "Passed" only once some deployment has scored
+    # enough rows to tell (an endpoint with three requests has not passed anything yet).
+    statuses = [INSUFFICIENT]
     for name, s in day.deployments.items():
         if s.drift:
             for column, result in s.drift["columns"].items():
-                if result["status"] == "Alerted":
+                if result["status"] == ALERTED:
                     alerts.append({"kind": "drift", "message": f"{name}: {column} drifted (PSI {result['psi']:.2f})"})
-            if s.drift["status"] in ("Alerted", "Warning") and worst != "Alerted":
-                worst = s.drift["status"]
+            statuses.append(s.drift["status"])
         shifted = s.prediction_drift
-        if shifted and shifted["status"] in ("Alerted", "Warning"):
-            if shifted["status"] == "Alerted":
+        if shifted:
+            if shifted["status"] == ALERTED:
                 alerts.append({"kind": "drift", "message": f"{name}: predictions drifted (PSI {shifted['psi']:.2f})"})
-            if worst != "Alerted":
-                worst = shifted["status"]
+            statuses.append(shifted["status"])
+    worst = max(statuses, key=[INSUFFICIENT, PASSED, WARNING, ALERTED].index)
     return Health(
         endpoint=endpoint,
         requests=requests,
@@ -229,7 +230,7 @@ def endpoints_health(*, endpoints, now=None) -> list[Health]:
     return [
         endpoint_health(endpoint=e, now=now, buckets=buckets[e.pk])
         if e.pk in buckets
-        else Health(e, 0, 0.0, None, "Passed", [])
+        else Health(e, 0, 0.0, None, INSUFFICIENT, [])
         for e in endpoints
     ]
 

@@ -17,8 +17,8 @@ from compute.models import TargetKind
 from compute.services import target_create
 from data.models import DataVersion
 from data.services import data_version_from_file, data_version_path
+from endpoints import selectors, serving
 from endpoints import services as endpoint_services
-from endpoints import serving
 from endpoints.scoring.predictor import load_predictor
 from modelformat.modelio import save_model
 from tests.conftest import wait_for
@@ -140,6 +140,26 @@ def test_a_regression_deployment_answers_floats_on_both_backends(client, deploye
 
     bad = post(client, "prices-api", [{**payload[3], "n rooms": "many"}], deployed.primary)
     assert bad.status_code == 400 and "n rooms" in bad.json()["error"]["fields"]
+
+
+@pytest.mark.django_db
+def test_the_endpoint_list_says_insufficient_data_until_enough_rows_are_scored(client, owner, workspace, deployed):
+    def health():
+        serving.monitor.flush()
+        return selectors.endpoint_health(endpoint=deployed.endpoint)
+
+    assert selectors.endpoints_health(endpoints=[deployed.endpoint])[0].drift_status == "Insufficient data"  # idle
+    assert post(client, "prices-api", rows(3, seed=40), deployed.primary).status_code == 200
+    assert health().drift_status == "Insufficient data"  # three rows have not passed anything yet
+    client.force_login(owner)
+    page = client.get(f"/w/{workspace.pk}/endpoints/").content.decode()
+    assert '<span class="badge drift-insufficientdata">Insufficient data</span>' in page
+    for i in range(3):
+        shifted = rows(60, shift=2.5, seed=50 + i)
+        assert (
+            post(client, "prices-api", shifted, deployed.primary, HTTP_X_STUDIO_DEPLOYMENT="green").status_code == 200
+        )
+    assert health().drift_status == "Alerted"
 
 
 @pytest.mark.django_db
