@@ -92,17 +92,26 @@ class BatchScoreJobForm(JobSubmitForm):
         help_text="A data asset name; empty: the data's name with -scored. Each run adds a version.",
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, forecasting: bool | None = None, **kwargs):
+        """``forecasting``: whether the model to run forecasts, when the page knows it (an endpoint's);
+        a model that does not takes rows, so the data is then required and no stored history offered."""
         super().__init__(*args, **kwargs)
         self.fields["model_version_id"].choices = [
             (v.pk, str(v)) for v in model_versions_in_workspace(workspace=self.workspace)[:200]
         ]
         if not self.fields["model_version_id"].choices:
             self.fields["model_version_id"].help_text = "No model is registered yet: register a job's model first."
-        self.fields["data_version_id"].choices = [("", "None: a forecasting model's stored history")] + [
+        versions = [
             (v.pk, f"{v.asset.name} v{v.version} ({v.rows:,} rows)")
             for v in data_versions_ready(workspace=self.workspace)[:200]
         ]
+        data = self.fields["data_version_id"]
+        if forecasting is False:
+            data.required = True
+            data.label, data.help_text = "Data to score", "Rows with the model's input columns."
+            data.choices = [("", "Choose a data version…")] + versions
+        else:
+            data.choices = [("", "None: a forecasting model's stored history")] + versions
 
     def spec(self) -> dict:
         data = self.cleaned_data

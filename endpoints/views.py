@@ -14,10 +14,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
 from compute.selectors import job_targets
+from data.selectors import data_versions_ready
 from studio.api.errors import error_body
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
 from studio.ids import parse_id
+from training.ml.tasks import FORECASTING
 from training.registry_selectors import (
     model_version_get_by_id,
     model_version_json_file,
@@ -159,7 +161,13 @@ def endpoint_detail(request, workspace_id, endpoint_id):
 def _batch_score_form(request, workspace, model_version):
     """The Jobs page's batch scoring form, preset to the model the endpoint serves (it posts there)."""
     targets = list(job_targets(workspace=workspace, user=request.user))
-    return BatchScoreJobForm(targets=targets, workspace=workspace, initial={"model_version_id": model_version.pk})
+    forecasting = model_version.task == FORECASTING
+    initial = {"model_version_id": model_version.pk}
+    if not forecasting and model_version.data_version_id:
+        # New rows usually come as new versions of the data the model learnt from: its newest, to start with.
+        same_asset = data_versions_ready(workspace=workspace).filter(asset__versions=model_version.data_version_id)
+        initial["data_version_id"] = same_asset.values_list("pk", flat=True).first()
+    return BatchScoreJobForm(targets=targets, workspace=workspace, initial=initial, forecasting=forecasting)
 
 
 def _monitoring_charts(data) -> dict:

@@ -197,7 +197,7 @@ def test_a_node_scores_a_messy_table_into_a_new_version_with_the_labels_as_writt
 
 @pytest.mark.django_db
 def test_the_endpoint_page_scores_a_data_version_with_the_model_it_serves(
-    client, owner, workspace, model_version, churn_version, cluster, inference
+    client, owner, workspace, model_version, churn_version, cluster, inference, tmp_path
 ):
     endpoint = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="churn-api").endpoint
     endpoint_services.deployment_create(
@@ -211,6 +211,18 @@ def test_the_endpoint_page_scores_a_data_version_with_the_model_it_serves(
     assert form, "the endpoint page offers batch scoring"
     assert f'name="model_version_id" value="{model_version.pk}"' in form.group(2)
     assert f'<option value="{churn_version.pk}">' in form.group(2)
+    # A classifier takes rows: no "stored history" to offer, and the data is asked for.
+    assert "stored history" not in form.group(2) and "Choose a data version…" in form.group(2)
+
+    # A model that learnt from an asset starts from that asset's newest version (new rows come as versions).
+    model_version.data_version = churn_version
+    model_version.save(update_fields=["data_version"])
+    X, _ = churn_frame(30, seed=4)
+    newer_source = tmp_path / "customers new.csv"
+    X.to_csv(newer_source, index=False)
+    newer = data_version_from_file(actor=owner, workspace=workspace, path=newer_source, name="customers")
+    page = client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/").content.decode()
+    assert f'<option value="{newer.pk}" selected>customers v2 (30 rows)</option>' in page
     posted = client.post(
         form.group(1),
         {
