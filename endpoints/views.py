@@ -2,6 +2,8 @@
 the per-endpoint OpenAPI document."""
 
 import json
+import pprint
+import shlex
 import time
 
 from django.contrib import messages
@@ -131,16 +133,19 @@ def endpoint_detail(request, workspace_id, endpoint_id):
             context.update(
                 forecasting=True,
                 forecast=signature.get("forecast") or {},
-                sample_json=json.dumps(examples["stored"], ensure_ascii=False),
+                curl_body=_curl_body(examples["stored"]),
                 stored_json=json.dumps(examples["stored"], indent=2, ensure_ascii=False),
                 history_json=json.dumps(examples["history"], indent=2, ensure_ascii=False),
+                history_python=_python_literal(examples["history"]),
                 test_deployment=deployment,
             )
         else:
             sample = serving.sample_row(signature, reference)
+            rows = json.loads(json.dumps([sample], default=str))  # as a client sends them (times as text)
             context.update(
                 sample=sample,
-                sample_json=json.dumps([sample], indent=2, default=str),
+                curl_body=_curl_body(rows),
+                sample_python=_python_literal(rows),
                 signature_columns=signature.get("columns", []),
                 test_deployment=deployment,
             )
@@ -156,6 +161,16 @@ def endpoint_detail(request, workspace_id, endpoint_id):
     if request.htmx and tab == "monitoring":
         return render_page(request, "endpoints/_monitoring.html", workspace, **context)
     return render_page(request, "endpoints/detail.html", workspace, **context)
+
+
+def _curl_body(body) -> str:
+    """A request body as one shell word for curl's -d: a value with a quote in it ("O'Brien") stays whole."""
+    return shlex.quote(json.dumps(body, ensure_ascii=False))
+
+
+def _python_literal(value) -> str:
+    """A JSON body as Python source (None, True, not null, true), for the Python snippet."""
+    return pprint.pformat(value, indent=2, width=100, sort_dicts=False)
 
 
 def _batch_score_form(request, workspace, model_version):

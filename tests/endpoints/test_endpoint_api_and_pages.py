@@ -1,9 +1,15 @@
+import ast
+import html
 import json
+import re
+import shlex
 
 import pytest
 
+from endpoints import services as endpoint_services
 from endpoints import serving
 from endpoints.models import Deployment, Endpoint, MonitoringBucket
+from training.registry_services import model_version_dir
 
 pytestmark = pytest.mark.django_db
 
@@ -145,3 +151,31 @@ def test_pages_render_with_keys_shown_once(client, owner, workspace, model_versi
     assert test.status_code == 200 and len(test.json()["predictions"]) == 1
     assert not MonitoringBucket.objects.exists() and not serving.monitor._data  # tests are not recorded
     assert client.get(f"/w/{workspace.pk}/endpoints/alerts/").status_code == 200
+
+
+def test_the_consume_snippets_run_as_written_with_quotes_and_booleans_in_the_sample(
+    client, owner, workspace, model_version, inference
+):
+    """The curl body is one shell word even when a label has an apostrophe, and the Python snippet is
+    Python (False, None), not JSON (false, null)."""
+    folder = model_version_dir(model_version)
+    reference = json.loads((folder / "reference_profile.json").read_text())
+    reference["columns"]["plan"]["categories"] = ["team's plan", "basic"]
+    (folder / "reference_profile.json").write_text(json.dumps(reference))
+    signature = model_version.signature
+    signature["columns"].append({"name": "active?", "type": "boolean", "dtype": "bool"})
+    model_version.save(update_fields=["signature"])
+    endpoint = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="quotes").endpoint
+    endpoint_services.deployment_create(
+        actor=owner, endpoint=endpoint, name="blue", model_version=model_version, target=inference
+    )
+    client.force_login(owner)
+    page = client.get(f"/w/{workspace.pk}/endpoints/{endpoint.pk}/?tab=consume").content.decode()
+
+    curl = html.unescape(re.search(r'<pre class="code" id="curl-snippet"[^>]*>(.*?)</pre>', page, re.S).group(1))
+    words = shlex.split(curl)
+    rows = json.loads(words[words.index("-d") + 1])
+    assert rows[0]["plan"] == "team's plan" and rows[0]["active?"] is False, rows
+    python = html.unescape(re.search(r'<pre class="code" id="python-snippet">(.*?)</pre>', page, re.S).group(1))
+    literal = python.split("rows = ", 1)[1].split("\nrequest = ", 1)[0]
+    assert ast.literal_eval(literal) == rows

@@ -337,7 +337,7 @@ def test_a_forecasting_model_and_its_endpoint_tabs_show_forecasting_requests(cli
     curl = page.split('data-testid="curl-snippet">', 1)[1].split("</pre>", 1)[0]
     assert "/score/sales-fc/" in curl and '-d \'{"series": [{"Store ID": "A-1"}], "future": [' in curl
     python = page.split('data-testid="python-snippet">', 1)[1].split("</pre>", 1)[0]
-    assert '"history": [' in python and 'json.load(response)["forecasts"]' in python
+    assert "'history': [" in python and 'json.load(response)["forecasts"]' in python
     assert '"horizon": 7, "frequency": "D"' in page
 
 
