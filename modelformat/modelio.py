@@ -34,7 +34,8 @@ from .trusted_types import TRUSTED_TYPES
 PICKLE_ADVICE = (
     "Pickle-based models are refused: loading one runs whatever code it holds. Save the model with "
     "skops (skops.io.dump(model, 'model.skops')) or export it to ONNX (skl2onnx.to_onnx(model, X[:1]), "
-    "or mlflow.onnx.log_model) and register that file."
+    "or mlflow.onnx.save_model(onnx_model, 'model') then mlflow.log_artifacts('model', 'model')) and "
+    "register that."
 )
 
 

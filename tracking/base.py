@@ -111,6 +111,14 @@ class TrackingApiView(ApiView):
         return response
 
 
+# MLflow 3's log_model goes through its logged-models API, which the studio does not serve.
+LOGGED_MODEL_ADVICE = (
+    "The studio does not serve MLflow's logged models, which mlflow.<flavour>.log_model uses: save the "
+    "model folder instead (mlflow.onnx.save_model(onnx_model, 'model')), log it with "
+    "mlflow.log_artifacts('model', 'model') and register runs:/<run_id>/model."
+)
+
+
 class EndpointNotFoundApi(TrackingApiView):
     """Any path of the tracking URI that the studio does not serve (traces, logged models…)."""
 
@@ -118,6 +126,8 @@ class EndpointNotFoundApi(TrackingApiView):
         super(TrackingApiView, self).initial(request, *args, **kwargs)  # authenticated, no workspace check
 
     def _refuse(self, request, *args, **kwargs):
+        if "/logged-models" in request.path:  # a client's log_model: say what works instead
+            raise MlflowError(LOGGED_MODEL_ADVICE, "ENDPOINT_NOT_FOUND")
         raise MlflowError(f"The studio does not serve {request.path}.", "ENDPOINT_NOT_FOUND")
 
     get = post = put = patch = delete = _refuse

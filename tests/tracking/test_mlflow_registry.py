@@ -1,8 +1,10 @@
 """MLflow's model registry API: the real client's register_model makes a studio model version."""
 
 import mlflow
+import mlflow.sklearn
 import pytest
 from mlflow.exceptions import MlflowException
+from sklearn.dummy import DummyClassifier
 
 from tests.training import model_files as mf
 from training.models import ModelVersion, RegisteredModel
@@ -53,8 +55,21 @@ def test_a_pickle_flavour_is_refused_with_how_to_save_as_skops_or_onnx(mlflow_as
     with pytest.raises(MlflowException) as refused:
         mlflow.register_model(f"runs:/{run.info.run_id}/model", "pickled")
     assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
-    assert "skops.io.dump" in refused.value.message and "mlflow.onnx.log_model" in refused.value.message
+    assert "skops.io.dump" in refused.value.message and "mlflow.onnx.save_model" in refused.value.message
     assert not ModelVersion.objects.exists()
+
+
+def test_log_model_is_refused_with_how_to_log_the_folder_instead(mlflow_as, contributor, workspace, folders):
+    """MLflow 3's log_model creates a logged model first; the studio answers with what works."""
+    mlflow_as(contributor, workspace)
+    with mlflow.start_run() as run, pytest.raises(MlflowException) as refused:
+        mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], ["no", "yes"]), name="model")
+    assert refused.value.error_code == "ENDPOINT_NOT_FOUND"
+    assert "mlflow.log_artifacts('model', 'model')" in refused.value.message
+    # ...which does: the folder logged as the advice says registers.
+    with mlflow.start_run(run_id=run.info.run_id):
+        mlflow.log_artifacts(str(folders["onnx"]), "model")
+    assert mlflow.register_model(f"runs:/{run.info.run_id}/model", "advised").version == "1"
 
 
 def test_unknown_models_runs_and_another_workspaces_run_are_not_found(

@@ -170,7 +170,7 @@ def test_an_mlflow_pickle_flavour_is_refused_with_the_message(api, contributor, 
     response = post(api, contributor, workspace, "model.zip", built["mlflow_pickle_zip"])
     assert response.status_code == 400
     message = field_error(response, "file")
-    assert "pickle" in message and "skops.io.dump" in message and "mlflow.onnx.log_model" in message
+    assert "pickle" in message and "skops.io.dump" in message and "mlflow.onnx.save_model" in message
 
 
 @pytest.mark.parametrize(
