@@ -542,12 +542,19 @@ def cmd_compute_create(ctx: Context, args):
         max_nodes=args.max_nodes,
         description=args.description,
     )
-    what = {"cluster": "compute cluster", "inference": "inference cluster", "attached": "attached compute"}
+    if target["kind"] == "attached":
+        text = (
+            f"Created the attached compute {target['name']}. On the machine that joins it, with the studio's "
+            f"code and settings: STUDIO_JOIN_TOKEN=… manage.py compute_node --target {target['id']}\n"
+            f"Join token (shown once): {target.get('join_token')}"
+        )
+        return target, text
+    what = {"cluster": "compute cluster", "inference": "inference cluster"}
     nodes = f"{target['min_nodes']}–{target['max_nodes']} nodes"
-    text = f"Created the {what.get(target['kind'], target['kind'])} {target['name']} ({target['size']}, {nodes})."
-    if target.get("join_token"):
-        text += f"\nJoin token (shown once): {target['join_token']}"
-    return target, text
+    return (
+        target,
+        f"Created the {what.get(target['kind'], target['kind'])} {target['name']} ({target['size']}, {nodes}).",
+    )
 
 
 def cmd_model_list(ctx: Context, args):

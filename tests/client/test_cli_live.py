@@ -319,6 +319,8 @@ def test_compute_is_listed_and_created_from_the_cli_and_a_wrong_name_says_which_
     ]
     table = run("compute", "list").stdout
     assert "gpu-pool" in table and "0–3" in table and "0 running, 0 queued" in table, table
+    attached = run("compute", "create", "laptop-2", "--kind", "attached").stdout
+    assert "manage.py compute_node --target " in attached and "Join token (shown once): join_" in attached, attached
     again = run("compute", "create", "serving", ok=False)
     assert again.returncode == 1 and "serving" in again.stderr
 
@@ -329,7 +331,9 @@ def test_compute_is_listed_and_created_from_the_cli_and_a_wrong_name_says_which_
     ws = Studio(live_server.url, json.loads((tmp_path / "conf" / "studio.json").read_text())["token"]).workspace("Team")
     with pytest.raises(StudioError) as caught:
         ws.compute.get("gpu")
-    assert str(caught.value) == "No compute target named 'gpu' in this workspace (there are: gpu-pool, serving)."
+    assert str(caught.value) == (
+        "No compute target named 'gpu' in this workspace (there are: laptop-2, gpu-pool, serving)."
+    )
 
 
 def test_a_model_file_made_elsewhere_is_registered_from_the_cli(live_server, owner, workspace, penguins, run, tmp_path):
