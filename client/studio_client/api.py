@@ -201,6 +201,20 @@ def _pick(items: Iterator[dict], name: str, what: str, where: str = "in this wor
     raise StudioError(f"No {what} named '{name}' {where}{known}.", status=404, code="not_found")
 
 
+def _ingest_failed(error) -> StudioError:
+    """A failed ingest's error ({code, message, row, column}) as people read it: its message, and the
+    data's own code (ragged_row, too_large…) with the column at fault in `fields`."""
+    if not isinstance(error, dict):
+        return StudioError(f"The ingest failed: {error}", status=400, code="ingest_failed")
+    column = error.get("column")
+    return StudioError(
+        f"The ingest failed: {error.get('message') or error.get('code')}",
+        status=400,
+        code=error.get("code") or "ingest_failed",
+        fields={column: [error.get("message", "")]} if column else None,
+    )
+
+
 def _split_ref(ref: str | tuple, what: str) -> tuple[str, int | None]:
     if isinstance(ref, tuple):
         return ref
@@ -304,7 +318,7 @@ class DataApi(Resource):
             ingest = _record(Ingest, self.t.get(self.base + f"ingests/{ingest_id}/"))
             if ingest.status in ("ready", "failed"):
                 if ingest.status == "failed":
-                    raise StudioError(f"The ingest failed: {ingest.error}", status=400, code="ingest_failed")
+                    raise _ingest_failed(ingest.error)
                 return ingest
             if time.monotonic() > deadline:
                 raise StudioError(f"The ingest {ingest_id} is still {ingest.status}.", code="timeout")

@@ -176,6 +176,11 @@ def test_upload_command_job_register_deploy_and_invoke_from_the_cli(
     live_server, owner, workspace, targets, agent, broker, run, tmp_path
 ):
     config = sign_in_and_upload(run, live_server, owner, tmp_path)
+    (tmp_path / "bad quote.csv").write_text('name,value\n"unclosed,1\n2,3\n', encoding="utf-8")
+    refused = run("data", "upload", "bad quote.csv", "-q", ok=False)
+    assert refused.returncode == 1 and "The ingest failed: Row 2 has 1 fields; the header has 2." in refused.stderr
+    assert "{'code'" not in refused.stderr, refused.stderr
+    assert as_json(run("data", "upload", "bad quote.csv", "--json", ok=False))["error"]["code"] == "ragged_row"
     (tmp_path / "env.yml").write_text(ENV_YML, encoding="utf-8")
     env = as_json(run("env", "create", "-f", "env.yml", "--json"))
     assert env["name"] == "sklearn-cli" and env["latest_version_id"]
