@@ -42,12 +42,18 @@ class Progress:
         self.done = False
 
     def __call__(self, sent: int, total: int) -> None:
+        """`total` 0: the size is not known yet (bytes so far, no bar) until the last call, sent == total."""
         if not self.enabled or self.done:
             return
         now = time.monotonic()
-        if sent < total and now - self.last < 0.1:
+        unknown = not total and sent > 0  # (an empty download ends with 0 of 0)
+        if (sent < total or unknown) and now - self.last < 0.1:
             return
         self.last = now
+        if unknown:
+            sys.stderr.write(f"\r{self.label} {_human_size(sent)}")
+            sys.stderr.flush()
+            return
         fraction = sent / total if total else 1.0
         bar = "#" * int(fraction * 30)
         sys.stderr.write(f"\r{self.label} [{bar:<30}] {fraction * 100:5.1f}% {_human_size(sent)}/{_human_size(total)}")

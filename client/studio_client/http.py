@@ -248,7 +248,9 @@ class Transport:
                     fh.write(chunk)
                     written += len(chunk)
                     if progress:
-                        progress(written, total or written)
+                        progress(written, total)  # total 0: a size not known ahead (a CSV made as it is sent)
+            if progress and not total:
+                progress(written, written)  # the end, now that the size is known
             os.replace(partial, destination)
         finally:
             response.close()

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from studio_client import Studio, StudioError
+from studio_client.cli import Progress
 from studio_client.http import MAX_RETRY_WAIT, retry_after_seconds
 from studio_client.specs import SpecError, read_env_file, read_job_file
 
@@ -331,3 +332,19 @@ def test_the_studios_refusal_of_a_job_file_points_at_the_fields_line(tmp_path):
     assert (error.line, error.field) == (20, "environment_variables")
     conflict = StudioError("Taken.", status=409, code="conflict", fields={"inputs": ["x"]})
     assert located_error(doc, conflict) is conflict
+
+
+def test_a_download_of_unknown_size_shows_bytes_so_far_then_its_real_size(capsys):
+    bar = Progress("Downloading")
+    bar(6, 0)  # a CSV made as it is sent: no Content-Length
+    assert capsys.readouterr().err == "\rDownloading 6 B"
+    bar(4096, 0)  # within 0.1 s: not redrawn
+    bar(23_000, 23_000)  # the end, with the size now known
+    err = capsys.readouterr().err
+    assert err.endswith("100.0% 22.5 KB/22.5 KB\n"), repr(err)
+    bar(30_000, 30_000)  # done: nothing more
+    assert capsys.readouterr().err == ""
+
+    empty = Progress("Downloading")
+    empty(0, 0)
+    assert capsys.readouterr().err.endswith("100.0% 0 B/0 B\n")
