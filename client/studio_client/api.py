@@ -504,8 +504,11 @@ def located_error(doc: specs.Located, exc: StudioError, aliases: dict | None = N
 
 
 class JobApi(Resource):
-    def list(self, *, status: str | None = None, kind: str | None = None) -> Iterator[Job]:
-        return (_record(Job, j) for j in self.t.pages(self.base + "jobs/", status=status, kind=kind))
+    def list(
+        self, *, status: str | None = None, kind: str | None = None, parent: int | str | None = None
+    ) -> Iterator[Job]:
+        """Jobs newest first; `parent`: a run's id for its child jobs (trials), "none" for top-level jobs only."""
+        return (_record(Job, j) for j in self.t.pages(self.base + "jobs/", status=status, kind=kind, parent=parent))
 
     def get(self, job_id: int) -> Job:
         return _record(Job, self.t.get(self.base + f"jobs/{int(job_id)}/"))

@@ -304,7 +304,9 @@ def _failed(job):
 
 
 def cmd_job_list(ctx: Context, args):
-    jobs = ctx.workspace().jobs.list(status=args.status, kind=args.kind)
+    # As the Jobs page: top-level jobs, an AutoML run's trials under it (--parent), unless asked for all.
+    parent = args.parent if args.parent is not None else (None if args.all or args.kind else "none")
+    jobs = ctx.workspace().jobs.list(status=args.status, kind=args.kind, parent=parent)
     rows = [j.raw for _, j in zip(range(args.limit), jobs, strict=False)]
     return rows, _table(rows, ["id", "kind", "status", "display_name", "experiment", "created_at"])
 
@@ -795,6 +797,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--status")
     sub.add_argument("--kind")
     sub.add_argument("--limit", type=int, default=50)
+    sub.add_argument("--parent", type=int, help="the child jobs of this run (an AutoML run's trials)")
+    sub.add_argument("--all", action="store_true", help="child jobs too (default: top-level jobs, as the Jobs page)")
     command(job, "show", cmd_job_show, "one job").add_argument("id", type=int)
     sub = command(job, "logs", cmd_job_logs, "a job's log")
     sub.add_argument("id", type=int)

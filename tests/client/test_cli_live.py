@@ -296,6 +296,12 @@ def test_automl_from_the_cli_registers_a_model_that_deploys_and_a_bad_job_file_n
     )  # fmt: skip
     assert started["status"] == "completed", started
     assert as_json(run("job", "show", started["id"], "--json"))["display_name"] == "AutoML é"
+    # `job list` shows what the Jobs page shows (top-level jobs); a run's trials with --parent, all with --all.
+    top = as_json(run("job", "list", "--json"))
+    assert started["id"] in [j["id"] for j in top] and not [j for j in top if j["parent"]], top
+    trials = as_json(run("job", "list", "--parent", started["id"], "--json"))
+    assert trials and {j["kind"] for j in trials} <= {"automl_trial", "automl_final"}, trials
+    assert {j["id"] for j in trials} <= {j["id"] for j in as_json(run("job", "list", "--all", "--json"))}
     models = as_json(run("model", "list", "--json"))
     assert [(m["name"], m["latest_version"]) for m in models] == [("messy-automl", 1)]
     deploy_and_invoke(run, "messy-automl", config, "messy-automl-api", **{"colour/tint": "grün"})
