@@ -268,6 +268,8 @@ def forecast_context(job) -> dict:
         "forecast_metrics": [
             (METRIC_LABELS[name], run.metrics.get(name)) for name in FORECASTING_PRIMARY_METRICS if name in run.metrics
         ],
-        "forecast_charts": forecast_figures(run.windows) if run.windows else [],
+        "forecast_charts": forecast_figures(run.windows, target=job.spec.get("target_column") or "value")
+        if run.windows
+        else [],
         "series_label": ", ".join(run.settings.get("series_columns") or []),
     }

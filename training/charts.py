@@ -184,7 +184,7 @@ def series_label(key: dict) -> str:
     return ", ".join(f"{column} = {value}" for column, value in key.items()) or "all"
 
 
-def forecast_chart(window_series: list[dict], *, level: float | None = None) -> dict:
+def forecast_chart(window_series: list[dict], *, level: float | None = None, target: str = "value") -> dict:
     """Forecast vs actual of one backtest window, with the prediction interval as a band: one
     series shown at a time, a picker (a dropdown in the figure) when there are several."""
     fig = go.Figure()
@@ -227,7 +227,7 @@ def forecast_chart(window_series: list[dict], *, level: float | None = None) -> 
                 {"buttons": buttons, "direction": "down", "x": 0, "xanchor": "left", "y": 1.18, "yanchor": "top"}
             ]
         )
-    fig.update_layout(yaxis_title="value")  # no x title: the dates say it, and it would sit on the legend
+    fig.update_layout(yaxis_title=target)  # no x title: the dates say it, and it would sit on the legend
     return figure_data(fig)
 
 
@@ -237,13 +237,15 @@ def _moment(iso) -> str:
     return text.removesuffix("T00:00:00").replace("T", " ")
 
 
-def forecast_figures(windows: list[dict], *, level: float | None = None) -> list[tuple[str, str, dict]]:
-    """(id, title, figure) per backtest window, oldest origin first."""
+def forecast_figures(
+    windows: list[dict], *, level: float | None = None, target: str = "value"
+) -> list[tuple[str, str, dict]]:
+    """(id, title, figure) per backtest window, oldest origin first; the y axis is the `target` column."""
     return [
         (
             f"backtest-{index}",
             f"Backtest window {index} (origin {_moment(window.get('origin'))})",
-            forecast_chart(window["series"], level=level),
+            forecast_chart(window["series"], level=level, target=target),
         )
         for index, window in enumerate(windows, start=1)
         if window.get("series")

@@ -251,6 +251,7 @@ def test_a_completed_forecasting_run_shows_its_summary_leaderboard_and_charts(cl
     labels = [b["label"] for b in figure["layout"]["updatemenus"][0]["buttons"]]
     assert labels == ["Store ID = A-1", "Store ID = B 2"]
     assert figure["data"][1]["fill"] == "tonexty"
+    assert figure["layout"]["yaxis"]["title"]["text"] == "Units Sold"  # the target, as the data names it
 
 
 def forecasting_deployment(owner, workspace):
