@@ -39,6 +39,12 @@ def test_an_external_run_shows_in_the_job_list_and_page(client, contributor, wor
     assert "none (MLflow client)" in listing and "(deleted)" not in listing
     page = client.get(f"/w/{workspace.pk}/jobs/{external_run.pk}/").content.decode()
     assert "External run logged by an MLflow client" in page and "deleted compute" not in page
+    # Its log is empty: once it has ended, the page says so instead of asking again every second.
+    log = client.get(f"/w/{workspace.pk}/jobs/{external_run.pk}/log/?after=0").content.decode()
+    assert "hx-get" in log  # still running: more may come
+    job_cancel(actor=contributor, job=external_run)
+    log = client.get(f"/w/{workspace.pk}/jobs/{external_run.pk}/log/?after=0").content.decode()
+    assert "hx-get" not in log and "No log lines: an MLflow client's output stays where it ran." in log
 
 
 def test_an_external_run_can_be_canceled_from_the_studio_and_then_stays_so(contributor, workspace, external_run):

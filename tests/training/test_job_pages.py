@@ -2,7 +2,7 @@ import pytest
 from django.utils import timezone
 
 from compute.jobs.diagnostic import DIAGNOSTIC
-from compute.jobs.models import Artifact, Job, JobStatus
+from compute.jobs.models import Artifact, Job, JobLogLine, JobStatus
 from compute.jobs.recovery import job_artifact_dir
 from compute.jobs.services import job_submit
 from compute.models import TargetKind
@@ -103,6 +103,26 @@ def test_detail_page_shows_status_history_log_and_artifacts(client, owner, works
     assert "waiting for a node of cpu to start" in html and "report.json" in html
     download = client.get(f"/w/{workspace.pk}/jobs/{job.pk}/artifacts/{artifact.pk}/")
     assert download.status_code == 200 and b"".join(download.streaming_content) == b'{"ok": true}'
+
+
+def test_a_finished_jobs_log_is_read_to_its_end_and_then_no_longer_asked_for(client, owner, workspace, target):
+    job = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
+    for seq, text in enumerate(["first line", "last line"], start=1):
+        JobLogLine.objects.create(job=job, seq=seq, at=timezone.now(), text=text)
+    client.force_login(owner)
+    url = f"/w/{workspace.pk}/jobs/{job.pk}/log/"
+    running = client.get(url, {"after": 2}).content.decode()
+    assert "?after=2" in running  # queued: more lines may come
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETED, finished_at=timezone.now())
+    page = client.get(url, {"after": 0}).content.decode()
+    assert "first line\nlast line" in page and 'hx-trigger="load"' in page and "?after=2" in page
+    end = client.get(url, {"after": 2}).content.decode()
+    assert "hx-get" not in end and "No log lines" not in end  # the end of a log that has lines
+
+    silent = job_submit(actor=owner, workspace=workspace, kind=DIAGNOSTIC, target=target, spec={})
+    Job.objects.filter(pk=silent.pk).update(status=JobStatus.FAILED, finished_at=timezone.now())
+    empty = client.get(f"/w/{workspace.pk}/jobs/{silent.pk}/log/", {"after": 0}).content.decode()
+    assert "hx-get" not in empty and "No log lines." in empty
 
 
 def test_artifacts_of_another_workspace_are_404(client, outsider, owner, workspace, target):
