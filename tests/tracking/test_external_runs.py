@@ -39,6 +39,7 @@ def test_an_external_run_shows_in_the_job_list_and_page(client, contributor, wor
     assert "none (MLflow client)" in listing and "(deleted)" not in listing
     page = client.get(f"/w/{workspace.pk}/jobs/{external_run.pk}/").content.decode()
     assert "External run logged by an MLflow client" in page and "deleted compute" not in page
+    assert "the MLflow client's machine" in page and "Attempt" not in page and "Time limit" not in page
     # Its log is empty: once it has ended, the page says so instead of asking again every second.
     log = client.get(f"/w/{workspace.pk}/jobs/{external_run.pk}/log/?after=0").content.decode()
     assert "hx-get" in log  # still running: more may come
