@@ -184,7 +184,7 @@ def test_the_cli_deploys_autoscaled_and_scales(live_server, owner, workspace, mo
         "endpoint", "deploy", "churn-api", "--name", "blue", "--model", model, "--compute", "serving",
         "--min-replicas", 0, "--max-replicas", 3,
     )  # fmt: skip
-    assert "1 replicas now, autoscaling between 0 and 3" in deployed.stdout
+    assert "1 replica now, autoscaling between 0 and 3" in deployed.stdout
     scaled = json.loads(run("endpoint", "scale", "churn-api", "blue", "--target-in-flight", 6, "--json").stdout)
     assert scaled["autoscale"]["target_in_flight"] == 6 and scaled["autoscale"]["max_replicas"] == 3
     refused = run("endpoint", "scale", "churn-api", "blue", "--replicas", 2, ok=False)

@@ -1,4 +1,5 @@
 import ast
+import copy
 import html
 import json
 import re
@@ -162,8 +163,9 @@ def test_the_consume_snippets_run_as_written_with_quotes_and_booleans_in_the_sam
     reference = json.loads((folder / "reference_profile.json").read_text())
     reference["columns"]["plan"]["categories"] = ["team's plan", "basic"]
     (folder / "reference_profile.json").write_text(json.dumps(reference))
-    signature = model_version.signature
+    signature = copy.deepcopy(model_version.signature)  # the built model's signature is shared between tests
     signature["columns"].append({"name": "active?", "type": "boolean", "dtype": "bool"})
+    model_version.signature = signature
     model_version.save(update_fields=["signature"])
     endpoint = endpoint_services.endpoint_create(actor=owner, workspace=workspace, name="quotes").endpoint
     endpoint_services.deployment_create(
