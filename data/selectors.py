@@ -75,6 +75,13 @@ def data_versions_ready(*, workspace: Workspace) -> QuerySet[DataVersion]:
     )
 
 
+def data_version_newest_of_asset(*, workspace: Workspace, version_id) -> DataVersion | None:
+    """The newest version of the asset that version `version_id` belongs to (new rows come as versions)."""
+    return (
+        DataVersion.objects.filter(asset__workspace=workspace, asset__versions=version_id).order_by("-version").first()
+    )
+
+
 def ingest_list(*, workspace: Workspace, active_only: bool = False) -> QuerySet[Ingest]:
     ingests = Ingest.objects.filter(workspace=workspace).select_related(
         "version", "version__asset", "job", "created_by", "datastore"

@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from modelformat.drift import ALERTED, INSUFFICIENT, PASSED, WARNING, drift_report, merge_counts, prediction_drift
+from modelformat.drift import ALERTED, INSUFFICIENT, drift_report, merge_counts, prediction_drift, worst_status
 from studio.credentials import workspace_limit
 from training.registry_selectors import model_version_json_file
 
@@ -205,13 +205,12 @@ def endpoint_health(*, endpoint: Endpoint, now=None, buckets: list | None = None
             if shifted["status"] == ALERTED:
                 alerts.append({"kind": "drift", "message": f"{name}: predictions drifted (PSI {shifted['psi']:.2f})"})
             statuses.append(shifted["status"])
-    worst = max(statuses, key=[INSUFFICIENT, PASSED, WARNING, ALERTED].index)
     return Health(
         endpoint=endpoint,
         requests=requests,
         error_rate=error_rate,
         p95_ms=percentile_from_histogram(histogram, 0.95),
-        drift_status=worst,
+        drift_status=worst_status(statuses),
         alerts=alerts,
     )
 

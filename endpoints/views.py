@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from compute.models import ComputeTarget, TargetKind
 from compute.selectors import job_targets
-from data.selectors import data_versions_ready
+from data.selectors import data_version_newest_of_asset
 from studio.api.errors import error_body
 from studio.charts import figure_data
 from studio.forms_errors import add_service_errors
@@ -180,8 +180,8 @@ def _batch_score_form(request, workspace, model_version):
     initial = {"model_version_id": model_version.pk}
     if not forecasting and model_version.data_version_id:
         # New rows usually come as new versions of the data the model learnt from: its newest, to start with.
-        same_asset = data_versions_ready(workspace=workspace).filter(asset__versions=model_version.data_version_id)
-        initial["data_version_id"] = same_asset.values_list("pk", flat=True).first()
+        newest = data_version_newest_of_asset(workspace=workspace, version_id=model_version.data_version_id)
+        initial["data_version_id"] = newest.pk if newest else None
     return BatchScoreJobForm(targets=targets, workspace=workspace, initial=initial, forecasting=forecasting)
 
 

@@ -62,6 +62,12 @@ PSI_WARNING = 0.1
 PSI_ALERT = 0.25
 MIN_ROWS = 100
 PASSED, WARNING, ALERTED, INSUFFICIENT = "Passed", "Warning", "Alerted", "Insufficient data"
+SEVERITY = (INSUFFICIENT, PASSED, WARNING, ALERTED)  # least to most worrying
+
+
+def worst_status(statuses) -> str:
+    """The most worrying of drift statuses (Insufficient data never outranks a report that says more)."""
+    return max(statuses, key=SEVERITY.index)
 
 
 def _kind(spec) -> str:
@@ -394,8 +400,6 @@ def drift_report(profile: Mapping, counts: Mapping) -> dict:
     """
     rows = int(counts.get("rows", 0))
     columns = {}
-    order = [PASSED, WARNING, ALERTED]
-    worst = PASSED
     for name, column_profile in profile["columns"].items():
         if column_profile["kind"] == "unmonitored":
             continue
@@ -406,7 +410,6 @@ def drift_report(profile: Mapping, counts: Mapping) -> dict:
         value = psi_from_counts(column_profile["expected"], observed)
         status = psi_status(value, rows)
         columns[name] = {"psi": round(value, 6), "status": status}
-        if status in order and order.index(status) > order.index(worst):
-            worst = status
+    worst = worst_status([PASSED, *(c["status"] for c in columns.values())])
     overall = INSUFFICIENT if rows < MIN_ROWS else worst
     return {"rows": rows, "status": overall, "columns": columns}

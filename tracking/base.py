@@ -126,8 +126,16 @@ class EndpointNotFoundApi(TrackingApiView):
         super(TrackingApiView, self).initial(request, *args, **kwargs)  # authenticated, no workspace check
 
     def _refuse(self, request, *args, **kwargs):
-        if "/logged-models" in request.path:  # a client's log_model: say what works instead
-            raise MlflowError(LOGGED_MODEL_ADVICE, "ENDPOINT_NOT_FOUND")
-        raise MlflowError(f"The studio does not serve {request.path}.", "ENDPOINT_NOT_FOUND")
+        raise MlflowError(self.message(request), "ENDPOINT_NOT_FOUND")
+
+    def message(self, request) -> str:
+        return f"The studio does not serve {request.path}."
 
     get = post = put = patch = delete = _refuse
+
+
+class LoggedModelsNotServedApi(EndpointNotFoundApi):
+    """MLflow 3's logged-models API (beyond an empty search), which a client's log_model calls first."""
+
+    def message(self, request) -> str:
+        return LOGGED_MODEL_ADVICE

@@ -16,6 +16,7 @@ class ExternalRunJob(JobHandler):
     submittable = False
     checks_storage_quota = False
     clone_hint = "they are started by the MLflow client, not by the studio."
+    client_runs_it = "MLflow client"
 
     def validate(self, *, workspace, spec) -> CleanSpec:
         raise ValidationError("An external run is started by the MLflow client; it cannot be submitted or retried.")

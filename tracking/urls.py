@@ -39,6 +39,7 @@ urlpatterns = [
     path(f"{API}runs/set-tag", views.SetTagApi.as_view(), name="mlflow-set-tag"),
     path(f"{API}runs/delete-tag", views.DeleteTagApi.as_view(), name="mlflow-delete-tag"),
     path(f"{API}logged-models/search", views.LoggedModelSearchApi.as_view(), name="mlflow-logged-model-search"),
+    re_path(rf"^{API}logged-models(/.*)?$", base.LoggedModelsNotServedApi.as_view(), name="mlflow-logged-models"),
     path(f"{API}metrics/get-history", views.MetricHistoryApi.as_view(), name="mlflow-metric-history"),
     path(ARTIFACTS, artifact_views.ArtifactListApi.as_view(), name="mlflow-artifact-list"),
     path(f"{ARTIFACTS}/<path:path>", artifact_views.ArtifactFileApi.as_view(), name="mlflow-artifact-file"),

@@ -30,6 +30,9 @@ class JobHandler:
     submittable = False
     # Why "Clone and edit" is not offered for jobs of this kind (when no form submits them).
     clone_hint = "no form submits them."
+    # The client that runs jobs of this kind itself ("MLflow client"), when no node of a compute
+    # target does: pages then name it instead of a compute, a node, attempts and a time limit.
+    client_runs_it = ""
 
     def validate(self, *, workspace, spec) -> CleanSpec:
         """Check a submitted spec (types, ids in this workspace); raise ValidationError."""
@@ -113,6 +116,10 @@ def kind_label(kind: str) -> str:
 
 def submittable_kinds() -> list[str]:
     return [kind for kind in _PATHS if handler_for(kind).submittable]
+
+
+def client_runs_it(kind: str) -> str:
+    return handler_for(kind).client_runs_it if kind in _PATHS else ""
 
 
 def public_spec(kind: str, spec: dict) -> dict:

@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from .kinds import kind_label, public_spec
+from .kinds import client_runs_it, kind_label, public_spec
 
 
 class JobStatus(models.TextChoices):
@@ -100,6 +100,11 @@ class Job(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in JobStatus.active()
+
+    @property
+    def client_runs_it(self) -> str:
+        """The client that runs this job itself (an external run's MLflow client); "" for a job on compute."""
+        return client_runs_it(self.kind)
 
     @property
     def public_spec(self) -> dict:

@@ -23,8 +23,12 @@ READS = {
 }
 
 
+# Routes that answer ENDPOINT_NOT_FOUND to any signed-in caller: nothing of a workspace is behind them.
+NOT_SERVED = {"mlflow-endpoint-not-found", "mlflow-logged-models"}
+
+
 def mlflow_routes():
-    return [r for r in all_routes() if "/mlflow/" in r.pattern and r.name != "mlflow-endpoint-not-found"]
+    return [r for r in all_routes() if "/mlflow/" in r.pattern and r.name not in NOT_SERVED]
 
 
 def client_of(user) -> APIClient:
