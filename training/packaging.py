@@ -28,8 +28,13 @@ ONNX_CHECK_ROWS = 2_000
 ONNX_MAX_MODEL_BYTES = 64 * 1024**2
 PROFILE_ROWS = 50_000
 # Converting and verifying takes about this per MB of skops file (a 20 MB voting ensemble: 3 s,
-# a 279 MB forest ensemble: 50 s); a conversion that would end after the deadline is not tried.
+# a 279 MB forest ensemble: 50 s); a conversion that would end after the deadline is not tried,
+# unless it is short.
 ONNX_SECONDS_PER_MB = 0.2
+# A conversion this quick is tried even past the deadline: a model served without its twin scores
+# several times slower for as long as it is deployed, which costs more than a run a second late
+# (bench/serving.py: an AutoML ames_price run had 0 s left for its 1 MB model's 0.7 s conversion).
+ONNX_ALWAYS_SECONDS = 2.0
 
 
 def package_model(
@@ -52,7 +57,7 @@ def package_model(
     The summary's ``latency_ms`` is the model's 1-row scoring time (the caller's measure, or
     measured here), which the registry shows on the model page. ``deadline``
     (``time.monotonic()``): the ONNX conversion is skipped, with its reason, when it would likely
-    end after it (an Automated ML run's time budget).
+    end after it (an Automated ML run's time budget) and take more than ONNX_ALWAYS_SECONDS.
     """
     started = time.perf_counter()
     regression = task == REGRESSION
@@ -73,6 +78,7 @@ def package_model(
         task=task,
     )
     write_json_artifact(ctx, f"{prefix}signature.json", signature, "signature")
+    estimate = _onnx_seconds_estimate(artifact.size)
     if artifact.size > ONNX_MAX_MODEL_BYTES:
         onnx_bytes, report = (
             None,
@@ -82,13 +88,13 @@ def package_model(
                 f"{ONNX_MAX_MODEL_BYTES // 1024**2} MB are served from skops (converting them takes minutes)",
             },
         )
-    elif deadline is not None and _onnx_seconds_estimate(artifact.size) > deadline - time.monotonic():
+    elif deadline is not None and estimate > max(deadline - time.monotonic(), ONNX_ALWAYS_SECONDS):
         onnx_bytes, report = (
             None,
             {
                 "converted": False,
                 "reason": f"not converted: converting a {artifact.size / 1024**2:.0f} MB model takes about "
-                f"{_onnx_seconds_estimate(artifact.size):.0f} s and the run's time budget had "
+                f"{estimate:.0f} s and the run's time budget had "
                 f"{max(deadline - time.monotonic(), 0):.0f} s left; served from skops",
             },
         )
