@@ -84,7 +84,8 @@ def _mirror(runtime, deployment_name: str, body: bytes, authorization: str) -> N
 @login_not_required
 def score(request, endpoint_name: str):
     started = time.perf_counter()
-    authorization = request.headers.get("Authorization", "")
+    # META, not request.headers: that would build a dict of every header for these two
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
     runtime, refusal = admit(
         endpoint_name,
         method=request.method,
@@ -104,7 +105,7 @@ def score(request, endpoint_name: str):
         body=body,
         authorization=authorization,
         started=started,
-        pinned=request.headers.get("X-Studio-Deployment"),
+        pinned=request.META.get("HTTP_X_STUDIO_DEPLOYMENT"),
     )
     if response.status_code == 200 and runtime.mirror and random.random() * 100 < runtime.mirror[1]:
         threading.Thread(target=_mirror, args=(runtime, runtime.mirror[0], body, authorization), daemon=True).start()
