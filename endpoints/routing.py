@@ -187,15 +187,15 @@ class ReplicaPool:
             for connection in self._idle.pop(address, []):
                 connection.close()
 
-    def connection(self, address: str, *, fresh: bool) -> tuple[ReplicaConnection, bool]:
-        """A connection to `address`: (connection, reused)."""
+    def connection(self, address: str, *, fresh: bool) -> ReplicaConnection:
+        """An idle keep-alive connection to `address`, or a new one when `fresh` or none is idle."""
         if not fresh:
             with self._lock:
                 idle = self._idle.get(address)
                 if idle:
-                    return idle.pop(), True
+                    return idle.pop()
         host, port = address.rsplit(":", 1)
-        return ReplicaConnection(host, int(port), timeout=settings.STUDIO_REPLICA_TIMEOUT_SECONDS), False
+        return ReplicaConnection(host, int(port), timeout=settings.STUDIO_REPLICA_TIMEOUT_SECONDS)
 
     def give_back(self, address: str, connection: ReplicaConnection) -> None:
         with self._lock:
@@ -277,7 +277,7 @@ def forward(
 
 
 def _send(address: str, path: str, body: bytes, headers: dict, *, fresh: bool) -> tuple[int, bytes]:
-    connection, reused = pool.connection(address, fresh=fresh)
+    connection = pool.connection(address, fresh=fresh)
     try:
         status, data, closes = connection.exchange(path, body, headers)
     except (OSError, http.client.HTTPException):  # reset, refused, timed out: this connection is done for
