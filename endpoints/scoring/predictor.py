@@ -412,11 +412,12 @@ def invalidate(version_id=None) -> int:
     return predictor_cache.invalidate(version_id)
 
 
-def _distinct_rows(frame: pd.DataFrame, columns: list[str]) -> int:
-    """How many distinct combinations of ``columns`` the frame holds (missing is a value)."""
+def _distinct_rows(history: pd.DataFrame | Mapping, columns: list[str]) -> int:
+    """How many distinct combinations of ``columns`` a history (a frame or cast columns) holds
+    (missing is a value)."""
     if len(columns) == 1:
-        return int(frame[columns[0]].nunique(dropna=False))
-    return len(frame[columns].drop_duplicates())
+        return len(pd.unique(np.asarray(history[columns[0]], dtype=object)))
+    return len(pd.DataFrame({c: np.asarray(history[c], dtype=object) for c in columns}).drop_duplicates())
 
 
 def _json_values(name: str, column: np.ndarray, time_column: str) -> list:

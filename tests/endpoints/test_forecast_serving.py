@@ -251,7 +251,7 @@ def test_forecasting_requests_are_checked_against_the_signature():
     assert signature.columns[0].type == "datetime" and signature.by_name["Store ID"].dtype == "str"
     history = records(sales.head(3))
     checked = signature.validate_forecast({"history": history, "level": 0.95})
-    assert len(checked.history) == 3 and checked.level == 0.95 and checked.future is None
+    assert checked.rows == 3 and len(checked.history["Date"]) == 3 and checked.level == 0.95 and checked.future is None
 
     def refused(payload, **limits) -> PayloadError:
         with pytest.raises(PayloadError) as error:
@@ -266,3 +266,67 @@ def test_forecasting_requests_are_checked_against_the_signature():
     too_many = refused({"history": history}, max_rows=2)
     assert too_many.field == "history" and too_many.status == 413
     assert refused({"horizon": 3}).field == "horizon"  # not a request field: the horizon is the model's
+
+
+def test_a_requests_cast_columns_forecast_as_the_same_rows_in_a_table_do():
+    """A scoring request's history reaches the engine as the columns its validation cast (no
+    DataFrame between); the forecasts, and the errors, are those of the same rows as a table."""
+    import time
+
+    from modelformat.signature import PayloadError, Signature, build_forecast_signature
+    from training.ml.forecast import ForecastInputError, ForecastSettings, prepare, search
+
+    sales = messy_sales(periods=60, stores=STORES)
+    chosen = ForecastSettings.from_dict(
+        {
+            "time_column": "Date",
+            "target_column": "Units Sold",
+            "series_columns": ["Store ID"],
+            "known_ahead": ["Promo?"],
+            "horizon": HORIZON,
+            "timeout_s": 60,
+            "algorithms": ["seasonal_naive", "hgb_lags"],
+        }
+    )
+    forecaster = search(prepare(sales, chosen), chosen, deadline=time.monotonic() + 60).forecaster
+    info = {
+        **chosen.to_dict(),
+        "frequency": forecaster.frequency,
+        "season_length": forecaster.season_length,
+        "series": forecaster.series,
+    }
+    signature = Signature(build_forecast_signature(sales, column_types={"Promo?": "categorical"}, forecast=info))
+
+    def both(rows: list[dict]):
+        """(the request path's answer, the table path's answer): forecasts as a frame, or the error's field."""
+        answers = []
+        for history in (signature.validate_forecast({"history": rows}).history, pd.DataFrame(rows)):
+            try:
+                answers.append(pd.DataFrame(forecaster.forecast_columns(history)))
+            except ForecastInputError as exc:
+                answers.append(exc.field)
+        return answers
+
+    recent = records(sales.groupby("Store ID").tail(21))
+    cases = {
+        "regular": [r for r in recent if r["Units Sold"] is not None],
+        "messy": recent,  # missing targets, a repeated row, a missing day: the general path
+        "numbers as ids": [{**r, "Store ID": 7} for r in recent if r["Store ID"] == "A-1"],
+        "times with a zone": [{**r, "Date": r["Date"] + "T00:00:00+02:00"} for r in recent],
+        "an unknown promo value": [{**r, "Promo?": "maybe"} for r in recent],
+        "no target in a series": [{**r, "Units Sold": None} if r["Store ID"] == "B 2" else r for r in recent],
+        "an id with the key separator": [{**r, "Store ID": "A\x1f1"} for r in recent],
+    }
+    for case, rows in cases.items():
+        cast = signature.validate_forecast({"history": rows}).history
+        read_as_cast = forecaster._cast_arrays(cast) is not None  # (else the table path reads them)
+        assert read_as_cast == (case != "an id with the key separator"), case
+        served, table = both(rows)
+        if isinstance(table, str):
+            assert served == table, case
+        else:
+            assert not isinstance(served, str), (case, served)
+            pd.testing.assert_frame_equal(served, table, check_dtype=False, obj=case)
+    assert both(cases["messy"])[0]["Store ID"].tolist() == ["A-1"] * HORIZON + ["B 2"] * HORIZON
+    with pytest.raises(PayloadError):  # what the signature refuses never reaches the engine
+        signature.validate_forecast({"history": [{**recent[0], "Date": "not a date"}]})

@@ -18,6 +18,7 @@ import functools
 import math
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -493,13 +494,13 @@ def snap_to_grid(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None 
 
 def _snap(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None) -> tuple[np.ndarray, np.ndarray, int]:
     """``snap_to_grid``, with each time's step number on the grid."""
-    index = pd.DatetimeIndex(times).as_unit("ns")  # the grid's unit
-    anchor = anchor if anchor is not None else _anchor(index, frequency)
-    anchor = _extended_anchor(pd.Timestamp(anchor), index.min(), frequency)
-    grid_values = _grid_ns(pd.Timestamp(anchor), index.max(), frequency)
+    values = np.asarray(times, dtype="datetime64[ns]").view("int64")  # the grid's unit (numpy: a request pays this)
+    first, last = pd.Timestamp(int(values.min())), pd.Timestamp(int(values.max()))
+    anchor = anchor if anchor is not None else _anchor(pd.DatetimeIndex([first]), frequency)
+    anchor = _extended_anchor(pd.Timestamp(anchor), first, frequency)
+    grid_values = _grid_ns(pd.Timestamp(anchor), last, frequency)
     if len(grid_values) < 2:
         raise ForecastInputError("history", f"The times end before the grid of the frequency {frequency} starts.")
-    values = index.asi8
     right = np.clip(np.searchsorted(grid_values, values), 1, len(grid_values) - 1)
     left = right - 1
     nearest = np.where(values - grid_values[left] <= grid_values[right] - values, left, right)
@@ -1283,19 +1284,11 @@ class Forecaster:
     def _describe(self, key: str) -> str:
         return ", ".join(f"{c}={v}" for c, v in _key_dict(key, self.series_columns).items()) or "the series"
 
-    def _given_panel(self, history: pd.DataFrame) -> Panel:
-        if not isinstance(history, pd.DataFrame) or history.empty:
-            raise ForecastInputError("history", "The history has no rows.")
-        for column in [self.time_column, self.target_column, *self.series_columns]:
-            if column not in history.columns:
-                raise ForecastInputError(column, f"The history has no column {column!r}.")
-        keys = series_key_columns(history, self.series_columns, ForecastInputError, "history").to_numpy()
-        times = parse_times(history[self.time_column], self.time_column, ForecastInputError).to_numpy()
-        y = parse_target(history[self.target_column], self.target_column, ForecastInputError).to_numpy()
-        known = np.zeros((len(history), len(self.known_ahead)))
-        for i, column in enumerate(self.known_ahead):
-            values = history[column] if column in history.columns else pd.Series(np.nan, index=history.index)
-            known[:, i] = encode_known_ahead(values, self.known_ahead_encodings[column])
+    def _given_panel(self, history: pd.DataFrame | Mapping) -> Panel:
+        arrays = self._cast_arrays(history) if isinstance(history, Mapping) else None
+        if arrays is None:
+            arrays = self._history_arrays(pd.DataFrame(dict(history)) if isinstance(history, Mapping) else history)
+        keys, times, y, known = arrays
         timed = ~np.isnat(times)
         if not timed.any():
             raise ForecastInputError(self.time_column, "The history has no times.")
@@ -1326,6 +1319,53 @@ class Forecaster:
                 f"The series {self._describe(short.key)} has {len(short.y)} points of history; at least 3 are needed.",
             )
         return panel
+
+    def _history_arrays(self, history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A history table's series keys, times (datetime64[ns]), targets and known-ahead values, each
+        column parsed and checked (text dates and numbers too); raises naming the column at fault."""
+        if not isinstance(history, pd.DataFrame) or history.empty:
+            raise ForecastInputError("history", "The history has no rows.")
+        for column in [self.time_column, self.target_column, *self.series_columns]:
+            if column not in history.columns:
+                raise ForecastInputError(column, f"The history has no column {column!r}.")
+        keys = series_key_columns(history, self.series_columns, ForecastInputError, "history").to_numpy()
+        times = parse_times(history[self.time_column], self.time_column, ForecastInputError).to_numpy()
+        y = parse_target(history[self.target_column], self.target_column, ForecastInputError).to_numpy()
+        known = np.zeros((len(history), len(self.known_ahead)))
+        for i, column in enumerate(self.known_ahead):
+            values = history[column] if column in history.columns else pd.Series(np.nan, index=history.index)
+            known[:, i] = encode_known_ahead(values, self.known_ahead_encodings[column])
+        return keys, times, y, known
+
+    def _cast_arrays(self, columns: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """``_history_arrays`` of columns the model's signature has already cast (a scoring request's:
+        datetimes, float targets, text ids with NaN for missing), read without a DataFrame between
+        (a tenth of the cost); None for anything else, which the general path parses and words the
+        errors of (an id holding the key separator, a column missing or not yet cast)."""
+        names = [self.time_column, self.target_column, *self.series_columns]
+        if any(name not in columns for name in names):
+            return None
+        times, y = columns[self.time_column], np.asarray(columns[self.target_column])
+        if getattr(times.dtype, "tz", None) is not None:  # the history is in wall time
+            times = times.tz_localize(None)
+        times = np.asarray(times)
+        if times.dtype.kind != "M" or y.dtype.kind != "f" or not len(y):
+            return None
+        y = y.astype("float64")  # (a copy: infinite targets become missing values, as parse_target does)
+        y[~np.isfinite(y)] = np.nan
+        keys = np.full(len(y), "", dtype=object)
+        for position, column in enumerate(self.series_columns):
+            codes, uniques = pd.factorize(np.asarray(columns[column], dtype=object))  # NaN: -1, the "" id
+            labels = [series_id_text(u) if isinstance(u, str) else None for u in uniques]
+            if any(label is None or SERIES_KEY_SEPARATOR in label for label in labels):
+                return None
+            part = np.array([*labels, ""], dtype=object)[codes]
+            keys = part if position == 0 else keys + SERIES_KEY_SEPARATOR + part
+        known = np.zeros((len(y), len(self.known_ahead)))
+        for i, column in enumerate(self.known_ahead):
+            values = pd.Series(columns[column]) if column in columns else pd.Series(np.nan, index=range(len(y)))
+            known[:, i] = encode_known_ahead(values, self.known_ahead_encodings[column])
+        return keys, times.astype("datetime64[ns]"), y, known
 
     def _regular_panel(self, names, starts, ends, times, y, known, anchor) -> Panel | None:
         """The panel of a history already on the grid, sorted by series and time, with one row per
@@ -1401,11 +1441,12 @@ class Forecaster:
                                         deadline=deadline)  # fmt: skip
         return pd.DataFrame(columns, columns=list(columns))
 
-    def forecast_columns(self, history: pd.DataFrame | None = None, *, future: pd.DataFrame | None = None,
+    def forecast_columns(self, history: pd.DataFrame | Mapping | None = None, *, future: pd.DataFrame | None = None,
                          origin=None, level: float = 0.9, series: list[dict] | None = None,
                          deadline: float | None = None) -> dict[str, np.ndarray]:  # fmt: skip
         """``forecast`` as columns (series columns, the time column as datetime64[ns], forecast,
-        lower, upper): what an endpoint turns into JSON without a DataFrame between."""
+        lower, upper): what an endpoint turns into JSON without a DataFrame between. The history
+        may also be columns the model's signature has cast (``ValidatedBatch.columns``)."""
         try:
             return self._forecast(history, future=future, origin=origin, level=level, series=series, deadline=deadline)
         except OutOfTime:
