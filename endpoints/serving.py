@@ -460,6 +460,8 @@ def sample_row(signature: dict, reference: dict | None) -> dict:
             row[name] = False
         elif kind == "datetime":
             row[name] = "2024-01-01T00:00:00"
+        elif kind == "identifier":
+            row[name] = "id-1"  # (an id's values are not profiled: every one is different)
         else:
             row[name] = "text"
     return row

@@ -493,7 +493,7 @@ def snap_to_grid(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None 
 
 
 def _snap(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """``snap_to_grid``, with each time's step number on the grid."""
+    """``snap_to_grid``, with each time's step number on the grid (``times`` hold no NaT: callers drop them)."""
     values = np.asarray(times, dtype="datetime64[ns]").view("int64")  # the grid's unit (numpy: a request pays this)
     first, last = pd.Timestamp(int(values.min())), pd.Timestamp(int(values.max()))
     anchor = anchor if anchor is not None else _anchor(pd.DatetimeIndex([first]), frequency)
@@ -1340,8 +1340,9 @@ class Forecaster:
     def _cast_arrays(self, columns: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """``_history_arrays`` of columns the model's signature has already cast (a scoring request's:
         datetimes, float targets, text ids with NaN for missing), read without a DataFrame between
-        (a tenth of the cost); None for anything else, which the general path parses and words the
-        errors of (an id holding the key separator, a column missing or not yet cast)."""
+        (a one-series request took ~1.9 ms in process, now ~0.7); None for anything else, which the
+        general path parses and words the errors of (an id holding the key separator, a column
+        missing or not yet cast)."""
         names = [self.time_column, self.target_column, *self.series_columns]
         if any(name not in columns for name in names):
             return None
