@@ -318,9 +318,9 @@ def test_a_requests_cast_columns_forecast_as_the_same_rows_in_a_table_do():
         "an id with the key separator": [{**r, "Store ID": "A\x1f1"} for r in recent],
     }
     for case, rows in cases.items():
-        cast = signature.validate_forecast({"history": rows}).history
-        read_as_cast = forecaster._cast_arrays(cast) is not None  # (else the table path reads them)
-        assert read_as_cast == (case != "an id with the key separator"), case
+        if case != "an id with the key separator":  # (refused while the cast columns are read: below)
+            cast = signature.validate_forecast({"history": rows}).history
+            assert forecaster._cast_arrays(cast) is not None, case  # read as cast, not by the table path
         served, table = both(rows)
         if isinstance(table, str):
             assert served == table, case

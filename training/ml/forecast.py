@@ -390,18 +390,29 @@ def series_key_columns(
     when an id holds the key separator (it would split into other ids)."""
     if not columns:
         return pd.Series("", index=frame.index, dtype=object)
-    parts = []
+    return pd.Series(series_keys(frame, columns, error, field_name), index=frame.index, dtype=object)
+
+
+def series_keys(
+    table, columns: list[str], error=ForecastSettingsError, field_name: str = "series_columns"
+) -> np.ndarray:
+    """``series_key_columns`` as an object array, from any table whose ``table[column]`` gives a
+    column's values: a DataFrame, or a request's columns as the signature cast them (no Series
+    built for text ids, the common case). ``columns`` is not empty."""
+    key = None
     for column in columns:
-        values = frame[column]
+        values = table[column]
         codes, uniques = pd.factorize(values)
         if all(isinstance(u, str) for u in uniques):  # text ids: one label per distinct text
             labels = [series_id_text(u) for u in uniques]
             if not any(SERIES_KEY_SEPARATOR in label for label in labels):
-                parts.append(pd.Series(np.array([*labels, ""], dtype=object)[codes], index=frame.index))  # -1: ""
+                part = np.array([*labels, ""], dtype=object)[codes]  # -1 (missing): ""
+                key = part if key is None else key + SERIES_KEY_SEPARATOR + part
                 continue
-            text = values.map(series_id_text, na_action=None)  # to name the first row at fault
-        elif pd.api.types.is_string_dtype(values) or values.dtype == object:
-            # mixed values each get their own label (factorize would merge True with 1)
+        values = pd.Series(values)
+        if pd.api.types.is_string_dtype(values) or values.dtype == object:
+            # text (to name the first row at fault) and mixed values, each with its own label
+            # (factorize would merge True with 1)
             text = values.map(series_id_text, na_action=None)
         else:  # numbers, booleans, dates: one label per distinct value
             labels = {v: series_id_text(v) for v in pd.unique(values)}
@@ -415,21 +426,18 @@ def series_key_columns(
                 f"The series id column {column!r} has a value with the control character U+001F "
                 f"(row {position + 1}); remove it from the ids.",
             )
-        parts.append(text)
-    key = parts[0]
-    for part in parts[1:]:
-        key = key + SERIES_KEY_SEPARATOR + part
-    return key.astype(object)
+        part = text.to_numpy()
+        key = part if key is None else key + SERIES_KEY_SEPARATOR + part
+    return key
 
 
 def _grid_offset(frequency: str):
     return to_offset(frequency)
 
 
-def _anchor(times: pd.DatetimeIndex, frequency: str) -> pd.Timestamp:
+def _anchor(first: pd.Timestamp, frequency: str) -> pd.Timestamp:
     """A grid point at or before the first time (anchored offsets roll back; fixed steps start there)."""
     offset = _grid_offset(frequency)
-    first = times.min()
     return offset.rollback(first) if not offset.is_on_offset(first) else first
 
 
@@ -496,7 +504,7 @@ def _snap(times: np.ndarray, frequency: str, anchor: pd.Timestamp | None) -> tup
     """``snap_to_grid``, with each time's step number on the grid (``times`` hold no NaT: callers drop them)."""
     values = np.asarray(times, dtype="datetime64[ns]").view("int64")  # the grid's unit (numpy: a request pays this)
     first, last = pd.Timestamp(int(values.min())), pd.Timestamp(int(values.max()))
-    anchor = anchor if anchor is not None else _anchor(pd.DatetimeIndex([first]), frequency)
+    anchor = anchor if anchor is not None else _anchor(first, frequency)
     anchor = _extended_anchor(pd.Timestamp(anchor), first, frequency)
     grid_values = _grid_ns(pd.Timestamp(anchor), last, frequency)
     if len(grid_values) < 2:
@@ -692,7 +700,7 @@ def _prepare(df: pd.DataFrame, settings: ForecastSettings) -> Prepared:
             "The timestamps are irregular: no frequency fits them. "
             "Choose a frequency (they are then moved to the nearest step).",
         )
-    anchor = _anchor(pd.DatetimeIndex(long["time"]), frequency)
+    anchor = _anchor(pd.Timestamp(long["time"].min()), frequency)
     check_grid_size(long, frequency, anchor, ForecastSettingsError, "frequency")
     _, moved = snap_to_grid(long["time"].to_numpy(), frequency, anchor)
     share = moved / len(long)
@@ -1285,9 +1293,12 @@ class Forecaster:
         return ", ".join(f"{c}={v}" for c, v in _key_dict(key, self.series_columns).items()) or "the series"
 
     def _given_panel(self, history: pd.DataFrame | Mapping) -> Panel:
-        arrays = self._cast_arrays(history) if isinstance(history, Mapping) else None
-        if arrays is None:
-            arrays = self._history_arrays(pd.DataFrame(dict(history)) if isinstance(history, Mapping) else history)
+        if isinstance(history, Mapping):  # a request's columns, as its signature cast them
+            arrays = self._cast_arrays(history)
+            if arrays is None:
+                arrays = self._history_arrays(pd.DataFrame(dict(history)))
+        else:
+            arrays = self._history_arrays(history)
         keys, times, y, known = arrays
         timed = ~np.isnat(times)
         if not timed.any():
@@ -1340,11 +1351,9 @@ class Forecaster:
     def _cast_arrays(self, columns: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """``_history_arrays`` of columns the model's signature has already cast (a scoring request's:
         datetimes, float targets, text ids with NaN for missing), read without a DataFrame between
-        (a one-series request took ~1.9 ms in process, now ~0.7); None for anything else, which the
-        general path parses and words the errors of (an id holding the key separator, a column
-        missing or not yet cast)."""
-        names = [self.time_column, self.target_column, *self.series_columns]
-        if any(name not in columns for name in names):
+        (a one-series request took ~1.9 ms in process, now ~0.7); None for columns missing or not
+        cast, which the general path parses and words the errors of."""
+        if any(name not in columns for name in [self.time_column, self.target_column, *self.series_columns]):
             return None
         times, y = columns[self.time_column], np.asarray(columns[self.target_column])
         if getattr(times.dtype, "tz", None) is not None:  # the history is in wall time
@@ -1354,14 +1363,11 @@ class Forecaster:
             return None
         y = y.astype("float64")  # (a copy: infinite targets become missing values, as parse_target does)
         y[~np.isfinite(y)] = np.nan
-        keys = np.full(len(y), "", dtype=object)
-        for position, column in enumerate(self.series_columns):
-            codes, uniques = pd.factorize(np.asarray(columns[column], dtype=object))  # NaN: -1, the "" id
-            labels = [series_id_text(u) if isinstance(u, str) else None for u in uniques]
-            if any(label is None or SERIES_KEY_SEPARATOR in label for label in labels):
-                return None
-            part = np.array([*labels, ""], dtype=object)[codes]
-            keys = part if position == 0 else keys + SERIES_KEY_SEPARATOR + part
+        keys = (
+            series_keys(columns, self.series_columns, ForecastInputError, "history")
+            if self.series_columns
+            else np.full(len(y), "", dtype=object)
+        )
         known = np.zeros((len(y), len(self.known_ahead)))
         for i, column in enumerate(self.known_ahead):
             values = pd.Series(columns[column]) if column in columns else pd.Series(np.nan, index=range(len(y)))
