@@ -322,6 +322,43 @@ def test_each_algorithm_matches_seasonal_naive_on_a_clean_seasonal_series(algori
     assert rows[algorithm]["metrics"]["mase"] < 1.2
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"order": (1, 1, 1), "seasonal_order": (0, 1, 1, 12), "trend": "n", "fourier": 0},
+        {"order": (2, 1, 0), "seasonal_order": (0, 0, 0, 0), "trend": "t", "fourier": 0},
+        {"order": (1, 0, 1), "seasonal_order": (0, 0, 0, 0), "trend": "c", "fourier": 3},
+        {"order": (2, 1, 2), "seasonal_order": (0, 0, 0, 0), "trend": "t", "fourier": 3},
+    ],
+)
+def test_the_arima_filter_forecasts_what_statsmodels_forecast_gives(config):
+    rng = np.random.default_rng(3)
+    exog = forecast_models._fourier(np.arange(132), 30, config["fourier"])
+    for attempt in range(3):  # a model built for the first history is kept and bound to the next ones
+        y = 50 + np.cumsum(rng.normal(0.2, 1, 120)) + 8 * np.sin(np.arange(120) * 2 * np.pi / 30)
+        y[rng.choice(120, attempt * 4, replace=False)] = np.nan  # missing months, elsewhere each time
+        past = None if exog is None else exog[:120]
+        fitted = forecast_models._sarimax(y, config, past).fit(disp=False, maxiter=50)
+        expected = fitted.forecast(12, exog=None if exog is None else exog[120:])
+        got = forecast_models._arima_forecast(y, config, np.asarray(fitted.params), exog, 12)
+        assert got.shape == (12,) and np.allclose(got, expected, rtol=1e-9, atol=1e-9)
+    shape = (*config["order"], *config["seasonal_order"], config["trend"], 132)
+    assert (forecast_models._BUILT_ARIMA.take(shape) is None) == (exog is not None)
+
+
+def test_ets_on_a_new_history_smooths_with_the_fitted_smoothing_parameters():
+    rng = np.random.default_rng(4)
+    y = 100 + np.cumsum(rng.normal(0.3, 1, 60)) + 10 * np.sin(np.arange(60) * 2 * np.pi / 12)
+    config = {"error": "add", "trend": "add", "damped_trend": True, "seasonal": "mul", "seasonal_periods": 12}
+    fitted = forecast_models._ets_model(y, config).fit(disp=False)
+    values = dict(zip(fitted.model.param_names, fitted.params, strict=True))
+    recent = y[-36:] + rng.normal(0, 1, 36)
+    heuristic = forecast_models._ets_model(recent, config, initialization_method="heuristic")
+    expected = heuristic.smooth([values[name] for name in heuristic.param_names]).forecast(12)
+    got = forecast_models._ets_on_new_history({"config": config, "params": np.asarray(fitted.params)}, recent, 12)
+    assert np.allclose(got, expected, rtol=1e-12)
+
+
 @pytest.fixture(scope="module")
 def full_run():
     chosen = settings()
