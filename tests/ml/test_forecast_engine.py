@@ -1,6 +1,7 @@
 """The forecasting engine on small messy data: settings, guardrails, backtest search, the Forecaster."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -344,6 +345,19 @@ def test_the_arima_filter_forecasts_what_statsmodels_forecast_gives(config):
         assert got.shape == (12,) and np.allclose(got, expected, rtol=1e-9, atol=1e-9)
     shape = (*config["order"], *config["seasonal_order"], config["trend"], 132)
     assert (forecast_models._BUILT_ARIMA.take(shape) is None) == (exog is not None)
+
+
+def test_kept_arima_models_serve_threads_one_at_a_time():
+    config = {"order": (1, 1, 1), "seasonal_order": (0, 1, 1, 12), "trend": "n", "fourier": 0}
+    rng = np.random.default_rng(5)
+    months = np.arange(48)
+    histories = [20 + np.cumsum(rng.normal(0, 1, 48)) + 5 * np.sin(months * 2 * np.pi / 12) for _ in range(8)]
+    params = np.asarray(forecast_models._sarimax(histories[0], config, None).fit(disp=False, maxiter=30).params)
+    expected = [forecast_models._arima_forecast(y, config, params, None, 12) for y in histories]
+    with ThreadPoolExecutor(4) as pool:  # as a replica's threads score at once
+        got = list(pool.map(lambda i: forecast_models._arima_forecast(histories[i % 8], config, params, None, 12),
+                            range(200)))  # fmt: skip
+    assert all(np.array_equal(forecast, expected[i % 8]) for i, forecast in enumerate(got))
 
 
 def test_ets_on_a_new_history_smooths_with_the_fitted_smoothing_parameters():
