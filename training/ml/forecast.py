@@ -399,36 +399,37 @@ def series_keys(
     """``series_key_columns`` as an object array, from any table whose ``table[column]`` gives a
     column's values: a DataFrame, or a request's columns as the signature cast them (no Series
     built for text ids, the common case). ``columns`` is not empty."""
-    key = None
-    for column in columns:
-        values = table[column]
-        codes, uniques = pd.factorize(values)
-        if all(isinstance(u, str) for u in uniques):  # text ids: one label per distinct text
-            labels = [series_id_text(u) for u in uniques]
-            if not any(SERIES_KEY_SEPARATOR in label for label in labels):
-                part = np.array([*labels, ""], dtype=object)[codes]  # -1 (missing): ""
-                key = part if key is None else key + SERIES_KEY_SEPARATOR + part
-                continue
-        values = pd.Series(values)
-        if pd.api.types.is_string_dtype(values) or values.dtype == object:
-            # text (to name the first row at fault) and mixed values, each with its own label
-            # (factorize would merge True with 1)
-            text = values.map(series_id_text, na_action=None)
-        else:  # numbers, booleans, dates: one label per distinct value
-            labels = {v: series_id_text(v) for v in pd.unique(values)}
-            text = values.map(lambda v, labels=labels: labels.get(v, series_id_text(v)))
-        text = text.astype(object)
-        bad = text.str.contains(SERIES_KEY_SEPARATOR, regex=False)
-        if bad.any():
-            position = int(np.flatnonzero(bad.to_numpy())[0])
-            raise error(
-                field_name,
-                f"The series id column {column!r} has a value with the control character U+001F "
-                f"(row {position + 1}); remove it from the ids.",
-            )
-        part = text.to_numpy()
-        key = part if key is None else key + SERIES_KEY_SEPARATOR + part
+    key = _series_key_part(table[columns[0]], columns[0], error, field_name)
+    for column in columns[1:]:
+        key = key + SERIES_KEY_SEPARATOR + _series_key_part(table[column], column, error, field_name)
     return key
+
+
+def _series_key_part(values, column: str, error, field_name: str) -> np.ndarray:
+    """One id column's part of the key: each value's ``series_id_text``."""
+    codes, uniques = pd.factorize(values)
+    if all(isinstance(u, str) for u in uniques):  # text ids: one label per distinct text
+        labels = [series_id_text(u) for u in uniques]
+        if not any(SERIES_KEY_SEPARATOR in label for label in labels):
+            return np.array([*labels, ""], dtype=object)[codes]  # -1 (missing): ""
+    values = pd.Series(values)
+    if pd.api.types.is_string_dtype(values) or values.dtype == object:
+        # text (to name the first row at fault) and mixed values, each with its own label
+        # (factorize would merge True with 1)
+        text = values.map(series_id_text, na_action=None)
+    else:  # numbers, booleans, dates: one label per distinct value
+        labels = {v: series_id_text(v) for v in pd.unique(values)}
+        text = values.map(lambda v, labels=labels: labels.get(v, series_id_text(v)))
+    text = text.astype(object)
+    bad = text.str.contains(SERIES_KEY_SEPARATOR, regex=False)
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise error(
+            field_name,
+            f"The series id column {column!r} has a value with the control character U+001F "
+            f"(row {position + 1}); remove it from the ids.",
+        )
+    return text.to_numpy()
 
 
 def _grid_offset(frequency: str):
