@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
@@ -372,11 +373,13 @@ def score_request(
     pinned_field: str = "X-Studio-Deployment",
     record: bool = True,
     mirrored: bool = False,
+    model_slot: AbstractContextManager | None = None,
 ) -> ScoreOutcome:
     """Route, validate, predict and record one request: the scoring URL and the Test tab both score
     through here. `pinned` names a deployment (given by `pinned_field`); `record=False` (the Test
-    tab) leaves monitoring alone; `mirrored` records a mirrored copy apart. An error inside the
-    model is recorded as a 500 and raised."""
+    tab) leaves monitoring alone; `mirrored` records a mirrored copy apart. The model runs inside
+    `model_slot` (a replica's bound on models running at once); parsing and validating the request
+    come before it. An error inside the model is recorded as a 500 and raised."""
 
     def _record(status: int, deployment: DeploymentRuntime, **details) -> None:
         if record:
@@ -411,13 +414,15 @@ def score_request(
             request = predictor.signature.validate_forecast(payload, max_rows=max_rows)
             # a history is refitted in this process: bounded in series, answer rows and time
             deadline = time.monotonic() + settings.STUDIO_FORECAST_REQUEST_SECONDS
-            result = predictor.forecast(request, max_rows=max_rows, deadline=deadline)
+            with model_slot or nullcontext():
+                result = predictor.forecast(request, max_rows=max_rows, deadline=deadline)
             # every forecast value is a prediction; the known-ahead values are the monitored inputs
             predictions = [row["forecast"] for row in result["forecasts"] if row["forecast"] is not None]
             batch, rows = request.future_batch, len(result["forecasts"])
         else:
             batch = predictor.signature.validate_columns(payload, max_rows=settings.STUDIO_SCORING_MAX_ROWS)
-            result = predictor.predict_batch(batch)
+            with model_slot or nullcontext():
+                result = predictor.predict_batch(batch)
             predictions, rows = result["predictions"], batch.n_rows
     except PayloadError as exc:
         # a timeout is the server's (503), not a refusal of the caller's data

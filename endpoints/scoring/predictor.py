@@ -248,7 +248,10 @@ class Predictor:
     def format_numbers(self, values: np.ndarray) -> dict:
         """Floats; an overflow (an input far outside the training range) is null, as strict JSON wants."""
         values = np.asarray(values, dtype=np.float64)
-        return {"predictions": [float(v) if np.isfinite(v) else None for v in values]}
+        finite = np.isfinite(values)
+        if finite.all():
+            return {"predictions": values.tolist()}
+        return {"predictions": [v if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]}
 
     def predict_proba_batch(self, batch: ValidatedBatch) -> np.ndarray:
         """Probabilities (rows × classes, in ``self.classes`` order) for validated columns."""

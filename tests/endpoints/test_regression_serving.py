@@ -221,6 +221,21 @@ def test_batch_scoring_a_table_writes_a_float_prediction_column(tmp_path):
     np.testing.assert_allclose(out["prediction"], built["model"].predict(rm.features(table)), rtol=1e-9)
 
 
+def test_predictions_are_plain_floats_and_an_overflow_is_null():
+    built = _packaged()
+    folder = built["folder"]
+    predictor = load_predictor(
+        model_path=folder / "model.skops",
+        model_sha256=built["summary"]["model_sha256"],
+        signature=json.loads((folder / "signature.json").read_text()),
+    )
+    answer = predictor.format_numbers(np.array([1.25, np.inf, np.nan, -2.0, -np.inf]))
+    assert answer == {"predictions": [1.25, None, None, -2.0, None]}
+    assert json.dumps(answer, allow_nan=False)  # strict JSON
+    finite = predictor.format_numbers(np.array([3.5, 0.0], dtype=np.float32))["predictions"]
+    assert finite == [3.5, 0.0] and all(type(value) is float for value in finite)
+
+
 @pytest.mark.worker
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 def test_a_node_batch_scores_a_regression_into_a_numeric_column(api, owner, workspace, agent, broker, tmp_path):

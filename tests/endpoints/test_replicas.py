@@ -176,32 +176,43 @@ def test_a_replica_reached_directly_checks_the_key_and_throttles(settings, repli
     assert health == {"endpoint": "churn-api", "deployment": "blue", "node": replica.pk, "in_flight": 0}
 
 
-def test_a_replica_scores_as_many_requests_at_once_as_it_has_cores_and_counts_the_waiting_ones(
+def test_a_replica_runs_as_many_models_at_once_as_it_has_cores_and_validates_the_waiting_requests_meanwhile(
     transactional_db, monkeypatch, endpoint
 ):
-    """Requests are read and answered on their own threads but scored `cores` at a time: sixteen
-    threads scoring at once hand Python's lock to one another and serve fewer requests a second."""
+    """Requests are read, parsed and validated on their own threads but scored `cores` at a time:
+    sixteen threads scoring at once hand Python's lock to one another and serve fewer requests a
+    second. A request waiting for the model is validated already, so it is scored the moment the
+    model is free."""
     from endpoints.replica import ReplicaServer
+    from endpoints.scoring.predictor import Predictor
+    from modelformat.signature import Signature
 
     server = ReplicaServer(("127.0.0.1", 0), endpoint_name="churn-api", deployment_name="blue", node_id=0, cores=1)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    real_score_request, lock = serving.score_request, threading.Lock()
-    scoring, most_at_once, first = [0], [0], threading.Event()
+    real_predict, real_validate, lock = Predictor.predict_batch, Signature.validate_columns, threading.Lock()
+    scoring, most_at_once, validated, first = [0], [0], [0], threading.Event()
 
-    def observed(*args, **kwargs):  # the real scoring, watched
+    def validate(self, *args, **kwargs):  # the real validation, counted
+        batch = real_validate(self, *args, **kwargs)
+        with lock:
+            validated[0] += 1
+        return batch
+
+    def predict(self, batch):  # the real model run, watched
         with lock:
             scoring[0] += 1
             most_at_once[0] = max(most_at_once[0], scoring[0])
         try:
-            if not first.is_set():  # hold the first until every request has arrived and waits
-                wait_for(lambda: server.in_flight == 8, timeout=30, message="8 requests in flight")
+            if not first.is_set():  # hold the first until every request has arrived and been validated
+                wait_for(lambda: validated[0] == server.in_flight == 8, timeout=30, message="8 requests in, validated")
                 first.set()
-            return real_score_request(*args, **kwargs)
+            return real_predict(self, batch)
         finally:
             with lock:
                 scoring[0] -= 1
 
-    monkeypatch.setattr(serving, "score_request", observed)
+    monkeypatch.setattr(Signature, "validate_columns", validate)
+    monkeypatch.setattr(Predictor, "predict_batch", predict)
     answers = []
 
     def post():
