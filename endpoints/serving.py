@@ -412,9 +412,10 @@ def score_request(
         if predictor.forecasting:
             max_rows = settings.STUDIO_SCORING_MAX_ROWS
             request = predictor.signature.validate_forecast(payload, max_rows=max_rows)
-            # a history is refitted in this process: bounded in series, answer rows and time
-            deadline = time.monotonic() + settings.STUDIO_FORECAST_REQUEST_SECONDS
             with model_slot or nullcontext():
+                # a history is refitted in this process: bounded in series, answer rows and time
+                # (from when the model is free: the wait for it is not the refits')
+                deadline = time.monotonic() + settings.STUDIO_FORECAST_REQUEST_SECONDS
                 result = predictor.forecast(request, max_rows=max_rows, deadline=deadline)
             # every forecast value is a prediction; the known-ahead values are the monitored inputs
             predictions = [row["forecast"] for row in result["forecasts"] if row["forecast"] is not None]

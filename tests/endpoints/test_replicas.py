@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
 from django.core.cache import cache
@@ -161,9 +162,14 @@ def test_a_replica_reached_directly_checks_the_key_and_throttles(settings, repli
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **(extra or {})},
         )
         response = connection.getresponse()
+        dates.append(parsedate_to_datetime(response.getheader("Date")))
         return response.status, json.loads(response.read())
 
+    dates = []
     assert post("sk_wrong")[0] == 401
+    connection.request("POST", f"/score/churn-api/?key={endpoint.primary}", body=b"[]")
+    refused = connection.getresponse()
+    assert refused.status == 401 and json.loads(refused.read())["error"]["code"] == "key_in_url"  # not counted
     assert post(endpoint.primary, {"X-Studio-Forwarded": "forged"})[0] == 200  # counted: 1 of 3
     status, body = post(endpoint.primary)  # the same keep-alive connection
     assert status == 200 and body["deployment"] == "blue"
@@ -171,6 +177,7 @@ def test_a_replica_reached_directly_checks_the_key_and_throttles(settings, repli
     assert status == 404 and body["error"]["code"] == "not_served_here"
     status, body = post(endpoint.primary)
     assert status == 429 and body["error"]["code"] == "throttled"
+    assert all(abs(date - timezone.now()) < timedelta(minutes=1) for date in dates)  # a current Date on each
     connection.request("GET", "/health")
     health = json.loads(connection.getresponse().read())
     assert health == {"endpoint": "churn-api", "deployment": "blue", "node": replica.pk, "in_flight": 0}
