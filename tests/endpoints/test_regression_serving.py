@@ -202,9 +202,8 @@ def test_pages_and_openapi_say_the_model_predicts_a_number(api, client, owner, w
     assert "probabilities" not in answer["schema"]["properties"]
 
 
-def test_batch_scoring_a_table_writes_a_float_prediction_column(tmp_path):
-    from endpoints.scoring.batch import score_table
-
+def _packaged_predictor() -> tuple[dict, object]:
+    """The packaged model and its skops predictor, as a batch job loads it."""
     built = _packaged()
     folder = built["folder"]
     predictor = load_predictor(
@@ -212,6 +211,13 @@ def test_batch_scoring_a_table_writes_a_float_prediction_column(tmp_path):
         model_sha256=built["summary"]["model_sha256"],
         signature=json.loads((folder / "signature.json").read_text()),
     )
+    return built, predictor
+
+
+def test_batch_scoring_a_table_writes_a_float_prediction_column(tmp_path):
+    from endpoints.scoring.batch import score_table
+
+    built, predictor = _packaged_predictor()
     table = rm.messy_frame(50, seed=2)
     table.to_parquet(tmp_path / "in.parquet")
     summary = score_table(predictor, tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=20)
@@ -222,13 +228,7 @@ def test_batch_scoring_a_table_writes_a_float_prediction_column(tmp_path):
 
 
 def test_predictions_are_plain_floats_and_an_overflow_is_null():
-    built = _packaged()
-    folder = built["folder"]
-    predictor = load_predictor(
-        model_path=folder / "model.skops",
-        model_sha256=built["summary"]["model_sha256"],
-        signature=json.loads((folder / "signature.json").read_text()),
-    )
+    _, predictor = _packaged_predictor()
     answer = predictor.format_numbers(np.array([1.25, np.inf, np.nan, -2.0, -np.inf]))
     assert answer == {"predictions": [1.25, None, None, -2.0, None]}
     assert json.dumps(answer, allow_nan=False)  # strict JSON
