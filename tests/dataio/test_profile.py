@@ -219,3 +219,29 @@ def test_integer_columns_counted_in_place_match_pandas(tmp_path, values, semanti
     if semantic == "identifier" or series.nunique() <= 20:
         expected = series.value_counts().reset_index().sort_values(["count", "n"], ascending=[False, True])
         assert [(t["value"], t["count"]) for t in report["top_values"]] == list(expected.itertuples(index=False))[:10]
+
+
+def test_two_columns_are_profiled_at_once_on_two_threads(monkeypatch):
+    """The ingest profiles columns on pyarrow's threads: one column's sort must not wait for
+    another's (functools.cached_property took one lock for every instance in Python 3.11, and two
+    float columns then took as long on two threads as on one)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from data.dataio.profile import ColumnFacts, profile_column
+
+    both_inside = threading.Barrier(2, timeout=10)
+    cached = ColumnFacts.__dict__["sorted_values"]
+    sort = cached.compute
+
+    def sort_when_both_are_sorting(facts):
+        both_inside.wait()  # raises BrokenBarrierError if the other thread cannot come in meanwhile
+        return sort(facts)
+
+    monkeypatch.setattr(cached, "compute", sort_when_both_are_sorting)
+    rng = np.random.default_rng(5)
+    columns = [pa.chunked_array([rng.normal(0, 1, 1_000)]) for _ in range(2)]
+    schema = ColumnSchema("x", "numeric", "double")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        profiles = list(pool.map(lambda column: profile_column(schema, ColumnFacts(column), 1_000), columns))
+    assert [p["distinct"] for p in profiles] == [1_000, 1_000]
