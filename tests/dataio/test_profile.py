@@ -245,3 +245,36 @@ def test_two_columns_are_profiled_at_once_on_two_threads(monkeypatch):
     with ThreadPoolExecutor(max_workers=2) as pool:
         profiles = list(pool.map(lambda column: profile_column(schema, ColumnFacts(column), 1_000), columns))
     assert [p["distinct"] for p in profiles] == [1_000, 1_000]
+
+
+def test_dates_sorted_as_days_have_the_figures_of_their_seconds(tmp_path):
+    """A date column is sorted as days (by counting) and then made seconds: every figure is the
+    one its values give as timestamps, with missing values and repeats."""
+    import datetime as dt
+
+    rng = np.random.default_rng(11)
+    days = rng.integers(18_000, 18_400, 5_000).astype("int32")
+    missing = rng.random(days.size) < 0.05
+    path = tmp_path / "v.parquet"
+    table = pa.table(
+        {
+            "day": pa.array(days, pa.date32(), mask=missing),
+            "stamp": pa.array(days.astype("int64") * 86_400, pa.timestamp("s"), mask=missing),
+        }
+    )
+    pq.write_table(table, path)
+    columns = (ColumnSchema("day", "datetime", "date32[day]"), ColumnSchema("stamp", "datetime", "timestamp[ms]"))
+    report = by_name(profile(path, Schema(columns)))
+    day, stamp = report["day"], report["stamp"]
+
+    def moments(figures):
+        return [dt.datetime.fromisoformat(f) for f in figures]
+
+    keys = ("min", "max", "mean")
+    assert moments(day[k] for k in keys) == moments(stamp[k] for k in keys)
+    assert moments(day["quantiles"].values()) == moments(stamp["quantiles"].values())
+    assert moments(day["histogram"]["edges"]) == moments(stamp["histogram"]["edges"])
+    assert day["histogram"]["counts"] == stamp["histogram"]["counts"]
+    assert (day["distinct"], day["missing"]) == (stamp["distinct"], stamp["missing"])
+    assert day["std"] == pytest.approx(stamp["std"], rel=1e-12)  # the stamps' in milliseconds, as Parquet keeps them
+    assert day["distinct"] == len(np.unique(days[~missing])) and day["min"] == "2019-04-14"
