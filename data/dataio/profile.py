@@ -140,7 +140,7 @@ class ColumnFacts:
         data = self.data
         if pa.types.is_date32(data.type):
             # Sorted as days, then made seconds: a few hundred days are sorted by counting, where
-            # their seconds spread too widely for it (a 1M-row column: 48 ms → 8 ms).
+            # their seconds spread too widely for it (the profile of a 1M-row column: 48 → 15 ms).
             days = ColumnFacts(pc.cast(data, pa.int32())).sorted_values.astype(np.int64)
             days *= 86_400
             return days
