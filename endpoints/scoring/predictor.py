@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -247,11 +246,7 @@ class Predictor:
 
     def format_numbers(self, values: np.ndarray) -> dict:
         """Floats; an overflow (an input far outside the training range) is null, as strict JSON wants."""
-        values = np.asarray(values, dtype=np.float64)
-        finite = np.isfinite(values)
-        if finite.all():
-            return {"predictions": values.tolist()}
-        return {"predictions": [v if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]}
+        return {"predictions": finite_floats(values)}
 
     def predict_proba_batch(self, batch: ValidatedBatch) -> np.ndarray:
         """Probabilities (rows × classes, in ``self.classes`` order) for validated columns."""
@@ -423,11 +418,20 @@ def _distinct_rows(history: pd.DataFrame | Mapping, columns: list[str]) -> int:
     return len(pd.DataFrame({c: np.asarray(history[c], dtype=object) for c in columns}).drop_duplicates())
 
 
+def finite_floats(values) -> list:
+    """Python floats, with null where a value is not finite (an overflow, a NaN): strict JSON."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.tolist()
+    return [v if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]
+
+
 def _json_values(name: str, column: np.ndarray, time_column: str) -> list:
     if name == time_column:
         return _iso_times(np.asarray(column, dtype="datetime64[ns]"))
     if name in ("forecast", "lower", "upper"):
-        return [float(v) if math.isfinite(v) else None for v in np.asarray(column, dtype="float64").tolist()]
+        return finite_floats(column)
     return [v.item() if hasattr(v, "item") else v for v in column]
 
 
