@@ -55,8 +55,8 @@ SINGLE_THREAD_ENV = {
 }
 # The environment of a node's worker. Celery runs Django's system checks when a worker starts, and
 # they load every URLconf and so every view, with pandas, scikit-learn and LightGBM (seconds): a
-# node runs jobs, never pages, and imports what a job needs when the job runs. (The web process and
-# `manage.py check` still run the checks.)
+# node runs jobs, never pages, and imports what a job needs when the job runs. (The web server loads
+# the views as it starts; `manage.py check` runs the checks.)
 NODE_WORKER_ENV = {**SINGLE_THREAD_ENV, "CELERY_SKIP_CHECKS": "1"}
 
 

@@ -103,6 +103,14 @@ def child_pids(pid):
     return [int(c) for c, p in pairs if int(p) == pid]
 
 
+def cmdline(pid) -> str:
+    return open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+
+
+def maps(pid) -> str:
+    return open(f"/proc/{pid}/maps").read()
+
+
 def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path):
     port, lab_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
@@ -116,6 +124,10 @@ def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path
         assert sign_in(base, "admin", password)
         children = child_pids(proc.pid)
         assert len(children) == 5  # web server, lab proxy, worker, scheduler, compute agent
+        # Only the web server's workers serve pages, and only they load the views and the ML stack with them.
+        web = next(c for c in children if "gunicorn" in cmdline(c))
+        assert [c for c in [proc.pid, *children] if c != web and "sklearn" in maps(c)] == []
+        assert all("sklearn" in maps(worker) for worker in child_pids(web))
         assert lab_proxy_status(f"http://127.0.0.1:{lab_port}/w/1/compute/1/lab/") == 404  # no session: no lab
     finally:
         stop(proc)
@@ -125,7 +137,9 @@ def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path
     with pytest.raises(OSError):
         urllib.request.urlopen(base + "/login/", timeout=2)  # noqa: S310
 
-    # A second run reuses what exists and changes no password.
+    # A second run reuses what exists and changes no password; the static files, unchanged, are not collected again.
+    manifest = tmp_path / "static" / "staticfiles.json"
+    collected = manifest.stat().st_mtime_ns
     proc, log = start(tmp_path, port, lab_port)
     try:
         text = wait_for_output(log, r"Press Ctrl-C")
@@ -134,3 +148,4 @@ def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path
         assert sign_in(base, "admin", password)
     finally:
         stop(proc)
+    assert manifest.stat().st_mtime_ns == collected

@@ -8,14 +8,17 @@ the compute clusters' node processes. A child that dies is restarted with a back
 Ctrl-C or SIGTERM stops them all.
 """
 
+import hashlib
 import os
 import signal
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -33,6 +36,12 @@ SINGLE_THREAD_ENV = {
     "VECLIB_MAXIMUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
 }
+# Django's system checks load every URLconf, and with the views pandas, scikit-learn and LightGBM
+# (~4 s, ~200 MB a process). Only the web server serves pages (it loads them as it starts): the run
+# command, its worker, scheduler, agent and lab proxy skip them (tests/studio/test_settings.py runs them).
+SKIP_CHECKS_ENV = {"CELERY_SKIP_CHECKS": "1"}
+# collectstatic's patterns of files it leaves out.
+_STATIC_IGNORED = ["CVS", ".*", "*~"]
 
 
 def web_server_argv(address: str, *, workers: int, threads: int = 4) -> list[str]:
@@ -58,8 +67,35 @@ def web_server_argv(address: str, *, workers: int, threads: int = 4) -> list[str
     ]
 
 
+def static_sources_fingerprint() -> str:
+    """What collectstatic would collect, as the name, size and modification time of every file."""
+    found = []
+    for finder in finders.get_finders():
+        for path, storage in finder.list(_STATIC_IGNORED):
+            stat = os.stat(storage.path(path))
+            found.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    digest = hashlib.sha256(settings.STORAGES["staticfiles"]["BACKEND"].encode())
+    for line in sorted(found):
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def collect_static_if_changed() -> bool:
+    """Run collectstatic unless the files are as it last collected them: it hashes and compresses
+    every file again each time (~3 s of each start). True if it ran."""
+    stamp = Path(settings.STATIC_ROOT).with_name("static.collected")
+    fingerprint = static_sources_fingerprint()
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    if manifest.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return False
+    call_command("collectstatic", interactive=False, verbosity=0)
+    stamp.write_text(fingerprint)
+    return True
+
+
 class Command(BaseCommand):
     help = "Run Studio: web server, worker and scheduler, on embedded defaults unless configured."
+    requires_system_checks = []  # see SKIP_CHECKS_ENV
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
@@ -75,7 +111,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         self.supervisor = Supervisor(say=self._say)
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)
+        collect_static_if_changed()
         remove_stale_staging()  # uploads a previous run left half-done
         if settings.EMBEDDED_BROKER:
             broker_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
@@ -89,6 +125,7 @@ class Command(BaseCommand):
         env = {
             **os.environ,
             **SINGLE_THREAD_ENV,
+            **SKIP_CHECKS_ENV,
             "DJANGO_SETTINGS_MODULE": "studio.settings",
             "STUDIO_LAB_PORT": str(options["lab_port"]),
         }
