@@ -505,9 +505,9 @@ def _neutral_value(column: dict):
 
 
 def preload() -> None:
-    """Import what loading any allowed model and scoring it takes: the modules of the model
+    """Import what loading any allowed model and scoring it takes: skops, the modules of the model
     format's trusted types, and the ONNX runtime (a standby replica's work before its node)."""
-    for module in sorted({name.rpartition(".")[0] for name in TRUSTED_TYPES} | {"onnx", "onnxruntime"}):
+    for module in sorted({name.rpartition(".")[0] for name in TRUSTED_TYPES} | {"skops.io", "onnx", "onnxruntime"}):
         try:
             importlib.import_module(module)
         except ImportError:  # a nested name (module.Class.Inner), or an optional library not installed

@@ -23,10 +23,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import skops
-import skops.io as sio
-from skops.io._persist import SaveContext, get_state  # the steps of skops.io._persist._save
-
 from .digest import sha256_file
 from .trusted_types import TRUSTED_TYPES
 
@@ -59,6 +55,10 @@ def _dump_compact(model, path: str) -> None:
     under a second. The file is the same skops format (skops reads it with ``json.loads``), and
     ``tests/ml/test_modelio.py`` loads every kind of model back through ``skops.io.load``.
     """
+    # deferred: skops imports all of scikit-learn (~1.5 s), which a web process reading no model file does without
+    import skops
+    from skops.io._persist import SaveContext, get_state  # the steps of skops.io._persist._save
+
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         context = SaveContext(zip_file=archive)
         state = get_state(model, context)
@@ -126,6 +126,8 @@ def load_model(path: str | Path, expected_sha256: str):
     unsafe = sorted(model_file_types(data) - TRUSTED_TYPES)
     if unsafe:
         raise UntrustedModelError(f"model file refers to types outside the allow-list: {unsafe}")
+    import skops.io as sio  # deferred: as in _dump_compact
+
     try:
         return sio.loads(data, trusted=sorted(TRUSTED_TYPES))
     except sio.exceptions.UntrustedTypesFoundException as exc:
