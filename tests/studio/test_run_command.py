@@ -124,7 +124,8 @@ def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path
         assert sign_in(base, "admin", password)
         children = child_pids(proc.pid)
         assert len(children) == 5  # web server, lab proxy, worker, scheduler, compute agent
-        # Only the web server's workers serve pages, and only they load the views and the ML stack with them.
+        # Only the web server's workers serve pages, and only they load the views and the ML stack with them
+        # (that they have scikit-learn mapped shows what the probe sees).
         web = next(c for c in children if "gunicorn" in cmdline(c))
         assert [c for c in [proc.pid, *children] if c != web and "sklearn" in maps(c)] == []
         assert all("sklearn" in maps(worker) for worker in child_pids(web))

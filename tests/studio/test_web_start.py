@@ -1,14 +1,13 @@
 """A web process imports its views as it starts, not in the first request it answers: the URLconf
-reaches the training app and its ML libraries (~4 s), which a user's first page after a start
+reaches the training app and its ML libraries (seconds), which a user's first page after a start
 waited for, on each web process."""
 
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 
 WEB_START = """
 import json, sys

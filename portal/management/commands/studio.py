@@ -37,7 +37,7 @@ SINGLE_THREAD_ENV = {
     "NUMEXPR_NUM_THREADS": "1",
 }
 # Django's system checks load every URLconf, and with the views pandas, scikit-learn and LightGBM
-# (~4 s, ~200 MB a process). Only the web server serves pages (it loads them as it starts): the run
+# (seconds, ~170 MB a process). Only the web server serves pages (it loads them as it starts): the run
 # command, its worker, scheduler, agent and lab proxy skip them (tests/studio/test_settings.py runs them).
 SKIP_CHECKS_ENV = {"CELERY_SKIP_CHECKS": "1"}
 # collectstatic's patterns of files it leaves out.
