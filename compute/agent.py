@@ -53,11 +53,13 @@ SINGLE_THREAD_ENV = {
     "VECLIB_MAXIMUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
 }
-# The environment of a node's worker. Celery runs Django's system checks when a worker starts, and
-# they load every URLconf and so every view, with pandas, scikit-learn and LightGBM (seconds): a
-# node runs jobs, never pages, and imports what a job needs when the job runs. (The web server loads
-# the views as it starts; `manage.py check` runs the checks.)
-NODE_WORKER_ENV = {**SINGLE_THREAD_ENV, "CELERY_SKIP_CHECKS": "1"}
+# Celery runs Django's system checks when a worker starts, and they load every URLconf and so every
+# view, with pandas, scikit-learn and LightGBM (seconds, ~170 MB a process). Only the web server serves
+# pages (it loads them as it starts); a node imports what a job needs when the job runs, and the run
+# command's other processes need no view either. (tests/studio/test_settings.py runs the checks.)
+SKIP_CHECKS_ENV = {"CELERY_SKIP_CHECKS": "1"}
+# The environment of a node's worker.
+NODE_WORKER_ENV = {**SINGLE_THREAD_ENV, **SKIP_CHECKS_ENV}
 
 
 # Called with (node id, exit code or None) when a lab process has ended without saying so itself

@@ -128,7 +128,8 @@ def test_run_serves_login_prints_a_working_password_and_stops_on_ctrl_c(tmp_path
         # (that they have scikit-learn mapped shows what the probe sees).
         web = next(c for c in children if "gunicorn" in cmdline(c))
         assert [c for c in [proc.pid, *children] if c != web and "sklearn" in maps(c)] == []
-        assert all("sklearn" in maps(worker) for worker in child_pids(web))
+        web_workers = child_pids(web)
+        assert web_workers and all("sklearn" in maps(worker) for worker in web_workers)
         assert lab_proxy_status(f"http://127.0.0.1:{lab_port}/w/1/compute/1/lab/") == 404  # no session: no lab
     finally:
         stop(proc)

@@ -10,7 +10,7 @@ from compute.agent import LocalAgent, recover_after_restart
 
 class Command(BaseCommand):
     help = "Scale clusters and start/stop their node processes on this machine until stopped."
-    requires_system_checks = []  # an agent starts processes, never serves pages: the checks load every view
+    requires_system_checks = []  # an agent starts processes, never serves pages (SKIP_CHECKS_ENV)
 
     def add_arguments(self, parser):
         parser.add_argument("--log-dir", default=None, help="Write each node's worker log to this folder.")

@@ -11,7 +11,7 @@ from labs.proxy import make_app
 
 class Command(BaseCommand):
     help = "Serve the compute instances' JupyterLab to their owners, on the lab origin (STUDIO_LAB_URL)."
-    requires_system_checks = []  # a proxy to the labs, never Django's pages: the checks load every view
+    requires_system_checks = []  # a proxy to the labs, never Django's pages (compute.agent.SKIP_CHECKS_ENV)
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))

@@ -22,24 +22,13 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from compute.agent import SINGLE_THREAD_ENV, SKIP_CHECKS_ENV
 from data.uploads import remove_stale_staging
 from portal.demo import demo_seed
 from studio.broker import remove_stale_partial_files
 from studio.services import worker_check_request
 from studio.supervisor import Supervisor
 
-# scikit-learn's OpenMP/BLAS threads in several processes on a few cores slow everything down.
-SINGLE_THREAD_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-}
-# Django's system checks load every URLconf, and with the views pandas, scikit-learn and LightGBM
-# (seconds, ~170 MB a process). Only the web server serves pages (it loads them as it starts): the run
-# command, its worker, scheduler, agent and lab proxy skip them (tests/studio/test_settings.py runs them).
-SKIP_CHECKS_ENV = {"CELERY_SKIP_CHECKS": "1"}
 # collectstatic's patterns of files it leaves out.
 _STATIC_IGNORED = ["CVS", ".*", "*~"]
 
@@ -95,7 +84,7 @@ def collect_static_if_changed() -> bool:
 
 class Command(BaseCommand):
     help = "Run Studio: web server, worker and scheduler, on embedded defaults unless configured."
-    requires_system_checks = []  # see SKIP_CHECKS_ENV
+    requires_system_checks = []  # no view is needed here (compute.agent.SKIP_CHECKS_ENV)
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"))
