@@ -7,8 +7,9 @@ It generates a CSV (numeric, integer, categorical, boolean, datetime and text co
 missing), then in the same run measures:
   * the baseline: `pandas.read_csv(path).describe(include="all")` in a fresh process;
   * the studio: a real web server (gunicorn) and a real node (a Celery worker started by the
-    local agent, warm), uploading the file with the API (multipart, streamed) and polling the
-    ingest until the version is ready (parsed, typed, written as Parquet and profiled). The time
+    local agent, warm), uploading the file with the API (multipart, streamed; a file this large is
+    ingested while it arrives, the node parsing behind the upload) and polling the ingest until the
+    version is ready (parsed, typed, written as Parquet and profiled). The time
     ends at the ingest's `finished_at` as the API gives it (the moment it became ready, on this
     machine's clock); the bench polls every 0.25 s, as polling every 20 ms took CPU from the node
     on two cores (the engine's own log: 1.31-1.39 s polled at 50 Hz, 1.11-1.14 s at 4 Hz);

@@ -4,6 +4,7 @@ profile it, make a version."""
 import os
 import secrets
 import time
+from dataclasses import replace
 
 import pyarrow
 from django.core.exceptions import ValidationError
@@ -14,7 +15,10 @@ from compute.jobs.runner import JobError
 from data import services as data_services
 from data.connectors import fetch_query, fetch_s3, fetch_url
 from data.dataio import DataError, Schema, apply_schema, ingest, profile, sniff
+from data.dataio.arriving import arrival as arriving
+from data.dataio.arriving import expected_size, wait_for, wait_for_verdict
 from data.dataio.own_process import IngestProcessDied, ingest_in_own_process
+from data.dataio.sniff import SAMPLE_BYTES
 from data.models import INGEST, Ingest, IngestSource, IngestStatus  # noqa: F401 - INGEST: the kind this module runs, named from here too
 from studio import objectstore
 from studio.hashing import sha256_file
@@ -57,6 +61,7 @@ class IngestJob(JobHandler):
                 last_report[0] = now
                 data_services.ingest_progress(ingest_id=row.pk, rows=rows, bytes_done=bytes_done)
 
+        streamed = False  # an upload read as it arrives
         try:
             if row.base_version_id:
                 ctx.log(
@@ -78,9 +83,13 @@ class IngestJob(JobHandler):
                     fetch_source(ctx, row, upload, progress)
                 else:
                     upload = objectstore.ensure_local(upload, sha256=row.source_sha256)  # staged on the web host
-                sniffed = sniff(upload, row.source_name, limits=data_services.ingest_limits())
+                streamed = row.source_kind == IngestSource.UPLOAD and arriving(upload) is not None
+                if streamed:
+                    sniffed = _sniff_arriving(upload, row.source_name)
+                else:
+                    sniffed = sniff(upload, row.source_name, limits=data_services.ingest_limits())
                 ctx.log(
-                    f"Reading {row.source_name} ({row.source_size:,} bytes) as {sniffed.format}"
+                    f"Reading {row.source_name} ({sniffed.size:,} bytes) as {sniffed.format}"
                     + (
                         f", {sniffed.encoding}, delimiter {sniffed.delimiter!r}, "
                         f"{'with' if sniffed.has_header else 'without'} a header row"
@@ -98,6 +107,9 @@ class IngestJob(JobHandler):
                 else:
                     result = ingest(upload, sniffed, staging, limits=limits, progress=progress, with_sha256=True)
                 source_format = sniffed.format
+            if streamed:
+                wait_for_verdict(upload)  # the web's checks of the whole file
+                row.refresh_from_db()  # with the form's name and the file's checksum
             parsed = time.perf_counter()
             ctx.log(
                 f"Parsed, typed and profiled {result.rows:,} rows × {len(result.schema.columns)} columns "
@@ -153,6 +165,18 @@ class IngestJob(JobHandler):
         data_services.ingest_fail(
             ingest=row, error={"code": "job_" + status, "message": message, "row": None, "column": None}
         )
+
+
+def _sniff_arriving(upload, source_name: str):
+    """Sniff an upload that may still be arriving, once its sample is in. Text is read as it comes,
+    with the size announced; a Parquet file is waited for whole (its footer is at the end)."""
+    limits = data_services.ingest_limits()
+    wait_for(upload, SAMPLE_BYTES + 1)
+    sniffed = sniff(upload, source_name, limits=limits)
+    if sniffed.format == "parquet":
+        wait_for(upload)
+        return sniff(upload, source_name, limits=limits)
+    return replace(sniffed, size=expected_size(upload))
 
 
 def fetch_source(ctx, row: Ingest, destination, progress) -> None:

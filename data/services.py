@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute.jobs.models import Job
-from compute.jobs.services import job_submit
+from compute.jobs.services import job_cancel, job_submit
 from compute.services import default_cluster_for
 from data.connectors import (
     S3Location,
@@ -31,6 +31,7 @@ from data.connectors import (
 )
 from data.dataio import DataError, Limits, Schema, sniff
 from data.dataio import ingest as run_ingest
+from data.dataio.arriving import arrival, mark_arriving, mark_received, mark_refused, state_path
 from data.models import (
     INGEST,
     DataAsset,
@@ -210,6 +211,7 @@ def data_upload(
     `allow_identical`: a duplicate version only costs storage and makes people wonder what changed.
     Whatever fails, the staged file and any copy of it are removed.
     """
+    receiving = getattr(upload, "ingest", None)  # already being ingested as it arrived
     try:
         require(actor, workspace, Action.WRITE)
         name = _clean_name(name or default_asset_name(upload.name))
@@ -223,9 +225,15 @@ def data_upload(
             sniff(upload.path, upload.name, limits=ingest_limits())
         except DataError as exc:
             raise ValidationError({"file": [exc.message]}) from None
-    except Exception:
+    except Exception as exc:
+        if receiving is not None:
+            ingest_receive_refuse(ingest=receiving, message=_refusal_message(exc))
         upload.discard()
         raise
+    if receiving is not None:
+        return _ingest_receive_accept(
+            ingest=receiving, upload=upload, name=name, description=description, tags=tags, sha256=sha256
+        )
 
     destination = None
     try:
@@ -254,6 +262,88 @@ def data_upload(
             destination.unlink(missing_ok=True)  # the Ingest row rolled back: nothing refers to it
         raise
     return ingest
+
+
+# --- Uploads ingested while they arrive ------------------------------------------------------------
+def ingest_receive_start(*, actor, workspace: Workspace, file_name: str, expected_size: int) -> Ingest | None:
+    """Start ingesting a large upload as it arrives: its Ingest and job now, its file at the ingest's
+    upload path marked as arriving (see data.dataio.arriving), so the node parses behind the upload
+    instead of after it. `data_upload` accepts or refuses it once the whole file is in.
+
+    None when the upload must arrive first: below STUDIO_INGEST_WHILE_UPLOADING_FROM_BYTES, or with
+    object storage (the node reads the copy published at the end)."""
+    threshold = settings.STUDIO_INGEST_WHILE_UPLOADING_FROM_BYTES
+    if not threshold or expected_size < threshold or objectstore.enabled():
+        return None
+    require(actor, workspace, Action.WRITE)
+    try:
+        name = _clean_name(default_asset_name(file_name))  # the form's name replaces it at the end
+    except ValidationError:
+        return None
+    path = None
+    try:
+        with transaction.atomic():
+            ingest = Ingest.objects.create(
+                workspace=workspace, asset_name=name, source_name=Path(file_name).name[:255], created_by=actor
+            )
+            path = ingest_upload_path(ingest)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            mark_arriving(path, expected_size=expected_size, stale_seconds=settings.STUDIO_UPLOAD_STALE_SECONDS)
+            ingest.job = _submit_ingest_job(
+                actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
+            )
+            ingest.save(update_fields=["job"])
+    except ValidationError:
+        # The job cannot be taken now (a quota, say): the upload is staged and data_upload says why.
+        if path is not None:
+            path.unlink(missing_ok=True)
+            state_path(path).unlink(missing_ok=True)
+        return None
+    return ingest
+
+
+def _ingest_receive_accept(*, ingest: Ingest, upload, name: str, description: str, tags, sha256: str) -> Ingest:
+    """The whole file is in and passed the upload's checks: the ingest gets the form's name and the
+    file's size and checksum, then its reader is told where the file ends."""
+    with transaction.atomic():
+        accepted = Ingest.objects.filter(pk=ingest.pk, status__in=[IngestStatus.QUEUED, IngestStatus.RUNNING]).update(
+            asset_name=name,
+            description=description or "",
+            tags=tags,
+            source_size=upload.size,
+            source_sha256=sha256,
+        )
+        if accepted:
+            Job.objects.filter(pk=ingest.job_id).update(display_name=f"Ingest {name} ({ingest.source_name})"[:200])
+    if accepted:
+        mark_received(upload.path, size=upload.size)
+    else:  # the job failed on the part it read (its error says why) and removed the file
+        state_path(upload.path).unlink(missing_ok=True)
+    ingest.refresh_from_db()
+    return ingest
+
+
+def ingest_receive_refuse(*, ingest: Ingest, message: str) -> None:
+    """An upload being ingested as it arrived that will not be complete (cut off, too large) or was
+    refused: its reader stops with `message`, its job is canceled, the ingest fails with it. Nothing
+    happens once the upload was accepted or refused already."""
+    path = ingest_upload_path(ingest)
+    state = arrival(path)
+    if state is None or state.state not in ("arriving", "written"):
+        return
+    mark_refused(path, message)
+    error = {"code": "upload_refused", "message": message, "row": None, "column": None}
+    ingest_fail(ingest=ingest, error=error)
+    job = Job.objects.filter(pk=ingest.job_id).first()
+    if job is not None and ingest.created_by is not None:
+        job_cancel(actor=ingest.created_by, job=job)
+
+
+def _refusal_message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return "The upload could not be accepted; nothing was stored."
 
 
 # --- Imports from a URL or a datastore ---------------------------------------------------------
@@ -601,8 +691,9 @@ def ingest_progress(*, ingest_id: int, rows: int, bytes_done: int) -> None:
 
 
 def ingest_fail(*, ingest: Ingest, error: dict, final: bool = True) -> None:
-    """Record why an ingest failed. `final`: the upload can never succeed, so its file goes."""
-    Ingest.objects.filter(pk=ingest.pk).exclude(status=IngestStatus.READY).update(
+    """Record why an ingest failed (the first reason given stays). `final`: the upload can never
+    succeed, so its file goes."""
+    Ingest.objects.filter(pk=ingest.pk).exclude(status__in=[IngestStatus.READY, IngestStatus.FAILED]).update(
         status=IngestStatus.FAILED, error=error, finished_at=timezone.now()
     )
     if final:
@@ -613,6 +704,7 @@ def _ingest_upload_remove(ingest: Ingest) -> None:
     """The staged upload is done with: here and in object storage."""
     path = ingest_upload_path(ingest)
     path.unlink(missing_ok=True)
+    state_path(path).unlink(missing_ok=True)  # of an upload ingested as it arrived
     if ingest.source_kind == IngestSource.UPLOAD and not ingest.base_version_id:
         objectstore.discard(path)
 

@@ -24,7 +24,16 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile, StopFut
 from django.http import UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 
-from data.services import TooManyUploads, upload_slot_acquire, upload_slot_release, upload_slot_touch
+from data.dataio.arriving import mark_written
+from data.services import (
+    TooManyUploads,
+    ingest_receive_refuse,
+    ingest_receive_start,
+    ingest_upload_path,
+    upload_slot_acquire,
+    upload_slot_release,
+    upload_slot_touch,
+)
 from workspaces.services import StorageQuotaExceeded, workspace_storage_check
 
 # Room for the multipart framing and the form's other fields around the file itself.
@@ -44,10 +53,11 @@ def staging_dir() -> Path:
 class StagedUpload(UploadedFile):
     """An uploaded file already on disk at `path` (closed; read it from the path)."""
 
-    def __init__(self, path: Path, name: str, size: int, content_type: str | None, sha256: str = ""):
+    def __init__(self, path: Path, name: str, size: int, content_type: str | None, sha256: str = "", ingest=None):
         super().__init__(file=None, name=name, content_type=content_type, size=size)
         self.path = path
         self.sha256 = sha256  # of the bytes received, computed while streaming
+        self.ingest = ingest  # the Ingest that read it as it arrived (data_upload accepts or refuses it)
 
     def temporary_file_path(self) -> str:
         return str(self.path)
@@ -105,11 +115,14 @@ class StagedUploadHandler(FileUploadHandler):
     hashed = True  # the SHA-256 of the bytes received (uploads are deduplicated and verified by it)
     staged_class = StagedUpload
 
-    def __init__(self, request=None, max_bytes: int | None = None, slot=None):
+    def __init__(self, request=None, max_bytes: int | None = None, slot=None, receive_into=None):
         super().__init__(request)
         self.max_bytes = max_bytes or settings.STUDIO_UPLOAD_MAX_BYTES
         self.too_large = False
         self.slot = slot
+        # receive_into(file name) -> the Ingest that reads the file as it arrives, or None: staged.
+        self.receive_into = receive_into
+        self.receiving = None
         self.staged: list[Path] = []
         self.fh = None
         self.touched = time.monotonic()
@@ -118,7 +131,12 @@ class StagedUploadHandler(FileUploadHandler):
         if field_name not in self.field_names:
             raise SkipFile()  # only the form's file fields are ever used: other parts are not stored
         super().new_file(field_name, *args, **kwargs)
-        self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
+        if not self.staged and self.receive_into is not None:  # the form's first file only
+            self.receiving = self.receive_into(self.file_name or "upload")
+        if self.receiving is not None and not self.staged:
+            self.path = ingest_upload_path(self.receiving)  # where its job reads it as it arrives
+        else:
+            self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
         self.staged.append(self.path)
         self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
         self.size = 0
@@ -140,6 +158,12 @@ class StagedUploadHandler(FileUploadHandler):
     def file_complete(self, file_size):
         sha256 = self.writer.finish()
         self._close()
+        if self.receiving is not None and self.path == ingest_upload_path(self.receiving):
+            # Every byte is in: its reader can finish; the service's checks decide whether it is kept.
+            mark_written(self.path, size=file_size, stale_seconds=settings.STUDIO_UPLOAD_STALE_SECONDS)
+            return StagedUpload(
+                self.path, self.file_name or "upload", file_size, self.content_type, sha256, ingest=self.receiving
+            )
         return self.staged_class(self.path, self.file_name or "upload", file_size, self.content_type, sha256=sha256)
 
     def upload_interrupted(self):
@@ -149,9 +173,13 @@ class StagedUploadHandler(FileUploadHandler):
 
     def discard_all(self) -> None:
         """Remove every file this upload staged that is still in staging (the service moves the
-        one it accepts away first)."""
+        one it accepts away first); refuse the ingest reading it as it arrived unless the service
+        accepted it."""
         self._close()
-        for path in self.staged:
+        if self.receiving is not None:
+            message = "The upload was cut off or refused before the whole file was accepted; nothing was stored."
+            ingest_receive_refuse(ingest=self.receiving, message=message)
+        for path in self.staged[1 if self.receiving is not None else 0 :]:
             path.unlink(missing_ok=True)
 
     def _close(self):
@@ -215,7 +243,14 @@ def upload_admitted(request, *, workspace):
         framing=MULTIPART_ALLOWANCE,
         too_large=too_large_message(),
     )
-    handler = StagedUploadHandler(request, slot=slot)
+    announced = _content_length(request)
+
+    def receive_into(file_name: str):
+        return ingest_receive_start(
+            actor=request.user, workspace=workspace, file_name=file_name, expected_size=announced
+        )
+
+    handler = StagedUploadHandler(request, slot=slot, receive_into=receive_into)
     request.upload_too_large = False
     request.upload_handlers = [handler]
     try:

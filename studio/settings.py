@@ -528,6 +528,9 @@ STUDIO_UPLOAD_STALE_SECONDS = env_int("STUDIO_UPLOAD_STALE_SECONDS", 900)
 # Files at least this large are ingested on the node in a fresh process with only the data engine
 # loaded (less memory than the node's own process, which keeps its heap clean); 0: every file.
 STUDIO_INGEST_OWN_PROCESS_FROM_BYTES = env_int("STUDIO_INGEST_OWN_PROCESS_FROM_BYTES", 16_000_000)
+# Uploads at least this large (by Content-Length) are ingested while they arrive: the ingest job
+# starts when the file's first bytes do and parses behind the upload (local storage only; 0: never).
+STUDIO_INGEST_WHILE_UPLOADING_FROM_BYTES = env_int("STUDIO_INGEST_WHILE_UPLOADING_FROM_BYTES", 16_000_000)
 # Imports of data from an HTTP(S) URL or a datastore's query (run by the ingest job on a node).
 # The largest file a URL import downloads (default: the upload limit); redirects are followed at most 5 times.
 STUDIO_IMPORT_MAX_BYTES = env_int("STUDIO_IMPORT_MAX_BYTES", STUDIO_UPLOAD_MAX_BYTES)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .arriving import open_bytes
+
 _SEARCH_BYTES = 1 << 20  # how far past the middle to look for a line break outside quotes
 # Where the second half starts, as a share of the file. The first half's thread also takes every
 # batch (checks, the Parquet writer's input, the columns kept), so an even split left it 0.2 s
@@ -36,7 +38,7 @@ def middle_line_start(path: Path, size: int, *, newline: str, quotechar: str) ->
     middle = int(size * _FIRST_HALF_SHARE)
     quote, line_break = ord(quotechar), ord(newline)
     quotes = 0
-    with open(path, "rb") as fh:
+    with open_bytes(path) as fh:
         left = middle
         while left > 0:
             chunk = fh.read(min(_READ_CHUNK, left))

@@ -13,10 +13,11 @@ import csv
 import io
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from .arriving import open_bytes
 from .errors import DataError, column_label, fmt_bytes, fmt_count
 from .limits import Limits
 
@@ -61,7 +62,7 @@ class PlainReader:
     """The file's bytes as they are, from ``start`` up to ``end`` (the end of the file by default)."""
 
     def __init__(self, path: Path, start: int = 0, end: int | None = None) -> None:
-        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._file = open_bytes(path)  # an upload still arriving is read as it comes
         self._file.seek(start)
         self._left = None if end is None else end - start
         self.bytes_read = 0
@@ -88,7 +89,7 @@ class GzipReader:
     """
 
     def __init__(self, path: Path, limits: Limits) -> None:
-        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._file = open_bytes(path)  # an upload still arriving is read as it comes
         self._limits = limits
         self._decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._pending = b""  # compressed bytes read but not yet consumed

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from ._halves import HalfFailed, SecondHalf, first_half_ended_in_quotes, middle_line_start
 from ._streams import PlainReader, TextSource, open_raw
+from .arriving import expected_size
 from .errors import DataError, column_label, fmt_bytes, fmt_count
 from .limits import Limits
 from .profile import ColumnFacts, assemble, profile_column, read_column
@@ -93,7 +94,7 @@ def ingest(
     """
     limits = limits or Limits()
     path, dest = Path(path), Path(dest_parquet)
-    size = path.stat().st_size
+    size = expected_size(path)  # of an upload still arriving, as announced
     if size > limits.max_file_bytes:
         raise DataError(
             f"The file is {fmt_bytes(size)}; the limit is {fmt_bytes(limits.max_file_bytes)}.", code="too_large"
@@ -309,7 +310,7 @@ class _CsvReader:
         """Two halves pay for a plain text file large enough, within the in-memory budget (the second
         half's batches wait in memory for the first half's end), on a node with two cores or more."""
         sniffed, limits = self.sniffed, self.limits
-        size = self.path.stat().st_size
+        size = expected_size(self.path)
         return (
             sniffed.format != "csv.gz"
             and pa.cpu_count() > 1
@@ -456,7 +457,7 @@ class _CsvReader:
     def _middle(self) -> int | None:
         sniffed = self.sniffed
         return middle_line_start(
-            self.path, self.path.stat().st_size, newline=sniffed.newline, quotechar=sniffed.quotechar
+            self.path, expected_size(self.path), newline=sniffed.newline, quotechar=sniffed.quotechar
         )
 
     def _second_half(self, source: TextSource, schema: pa.Schema, labels: frozenset[str]) -> Iterator[pa.RecordBatch]:
