@@ -31,6 +31,8 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -92,8 +94,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def upload(port: int, workspace_id: int, token: str, path: Path) -> dict:
-    """POST the file as multipart/form-data, streamed in 1 MiB chunks (the API streams it to disk)."""
+def upload(port: int, workspace_id: int, token: str, path: Path, bytes_per_second: float = 0) -> dict:
+    """POST the file as multipart/form-data, streamed in 1 MiB chunks (the API streams it to disk);
+    paced to ``bytes_per_second`` when given, as a network link would."""
     boundary = uuid.uuid4().hex
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nbench\r\n'
@@ -111,9 +114,13 @@ def upload(port: int, workspace_id: int, token: str, path: Path) -> dict:
     conn.putheader("Content-Length", str(size))
     conn.endheaders()
     conn.send(head)
+    started, sent = time.perf_counter(), 0
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             conn.send(chunk)
+            sent += len(chunk)
+            if bytes_per_second and (ahead := sent / bytes_per_second - (time.perf_counter() - started)) > 0:
+                time.sleep(ahead)
     conn.send(tail)
     response = conn.getresponse()
     body = json.loads(response.read())
@@ -165,19 +172,21 @@ def logged_peak_bytes(job_id: int) -> int:
     return max((int(text[len(prefix) :].split()[0].replace(",", "")) * 1_000_000 for text in lines), default=0)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=5)  # the machine varies by ±15 % from one round to the next
-    args = parser.parse_args()
-    os.environ.update(SINGLE)
-    work = Path(tempfile.mkdtemp(prefix="studio-bench-ingest-"))
-    csv = work / "bench.csv"
-    t = time.perf_counter()
-    generate_csv(csv, args.rows)
-    csv_bytes = csv.stat().st_size
-    print(f"generated {args.rows:,} rows × 20 columns, {csv_bytes / 1e6:.0f} MB in {time.perf_counter() - t:.0f} s")
+@dataclass
+class Studio:
+    """A studio running for a bench: its web servers' ports by name, a workspace, a token, the node."""
 
+    ports: dict[str, int]
+    workspace_id: int
+    token: str
+    node_pid: int
+
+
+@contextmanager
+def running_studio(work: Path, csv: Path, web_servers: dict[str, dict[str, str]]):
+    """A studio on its embedded defaults in ``work``: one web server (gunicorn, as `manage.py studio`
+    starts it) per entry of ``web_servers`` (its extra environment), and a warm node; each server
+    warmed up with a small upload, so imports and first requests are not measured."""
     data_dir = work / "data"
     os.environ["STUDIO_DATA_DIR"] = str(data_dir)
     os.environ.pop("DATABASE_URL", None)
@@ -204,14 +213,17 @@ def main():
     cluster = default_cluster_for(workspace)
     target_update(actor=user, target=cluster, min_nodes=1)  # a warm node, as a busy studio has
 
-    port = free_port()
-    web = subprocess.Popen(
-        web_server_argv(f"127.0.0.1:{port}", workers=2),  # as `manage.py studio` starts it
-        stdout=subprocess.DEVNULL,  # the access log
-        cwd=REPO,
-        env={**os.environ},
-        start_new_session=True,
-    )
+    ports = {name: free_port() for name in web_servers}
+    webs = [
+        subprocess.Popen(
+            web_server_argv(f"127.0.0.1:{ports[name]}", workers=2),
+            stdout=subprocess.DEVNULL,  # the access log
+            cwd=REPO,
+            env={**os.environ, **extra},
+            start_new_session=True,
+        )
+        for name, extra in web_servers.items()
+    ]
     agent = LocalAgent(log_dir=str(work))
     stop = threading.Event()
 
@@ -230,36 +242,60 @@ def main():
             if time.monotonic() > deadline:
                 raise TimeoutError("no node became ready")
             time.sleep(0.1)
-        for _ in range(100):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/health/")
-                break
-            except OSError:
-                time.sleep(0.1)
-        # Warm up: a small upload, so imports and the first request are not measured.
         small = work / "small.csv"
         small.write_text("\n".join(csv.read_text(errors="ignore")[:200_000].splitlines()[:1000]) + "\n")
-        body = upload(port, workspace.pk, token, small)
-        while get(port, f"/api/v1/workspaces/{workspace.pk}/ingests/{body['id']}/", token)["status"] not in (
-            "ready",
-            "failed",
-        ):
-            time.sleep(0.05)
-
-        studio_times, baselines, logged = [], [], 0
+        for port in ports.values():
+            for _ in range(100):
+                try:
+                    http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/health/")
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            wait_ready(port, workspace.pk, token, upload(port, workspace.pk, token, small))
         node = Node.objects.filter(target=cluster, status__in=NodeStatus.live()).first()
-        sampler = PeakSampler(node.pid)
+        yield Studio(ports, workspace.pk, token, node.pid)
+    finally:
+        stop.set()
+        thread.join()
+        agent.stop_all()
+        for web in webs:
+            web.terminate()
+            web.wait()
+
+
+def wait_ready(port: int, workspace_id: int, token: str, body: dict, every: float = 0.05) -> dict:
+    """Poll an ingest until it is ready or failed; its last state."""
+    while True:
+        state = get(port, f"/api/v1/workspaces/{workspace_id}/ingests/{body['id']}/", token)
+        if state["status"] in ("ready", "failed"):
+            return state
+        time.sleep(every)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=5)  # the machine varies by ±15 % from one round to the next
+    args = parser.parse_args()
+    os.environ.update(SINGLE)
+    work = Path(tempfile.mkdtemp(prefix="studio-bench-ingest-"))
+    csv = work / "bench.csv"
+    t = time.perf_counter()
+    generate_csv(csv, args.rows)
+    csv_bytes = csv.stat().st_size
+    print(f"generated {args.rows:,} rows × 20 columns, {csv_bytes / 1e6:.0f} MB in {time.perf_counter() - t:.0f} s")
+
+    with running_studio(work, csv, {"studio": {}}) as studio:
+        port, workspace_id, token = studio.ports["studio"], studio.workspace_id, studio.token
+        studio_times, baselines, logged = [], [], 0
+        sampler = PeakSampler(studio.node_pid)
         sampler.start()
         for round_number in range(args.rounds):
             baselines.append(baseline_seconds(csv))
             started, started_wall = time.perf_counter(), time.time()
-            body = upload(port, workspace.pk, token, csv)
+            body = upload(port, workspace_id, token, csv)
             uploaded = time.perf_counter() - started
-            while True:
-                state = get(port, f"/api/v1/workspaces/{workspace.pk}/ingests/{body['id']}/", token)
-                if state["status"] in ("ready", "failed"):
-                    break
-                time.sleep(0.25)
+            state = wait_ready(port, workspace_id, token, body, every=0.25)
             seen = time.perf_counter() - started
             if state["status"] != "ready":
                 raise RuntimeError(f"ingest failed: {state['error']}")
@@ -274,14 +310,8 @@ def main():
             )
         sampler.stopping.set()
         sampler.join()
-        sampled = max(sampler.peak, peak_rss_bytes(node.pid))
+        sampled = max(sampler.peak, peak_rss_bytes(studio.node_pid))
         peak = max(sampled, logged)
-    finally:
-        stop.set()
-        thread.join()
-        agent.stop_all()
-        web.terminate()
-        web.wait()
 
     studio_s = float(np.median(studio_times))
     baseline_s = float(np.median(baselines))
