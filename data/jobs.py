@@ -89,7 +89,9 @@ class IngestJob(JobHandler):
                 else:
                     sniffed = sniff(upload, row.source_name, limits=data_services.ingest_limits())
                 ctx.log(
-                    f"Reading {row.source_name} ({sniffed.size:,} bytes) as {sniffed.format}"
+                    f"Reading {row.source_name} "
+                    + (f"(about {sniffed.size:,} bytes, as it arrives)" if streamed else f"({sniffed.size:,} bytes)")
+                    + f" as {sniffed.format}"
                     + (
                         f", {sniffed.encoding}, delimiter {sniffed.delimiter!r}, "
                         f"{'with' if sniffed.has_header else 'without'} a header row"

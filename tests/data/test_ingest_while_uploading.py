@@ -8,6 +8,7 @@ import socket
 import struct
 
 import pytest
+from django.urls import reverse
 
 from compute.jobs.models import Job, JobStatus
 from data.dataio.arriving import state_path
@@ -170,3 +171,26 @@ def test_an_identical_or_hopeless_file_read_as_it_arrived_is_refused_and_its_ing
     upload = ingest_upload_path(queued)  # the queued one's file and its state: nothing of the refused
     expected = sorted(str(p.relative_to(settings.ARTIFACT_ROOT)) for p in (upload, state_path(upload)))
     assert files_under(settings) == expected
+
+
+@pytest.mark.django_db
+def test_the_upload_page_reads_a_large_file_as_it_arrives_and_names_an_identical_one(
+    client, owner, workspace, settings
+):
+    settings.STUDIO_INGEST_WHILE_UPLOADING_FROM_BYTES = 100_000
+    client.force_login(owner)
+
+    def page_upload(name: str):
+        f = io.BytesIO(CUSTOMERS)
+        f.name = "customers 2024.csv"
+        body = {"file": f, "name": name, "description": "", "tags": "crm"}
+        return client.post(f"/w/{workspace.pk}/data/upload/", body)
+
+    first = page_upload("customers")
+    ingest = Ingest.objects.get()
+    assert first.status_code == 302 and first["Location"] == reverse("data-ingest", args=[workspace.pk, ingest.pk])
+    assert (ingest.asset_name, ingest.tags, ingest.source_size) == ("customers", ["crm"], len(CUSTOMERS))
+    assert state_path(ingest_upload_path(ingest)).read_text().startswith("received ")
+
+    again = page_upload("customers")
+    assert again.status_code == 409 and "identical to the upload being ingested" in again.content.decode()
