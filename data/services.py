@@ -6,6 +6,7 @@ its Parquet file and profile are complete, so a failure never leaves a half-made
 """
 
 import json
+import os
 import re
 import shutil
 from datetime import timedelta
@@ -265,10 +266,13 @@ def data_upload(
 
 
 # --- Uploads ingested while they arrive ------------------------------------------------------------
-def ingest_receive_start(*, actor, workspace: Workspace, file_name: str, expected_size: int) -> Ingest | None:
-    """Start ingesting a large upload as it arrives: its Ingest and job now, its file at the ingest's
-    upload path marked as arriving (see data.dataio.arriving), so the node parses behind the upload
-    instead of after it. `data_upload` accepts or refuses it once the whole file is in.
+def ingest_receive_start(
+    *, actor, workspace: Workspace, file_name: str, staged: Path, expected_size: int
+) -> Ingest | None:
+    """Start ingesting a large upload as the rest of it arrives: its Ingest and job now, the file
+    staged so far moved to the ingest's upload path (the upload goes on writing to it) and marked as
+    arriving (see data.dataio.arriving), so the node parses behind the upload instead of after it.
+    `data_upload` accepts or refuses it once the whole file is in.
 
     None when the upload must arrive first: below STUDIO_INGEST_WHILE_UPLOADING_FROM_BYTES, or with
     object storage (the node reads the copy published at the end)."""
@@ -288,16 +292,18 @@ def ingest_receive_start(*, actor, workspace: Workspace, file_name: str, expecte
             )
             path = ingest_upload_path(ingest)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
             mark_arriving(path, expected_size=expected_size, stale_seconds=settings.STUDIO_UPLOAD_STALE_SECONDS)
+            os.replace(staged, path)
             ingest.job = _submit_ingest_job(
                 actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
             )
             ingest.save(update_fields=["job"])
-    except ValidationError:
-        # The job cannot be taken now (a quota, say): the upload is staged and data_upload says why.
+    except (ValidationError, OSError):
+        # The job cannot be taken now (a quota, say), or the upload cannot move (another file
+        # system): the upload stays staged and data_upload says why, if anything is wrong.
         if path is not None:
-            path.unlink(missing_ok=True)
+            if path.exists():
+                os.replace(path, staged)
             state_path(path).unlink(missing_ok=True)
         return None
     return ingest

@@ -42,6 +42,20 @@ MULTIPART_ALLOWANCE = 64 * 1024
 SLOT_TOUCH_SECONDS = 30
 # Chunks (1 MiB each) received and not yet written: the memory an upload may hold.
 _CHUNKS_AHEAD = 8
+# How fast a node parses an upload, on the slow side: a large upload's ingest starts once the rest
+# of the upload should take no longer than parsing the whole file, so it ends about with the
+# upload, without holding a node while a slow link trickles in.
+PARSE_BYTES_PER_SECOND = 50e6
+_RATE_AFTER_BYTES = 4 << 20  # received before the link's speed is judged (or a quarter of the file)
+
+
+def ingest_starts_now(*, received: int, expected: int, elapsed: float) -> bool:
+    """Whether an upload that has `received` of `expected` bytes in `elapsed` seconds should be
+    ingested from now on, as the rest arrives."""
+    if received <= 0 or received < min(_RATE_AFTER_BYTES, expected // 4):
+        return False
+    rest_seconds = (expected - received) * elapsed / received
+    return rest_seconds <= expected / PARSE_BYTES_PER_SECOND
 
 
 def staging_dir() -> Path:
@@ -120,23 +134,22 @@ class StagedUploadHandler(FileUploadHandler):
         self.max_bytes = max_bytes or settings.STUDIO_UPLOAD_MAX_BYTES
         self.too_large = False
         self.slot = slot
-        # receive_into(file name) -> the Ingest that reads the file as it arrives, or None: staged.
+        # receive_into(file name, staged path, expected size) -> the Ingest that reads the file as
+        # the rest arrives (its file moved to the ingest's path), or None: the upload stays staged.
         self.receive_into = receive_into
         self.receiving = None
+        self.receiving_path: Path | None = None
         self.staged: list[Path] = []
         self.fh = None
         self.touched = time.monotonic()
+        self.expected = _content_length(request) if request is not None else 0  # admitted already
+        self.first_chunk: tuple[int, float] | None = None  # bytes received with it, and when
 
     def new_file(self, field_name, *args, **kwargs):
         if field_name not in self.field_names:
             raise SkipFile()  # only the form's file fields are ever used: other parts are not stored
         super().new_file(field_name, *args, **kwargs)
-        if not self.staged and self.receive_into is not None:  # the form's first file only
-            self.receiving = self.receive_into(self.file_name or "upload")
-        if self.receiving is not None and not self.staged:
-            self.path = ingest_upload_path(self.receiving)  # where its job reads it as it arrives
-        else:
-            self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
+        self.path = staging_dir() / f"{uuid.uuid4().hex}.part"
         self.staged.append(self.path)
         self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in file_complete/upload_interrupted/discard_all
         self.size = 0
@@ -150,15 +163,35 @@ class StagedUploadHandler(FileUploadHandler):
             self.path.unlink(missing_ok=True)
             self._refuse()
         self.writer.put(raw_data)
+        if self.receive_into is not None and len(self.staged) == 1:  # the form's first file only
+            self._maybe_ingest_as_it_arrives()
         if self.slot is not None and time.monotonic() - self.touched > SLOT_TOUCH_SECONDS:
             upload_slot_touch(slot=self.slot)
             self.touched = time.monotonic()
         return None
 
+    def _maybe_ingest_as_it_arrives(self) -> None:
+        now = time.monotonic()
+        if self.first_chunk is None:
+            # The first chunk may have waited in socket buffers: the link's speed is judged after it.
+            self.first_chunk = (self.size, now)
+            return
+        first_bytes, first_at = self.first_chunk
+        if not ingest_starts_now(
+            received=self.size - first_bytes, expected=self.expected - first_bytes, elapsed=now - first_at
+        ):
+            return
+        receive_into, self.receive_into = self.receive_into, None  # asked once
+        # The writer keeps writing to the same file: moved, it is the ingest's upload.
+        self.receiving = receive_into(self.file_name or "upload", self.path, self.expected)
+        if self.receiving is not None:
+            self.path = self.receiving_path = ingest_upload_path(self.receiving)
+            self.staged[0] = self.path
+
     def file_complete(self, file_size):
         sha256 = self.writer.finish()
         self._close()
-        if self.receiving is not None and self.path == ingest_upload_path(self.receiving):
+        if self.receiving is not None and self.path == self.receiving_path:
             # Every byte is in: its reader can finish; the service's checks decide whether it is kept.
             mark_written(self.path, size=file_size, stale_seconds=settings.STUDIO_UPLOAD_STALE_SECONDS)
             return StagedUpload(
@@ -179,8 +212,9 @@ class StagedUploadHandler(FileUploadHandler):
         if self.receiving is not None:
             message = "The upload was cut off or refused before the whole file was accepted; nothing was stored."
             ingest_receive_refuse(ingest=self.receiving, message=message)
-        for path in self.staged[1 if self.receiving is not None else 0 :]:
-            path.unlink(missing_ok=True)
+        for path in self.staged:
+            if path != self.receiving_path:
+                path.unlink(missing_ok=True)
 
     def _close(self):
         if self.fh is not None:
@@ -243,11 +277,10 @@ def upload_admitted(request, *, workspace):
         framing=MULTIPART_ALLOWANCE,
         too_large=too_large_message(),
     )
-    announced = _content_length(request)
 
-    def receive_into(file_name: str):
+    def receive_into(file_name: str, staged: Path, expected_size: int):
         return ingest_receive_start(
-            actor=request.user, workspace=workspace, file_name=file_name, expected_size=announced
+            actor=request.user, workspace=workspace, file_name=file_name, staged=staged, expected_size=expected_size
         )
 
     handler = StagedUploadHandler(request, slot=slot, receive_into=receive_into)
@@ -260,8 +293,10 @@ def upload_admitted(request, *, workspace):
         message = "The upload was cut off or malformed before the whole file arrived; nothing was stored."
         raise UploadRefused(message, status=400, code="interrupted") from None
     finally:
-        handler.discard_all()
-        upload_slot_release(slot=slot)
+        try:
+            handler.discard_all()
+        finally:
+            upload_slot_release(slot=slot)
 
 
 def too_large_message() -> str:

@@ -14,6 +14,7 @@ from compute.jobs.models import Job, JobStatus
 from data.dataio.arriving import state_path
 from data.models import DataAsset, Ingest, IngestStatus, UploadSlot
 from data.services import ingest_upload_path
+from data.uploads import ingest_starts_now
 from studio.services import token_create
 from tests.conftest import wait_for
 
@@ -86,11 +87,11 @@ def test_a_large_upload_is_ingested_while_it_arrives_and_named_by_the_form_at_th
         ("tags", "crm, raw", None),
     )
     sock = start_upload(live_server, workspace.pk, token, body)
-    half = len(body) // 2  # past the first MiB the server reads at a time
-    sock.sendall(body[:half])
+    part = len(body) * 3 // 4  # two of the MiB chunks the server reads: the link's speed is judged
+    sock.sendall(body[:part])
     arriving = running_while_arriving()
     assert arriving.source_name == "customers 2024.csv" and not arriving.source_sha256
-    sock.sendall(body[half:])
+    sock.sendall(body[part:])
     answer = sock.makefile("rb").read1(65536).decode()
     sock.close()
     assert answer.startswith("HTTP/1.1 202"), answer
@@ -116,7 +117,7 @@ def test_an_upload_cut_off_while_its_ingest_runs_fails_it_and_the_node_goes_on(
     token = token_create(user=owner, name="cli").plaintext
     body = multipart(("name", "customers", None), ("file", CUSTOMERS, "customers.csv"))
     sock = start_upload(live_server, workspace.pk, token, body)
-    sock.sendall(body[: len(body) // 2])
+    sock.sendall(body[: len(body) * 3 // 4])
     arriving = running_while_arriving()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # the client goes away
     sock.close()
@@ -159,7 +160,7 @@ def test_an_identical_or_hopeless_file_read_as_it_arrived_is_refused_and_its_ing
     assert again.status_code == 409, again.content
     error = again.json()["error"]
     assert error["code"] == "identical_upload" and f"the upload being ingested (#{queued.pk})" in error["message"]
-    hopeless = post(b"PK\x03\x04" + bytes(range(256)) * 1_000, name="archive")
+    hopeless = post(b"PK\x03\x04" + bytes(range(256)) * 12_000, name="archive")
     assert hopeless.status_code == 400, hopeless.content
     bad_name = post(CUSTOMERS + b"C-99999,,,,,\n", name="x" * 500)
     assert bad_name.status_code == 400, bad_name.content
@@ -194,3 +195,16 @@ def test_the_upload_page_reads_a_large_file_as_it_arrives_and_names_an_identical
 
     again = page_upload("customers")
     assert again.status_code == 409 and "identical to the upload being ingested" in again.content.decode()
+
+
+def test_a_slow_upload_is_ingested_only_for_its_last_stretch():
+    """The ingest starts once the rest of the upload should take no longer than parsing the whole
+    file (at 50 MB/s): at once on a fast link, near the end on a slow one, so no node waits long."""
+    gigabyte = 1_000_000_000
+    assert ingest_starts_now(received=4 << 20, expected=132_000_000, elapsed=0.01)  # 400 MB/s: at once
+    assert not ingest_starts_now(received=1 << 20, expected=132_000_000, elapsed=0.001)  # too early to tell
+    assert ingest_starts_now(received=1 << 20, expected=3_500_000, elapsed=0.01)  # a quarter of a small file
+    # 10 MB/s: 20 s of parsing for 1 GB, so from about 800 MB on (20 s of upload left).
+    assert not ingest_starts_now(received=100_000_000, expected=gigabyte, elapsed=10.0)
+    assert not ingest_starts_now(received=780_000_000, expected=gigabyte, elapsed=78.0)
+    assert ingest_starts_now(received=810_000_000, expected=gigabyte, elapsed=81.0)
