@@ -298,14 +298,16 @@ def ingest_receive_start(
                 actor=actor, workspace=workspace, ingest=ingest, target=default_cluster_for(workspace)
             )
             ingest.save(update_fields=["job"])
-    except (ValidationError, OSError):
-        # The job cannot be taken now (a quota, say), or the upload cannot move (another file
-        # system): the upload stays staged and data_upload says why, if anything is wrong.
-        if path is not None:
+    except Exception as exc:
+        if path is not None:  # the Ingest rolled back: the file goes back to staging
             if path.exists():
                 os.replace(path, staged)
             state_path(path).unlink(missing_ok=True)
-        return None
+        if isinstance(exc, ValidationError | OSError):
+            # The job cannot be taken now (a quota, say), or the file cannot move (another file
+            # system): the upload stays staged, and data_upload says why if anything is wrong.
+            return None
+        raise
     return ingest
 
 
