@@ -329,20 +329,58 @@ def browser():
         chromium.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, so a fixture's teardown knows whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def new_page(browser, live_server):
-    """new_page() -> a Playwright page in a fresh context (its own cookies) on the live server."""
-    contexts = []
+def new_page(request, browser, live_server):
+    """new_page() -> a Playwright page in a fresh context (its own cookies) on the live server.
+    When the test fails, its pages' requests (with their timing) and this process's threads are
+    printed: a wait that timed out shows whether the server answered and where it was stuck."""
+    contexts, network = [], []
+    started = time.monotonic()
+
+    def note(what: str, detail: str) -> None:
+        network.append(f"{time.monotonic() - started:8.3f}s {what} {detail}")
 
     def make():
         context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 800})
         context.set_default_timeout(15000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("request", lambda r: note("->", f"{r.method} {r.url}"))
+        page.on("response", lambda r: note("<-", f"{r.status} {r.url}"))
+        page.on("requestfailed", lambda r: note("!!", f"{r.failure} {r.url}"))
+        page.on("framenavigated", lambda f: f.parent_frame is None and note("at", f.url))
+        return page
 
     yield make
+    call = getattr(request.node, "report_call", None)
+    if call is not None and call.failed:
+        _print_failure_context(network)
     for context in contexts:
         context.close()
+
+
+def _print_failure_context(network: list[str]) -> None:
+    import threading
+    import traceback
+
+    print("--- the pages' requests (static files left out) ---")
+    print("\n".join(line for line in network if "/static/" not in line))
+    print("--- this process's threads ---")
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        stack = traceback.format_stack(frame)
+        if "handle_one_request" in "".join(stack[-3:]):
+            continue  # a server thread waiting for the browser's next request on a kept-alive connection
+        print(f"thread {names.get(ident, ident)}:")
+        print("".join(stack[-8:]))
 
 
 def login(page, username: str, password: str = PASSWORD):
@@ -351,6 +389,14 @@ def login(page, username: str, password: str = PASSWORD):
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def htmx_settled(page, live: str | None = None) -> None:
+    """Wait until htmx has no request, swap or settle under way; with `live` (a selector), also
+    until htmx has processed that element, so a swapped-in field reacts to the next change."""
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    if live:
+        page.wait_for_function("s => !!(htmx.find(s)?.['htmx-internal-data'] || {}).initHash", arg=live)
 
 
 # --- Compute: the local agent and the reconciler, running as they do in production ------------

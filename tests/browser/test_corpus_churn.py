@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from compute.models import TargetKind
 from compute.services import default_cluster_for, target_create, target_update
-from tests.conftest import login
+from tests.conftest import htmx_settled, login
 from training.models import ModelVersion
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -46,7 +46,9 @@ def test_the_churn_file_goes_from_upload_to_a_yes_no_prediction_in_the_browser(
     version_option = page.locator("select[name=data_version_id] option", has_text="churn").first
     page.select_option("select[name=data_version_id]", version_option.get_attribute("value"))
     first_select.wait_for_element_state("hidden")  # replaced by the chosen data's columns (htmx)
-    page.select_option("select[name=target_column]", "churned")
+    htmx_settled(page, "#id_target_column")
+    page.select_option("select[name=target_column]", "churned")  # reloads the task and its algorithms
+    htmx_settled(page, "#id_algorithm")
     if page.locator("select[name=algorithm]").input_value() != "logistic_regression":
         with page.expect_response(re.compile(r"algorithm=logistic_regression")):
             page.select_option("select[name=algorithm]", "logistic_regression")

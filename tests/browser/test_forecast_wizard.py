@@ -21,17 +21,11 @@ from compute.models import Node, NodeStatus, TargetKind
 from compute.services import target_create
 from data.models import DataVersion
 from endpoints import serving
-from tests.conftest import login, wait_for
+from tests.conftest import htmx_settled, login, wait_for
 from tests.ml.forecast_data import messy_sales
 from training.models import TrainingJobKind
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
-
-
-def settled(page) -> None:
-    """Wait until htmx has no request, swap or settle under way (swapped-in fields are live)."""
-    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
-    page.wait_for_function("() => !!(htmx.find('#id_task')?.['htmx-internal-data'] || {}).initHash")
 
 
 @pytest.mark.parametrize("broker", ["redis"], indirect=True)
@@ -65,13 +59,13 @@ def test_forecasting_from_the_wizard_to_the_result_page(
     page.wait_for_load_state("networkidle")
     page.locator("#automl-columns select#id_target_column").select_option("Units Sold")
     expect(page.locator("#id_task")).to_have_value("regression")  # the suggestion for a numeric target
-    settled(page)
+    htmx_settled(page, "#id_task")
     with page.expect_response(lambda response: "task=forecasting" in response.url):
         page.select_option("#id_task", "forecasting")
     settings = page.get_by_test_id("forecast-settings")
     expect(settings).to_be_visible()
     expect(page.locator("#id_primary_metric option", has_text="MASE")).to_have_count(1)
-    settled(page)
+    htmx_settled(page, "#id_task")
     # the time column chosen: the frequency the data has, inferred before the run
     with page.expect_response(lambda response: "/automl/frequency/" in response.url):
         page.select_option("#id_time_column", "Date")

@@ -11,17 +11,11 @@ from compute.jobs.models import Job
 from compute.models import TargetKind
 from compute.services import target_create
 from data.services import data_version_from_file
-from tests.conftest import login
+from tests.conftest import htmx_settled, login
 from tests.training.regression_data import TARGET, write_houses
 from training.models import TrainingJobKind
 
 pytestmark = [pytest.mark.browser]
-
-
-def settled(page) -> None:
-    """Wait until htmx has no request, swap or settle under way (swapped-in fields are live)."""
-    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
-    page.wait_for_function("() => !!(htmx.find('#id_task')?.['htmx-internal-data'] || {}).initHash")
 
 
 def test_the_wizard_suggests_regression_for_a_numeric_target(new_page, owner, workspace, tmp_path):
@@ -50,12 +44,12 @@ def test_the_wizard_suggests_regression_for_a_numeric_target(new_page, owner, wo
     # (each swap awaited: a second choice made while the first's answer is on its way would be undone by it)
     # (each swap awaited, and htmx done with the new fields before the next choice: a select swapped
     # in but not yet processed by htmx would take the choice without asking the server)
-    settled(page)
+    htmx_settled(page, "#id_task")
     with page.expect_response(lambda response: "task=classification" in response.url):
         page.select_option("#id_task", "classification")
     expect(page.locator("#id_primary_metric option", has_text="AUC weighted")).to_have_count(1)
     expect(page.locator("#automl-algorithms")).to_contain_text("Logistic regression")
-    settled(page)
+    htmx_settled(page, "#id_task")
     with page.expect_response(lambda response: "task=regression" in response.url):
         page.select_option("#id_task", "regression")
     expect(page.locator("#id_primary_metric option", has_text="R²")).to_have_count(1)
