@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute.jobs.models import Job
-from compute.jobs.services import job_cancel, job_submit
+from compute.jobs.services import job_cancel, job_display_name_set, job_submit
 from compute.services import default_cluster_for
 from data.connectors import (
     S3Location,
@@ -323,7 +323,7 @@ def _ingest_receive_accept(*, ingest: Ingest, upload, name: str, description: st
             source_sha256=sha256,
         )
         if accepted:
-            Job.objects.filter(pk=ingest.job_id).update(display_name=f"Ingest {name} ({ingest.source_name})"[:200])
+            job_display_name_set(job_id=ingest.job_id, display_name=f"Ingest {name} ({ingest.source_name})")
     if accepted:
         mark_received(upload.path, size=upload.size)
     else:  # the job failed on the part it read (its error says why) and removed the file

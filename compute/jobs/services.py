@@ -286,6 +286,12 @@ def job_detached_finish(*, job_id: int, status: str, reason: str, result: dict |
     return True
 
 
+def job_display_name_set(*, job_id: int, display_name: str) -> None:
+    """Rename a job the studio made for the user (an ingest learns its data's name once the form
+    that named it has arrived)."""
+    Job.objects.filter(pk=job_id).update(display_name=display_name[:200])
+
+
 # --- User actions ----------------------------------------------------------------------------------
 def job_cancel(*, actor, job: Job) -> Job:
     """Cancel: a queued job never starts; a running one is stopped by its node within seconds."""

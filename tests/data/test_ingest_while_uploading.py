@@ -127,7 +127,7 @@ def test_an_upload_cut_off_while_its_ingest_runs_fails_it_and_the_node_goes_on(
     assert "cut off" in ingest.error["message"]
     assert not DataAsset.objects.exists()
     wait_for(lambda: not UploadSlot.objects.exists(), message="the upload slot to be freed")
-    wait_for(lambda: files_under(settings) == [] or not any("uploads" in f for f in files_under(settings)))
+    wait_for(lambda: not any("uploads" in f for f in files_under(settings)), message="the cut-off upload to be removed")
     wait_for(lambda: not Job.objects.get(pk=ingest.job_id).is_active, timeout=60, message="the job to end")
 
     small = io.BytesIO(b"a,b\n1,yes\n2,no\n")
