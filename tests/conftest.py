@@ -11,7 +11,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -368,9 +370,6 @@ def new_page(request, browser, live_server):
 
 
 def _print_failure_context(network: list[str]) -> None:
-    import threading
-    import traceback
-
     print("--- the pages' requests (static files left out) ---")
     print("\n".join(line for line in network if "/static/" not in line))
     print("--- this process's threads ---")
@@ -404,8 +403,6 @@ class BackgroundLoop:
     """Runs `tick()` every `interval` seconds in a thread until stopped."""
 
     def __init__(self, tick, interval: float):
-        import threading
-
         self.tick, self.interval = tick, interval
         self.stop_event = threading.Event()
         self.errors: list[BaseException] = []
