@@ -10,8 +10,8 @@ parsed after it arrives, as before). The same generated CSV (1,000,000 rows × 2
 is uploaded through the API, paced by the client to the link's speed, alternately to each server.
 The figure is the median time from the upload's answer (its last byte in) to the version being
 ready (the ingest's finished_at); each round also says how long the node ran the job (the ingest
-starts once the rest of the upload should take no longer than parsing the file at 50 MB/s). Goal: ready after the last byte in at most half the time the
-after-upload ingest takes.
+starts once the rest of the upload should take no longer than parsing the file at 50 MB/s).
+Goal: ready after the last byte in at most half the time the after-upload ingest takes.
 """
 
 import argparse

@@ -11,8 +11,11 @@ from workspaces.services import activity_record
 
 from .models import Experiment
 
-# Any printable text (MLflow's experiment names are free text): no control characters.
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}\Z")
+# Any printable text (MLflow's experiment names are free text): no control characters, not only
+# spaces. The API's schema states the same pattern (ExperimentIn), so clients see the rule.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
+NAME_MAX_LENGTH = 100
+_NAME = re.compile(NAME_PATTERN)
 NAME_RULE = "Use 1–100 characters, with no control characters."
 
 
@@ -21,7 +24,7 @@ def experiment_create(*, actor, workspace: Workspace, name: str, description: st
     workspace; surrounding spaces are dropped."""
     require(actor, workspace, Action.WRITE)
     name = (name or "").strip()
-    if not _NAME.match(name):
+    if len(name) > NAME_MAX_LENGTH or not _NAME.match(name):
         raise ValidationError({"name": NAME_RULE})
     description = (description or "").strip()
     if len(description) > 500:

@@ -6,6 +6,8 @@ from studio.api.inputs import InputSerializer, QueryInputSerializer
 from studio.ids import MAX_ID_DIGITS
 
 from ..experiment_selectors import COLUMN_NAME, DEFAULT_SORT, MAX_COLUMNS
+from ..experiment_services import NAME_MAX_LENGTH as EXPERIMENT_NAME_MAX_LENGTH
+from ..experiment_services import NAME_PATTERN as EXPERIMENT_NAME_PATTERN
 from ..experiment_services import NAME_RULE as EXPERIMENT_NAME_RULE
 from ..models import Experiment
 from ..selectors import job_task
@@ -138,15 +140,10 @@ class ExperimentOut(serializers.ModelSerializer):
         fields = ["id", "name", "description", "created_at"]
 
 
-# An experiment's name, as the service takes it: free text with no control characters and not
-# only spaces (the pattern puts that in the schema too).
-EXPERIMENT_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
-
-
 class ExperimentIn(InputSerializer):
     name = serializers.RegexField(
-        EXPERIMENT_NAME_PATTERN,
-        max_length=100,
+        EXPERIMENT_NAME_PATTERN,  # the service's rule, stated in the schema
+        max_length=EXPERIMENT_NAME_MAX_LENGTH,
         error_messages={"invalid": EXPERIMENT_NAME_RULE},
         help_text="Any text without control characters, unique here.",
     )
